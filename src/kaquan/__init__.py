@@ -1,0 +1,1 @@
+"""kaquan: one central inventory of digital codes, sold through every channel."""

@@ -1,0 +1,12 @@
+"""Every module's tables on the one MetaData (for migrations and test fixtures)."""
+
+from kaquan.audit import models as _audit  # noqa: F401
+from kaquan.catalog import models as _catalog  # noqa: F401
+from kaquan.inventory import models as _inventory  # noqa: F401
+from kaquan.kit import keys as _keys  # noqa: F401
+from kaquan.kit import outbox as _outbox  # noqa: F401
+from kaquan.kit.models import Base
+from kaquan.orders import models as _orders  # noqa: F401
+from kaquan.payments import models as _payments  # noqa: F401
+
+metadata = Base.metadata

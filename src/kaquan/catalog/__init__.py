@@ -1,0 +1,1 @@
+"""Products and SKUs: what is sold, at what price, and what its codes must look like."""

@@ -1,0 +1,22 @@
+from kaquan.kit.errors import Conflict, NotFound
+
+
+class SkuNotFound(NotFound):
+    code = "sku_not_found"
+
+    def __init__(self, sku: int | str) -> None:
+        super().__init__(f"no SKU {sku!r}", sku=sku)
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"no product {product_id}", product_id=product_id)
+
+
+class SkuCodeTaken(Conflict):
+    code = "sku_code_taken"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"a SKU with code {code!r} exists already", sku_code=code)

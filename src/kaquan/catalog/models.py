@@ -1,0 +1,43 @@
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kaquan.kit.models import Base, UTCDateTime
+
+PRODUCT_KINDS = ("membership", "game_points", "virtual_item", "voucher", "gift_card")
+STOCK_KINDS = ("codes", "segment")
+
+
+class Product(Base):
+    __tablename__ = "catalog_products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Sku(Base):
+    __tablename__ = "catalog_skus"
+    __table_args__ = (
+        CheckConstraint("price_minor >= 0 AND cost_minor >= 0 AND face_value_minor >= 0", name="money_not_negative"),
+        CheckConstraint("max_per_order >= 1", name="max_per_order_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("catalog_products.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    face_value_minor: Mapped[int] = mapped_column(Integer)
+    price_minor: Mapped[int] = mapped_column(Integer)
+    cost_minor: Mapped[int] = mapped_column(Integer)
+    stock_kind: Mapped[str] = mapped_column(String(16), default="codes")
+    code_rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    encrypt_card_no: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_per_order: Mapped[int] = mapped_column(Integer, default=10)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime(), nullable=False)

@@ -1,0 +1,68 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kaquan.catalog.rules import CodeRule
+from kaquan.kit.money import supported_currencies
+
+ProductKind = Literal["membership", "game_points", "virtual_item", "voucher", "gift_card"]
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: ProductKind
+    description: str = Field(default="", max_length=4000)
+
+
+class ProductOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: str
+    description: str
+    active: bool
+    created_at: datetime
+
+
+class SkuCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: int
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    currency: str = Field(default="CNY", min_length=3, max_length=3)
+    face_value_minor: int = Field(ge=0, le=10**12)
+    price_minor: int = Field(ge=0, le=10**12)
+    cost_minor: int = Field(default=0, ge=0, le=10**12)
+    stock_kind: Literal["codes", "segment"] = "codes"
+    code_rule: CodeRule = Field(default_factory=CodeRule)
+    encrypt_card_no: bool = False
+    max_per_order: int = Field(default=10, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _known_currency(self) -> "SkuCreate":
+        if self.currency not in supported_currencies():
+            raise ValueError(f"currency must be one of {', '.join(supported_currencies())}")
+        return self
+
+
+class SkuOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    product_id: int
+    code: str
+    name: str
+    currency: str
+    face_value_minor: int
+    price_minor: int
+    cost_minor: int
+    stock_kind: str
+    code_rule: CodeRule
+    encrypt_card_no: bool
+    max_per_order: int
+    active: bool

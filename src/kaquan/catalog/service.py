@@ -1,0 +1,84 @@
+"""Create and read products and SKUs."""
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.audit import service as audit
+from kaquan.catalog.errors import ProductNotFound, SkuCodeTaken, SkuNotFound
+from kaquan.catalog.models import Product, Sku
+from kaquan.catalog.rules import CodeRule
+from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.kit import clock
+from kaquan.kit.money import Money
+
+
+async def create_product(session: AsyncSession, data: ProductCreate, *, actor: str) -> Product:
+    product = Product(name=data.name, kind=data.kind, description=data.description, active=True, created_at=clock.now())
+    session.add(product)
+    await session.flush()
+    await audit.record(session, actor, "product.created", target=f"product:{product.id}", after={"name": data.name})
+    return product
+
+
+async def create_sku(session: AsyncSession, data: SkuCreate, *, actor: str) -> Sku:
+    if await session.get(Product, data.product_id) is None:
+        raise ProductNotFound(data.product_id)
+    sku = Sku(
+        product_id=data.product_id,
+        code=data.code,
+        name=data.name,
+        currency=data.currency,
+        face_value_minor=data.face_value_minor,
+        price_minor=data.price_minor,
+        cost_minor=data.cost_minor,
+        stock_kind=data.stock_kind,
+        code_rule=data.code_rule.model_dump(exclude_none=True),
+        encrypt_card_no=data.encrypt_card_no,
+        max_per_order=data.max_per_order,
+        active=True,
+        created_at=clock.now(),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(sku)
+    except IntegrityError:
+        raise SkuCodeTaken(data.code) from None
+    await audit.record(
+        session,
+        actor,
+        "sku.created",
+        target=f"sku:{sku.id}",
+        after={"code": sku.code, "price_minor": sku.price_minor, "currency": sku.currency},
+    )
+    return sku
+
+
+async def get_sku(session: AsyncSession, sku_ref: int | str) -> Sku:
+    """A SKU by id or by its code."""
+    if isinstance(sku_ref, int) or (isinstance(sku_ref, str) and sku_ref.isdigit()):
+        sku = await session.get(Sku, int(sku_ref))
+    else:
+        sku = (await session.execute(select(Sku).where(Sku.code == sku_ref))).scalar_one_or_none()
+    if sku is None:
+        raise SkuNotFound(sku_ref)
+    return sku
+
+
+def price_of(sku: Sku) -> Money:
+    return Money(sku.price_minor, sku.currency)
+
+
+def rule_of(sku: Sku) -> CodeRule:
+    return CodeRule.model_validate(sku.code_rule)
+
+
+async def list_products(session: AsyncSession) -> list[Product]:
+    return list((await session.execute(select(Product).order_by(Product.id))).scalars())
+
+
+async def list_skus(session: AsyncSession, *, active_only: bool = False) -> list[Sku]:
+    stmt = select(Sku).order_by(Sku.product_id, Sku.id)
+    if active_only:
+        stmt = stmt.where(Sku.active.is_(True))
+    return list((await session.execute(stmt)).scalars())

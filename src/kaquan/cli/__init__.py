@@ -1,0 +1,1 @@
+"""The `kaquan` command line: serve, worker, migrate, demo, catalog and stock, bench."""

@@ -1,0 +1,120 @@
+"""`kaquan import`, `kaquan segment add` and `kaquan stock`."""
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kaquan.catalog import service as catalog
+from kaquan.cli.common import console, run
+from kaquan.inventory import importing
+from kaquan.inventory.importing import ImportResult
+from kaquan.inventory.parsing import parse_code_file
+from kaquan.inventory.stock import Stock, stock
+from kaquan.runtime import Runtime
+
+segments = typer.Typer(help="Segment stock (号段): contiguous serial ranges.", no_args_is_help=True)
+ACTOR = "cli"
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007 (a calendar date, no time)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2027-12-31") from None
+
+
+def import_codes(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="the code file")],
+    sku: Annotated[str, typer.Option(help="SKU code or id")],
+    supplier: str = "",
+    unit_cost: Annotated[int, typer.Option(help="unit cost in minor units")] = 0,
+    expires: Annotated[str | None, typer.Option(help="expiry date of the batch, YYYY-MM-DD")] = None,
+    warehouse: str = "main",
+    layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
+    encoding: Annotated[str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="import the good lines and report the bad ones")] = False,
+) -> None:
+    """Import a batch of codes: one per line, `card_no,secret` lines, or CSV with a header."""
+    meta = importing.BatchMeta(
+        supplier=supplier, unit_cost_minor=unit_cost, expires_on=_date(expires), warehouse=warehouse, source=file.name
+    )
+
+    async def work(rt: Runtime) -> ImportResult:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
+            reading = bar.add_task("reading", total=None)
+            parsed = parse_code_file(file.read_bytes(), layout=layout, encoding=encoding)
+            bar.update(reading, total=1, completed=1, description=f"read {len(parsed.lines)} codes ({parsed.encoding}, {parsed.layout})")
+            sealing = bar.add_task("sealing and storing", total=len(parsed.lines))
+            async with rt.db.transaction() as session:
+                target = await catalog.get_sku(session, sku)
+                return await importing.import_codes(
+                    rt.db,
+                    session,
+                    rt.vault,
+                    target,
+                    parsed,
+                    meta,
+                    actor=ACTOR,
+                    skip_invalid=skip_invalid,
+                    progress=lambda n: bar.advance(sealing, n),
+                )
+
+    result = run(work)
+    console.print(f"batch {result.batch_id}: {result.imported} codes imported")
+    for problem in result.skipped:
+        console.print(f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False)
+
+
+@segments.command("add")
+def add_segment(
+    sku: Annotated[str, typer.Option(help="SKU code or id (stock kind: segment)")],
+    start: Annotated[int, typer.Option(help="first serial")],
+    end: Annotated[int, typer.Option(help="last serial (inclusive)")],
+    width: Annotated[int, typer.Option(help="digits of a serial, zero-padded")],
+    prefix: str = "",
+    supplier: str = "",
+    unit_cost: int = 0,
+    expires: str | None = None,
+    warehouse: str = "main",
+) -> None:
+    """Add a contiguous serial range prefix+[start..end] as one segment."""
+    meta = importing.BatchMeta(supplier=supplier, unit_cost_minor=unit_cost, expires_on=_date(expires), warehouse=warehouse)
+
+    async def work(rt: Runtime) -> int:
+        async with rt.db.transaction() as session:
+            target = await catalog.get_sku(session, sku)
+            batch = await importing.add_segment(
+                rt.db, session, target, prefix=prefix, width=width, start=start, end=end, meta=meta, actor=ACTOR
+            )
+            return batch.id
+
+    console.print(f"segment batch {run(work)}: {end - start + 1} serials added")
+
+
+def show_stock(sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None) -> None:
+    """Stock per SKU and warehouse: available, reserved, sold, voided."""
+
+    async def work(rt: Runtime) -> tuple[list[Stock], dict[int, str]]:
+        async with rt.db.read() as session:
+            sku_id = (await catalog.get_sku(session, sku)).id if sku else None
+            names = {s.id: s.code for s in await catalog.list_skus(session)}
+            return await stock(session, sku_id=sku_id), names
+
+    rows, names = run(work)
+    table = Table("SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up")
+    for row in rows:
+        table.add_row(
+            names.get(row.sku_id, str(row.sku_id)),
+            row.warehouse,
+            *(str(n) for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)),
+            "yes" if row.adds_up else "[red]NO[/]",
+        )
+    console.print(table)

@@ -1,0 +1,118 @@
+"""Demo data: a few products with freshly generated codes, so the shop has something to sell."""
+
+import secrets
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.catalog import service as catalog
+from kaquan.catalog.rules import CodeRule
+from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.inventory import importing
+from kaquan.inventory.parsing import parse_code_file
+from kaquan.runtime import Runtime
+
+ACTOR = "demo"
+_ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def _code(length: int) -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+async def seed(rt: Runtime) -> bool:
+    """Create the demo catalog and stock once; returns False when the shop already has products."""
+    async with rt.db.transaction() as session:
+        if await catalog.list_products(session):
+            return False
+        await _video_membership(rt, session)
+        await _game_card(rt, session)
+        await _gift_card_segment(rt, session)
+    return True
+
+
+async def _video_membership(rt: Runtime, session: AsyncSession) -> None:
+    product = await catalog.create_product(
+        session, ProductCreate(name="视频会员 Video membership", kind="membership", description="一个月 · one month"), actor=ACTOR
+    )
+    sku = await catalog.create_sku(
+        session,
+        SkuCreate(
+            product_id=product.id,
+            code="VIDEO-1M",
+            name="Monthly 月卡",
+            face_value_minor=2500,
+            price_minor=1990,
+            cost_minor=1500,
+            code_rule=CodeRule(min_length=16, max_length=16, alphabet="upper_alnum"),
+            max_per_order=5,
+        ),
+        actor=ACTOR,
+    )
+    data = "\n".join(_code(16) for _ in range(60)).encode()
+    await importing.import_codes(
+        rt.db, session, rt.vault, sku, parse_code_file(data), importing.BatchMeta(supplier="Demo supplier"), actor=ACTOR
+    )
+
+
+async def _game_card(rt: Runtime, session: AsyncSession) -> None:
+    product = await catalog.create_product(
+        session, ProductCreate(name="游戏点卡 Game point card", kind="game_points", description="100 点 · 100 points"), actor=ACTOR
+    )
+    sku = await catalog.create_sku(
+        session,
+        SkuCreate(
+            product_id=product.id,
+            code="GAME-100",
+            name="100 points 100点",
+            face_value_minor=1000,
+            price_minor=950,
+            cost_minor=880,
+            code_rule=CodeRule(card_no_required=True, min_length=12, max_length=12, alphabet="digits"),
+            encrypt_card_no=True,
+            max_per_order=10,
+        ),
+        actor=ACTOR,
+    )
+    lines = ["卡号,卡密,有效期"] + [
+        f"G100{n:08d},{secrets.randbelow(10**12):012d},2027-12-31" for n in range(1, 41)
+    ]
+    await importing.import_codes(
+        rt.db,
+        session,
+        rt.vault,
+        sku,
+        parse_code_file("\n".join(lines).encode("gb18030")),
+        importing.BatchMeta(supplier="Demo game publisher", unit_cost_minor=880),
+        actor=ACTOR,
+    )
+
+
+async def _gift_card_segment(rt: Runtime, session: AsyncSession) -> None:
+    product = await catalog.create_product(
+        session, ProductCreate(name="礼品卡 Gift card (segment)", kind="gift_card", description="号段卡 · serial range"), actor=ACTOR
+    )
+    sku = await catalog.create_sku(
+        session,
+        SkuCreate(
+            product_id=product.id,
+            code="GIFT-50",
+            name="¥50 gift card 50元礼品卡",
+            face_value_minor=5000,
+            price_minor=4800,
+            cost_minor=4500,
+            stock_kind="segment",
+            max_per_order=1000,
+        ),
+        actor=ACTOR,
+    )
+    await importing.add_segment(
+        rt.db,
+        session,
+        sku,
+        prefix="GC",
+        width=8,
+        start=10_000_001,
+        end=10_005_000,
+        meta=importing.BatchMeta(supplier="Demo card issuer"),
+        actor=ACTOR,
+    )

@@ -1,0 +1,1 @@
+"""The one central inventory: code batches, segments, warehouses, claims and stock."""

@@ -1,0 +1,79 @@
+"""Opening the codes sold to an order, for the buyer it was sold to."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
+from kaquan.inventory.vault import Vault
+
+_DELIVERED = ("sold", "redeemed")
+
+
+@dataclass(frozen=True)
+class DeliveredCode:
+    code_id: int
+    card_no: str | None
+    secret: str
+    expires_on: str | None
+
+
+@dataclass(frozen=True)
+class DeliveredRange:
+    prefix: str
+    width: int
+    first: int
+    last: int
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def serial(self, n: int) -> str:
+        return f"{self.prefix}{n:0{self.width}d}"
+
+    @property
+    def first_code(self) -> str:
+        return self.serial(self.first)
+
+    @property
+    def last_code(self) -> str:
+        return self.serial(self.last)
+
+
+async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int) -> list[DeliveredCode]:
+    rows = await session.execute(
+        select(Code.id, Code.fingerprint, Code.card_no, Code.card_no_sealed, Code.secret_sealed, Code.expires_on, Batch.wrapped_key)
+        .join(Batch, Batch.id == Code.batch_id)
+        .where(Code.order_id == order_id, Code.status.in_(_DELIVERED))
+        .order_by(Code.id)
+    )
+    delivered = []
+    for row in rows:
+        box = vault.box(row.wrapped_key)
+        card_no = box.open(row.card_no_sealed, row.fingerprint) if row.card_no_sealed else row.card_no
+        delivered.append(
+            DeliveredCode(
+                row.id,
+                card_no,
+                box.open(row.secret_sealed, row.fingerprint),
+                row.expires_on.isoformat() if row.expires_on else None,
+            )
+        )
+    return delivered
+
+
+async def ranges_of_order(session: AsyncSession, order_id: int) -> list[DeliveredRange]:
+    rows = await session.execute(
+        select(Segment.prefix, Segment.width, SegmentRange.first_serial, SegmentRange.last_serial)
+        .join(Segment, Segment.id == SegmentRange.segment_id)
+        .where(SegmentRange.order_id == order_id, SegmentRange.status.in_(_DELIVERED))
+        .order_by(SegmentRange.first_serial)
+    )
+    return [DeliveredRange(r.prefix, r.width, r.first_serial, r.last_serial) for r in rows]
+
+
+def mask(secret: str) -> str:
+    """Show only enough of a secret to recognise it: the last four characters."""
+    return "•" * max(len(secret) - 4, 4) + secret[-4:] if len(secret) > 4 else "•" * 8

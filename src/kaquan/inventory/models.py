@@ -1,0 +1,137 @@
+"""Inventory tables. Codes and segment ranges carry an opaque `order_id`: inventory knows a holder, not orders."""
+
+from datetime import date
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kaquan.kit.models import Base, BigId, UTCDateTime
+
+CODE_STATUSES = ("available", "reserved", "sold", "redeemed", "voided")
+_STATUS_CHECK = "status IN ('available', 'reserved', 'sold', 'redeemed', 'voided')"
+_AVAILABLE = text("status = 'available'")
+
+
+class Warehouse(Base):
+    __tablename__ = "inventory_warehouses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Batch(Base):
+    """One import: a file of unique codes, or one segment (号段)."""
+
+    __tablename__ = "inventory_batches"
+    __table_args__ = (
+        CheckConstraint("kind IN ('codes', 'segment')", name="kind_known"),
+        CheckConstraint("unit_cost_minor >= 0", name="unit_cost_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("catalog_skus.id"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("inventory_warehouses.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    supplier: Mapped[str] = mapped_column(String(200), default="")
+    unit_cost_minor: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    quantity: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(300), default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Code(Base):
+    """One unique code (唯一码). The secret is sealed under its batch key; the fingerprint is unique forever."""
+
+    __tablename__ = "inventory_codes"
+    __table_args__ = (
+        CheckConstraint(_STATUS_CHECK, name="status_known"),
+        # The claim index covers available rows only: a claim never walks the sold history.
+        Index(
+            "ix_inventory_codes_claim",
+            "sku_id",
+            "expires_on",
+            "id",
+            postgresql_where=_AVAILABLE,
+            sqlite_where=_AVAILABLE,
+        ),
+        Index("ix_inventory_codes_stock", "sku_id", "warehouse_id", "status"),
+        Index("ix_inventory_codes_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("inventory_batches.id"))
+    sku_id: Mapped[int] = mapped_column(Integer)
+    warehouse_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    card_no: Mapped[str | None] = mapped_column(String(128))
+    card_no_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    order_id: Mapped[int | None] = mapped_column(BigId)
+    hold_until = mapped_column(UTCDateTime(), nullable=True)
+    sold_at = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Segment(Base):
+    """A contiguous serial range (号段) imported as one record: prefix + zero-padded serial of `width` digits."""
+
+    __tablename__ = "inventory_segments"
+    __table_args__ = (
+        CheckConstraint("start_serial >= 0 AND end_serial >= start_serial", name="range_valid"),
+        Index("ix_inventory_segments_prefix", "prefix", "width"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("inventory_batches.id"), unique=True)
+    sku_id: Mapped[int] = mapped_column(Integer)
+    prefix: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    start_serial: Mapped[int] = mapped_column(BigId)
+    end_serial: Mapped[int] = mapped_column(BigId)
+
+
+class SegmentRange(Base):
+    """A piece of a segment in one state. The pieces of a segment partition it exactly."""
+
+    __tablename__ = "inventory_segment_ranges"
+    __table_args__ = (
+        CheckConstraint(_STATUS_CHECK, name="status_known"),
+        CheckConstraint("last_serial >= first_serial", name="range_valid"),
+        Index(
+            "ix_inventory_segment_ranges_claim",
+            "sku_id",
+            "expires_on",
+            "id",
+            postgresql_where=_AVAILABLE,
+            sqlite_where=_AVAILABLE,
+        ),
+        Index("ix_inventory_segment_ranges_order", "order_id"),
+        Index("ix_inventory_segment_ranges_stock", "sku_id", "warehouse_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("inventory_segments.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(Integer)
+    warehouse_id: Mapped[int] = mapped_column(Integer)
+    first_serial: Mapped[int] = mapped_column(BigId)
+    last_serial: Mapped[int] = mapped_column(BigId)
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    order_id: Mapped[int | None] = mapped_column(BigId)
+    hold_until = mapped_column(UTCDateTime(), nullable=True)
+    sold_at = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,70 @@
+"""Stock by SKU and warehouse, derived from the rows themselves (never from a cached counter)."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.inventory.models import Batch, Code, SegmentRange, Warehouse
+
+_RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
+
+
+@dataclass
+class Stock:
+    """Units per state. `sold` includes `redeemed`; the equation is available+reserved+sold+voided = imported."""
+
+    sku_id: int
+    warehouse: str
+    imported: int = 0
+    available: int = 0
+    reserved: int = 0
+    sold: int = 0
+    redeemed: int = 0
+    voided: int = 0
+
+    @property
+    def adds_up(self) -> bool:
+        return self.available + self.reserved + self.sold + self.voided == self.imported
+
+
+async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Stock]:
+    """One row per (SKU, warehouse) that ever received stock."""
+    warehouses = dict((await session.execute(select(Warehouse.id, Warehouse.code))).tuples().all())
+    rows: dict[tuple[int, int], Stock] = {}
+
+    def row(sku: int, warehouse: int) -> Stock:
+        return rows.setdefault((sku, warehouse), Stock(sku, warehouses[warehouse]))
+
+    imported = select(Batch.sku_id, Batch.warehouse_id, func.sum(Batch.quantity)).group_by(
+        Batch.sku_id, Batch.warehouse_id
+    )
+    codes = select(Code.sku_id, Code.warehouse_id, Code.status, func.count()).group_by(
+        Code.sku_id, Code.warehouse_id, Code.status
+    )
+    serials = select(SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status, func.sum(_RANGE_SIZE)).group_by(
+        SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status
+    )
+    if sku_id is not None:
+        imported = imported.where(Batch.sku_id == sku_id)
+        codes = codes.where(Code.sku_id == sku_id)
+        serials = serials.where(SegmentRange.sku_id == sku_id)
+    for sku, warehouse, total in (await session.execute(imported)).tuples():
+        row(sku, warehouse).imported = int(total)
+    for stmt in (codes, serials):
+        for sku, warehouse, status, units in (await session.execute(stmt)).tuples():
+            entry = row(sku, warehouse)
+            if status == "redeemed":
+                entry.redeemed += int(units)
+                entry.sold += int(units)
+            else:
+                setattr(entry, status, getattr(entry, status) + int(units))
+    return sorted(rows.values(), key=lambda s: (s.sku_id, s.warehouse))
+
+
+async def available_by_sku(session: AsyncSession) -> dict[int, int]:
+    """Available units per SKU, for display (the shop's 'in stock' badges)."""
+    result: dict[int, int] = {}
+    for entry in await stock(session):
+        result[entry.sku_id] = result.get(entry.sku_id, 0) + entry.available
+    return result

@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing: configuration, database, money, errors, crypto, outbox."""

@@ -1,0 +1,33 @@
+"""Settings from `KAQUAN_*` environment variables, with embedded defaults under `./var/`."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAQUAN_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, description="sqlite:///path.db or postgresql://user@host:5432/db; default: var/kaquan.db"
+    )
+    redis_url: str | None = None
+    master_key: str | None = Field(default=None, description="base64 of 32 random bytes")
+    admin_token: str | None = None
+    dev_gateway_secret: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    hold_minutes: int = Field(default=15, ge=1, description="how long an unpaid order holds its codes")
+    max_per_order: int = Field(default=100, ge=1, description="hard cap on quantity per order, all SKUs")
+    lookup_per_minute: int = Field(default=10, ge=1, description="order lookups allowed per IP per minute")
+    lock_timeout_ms: int = Field(default=2000, ge=10)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'kaquan.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

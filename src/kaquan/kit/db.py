@@ -1,0 +1,210 @@
+"""Database access: URL forms, engines, transactions, and everything that differs by dialect.
+
+This is the only module that knows SQLite from PostgreSQL. Services ask it for a
+locking SELECT, an insert that ignores conflicts or a bulk copy; they never test
+the dialect themselves.
+
+Concurrency model: on PostgreSQL we stay on READ COMMITTED and take row locks
+(`FOR UPDATE`, `SKIP LOCKED` for claims) with a bounded `lock_timeout`; on SQLite
+every write transaction starts with `BEGIN IMMEDIATE`, which takes the database's
+single write lock up front so two writers can never interleave.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from kaquan.kit.errors import BadInput, Busy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_READONLY = "kaquan_readonly"
+
+
+class DuplicateRow(Exception):
+    """A bulk copy hit a unique constraint; the surrounding savepoint has the partial work to undo."""
+
+
+class BadDatabaseUrl(BadInput):
+    code = "bad_database_url"
+
+
+def async_url(url: str) -> str:
+    """Turn the plain URL a user writes into the async driver URL kaquan uses."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+        return url
+    raise BadDatabaseUrl(
+        "database URL must look like sqlite:///path/to/file.db or postgresql://user@host:5432/db",
+        scheme=url.split("://", 1)[0] if "://" in url else None,
+    )
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and benchmark output."""
+    return make_url(async_url(url)).render_as_string(hide_password=True)
+
+
+class Database:
+    """One engine plus the dialect-specific statements services need."""
+
+    def __init__(self, url: str, *, lock_timeout_ms: int = 2000, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        self.protect = True
+        self.engine = self._create_engine(lock_timeout_ms, pool_size)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._read_sessions = async_sessionmaker(
+            self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False, autoflush=False
+        )
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def _create_engine(self, lock_timeout_ms: int, pool_size: int) -> AsyncEngine:
+        if self.dialect == "postgresql":
+            return create_async_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"server_settings": {"lock_timeout": str(lock_timeout_ms)}},
+            )
+        path = make_url(self.url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url, poolclass=NullPool if not path else None, pool_size=pool_size)
+        _install_sqlite_hooks(engine, self)
+        return engine
+
+    @contextmanager
+    def unprotected(self) -> Iterator[None]:
+        """Test-only: drop row locks and IMMEDIATE transactions, to show that a race is real without them."""
+        self.protect = False
+        try:
+            yield
+        finally:
+            self.protect = True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: commits when the block ends, rolls back on any exception."""
+        async with self._sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except DBAPIError as exc:
+                if is_lock_error(exc):
+                    raise Busy("the database is busy; try again shortly") from exc
+                raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction; on SQLite it does not take the write lock."""
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3) -> T:
+        """Run `work` in a write transaction, retrying a lock timeout or deadlock a bounded number of times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except Busy:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    # Dialect-specific statements -------------------------------------------------
+
+    def claim(self, stmt: Select[Any]) -> Select[Any]:
+        """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""
+        return stmt.with_for_update(skip_locked=True) if self.is_postgresql and self.protect else stmt
+
+    def lock(self, stmt: Select[Any]) -> Select[Any]:
+        """Lock the selected rows, waiting for other holders (bounded by lock_timeout)."""
+        return stmt.with_for_update() if self.is_postgresql and self.protect else stmt
+
+    def insert(self, table: Table) -> Any:
+        """An INSERT supporting `.on_conflict_do_nothing()` on both dialects."""
+        builder = postgresql.insert if self.is_postgresql else sqlite.insert
+        return builder(table)
+
+    async def copy_rows(
+        self, session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Bulk-insert raw rows inside the session's transaction: COPY on PostgreSQL, executemany on SQLite.
+
+        Values are passed to the driver as they are: dates as `date` on PostgreSQL and
+        ISO strings on SQLite, bytes as bytes.
+        """
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        try:
+            if self.is_postgresql:
+                await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+                return
+            placeholders = ", ".join("?" for _ in columns)
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+            await driver.executemany(sql, rows)
+        except Exception as exc:
+            if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
+                raise DuplicateRow(table.name) from exc
+            raise
+
+    async def serialize(self, session: AsyncSession, name: str) -> None:
+        """Serialize transactions that share `name` until commit (SQLite writers are serialized already)."""
+        if self.is_postgresql:
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+    def chunk_size(self) -> int:
+        """How many bind parameters one IN (...) list may safely hold."""
+        return 10_000 if self.is_postgresql else 30_000
+
+
+def is_lock_error(exc: DBAPIError) -> bool:
+    """A lock timeout, deadlock or busy database: worth a bounded retry, then an honest 503."""
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    if isinstance(exc, OperationalError) and "database is locked" in text:
+        return True
+    return any(marker in text for marker in ("lock timeout", "deadlock detected", "could not obtain lock"))
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, db: Database) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself, so it can be IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=30000",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        readonly = connection.get_execution_options().get(_READONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly or not db.protect else "BEGIN IMMEDIATE")

@@ -1,0 +1,56 @@
+"""Fixed-window rate limits: in memory for one process, in Redis across processes."""
+
+import math
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from kaquan.kit.errors import RateLimited
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, *, limit: int, window_s: int) -> int:
+        """Count one hit; return 0 when allowed, else the seconds until the window resets."""
+        ...
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    async def hit(self, key: str, *, limit: int, window_s: int) -> int:
+        now = time.monotonic()
+        window = int(now // window_s)
+        start, count = self._windows.get(key, (window, 0))
+        if start != window:
+            start, count = window, 0
+        count += 1
+        self._windows[key] = (start, count)
+        if len(self._windows) > 100_000:
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
+        return 0 if count <= limit else max(1, math.ceil((window + 1) * window_s - now))
+
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then return redis.call('TTL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_HIT)
+
+    async def hit(self, key: str, *, limit: int, window_s: int) -> int:
+        wait = int(await self._script(keys=[f"kaquan:rl:{key}"], args=[window_s, limit]))
+        return max(wait, 1) if wait else 0
+
+
+async def enforce(limiter: RateLimiter, key: str, *, limit: int, window_s: int, what: str) -> None:
+    wait = await limiter.hit(key, limit=limit, window_s=window_s)
+    if wait:
+        raise RateLimited(f"too many {what}; try again in {wait} s", retry_after=wait)

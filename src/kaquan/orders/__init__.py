@@ -1,0 +1,1 @@
+"""Orders: idempotent creation, server-side pricing, one lifecycle, delivery and lookup."""

@@ -1,0 +1,34 @@
+"""Order states and the moves between them, defined once."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.kit import clock
+from kaquan.orders.errors import IllegalOrderTransition
+from kaquan.orders.models import Order, OrderEvent
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "pending_payment": frozenset({"paid", "cancelled", "expired"}),
+    "expired": frozenset({"paid"}),  # a late payment: re-allocated, or refunded
+    "cancelled": frozenset({"paid"}),
+    "paid": frozenset({"delivered", "paid_unfulfilled"}),
+    "paid_unfulfilled": frozenset({"refunded"}),
+    "delivered": frozenset(),
+    "refunded": frozenset(),
+}
+UNPAID = frozenset({"pending_payment", "expired", "cancelled"})
+FINAL = frozenset({"delivered", "refunded"})
+
+
+async def move(session: AsyncSession, order: Order, target: str, *, note: str = "") -> None:
+    """Move a locked order to `target`, stamping the matching time and recording the event."""
+    if target not in ALLOWED[order.status]:
+        raise IllegalOrderTransition(order.number, order.status, target)
+    at = clock.now()
+    session.add(OrderEvent(order_id=order.id, at=at, from_status=order.status, to_status=target, note=note))
+    order.status = target
+    if target == "paid":
+        order.paid_at = at
+    elif target == "delivered":
+        order.delivered_at = at
+    elif target in ("cancelled", "expired", "refunded"):
+        order.closed_at = at

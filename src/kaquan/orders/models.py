@@ -1,0 +1,60 @@
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kaquan.kit.models import Base, BigId, UTCDateTime
+
+ORDER_STATUSES = (
+    "pending_payment",
+    "paid",
+    "delivered",
+    "cancelled",
+    "expired",
+    "paid_unfulfilled",
+    "refunded",
+)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel", "idempotency_key"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("total_minor = unit_price_minor * quantity", name="total_is_price_times_quantity"),
+        CheckConstraint(
+            "status IN ('pending_payment', 'paid', 'delivered', 'cancelled', 'expired', 'paid_unfulfilled', 'refunded')",
+            name="status_known",
+        ),
+        Index("ix_orders_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    sku_id: Mapped[int] = mapped_column(Integer, index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(Integer)
+    total_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(24))
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    buyer_ip: Mapped[str | None] = mapped_column(String(64))
+    created_at = mapped_column(UTCDateTime(), nullable=False)
+    expires_at = mapped_column(UTCDateTime(), nullable=False)
+    paid_at = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at = mapped_column(UTCDateTime(), nullable=True)
+    closed_at = mapped_column(UTCDateTime(), nullable=True)
+
+
+class OrderEvent(Base):
+    """Every status change of an order, in order: the story support reads."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
+    at = mapped_column(UTCDateTime(), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(String(300), default="")

@@ -1,0 +1,247 @@
+"""Placing, paying, expiring and looking up orders.
+
+Prices are computed here from the SKU, never taken from the caller. An order is
+created under a caller-chosen idempotency key: the unique constraint on
+(channel, key) decides who was first; a retry with the same body gets the first
+order back, a different body gets `idempotency_conflict`.
+
+The lookup secret (查单密码) is derived from the order number with a server key,
+so it never needs storing and a retried request can be answered with it again.
+"""
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.catalog import service as catalog
+from kaquan.inventory import allocation
+from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, codes_of_order, ranges_of_order
+from kaquan.inventory.errors import OutOfStock
+from kaquan.inventory.vault import Vault
+from kaquan.kit import clock, outbox
+from kaquan.kit.crypto import keyed_hash, same_digest
+from kaquan.kit.db import Database
+from kaquan.kit.errors import BadInput, IdempotencyConflict
+from kaquan.orders import lifecycle
+from kaquan.orders.errors import InvalidQuantity, OrderNotFound, SkuNotForSale
+from kaquan.orders.models import Order, OrderEvent
+
+_NUMBER_ALPHABET = "0123456789"
+_LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    sku: str | int
+    quantity: int
+    idempotency_key: str
+    channel: str = "shop"
+    contact: str = ""
+    buyer_ip: str | None = None
+
+    def fingerprint(self) -> bytes:
+        body = {"sku": str(self.sku), "quantity": self.quantity, "channel": self.channel, "contact": self.contact}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: Order
+    lookup_secret: str
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """What a confirmed payment did to its order."""
+
+    order: Order
+    result: str  # "delivered", "already_settled", "unfulfilled"
+
+
+class OrderKeys:
+    """The server key behind lookup secrets."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def lookup_secret(self, number: str) -> str:
+        digest = keyed_hash(self._key, f"lookup:{number}")
+        raw = base64.b32encode(digest[:10]).decode()  # 80 bits
+        return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+    def check(self, number: str, offered: str) -> bool:
+        normal = offered.strip().upper().replace(" ", "").replace("-", "")
+        expected = self.lookup_secret(number).replace("-", "")
+        return same_digest(normal.encode(), expected.encode())
+
+
+def _new_number() -> str:
+    return clock.now().strftime("%y%m%d") + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(10))
+
+
+async def place(
+    db: Database, session: AsyncSession, keys: OrderKeys, request: OrderRequest, *, max_per_order: int, hold_minutes: int
+) -> Placed:
+    """Create an unpaid order holding its codes, or return the order already made under this key."""
+    if not request.idempotency_key or len(request.idempotency_key) > 128:
+        raise BadInput("an idempotency key of 1 to 128 characters is required", field="idempotency_key")
+    sku = await catalog.get_sku(session, request.sku)
+    if not sku.active:
+        raise SkuNotForSale(f"SKU {sku.code} is not for sale", sku=sku.code)
+    cap = min(sku.max_per_order, max_per_order)
+    if not 1 <= request.quantity <= cap:
+        raise InvalidQuantity(request.quantity, cap)
+    fingerprint = request.fingerprint()
+    now = clock.now()
+    values: dict[str, Any] = {
+        "number": _new_number(),
+        "channel": request.channel,
+        "idempotency_key": request.idempotency_key,
+        "request_hash": fingerprint,
+        "sku_id": sku.id,
+        "quantity": request.quantity,
+        "unit_price_minor": sku.price_minor,
+        "total_minor": sku.price_minor * request.quantity,
+        "currency": sku.currency,
+        "status": "pending_payment",
+        "contact": request.contact,
+        "buyer_ip": request.buyer_ip,
+        "created_at": now,
+        "expires_at": now + timedelta(minutes=hold_minutes),
+    }
+    inserted = await session.execute(
+        db.insert(Order.__table__)  # type: ignore[arg-type]
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+        .returning(Order.__table__.c.id)
+    )
+    order_id = inserted.scalar_one_or_none()
+    if order_id is None:
+        return await _replay(session, keys, request, fingerprint)
+    order = await session.get(Order, order_id)
+    assert order is not None
+    session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
+    await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
+    return Placed(order, keys.lookup_secret(order.number), replayed=False)
+
+
+async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
+    order = (
+        await session.execute(
+            select(Order).where(Order.channel == request.channel, Order.idempotency_key == request.idempotency_key)
+        )
+    ).scalar_one()
+    if not same_digest(order.request_hash, fingerprint):
+        raise IdempotencyConflict(
+            "this idempotency key was used for a different request", idempotency_key=request.idempotency_key
+        )
+    return Placed(order, keys.lookup_secret(order.number), replayed=True)
+
+
+async def locked(db: Database, session: AsyncSession, order_id: int) -> Order:
+    stmt = db.lock(select(Order).where(Order.id == order_id)).execution_options(populate_existing=True)
+    order = (await session.execute(stmt)).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> PaymentOutcome:
+    """Deliver a paid order exactly once: its held codes, or fresh ones if the hold lapsed, or a refund."""
+    order = await locked(db, session, order_id)
+    if order.status not in lifecycle.UNPAID:
+        return PaymentOutcome(order, "already_settled")
+    await lifecycle.move(session, order, "paid")
+    held = await allocation.held_units(session, order.id, "reserved")
+    if held == order.quantity:
+        await allocation.sell_reserved(session, order.id, quantity=order.quantity)
+    else:
+        sku = await catalog.get_sku(session, order.sku_id)
+        try:
+            async with session.begin_nested():
+                await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
+        except OutOfStock:
+            await lifecycle.move(session, order, "paid_unfulfilled", note="paid after its hold lapsed; sold out")
+            await outbox.enqueue(session, "order.unfulfilled", {"order_id": order.id, "number": order.number})
+            return PaymentOutcome(order, "unfulfilled")
+    await lifecycle.move(session, order, "delivered")
+    await outbox.enqueue(session, "order.delivered", {"order_id": order.id, "number": order.number})
+    return PaymentOutcome(order, "delivered")
+
+
+async def mark_refunded(db: Database, session: AsyncSession, order_id: int, *, note: str) -> Order:
+    order = await locked(db, session, order_id)
+    if order.status != "refunded":
+        await lifecycle.move(session, order, "refunded", note=note)
+    return order
+
+
+async def cancel(db: Database, session: AsyncSession, order_id: int) -> Order:
+    order = await locked(db, session, order_id)
+    if order.status == "pending_payment":
+        await allocation.release(session, order.id)
+        await lifecycle.move(session, order, "cancelled", note="cancelled by the buyer")
+    return order
+
+
+async def expire_due(db: Database, session: AsyncSession, *, limit: int = 200) -> int:
+    """Expire unpaid orders past their hold and return their codes to stock; returns how many expired."""
+    due = db.claim(
+        select(Order)
+        .where(Order.status == "pending_payment", Order.expires_at <= clock.now())
+        .order_by(Order.expires_at)
+        .limit(limit)
+    )
+    orders = list((await session.execute(due)).scalars())
+    for order in orders:
+        await allocation.release(session, order.id)
+        await lifecycle.move(session, order, "expired", note="not paid in time")
+    return len(orders)
+
+
+async def by_number(session: AsyncSession, number: str) -> Order:
+    order = (await session.execute(select(Order).where(Order.number == number))).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def by_id(session: AsyncSession, order_id: int) -> Order:
+    order = await session.get(Order, order_id)
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def lookup(session: AsyncSession, keys: OrderKeys, number: str, secret: str) -> Order:
+    """The order with this number, if and only if the lookup secret matches (same answer otherwise)."""
+    if not keys.check(number, secret):
+        raise OrderNotFound()
+    return await by_number(session, number)
+
+
+@dataclass(frozen=True)
+class OrderView:
+    order: Order
+    codes: list[DeliveredCode]
+    ranges: list[DeliveredRange]
+    events: list[OrderEvent]
+
+
+async def view(session: AsyncSession, vault: Vault, order: Order) -> OrderView:
+    """The order with its delivered codes opened: only for its buyer (callers check the lookup secret)."""
+    codes: list[DeliveredCode] = []
+    ranges: list[DeliveredRange] = []
+    if order.status == "delivered":
+        codes = await codes_of_order(session, vault, order.id)
+        ranges = await ranges_of_order(session, order.id)
+    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
+    return OrderView(order, codes, ranges, list(events.scalars()))

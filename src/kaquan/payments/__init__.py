@@ -1,0 +1,1 @@
+"""Payment gateways, their signed callbacks, and refunds."""

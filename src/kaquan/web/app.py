@@ -1,0 +1,46 @@
+"""The ASGI application: storefront, shop API, admin API, payment endpoints."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from kaquan import runtime as runtime_module
+from kaquan import worker
+from kaquan.kit.config import Settings, get_settings
+from kaquan.runtime import Runtime
+from kaquan.web import admin_api, errors, pay_dev, shop, shop_api
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
+    """Build the app; with `rt` the caller owns the runtime (tests), else the app opens its own."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = rt is None
+        app.state.runtime = rt or await runtime_module.start(settings or get_settings())
+        stop = asyncio.Event()
+        background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if background is not None:
+                await background
+            if own:
+                await app.state.runtime.close()
+
+    app = FastAPI(title="kaquan", version="0.1.0", lifespan=lifespan)
+    if rt is not None:
+        app.state.runtime = rt
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    for module in (shop, shop_api, pay_dev, admin_api):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,60 @@
+"""One error shape for every client: `{"error": {"code", "message", "details"}}`, never a stack trace."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from kaquan.kit.errors import Busy, DomainError, RateLimited
+from kaquan.web.pages import render
+
+log = logging.getLogger(__name__)
+_JSON_PREFIXES = ("/api/", "/admin/api/", "/payments/")
+
+
+def _wants_html(request: Request) -> bool:
+    if request.url.path.startswith(_JSON_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, code: str, message: str, details: dict[str, object]) -> Response:
+    headers = {}
+    retry_after = details.get("retry_after")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
+    if _wants_html(request):
+        return render(request, "error.html", {"status": status, "code": code, "message": message}, status=status, headers=headers)
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if isinstance(exc, RateLimited | Busy):
+            exc.details["retry_after"] = exc.retry_after
+        if exc.status >= 500:
+            log.error("%s on %s: %s", exc.code, request.url.path, exc.message)
+        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"field": ".".join(str(part) for part in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
+        return error_response(request, 422, "validation_error", message, {"problems": problems})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        return error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), {})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+        return error_response(request, 500, "internal_error", "something went wrong on our side", {})

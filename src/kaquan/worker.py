@@ -1,0 +1,34 @@
+"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders)."""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from kaquan.kit import outbox
+from kaquan.orders import service as orders
+from kaquan.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def run_once(rt: Runtime) -> int:
+    """One pass: expire due orders, then run due outbox events. Returns the work done."""
+    expired = await rt.db.run(lambda session: orders.expire_due(rt.db, session))
+    return expired + await outbox.run_due(rt.db)
+
+
+async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:
+    log.info("worker started")
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            busy = await run_once(rt)
+        except Exception:
+            log.exception("worker pass failed; retrying")
+            busy = 0
+        if busy:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(idle_s - (time.monotonic() - started), 0.05))
+    log.info("worker stopped")
