@@ -9,7 +9,7 @@ import dataclasses
 import heapq
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any, Final, Self
 
@@ -66,6 +66,13 @@ class CodeRule(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         self._compiled = _CompiledRule(self)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, recompiled when `update` changes fields (pydantic copies private attributes as is)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._compiled = _CompiledRule(copy)
+        return copy
+
     def violation(self, card_no: str | None, secret: str) -> str | None:
         """None if the code follows the rule, else the first broken part, without the secret."""
         return self._compiled.violation(card_no, secret)
@@ -78,7 +85,15 @@ class CodeRule(BaseModel):
 class _CompiledRule:
     """A `CodeRule` with its alphabet and patterns compiled, in plain slots for fast access."""
 
-    __slots__ = ("allowed", "card_no_required", "card_pattern", "length_wanted", "max_length", "min_length", "pattern")
+    __slots__ = (
+        "allowed",
+        "card_no_required",
+        "card_pattern",
+        "length_wanted",
+        "max_length",
+        "min_length",
+        "pattern",
+    )
 
     def __init__(self, rule: CodeRule) -> None:
         self.min_length = rule.min_length
@@ -93,6 +108,14 @@ class _CompiledRule:
             self.length_wanted = f"exactly {low}" if low == high else f"{low}–{high}"
         else:
             self.length_wanted = f"at least {low}" if low is not None else f"at most {high}"
+
+    def __eq__(self, other: object) -> bool:
+        # Pydantic compares private attributes too; two equal rules compile to equal parts.
+        if not isinstance(other, _CompiledRule):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def violation(self, card_no: str | None, secret: str) -> str | None:
         if not card_no:

@@ -30,7 +30,7 @@ class Stock:
 
 async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Stock]:
     """One row per (SKU, warehouse) that ever received stock."""
-    warehouses = dict((await session.execute(select(Warehouse.id, Warehouse.code))).tuples().all())
+    warehouses = dict((await session.execute(select(Warehouse.id, Warehouse.code))).all())
     rows: dict[tuple[int, int], Stock] = {}
 
     def row(sku: int, warehouse: int) -> Stock:
@@ -49,10 +49,10 @@ async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Sto
         imported = imported.where(Batch.sku_id == sku_id)
         codes = codes.where(Code.sku_id == sku_id)
         serials = serials.where(SegmentRange.sku_id == sku_id)
-    for sku, warehouse, total in (await session.execute(imported)).tuples():
+    for sku, warehouse, total in (await session.execute(imported)):
         row(sku, warehouse).imported = int(total)
     for stmt in (codes, serials):
-        for sku, warehouse, status, units in (await session.execute(stmt)).tuples():
+        for sku, warehouse, status, units in (await session.execute(stmt)):
             entry = row(sku, warehouse)
             if status == "redeemed":
                 entry.redeemed += int(units)

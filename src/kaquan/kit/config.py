@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     dev_gateway_secret: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     hold_minutes: int = Field(default=15, ge=1, description="how long an unpaid order holds its codes")
-    max_per_order: int = Field(default=100, ge=1, description="hard cap on quantity per order, all SKUs")
+    max_per_order: int = Field(default=10_000, ge=1, description="hard cap on quantity per order, all SKUs")
     lookup_per_minute: int = Field(default=10, ge=1, description="order lookups allowed per IP per minute")
     lock_timeout_ms: int = Field(default=2000, ge=10)
 

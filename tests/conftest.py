@@ -1,0 +1,154 @@
+"""Shared fixtures: every database test runs on SQLite, and on PostgreSQL when KAQUAN_TEST_DATABASE_URL is set.
+
+A set but unreachable database or Redis fails the run: it never skips silently.
+The test schema is built by the migrations, never by `create_all`.
+"""
+
+import asyncio
+import base64
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from kaquan import runtime as runtime_module
+from kaquan.all_models import metadata
+from kaquan.kit import clock
+from kaquan.kit.config import Settings
+from kaquan.kit.crypto import new_key
+from kaquan.kit.db import Database
+from kaquan.kit.migrate import upgrade
+from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
+
+PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("KAQUAN_TEST_REDIS_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+KEPT_ROWS = {"alembic_version", "inventory_warehouses"}
+
+
+def _run_in_own_loop(build: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Session setup runs while a test's event loop is already running: give it a thread and a loop of its own."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, build()).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a fresh copy of it."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+
+    async def build() -> None:
+        db = Database(f"sqlite:///{path}")
+        await upgrade(db)
+        await db.dispose()
+
+    _run_in_own_loop(build)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    """The test PostgreSQL database, emptied and migrated once per run."""
+    assert PG_URL is not None
+
+    async def build() -> None:
+        db = Database(PG_URL)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        except OSError as exc:
+            raise RuntimeError(f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}") from exc
+        await upgrade(db)
+        await db.dispose()
+
+    _run_in_own_loop(build)
+    return PG_URL
+
+
+async def _empty_postgres(db: Database) -> None:
+    tables = [t.name for t in metadata.sorted_tables if t.name not in KEPT_ROWS]
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("DELETE FROM inventory_warehouses WHERE code <> 'main'"))
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_migrated")
+        database = Database(url, pool_size=20)
+        await _empty_postgres(database)
+    else:
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "kaquan.db"
+        shutil.copyfile(template, path)
+        database = Database(f"sqlite:///{path}", pool_size=20)
+    clock.reset()
+    yield database
+    clock.reset()
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        master_key=base64.b64encode(new_key()).decode(),
+        admin_token="test-admin-token",
+        lookup_per_minute=10,
+    )
+
+
+@pytest.fixture
+async def rt(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = await runtime_module.start(settings, db=db)
+    yield runtime
+    if runtime.redis is not None:
+        await runtime.redis.aclose()
+
+
+@pytest.fixture
+async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(rt=rt)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+        yield http
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": "Bearer test-admin-token"}
+
+
+@pytest.fixture(params=["memory"] + (["redis"] if REDIS_URL else []))
+async def redis_or_none(request: pytest.FixtureRequest) -> AsyncIterator[Redis | None]:
+    """None for the in-process fallback, else a live Redis (flushed of kaquan keys)."""
+    if request.param == "memory":
+        yield None
+        return
+    assert REDIS_URL is not None
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except OSError as exc:
+        raise RuntimeError(f"KAQUAN_TEST_REDIS_URL is set but Redis is unreachable: {exc}") from exc
+    keys = [key async for key in redis.scan_iter("kaquan:*")]
+    if keys:
+        await redis.delete(*keys)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _no_clock_leak() -> Iterator[None]:
+    yield
+    clock.reset()
