@@ -17,13 +17,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, async_url
 from kaquan.kit.migrate import upgrade
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
@@ -55,23 +56,42 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
-    """The test PostgreSQL database, emptied and migrated once per run."""
-    assert PG_URL is not None
+def postgres_migrated() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, migrated once, dropped at the end.
 
-    async def build() -> None:
-        db = Database(PG_URL)
+    Its own database (next to the one KAQUAN_TEST_DATABASE_URL names) lets two test
+    runs share one server without truncating each other's tables.
+    """
+    assert PG_URL is not None
+    admin_url = make_url(async_url(PG_URL))
+    name = f"{admin_url.database}_run_{os.getpid()}"
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+
+    async def create() -> None:
+        admin = Database(PG_URL)
         try:
-            async with db.engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
+            async with admin.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
         except OSError as exc:
             raise RuntimeError(f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}") from exc
+        finally:
+            await admin.dispose()
+        db = Database(url)
         await upgrade(db)
         await db.dispose()
 
-    _run_in_own_loop(build)
-    return PG_URL
+    async def drop() -> None:
+        admin = Database(PG_URL)
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+    _run_in_own_loop(create)
+    yield url
+    _run_in_own_loop(drop)
 
 
 async def _empty_postgres(db: Database) -> None:

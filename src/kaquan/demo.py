@@ -32,7 +32,9 @@ async def seed(rt: Runtime) -> bool:
 
 async def _video_membership(rt: Runtime, session: AsyncSession) -> None:
     product = await catalog.create_product(
-        session, ProductCreate(name="视频会员 Video membership", kind="membership", description="一个月 · one month"), actor=ACTOR
+        session,
+        ProductCreate(name="视频会员 Video membership", kind="membership", description="一个月 · one month"),
+        actor=ACTOR,
     )
     sku = await catalog.create_sku(
         session,
@@ -50,13 +52,21 @@ async def _video_membership(rt: Runtime, session: AsyncSession) -> None:
     )
     data = "\n".join(_code(16) for _ in range(60)).encode()
     await importing.import_codes(
-        rt.db, session, rt.vault, sku, parse_code_file(data), importing.BatchMeta(supplier="Demo supplier"), actor=ACTOR
+        rt.db,
+        session,
+        rt.vault,
+        sku,
+        parse_code_file(data),
+        importing.BatchMeta(supplier="Demo supplier"),
+        actor=ACTOR,
     )
 
 
 async def _game_card(rt: Runtime, session: AsyncSession) -> None:
     product = await catalog.create_product(
-        session, ProductCreate(name="游戏点卡 Game point card", kind="game_points", description="100 点 · 100 points"), actor=ACTOR
+        session,
+        ProductCreate(name="游戏点卡 Game point card", kind="game_points", description="100 点 · 100 points"),
+        actor=ACTOR,
     )
     sku = await catalog.create_sku(
         session,
@@ -89,7 +99,11 @@ async def _game_card(rt: Runtime, session: AsyncSession) -> None:
 
 async def _gift_card_segment(rt: Runtime, session: AsyncSession) -> None:
     product = await catalog.create_product(
-        session, ProductCreate(name="礼品卡 Gift card (segment)", kind="gift_card", description="号段卡 · serial range"), actor=ACTOR
+        session,
+        ProductCreate(
+            name="礼品卡 Gift card (segment)", kind="gift_card", description="号段卡 · serial range"
+        ),
+        actor=ACTOR,
     )
     sku = await catalog.create_sku(
         session,

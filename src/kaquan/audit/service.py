@@ -19,7 +19,11 @@ async def record(
     after: dict[str, Any] | None = None,
     ip: str | None = None,
 ) -> None:
-    session.add(AuditEntry(at=clock.now(), actor=actor, action=action, target=target, before=before, after=after, ip=ip))
+    session.add(
+        AuditEntry(
+            at=clock.now(), actor=actor, action=action, target=target, before=before, after=after, ip=ip
+        )
+    )
 
 
 async def recent(session: AsyncSession, *, limit: int = 100) -> list[AuditEntry]:

@@ -73,7 +73,15 @@ class CodeRule(BaseModel):
 class _CompiledRule:
     """A `CodeRule` with its alphabet and patterns compiled, in plain slots for fast access."""
 
-    __slots__ = ("allowed", "card_no_required", "card_pattern", "length_wanted", "max_length", "min_length", "pattern")
+    __slots__ = (
+        "allowed",
+        "card_no_required",
+        "card_pattern",
+        "length_wanted",
+        "max_length",
+        "min_length",
+        "pattern",
+    )
 
     def __init__(self, rule: CodeRule) -> None:
         self.min_length = rule.min_length

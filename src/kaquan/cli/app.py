@@ -15,7 +15,9 @@ from kaquan.kit.migrate import upgrade
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
-app = typer.Typer(help="kaquan: one central inventory of digital codes, sold everywhere, never twice.", no_args_is_help=True)
+app = typer.Typer(
+    help="kaquan: one central inventory of digital codes, sold everywhere, never twice.", no_args_is_help=True
+)
 app.add_typer(catalog_cmds.products, name="product")
 app.add_typer(catalog_cmds.skus, name="sku")
 app.add_typer(stock_cmds.segments, name="segment")
@@ -53,9 +55,12 @@ def demo() -> None:
 
 
 def _print_admin_token() -> None:
+    settings = get_settings()
     from kaquan.runtime import admin_token
 
-    console.print(f"admin API bearer token: [bold]{admin_token(get_settings())}[/] (kept in {get_settings().var_dir}/admin-token)")
+    console.print(
+        f"admin API bearer token: [bold]{admin_token(settings)}[/] (kept in {settings.var_dir}/admin-token)"
+    )
 
 
 @app.command()

@@ -27,14 +27,18 @@ def _generated_file(count: int) -> bytes:
 
 
 @bench.command("import")
-def bench_import(count: Annotated[int, typer.Option(min=1, help="how many codes to generate and import")] = 100_000) -> None:
+def bench_import(
+    count: Annotated[int, typer.Option(min=1, help="how many codes to generate and import")] = 100_000,
+) -> None:
     """Generate COUNT codes and import them as one batch through the real import path."""
     data = _generated_file(count)
 
     async def work(rt: Runtime) -> dict[str, object]:
         tag = f"BENCH-{int(time.time())}-{secrets.token_hex(3)}"
         async with rt.db.transaction() as session:
-            product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
+            product = await catalog.create_product(
+                session, ProductCreate(name=tag, kind="voucher"), actor="bench"
+            )
             sku = await catalog.create_sku(
                 session,
                 SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=100, price_minor=100),

@@ -19,7 +19,9 @@ ACTOR = "cli"
 @products.command("create")
 def create_product(
     name: Annotated[str, typer.Option(help="display name")],
-    kind: Annotated[ProductKind, typer.Option(help="membership, game_points, virtual_item, voucher or gift_card")],
+    kind: Annotated[
+        ProductKind, typer.Option(help="membership, game_points, virtual_item, voucher or gift_card")
+    ],
     description: str = "",
 ) -> None:
     async def work(rt: Runtime) -> int:
@@ -38,11 +40,15 @@ def create_sku(
     code: Annotated[str, typer.Option(help="SKU code, e.g. VIDEO-1M")],
     name: Annotated[str, typer.Option()],
     price: Annotated[int, typer.Option(help="price in minor units (fen/cents)")],
-    face_value: Annotated[int | None, typer.Option(help="face value in minor units; default: the price")] = None,
+    face_value: Annotated[
+        int | None, typer.Option(help="face value in minor units; default: the price")
+    ] = None,
     cost: Annotated[int, typer.Option(help="cost in minor units")] = 0,
     currency: str = "CNY",
     stock_kind: Annotated[str, typer.Option(help="codes or segment")] = "codes",
-    rule: Annotated[str, typer.Option(help='code format rule as JSON, e.g. {"min_length": 16, "alphabet": "upper_alnum"}')] = "{}",
+    rule: Annotated[
+        str, typer.Option(help='code format rule as JSON, e.g. {"min_length": 16, "alphabet": "upper_alnum"}')
+    ] = "{}",
     encrypt_card_no: bool = False,
     max_per_order: int = 10,
 ) -> None:
@@ -59,7 +65,7 @@ def create_sku(
             face_value_minor=price if face_value is None else face_value,
             price_minor=price,
             cost_minor=cost,
-            stock_kind=stock_kind,  # type: ignore[arg-type]
+            stock_kind=stock_kind,
             code_rule=parsed_rule,
             encrypt_card_no=encrypt_card_no,
             max_per_order=max_per_order,
@@ -78,8 +84,8 @@ def create_sku(
 def list_skus() -> None:
     async def work(rt: Runtime) -> list[dict[str, object]]:
         async with rt.db.read() as session:
-            return [SkuOut.model_validate(s).model_dump(mode="json") for s in await catalog.list_skus(session)]
+            return [
+                SkuOut.model_validate(s).model_dump(mode="json") for s in await catalog.list_skus(session)
+            ]
 
     dump(run(work))
-
-

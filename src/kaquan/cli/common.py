@@ -21,14 +21,20 @@ errors = Console(stderr=True)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def report(exc: DomainError) -> None:
     """A domain error as the operator should read it: the message, then one line per problem."""
     errors.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False, markup=True)
     for problem in exc.details.get("problems", []):
-        errors.print(f"  line {problem['line_no']}: {problem['reason']} [{problem['code']}]", highlight=False, markup=False)
+        errors.print(
+            f"  line {problem['line_no']}: {problem['reason']} [{problem['code']}]",
+            highlight=False,
+            markup=False,
+        )
     shown = len(exc.details.get("problems", []))
     total = exc.details.get("problem_count", shown)
     if total > shown:

@@ -37,21 +37,36 @@ def import_codes(
     expires: Annotated[str | None, typer.Option(help="expiry date of the batch, YYYY-MM-DD")] = None,
     warehouse: str = "main",
     layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
-    encoding: Annotated[str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")
+    ] = None,
     skip_invalid: Annotated[bool, typer.Option(help="import the good lines and report the bad ones")] = False,
 ) -> None:
     """Import a batch of codes: one per line, `card_no,secret` lines, or CSV with a header."""
     meta = importing.BatchMeta(
-        supplier=supplier, unit_cost_minor=unit_cost, expires_on=_date(expires), warehouse=warehouse, source=file.name
+        supplier=supplier,
+        unit_cost_minor=unit_cost,
+        expires_on=_date(expires),
+        warehouse=warehouse,
+        source=file.name,
     )
 
     async def work(rt: Runtime) -> ImportResult:
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as bar:
             reading = bar.add_task("reading", total=None)
             parsed = parse_code_file(file.read_bytes(), layout=layout, encoding=encoding)
-            bar.update(reading, total=1, completed=1, description=f"read {len(parsed.lines)} codes ({parsed.encoding}, {parsed.layout})")
+            bar.update(
+                reading,
+                total=1,
+                completed=1,
+                description=f"read {len(parsed.lines)} codes ({parsed.encoding}, {parsed.layout})",
+            )
             sealing = bar.add_task("sealing and storing", total=len(parsed.lines))
             async with rt.db.transaction() as session:
                 target = await catalog.get_sku(session, sku)
@@ -70,7 +85,9 @@ def import_codes(
     result = run(work)
     console.print(f"batch {result.batch_id}: {result.imported} codes imported")
     for problem in result.skipped:
-        console.print(f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False)
+        console.print(
+            f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False
+        )
 
 
 @segments.command("add")
@@ -86,13 +103,23 @@ def add_segment(
     warehouse: str = "main",
 ) -> None:
     """Add a contiguous serial range prefix+[start..end] as one segment."""
-    meta = importing.BatchMeta(supplier=supplier, unit_cost_minor=unit_cost, expires_on=_date(expires), warehouse=warehouse)
+    meta = importing.BatchMeta(
+        supplier=supplier, unit_cost_minor=unit_cost, expires_on=_date(expires), warehouse=warehouse
+    )
 
     async def work(rt: Runtime) -> int:
         async with rt.db.transaction() as session:
             target = await catalog.get_sku(session, sku)
             batch = await importing.add_segment(
-                rt.db, session, target, prefix=prefix, width=width, start=start, end=end, meta=meta, actor=ACTOR
+                rt.db,
+                session,
+                target,
+                prefix=prefix,
+                width=width,
+                start=start,
+                end=end,
+                meta=meta,
+                actor=ACTOR,
             )
             return batch.id
 
@@ -109,12 +136,17 @@ def show_stock(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
             return await stock(session, sku_id=sku_id), names
 
     rows, names = run(work)
-    table = Table("SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up")
+    table = Table(
+        "SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up"
+    )
     for row in rows:
         table.add_row(
             names.get(row.sku_id, str(row.sku_id)),
             row.warehouse,
-            *(str(n) for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)),
+            *(
+                str(n)
+                for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)
+            ),
             "yes" if row.adds_up else "[red]NO[/]",
         )
     console.print(table)

@@ -48,7 +48,9 @@ async def reserve(
     db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int, hold_until: datetime
 ) -> Claim:
     """Hold `quantity` units of `sku` for an unpaid order until `hold_until`."""
-    return await _claim(db, session, sku, quantity, order_id=order_id, target="reserved", hold_until=hold_until)
+    return await _claim(
+        db, session, sku, quantity, order_id=order_id, target="reserved", hold_until=hold_until
+    )
 
 
 async def sell_now(db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int) -> Claim:
@@ -63,7 +65,13 @@ async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) 
         raise IllegalTransition(f"order {order_id} holds {held} unit(s), expected {quantity}", held=held)
     now = clock.now()
     await lifecycle.transition(
-        session, Code, Code.order_id == order_id, source="reserved", target="sold", sold_at=now, hold_until=None
+        session,
+        Code,
+        Code.order_id == order_id,
+        source="reserved",
+        target="sold",
+        sold_at=now,
+        hold_until=None,
     )
     await lifecycle.transition(
         session,
@@ -80,7 +88,13 @@ async def release(session: AsyncSession, order_id: int) -> int:
     """Return an unpaid order's reserved units to stock; returns how many units came back."""
     units = await held_units(session, order_id, "reserved")
     await lifecycle.transition(
-        session, Code, Code.order_id == order_id, source="reserved", target="available", order_id=None, hold_until=None
+        session,
+        Code,
+        Code.order_id == order_id,
+        source="reserved",
+        target="available",
+        order_id=None,
+        hold_until=None,
     )
     await lifecycle.transition(
         session,
@@ -108,7 +122,9 @@ async def held_units(session: AsyncSession, order_id: int, status: str) -> int:
 
 async def available_units(session: AsyncSession, sku: Sku) -> int:
     if sku.stock_kind == "segment":
-        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE)
+        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
+            SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE
+        )
     else:
         stmt = select(func.count()).select_from(Code).where(Code.sku_id == sku.id, _CODE_AVAILABLE)
     return int((await session.execute(stmt)).scalar_one())
@@ -171,7 +187,9 @@ async def _claim_codes(
         )
     else:  # test-only: the naive claim every race test must first show to be broken
         await session.execute(
-            update(Code).where(Code.id.in_(ids)).values(status=target, order_id=order_id, hold_until=hold_until)
+            update(Code)
+            .where(Code.id.in_(ids))
+            .values(status=target, order_id=order_id, hold_until=hold_until)
         )
     return Claim(code_ids=ids)
 
@@ -199,7 +217,7 @@ async def _claim_serials(
         .order_by(SegmentRange.expires_on.asc().nulls_last(), SegmentRange.id)
     )
     # One contiguous range if any piece is large enough; else the fewest pieces in FEFO order.
-    rows = list((await session.execute(db.lock(base.where(_RANGE_SIZE >= quantity).limit(1)))).all())
+    rows = list((await session.execute(db.lock(base.where(quantity <= _RANGE_SIZE).limit(1)))).all())
     if not rows:
         rows = list((await session.execute(db.lock(base))).all())
     taken: list[tuple[int, int, int]] = []
@@ -222,7 +240,7 @@ async def _claim_serials(
 
 async def _split_range(
     session: AsyncSession,
-    row: Row[Any],
+    row: Row[*tuple[Any, ...]],
     take: int,
     order_id: int,
     target: str,

@@ -44,7 +44,15 @@ class DeliveredRange:
 
 async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int) -> list[DeliveredCode]:
     rows = await session.execute(
-        select(Code.id, Code.fingerprint, Code.card_no, Code.card_no_sealed, Code.secret_sealed, Code.expires_on, Batch.wrapped_key)
+        select(
+            Code.id,
+            Code.fingerprint,
+            Code.card_no,
+            Code.card_no_sealed,
+            Code.secret_sealed,
+            Code.expires_on,
+            Batch.wrapped_key,
+        )
         .join(Batch, Batch.id == Code.batch_id)
         .where(Code.order_id == order_id, Code.status.in_(_DELIVERED))
         .order_by(Code.id)

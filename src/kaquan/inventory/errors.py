@@ -10,7 +10,10 @@ class OutOfStock(Conflict):
 
     def __init__(self, sku_id: int, wanted: int, available: int) -> None:
         super().__init__(
-            f"SKU {sku_id}: {wanted} wanted, {available} available", sku_id=sku_id, wanted=wanted, available=available
+            f"SKU {sku_id}: {wanted} wanted, {available} available",
+            sku_id=sku_id,
+            wanted=wanted,
+            available=available,
         )
 
 

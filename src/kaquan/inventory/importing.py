@@ -92,16 +92,17 @@ async def import_codes(
     """Seal and store every good line of `parsed` as one batch of `sku`."""
     if sku.stock_kind != "codes":
         raise WrongStockKind(f"SKU {sku.code} is stocked by segment, not by code file", sku=sku.code)
-    rule = CodeRule.model_validate(sku.code_rule)
+    violation = CodeRule.model_validate(sku.code_rule).checker()
     problems = list(parsed.problems)
     lines = []
     for line in parsed.lines:
-        reason = rule.violation(line.card_no, line.secret)
+        reason = violation(line.card_no, line.secret)
         if reason is None:
             lines.append(line)
         else:
             problems.append(LineProblem(line.line_no, "format_rule", reason))
-    fingerprints = [vault.fingerprints.of(line.card_no, line.secret) for line in lines]
+    fingerprint = vault.fingerprints.of
+    fingerprints = [fingerprint(line.card_no, line.secret) for line in lines]
     if problems or skip_invalid:
         known = await _existing(db, session, fingerprints)
         keep = [i for i, fp in enumerate(fingerprints) if fp not in known]
@@ -117,17 +118,22 @@ async def import_codes(
             or [{"line_no": 0, "code": "no_codes", "reason": "the file holds no codes"}],
             total=max(len(problems), 1),
         )
-    batch = await _new_batch(session, sku, meta, kind="codes", quantity=len(lines), actor=actor, keyring=vault.keyring)
-    assert batch.wrapped_key is not None
-    box = vault.box(batch.wrapped_key)
+    batch = await _new_batch(
+        session, sku, meta, kind="codes", quantity=len(lines), actor=actor, keyring=vault.keyring
+    )
+    box = vault.box(batch.wrapped_key or b"")
     try:
         async with session.begin_nested():
             await _copy_codes(db, session, box, batch, sku, lines, fingerprints, progress)
     except DuplicateRow:
         # A concurrent import took some of these codes between our check and our copy.
         known = await _existing(db, session, fingerprints)
-        duplicates = [_problem(_duplicate(line)) for line, fp in zip(lines, fingerprints, strict=True) if fp in known]
-        raise ImportRejected(duplicates[:MAX_REPORTED_PROBLEMS] or _unknown_duplicate(), total=len(duplicates)) from None
+        duplicates = [
+            _problem(_duplicate(line)) for line, fp in zip(lines, fingerprints, strict=True) if fp in known
+        ]
+        raise ImportRejected(
+            duplicates[:MAX_REPORTED_PROBLEMS] or _unknown_duplicate(), total=len(duplicates)
+        ) from None
     await audit.record(
         session,
         actor,
@@ -136,7 +142,11 @@ async def import_codes(
         after={"sku": sku.code, "codes": len(lines), "skipped": len(problems), "supplier": meta.supplier},
     )
     return ImportResult(
-        batch.id, len(lines), [_problem(p) for p in problems[:MAX_REPORTED_PROBLEMS]], parsed.encoding, parsed.layout
+        batch.id,
+        len(lines),
+        [_problem(p) for p in problems[:MAX_REPORTED_PROBLEMS]],
+        parsed.encoding,
+        parsed.layout,
     )
 
 
@@ -159,7 +169,14 @@ async def _existing(db: Database, session: AsyncSession, fingerprints: Sequence[
 
 
 async def _new_batch(
-    session: AsyncSession, sku: Sku, meta: BatchMeta, *, kind: str, quantity: int, actor: str, keyring: KeyRing | None
+    session: AsyncSession,
+    sku: Sku,
+    meta: BatchMeta,
+    *,
+    kind: str,
+    quantity: int,
+    actor: str,
+    keyring: KeyRing | None,
 ) -> Batch:
     batch = Batch(
         sku_id=sku.id,
@@ -190,31 +207,44 @@ async def _copy_codes(
     fingerprints: Sequence[bytes],
     progress: Progress | None,
 ) -> None:
-    seal = box.seal
-    as_text = not db.is_postgresql
+    """Seal and copy in chunks, sealing the next chunk in a thread while the database stores this one."""
+    constants = (batch.id, sku.id, batch.warehouse_id, "available")
     encrypt_card_no = sku.encrypt_card_no
     default_expiry = batch.expires_on
-    for start in range(0, len(lines), COPY_CHUNK):
+    dates_as_text = not db.is_postgresql
+
+    def sealed_rows(start: int) -> list[tuple[Any, ...]]:
+        chunk = lines[start : start + COPY_CHUNK]
+        seal = box.bulk_sealer(2 * len(chunk))
         rows = []
-        for line, fp in zip(lines[start : start + COPY_CHUNK], fingerprints[start : start + COPY_CHUNK], strict=True):
-            expires = line.expires_on or default_expiry
+        for line, fp in zip(chunk, fingerprints[start : start + COPY_CHUNK], strict=True):
             card_no = line.card_no
+            expires = line.expires_on or default_expiry
             rows.append(
                 (
-                    batch.id,
-                    sku.id,
-                    batch.warehouse_id,
-                    "available",
+                    *constants,
                     fp,
                     None if encrypt_card_no else card_no,
                     seal(card_no, fp) if encrypt_card_no and card_no else None,
                     seal(line.secret, fp),
-                    expires.isoformat() if as_text and expires else expires,
+                    expires.isoformat() if dates_as_text and expires else expires,
                 )
             )
-        await db.copy_rows(session, Code.__table__, _CODE_COLUMNS, rows)  # type: ignore[arg-type]
-        if progress:
-            progress(len(rows))
+        return rows
+
+    starts = range(0, len(lines), COPY_CHUNK)
+    upcoming = asyncio.ensure_future(asyncio.to_thread(sealed_rows, starts[0]))
+    try:
+        for position in range(len(starts)):
+            rows = await upcoming
+            if position + 1 < len(starts):
+                upcoming = asyncio.ensure_future(asyncio.to_thread(sealed_rows, starts[position + 1]))
+            await db.copy_rows(session, Code.__table__, _CODE_COLUMNS, rows)  # type: ignore[arg-type]
+            if progress:
+                progress(len(rows))
+    finally:
+        if not upcoming.done():
+            await asyncio.wait([upcoming])
 
 
 async def add_segment(
@@ -259,8 +289,12 @@ async def add_segment(
             start=overlap.start_serial,
             end=overlap.end_serial,
         )
-    batch = await _new_batch(session, sku, meta, kind="segment", quantity=end - start + 1, actor=actor, keyring=None)
-    segment = Segment(batch_id=batch.id, sku_id=sku.id, prefix=prefix, width=width, start_serial=start, end_serial=end)
+    batch = await _new_batch(
+        session, sku, meta, kind="segment", quantity=end - start + 1, actor=actor, keyring=None
+    )
+    segment = Segment(
+        batch_id=batch.id, sku_id=sku.id, prefix=prefix, width=width, start_serial=start, end_serial=end
+    )
     session.add(segment)
     await session.flush()
     session.add(

@@ -1,4 +1,4 @@
-"""Inventory tables. Codes and segment ranges carry an opaque `order_id`: inventory knows a holder, not orders."""
+"""Inventory tables. Codes and segment ranges carry an opaque `order_id`: a holder, not an order."""
 
 from datetime import date
 
@@ -54,7 +54,7 @@ class Batch(Base):
 
 
 class Code(Base):
-    """One unique code (唯一码). The secret is sealed under its batch key; the fingerprint is unique forever."""
+    """One unique code (唯一码): the secret sealed under its batch key; the fingerprint unique forever."""
 
     __tablename__ = "inventory_codes"
     __table_args__ = (
@@ -69,11 +69,18 @@ class Code(Base):
             sqlite_where=_AVAILABLE,
         ),
         Index("ix_inventory_codes_stock", "sku_id", "warehouse_id", "status"),
-        Index("ix_inventory_codes_order", "order_id"),
+        Index(
+            "ix_inventory_codes_order",
+            "order_id",
+            postgresql_where=text("order_id IS NOT NULL"),
+            sqlite_where=text("order_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    batch_id: Mapped[int] = mapped_column(ForeignKey("inventory_batches.id"))
+    # No foreign key on purpose: codes are only ever created by the import, in the
+    # batch's own transaction, and a per-row referential check halves COPY speed.
+    batch_id: Mapped[int] = mapped_column(Integer)
     sku_id: Mapped[int] = mapped_column(Integer)
     warehouse_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="available")
@@ -88,7 +95,7 @@ class Code(Base):
 
 
 class Segment(Base):
-    """A contiguous serial range (号段) imported as one record: prefix + zero-padded serial of `width` digits."""
+    """A contiguous serial range (号段) held as one record: prefix + serial zero-padded to `width`."""
 
     __tablename__ = "inventory_segments"
     __table_args__ = (
@@ -120,7 +127,12 @@ class SegmentRange(Base):
             postgresql_where=_AVAILABLE,
             sqlite_where=_AVAILABLE,
         ),
-        Index("ix_inventory_segment_ranges_order", "order_id"),
+        Index(
+            "ix_inventory_segment_ranges_order",
+            "order_id",
+            postgresql_where=text("order_id IS NOT NULL"),
+            sqlite_where=text("order_id IS NOT NULL"),
+        ),
         Index("ix_inventory_segment_ranges_stock", "sku_id", "warehouse_id", "status"),
     )
 

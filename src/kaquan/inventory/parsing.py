@@ -7,7 +7,8 @@ problems (unreadable encoding, no codes, no secret column) raise
 so the operator can fix the file by line number and retry.
 
 Secrets never appear in a problem's reason or an error message: those reach
-logs and screens. Card numbers may.
+logs and screens. Nor do card numbers, though they are not secret: in a file
+with shifted or swapped columns, what stands in the card column is a secret.
 
 Speed: a million single-layout lines parse in about a second. That layout runs
 almost entirely inside C (`map`, `filter`, `zip`, `dict`), no layout uses a
@@ -210,7 +211,10 @@ def _split_lines(text: str) -> list[str]:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.split("\n")
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return lines
 
 
 def _first_content_index(lines: Sequence[str]) -> int | None:
@@ -268,6 +272,8 @@ def _looks_like_header(fields: Sequence[str]) -> bool:
 
 
 def _detect_layout(first_line: str) -> str:
+    # Stripped first: a trailing tab from a spreadsheet does not make a pair.
+    first_line = first_line.strip()
     if not any(sep in first_line for sep in _SEPARATORS):
         return "single"
     if any(_column_name(field) in SECRET_COLUMNS for field in _split_fields(first_line)):
@@ -321,9 +327,7 @@ def _read_pairs(lines: list[str], start: int) -> tuple[list[CodeLine], list[Line
             if secret:
                 candidates.append(_new_code_line((line_no, card_no or None, secret, None)))
             elif card_no:
-                problems.append(
-                    LineProblem(line_no, ProblemCode.EMPTY_SECRET, f"card number {card_no} has no secret")
-                )
+                problems.append(LineProblem(line_no, ProblemCode.EMPTY_SECRET, "the secret is empty"))
             # Both fields empty: a line of separators only counts as blank.
         elif len(fields) == 1:
             if fields[0].strip():
@@ -443,8 +447,7 @@ def _csv_row(
     if not secret:
         if not any(field.strip() for field in row):
             return None
-        reason = f"card number {card_no} has no secret" if card_no else "the secret is empty"
-        return LineProblem(line_no, ProblemCode.EMPTY_SECRET, reason)
+        return LineProblem(line_no, ProblemCode.EMPTY_SECRET, "the secret is empty")
     expires_on = None
     if expiry_at is not None and (raw_date := row[expiry_at].strip()):
         try:
@@ -497,13 +500,9 @@ def _drop_duplicates(
         if first == candidate.line_no:
             code_lines.append(candidate)
         else:
-            card_no = candidate.card_no
-            what = f"card number {card_no} with the same secret" if card_no else "the same code"
-            problems.append(
-                LineProblem(
-                    candidate.line_no,
-                    ProblemCode.DUPLICATE_IN_FILE,
-                    f"{what} already appears on line {first}",
-                )
-            )
+            if candidate.card_no:
+                reason = f"the same card number and secret already appear on line {first}"
+            else:
+                reason = f"the same code already appears on line {first}"
+            problems.append(LineProblem(candidate.line_no, ProblemCode.DUPLICATE_IN_FILE, reason))
     return code_lines, problems

@@ -122,7 +122,8 @@ class _CompiledRule:
             if self.card_no_required:
                 return "card number missing"
         elif self.card_pattern is not None and self.card_pattern.fullmatch(card_no) is None:
-            return f"card number {card_no} does not match the pattern"
+            # Not echoed: with swapped columns, the "card number" is a secret.
+            return "card number does not match the pattern"
         length = len(secret)
         if (self.min_length is not None and length < self.min_length) or (
             self.max_length is not None and length > self.max_length

@@ -12,7 +12,7 @@ _RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
 
 @dataclass
 class Stock:
-    """Units per state. `sold` includes `redeemed`; the equation is available+reserved+sold+voided = imported."""
+    """Units per state; `sold` includes `redeemed`. Invariant: available+reserved+sold+voided = imported."""
 
     sku_id: int
     warehouse: str
@@ -42,17 +42,17 @@ async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Sto
     codes = select(Code.sku_id, Code.warehouse_id, Code.status, func.count()).group_by(
         Code.sku_id, Code.warehouse_id, Code.status
     )
-    serials = select(SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status, func.sum(_RANGE_SIZE)).group_by(
-        SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status
-    )
+    serials = select(
+        SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status, func.sum(_RANGE_SIZE)
+    ).group_by(SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status)
     if sku_id is not None:
         imported = imported.where(Batch.sku_id == sku_id)
         codes = codes.where(Code.sku_id == sku_id)
         serials = serials.where(SegmentRange.sku_id == sku_id)
-    for sku, warehouse, total in (await session.execute(imported)):
+    for sku, warehouse, total in await session.execute(imported):
         row(sku, warehouse).imported = int(total)
     for stmt in (codes, serials):
-        for sku, warehouse, status, units in (await session.execute(stmt)):
+        for sku, warehouse, status, units in await session.execute(stmt):
             entry = row(sku, warehouse)
             if status == "redeemed":
                 entry.redeemed += int(units)

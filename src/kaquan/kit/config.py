@@ -12,7 +12,8 @@ class Settings(BaseSettings):
 
     var_dir: Path = Path("var")
     database_url: str | None = Field(
-        default=None, description="sqlite:///path.db or postgresql://user@host:5432/db; default: var/kaquan.db"
+        default=None,
+        description="sqlite:///path.db or postgresql://user@host:5432/db; default: var/kaquan.db",
     )
     redis_url: str | None = None
     master_key: str | None = Field(default=None, description="base64 of 32 random bytes")

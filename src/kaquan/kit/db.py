@@ -28,6 +28,7 @@ from kaquan.kit.errors import BadInput, Busy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 _READONLY = "kaquan_readonly"
 
 
@@ -118,7 +119,7 @@ class Database:
             yield session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3) -> T:
-        """Run `work` in a write transaction, retrying a lock timeout or deadlock a bounded number of times."""
+        """Run `work` in a write transaction, retrying lock timeouts and deadlocks a few times."""
         for attempt in range(1, attempts + 1):
             try:
                 async with self.transaction() as session:
@@ -134,11 +135,11 @@ class Database:
 
     # Dialect-specific statements -------------------------------------------------
 
-    def claim(self, stmt: Select[Any]) -> Select[Any]:
+    def claim(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""
         return stmt.with_for_update(skip_locked=True) if self.is_postgresql and self.protect else stmt
 
-    def lock(self, stmt: Select[Any]) -> Select[Any]:
+    def lock(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, waiting for other holders (bounded by lock_timeout)."""
         return stmt.with_for_update() if self.is_postgresql and self.protect else stmt
 
@@ -158,7 +159,8 @@ class Database:
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
-        assert driver is not None
+        if driver is None:
+            raise RuntimeError("the connection has no driver connection")
         try:
             if self.is_postgresql:
                 await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
@@ -200,6 +202,8 @@ def _install_sqlite_hooks(engine: AsyncEngine, db: Database) -> None:
             "synchronous=NORMAL",
             "busy_timeout=30000",
             "foreign_keys=ON",
+            "cache_size=-65536",  # 64 MiB: bulk imports insert into a large unique index
+            "temp_store=MEMORY",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

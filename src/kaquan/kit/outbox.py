@@ -68,14 +68,18 @@ async def run_due(db: Database, *, limit: int = 50) -> int:
     """Run up to `limit` due events, one transaction each; returns how many ran successfully."""
     async with db.read() as session:
         ids = (
-            await session.execute(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
-                .where(OutboxEvent.due_at <= clock.now())
-                .order_by(OutboxEvent.due_at, OutboxEvent.id)
-                .limit(limit)
+            (
+                await session.execute(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
+                    .where(OutboxEvent.due_at <= clock.now())
+                    .order_by(OutboxEvent.due_at, OutboxEvent.id)
+                    .limit(limit)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     done = 0
     for event_id in ids:
         done += await _run_one(db, event_id)
@@ -87,7 +91,9 @@ async def _run_one(db: Database, event_id: int) -> int:
         async with db.transaction() as session:
             event = (
                 await session.execute(
-                    db.claim(select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.done_at.is_(None)))
+                    db.claim(
+                        select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.done_at.is_(None))
+                    )
                 )
             ).scalar_one_or_none()
             if event is None:
@@ -126,6 +132,4 @@ async def pending_count(session: AsyncSession) -> int:
 
 async def mark_all_due(session: AsyncSession) -> None:
     """Make every waiting event due now (the admin 'retry now' button and tests)."""
-    await session.execute(
-        update(OutboxEvent).where(OutboxEvent.done_at.is_(None)).values(due_at=clock.now())
-    )
+    await session.execute(update(OutboxEvent).where(OutboxEvent.done_at.is_(None)).values(due_at=clock.now()))

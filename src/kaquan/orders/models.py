@@ -20,10 +20,7 @@ class Order(Base):
         UniqueConstraint("channel", "idempotency_key"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("total_minor = unit_price_minor * quantity", name="total_is_price_times_quantity"),
-        CheckConstraint(
-            "status IN ('pending_payment', 'paid', 'delivered', 'cancelled', 'expired', 'paid_unfulfilled', 'refunded')",
-            name="status_known",
-        ),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in ORDER_STATUSES)})", name="status_known"),
         Index("ix_orders_status_expires", "status", "expires_at"),
     )
 

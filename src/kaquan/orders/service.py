@@ -47,7 +47,12 @@ class OrderRequest:
     buyer_ip: str | None = None
 
     def fingerprint(self) -> bytes:
-        body = {"sku": str(self.sku), "quantity": self.quantity, "channel": self.channel, "contact": self.contact}
+        body = {
+            "sku": str(self.sku),
+            "quantity": self.quantity,
+            "channel": self.channel,
+            "contact": self.contact,
+        }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
 
 
@@ -88,7 +93,13 @@ def _new_number() -> str:
 
 
 async def place(
-    db: Database, session: AsyncSession, keys: OrderKeys, request: OrderRequest, *, max_per_order: int, hold_minutes: int
+    db: Database,
+    session: AsyncSession,
+    keys: OrderKeys,
+    request: OrderRequest,
+    *,
+    max_per_order: int,
+    hold_minutes: int,
 ) -> Placed:
     """Create an unpaid order holding its codes, or return the order already made under this key."""
     if not request.idempotency_key or len(request.idempotency_key) > 128:
@@ -126,17 +137,22 @@ async def place(
     order_id = inserted.scalar_one_or_none()
     if order_id is None:
         return await _replay(session, keys, request, fingerprint)
-    order = await session.get(Order, order_id)
-    assert order is not None
+    order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
-    await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
+    await allocation.reserve(
+        db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at
+    )
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
 
 
-async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
+async def _replay(
+    session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes
+) -> Placed:
     order = (
         await session.execute(
-            select(Order).where(Order.channel == request.channel, Order.idempotency_key == request.idempotency_key)
+            select(Order).where(
+                Order.channel == request.channel, Order.idempotency_key == request.idempotency_key
+            )
         )
     ).scalar_one()
     if not same_digest(order.request_hash, fingerprint):
@@ -169,7 +185,9 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
         except OutOfStock:
-            await lifecycle.move(session, order, "paid_unfulfilled", note="paid after its hold lapsed; sold out")
+            await lifecycle.move(
+                session, order, "paid_unfulfilled", note="paid after its hold lapsed; sold out"
+            )
             await outbox.enqueue(session, "order.unfulfilled", {"order_id": order.id, "number": order.number})
             return PaymentOutcome(order, "unfulfilled")
     await lifecycle.move(session, order, "delivered")
@@ -243,5 +261,7 @@ async def view(session: AsyncSession, vault: Vault, order: Order) -> OrderView:
     if order.status == "delivered":
         codes = await codes_of_order(session, vault, order.id)
         ranges = await ranges_of_order(session, order.id)
-    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
+    events = await session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    )
     return OrderView(order, codes, ranges, list(events.scalars()))

@@ -37,7 +37,9 @@ class Gateway(Protocol):
 
     def verify(self, headers: dict[str, str], body: bytes) -> Notification: ...
 
-    async def refund(self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str) -> str: ...
+    async def refund(
+        self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str
+    ) -> str: ...
 
 
 class DevGateway:
@@ -55,11 +57,18 @@ class DevGateway:
         mac = hmac.new(self._secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
         return f"t={stamp},v1={mac}"
 
-    def notification(self, payment_token: str, amount_minor: int, currency: str, txn_id: str) -> tuple[dict[str, str], bytes]:
+    def notification(
+        self, payment_token: str, amount_minor: int, currency: str, txn_id: str
+    ) -> tuple[dict[str, str], bytes]:
         """What the dev gateway POSTs to kaquan when the buyer pays on its page."""
         body = json.dumps(
-            {"payment": payment_token, "txn_id": txn_id, "amount_minor": amount_minor, "currency": currency,
-             "status": "succeeded"},
+            {
+                "payment": payment_token,
+                "txn_id": txn_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "status": "succeeded",
+            },
             separators=(",", ":"),
         ).encode()
         return {SIGNATURE_HEADER: self.sign(body)}, body

@@ -18,6 +18,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
 from kaquan.orders.models import Order
+from kaquan.payments import registry
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
 from kaquan.payments.gateway import Gateway, Notification
 from kaquan.payments.models import Payment, PaymentCallback
@@ -59,7 +60,9 @@ async def by_token(session: AsyncSession, token: str) -> Payment:
     return payment
 
 
-async def receive_notification(db: Database, gateway: Gateway, headers: dict[str, str], body: bytes) -> Receipt:
+async def receive_notification(
+    db: Database, gateway: Gateway, headers: dict[str, str], body: bytes
+) -> Receipt:
     """Verify and apply one gateway notification; duplicates are harmless, bad ones are logged and refused."""
     digest = hashlib.sha256(body).digest()
     try:
@@ -70,15 +73,25 @@ async def receive_notification(db: Database, gateway: Gateway, headers: dict[str
         async with db.transaction() as session:
             session.add(
                 PaymentCallback(
-                    gateway=gateway.name, received_at=clock.now(), accepted=False, outcome=exc.code, body_sha256=digest
+                    gateway=gateway.name,
+                    received_at=clock.now(),
+                    accepted=False,
+                    outcome=exc.code,
+                    body_sha256=digest,
                 )
             )
         raise
 
 
-async def _apply(db: Database, session: AsyncSession, gateway: Gateway, note: Notification, digest: bytes) -> Receipt:
+async def _apply(
+    db: Database, session: AsyncSession, gateway: Gateway, note: Notification, digest: bytes
+) -> Receipt:
     payment = (
-        await session.execute(db.lock(select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name)))
+        await session.execute(
+            db.lock(
+                select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name)
+            )
+        )
     ).scalar_one_or_none()
     if payment is None:
         raise PaymentNotFound("the callback names an unknown payment")
@@ -117,12 +130,15 @@ async def _apply(db: Database, session: AsyncSession, gateway: Gateway, note: No
     return Receipt(outcome, order.number)
 
 
-async def refund(db: Database, session: AsyncSession, gateway: Gateway, payment_id: int) -> Payment:
+async def refund(db: Database, session: AsyncSession, payment_id: int) -> Payment:
     """Refund a payment through its gateway, once; the order becomes refunded if it was unfulfilled."""
     payment = (await session.execute(db.lock(select(Payment).where(Payment.id == payment_id)))).scalar_one()
     if payment.status != "refund_pending":
         return payment
-    payment.refund_ref = await gateway.refund(payment.token, payment.gateway_txn_id, payment.amount_minor, payment.currency)
+    gateway = registry.get(payment.gateway)
+    payment.refund_ref = await gateway.refund(
+        payment.token, payment.gateway_txn_id, payment.amount_minor, payment.currency
+    )
     payment.status = "refunded"
     payment.refunded_at = clock.now()
     order = await orders.locked(db, session, payment.order_id)

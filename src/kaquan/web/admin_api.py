@@ -48,7 +48,9 @@ async def import_batch(
     rt: RuntimeDep,
     actor: AdminDep,
     sku: str,
-    file: Annotated[UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")],
+    file: Annotated[
+        UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")
+    ],
     supplier: Annotated[str, Form(max_length=200)] = "",
     unit_cost_minor: Annotated[int, Form(ge=0)] = 0,
     expires_on: Annotated[date | None, Form()] = None,
@@ -59,7 +61,9 @@ async def import_batch(
 ) -> ImportOut:
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES)
+        raise BadInput(
+            f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES
+        )
     meta = importing.BatchMeta(
         supplier=supplier,
         unit_cost_minor=unit_cost_minor,
@@ -87,12 +91,23 @@ async def import_batch(
 @router.post("/skus/{sku}/segments", status_code=201)
 async def add_segment(rt: RuntimeDep, actor: AdminDep, sku: str, body: SegmentCreate) -> dict[str, int]:
     meta = importing.BatchMeta(
-        supplier=body.supplier, unit_cost_minor=body.unit_cost_minor, expires_on=body.expires_on, warehouse=body.warehouse
+        supplier=body.supplier,
+        unit_cost_minor=body.unit_cost_minor,
+        expires_on=body.expires_on,
+        warehouse=body.warehouse,
     )
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku)
         batch = await importing.add_segment(
-            rt.db, session, target, prefix=body.prefix, width=body.width, start=body.start, end=body.end, meta=meta, actor=actor
+            rt.db,
+            session,
+            target,
+            prefix=body.prefix,
+            width=body.width,
+            start=body.start,
+            end=body.end,
+            meta=meta,
+            actor=actor,
         )
     return {"batch_id": batch.id, "quantity": batch.quantity}
 

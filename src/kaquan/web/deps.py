@@ -6,6 +6,7 @@ from fastapi import Depends, Header, Request
 
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Unauthorized
+from kaquan.kit.ratelimit import enforce
 from kaquan.runtime import Runtime
 
 
@@ -19,6 +20,17 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def throttle_lookup(request: Request, rt: Runtime) -> None:
+    """Order lookups guess at secrets: a few per minute per IP, across processes when Redis is set."""
+    await enforce(
+        rt.limiter,
+        f"lookup:{client_ip(request)}",
+        limit=rt.settings.lookup_per_minute,
+        window_s=60,
+        what="order lookups",
+    )
 
 
 def admin_actor(rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None) -> str:

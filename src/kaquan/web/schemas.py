@@ -62,7 +62,14 @@ class OrderOut(BaseModel):
     serial_ranges: list[RangeOut] = []
 
     @classmethod
-    def of(cls, order: Order, *, view: OrderView | None = None, lookup_secret: str | None = None, pay_url: str | None = None) -> "OrderOut":
+    def of(
+        cls,
+        order: Order,
+        *,
+        view: OrderView | None = None,
+        lookup_secret: str | None = None,
+        pay_url: str | None = None,
+    ) -> "OrderOut":
         return cls(
             number=order.number,
             status=order.status,

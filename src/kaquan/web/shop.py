@@ -8,11 +8,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
 from kaquan.inventory.stock import available_by_sku
-from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.deps import RuntimeDep, client_ip, throttle_lookup
 from kaquan.web.pages import render
 
 router = APIRouter()
@@ -60,7 +59,11 @@ async def buy(
     contact: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     order_request = orders.OrderRequest(
-        sku=sku, quantity=quantity, idempotency_key=idempotency_key, contact=contact, buyer_ip=client_ip(request)
+        sku=sku,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+        contact=contact,
+        buyer_ip=client_ip(request),
     )
     async with rt.db.transaction() as session:
         placed = await orders.place(
@@ -83,7 +86,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
     offered = request.cookies.get(ORDER_COOKIE_PREFIX + number)
     if not offered or not rt.order_keys.check(number, offered):
         if offered:
-            await enforce(rt.limiter, f"lookup:{client_ip(request)}", limit=rt.settings.lookup_per_minute, window_s=60, what="order lookups")
+            await throttle_lookup(request, rt)
         return RedirectResponse(f"/lookup?number={number}", status_code=303)
     async with rt.db.read() as session:
         order = await orders.lookup(session, rt.order_keys, number, offered)
@@ -96,7 +99,9 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
             "view": view,
             "order": order,
             "lookup_secret": offered,
-            "pay_url": rt.dev_gateway.checkout_url(payment.token) if payment and order.status == "pending_payment" else None,
+            "pay_url": rt.dev_gateway.checkout_url(payment.token)
+            if payment and order.status == "pending_payment"
+            else None,
         },
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
@@ -123,7 +128,7 @@ async def lookup(
     number: Annotated[str, Form(max_length=32)],
     secret: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    await enforce(rt.limiter, f"lookup:{client_ip(request)}", limit=rt.settings.lookup_per_minute, window_s=60, what="order lookups")
+    await throttle_lookup(request, rt)
     number = number.strip()
     try:
         async with rt.db.read() as session:
@@ -133,5 +138,3 @@ async def lookup(
     response = RedirectResponse(f"/orders/{number}", status_code=303)
     remember_order(response, request, number, rt.order_keys.lookup_secret(number))
     return response
-
-

@@ -4,10 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 
-from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.deps import RuntimeDep, client_ip, throttle_lookup
 from kaquan.web.schemas import LookupRequest, OrderCreate, OrderOut
 
 router = APIRouter(prefix="/api", tags=["shop"])
@@ -47,7 +46,7 @@ async def create_order(
 
 @router.post("/orders/lookup")
 async def lookup_order(request: Request, rt: RuntimeDep, body: LookupRequest) -> OrderOut:
-    await enforce(rt.limiter, f"lookup:{client_ip(request)}", limit=rt.settings.lookup_per_minute, window_s=60, what="order lookups")
+    await throttle_lookup(request, rt)
     async with rt.db.read() as session:
         order = await orders.lookup(session, rt.order_keys, body.number.strip(), body.secret)
         view = await orders.view(session, rt.vault, order)
