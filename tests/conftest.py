@@ -75,7 +75,9 @@ def postgres_migrated() -> Iterator[str]:
                 await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
         except OSError as exc:
-            raise RuntimeError(f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}") from exc
+            raise RuntimeError(
+                f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}"
+            ) from exc
         finally:
             await admin.dispose()
         db = Database(url)

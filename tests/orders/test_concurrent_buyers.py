@@ -4,12 +4,12 @@ import asyncio
 import secrets
 
 from sqlalchemy import func, select
+from tests.support.builders import buy, given_segment_sku, given_sku_with_codes, place_order, stock_of
 
 from kaquan.inventory.models import Code
 from kaquan.kit.db import Database
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
-from tests.support.builders import buy, given_segment_sku, given_sku_with_codes, place_order, stock_of
 
 BUYERS = 200
 
@@ -64,7 +64,7 @@ async def test_without_the_protection_the_race_is_real(rt: Runtime) -> None:
         try:
             number, _, _ = await place_order(rt, sku, 1, key=secrets.token_hex(6))
             return number
-        except Exception as exc:  # noqa: BLE001  (the broken mode fails in driver-specific ways)
+        except Exception as exc:
             return type(exc).__name__
 
     with rt.db.unprotected():
@@ -72,7 +72,9 @@ async def test_without_the_protection_the_race_is_real(rt: Runtime) -> None:
 
     async with rt.db.read() as session:
         orders = (await session.execute(select(func.count()).select_from(Order))).scalar_one()
-        held = (await session.execute(select(func.count()).select_from(Code).where(Code.status != "available"))).scalar_one()
+        held = (
+            await session.execute(select(func.count()).select_from(Code).where(Code.status != "available"))
+        ).scalar_one()
     double_sold = orders > held
     lost_to_errors = any(r is not None and not r.isdigit() for r in results)
     assert double_sold or lost_to_errors, "the unprotected claim should have raced"
@@ -84,5 +86,3 @@ async def _every_paid_order_delivered(db: Database) -> None:
             (await session.execute(select(Order.status, func.count()).group_by(Order.status))).all()
         )
     assert set(statuses) <= {"delivered", "refunded"}, statuses
-
-

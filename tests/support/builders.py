@@ -2,6 +2,7 @@
 
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
@@ -30,14 +31,16 @@ async def given_sku(
     *,
     code: str | None = None,
     price_minor: int = 1990,
-    stock_kind: str = "codes",
+    stock_kind: Literal["codes", "segment"] = "codes",
     rule: CodeRule | None = None,
     max_per_order: int = 10,
     encrypt_card_no: bool = False,
 ) -> GivenSku:
     code = code or f"SKU-{secrets.token_hex(3).upper()}"
     async with rt.db.transaction() as session:
-        product = await catalog.create_product(session, ProductCreate(name=f"Product {code}", kind="membership"), actor="test")
+        product = await catalog.create_product(
+            session, ProductCreate(name=f"Product {code}", kind="membership"), actor="test"
+        )
         sku = await catalog.create_sku(
             session,
             SkuCreate(
@@ -46,7 +49,7 @@ async def given_sku(
                 name=code,
                 face_value_minor=price_minor,
                 price_minor=price_minor,
-                stock_kind=stock_kind,  # type: ignore[arg-type]
+                stock_kind=stock_kind,
                 code_rule=rule or CodeRule(),
                 max_per_order=max_per_order,
                 encrypt_card_no=encrypt_card_no,
@@ -79,12 +82,22 @@ async def given_sku_with_codes(rt: Runtime, count: int, **sku_options: object) -
     return sku
 
 
-async def given_segment_sku(rt: Runtime, *, start: int, end: int, prefix: str = "GC", width: int = 8, max_per_order: int = 10_000) -> GivenSku:
+async def given_segment_sku(
+    rt: Runtime, *, start: int, end: int, prefix: str = "GC", width: int = 8, max_per_order: int = 10_000
+) -> GivenSku:
     sku = await given_sku(rt, stock_kind="segment", max_per_order=max_per_order)
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku.id)
         await importing.add_segment(
-            rt.db, session, target, prefix=prefix, width=width, start=start, end=end, meta=importing.BatchMeta(), actor="test"
+            rt.db,
+            session,
+            target,
+            prefix=prefix,
+            width=width,
+            start=start,
+            end=end,
+            meta=importing.BatchMeta(),
+            actor="test",
         )
     return sku
 
@@ -110,7 +123,9 @@ class Bought:
         return self.error is None
 
 
-async def place_order(rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str | None = None) -> tuple[str, str, str]:
+async def place_order(
+    rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str | None = None
+) -> tuple[str, str, str]:
     """Place an unpaid order; returns (number, lookup secret, payment token)."""
     from kaquan.orders import service as orders
     from kaquan.payments import service as payments

@@ -1,4 +1,4 @@
-"""A buyer in a real browser: buy, pay on the dev gateway, see the codes, find the order again from another browser.
+"""A buyer in a real browser: buy, pay on the dev gateway, see the codes, find the order from another browser.
 
 Drives Debian's chromium through Playwright against a real uvicorn server on a
 fresh, migrated SQLite database seeded with the demo catalog.
@@ -89,7 +89,9 @@ def shop_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def browser(chromium_path: Path) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield launched
         finally:

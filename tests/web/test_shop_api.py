@@ -15,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
+from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
 from kaquan.inventory.models import Code
 from kaquan.kit.ratelimit import RedisRateLimiter
@@ -23,7 +24,6 @@ from kaquan.payments.gateway import SIGNATURE_HEADER
 from kaquan.payments.models import Payment, PaymentCallback
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
-from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
 Caller = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 Callback = tuple[dict[str, str], bytes]
@@ -101,7 +101,9 @@ def token_of(order: dict[str, Any]) -> str:
 
 def signed_callback(rt: Runtime, order: dict[str, Any]) -> Callback:
     """What the dev gateway posts when this order's buyer pays in full."""
-    return rt.dev_gateway.notification(token_of(order), order["total_minor"], order["currency"], secrets.token_hex(6))
+    return rt.dev_gateway.notification(
+        token_of(order), order["total_minor"], order["currency"], secrets.token_hex(6)
+    )
 
 
 async def notify(client: httpx.AsyncClient, callback: Callback, *, gateway: str = "dev") -> httpx.Response:
@@ -123,7 +125,7 @@ def caller_at(rt: Runtime) -> Caller:
 
 
 def some_ip() -> str:
-    """A documentation-range address of this test's own, so parallel runs sharing a Redis never share a counter."""
+    """An address of this test's own: parallel runs sharing one Redis never share a counter."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
@@ -164,14 +166,18 @@ async def test_an_order_is_created_with_its_number_lookup_secret_pay_url_and_the
 async def test_an_order_can_name_its_sku_by_id(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
 
-    response = await client.post("/api/orders", json={"sku": str(sku.id), "quantity": 1}, headers={"Idempotency-Key": "k"})
+    response = await client.post(
+        "/api/orders", json={"sku": str(sku.id), "quantity": 1}, headers={"Idempotency-Key": "k"}
+    )
 
     assert response.status_code == 201
     assert response.json()["sku_id"] == sku.id
 
 
 @pytest.mark.parametrize("field", ["unit_price_minor", "total_minor", "price"])
-async def test_a_price_sent_by_the_client_is_refused(rt: Runtime, client: httpx.AsyncClient, field: str) -> None:
+async def test_a_price_sent_by_the_client_is_refused(
+    rt: Runtime, client: httpx.AsyncClient, field: str
+) -> None:
     sku, _ = await given_stocked_sku(rt, 5, price_minor=1990)
 
     response = await client.post(
@@ -244,11 +250,17 @@ async def test_a_quantity_outside_one_to_the_cap_is_invalid_and_changes_nothing(
     assert await count_of(rt, Order) == 0
 
 
-async def test_an_unknown_sku_or_too_few_codes_create_no_order(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_an_unknown_sku_or_too_few_codes_create_no_order(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, _ = await given_stocked_sku(rt, 2)
 
-    unknown = await client.post("/api/orders", json={"sku": "NOPE", "quantity": 1}, headers={"Idempotency-Key": "a"})
-    too_many = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "b"})
+    unknown = await client.post(
+        "/api/orders", json={"sku": "NOPE", "quantity": 1}, headers={"Idempotency-Key": "a"}
+    )
+    too_many = await client.post(
+        "/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "b"}
+    )
 
     assert the_error(unknown, 404, "sku_not_found") == {"sku": "NOPE"}
     assert the_error(too_many, 409, "out_of_stock") == {"sku_id": sku.id, "wanted": 3, "available": 2}
@@ -259,7 +271,9 @@ async def test_an_unknown_sku_or_too_few_codes_create_no_order(rt: Runtime, clie
 # Looking an order up -------------------------------------------------------------------------------------
 
 
-async def test_a_lookup_shows_the_codes_only_once_the_order_is_paid(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_lookup_shows_the_codes_only_once_the_order_is_paid(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
@@ -300,11 +314,13 @@ async def test_a_wrong_secret_and_an_unknown_number_get_the_same_not_found(
     assert shown_codes(wrong_secret, codes) == []
 
 
-async def test_lookups_are_throttled_per_ip_address(rt: Runtime, caller_at: Caller, redis_or_none: Redis | None) -> None:
+async def test_lookups_are_throttled_per_ip_address(
+    rt: Runtime, caller_at: Caller, redis_or_none: Redis | None
+) -> None:
     if redis_or_none is not None:
         rt.limiter = RedisRateLimiter(redis_or_none)
     assert rt.settings.lookup_per_minute == 10
-    sku, codes = await given_stocked_sku(rt, 5)
+    sku, _ = await given_stocked_sku(rt, 5)
     async with caller_at(some_ip()) as buyer:
         order = await create_order(buyer, sku)
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
@@ -312,7 +328,8 @@ async def test_lookups_are_throttled_per_ip_address(rt: Runtime, caller_at: Call
 
     async with caller_at(some_ip()) as guesser, caller_at(some_ip()) as neighbour:
         guesses = [
-            await guesser.post("/api/orders/lookup", json={**credentials, "secret": f"GUESS-{n}"}) for n in range(10)
+            await guesser.post("/api/orders/lookup", json={**credentials, "secret": f"GUESS-{n}"})
+            for n in range(10)
         ]
         eleventh = await guesser.post("/api/orders/lookup", json=credentials)
         elsewhere = await neighbour.post("/api/orders/lookup", json=credentials)
@@ -342,7 +359,9 @@ async def test_a_correctly_signed_callback_delivers_the_order(rt: Runtime, clien
     assert await callbacks(rt) == [(True, "delivered")]
 
 
-async def test_the_same_callback_again_is_a_harmless_duplicate(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_the_same_callback_again_is_a_harmless_duplicate(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     callback = signed_callback(rt, order)
@@ -369,7 +388,9 @@ def tampered_amount(rt: Runtime, order: dict[str, Any]) -> Callback:
 
 def signed_wrong_amount(rt: Runtime, order: dict[str, Any]) -> Callback:
     """Correctly signed, but for less money than the order costs."""
-    return rt.dev_gateway.notification(token_of(order), order["total_minor"] - 1, order["currency"], "txn-short")
+    return rt.dev_gateway.notification(
+        token_of(order), order["total_minor"] - 1, order["currency"], "txn-short"
+    )
 
 
 def signed_wrong_currency(rt: Runtime, order: dict[str, Any]) -> Callback:
@@ -388,7 +409,9 @@ def unsigned(rt: Runtime, order: dict[str, Any]) -> Callback:
 
 
 def for_an_unknown_payment(rt: Runtime, order: dict[str, Any]) -> Callback:
-    return rt.dev_gateway.notification("no-such-token", order["total_minor"], order["currency"], "txn-unknown")
+    return rt.dev_gateway.notification(
+        "no-such-token", order["total_minor"], order["currency"], "txn-unknown"
+    )
 
 
 REFUSED_CALLBACKS = [
@@ -425,7 +448,9 @@ async def test_a_refused_callback_changes_nothing_and_is_logged_as_refused(
     assert await callbacks(rt) == [(False, code)]
 
 
-async def test_a_refused_callback_does_not_spoil_the_genuine_one(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_refused_callback_does_not_spoil_the_genuine_one(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     await notify(client, signed_wrong_amount(rt, order))
@@ -446,7 +471,7 @@ async def test_a_callback_to_an_unknown_gateway_is_not_found(rt: Runtime, client
     assert await order_status(rt, order["number"]) == "pending_payment"
 
 
-# Secrets ------------------------------------------------------------------------------------------------------
+# Secrets ------------------------------------------------------------------------------------------
 
 
 async def test_no_response_carries_a_code_secret_except_the_buyers_delivered_order(
@@ -462,7 +487,9 @@ async def test_no_response_carries_a_code_secret_except_the_buyers_delivered_ord
     client.event_hooks = {"response": [keep]}
     order = await create_order(client, sku, 2, key="journey")
     await create_order(client, sku, 2, key="journey")
-    await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "journey"})
+    await client.post(
+        "/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "journey"}
+    )
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
     await client.post("/api/orders/lookup", json=credentials)
     await notify(client, tampered_amount(rt, order))

@@ -1,4 +1,4 @@
-"""The storefront through HTTP, as a browser uses it: browse, buy, pay, see the codes, look the order up (查单)."""
+"""The storefront through HTTP, as a browser uses it: browse, buy, pay, see the codes, find the order."""
 
 import asyncio
 import html
@@ -12,13 +12,13 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
+from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.orders.models import Order
 from kaquan.payments.models import Payment
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
-from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 Browser = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -71,9 +71,13 @@ async def payment_count(rt: Runtime) -> int:
         return (await session.execute(select(func.count()).select_from(Payment))).scalar_one()
 
 
-async def buy_on_the_shop(client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1) -> tuple[str, httpx.Response]:
+async def buy_on_the_shop(
+    client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1
+) -> tuple[str, httpx.Response]:
     """Submit the buy form and follow the redirect; returns the order number and the order page."""
-    page = await client.post("/orders", data=order_form(sku, quantity), headers=BROWSER, follow_redirects=True)
+    page = await client.post(
+        "/orders", data=order_form(sku, quantity), headers=BROWSER, follow_redirects=True
+    )
     assert page.status_code == 200, page.text
     number = page.url.path.removeprefix("/orders/")
     return number, page
@@ -86,14 +90,16 @@ def browser_at(rt: Runtime) -> Browser:
     @asynccontextmanager
     async def open_browser(ip: str) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=create_app(rt=rt), client=(ip, 50_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=BROWSER) as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://shop.test", headers=BROWSER
+        ) as http:
             yield http
 
     return open_browser
 
 
 def some_ip() -> str:
-    """A documentation-range address of this test's own, so parallel runs sharing a Redis never share a counter."""
+    """An address of this test's own: parallel runs sharing one Redis never share a counter."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
@@ -107,7 +113,9 @@ async def not_near_a_minute_boundary() -> None:
 # Browsing -------------------------------------------------------------------------------------------
 
 
-async def test_the_index_lists_each_sku_with_its_price_and_stock(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_the_index_lists_each_sku_with_its_price_and_stock(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     stocked, _ = await given_stocked_sku(rt, 3, price_minor=1990)
     never_stocked, _ = await given_stocked_sku(rt, 0, price_minor=500)
 
@@ -154,7 +162,9 @@ async def test_buying_redirects_to_the_order_and_remembers_it_in_an_httponly_coo
     assert (await stock_of(rt, sku)).reserved == 2
 
 
-async def test_the_order_page_shows_the_lookup_secret_and_a_pay_link(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_the_order_page_shows_the_lookup_secret_and_a_pay_link(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, codes = await given_stocked_sku(rt, 5, price_minor=1990)
 
     number, page = await buy_on_the_shop(client, sku, 2)
@@ -274,7 +284,9 @@ async def test_a_quantity_outside_one_to_the_cap_is_refused_and_changes_nothing(
     assert await order_count(rt) == 0
 
 
-async def test_a_quantity_that_is_not_a_number_is_a_validation_error(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_quantity_that_is_not_a_number_is_a_validation_error(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
 
     response = await client.post("/orders", data={**order_form(sku), "quantity": "two"})
@@ -315,7 +327,9 @@ async def test_buying_more_than_is_in_stock_is_a_conflict_and_creates_no_order_a
     assert (stock.available, stock.reserved) == (2, 0)
 
 
-async def test_a_failed_purchase_does_not_burn_its_idempotency_key(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_failed_purchase_does_not_burn_its_idempotency_key(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, _ = await given_stocked_sku(rt, 2, max_per_order=10)
     key = secrets.token_hex(8)
     await client.post("/orders", data=order_form(sku, 3, key=key))
@@ -381,7 +395,9 @@ async def test_a_lookup_secret_typed_in_lower_case_without_dashes_still_finds_th
     assert element_text(page.text, "order-status") == "pending_payment"
 
 
-async def test_a_wrong_secret_gets_the_same_404_as_an_unknown_number(rt: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_wrong_secret_gets_the_same_404_as_an_unknown_number(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     number, page = await buy_on_the_shop(client, sku, 2)
     await client.post(pay_link(page.text), headers=BROWSER)

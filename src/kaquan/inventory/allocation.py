@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, literal_column, select, update
+from sqlalchemy import Row, Select, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.models import Sku
@@ -130,6 +130,17 @@ async def available_units(session: AsyncSession, sku: Sku) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
+def claim_codes_statement(db: Database, sku_id: int, quantity: int) -> Select[int]:
+    """The claim: available codes of a SKU, lowest expiry first, locked and skipping rows others hold."""
+    stmt = (
+        select(Code.id)
+        .where(Code.sku_id == sku_id, _CODE_AVAILABLE)
+        .order_by(Code.expires_on.asc().nulls_last(), Code.id)
+        .limit(quantity)
+    )
+    return db.claim(stmt)
+
+
 async def _claim(
     db: Database,
     session: AsyncSession,
@@ -163,13 +174,7 @@ async def _claim_codes(
     target: str,
     hold_until: datetime | None,
 ) -> Claim | None:
-    stmt = (
-        select(Code.id)
-        .where(Code.sku_id == sku.id, _CODE_AVAILABLE)
-        .order_by(Code.expires_on.asc().nulls_last(), Code.id)
-        .limit(quantity)
-    )
-    ids = tuple((await session.execute(db.claim(stmt))).scalars())
+    ids = tuple((await session.execute(claim_codes_statement(db, sku.id, quantity))).scalars())
     if len(ids) < quantity:
         return None
     sold_at = clock.now() if target == "sold" else None

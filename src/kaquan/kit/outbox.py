@@ -91,17 +91,32 @@ async def _run_one(db: Database, event_id: int) -> int:
         async with db.transaction() as session:
             event = (
                 await session.execute(
+                    # Re-checked under the lock: a concurrent runner may have failed it (not due any more).
                     db.claim(
-                        select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.done_at.is_(None))
+                        select(OutboxEvent).where(
+                            OutboxEvent.id == event_id,
+                            OutboxEvent.done_at.is_(None),
+                            OutboxEvent.failed_at.is_(None),
+                            OutboxEvent.due_at <= clock.now(),
+                        )
                     )
                 )
             ).scalar_one_or_none()
             if event is None:
                 return 0
-            run = _handlers.get(event.topic)
-            if run is None:
-                raise LookupError(f"no handler registered for topic {event.topic!r}")
-            await run(db, session, event.payload)
+            try:
+                # A savepoint undoes a failed handler's effects while we keep the claim, so the
+                # failure is recorded before any concurrent runner can see the event as due again.
+                async with session.begin_nested():
+                    run = _handlers.get(event.topic)
+                    if run is None:
+                        raise LookupError(f"no handler registered for topic {event.topic!r}")
+                    await run(db, session, event.payload)
+            except Exception as exc:
+                log.warning("outbox event %s failed: %s", event_id, type(exc).__name__)
+                await session.refresh(event)
+                _note_failure(event, exc)
+                return 0
             event.done_at = clock.now()
             event.attempts += 1
             return 1
@@ -116,11 +131,15 @@ async def _record_failure(db: Database, event_id: int, exc: Exception) -> None:
         event = await session.get(OutboxEvent, event_id)
         if event is None or event.done_at is not None:
             return
-        event.attempts += 1
-        event.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        event.due_at = clock.now() + backoff(event.attempts)
-        if event.attempts >= GIVE_UP_AFTER:
-            event.failed_at = clock.now()
+        _note_failure(event, exc)
+
+
+def _note_failure(event: OutboxEvent, exc: Exception) -> None:
+    event.attempts += 1
+    event.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    event.due_at = clock.now() + backoff(event.attempts)
+    if event.attempts >= GIVE_UP_AFTER:
+        event.failed_at = clock.now()
 
 
 async def pending_count(session: AsyncSession) -> int:

@@ -1,0 +1,49 @@
+"""Database URLs in the forms users write, and the schema the migrations build."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from kaquan.all_models import metadata
+from kaquan.kit.db import BadDatabaseUrl, Database, async_url, describe
+from kaquan.kit.migrate import downgrade, upgrade
+
+
+@pytest.mark.parametrize(
+    ("plain", "driver"),
+    [
+        ("sqlite:///var/kaquan.db", "sqlite+aiosqlite:///var/kaquan.db"),
+        ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+        ("postgresql://shop@db:5432/kaquan", "postgresql+asyncpg://shop@db:5432/kaquan"),
+        ("postgres://shop@db/kaquan", "postgresql+asyncpg://shop@db/kaquan"),
+    ],
+)
+def test_plain_urls_get_the_async_driver(plain: str, driver: str) -> None:
+    assert async_url(plain) == driver
+
+
+@pytest.mark.parametrize("bad", ["mysql://root@db/x", "kaquan.db", "sqlite://relative-without-path"])
+def test_other_urls_are_refused_with_the_accepted_forms(bad: str) -> None:
+    with pytest.raises(BadDatabaseUrl, match=r"sqlite:///path/to/file\.db or postgresql://"):
+        async_url(bad)
+
+
+def test_described_urls_never_show_a_password() -> None:
+    assert "hunter2" not in describe("postgresql://shop:hunter2@db/kaquan")
+
+
+async def test_the_migrations_build_exactly_the_models(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    assert diff == []
+
+
+async def test_the_migrations_are_reversible(db: Database) -> None:
+    await downgrade(db, "base")
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: sync.dialect.get_table_names(sync))
+    assert set(tables) <= {"alembic_version"}
+    await upgrade(db)
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    assert diff == []
