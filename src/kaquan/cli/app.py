@@ -12,8 +12,9 @@ from kaquan.demo import seed
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
 from kaquan.kit.migrate import upgrade
-from kaquan.runtime import Runtime
+from kaquan.runtime import Runtime, admin_token
 from kaquan.web.app import create_app
+from kaquan.worker import run_forever
 
 app = typer.Typer(
     help="kaquan: one central inventory of digital codes, sold everywhere, never twice.", no_args_is_help=True
@@ -56,10 +57,9 @@ def demo() -> None:
 
 def _print_admin_token() -> None:
     settings = get_settings()
-    from kaquan.runtime import admin_token
-
     console.print(
-        f"admin API bearer token: [bold]{admin_token(settings)}[/] (kept in {settings.var_dir}/admin-token)"
+        f"admin API bearer token: [bold]{admin_token(settings)}[/] (kept in {settings.var_dir}/admin-token)",
+        soft_wrap=True,
     )
 
 
@@ -81,8 +81,6 @@ def serve(
 @app.command("worker")
 def worker_command() -> None:
     """Run the outbox worker: notifications, refunds, expiring unpaid orders."""
-    from kaquan.worker import run_forever
-
     setup_logging()
 
     async def work(rt: Runtime) -> None:
