@@ -83,9 +83,7 @@ async def _game_card(rt: Runtime, session: AsyncSession) -> None:
         ),
         actor=ACTOR,
     )
-    lines = ["卡号,卡密,有效期"] + [
-        f"G100{n:08d},{secrets.randbelow(10**12):012d},2027-12-31" for n in range(1, 41)
-    ]
+    lines = ["卡号,卡密,有效期"] + [f"G100{n:08d},{secrets.randbelow(10**12):012d},2027-12-31" for n in range(1, 41)]
     await importing.import_codes(
         rt.db,
         session,
@@ -100,9 +98,7 @@ async def _game_card(rt: Runtime, session: AsyncSession) -> None:
 async def _gift_card_segment(rt: Runtime, session: AsyncSession) -> None:
     product = await catalog.create_product(
         session,
-        ProductCreate(
-            name="礼品卡 Gift card (segment)", kind="gift_card", description="号段卡 · serial range"
-        ),
+        ProductCreate(name="礼品卡 Gift card (segment)", kind="gift_card", description="号段卡 · serial range"),
         actor=ACTOR,
     )
     sku = await catalog.create_sku(

@@ -341,9 +341,7 @@ def test_a_csv_quote_left_open_is_malformed_and_names_where_the_row_ended() -> N
     assert "line 3" in parsed.problems[0].reason
 
 
-@pytest.mark.parametrize(
-    "value", ["2030-13-01", "2030-02-30", "tomorrow", "20300101", "30-01-01", "2030-1-1-1"]
-)
+@pytest.mark.parametrize("value", ["2030-13-01", "2030-02-30", "tomorrow", "20300101", "30-01-01", "2030-1-1-1"])
 def test_an_expiry_that_is_not_a_date_is_a_problem(value: str) -> None:
     parsed = parse(f"card_no,secret,expiry\n1001,S-1,{value}\n1002,S-2,2030-01-01\n")
     assert problems(parsed) == [(2, "bad_date")]

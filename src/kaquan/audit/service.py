@@ -20,9 +20,7 @@ async def record(
     ip: str | None = None,
 ) -> None:
     session.add(
-        AuditEntry(
-            at=clock.now(), actor=actor, action=action, target=target, before=before, after=after, ip=ip
-        )
+        AuditEntry(at=clock.now(), actor=actor, action=action, target=target, before=before, after=after, ip=ip)
     )
 
 

@@ -23,9 +23,7 @@ class Product(Base):
 class Sku(Base):
     __tablename__ = "catalog_skus"
     __table_args__ = (
-        CheckConstraint(
-            "price_minor >= 0 AND cost_minor >= 0 AND face_value_minor >= 0", name="money_not_negative"
-        ),
+        CheckConstraint("price_minor >= 0 AND cost_minor >= 0 AND face_value_minor >= 0", name="money_not_negative"),
         CheckConstraint("max_per_order >= 1", name="max_per_order_positive"),
     )
 

@@ -7,7 +7,7 @@ and is better caught before the code is sold than after.
 
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -61,6 +61,13 @@ class CodeRule(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         self._compiled = _CompiledRule(self)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, recompiled when `update` changes fields (pydantic copies private attributes as is)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy._compiled = _CompiledRule(copy)
+        return copy
+
     def violation(self, card_no: str | None, secret: str) -> str | None:
         """None if the code follows the rule, else the first broken part, without the secret."""
         return self._compiled.violation(card_no, secret)
@@ -97,12 +104,21 @@ class _CompiledRule:
         else:
             self.length_wanted = f"at least {low}" if low is not None else f"at most {high}"
 
+    def __eq__(self, other: object) -> bool:
+        # Pydantic compares private attributes too; two equal rules compile to equal parts.
+        if not isinstance(other, _CompiledRule):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def violation(self, card_no: str | None, secret: str) -> str | None:
         if not card_no:
             if self.card_no_required:
                 return "card number missing"
         elif self.card_pattern is not None and self.card_pattern.fullmatch(card_no) is None:
-            return f"card number {card_no} does not match the pattern"
+            # Not echoed: with swapped columns, the "card number" is a secret.
+            return "card number does not match the pattern"
         length = len(secret)
         if (self.min_length is not None and length < self.min_length) or (
             self.max_length is not None and length > self.max_length

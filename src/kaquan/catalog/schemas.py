@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kaquan.catalog.rules import CodeRule
 from kaquan.kit.money import supported_currencies
@@ -42,6 +42,14 @@ class SkuCreate(BaseModel):
     code_rule: CodeRule = Field(default_factory=CodeRule)
     encrypt_card_no: bool = False
     max_per_order: int = Field(default=10, ge=1, le=100_000)
+
+    @field_validator("code")
+    @classmethod
+    def _not_an_id(cls, value: str) -> str:
+        # Every interface takes "a SKU code or id": a code of digits would be read as another SKU's id.
+        if value.isdigit():
+            raise ValueError("a SKU code cannot be digits only: it would read as a SKU id")
+        return value
 
     @model_validator(mode="after")
     def _known_currency(self) -> "SkuCreate":

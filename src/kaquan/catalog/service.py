@@ -14,14 +14,10 @@ from kaquan.kit.money import Money
 
 
 async def create_product(session: AsyncSession, data: ProductCreate, *, actor: str) -> Product:
-    product = Product(
-        name=data.name, kind=data.kind, description=data.description, active=True, created_at=clock.now()
-    )
+    product = Product(name=data.name, kind=data.kind, description=data.description, active=True, created_at=clock.now())
     session.add(product)
     await session.flush()
-    await audit.record(
-        session, actor, "product.created", target=f"product:{product.id}", after={"name": data.name}
-    )
+    await audit.record(session, actor, "product.created", target=f"product:{product.id}", after={"name": data.name})
     return product
 
 

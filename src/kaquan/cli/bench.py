@@ -36,9 +36,7 @@ def bench_import(
     async def work(rt: Runtime) -> dict[str, object]:
         tag = f"BENCH-{int(time.time())}-{secrets.token_hex(3)}"
         async with rt.db.transaction() as session:
-            product = await catalog.create_product(
-                session, ProductCreate(name=tag, kind="voucher"), actor="bench"
-            )
+            product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
             sku = await catalog.create_sku(
                 session,
                 SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=100, price_minor=100),

@@ -19,9 +19,7 @@ ACTOR = "cli"
 @products.command("create")
 def create_product(
     name: Annotated[str, typer.Option(help="display name")],
-    kind: Annotated[
-        ProductKind, typer.Option(help="membership, game_points, virtual_item, voucher or gift_card")
-    ],
+    kind: Annotated[ProductKind, typer.Option(help="membership, game_points, virtual_item, voucher or gift_card")],
     description: str = "",
 ) -> None:
     async def work(rt: Runtime) -> int:
@@ -40,9 +38,7 @@ def create_sku(
     code: Annotated[str, typer.Option(help="SKU code, e.g. VIDEO-1M")],
     name: Annotated[str, typer.Option()],
     price: Annotated[int, typer.Option(help="price in minor units (fen/cents)")],
-    face_value: Annotated[
-        int | None, typer.Option(help="face value in minor units; default: the price")
-    ] = None,
+    face_value: Annotated[int | None, typer.Option(help="face value in minor units; default: the price")] = None,
     cost: Annotated[int, typer.Option(help="cost in minor units")] = 0,
     currency: str = "CNY",
     stock_kind: Annotated[str, typer.Option(help="codes or segment")] = "codes",
@@ -84,8 +80,6 @@ def create_sku(
 def list_skus() -> None:
     async def work(rt: Runtime) -> list[dict[str, object]]:
         async with rt.db.read() as session:
-            return [
-                SkuOut.model_validate(s).model_dump(mode="json") for s in await catalog.list_skus(session)
-            ]
+            return [SkuOut.model_validate(s).model_dump(mode="json") for s in await catalog.list_skus(session)]
 
     dump(run(work))

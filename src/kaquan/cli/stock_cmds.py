@@ -37,9 +37,7 @@ def import_codes(
     expires: Annotated[str | None, typer.Option(help="expiry date of the batch, YYYY-MM-DD")] = None,
     warehouse: str = "main",
     layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
-    encoding: Annotated[
-        str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")
-    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="import the good lines and report the bad ones")] = False,
 ) -> None:
     """Import a batch of codes: one per line, `card_no,secret` lines, or CSV with a header."""
@@ -85,9 +83,7 @@ def import_codes(
     result = run(work)
     console.print(f"batch {result.batch_id}: {result.imported} codes imported")
     for problem in result.skipped:
-        console.print(
-            f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False
-        )
+        console.print(f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False)
 
 
 @segments.command("add")
@@ -136,17 +132,12 @@ def show_stock(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
             return await stock(session, sku_id=sku_id), names
 
     rows, names = run(work)
-    table = Table(
-        "SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up"
-    )
+    table = Table("SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up")
     for row in rows:
         table.add_row(
             names.get(row.sku_id, str(row.sku_id)),
             row.warehouse,
-            *(
-                str(n)
-                for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)
-            ),
+            *(str(n) for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)),
             "yes" if row.adds_up else "[red]NO[/]",
         )
     console.print(table)

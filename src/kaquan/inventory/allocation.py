@@ -48,9 +48,7 @@ async def reserve(
     db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int, hold_until: datetime
 ) -> Claim:
     """Hold `quantity` units of `sku` for an unpaid order until `hold_until`."""
-    return await _claim(
-        db, session, sku, quantity, order_id=order_id, target="reserved", hold_until=hold_until
-    )
+    return await _claim(db, session, sku, quantity, order_id=order_id, target="reserved", hold_until=hold_until)
 
 
 async def sell_now(db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int) -> Claim:
@@ -122,9 +120,7 @@ async def held_units(session: AsyncSession, order_id: int, status: str) -> int:
 
 async def available_units(session: AsyncSession, sku: Sku) -> int:
     if sku.stock_kind == "segment":
-        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
-            SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE
-        )
+        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE)
     else:
         stmt = select(func.count()).select_from(Code).where(Code.sku_id == sku.id, _CODE_AVAILABLE)
     return int((await session.execute(stmt)).scalar_one())
@@ -192,9 +188,7 @@ async def _claim_codes(
         )
     else:  # test-only: the naive claim every race test must first show to be broken
         await session.execute(
-            update(Code)
-            .where(Code.id.in_(ids))
-            .values(status=target, order_id=order_id, hold_until=hold_until)
+            update(Code).where(Code.id.in_(ids)).values(status=target, order_id=order_id, hold_until=hold_until)
         )
     return Claim(code_ids=ids)
 

@@ -7,12 +7,15 @@ With `skip_invalid` the good lines are imported and the bad ones reported.
 """
 
 import asyncio
+import dataclasses
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
@@ -20,7 +23,7 @@ from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
-from kaquan.inventory.parsing import CodeLine, LineProblem, ParsedFile, parse_code_file
+from kaquan.inventory.parsing import CodeLine, LineProblem, ParsedFile, ProblemCode, parse_code_file
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox, new_key
@@ -70,6 +73,23 @@ def _problem(p: LineProblem) -> dict[str, Any]:
     return {"line_no": p.line_no, "code": p.code, "reason": p.reason}
 
 
+def apply_rule(rule: CodeRule, parsed: ParsedFile) -> ParsedFile:
+    """Move the lines that break `rule` into problems ("format_rule"), kept in line order."""
+    check = rule.checker()
+    kept = []
+    broken = []
+    for line in parsed.lines:
+        reason = check(line.card_no, line.secret)
+        if reason is None:
+            kept.append(line)
+        else:
+            broken.append(LineProblem(line.line_no, ProblemCode.FORMAT_RULE, reason))
+    if not broken:
+        return parsed
+    problems = list(heapq.merge(parsed.problems, broken, key=attrgetter("line_no")))
+    return dataclasses.replace(parsed, lines=kept, problems=problems)
+
+
 async def warehouse_id(session: AsyncSession, code: str) -> int:
     found = (await session.execute(select(Warehouse.id).where(Warehouse.code == code))).scalar_one_or_none()
     if found is None:
@@ -92,15 +112,9 @@ async def import_codes(
     """Seal and store every good line of `parsed` as one batch of `sku`."""
     if sku.stock_kind != "codes":
         raise WrongStockKind(f"SKU {sku.code} is stocked by segment, not by code file", sku=sku.code)
-    violation = CodeRule.model_validate(sku.code_rule).checker()
+    parsed = apply_rule(CodeRule.model_validate(sku.code_rule), parsed)
     problems = list(parsed.problems)
-    lines = []
-    for line in parsed.lines:
-        reason = violation(line.card_no, line.secret)
-        if reason is None:
-            lines.append(line)
-        else:
-            problems.append(LineProblem(line.line_no, "format_rule", reason))
+    lines = list(parsed.lines)
     fingerprint = vault.fingerprints.of
     fingerprints = [fingerprint(line.card_no, line.secret) for line in lines]
     if problems or skip_invalid:
@@ -118,9 +132,7 @@ async def import_codes(
             or [{"line_no": 0, "code": "no_codes", "reason": "the file holds no codes"}],
             total=max(len(problems), 1),
         )
-    batch = await _new_batch(
-        session, sku, meta, kind="codes", quantity=len(lines), actor=actor, keyring=vault.keyring
-    )
+    batch = await _new_batch(session, sku, meta, kind="codes", quantity=len(lines), actor=actor, keyring=vault.keyring)
     box = vault.box(batch.wrapped_key or b"")
     try:
         async with session.begin_nested():
@@ -128,9 +140,7 @@ async def import_codes(
     except DuplicateRow:
         # A concurrent import took some of these codes between our check and our copy.
         known = await _existing(db, session, fingerprints)
-        duplicates = [
-            _problem(_duplicate(line)) for line, fp in zip(lines, fingerprints, strict=True) if fp in known
-        ]
+        duplicates = [_problem(_duplicate(line)) for line, fp in zip(lines, fingerprints, strict=True) if fp in known]
         raise ImportRejected(
             duplicates[:MAX_REPORTED_PROBLEMS] or _unknown_duplicate(), total=len(duplicates)
         ) from None
@@ -271,17 +281,9 @@ async def add_segment(
         )
     if len(prefix) > 32 or not prefix.isascii() or not all(ch.isalnum() or ch in "-_" for ch in prefix):
         raise BadInput("a segment prefix is up to 32 ASCII letters, digits, '-' or '_'", prefix=prefix)
-    await db.serialize(session, f"segment:{prefix}:{width}")
-    overlap = (
-        await session.execute(
-            select(Segment.id, Segment.start_serial, Segment.end_serial).where(
-                Segment.prefix == prefix,
-                Segment.width == width,
-                Segment.start_serial <= end,
-                Segment.end_serial >= start,
-            )
-        )
-    ).first()
+    # Every form that can spell one of these serials has the same total length (see _overlapping_segment).
+    await db.serialize(session, f"segment:{len(prefix) + width}")
+    overlap = await _overlapping_segment(session, prefix, width, start, end)
     if overlap is not None:
         raise SegmentOverlap(
             f"serials {prefix}{start:0{width}d}–{prefix}{end:0{width}d} overlap segment {overlap.id}",
@@ -289,12 +291,8 @@ async def add_segment(
             start=overlap.start_serial,
             end=overlap.end_serial,
         )
-    batch = await _new_batch(
-        session, sku, meta, kind="segment", quantity=end - start + 1, actor=actor, keyring=None
-    )
-    segment = Segment(
-        batch_id=batch.id, sku_id=sku.id, prefix=prefix, width=width, start_serial=start, end_serial=end
-    )
+    batch = await _new_batch(session, sku, meta, kind="segment", quantity=end - start + 1, actor=actor, keyring=None)
+    segment = Segment(batch_id=batch.id, sku_id=sku.id, prefix=prefix, width=width, start_serial=start, end_serial=end)
     session.add(segment)
     await session.flush()
     session.add(
@@ -316,6 +314,51 @@ async def add_segment(
         after={"sku": sku.code, "prefix": prefix, "width": width, "start": start, "end": end},
     )
     return batch
+
+
+async def _overlapping_segment(session: AsyncSession, prefix: str, width: int, start: int, end: int) -> Any:
+    """A stored segment spelling any serial of prefix+[start..end], or None.
+
+    Serials are strings: GC + 00000150 (width 8) and GC0 + 0000150 (width 7) are
+    the same card GC00000150. Two forms spell common serials only when their
+    total lengths are equal and the longer prefix is the shorter one plus digits;
+    those digits lead every serial of the shorter form that the longer one spells.
+    """
+    columns = (Segment.id, Segment.prefix, Segment.width, Segment.start_serial, Segment.end_serial)
+    spelled = len(prefix) + width
+    # Forms whose prefix is ours or a shorter head of it: offset our range into theirs.
+    for cut in range(len(prefix), -1, -1):
+        digits = prefix[cut:]
+        if digits and not (digits.isascii() and digits.isdigit()):
+            break
+        offset = int(digits or "0") * 10**width
+        found = (
+            await session.execute(
+                select(*columns).where(
+                    Segment.prefix == prefix[:cut],
+                    Segment.width == spelled - cut,
+                    Segment.start_serial <= offset + end,
+                    Segment.end_serial >= offset + start,
+                )
+            )
+        ).first()
+        if found is not None:
+            return found
+    # Forms with a longer prefix that starts with ours: offset their range into ours.
+    longer = await session.execute(
+        select(*columns).where(
+            Segment.prefix.startswith(prefix, autoescape=True),
+            func.length(Segment.prefix) > len(prefix),
+            func.length(Segment.prefix) + Segment.width == spelled,
+        )
+    )
+    for row in longer:
+        digits = row.prefix[len(prefix) :]
+        if digits.isascii() and digits.isdigit():
+            offset = int(digits) * 10**row.width
+            if offset + row.start_serial <= end and offset + row.end_serial >= start:
+                return row
+    return None
 
 
 async def import_file(

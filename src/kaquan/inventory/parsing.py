@@ -266,9 +266,7 @@ def _split_fields(line: str) -> list[str]:
 def _looks_like_header(fields: Sequence[str]) -> bool:
     """Every field is a recognised column name and one of them names the secret."""
     names = [_column_name(field) for field in fields]
-    return any(name in SECRET_COLUMNS for name in names) and all(
-        name in _KNOWN_COLUMNS for name in names if name
-    )
+    return any(name in SECRET_COLUMNS for name in names) and all(name in _KNOWN_COLUMNS for name in names if name)
 
 
 def _detect_layout(first_line: str) -> str:
@@ -281,9 +279,7 @@ def _detect_layout(first_line: str) -> str:
     return "pair"
 
 
-def _read_singles(
-    lines: list[str], start: int, *, reject_separators: bool
-) -> tuple[list[CodeLine], list[LineProblem]]:
+def _read_singles(lines: list[str], start: int, *, reject_separators: bool) -> tuple[list[CodeLine], list[LineProblem]]:
     """The whole stripped line is the secret; built with C-level iterators for speed."""
     if _looks_like_header([lines[start]]):
         start += 1
@@ -487,12 +483,11 @@ def _drop_duplicates(
     """Keep the first of each (card_no, secret); later copies become problems naming the first line."""
     # Without card numbers the secret alone is the key, which spares a million key tuples.
     key_of = _card_and_secret_of if with_card_numbers else _secret_of
-    # Built from the end, so the earliest line of each key is written last and wins.
-    first_line_of = dict(
-        zip(map(key_of, reversed(candidates)), map(_line_no_of, reversed(candidates)), strict=True)
-    )
-    if len(first_line_of) == len(candidates):
+    # The usual file has no duplicates, and a set is built in half the time of a dict.
+    if len(set(map(key_of, candidates))) == len(candidates):
         return candidates, []
+    # Built from the end, so the earliest line of each key is written last and wins.
+    first_line_of = dict(zip(map(key_of, reversed(candidates)), map(_line_no_of, reversed(candidates)), strict=True))
     code_lines: list[CodeLine] = []
     problems: list[LineProblem] = []
     for candidate in candidates:

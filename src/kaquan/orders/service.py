@@ -139,20 +139,14 @@ async def place(
         return await _replay(session, keys, request, fingerprint)
     order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
-    await allocation.reserve(
-        db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at
-    )
+    await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
 
 
-async def _replay(
-    session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes
-) -> Placed:
+async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
     order = (
         await session.execute(
-            select(Order).where(
-                Order.channel == request.channel, Order.idempotency_key == request.idempotency_key
-            )
+            select(Order).where(Order.channel == request.channel, Order.idempotency_key == request.idempotency_key)
         )
     ).scalar_one()
     if not same_digest(order.request_hash, fingerprint):
@@ -185,9 +179,7 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
         except OutOfStock:
-            await lifecycle.move(
-                session, order, "paid_unfulfilled", note="paid after its hold lapsed; sold out"
-            )
+            await lifecycle.move(session, order, "paid_unfulfilled", note="paid after its hold lapsed; sold out")
             await outbox.enqueue(session, "order.unfulfilled", {"order_id": order.id, "number": order.number})
             return PaymentOutcome(order, "unfulfilled")
     await lifecycle.move(session, order, "delivered")
@@ -261,7 +253,5 @@ async def view(session: AsyncSession, vault: Vault, order: Order) -> OrderView:
     if order.status == "delivered":
         codes = await codes_of_order(session, vault, order.id)
         ranges = await ranges_of_order(session, order.id)
-    events = await session.execute(
-        select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
-    )
+    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
     return OrderView(order, codes, ranges, list(events.scalars()))

@@ -37,9 +37,7 @@ class Gateway(Protocol):
 
     def verify(self, headers: dict[str, str], body: bytes) -> Notification: ...
 
-    async def refund(
-        self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str
-    ) -> str: ...
+    async def refund(self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str) -> str: ...
 
 
 class DevGateway:

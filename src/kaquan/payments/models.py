@@ -10,9 +10,7 @@ class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
-        CheckConstraint(
-            "status IN ('pending', 'succeeded', 'refund_pending', 'refunded')", name="status_known"
-        ),
+        CheckConstraint("status IN ('pending', 'succeeded', 'refund_pending', 'refunded')", name="status_known"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

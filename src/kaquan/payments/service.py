@@ -60,9 +60,7 @@ async def by_token(session: AsyncSession, token: str) -> Payment:
     return payment
 
 
-async def receive_notification(
-    db: Database, gateway: Gateway, headers: dict[str, str], body: bytes
-) -> Receipt:
+async def receive_notification(db: Database, gateway: Gateway, headers: dict[str, str], body: bytes) -> Receipt:
     """Verify and apply one gateway notification; duplicates are harmless, bad ones are logged and refused."""
     digest = hashlib.sha256(body).digest()
     try:
@@ -83,14 +81,10 @@ async def receive_notification(
         raise
 
 
-async def _apply(
-    db: Database, session: AsyncSession, gateway: Gateway, note: Notification, digest: bytes
-) -> Receipt:
+async def _apply(db: Database, session: AsyncSession, gateway: Gateway, note: Notification, digest: bytes) -> Receipt:
     payment = (
         await session.execute(
-            db.lock(
-                select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name)
-            )
+            db.lock(select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name))
         )
     ).scalar_one_or_none()
     if payment is None:

@@ -48,9 +48,7 @@ async def import_batch(
     rt: RuntimeDep,
     actor: AdminDep,
     sku: str,
-    file: Annotated[
-        UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")
-    ],
+    file: Annotated[UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")],
     supplier: Annotated[str, Form(max_length=200)] = "",
     unit_cost_minor: Annotated[int, Form(ge=0)] = 0,
     expires_on: Annotated[date | None, Form()] = None,
@@ -61,9 +59,7 @@ async def import_batch(
 ) -> ImportOut:
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInput(
-            f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES
-        )
+        raise BadInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES)
     meta = importing.BatchMeta(
         supplier=supplier,
         unit_cost_minor=unit_cost_minor,

@@ -18,9 +18,7 @@ from kaquan.web import admin_api, errors, pay_dev, shop, shop_api
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
     """Build the app; with `rt` the caller owns the runtime (tests), else the app opens its own."""
 
     @asynccontextmanager

@@ -20,9 +20,7 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def error_response(
-    request: Request, status: int, code: str, message: str, details: dict[str, object]
-) -> Response:
+def error_response(request: Request, status: int, code: str, message: str, details: dict[str, object]) -> Response:
     headers = {}
     retry_after = details.get("retry_after")
     if isinstance(retry_after, int):
@@ -60,9 +58,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-        return error_response(
-            request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), {}
-        )
+        return error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), {})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

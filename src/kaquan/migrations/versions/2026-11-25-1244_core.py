@@ -212,9 +212,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("kind IN ('codes', 'segment')", name=op.f("ck_inventory_batches_kind_known")),
         sa.CheckConstraint("unit_cost_minor >= 0", name=op.f("ck_inventory_batches_unit_cost_not_negative")),
-        sa.ForeignKeyConstraint(
-            ["sku_id"], ["catalog_skus.id"], name=op.f("fk_inventory_batches_sku_id_catalog_skus")
-        ),
+        sa.ForeignKeyConstraint(["sku_id"], ["catalog_skus.id"], name=op.f("fk_inventory_batches_sku_id_catalog_skus")),
         sa.ForeignKeyConstraint(
             ["warehouse_id"],
             ["inventory_warehouses.id"],
@@ -304,9 +302,7 @@ def upgrade() -> None:
             "status IN ('available', 'reserved', 'sold', 'redeemed', 'voided')",
             name=op.f("ck_inventory_segment_ranges_status_known"),
         ),
-        sa.CheckConstraint(
-            "last_serial >= first_serial", name=op.f("ck_inventory_segment_ranges_range_valid")
-        ),
+        sa.CheckConstraint("last_serial >= first_serial", name=op.f("ck_inventory_segment_ranges_range_valid")),
         sa.ForeignKeyConstraint(
             ["segment_id"],
             ["inventory_segments.id"],
@@ -329,12 +325,8 @@ def upgrade() -> None:
             postgresql_where=sa.text("order_id IS NOT NULL"),
             sqlite_where=sa.text("order_id IS NOT NULL"),
         )
-        batch_op.create_index(
-            batch_op.f("ix_inventory_segment_ranges_segment_id"), ["segment_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_inventory_segment_ranges_stock", ["sku_id", "warehouse_id", "status"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_inventory_segment_ranges_segment_id"), ["segment_id"], unique=False)
+        batch_op.create_index("ix_inventory_segment_ranges_stock", ["sku_id", "warehouse_id", "status"], unique=False)
 
 
 def downgrade() -> None:

@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 from pydantic import ValidationError
 
+from kaquan.catalog.rules import CodeRule
+from kaquan.inventory.importing import apply_rule
 from kaquan.inventory.parsing import CodeLine, LineProblem, ParsedFile, parse_code_file
-from kaquan.inventory.rules import CodeRule, apply_rule
 
 SECRET = "Zq9SECRET7Kx"
 
