@@ -89,9 +89,7 @@ def shop_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def browser(chromium_path: Path) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
-        )
+        launched = playwright.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:

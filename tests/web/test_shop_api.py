@@ -101,9 +101,7 @@ def token_of(order: dict[str, Any]) -> str:
 
 def signed_callback(rt: Runtime, order: dict[str, Any]) -> Callback:
     """What the dev gateway posts when this order's buyer pays in full."""
-    return rt.dev_gateway.notification(
-        token_of(order), order["total_minor"], order["currency"], secrets.token_hex(6)
-    )
+    return rt.dev_gateway.notification(token_of(order), order["total_minor"], order["currency"], secrets.token_hex(6))
 
 
 async def notify(client: httpx.AsyncClient, callback: Callback, *, gateway: str = "dev") -> httpx.Response:
@@ -175,9 +173,7 @@ async def test_an_order_can_name_its_sku_by_id(rt: Runtime, client: httpx.AsyncC
 
 
 @pytest.mark.parametrize("field", ["unit_price_minor", "total_minor", "price"])
-async def test_a_price_sent_by_the_client_is_refused(
-    rt: Runtime, client: httpx.AsyncClient, field: str
-) -> None:
+async def test_a_price_sent_by_the_client_is_refused(rt: Runtime, client: httpx.AsyncClient, field: str) -> None:
     sku, _ = await given_stocked_sku(rt, 5, price_minor=1990)
 
     response = await client.post(
@@ -250,17 +246,11 @@ async def test_a_quantity_outside_one_to_the_cap_is_invalid_and_changes_nothing(
     assert await count_of(rt, Order) == 0
 
 
-async def test_an_unknown_sku_or_too_few_codes_create_no_order(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_an_unknown_sku_or_too_few_codes_create_no_order(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 2)
 
-    unknown = await client.post(
-        "/api/orders", json={"sku": "NOPE", "quantity": 1}, headers={"Idempotency-Key": "a"}
-    )
-    too_many = await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "b"}
-    )
+    unknown = await client.post("/api/orders", json={"sku": "NOPE", "quantity": 1}, headers={"Idempotency-Key": "a"})
+    too_many = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "b"})
 
     assert the_error(unknown, 404, "sku_not_found") == {"sku": "NOPE"}
     assert the_error(too_many, 409, "out_of_stock") == {"sku_id": sku.id, "wanted": 3, "available": 2}
@@ -271,9 +261,7 @@ async def test_an_unknown_sku_or_too_few_codes_create_no_order(
 # Looking an order up -------------------------------------------------------------------------------------
 
 
-async def test_a_lookup_shows_the_codes_only_once_the_order_is_paid(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_a_lookup_shows_the_codes_only_once_the_order_is_paid(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
@@ -328,8 +316,7 @@ async def test_lookups_are_throttled_per_ip_address(
 
     async with caller_at(some_ip()) as guesser, caller_at(some_ip()) as neighbour:
         guesses = [
-            await guesser.post("/api/orders/lookup", json={**credentials, "secret": f"GUESS-{n}"})
-            for n in range(10)
+            await guesser.post("/api/orders/lookup", json={**credentials, "secret": f"GUESS-{n}"}) for n in range(10)
         ]
         eleventh = await guesser.post("/api/orders/lookup", json=credentials)
         elsewhere = await neighbour.post("/api/orders/lookup", json=credentials)
@@ -359,9 +346,7 @@ async def test_a_correctly_signed_callback_delivers_the_order(rt: Runtime, clien
     assert await callbacks(rt) == [(True, "delivered")]
 
 
-async def test_the_same_callback_again_is_a_harmless_duplicate(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_the_same_callback_again_is_a_harmless_duplicate(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     callback = signed_callback(rt, order)
@@ -388,9 +373,7 @@ def tampered_amount(rt: Runtime, order: dict[str, Any]) -> Callback:
 
 def signed_wrong_amount(rt: Runtime, order: dict[str, Any]) -> Callback:
     """Correctly signed, but for less money than the order costs."""
-    return rt.dev_gateway.notification(
-        token_of(order), order["total_minor"] - 1, order["currency"], "txn-short"
-    )
+    return rt.dev_gateway.notification(token_of(order), order["total_minor"] - 1, order["currency"], "txn-short")
 
 
 def signed_wrong_currency(rt: Runtime, order: dict[str, Any]) -> Callback:
@@ -409,9 +392,7 @@ def unsigned(rt: Runtime, order: dict[str, Any]) -> Callback:
 
 
 def for_an_unknown_payment(rt: Runtime, order: dict[str, Any]) -> Callback:
-    return rt.dev_gateway.notification(
-        "no-such-token", order["total_minor"], order["currency"], "txn-unknown"
-    )
+    return rt.dev_gateway.notification("no-such-token", order["total_minor"], order["currency"], "txn-unknown")
 
 
 REFUSED_CALLBACKS = [
@@ -448,9 +429,7 @@ async def test_a_refused_callback_changes_nothing_and_is_logged_as_refused(
     assert await callbacks(rt) == [(False, code)]
 
 
-async def test_a_refused_callback_does_not_spoil_the_genuine_one(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_a_refused_callback_does_not_spoil_the_genuine_one(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     order = await create_order(client, sku, 2)
     await notify(client, signed_wrong_amount(rt, order))
@@ -487,9 +466,7 @@ async def test_no_response_carries_a_code_secret_except_the_buyers_delivered_ord
     client.event_hooks = {"response": [keep]}
     order = await create_order(client, sku, 2, key="journey")
     await create_order(client, sku, 2, key="journey")
-    await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "journey"}
-    )
+    await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "journey"})
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
     await client.post("/api/orders/lookup", json=credentials)
     await notify(client, tampered_amount(rt, order))

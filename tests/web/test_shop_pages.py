@@ -71,13 +71,9 @@ async def payment_count(rt: Runtime) -> int:
         return (await session.execute(select(func.count()).select_from(Payment))).scalar_one()
 
 
-async def buy_on_the_shop(
-    client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1
-) -> tuple[str, httpx.Response]:
+async def buy_on_the_shop(client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1) -> tuple[str, httpx.Response]:
     """Submit the buy form and follow the redirect; returns the order number and the order page."""
-    page = await client.post(
-        "/orders", data=order_form(sku, quantity), headers=BROWSER, follow_redirects=True
-    )
+    page = await client.post("/orders", data=order_form(sku, quantity), headers=BROWSER, follow_redirects=True)
     assert page.status_code == 200, page.text
     number = page.url.path.removeprefix("/orders/")
     return number, page
@@ -90,9 +86,7 @@ def browser_at(rt: Runtime) -> Browser:
     @asynccontextmanager
     async def open_browser(ip: str) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=create_app(rt=rt), client=(ip, 50_000))
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://shop.test", headers=BROWSER
-        ) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=BROWSER) as http:
             yield http
 
     return open_browser
@@ -113,9 +107,7 @@ async def not_near_a_minute_boundary() -> None:
 # Browsing -------------------------------------------------------------------------------------------
 
 
-async def test_the_index_lists_each_sku_with_its_price_and_stock(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_the_index_lists_each_sku_with_its_price_and_stock(rt: Runtime, client: httpx.AsyncClient) -> None:
     stocked, _ = await given_stocked_sku(rt, 3, price_minor=1990)
     never_stocked, _ = await given_stocked_sku(rt, 0, price_minor=500)
 
@@ -162,9 +154,7 @@ async def test_buying_redirects_to_the_order_and_remembers_it_in_an_httponly_coo
     assert (await stock_of(rt, sku)).reserved == 2
 
 
-async def test_the_order_page_shows_the_lookup_secret_and_a_pay_link(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_the_order_page_shows_the_lookup_secret_and_a_pay_link(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, codes = await given_stocked_sku(rt, 5, price_minor=1990)
 
     number, page = await buy_on_the_shop(client, sku, 2)
@@ -284,9 +274,7 @@ async def test_a_quantity_outside_one_to_the_cap_is_refused_and_changes_nothing(
     assert await order_count(rt) == 0
 
 
-async def test_a_quantity_that_is_not_a_number_is_a_validation_error(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_a_quantity_that_is_not_a_number_is_a_validation_error(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
 
     response = await client.post("/orders", data={**order_form(sku), "quantity": "two"})
@@ -327,9 +315,7 @@ async def test_buying_more_than_is_in_stock_is_a_conflict_and_creates_no_order_a
     assert (stock.available, stock.reserved) == (2, 0)
 
 
-async def test_a_failed_purchase_does_not_burn_its_idempotency_key(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_a_failed_purchase_does_not_burn_its_idempotency_key(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 2, max_per_order=10)
     key = secrets.token_hex(8)
     await client.post("/orders", data=order_form(sku, 3, key=key))
@@ -395,9 +381,7 @@ async def test_a_lookup_secret_typed_in_lower_case_without_dashes_still_finds_th
     assert element_text(page.text, "order-status") == "pending_payment"
 
 
-async def test_a_wrong_secret_gets_the_same_404_as_an_unknown_number(
-    rt: Runtime, client: httpx.AsyncClient
-) -> None:
+async def test_a_wrong_secret_gets_the_same_404_as_an_unknown_number(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     number, page = await buy_on_the_shop(client, sku, 2)
     await client.post(pay_link(page.text), headers=BROWSER)
@@ -428,9 +412,7 @@ async def test_an_order_page_with_a_forged_cookie_sends_the_browser_to_the_looku
     await client.post(pay_link(page.text), headers=BROWSER)
     client.cookies.clear()
 
-    response = await client.get(
-        f"/orders/{number}", headers={**BROWSER, "Cookie": f"kqo_{number}=AAAA-BBBB-CCCC-DDDD"}
-    )
+    response = await client.get(f"/orders/{number}", headers={**BROWSER, "Cookie": f"kqo_{number}=AAAA-BBBB-CCCC-DDDD"})
 
     assert response.status_code == 303
     assert response.headers["location"] == f"/lookup?number={number}"
@@ -450,9 +432,7 @@ async def test_lookups_are_throttled_per_ip_address(
     await not_near_a_minute_boundary()
 
     async with browser_at(some_ip()) as guesser, browser_at(some_ip()) as neighbour:
-        guesses = [
-            await guesser.post("/lookup", data={"number": number, "secret": f"WRONG-{n}"}) for n in range(10)
-        ]
+        guesses = [await guesser.post("/lookup", data={"number": number, "secret": f"WRONG-{n}"}) for n in range(10)]
         eleventh = await guesser.post("/lookup", data={"number": number, "secret": secret})
         elsewhere = await neighbour.post("/lookup", data={"number": number, "secret": secret})
 
