@@ -9,6 +9,7 @@ from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.inventory import importing
+from kaquan.inventory.delivery import Viewer
 from kaquan.inventory.parsing import parse_code_file
 from kaquan.inventory.stock import Stock, stock
 from kaquan.runtime import Runtime
@@ -123,9 +124,7 @@ class Bought:
         return self.error is None
 
 
-async def place_order(
-    rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str | None = None
-) -> tuple[str, str, str]:
+async def place_order(rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str | None = None) -> tuple[str, str, str]:
     """Place an unpaid order; returns (number, lookup secret, payment token)."""
     from kaquan.orders import service as orders
     from kaquan.payments import service as payments
@@ -157,9 +156,9 @@ async def pay(rt: Runtime, token: str) -> str:
 async def order_view(rt: Runtime, number: str, lookup_secret: str) -> Bought:
     from kaquan.orders import service as orders
 
-    async with rt.db.read() as session:
+    async with rt.db.transaction() as session:
         order = await orders.lookup(session, rt.order_keys, number, lookup_secret)
-        view = await orders.view(session, rt.vault, order)
+        view = await orders.view(session, rt.vault, order, Viewer("buyer", "test"))
     serials = tuple(r.serial(n) for r in view.ranges for n in range(r.first, r.last + 1))
     return Bought(number, lookup_secret, order.status, tuple(c.secret for c in view.codes), serials)
 

@@ -7,10 +7,11 @@ import typer
 import uvicorn
 
 from kaquan.cli import bench, catalog_cmds, stock_cmds
-from kaquan.cli.common import console, run, setup_logging
+from kaquan.cli.common import console, report, run, setup_logging
 from kaquan.demo import seed
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
+from kaquan.kit.errors import DomainError
 from kaquan.kit.migrate import upgrade
 from kaquan.runtime import Runtime, admin_token
 from kaquan.web.app import create_app
@@ -39,7 +40,11 @@ def migrate() -> None:
         finally:
             await db.dispose()
 
-    asyncio.run(work())
+    try:
+        asyncio.run(work())
+    except DomainError as exc:  # a bad URL, say: the one-line error, not a traceback
+        report(exc)
+        raise SystemExit(1) from None
     console.print(f"database {describe(settings.resolved_database_url())} is up to date")
 
 

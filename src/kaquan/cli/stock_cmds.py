@@ -33,7 +33,7 @@ def import_codes(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="the code file")],
     sku: Annotated[str, typer.Option(help="SKU code or id")],
     supplier: str = "",
-    unit_cost: Annotated[int, typer.Option(help="unit cost in minor units")] = 0,
+    unit_cost: Annotated[int, typer.Option(min=0, help="unit cost in minor units")] = 0,
     expires: Annotated[str | None, typer.Option(help="expiry date of the batch, YYYY-MM-DD")] = None,
     warehouse: str = "main",
     layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
@@ -94,7 +94,7 @@ def add_segment(
     width: Annotated[int, typer.Option(help="digits of a serial, zero-padded")],
     prefix: str = "",
     supplier: str = "",
-    unit_cost: int = 0,
+    unit_cost: Annotated[int, typer.Option(min=0, help="unit cost in minor units")] = 0,
     expires: str | None = None,
     warehouse: str = "main",
 ) -> None:

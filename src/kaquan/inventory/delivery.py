@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
+from kaquan.inventory.models import Batch, Code, Reveal, Segment, SegmentRange
 from kaquan.inventory.vault import Vault
+from kaquan.kit import clock
 
 _DELIVERED = ("sold", "redeemed")
 
@@ -42,7 +43,17 @@ class DeliveredRange:
         return self.serial(self.last)
 
 
-async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int) -> list[DeliveredCode]:
+@dataclass(frozen=True)
+class Viewer:
+    """Who is about to see plaintext codes, and why; every reveal is recorded."""
+
+    who: str
+    reason: str
+    ip: str | None = None
+
+
+async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int, viewer: Viewer) -> list[DeliveredCode]:
+    """Open the codes sold to an order, recording the reveal in the same transaction."""
     rows = await session.execute(
         select(
             Code.id,
@@ -67,6 +78,17 @@ async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int) -> 
                 card_no,
                 box.open(row.secret_sealed, row.fingerprint),
                 row.expires_on.isoformat() if row.expires_on else None,
+            )
+        )
+    if delivered:
+        session.add(
+            Reveal(
+                at=clock.now(),
+                order_id=order_id,
+                units=len(delivered),
+                viewer=viewer.who,
+                reason=viewer.reason,
+                ip=viewer.ip,
             )
         )
     return delivered

@@ -94,6 +94,20 @@ class Code(Base):
     sold_at = mapped_column(UTCDateTime(), nullable=True)
 
 
+class Reveal(Base):
+    """A plaintext reveal of an order's codes: who saw them, when and why (invariant 6)."""
+
+    __tablename__ = "inventory_reveals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at = mapped_column(UTCDateTime(), nullable=False)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
+    units: Mapped[int] = mapped_column(Integer)
+    viewer: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class Segment(Base):
     """A contiguous serial range (号段) held as one record: prefix + serial zero-padded to `width`."""
 

@@ -9,7 +9,6 @@ The lookup secret (查单密码) is derived from the order number with a server 
 so it never needs storing and a retried request can be answered with it again.
 """
 
-import base64
 import hashlib
 import json
 import secrets
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.inventory import allocation
-from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, codes_of_order, ranges_of_order
+from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock, outbox
@@ -78,9 +77,10 @@ class OrderKeys:
         self._key = key
 
     def lookup_secret(self, number: str) -> str:
-        digest = keyed_hash(self._key, f"lookup:{number}")
-        raw = base64.b32encode(digest[:10]).decode()  # 80 bits
-        return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        """16 characters of an alphabet without 0/O and 1/I (80 bits), grouped by four for reading aloud."""
+        bits = int.from_bytes(keyed_hash(self._key, f"lookup:{number}")[:10])
+        chars = "".join(_LOOKUP_ALPHABET[(bits >> (5 * i)) & 31] for i in range(16))
+        return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
     def check(self, number: str, offered: str) -> bool:
         normal = offered.strip().upper().replace(" ", "").replace("-", "")
@@ -246,12 +246,15 @@ class OrderView:
     events: list[OrderEvent]
 
 
-async def view(session: AsyncSession, vault: Vault, order: Order) -> OrderView:
-    """The order with its delivered codes opened: only for its buyer (callers check the lookup secret)."""
+async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer) -> OrderView:
+    """The order with its delivered codes opened, for its buyer (callers check the lookup secret).
+
+    Needs a write transaction: opening codes records the reveal.
+    """
     codes: list[DeliveredCode] = []
     ranges: list[DeliveredRange] = []
     if order.status == "delivered":
-        codes = await codes_of_order(session, vault, order.id)
+        codes = await codes_of_order(session, vault, order.id, viewer)
         ranges = await ranges_of_order(session, order.id)
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
     return OrderView(order, codes, ranges, list(events.scalars()))

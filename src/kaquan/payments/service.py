@@ -97,8 +97,26 @@ async def _apply(db: Database, session: AsyncSession, gateway: Gateway, note: No
             currency=payment.currency,
         )
     order = await orders.locked(db, session, payment.order_id)
-    if payment.status != "pending":
+    known = await session.execute(select(Payment.id).where(Payment.gateway_txn_id == note.txn_id))
+    if known.first() is not None:
         outcome = "duplicate"
+    elif payment.status != "pending":
+        # The buyer was charged a second time for a settled payment: that money goes back too.
+        second = Payment(
+            token=secrets.token_urlsafe(18),
+            order_id=payment.order_id,
+            gateway=gateway.name,
+            amount_minor=note.amount_minor,
+            currency=note.currency,
+            status="refund_pending",
+            gateway_txn_id=note.txn_id,
+            created_at=clock.now(),
+            succeeded_at=clock.now(),
+        )
+        session.add(second)
+        await session.flush()
+        await outbox.enqueue(session, "payments.refund", {"payment_id": second.id})
+        outcome = "second_charge_refunding"
     else:
         payment.status = "succeeded"
         payment.gateway_txn_id = note.txn_id

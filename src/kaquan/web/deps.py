@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from kaquan.inventory.delivery import Viewer
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Unauthorized
 from kaquan.kit.ratelimit import enforce
@@ -20,6 +21,11 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def buyer(request: Request, reason: str) -> Viewer:
+    """The buyer holding an order's lookup secret, as a viewer of its codes."""
+    return Viewer("buyer", reason, client_ip(request))
 
 
 async def throttle_lookup(request: Request, rt: Runtime) -> None:

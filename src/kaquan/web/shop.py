@@ -11,7 +11,7 @@ from kaquan.inventory.stock import available_by_sku
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, client_ip, throttle_lookup
+from kaquan.web.deps import RuntimeDep, buyer, client_ip, throttle_lookup
 from kaquan.web.pages import render
 
 router = APIRouter()
@@ -27,7 +27,7 @@ def remember_order(response: Response, request: Request, number: str, lookup_sec
         path=f"/orders/{number}",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https"),
     )
 
 
@@ -88,9 +88,9 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
         if offered:
             await throttle_lookup(request, rt)
         return RedirectResponse(f"/lookup?number={number}", status_code=303)
-    async with rt.db.read() as session:
+    async with rt.db.transaction() as session:
         order = await orders.lookup(session, rt.order_keys, number, offered)
-        view = await orders.view(session, rt.vault, order)
+        view = await orders.view(session, rt.vault, order, buyer(request, "order page"))
         payment = await payments.latest_for_order(session, order.id)
     return render(
         request,

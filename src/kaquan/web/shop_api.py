@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Request
 
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, client_ip, throttle_lookup
+from kaquan.web.deps import RuntimeDep, buyer, client_ip, throttle_lookup
 from kaquan.web.schemas import LookupRequest, OrderCreate, OrderOut
 
 router = APIRouter(prefix="/api", tags=["shop"])
@@ -47,7 +47,7 @@ async def create_order(
 @router.post("/orders/lookup")
 async def lookup_order(request: Request, rt: RuntimeDep, body: LookupRequest) -> OrderOut:
     await throttle_lookup(request, rt)
-    async with rt.db.read() as session:
+    async with rt.db.transaction() as session:
         order = await orders.lookup(session, rt.order_keys, body.number.strip(), body.secret)
-        view = await orders.view(session, rt.vault, order)
+        view = await orders.view(session, rt.vault, order, buyer(request, "order lookup API"))
     return OrderOut.of(order, view=view)

@@ -56,6 +56,20 @@ def upgrade() -> None:
         [{"code": "main", "name": "Main warehouse 主仓"}],
     )
     op.create_table(
+        "inventory_reveals",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=False),
+        sa.Column("viewer", sa.String(length=128), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inventory_reveals")),
+    )
+    with op.batch_alter_table("inventory_reveals", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_inventory_reveals_order_id"), ["order_id"], unique=False)
+
+    op.create_table(
         "kit_keys",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
@@ -381,6 +395,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_order_events_order_id"))
 
     op.drop_table("order_events")
+    with op.batch_alter_table("inventory_reveals", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inventory_reveals_order_id"))
+
+    op.drop_table("inventory_reveals")
     op.drop_table("kit_keys")
     op.drop_table("inventory_warehouses")
     op.drop_table("catalog_products")
