@@ -49,6 +49,11 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
 class RateLimited(DomainError):
     status = 429
     code = "rate_limited"

@@ -8,45 +8,52 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
+from kaquan.identity.permissions import Permission
 from kaquan.inventory import importing
 from kaquan.inventory.stock import stock
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
-from kaquan.web.deps import AdminDep, RuntimeDep
+from kaquan.web.deps import Principal, RuntimeDep, require
 from kaquan.web.schemas import ImportOut, OrderOut, SegmentCreate, StockOut
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
+CatalogRead = Annotated[Principal, require(Permission.CATALOG_READ)]
+CatalogWrite = Annotated[Principal, require(Permission.CATALOG_WRITE)]
+OrdersRead = Annotated[Principal, require(Permission.ORDERS_READ)]
+StockRead = Annotated[Principal, require(Permission.STOCK_READ)]
+StockWrite = Annotated[Principal, require(Permission.STOCK_WRITE)]
+
 
 @router.get("/products")
-async def list_products(rt: RuntimeDep, actor: AdminDep) -> list[ProductOut]:
+async def list_products(rt: RuntimeDep, admin: CatalogRead) -> list[ProductOut]:
     async with rt.db.read() as session:
         return [ProductOut.model_validate(p) for p in await catalog.list_products(session)]
 
 
 @router.post("/products", status_code=201)
-async def create_product(rt: RuntimeDep, actor: AdminDep, body: ProductCreate) -> ProductOut:
+async def create_product(rt: RuntimeDep, admin: CatalogWrite, body: ProductCreate) -> ProductOut:
     async with rt.db.transaction() as session:
-        return ProductOut.model_validate(await catalog.create_product(session, body, actor=actor))
+        return ProductOut.model_validate(await catalog.create_product(session, body, actor=admin.actor))
 
 
 @router.get("/skus")
-async def list_skus(rt: RuntimeDep, actor: AdminDep) -> list[SkuOut]:
+async def list_skus(rt: RuntimeDep, admin: CatalogRead) -> list[SkuOut]:
     async with rt.db.read() as session:
         return [SkuOut.model_validate(s) for s in await catalog.list_skus(session)]
 
 
 @router.post("/skus", status_code=201)
-async def create_sku(rt: RuntimeDep, actor: AdminDep, body: SkuCreate) -> SkuOut:
+async def create_sku(rt: RuntimeDep, admin: CatalogWrite, body: SkuCreate) -> SkuOut:
     async with rt.db.transaction() as session:
-        return SkuOut.model_validate(await catalog.create_sku(session, body, actor=actor))
+        return SkuOut.model_validate(await catalog.create_sku(session, body, actor=admin.actor))
 
 
 @router.post("/skus/{sku}/batches", status_code=201)
 async def import_batch(
     rt: RuntimeDep,
-    actor: AdminDep,
+    admin: StockWrite,
     sku: str,
     file: Annotated[UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")],
     supplier: Annotated[str, Form(max_length=200)] = "",
@@ -76,7 +83,7 @@ async def import_batch(
             target,
             data,
             meta,
-            actor=actor,
+            actor=admin.actor,
             layout=layout,
             encoding=encoding or None,
             skip_invalid=skip_invalid,
@@ -85,7 +92,7 @@ async def import_batch(
 
 
 @router.post("/skus/{sku}/segments", status_code=201)
-async def add_segment(rt: RuntimeDep, actor: AdminDep, sku: str, body: SegmentCreate) -> dict[str, int]:
+async def add_segment(rt: RuntimeDep, admin: StockWrite, sku: str, body: SegmentCreate) -> dict[str, int]:
     meta = importing.BatchMeta(
         supplier=body.supplier,
         unit_cost_minor=body.unit_cost_minor,
@@ -103,13 +110,13 @@ async def add_segment(rt: RuntimeDep, actor: AdminDep, sku: str, body: SegmentCr
             start=body.start,
             end=body.end,
             meta=meta,
-            actor=actor,
+            actor=admin.actor,
         )
     return {"batch_id": batch.id, "quantity": batch.quantity}
 
 
 @router.get("/stock")
-async def stock_levels(rt: RuntimeDep, actor: AdminDep, sku: str | None = None) -> list[StockOut]:
+async def stock_levels(rt: RuntimeDep, admin: StockRead, sku: str | None = None) -> list[StockOut]:
     async with rt.db.read() as session:
         sku_id = (await catalog.get_sku(session, sku)).id if sku else None
         rows = await stock(session, sku_id=sku_id)
@@ -117,7 +124,7 @@ async def stock_levels(rt: RuntimeDep, actor: AdminDep, sku: str | None = None) 
 
 
 @router.get("/orders/{number}")
-async def order_detail(rt: RuntimeDep, actor: AdminDep, number: str) -> OrderOut:
+async def order_detail(rt: RuntimeDep, admin: OrdersRead, number: str) -> OrderOut:
     """Order facts for support; codes are not revealed here (reveal needs a reason and an audit entry)."""
     async with rt.db.read() as session:
         return OrderOut.of(await orders.by_number(session, number))

@@ -16,6 +16,7 @@ from kaquan.runtime import Runtime
 from kaquan.web import admin_api, errors, pay_dev, shop, shop_api
 
 log = logging.getLogger(__name__)
+ROUTERS = (shop.router, shop_api.router, pay_dev.router, admin_api.router)
 
 
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
@@ -41,6 +42,6 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         app.state.runtime = rt
     errors.install(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (shop, shop_api, pay_dev, admin_api):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -1,0 +1,1 @@
+"""Who may do what: admin users, roles and their permissions, sessions and API tokens."""

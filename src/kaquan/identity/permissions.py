@@ -1,0 +1,59 @@
+"""Every permission an admin endpoint can require, and which role holds which.
+
+Each admin route declares exactly one permission (`web.deps.require`); a test
+walks the route table and fails on any admin route without one.
+"""
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    CATALOG_READ = "catalog.read"
+    CATALOG_WRITE = "catalog.write"
+    STOCK_READ = "stock.read"
+    STOCK_WRITE = "stock.write"
+    ORDERS_READ = "orders.read"
+    ORDERS_SUPPORT = "orders.support"
+    CODES_REVEAL = "codes.reveal"
+    LEAKS_TRACE = "leaks.trace"
+    REDEEM = "redeem"
+    FINANCE_READ = "finance.read"
+    FINANCE_WRITE = "finance.write"
+    AUDIT_READ = "audit.read"
+    USERS_MANAGE = "users.manage"
+
+
+_READ = frozenset(p for p in Permission if p.value.endswith(".read"))
+
+ROLES: dict[str, frozenset[Permission]] = {
+    "owner": frozenset(Permission),
+    "operator": frozenset(
+        {
+            Permission.CATALOG_READ,
+            Permission.CATALOG_WRITE,
+            Permission.STOCK_READ,
+            Permission.STOCK_WRITE,
+            Permission.ORDERS_READ,
+            Permission.REDEEM,
+        }
+    ),
+    "finance": frozenset(
+        {
+            Permission.CATALOG_READ,
+            Permission.STOCK_READ,
+            Permission.ORDERS_READ,
+            Permission.FINANCE_READ,
+            Permission.FINANCE_WRITE,
+        }
+    ),
+    "support": frozenset(
+        {
+            Permission.CATALOG_READ,
+            Permission.STOCK_READ,
+            Permission.ORDERS_READ,
+            Permission.ORDERS_SUPPORT,
+            Permission.REDEEM,
+        }
+    ),
+    "auditor": _READ,
+}
