@@ -13,10 +13,18 @@ from kaquan import runtime as runtime_module
 from kaquan import worker
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
-from kaquan.web import admin_api, errors, pay_dev, shop, shop_api
+from kaquan.web import admin_api, custody_api, errors, identity_api, pay_dev, redeem_api, shop, shop_api
 
 log = logging.getLogger(__name__)
-ROUTERS = (shop.router, shop_api.router, pay_dev.router, admin_api.router)
+ROUTERS = (
+    shop.router,
+    shop_api.router,
+    pay_dev.router,
+    admin_api.router,
+    identity_api.router,
+    custody_api.router,
+    redeem_api.router,
+)
 
 
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:

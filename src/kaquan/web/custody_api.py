@@ -1,0 +1,5 @@
+"""Custody: the audit trail, code reveals with a reason, leak tracing, quarantine."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/admin/api", tags=["admin"])
