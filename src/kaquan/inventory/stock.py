@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.models import Batch, Code, SegmentRange, Warehouse
@@ -63,8 +63,18 @@ async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Sto
 
 
 async def available_by_sku(session: AsyncSession) -> dict[int, int]:
-    """Available units per SKU, for display (the shop's 'in stock' badges)."""
+    """Available units per SKU, for display (the shop's 'in stock' badges).
+
+    Reads only the partial indexes of available rows, so it stays cheap however much has been sold.
+    """
+    codes = select(Code.sku_id, func.count()).where(Code.status == literal_column("'available'")).group_by(Code.sku_id)
+    serials = (
+        select(SegmentRange.sku_id, func.sum(_RANGE_SIZE))
+        .where(SegmentRange.status == literal_column("'available'"))
+        .group_by(SegmentRange.sku_id)
+    )
     result: dict[int, int] = {}
-    for entry in await stock(session):
-        result[entry.sku_id] = result.get(entry.sku_id, 0) + entry.available
+    for stmt in (codes, serials):
+        for sku_id, units in (await session.execute(stmt)).all():
+            result[sku_id] = result.get(sku_id, 0) + int(units)
     return result
