@@ -75,6 +75,8 @@ def _problem(p: LineProblem) -> dict[str, Any]:
 
 def apply_rule(rule: CodeRule, parsed: ParsedFile) -> ParsedFile:
     """Move the lines that break `rule` into problems ("format_rule"), kept in line order."""
+    if rule == CodeRule():
+        return parsed
     check = rule.checker()
     kept = []
     broken = []
@@ -116,8 +118,10 @@ async def import_codes(
     problems = list(parsed.problems)
     lines = list(parsed.lines)
     fingerprint = vault.fingerprints.of
-    fingerprints = [fingerprint(line.card_no, line.secret) for line in lines]
+    # The usual clean import fingerprints its codes chunk by chunk, overlapped with the database's work.
+    fingerprints: list[bytes] | None = None
     if problems or skip_invalid:
+        fingerprints = [fingerprint(line.card_no, line.secret) for line in lines]
         known = await _existing(db, session, fingerprints)
         keep = [i for i, fp in enumerate(fingerprints) if fp not in known]
         problems += [_duplicate(lines[i]) for i, fp in enumerate(fingerprints) if fp in known]
@@ -136,9 +140,10 @@ async def import_codes(
     box = vault.box(batch.wrapped_key or b"")
     try:
         async with session.begin_nested():
-            await _copy_codes(db, session, box, batch, sku, lines, fingerprints, progress)
+            await _copy_codes(db, session, box, batch, sku, lines, fingerprints or fingerprint, progress)
     except DuplicateRow:
         # A concurrent import took some of these codes between our check and our copy.
+        fingerprints = fingerprints or [fingerprint(line.card_no, line.secret) for line in lines]
         known = await _existing(db, session, fingerprints)
         duplicates = [_problem(_duplicate(line)) for line, fp in zip(lines, fingerprints, strict=True) if fp in known]
         raise ImportRejected(
@@ -214,10 +219,13 @@ async def _copy_codes(
     batch: Batch,
     sku: Sku,
     lines: Sequence[CodeLine],
-    fingerprints: Sequence[bytes],
+    fingerprints: Sequence[bytes] | Callable[[str | None, str], bytes],
     progress: Progress | None,
 ) -> None:
-    """Seal and copy in chunks, sealing the next chunk in a thread while the database stores this one."""
+    """Seal and copy in chunks, sealing the next chunk in a thread while the database stores this one.
+
+    `fingerprints` are the lines' fingerprints, or the function computing them chunk by chunk.
+    """
     constants = (batch.id, sku.id, batch.warehouse_id, "available")
     encrypt_card_no = sku.encrypt_card_no
     default_expiry = batch.expires_on
@@ -226,8 +234,12 @@ async def _copy_codes(
     def sealed_rows(start: int) -> list[tuple[Any, ...]]:
         chunk = lines[start : start + COPY_CHUNK]
         seal = box.bulk_sealer(2 * len(chunk))
+        if callable(fingerprints):
+            chunk_fingerprints = [fingerprints(line.card_no, line.secret) for line in chunk]
+        else:
+            chunk_fingerprints = list(fingerprints[start : start + COPY_CHUNK])
         rows = []
-        for line, fp in zip(chunk, fingerprints[start : start + COPY_CHUNK], strict=True):
+        for line, fp in zip(chunk, chunk_fingerprints, strict=True):
             card_no = line.card_no
             expires = line.expires_on or default_expiry
             rows.append(
