@@ -437,6 +437,24 @@ async def test_the_same_key_with_a_different_body_is_a_conflict_and_changes_noth
     assert await counts(rt, sku) == (4, 1, 0, 0)
 
 
+async def test_naming_the_sku_by_code_or_by_id_is_the_same_request(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 5)
+    first = await place(rt, sku, 1, key="checkout-2")
+
+    async with rt.db.transaction() as session:
+        again = await orders.place(
+            rt.db,
+            session,
+            rt.order_keys,
+            orders.OrderRequest(sku=sku.code, quantity=1, idempotency_key="checkout-2"),
+            max_per_order=rt.settings.max_per_order,
+            hold_minutes=rt.settings.hold_minutes,
+        )
+
+    assert again.replayed and again.order.id == first.order.id
+    assert await counts(rt, sku) == (4, 1, 0, 0)
+
+
 async def test_a_key_belongs_to_its_channel(rt: Runtime) -> None:
     sku = await given_sku_with_codes(rt, 5)
 

@@ -45,9 +45,10 @@ class OrderRequest:
     contact: str = ""
     buyer_ip: str | None = None
 
-    def fingerprint(self) -> bytes:
+    def fingerprint(self, sku_id: int) -> bytes:
+        """What makes two requests the same: the resolved SKU (by id or by code alike), quantity, channel, contact."""
         body = {
-            "sku": str(self.sku),
+            "sku": sku_id,
             "quantity": self.quantity,
             "channel": self.channel,
             "contact": self.contact,
@@ -110,7 +111,7 @@ async def place(
     cap = min(sku.max_per_order, max_per_order)
     if not 1 <= request.quantity <= cap:
         raise InvalidQuantity(request.quantity, cap)
-    fingerprint = request.fingerprint()
+    fingerprint = request.fingerprint(sku.id)
     now = clock.now()
     values: dict[str, Any] = {
         "number": _new_number(),
