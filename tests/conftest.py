@@ -7,20 +7,26 @@ The test schema is built by the migrations, never by `create_all`.
 import asyncio
 import base64
 import os
+import secrets
 import shutil
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
+from kaquan.identity import credentials
+from kaquan.identity import service as identity
+from kaquan.identity.permissions import ROLES, Permission
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
@@ -75,9 +81,7 @@ def postgres_migrated() -> Iterator[str]:
                 await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
         except OSError as exc:
-            raise RuntimeError(
-                f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}"
-            ) from exc
+            raise RuntimeError(f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}") from exc
         finally:
             await admin.dispose()
         db = Database(url)
@@ -125,7 +129,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         var_dir=tmp_path / "var",
         master_key=base64.b64encode(new_key()).decode(),
-        admin_token="test-admin-token",
         lookup_per_minute=10,
     )
 
@@ -146,9 +149,48 @@ async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+TEST_PASSWORD = "correct horse battery staple"
+HeadersFor = Callable[..., Awaitable[dict[str, str]]]
+
+
 @pytest.fixture
-def admin_headers() -> dict[str, str]:
-    return {"Authorization": "Bearer test-admin-token"}
+def headers_for(rt: Runtime) -> HeadersFor:
+    """`await headers_for("support")`: the bearer header of a fresh user of that role, its token holding
+    every permission of the role (or just `scopes=`). The user's password is TEST_PASSWORD."""
+
+    async def make(
+        role: str, *, scopes: Iterable[Permission] | None = None, username: str | None = None
+    ) -> dict[str, str]:
+        async with rt.db.transaction() as session:
+            user = await identity.create_user(
+                session, username or f"{role}-{secrets.token_hex(3)}", TEST_PASSWORD, role, actor="test"
+            )
+            _, token = await identity.create_token(
+                session,
+                user.id,
+                "test",
+                sorted(ROLES[role] if scopes is None else scopes),
+                expires_in_days=30,
+                allowed=ROLES[role],
+                actor="test",
+            )
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+async def admin_headers(headers_for: HeadersFor) -> dict[str, str]:
+    """The bearer header of the owner `owner`, a real user with a token holding every permission."""
+    return await headers_for("owner", username="owner")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2 at its cheapest: tests check the rules, not the cost parameters."""
+    previous = credentials.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
+    yield
+    credentials.restore(previous)
 
 
 @pytest.fixture(params=["memory"] + (["redis"] if REDIS_URL else []))

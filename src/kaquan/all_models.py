@@ -2,6 +2,7 @@
 
 from kaquan.audit import models as _audit  # noqa: F401
 from kaquan.catalog import models as _catalog  # noqa: F401
+from kaquan.identity import models as _identity  # noqa: F401
 from kaquan.inventory import models as _inventory  # noqa: F401
 from kaquan.kit import keys as _keys  # noqa: F401
 from kaquan.kit import outbox as _outbox  # noqa: F401

@@ -1,12 +1,16 @@
 """Demo data: a few products with freshly generated codes, so the shop has something to sell."""
 
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.identity import service as identity
+from kaquan.identity.errors import UsernameTaken
+from kaquan.identity.permissions import ROLES
 from kaquan.inventory import importing
 from kaquan.inventory.parsing import parse_code_file
 from kaquan.runtime import Runtime
@@ -28,6 +32,35 @@ async def seed(rt: Runtime) -> bool:
         await _game_card(rt, session)
         await _gift_card_segment(rt, session)
     return True
+
+
+@dataclass(frozen=True)
+class OwnerCredentials:
+    username: str
+    password: str
+    api_token: str
+
+
+async def create_owner(rt: Runtime) -> OwnerCredentials | None:
+    """The first owner, `owner`, with a generated password and an API token; None once any admin exists."""
+    password = secrets.token_urlsafe(18)
+    try:
+        async with rt.db.transaction() as session:
+            if await identity.user_count(session):
+                return None
+            user = await identity.create_user(session, "owner", password, "owner", actor=ACTOR)
+            _, token = await identity.create_token(
+                session,
+                user.id,
+                "demo",
+                sorted(ROLES["owner"]),
+                expires_in_days=90,
+                allowed=ROLES["owner"],
+                actor=ACTOR,
+            )
+    except UsernameTaken:  # a concurrent demo run made it first
+        return None
+    return OwnerCredentials("owner", password, token)
 
 
 async def _video_membership(rt: Runtime, session: AsyncSession) -> None:

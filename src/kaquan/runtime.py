@@ -1,15 +1,14 @@
 """Wiring: everything one kaquan process needs, built once from the settings."""
 
 import logging
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from redis.asyncio import Redis
 
+from kaquan.inventory import tasks as _inventory_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.inventory.vault import Vault, open_vault
 from kaquan.kit.config import Settings
-from kaquan.kit.crypto import KeyRing, load_or_create_master_key
+from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_create_master_key
 from kaquan.kit.db import Database
 from kaquan.kit.keys import named_key
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -31,7 +30,6 @@ class Runtime:
     order_keys: OrderKeys
     dev_gateway: DevGateway
     limiter: RateLimiter
-    admin_token: str
     redis: Redis | None = None
 
     async def close(self) -> None:
@@ -43,7 +41,10 @@ class Runtime:
 async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     """Open the database and keys; the schema must be migrated already (`kaquan migrate`)."""
     db = db or Database(settings.resolved_database_url(), lock_timeout_ms=settings.lock_timeout_ms)
-    keyring = KeyRing(load_or_create_master_key(settings.master_key, settings.var_dir))
+    keyring = KeyRing(
+        load_or_create_master_key(settings.master_key, settings.var_dir),
+        decode_retired_master_keys(settings.retired_master_keys),
+    )
     async with db.transaction() as session:
         vault = await open_vault(db, session, keyring)
         order_keys = OrderKeys(await named_key(db, session, keyring, "orders.lookup"))
@@ -64,18 +65,5 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         order_keys=order_keys,
         dev_gateway=dev_gateway,
         limiter=limiter,
-        admin_token=admin_token(settings),
         redis=redis,
     )
-
-
-def admin_token(settings: Settings) -> str:
-    """The admin API's bearer token: configured, or generated once into var/ and printed at start."""
-    if settings.admin_token:
-        return settings.admin_token
-    path: Path = settings.var_dir / "admin-token"
-    if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()

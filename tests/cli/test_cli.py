@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 
 from kaquan.all_models import metadata
 from kaquan.cli.app import app
+from kaquan.identity.service import Identity, authenticate_token
 from kaquan.inventory.stock import Stock, stock
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
@@ -101,6 +102,14 @@ async def _state(url: str) -> dict[str, Any]:
             }
             counts["stock"] = await stock(session)
             return counts
+    finally:
+        await db.dispose()
+
+
+async def _authenticate(url: str, token: str) -> Identity | None:
+    db = Database(url)
+    try:
+        return await authenticate_token(db, token)
     finally:
         await db.dispose()
 
@@ -508,9 +517,14 @@ def test_demo_loads_once_and_a_second_run_changes_nothing(kaquan: Kaquan) -> Non
     assert kaquan.state() == loaded
     assert loaded["catalog_skus"] == 3
     assert all(row.adds_up and row.available == row.imported > 0 for row in loaded["stock"])
-    token = (kaquan.var_dir / "admin-token").read_text().strip()
-    assert token in one_line(first)
-    assert token in one_line(second)
+    assert loaded["identity_users"] == 1
+    password = re.search(r"password: (\S+)", first)
+    token = re.search(r"API token: (kqt_\S+)", first)
+    assert password and token
+    assert "username: owner" in first
+    assert password[1] not in second and token[1] not in second
+    owner = _in_own_loop(lambda: _authenticate(kaquan.database_url, token[1]))
+    assert owner is not None and owner.username == "owner" and owner.role == "owner"
 
 
 def test_bench_import_ends_with_one_json_line(kaquan: Kaquan) -> None:

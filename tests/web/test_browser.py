@@ -54,7 +54,6 @@ def shop_url(tmp_path: Path) -> Iterator[str]:
         database_url=f"sqlite:///{tmp_path / 'kaquan.db'}",
         redis_url=None,
         master_key=base64.b64encode(new_key()).decode(),
-        admin_token="browser-test-admin-token",
     )
 
     async def prepare() -> None:

@@ -6,14 +6,17 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from kaquan.cli import bench, catalog_cmds, stock_cmds
+from kaquan.cli import admin_cmds, bench, catalog_cmds, stock_cmds
 from kaquan.cli.common import console, report, run, setup_logging
-from kaquan.demo import seed
+from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
+from kaquan.cli.voucher_cmds import app as vouchers
+from kaquan.demo import OwnerCredentials, create_owner, seed
+from kaquan.identity.service import user_count
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
 from kaquan.kit.errors import DomainError
 from kaquan.kit.migrate import upgrade
-from kaquan.runtime import Runtime, admin_token
+from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 from kaquan.worker import run_forever
 
@@ -24,6 +27,11 @@ app.add_typer(catalog_cmds.products, name="product")
 app.add_typer(catalog_cmds.skus, name="sku")
 app.add_typer(stock_cmds.segments, name="segment")
 app.add_typer(bench.bench, name="bench")
+app.add_typer(admin_cmds.admins, name="admin")
+app.add_typer(vouchers, name="vouchers")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.add_typer(leaks_app, name="leaks")
 app.command("import")(stock_cmds.import_codes)
 app.command("stock")(stock_cmds.show_stock)
 
@@ -52,20 +60,18 @@ def migrate() -> None:
 def demo() -> None:
     """Load demo products and codes (once) and print how to get in."""
 
-    async def work(rt: Runtime) -> bool:
-        return await seed(rt)
+    async def work(rt: Runtime) -> tuple[bool, OwnerCredentials | None]:
+        return await seed(rt), await create_owner(rt)
 
-    created = run(work)
+    created, owner = run(work)
     console.print("demo data loaded" if created else "demo data already present")
-    _print_admin_token()
-
-
-def _print_admin_token() -> None:
-    settings = get_settings()
-    console.print(
-        f"admin API bearer token: [bold]{admin_token(settings)}[/] (kept in {settings.var_dir}/admin-token)",
-        soft_wrap=True,
-    )
+    if owner is None:
+        console.print("an admin user exists already; its credentials were shown when it was created")
+        return
+    console.print("first owner created; these are shown once, keep them safe:", highlight=False)
+    console.print(f"  username: {owner.username}", highlight=False, soft_wrap=True)
+    console.print(f"  password: {owner.password}", highlight=False, soft_wrap=True)
+    console.print(f"  API token: {owner.api_token}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -77,10 +83,15 @@ def serve(
     """Run the shop, the admin API and the payment endpoints (migrating first)."""
     setup_logging()
     settings = get_settings()
-    run(lambda rt: asyncio.sleep(0))  # migrate and create keys before serving
-    _print_admin_token()
+    if not run(_admin_count):  # also migrates and creates keys before serving
+        console.print("no admin user yet: create the owner with `kaquan admin create --username <name>`")
     console.print(f"shop on http://{host}:{port} · database {describe(settings.resolved_database_url())}")
     uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="info")
+
+
+async def _admin_count(rt: Runtime) -> int:
+    async with rt.db.read() as session:
+        return await user_count(session)
 
 
 @app.command("worker")

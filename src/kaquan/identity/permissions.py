@@ -21,9 +21,13 @@ class Permission(StrEnum):
     FINANCE_WRITE = "finance.write"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
+    # One's own sign-in: profile, password, two-factor, own API tokens. Every role holds it,
+    # so an auditor who may change nothing else can still rotate its own password.
+    ACCOUNT_SELF = "account.self"
 
 
 _READ = frozenset(p for p in Permission if p.value.endswith(".read"))
+_SELF = frozenset({Permission.ACCOUNT_SELF})
 
 ROLES: dict[str, frozenset[Permission]] = {
     "owner": frozenset(Permission),
@@ -36,7 +40,8 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.ORDERS_READ,
             Permission.REDEEM,
         }
-    ),
+    )
+    | _SELF,
     "finance": frozenset(
         {
             Permission.CATALOG_READ,
@@ -45,7 +50,8 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.FINANCE_READ,
             Permission.FINANCE_WRITE,
         }
-    ),
+    )
+    | _SELF,
     "support": frozenset(
         {
             Permission.CATALOG_READ,
@@ -54,6 +60,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.ORDERS_SUPPORT,
             Permission.REDEEM,
         }
-    ),
-    "auditor": _READ,
+    )
+    | _SELF,
+    "auditor": _READ | _SELF,
 }

@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     master_key: str | None = Field(default=None, description="base64 of 32 random bytes")
-    admin_token: str | None = None
+    retired_master_keys: str | None = Field(
+        default=None, description="comma-separated base64 master keys accepted for unwrapping only (key rotation)"
+    )
     dev_gateway_secret: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     hold_minutes: int = Field(default=15, ge=1, description="how long an unpaid order holds its codes")

@@ -5,7 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from kaquan.identity.permissions import ROLES, Permission
+from kaquan.identity import service as identity_service
+from kaquan.identity.errors import CsrfFailed
+from kaquan.identity.permissions import Permission
+from kaquan.identity.service import Identity
 from kaquan.inventory.delivery import Viewer
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Forbidden, Unauthorized
@@ -42,6 +45,11 @@ async def throttle_lookup(request: Request, rt: Runtime) -> None:
 
 
 AuthorizationHeader = Annotated[str | None, Header()]
+SESSION_COOKIE = "kq_admin"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @dataclass(frozen=True)
@@ -51,25 +59,69 @@ class Principal:
     actor: str
     permissions: frozenset[Permission]
     ip: str | None = None
+    identity: Identity | None = None
+
+    @property
+    def user(self) -> Identity:
+        """The signed-in admin user (every Principal built by `Require` has one)."""
+        if self.identity is None:
+            raise Unauthorized("an admin user is required")
+        return self.identity
+
+
+async def check_csrf(request: Request, identity: Identity) -> None:
+    """A cookie rides along on cross-site requests; the CSRF token, read from the page, does not."""
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(_FORMS):
+        field = (await request.form()).get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else None
+    expected = identity.csrf_token or ""
+    if not sent or not expected or not same_digest(sent.encode(), expected.encode()):
+        raise CsrfFailed(f"this needs the session's CSRF token in the {CSRF_HEADER} header or a {CSRF_FIELD} field")
+
+
+async def session_identity(request: Request, rt: Runtime) -> Identity | None:
+    """The identity of the session cookie, if it names a live session."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return await identity_service.authenticate_session(rt.db, cookie) if cookie else None
+
+
+async def authenticate(request: Request, rt: Runtime) -> Identity:
+    """An API token (`Authorization: Bearer`) or a session cookie (plus CSRF token on unsafe methods)."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        found = (
+            await identity_service.authenticate_token(rt.db, token) if scheme.lower() == "bearer" and token else None
+        )
+        if found is None:
+            raise Unauthorized("a valid admin API token or session is required")
+        return found
+    found = await session_identity(request, rt)
+    if found is None:
+        raise Unauthorized("a valid admin API token or session is required")
+    if request.method in _UNSAFE:
+        await check_csrf(request, found)
+    return found
 
 
 class Require:
     """The dependency admitting only callers holding `permission`; every admin route declares one.
 
-    Until admin identities land, the one bearer token from KAQUAN_ADMIN_TOKEN acts as the owner.
+    401 `unauthorized` without a live session or token, 403 `csrf_failed` for a cookie-borne
+    unsafe request without the session's CSRF token, 403 `forbidden` without the permission
+    (a token holds its scopes within its user's role).
     """
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, request: Request, rt: RuntimeDep, authorization: AuthorizationHeader = None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token or not same_digest(token.encode(), rt.admin_token.encode()):
-            raise Unauthorized("a valid admin bearer token is required")
-        principal = Principal("admin-token", ROLES["owner"], client_ip(request))
-        if self.permission not in principal.permissions:
+    async def __call__(self, request: Request, rt: RuntimeDep, authorization: AuthorizationHeader = None) -> Principal:
+        identity = await authenticate(request, rt)
+        if self.permission not in identity.permissions:
             raise Forbidden(f"this needs the {self.permission} permission", permission=self.permission.value)
-        return principal
+        return Principal(identity.actor, identity.permissions, client_ip(request), identity)
 
 
 def require(permission: Permission) -> Any:
