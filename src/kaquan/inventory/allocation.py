@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.catalog.models import Sku
 from kaquan.inventory import lifecycle
 from kaquan.inventory.errors import IllegalTransition, OutOfStock
-from kaquan.inventory.models import Code, SegmentRange
+from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
 from kaquan.kit import clock
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, share_locked
 
 CLAIM_ATTEMPTS = 5
 _CODE_AVAILABLE = Code.status == literal_column("'available'")
@@ -83,8 +83,12 @@ async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) 
 
 
 async def release(session: AsyncSession, order_id: int) -> int:
-    """Return an unpaid order's reserved units to stock; returns how many units came back."""
+    """Return an unpaid order's reserved units to stock; returns how many units came back.
+
+    Units of a quarantined (leaked) batch do not come back: they are voided instead.
+    """
     units = await held_units(session, order_id, "reserved")
+    quarantined_codes, quarantined_ranges = await _held_in_quarantine(session, order_id)
     await lifecycle.transition(
         session,
         Code,
@@ -103,7 +107,63 @@ async def release(session: AsyncSession, order_id: int) -> int:
         order_id=None,
         hold_until=None,
     )
-    return units
+    if quarantined_codes:
+        await lifecycle.transition(
+            session,
+            Code,
+            Code.id.in_(quarantined_codes),
+            source="available",
+            target="voided",
+            expected=len(quarantined_codes),
+        )
+    if quarantined_ranges:
+        await lifecycle.transition(
+            session,
+            SegmentRange,
+            SegmentRange.id.in_(quarantined_ranges),
+            source="available",
+            target="voided",
+            expected=len(quarantined_ranges),
+        )
+    return units - await _units_of(session, quarantined_codes, quarantined_ranges)
+
+
+async def _held_in_quarantine(session: AsyncSession, order_id: int) -> tuple[list[int], list[int]]:
+    """The order's reserved codes and ranges whose batch is quarantined.
+
+    The batches are share-locked first: a quarantine (which locks its batch for
+    update) and a release then run one after the other, so a released code can
+    never slip back into stock past a quarantine running at the same moment.
+    """
+    code_batches = select(Code.batch_id).where(Code.order_id == order_id, Code.status == "reserved")
+    range_batches = (
+        select(Segment.batch_id)
+        .join(SegmentRange, SegmentRange.segment_id == Segment.id)
+        .where(SegmentRange.order_id == order_id, SegmentRange.status == "reserved")
+    )
+    batches = share_locked(
+        session,
+        select(Batch.id, Batch.quarantined_at).where(Batch.id.in_(code_batches.union(range_batches))),
+    )
+    quarantined = [row.id for row in await session.execute(batches) if row.quarantined_at is not None]
+    if not quarantined:
+        return [], []
+    codes = await session.execute(
+        select(Code.id).where(Code.order_id == order_id, Code.status == "reserved", Code.batch_id.in_(quarantined))
+    )
+    ranges = await session.execute(
+        select(SegmentRange.id)
+        .join(Segment, Segment.id == SegmentRange.segment_id)
+        .where(SegmentRange.order_id == order_id, SegmentRange.status == "reserved", Segment.batch_id.in_(quarantined))
+    )
+    return list(codes.scalars()), list(ranges.scalars())
+
+
+async def _units_of(session: AsyncSession, code_ids: list[int], range_ids: list[int]) -> int:
+    if not range_ids:
+        return len(code_ids)
+    serials = await session.execute(select(func.sum(_RANGE_SIZE)).where(SegmentRange.id.in_(range_ids)))
+    return len(code_ids) + int(serials.scalar_one() or 0)
 
 
 async def held_units(session: AsyncSession, order_id: int, status: str) -> int:

@@ -16,7 +16,7 @@ import hmac
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+KEY_ID_BYTES = 8
 _WRAP_AAD = b"kaquan/data-key/v1"
+_WRAP_V2 = b"KQw2"
+_HEADER_BYTES = len(_WRAP_V2) + KEY_ID_BYTES
+_V2_BYTES = _HEADER_BYTES + NONCE_BYTES + KEY_BYTES + 16  # 16: the GCM tag
 
 
 class KeyMismatch(DomainError):
@@ -49,6 +53,19 @@ def decode_master_key(text: str) -> bytes:
     return key
 
 
+def decode_retired_master_keys(text: str | None) -> list[bytes]:
+    """KAQUAN_RETIRED_MASTER_KEYS: comma-separated base64 master keys accepted for unwrapping only."""
+    keys = []
+    for number, part in enumerate((text or "").split(","), start=1):
+        if not part.strip():
+            continue
+        try:
+            keys.append(decode_master_key(part))
+        except ValueError:  # binascii.Error too; neither message holds key material
+            raise ValueError(f"KAQUAN_RETIRED_MASTER_KEYS: key {number} is not base64 of {KEY_BYTES} bytes") from None
+    return keys
+
+
 def load_or_create_master_key(configured: str | None, var_dir: Path) -> bytes:
     """The configured master key, else a key file under var/ created once with a loud warning."""
     if configured:
@@ -67,21 +84,71 @@ def load_or_create_master_key(configured: str | None, var_dir: Path) -> bytes:
     return decode_master_key(path.read_text())
 
 
-class KeyRing:
-    """Wraps and unwraps data keys under the master key."""
+def master_key_id(master_key: bytes) -> bytes:
+    """A short public name of a master key: which key wrapped a data key, without revealing the key."""
+    return hmac.digest(master_key, b"kaquan/master-key-id/v1", "sha256")[:KEY_ID_BYTES]
 
-    def __init__(self, master_key: bytes) -> None:
-        self._master = AESGCM(master_key)
+
+class KeyRing:
+    """Wraps data keys under the primary master key; unwraps under the primary or any retired one.
+
+    A wrapped key reads `v2 | key id | nonce | AES-GCM(data key)`, so a reader knows
+    which master key to use and a rotation knows what is left to re-wrap. Keys
+    wrapped before key ids existed (`nonce | ciphertext`) are tried under every
+    known master key.
+    """
+
+    def __init__(self, master_key: bytes, retired: Sequence[bytes] = ()) -> None:
+        self.primary_id = master_key_id(master_key)
+        self._primary = AESGCM(master_key)
+        self._known: dict[bytes, AESGCM] = {master_key_id(key): AESGCM(key) for key in retired}
+        self._known[self.primary_id] = self._primary
+
+    @property
+    def key_ids(self) -> frozenset[bytes]:
+        return frozenset(self._known)
 
     def wrap(self, data_key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._master.encrypt(nonce, data_key, _WRAP_AAD)
+        header = _WRAP_V2 + self.primary_id
+        return header + nonce + self._primary.encrypt(nonce, data_key, _WRAP_AAD + header)
 
     def unwrap(self, wrapped: bytes) -> bytes:
+        key_id = wrapped_key_id(wrapped)
+        if key_id is None:
+            for master in self._known.values():
+                try:
+                    return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _WRAP_AAD)
+                except InvalidTag:
+                    continue
+            raise _mismatch()
+        named = self._known.get(key_id)
+        if named is None:
+            raise _mismatch()
+        header, body = wrapped[:_HEADER_BYTES], wrapped[_HEADER_BYTES:]
         try:
-            return self._master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _WRAP_AAD)
+            return named.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], _WRAP_AAD + header)
         except InvalidTag:
-            raise KeyMismatch("the master key does not match the keys stored in this database") from None
+            raise _mismatch() from None
+
+    def is_current(self, wrapped: bytes) -> bool:
+        """Wrapped under the primary master key already (nothing for a rotation to do)."""
+        return wrapped_key_id(wrapped) == self.primary_id
+
+    def rewrap(self, wrapped: bytes) -> bytes:
+        """The same data key wrapped under the primary master key."""
+        return wrapped if self.is_current(wrapped) else self.wrap(self.unwrap(wrapped))
+
+
+def wrapped_key_id(wrapped: bytes) -> bytes | None:
+    """The id of the master key that wrapped `wrapped`, or None for a key wrapped before ids existed."""
+    if len(wrapped) == _V2_BYTES and wrapped.startswith(_WRAP_V2):
+        return wrapped[len(_WRAP_V2) : _HEADER_BYTES]
+    return None
+
+
+def _mismatch() -> KeyMismatch:
+    return KeyMismatch("the master key does not match the keys stored in this database")
 
 
 class SecretBox:

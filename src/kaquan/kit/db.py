@@ -183,6 +183,26 @@ class Database:
         return 10_000 if self.is_postgresql else 30_000
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """The dialect name behind a session: "postgresql" or "sqlite"."""
+    return session.get_bind().dialect.name
+
+
+async def serialize_on(session: AsyncSession, name: str) -> None:
+    """`Database.serialize` for code that holds only a session (the audit chain, say).
+
+    PostgreSQL: a transaction-scoped advisory lock on `name`, released at commit or
+    rollback; SQLite writers are serialized by BEGIN IMMEDIATE already.
+    """
+    if dialect_of(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:
+    """Lock the selected rows against writers but not against other sharers (`FOR SHARE` on PostgreSQL)."""
+    return stmt.with_for_update(read=True) if dialect_of(session) == "postgresql" else stmt
+
+
 def is_lock_error(exc: DBAPIError) -> bool:
     """A lock timeout, deadlock or busy database: worth a bounded retry, then an honest 503."""
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()

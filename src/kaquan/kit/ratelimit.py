@@ -14,6 +14,10 @@ class RateLimiter(Protocol):
         """Count one hit; return 0 when allowed, else the seconds until the window resets."""
         ...
 
+    async def undo(self, key: str, *, window_s: int) -> None:
+        """Take back one hit of the current window (an attempt that turned out not to count)."""
+        ...
+
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
@@ -31,11 +35,21 @@ class MemoryRateLimiter:
             self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
         return 0 if count <= limit else max(1, math.ceil((window + 1) * window_s - now))
 
+    async def undo(self, key: str, *, window_s: int) -> None:
+        start, count = self._windows.get(key, (-1, 0))
+        if start == int(time.monotonic() // window_s) and count > 0:
+            self._windows[key] = (start, count - 1)
+
 
 _HIT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return redis.call('TTL', KEYS[1]) end
+return 0
+"""
+# Never below zero, and never on an expired window: an undo must not create a key without a TTL.
+_UNDO = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
 """
 
@@ -44,10 +58,14 @@ class RedisRateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._script = redis.register_script(_HIT)
+        self._undo = redis.register_script(_UNDO)
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int:
         wait = int(await self._script(keys=[f"kaquan:rl:{key}"], args=[window_s, limit]))
         return max(wait, 1) if wait else 0
+
+    async def undo(self, key: str, *, window_s: int) -> None:
+        await self._undo(keys=[f"kaquan:rl:{key}"])
 
 
 async def enforce(limiter: RateLimiter, key: str, *, limit: int, window_s: int, what: str) -> None:
