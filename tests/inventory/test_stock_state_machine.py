@@ -166,7 +166,6 @@ class StockMachine(RuleBasedStateMachine):
         self.settings = Settings(
             var_dir=var_dir,
             master_key=base64.b64encode(new_key()).decode(),
-            admin_token="test-admin-token",
             hold_minutes=HOLD_MINUTES,
         )
         self.rt: Runtime = self.run(runtime_module.start(self.settings, db=self.db))

@@ -82,7 +82,5 @@ async def test_without_the_protection_the_race_is_real(rt: Runtime) -> None:
 
 async def _every_paid_order_delivered(db: Database) -> None:
     async with db.read() as session:
-        statuses = dict(
-            (await session.execute(select(Order.status, func.count()).group_by(Order.status))).all()
-        )
+        statuses = dict((await session.execute(select(Order.status, func.count()).group_by(Order.status))).all())
     assert set(statuses) <= {"delivered", "refunded"}, statuses

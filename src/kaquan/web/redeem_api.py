@@ -1,5 +1,113 @@
-"""Redemption (核销) of merchant-issued vouchers."""
+"""Redemption (核销) of merchant-issued vouchers: redeem once, or verify without redeeming.
+
+Both endpoints need the `redeem` permission and share one failed-attempt lockout
+per IP, account and device (`inventory.redemption.Lockout`). Prefer
+`POST /redemptions/verify`: a code in a query string ends up in access logs and
+browser history, and a voucher code is as good as cash.
+"""
+
+from datetime import date, datetime
+from typing import Annotated
 
 from fastapi import APIRouter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from kaquan.identity.permissions import Permission
+from kaquan.inventory import redemption as redeeming
+from kaquan.runtime import Runtime
+from kaquan.web.deps import Principal, RuntimeDep, require
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
+Redeemer = Annotated[Principal, require(Permission.REDEEM)]
+# Generous on purpose: the service decides what a code may look like (and counts malformed guesses).
+_CODE_FIELD = Field(max_length=256, description="the voucher code as printed or scanned; dashes and spaces ignored")
+
+
+class RedeemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = _CODE_FIELD
+    nonce: str = Field(
+        min_length=8, max_length=64, description="chosen by the client per scan; re-sending it is harmless"
+    )
+    device_id: str = Field(min_length=1, max_length=64)
+    location: str = Field(min_length=1, max_length=200)
+    redeemed_offline_at: AwareDatetime | None = Field(
+        default=None, description="set by a device that redeemed while offline: when it happened there"
+    )
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = _CODE_FIELD
+    device_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class RedemptionOut(BaseModel):
+    redemption_id: int
+    code_id: int
+    code_hint: str
+    sku_id: int
+    order_id: int | None
+    redeemed_at: datetime
+    redeemed_by: str
+    device_id: str
+    location: str
+    offline: bool
+    redeemed_offline_at: datetime | None
+
+    @classmethod
+    def of(cls, done: redeeming.Redeemed) -> "RedemptionOut":
+        return cls(**done.__dict__)
+
+
+class VoucherStateOut(BaseModel):
+    state: redeeming.VoucherStateName
+    redeemable: bool
+    code_id: int
+    code_hint: str
+    sku_id: int
+    order_id: int | None
+    expires_on: date | None
+    redemption: RedemptionOut | None
+
+    @classmethod
+    def of(cls, found: redeeming.VoucherState) -> "VoucherStateOut":
+        return cls(
+            state=found.state,
+            redeemable=found.state == "redeemable",
+            code_id=found.code_id,
+            code_hint=found.code_hint,
+            sku_id=found.sku_id,
+            order_id=found.order_id,
+            expires_on=found.expires_on,
+            redemption=RedemptionOut.of(found.redemption) if found.redemption else None,
+        )
+
+
+def _lockout(rt: Runtime) -> redeeming.Lockout:
+    return redeeming.Lockout(rt.limiter)
+
+
+@router.post("/redemptions")
+async def redeem(rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionOut:
+    """Redeem a sold voucher once. The same nonce again returns the same result; any other retry is a 409."""
+    request = redeeming.RedeemRequest(
+        code=body.code,
+        nonce=body.nonce,
+        device_id=body.device_id,
+        location=body.location,
+        redeemed_offline_at=body.redeemed_offline_at,
+    )
+    done = await redeeming.attempt_redemption(rt.db, rt.vault, _lockout(rt), request, actor=admin.actor, ip=admin.ip)
+    return RedemptionOut.of(done)
+
+
+@router.post("/redemptions/verify")
+async def verify(rt: RuntimeDep, admin: Redeemer, body: VerifyIn) -> VoucherStateOut:
+    """Say whether a voucher is redeemable, redeemed (when, where), not sold, voided or expired; redeem nothing."""
+    found = await redeeming.attempt_verification(
+        rt.db, rt.vault, _lockout(rt), body.code, actor=admin.actor, ip=admin.ip, device_id=body.device_id
+    )
+    return VoucherStateOut.of(found)
