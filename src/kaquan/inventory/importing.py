@@ -222,7 +222,7 @@ async def _copy_codes(
     fingerprints: Sequence[bytes] | Callable[[str | None, str], bytes],
     progress: Progress | None,
 ) -> None:
-    """Seal and copy in chunks, sealing the next chunk in a thread while the database stores this one.
+    """Seal and copy in chunks; on PostgreSQL the next chunk is sealed while the server stores this one.
 
     `fingerprints` are the lines' fingerprints, or the function computing them chunk by chunk.
     """
@@ -255,6 +255,14 @@ async def _copy_codes(
         return rows
 
     starts = range(0, len(lines), COPY_CHUNK)
+    if not db.copy_runs_beside_python:
+        # SQLite stores rows on a thread that needs the GIL between rows; sealing beside it would starve it.
+        for start in starts:
+            rows = await asyncio.to_thread(sealed_rows, start)
+            await db.copy_rows(session, Code.__table__, _CODE_COLUMNS, rows)  # type: ignore[arg-type]
+            if progress:
+                progress(len(rows))
+        return
     upcoming = asyncio.ensure_future(asyncio.to_thread(sealed_rows, starts[0]))
     try:
         for position in range(len(starts)):

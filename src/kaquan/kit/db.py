@@ -135,6 +135,11 @@ class Database:
 
     # Dialect-specific statements -------------------------------------------------
 
+    @property
+    def copy_runs_beside_python(self) -> bool:
+        """Whether a bulk copy leaves this process's GIL free (a server stores the rows, not a thread of ours)."""
+        return self.is_postgresql
+
     def claim(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""
         return stmt.with_for_update(skip_locked=True) if self.is_postgresql and self.protect else stmt
