@@ -27,7 +27,7 @@ from kaquan.inventory.parsing import CodeLine, LineProblem, ParsedFile, ProblemC
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox, new_key
-from kaquan.kit.db import Database, DuplicateRow
+from kaquan.kit.db import Database, DuplicateRow, serialize_on
 from kaquan.kit.errors import BadInput
 
 COPY_CHUNK = 50_000
@@ -302,7 +302,7 @@ async def add_segment(
     if len(prefix) > 32 or not prefix.isascii() or not all(ch.isalnum() or ch in "-_" for ch in prefix):
         raise BadInput("a segment prefix is up to 32 ASCII letters, digits, '-' or '_'", prefix=prefix)
     # Every form that can spell one of these serials has the same total length (see _overlapping_segment).
-    await db.serialize(session, f"segment:{len(prefix) + width}")
+    await serialize_on(session, f"segment:{len(prefix) + width}")
     overlap = await _overlapping_segment(session, prefix, width, start, end)
     if overlap is not None:
         raise SegmentOverlap(

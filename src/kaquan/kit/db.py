@@ -178,11 +178,6 @@ class Database:
                 raise DuplicateRow(table.name) from exc
             raise
 
-    async def serialize(self, session: AsyncSession, name: str) -> None:
-        """Serialize transactions that share `name` until commit (SQLite writers are serialized already)."""
-        if self.is_postgresql:
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
-
     def chunk_size(self) -> int:
         """How many bind parameters one IN (...) list may safely hold."""
         return 10_000 if self.is_postgresql else 30_000
@@ -194,7 +189,7 @@ def dialect_of(session: AsyncSession) -> str:
 
 
 async def serialize_on(session: AsyncSession, name: str) -> None:
-    """`Database.serialize` for code that holds only a session (the audit chain, say).
+    """Serialize the transactions that share `name` until they end.
 
     PostgreSQL: a transaction-scoped advisory lock on `name`, released at commit or
     rollback; SQLite writers are serialized by BEGIN IMMEDIATE already.
