@@ -78,3 +78,25 @@ async def available_by_sku(session: AsyncSession) -> dict[int, int]:
         for sku_id, units in (await session.execute(stmt)).all():
             result[sku_id] = result.get(sku_id, 0) + int(units)
     return result
+
+
+def per_sku(rows: list[Stock]) -> list[Stock]:
+    """The rows of `stock` summed over warehouses: one row per SKU (warehouse `*`)."""
+    totals: dict[int, Stock] = {}
+    for row in rows:
+        total = totals.setdefault(row.sku_id, Stock(row.sku_id, "*"))
+        for name in ("imported", "available", "reserved", "sold", "redeemed", "voided"):
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return [totals[sku_id] for sku_id in sorted(totals)]
+
+
+async def batches_of_sku(session: AsyncSession, sku_id: int, *, limit: int = 200) -> list[tuple[Batch, str]]:
+    """A SKU's batches, newest first, each with the code of its warehouse."""
+    rows = await session.execute(
+        select(Batch, Warehouse.code)
+        .join(Warehouse, Warehouse.id == Batch.warehouse_id)
+        .where(Batch.sku_id == sku_id)
+        .order_by(Batch.id.desc())
+        .limit(limit)
+    )
+    return [(batch, warehouse) for batch, warehouse in rows.tuples()]

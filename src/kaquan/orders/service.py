@@ -13,10 +13,10 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
@@ -259,3 +259,46 @@ async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer
         ranges = await ranges_of_order(session, order.id)
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
     return OrderView(order, codes, ranges, list(events.scalars()))
+
+
+MAX_SEARCH_RESULTS = 50
+
+
+async def search(session: AsyncSession, query: str, *, limit: int = MAX_SEARCH_RESULTS) -> list[Order]:
+    """Orders whose number is `query` or whose contact is `query` (case-insensitive), newest first."""
+    query = query.strip()
+    if not query:
+        return []
+    stmt = (
+        select(Order)
+        .where(or_(Order.number == query, func.lower(Order.contact) == query.lower()))
+        .order_by(Order.id.desc())
+        .limit(min(limit, MAX_SEARCH_RESULTS))
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+@dataclass(frozen=True)
+class Sales:
+    """Orders delivered in a period, in one currency: how many and for how much (minor units)."""
+
+    currency: str
+    orders: int
+    revenue_minor: int
+
+
+async def delivered_between(session: AsyncSession, start: datetime, end: datetime) -> list[Sales]:
+    """Orders delivered in [start, end), per currency (a later refund still counts: it was a sale that day)."""
+    rows = await session.execute(
+        select(Order.currency, func.count(), func.sum(Order.total_minor))
+        .where(Order.delivered_at >= start, Order.delivered_at < end)
+        .group_by(Order.currency)
+        .order_by(Order.currency)
+    )
+    return [Sales(currency, int(count), int(total or 0)) for currency, count, total in rows.tuples()]
+
+
+async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
+    """An order's status changes, oldest first."""
+    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
+    return list(events.scalars())

@@ -1,4 +1,4 @@
-"""The ASGI application: storefront, shop API, admin API, payment endpoints."""
+"""The ASGI application: storefront, shop API, admin API and console, payment endpoints."""
 
 import asyncio
 import logging
@@ -13,7 +13,7 @@ from kaquan import runtime as runtime_module
 from kaquan import worker
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
-from kaquan.web import admin_api, custody_api, errors, identity_api, pay_dev, redeem_api, shop, shop_api
+from kaquan.web import admin_api, console, custody_api, errors, identity_api, pay_dev, redeem_api, shop, shop_api
 
 log = logging.getLogger(__name__)
 ROUTERS = (
@@ -24,6 +24,7 @@ ROUTERS = (
     identity_api.router,
     custody_api.router,
     redeem_api.router,
+    console.router,
 )
 
 

@@ -35,7 +35,7 @@ Self = Annotated[Principal, require(Permission.ACCOUNT_SELF)]
 UsersManage = Annotated[Principal, require(Permission.USERS_MANAGE)]
 
 
-def _set_session_cookie(request: Request, response: Response, opened: NewSession, secure_site: bool) -> None:
+def set_session_cookie(request: Request, response: Response, opened: NewSession, secure_site: bool) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,
@@ -66,7 +66,7 @@ async def login(rt: RuntimeDep, request: Request, response: Response, body: Logi
         totp=body.totp,
         ip=client_ip(request),
     )
-    _set_session_cookie(request, response, opened, rt.settings.public_url.startswith("https://"))
+    set_session_cookie(request, response, opened, rt.settings.public_url.startswith("https://"))
     return LoginOut(
         username=opened.username, role=opened.role, csrf_token=opened.csrf_token, expires_at=opened.expires_at
     )
@@ -105,7 +105,7 @@ async def change_password(
             session, rt.limiter, user, body.current_password, body.new_password, ip=admin.ip
         )
     if fresh is not None:
-        _set_session_cookie(request, response, fresh, rt.settings.public_url.startswith("https://"))
+        set_session_cookie(request, response, fresh, rt.settings.public_url.startswith("https://"))
     return PasswordChanged(sessions_revoked=revoked, csrf_token=fresh.csrf_token if fresh else None)
 
 
