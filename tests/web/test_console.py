@@ -231,7 +231,7 @@ async def test_an_order_is_found_masked_and_revealed_with_a_reason(rt: Runtime, 
     assert secret in revealed.text
     assert revealed.headers["cache-control"] == "no-store"
     async with rt.db.read() as session:
-        actions = list((await session.execute(select(AuditEntry.action, AuditEntry.actor))).tuples())
+        actions = list((await session.execute(select(AuditEntry.action, AuditEntry.actor))).all())
     assert ("codes.revealed", "alice") in actions
     trail = await console.get("/admin/audit?action=codes.revealed")
     assert "buyer says code fails" in trail.text

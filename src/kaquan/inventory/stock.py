@@ -99,4 +99,4 @@ async def batches_of_sku(session: AsyncSession, sku_id: int, *, limit: int = 200
         .order_by(Batch.id.desc())
         .limit(limit)
     )
-    return [(batch, warehouse) for batch, warehouse in rows.tuples()]
+    return [(batch, warehouse) for batch, warehouse in rows]

@@ -295,7 +295,7 @@ async def delivered_between(session: AsyncSession, start: datetime, end: datetim
         .group_by(Order.currency)
         .order_by(Order.currency)
     )
-    return [Sales(currency, int(count), int(total or 0)) for currency, count, total in rows.tuples()]
+    return [Sales(currency, int(count), int(total or 0)) for currency, count, total in rows]
 
 
 async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
