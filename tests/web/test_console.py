@@ -207,6 +207,7 @@ async def test_a_batch_is_imported_with_the_form_and_bad_lines_are_named(
     rejected = await console.post(f"/admin/skus/{sku.id}/batches", files={"file": ("bad.txt", bad, "text/plain")})
     assert rejected.status_code == 400
     assert 'data-line="2"' in rejected.text
+    assert "1 行被拒绝" in rejected.text
 
 
 async def test_an_order_is_found_masked_and_revealed_with_a_reason(rt: Runtime, client: httpx.AsyncClient) -> None:
