@@ -376,7 +376,10 @@ async def import_batch(
                 skip_invalid=skip_invalid,
             )
     except ImportRejected as rejected:
-        outcome = {"rejected": rejected.details.get("problems", []), "rejected_total": rejected.details.get("problem_count")}
+        outcome = {
+            "rejected": rejected.details.get("problems", []),
+            "rejected_total": rejected.details.get("problem_count"),
+        }
         return await _batches_page(request, rt, admin, sku, outcome=outcome, status=400)
     return await _batches_page(request, rt, admin, sku, outcome={"imported": asdict(result)})
 
