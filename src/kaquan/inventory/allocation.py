@@ -61,25 +61,7 @@ async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) 
     held = await held_units(session, order_id, "reserved")
     if held != quantity:
         raise IllegalTransition(f"order {order_id} holds {held} unit(s), expected {quantity}", held=held)
-    now = clock.now()
-    await lifecycle.transition(
-        session,
-        Code,
-        Code.order_id == order_id,
-        source="reserved",
-        target="sold",
-        sold_at=now,
-        hold_until=None,
-    )
-    await lifecycle.transition(
-        session,
-        SegmentRange,
-        SegmentRange.order_id == order_id,
-        source="reserved",
-        target="sold",
-        sold_at=now,
-        hold_until=None,
-    )
+    await _move_held(session, order_id, source="reserved", target="sold", sold_at=clock.now(), hold_until=None)
 
 
 async def release(session: AsyncSession, order_id: int) -> int:
@@ -89,43 +71,19 @@ async def release(session: AsyncSession, order_id: int) -> int:
     """
     units = await held_units(session, order_id, "reserved")
     quarantined_codes, quarantined_ranges = await _held_in_quarantine(session, order_id)
-    await lifecycle.transition(
-        session,
-        Code,
-        Code.order_id == order_id,
-        source="reserved",
-        target="available",
-        order_id=None,
-        hold_until=None,
-    )
-    await lifecycle.transition(
-        session,
-        SegmentRange,
-        SegmentRange.order_id == order_id,
-        source="reserved",
-        target="available",
-        order_id=None,
-        hold_until=None,
-    )
-    if quarantined_codes:
-        await lifecycle.transition(
-            session,
-            Code,
-            Code.id.in_(quarantined_codes),
-            source="available",
-            target="voided",
-            expected=len(quarantined_codes),
-        )
-    if quarantined_ranges:
-        await lifecycle.transition(
-            session,
-            SegmentRange,
-            SegmentRange.id.in_(quarantined_ranges),
-            source="available",
-            target="voided",
-            expected=len(quarantined_ranges),
-        )
+    await _move_held(session, order_id, source="reserved", target="available", order_id=None, hold_until=None)
+    for model, ids in ((Code, quarantined_codes), (SegmentRange, quarantined_ranges)):
+        if ids:
+            await lifecycle.transition(
+                session, model, model.id.in_(ids), source="available", target="voided", expected=len(ids)
+            )
     return units - await _units_of(session, quarantined_codes, quarantined_ranges)
+
+
+async def _move_held(session: AsyncSession, holder: int, /, *, source: str, target: str, **values: Any) -> None:
+    """Move everything the order `holder` holds in `source` state, codes and serial ranges alike."""
+    for model in (Code, SegmentRange):
+        await lifecycle.transition(session, model, model.order_id == holder, source=source, target=target, **values)
 
 
 async def _held_in_quarantine(session: AsyncSession, order_id: int) -> tuple[list[int], list[int]]:
