@@ -17,6 +17,10 @@ class Permission(StrEnum):
     CODES_REVEAL = "codes.reveal"
     LEAKS_TRACE = "leaks.trace"
     REDEEM = "redeem"
+    CHANNELS_READ = "channels.read"
+    CHANNELS_WRITE = "channels.write"
+    FLASHSALE_READ = "flashsale.read"
+    FLASHSALE_WRITE = "flashsale.write"
     FINANCE_READ = "finance.read"
     FINANCE_WRITE = "finance.write"
     AUDIT_READ = "audit.read"
@@ -39,6 +43,10 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.STOCK_WRITE,
             Permission.ORDERS_READ,
             Permission.REDEEM,
+            Permission.CHANNELS_READ,
+            Permission.CHANNELS_WRITE,
+            Permission.FLASHSALE_READ,
+            Permission.FLASHSALE_WRITE,
         }
     )
     | _SELF,
@@ -49,6 +57,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.ORDERS_READ,
             Permission.FINANCE_READ,
             Permission.FINANCE_WRITE,
+            Permission.CHANNELS_READ,
         }
     )
     | _SELF,
@@ -59,6 +68,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.ORDERS_READ,
             Permission.ORDERS_SUPPORT,
             Permission.REDEEM,
+            Permission.CHANNELS_READ,
         }
     )
     | _SELF,

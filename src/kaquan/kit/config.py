@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     max_per_order: int = Field(default=10_000, ge=1, description="hard cap on quantity per order, all SKUs")
     lookup_per_minute: int = Field(default=10, ge=1, description="order lookups allowed per IP per minute")
     lock_timeout_ms: int = Field(default=2000, ge=10)
+    api_window_s: int = Field(default=300, ge=1, description="signed API requests: allowed clock skew either way")
+    agent_key_grace_hours: int = Field(default=24, ge=0, description="a rotated agent secret stays valid this long")
+    callbacks_allow_private: bool = Field(
+        default=False, description="allow callback URLs on private or loopback addresses (tests, closed networks)"
+    )
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'kaquan.db'}"

@@ -11,9 +11,25 @@ from fastapi.staticfiles import StaticFiles
 
 from kaquan import runtime as runtime_module
 from kaquan import worker
+from kaquan.channels.adapters import load_adapters
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
-from kaquan.web import admin_api, console, custody_api, errors, identity_api, pay_dev, redeem_api, shop, shop_api
+from kaquan.web import (
+    admin_api,
+    callbacks_api,
+    channels_api,
+    console,
+    custody_api,
+    errors,
+    flash_admin_api,
+    flash_api,
+    identity_api,
+    pay_dev,
+    redeem_api,
+    shop,
+    shop_api,
+    warehouses_api,
+)
 
 log = logging.getLogger(__name__)
 ROUTERS = (
@@ -24,6 +40,11 @@ ROUTERS = (
     identity_api.router,
     custody_api.router,
     redeem_api.router,
+    channels_api.router,
+    callbacks_api.router,
+    warehouses_api.router,
+    flash_admin_api.router,
+    flash_api.router,
     console.router,
 )
 
@@ -53,4 +74,6 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in ROUTERS:
         app.include_router(router)
+    for adapter in load_adapters():
+        app.include_router(adapter.router)
     return app

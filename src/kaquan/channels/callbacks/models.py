@@ -1,0 +1,1 @@
+"""Callback tables: endpoints, deliveries, attempts."""

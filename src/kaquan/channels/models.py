@@ -1,0 +1,1 @@
+"""Channel tables: channels, price lists, quotas, agents and their API keys."""

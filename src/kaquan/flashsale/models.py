@@ -1,0 +1,1 @@
+"""Flash-sale tables: events and purchases."""

@@ -1,0 +1,1 @@
+"""Ledger tables: accounts, transfers, postings."""

@@ -1,0 +1,21 @@
+"""channels: channels, price lists, quotas, agents, agent keys; orders carry a source
+
+Revision ID: a1d3e7f0c005
+Revises: a1d3e7f0c004
+Create Date: 2026-11-25
+"""
+
+from collections.abc import Sequence
+
+revision: str = "a1d3e7f0c005"
+down_revision: str | None = "a1d3e7f0c004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
