@@ -7,9 +7,13 @@ import typer
 import uvicorn
 
 from kaquan.cli import admin_cmds, bench, catalog_cmds, stock_cmds
+from kaquan.cli.channel_cmds import channel_app
 from kaquan.cli.common import console, report, run, setup_logging
 from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
+from kaquan.cli.flash_cmds import flash_app
+from kaquan.cli.ledger_cmds import ledger_app
 from kaquan.cli.voucher_cmds import app as vouchers
+from kaquan.cli.warehouse_cmds import warehouse_app
 from kaquan.demo import OwnerCredentials, create_owner, seed
 from kaquan.identity.service import user_count
 from kaquan.kit.config import get_settings
@@ -32,6 +36,10 @@ app.add_typer(vouchers, name="vouchers")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(leaks_app, name="leaks")
+app.add_typer(channel_app, name="channel")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(flash_app, name="flash")
 app.command("import")(stock_cmds.import_codes)
 app.command("stock")(stock_cmds.show_stock)
 

@@ -9,12 +9,15 @@ import typer
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.cli import bench_agent, bench_flash
 from kaquan.cli.common import console, run
 from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.runtime import Runtime
 
 bench = typer.Typer(help="Benchmarks; each ends with one JSON line.", no_args_is_help=True)
+bench_agent.register(bench)
+bench_flash.register(bench)
 _ALNUM = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
