@@ -12,6 +12,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "cancelled": frozenset({"paid"}),
     "paid": frozenset({"delivered", "paid_unfulfilled"}),
     "paid_unfulfilled": frozenset({"refunded"}),
+    # A prepaid order (agents): paid from the balance when accepted, filled by the worker.
+    "processing": frozenset({"delivered", "refunded"}),
     "delivered": frozenset(),
     "refunded": frozenset(),
 }

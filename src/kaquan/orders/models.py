@@ -5,6 +5,7 @@ from kaquan.kit.models import Base, BigId, UTCDateTime
 
 ORDER_STATUSES = (
     "pending_payment",
+    "processing",
     "paid",
     "delivered",
     "cancelled",
@@ -17,7 +18,8 @@ ORDER_STATUSES = (
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("channel", "idempotency_key"),
+        # Idempotency per channel and source: two agents may both use out_order_no "1001".
+        UniqueConstraint("channel", "source", "idempotency_key"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("total_minor = unit_price_minor * quantity", name="total_is_price_times_quantity"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in ORDER_STATUSES)})", name="status_known"),
@@ -27,10 +29,14 @@ class Order(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     channel: Mapped[str] = mapped_column(String(32))
+    # Who within the channel: an agent's id for the open API, a store for a marketplace, "" for the shop.
+    source: Mapped[str] = mapped_column(String(64), default="", server_default="")
     idempotency_key: Mapped[str] = mapped_column(String(128))
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     sku_id: Mapped[int] = mapped_column(Integer, index=True)
     quantity: Mapped[int] = mapped_column(Integer)
+    # What the caller asked for when it accepted a partial fill; None: the same as `quantity`.
+    requested_quantity: Mapped[int | None] = mapped_column(Integer)
     unit_price_minor: Mapped[int] = mapped_column(Integer)
     total_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))

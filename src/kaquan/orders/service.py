@@ -116,6 +116,7 @@ async def place(
     values: dict[str, Any] = {
         "number": _new_number(),
         "channel": request.channel,
+        "source": "",
         "idempotency_key": request.idempotency_key,
         "request_hash": fingerprint,
         "sku_id": sku.id,
@@ -132,7 +133,7 @@ async def place(
     inserted = await session.execute(
         db.insert(Order.__table__)  # type: ignore[arg-type]
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+        .on_conflict_do_nothing(index_elements=["channel", "source", "idempotency_key"])
         .returning(Order.__table__.c.id)
     )
     order_id = inserted.scalar_one_or_none()
@@ -147,7 +148,9 @@ async def place(
 async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
     order = (
         await session.execute(
-            select(Order).where(Order.channel == request.channel, Order.idempotency_key == request.idempotency_key)
+            select(Order).where(
+                Order.channel == request.channel, Order.source == "", Order.idempotency_key == request.idempotency_key
+            )
         )
     ).scalar_one()
     if not same_digest(order.request_hash, fingerprint):
