@@ -372,6 +372,8 @@ LEGAL_MOVES = {
     ("paid", "delivered"),
     ("paid", "paid_unfulfilled"),
     ("paid_unfulfilled", "refunded"),
+    ("processing", "delivered"),
+    ("processing", "refunded"),
 }
 
 
