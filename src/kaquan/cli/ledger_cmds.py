@@ -1,5 +1,86 @@
 """`kaquan ledger …`: The ledger: check that it balances, read an account's entries."""
 
+from datetime import datetime
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kaquan.cli.common import console, errors, run
+from kaquan.kit.money import Money
+from kaquan.ledger import service as ledger
+from kaquan.ledger.errors import AccountNotFound
+from kaquan.ledger.models import LedgerAccount
+from kaquan.runtime import Runtime
 
 ledger_app = typer.Typer(help="The ledger: check that it balances, read an account's entries.", no_args_is_help=True)
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a time like 2026-11-25T08:00:00+00:00", param_hint=name) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. +00:00 or Z", param_hint=name)
+    return parsed
+
+
+@ledger_app.command("check")
+def check() -> None:
+    """Prove the ledger balances: every transfer, every currency, every account's stored balance; exit 1 if not."""
+
+    async def work(rt: Runtime) -> ledger.LedgerCheck:
+        async with rt.db.read() as session:
+            return await ledger.check(session)
+
+    result = run(work)
+    if not result.ok:
+        errors.print(f"[bold red]ledger out of balance[/]: {len(result.problems)} problem(s)", highlight=False)
+        for problem in result.problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        raise SystemExit(1)
+    console.print(f"ledger balanced: {result.transfers} transfers, {result.postings} postings", highlight=False)
+
+
+@ledger_app.command("entries")
+def entries(
+    account: Annotated[str, typer.Argument(help="the account code, e.g. agent:42 or shop:sales:CNY")],
+    since: Annotated[str | None, typer.Option(help="from this time, ISO 8601 with zone")] = None,
+    until: Annotated[str | None, typer.Option(help="before this time, ISO 8601 with zone")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=ledger.MAX_PAGE, help="at most this many entries")] = 100,
+) -> None:
+    """An account's entries, oldest first; amounts in the account's own sign (+ grows its balance)."""
+    start, end = _moment(since, "--since"), _moment(until, "--until")
+
+    async def work(rt: Runtime) -> tuple[LedgerAccount, ledger.Balance, list[ledger.Entry]]:
+        async with rt.db.read() as session:
+            found = await ledger.account_by_code(session, account)
+            if found is None:
+                raise AccountNotFound(f"no ledger account {account!r}", code=account)
+            listed = await ledger.entries(session, found.id, since=start, until=end, limit=limit)
+            return found, await ledger.balance(session, found.id), listed
+
+    found, current, listed = run(work)
+    table = Table("posting", "at", "transfer", "kind", "reference", "memo", "amount", title=escape(found.code))
+    for entry in listed:
+        table.add_row(
+            str(entry.posting_id),
+            f"{entry.at:%Y-%m-%d %H:%M:%S}",
+            str(entry.transfer_id),
+            escape(entry.kind),
+            escape(entry.reference or "-"),
+            escape(entry.memo or "-"),
+            Money(entry.amount_minor, found.currency).format(),
+        )
+    console.print(table)
+    floor = (
+        "no floor" if current.floor_minor is None else f"floor {Money(current.floor_minor, found.currency).format()}"
+    )
+    console.print(
+        f"{len(listed)} entries; balance {Money(current.balance_minor, found.currency).format()} ({floor})",
+        highlight=False,
+    )
