@@ -1,8 +1,10 @@
-"""The claim reads the partial index of available codes: it never walks the sold history.
+"""The claim reads the partial index of available codes: it never walks the sold history, and never sorts.
 
 The known pitfall: with the status bound as a parameter, a prepared statement's
 generic plan cannot prove `status = 'available'` and so cannot use a partial
 index; the claim then scans every sold row of the SKU and slows as sales grow.
+The index leads with (sku_id, warehouse_id), so a claim in one warehouse reads
+its codes already in FEFO order: no sort of a SKU's million available codes.
 """
 
 import json
@@ -17,6 +19,7 @@ from kaquan.inventory.models import Code
 from kaquan.runtime import Runtime
 
 CLAIM_INDEX = "ix_inventory_codes_claim"
+MAIN = 1  # the warehouse the core migration creates, where test batches go
 
 
 async def _sell_most_of(session: AsyncSession, sku_id: int) -> None:
@@ -43,17 +46,22 @@ async def test_the_claim_uses_the_partial_index_even_as_a_generic_prepared_plan(
     sku = await given_sku_with_codes(rt, 2000)
     async with rt.db.transaction() as session:
         await _sell_most_of(session, sku.id)
-    claim_sql = str(claim_codes_statement(rt.db, sku.id, 5).compile(dialect=rt.db.engine.dialect))
-    naive = select(Code.id).where(Code.sku_id == sku.id, Code.status == "available").limit(5)
-
+    claim_sql = str(claim_codes_statement(rt.db, sku.id, MAIN, 5).compile(dialect=rt.db.engine.dialect))
+    naive = (
+        select(Code.id)
+        .where(Code.sku_id == sku.id, Code.warehouse_id == MAIN, Code.status == "available")
+        .order_by(Code.expires_on.asc().nulls_last(), Code.id)
+        .limit(5)
+    )
     naive_sql = str(naive.compile(dialect=rt.db.engine.dialect))
 
     async with rt.db.transaction() as session:
-        ours = await _generic_plan(session, claim_sql, f"{sku.id}, 5")
-        theirs = await _generic_plan(session, naive_sql, f"{sku.id}, 'available', 5")
+        ours = await _generic_plan(session, claim_sql, f"{sku.id}, {MAIN}, 5")
+        theirs = await _generic_plan(session, naive_sql, f"{sku.id}, {MAIN}, 'available', 5")
 
     assert CLAIM_INDEX in ours
     assert "Seq Scan" not in ours
+    assert '"Node Type": "Sort"' not in ours, "the index hands the codes over in FEFO order"
     assert CLAIM_INDEX not in theirs, "control: a bound status parameter cannot use the partial index"
 
 
@@ -64,9 +72,10 @@ async def test_sqlite_plans_the_claim_on_the_partial_index(rt: Runtime) -> None:
     async with rt.db.transaction() as session:
         await _sell_most_of(session, sku.id)
         sql = str(
-            claim_codes_statement(rt.db, sku.id, 5).compile(
+            claim_codes_statement(rt.db, sku.id, MAIN, 5).compile(
                 dialect=rt.db.engine.dialect, compile_kwargs={"literal_binds": True}
             )
         )
         plan = " ".join(str(row) for row in (await session.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all())
     assert CLAIM_INDEX in plan
+    assert "TEMP B-TREE" not in plan, "the index hands the codes over in FEFO order"

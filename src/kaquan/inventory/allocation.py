@@ -10,19 +10,26 @@ never scans the sold history.
 A segment sale takes the next contiguous sub-range of one available range
 under a waiting row lock (there is usually one hot range per segment, so
 skipping it would answer "out of stock" falsely).
+
+Every claim follows a warehouse order: the first warehouse's units first, FEFO
+within it, then the next warehouse's. Each warehouse is read on its own through
+the claim index, which leads with (sku_id, warehouse_id): a claim reads rows
+already in FEFO order and never sorts the available codes of a SKU. No order
+(`warehouses=None`) means every warehouse, by id.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, literal_column, select, update
+from sqlalchemy import ColumnElement, Row, Select, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.models import Sku
 from kaquan.inventory import lifecycle
 from kaquan.inventory.errors import IllegalTransition, OutOfStock
-from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
+from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.kit import clock
 from kaquan.kit.db import Database, share_locked
 
@@ -45,15 +52,65 @@ class Claim:
 
 
 async def reserve(
-    db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int, hold_until: datetime
+    db: Database,
+    session: AsyncSession,
+    sku: Sku,
+    quantity: int,
+    *,
+    order_id: int,
+    hold_until: datetime,
+    warehouses: Sequence[int] | None = None,
 ) -> Claim:
-    """Hold `quantity` units of `sku` for an unpaid order until `hold_until`."""
-    return await _claim(db, session, sku, quantity, order_id=order_id, target="reserved", hold_until=hold_until)
+    """Hold `quantity` units of `sku` for an unpaid order until `hold_until`, following the warehouse order."""
+    return await _claim(
+        db,
+        session,
+        sku,
+        quantity,
+        order_id=order_id,
+        target="reserved",
+        hold_until=hold_until,
+        warehouses=warehouses,
+    )
 
 
-async def sell_now(db: Database, session: AsyncSession, sku: Sku, quantity: int, *, order_id: int) -> Claim:
+async def sell_now(
+    db: Database,
+    session: AsyncSession,
+    sku: Sku,
+    quantity: int,
+    *,
+    order_id: int,
+    warehouses: Sequence[int] | None = None,
+) -> Claim:
     """Take `quantity` available units straight to sold (a paid order whose hold had lapsed)."""
-    return await _claim(db, session, sku, quantity, order_id=order_id, target="sold", hold_until=None)
+    return await _claim(
+        db, session, sku, quantity, order_id=order_id, target="sold", hold_until=None, warehouses=warehouses
+    )
+
+
+async def claim_codes(
+    db: Database, session: AsyncSession, sku_id: int, quantity: int, *, warehouses: Sequence[int] | None = None
+) -> list[int]:
+    """Lock up to `quantity` available codes of a SKU, skipping rows others hold, and return their ids.
+
+    The first warehouse of the order is emptied first (FEFO within it), then the next.
+    The rows are not changed: the caller moves them, in this same transaction.
+    """
+    claimed: list[int] = []
+    for warehouse_id in await warehouse_order(session, warehouses):
+        if len(claimed) >= quantity:
+            break
+        stmt = claim_codes_statement(db, sku_id, warehouse_id, quantity - len(claimed))
+        claimed.extend((await session.execute(stmt)).scalars())
+    return claimed
+
+
+async def warehouse_order(session: AsyncSession, warehouses: Sequence[int] | None) -> list[int]:
+    """The warehouses a claim visits, in order: as given (first mention wins), or every warehouse by id."""
+    if warehouses is not None:
+        return list(dict.fromkeys(warehouses))
+    return list((await session.execute(select(Warehouse.id).order_by(Warehouse.id))).scalars())
 
 
 async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) -> None:
@@ -136,19 +193,35 @@ async def held_units(session: AsyncSession, order_id: int, status: str) -> int:
     return int(codes.scalar_one()) + int(serials.scalar_one())
 
 
-async def available_units(session: AsyncSession, sku: Sku) -> int:
+async def available_units(
+    session: AsyncSession, sku: Sku, *, warehouses: Sequence[int] | None = None, at_most: int | None = None
+) -> int:
+    """Available units of `sku` in `warehouses` (None: all of them).
+
+    With `at_most`, counting stops there: enough to compare with a threshold without
+    counting a million-code warehouse.
+    """
     if sku.stock_kind == "segment":
-        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE)
-    else:
-        stmt = select(func.count()).select_from(Code).where(Code.sku_id == sku.id, _CODE_AVAILABLE)
-    return int((await session.execute(stmt)).scalar_one())
+        where: ColumnElement[bool] = (SegmentRange.sku_id == sku.id) & _RANGE_AVAILABLE
+        if warehouses is not None:
+            where = where & SegmentRange.warehouse_id.in_(list(warehouses))
+        stmt = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(where)
+        serials = int((await session.execute(stmt)).scalar_one())
+        return serials if at_most is None else min(serials, at_most)
+    rows = select(Code.id).where(Code.sku_id == sku.id, _CODE_AVAILABLE)
+    if warehouses is not None:
+        rows = rows.where(Code.warehouse_id.in_(list(warehouses)))
+    if at_most is not None:
+        rows = rows.limit(at_most)
+    counted = select(func.count()).select_from(rows.subquery())
+    return int((await session.execute(counted)).scalar_one())
 
 
-def claim_codes_statement(db: Database, sku_id: int, quantity: int) -> Select[int]:
-    """The claim: available codes of a SKU, lowest expiry first, locked and skipping rows others hold."""
+def claim_codes_statement(db: Database, sku_id: int, warehouse_id: int, quantity: int) -> Select[int]:
+    """The claim in one warehouse: available codes, lowest expiry first, locked and skipping rows others hold."""
     stmt = (
         select(Code.id)
-        .where(Code.sku_id == sku_id, _CODE_AVAILABLE)
+        .where(Code.sku_id == sku_id, Code.warehouse_id == warehouse_id, _CODE_AVAILABLE)
         .order_by(Code.expires_on.asc().nulls_last(), Code.id)
         .limit(quantity)
     )
@@ -164,19 +237,21 @@ async def _claim(
     order_id: int,
     target: str,
     hold_until: datetime | None,
+    warehouses: Sequence[int] | None,
 ) -> Claim:
     lifecycle.check("available", target)
+    order = await warehouse_order(session, warehouses)
     for _ in range(CLAIM_ATTEMPTS):
         if sku.stock_kind == "segment":
-            claim = await _claim_serials(db, session, sku, quantity, order_id, target, hold_until)
+            claim = await _claim_serials(db, session, sku, quantity, order_id, target, hold_until, order)
         else:
-            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until)
+            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until, order)
         if claim is not None:
             return claim
         # Rows we skipped or lost to a concurrent claim may still free up: look at the truth once more.
-        if await available_units(session, sku) < quantity:
+        if await available_units(session, sku, warehouses=order) < quantity:
             break
-    raise OutOfStock(sku.id, wanted=quantity, available=await available_units(session, sku))
+    raise OutOfStock(sku.id, wanted=quantity, available=await available_units(session, sku, warehouses=order))
 
 
 async def _claim_codes(
@@ -187,8 +262,9 @@ async def _claim_codes(
     order_id: int,
     target: str,
     hold_until: datetime | None,
+    order: list[int],
 ) -> Claim | None:
-    ids = tuple((await session.execute(claim_codes_statement(db, sku.id, quantity))).scalars())
+    ids = tuple(await claim_codes(db, session, sku.id, quantity, warehouses=order))
     if len(ids) < quantity:
         return None
     sold_at = clock.now() if target == "sold" else None
@@ -219,7 +295,36 @@ async def _claim_serials(
     order_id: int,
     target: str,
     hold_until: datetime | None,
+    order: list[int],
 ) -> Claim | None:
+    taken: list[tuple[int, int, int]] = []
+    remaining = quantity
+    for warehouse_id in order:
+        if remaining == 0:
+            break
+        for row in await _ranges_to_take(db, session, sku.id, warehouse_id, remaining):
+            if remaining == 0:
+                break
+            size = row.last_serial - row.first_serial + 1
+            take = min(size, remaining)
+            first, last = row.first_serial, row.first_serial + take - 1
+            moved = await _split_range(session, row, take, order_id, target, hold_until)
+            if not moved:
+                return None
+            taken.append((row.segment_id, first, last))
+            remaining -= take
+    if remaining:
+        return None
+    return Claim(serial_ranges=tuple(taken))
+
+
+async def _ranges_to_take(
+    db: Database, session: AsyncSession, sku_id: int, warehouse_id: int, wanted: int
+) -> list[Row[*tuple[Any, ...]]]:
+    """A warehouse's available ranges to cut `wanted` serials from, locked (waiting).
+
+    One contiguous range if any piece is large enough; else every piece in FEFO order.
+    """
     base = (
         select(
             SegmentRange.id,
@@ -230,29 +335,13 @@ async def _claim_serials(
             SegmentRange.last_serial,
             SegmentRange.expires_on,
         )
-        .where(SegmentRange.sku_id == sku.id, _RANGE_AVAILABLE)
+        .where(SegmentRange.sku_id == sku_id, SegmentRange.warehouse_id == warehouse_id, _RANGE_AVAILABLE)
         .order_by(SegmentRange.expires_on.asc().nulls_last(), SegmentRange.id)
     )
-    # One contiguous range if any piece is large enough; else the fewest pieces in FEFO order.
-    rows = list((await session.execute(db.lock(base.where(quantity <= _RANGE_SIZE).limit(1)))).all())
+    rows = list((await session.execute(db.lock(base.where(wanted <= _RANGE_SIZE).limit(1)))).all())
     if not rows:
         rows = list((await session.execute(db.lock(base))).all())
-    taken: list[tuple[int, int, int]] = []
-    remaining = quantity
-    for row in rows:
-        if remaining == 0:
-            break
-        size = row.last_serial - row.first_serial + 1
-        take = min(size, remaining)
-        first, last = row.first_serial, row.first_serial + take - 1
-        moved = await _split_range(session, row, take, order_id, target, hold_until)
-        if not moved:
-            return None
-        taken.append((row.segment_id, first, last))
-        remaining -= take
-    if remaining:
-        return None
-    return Claim(serial_ranges=tuple(taken))
+    return rows
 
 
 async def _split_range(
@@ -278,13 +367,7 @@ async def _split_range(
             sold_at=sold_at,
         )
         return moved == 1
-    result = await session.execute(
-        update(SegmentRange)
-        .where(SegmentRange.id == row.id, SegmentRange.first_serial == first, _RANGE_AVAILABLE)
-        .values(first_serial=last + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _cut_front(session, row, take):
         return False
     session.add(
         SegmentRange(
@@ -298,6 +381,111 @@ async def _split_range(
             order_id=order_id,
             hold_until=hold_until,
             sold_at=sold_at,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def _cut_front(session: AsyncSession, row: Row[*tuple[Any, ...]], take: int) -> bool:
+    """Shrink an available range by its first `take` serials (the caller adds the piece they become)."""
+    result = await session.execute(
+        update(SegmentRange)
+        .where(SegmentRange.id == row.id, SegmentRange.first_serial == row.first_serial, _RANGE_AVAILABLE)
+        .values(first_serial=row.first_serial + take)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def relocate(
+    db: Database, session: AsyncSession, sku: Sku, units: int, *, source: int, target: int, exact: bool
+) -> int:
+    """Move up to `units` available units of `sku` from warehouse `source` to `target`; returns the units moved.
+
+    Codes are claimed as a sale claims them (FEFO, SKIP LOCKED) and change warehouse;
+    serial ranges are cut as a sale cuts them and the piece changes warehouse. Their
+    state stays `available`. With `exact`, fewer than `units` raises `OutOfStock`
+    before any row changes.
+    """
+    if units <= 0:
+        return 0
+    if sku.stock_kind == "segment":
+        return await _relocate_serials(db, session, sku, units, source, target, exact)
+    return await _relocate_codes(db, session, sku, units, source, target, exact)
+
+
+async def _relocate_codes(
+    db: Database, session: AsyncSession, sku: Sku, units: int, source: int, target: int, exact: bool
+) -> int:
+    ids: list[int] = []
+    for _ in range(CLAIM_ATTEMPTS):
+        ids = await claim_codes(db, session, sku.id, units, warehouses=[source])
+        if len(ids) == units or not exact:
+            break
+        # Codes skipped because a concurrent claim held them may free up: retry while the truth says enough.
+        if await available_units(session, sku, warehouses=[source]) < units:
+            break
+    if exact and len(ids) < units:
+        raise OutOfStock(sku.id, wanted=units, available=await available_units(session, sku, warehouses=[source]))
+    step = db.chunk_size()
+    for start in range(0, len(ids), step):
+        chunk = ids[start : start + step]
+        result = await session.execute(
+            update(Code)
+            .where(Code.id.in_(chunk), Code.warehouse_id == source, _CODE_AVAILABLE)
+            .values(warehouse_id=target)
+            .execution_options(synchronize_session=False)
+        )
+        moved: int = result.rowcount  # type: ignore[attr-defined]
+        if moved != len(chunk):
+            raise IllegalTransition(
+                f"{len(chunk)} claimed code(s) should have changed warehouse, {moved} did",
+                expected=len(chunk),
+                moved=moved,
+            )
+    return len(ids)
+
+
+async def _relocate_serials(
+    db: Database, session: AsyncSession, sku: Sku, units: int, source: int, target: int, exact: bool
+) -> int:
+    rows = await _ranges_to_take(db, session, sku.id, source, units)
+    available = sum(row.last_serial - row.first_serial + 1 for row in rows)
+    if exact and available < units:
+        raise OutOfStock(sku.id, wanted=units, available=available)
+    remaining = units
+    for row in rows:
+        if remaining == 0:
+            break
+        take = min(row.last_serial - row.first_serial + 1, remaining)
+        if not await _move_range(session, row, take, target):
+            raise IllegalTransition(f"serial range {row.id} changed under its lock", range_id=row.id)
+        remaining -= take
+    return units - remaining
+
+
+async def _move_range(session: AsyncSession, row: Row[*tuple[Any, ...]], take: int, warehouse_id: int) -> bool:
+    """Move the first `take` serials of an available range to another warehouse, still available."""
+    if row.first_serial + take - 1 == row.last_serial:
+        result = await session.execute(
+            update(SegmentRange)
+            .where(SegmentRange.id == row.id, SegmentRange.first_serial == row.first_serial, _RANGE_AVAILABLE)
+            .values(warehouse_id=warehouse_id)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if not await _cut_front(session, row, take):
+        return False
+    session.add(
+        SegmentRange(
+            segment_id=row.segment_id,
+            sku_id=row.sku_id,
+            warehouse_id=warehouse_id,
+            first_serial=row.first_serial,
+            last_serial=row.first_serial + take - 1,
+            status="available",
+            expires_on=row.expires_on,
         )
     )
     await session.flush()

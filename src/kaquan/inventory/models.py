@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,14 +21,22 @@ from kaquan.kit.models import Base, BigId, UTCDateTime
 CODE_STATUSES = ("available", "reserved", "sold", "redeemed", "voided")
 _STATUS_CHECK = "status IN ('available', 'reserved', 'sold', 'redeemed', 'voided')"
 _AVAILABLE = text("status = 'available'")
+WAREHOUSE_KINDS = ("own", "consignment")
+_WAREHOUSE_KIND_CHECK = "kind IN ('own', 'consignment')"
 
 
 class Warehouse(Base):
+    """A place stock lives: one of our own, or consignment stock held at an agent (寄售)."""
+
     __tablename__ = "inventory_warehouses"
+    __table_args__ = (CheckConstraint(_WAREHOUSE_KIND_CHECK, name="kind_known"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="own", server_default="own")
+    # Who holds a consignment warehouse's stock (an agent, a store); none for our own warehouses.
+    consignee: Mapped[str | None] = mapped_column(String(200))
 
 
 class Batch(Base):
@@ -62,10 +71,12 @@ class Code(Base):
     __tablename__ = "inventory_codes"
     __table_args__ = (
         CheckConstraint(_STATUS_CHECK, name="status_known"),
-        # The claim index covers available rows only: a claim never walks the sold history.
+        # The claim index covers available rows only: a claim never walks the sold history. It leads
+        # with the warehouse so a claim reads one warehouse's codes already in FEFO order, never sorting.
         Index(
             "ix_inventory_codes_claim",
             "sku_id",
+            "warehouse_id",
             "expires_on",
             "id",
             postgresql_where=_AVAILABLE,
@@ -139,6 +150,7 @@ class SegmentRange(Base):
         Index(
             "ix_inventory_segment_ranges_claim",
             "sku_id",
+            "warehouse_id",
             "expires_on",
             "id",
             postgresql_where=_AVAILABLE,
@@ -189,3 +201,56 @@ class Redemption(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(String(200))
+
+
+class RefillRule(Base):
+    """When `warehouse_id` holds fewer than `threshold` available units of a SKU, move up to
+    `refill_units` from `source_warehouse_id`. Rules are disabled, never deleted: the first rule
+    of a (SKU, warehouse) stays the row every refill of that warehouse locks."""
+
+    __tablename__ = "inventory_refill_rules"
+    __table_args__ = (
+        UniqueConstraint("sku_id", "warehouse_id", "source_warehouse_id", name="uq_inventory_refill_rules_route"),
+        CheckConstraint("warehouse_id <> source_warehouse_id", name="distinct_warehouses"),
+        CheckConstraint("threshold > 0", name="threshold_positive"),
+        CheckConstraint("refill_units > 0", name="refill_units_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("catalog_skus.id"))
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("inventory_warehouses.id"))
+    threshold: Mapped[int] = mapped_column(Integer)
+    source_warehouse_id: Mapped[int] = mapped_column(
+        ForeignKey("inventory_warehouses.id", name="fk_inventory_refill_rules_source_warehouse")
+    )
+    refill_units: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set while the warehouse stays under the threshold after a refill: the alert went out once.
+    low_since = mapped_column(UTCDateTime(), nullable=True)
+
+
+class StockTransfer(Base):
+    """Available units of a SKU moved between warehouses: by an admin, or by a refill rule (`rule_id`).
+
+    Stock per warehouse counts these: imported = batches into it + transfers in - transfers out.
+    """
+
+    __tablename__ = "inventory_stock_transfers"
+    __table_args__ = (
+        CheckConstraint("from_warehouse_id <> to_warehouse_id", name="distinct_warehouses"),
+        CheckConstraint("units > 0", name="units_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("catalog_skus.id"), index=True)
+    from_warehouse_id: Mapped[int] = mapped_column(
+        ForeignKey("inventory_warehouses.id", name="fk_inventory_stock_transfers_from_warehouse")
+    )
+    to_warehouse_id: Mapped[int] = mapped_column(
+        ForeignKey("inventory_warehouses.id", name="fk_inventory_stock_transfers_to_warehouse")
+    )
+    units: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(128))
+    at = mapped_column(UTCDateTime(), nullable=False)
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("inventory_refill_rules.id"))

@@ -5,14 +5,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.models import Batch, Code, SegmentRange, Warehouse
+from kaquan.inventory.models import Batch, Code, SegmentRange, StockTransfer, Warehouse
 
 _RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
 
 
 @dataclass
 class Stock:
-    """Units per state; `sold` includes `redeemed`. Invariant: available+reserved+sold+voided = imported."""
+    """Units per state; `sold` includes `redeemed`. Invariant: available+reserved+sold+voided = imported.
+
+    `imported` counts what came into the warehouse: its batches, plus units transferred
+    in, minus units transferred out.
+    """
 
     sku_id: int
     warehouse: str
@@ -29,7 +33,7 @@ class Stock:
 
 
 async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Stock]:
-    """One row per (SKU, warehouse) that ever received stock."""
+    """One row per (SKU, warehouse) that ever received stock, by import or by transfer."""
     warehouses = dict((await session.execute(select(Warehouse.id, Warehouse.code))).all())
     rows: dict[tuple[int, int], Stock] = {}
 
@@ -45,12 +49,23 @@ async def stock(session: AsyncSession, *, sku_id: int | None = None) -> list[Sto
     serials = select(
         SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status, func.sum(_RANGE_SIZE)
     ).group_by(SegmentRange.sku_id, SegmentRange.warehouse_id, SegmentRange.status)
+    moved_in = select(StockTransfer.sku_id, StockTransfer.to_warehouse_id, func.sum(StockTransfer.units)).group_by(
+        StockTransfer.sku_id, StockTransfer.to_warehouse_id
+    )
+    moved_out = select(StockTransfer.sku_id, StockTransfer.from_warehouse_id, func.sum(StockTransfer.units)).group_by(
+        StockTransfer.sku_id, StockTransfer.from_warehouse_id
+    )
     if sku_id is not None:
         imported = imported.where(Batch.sku_id == sku_id)
         codes = codes.where(Code.sku_id == sku_id)
         serials = serials.where(SegmentRange.sku_id == sku_id)
+        moved_in = moved_in.where(StockTransfer.sku_id == sku_id)
+        moved_out = moved_out.where(StockTransfer.sku_id == sku_id)
     for sku, warehouse, total in await session.execute(imported):
         row(sku, warehouse).imported = int(total)
+    for transfers, sign in ((moved_in, 1), (moved_out, -1)):
+        for sku, warehouse, units in await session.execute(transfers):
+            row(sku, warehouse).imported += sign * int(units)
     for stmt in (codes, serials):
         for sku, warehouse, status, units in await session.execute(stmt):
             entry = row(sku, warehouse)
