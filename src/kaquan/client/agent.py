@@ -1,0 +1,200 @@
+"""AgentClient and AsyncAgentClient: the open API's endpoints as methods, the same for both."""
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import quote
+
+import httpx
+
+from .models import (
+    Balance,
+    LedgerEntry,
+    Order,
+    Product,
+    balance_from,
+    entry_from,
+    order_from,
+    product_from,
+)
+from .wire import Credentials, answer, encode_query, json_body
+
+Mode = Literal["sync", "async"]
+Query = Sequence[tuple[str, str]]
+_PREFIX = "/open/v1"
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("pass an aware datetime (e.g. datetime(..., tzinfo=UTC)): kaquan cannot guess the zone")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _range(since: datetime | None, until: datetime | None) -> list[tuple[str, str]]:
+    bounds = (("since", since), ("until", until))
+    return [(name, _iso(moment)) for name, moment in bounds if moment is not None]
+
+
+class _Endpoints:
+    """Builds the signed request of each endpoint and reads its answer; the subclasses only send."""
+
+    def __init__(self, base_url: str, key_id: str, secret: str) -> None:
+        self._base = base_url.rstrip("/") + _PREFIX
+        self._key = Credentials(key_id, secret)
+
+    def _request(
+        self, method: str, path: str, query: Query = (), payload: dict[str, Any] | None = None
+    ) -> httpx.Request:
+        url = self._base + path + (f"?{encode_query(query)}" if query else "")
+        headers = {"Accept": "application/json"}
+        content = None
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            content = json_body(payload)
+        request = httpx.Request(method, url, headers=headers, content=content)
+        self._key.sign(request)
+        return request
+
+    def _order_request(
+        self, out_order_no: str, sku: str, quantity: int, mode: Mode, allow_partial: bool
+    ) -> httpx.Request:
+        payload = {
+            "out_order_no": out_order_no,
+            "sku": sku,
+            "quantity": quantity,
+            "mode": mode,
+            "allow_partial": allow_partial,
+        }
+        return self._request("POST", "/orders", payload=payload)
+
+    def _order_of(self, response: httpx.Response) -> Order:
+        return order_from(answer(response)["order"], self._key.open_field)
+
+    def _order_path(self, out_order_no: str) -> str:
+        return "/orders/" + quote(out_order_no, safe=":")
+
+    @staticmethod
+    def _page(response: httpx.Response, key: str, query: Query) -> tuple[list[Any], Query | None]:
+        """One page's items, and the query of the next page (None after the last)."""
+        body = answer(response)
+        cursor = body.get("next_cursor")
+        return body[key], ([*query, ("cursor", cursor)] if cursor else None)
+
+
+class AgentClient(_Endpoints):
+    """The open API, blocking. Use as a context manager, or call `close()`.
+
+    Every call raises `ApiError` for an error answer; network errors are httpx's own.
+    `place_order` is safe to retry with the same `out_order_no` (same body → same order).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        key_id: str,
+        secret: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, key_id, secret)
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def products(self) -> list[Product]:
+        body = answer(self._http.send(self._request("GET", "/products")))
+        return [product_from(raw) for raw in body["products"]]
+
+    def place_order(
+        self, out_order_no: str, sku: str, quantity: int, *, mode: Mode = "sync", allow_partial: bool = False
+    ) -> Order:
+        return self._order_of(self._http.send(self._order_request(out_order_no, sku, quantity, mode, allow_partial)))
+
+    def order(self, out_order_no: str) -> Order:
+        return self._order_of(self._http.send(self._request("GET", self._order_path(out_order_no))))
+
+    def orders(self, since: datetime, until: datetime, *, limit: int = 100) -> Iterator[Order]:
+        """Orders created in [since, until), oldest first, without codes; fetches page after page."""
+        for raw in self._pages("/orders", [*_range(since, until), ("limit", str(limit))], "orders"):
+            yield order_from(raw, self._key.open_field)
+
+    def balance(self) -> Balance:
+        return balance_from(answer(self._http.send(self._request("GET", "/balance"))))
+
+    def ledger(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[LedgerEntry]:
+        for raw in self._pages("/ledger", _range(since, until), "entries"):
+            yield entry_from(raw)
+
+    def _pages(self, path: str, query: Query, key: str) -> Iterator[Any]:
+        page_query: Query | None = query
+        while page_query is not None:
+            items, page_query = self._page(self._http.send(self._request("GET", path, page_query)), key, query)
+            yield from items
+
+
+class AsyncAgentClient(_Endpoints):
+    """The open API for asyncio: the methods of `AgentClient`, awaited (`orders` and `ledger` are async iterators)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key_id: str,
+        secret: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, key_id, secret)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def products(self) -> list[Product]:
+        body = answer(await self._http.send(self._request("GET", "/products")))
+        return [product_from(raw) for raw in body["products"]]
+
+    async def place_order(
+        self, out_order_no: str, sku: str, quantity: int, *, mode: Mode = "sync", allow_partial: bool = False
+    ) -> Order:
+        request = self._order_request(out_order_no, sku, quantity, mode, allow_partial)
+        return self._order_of(await self._http.send(request))
+
+    async def order(self, out_order_no: str) -> Order:
+        return self._order_of(await self._http.send(self._request("GET", self._order_path(out_order_no))))
+
+    async def orders(self, since: datetime, until: datetime, *, limit: int = 100) -> AsyncIterator[Order]:
+        async for raw in self._pages("/orders", [*_range(since, until), ("limit", str(limit))], "orders"):
+            yield order_from(raw, self._key.open_field)
+
+    async def balance(self) -> Balance:
+        return balance_from(answer(await self._http.send(self._request("GET", "/balance"))))
+
+    async def ledger(self, since: datetime | None = None, until: datetime | None = None) -> AsyncIterator[LedgerEntry]:
+        async for raw in self._pages("/ledger", _range(since, until), "entries"):
+            yield entry_from(raw)
+
+    async def _pages(self, path: str, query: Query, key: str) -> AsyncIterator[Any]:
+        page_query: Query | None = query
+        while page_query is not None:
+            response = await self._http.send(self._request("GET", path, page_query))
+            items, page_query = self._page(response, key, query)
+            for item in items:
+                yield item

@@ -1,0 +1,147 @@
+"""What the open API answers, as frozen dataclasses, and the two errors the SDK raises."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+class ApiError(Exception):
+    """kaquan answered with an error: the HTTP status and the body's stable `code`, `message` and `details`.
+
+    `details["retry_after"]` (seconds) accompanies `rate_limited` (429) and `busy` (503). Status 0 marks
+    what the SDK finds itself: `undecryptable_code`, a code field that does not open with this key.
+    """
+
+    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+
+class CallbackRejected(Exception):
+    """A callback did not pass verification; answer it with a 4xx (kaquan's real callbacks always pass)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Code:
+    """One delivered code, already decrypted."""
+
+    card_no: str | None
+    secret: str = field(repr=False)
+    expires_on: date | None
+
+
+@dataclass(frozen=True)
+class Order:
+    order_no: str
+    out_order_no: str
+    status: str
+    sku: str
+    requested_quantity: int
+    quantity: int
+    unit_price_minor: int
+    total_minor: int
+    currency: str
+    created_at: datetime
+    delivered_at: datetime | None
+    codes: tuple[Code, ...]
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    price_minor: int
+    currency: str
+    in_stock: bool
+    available: int
+    max_per_order: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    balance_minor: int
+    credit_limit_minor: int
+    available_minor: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int | str
+    at: datetime
+    kind: str
+    amount_minor: int
+    reference: str
+    memo: str
+
+
+def _when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def order_from(raw: Mapping[str, Any], open_field: Callable[[str, str], str]) -> Order:
+    """An Order from its JSON; `open_field(value, order_no)` decrypts one code field."""
+    number = raw["order_no"]
+    codes = tuple(
+        Code(
+            card_no=None if code.get("card_no") is None else open_field(code["card_no"], number),
+            secret=open_field(code["secret"], number),
+            expires_on=None if code.get("expires_on") is None else date.fromisoformat(code["expires_on"]),
+        )
+        for code in raw.get("codes") or ()
+    )
+    return Order(
+        order_no=number,
+        out_order_no=raw["out_order_no"],
+        status=raw["status"],
+        sku=raw["sku"],
+        requested_quantity=raw["requested_quantity"],
+        quantity=raw["quantity"],
+        unit_price_minor=raw["unit_price_minor"],
+        total_minor=raw["total_minor"],
+        currency=raw["currency"],
+        created_at=datetime.fromisoformat(raw["created_at"]),
+        delivered_at=_when(raw.get("delivered_at")),
+        codes=codes,
+    )
+
+
+def product_from(raw: Mapping[str, Any]) -> Product:
+    return Product(
+        sku=raw["sku"],
+        name=raw["name"],
+        price_minor=raw["price_minor"],
+        currency=raw["currency"],
+        in_stock=raw["in_stock"],
+        available=raw["available"],
+        max_per_order=raw["max_per_order"],
+    )
+
+
+def balance_from(raw: Mapping[str, Any]) -> Balance:
+    return Balance(
+        currency=raw["currency"],
+        balance_minor=raw["balance_minor"],
+        credit_limit_minor=raw["credit_limit_minor"],
+        available_minor=raw["available_minor"],
+    )
+
+
+def entry_from(raw: Mapping[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        id=raw["id"],
+        at=datetime.fromisoformat(raw["at"]),
+        kind=raw["kind"],
+        amount_minor=raw["amount_minor"],
+        reference=raw.get("reference") or "",
+        memo=raw.get("memo") or "",
+    )
