@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.channels import agents
+from kaquan.channels import service as channels
 from kaquan.identity import service as identity
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
@@ -32,6 +34,33 @@ async def seed(rt: Runtime) -> bool:
         await _game_card(rt, session)
         await _gift_card_segment(rt, session)
     return True
+
+
+@dataclass(frozen=True)
+class AgentCredentials:
+    agent: str
+    key_id: str
+    secret: str
+
+
+DEMO_AGENT = "demo-agent"
+# Agents buy the code SKUs through the open API at a wholesale price (minor units).
+AGENT_PRICES = {"VIDEO-1M": 1800, "GAME-100": 880}
+
+
+async def create_demo_agent(rt: Runtime) -> AgentCredentials | None:
+    """A demo agent with ¥1,000 on deposit, the code SKUs on its price list and one API key; None if it exists."""
+    async with rt.db.transaction() as session:
+        if any(agent.code == DEMO_AGENT for agent in await agents.list_agents(session)):
+            return None
+        for sku, price in AGENT_PRICES.items():
+            await channels.set_price(rt.db, session, "api", sku, price, actor=ACTOR)
+        agent = await agents.create_agent(
+            rt.db, session, code=DEMO_AGENT, name="Demo agent 演示代理商", currency="CNY", actor=ACTOR
+        )
+        await agents.top_up(rt.db, session, agent.id, 100_000, reference="demo-opening-deposit", actor=ACTOR)
+        key = await agents.issue_key(rt.db, session, rt.keyring, agent.id, ip_allowlist=[], actor=ACTOR)
+    return AgentCredentials(DEMO_AGENT, key.key_id, key.secret)
 
 
 @dataclass(frozen=True)

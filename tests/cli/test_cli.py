@@ -523,8 +523,23 @@ def test_demo_loads_once_and_a_second_run_changes_nothing(kaquan: Kaquan) -> Non
     assert password and token
     assert "username: owner" in first
     assert password[1] not in second and token[1] not in second
+    agent_secret = re.search(r"KAQUAN_SECRET=(kq_sk_\S+)", first)
+    assert agent_secret and agent_secret[1] not in second, "the demo agent's key is shown once"
     owner = _in_own_loop(lambda: _authenticate(kaquan.database_url, token[1]))
     assert owner is not None and owner.username == "owner" and owner.role == "owner"
+
+
+def test_bench_agent_ends_with_one_json_line_that_checks_the_invariants(kaquan: Kaquan) -> None:
+    out = kaquan.ok(
+        "bench", "agent", "--hot-orders", "60", "--many-orders", "60", "--agents", "3", "--concurrency", "16"
+    )
+
+    measured = json.loads(out.strip().splitlines()[-1])
+    assert measured["db"] == describe(kaquan.database_url)
+    assert measured["orders"] + measured["refused"] == 120
+    assert measured["hot_agent_orders_per_s"] > 0 and measured["many_agents_orders_per_s"] > 0
+    assert measured["duplicate_codes"] == 0
+    assert measured["ledger_balanced"] is True and measured["balance_never_below_limit"] is True
 
 
 def test_bench_import_ends_with_one_json_line(kaquan: Kaquan) -> None:

@@ -21,7 +21,7 @@ bench_flash.register(bench)
 _ALNUM = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def _generated_file(count: int) -> bytes:
+def generated_file(count: int) -> bytes:
     """`count` random 20-character codes, one per line (random bytes mapped onto a 32-letter alphabet)."""
     raw = secrets.token_bytes(count * 20)
     table = bytes(_ALNUM[b % 32] for b in range(256))
@@ -34,7 +34,7 @@ def bench_import(
     count: Annotated[int, typer.Option(min=1, help="how many codes to generate and import")] = 100_000,
 ) -> None:
     """Generate COUNT codes and import them as one batch through the real import path."""
-    data = _generated_file(count)
+    data = generated_file(count)
 
     async def work(rt: Runtime) -> dict[str, object]:
         tag = f"BENCH-{int(time.time())}-{secrets.token_hex(3)}"

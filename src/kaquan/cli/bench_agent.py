@@ -1,7 +1,181 @@
-"""`kaquan bench agent`."""
+"""`kaquan bench agent`: signed open-API orders from one hot agent, then from many agents.
 
+Requests go through the whole HTTP application in process (httpx's ASGI
+transport: routing, signature and nonce checks, validation, group commit, code
+encryption) without sockets, so the figure is the server's cost per order, not
+the load generator's network stack. The client decrypts every code it gets;
+the run ends by checking that no code came back twice, that the ledger
+balances and that no agent's balance ever dipped below minus its limit.
+"""
+
+import asyncio
+import json
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
 import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from kaquan.catalog import service as catalog
+from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.channels import agents
+from kaquan.channels import service as channels
+from kaquan.cli.common import console, run
+from kaquan.client import ApiError, AsyncAgentClient
+from kaquan.inventory import importing
+from kaquan.kit.db import describe
+from kaquan.ledger import service as ledger
+from kaquan.ledger.models import LedgerAccount, LedgerPosting
+from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
+
+PRICE_MINOR = 100
+
+
+@dataclass
+class Phase:
+    name: str
+    orders: int = 0
+    refused: int = 0
+    seconds: float = 0.0
+
+    @property
+    def per_s(self) -> float:
+        return self.orders / self.seconds if self.seconds else 0.0
+
+
+async def _setup(rt: Runtime, codes: int, agent_count: int, hot_orders: int) -> tuple[str, list[agents.IssuedKey]]:
+    from kaquan.cli.bench import generated_file
+
+    tag = f"BENCH-AGENT-{int(time.time())}-{secrets.token_hex(2)}".upper()
+    async with rt.db.transaction() as session:
+        product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
+        sku = await catalog.create_sku(
+            session,
+            SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=PRICE_MINOR, price_minor=PRICE_MINOR),
+            actor="bench",
+        )
+        await importing.import_file(
+            rt.db, session, rt.vault, sku, generated_file(codes), importing.BatchMeta(supplier="bench"), actor="bench"
+        )
+        await channels.set_price(rt.db, session, "api", tag, PRICE_MINOR, actor="bench")
+        keys = []
+        for n in range(agent_count + 1):
+            # Agent 0 is the hot one; the many others can afford a little less than their share.
+            deposit = hot_orders * PRICE_MINOR if n == 0 else 80 * PRICE_MINOR
+            agent = await agents.create_agent(
+                rt.db,
+                session,
+                code=f"{tag.lower()}-{n}",
+                name=f"bench agent {n}",
+                currency="CNY",
+                credit_limit_minor=10 * PRICE_MINOR,
+                actor="bench",
+            )
+            await agents.top_up(rt.db, session, agent.id, deposit, reference="bench", actor="bench")
+            keys.append(await agents.issue_key(rt.db, session, rt.keyring, agent.id, ip_allowlist=[], actor="bench"))
+    return tag, keys
+
+
+async def _drive(
+    phase: Phase, clients: list[AsyncAgentClient], sku: str, total: int, concurrency: int, seen: Counter[str]
+) -> None:
+    numbers = iter(range(total))
+
+    async def buyer(slot: int) -> None:
+        client = clients[slot % len(clients)]
+        for n in numbers:
+            try:
+                order = await client.place_order(f"{phase.name}-{n}", sku, 1)
+            except ApiError as exc:
+                if exc.code not in ("insufficient_balance", "out_of_stock"):
+                    raise
+                phase.refused += 1
+                continue
+            phase.orders += 1
+            seen.update(code.secret for code in order.codes)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(buyer(slot) for slot in range(concurrency)))
+    phase.seconds = time.perf_counter() - started
+
+
+async def _never_below_floor(rt: Runtime, account_ids: list[int]) -> bool:
+    """Replay every agent's postings in order: the running balance never went under its floor."""
+    async with rt.db.read() as session:
+        floors = dict(
+            (
+                await session.execute(
+                    select(LedgerAccount.id, LedgerAccount.floor_minor).where(LedgerAccount.id.in_(account_ids))
+                )
+            ).all()
+        )
+        rows = await session.execute(
+            select(LedgerPosting.account_id, LedgerPosting.amount_minor)
+            .where(LedgerPosting.account_id.in_(account_ids))
+            .order_by(LedgerPosting.id)
+        )
+        running: Counter[int] = Counter()
+        for account_id, amount in rows:
+            running[account_id] -= amount  # agent deposits are credit-normal
+            if running[account_id] < (floors[account_id] or 0):
+                return False
+    return True
 
 
 def register(bench: typer.Typer) -> None:
-    """Add this benchmark's command to `kaquan bench`."""
+    """Add `kaquan bench agent`."""
+
+    @bench.command("agent")
+    def bench_agent(
+        hot_orders: Annotated[int, typer.Option(min=1, help="orders from the one hot agent")] = 20_000,
+        many_orders: Annotated[int, typer.Option(min=1, help="orders spread over the many agents")] = 20_000,
+        agent_count: Annotated[
+            int, typer.Option("--agents", min=1, help="how many agents share the second phase")
+        ] = 50,
+        concurrency: Annotated[int, typer.Option(min=1, help="requests in flight at once")] = 256,
+    ) -> None:
+        """Signed open-API orders: one hot agent, then many agents; ends with one JSON line."""
+
+        async def work(rt: Runtime) -> dict[str, object]:
+            console.print(f"setting up {hot_orders + many_orders} codes and {agent_count + 1} agents …")
+            sku, keys = await _setup(rt, hot_orders + many_orders, agent_count, hot_orders)
+            transport = httpx.ASGITransport(app=create_app(rt=rt))
+            made = [AsyncAgentClient("http://bench.local", key.key_id, key.secret, transport=transport) for key in keys]
+            seen: Counter[str] = Counter()
+            hot, many = Phase("hot"), Phase("many")
+            try:
+                console.print(f"hot agent: {hot_orders} orders, {concurrency} in flight …")
+                await _drive(hot, made[:1], sku, hot_orders, concurrency, seen)
+                console.print(f"{agent_count} agents: {many_orders} orders, {concurrency} in flight …")
+                await _drive(many, made[1:], sku, many_orders, concurrency, seen)
+            finally:
+                for client in made:
+                    await client.aclose()
+            async with rt.db.read() as session:
+                balanced = (await ledger.check(session)).ok
+                accounts = [(await agents.get_agent(session, key.agent_id)).account_id for key in keys]
+            table = Table("phase", "orders", "refused", "seconds", "orders/s")
+            for phase in (hot, many):
+                table.add_row(
+                    phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}"
+                )
+            console.print(table)
+            return {
+                "db": describe(rt.db.url),
+                "nonces": "redis" if rt.redis is not None else "database",
+                "hot_agent_orders_per_s": round(hot.per_s),
+                "many_agents_orders_per_s": round(many.per_s),
+                "orders": hot.orders + many.orders,
+                "refused": hot.refused + many.refused,
+                "duplicate_codes": sum(count - 1 for count in seen.values() if count > 1),
+                "ledger_balanced": balanced,
+                "balance_never_below_limit": await _never_below_floor(rt, accounts),
+            }
+
+        print(json.dumps(run(work)))

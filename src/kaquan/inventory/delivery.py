@@ -1,8 +1,9 @@
 """Opening the codes sold to an order, for the buyer it was sold to."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.models import Batch, Code, Reveal, Segment, SegmentRange
@@ -54,9 +55,17 @@ class Viewer:
 
 async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int, viewer: Viewer) -> list[DeliveredCode]:
     """Open the codes sold to an order, recording the reveal in the same transaction."""
+    return (await codes_of_orders(session, vault, [order_id], viewer)).get(order_id, [])
+
+
+async def codes_of_orders(
+    session: AsyncSession, vault: Vault, order_ids: Sequence[int], viewer: Viewer
+) -> dict[int, list[DeliveredCode]]:
+    """Open the codes sold to several orders in one query, recording one reveal per order."""
     rows = await session.execute(
         select(
             Code.id,
+            Code.order_id,
             Code.fingerprint,
             Code.card_no,
             Code.card_no_sealed,
@@ -65,14 +74,14 @@ async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int, vie
             Batch.wrapped_key,
         )
         .join(Batch, Batch.id == Code.batch_id)
-        .where(Code.order_id == order_id, Code.status.in_(_DELIVERED))
+        .where(Code.order_id.in_(order_ids), Code.status.in_(_DELIVERED))
         .order_by(Code.id)
     )
-    delivered = []
+    delivered: dict[int, list[DeliveredCode]] = {}
     for row in rows:
         box = vault.box(row.wrapped_key)
         card_no = box.open(row.card_no_sealed, row.fingerprint) if row.card_no_sealed else row.card_no
-        delivered.append(
+        delivered.setdefault(row.order_id, []).append(
             DeliveredCode(
                 row.id,
                 card_no,
@@ -81,15 +90,20 @@ async def codes_of_order(session: AsyncSession, vault: Vault, order_id: int, vie
             )
         )
     if delivered:
-        session.add(
-            Reveal(
-                at=clock.now(),
-                order_id=order_id,
-                units=len(delivered),
-                viewer=viewer.who,
-                reason=viewer.reason,
-                ip=viewer.ip,
-            )
+        at = clock.now()
+        await session.execute(
+            insert(Reveal),
+            [
+                {
+                    "at": at,
+                    "order_id": order_id,
+                    "units": len(codes),
+                    "viewer": viewer.who,
+                    "reason": viewer.reason,
+                    "ip": viewer.ip,
+                }
+                for order_id, codes in delivered.items()
+            ],
         )
     return delivered
 

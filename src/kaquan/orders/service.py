@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
+from kaquan.catalog.models import Sku
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
 from kaquan.inventory.errors import OutOfStock
@@ -89,7 +90,7 @@ class OrderKeys:
         return same_digest(normal.encode(), expected.encode())
 
 
-def _new_number() -> str:
+def new_number() -> str:
     return clock.now().strftime("%y%m%d") + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(10))
 
 
@@ -114,7 +115,7 @@ async def place(
     fingerprint = request.fingerprint(sku.id)
     now = clock.now()
     values: dict[str, Any] = {
-        "number": _new_number(),
+        "number": new_number(),
         "channel": request.channel,
         "source": "",
         "idempotency_key": request.idempotency_key,
@@ -305,3 +306,20 @@ async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
     """An order's status changes, oldest first."""
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))
     return list(events.scalars())
+
+
+LIVE_STATUSES = ("pending_payment", "processing", "paid", "delivered")
+
+
+async def units_taken(session: AsyncSession, *, channel: str, sku_id: int) -> int:
+    """Units of a SKU that a channel's live orders hold or have bought (a channel quota's usage)."""
+    total = await session.execute(
+        select(func.coalesce(func.sum(Order.quantity), 0)).where(
+            Order.channel == channel, Order.sku_id == sku_id, Order.status.in_(LIVE_STATUSES)
+        )
+    )
+    return int(total.scalar_one())
+
+
+async def sku_of(session: AsyncSession, order: Order) -> Sku:
+    return await catalog.get_sku(session, order.sku_id)

@@ -1,5 +1,313 @@
-"""The admin API for channels, price lists, quotas, agents, their keys and balances."""
+"""The admin API for channels, price lists, quotas, agents, their keys, callbacks and balances."""
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from kaquan.channels import agents
+from kaquan.channels import service as channels
+from kaquan.channels.callbacks import service as callbacks
+from kaquan.channels.models import Agent, AgentKey, Channel
+from kaquan.identity.permissions import Permission
+from kaquan.ledger import service as ledger
+from kaquan.web.deps import Principal, RuntimeDep, require
 
 router = APIRouter(prefix="/admin/api", tags=["channels"])
+
+ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
+ChannelsWrite = Annotated[Principal, require(Permission.CHANNELS_WRITE)]
+FinanceRead = Annotated[Principal, require(Permission.FINANCE_READ)]
+FinanceWrite = Annotated[Principal, require(Permission.FINANCE_WRITE)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChannelChange(_Body):
+    name: str | None = Field(default=None, max_length=200)
+    fee_rate_bp: int | None = None
+    warehouses: list[str] | None = None
+    active: bool | None = None
+
+
+class PriceIn(_Body):
+    sku: str
+    price_minor: int
+    tier: str = ""
+
+
+class QuotaIn(_Body):
+    sku: str
+    max_share_bp: int | None
+
+
+class AgentIn(_Body):
+    code: str
+    name: str = Field(min_length=1, max_length=200)
+    currency: str = "CNY"
+    credit_limit_minor: int = 0
+    tier: str = Field(default="", max_length=32)
+
+
+class AgentChange(_Body):
+    name: str | None = Field(default=None, max_length=200)
+    tier: str | None = Field(default=None, max_length=32)
+    status: Literal["active", "suspended"] | None = None
+
+
+class CreditLimitIn(_Body):
+    credit_limit_minor: int
+
+
+class TopUpIn(_Body):
+    amount_minor: int
+    reference: str
+    memo: str = Field(default="", max_length=300)
+
+
+class KeyIn(_Body):
+    ip_allowlist: list[str] = Field(default_factory=list, max_length=64)
+
+
+class CallbackIn(_Body):
+    url: str = Field(max_length=500)
+
+
+def _channel(channel: Channel) -> dict[str, Any]:
+    return {"id": channel.id, **channels.describe(channel)}
+
+
+async def _agent(session: Any, agent: Agent) -> dict[str, Any]:
+    held = await ledger.balance(session, agent.account_id)
+    return {
+        "id": agent.id,
+        **agents.describe(agent),
+        "balance_minor": held.balance_minor,
+        "available_minor": held.balance_minor + agent.credit_limit_minor,
+        "created_at": agent.created_at.isoformat(),
+    }
+
+
+def _key(key: AgentKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "ip_allowlist": list(key.ip_allowlist),
+        "created_at": key.created_at.isoformat(),
+        "rotated_at": key.rotated_at.isoformat() if key.rotated_at else None,
+        "previous_valid_until": key.previous_valid_until.isoformat() if key.previous_valid_until else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+@router.get("/channels")
+async def list_channels(rt: RuntimeDep, admin: ChannelsRead) -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        return [_channel(channel) for channel in await channels.list_channels(session)]
+
+
+@router.put("/channels/{code}")
+async def configure_channel(rt: RuntimeDep, admin: ChannelsWrite, code: str, body: ChannelChange) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        channel = await channels.configure(
+            rt.db,
+            session,
+            code,
+            actor=admin.actor,
+            fee_rate_bp=body.fee_rate_bp,
+            warehouses=body.warehouses,
+            active=body.active,
+            name=body.name,
+        )
+        return _channel(channel)
+
+
+@router.get("/channels/{code}/prices")
+async def list_prices(rt: RuntimeDep, admin: ChannelsRead, code: str, tier: str = "") -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        channel = await channels.get_channel(session, code)
+        return [
+            {"sku": p.sku.code, "price_minor": p.price_minor, "currency": p.currency}
+            for p in await channels.price_list(session, channel, tier)
+        ]
+
+
+@router.post("/channels/{code}/prices", status_code=201)
+async def set_price(rt: RuntimeDep, admin: ChannelsWrite, code: str, body: PriceIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        entry = await channels.set_price(
+            rt.db, session, code, body.sku, body.price_minor, tier=body.tier, actor=admin.actor
+        )
+        return {"sku": body.sku, "tier": entry.tier, "price_minor": entry.price_minor, "currency": entry.currency}
+
+
+@router.delete("/channels/{code}/prices/{sku}")
+async def remove_price(rt: RuntimeDep, admin: ChannelsWrite, code: str, sku: str, tier: str = "") -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        await channels.remove_price(rt.db, session, code, sku, tier=tier, actor=admin.actor)
+    return {"sku": sku, "tier": tier, "removed": True}
+
+
+@router.put("/channels/{code}/quotas")
+async def set_quota(rt: RuntimeDep, admin: ChannelsWrite, code: str, body: QuotaIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        await channels.set_quota(rt.db, session, code, body.sku, body.max_share_bp, actor=admin.actor)
+    return {"sku": body.sku, "max_share_bp": body.max_share_bp}
+
+
+@router.get("/agents")
+async def list_agents(rt: RuntimeDep, admin: ChannelsRead) -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        return [await _agent(session, agent) for agent in await agents.list_agents(session)]
+
+
+@router.post("/agents", status_code=201)
+async def create_agent(rt: RuntimeDep, admin: ChannelsWrite, body: AgentIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        agent = await agents.create_agent(
+            rt.db,
+            session,
+            code=body.code,
+            name=body.name,
+            currency=body.currency,
+            credit_limit_minor=body.credit_limit_minor,
+            tier=body.tier,
+            actor=admin.actor,
+        )
+        return await _agent(session, agent)
+
+
+@router.get("/agents/{agent_id}")
+async def get_agent(rt: RuntimeDep, admin: ChannelsRead, agent_id: int) -> dict[str, Any]:
+    async with rt.db.read() as session:
+        agent = await agents.get_agent(session, agent_id)
+        endpoint = await callbacks.get_endpoint(session, agent_id)
+        return {
+            **await _agent(session, agent),
+            "keys": [_key(key) for key in await agents.keys_of(session, agent_id)],
+            "callback_url": callbacks.redacted(endpoint.url) if endpoint else None,
+        }
+
+
+@router.patch("/agents/{agent_id}")
+async def update_agent(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: AgentChange) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        agent = await agents.update_agent(
+            rt.db, session, agent_id, actor=admin.actor, tier=body.tier, status=body.status, name=body.name
+        )
+        shown = await _agent(session, agent)
+        keys = await agents.keys_of(session, agent_id)
+    for key in keys:  # a suspension (or a new tier) holds for this process's next request, not 2 s later
+        rt.agent_auth.forget(key.key_id)
+    return shown
+
+
+@router.put("/agents/{agent_id}/credit-limit")
+async def set_credit_limit(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: CreditLimitIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        agent = await agents.update_agent(
+            rt.db, session, agent_id, actor=admin.actor, credit_limit_minor=body.credit_limit_minor
+        )
+        return await _agent(session, agent)
+
+
+@router.post("/agents/{agent_id}/topups", status_code=201)
+async def top_up(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: TopUpIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        await agents.top_up(
+            rt.db, session, agent_id, body.amount_minor, reference=body.reference, memo=body.memo, actor=admin.actor
+        )
+        return await _agent(session, await agents.get_agent(session, agent_id))
+
+
+@router.get("/agents/{agent_id}/ledger")
+async def agent_ledger(
+    rt: RuntimeDep, admin: FinanceRead, agent_id: int, after_id: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        agent = await agents.get_agent(session, agent_id)
+        found = await ledger.entries(session, agent.account_id, after_id=after_id, limit=min(max(limit, 1), 500))
+    return [
+        {
+            "id": e.posting_id,
+            "at": e.at.isoformat(),
+            "kind": e.kind,
+            "amount_minor": e.amount_minor,
+            "reference": e.reference,
+            "memo": e.memo,
+        }
+        for e in found
+    ]
+
+
+@router.get("/ledger/check")
+async def ledger_check(rt: RuntimeDep, admin: FinanceRead) -> dict[str, Any]:
+    async with rt.db.read() as session:
+        result = await ledger.check(session)
+    return {"ok": result.ok, "problems": list(result.problems)}
+
+
+@router.get("/agents/{agent_id}/keys")
+async def list_keys(rt: RuntimeDep, admin: ChannelsRead, agent_id: int) -> list[dict[str, Any]]:
+    async with rt.db.read() as session:
+        await agents.get_agent(session, agent_id)
+        return [_key(key) for key in await agents.keys_of(session, agent_id)]
+
+
+@router.post("/agents/{agent_id}/keys", status_code=201)
+async def issue_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: KeyIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        issued = await agents.issue_key(
+            rt.db, session, rt.keyring, agent_id, ip_allowlist=body.ip_allowlist, actor=admin.actor
+        )
+    return {"key_id": issued.key_id, "secret": issued.secret, "note": "the secret is shown once: store it now"}
+
+
+@router.post("/agents/{agent_id}/keys/{key_id}/rotate")
+async def rotate_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str) -> dict[str, Any]:
+    grace = timedelta(hours=rt.settings.agent_key_grace_hours)
+    async with rt.db.transaction() as session:
+        issued = await agents.rotate_key(rt.db, session, rt.keyring, agent_id, key_id, grace=grace, actor=admin.actor)
+    rt.agent_auth.forget(key_id)
+    return {
+        "key_id": issued.key_id,
+        "secret": issued.secret,
+        "previous_secret_valid_hours": rt.settings.agent_key_grace_hours,
+    }
+
+
+@router.put("/agents/{agent_id}/keys/{key_id}/allowlist")
+async def set_allowlist(
+    rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str, body: KeyIn
+) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        key = await agents.set_allowlist(rt.db, session, agent_id, key_id, body.ip_allowlist, actor=admin.actor)
+        shown = _key(key)
+    rt.agent_auth.forget(key_id)
+    return shown
+
+
+@router.delete("/agents/{agent_id}/keys/{key_id}")
+async def revoke_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        shown = _key(await agents.revoke_key(rt.db, session, agent_id, key_id, actor=admin.actor))
+    rt.agent_auth.forget(key_id)
+    return shown
+
+
+@router.put("/agents/{agent_id}/callback")
+async def set_callback(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: CallbackIn) -> dict[str, Any]:
+    async with rt.db.transaction() as session:
+        await agents.get_agent(session, agent_id)
+        secret = await callbacks.set_endpoint(
+            rt.db,
+            session,
+            rt.keyring,
+            agent_id=agent_id,
+            url=body.url,
+            allow_private=rt.settings.callbacks_allow_private,
+            actor=admin.actor,
+        )
+    return {"url": callbacks.redacted(body.url), "secret": secret, "note": "the signing secret is shown once"}

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.channels import agents
+from kaquan.channels.callbacks import service as callbacks
 from kaquan.identity import service as identity
 from kaquan.identity.errors import LoginFailed, TotpRequired
 from kaquan.identity.permissions import Permission
@@ -35,6 +37,8 @@ from kaquan.inventory.stock import batches_of_sku, per_sku, stock
 from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
+from kaquan.kit.money import Money
+from kaquan.ledger import service as ledger
 from kaquan.orders import service as orders
 from kaquan.orders.trace import trace_leaks
 from kaquan.web.admin_api import MAX_UPLOAD_BYTES
@@ -153,6 +157,7 @@ router = APIRouter(route_class=ConsoleRoute, tags=["console"])
 
 AuditRead = Annotated[Principal, require(Permission.AUDIT_READ)]
 CatalogRead = Annotated[Principal, require(Permission.CATALOG_READ)]
+ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
 CatalogWrite = Annotated[Principal, require(Permission.CATALOG_WRITE)]
 CodesReveal = Annotated[Principal, require(Permission.CODES_REVEAL)]
 LeaksTrace = Annotated[Principal, require(Permission.LEAKS_TRACE)]
@@ -528,3 +533,27 @@ async def redeem(
         rt.db, rt.vault, lockout, code, actor=admin.actor, ip=admin.ip, device_id=device
     )
     return _redeem_form(request, admin, state=found)
+
+
+# --- agents --------------------------------------------------------------------------------------
+
+
+@router.get("/admin/agents")
+async def agents_page(request: Request, rt: RuntimeDep, admin: ChannelsRead) -> Response:
+    """Agents with their prepaid balances, credit limits, live keys and callback URLs."""
+    rows = []
+    async with rt.db.read() as session:
+        for agent in await agents.list_agents(session):
+            held = await ledger.balance(session, agent.account_id)
+            endpoint = await callbacks.get_endpoint(session, agent.id)
+            rows.append(
+                {
+                    "agent": agent,
+                    "balance": Money(held.balance_minor, held.currency).format(),
+                    "credit_limit": Money(agent.credit_limit_minor, agent.currency).format(),
+                    "available": Money(held.balance_minor + agent.credit_limit_minor, agent.currency).format(),
+                    "live_keys": sum(1 for key in await agents.keys_of(session, agent.id) if key.revoked_at is None),
+                    "callback": callbacks.redacted(endpoint.url) if endpoint else None,
+                }
+            )
+    return page(request, admin, "agents.html", {"rows": rows})

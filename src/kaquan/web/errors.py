@@ -11,7 +11,7 @@ from kaquan.kit.errors import Busy, DomainError, RateLimited
 from kaquan.web.pages import render
 
 log = logging.getLogger(__name__)
-_JSON_PREFIXES = ("/api/", "/admin/api/", "/payments/")
+_JSON_PREFIXES = ("/api/", "/admin/api/", "/payments/", "/open/", "/marketplace/")
 
 
 def _wants_html(request: Request) -> bool:

@@ -1,0 +1,423 @@
+"""Agent orders: paid from the prepaid balance in the same transaction that allocates the codes.
+
+One hot agent would make its balance row the bottleneck if every order locked
+it in a transaction of its own. So the orders of one agent pass through a
+group committer (`kit.batching`): each batch locks the balance once, decides
+every order of the batch against it in memory (in arrival order, refusing or
+partly filling what the balance cannot cover), allocates the codes of the
+whole batch in a few statements, and books all its debits with one balance
+update. The ledger's floor check (and its CHECK constraint) still guards
+every commit, so no concurrency can take the balance below minus the limit.
+
+Orders in "async" mode are accepted and paid the same way but filled by the
+worker (`channels.tasks`); if stock has run out by then, the order is refunded
+to the balance. Every state change is sent to the agent's callback URL.
+"""
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.channels import booking
+from kaquan.channels import service as channels
+from kaquan.channels.callbacks import service as callbacks
+from kaquan.channels.errors import AgentOrderNotFound
+from kaquan.channels.models import Agent, Channel
+from kaquan.inventory import allocation
+from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
+from kaquan.inventory.errors import OutOfStock
+from kaquan.inventory.vault import Vault
+from kaquan.kit import outbox
+from kaquan.kit.batching import GroupCommitter
+from kaquan.kit.db import Database
+from kaquan.kit.errors import BadInput, DomainError, IdempotencyConflict
+from kaquan.ledger import service as ledger
+from kaquan.ledger.errors import InsufficientFunds
+from kaquan.orders import bulk, lifecycle
+from kaquan.orders import service as orders
+from kaquan.orders.errors import InvalidQuantity
+from kaquan.orders.models import Order
+
+CHANNEL = "api"
+OUT_ORDER_NO = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+FULFIL_TOPIC = "agent_order.fulfil"
+Mode = Literal["sync", "async"]
+
+
+@dataclass(frozen=True)
+class AgentOrderRequest:
+    out_order_no: str
+    sku: str
+    quantity: int
+    mode: Mode = "sync"
+    allow_partial: bool = False
+
+    def fingerprint(self) -> bytes:
+        body = {"sku": self.sku, "quantity": self.quantity, "mode": self.mode, "allow_partial": self.allow_partial}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+
+
+@dataclass(frozen=True)
+class AgentOrder:
+    """An agent's order as the agent sees it; `codes` only when delivered and asked for."""
+
+    order: Order
+    sku_code: str
+    created: bool
+    codes: list[DeliveredCode] = field(default_factory=list)
+
+
+def source_of(agent_id: int) -> str:
+    return str(agent_id)
+
+
+def _check(request: AgentOrderRequest, max_per_order: int) -> None:
+    if not OUT_ORDER_NO.fullmatch(request.out_order_no):
+        raise BadInput("out_order_no is 1-64 characters of A-Z a-z 0-9 _ . : -", field="out_order_no")
+    if not 1 <= request.quantity <= max_per_order:
+        raise InvalidQuantity(request.quantity, max_per_order)
+    if request.mode not in ("sync", "async"):
+        raise BadInput("mode is sync or async", field="mode")
+
+
+@dataclass(frozen=True)
+class _Job:
+    agent: Agent
+    request: AgentOrderRequest
+    viewer: Viewer
+
+
+@dataclass(frozen=True)
+class _Placed:
+    order_id: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the batch hands back to one request: its order, and for a new delivered order its opened codes."""
+
+    order: Order
+    created: bool
+    codes: list[DeliveredCode]
+
+
+class AgentOrders:
+    """The open API's order desk: one group committer per agent, shared by every request of this process."""
+
+    def __init__(self, db: Database, vault: Vault, *, max_per_order: int, max_batch: int = 200) -> None:
+        self._db = db
+        self._vault = vault
+        self._max_per_order = max_per_order
+        self._max_batch = max_batch
+        self._desks: dict[int, GroupCommitter[_Job, _Answer]] = {}
+
+    async def close(self) -> None:
+        for desk in self._desks.values():
+            await desk.close()
+
+    def _desk(self, agent_id: int) -> GroupCommitter[_Job, _Answer]:
+        desk = self._desks.get(agent_id)
+        if desk is None:
+            desk = self._desks[agent_id] = GroupCommitter(
+                self._commit, max_batch=self._max_batch, name=f"agent {agent_id} orders"
+            )
+        return desk
+
+    async def place(self, agent: Agent, request: AgentOrderRequest, viewer: Viewer) -> AgentOrder:
+        """Place (or replay) an order; a sync order comes back delivered with its codes opened."""
+        _check(request, self._max_per_order)
+        answer = await self._desk(agent.id).submit(_Job(agent, request, viewer))
+        codes = answer.codes
+        if not answer.created and answer.order.status == "delivered":  # a retry: open its codes again
+            async with self._db.transaction() as session:
+                codes = (await codes_of_orders(session, self._vault, [answer.order.id], viewer)).get(
+                    answer.order.id, []
+                )
+        return AgentOrder(answer.order, request.sku, answer.created, codes)
+
+    async def _commit(self, jobs: list[_Job]) -> list[_Answer | Exception]:
+        async def work(session: AsyncSession) -> list[_Answer | Exception]:
+            decided = await _decide_batch(self._db, session, jobs)
+            return await _answers(session, self._vault, jobs, decided)
+
+        return await self._db.run(work)
+
+
+async def _answers(
+    session: AsyncSession, vault: Vault, jobs: list[_Job], decided: list[_Placed | Exception]
+) -> list[_Answer | Exception]:
+    """Load the batch's orders in one query and open the new deliveries' codes in one more per viewer."""
+    ids = [d.order_id for d in decided if isinstance(d, _Placed)]
+    loaded = {o.id: o for o in (await session.execute(select(Order).where(Order.id.in_(ids)))).scalars()}
+    fresh: dict[Viewer, list[int]] = defaultdict(list)
+    for job, result in zip(jobs, decided, strict=True):
+        if isinstance(result, _Placed) and result.created and loaded[result.order_id].status == "delivered":
+            fresh[job.viewer].append(result.order_id)
+    opened: dict[int, list[DeliveredCode]] = {}
+    for viewer, order_ids in fresh.items():
+        opened.update(await codes_of_orders(session, vault, order_ids, viewer))
+    return [
+        _Answer(loaded[d.order_id], d.created, opened.get(d.order_id, []) if d.created else [])
+        if isinstance(d, _Placed)
+        else d
+        for d in decided
+    ]
+
+
+async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -> list[_Placed | Exception]:
+    """Every job of one agent's batch: replay, refuse, or place and pay, against one locked balance."""
+    agent = jobs[0].agent
+    answers: dict[int, _Placed | Exception] = {}
+    known = await _known(session, agent.id, [job.request.out_order_no for job in jobs])
+    balance = await ledger.locked_balance(db, session, agent.account_id)
+    spendable = balance.spendable_minor
+    channel = await channels.get_channel(session, CHANNEL)
+    by_sku: dict[str, list[tuple[int, bulk.BulkOrder, int]]] = defaultdict(list)
+    prices: dict[str, channels.PricedSku] = {}
+    for index, job in enumerate(jobs):
+        request = job.request
+        earlier = known.get(request.out_order_no)
+        if earlier is not None:
+            answers[index] = _replay(earlier, request)
+            continue
+        try:
+            priced = prices.get(request.sku) or await channels.price_for(session, channel, agent.tier, request.sku)
+        except DomainError as exc:
+            answers[index] = exc
+            continue
+        prices[request.sku] = priced
+        quantity = _affordable(request, priced.price_minor, spendable, balance, agent)
+        if isinstance(quantity, Exception):
+            answers[index] = quantity
+            continue
+        if spendable is not None:
+            spendable -= quantity * priced.price_minor
+        by_sku[request.sku].append(
+            (
+                index,
+                bulk.BulkOrder(
+                    request.out_order_no,
+                    quantity,
+                    request.fingerprint(),
+                    min_quantity=1 if request.allow_partial else None,
+                    requested=request.quantity,
+                ),
+                quantity,
+            )
+        )
+    booked = _Booked(await booking.sales_account(db, session, agent, agent.currency) if by_sku else 0)
+    for sku_code, entries in by_sku.items():
+        priced = prices[sku_code]
+        placed = await _place_sku(db, session, channel, agent, priced, [entry for _, entry, _ in entries], jobs)
+        for (index, _, _), result in zip(entries, placed, strict=True):
+            answers[index] = _settle(agent, priced, result, jobs[index].request, booked)
+    if booked.transfers:
+        await ledger.post_many(db, session, booked.transfers, actor=f"agent:{agent.code}")
+        await callbacks.notify_many(session, agent_id=agent.id, events=booked.events)
+        for order_id in booked.to_fill:
+            await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})
+    return [answers[index] for index in range(len(jobs))]
+
+
+def _affordable(
+    request: AgentOrderRequest, price: int, spendable: int | None, balance: ledger.Balance, agent: Agent
+) -> int | Exception:
+    """How many units the balance covers: all, a partial fill if the agent allows one, or a refusal."""
+    if spendable is None or price == 0 or request.quantity * price <= spendable:
+        return request.quantity
+    if request.allow_partial and spendable >= price:
+        return spendable // price
+    return InsufficientFunds(
+        f"agent:{agent.code}",
+        balance_minor=(balance.floor_minor or 0) + spendable,
+        floor_minor=balance.floor_minor or 0,
+        needed_minor=request.quantity * price,
+    )
+
+
+async def _place_sku(
+    db: Database,
+    session: AsyncSession,
+    channel: Channel,
+    agent: Agent,
+    priced: channels.PricedSku,
+    wanted: list[bulk.BulkOrder],
+    jobs: list[_Job],
+) -> list[bulk.BulkPlaced]:
+    room = await channels.quota_room(db, session, channel, priced.sku)
+    if room is not None:
+        wanted = _within_quota(wanted, room)
+    asynchronous = {job.request.out_order_no for job in jobs if job.request.mode == "async"}
+    sync_orders = [order for order in wanted if order.idempotency_key not in asynchronous]
+    async_orders = [order for order in wanted if order.idempotency_key in asynchronous]
+    results: dict[str, bulk.BulkPlaced] = {}
+    for status, batch in (("delivered", sync_orders), ("processing", async_orders)):
+        if not batch:
+            continue
+        placed = await bulk.place_many(
+            db,
+            session,
+            priced.sku,
+            batch,
+            channel=CHANNEL,
+            source=source_of(agent.id),
+            unit_price_minor=priced.price_minor,
+            currency=priced.currency,
+            status=status,  # type: ignore[arg-type]
+            warehouses=await channels.warehouse_order(session, channel),
+        )
+        results.update({p.idempotency_key: p for p in placed})
+    return [
+        results.get(order.idempotency_key) or bulk.BulkPlaced(order.idempotency_key, "out_of_stock") for order in wanted
+    ]
+
+
+def _within_quota(wanted: list[bulk.BulkOrder], room: int) -> list[bulk.BulkOrder]:
+    """Orders beyond the channel's quota are left out (they answer out_of_stock)."""
+    kept = []
+    for order in wanted:
+        if order.quantity <= room:
+            kept.append(order)
+            room -= order.quantity
+    return kept
+
+
+@dataclass
+class _Booked:
+    """What a batch's new orders add up to: ledger transfers, callbacks, async orders for the worker."""
+
+    sales_account_id: int
+    transfers: list[ledger.TransferSpec] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    to_fill: list[int] = field(default_factory=list)
+
+
+def _settle(
+    agent: Agent,
+    priced: channels.PricedSku,
+    placed: bulk.BulkPlaced,
+    request: AgentOrderRequest,
+    booked: _Booked,
+) -> _Placed | Exception:
+    if placed.outcome == "out_of_stock":
+        return OutOfStock(priced.sku.id, wanted=request.quantity, available=0)
+    if placed.outcome == "conflict":
+        return _conflict(request.out_order_no)
+    assert placed.order_id is not None and placed.number is not None  # noqa: S101 - placed and replayed have both
+    if placed.outcome == "replayed":
+        return _Placed(placed.order_id, created=False)
+    booked.transfers.append(
+        booking.sale(agent, booked.sales_account_id, placed.number, placed.quantity * priced.price_minor)
+    )
+    event = "order.delivered" if placed.status == "delivered" else "order.processing"
+    booked.events.append((event, {"order_no": placed.number, "out_order_no": request.out_order_no}))
+    if placed.status == "processing":
+        booked.to_fill.append(placed.order_id)
+    return _Placed(placed.order_id, created=True)
+
+
+def _conflict(out_order_no: str) -> IdempotencyConflict:
+    return IdempotencyConflict("this out_order_no was used for a different order", out_order_no=out_order_no)
+
+
+@dataclass(frozen=True)
+class _Known:
+    order_id: int
+    request_hash: bytes
+
+
+async def _known(session: AsyncSession, agent_id: int, numbers: Sequence[str]) -> dict[str, _Known]:
+    rows = await session.execute(
+        select(Order.idempotency_key, Order.id, Order.request_hash).where(
+            Order.channel == CHANNEL, Order.source == source_of(agent_id), Order.idempotency_key.in_(set(numbers))
+        )
+    )
+    return {row.idempotency_key: _Known(row.id, row.request_hash) for row in rows}
+
+
+def _replay(earlier: _Known, request: AgentOrderRequest) -> _Placed | Exception:
+    if earlier.request_hash != request.fingerprint():
+        return _conflict(request.out_order_no)
+    return _Placed(earlier.order_id, created=False)
+
+
+async def find(session: AsyncSession, agent: Agent, out_order_no: str) -> Order:
+    order = (
+        await session.execute(
+            select(Order).where(
+                Order.channel == CHANNEL, Order.source == source_of(agent.id), Order.idempotency_key == out_order_no
+            )
+        )
+    ).scalar_one_or_none()
+    if order is None:
+        raise AgentOrderNotFound(out_order_no)
+    return order
+
+
+async def between(
+    session: AsyncSession, agent: Agent, since: datetime, until: datetime, *, after_id: int | None, limit: int
+) -> list[Order]:
+    """The agent's orders created in [since, until), oldest first, after the cursor."""
+    stmt = (
+        select(Order)
+        .where(
+            Order.channel == CHANNEL,
+            Order.source == source_of(agent.id),
+            Order.created_at >= since,
+            Order.created_at < until,
+        )
+        .order_by(Order.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        stmt = stmt.where(Order.id > after_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def fulfil(db: Database, session: AsyncSession, order_id: int) -> Order:
+    """Fill an accepted async order: its codes now, or a refund to the balance when stock ran out."""
+    order = await orders.locked(db, session, order_id)
+    if order.status != "processing":
+        return order
+    agent = (await session.execute(select(Agent).where(Agent.id == int(order.source)))).scalar_one()
+    channel = await channels.get_channel(session, CHANNEL)
+    sku = await orders.sku_of(session, order)
+    try:
+        async with session.begin_nested():
+            await allocation.sell_now(
+                db,
+                session,
+                sku,
+                order.quantity,
+                order_id=order.id,
+                warehouses=await channels.warehouse_order(session, channel),
+            )
+    except OutOfStock:
+        await lifecycle.move(session, order, "refunded", note="out of stock when filled; refunded to the balance")
+        await ledger.post(
+            db, session, await booking.refund(db, session, agent, order.number, order.total_minor), actor="worker"
+        )
+        await callbacks.notify(
+            session,
+            agent_id=agent.id,
+            event_type="order.refunded",
+            data={"order_no": order.number, "out_order_no": order.idempotency_key},
+        )
+        return order
+    await lifecycle.move(session, order, "delivered")
+    await callbacks.notify(
+        session,
+        agent_id=agent.id,
+        event_type="order.delivered",
+        data={"order_no": order.number, "out_order_no": order.idempotency_key},
+    )
+    return order

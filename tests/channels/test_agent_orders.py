@@ -1,0 +1,195 @@
+"""Agents buy through the signed open API from a prepaid balance: paid in the transaction that allocates."""
+
+import asyncio
+
+import pytest
+from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
+from tests.support.builders import given_sku_with_codes, stock_of
+
+from kaquan.channels import agents
+from kaquan.client import ApiError
+from kaquan.kit import outbox
+from kaquan.ledger import service as ledger
+from kaquan.runtime import Runtime
+
+
+async def _balance(rt: Runtime, agent: GivenAgent) -> int:
+    async with rt.db.read() as session:
+        return (await ledger.balance(session, (await agents.get_agent(session, agent.id)).account_id)).balance_minor
+
+
+async def test_a_sync_order_is_delivered_with_codes_and_debits_the_balance(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 5)
+    await given_price(rt, sku.code, 800)
+    agent = await given_agent(rt, deposit_minor=10_000)
+
+    async with agent_client(rt, agent) as kq:
+        order = await kq.place_order("A-1", sku.code, 2)
+
+    assert (order.status, order.quantity, order.total_minor) == ("delivered", 2, 1600)
+    assert len({code.secret for code in order.codes}) == 2
+    assert await _balance(rt, agent) == 10_000 - 1600
+    stock = await stock_of(rt, sku)
+    assert (stock.sold, stock.available, stock.adds_up) == (2, 3, True)
+    async with rt.db.read() as session:
+        assert (await ledger.check(session)).ok
+
+
+async def test_the_same_out_order_no_and_body_returns_the_same_order_and_charges_once(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 5)
+    await given_price(rt, sku.code, 500)
+    agent = await given_agent(rt, deposit_minor=10_000)
+
+    async with agent_client(rt, agent) as kq:
+        first = await kq.place_order("A-1", sku.code, 1)
+        again = await kq.place_order("A-1", sku.code, 1)
+        with pytest.raises(ApiError) as conflict:
+            await kq.place_order("A-1", sku.code, 2)
+
+    assert again.order_no == first.order_no
+    assert [c.secret for c in again.codes] == [c.secret for c in first.codes]
+    assert (conflict.value.status, conflict.value.code) == (409, "idempotency_conflict")
+    assert await _balance(rt, agent) == 10_000 - 500
+    assert (await stock_of(rt, sku)).sold == 1
+
+
+async def test_an_order_the_balance_cannot_cover_is_refused_whole_and_changes_nothing(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 5)
+    await given_price(rt, sku.code, 1000)
+    agent = await given_agent(rt, deposit_minor=2500)
+
+    async with agent_client(rt, agent) as kq:
+        with pytest.raises(ApiError) as refused:
+            await kq.place_order("A-1", sku.code, 3)
+        partial = await kq.place_order("A-2", sku.code, 3, allow_partial=True)
+
+    assert (refused.value.status, refused.value.code) == (402, "insufficient_balance")
+    assert (partial.status, partial.quantity, partial.requested_quantity) == ("delivered", 2, 3)
+    assert await _balance(rt, agent) == 500
+    assert (await stock_of(rt, sku)).sold == 2
+
+
+async def test_the_credit_limit_lets_the_balance_go_negative_down_to_minus_the_limit(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    await given_price(rt, sku.code, 1000)
+    agent = await given_agent(rt, deposit_minor=1000, credit_limit_minor=2000)
+
+    async with agent_client(rt, agent) as kq:
+        await kq.place_order("A-1", sku.code, 3)
+        with pytest.raises(ApiError) as refused:
+            await kq.place_order("A-2", sku.code, 1)
+        balance = await kq.balance()
+
+    assert refused.value.code == "insufficient_balance"
+    assert (balance.balance_minor, balance.credit_limit_minor, balance.available_minor) == (-2000, 2000, 0)
+
+
+async def test_short_stock_refuses_whole_unless_partial_is_asked_for(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 2)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        with pytest.raises(ApiError) as refused:
+            await kq.place_order("A-1", sku.code, 3)
+        partial = await kq.place_order("A-2", sku.code, 3, allow_partial=True)
+
+    assert (refused.value.status, refused.value.code) == (409, "out_of_stock")
+    assert (partial.quantity, partial.total_minor) == (2, 200)
+    assert await _balance(rt, agent) == 100_000 - 200
+
+
+async def test_a_sku_off_the_agents_price_list_is_not_for_sale_to_it(rt: Runtime) -> None:
+    listed = await given_sku_with_codes(rt, 2)
+    unlisted = await given_sku_with_codes(rt, 2)
+    await given_price(rt, listed.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        products = await kq.products()
+        with pytest.raises(ApiError) as refused:
+            await kq.place_order("A-1", unlisted.code, 1)
+
+    assert [p.sku for p in products] == [listed.code]
+    assert (refused.value.status, refused.value.code) == (404, "sku_not_available_for_agent")
+
+
+async def test_an_agent_tier_gets_its_own_price(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 4)
+    await given_price(rt, sku.code, 1000)
+    await given_price(rt, sku.code, 900, tier="gold")
+    gold = await given_agent(rt, code="gold", tier="gold")
+    plain = await given_agent(rt, code="plain")
+
+    async with agent_client(rt, gold) as kq:
+        gold_order = await kq.place_order("G-1", sku.code, 1)
+    async with agent_client(rt, plain) as kq:
+        plain_order = await kq.place_order("P-1", sku.code, 1)
+
+    assert (gold_order.unit_price_minor, plain_order.unit_price_minor) == (900, 1000)
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 10**9])
+async def test_a_quantity_out_of_range_is_refused(rt: Runtime, quantity: int) -> None:
+    sku = await given_sku_with_codes(rt, 2)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        with pytest.raises(ApiError) as refused:
+            await kq.place_order("A-1", sku.code, quantity)
+
+    assert refused.value.code == "invalid_quantity"
+    assert await _balance(rt, agent) == 100_000
+
+
+async def test_an_async_order_is_processing_then_filled_by_the_worker(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 3)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        accepted = await kq.place_order("A-1", sku.code, 2, mode="async")
+        assert (accepted.status, accepted.codes) == ("processing", ())
+        assert await _balance(rt, agent) == 100_000 - 200
+        await outbox.run_due(rt.db)
+        filled = await kq.order("A-1")
+
+    assert filled.status == "delivered"
+    assert len(filled.codes) == 2
+
+
+async def test_an_async_order_that_finds_no_stock_is_refunded_to_the_balance(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 2)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        await kq.place_order("A-1", sku.code, 2, mode="async")
+        await kq.place_order("A-2", sku.code, 2, mode="async")
+        await outbox.run_due(rt.db)
+        first, second = await kq.order("A-1"), await kq.order("A-2")
+
+    assert {first.status, second.status} == {"delivered", "refunded"}
+    assert await _balance(rt, agent) == 100_000 - 200
+    async with rt.db.read() as session:
+        assert (await ledger.check(session)).ok
+
+
+async def test_concurrent_orders_of_one_agent_are_committed_in_batches_without_overspending(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 60)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt, deposit_minor=3000, credit_limit_minor=1000)
+
+    async with agent_client(rt, agent) as kq:
+        results = await asyncio.gather(
+            *(kq.place_order(f"A-{n}", sku.code, 1) for n in range(60)), return_exceptions=True
+        )
+
+    won = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(won) == 40
+    assert {r.code for r in refused} == {"insufficient_balance"} and len(refused) == 20
+    assert len({code.secret for order in won for code in order.codes}) == 40
+    assert await _balance(rt, agent) == -1000
+    assert (await stock_of(rt, sku)).adds_up
