@@ -325,20 +325,11 @@ class KnownOrder:
 
 async def known_orders(session: AsyncSession, store: str, ids: Sequence[str]) -> dict[str, KnownOrder]:
     """Orders of this store already placed under these marketplace order ids."""
-    # The orders module has no look-up by idempotency key yet; read the way channels.ordering does.
     found: dict[str, KnownOrder] = {}
     unique = sorted(set(ids))
     for start in range(0, len(unique), _IN_CHUNK):
-        rows = await session.execute(
-            select(Order.idempotency_key, Order.id, Order.number, Order.status, Order.request_hash).where(
-                Order.channel == channel_of(store),
-                Order.source == store,
-                Order.idempotency_key.in_(unique[start : start + _IN_CHUNK]),
-            )
-        )
-        found.update(
-            {row.idempotency_key: KnownOrder(row.id, row.number, row.status, row.request_hash) for row in rows}
-        )
+        known = await bulk.known_keys(session, channel_of(store), store, unique[start : start + _IN_CHUNK])
+        found.update({key: KnownOrder(k.order_id, k.number, k.status, k.request_hash) for key, k in known.items()})
     return found
 
 

@@ -18,7 +18,6 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -157,7 +156,7 @@ async def _answers(
 ) -> list[_Answer | Exception]:
     """Load the batch's orders in one query and open the new deliveries' codes in one more per viewer."""
     ids = [d.order_id for d in decided if isinstance(d, _Placed)]
-    loaded = {o.id: o for o in (await session.execute(select(Order).where(Order.id.in_(ids)))).scalars()}
+    loaded = await orders.by_ids(session, ids)
     fresh: dict[Viewer, list[int]] = defaultdict(list)
     for job, result in zip(jobs, decided, strict=True):
         if isinstance(result, _Placed) and result.created and loaded[result.order_id].status == "delivered":
@@ -177,7 +176,7 @@ async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -
     """Every job of one agent's batch: replay, refuse, or place and pay, against one locked balance."""
     agent = jobs[0].agent
     answers: dict[int, _Placed | Exception] = {}
-    known = await _known(session, agent.id, [job.request.out_order_no for job in jobs])
+    known = await bulk.known_keys(session, CHANNEL, source_of(agent.id), [job.request.out_order_no for job in jobs])
     balance = await ledger.locked_balance(db, session, agent.account_id)
     spendable = balance.spendable_minor
     channel = await channels.get_channel(session, CHANNEL)
@@ -329,35 +328,14 @@ def _conflict(out_order_no: str) -> IdempotencyConflict:
     return IdempotencyConflict("this out_order_no was used for a different order", out_order_no=out_order_no)
 
 
-@dataclass(frozen=True)
-class _Known:
-    order_id: int
-    request_hash: bytes
-
-
-async def _known(session: AsyncSession, agent_id: int, numbers: Sequence[str]) -> dict[str, _Known]:
-    rows = await session.execute(
-        select(Order.idempotency_key, Order.id, Order.request_hash).where(
-            Order.channel == CHANNEL, Order.source == source_of(agent_id), Order.idempotency_key.in_(set(numbers))
-        )
-    )
-    return {row.idempotency_key: _Known(row.id, row.request_hash) for row in rows}
-
-
-def _replay(earlier: _Known, request: AgentOrderRequest) -> _Placed | Exception:
+def _replay(earlier: bulk.KnownOrder, request: AgentOrderRequest) -> _Placed | Exception:
     if earlier.request_hash != request.fingerprint():
         return _conflict(request.out_order_no)
     return _Placed(earlier.order_id, created=False)
 
 
 async def find(session: AsyncSession, agent: Agent, out_order_no: str) -> Order:
-    order = (
-        await session.execute(
-            select(Order).where(
-                Order.channel == CHANNEL, Order.source == source_of(agent.id), Order.idempotency_key == out_order_no
-            )
-        )
-    ).scalar_one_or_none()
+    order = await orders.by_key(session, channel=CHANNEL, source=source_of(agent.id), key=out_order_no)
     if order is None:
         raise AgentOrderNotFound(out_order_no)
     return order
@@ -367,20 +345,9 @@ async def between(
     session: AsyncSession, agent: Agent, since: datetime, until: datetime, *, after_id: int | None, limit: int
 ) -> list[Order]:
     """The agent's orders created in [since, until), oldest first, after the cursor."""
-    stmt = (
-        select(Order)
-        .where(
-            Order.channel == CHANNEL,
-            Order.source == source_of(agent.id),
-            Order.created_at >= since,
-            Order.created_at < until,
-        )
-        .order_by(Order.id)
-        .limit(limit)
+    return await orders.of_source(
+        session, channel=CHANNEL, source=source_of(agent.id), since=since, until=until, after_id=after_id, limit=limit
     )
-    if after_id is not None:
-        stmt = stmt.where(Order.id > after_id)
-    return list((await session.execute(stmt)).scalars())
 
 
 async def fulfil(db: Database, session: AsyncSession, order_id: int) -> Order:

@@ -73,7 +73,7 @@ async def place_many(
     if sku.stock_kind != "codes":
         raise BadInput("batched orders take unique codes only", sku=sku.code)
     answers: dict[int, BulkPlaced] = {}
-    known = await _known_keys(session, channel, source, [o.idempotency_key for o in orders])
+    known = await known_keys(session, channel, source, [o.idempotency_key for o in orders])
     fresh: list[tuple[int, BulkOrder]] = []
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
@@ -106,7 +106,9 @@ async def place_many(
 
 
 @dataclass(frozen=True)
-class _Known:
+class KnownOrder:
+    """An order already placed under an idempotency key: enough to answer a retry."""
+
     order_id: int
     number: str
     status: str
@@ -114,16 +116,18 @@ class _Known:
     request_hash: bytes
 
 
-async def _known_keys(session: AsyncSession, channel: str, source: str, keys: list[str]) -> dict[str, _Known]:
+async def known_keys(session: AsyncSession, channel: str, source: str, keys: Sequence[str]) -> dict[str, KnownOrder]:
     rows = await session.execute(
         select(Order.idempotency_key, Order.id, Order.number, Order.status, Order.quantity, Order.request_hash).where(
             Order.channel == channel, Order.source == source, Order.idempotency_key.in_(set(keys))
         )
     )
-    return {row.idempotency_key: _Known(row.id, row.number, row.status, row.quantity, row.request_hash) for row in rows}
+    return {
+        row.idempotency_key: KnownOrder(row.id, row.number, row.status, row.quantity, row.request_hash) for row in rows
+    }
 
 
-def _replayed(order: BulkOrder, earlier: _Known) -> BulkPlaced:
+def _replayed(order: BulkOrder, earlier: KnownOrder) -> BulkPlaced:
     if not same_digest(earlier.request_hash, order.request_hash):
         return BulkPlaced(order.idempotency_key, "conflict", earlier.order_id, earlier.number, earlier.status)
     return BulkPlaced(
@@ -253,7 +257,7 @@ async def _answer_lost_races(
     lost = [i for i, a in answers.items() if a.outcome == "out_of_stock" and a.order_id is None]
     if not lost:
         return
-    known = await _known_keys(session, channel, source, [orders[i].idempotency_key for i in lost])
+    known = await known_keys(session, channel, source, [orders[i].idempotency_key for i in lost])
     for index in lost:
         earlier = known.get(orders[index].idempotency_key)
         if earlier is not None:

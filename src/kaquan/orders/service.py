@@ -12,6 +12,7 @@ so it never needs storing and a retried request can be answered with it again.
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -323,3 +324,36 @@ async def units_taken(session: AsyncSession, *, channel: str, sku_id: int) -> in
 
 async def sku_of(session: AsyncSession, order: Order) -> Sku:
     return await catalog.get_sku(session, order.sku_id)
+
+
+async def by_key(session: AsyncSession, *, channel: str, source: str, key: str) -> Order | None:
+    """The order a channel's caller placed under its own idempotency key (an agent's out_order_no, say)."""
+    stmt = select(Order).where(Order.channel == channel, Order.source == source, Order.idempotency_key == key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Order]:
+    rows = await session.execute(select(Order).where(Order.id.in_(ids)))
+    return {order.id: order for order in rows.scalars()}
+
+
+async def of_source(
+    session: AsyncSession,
+    *,
+    channel: str,
+    source: str,
+    since: datetime,
+    until: datetime,
+    after_id: int | None,
+    limit: int,
+) -> list[Order]:
+    """One caller's orders created in [since, until), oldest first, after the cursor (an order id)."""
+    stmt = (
+        select(Order)
+        .where(Order.channel == channel, Order.source == source, Order.created_at >= since, Order.created_at < until)
+        .order_by(Order.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        stmt = stmt.where(Order.id > after_id)
+    return list((await session.execute(stmt)).scalars())
