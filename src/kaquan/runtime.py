@@ -3,8 +3,13 @@
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
+from kaquan.channels import tasks as _channel_tasks  # noqa: F401  (registers outbox handlers)
+from kaquan.channels.auth import Authenticator, DatabaseNonces, NonceStore, RedisNonces
+from kaquan.channels.ordering import AgentOrders
+from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
+from kaquan.flashsale.purchase import FlashSale
 from kaquan.inventory import tasks as _inventory_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.inventory.vault import Vault, open_vault
 from kaquan.kit.config import Settings
@@ -19,6 +24,8 @@ from kaquan.payments import tasks as _payment_tasks  # noqa: F401  (registers ou
 from kaquan.payments.gateway import DevGateway
 
 log = logging.getLogger(__name__)
+REDIS_CONNECTIONS = 64
+REDIS_WAIT_S = 5
 
 
 @dataclass
@@ -30,12 +37,23 @@ class Runtime:
     order_keys: OrderKeys
     dev_gateway: DevGateway
     limiter: RateLimiter
+    agent_auth: Authenticator
+    agent_orders: AgentOrders
+    flash: FlashSale
     redis: Redis | None = None
 
     async def close(self) -> None:
+        await self.flash.close()
+        await self.agent_orders.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
+
+
+def _redis(url: str) -> Redis:
+    """A client whose callers wait (briefly) for a free connection under load instead of failing at once."""
+    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S)
+    return Redis(connection_pool=pool)
 
 
 async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
@@ -55,8 +73,10 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         )
     dev_gateway = DevGateway(gateway_secret)
     registry.register(dev_gateway)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = _redis(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
+    gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     return Runtime(
         settings=settings,
         db=db,
@@ -65,5 +85,16 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         order_keys=order_keys,
         dev_gateway=dev_gateway,
         limiter=limiter,
+        agent_auth=Authenticator(db, keyring, nonces, window_s=settings.api_window_s),
+        agent_orders=AgentOrders(db, vault, max_per_order=settings.max_per_order),
+        flash=FlashSale(
+            db,
+            settings,
+            gate,
+            keyring=keyring,
+            order_keys=order_keys,
+            gateway=dev_gateway,
+            shared_gate=redis is not None,
+        ),
         redis=redis,
     )

@@ -5,6 +5,8 @@ import contextlib
 import logging
 import time
 
+from kaquan.channels.callbacks import sender as callbacks
+from kaquan.inventory import scheduling
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
@@ -15,7 +17,10 @@ log = logging.getLogger(__name__)
 async def run_once(rt: Runtime) -> int:
     """One pass: expire due orders, then run due outbox events. Returns the work done."""
     expired = await rt.db.run(lambda session: orders.expire_due(rt.db, session))
-    return expired + await outbox.run_due(rt.db)
+    flash = await rt.flash.run_due()  # flash-sale events whose start or end has come
+    moved = await scheduling.rebalance_due(rt.db)
+    sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
+    return expired + flash + moved + sent + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

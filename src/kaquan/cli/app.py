@@ -1,20 +1,23 @@
 """The `kaquan` command."""
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from kaquan.cli import admin_cmds, bench, catalog_cmds, stock_cmds
 from kaquan.cli.channel_cmds import channel_app
-from kaquan.cli.common import console, report, run, setup_logging
+from kaquan.cli.common import console, errors, report, run, setup_logging
 from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
 from kaquan.cli.flash_cmds import flash_app
 from kaquan.cli.ledger_cmds import ledger_app
 from kaquan.cli.voucher_cmds import app as vouchers
 from kaquan.cli.warehouse_cmds import warehouse_app
-from kaquan.demo import OwnerCredentials, create_owner, seed
+from kaquan.demo import AgentCredentials, OwnerCredentials, create_demo_agent, create_owner, seed
+from kaquan.flashsale import service as flash_events
 from kaquan.identity.service import user_count
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
@@ -68,11 +71,15 @@ def migrate() -> None:
 def demo() -> None:
     """Load demo products and codes (once) and print how to get in."""
 
-    async def work(rt: Runtime) -> tuple[bool, OwnerCredentials | None]:
-        return await seed(rt), await create_owner(rt)
+    async def work(rt: Runtime) -> tuple[bool, OwnerCredentials | None, AgentCredentials | None]:
+        return await seed(rt), await create_owner(rt), await create_demo_agent(rt)
 
-    created, owner = run(work)
+    created, owner, agent = run(work)
     console.print("demo data loaded" if created else "demo data already present")
+    if agent is not None:
+        console.print(f"demo agent {agent.agent} for the open API (docs/open-api.md); shown once:", highlight=False)
+        console.print(f"  KAQUAN_KEY_ID={agent.key_id}", highlight=False, soft_wrap=True)
+        console.print(f"  KAQUAN_SECRET={agent.secret}", highlight=False, soft_wrap=True)
     if owner is None:
         console.print("an admin user exists already; its credentials were shown when it was created")
         return
@@ -87,14 +94,47 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     worker: Annotated[bool, typer.Option(help="also run the outbox worker in this process")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="processes sharing the port; flash sales then need KAQUAN_REDIS_URL")
+    ] = 1,
 ) -> None:
     """Run the shop, the admin API and the payment endpoints (migrating first)."""
     setup_logging()
     settings = get_settings()
+    if workers > 1 and not settings.redis_url:
+        # Each process would keep a flash-sale gate of its own and admit the whole allotment.
+        unfinished = run(_unfinished_flash_sales)
+        if unfinished:
+            errors.print(
+                f"error: {unfinished} flash-sale event(s) are scheduled or live; more than one worker needs"
+                " KAQUAN_REDIS_URL for them (or serve with --workers 1)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise SystemExit(2)
     if not run(_admin_count):  # also migrates and creates keys before serving
         console.print("no admin user yet: create the owner with `kaquan admin create --username <name>`")
     console.print(f"shop on http://{host}:{port} · database {describe(settings.resolved_database_url())}")
-    uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="info")
+        return
+    # The processes build their apps from the environment: without Redis they refuse flash-sale purchases.
+    os.environ["KAQUAN_SERVE_WORKERS"] = str(workers)
+    os.environ[_SERVE_OUTBOX_WORKER] = "1" if worker else "0"
+    uvicorn.run("kaquan.cli.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info")
+
+
+_SERVE_OUTBOX_WORKER = "KAQUAN_SERVE_OUTBOX_WORKER"
+
+
+def serve_app() -> FastAPI:
+    """The app each process of `kaquan serve --workers N` builds (uvicorn imports it by name)."""
+    return create_app(run_worker=os.environ.get(_SERVE_OUTBOX_WORKER) == "1")
+
+
+async def _unfinished_flash_sales(rt: Runtime) -> int:
+    async with rt.db.read() as session:
+        return await flash_events.unfinished(session)
 
 
 async def _admin_count(rt: Runtime) -> int:

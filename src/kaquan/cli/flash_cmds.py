@@ -1,5 +1,116 @@
-"""`kaquan flash …`: Flash-sale events: schedule, list, end."""
+"""`kaquan flash …`: Flash-sale events: schedule, list, show, end."""
+
+from datetime import datetime
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from rich.table import Table
 
-flash_app = typer.Typer(help="Flash-sale events: schedule, list, end.", no_args_is_help=True)
+from kaquan.cli.common import console, dump, run
+from kaquan.flashsale import service
+from kaquan.flashsale.schemas import EventCreate, EventOut
+from kaquan.kit import clock
+from kaquan.runtime import Runtime
+
+flash_app = typer.Typer(help="Flash-sale events: schedule, list, show, end.", no_args_is_help=True)
+ACTOR = "cli"
+
+
+def _moment(value: str | None, option: str) -> datetime:
+    if value is None or value == "now":
+        return clock.now()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{option} must be ISO 8601, e.g. 2026-12-01T20:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{option} needs a time zone, e.g. 2026-12-01T20:00:00+08:00")
+    return moment
+
+
+@flash_app.command("create")
+def create(
+    sku: Annotated[str, typer.Option(help="SKU code or id (unique-code SKUs only)")],
+    ends_at: Annotated[str, typer.Option(help="ISO 8601 with a time zone")],
+    stock: Annotated[int, typer.Option(help="units taken from central stock for the event")],
+    price: Annotated[int, typer.Option(help="event price per unit in minor units (fen/cents)")],
+    starts_at: Annotated[str, typer.Option(help='ISO 8601 with a time zone, or "now"')] = "now",
+    limit: Annotated[int, typer.Option(help="most units one buyer may win")] = 1,
+    channel: Annotated[str | None, typer.Option(help="only this channel may buy (default: every channel)")] = None,
+    name: Annotated[str, typer.Option(help="shown to buyers (default: the SKU's name)")] = "",
+) -> None:
+    """Schedule a flash sale; one starting now takes its stock at once or is refused."""
+    try:
+        data = EventCreate(
+            name=name,
+            sku=sku,
+            starts_at=_moment(starts_at, "--starts-at"),
+            ends_at=_moment(ends_at, "--ends-at"),
+            stock=stock,
+            price_minor=price,
+            per_buyer_limit=limit,
+            channel=channel,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"])
+        raise typer.BadParameter(f"{field}: {problem['msg']}") from None
+
+    async def work(rt: Runtime) -> EventOut:
+        async with rt.db.transaction() as session:
+            return EventOut.of(await service.create_event(rt.db, session, data, actor=ACTOR))
+
+    event = run(work)
+    console.print(
+        f"flash-sale event {event.id} {event.status}: {event.stock} units of SKU {event.sku_id}"
+        f" from {event.starts_at.isoformat()} to {event.ends_at.isoformat()}",
+        highlight=False,
+    )
+
+
+@flash_app.command("list")
+def list_events() -> None:
+    """Events, newest first."""
+
+    async def work(rt: Runtime) -> list[EventOut]:
+        async with rt.db.read() as session:
+            return [EventOut.of(event) for event in await service.list_events(session)]
+
+    table = Table("id", "name", "SKU", "status", "starts", "ends", "stock", "allotted", "price", "limit", "channel")
+    for event in run(work):
+        table.add_row(
+            str(event.id),
+            event.name,
+            str(event.sku_id),
+            event.status,
+            event.starts_at.isoformat(timespec="seconds"),
+            event.ends_at.isoformat(timespec="seconds"),
+            str(event.stock),
+            str(event.allotted),
+            f"{event.price_minor} {event.currency}",
+            str(event.per_buyer_limit),
+            event.channel or "all",
+        )
+    console.print(table)
+
+
+@flash_app.command("show")
+def show(event_id: Annotated[int, typer.Argument(help="event id")]) -> None:
+    """One event with its live counters (units won, held, gate tokens) as JSON."""
+
+    async def work(rt: Runtime) -> EventOut:
+        return await rt.flash.details(event_id)
+
+    dump(run(work).model_dump(mode="json"))
+
+
+@flash_app.command("end")
+def end(event_id: Annotated[int, typer.Argument(help="event id")]) -> None:
+    """End an event now: what it still holds goes back to central stock."""
+
+    async def work(rt: Runtime) -> EventOut:
+        return EventOut.of(await rt.flash.end_event(event_id, actor=ACTOR))
+
+    event = run(work)
+    console.print(f"flash-sale event {event.id} ended: {event.released} unit(s) back in stock", highlight=False)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory import allocation, lifecycle
 from kaquan.inventory.errors import IllegalTransition
-from kaquan.inventory.models import Code, Warehouse
+from kaquan.inventory.models import Batch, Code, Warehouse
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
@@ -49,10 +49,14 @@ async def claim_available(
 
 
 async def claim_held(db: Database, session: AsyncSession, holder: int, quantity: int) -> list[int]:
-    """Up to `quantity` codes reserved by `holder` (e.g. a flash-sale allotment), locked for this transaction."""
+    """Up to `quantity` codes reserved by `holder` (e.g. a flash-sale allotment), locked for this transaction.
+
+    Codes of a quarantined (leaked) batch are never handed on, even when a holder still has them.
+    """
+    leaked = select(Batch.id).where(Batch.quarantined_at.is_not(None))
     stmt = (
         select(Code.id)
-        .where(Code.order_id == holder, Code.status == literal_column("'reserved'"))
+        .where(Code.order_id == holder, Code.status == literal_column("'reserved'"), Code.batch_id.not_in(leaked))
         .order_by(Code.expires_on.asc().nulls_last(), Code.id)
         .limit(quantity)
     )

@@ -1,5 +1,89 @@
-"""The buyer's flash-sale API: admission, tickets, results."""
+"""The buyer's flash-sale API: the event, a purchase, and polling a ticket.
 
-from fastapi import APIRouter
+`POST /api/flash/{event_id}/purchase` answers
+- 200 `{"result": "won", "order_no", "lookup_secret", "pay_url", "quantity", "total_minor", "currency",
+  "pay_before"}`: the codes are reserved for the order until `pay_before`; pay at `pay_url`
+  (the normal payment path), then see the codes with the order number and lookup secret;
+- 200 `{"result": "sold_out"}` or `{"result": "limit_reached"}`, answered by the gate at once;
+- 202 `{"result": "queued", "ticket"}` when the commit takes longer than a short wait:
+  poll `GET /api/flash/tickets/{ticket}` (same answers; 202 while queued);
+- 503 `busy` with Retry-After when the queue is full or the sale cannot take purchases;
+- 400 `invalid_quantity` / `bad_input`, 422 `validation_error`, 403 `channel_not_allowed`,
+  404 `event_not_found`, 409 `event_not_started` / `event_ended` / `idempotency_conflict`,
+  429 `rate_limited` (per IP, with Retry-After).
+Retrying with the same `request_id` never buys twice.
+"""
+
+from fastapi import APIRouter, Request, Response
+from redis.exceptions import RedisError
+
+from kaquan.flashsale.purchase import Answer
+from kaquan.flashsale.schemas import PublicEventOut, PurchaseIn, PurchaseOut
+from kaquan.kit.errors import Busy
+from kaquan.kit.ratelimit import enforce
+from kaquan.runtime import Runtime
+from kaquan.web.deps import RuntimeDep, client_ip
 
 router = APIRouter(prefix="/api/flash", tags=["flashsale"])
+QUEUED_RETRY_AFTER_S = 1
+
+
+async def _throttle(request: Request, rt: Runtime) -> None:
+    try:
+        await enforce(
+            rt.limiter,
+            f"flash:{client_ip(request)}",
+            limit=rt.settings.flash_per_ip_per_minute,
+            window_s=60,
+            what="flash-sale requests",
+        )
+    except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
+        raise Busy("the flash sale is busy; try again", retry_after=1) from exc
+
+
+def _reply(answer: Answer, response: Response) -> PurchaseOut:
+    if answer.result == "queued":
+        response.status_code = 202
+        response.headers["Retry-After"] = str(QUEUED_RETRY_AFTER_S)
+    return PurchaseOut(
+        result=answer.result,
+        ticket=answer.ticket,
+        order_no=answer.order_no,
+        lookup_secret=answer.lookup_secret,
+        pay_url=answer.pay_url,
+        quantity=answer.quantity,
+        total_minor=answer.total_minor,
+        currency=answer.currency,
+        pay_before=answer.pay_before,
+    )
+
+
+@router.get("/{event_id}")
+async def event(request: Request, rt: RuntimeDep, event_id: int) -> PublicEventOut:
+    await _throttle(request, rt)
+    return await rt.flash.public_event(event_id)
+
+
+@router.post(
+    "/{event_id}/purchase",
+    response_model_exclude_none=True,
+    responses={202: {"model": PurchaseOut, "description": "queued: poll the ticket"}},
+)
+async def purchase(
+    request: Request, response: Response, rt: RuntimeDep, event_id: int, body: PurchaseIn
+) -> PurchaseOut:
+    await _throttle(request, rt)
+    answer = await rt.flash.purchase(
+        event_id, body.buyer, body.quantity, body.request_id, channel="shop", buyer_ip=client_ip(request)
+    )
+    return _reply(answer, response)
+
+
+@router.get(
+    "/tickets/{ticket}",
+    response_model_exclude_none=True,
+    responses={202: {"model": PurchaseOut, "description": "still queued"}},
+)
+async def ticket(request: Request, response: Response, rt: RuntimeDep, ticket: str) -> PurchaseOut:
+    await _throttle(request, rt)
+    return _reply(await rt.flash.ticket(ticket), response)

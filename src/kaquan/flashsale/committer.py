@@ -1,0 +1,212 @@
+"""Committing a batch of admitted purchases of one event in one transaction (group commit).
+
+The gate only filters. Here the database decides, with the event row locked so
+batches of one event (from any process) commit one after the other: the event
+must still be open, a request already committed is answered with its order
+(never bought twice), each buyer's units won so far come from purchase rows
+(the per-buyer limit holds even if the gate forgot), and the codes come from
+what the event holds (`place_many(from_holder=…)`), so nothing beyond the
+allotment can ever be sold.
+"""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.catalog import service as catalog
+from kaquan.flashsale import service
+from kaquan.flashsale.models import Event, Purchase
+from kaquan.inventory import allocation
+from kaquan.kit import clock
+from kaquan.kit.db import Database
+from kaquan.orders import bulk
+from kaquan.orders import service as orders
+from kaquan.payments import service as payments
+from kaquan.payments.gateway import Gateway
+
+Outcome = Literal["won", "replayed", "sold_out", "limit_reached", "closed", "conflict"]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A purchase the gate let through, waiting for its batch."""
+
+    event_id: int
+    buyer: str  # normalized (keys.normal_buyer)
+    key: str  # keys.purchase_key: the gate's request id, the purchase key and the order's idempotency key
+    quantity: int
+    channel: str
+    buyer_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What the database made of one admitted purchase; the order facts are set for `won` and `replayed`."""
+
+    outcome: Outcome
+    order_id: int | None = None
+    order_number: str | None = None
+    quantity: int = 0
+    total_minor: int = 0
+    currency: str = ""
+    pay_before: datetime | None = None
+    payment_token: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: list[Committed]
+    held_left: int | None  # units the event still holds after the batch; None when it was closed
+
+
+def source_of(event_id: int) -> str:
+    """The orders' idempotency scope: one event's keys never meet another's."""
+    return f"flash:{event_id}"
+
+
+def request_hash(item: Admitted) -> bytes:
+    body = {"event": item.event_id, "buyer": item.buyer, "quantity": item.quantity}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+
+
+async def commit_batch(
+    db: Database,
+    session: AsyncSession,
+    gateway: Gateway,
+    event_id: int,
+    items: Sequence[Admitted],
+    *,
+    hold_minutes: int,
+) -> BatchResult:
+    """Place the orders of one event's admitted purchases; one answer per item, in order."""
+    event = await service.locked_event(db, session, event_id)
+    if not service.is_open(event, clock.now()):
+        return BatchResult([Committed("closed")] * len(items), None)
+    answers: dict[int, Committed] = {}
+    known = await service.purchases_by_key(session, event_id, {item.key for item in items})
+    won = await service.units_by_buyer(session, event_id, {item.buyer for item in items})
+    first_of: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    fresh: list[int] = []
+    for index, item in enumerate(items):
+        if item.key in known:
+            answers[index] = await _replay(session, known[item.key], item)
+        elif item.key in first_of:
+            repeats.append((index, first_of[item.key]))
+        elif won.get(item.buyer, 0) + item.quantity > event.per_buyer_limit:
+            answers[index] = Committed("limit_reached")
+        else:
+            first_of[item.key] = index
+            won[item.buyer] = won.get(item.buyer, 0) + item.quantity
+            fresh.append(index)
+    answers |= await _place(db, session, gateway, event, [(i, items[i]) for i in fresh], hold_minutes)
+    for index, first in repeats:
+        answers[index] = _repeat(items[index], items[first], answers[first])
+    held_left = await allocation.held_units(session, event.holder_id, "reserved")
+    return BatchResult([answers[index] for index in range(len(items))], held_left)
+
+
+async def _place(
+    db: Database,
+    session: AsyncSession,
+    gateway: Gateway,
+    event: Event,
+    fresh: list[tuple[int, Admitted]],
+    hold_minutes: int,
+) -> dict[int, Committed]:
+    answers: dict[int, Committed] = {}
+    if not fresh:
+        return answers
+    sku = await catalog.get_sku(session, event.sku_id)
+    by_channel: dict[str, list[tuple[int, Admitted]]] = {}
+    for index, item in fresh:
+        by_channel.setdefault(item.channel, []).append((index, item))
+    now = clock.now()
+    for channel, group in by_channel.items():
+        placed = await bulk.place_many(
+            db,
+            session,
+            sku,
+            [
+                bulk.BulkOrder(item.key, item.quantity, request_hash(item), contact=item.buyer, buyer_ip=item.buyer_ip)
+                for _, item in group
+            ],
+            channel=channel,
+            source=source_of(event.id),
+            unit_price_minor=event.price_minor,
+            currency=event.currency,
+            status="pending_payment",
+            hold_minutes=hold_minutes,
+            from_holder=event.holder_id,
+        )
+        for (index, item), answer in zip(group, placed, strict=True):
+            if answer.outcome == "placed" and answer.order_id is not None and answer.number is not None:
+                answers[index] = await _record(session, gateway, event, item, answer.order_id, answer.number, now)
+            elif answer.outcome == "out_of_stock":
+                answers[index] = Committed("sold_out")
+            else:  # the orders know this key but no purchase row does (rows edited by hand): never sell twice
+                answers[index] = Committed("conflict")
+    return answers
+
+
+async def _record(
+    session: AsyncSession, gateway: Gateway, event: Event, item: Admitted, order_id: int, number: str, now: datetime
+) -> Committed:
+    """The purchase row and the payment the buyer pays through."""
+    session.add(
+        Purchase(
+            event_id=event.id,
+            key=item.key,
+            buyer=item.buyer,
+            quantity=item.quantity,
+            order_id=order_id,
+            order_number=number,
+            created_at=now,
+        )
+    )
+    order = await orders.by_id(session, order_id)
+    payment = await payments.start(session, gateway, order)
+    return Committed(
+        "won",
+        order.id,
+        order.number,
+        order.quantity,
+        order.total_minor,
+        order.currency,
+        order.expires_at,
+        payment.token,
+    )
+
+
+async def _replay(session: AsyncSession, purchase: Purchase, item: Admitted) -> Committed:
+    if purchase.quantity != item.quantity or purchase.buyer != item.buyer:
+        return Committed("conflict")
+    return await order_of(session, purchase)
+
+
+async def order_of(session: AsyncSession, purchase: Purchase) -> Committed:
+    """A purchase committed earlier, answered again (a retried request, a ticket poll)."""
+    order = await orders.by_id(session, purchase.order_id)
+    payment = await payments.latest_for_order(session, order.id)
+    return Committed(
+        "replayed",
+        order.id,
+        order.number,
+        order.quantity,
+        order.total_minor,
+        order.currency,
+        order.expires_at,
+        payment.token if payment is not None else None,
+    )
+
+
+def _repeat(item: Admitted, first: Admitted, answer: Committed) -> Committed:
+    """The same request twice in one batch: the later copy is answered like a retry of the first."""
+    if item.quantity != first.quantity:
+        return Committed("conflict")
+    return replace(answer, outcome="replayed") if answer.outcome == "won" else answer

@@ -1,0 +1,466 @@
+"""The path of one purchase: gate, queue, group commit, and an answer the buyer can act on.
+
+Every test runs on SQLite and PostgreSQL, with the in-process gate and (when
+KAQUAN_TEST_REDIS_URL is set) the Redis gate.
+"""
+
+import asyncio
+import secrets
+from collections import Counter
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from tests.flashsale.support import attempt, emptied, given_event, held_by_event, new_flash, settled
+from tests.support.builders import given_sku_with_codes, order_view, pay, stock_of
+
+from kaquan.flashsale import committer as flash_committer
+from kaquan.flashsale import service
+from kaquan.flashsale.errors import TicketNotFound
+from kaquan.flashsale.gate import Gate, GateView, MemoryGate, RedisGate
+from kaquan.flashsale.models import Purchase
+from kaquan.flashsale.purchase import FlashSale
+from kaquan.inventory.models import Code
+from kaquan.kit import clock
+from kaquan.orders.models import Order
+from kaquan.payments import service as payments
+from kaquan.runtime import Runtime
+
+
+async def won_orders(rt: Runtime) -> list[Order]:
+    async with rt.db.read() as session:
+        return list((await session.execute(select(Order).where(Order.source.like("flash:%")))).scalars())
+
+
+async def codes_held_by_orders(rt: Runtime) -> Counter[int]:
+    """How many codes each order holds (reserved or sold), by order id."""
+    async with rt.db.read() as session:
+        rows = await session.execute(
+            select(Code.order_id, func.count()).where(Code.order_id > 0).group_by(Code.order_id)
+        )
+        return Counter({order_id: count for order_id, count in rows if order_id is not None})
+
+
+async def test_a_winner_gets_an_order_holding_its_codes_and_pays_through_the_normal_path(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=2, price_minor=990)
+
+    tried = await attempt(flash, event_id, "Ann@Example.com ", quantity=2)
+
+    answer = tried.answer
+    assert answer is not None
+    assert answer.result == "won"
+    assert (answer.quantity, answer.total_minor, answer.currency) == (2, 1980, "CNY")
+    assert answer.order_no and answer.lookup_secret and answer.pay_url and answer.pay_before
+    async with rt.db.read() as session:
+        order = (await session.execute(select(Order).where(Order.number == answer.order_no))).scalar_one()
+        payment = await payments.latest_for_order(session, order.id)
+    assert (order.status, order.contact, order.unit_price_minor) == ("pending_payment", "ann@example.com", 990)
+    assert await held_by_event(rt, event_id) == 3
+    assert payment is not None and answer.pay_url.endswith(payment.token)
+
+    assert await pay(rt, payment.token) == "delivered"
+    delivered = await order_view(rt, answer.order_no, answer.lookup_secret)
+    assert delivered.status == "delivered"
+    assert len(set(delivered.codes)) == 2
+    stock = await stock_of(rt, sku)
+    assert (stock.available, stock.reserved, stock.sold) == (5, 3, 2)
+    assert stock.adds_up
+
+
+async def test_sold_out_is_answered_by_the_gate_once_the_allotment_is_promised(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=2)
+
+    results = [(await attempt(flash, event_id, f"buyer-{n}")).result for n in range(4)]
+
+    assert results == ["won", "won", "sold_out", "sold_out"]
+    assert (await stock_of(rt, sku)).available == 8  # the rest of central stock is untouched
+
+
+async def test_a_retried_request_never_buys_twice(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=3)
+
+    first = await attempt(flash, event_id, "ann", request_id="req-1")
+    again = await asyncio.gather(*(attempt(flash, event_id, "ann", request_id="req-1") for _ in range(5)))
+
+    assert first.answer is not None and first.answer.result == "won"
+    assert {(t.answer.result, t.answer.order_no) for t in again if t.answer} == {("won", first.answer.order_no)}
+    assert len(await won_orders(rt)) == 1
+    view = await flash.gate.view(event_id)
+    assert view is not None and view.tokens == 4
+
+
+async def test_the_same_request_id_with_another_quantity_is_a_conflict(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=3)
+    await attempt(flash, event_id, "ann", request_id="req-1")
+
+    tried = await attempt(flash, event_id, "ann", quantity=2, request_id="req-1")
+
+    assert tried.error == "idempotency_conflict"
+    assert len(await won_orders(rt)) == 1
+
+
+async def test_the_same_request_id_from_two_buyers_is_two_purchases(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5)
+
+    ann, bob = (
+        await attempt(flash, event_id, "ann", request_id="1"),
+        await attempt(flash, event_id, "bob", request_id="1"),
+    )
+
+    assert ann.result == bob.result == "won"
+    assert len(await won_orders(rt)) == 2
+
+
+async def test_a_bot_with_one_buyer_id_is_held_to_the_limit(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 50)
+    event_id = await given_event(rt, sku, stock=50, limit=2)
+
+    hammered = await asyncio.gather(*(attempt(flash, event_id, "bot-7") for _ in range(100)))
+    spelled = await asyncio.gather(*(attempt(flash, event_id, " BOT-7 ") for _ in range(20)))
+
+    results = Counter(t.result for t in [*hammered, *spelled])
+    assert results == Counter({"won": 2, "limit_reached": 118})
+    async with rt.db.read() as session:
+        assert await service.units_by_buyer(session, event_id) == {"bot-7": 2}
+
+
+async def test_a_storm_sells_exactly_the_allotment_each_code_once_within_every_limit(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    """~300 concurrent purchases from 100 buyers over 50 codes: correctness, not speed."""
+    sku = await given_sku_with_codes(rt, 80)
+    event_id = await given_event(rt, sku, stock=50, limit=1)
+
+    tried = await asyncio.gather(*(attempt(flash, event_id, f"buyer-{n % 100}") for n in range(300)))
+
+    results = Counter(t.result for t in tried)
+    assert results["won"] == 50
+    assert set(results) <= {"won", "sold_out", "limit_reached"}
+    winners = [t.buyer for t in tried if t.result == "won"]
+    assert len(set(winners)) == 50  # one unit per buyer
+    held = await codes_held_by_orders(rt)
+    orders = await won_orders(rt)
+    assert len(orders) == 50
+    assert all(held[order.id] == 1 for order in orders)
+    assert sum(held.values()) == 50  # no code went to two orders
+    assert await held_by_event(rt, event_id) == 0
+    stock = await stock_of(rt, sku)
+    assert (stock.available, stock.reserved, stock.sold) == (30, 50, 0)
+    assert stock.adds_up
+    view = await flash.gate.view(event_id)
+    assert view is not None and view.tokens == 0
+
+
+async def test_the_database_never_sells_beyond_the_allotment_even_if_the_gate_knows_too_much(
+    rt: Runtime, flash: FlashSale, gate: Gate
+) -> None:
+    sku = await given_sku_with_codes(rt, 40)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    await flash.reconcile(event_id)
+    await gate.load(event_id, tokens=1000, buyers={}, open=True, ttl_s=600)  # a gate gone badly wrong
+
+    tried = await asyncio.gather(*(attempt(flash, event_id, f"buyer-{n}") for n in range(60)))
+
+    assert Counter(t.result for t in tried) == Counter({"won": 10, "sold_out": 50})
+    assert sum((await codes_held_by_orders(rt)).values()) == 10
+    assert (await stock_of(rt, sku)).available == 30
+    view = await gate.view(event_id)
+    assert view is not None and view.tokens == 0  # capped at what the event holds after the batches
+
+
+async def test_the_database_holds_the_limit_even_if_the_gate_forgot_the_buyer(
+    rt: Runtime, flash: FlashSale, gate: Gate
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    assert (await attempt(flash, event_id, "ann")).result == "won"
+    await gate.load(event_id, tokens=9, buyers={}, open=True, ttl_s=600)
+
+    assert (await attempt(flash, event_id, "ann")).result == "limit_reached"
+    assert len(await won_orders(rt)) == 1
+    view = await gate.view(event_id)
+    assert view == GateView(tokens=9, open=True, buyers=0)
+
+
+async def test_a_full_queue_sheds_load_at_once_and_gives_the_admission_back(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
+    release = asyncio.Event()
+    real_commit = flash_committer.commit_batch
+
+    async def slow_commit(*args: object, **kwargs: object) -> object:
+        await release.wait()
+        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flash_committer, "commit_batch", slow_commit)
+    try:
+        first = await attempt(flash, event_id, "ann")  # its batch is committing (stuck)
+        second = await attempt(flash, event_id, "bob")  # waits in the queue
+        third = await attempt(flash, event_id, "cat")  # the queue is full
+
+        assert (first.result, second.result, third.result) == ("queued", "queued", "error:busy")
+        view = await gate.view(event_id)
+        assert view is not None and (view.tokens, view.buyers) == (8, 2)
+        release.set()
+        assert (await settled(flash, first.answer)).result == "won"
+        assert (await settled(flash, second.answer)).result == "won"
+        retried = await attempt(flash, event_id, "cat")  # a retry after the 503 gets in
+        assert (await settled(flash, retried.answer)).result == "won"
+    finally:
+        release.set()
+        await flash.close()
+
+
+async def test_a_failed_commit_buys_nothing_and_the_retry_gets_in(
+    rt: Runtime, flash: FlashSale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=3)
+    real_commit = flash_committer.commit_batch
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(flash_committer, "commit_batch", broken)
+    failed = await attempt(flash, event_id, "ann", request_id="r1")
+    monkeypatch.setattr(flash_committer, "commit_batch", real_commit)
+    retried = await attempt(flash, event_id, "ann", request_id="r1")
+
+    assert (failed.result, retried.result) == ("error:busy", "won")
+    assert len(await won_orders(rt)) == 1
+    view = await flash.gate.view(event_id)
+    assert view is not None and view.tokens == 2
+
+
+async def test_a_crash_between_admission_and_commit_loses_no_stock_and_sells_nothing_twice(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admissions that never reached the database come back to the gate; the buyers' retries are safe."""
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=4, limit=1)
+    doomed = new_flash(rt, gate, flash_wait_s=0.01)
+    resume = asyncio.Event()
+    real_commit = flash_committer.commit_batch
+
+    async def never_commits(*args: object, **kwargs: object) -> object:
+        await resume.wait()  # the process dies here, before its transaction
+        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flash_committer, "commit_batch", never_commits)
+    lost = [await attempt(doomed, event_id, f"buyer-{n}", request_id=f"r{n}") for n in range(4)]
+    assert [t.result for t in lost] == ["queued"] * 4
+    assert (await attempt(doomed, event_id, "late")).result == "sold_out"
+    monkeypatch.setattr(flash_committer, "commit_batch", real_commit)
+
+    assert await held_by_event(rt, event_id) == 4  # the database never saw them
+
+    # A new process: its first purchase of the event reconciles the gate from the database.
+    restarted = new_flash(rt, gate if isinstance(gate, RedisGate) else MemoryGate())
+    clock.travel(rt.settings.flash_stale_s + 1)  # the lost admissions' pending state goes stale
+    retried = [await attempt(restarted, event_id, f"buyer-{n}", request_id=f"r{n}") for n in range(4)]
+    view = await restarted.gate.view(event_id)
+    resume.set()  # the old process comes back to life after all: its batch must not sell again
+    await doomed.close()
+    await restarted.close()
+
+    assert [t.result for t in retried] == ["won"] * 4
+    assert view == GateView(tokens=0, open=True, buyers=4)
+    assert len(await won_orders(rt)) == 4
+    assert sum((await codes_held_by_orders(rt)).values()) == 4
+    assert await held_by_event(rt, event_id) == 0
+    assert (await stock_of(rt, sku)).adds_up
+
+
+async def test_a_gate_emptied_mid_sale_is_rebuilt_from_the_database_and_never_oversells(
+    rt: Runtime, gate: Gate, redis_or_none: Redis | None
+) -> None:
+    sku = await given_sku_with_codes(rt, 30)
+    event_id = await given_event(rt, sku, stock=20, limit=1)
+    before = new_flash(rt, gate)
+    first = await asyncio.gather(*(attempt(before, event_id, f"buyer-{n}") for n in range(12)))
+    await before.close()
+
+    rebuilt = new_flash(rt, await emptied(gate, redis_or_none, event_id))
+    second = await asyncio.gather(*(attempt(rebuilt, event_id, f"buyer-{n}") for n in range(40)))
+    await rebuilt.close()
+
+    assert Counter(t.result for t in first) == Counter({"won": 12})
+    results = Counter(t.result for t in second)
+    assert results == Counter({"won": 8, "limit_reached": 12, "sold_out": 20})
+    assert len(await won_orders(rt)) == 20
+    assert sum((await codes_held_by_orders(rt)).values()) == 20
+    assert (await stock_of(rt, sku)).adds_up
+
+
+async def test_a_reconcile_rederives_the_gate_from_database_truth(rt: Runtime, flash: FlashSale, gate: Gate) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=6, limit=2)
+    await attempt(flash, event_id, "ann", quantity=2)
+    await gate.load(event_id, tokens=0, buyers={}, open=True, ttl_s=600)
+
+    truth = await flash.reconcile(event_id)
+
+    assert (truth.open, truth.tokens, len(truth.buyers)) == (True, 4, 1)
+    assert await gate.view(event_id) == GateView(tokens=4, open=True, buyers=1)
+
+
+async def test_the_end_closes_the_gate_and_returns_unsold_codes_while_winners_keep_theirs(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=6)
+    await attempt(flash, event_id, "ann")
+
+    event = await flash.end_event(event_id, actor="ops")
+    after = await attempt(flash, event_id, "bob")
+
+    assert (event.status, event.released) == ("ended", 5)
+    assert after.error == "event_ended"
+    assert await flash.gate.view(event_id) == GateView(tokens=0, open=False, buyers=0)
+    stock = await stock_of(rt, sku)
+    assert (stock.available, stock.reserved) == (9, 1)
+
+
+async def test_an_event_ended_in_another_process_is_refused_here_too(rt: Runtime, flash: FlashSale, gate: Gate) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=6)
+    assert (await attempt(flash, event_id, "ann")).result == "won"  # this process has the event cached as live
+
+    async with rt.db.transaction() as session:
+        await service.end_event(rt.db, session, event_id, actor="cli")
+
+    assert (await attempt(flash, event_id, "bob")).error == "event_ended"
+    assert len(await won_orders(rt)) == 1
+
+
+async def test_a_scheduled_event_refuses_until_its_start_then_starts_on_the_first_purchase(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=3, starts_in_s=60)
+
+    early = await attempt(flash, event_id, "ann")
+    clock.travel(61)
+    on_time = await attempt(flash, event_id, "ann")
+
+    assert (early.error, on_time.result) == ("event_not_started", "won")
+    assert await held_by_event(rt, event_id) == 2
+
+
+async def test_the_end_time_closes_the_sale_before_the_worker_notices(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=3, lasts_s=60)
+    clock.travel(61)
+
+    assert (await attempt(flash, event_id, "ann")).error == "event_ended"
+
+
+async def test_a_channel_restricted_event_sells_to_that_channel_only(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=3, channel="app")
+
+    from_shop = await attempt(flash, event_id, "ann")
+    from_app = await flash.purchase(event_id, "ann", 1, "r1", channel="app")
+
+    assert from_shop.error == "channel_not_allowed"
+    assert from_app.result == "won"
+    assert [order.channel for order in await won_orders(rt)] == ["app"]
+
+
+@pytest.mark.parametrize(
+    ("buyer", "quantity", "request_id", "error"),
+    [
+        ("ann", 0, "r", "invalid_quantity"),
+        ("ann", 3, "r", "invalid_quantity"),
+        ("ann", 10**12, "r", "invalid_quantity"),
+        ("   ", 1, "r", "bad_input"),
+        ("ann", 1, "", "bad_input"),
+        ("x" * 201, 1, "r", "bad_input"),
+    ],
+    ids=["zero", "over-the-limit", "huge", "blank-buyer", "no-request-id", "long-buyer"],
+)
+async def test_bad_input_is_refused_and_changes_nothing(
+    rt: Runtime, flash: FlashSale, buyer: str, quantity: int, request_id: str, error: str
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=2)
+    before = await stock_of(rt, sku)
+
+    tried = await attempt(flash, event_id, buyer, quantity=quantity, request_id=request_id)
+
+    assert tried.error == error
+    assert await stock_of(rt, sku) == before
+    assert await won_orders(rt) == []
+
+
+async def test_an_unknown_event_is_not_found(flash: FlashSale) -> None:
+    assert (await attempt(flash, 404, "ann")).error == "event_not_found"
+
+
+async def test_a_queued_purchase_is_answered_through_its_ticket_in_any_process(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=1)
+    flash = new_flash(rt, gate, flash_wait_s=0)
+    try:
+        queued = await attempt(flash, event_id, "ann", request_id="r1")
+        assert queued.answer is not None and queued.answer.result == "queued" and queued.answer.ticket
+        ticket = queued.answer.ticket
+        polled = await settled(flash, queued.answer)
+        assert polled.result == "won"
+        assert (await new_flash(rt, gate).ticket(ticket)).order_no == polled.order_no
+        again = await attempt(flash, event_id, "ann", request_id="r1")
+        assert again.answer is not None and again.answer.order_no == polled.order_no
+        loser = await attempt(flash, event_id, "bob")
+        assert loser.result == "sold_out"
+    finally:
+        await flash.close()
+
+
+async def test_a_forged_or_unknown_ticket_is_not_found(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=1)
+    won = await attempt(flash, event_id, "ann")
+    assert won.result == "won"
+    key = secrets.token_hex(16)
+
+    for ticket in (f"{event_id}.{key}.{'0' * 32}", "garbage", f"{event_id}..", "", "99999999999999.a.b"):
+        with pytest.raises(TicketNotFound):
+            await flash.ticket(ticket)
+
+
+async def test_several_processes_without_a_shared_gate_refuse_flash_sales(rt: Runtime, gate: Gate) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=3)
+    one_of_many = new_flash(rt, gate, serve_workers=4)
+
+    tried = await attempt(one_of_many, event_id, "ann")
+
+    if isinstance(gate, RedisGate):
+        assert tried.result == "won"
+    else:
+        assert tried.error == "flash_sale_needs_redis"
+        assert await won_orders(rt) == []
+
+
+async def test_purchase_rows_record_each_winner_once(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=2)
+
+    await asyncio.gather(*(attempt(flash, event_id, "ann", request_id=f"r{n % 3}") for n in range(9)))
+
+    async with rt.db.read() as session:
+        rows = list((await session.execute(select(Purchase.key, Purchase.quantity))).all())
+    assert len(rows) == 2
+    assert len({key for key, _ in rows}) == 2
