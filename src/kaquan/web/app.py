@@ -71,9 +71,10 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     if rt is not None:
         app.state.runtime = rt
     errors.install(app)
+    # Channel adapters first: routes are matched in order, and agents' machines send the most requests.
+    for adapter in load_adapters():
+        app.include_router(adapter.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in ROUTERS:
         app.include_router(router)
-    for adapter in load_adapters():
-        app.include_router(adapter.router)
     return app
