@@ -7,7 +7,7 @@ from tests.support.agents import GivenAgent, agent_client, given_agent, given_pr
 from tests.support.builders import given_sku_with_codes, stock_of
 
 from kaquan.channels import agents
-from kaquan.client import ApiError
+from kaquan.client import ApiError, NewOrder, Order
 from kaquan.kit import outbox
 from kaquan.ledger import service as ledger
 from kaquan.runtime import Runtime
@@ -193,3 +193,40 @@ async def test_concurrent_orders_of_one_agent_are_committed_in_batches_without_o
     assert len({code.secret for order in won for code in order.codes}) == 40
     assert await _balance(rt, agent) == -1000
     assert (await stock_of(rt, sku)).adds_up
+
+
+async def test_a_batch_request_answers_each_order_on_its_own(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 3)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        first = await kq.place_order("A-0", sku.code, 1)
+        results = await kq.place_orders(
+            [
+                NewOrder("A-0", sku.code, 1),  # a retry of the order above
+                NewOrder("A-1", sku.code, 2),
+                NewOrder("A-2", sku.code, 1),  # no stock left for it
+                NewOrder("A-3", "NO-SUCH-SKU", 1),
+            ]
+        )
+
+    retry, placed, short, unknown = results
+    assert isinstance(retry, Order) and retry.order_no == first.order_no
+    assert isinstance(placed, Order) and len(placed.codes) == 2
+    assert isinstance(short, ApiError) and (short.status, short.code) == (409, "out_of_stock")
+    assert isinstance(unknown, ApiError) and unknown.code == "sku_not_available_for_agent"
+    assert await _balance(rt, agent) == 100_000 - 300
+
+
+async def test_a_batch_naming_one_out_order_no_twice_is_refused_whole(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 3)
+    await given_price(rt, sku.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        with pytest.raises(ApiError) as refused:
+            await kq.place_orders([NewOrder("A-1", sku.code, 1), NewOrder("A-1", sku.code, 1)])
+
+    assert (refused.value.status, refused.value.code) == (400, "bad_input")
+    assert (await stock_of(rt, sku)).sold == 0

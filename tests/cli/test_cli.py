@@ -531,13 +531,16 @@ def test_demo_loads_once_and_a_second_run_changes_nothing(kaquan: Kaquan) -> Non
 
 def test_bench_agent_ends_with_one_json_line_that_checks_the_invariants(kaquan: Kaquan) -> None:
     out = kaquan.ok(
-        "bench", "agent", "--hot-orders", "60", "--many-orders", "60", "--agents", "3", "--concurrency", "16"
+        *("bench", "agent", "--hot-orders", "60", "--single-orders", "20", "--many-orders", "60", "--agents", "3"),
+        *("--batch", "10", "--in-flight", "2", "--single-in-flight", "8"),
     )
 
     measured = json.loads(out.strip().splitlines()[-1])
     assert measured["db"] == describe(kaquan.database_url)
     assert measured["orders"] + measured["refused"] == 120
     assert measured["hot_agent_orders_per_s"] > 0 and measured["many_agents_orders_per_s"] > 0
+    assert measured["hot_agent_one_order_per_request_per_s"] > 0 and measured["orders_per_request"] == 10
+    assert measured["refused"] == 3 * 5, "each of the many agents runs into its floor five orders early"
     assert measured["duplicate_codes"] == 0
     assert measured["ledger_balanced"] is True and measured["balance_never_below_limit"] is True
 

@@ -14,10 +14,12 @@ worker (`channels.tasks`); if stock has run out by then, the order is refunded
 to the balance. Every state change is sent to the agent's callback URL.
 """
 
+import asyncio
 import hashlib
 import json
 import re
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -143,6 +145,16 @@ class AgentOrders:
                 )
         return AgentOrder(answer.order, request.sku, answer.created, codes)
 
+    async def place_many(
+        self, agent: Agent, requests: Sequence[AgentOrderRequest], viewer: Viewer
+    ) -> list[AgentOrder | DomainError]:
+        """Several orders in one call: each placed (or refused) on its own, all through one batch where they fit."""
+        answers = await asyncio.gather(*(self.place(agent, r, viewer) for r in requests), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, DomainError):
+                raise answer
+        return [answer for answer in answers if isinstance(answer, AgentOrder | DomainError)]
+
     async def _commit(self, jobs: list[_Job]) -> list[_Answer | Exception]:
         async def work(session: AsyncSession) -> list[_Answer | Exception]:
             decided = await _decide_batch(self._db, session, jobs)
@@ -216,7 +228,8 @@ async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -
     booked = _Booked(await booking.sales_account(db, session, agent, agent.currency) if by_sku else 0)
     for sku_code, entries in by_sku.items():
         priced = prices[sku_code]
-        placed = await _place_sku(db, session, channel, agent, priced, [entry for _, entry, _ in entries], jobs)
+        wanted = [entry for _, entry, _ in entries]
+        placed = await _place_sku(db, session, channel, agent, priced, wanted, jobs, known)
         for (index, _, _), result in zip(entries, placed, strict=True):
             answers[index] = _settle(agent, priced, result, jobs[index].request, booked)
     if booked.transfers:
@@ -251,6 +264,7 @@ async def _place_sku(
     priced: channels.PricedSku,
     wanted: list[bulk.BulkOrder],
     jobs: list[_Job],
+    known: Mapping[str, bulk.KnownOrder],
 ) -> list[bulk.BulkPlaced]:
     room = await channels.quota_room(db, session, channel, priced.sku)
     if room is not None:
@@ -273,6 +287,7 @@ async def _place_sku(
             currency=priced.currency,
             status=status,  # type: ignore[arg-type]
             warehouses=await channels.warehouse_order(session, channel),
+            known=known,
         )
         results.update({p.idempotency_key: p for p in placed})
     return [

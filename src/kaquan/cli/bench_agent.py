@@ -26,7 +26,7 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import service as channels
 from kaquan.cli.common import console, run
-from kaquan.client import ApiError, AsyncAgentClient
+from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
 from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.ledger import service as ledger
@@ -49,7 +49,9 @@ class Phase:
         return self.orders / self.seconds if self.seconds else 0.0
 
 
-async def _setup(rt: Runtime, codes: int, agent_count: int, hot_orders: int) -> tuple[str, list[agents.IssuedKey]]:
+async def _setup(
+    rt: Runtime, codes: int, agent_count: int, hot_orders: int, many_orders: int
+) -> tuple[str, list[agents.IssuedKey]]:
     from kaquan.cli.bench import generated_file
 
     tag = f"BENCH-AGENT-{int(time.time())}-{secrets.token_hex(2)}".upper()
@@ -66,42 +68,62 @@ async def _setup(rt: Runtime, codes: int, agent_count: int, hot_orders: int) -> 
         await channels.set_price(rt.db, session, "api", tag, PRICE_MINOR, actor="bench")
         keys = []
         for n in range(agent_count + 1):
-            # Agent 0 is the hot one; the many others can afford a little less than their share.
-            deposit = hot_orders * PRICE_MINOR if n == 0 else 80 * PRICE_MINOR
+            # Agent 0 is the hot one; each of the many others can afford five orders less than its share,
+            # its credit limit included, so every one of them runs into its floor.
+            share = many_orders // agent_count
+            deposit = hot_orders * PRICE_MINOR if n == 0 else max(share - 10, 0) * PRICE_MINOR
             agent = await agents.create_agent(
                 rt.db,
                 session,
                 code=f"{tag.lower()}-{n}",
                 name=f"bench agent {n}",
                 currency="CNY",
-                credit_limit_minor=10 * PRICE_MINOR,
+                credit_limit_minor=0 if n == 0 else 5 * PRICE_MINOR,
                 actor="bench",
             )
-            await agents.top_up(rt.db, session, agent.id, deposit, reference="bench", actor="bench")
+            if deposit:
+                await agents.top_up(rt.db, session, agent.id, deposit, reference="bench", actor="bench")
             keys.append(await agents.issue_key(rt.db, session, rt.keyring, agent.id, ip_allowlist=[], actor="bench"))
     return tag, keys
 
 
 async def _drive(
-    phase: Phase, clients: list[AsyncAgentClient], sku: str, total: int, concurrency: int, seen: Counter[str]
+    phase: Phase,
+    clients: list[AsyncAgentClient],
+    sku: str,
+    total: int,
+    *,
+    batch: int,
+    in_flight: int,
+    seen: Counter[str],
 ) -> None:
-    numbers = iter(range(total))
+    """`total` orders of one unit each, `batch` per signed request, `in_flight` requests at a time."""
+    numbers = iter(range(0, total, batch))
 
-    async def buyer(slot: int) -> None:
-        client = clients[slot % len(clients)]
-        for n in numbers:
-            try:
-                order = await client.place_order(f"{phase.name}-{n}", sku, 1)
-            except ApiError as exc:
-                if exc.code not in ("insufficient_balance", "out_of_stock"):
-                    raise
-                phase.refused += 1
+    def count(answer: Order | ApiError) -> None:
+        if isinstance(answer, ApiError):
+            if answer.code not in ("insufficient_balance", "out_of_stock"):
+                raise answer
+            phase.refused += 1
+            return
+        phase.orders += 1
+        seen.update(code.secret for code in answer.codes)
+
+    async def sender() -> None:
+        for first in numbers:
+            client = clients[(first // batch) % len(clients)]  # the agents take turns, batch by batch
+            names = [f"{phase.name}-{n}" for n in range(first, min(first + batch, total))]
+            if batch == 1:
+                try:
+                    count(await client.place_order(names[0], sku, 1))
+                except ApiError as refused:
+                    count(refused)
                 continue
-            phase.orders += 1
-            seen.update(code.secret for code in order.codes)
+            for answer in await client.place_orders([NewOrder(name, sku, 1) for name in names]):
+                count(answer)
 
     started = time.perf_counter()
-    await asyncio.gather(*(buyer(slot) for slot in range(concurrency)))
+    await asyncio.gather(*(sender() for _ in range(in_flight)))
     phase.seconds = time.perf_counter() - started
 
 
@@ -134,26 +156,31 @@ def register(bench: typer.Typer) -> None:
     @bench.command("agent")
     def bench_agent(
         hot_orders: Annotated[int, typer.Option(min=1, help="orders from the one hot agent")] = 20_000,
+        single_orders: Annotated[int, typer.Option(min=1, help="of those, sent one order per request")] = 3_000,
         many_orders: Annotated[int, typer.Option(min=1, help="orders spread over the many agents")] = 20_000,
-        agent_count: Annotated[
-            int, typer.Option("--agents", min=1, help="how many agents share the second phase")
-        ] = 50,
-        concurrency: Annotated[int, typer.Option(min=1, help="requests in flight at once")] = 256,
+        agent_count: Annotated[int, typer.Option("--agents", min=1, help="how many agents share the last phase")] = 50,
+        batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 50,
+        in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
+        single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 256,
     ) -> None:
-        """Signed open-API orders: one hot agent, then many agents; ends with one JSON line."""
+        """Signed open-API orders: one hot agent (batched, then one per request), then many agents."""
 
         async def work(rt: Runtime) -> dict[str, object]:
-            console.print(f"setting up {hot_orders + many_orders} codes and {agent_count + 1} agents …")
-            sku, keys = await _setup(rt, hot_orders + many_orders, agent_count, hot_orders)
+            total = hot_orders + many_orders
+            console.print(f"setting up {total} codes and {agent_count + 1} agents …")
+            sku, keys = await _setup(rt, total, agent_count, hot_orders, many_orders)
             transport = httpx.ASGITransport(app=create_app(rt=rt))
             made = [AsyncAgentClient("http://bench.local", key.key_id, key.secret, transport=transport) for key in keys]
             seen: Counter[str] = Counter()
-            hot, many = Phase("hot"), Phase("many")
+            single, hot, many = Phase("single"), Phase("hot"), Phase("many")
+            single_count = min(single_orders, hot_orders - 1)
             try:
-                console.print(f"hot agent: {hot_orders} orders, {concurrency} in flight …")
-                await _drive(hot, made[:1], sku, hot_orders, concurrency, seen)
-                console.print(f"{agent_count} agents: {many_orders} orders, {concurrency} in flight …")
-                await _drive(many, made[1:], sku, many_orders, concurrency, seen)
+                console.print(f"hot agent: {single_count} orders one per request, {single_in_flight} in flight …")
+                await _drive(single, made[:1], sku, single_count, batch=1, in_flight=single_in_flight, seen=seen)
+                console.print(f"hot agent: {hot_orders - single_count} orders, {batch} per request …")
+                await _drive(hot, made[:1], sku, hot_orders - single_count, batch=batch, in_flight=in_flight, seen=seen)
+                console.print(f"{agent_count} agents: {many_orders} orders, {batch} per request …")
+                await _drive(many, made[1:], sku, many_orders, batch=batch, in_flight=in_flight, seen=seen)
             finally:
                 for client in made:
                     await client.aclose()
@@ -161,7 +188,7 @@ def register(bench: typer.Typer) -> None:
                 balanced = (await ledger.check(session)).ok
                 accounts = [(await agents.get_agent(session, key.agent_id)).account_id for key in keys]
             table = Table("phase", "orders", "refused", "seconds", "orders/s")
-            for phase in (hot, many):
+            for phase in (single, hot, many):
                 table.add_row(
                     phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}"
                 )
@@ -169,10 +196,12 @@ def register(bench: typer.Typer) -> None:
             return {
                 "db": describe(rt.db.url),
                 "nonces": "redis" if rt.redis is not None else "database",
+                "orders_per_request": batch,
                 "hot_agent_orders_per_s": round(hot.per_s),
+                "hot_agent_one_order_per_request_per_s": round(single.per_s),
                 "many_agents_orders_per_s": round(many.per_s),
-                "orders": hot.orders + many.orders,
-                "refused": hot.refused + many.refused,
+                "orders": single.orders + hot.orders + many.orders,
+                "refused": single.refused + hot.refused + many.refused,
                 "duplicate_codes": sum(count - 1 for count in seen.values() if count > 1),
                 "ledger_balanced": balanced,
                 "balance_never_below_limit": await _never_below_floor(rt, accounts),

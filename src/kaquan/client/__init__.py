@@ -16,7 +16,7 @@ docs/open-api.md describes the protocol this speaks.
 
 from .agent import AgentClient, AsyncAgentClient
 from .callbacks import verify_callback
-from .models import ApiError, Balance, CallbackRejected, Code, LedgerEntry, Order, Product
+from .models import ApiError, Balance, CallbackRejected, Code, LedgerEntry, NewOrder, Order, Product
 
 __all__ = [
     "AgentClient",
@@ -26,6 +26,7 @@ __all__ = [
     "CallbackRejected",
     "Code",
     "LedgerEntry",
+    "NewOrder",
     "Order",
     "Product",
     "verify_callback",

@@ -9,8 +9,10 @@ from urllib.parse import quote
 import httpx
 
 from .models import (
+    ApiError,
     Balance,
     LedgerEntry,
+    NewOrder,
     Order,
     Product,
     balance_from,
@@ -68,6 +70,32 @@ class _Endpoints:
         }
         return self._request("POST", "/orders", payload=payload)
 
+    def _batch_request(self, orders: Sequence[NewOrder]) -> httpx.Request:
+        payload = {
+            "orders": [
+                {
+                    "out_order_no": o.out_order_no,
+                    "sku": o.sku,
+                    "quantity": o.quantity,
+                    "mode": o.mode,
+                    "allow_partial": o.allow_partial,
+                }
+                for o in orders
+            ]
+        }
+        return self._request("POST", "/orders/batch", payload=payload)
+
+    def _batch_of(self, response: httpx.Response) -> list[Order | ApiError]:
+        """Each order of the batch, or the ApiError that refused it (the batch itself succeeded)."""
+        results: list[Order | ApiError] = []
+        for item in answer(response)["results"]:
+            if "order" in item:
+                results.append(order_from(item["order"], self._key.open_field))
+            else:
+                error = item["error"]
+                results.append(ApiError(item["status"], error["code"], error["message"], error.get("details")))
+        return results
+
     def _order_of(self, response: httpx.Response) -> Order:
         return order_from(answer(response)["order"], self._key.open_field)
 
@@ -118,6 +146,10 @@ class AgentClient(_Endpoints):
         self, out_order_no: str, sku: str, quantity: int, *, mode: Mode = "sync", allow_partial: bool = False
     ) -> Order:
         return self._order_of(self._http.send(self._order_request(out_order_no, sku, quantity, mode, allow_partial)))
+
+    def place_orders(self, orders: Sequence[NewOrder]) -> list[Order | ApiError]:
+        """Up to 200 orders in one request; each comes back as an Order or the ApiError that refused it."""
+        return self._batch_of(self._http.send(self._batch_request(orders)))
 
     def order(self, out_order_no: str) -> Order:
         return self._order_of(self._http.send(self._request("GET", self._order_path(out_order_no))))
@@ -176,6 +208,10 @@ class AsyncAgentClient(_Endpoints):
     ) -> Order:
         request = self._order_request(out_order_no, sku, quantity, mode, allow_partial)
         return self._order_of(await self._http.send(request))
+
+    async def place_orders(self, orders: Sequence[NewOrder]) -> list[Order | ApiError]:
+        """Up to 200 orders in one request; each comes back as an Order or the ApiError that refused it."""
+        return self._batch_of(await self._http.send(self._batch_request(orders)))
 
     async def order(self, out_order_no: str) -> Order:
         return self._order_of(await self._http.send(self._request("GET", self._order_path(out_order_no))))

@@ -3,7 +3,7 @@
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 
 class ApiError(Exception):
@@ -19,6 +19,17 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """One order of a batch (`place_orders`): the same fields as `place_order`."""
+
+    out_order_no: str
+    sku: str
+    quantity: int
+    mode: Literal["sync", "async"] = "sync"
+    allow_partial: bool = False
 
 
 class CallbackRejected(Exception):

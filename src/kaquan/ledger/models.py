@@ -32,7 +32,8 @@ class LedgerAccount(Base):
 
 class LedgerTransfer(Base):
     __tablename__ = "ledger_transfers"
-    __table_args__ = (UniqueConstraint("kind", "reference"),)
+    # The reference leads: a look-up of many references is then an index probe each, whatever the statistics say.
+    __table_args__ = (UniqueConstraint("reference", "kind"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))

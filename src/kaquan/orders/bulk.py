@@ -9,7 +9,7 @@ is not created. Keys already used answer "replayed" (same request) or
 "conflict" (a different one) and are never charged twice.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -54,6 +54,17 @@ class BulkPlaced:
     code_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class KnownOrder:
+    """An order already placed under an idempotency key: enough to answer a retry."""
+
+    order_id: int
+    number: str
+    status: str
+    quantity: int
+    request_hash: bytes
+
+
 async def place_many(
     db: Database,
     session: AsyncSession,
@@ -68,12 +79,14 @@ async def place_many(
     hold_minutes: int = 15,
     from_holder: int | None = None,
     warehouses: Sequence[int] | None = None,
+    known: Mapping[str, KnownOrder] | None = None,
 ) -> list[BulkPlaced]:
     """Place `orders` (one answer each, in order). "processing" orders get their codes later, from the worker."""
     if sku.stock_kind != "codes":
         raise BadInput("batched orders take unique codes only", sku=sku.code)
     answers: dict[int, BulkPlaced] = {}
-    known = await known_keys(session, channel, source, [o.idempotency_key for o in orders])
+    if known is None:  # the caller may have looked its keys up already (to leave retries out of its sums)
+        known = await known_keys(session, channel, source, [o.idempotency_key for o in orders])
     fresh: list[tuple[int, BulkOrder]] = []
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
@@ -103,17 +116,6 @@ async def place_many(
     for index, first in repeats:
         answers[index] = _repeat(orders[index], orders[first], answers[first])
     return [answers[index] for index in range(len(orders))]
-
-
-@dataclass(frozen=True)
-class KnownOrder:
-    """An order already placed under an idempotency key: enough to answer a retry."""
-
-    order_id: int
-    number: str
-    status: str
-    quantity: int
-    request_hash: bytes
 
 
 async def known_keys(session: AsyncSession, channel: str, source: str, keys: Sequence[str]) -> dict[str, KnownOrder]:

@@ -18,8 +18,9 @@ ORDER_STATUSES = (
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        # Idempotency per channel and source: two agents may both use out_order_no "1001".
-        UniqueConstraint("channel", "source", "idempotency_key"),
+        # Idempotency per channel and source: two agents may both use out_order_no "1001". The key leads,
+        # so looking up a batch of keys probes the index per key, even for an agent with a million orders.
+        UniqueConstraint("idempotency_key", "channel", "source"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("total_minor = unit_price_minor * quantity", name="total_is_price_times_quantity"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in ORDER_STATUSES)})", name="status_known"),

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.channels import agent_crypto, ordering
 from kaquan.channels import service as channels
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
+from kaquan.channels.ordering import AgentOrder
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
 from kaquan.kit.errors import BadInput
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/open/v1", tags=["open api"])
 adapter = Adapter("open_api", "signed open API for downstream agents", router)
 DISPLAY_CAP = 1000
 MAX_PAGE = 500
+MAX_BATCH = 200
 
 
 async def signed_agent(request: Request, rt: RuntimeDep) -> AgentCaller:
@@ -123,6 +125,33 @@ async def place_order(
     if not placed.created:
         response.status_code = 200
     return {"order": _order_json(placed.order, placed.sku_code, caller, placed.codes)}
+
+
+class OrdersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[OrderIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post("/orders/batch")
+async def place_orders(request: Request, rt: RuntimeDep, caller: Caller, body: OrdersIn) -> dict[str, Any]:
+    """Up to MAX_BATCH orders in one signed request, each answered on its own (an order or an error)."""
+    numbers = [order.out_order_no for order in body.orders]
+    if len(set(numbers)) != len(numbers):
+        raise BadInput("each out_order_no may appear once per batch", field="orders")
+    placed = await rt.agent_orders.place_many(
+        caller.agent,
+        [ordering.AgentOrderRequest(o.out_order_no, o.sku, o.quantity, o.mode, o.allow_partial) for o in body.orders],
+        _viewer(caller, request),
+    )
+    results: list[dict[str, Any]] = []
+    for answer in placed:
+        if isinstance(answer, AgentOrder):
+            order = _order_json(answer.order, answer.sku_code, caller, answer.codes)
+            results.append({"status": 201 if answer.created else 200, "order": order})
+        else:
+            results.append({"status": answer.status, **answer.to_dict()})
+    return {"results": results}
 
 
 @router.get("/orders/{out_order_no}")

@@ -47,7 +47,7 @@ def upgrade() -> None:
             ["reverses_id"], ["ledger_transfers.id"], name=op.f("fk_ledger_transfers_reverses_id_ledger_transfers")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transfers")),
-        sa.UniqueConstraint("kind", "reference", name=op.f("uq_ledger_transfers_kind_reference")),
+        sa.UniqueConstraint("reference", "kind", name=op.f("uq_ledger_transfers_reference_kind")),
     )
     op.create_table(
         "ledger_postings",

@@ -32,7 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("requested_quantity", sa.Integer(), nullable=True))
         batch_op.drop_constraint(op.f("uq_orders_channel_idempotency_key"), type_="unique")
         batch_op.create_unique_constraint(
-            batch_op.f("uq_orders_channel_source_idempotency_key"), ["channel", "source", "idempotency_key"]
+            batch_op.f("uq_orders_idempotency_key_channel_source"), ["idempotency_key", "channel", "source"]
         )
         batch_op.drop_constraint(op.f("ck_orders_status_known"), type_="check")
         batch_op.create_check_constraint(op.f("ck_orders_status_known"), _NEW_STATUSES)
@@ -132,7 +132,7 @@ def downgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_orders_status_known"), type_="check")
         batch_op.create_check_constraint(op.f("ck_orders_status_known"), _OLD_STATUSES)
-        batch_op.drop_constraint(op.f("uq_orders_channel_source_idempotency_key"), type_="unique")
+        batch_op.drop_constraint(op.f("uq_orders_idempotency_key_channel_source"), type_="unique")
         batch_op.create_unique_constraint(
             batch_op.f("uq_orders_channel_idempotency_key"), ["channel", "idempotency_key"]
         )
