@@ -20,8 +20,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.conftest import REDIS_URL
+from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
 
 from kaquan import runtime as runtime_module
@@ -275,7 +275,7 @@ async def test_a_malformed_nonce_is_refused_and_changes_nothing(
     answer = await wire("127.0.0.1").post(
         ORDERS,
         content=body,
-        headers={name: value.encode() for name, value in request.headers.items()},
+        headers={name.encode(): value.encode() for name, value in request.headers.items()},
     )
 
     assert refused(answer, 401, "invalid_signature"), answer.text
@@ -449,7 +449,9 @@ async def test_after_a_rotation_the_old_secret_works_through_the_grace_period_an
     new_secret = rotated.json()["secret"]
     assert new_secret != agent.secret
 
-    old_order = await send(http, sign(agent.key_id, agent.secret, "POST", ORDERS, body=order_body("old", shop.sku.code)))
+    old_order = await send(
+        http, sign(agent.key_id, agent.secret, "POST", ORDERS, body=order_body("old", shop.sku.code))
+    )
     new_order = await send(http, sign(agent.key_id, new_secret, "POST", ORDERS, body=order_body("new", shop.sku.code)))
     assert (old_order.status_code, new_order.status_code) == (201, 201)
     for answer, secret in ((old_order, agent.secret), (new_order, new_secret)):
@@ -529,7 +531,20 @@ async def test_an_out_order_no_reused_with_another_body_is_a_conflict_and_change
     assert await world(rt, shop.agent, shop.sku) == before
 
 
-@pytest.mark.parametrize("quantity", [-5, 0, 11, 2**63, 10**30], ids=["negative", "zero", "over-max", "int64", "huge"])
+OVER_THE_SKUS_MAX = pytest.param(11, id="over-the-skus-max")
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [
+        pytest.param(-5, id="negative"),
+        pytest.param(0, id="zero"),
+        OVER_THE_SKUS_MAX,
+        pytest.param(10_001, id="over-the-shops-max"),
+        pytest.param(2**63, id="int64"),
+        pytest.param(10**30, id="huge"),
+    ],
+)
 async def test_a_quantity_out_of_range_is_refused_and_changes_nothing(
     rt: Runtime, shop: Shop, wire: Callable[[str], httpx.AsyncClient], quantity: int
 ) -> None:
@@ -609,3 +624,18 @@ async def test_a_wrong_signature_is_never_answered_with_the_expected_one(
     assert refused(answer, 401, "invalid_signature")
     assert expected not in answer.text
     assert shop.agent.secret not in answer.text
+
+
+async def test_a_body_is_read_only_after_its_signature_checks_out(
+    rt: Runtime, shop: Shop, wire: Callable[[str], httpx.AsyncClient]
+) -> None:
+    http = wire("127.0.0.1")
+    before = await world(rt, shop.agent, shop.sku)
+    broken = sign(shop.agent.key_id, shop.agent.secret, "POST", ORDERS, body=b'{"out_order_no": "A-1",')
+    unsigned = broken.with_header(signing.SIGNATURE_HEADER, "0" * 64)
+    incomplete = sign(shop.agent.key_id, shop.agent.secret, "POST", ORDERS, body=b'{"out_order_no": "A-1"}')
+
+    assert refused(await send(http, unsigned), 401, "invalid_signature"), "nothing about the body before the signature"
+    assert refused(await send(http, broken), 400, "bad_input")
+    assert refused(await send(http, incomplete), 422, "validation_error")
+    assert await world(rt, shop.agent, shop.sku) == before

@@ -40,6 +40,20 @@ MAX_AMOUNT_MINOR = 10**15  # far above any real deposit or credit, far below the
 STATUSES = ("active", "suspended")
 
 
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__("this agent has no such key", key_id=key_id)
+
+
+class RevokedKeyNotRotatable(Conflict):
+    code = "key_revoked"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__("a revoked key cannot be rotated; issue a new key", key_id=key_id)
+
+
 class AgentExists(Conflict):
     code = "agent_exists"
 
@@ -98,11 +112,9 @@ async def create_agent(
     return agent
 
 
-def _check_profile(
-    *, name: str | None = None, tier: str | None = None, credit_limit_minor: int | None = None
-) -> None:
-    if name is not None and not 1 <= len(name) <= 200:
-        raise BadInput("an agent name has 1-200 characters", field="name")
+def _check_profile(*, name: str | None = None, tier: str | None = None, credit_limit_minor: int | None = None) -> None:
+    if name is not None and not 1 <= len(name) <= channels.MAX_NAME:
+        raise BadInput(f"an agent name has 1-{channels.MAX_NAME} characters", field="name")
     if tier is not None and len(tier) > channels.MAX_TIER:
         raise BadInput(f"a tier name has at most {channels.MAX_TIER} characters", field="tier")
     if credit_limit_minor is not None and not 0 <= credit_limit_minor <= MAX_AMOUNT_MINOR:
@@ -259,7 +271,7 @@ async def _key(session: AsyncSession, agent_id: int, key_id: str) -> AgentKey:
         await session.execute(select(AgentKey).where(AgentKey.key_id == key_id, AgentKey.agent_id == agent_id))
     ).scalar_one_or_none()
     if key is None:
-        raise NotFound("this agent has no such key", key_id=key_id)
+        raise KeyNotFound(key_id)
     return key
 
 
@@ -276,7 +288,7 @@ async def rotate_key(
     """A new secret for the key; the old one keeps signing until the grace period ends."""
     key = await _key(session, agent_id, key_id)
     if key.revoked_at is not None:
-        raise Conflict("a revoked key cannot be rotated", key_id=key_id)
+        raise RevokedKeyNotRotatable(key_id)
     secret = signing.new_secret()
     box = await _sealer(db, session, keyring)
     now = clock.now()

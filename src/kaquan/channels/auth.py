@@ -6,6 +6,7 @@ material is cached for a couple of seconds per process (a revocation takes
 effect within that time everywhere).
 """
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,17 +82,30 @@ class Authenticator:
         self._nonces = nonces
         self._window_s = window_s
         self._cache: dict[str, tuple[float, agents.KeyMaterial | None]] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
 
-    async def _material(self, key_id: str) -> agents.KeyMaterial | None:
+    def _cached(self, key_id: str) -> tuple[bool, agents.KeyMaterial | None]:
         cached = self._cache.get(key_id)
         if cached is not None and time.monotonic() - cached[0] < _CACHE_S:
-            return cached[1]
-        async with self._db.transaction() as session:
-            found = await agents.key_material(self._db, session, self._keyring, key_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key_id] = (time.monotonic(), found)
-        return found
+            return True, cached[1]
+        return False, None
+
+    async def _material(self, key_id: str) -> agents.KeyMaterial | None:
+        """The key's material, from the cache or the database; concurrent misses share one look-up."""
+        hit, found = self._cached(key_id)
+        if hit:
+            return found
+        async with self._loading.setdefault(key_id, asyncio.Lock()):
+            hit, found = self._cached(key_id)
+            if hit:
+                return found
+            async with self._db.transaction() as session:
+                found = await agents.key_material(self._db, session, self._keyring, key_id)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+                self._loading.clear()
+            self._cache[key_id] = (time.monotonic(), found)
+            return found
 
     def forget(self, key_id: str) -> None:
         """Drop a key from this process's cache (after revoking or rotating it here)."""

@@ -206,6 +206,9 @@ async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -
             answers[index] = exc
             continue
         prices[request.sku] = priced
+        if request.quantity > priced.sku.max_per_order:
+            answers[index] = InvalidQuantity(request.quantity, priced.sku.max_per_order)
+            continue
         quantity = _affordable(request, priced.price_minor, spendable, balance, agent)
         if isinstance(quantity, Exception):
             answers[index] = quantity
@@ -267,11 +270,10 @@ async def _place_sku(
     known: Mapping[str, bulk.KnownOrder],
 ) -> list[bulk.BulkPlaced]:
     room = await channels.quota_room(db, session, channel, priced.sku)
-    if room is not None:
-        wanted = _within_quota(wanted, room)
+    allowed = wanted if room is None else _within_quota(wanted, room)
     asynchronous = {job.request.out_order_no for job in jobs if job.request.mode == "async"}
-    sync_orders = [order for order in wanted if order.idempotency_key not in asynchronous]
-    async_orders = [order for order in wanted if order.idempotency_key in asynchronous]
+    sync_orders = [order for order in allowed if order.idempotency_key not in asynchronous]
+    async_orders = [order for order in allowed if order.idempotency_key in asynchronous]
     results: dict[str, bulk.BulkPlaced] = {}
     for status, batch in (("delivered", sync_orders), ("processing", async_orders)):
         if not batch:

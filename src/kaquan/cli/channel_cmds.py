@@ -71,17 +71,27 @@ def configure(
 def set_price(
     channel: Annotated[str, typer.Argument(help="the channel, e.g. api")],
     sku: Annotated[str, typer.Argument(help="SKU code")],
-    price_minor: Annotated[int, typer.Argument(help="price in minor units (fen/cents)")],
+    price_minor: Annotated[int | None, typer.Argument(help="price in minor units (fen/cents)")] = None,
     tier: Annotated[str, typer.Option(help="an agent tier; default: everyone in the channel")] = "",
+    remove: Annotated[bool, typer.Option("--remove", help="take the SKU off the list (for --tier)")] = False,
 ) -> None:
-    """Put a SKU on a channel's price list, or change its price."""
+    """Put a SKU on a channel's price list, change its price, or take it off with --remove."""
+    if (price_minor is None) != remove:
+        raise typer.BadParameter("give a price, or --remove without one", param_hint="PRICE_MINOR")
+    for_tier = f" for tier {tier}" if tier else ""
 
     async def work(rt: Runtime) -> None:
         async with rt.db.transaction() as session:
-            await channels.set_price(rt.db, session, channel, sku, price_minor, tier=tier, actor=ACTOR)
+            if price_minor is None:
+                await channels.remove_price(rt.db, session, channel, sku, tier=tier, actor=ACTOR)
+            else:
+                await channels.set_price(rt.db, session, channel, sku, price_minor, tier=tier, actor=ACTOR)
 
     run(work)
-    console.print(f"{sku} costs {price_minor} in {channel}{f' for tier {tier}' if tier else ''}")
+    if price_minor is None:
+        console.print(f"{sku} is off the {channel} price list{for_tier}")
+    else:
+        console.print(f"{sku} costs {price_minor} in {channel}{for_tier}")
 
 
 @channel_app.command("quota")

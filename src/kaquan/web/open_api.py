@@ -4,10 +4,11 @@ The contract, with the signing algorithm and worked examples, is docs/open-api.m
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan.channels import agent_crypto, ordering
 from kaquan.channels import service as channels
@@ -96,6 +97,8 @@ def _order_json(order: Order, sku_code: str, caller: AgentCaller, codes: list[De
 async def products(rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
     async with rt.db.read() as session:
         channel = await channels.get_channel(session, ordering.CHANNEL)
+        if not channel.active:
+            raise channels.ChannelInactive(channel.code)
         listed = []
         for priced in await channels.price_list(session, channel, caller.agent.tier):
             available = await allocation.available_units(session, priced.sku)
@@ -113,10 +116,22 @@ async def products(rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
     return {"products": listed}
 
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _parsed(model: type[Body], raw: bytes) -> Body:
+    """The request body, read after the signature was checked (an unsigned request learns nothing about it)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise BadInput("the body is not valid JSON", field="body") from None
+        raise RequestValidationError(exc.errors()) from None
+
+
 @router.post("/orders", status_code=201)
-async def place_order(
-    request: Request, response: Response, rt: RuntimeDep, caller: Caller, body: OrderIn
-) -> dict[str, Any]:
+async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
+    body = _parsed(OrderIn, await request.body())
     placed = await rt.agent_orders.place(
         caller.agent,
         ordering.AgentOrderRequest(body.out_order_no, body.sku, body.quantity, body.mode, body.allow_partial),
@@ -134,8 +149,9 @@ class OrdersIn(BaseModel):
 
 
 @router.post("/orders/batch")
-async def place_orders(request: Request, rt: RuntimeDep, caller: Caller, body: OrdersIn) -> dict[str, Any]:
+async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
     """Up to MAX_BATCH orders in one signed request, each answered on its own (an order or an error)."""
+    body = _parsed(OrdersIn, await request.body())
     numbers = [order.out_order_no for order in body.orders]
     if len(set(numbers)) != len(numbers):
         raise BadInput("each out_order_no may appear once per batch", field="orders")
