@@ -4,8 +4,10 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
+import typer
 from rich.console import Console
 
 from kaquan import runtime as runtime_module
@@ -63,3 +65,16 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:
 
 def dump(value: Any) -> None:
     console.print_json(data=value)
+
+
+def aware_time(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time with its zone from an option (None when not given); a bad one names the option."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a time like 2026-11-25T08:00:00+00:00", param_hint=name) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. +00:00 or Z", param_hint=name)
+    return parsed

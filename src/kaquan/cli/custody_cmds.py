@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kaquan.audit import service as audit
-from kaquan.cli.common import console, errors, run
+from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.inventory import custody
 from kaquan.inventory.vault import count_batch_keys, rewrap_batch_keys
 from kaquan.kit.crypto import new_key
@@ -30,18 +30,6 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
-
-
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a time like 2026-11-25T08:00:00+00:00", param_hint=name) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. +00:00 or Z", param_hint=name)
-    return parsed
 
 
 # --- audit --------------------------------------------------------------------------------------
@@ -80,7 +68,11 @@ def export(
 ) -> None:
     """Write the (filtered) audit trail to a CSV file, oldest first."""
     where = audit.AuditFilter(
-        actor=actor, action=action, target=target, since=_time(since, "--since"), until=_time(until, "--until")
+        actor=actor,
+        action=action,
+        target=target,
+        since=aware_time(since, "--since"),
+        until=aware_time(until, "--until"),
     )
 
     async def work(rt: Runtime) -> int:

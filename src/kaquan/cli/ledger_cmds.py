@@ -1,13 +1,12 @@
 """`kaquan ledger …`: The ledger: check that it balances, read an account's entries."""
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kaquan.cli.common import console, errors, run
+from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.kit.money import Money
 from kaquan.ledger import service as ledger
 from kaquan.ledger.errors import AccountNotFound
@@ -15,18 +14,6 @@ from kaquan.ledger.models import LedgerAccount
 from kaquan.runtime import Runtime
 
 ledger_app = typer.Typer(help="The ledger: check that it balances, read an account's entries.", no_args_is_help=True)
-
-
-def _moment(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a time like 2026-11-25T08:00:00+00:00", param_hint=name) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. +00:00 or Z", param_hint=name)
-    return parsed
 
 
 @ledger_app.command("check")
@@ -54,7 +41,7 @@ def entries(
     limit: Annotated[int, typer.Option(min=1, max=ledger.MAX_PAGE, help="at most this many entries")] = 100,
 ) -> None:
     """An account's entries, oldest first; amounts in the account's own sign (+ grows its balance)."""
-    start, end = _moment(since, "--since"), _moment(until, "--until")
+    start, end = aware_time(since, "--since"), aware_time(until, "--until")
 
     async def work(rt: Runtime) -> tuple[LedgerAccount, ledger.Balance, list[ledger.Entry]]:
         async with rt.db.read() as session:
