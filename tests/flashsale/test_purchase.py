@@ -464,3 +464,23 @@ async def test_purchase_rows_record_each_winner_once(rt: Runtime, flash: FlashSa
         rows = list((await session.execute(select(Purchase.key, Purchase.quantity))).all())
     assert len(rows) == 2
     assert len({key for key, _ in rows}) == 2
+
+
+async def test_a_retry_after_the_gate_forgot_its_requests_still_gets_the_order_it_won(
+    rt: Runtime, gate: Gate, redis_or_none: Redis | None
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=1)
+    before = new_flash(rt, gate)
+    first = await attempt(before, event_id, "ann", request_id="req-1")
+    await before.close()
+
+    rebuilt = new_flash(rt, await emptied(gate, redis_or_none, event_id))
+    retry = await attempt(rebuilt, event_id, "ann", request_id="req-1")
+    other = await attempt(rebuilt, event_id, "ann", request_id="req-2")
+    await rebuilt.close()
+
+    assert first.answer is not None and first.answer.result == "won"
+    assert retry.answer is not None and (retry.answer.result, retry.answer.order_no) == ("won", first.answer.order_no)
+    assert other.result == "limit_reached", "a new request of the same buyer is still held to the limit"
+    assert len(await won_orders(rt)) == 1

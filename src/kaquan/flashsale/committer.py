@@ -144,21 +144,29 @@ async def _place(
             hold_minutes=hold_minutes,
             from_holder=event.holder_id,
         )
+        winners: list[tuple[int, Admitted, int, str]] = []
         for (index, item), answer in zip(group, placed, strict=True):
             if answer.outcome == "placed" and answer.order_id is not None and answer.number is not None:
-                answers[index] = await _record(session, gateway, event, item, answer.order_id, answer.number, now)
+                winners.append((index, item, answer.order_id, answer.number))
             elif answer.outcome == "out_of_stock":
                 answers[index] = Committed("sold_out")
             else:  # the orders know this key but no purchase row does (rows edited by hand): never sell twice
                 answers[index] = Committed("conflict")
+        answers |= await _record(session, gateway, event, winners, now)
     return answers
 
 
 async def _record(
-    session: AsyncSession, gateway: Gateway, event: Event, item: Admitted, order_id: int, number: str, now: datetime
-) -> Committed:
-    """The purchase row and the payment the buyer pays through."""
-    session.add(
+    session: AsyncSession,
+    gateway: Gateway,
+    event: Event,
+    winners: list[tuple[int, Admitted, int, str]],
+    now: datetime,
+) -> dict[int, Committed]:
+    """The purchase rows and the payments the buyers pay through, for the whole batch in a few statements."""
+    if not winners:
+        return {}
+    session.add_all(
         Purchase(
             event_id=event.id,
             key=item.key,
@@ -168,19 +176,17 @@ async def _record(
             order_number=number,
             created_at=now,
         )
+        for _, item, order_id, number in winners
     )
-    order = await orders.by_id(session, order_id)
-    payment = await payments.start(session, gateway, order)
-    return Committed(
-        "won",
-        order.id,
-        order.number,
-        order.quantity,
-        order.total_minor,
-        order.currency,
-        order.expires_at,
-        payment.token,
-    )
+    loaded = await orders.by_ids(session, [order_id for _, _, order_id, _ in winners])
+    placed = [loaded[order_id] for _, _, order_id, _ in winners]
+    started = await payments.start_many(session, gateway, placed)
+    return {
+        index: Committed(
+            "won", order.id, order.number, order.quantity, order.total_minor, order.currency, order.expires_at, p.token
+        )
+        for (index, *_), order, p in zip(winners, placed, started, strict=True)
+    }
 
 
 async def _replay(session: AsyncSession, purchase: Purchase, item: Admitted) -> Committed:

@@ -135,6 +135,7 @@ class FlashSale:
         self._tickets: Tickets | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._waiting: set[asyncio.Task[Committed]] = set()
+        self._queued: set[str] = set()  # purchase keys waiting in this process's queues
 
     # The buyer's side ---------------------------------------------------------------------------
 
@@ -182,6 +183,19 @@ class FlashSale:
             raise EventEnded(event_id)
         if admission.verdict == "sold_out":
             return Answer("sold_out")
+        return await self._limit_reached(item)
+
+    async def _limit_reached(self, item: Admitted) -> Answer:
+        """The gate says this buyer has had its share; if that share is this very request, answer it as won.
+
+        After a gate lost its request states (a restarted process, an emptied Redis) a
+        retry of a purchase that did commit meets the buyer's limit: the buyer must
+        still get the order number and pay link, or the order would expire unpaid.
+        """
+        async with self.db.read() as session:
+            found = await service.purchases_by_key(session, item.event_id, {item.key})
+            if item.key in found:
+                return self._answer(await committer.order_of(session, found[item.key]), item.event_id)
         return Answer("limit_reached")
 
     async def ticket(self, ticket: str) -> Answer:
@@ -192,6 +206,9 @@ class FlashSale:
                 raise TicketNotFound()
             # The gate first: a request it still calls pending may commit before the database is read, never after.
             state = await self.gate.request_state(ref.event_id, ref.key)
+            if state == PENDING and ref.key in self._queued:
+                # Still queued in this process: answering needs no database read, which the committer needs more.
+                return Answer("queued", ticket=ticket)
             async with self.db.read() as session:
                 found = await service.purchases_by_key(session, ref.event_id, {ref.key})
                 if ref.key in found:
@@ -379,7 +396,9 @@ class FlashSale:
         waiting = asyncio.create_task(self._committer(item.event_id).submit(item))
         # The task outlives a buyer who stops waiting; its outcome is recorded for the ticket.
         self._waiting.add(waiting)
+        self._queued.add(item.key)
         waiting.add_done_callback(self._waited)
+        waiting.add_done_callback(lambda _task: self._queued.discard(item.key))
         try:
             committed = await asyncio.wait_for(asyncio.shield(waiting), timeout=self._settings.flash_wait_s)
         except TimeoutError:

@@ -8,6 +8,7 @@ nothing else may change.
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -34,18 +35,28 @@ class Receipt:
 
 async def start(session: AsyncSession, gateway: Gateway, order: Order) -> Payment:
     """A new pending payment for an unpaid order (one per checkout attempt)."""
-    payment = Payment(
-        token=secrets.token_urlsafe(18),
-        order_id=order.id,
-        gateway=gateway.name,
-        amount_minor=order.total_minor,
-        currency=order.currency,
-        status="pending",
-        created_at=clock.now(),
-    )
-    session.add(payment)
-    await session.flush()
+    [payment] = await start_many(session, gateway, [order])
     return payment
+
+
+async def start_many(session: AsyncSession, gateway: Gateway, unpaid: Sequence[Order]) -> list[Payment]:
+    """`start` for many orders at once (a flash-sale batch): one flush inserts them all."""
+    at = clock.now()
+    started = [
+        Payment(
+            token=secrets.token_urlsafe(18),
+            order_id=order.id,
+            gateway=gateway.name,
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            status="pending",
+            created_at=at,
+        )
+        for order in unpaid
+    ]
+    session.add_all(started)
+    await session.flush()
+    return started
 
 
 async def latest_for_order(session: AsyncSession, order_id: int) -> Payment | None:

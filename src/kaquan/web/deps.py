@@ -16,7 +16,8 @@ from kaquan.kit.ratelimit import enforce
 from kaquan.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, on every request."""
     rt: Runtime = request.app.state.runtime
     return rt
 
