@@ -11,12 +11,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import delete
 
-from kaquan.channels import agents, signing
+from kaquan.channels import agent_crypto, agents, signing
 from kaquan.channels.errors import InvalidSignature, IpNotAllowed, KeyRevoked, NonceReused, UnknownKey
 from kaquan.channels.models import Agent, SeenNonce
 from kaquan.kit import clock
@@ -38,6 +39,11 @@ class AgentCaller:
     agent: Agent
     key_id: str
     secret: str
+
+    @cached_property
+    def code_key(self) -> bytes:
+        """The key its codes are encrypted under, derived once per request (not once per order of a batch)."""
+        return agent_crypto.code_key(self.secret, self.key_id)
 
 
 class NonceStore(Protocol):

@@ -315,25 +315,16 @@ class Delivered:
     codes: tuple[DeliveredCode, ...] = ()
 
 
-@dataclass(frozen=True)
-class KnownOrder:
-    order_id: int
-    number: str
-    status: str
-    request_hash: bytes
-
-
-async def known_orders(session: AsyncSession, store: str, ids: Sequence[str]) -> dict[str, KnownOrder]:
+async def known_orders(session: AsyncSession, store: str, ids: Sequence[str]) -> dict[str, bulk.KnownOrder]:
     """Orders of this store already placed under these marketplace order ids."""
-    found: dict[str, KnownOrder] = {}
+    found: dict[str, bulk.KnownOrder] = {}
     unique = sorted(set(ids))
     for start in range(0, len(unique), _IN_CHUNK):
-        known = await bulk.known_keys(session, channel_of(store), store, unique[start : start + _IN_CHUNK])
-        found.update({key: KnownOrder(k.order_id, k.number, k.status, k.request_hash) for key, k in known.items()})
+        found.update(await bulk.known_keys(session, channel_of(store), store, unique[start : start + _IN_CHUNK]))
     return found
 
 
-def _replay(line: OrderLine, earlier: KnownOrder) -> Delivered:
+def _replay(line: OrderLine, earlier: bulk.KnownOrder) -> Delivered:
     outcome: Outcome = "replayed" if same_digest(earlier.request_hash, line.request.fingerprint()) else "conflict"
     return Delivered(line, outcome, earlier.order_id, earlier.number, earlier.status)
 

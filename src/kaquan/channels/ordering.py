@@ -275,6 +275,7 @@ async def _place_sku(
     sync_orders = [order for order in allowed if order.idempotency_key not in asynchronous]
     async_orders = [order for order in allowed if order.idempotency_key in asynchronous]
     results: dict[str, bulk.BulkPlaced] = {}
+    warehouses = await channels.warehouse_order(session, channel)
     for status, batch in (("delivered", sync_orders), ("processing", async_orders)):
         if not batch:
             continue
@@ -288,7 +289,7 @@ async def _place_sku(
             unit_price_minor=priced.price_minor,
             currency=priced.currency,
             status=status,  # type: ignore[arg-type]
-            warehouses=await channels.warehouse_order(session, channel),
+            warehouses=warehouses,
             known=known,
         )
         results.update({p.idempotency_key: p for p in placed})

@@ -69,7 +69,7 @@ def _viewer(caller: AgentCaller, request: Request) -> Viewer:
 
 
 def _order_json(order: Order, sku_code: str, caller: AgentCaller, codes: list[DeliveredCode]) -> dict[str, Any]:
-    key = agent_crypto.code_key(caller.secret, caller.key_id) if codes else b""
+    key = caller.code_key if codes else b""
     return {
         "order_no": order.number,
         "out_order_no": order.idempotency_key,
