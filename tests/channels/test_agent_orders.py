@@ -7,8 +7,11 @@ from tests.support.agents import GivenAgent, agent_client, given_agent, given_pr
 from tests.support.builders import given_sku_with_codes, stock_of
 
 from kaquan.channels import agents
+from kaquan.channels.ordering import AgentOrder, AgentOrderRequest, AgentOrders
 from kaquan.client import ApiError, NewOrder, Order
+from kaquan.inventory.delivery import Viewer
 from kaquan.kit import outbox
+from kaquan.kit.errors import DomainError
 from kaquan.ledger import service as ledger
 from kaquan.runtime import Runtime
 
@@ -230,3 +233,36 @@ async def test_a_batch_naming_one_out_order_no_twice_is_refused_whole(rt: Runtim
 
     assert (refused.value.status, refused.value.code) == (400, "bad_input")
     assert (await stock_of(rt, sku)).sold == 0
+
+
+async def test_two_server_processes_ordering_for_one_agent_at_once_never_overspend(rt: Runtime) -> None:
+    """Two order desks (one per server process) decide their batches on the balance as read; the guarded
+    debit at the end catches a balance the other desk spent meanwhile, and that batch is decided again locked."""
+    sku = await given_sku_with_codes(rt, 60)
+    await given_price(rt, sku.code, 100)
+    given = await given_agent(rt, deposit_minor=3000, credit_limit_minor=1000)
+    async with rt.db.read() as session:
+        agent = await agents.get_agent(session, given.id)
+    desks = [AgentOrders(rt.db, rt.vault, max_per_order=10, max_batch=7) for _ in range(2)]
+    viewer = Viewer(f"agent:{agent.code}", "api order")
+
+    async def place(n: int) -> AgentOrder | DomainError:
+        try:
+            return await desks[n % 2].place(agent, AgentOrderRequest(f"A-{n}", sku.code, 1), viewer)
+        except DomainError as refused:
+            return refused
+
+    try:
+        results = await asyncio.gather(*(place(n) for n in range(60)))
+    finally:
+        for desk in desks:
+            await desk.close()
+
+    won = [r for r in results if isinstance(r, AgentOrder)]
+    assert len(won) == 40
+    assert {r.code for r in results if isinstance(r, DomainError)} == {"insufficient_balance"}
+    assert len({code.secret for order in won for code in order.codes}) == 40
+    assert await _balance(rt, given) == -1000
+    assert (await stock_of(rt, sku)).adds_up
+    async with rt.db.read() as session:
+        assert (await ledger.check(session)).ok

@@ -89,3 +89,27 @@ async def test_without_the_row_locks_concurrent_debits_lose_updates(db: Database
     assert stored > posted, "the unprotected debits should have overwritten each other"
     problems = (await check(db)).problems
     assert any(problem.startswith("account agent:42 ") for problem in problems), problems
+
+
+async def _batch_locking_last(db: Database, book: Book, n: int, size: int) -> str:
+    """A batch of `size` one-unit orders posted with the locks taken last, in a transaction of its own."""
+    specs = [order_spec(book, PRICE, f"batch-{n}-{k}") for k in range(size)]
+    try:
+        await db.run(lambda session: ledger.post_many_locking_last(db, session, specs, actor="agent"))
+    except DomainError as exc:
+        return exc.code
+    return "ok"
+
+
+async def test_batches_posted_with_the_locks_taken_last_never_take_the_deposit_below_its_floor(db: Database) -> None:
+    """Twenty batches of three orders race for a deposit that affords twenty orders: six batches fit, whole."""
+    book = await given_book(db, credit_limit=5 * PRICE)
+    await post(db, top_up_spec(book, 15 * PRICE))
+
+    outcomes = await asyncio.gather(*(_batch_locking_last(db, book, n, 3) for n in range(20)))
+
+    assert outcomes.count("ok") == 6
+    assert set(outcomes) == {"ok", "insufficient_balance"}
+    assert await balances(db, book.agent, book.sales) == (-3 * PRICE, 18 * PRICE)
+    assert await rows(db) == (1 + 18, 2 + 36), "a refused batch leaves no transfer and no posting behind"
+    assert (await check(db)).ok

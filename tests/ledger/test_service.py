@@ -519,3 +519,34 @@ async def test_check_names_a_transfer_without_postings_and_a_posting_in_a_foreig
 
     assert f"transfer {stray.id} has no postings" in problems
     assert "account bank:CNY: 2 posting(s) in USD, not the account's currency" in problems
+
+
+async def test_posting_with_the_locks_taken_last_moves_each_balance_once_by_the_batch_total(db: Database) -> None:
+    book = await given_book(db)
+    await post(db, top_up_spec(book, 1000))
+
+    async with db.transaction() as session:
+        ids = await ledger.post_many_locking_last(
+            db, session, [order_spec(book, 300, "o-1"), order_spec(book, 200, "o-2")], actor="agent"
+        )
+
+    assert len(ids) == 2 and ids[0] < ids[1]
+    assert await balances(db, book.agent, book.sales) == (500, 500)
+    assert (await check(db)).ok
+
+
+async def test_posting_with_the_locks_taken_last_refuses_a_batch_the_floor_cannot_cover(db: Database) -> None:
+    """The guard sees the balance as it is at the debit: the whole batch is refused and nothing changes."""
+    book = await given_book(db, credit_limit=100)
+    await post(db, top_up_spec(book, 500))
+
+    with pytest.raises(InsufficientFunds) as refused:
+        async with db.transaction() as session:
+            await ledger.post_many_locking_last(
+                db, session, [order_spec(book, 400, "o-1"), order_spec(book, 201, "o-2")], actor="agent"
+            )
+
+    assert refused.value.code == "insufficient_balance"
+    assert refused.value.details["balance_minor"] == 500
+    assert await balances(db, book.agent, book.sales) == (500, 0)
+    assert await rows(db) == (1, 2)

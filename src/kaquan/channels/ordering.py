@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -156,11 +156,26 @@ class AgentOrders:
         return [answer for answer in answers if isinstance(answer, AgentOrder | DomainError)]
 
     async def _commit(self, jobs: list[_Job]) -> list[_Answer | Exception]:
-        async def work(session: AsyncSession) -> list[_Answer | Exception]:
-            decided = await _decide_batch(self._db, session, jobs)
-            return await _answers(session, self._vault, jobs, decided)
+        """Decide the batch on the balance as read, locking it only to debit; if it was spent meanwhile, redo locked.
 
-        return await self._db.run(work)
+        The optimistic pass lets batches of one agent from several server
+        processes overlap (the balance row is locked only from the debit to the
+        commit). Its debit is guarded, so a balance spent by someone else since
+        the read fails the whole pass, which rolls back and is decided again under
+        the balance's lock (what a nearly empty balance needs anyway).
+        """
+
+        def attempt(locked: bool) -> Callable[[AsyncSession], Awaitable[list[_Answer | Exception]]]:
+            async def work(session: AsyncSession) -> list[_Answer | Exception]:
+                decided = await _decide_batch(self._db, session, jobs, locked=locked)
+                return await _answers(session, self._vault, jobs, decided)
+
+            return work
+
+        try:
+            return await self._db.run(attempt(locked=False))
+        except InsufficientFunds:
+            return await self._db.run(attempt(locked=True))
 
 
 async def _answers(
@@ -184,12 +199,22 @@ async def _answers(
     ]
 
 
-async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -> list[_Placed | Exception]:
-    """Every job of one agent's batch: replay, refuse, or place and pay, against one locked balance."""
+async def _decide_batch(
+    db: Database, session: AsyncSession, jobs: list[_Job], *, locked: bool
+) -> list[_Placed | Exception]:
+    """Every job of one agent's batch: replay, refuse, or place and pay, against one balance.
+
+    `locked`: the balance is locked first and the batch decided under the lock;
+    otherwise it is read unlocked and the debit at the end is guarded (it raises
+    `InsufficientFunds` when the balance was spent meanwhile).
+    """
     agent = jobs[0].agent
     answers: dict[int, _Placed | Exception] = {}
     known = await bulk.known_keys(session, CHANNEL, source_of(agent.id), [job.request.out_order_no for job in jobs])
-    balance = await ledger.locked_balance(db, session, agent.account_id)
+    if locked:
+        balance = await ledger.locked_balance(db, session, agent.account_id)
+    else:
+        balance = await ledger.balance(session, agent.account_id)
     spendable = balance.spendable_minor
     channel = await channels.get_channel(session, CHANNEL)
     by_sku: dict[str, list[tuple[int, bulk.BulkOrder, int]]] = defaultdict(list)
@@ -236,7 +261,8 @@ async def _decide_batch(db: Database, session: AsyncSession, jobs: list[_Job]) -
         for (index, _, _), result in zip(entries, placed, strict=True):
             answers[index] = _settle(agent, priced, result, jobs[index].request, booked)
     if booked.transfers:
-        await ledger.post_many(db, session, booked.transfers, actor=f"agent:{agent.code}")
+        post = ledger.post_many if locked else ledger.post_many_locking_last
+        await post(db, session, booked.transfers, actor=f"agent:{agent.code}")
         await callbacks.notify_many(session, agent_id=agent.id, events=booked.events)
         for order_id in booked.to_fill:
             await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})

@@ -9,10 +9,12 @@ balances and that no agent's balance ever dipped below minus its limit.
 """
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,9 +27,11 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import service as channels
+from kaquan.cli.bench_flash import HOST, ServerProcess, free_port, server_environment
 from kaquan.cli.common import console, run
 from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
 from kaquan.inventory import importing
+from kaquan.kit.config import get_settings
 from kaquan.kit.db import describe
 from kaquan.ledger import service as ledger
 from kaquan.ledger.models import LedgerAccount, LedgerPosting
@@ -150,6 +154,26 @@ async def _never_below_floor(rt: Runtime, account_ids: list[int]) -> bool:
     return True
 
 
+@contextlib.asynccontextmanager
+async def _server(rt: Runtime, workers: int) -> AsyncIterator[tuple[str, httpx.AsyncBaseTransport | None]]:
+    """Where the agents send their requests: `workers` server processes, or (0) the app in this process."""
+    if not workers:
+        yield "http://bench.local", httpx.ASGITransport(app=create_app(rt=rt))
+        return
+    settings = get_settings()
+    server = await ServerProcess.start(
+        server_environment(settings),
+        port=free_port(),
+        log_path=settings.var_dir / "bench-agent-server.log",
+        workers=workers,
+    )
+    try:
+        await server.wait_ready("/")
+        yield f"http://{HOST}:{server.port}", None
+    finally:
+        await server.stop()
+
+
 def register(bench: typer.Typer) -> None:
     """Add `kaquan bench agent`."""
 
@@ -162,6 +186,9 @@ def register(bench: typer.Typer) -> None:
         batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 50,
         in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
         single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 256,
+        workers: Annotated[
+            int, typer.Option(min=0, help="server processes apart from the load generator; 0: the app in process")
+        ] = 2,
     ) -> None:
         """Signed open-API orders: one hot agent (batched, then one per request), then many agents."""
 
@@ -169,8 +196,11 @@ def register(bench: typer.Typer) -> None:
             total = hot_orders + many_orders
             console.print(f"setting up {total} codes and {agent_count + 1} agents …")
             sku, keys = await _setup(rt, total, agent_count, hot_orders, many_orders)
-            transport = httpx.ASGITransport(app=create_app(rt=rt))
-            made = [AsyncAgentClient("http://bench.local", key.key_id, key.secret, transport=transport) for key in keys]
+            async with _server(rt, workers) as (base_url, transport):
+                return await _phases(rt, sku, keys, base_url, transport)
+
+        async def _phases(rt: Runtime, sku: str, keys: list[agents.IssuedKey], base_url: str, transport: httpx.AsyncBaseTransport | None) -> dict[str, object]:
+            made = [AsyncAgentClient(base_url, key.key_id, key.secret, transport=transport, timeout=120) for key in keys]
             seen: Counter[str] = Counter()
             single, hot, many = Phase("single"), Phase("hot"), Phase("many")
             single_count = min(single_orders, hot_orders - 1)
@@ -196,6 +226,7 @@ def register(bench: typer.Typer) -> None:
             return {
                 "db": describe(rt.db.url),
                 "nonces": "redis" if rt.redis is not None else "database",
+                "server_processes": workers,
                 "orders_per_request": batch,
                 "hot_agent_orders_per_s": round(hot.per_s),
                 "hot_agent_one_order_per_request_per_s": round(single.per_s),

@@ -257,6 +257,14 @@ async def post_many(db: Database, session: AsyncSession, specs: Sequence[Transfe
     for spec in specs:
         _apply(spec, accounts)
     at = clock.now()
+    ids = await _insert_transfers(session, specs, actor, at)
+    await _write(session, accounts, list(zip(ids, specs, strict=True)), at)
+    return ids
+
+
+async def _insert_transfers(
+    session: AsyncSession, specs: Sequence[TransferSpec], actor: str, at: datetime
+) -> list[int]:
     try:
         inserted = await session.execute(
             insert(_TRANSFERS).returning(_TRANSFERS.c.id, sort_by_parameter_order=True),
@@ -264,9 +272,59 @@ async def post_many(db: Database, session: AsyncSession, specs: Sequence[Transfe
         )
     except IntegrityError as exc:  # a concurrent transaction committed one of these references first
         raise IdempotencyConflict("a reference of this batch was used by a concurrent transfer") from exc
-    ids = list(inserted.scalars())
-    await _write(session, accounts, list(zip(ids, specs, strict=True)), at)
+    return list(inserted.scalars())
+
+
+async def post_many_locking_last(
+    db: Database, session: AsyncSession, specs: Sequence[TransferSpec], *, actor: str
+) -> list[int]:
+    """Post many transfers like `post_many`, but lock the accounts only at the very end.
+
+    For hot accounts (one busy agent's deposit): the transfers and postings are
+    inserted first, unlocked, then each account's balance moves by one guarded
+    UPDATE (`balance + delta >= floor`) in ascending id order, so the row locks
+    are held only from that UPDATE to the commit and concurrent batches of the
+    same account overlap almost entirely. A guard that finds the floor would be
+    crossed raises `InsufficientFunds`: nothing was moved for that account, and
+    the caller's transaction must roll back (its decisions were made on a
+    balance that has been spent since).
+    """
+    if not specs:
+        return []
+    for spec in specs:
+        _refuse_reserved_kind(spec)
+        _check_shape(spec, actor)
+    _refuse_repeated_references([(spec.kind, spec.reference) for spec in specs if spec.reference is not None])
+    accounts = await _read_accounts(session, (leg.account_id for spec in specs for leg in spec.legs), lock=None)
+    deltas: dict[int, int] = defaultdict(int)
+    for spec in specs:
+        _check_legs(spec, accounts)
+        for leg in spec.legs:
+            deltas[leg.account_id] += accounts[leg.account_id].sign * leg.debit_minor
+    at = clock.now()
+    ids = await _insert_transfers(session, specs, actor, at)
+    await _insert_postings(session, accounts, list(zip(ids, specs, strict=True)), at)
+    for account_id, delta in sorted(deltas.items()):
+        if delta:
+            await _move_guarded(session, accounts[account_id], delta)
     return ids
+
+
+async def _move_guarded(session: AsyncSession, held: "_Held", delta: int) -> None:
+    """Move one balance by `delta` unless that takes it below its floor (then InsufficientFunds)."""
+    moved = await session.execute(
+        update(_ACCOUNTS)
+        .where(
+            _ACCOUNTS.c.id == held.id,
+            (_ACCOUNTS.c.floor_minor.is_(None)) | (_ACCOUNTS.c.balance_minor + delta >= _ACCOUNTS.c.floor_minor),
+        )
+        .values(balance_minor=_ACCOUNTS.c.balance_minor + delta)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        now = await balance(session, held.id)
+        raise InsufficientFunds(
+            held.code, balance_minor=now.balance_minor, floor_minor=now.floor_minor or 0, needed_minor=-delta
+        )
 
 
 async def reverse(db: Database, session: AsyncSession, transfer_id: int, *, actor: str, memo: str) -> LedgerTransfer:
@@ -363,7 +421,14 @@ def _name(spec: TransferSpec) -> str:
 
 async def _lock_accounts(db: Database, session: AsyncSession, account_ids: Iterable[int]) -> dict[int, _Held]:
     """Read (and lock, in ascending id order) every account touched; unknown ids are simply absent."""
-    stmt = db.lock(
+    return await _read_accounts(session, account_ids, lock=db)
+
+
+async def _read_accounts(
+    session: AsyncSession, account_ids: Iterable[int], *, lock: Database | None
+) -> dict[int, _Held]:
+    """Every account touched, by id; locked in ascending id order when `lock` is given."""
+    stmt = (
         select(
             _ACCOUNTS.c.id,
             _ACCOUNTS.c.code,
@@ -375,6 +440,8 @@ async def _lock_accounts(db: Database, session: AsyncSession, account_ids: Itera
         .where(_ACCOUNTS.c.id.in_(sorted(set(account_ids))))
         .order_by(_ACCOUNTS.c.id)
     )
+    if lock is not None:
+        stmt = lock.lock(stmt)
     return {
         row.id: _Held(
             row.id, row.code, row.currency, _sign(row.normal), row.floor_minor, row.balance_minor, row.balance_minor
@@ -441,6 +508,24 @@ async def _write(
     The new balance is computed from the locked read, so without the lock
     (`db.protect` off, tests only) this is exactly the lost update the lock prevents.
     """
+    await _insert_postings(session, accounts, transfers, at)
+    changed = [
+        {"account": held.id, "new_balance": held.balance_minor}
+        for held in sorted(accounts.values(), key=lambda held: held.id)
+        if held.balance_minor != held.read_minor
+    ]
+    if changed:
+        await session.execute(
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == bindparam("account"))
+            .values(balance_minor=bindparam("new_balance")),
+            changed,
+        )
+
+
+async def _insert_postings(
+    session: AsyncSession, accounts: dict[int, _Held], transfers: list[tuple[int, TransferSpec]], at: datetime
+) -> None:
     await session.execute(
         insert(_POSTINGS),
         [
@@ -455,18 +540,6 @@ async def _write(
             for leg in spec.legs
         ],
     )
-    changed = [
-        {"account": held.id, "new_balance": held.balance_minor}
-        for held in sorted(accounts.values(), key=lambda held: held.id)
-        if held.balance_minor != held.read_minor
-    ]
-    if changed:
-        await session.execute(
-            update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.id == bindparam("account"))
-            .values(balance_minor=bindparam("new_balance")),
-            changed,
-        )
 
 
 async def _by_reference(session: AsyncSession, kind: str, reference: str) -> LedgerTransfer | None:
