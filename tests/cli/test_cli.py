@@ -537,6 +537,7 @@ def test_bench_agent_ends_with_one_json_line_that_checks_the_invariants(kaquan: 
 
     measured = json.loads(out.strip().splitlines()[-1])
     assert measured["db"] == describe(kaquan.database_url)
+    assert measured["server_processes"] == 2, "the server runs in processes of its own, apart from the load"
     assert measured["orders"] + measured["refused"] == 120
     assert measured["hot_agent_orders_per_s"] > 0 and measured["many_agents_orders_per_s"] > 0
     assert measured["hot_agent_one_order_per_request_per_s"] > 0 and measured["orders_per_request"] == 10

@@ -174,6 +174,70 @@ async def _server(rt: Runtime, workers: int) -> AsyncIterator[tuple[str, httpx.A
         await server.stop()
 
 
+@dataclass(frozen=True)
+class Options:
+    hot_orders: int
+    single_orders: int
+    many_orders: int
+    agent_count: int
+    batch: int
+    in_flight: int
+    single_in_flight: int
+    workers: int
+
+
+async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
+    total = options.hot_orders + options.many_orders
+    console.print(f"setting up {total} codes and {options.agent_count + 1} agents …")
+    sku, keys = await _setup(rt, total, options.agent_count, options.hot_orders, options.many_orders)
+    async with _server(rt, options.workers) as (base_url, transport):
+        clients = [AsyncAgentClient(base_url, key.key_id, key.secret, transport=transport, timeout=120) for key in keys]
+        try:
+            phases, seen = await _phases(clients, sku, options)
+        finally:
+            for client in clients:
+                await client.aclose()
+    single, hot, many = phases
+    async with rt.db.read() as session:
+        balanced = (await ledger.check(session)).ok
+        accounts = [(await agents.get_agent(session, key.agent_id)).account_id for key in keys]
+    table = Table("phase", "orders", "refused", "seconds", "orders/s")
+    for phase in phases:
+        table.add_row(phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}")
+    console.print(table)
+    return {
+        "db": describe(rt.db.url),
+        "nonces": "redis" if rt.redis is not None else "database",
+        "server_processes": options.workers,
+        "orders_per_request": options.batch,
+        "hot_agent_orders_per_s": round(hot.per_s),
+        "hot_agent_one_order_per_request_per_s": round(single.per_s),
+        "many_agents_orders_per_s": round(many.per_s),
+        "orders": single.orders + hot.orders + many.orders,
+        "refused": single.refused + hot.refused + many.refused,
+        "duplicate_codes": sum(count - 1 for count in seen.values() if count > 1),
+        "ledger_balanced": balanced,
+        "balance_never_below_limit": await _never_below_floor(rt, accounts),
+    }
+
+
+async def _phases(clients: list[AsyncAgentClient], sku: str, options: Options) -> tuple[list[Phase], Counter[str]]:
+    """The hot agent one order per request, then batched; then the many agents batched."""
+    seen: Counter[str] = Counter()
+    single, hot, many = Phase("single"), Phase("hot"), Phase("many")
+    single_count = min(options.single_orders, options.hot_orders - 1)
+    batched = options.hot_orders - single_count
+    console.print(f"hot agent: {single_count} orders one per request, {options.single_in_flight} in flight …")
+    await _drive(single, clients[:1], sku, single_count, batch=1, in_flight=options.single_in_flight, seen=seen)
+    console.print(f"hot agent: {batched} orders, {options.batch} per request …")
+    await _drive(hot, clients[:1], sku, batched, batch=options.batch, in_flight=options.in_flight, seen=seen)
+    console.print(f"{options.agent_count} agents: {options.many_orders} orders, {options.batch} per request …")
+    await _drive(
+        many, clients[1:], sku, options.many_orders, batch=options.batch, in_flight=options.in_flight, seen=seen
+    )
+    return [single, hot, many], seen
+
+
 def register(bench: typer.Typer) -> None:
     """Add `kaquan bench agent`."""
 
@@ -183,59 +247,15 @@ def register(bench: typer.Typer) -> None:
         single_orders: Annotated[int, typer.Option(min=1, help="of those, sent one order per request")] = 3_000,
         many_orders: Annotated[int, typer.Option(min=1, help="orders spread over the many agents")] = 20_000,
         agent_count: Annotated[int, typer.Option("--agents", min=1, help="how many agents share the last phase")] = 50,
-        batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 50,
+        batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 200,
         in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
         single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 256,
         workers: Annotated[
             int, typer.Option(min=0, help="server processes apart from the load generator; 0: the app in process")
         ] = 2,
     ) -> None:
-        """Signed open-API orders: one hot agent (batched, then one per request), then many agents."""
-
-        async def work(rt: Runtime) -> dict[str, object]:
-            total = hot_orders + many_orders
-            console.print(f"setting up {total} codes and {agent_count + 1} agents …")
-            sku, keys = await _setup(rt, total, agent_count, hot_orders, many_orders)
-            async with _server(rt, workers) as (base_url, transport):
-                return await _phases(rt, sku, keys, base_url, transport)
-
-        async def _phases(rt: Runtime, sku: str, keys: list[agents.IssuedKey], base_url: str, transport: httpx.AsyncBaseTransport | None) -> dict[str, object]:
-            made = [AsyncAgentClient(base_url, key.key_id, key.secret, transport=transport, timeout=120) for key in keys]
-            seen: Counter[str] = Counter()
-            single, hot, many = Phase("single"), Phase("hot"), Phase("many")
-            single_count = min(single_orders, hot_orders - 1)
-            try:
-                console.print(f"hot agent: {single_count} orders one per request, {single_in_flight} in flight …")
-                await _drive(single, made[:1], sku, single_count, batch=1, in_flight=single_in_flight, seen=seen)
-                console.print(f"hot agent: {hot_orders - single_count} orders, {batch} per request …")
-                await _drive(hot, made[:1], sku, hot_orders - single_count, batch=batch, in_flight=in_flight, seen=seen)
-                console.print(f"{agent_count} agents: {many_orders} orders, {batch} per request …")
-                await _drive(many, made[1:], sku, many_orders, batch=batch, in_flight=in_flight, seen=seen)
-            finally:
-                for client in made:
-                    await client.aclose()
-            async with rt.db.read() as session:
-                balanced = (await ledger.check(session)).ok
-                accounts = [(await agents.get_agent(session, key.agent_id)).account_id for key in keys]
-            table = Table("phase", "orders", "refused", "seconds", "orders/s")
-            for phase in (single, hot, many):
-                table.add_row(
-                    phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}"
-                )
-            console.print(table)
-            return {
-                "db": describe(rt.db.url),
-                "nonces": "redis" if rt.redis is not None else "database",
-                "server_processes": workers,
-                "orders_per_request": batch,
-                "hot_agent_orders_per_s": round(hot.per_s),
-                "hot_agent_one_order_per_request_per_s": round(single.per_s),
-                "many_agents_orders_per_s": round(many.per_s),
-                "orders": single.orders + hot.orders + many.orders,
-                "refused": single.refused + hot.refused + many.refused,
-                "duplicate_codes": sum(count - 1 for count in seen.values() if count > 1),
-                "ledger_balanced": balanced,
-                "balance_never_below_limit": await _never_below_floor(rt, accounts),
-            }
-
-        print(json.dumps(run(work)))
+        """Signed open-API orders: one hot agent (one per request, then batched), then many agents."""
+        options = Options(
+            hot_orders, single_orders, many_orders, agent_count, batch, in_flight, single_in_flight, workers
+        )
+        print(json.dumps(run(lambda rt: bench_run(rt, options))))
