@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, literal_column, select, update
+from sqlalchemy import ARRAY, BigInteger, bindparam, case, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory import allocation, lifecycle
 from kaquan.inventory.errors import IllegalTransition
 from kaquan.inventory.models import Batch, Code, Warehouse
 from kaquan.kit import clock
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, dialect_of
 from kaquan.kit.errors import BadInput
 
 _CHUNK = 500
@@ -80,21 +80,32 @@ async def hand_out(
     owner = {code_id: handout.holder for handout in handouts for code_id in handout.code_ids}
     ids = list(owner)
     sold_at = clock.now() if target == "sold" else None
+    moves = {"status": target, "hold_until": hold_until, "sold_at": sold_at}
+    postgresql = dialect_of(session) == "postgresql"
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        result = await session.execute(
-            update(Code)
-            .where(Code.id.in_(chunk), Code.status == source)
-            .values(
-                status=target,
-                order_id=case({code_id: owner[code_id] for code_id in chunk}, value=Code.id),
-                hold_until=hold_until,
-                sold_at=sold_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        if postgresql:  # one statement text whatever the chunk: the pairs travel as two arrays
+            stmt = _HAND_OUT_PAIRS.values(moves)
+            params = {"code_ids": chunk, "holders": [owner[code_id] for code_id in chunk], "source": source}
+            result = await session.execute(stmt, params)
+        else:
+            holder = case({code_id: owner[code_id] for code_id in chunk}, value=Code.id)
+            stmt = update(Code).where(Code.id.in_(chunk), Code.status == source).values({**moves, "order_id": holder})
+            result = await session.execute(stmt.execution_options(synchronize_session=False))
         if result.rowcount != len(chunk):  # type: ignore[attr-defined]
             raise IllegalTransition(
                 f"{len(chunk) - result.rowcount} claimed code(s) left {source} state under a batch",  # type: ignore[attr-defined]
                 expected=len(chunk),
             )
+
+
+_PAIRS = select(
+    func.unnest(bindparam("code_ids", type_=ARRAY(BigInteger))).label("code_id"),
+    func.unnest(bindparam("holders", type_=ARRAY(BigInteger))).label("holder"),
+).subquery()
+_HAND_OUT_PAIRS = (
+    update(Code)
+    .where(Code.id == _PAIRS.c.code_id, Code.status == bindparam("source"))
+    .values(order_id=_PAIRS.c.holder)
+    .execution_options(synchronize_session=False)
+)

@@ -3,12 +3,13 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.models import Batch, Code, Reveal, Segment, SegmentRange
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock
+from kaquan.kit.db import insert_rows
 
 _DELIVERED = ("sold", "redeemed")
 
@@ -91,8 +92,9 @@ async def codes_of_orders(
         )
     if delivered:
         at = clock.now()
-        await session.execute(
-            insert(Reveal),
+        await insert_rows(
+            session,
+            Reveal.__table__,  # type: ignore[arg-type]
             [
                 {
                     "at": at,

@@ -12,12 +12,12 @@ single write lock up front so two writers can never interleave.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, event, text
+from sqlalchemy import Select, Table, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -181,6 +181,28 @@ class Database:
     def chunk_size(self) -> int:
         """How many bind parameters one IN (...) list may safely hold."""
         return 10_000 if self.is_postgresql else 30_000
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows whose ids nobody needs back (events, postings): COPY on PostgreSQL, one INSERT on SQLite.
+
+    The group-commit paths write several such rows per order; COPY spares
+    building, binding and parsing a many-row INSERT. Every row names the same
+    columns; datetimes are aware (the columns are timestamptz).
+    """
+    if not rows:
+        return
+    if dialect_of(session) != "postgresql":
+        await session.execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no driver connection")
+    await driver.copy_records_to_table(
+        table.name, records=[tuple(row[column] for column in columns) for row in rows], columns=columns
+    )
 
 
 def dialect_of(session: AsyncSession) -> str:

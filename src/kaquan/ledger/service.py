@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, insert_rows
 from kaquan.kit.errors import BadInput, IdempotencyConflict
 from kaquan.kit.money import CurrencyMismatch, supported_currencies
 from kaquan.ledger.errors import (
@@ -526,8 +526,9 @@ async def _write(
 async def _insert_postings(
     session: AsyncSession, accounts: dict[int, _Held], transfers: list[tuple[int, TransferSpec]], at: datetime
 ) -> None:
-    await session.execute(
-        insert(_POSTINGS),
+    await insert_rows(
+        session,
+        _POSTINGS,
         [
             {
                 "transfer_id": transfer_id,

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.models import Sku
 from kaquan.inventory import bulk as inventory_bulk
 from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, insert_rows
 from kaquan.kit.errors import BadInput
 from kaquan.orders.models import Order, OrderEvent
 from kaquan.orders.service import new_number
@@ -243,7 +243,7 @@ async def _insert(
         )
         events.append({"order_id": order_id, "at": now, "from_status": None, "to_status": status, "note": ""})
     if events:
-        await session.execute(insert(OrderEvent), events)
+        await insert_rows(session, OrderEvent.__table__, events)  # type: ignore[arg-type]
     return placed
 
 
