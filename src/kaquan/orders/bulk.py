@@ -24,7 +24,7 @@ from kaquan.kit.crypto import same_digest
 from kaquan.kit.db import Database, insert_rows
 from kaquan.kit.errors import BadInput
 from kaquan.orders.models import Order, OrderEvent
-from kaquan.orders.service import new_number
+from kaquan.orders.service import NUMBER_DRAWS, new_number
 
 Outcome = Literal["placed", "replayed", "out_of_stock", "conflict"]
 BulkStatus = Literal["pending_payment", "delivered", "processing"]
@@ -202,9 +202,8 @@ async def _insert(
     if not fills:
         return {}
     now = clock.now()
-    rows: list[dict[str, Any]] = [
-        {
-            "number": new_number(),
+    rows = {
+        fill.order.idempotency_key: {
             "channel": channel,
             "source": source,
             "idempotency_key": fill.order.idempotency_key,
@@ -224,13 +223,8 @@ async def _insert(
             "delivered_at": now if status == "delivered" else None,
         }
         for fill in fills
-    ]
-    stmt = (
-        db.insert(Order.__table__)  # type: ignore[arg-type]
-        .on_conflict_do_nothing(index_elements=["channel", "source", "idempotency_key"])
-        .returning(Order.__table__.c.id, Order.__table__.c.idempotency_key, Order.__table__.c.number)
-    )
-    inserted = {row.idempotency_key: (row.id, row.number) for row in await session.execute(stmt, rows)}
+    }
+    inserted = await _insert_numbered(db, session, channel, source, rows)
     placed: dict[int, BulkPlaced] = {}
     events: list[dict[str, Any]] = []
     for fill in fills:
@@ -245,6 +239,37 @@ async def _insert(
     if events:
         await insert_rows(session, OrderEvent.__table__, events)  # type: ignore[arg-type]
     return placed
+
+
+async def _insert_numbered(
+    db: Database, session: AsyncSession, channel: str, source: str, rows: dict[str, dict[str, Any]]
+) -> dict[str, tuple[int, str]]:
+    """Insert the orders (by key) under fresh random numbers; returns id and number of each one inserted.
+
+    A key a concurrent batch took first is left out (its caller answers it as a
+    replay). A random number that is taken already (ten random digits a day
+    collide now and then once a day has many orders) is drawn again for that
+    order alone. Rows go in key order, so that two batches sharing keys lock
+    them in the same order and never deadlock.
+    """
+    stmt = (
+        db.insert(Order.__table__)  # type: ignore[arg-type]
+        .on_conflict_do_nothing()
+        .returning(Order.__table__.c.id, Order.__table__.c.idempotency_key, Order.__table__.c.number)
+    )
+    inserted: dict[str, tuple[int, str]] = {}
+    pending = sorted(rows)
+    for _ in range(NUMBER_DRAWS):
+        numbered = [rows[key] | {"number": new_number()} for key in pending]
+        inserted.update({row.idempotency_key: (row.id, row.number) for row in await session.execute(stmt, numbered)})
+        missing = [key for key in pending if key not in inserted]
+        if not missing:
+            return inserted
+        taken = await known_keys(session, channel, source, missing)
+        pending = [key for key in missing if key not in taken]
+        if not pending:
+            return inserted
+    raise RuntimeError(f"no free order number for {len(pending)} order(s) after {NUMBER_DRAWS} draws")
 
 
 def _requested(fill: _Fill) -> int | None:

@@ -90,6 +90,9 @@ class OrderKeys:
         return same_digest(normal.encode(), expected.encode())
 
 
+NUMBER_DRAWS = 5
+
+
 def new_number() -> str:
     """The date and ten random digits (one draw: numbers are made by the hundred in a group commit)."""
     return clock.now().strftime("%y%m%d") + f"{secrets.randbelow(10**10):010d}"
@@ -116,7 +119,6 @@ async def place(
     fingerprint = request.fingerprint(sku.id)
     now = clock.now()
     values: dict[str, Any] = {
-        "number": new_number(),
         "channel": request.channel,
         "source": "",
         "idempotency_key": request.idempotency_key,
@@ -132,19 +134,39 @@ async def place(
         "created_at": now,
         "expires_at": now + timedelta(minutes=hold_minutes),
     }
-    inserted = await session.execute(
-        db.insert(Order.__table__)  # type: ignore[arg-type]
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["channel", "source", "idempotency_key"])
-        .returning(Order.__table__.c.id)
-    )
-    order_id = inserted.scalar_one_or_none()
+    order_id = await _insert_numbered(db, session, request, values)
     if order_id is None:
         return await _replay(session, keys, request, fingerprint)
     order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
     await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
+
+
+async def _insert_numbered(
+    db: Database, session: AsyncSession, request: OrderRequest, values: dict[str, Any]
+) -> int | None:
+    """Insert the order under a fresh random number; None when its idempotency key is taken (a replay).
+
+    A number that is taken already is drawn again (see `bulk.place_many`).
+    """
+    stmt = (
+        db.insert(Order.__table__)  # type: ignore[arg-type]
+        .on_conflict_do_nothing()
+        .returning(Order.__table__.c.id)
+    )
+    for _ in range(NUMBER_DRAWS):
+        order_id: int | None = (await session.execute(stmt.values(**values, number=new_number()))).scalar_one_or_none()
+        if order_id is not None:
+            return order_id
+        taken = await session.execute(
+            select(Order.id).where(
+                Order.channel == request.channel, Order.source == "", Order.idempotency_key == request.idempotency_key
+            )
+        )
+        if taken.first() is not None:
+            return None
+    raise RuntimeError(f"no free order number after {NUMBER_DRAWS} draws")
 
 
 async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
