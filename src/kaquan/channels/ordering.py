@@ -33,7 +33,7 @@ from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound
 from kaquan.channels.models import Agent, Channel
 from kaquan.inventory import allocation
-from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
+from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_handed_out, codes_of_orders
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.vault import Vault
 from kaquan.kit import outbox
@@ -100,6 +100,7 @@ class _Job:
 class _Placed:
     order_id: int
     created: bool
+    code_ids: tuple[int, ...] = ()  # of a new delivered order: the codes it was just handed
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,13 @@ async def _answers(
     """Load the batch's orders in one query and open the new deliveries' codes in one more per viewer."""
     ids = [d.order_id for d in decided if isinstance(d, _Placed)]
     loaded = await orders.by_ids(session, ids)
-    fresh: dict[Viewer, list[int]] = defaultdict(list)
+    fresh: dict[Viewer, dict[int, tuple[int, ...]]] = defaultdict(dict)
     for job, result in zip(jobs, decided, strict=True):
         if isinstance(result, _Placed) and result.created and loaded[result.order_id].status == "delivered":
-            fresh[job.viewer].append(result.order_id)
+            fresh[job.viewer][result.order_id] = result.code_ids
     opened: dict[int, list[DeliveredCode]] = {}
-    for viewer, order_ids in fresh.items():
-        opened.update(await codes_of_orders(session, vault, order_ids, viewer))
+    for viewer, handed in fresh.items():
+        opened.update(await codes_handed_out(session, vault, handed, viewer))
     return [
         _Answer(loaded[d.order_id], d.created, opened.get(d.order_id, []) if d.created else [])
         if isinstance(d, _Placed)
@@ -365,7 +366,7 @@ def _settle(
     booked.events.append((event, {"order_no": placed.number, "out_order_no": request.out_order_no}))
     if placed.status == "processing":
         booked.to_fill.append(placed.order_id)
-    return _Placed(placed.order_id, created=True)
+    return _Placed(placed.order_id, created=True, code_ids=placed.code_ids)
 
 
 def _conflict(out_order_no: str) -> IdempotencyConflict:
