@@ -1,11 +1,12 @@
 """`kaquan bench agent`: signed open-API orders from one hot agent, then from many agents.
 
-Requests go through the whole HTTP application in process (httpx's ASGI
-transport: routing, signature and nonce checks, validation, group commit, code
-encryption) without sockets, so the figure is the server's cost per order, not
-the load generator's network stack. The client decrypts every code it gets;
-the run ends by checking that no code came back twice, that the ledger
-balances and that no agent's balance ever dipped below minus its limit.
+By default the server runs as `kaquan serve --workers 2` would (uvicorn
+processes on a local port, on the same database and Redis), apart from the
+load generator, which signs every request with the SDK and decrypts every code
+it gets; `--workers 0` puts the app in this process instead (httpx's ASGI
+transport, no sockets). The run ends by checking that no code came back twice,
+that the ledger balances and that no agent's balance ever dipped below minus
+its limit.
 """
 
 import asyncio
@@ -249,7 +250,7 @@ def register(bench: typer.Typer) -> None:
         agent_count: Annotated[int, typer.Option("--agents", min=1, help="how many agents share the last phase")] = 50,
         batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 200,
         in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
-        single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 256,
+        single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 96,
         workers: Annotated[
             int, typer.Option(min=0, help="server processes apart from the load generator; 0: the app in process")
         ] = 2,
