@@ -13,8 +13,10 @@ reads their balances, checks floors, then writes each changed account's new
 balance with one UPDATE. Because every writer locks in the same order, two
 transfers over the same accounts wait for each other and never deadlock. The
 `balance_above_floor` CHECK constraint is the database's own backstop.
-A caller that locks accounts itself first (`locked_balance`, e.g. group commit
-on a hot agent) must take those locks in ascending id order as well.
+A caller that locks accounts itself first (`locked_balance`) must take those
+locks in ascending id order as well. For one very busy account there is
+`post_many_locking_last`: everything is inserted first and each balance moves
+by one guarded UPDATE at the end, so the row is locked only until the commit.
 """
 
 from collections import defaultdict
@@ -214,7 +216,11 @@ async def locked_balance(db: Database, session: AsyncSession, account_id: int) -
 
 
 async def balance(session: AsyncSession, account_id: int) -> Balance:
-    """The account's balance as committed now; for display, never for deciding what may be spent."""
+    """The account's balance as committed now: for display, or for decisions a guarded debit re-checks.
+
+    Never the only check on what may be spent: it can be spent by someone else a
+    moment later (`post_many_locking_last` re-checks at the debit).
+    """
     return await _balance_of(session, _balance_query(account_id), account_id)
 
 
