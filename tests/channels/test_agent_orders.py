@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
-from tests.support.builders import given_sku_with_codes, stock_of
+from tests.support.builders import given_segment_sku, given_sku_with_codes, stock_of
 
 from kaquan.channels import agents
 from kaquan.channels.ordering import AgentOrder, AgentOrderRequest, AgentOrders
@@ -220,6 +220,26 @@ async def test_a_batch_request_answers_each_order_on_its_own(rt: Runtime) -> Non
     assert isinstance(short, ApiError) and (short.status, short.code) == (409, "out_of_stock")
     assert isinstance(unknown, ApiError) and unknown.code == "sku_not_available_for_agent"
     assert await _balance(rt, agent) == 100_000 - 300
+
+
+async def test_a_serial_range_sku_is_not_sold_through_the_open_api_and_spoils_no_other_order(rt: Runtime) -> None:
+    """Segment (号段) SKUs have no batched path: even on the price list they are neither listed nor sold,
+    and an order for one is refused on its own, not with the batch it shares."""
+    codes = await given_sku_with_codes(rt, 2)
+    ranges = await given_segment_sku(rt, start=1, end=100)
+    await given_price(rt, codes.code, 100)
+    await given_price(rt, ranges.code, 100)
+    agent = await given_agent(rt)
+
+    async with agent_client(rt, agent) as kq:
+        listed = [product.sku for product in await kq.products()]
+        serial, code = await kq.place_orders([NewOrder("A-1", ranges.code, 1), NewOrder("A-2", codes.code, 1)])
+
+    assert listed == [codes.code]
+    assert isinstance(serial, ApiError) and (serial.status, serial.code) == (404, "sku_not_available_for_agent")
+    assert isinstance(code, Order) and code.status == "delivered" and len(code.codes) == 1
+    assert await _balance(rt, agent) == 100_000 - 100
+    assert (await stock_of(rt, ranges)).sold == 0
 
 
 async def test_a_batch_naming_one_out_order_no_twice_is_refused_whole(rt: Runtime) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.channels import booking
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
-from kaquan.channels.errors import AgentOrderNotFound
+from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
 from kaquan.channels.models import Agent, Channel
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_handed_out, codes_of_orders
@@ -78,6 +78,19 @@ class AgentOrder:
 
 def source_of(agent_id: int) -> str:
     return str(agent_id)
+
+
+def sold_here(priced: channels.PricedSku) -> bool:
+    """Whether the open API sells this SKU: unique codes only (serial ranges have no batched path yet)."""
+    return priced.sku.stock_kind == "codes"
+
+
+async def catalogue(session: AsyncSession, agent: Agent) -> list[channels.PricedSku]:
+    """What this agent can buy through the open API, at its prices."""
+    channel = await channels.get_channel(session, CHANNEL)
+    if not channel.active:
+        raise channels.ChannelInactive(channel.code)
+    return [priced for priced in await channels.price_list(session, channel, agent.tier) if sold_here(priced)]
 
 
 def _check(request: AgentOrderRequest, max_per_order: int) -> None:
@@ -232,6 +245,9 @@ async def _decide_batch(
             answers[index] = exc
             continue
         prices[request.sku] = priced
+        if not sold_here(priced):
+            answers[index] = SkuNotAvailableForAgent(request.sku)
+            continue
         if request.quantity > priced.sku.max_per_order:
             answers[index] = InvalidQuantity(request.quantity, priced.sku.max_per_order)
             continue

@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan.channels import agent_crypto, ordering
-from kaquan.channels import service as channels
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
@@ -96,11 +95,8 @@ def _order_json(order: Order, sku_code: str, caller: AgentCaller, codes: list[De
 @router.get("/products")
 async def products(rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
     async with rt.db.read() as session:
-        channel = await channels.get_channel(session, ordering.CHANNEL)
-        if not channel.active:
-            raise channels.ChannelInactive(channel.code)
         listed = []
-        for priced in await channels.price_list(session, channel, caller.agent.tier):
+        for priced in await ordering.catalogue(session, caller.agent):
             available = await allocation.available_units(session, priced.sku)
             listed.append(
                 {
