@@ -316,7 +316,7 @@ async def post_many_locking_last(
     return ids
 
 
-async def _move_guarded(session: AsyncSession, held: "_Held", delta: int) -> None:
+async def _move_guarded(session: AsyncSession, held: _Held, delta: int) -> None:
     """Move one balance by `delta` unless that takes it below its floor (then InsufficientFunds)."""
     moved = await session.execute(
         update(_ACCOUNTS)
