@@ -375,13 +375,19 @@ LEGAL_MOVES = {
     ("processing", "delivered"),
     ("processing", "refunded"),
 }
+# Legal only for an order whose codes were taken back, which `move` asks the database: specified with one
+# by test_refunding_a_delivered_order_raises_and_changes_nothing and tests/channels/test_agent_refunds.py.
+GUARDED_MOVES = {("delivered", "refunded")}
 
 
 async def test_only_the_legal_moves_between_order_states_are_accepted() -> None:
+    assert {(s, t) for s, targets in lifecycle.ALLOWED.items() for t in targets} == LEGAL_MOVES | GUARDED_MOVES
     session = AsyncSession()  # no database: `move` only stages an event, which is thrown away
     for source in ORDER_STATUSES:
         for target in ORDER_STATUSES:
             order = Order(id=1, number="2601010000000001", status=source)
+            if (source, target) in GUARDED_MOVES:
+                continue
             if (source, target) in LEGAL_MOVES:
                 await lifecycle.move(session, order, target)
                 assert order.status == target

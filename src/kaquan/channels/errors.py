@@ -3,7 +3,7 @@
 Messages name what the caller can fix; none holds a secret or the expected signature.
 """
 
-from kaquan.kit.errors import Forbidden, NotFound, Unauthorized
+from kaquan.kit.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 
 class InvalidSignature(Unauthorized):
@@ -78,3 +78,12 @@ class AgentOrderNotFound(NotFound):
 
     def __init__(self, out_order_no: str) -> None:
         super().__init__(f"no order with out_order_no {out_order_no}", out_order_no=out_order_no)
+
+
+class OrderNotRefundable(Conflict):
+    """The order cannot be refunded as it stands: it is not delivered, or one of its codes was redeemed."""
+
+    code = "order_not_refundable"
+
+    def __init__(self, out_order_no: str, why: str, *, status: str) -> None:
+        super().__init__(f"order {out_order_no} cannot be refunded: {why}", out_order_no=out_order_no, status=status)

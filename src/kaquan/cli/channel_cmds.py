@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kaquan.channels import agents
+from kaquan.channels import agents, refunds
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, Channel
@@ -177,6 +177,31 @@ def top_up(
             )
 
     held = run(work)
+    console.print(f"{code}: balance {held.balance_minor} {held.currency}")
+
+
+@agent_app.command("refund")
+def refund_order(
+    code: Annotated[str, typer.Argument()],
+    out_order_no: Annotated[str, typer.Argument(help="the agent's own order number")],
+    reason: Annotated[str, typer.Option(help="why, for the order's history and the audit trail (1-300 characters)")],
+) -> None:
+    """Refund a delivered order of the agent: its codes are voided and its price goes back to the deposit."""
+
+    async def work(rt: Runtime) -> tuple[refunds.Refund, ledger.Balance]:
+        async with rt.db.transaction() as session:
+            agent = await agents.by_code(session, code)
+            refund = await refunds.refund_delivered(
+                rt.db, session, agent_id=agent.id, out_order_no=out_order_no, reason=reason, actor=ACTOR
+            )
+            return refund, await ledger.balance(session, agent.account_id)
+
+    refund, held = run(work)
+    order = refund.order
+    if refund.refunded:
+        console.print(f"order {order.number} ({out_order_no}) refunded: {order.total_minor} {order.currency} back")
+    else:
+        console.print(f"order {order.number} ({out_order_no}) was refunded already; nothing moved")
     console.print(f"{code}: balance {held.balance_minor} {held.currency}")
 
 

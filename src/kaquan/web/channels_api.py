@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from kaquan.channels import agents
+from kaquan.channels import agents, refunds
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, AgentKey, Channel
@@ -66,6 +66,10 @@ class TopUpIn(_Body):
     amount_minor: int
     reference: str
     memo: str = Field(default="", max_length=300)
+
+
+class RefundIn(_Body):
+    reason: str
 
 
 class KeyIn(_Body):
@@ -220,6 +224,27 @@ async def top_up(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: TopUp
             rt.db, session, agent_id, body.amount_minor, reference=body.reference, memo=body.memo, actor=admin.actor
         )
         return await _agent(session, await agents.get_agent(session, agent_id))
+
+
+@router.post("/agents/{agent_id}/orders/{out_order_no}/refund")
+async def refund_order(
+    rt: RuntimeDep, admin: FinanceWrite, agent_id: int, out_order_no: str, body: RefundIn
+) -> dict[str, Any]:
+    """Refund a delivered agent order (after sale); a refunded one answers as it is, with `refunded: false`."""
+    async with rt.db.transaction() as session:
+        refund = await refunds.refund_delivered(
+            rt.db, session, agent_id=agent_id, out_order_no=out_order_no, reason=body.reason, actor=admin.actor
+        )
+    order = refund.order
+    return {
+        "number": order.number,
+        "out_order_no": order.idempotency_key,
+        "status": order.status,
+        "quantity": order.quantity,
+        "total_minor": order.total_minor,
+        "currency": order.currency,
+        "refunded": refund.refunded,
+    }
 
 
 @router.get("/agents/{agent_id}/ledger")
