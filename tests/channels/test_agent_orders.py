@@ -179,6 +179,38 @@ async def test_an_async_order_that_finds_no_stock_is_refunded_to_the_balance(rt:
         assert (await ledger.check(session)).ok
 
 
+async def test_a_free_sku_is_delivered_without_moving_money_and_spoils_no_other_order(rt: Runtime) -> None:
+    free = await given_sku_with_codes(rt, 2)
+    paid = await given_sku_with_codes(rt, 2)
+    await given_price(rt, free.code, 0)
+    await given_price(rt, paid.code, 300)
+    agent = await given_agent(rt, deposit_minor=1000)
+
+    async with agent_client(rt, agent) as kq:
+        gift, bought = await kq.place_orders([NewOrder("A-1", free.code, 2), NewOrder("A-2", paid.code, 1)])
+
+    assert isinstance(gift, Order) and (gift.status, gift.total_minor, len(gift.codes)) == ("delivered", 0, 2)
+    assert isinstance(bought, Order) and bought.status == "delivered"
+    assert await _balance(rt, agent) == 1000 - 300
+    async with rt.db.read() as session:
+        assert (await ledger.check(session)).ok
+
+
+async def test_a_free_async_order_that_finds_no_stock_is_refunded_without_moving_money(rt: Runtime) -> None:
+    sku = await given_sku_with_codes(rt, 1)
+    await given_price(rt, sku.code, 0)
+    agent = await given_agent(rt, deposit_minor=1000)
+
+    async with agent_client(rt, agent) as kq:
+        await kq.place_order("A-1", sku.code, 1, mode="async")
+        await kq.place_order("A-2", sku.code, 1, mode="async")
+        await outbox.run_due(rt.db)
+        first, second = await kq.order("A-1"), await kq.order("A-2")
+
+    assert {first.status, second.status} == {"delivered", "refunded"}
+    assert await _balance(rt, agent) == 1000
+
+
 async def test_concurrent_orders_of_one_agent_are_committed_in_batches_without_overspending(rt: Runtime) -> None:
     sku = await given_sku_with_codes(rt, 60)
     await given_price(rt, sku.code, 100)

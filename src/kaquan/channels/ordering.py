@@ -280,6 +280,7 @@ async def _decide_batch(
     if booked.transfers:
         post = ledger.post_many if locked else ledger.post_many_locking_last
         await post(db, session, booked.transfers, actor=f"agent:{agent.code}")
+    if booked.events:
         await callbacks.notify_many(session, agent_id=agent.id, events=booked.events)
         for order_id in booked.to_fill:
             await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})
@@ -375,9 +376,10 @@ def _settle(
     assert placed.order_id is not None and placed.number is not None  # noqa: S101 - placed and replayed have both
     if placed.outcome == "replayed":
         return _Placed(placed.order_id, created=False)
-    booked.transfers.append(
-        booking.sale(agent, booked.sales_account_id, placed.number, placed.quantity * priced.price_minor)
-    )
+    if priced.price_minor:  # a free SKU moves no money (and a transfer of nothing is no transfer)
+        booked.transfers.append(
+            booking.sale(agent, booked.sales_account_id, placed.number, placed.quantity * priced.price_minor)
+        )
     event = "order.delivered" if placed.status == "delivered" else "order.processing"
     booked.events.append((event, {"order_no": placed.number, "out_order_no": request.out_order_no}))
     if placed.status == "processing":
@@ -431,9 +433,9 @@ async def fulfil(db: Database, session: AsyncSession, order_id: int) -> Order:
             )
     except OutOfStock:
         await lifecycle.move(session, order, "refunded", note="out of stock when filled; refunded to the balance")
-        await ledger.post(
-            db, session, await booking.refund(db, session, agent, order.number, order.total_minor), actor="worker"
-        )
+        if order.total_minor:
+            refund = await booking.refund(db, session, agent, order.number, order.total_minor)
+            await ledger.post(db, session, refund, actor="worker")
         await callbacks.notify(
             session,
             agent_id=agent.id,
