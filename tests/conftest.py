@@ -6,6 +6,7 @@ The test schema is built by the migrations, never by `create_all`.
 
 import asyncio
 import base64
+import itertools
 import os
 import secrets
 import shutil
@@ -100,11 +101,37 @@ def postgres_migrated() -> Iterator[str]:
     _run_in_own_loop(drop)
 
 
+_EMPTIED = itertools.count(1)
+TRUNCATE_EVERY = 50
+
+
 async def _empty_postgres(db: Database) -> None:
+    """Empty every table and restart its ids, as a fresh database would have them.
+
+    DELETE takes milliseconds where TRUNCATE of every table takes ~0.2 s (new files
+    for each table), a few minutes over the suite. DELETE leaves dead rows behind,
+    and this server may run without autovacuum, so every 50th emptying truncates.
+    """
     tables = [t.name for t in metadata.sorted_tables if t.name not in KEPT_ROWS]
-    async with db.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await conn.execute(text("DELETE FROM inventory_warehouses WHERE code <> 'main'"))
+    async with db.engine.connect() as conn:
+        if next(_EMPTIED) % TRUNCATE_EVERY == 0:
+            statements = [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]
+        else:
+            sequences = await conn.execute(
+                text(
+                    "SELECT pg_get_serial_sequence(table_name, column_name) FROM information_schema.columns"
+                    " WHERE table_schema = 'public' AND table_name = ANY(CAST(:tables AS text[]))"
+                ),
+                {"tables": tables},
+            )
+            restarts = [f"setval('{sequence}', 1, false)" for sequence in sequences.scalars() if sequence]
+            # The names come from our own metadata and the server's catalogue, never from input.
+            deletes = [f"DELETE FROM {name}" for name in reversed(tables)]  # noqa: S608
+            statements = [*deletes, f"SELECT {', '.join(restarts)}"]
+        statements.append("DELETE FROM inventory_warehouses WHERE code <> 'main'")
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.execute(f"BEGIN; {'; '.join(statements)}; COMMIT")
 
 
 @pytest.fixture(params=BACKENDS)
