@@ -103,6 +103,7 @@ def postgres_migrated() -> Iterator[str]:
 
 _EMPTIED = itertools.count(1)
 TRUNCATE_EVERY = 50
+_ID_SEQUENCES: dict[str, list[str]] = {}  # by database URL: the schema does not change during a run
 
 
 async def _empty_postgres(db: Database) -> None:
@@ -117,14 +118,16 @@ async def _empty_postgres(db: Database) -> None:
         if next(_EMPTIED) % TRUNCATE_EVERY == 0:
             statements = [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]
         else:
-            sequences = await conn.execute(
-                text(
-                    "SELECT pg_get_serial_sequence(table_name, column_name) FROM information_schema.columns"
-                    " WHERE table_schema = 'public' AND table_name = ANY(CAST(:tables AS text[]))"
-                ),
-                {"tables": tables},
-            )
-            restarts = [f"setval('{sequence}', 1, false)" for sequence in sequences.scalars() if sequence]
+            if db.url not in _ID_SEQUENCES:
+                found = await conn.execute(
+                    text(
+                        "SELECT pg_get_serial_sequence(table_name, column_name) FROM information_schema.columns"
+                        " WHERE table_schema = 'public' AND table_name = ANY(CAST(:tables AS text[]))"
+                    ),
+                    {"tables": tables},
+                )
+                _ID_SEQUENCES[db.url] = [sequence for sequence in found.scalars() if sequence]
+            restarts = [f"setval('{sequence}', 1, false)" for sequence in _ID_SEQUENCES[db.url]]
             # The names come from our own metadata and the server's catalogue, never from input.
             deletes = [f"DELETE FROM {name}" for name in reversed(tables)]  # noqa: S608
             statements = [*deletes, f"SELECT {', '.join(restarts)}"]

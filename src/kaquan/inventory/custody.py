@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.inventory import lifecycle
-from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, mask, ranges_of_order
+from kaquan.inventory.delivery import (
+    SEALED_CODES,
+    DeliveredCode,
+    DeliveredRange,
+    Viewer,
+    codes_of_order,
+    mask,
+    ranges_of_order,
+)
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock
@@ -100,21 +108,7 @@ class MaskedCode:
 
 async def masked_codes(session: AsyncSession, vault: Vault, order_id: int) -> list[MaskedCode]:
     """An order's codes as every admin may see them: the last four characters, no reveal."""
-    rows = await session.execute(
-        select(
-            Code.id,
-            Code.status,
-            Code.fingerprint,
-            Code.card_no,
-            Code.card_no_sealed,
-            Code.secret_sealed,
-            Code.expires_on,
-            Batch.wrapped_key,
-        )
-        .join(Batch, Batch.id == Code.batch_id)
-        .where(Code.order_id == order_id)
-        .order_by(Code.id)
-    )
+    rows = await session.execute(SEALED_CODES.where(Code.order_id == order_id).order_by(Code.id))
     masked = []
     for row in rows:
         box = vault.box(row.wrapped_key)

@@ -69,7 +69,7 @@ async def codes_of_orders(
     status to filter on as well, PostgreSQL may pick the stock index while its
     statistics still count most codes as available, and scan every sold code.
     """
-    rows = await session.execute(_SEALED.where(Code.order_id.in_(order_ids)).order_by(Code.id))
+    rows = await session.execute(SEALED_CODES.where(Code.order_id.in_(order_ids)).order_by(Code.id))
     return await _open(session, vault, rows, viewer)
 
 
@@ -84,14 +84,15 @@ async def codes_handed_out(
     ids = [code_id for code_ids in handed.values() for code_id in code_ids]
     if not ids:
         return {}
-    rows = await session.execute(_SEALED.where(Code.id.in_(ids)).order_by(Code.id))
+    rows = await session.execute(SEALED_CODES.where(Code.id.in_(ids)).order_by(Code.id))
     opened = await _open(session, vault, rows, viewer)
     if any(order_id not in handed for order_id in opened) or sum(map(len, opened.values())) != len(ids):
         raise RuntimeError("codes handed out in this transaction are not where they were put")
     return opened
 
 
-_SEALED = select(
+# Codes as stored (sealed) with their batch's wrapped key: what opening or masking one needs.
+SEALED_CODES = select(
     Code.id,
     Code.order_id,
     Code.status,

@@ -161,11 +161,7 @@ class Database:
         Values are passed to the driver as they are: dates as `date` on PostgreSQL and
         ISO strings on SQLite, bytes as bytes.
         """
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is None:
-            raise RuntimeError("the connection has no driver connection")
+        driver = await _driver_of(session)
         try:
             if self.is_postgresql:
                 await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
@@ -196,13 +192,19 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
         await session.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
+    driver = await _driver_of(session)
+    await driver.copy_records_to_table(
+        table.name, records=[tuple(row[column] for column in columns) for row in rows], columns=columns
+    )
+
+
+async def _driver_of(session: AsyncSession) -> Any:
+    """The driver's own connection under the session's transaction (asyncpg's or aiosqlite's), for bulk copies."""
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("the connection has no driver connection")
-    await driver.copy_records_to_table(
-        table.name, records=[tuple(row[column] for column in columns) for row in rows], columns=columns
-    )
+    return driver
 
 
 def dialect_of(session: AsyncSession) -> str:
