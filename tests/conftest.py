@@ -22,6 +22,7 @@ from argon2.profiles import CHEAPEST
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from tests.support.redis import worker_redis_url
 
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
@@ -37,7 +38,7 @@ from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("KAQUAN_TEST_REDIS_URL")
+REDIS_URL = worker_redis_url()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 KEPT_ROWS = {"alembic_version", "inventory_warehouses"}
 

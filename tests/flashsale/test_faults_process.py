@@ -30,13 +30,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from tests.support.builders import given_sku_with_codes
+from tests.support.redis import WORKER_DATABASES, on_database
 
 from kaquan import runtime as runtime_module
 from kaquan.cli.bench_flash import HOST, HttpConnection, ProtocolError, ServerProcess, free_port, server_environment
@@ -71,22 +71,22 @@ SERVER_SETTINGS = {"KAQUAN_FLASH_RECONCILE_S": "0.3", "KAQUAN_FLASH_STALE_S": "2
 
 @asynccontextmanager
 async def own_redis_database() -> AsyncIterator[str]:
-    """KAQUAN_TEST_REDIS_URL on a database number (1-15) reserved for this test while it runs.
+    """KAQUAN_TEST_REDIS_URL on a database number (8-15) reserved for this test while it runs.
 
     The server's gate keys are named after the event id, which every scratch database starts
-    at 1: two test runs on one Redis database would share a gate. Database 0 is where other
-    runs clear `kaquan:*`; the reservations live there under names nobody clears.
+    at 1: two test runs on one Redis database would share a gate. Databases 1-7 belong to the
+    parallel test workers; the reservations live in database 0 under names nobody clears.
     """
     assert REDIS_URL is not None
-    registry = Redis.from_url(REDIS_URL)
+    registry = Redis.from_url(on_database(REDIS_URL, 0))
     try:
-        for number in range(1, 16):
+        for number in range(WORKER_DATABASES + 1, 16):
             if await registry.set(f"kqtest:faults:redis-db:{number}", os.getpid(), nx=True, ex=600):
                 break
         else:
-            raise RuntimeError("every Redis database 1-15 is reserved by another fault test run")
+            raise RuntimeError("every Redis database 8-15 is reserved by another fault test run")
         try:
-            yield urlsplit(REDIS_URL)._replace(path=f"/{number}").geturl()
+            yield on_database(REDIS_URL, number)
         finally:
             await registry.delete(f"kqtest:faults:redis-db:{number}")
     finally:

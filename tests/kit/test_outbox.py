@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock, outbox
 from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
 from kaquan.kit.outbox import OutboxEvent
 
 
@@ -163,6 +164,26 @@ async def test_without_the_protection_two_runners_do_handle_events_twice(db: Dat
         await asyncio.gather(outbox.run_due(db), outbox.run_due(db))
 
     assert len(script.calls) > len(set(script.calls)), "the unprotected runners should have raced"
+
+
+async def test_a_runner_that_finds_the_database_busy_leaves_the_events_due_and_carries_on(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock timeout on the claim, and again on recording the failure, is no reason for the runner to stop."""
+    script = Script()
+    await enqueue(db, script.topic, EVENTS)
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise Busy("the database is busy; try again shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(db, "claim", busy)
+        patched.setattr(outbox, "_record_failure", busy)
+        assert await outbox.run_due(db) == 0
+
+    assert script.calls == []
+    assert await outbox.run_due(db) == EVENTS
+    assert sorted(script.calls) == list(range(EVENTS))
 
 
 async def test_a_failed_event_waits_out_its_backoff_even_when_a_concurrent_runner_saw_it_due(db: Database) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
 from kaquan.kit.models import Base, BigId, UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,11 @@ async def _run_one(db: Database, event_id: int) -> int:
             return 1
     except Exception as exc:
         log.warning("outbox event %s failed: %s", event_id, type(exc).__name__)
-        await _record_failure(db, event_id, exc)
+        try:
+            await _record_failure(db, event_id, exc)
+        except Busy:
+            # The event stays due and is tried again; one busy event must not stop the runner.
+            log.warning("outbox event %s: failure not recorded, the database is busy", event_id)
         return 0
 
 
