@@ -50,3 +50,39 @@ async def test_two_processes_share_one_redis_limit(redis_or_none: Redis | None) 
     assert await first.hit("shared", limit=2, window_s=60) == 0
     assert await second.hit("shared", limit=2, window_s=60) == 0
     assert await first.hit("shared", limit=2, window_s=60) > 0
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_in_process_window_opens_at_its_first_hit_so_a_burst_is_never_split_by_a_window_edge() -> None:
+    clock = ManualClock()
+    limiter = MemoryRateLimiter(now=clock)
+    clock.now = 1059.9  # just before a minute boundary: an aligned window would reset 0.1 s later
+    assert [await limiter.hit("k", limit=2, window_s=60) for _ in range(2)] == [0, 0]
+
+    clock.now = 1060.5
+    assert await limiter.hit("k", limit=2, window_s=60) == 60
+
+    clock.now = 1119.8
+    assert await limiter.hit("k", limit=2, window_s=60) == 1
+    clock.now = 1119.9
+    assert await limiter.hit("k", limit=2, window_s=60) == 0
+
+
+async def test_an_undo_takes_back_a_hit_of_the_open_window_only() -> None:
+    clock = ManualClock()
+    limiter = MemoryRateLimiter(now=clock)
+    await limiter.hit("k", limit=1, window_s=60)
+    await limiter.undo("k", window_s=60)
+    assert await limiter.hit("k", limit=1, window_s=60) == 0
+
+    clock.now += 60
+    await limiter.undo("k", window_s=60)  # the window has closed: nothing to take back
+    assert await limiter.hit("k", limit=1, window_s=60) == 0
+    assert await limiter.hit("k", limit=1, window_s=60) == 60

@@ -4,7 +4,6 @@ Every refusal comes in the one error shape, changes nothing, and no response
 ever carries a code secret except the buyer's own delivered order.
 """
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -125,13 +124,6 @@ def caller_at(rt: Runtime) -> Caller:
 def some_ip() -> str:
     """An address of this test's own: parallel runs sharing one Redis never share a counter."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def not_near_a_minute_boundary() -> None:
-    """The in-process limiter counts per clock-aligned minute: start well inside one, not at its edge."""
-    into_window = time.monotonic() % 60
-    if into_window > 50:
-        await asyncio.sleep(60 - into_window + 0.1)
 
 
 # Creating orders --------------------------------------------------------------------------------------
@@ -312,7 +304,6 @@ async def test_lookups_are_throttled_per_ip_address(
     async with caller_at(some_ip()) as buyer:
         order = await create_order(buyer, sku)
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
-    await not_near_a_minute_boundary()
 
     async with caller_at(some_ip()) as guesser, caller_at(some_ip()) as neighbour:
         guesses = [

@@ -1,10 +1,8 @@
 """The storefront through HTTP, as a browser uses it: browse, buy, pay, see the codes, find the order."""
 
-import asyncio
 import html
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -95,13 +93,6 @@ def browser_at(rt: Runtime) -> Browser:
 def some_ip() -> str:
     """An address of this test's own: parallel runs sharing one Redis never share a counter."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-async def not_near_a_minute_boundary() -> None:
-    """The in-process limiter counts per clock-aligned minute: start well inside one, not at its edge."""
-    into_window = time.monotonic() % 60
-    if into_window > 50:
-        await asyncio.sleep(60 - into_window + 0.1)
 
 
 # Browsing -------------------------------------------------------------------------------------------
@@ -429,7 +420,6 @@ async def test_lookups_are_throttled_per_ip_address(
     async with browser_at(some_ip()) as buyer:
         number, _ = await buy_on_the_shop(buyer, sku)
     secret = rt.order_keys.lookup_secret(number)
-    await not_near_a_minute_boundary()
 
     async with browser_at(some_ip()) as guesser, browser_at(some_ip()) as neighbour:
         guesses = [await guesser.post("/lookup", data={"number": number, "secret": f"WRONG-{n}"}) for n in range(10)]

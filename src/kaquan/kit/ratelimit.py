@@ -2,6 +2,7 @@
 
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -20,25 +21,28 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[int, int]] = {}
+    """One process's counters. A key's window opens at its first hit and lasts `window_s`, as in Redis
+    (INCR, then EXPIRE on the first), so both limiters count alike and no window edge splits a burst."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._windows: dict[str, tuple[float, int]] = {}  # key → (window end, hits)
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int:
-        now = time.monotonic()
-        window = int(now // window_s)
-        start, count = self._windows.get(key, (window, 0))
-        if start != window:
-            start, count = window, 0
+        now = self._now()
+        ends, count = self._windows.get(key, (now + window_s, 0))
+        if ends <= now:
+            ends, count = now + window_s, 0
         count += 1
-        self._windows[key] = (start, count)
+        self._windows[key] = (ends, count)
         if len(self._windows) > 100_000:
-            self._windows = {k: v for k, v in self._windows.items() if v[0] == window}
-        return 0 if count <= limit else max(1, math.ceil((window + 1) * window_s - now))
+            self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+        return 0 if count <= limit else max(1, math.ceil(ends - now))
 
     async def undo(self, key: str, *, window_s: int) -> None:
-        start, count = self._windows.get(key, (-1, 0))
-        if start == int(time.monotonic() // window_s) and count > 0:
-            self._windows[key] = (start, count - 1)
+        ends, count = self._windows.get(key, (0.0, 0))
+        if ends > self._now() and count > 0:
+            self._windows[key] = (ends, count - 1)
 
 
 _HIT = """
