@@ -37,6 +37,11 @@ from kaquan.kit.migrate import upgrade
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
+# pytest-xdist workers inherit COLUMNS=80 and LINES=24, and Rich fixes a console's size from them when the
+# console is made (the CLI's, at import): tests set the width they need per command instead.
+for _fixed_size in ("COLUMNS", "LINES"):
+    os.environ.pop(_fixed_size, None)
+
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 REDIS_URL = worker_redis_url()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

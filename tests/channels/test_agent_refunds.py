@@ -23,6 +23,7 @@ from tests.support.agents import GivenAgent, agent_client, given_agent, given_pr
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
+from kaquan import ledger
 from kaquan import runtime as runtime_module
 from kaquan.audit.models import AuditEntry
 from kaquan.channels import agents, refunds
@@ -36,7 +37,6 @@ from kaquan.inventory.stock import Stock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
-from kaquan.ledger import service as ledger
 from kaquan.ledger.models import LedgerTransfer
 from kaquan.orders import service as orders_service
 from kaquan.orders.models import Order, OrderEvent

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 from tests.support.agents import given_agent
 
+from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
 from kaquan.channels import agents, signing
 from kaquan.channels.models import Agent, AgentKey
 from kaquan.kit import clock
 from kaquan.kit.errors import DomainError
-from kaquan.ledger import service as ledger
 from kaquan.ledger.models import LedgerAccount, LedgerTransfer
 from kaquan.runtime import Runtime
 

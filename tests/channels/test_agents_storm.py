@@ -14,9 +14,9 @@ from tests.channels.callbacks.support import given_endpoint, work
 from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
 from tests.support.builders import given_sku_with_codes, stock_of
 
+from kaquan import ledger
 from kaquan.channels import agents
 from kaquan.client import ApiError, Order
-from kaquan.ledger import service as ledger
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_sku, given_sku_with_codes, random_codes, stock_of
 
+from kaquan import ledger
 from kaquan.audit.models import AuditEntry
 from kaquan.channels import marketplace, marketplace_files, signing
 from kaquan.channels import service as channels
@@ -20,7 +21,6 @@ from kaquan.channels.marketplace_files import OrderFileRejected
 from kaquan.inventory.models import Reveal
 from kaquan.kit import clock
 from kaquan.kit.errors import BadInput, DomainError
-from kaquan.ledger import service as ledger
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 

@@ -24,6 +24,7 @@ from tests.conftest import REDIS_URL
 from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
 
+from kaquan import ledger
 from kaquan import runtime as runtime_module
 from kaquan.catalog.models import Sku
 from kaquan.channels import agent_crypto, agents, signing
@@ -33,7 +34,6 @@ from kaquan.inventory.stock import Stock
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
-from kaquan.ledger import service as ledger
 from kaquan.ledger.models import LedgerTransfer
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime

@@ -7,11 +7,11 @@ from tests.cli.test_cli import Kaquan, _in_own_loop, one_line
 from tests.cli.test_cli import kaquan as kaquan
 from tests.cli.test_cli import postgres_admin as postgres_admin
 
+from kaquan import ledger
 from kaquan.kit import clock
 from kaquan.kit.db import Database
-from kaquan.ledger import service as ledger
+from kaquan.ledger import Leg, TransferSpec
 from kaquan.ledger.models import LedgerAccount
-from kaquan.ledger.service import Leg, TransferSpec
 
 
 def given_agent_with_orders(kaquan: Kaquan) -> None:

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from kaquan import ledger
 from kaquan.kit.db import Database
-from kaquan.ledger import service as ledger
+from kaquan.ledger import Leg, TransferSpec
 from kaquan.ledger.models import LedgerPosting, LedgerTransfer
-from kaquan.ledger.service import Leg, TransferSpec
 
 
 @dataclass(frozen=True)

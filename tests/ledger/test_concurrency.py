@@ -9,10 +9,10 @@ import asyncio
 import pytest
 from tests.ledger.given import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
 
+from kaquan import ledger
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
-from kaquan.ledger import service as ledger
-from kaquan.ledger.service import Leg, TransferSpec
+from kaquan.ledger import Leg, TransferSpec
 
 PRICE = 100
 BUYERS = 50

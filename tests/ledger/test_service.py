@@ -13,10 +13,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from tests.ledger.given import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
 
+from kaquan import ledger
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError, IdempotencyConflict
-from kaquan.ledger import service as ledger
+from kaquan.ledger import Leg, TransferSpec
 from kaquan.ledger.errors import (
     AccountConflict,
     AccountNotFound,
@@ -27,7 +28,6 @@ from kaquan.ledger.errors import (
     TransferNotFound,
 )
 from kaquan.ledger.models import LedgerAccount, LedgerPosting, LedgerTransfer
-from kaquan.ledger.service import Leg, TransferSpec
 
 # --- balances move in each account's normal sign -------------------------------------------------
 
@@ -474,6 +474,29 @@ async def test_check_passes_a_sound_ledger_and_names_a_corrupted_balance(db: Dat
     assert (sound.transfers, sound.postings) == (2, 4)
     assert not corrupted.ok
     assert corrupted.problems == [f"account agent:42 (id {book.agent}): stored balance 800, its postings say 750"]
+
+
+async def test_check_floors_replays_postings_and_names_an_account_that_ever_went_below_its_floor(db: Database) -> None:
+    book = await given_book(db, credit_limit=100)
+    await post(db, top_up_spec(book, 500))
+    await post(db, order_spec(book, 600))  # down to -100: exactly the credit limit
+    async with db.read() as session:
+        assert await ledger.check_floors(session, [book.agent, book.bank]) == []
+    async with db.transaction() as session:  # an order the floor should have refused, written past the service
+        transfer = LedgerTransfer(kind="order", memo="", actor="test", at=clock.now())
+        session.add(transfer)
+        await session.flush()
+        for account, amount in ((book.agent, 1), (book.sales, -1)):
+            session.add(
+                LedgerPosting(
+                    transfer_id=transfer.id, account_id=account, amount_minor=amount, currency="CNY", at=clock.now()
+                )
+            )
+
+    async with db.read() as session:
+        problems = await ledger.check_floors(session, [book.agent, book.sales])
+
+    assert problems == [f"account agent:42 (id {book.agent}): balance reached -101, below its floor -100"]
 
 
 async def test_check_names_a_transfer_that_does_not_sum_to_zero(db: Database) -> None:

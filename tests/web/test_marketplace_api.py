@@ -18,13 +18,13 @@ from tests.channels.test_marketplace import (
 )
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
+from kaquan import ledger
 from kaquan.channels import agent_crypto, marketplace, signing
 from kaquan.channels import service as channels
 from kaquan.channels.adapters import load_adapters
 from kaquan.inventory.models import Reveal
 from kaquan.inventory.stock import Stock
 from kaquan.kit import clock
-from kaquan.ledger import service as ledger
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.channels import service as channels
 from kaquan.channels import signing
@@ -31,7 +32,6 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict, NotFound
 from kaquan.kit.keys import named_key
 from kaquan.kit.money import Money
-from kaquan.ledger import service as ledger
 
 KEY_SEALING = "channels.agent_keys"
 MAX_CODE = 48

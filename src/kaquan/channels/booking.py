@@ -11,9 +11,9 @@ Accounts (opened on first use):
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import ledger
 from kaquan.channels.models import Agent, Channel
 from kaquan.kit.db import Database
-from kaquan.ledger import service as ledger
 
 
 async def _account(db: Database, session: AsyncSession, code: str, currency: str, normal: str) -> int:

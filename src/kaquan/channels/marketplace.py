@@ -31,6 +31,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.channels import booking, signing
 from kaquan.channels import service as channels
@@ -44,7 +45,6 @@ from kaquan.kit.crypto import KeyRing, same_digest
 from kaquan.kit.db import Database, serialize_on
 from kaquan.kit.errors import BadInput, Conflict, Forbidden, IdempotencyConflict, NotFound, Unauthorized
 from kaquan.kit.keys import named_key
-from kaquan.ledger import service as ledger
 from kaquan.orders import bulk
 from kaquan.orders import service as orders
 from kaquan.orders.errors import InvalidQuantity

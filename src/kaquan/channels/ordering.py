@@ -27,6 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import ledger
 from kaquan.channels import booking
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
@@ -40,7 +41,6 @@ from kaquan.kit import outbox
 from kaquan.kit.batching import GroupCommitter
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, DomainError, IdempotencyConflict
-from kaquan.ledger import service as ledger
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders import bulk, lifecycle
 from kaquan.orders import service as orders

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.channels import agents, booking, ordering
 from kaquan.channels.callbacks import service as callbacks
@@ -19,7 +20,6 @@ from kaquan.channels.errors import OrderNotRefundable
 from kaquan.inventory import refunds as inventory_refunds
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
-from kaquan.ledger import service as ledger
 from kaquan.orders import lifecycle
 from kaquan.orders import service as orders
 from kaquan.orders.models import Order

@@ -22,8 +22,8 @@ from typing import Annotated
 import httpx
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
+from kaquan import ledger
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
@@ -34,8 +34,6 @@ from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
 from kaquan.inventory import importing
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import describe
-from kaquan.ledger import service as ledger
-from kaquan.ledger.models import LedgerAccount, LedgerPosting
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
@@ -133,26 +131,8 @@ async def _drive(
 
 
 async def _never_below_floor(rt: Runtime, account_ids: list[int]) -> bool:
-    """Replay every agent's postings in order: the running balance never went under its floor."""
     async with rt.db.read() as session:
-        floors = dict(
-            (
-                await session.execute(
-                    select(LedgerAccount.id, LedgerAccount.floor_minor).where(LedgerAccount.id.in_(account_ids))
-                )
-            ).all()
-        )
-        rows = await session.execute(
-            select(LedgerPosting.account_id, LedgerPosting.amount_minor)
-            .where(LedgerPosting.account_id.in_(account_ids))
-            .order_by(LedgerPosting.id)
-        )
-        running: Counter[int] = Counter()
-        for account_id, amount in rows:
-            running[account_id] -= amount  # agent deposits are credit-normal
-            if running[account_id] < (floors[account_id] or 0):
-                return False
-    return True
+        return not await ledger.check_floors(session, account_ids)
 
 
 @contextlib.asynccontextmanager

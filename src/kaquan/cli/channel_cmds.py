@@ -6,13 +6,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from kaquan import ledger
 from kaquan.channels import agents, refunds
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, Channel
 from kaquan.cli.common import console, run
 from kaquan.cli.marketplace_cmds import marketplace_app
-from kaquan.ledger import service as ledger
 from kaquan.runtime import Runtime
 
 channel_app = typer.Typer(help="Channels, price lists, agents and their keys.", no_args_is_help=True)

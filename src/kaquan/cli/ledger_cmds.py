@@ -6,9 +6,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from kaquan import ledger
 from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.kit.money import Money
-from kaquan.ledger import service as ledger
 from kaquan.ledger.errors import AccountNotFound
 from kaquan.ledger.models import LedgerAccount
 from kaquan.runtime import Runtime

@@ -1,0 +1,38 @@
+"""The double-entry ledger: accounts, balanced transfers, and balances that never fall below their floor.
+
+Every money movement is a transfer whose legs sum to zero in each currency.
+Legs are signed debit-positive; an account's balance is kept in its normal
+sign, so a credit-normal account (an agent's prepaid deposit, a liability)
+grows with credits. Transfers and postings are only ever inserted: this module
+has no function that updates or deletes them, and a correction is a new
+transfer (`reverse`). How writers lock: see `ledger.posting`.
+
+The public surface is what this module exports; other modules use only that.
+"""
+
+from kaquan.ledger.accounts import Balance, Normal, account_by_code, balance, locked_balance, open_account, set_floor
+from kaquan.ledger.posting import REVERSAL, Leg, TransferSpec, post, post_many, post_many_locking_last, reverse
+from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, check, check_floors, entries
+
+__all__ = [
+    "MAX_PAGE",
+    "REVERSAL",
+    "Balance",
+    "Entry",
+    "LedgerCheck",
+    "Leg",
+    "Normal",
+    "TransferSpec",
+    "account_by_code",
+    "balance",
+    "check",
+    "check_floors",
+    "entries",
+    "locked_balance",
+    "open_account",
+    "post",
+    "post_many",
+    "post_many_locking_last",
+    "reverse",
+    "set_floor",
+]

@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from kaquan import ledger
 from kaquan.channels import agents, refunds
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, AgentKey, Channel
 from kaquan.identity.permissions import Permission
-from kaquan.ledger import service as ledger
 from kaquan.web.deps import Principal, RuntimeDep, require
 
 router = APIRouter(prefix="/admin/api", tags=["channels"])

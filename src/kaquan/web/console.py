@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
@@ -38,7 +39,6 @@ from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
 from kaquan.kit.money import Money
-from kaquan.ledger import service as ledger
 from kaquan.orders import service as orders
 from kaquan.orders.trace import trace_leaks
 from kaquan.web.admin_api import MAX_UPLOAD_BYTES

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kaquan import ledger
 from kaquan.channels import agent_crypto, ordering
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
@@ -18,7 +19,6 @@ from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
-from kaquan.ledger import service as ledger
 from kaquan.orders import service as orders
 from kaquan.orders.models import Order
 from kaquan.web.deps import RuntimeDep, client_ip

@@ -1,11 +1,4 @@
-"""The double-entry ledger: accounts, balanced transfers, and balances that never fall below their floor.
-
-Every money movement is a transfer whose legs sum to zero in each currency.
-Legs are signed debit-positive; an account's balance is kept in its normal
-sign, so a credit-normal account (an agent's prepaid deposit, a liability)
-grows with credits. Transfers and postings are only ever inserted: this module
-has no function that updates or deletes them, and a correction is a new
-transfer (`reverse`).
+"""Posting balanced transfers: one at a time, in groups, locking hot accounts last, and reversals.
 
 Concurrency: a write locks every account it touches in ascending id order
 (`FOR UPDATE` on PostgreSQL; SQLite writers hold the database's write lock),
@@ -21,38 +14,32 @@ by one guarded UPDATE at the end, so the row is locked only until the commit.
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database, insert_rows
-from kaquan.kit.errors import BadInput, IdempotencyConflict
-from kaquan.kit.money import CurrencyMismatch, supported_currencies
+from kaquan.kit.errors import IdempotencyConflict
+from kaquan.kit.money import CurrencyMismatch
+from kaquan.ledger.accounts import ACCOUNTS, balance, sign_of
 from kaquan.ledger.errors import (
-    AccountConflict,
-    AccountNotFound,
     AlreadyReversed,
-    FloorAboveBalance,
     InsufficientFunds,
-    InvalidAccount,
     InvalidTransfer,
     TransferNotFound,
     UnbalancedTransfer,
     UnknownAccount,
 )
-from kaquan.ledger.models import LedgerAccount, LedgerPosting, LedgerTransfer
+from kaquan.ledger.models import LedgerPosting, LedgerTransfer
 
-Normal = Literal["debit", "credit"]
 REVERSAL = "reversal"
-MAX_PAGE = 1000
-_ACCOUNTS = cast(Table, LedgerAccount.__table__)
-_TRANSFERS = cast(Table, LedgerTransfer.__table__)
-_POSTINGS = cast(Table, LedgerPosting.__table__)
+TRANSFERS = cast(Table, LedgerTransfer.__table__)
+POSTINGS = cast(Table, LedgerPosting.__table__)
 
 
 @dataclass(frozen=True)
@@ -69,43 +56,6 @@ class TransferSpec:
     memo: str = ""
 
 
-@dataclass(frozen=True)
-class Balance:
-    account_id: int
-    currency: str
-    balance_minor: int
-    floor_minor: int | None
-
-    @property
-    def spendable_minor(self) -> int | None:
-        """How much the balance may still shrink; None when the account has no floor."""
-        return None if self.floor_minor is None else self.balance_minor - self.floor_minor
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One posting as its account sees it: `amount_minor` > 0 grows the account's balance."""
-
-    posting_id: int
-    transfer_id: int
-    kind: str
-    reference: str | None
-    memo: str
-    at: datetime
-    amount_minor: int
-
-
-@dataclass(frozen=True)
-class LedgerCheck:
-    transfers: int
-    postings: int
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
 @dataclass
 class _Held:
     """An account as read under its lock, with its balance as the transfers being posted leave it."""
@@ -117,114 +67,6 @@ class _Held:
     floor_minor: int | None
     read_minor: int
     balance_minor: int
-
-
-def _sign(normal: str) -> int:
-    return 1 if normal == "debit" else -1
-
-
-# --- accounts -----------------------------------------------------------------------------------
-
-
-async def open_account(
-    db: Database,
-    session: AsyncSession,
-    code: str,
-    *,
-    currency: str,
-    normal: Normal,
-    floor_minor: int | None = None,
-) -> LedgerAccount:
-    """The account `code`, opened at balance 0 unless it exists; an existing one keeps its floor.
-
-    Opening is idempotent by code; an existing account in another currency or on
-    the other normal side is a conflict.
-    """
-    if not 1 <= len(code) <= 96:
-        raise InvalidAccount("an account code of 1 to 96 characters is required", code=code)
-    if currency not in supported_currencies():
-        raise InvalidAccount(
-            f"unsupported currency {currency!r}; one of {', '.join(supported_currencies())}", currency=currency
-        )
-    if normal not in ("debit", "credit"):
-        raise InvalidAccount(f"normal must be 'debit' or 'credit', not {normal!r}", normal=normal)
-    if floor_minor is not None and (type(floor_minor) is not int or floor_minor > 0):
-        raise InvalidAccount("a new account starts at 0, so its floor must be an integer of 0 or below", code=code)
-    await session.execute(
-        db.insert(_ACCOUNTS)
-        .values(
-            code=code,
-            currency=currency,
-            normal=normal,
-            floor_minor=floor_minor,
-            balance_minor=0,
-            created_at=clock.now(),
-        )
-        .on_conflict_do_nothing(index_elements=["code"])
-    )
-    account = await account_by_code(session, code)
-    if account is None:
-        raise AssertionError(f"account {code} neither inserted nor found")
-    if (account.currency, account.normal) != (currency, normal):
-        raise AccountConflict(
-            f"account {code} exists as a {account.normal}-normal {account.currency} account",
-            code=code,
-            currency=account.currency,
-            normal=account.normal,
-        )
-    return account
-
-
-async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | None:
-    stmt = select(LedgerAccount).where(LedgerAccount.code == code).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def set_floor(db: Database, session: AsyncSession, account_id: int, floor_minor: int | None) -> LedgerAccount:
-    """Set the lowest balance the account may reach (None: no floor); never above the current balance."""
-    if floor_minor is not None and type(floor_minor) is not int:
-        raise InvalidAccount("a floor is a whole number of minor units", account_id=account_id)
-    held = await locked_balance(db, session, account_id)
-    if floor_minor is not None and held.balance_minor < floor_minor:
-        raise FloorAboveBalance(
-            f"account {account_id}: floor {floor_minor} is above its balance {held.balance_minor}",
-            account_id=account_id,
-            balance_minor=held.balance_minor,
-            floor_minor=floor_minor,
-        )
-    await session.execute(update(_ACCOUNTS).where(_ACCOUNTS.c.id == account_id).values(floor_minor=floor_minor))
-    stmt = select(LedgerAccount).where(LedgerAccount.id == account_id).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one()
-
-
-def _balance_query(account_id: int) -> Select[Any]:
-    return select(_ACCOUNTS.c.currency, _ACCOUNTS.c.balance_minor, _ACCOUNTS.c.floor_minor).where(
-        _ACCOUNTS.c.id == account_id
-    )
-
-
-async def _balance_of(session: AsyncSession, stmt: Select[Any], account_id: int) -> Balance:
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None:
-        raise AccountNotFound(f"no ledger account with id {account_id}", account_id=account_id)
-    return Balance(account_id, row.currency, row.balance_minor, row.floor_minor)
-
-
-async def locked_balance(db: Database, session: AsyncSession, account_id: int) -> Balance:
-    """The account's balance, row-locked until the caller's transaction ends (no other writer can move it)."""
-    return await _balance_of(session, db.lock(_balance_query(account_id)), account_id)
-
-
-async def balance(session: AsyncSession, account_id: int) -> Balance:
-    """The account's balance as committed now: for display, or for decisions a guarded debit re-checks.
-
-    Never the only check on what may be spent: it can be spent by someone else a
-    moment later (`post_many_locking_last` re-checks at the debit).
-    """
-    return await _balance_of(session, _balance_query(account_id), account_id)
-
-
-# --- posting ------------------------------------------------------------------------------------
 
 
 async def post(db: Database, session: AsyncSession, spec: TransferSpec, *, actor: str) -> LedgerTransfer:
@@ -273,7 +115,7 @@ async def _insert_transfers(
 ) -> list[int]:
     try:
         inserted = await session.execute(
-            insert(_TRANSFERS).returning(_TRANSFERS.c.id, sort_by_parameter_order=True),
+            insert(TRANSFERS).returning(TRANSFERS.c.id, sort_by_parameter_order=True),
             [_transfer_row(spec, actor, at, reverses_id=None) for spec in specs],
         )
     except IntegrityError as exc:  # a concurrent transaction committed one of these references first
@@ -319,12 +161,12 @@ async def post_many_locking_last(
 async def _move_guarded(session: AsyncSession, held: _Held, delta: int) -> None:
     """Move one balance by `delta` unless that takes it below its floor (then InsufficientFunds)."""
     moved = await session.execute(
-        update(_ACCOUNTS)
+        update(ACCOUNTS)
         .where(
-            _ACCOUNTS.c.id == held.id,
-            (_ACCOUNTS.c.floor_minor.is_(None)) | (_ACCOUNTS.c.balance_minor + delta >= _ACCOUNTS.c.floor_minor),
+            ACCOUNTS.c.id == held.id,
+            (ACCOUNTS.c.floor_minor.is_(None)) | (ACCOUNTS.c.balance_minor + delta >= ACCOUNTS.c.floor_minor),
         )
-        .values(balance_minor=_ACCOUNTS.c.balance_minor + delta)
+        .values(balance_minor=ACCOUNTS.c.balance_minor + delta)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         now = await balance(session, held.id)
@@ -343,9 +185,9 @@ async def reverse(db: Database, session: AsyncSession, transfer_id: int, *, acto
     if original is None:
         raise TransferNotFound(f"no ledger transfer with id {transfer_id}", transfer_id=transfer_id)
     legs = await session.execute(
-        select(_POSTINGS.c.account_id, _POSTINGS.c.amount_minor)
-        .where(_POSTINGS.c.transfer_id == transfer_id)
-        .order_by(_POSTINGS.c.id)
+        select(POSTINGS.c.account_id, POSTINGS.c.amount_minor)
+        .where(POSTINGS.c.transfer_id == transfer_id)
+        .order_by(POSTINGS.c.id)
     )
     spec = TransferSpec(
         kind=REVERSAL,
@@ -376,10 +218,10 @@ async def _post_one(
     _apply(spec, accounts)
     at = clock.now()
     inserted = await session.execute(
-        db.insert(_TRANSFERS)
+        db.insert(TRANSFERS)
         .values(**_transfer_row(spec, actor, at, reverses_id=reverses_id))
         .on_conflict_do_nothing(index_elements=["kind", "reference"])
-        .returning(_TRANSFERS.c.id)
+        .returning(TRANSFERS.c.id)
     )
     transfer_id = inserted.scalar_one_or_none()
     if transfer_id is None:  # a concurrent transfer under this reference committed after our look
@@ -436,21 +278,21 @@ async def _read_accounts(
     """Every account touched, by id; locked in ascending id order when `lock` is given."""
     stmt = (
         select(
-            _ACCOUNTS.c.id,
-            _ACCOUNTS.c.code,
-            _ACCOUNTS.c.currency,
-            _ACCOUNTS.c.normal,
-            _ACCOUNTS.c.floor_minor,
-            _ACCOUNTS.c.balance_minor,
+            ACCOUNTS.c.id,
+            ACCOUNTS.c.code,
+            ACCOUNTS.c.currency,
+            ACCOUNTS.c.normal,
+            ACCOUNTS.c.floor_minor,
+            ACCOUNTS.c.balance_minor,
         )
-        .where(_ACCOUNTS.c.id.in_(sorted(set(account_ids))))
-        .order_by(_ACCOUNTS.c.id)
+        .where(ACCOUNTS.c.id.in_(sorted(set(account_ids))))
+        .order_by(ACCOUNTS.c.id)
     )
     if lock is not None:
         stmt = lock.lock(stmt)
     return {
         row.id: _Held(
-            row.id, row.code, row.currency, _sign(row.normal), row.floor_minor, row.balance_minor, row.balance_minor
+            row.id, row.code, row.currency, sign_of(row.normal), row.floor_minor, row.balance_minor, row.balance_minor
         )
         for row in await session.execute(stmt)
     }
@@ -522,8 +364,8 @@ async def _write(
     ]
     if changed:
         await session.execute(
-            update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.id == bindparam("account"))
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == bindparam("account"))
             .values(balance_minor=bindparam("new_balance")),
             changed,
         )
@@ -534,7 +376,7 @@ async def _insert_postings(
 ) -> None:
     await insert_rows(
         session,
-        _POSTINGS,
+        POSTINGS,
         [
             {
                 "transfer_id": transfer_id,
@@ -556,7 +398,7 @@ async def _by_reference(session: AsyncSession, kind: str, reference: str) -> Led
 
 async def _replayed(session: AsyncSession, existing: LedgerTransfer, spec: TransferSpec) -> LedgerTransfer:
     posted = await session.execute(
-        select(_POSTINGS.c.account_id, _POSTINGS.c.amount_minor).where(_POSTINGS.c.transfer_id == existing.id)
+        select(POSTINGS.c.account_id, POSTINGS.c.amount_minor).where(POSTINGS.c.transfer_id == existing.id)
     )
     if sorted((row.account_id, row.amount_minor) for row in posted) != sorted(
         (leg.account_id, leg.debit_minor) for leg in spec.legs
@@ -578,97 +420,3 @@ def _refuse_repeated_references(keys: list[tuple[str, str]]) -> None:
                 f"reference {reference!r} of kind {kind!r} appears twice", kind=kind, reference=reference
             )
         seen.add((kind, reference))
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-async def entries(
-    session: AsyncSession,
-    account_id: int,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after_id: int | None = None,
-    limit: int = 100,
-) -> list[Entry]:
-    """An account's postings, oldest first, in [since, until); page on with `after_id` = the last posting id."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise BadInput(f"limit must be between 1 and {MAX_PAGE}, got {limit}", limit=limit)
-    normal = (
-        await session.execute(select(_ACCOUNTS.c.normal).where(_ACCOUNTS.c.id == account_id))
-    ).scalar_one_or_none()
-    if normal is None:
-        raise AccountNotFound(f"no ledger account with id {account_id}", account_id=account_id)
-    posting, transfer = _POSTINGS.c, _TRANSFERS.c
-    stmt = (
-        select(
-            posting.id,
-            posting.transfer_id,
-            transfer.kind,
-            transfer.reference,
-            transfer.memo,
-            posting.at,
-            posting.amount_minor,
-        )
-        .join_from(_POSTINGS, _TRANSFERS, transfer.id == posting.transfer_id)
-        .where(posting.account_id == account_id)
-        .order_by(posting.id)
-        .limit(limit)
-    )
-    if since is not None:
-        stmt = stmt.where(posting.at >= since)
-    if until is not None:
-        stmt = stmt.where(posting.at < until)
-    if after_id is not None:
-        stmt = stmt.where(posting.id > after_id)
-    sign = _sign(normal)
-    return [
-        Entry(row.id, row.transfer_id, row.kind, row.reference, row.memo, row.at, sign * row.amount_minor)
-        for row in await session.execute(stmt)
-    ]
-
-
-async def check(session: AsyncSession) -> LedgerCheck:
-    """Prove the ledger balances: per transfer, overall, and each account's stored balance against its postings."""
-    posting, transfer, account = _POSTINGS.c, _TRANSFERS.c, _ACCOUNTS.c
-    total = func.sum(posting.amount_minor)
-    problems: list[str] = []
-    unbalanced = await session.execute(
-        select(posting.transfer_id, posting.currency, total)
-        .group_by(posting.transfer_id, posting.currency)
-        .having(total != 0)
-        .order_by(posting.transfer_id, posting.currency)
-    )
-    problems += [f"transfer {tid}: its {cur} postings sum to {int(s)}, not 0" for tid, cur, s in unbalanced]
-    empty = await session.execute(
-        select(transfer.id).where(~exists().where(posting.transfer_id == transfer.id)).order_by(transfer.id)
-    )
-    problems += [f"transfer {tid} has no postings" for tid in empty.scalars()]
-    overall = await session.execute(
-        select(posting.currency, total).group_by(posting.currency).having(total != 0).order_by(posting.currency)
-    )
-    problems += [f"all {cur} postings together sum to {int(s)}, not 0" for cur, s in overall]
-    sums = select(posting.account_id, total.label("total")).group_by(posting.account_id).subquery()
-    stored = await session.execute(
-        select(account.id, account.code, account.normal, account.balance_minor, sums.c.total)
-        .outerjoin_from(_ACCOUNTS, sums, sums.c.account_id == account.id)
-        .order_by(account.id)
-    )
-    for account_id, code, normal, balance_minor, summed in stored:
-        expected = _sign(normal) * int(summed or 0)
-        if balance_minor != expected:
-            problems.append(
-                f"account {code} (id {account_id}): stored balance {balance_minor}, its postings say {expected}"
-            )
-    foreign = await session.execute(
-        select(account.code, posting.currency, func.count())
-        .join_from(_POSTINGS, _ACCOUNTS, account.id == posting.account_id)
-        .where(posting.currency != account.currency)
-        .group_by(account.code, posting.currency)
-        .order_by(account.code, posting.currency)
-    )
-    problems += [f"account {code}: {n} posting(s) in {cur}, not the account's currency" for code, cur, n in foreign]
-    transfers = (await session.execute(select(func.count()).select_from(_TRANSFERS))).scalar_one()
-    postings = (await session.execute(select(func.count()).select_from(_POSTINGS))).scalar_one()
-    return LedgerCheck(int(transfers), int(postings), problems)
