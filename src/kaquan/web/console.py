@@ -527,10 +527,12 @@ async def redeem(
         request_ = redeeming.RedeemRequest(
             code=code, nonce=nonce or uuid.uuid4().hex, device_id=device, location=location.strip() or "console"
         )
-        done = await redeeming.attempt_redemption(rt.db, rt.vault, lockout, request_, actor=admin.actor, ip=admin.ip)
+        done = await redeeming.attempt_redemption(
+            rt.db, rt.vault, lockout, request_, actor=admin.actor, account=admin.account, ip=admin.ip
+        )
         return _redeem_form(request, admin, redeemed=done)
     found = await redeeming.attempt_verification(
-        rt.db, rt.vault, lockout, code, actor=admin.actor, ip=admin.ip, device_id=device
+        rt.db, rt.vault, lockout, code, account=admin.account, ip=admin.ip, device_id=device
     )
     return _redeem_form(request, admin, state=found)
 
