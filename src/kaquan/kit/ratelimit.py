@@ -2,6 +2,7 @@
 
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -20,11 +21,13 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        """`now`: seconds on any steady scale (tests pass one that follows `kit.clock`)."""
         self._windows: dict[str, tuple[int, int]] = {}
+        self._now = now
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int:
-        now = time.monotonic()
+        now = self._now()
         window = int(now // window_s)
         start, count = self._windows.get(key, (window, 0))
         if start != window:
@@ -37,7 +40,7 @@ class MemoryRateLimiter:
 
     async def undo(self, key: str, *, window_s: int) -> None:
         start, count = self._windows.get(key, (-1, 0))
-        if start == int(time.monotonic() // window_s) and count > 0:
+        if start == int(self._now() // window_s) and count > 0:
             self._windows[key] = (start, count - 1)
 
 
