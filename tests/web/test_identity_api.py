@@ -413,6 +413,23 @@ async def test_a_token_mints_no_child_that_outlives_it_or_survives_its_revocatio
     assert listed[minted.json()["id"]]["revoked_at"] is not None
 
 
+async def test_a_token_created_in_a_session_is_its_own_credential_and_outlives_sign_out(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    """By design: scripts hold tokens for days; a browser session lasts hours. Revoke tokens by hand."""
+    await given_user(rt)
+    browser = await sign_in(client)
+    created = await client.post(
+        "/admin/api/tokens", json={"name": "ci", "scopes": ["catalog.read"]}, headers=browser.csrf_header
+    )
+    assert created.status_code == 201 and created.json()["parent_id"] is None
+
+    assert (await client.delete("/admin/api/session", headers=browser.csrf_header)).status_code == 204
+
+    bot = {"Authorization": f"Bearer {created.json()['token']}"}
+    assert (await client.get("/admin/api/products", headers=bot)).status_code == 200
+
+
 async def test_nobody_revokes_someone_elses_token(
     rt: Runtime, client: httpx.AsyncClient, headers_for: HeadersFor, admin_headers: dict[str, str]
 ) -> None:
