@@ -1,5 +1,6 @@
-"""Admin users: creation rules, sign-in with lockout and throttling, and two-factor codes."""
+"""Admin users: creation rules, sign-in throttled per address (never a lock on the owner), and two-factor codes."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -8,11 +9,12 @@ from sqlalchemy import select
 from tests.support.identity import PASSWORD, given_user, row_counts, user_row
 
 from kaquan.audit.models import AuditEntry
-from kaquan.identity import credentials
+from kaquan.identity import credentials, throttle
 from kaquan.identity import service as identity
 from kaquan.identity.credentials import totp_code, totp_step
 from kaquan.identity.errors import (
     LoginFailed,
+    LoginThrottled,
     TotpInvalid,
     TotpRequired,
     UnknownRole,
@@ -21,7 +23,7 @@ from kaquan.identity.errors import (
 )
 from kaquan.identity.service import NewSession
 from kaquan.kit import clock
-from kaquan.kit.errors import RateLimited
+from kaquan.kit.errors import DomainError, RateLimited
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kaquan.runtime import Runtime
 
@@ -112,44 +114,134 @@ async def test_the_right_password_opens_a_session_and_resets_the_failure_count(r
     assert (await identity.authenticate_session(rt.db, opened.token)) is not None
 
 
-async def test_five_wrong_passwords_lock_the_account_for_15_minutes_even_against_the_right_password(
-    rt: Runtime,
+def _limiter(redis: Redis | None) -> RateLimiter:
+    """Redis when configured; else in process, its windows following `kit.clock` so tests can travel."""
+    return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter(lambda: clock.now().timestamp())
+
+
+async def signs_in(limiter: RateLimiter, rt: Runtime, password: str, ip: str, username: str = "alice") -> str:
+    """How one attempt ends: "ok", or the refusal's error code."""
+    try:
+        await identity.login(rt.db, rt.keyring, limiter, username=username, password=password, totp=None, ip=ip)
+    except DomainError as exc:
+        return exc.code
+    return "ok"
+
+
+@pytest.mark.parametrize("addresses", [5, 50])
+async def test_wrong_passwords_from_many_addresses_never_lock_the_owner_out(
+    rt: Runtime, redis_or_none: Redis | None, addresses: int
 ) -> None:
+    limiter = _limiter(redis_or_none)
     await given_user(rt)
-    for attempt in range(5):
-        with pytest.raises(LoginFailed):
-            await login(rt, "alice", f"wrong password {attempt}")
-    locked = await user_row(rt, "alice")
-    assert locked.locked_until is not None
-    assert abs(locked.locked_until - (clock.now() + identity.LOCKOUT)).total_seconds() < 5
-    sessions_before = (await row_counts(rt))["identity_sessions"]
 
-    with pytest.raises(LoginFailed):
-        await login(rt, "alice", PASSWORD)
-    clock.travel(14 * 60)
-    with pytest.raises(LoginFailed):
-        await login(rt, "alice", PASSWORD)
-    assert (await row_counts(rt))["identity_sessions"] == sessions_before
-    clock.travel(61)
-    opened = await login(rt, "alice", PASSWORD)
+    guesses = [await signs_in(limiter, rt, f"wrong password {n}", f"203.0.113.{n}") for n in range(addresses)]
+    owner = await signs_in(limiter, rt, PASSWORD, "198.51.100.7")
 
-    assert opened.username == "alice"
-    assert (await actions(rt)).count("identity.login.failed") == 5
-    assert "locked_until" in await audit_text(rt)
+    assert guesses == ["login_failed"] * addresses
+    assert owner == "ok"
+    assert (await actions(rt)).count("identity.login.failed") == addresses
+    assert (await actions(rt))[-1] == "identity.session.created"
+    assert (await row_counts(rt))["identity_sessions"] == 1
 
 
-async def test_failures_while_locked_do_not_extend_the_lock(rt: Runtime) -> None:
+async def test_one_address_guessing_is_refused_with_retry_after_even_for_the_right_password(
+    rt: Runtime, redis_or_none: Redis | None
+) -> None:
+    limiter = _limiter(redis_or_none)
     await given_user(rt)
-    for attempt in range(5):
-        with pytest.raises(LoginFailed):
-            await login(rt, "alice", f"wrong password {attempt}")
-    until = (await user_row(rt, "alice")).locked_until
+    for n in range(throttle.PAIR_FAILURES):
+        assert await signs_in(limiter, rt, f"wrong password {n}", "203.0.113.1") == "login_failed"
+    before = await row_counts(rt)
 
-    for _ in range(3):
-        with pytest.raises(LoginFailed):
-            await login(rt, "alice", "still wrong password")
+    with pytest.raises(LoginThrottled) as refused:
+        await identity.login(
+            rt.db, rt.keyring, limiter, username="alice", password=PASSWORD, totp=None, ip="203.0.113.1"
+        )
 
-    assert (await user_row(rt, "alice")).locked_until == until
+    assert refused.value.status == 429 and 1 <= refused.value.retry_after <= throttle.WINDOW_S
+    assert await row_counts(rt) == before  # no session, no audit entry for a refused attempt
+    assert await signs_in(limiter, rt, PASSWORD, "198.51.100.7") == "ok"
+
+
+async def test_an_account_under_attack_refuses_every_address_that_failed_against_it_but_no_other(
+    rt: Runtime, redis_or_none: Redis | None
+) -> None:
+    limiter = _limiter(redis_or_none)
+    await given_user(rt)
+    for n in range(throttle.ACCOUNT_FAILURES):
+        assert await signs_in(limiter, rt, "wrong password", f"203.0.113.{n}") == "login_failed"
+
+    again = await signs_in(limiter, rt, PASSWORD, "203.0.113.0")
+    fresh_guess = await signs_in(limiter, rt, "wrong password", "203.0.113.99")
+    fresh_again = await signs_in(limiter, rt, "wrong password", "203.0.113.99")
+    owner = await signs_in(limiter, rt, PASSWORD, "198.51.100.7")
+
+    assert (again, fresh_guess, fresh_again, owner) == ("login_throttled", "login_failed", "login_throttled", "ok")
+
+
+async def test_a_throttled_address_may_try_again_once_its_window_has_passed(rt: Runtime) -> None:
+    limiter = _limiter(None)
+    await given_user(rt)
+    for n in range(throttle.PAIR_FAILURES):
+        await signs_in(limiter, rt, f"wrong password {n}", "203.0.113.1")
+    assert await signs_in(limiter, rt, PASSWORD, "203.0.113.1") == "login_throttled"
+
+    clock.travel(throttle.WINDOW_S)
+
+    assert await signs_in(limiter, rt, PASSWORD, "203.0.113.1") == "ok"
+
+
+async def test_the_right_password_costs_no_attempt(rt: Runtime, redis_or_none: Redis | None) -> None:
+    limiter = _limiter(redis_or_none)
+    await given_user(rt)
+    outcomes = [await signs_in(limiter, rt, "wrong password", "203.0.113.1") for _ in range(throttle.PAIR_FAILURES - 1)]
+    outcomes += [await signs_in(limiter, rt, PASSWORD, "203.0.113.1") for _ in range(3)]
+    outcomes += [await signs_in(limiter, rt, "wrong password", "203.0.113.1") for _ in range(2)]
+
+    assert outcomes == ["login_failed"] * 4 + ["ok"] * 3 + ["login_failed", "login_throttled"]
+
+
+async def test_one_address_spraying_many_accounts_is_refused(rt: Runtime) -> None:
+    limiter = _limiter(None)
+    await given_user(rt)
+    outcomes = []
+    for n in range(throttle.ADDRESS_FAILURES + 1):
+        if n and n % identity.LOGINS_PER_IP_PER_MINUTE == 0:
+            clock.travel(60)  # past the per-minute limit on every attempt, which is a separate control
+        outcomes.append(await signs_in(limiter, rt, PASSWORD, "203.0.113.1", username=f"user{n}"))
+
+    assert outcomes == ["login_failed"] * throttle.ADDRESS_FAILURES + ["login_throttled"]
+    assert await signs_in(limiter, rt, PASSWORD, "203.0.113.1") == "login_throttled"
+    assert await signs_in(limiter, rt, PASSWORD, "198.51.100.7") == "ok"
+
+
+async def test_unknown_and_known_usernames_are_throttled_alike(rt: Runtime) -> None:
+    limiter = _limiter(None)
+    await given_user(rt)
+
+    known = [await signs_in(limiter, rt, "wrong password", "203.0.113.1") for _ in range(throttle.PAIR_FAILURES + 1)]
+    unknown = [
+        await signs_in(limiter, rt, "wrong password", "203.0.113.2", username="mallory")
+        for _ in range(throttle.PAIR_FAILURES + 1)
+    ]
+
+    assert known == unknown == ["login_failed"] * throttle.PAIR_FAILURES + ["login_throttled"]
+
+
+async def test_concurrent_guesses_from_one_address_get_no_more_tries(rt: Runtime, redis_or_none: Redis | None) -> None:
+    limiter = _limiter(redis_or_none)
+    await given_user(rt)
+
+    outcomes = await asyncio.gather(
+        *(signs_in(limiter, rt, f"wrong password {n}", "203.0.113.1") for n in range(identity.LOGINS_PER_IP_PER_MINUTE))
+    )
+
+    assert sorted(outcomes) == sorted(
+        ["login_failed"] * throttle.PAIR_FAILURES
+        + ["login_throttled"] * (identity.LOGINS_PER_IP_PER_MINUTE - throttle.PAIR_FAILURES)
+    )
+    assert (await user_row(rt, "alice")).failed_logins == throttle.PAIR_FAILURES
 
 
 async def test_an_unknown_user_gets_the_same_answer_after_the_same_argon2_work(
@@ -315,14 +407,17 @@ async def test_a_used_totp_code_cannot_be_replayed_inside_its_window(rt: Runtime
     assert (await user_row(rt, "alice")).failed_logins == 2
 
 
-async def test_wrong_totp_codes_lock_the_account_like_wrong_passwords(rt: Runtime) -> None:
+async def test_wrong_totp_codes_are_throttled_like_wrong_passwords(rt: Runtime) -> None:
     await given_user(rt)
     _, secret = await enrolled(rt)
     clock.travel(60)
-    for _ in range(5):
+    wrong = "000000" if totp_code(secret, totp_step(clock.now())) != "000000" else "111111"
+    for _ in range(throttle.PAIR_FAILURES):
         with pytest.raises(LoginFailed):
-            await login(rt, "alice", PASSWORD, totp="000000" if totp_code(secret, 0) != "000000" else "111111")
+            await login(rt, "alice", PASSWORD, totp=wrong)
 
-    with pytest.raises(LoginFailed):
+    with pytest.raises(LoginThrottled):
         await login(rt, "alice", PASSWORD, totp=totp_code(secret, totp_step(clock.now())))
-    assert (await user_row(rt, "alice")).locked_until is not None
+    assert (await user_row(rt, "alice")).failed_logins == throttle.PAIR_FAILURES
+    opened = await login(rt, "alice", PASSWORD, totp=totp_code(secret, totp_step(clock.now())), ip="198.51.100.7")
+    assert opened.username == "alice"

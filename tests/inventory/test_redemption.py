@@ -24,6 +24,7 @@ from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimite
 from kaquan.runtime import Runtime
 
 ACTOR = "clerk@shop"
+ACCOUNT = "admin_user:7"
 IP = "203.0.113.7"
 
 
@@ -44,11 +45,19 @@ async def redeem_once(rt: Runtime, request: RedeemRequest, *, actor: str = ACTOR
 
 
 async def attempt(
-    rt: Runtime, lockout: Lockout, request: RedeemRequest, *, actor: str = ACTOR, ip: str = IP
+    rt: Runtime,
+    lockout: Lockout,
+    request: RedeemRequest,
+    *,
+    actor: str = ACTOR,
+    account: str = ACCOUNT,
+    ip: str = IP,
 ) -> redemption.Redeemed | str:
     """A guarded attempt as the API makes it; a refusal becomes its error code."""
     try:
-        return await redemption.attempt_redemption(rt.db, rt.vault, lockout, request, actor=actor, ip=ip)
+        return await redemption.attempt_redemption(
+            rt.db, rt.vault, lockout, request, actor=actor, account=account, ip=ip
+        )
     except DomainError as exc:
         return exc.code
 
@@ -367,7 +376,9 @@ async def test_the_lockout_says_which_scope_and_when_to_retry(rt: Runtime) -> No
         await attempt(rt, lockout, scan("NOPE" * 5))
 
     with pytest.raises(redemption.RedeemLockedOut) as refused:
-        await redemption.attempt_redemption(rt.db, rt.vault, lockout, scan("NOPE" * 5), actor=ACTOR, ip=IP)
+        await redemption.attempt_redemption(
+            rt.db, rt.vault, lockout, scan("NOPE" * 5), actor=ACTOR, account=ACCOUNT, ip=IP
+        )
 
     assert refused.value.status == 429
     assert 1 <= refused.value.retry_after <= redemption.LOCKOUT_WINDOW_S
@@ -382,16 +393,29 @@ async def test_ip_account_and_device_are_each_locked_out(rt: Runtime) -> None:
         await attempt(rt, lockout, scan("UNKNOWN" + str(n), device=f"d{n}"))
 
     same_account = await attempt(rt, lockout, scan(codes[0], device="fresh"), ip="198.51.100.1")
-    same_ip = await attempt(rt, lockout, scan(codes[1], device="fresh"), actor="other-clerk")
-    elsewhere = await attempt(rt, lockout, scan(codes[2], device="fresh"), actor="other-clerk", ip="198.51.100.1")
+    same_ip = await attempt(rt, lockout, scan(codes[1], device="fresh"), account="other-clerk")
+    elsewhere = await attempt(rt, lockout, scan(codes[2], device="fresh"), account="other-clerk", ip="198.51.100.1")
     for n in range(3):  # one device, many accounts and IPs
-        await attempt(rt, lockout, scan("UNKNOWN", device="stolen"), actor=f"a{n}", ip=f"192.0.2.{n}")
-    same_device = await attempt(rt, lockout, scan(codes[3], device="stolen"), actor="new", ip="192.0.2.99")
+        await attempt(rt, lockout, scan("UNKNOWN", device="stolen"), account=f"a{n}", ip=f"192.0.2.{n}")
+    same_device = await attempt(rt, lockout, scan(codes[3], device="stolen"), account="new", ip="192.0.2.99")
 
     assert same_account == "redeem_locked_out"
     assert same_ip == "redeem_locked_out"
     assert isinstance(elsewhere, redemption.Redeemed)
     assert same_device == "redeem_locked_out"
+
+
+async def test_one_account_is_one_count_whatever_token_it_acts_through(rt: Runtime) -> None:
+    sku = await given_voucher_sku(rt)
+    [code] = await given_vouchers(rt, sku)
+    lockout = Lockout(MemoryRateLimiter(), limit=3)
+    for n in range(3):  # a fresh token (actor), address and device each time: the same user
+        await attempt(rt, lockout, scan("UNKNOWN", device=f"d{n}"), actor=f"clerk (token kqt_{n})", ip=f"192.0.2.{n}")
+
+    valid = await attempt(rt, lockout, scan(code, device="d9"), actor="clerk (token kqt_9)", ip="192.0.2.9")
+
+    assert valid == "redeem_locked_out"
+    await _unchanged(rt, code, "sold")
 
 
 async def test_successes_and_answers_about_real_codes_do_not_count_as_failures(
@@ -421,7 +445,7 @@ async def test_verifying_is_limited_and_counted_like_redeeming(rt: Runtime) -> N
     async def verify(typed: str) -> str:
         try:
             found = await redemption.attempt_verification(
-                rt.db, rt.vault, lockout, typed, actor=ACTOR, ip=IP, device_id="till-1"
+                rt.db, rt.vault, lockout, typed, account=ACCOUNT, ip=IP, device_id="till-1"
             )
         except DomainError as exc:
             return exc.code

@@ -10,6 +10,7 @@ from tests.support.vouchers import given_voucher_sku, given_vouchers, status_of
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog.models import Product
 from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
 
 
 async def test_a_browser_without_a_session_is_sent_to_the_sign_in_page(client: httpx.AsyncClient) -> None:
@@ -63,7 +64,7 @@ async def test_a_wrong_password_shows_the_error_and_opens_no_session(rt: Runtime
     assert (await client.get("/admin/", headers=HTML)).status_code == 303
 
 
-async def test_five_wrong_passwords_lock_the_account_for_the_console_too(
+async def test_five_wrong_passwords_slow_that_address_and_say_when_to_retry_but_lock_nobody_out(
     rt: Runtime, client: httpx.AsyncClient
 ) -> None:
     await given_user(rt, "alice", "owner")
@@ -72,7 +73,13 @@ async def test_five_wrong_passwords_lock_the_account_for_the_console_too(
 
     response = await login_form(client, "alice", PASSWORD)
 
-    assert response.status_code == 401
+    assert response.status_code == 429
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= 15 * 60 and f" {retry_after} " in response.text
+    assert "kq_admin" not in response.cookies
+    transport = httpx.ASGITransport(app=create_app(rt=rt), client=("198.51.100.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as elsewhere:
+        assert (await login_form(elsewhere, "alice", PASSWORD)).status_code == 303
 
 
 async def test_a_sign_in_form_without_its_token_is_refused(rt: Runtime, client: httpx.AsyncClient) -> None:

@@ -8,13 +8,17 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from tests.support.identity import given_user
 from tests.support.vouchers import events, given_voucher_sku, given_vouchers, redemption_count, status_of
 
+from kaquan.identity import service as identity
+from kaquan.identity.permissions import ROLES, Permission
 from kaquan.inventory import redemption
 from kaquan.inventory.vouchers import display
 from kaquan.kit import clock
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
 
 URL = "/admin/api/redemptions"
 
@@ -217,3 +221,39 @@ async def test_a_code_is_never_sent_in_a_url_where_access_logs_would_keep_it(
     response = await client.get(f"{URL}/verify", params={"code": "ABCDE-FGHJK-LMNPQ-RSTUV"}, headers=admin_headers)
 
     assert response.status_code == 405
+
+
+async def test_more_tokens_and_more_addresses_buy_no_more_guesses_than_one_user_has(rt: Runtime) -> None:
+    """The account counter is the user behind the credential: a token (or session) is free to mint."""
+    sku = await given_voucher_sku(rt)
+    [code] = await given_vouchers(rt, sku)
+    user = await given_user(rt, "clerk", "support")
+    tokens = []
+    for n in range(redemption.FAILURE_LIMIT + 1):
+        async with rt.db.transaction() as session:
+            _, token = await identity.create_token(
+                session,
+                user.id,
+                f"till {n}",
+                [Permission.REDEEM],
+                expires_in_days=1,
+                allowed=ROLES["support"],
+                actor="t",
+            )
+        tokens.append(token)
+    app = create_app(rt=rt)
+
+    async def scan_from(n: int, code: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n}", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            headers = {"Authorization": f"Bearer {tokens[n]}"}
+            return await http.post(URL, json=body(code, device_id=f"till-{n}"), headers=headers)
+
+    guesses = [await scan_from(n, secrets.token_hex(10)) for n in range(redemption.FAILURE_LIMIT)]
+    valid = await scan_from(redemption.FAILURE_LIMIT, code)
+
+    assert [g.status_code for g in guesses] == [404] * redemption.FAILURE_LIMIT
+    error = assert_error(valid, 429, "redeem_locked_out")
+    assert error["details"]["locked"] == ["account"]
+    assert await status_of(rt, code) == "sold"
+    assert await redemption_count(rt) == 0

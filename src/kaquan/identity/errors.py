@@ -1,17 +1,25 @@
 """What can go wrong signing in and managing admin identities."""
 
-from kaquan.kit.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
+from kaquan.kit.errors import BadInput, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 
 
 class LoginFailed(Unauthorized):
-    """Unknown user, wrong password, wrong TOTP code, locked or disabled account: one answer for all."""
+    """Unknown user, wrong password, wrong TOTP code or disabled account: one answer for all."""
 
     code = "login_failed"
 
     def __init__(self) -> None:
+        super().__init__("wrong username, password or code, or the account is disabled")
+
+
+class LoginThrottled(RateLimited):
+    """Too many failed sign-ins from this address (for this account, or for any): wait, or sign in elsewhere."""
+
+    code = "login_throttled"
+
+    def __init__(self, *, retry_after: int) -> None:
         super().__init__(
-            "wrong username, password or code, or the account is locked or disabled "
-            "(an account locks for 15 minutes after 5 failed attempts)"
+            f"too many failed sign-in attempts from this address; try again in {retry_after} s", retry_after=retry_after
         )
 
 

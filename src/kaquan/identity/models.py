@@ -22,8 +22,8 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Failed sign-ins since the last successful one: shown to owners, never a lock (`service.login`).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Sealed with the "identity.totp" key, bound to the user id; enabled only once a code confirmed it.
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -54,6 +54,9 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("identity_users.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The token that created this one (None: created by a session or the CLI). A child never outlives or
+    # out-scopes its parent, and revoking a token revokes its descendants (`service.revoke_token`).
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("identity_api_tokens.id"), index=True)
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     scopes: Mapped[list[str]] = mapped_column(JSON)

@@ -82,8 +82,7 @@ class UserOut(BaseModel):
     role: str
     disabled: bool
     totp_enabled: bool
-    failed_logins: int
-    locked_until: datetime | None
+    failed_logins: int = Field(description="failed sign-ins since the last successful one (never a lock)")
     created_at: datetime
     last_login_at: datetime | None
 
@@ -93,7 +92,9 @@ class TokenCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     scopes: list[Permission] = Field(min_length=1)
-    expires_in_days: int = Field(default=90, ge=1, le=366)
+    expires_in_days: int = Field(
+        default=90, ge=1, le=366, description="capped at the creating token's own expiry when a token creates it"
+    )
 
 
 class TokenOut(BaseModel):
@@ -102,6 +103,7 @@ class TokenOut(BaseModel):
     id: int
     name: str
     prefix: str
+    parent_id: int | None = Field(description="the token that created this one; revoking it revokes this too")
     scopes: list[str]
     created_at: datetime
     expires_at: datetime

@@ -2,8 +2,8 @@
 
 Most functions take the caller's session and never commit. Three are transaction
 boundaries themselves, like `payments.service.receive_notification`: `login`,
-because a failed attempt must be counted (and an account locked) while the
-request itself is refused; and `authenticate_session` / `authenticate_token`,
+because a failed attempt must be counted (and audited) while the request
+itself is refused; and `authenticate_session` / `authenticate_token`,
 which run on every admin request and touch "last seen" at most once a minute.
 
 Audit entries name users, roles, scopes and token prefixes; never a password,
@@ -45,15 +45,14 @@ from kaquan.identity.errors import (
 )
 from kaquan.identity.models import AdminSession, AdminUser, ApiToken
 from kaquan.identity.permissions import ROLES, Permission
+from kaquan.identity.throttle import SignInThrottle
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox
 from kaquan.kit.db import Database
-from kaquan.kit.errors import Conflict, DomainError
+from kaquan.kit.errors import Conflict, DomainError, Unauthorized
 from kaquan.kit.keys import named_key
 from kaquan.kit.ratelimit import RateLimiter, enforce
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 LOGINS_PER_IP_PER_MINUTE = 20
 PASSWORD_CHANGES_PER_USER = 5  # per 15 minutes: a stolen session must not become a password oracle
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -177,18 +176,20 @@ async def _user(session: AsyncSession, user_id: int) -> AdminUser:
 async def set_disabled(
     session: AsyncSession, by: Identity, user_id: int, disabled: bool, *, ip: str | None = None
 ) -> AdminUser:
-    """Disable (ending every session; tokens stop working) or re-enable a user, clearing any lockout."""
+    """Disable a user, revoking every session and API token for good, or re-enable it.
+
+    Re-enabling brings no credential back: a disabled account may have been taken over,
+    and its tokens with it. The user signs in again and mints new tokens.
+    """
     if disabled and user_id == by.user_id:
         raise CannotDisableSelf("you cannot disable your own account")
     user = await _user(session, user_id)
-    before = {"disabled": user.disabled, "failed_logins": user.failed_logins}
+    before = {"disabled": user.disabled}
     user.disabled = disabled
+    after: dict[str, Any] = {"disabled": disabled}
     if disabled:
-        revoked = await _revoke_sessions(session, user_id)
-    else:
-        revoked = 0
-        user.failed_logins = 0
-        user.locked_until = None
+        after["sessions_revoked"] = await _revoke_sessions(session, user_id)
+        after["tokens_revoked"] = await _revoke_tokens(session, user_id)
     await session.flush()
     await record(
         session,
@@ -196,7 +197,7 @@ async def set_disabled(
         "identity.user.disabled" if disabled else "identity.user.enabled",
         target=_target(user_id),
         before=before,
-        after={"disabled": disabled, "failed_logins": user.failed_logins, "sessions_revoked": revoked},
+        after=after,
         ip=ip,
     )
     return user
@@ -217,22 +218,32 @@ async def login(
 ) -> NewSession:
     """Check a password (and TOTP code) and open a session; a transaction boundary, see the module doc.
 
-    Unknown user, wrong password, wrong code, locked and disabled all answer `LoginFailed`,
-    after the same argon2 work. The fifth consecutive failure locks the account for 15 minutes,
-    during which even the right password is refused.
+    Unknown user, wrong password, wrong code and disabled all answer `LoginFailed`, after
+    the same argon2 work. Failures never lock the account: they are throttled per address
+    (`identity.throttle`), so a guesser is refused with 429 `login_throttled` while the
+    owner, from an address that has not failed, still signs in with the right password.
     """
     await enforce(
         limiter, f"login:{ip}", limit=LOGINS_PER_IP_PER_MINUTE, window_s=60, what="sign-in attempts from this address"
     )
     username = username.strip().lower()
-    async with db.read() as session:
-        user = (await session.execute(select(AdminUser).where(AdminUser.username == username))).scalar_one_or_none()
-        stored = user.password_hash if user is not None else None
-    password_ok = await passwords().verify_async(stored, password)
-    if user is None:
-        raise LoginFailed()
-    async with db.transaction() as session:
-        outcome = await _settle_login(db, session, keyring, user.id, password_ok, totp, ip)
+    throttle = SignInThrottle(limiter)
+    charge = await throttle.admit(username, ip)
+    failed = False
+    try:
+        async with db.read() as session:
+            user = (await session.execute(select(AdminUser).where(AdminUser.username == username))).scalar_one_or_none()
+            stored = user.password_hash if user is not None else None
+        password_ok = await passwords().verify_async(stored, password)
+        if user is None:
+            failed = True
+            raise LoginFailed()
+        async with db.transaction() as session:
+            outcome = await _settle_login(db, session, keyring, user.id, password_ok, totp, ip)
+        failed = isinstance(outcome, LoginFailed)
+    finally:
+        if not failed:
+            await throttle.refund(charge)
     if isinstance(outcome, DomainError):
         raise outcome
     return outcome
@@ -249,10 +260,10 @@ async def _settle_login(
 ) -> NewSession | DomainError:
     user = (await session.execute(db.lock(select(AdminUser).where(AdminUser.id == user_id)))).scalar_one()
     now = clock.now()
-    if user.disabled or (user.locked_until is not None and user.locked_until > now):
+    if user.disabled:
         return LoginFailed()
     if not password_ok:
-        await _count_failure(session, user, now, "password", ip)
+        await _count_failure(session, user, "password", ip)
         return LoginFailed()
     if user.totp_enabled:
         if not totp:
@@ -260,29 +271,22 @@ async def _settle_login(
         secret = await _totp_secret(db, session, keyring, user)
         step = totp_match(secret, totp, now, after_step=user.totp_last_step)
         if step is None:
-            await _count_failure(session, user, now, "totp", ip)
+            await _count_failure(session, user, "totp", ip)
             return LoginFailed()
         user.totp_last_step = step
     user.failed_logins = 0
-    user.locked_until = None
     user.last_login_at = now
     opened = await _open_session(session, user, ip)
     await record(session, user.username, "identity.session.created", target=_target(user.id), ip=ip)
     return opened
 
 
-async def _count_failure(session: AsyncSession, user: AdminUser, now: datetime, why: str, ip: str | None) -> None:
+async def _count_failure(session: AsyncSession, user: AdminUser, why: str, ip: str | None) -> None:
     before: dict[str, Any] = {"failed_logins": user.failed_logins}
     user.failed_logins += 1
-    if user.failed_logins >= MAX_FAILED_LOGINS:
-        user.failed_logins = 0
-        user.locked_until = now + LOCKOUT
     await session.flush()
-    after: dict[str, Any] = {"failed_logins": user.failed_logins, "wrong": why}
-    if user.locked_until is not None and user.locked_until > now:
-        after["locked_until"] = user.locked_until.isoformat()
     # Whoever typed the wrong password is not known to be the user: the actor is anonymous.
-    after["username"] = user.username
+    after: dict[str, Any] = {"failed_logins": user.failed_logins, "wrong": why, "username": user.username}
     await record(
         session, ANONYMOUS, "identity.login.failed", target=_target(user.id), before=before, after=after, ip=ip
     )
@@ -489,29 +493,39 @@ async def create_token(
     expires_in_days: int,
     allowed: frozenset[Permission],
     actor: str,
+    parent_id: int | None = None,
     ip: str | None = None,
 ) -> tuple[ApiToken, str]:
     """A new API token for `user_id`; returns the row and the plaintext, which is never seen again.
 
     `allowed` is what the creator may hand out: its role's permissions, or a token's
     effective permissions when a token creates a token (so a token never widens itself).
+    `parent_id` is that creating token: the child gets at most its scopes and expires
+    no later, and `revoke_token` on the parent revokes the child. The parent row is
+    locked and checked live here, so a parent revoked since it authenticated mints nothing.
     """
     user = await _user(session, user_id)
+    now = clock.now()
+    expires_at = now + timedelta(days=expires_in_days)
     wanted = frozenset(scopes)
     granted = allowed & _role_permissions(user.role)
+    if parent_id is not None:
+        parent = await _live_parent(session, user.id, parent_id, now)
+        granted &= frozenset(p for p in Permission if p.value in parent.scopes)
+        expires_at = min(expires_at, parent.expires_at)
     beyond = sorted(p.value for p in wanted - granted)
     if beyond:
         raise ScopeNotAllowed(f"a token cannot carry {', '.join(beyond)}: the creator does not hold it", scopes=beyond)
     token, prefix = new_token(TOKEN_KIND)
-    now = clock.now()
     row = ApiToken(
         user_id=user.id,
         name=name,
+        parent_id=parent_id,
         prefix=prefix,
         token_hash=token_digest(token),
         scopes=sorted(p.value for p in wanted),
         created_at=now,
-        expires_at=now + timedelta(days=expires_in_days),
+        expires_at=expires_at,
     )
     session.add(row)
     await session.flush()
@@ -526,10 +540,20 @@ async def create_token(
             "prefix": prefix,
             "scopes": row.scopes,
             "expires_at": row.expires_at.isoformat(),
+            "parent_id": parent_id,
         },
         ip=ip,
     )
     return row, token
+
+
+async def _live_parent(session: AsyncSession, user_id: int, parent_id: int, now: datetime) -> ApiToken:
+    """The creating token, locked until commit (a concurrent revocation waits for us, or we see it)."""
+    stmt = select(ApiToken).where(ApiToken.id == parent_id, ApiToken.user_id == user_id).with_for_update()
+    parent = (await session.execute(stmt)).scalar_one_or_none()
+    if parent is None or parent.revoked_at is not None or parent.expires_at <= now:
+        raise Unauthorized("the API token making this request has been revoked or has expired")
+    return parent
 
 
 async def list_tokens(session: AsyncSession, user_id: int) -> list[ApiToken]:
@@ -547,18 +571,51 @@ async def revoke_token(
     if row is None:
         raise TokenNotFound(f"no API token {token_id} of yours", token_id=token_id)
     if row.revoked_at is None:
-        row.revoked_at = clock.now()
+        now = clock.now()
+        row.revoked_at = now
         await session.flush()
+        descendants = await _revoke_descendants(session, [row.id], now)
         await record(
             session,
             actor,
             "identity.token.revoked",
             target=f"api_token:{row.id}",
             before={"revoked": False},
-            after={"revoked": True, "prefix": row.prefix},
+            after={"revoked": True, "prefix": row.prefix, "descendants_revoked": descendants},
             ip=ip,
         )
     return row
+
+
+async def _revoke_descendants(session: AsyncSession, roots: list[int], now: datetime) -> list[str]:
+    """Revoke every live token created, directly or through others, by `roots`; returns their prefixes.
+
+    Level by level, each level locked before the next is read: a child being minted
+    holds its parent's lock (`_live_parent`), so once we hold a level's locks, every
+    child of it has either committed (and the next read sees it) or will find its
+    parent revoked.
+    """
+    revoked: list[str] = []
+    level = roots
+    while level:
+        stmt = select(ApiToken).where(ApiToken.parent_id.in_(level)).order_by(ApiToken.id).with_for_update()
+        children = list((await session.execute(stmt)).scalars())
+        for child in children:
+            if child.revoked_at is None:
+                child.revoked_at = now
+                revoked.append(child.prefix)
+        level = [child.id for child in children]
+    await session.flush()
+    return revoked
+
+
+async def _revoke_tokens(session: AsyncSession, user_id: int) -> int:
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def authenticate_token(db: Database, token: str) -> Identity | None:

@@ -10,7 +10,9 @@
 - The client sends a nonce per scan: re-submitting the same scan returns the
   first result unchanged; any other second attempt is told when and where the
   code was redeemed.
-- Attempts are limited per IP, per account and per device (`Lockout`). Every
+- Attempts are limited per IP, per account and per device (`Lockout`). The
+  account is the user behind the credential, never a token or session: those
+  are free to mint, so a counter keyed on them would multiply attempts. Every
   attempt is charged to all three counters before it runs and refunded when it
   did not fail, so even a thousand concurrent guesses cannot get past the limit.
   A failure is an attempt naming no code we hold (unknown or malformed); real
@@ -152,8 +154,9 @@ class Lockout:
     window_s: int = LOCKOUT_WINDOW_S
 
     @staticmethod
-    def keys(*, ip: str | None, actor: str, device_id: str | None) -> dict[str, str]:
-        keys = {"ip": f"redeem:ip:{ip or 'unknown'}", "account": f"redeem:account:{actor}"}
+    def keys(*, ip: str | None, account: str, device_id: str | None) -> dict[str, str]:
+        """The counters of one attempt; `account` names the user, whichever token or session it came through."""
+        keys = {"ip": f"redeem:ip:{ip or 'unknown'}", "account": f"redeem:account:{account}"}
         if device_id:
             keys["device"] = f"redeem:device:{device_id}"
         return keys
@@ -354,11 +357,21 @@ async def verify(db: Database, session: AsyncSession, vault: Vault, typed: str) 
 
 
 async def attempt_redemption(
-    db: Database, vault: Vault, lockout: Lockout, request: RedeemRequest, *, actor: str, ip: str | None
+    db: Database,
+    vault: Vault,
+    lockout: Lockout,
+    request: RedeemRequest,
+    *,
+    actor: str,
+    account: str,
+    ip: str | None,
 ) -> Redeemed:
-    """One redemption attempt by a caller, in its own transaction, guarded by the lockout."""
+    """One redemption attempt by a caller, in its own transaction, guarded by the lockout.
+
+    `actor` is what the audit trail names (it may include a token); `account` is the user it counts against.
+    """
     check_request(request)
-    keys = lockout.keys(ip=ip, actor=actor, device_id=request.device_id)
+    keys = lockout.keys(ip=ip, account=account, device_id=request.device_id)
 
     async def work(session: AsyncSession) -> Redeemed:
         return await redeem(db, session, vault, request, actor=actor, ip=ip)
@@ -367,12 +380,19 @@ async def attempt_redemption(
 
 
 async def attempt_verification(
-    db: Database, vault: Vault, lockout: Lockout, typed: str, *, actor: str, ip: str | None, device_id: str | None
+    db: Database,
+    vault: Vault,
+    lockout: Lockout,
+    typed: str,
+    *,
+    account: str,
+    ip: str | None,
+    device_id: str | None,
 ) -> VoucherState:
     """One verification by a caller: read-only, but guarded and counted exactly like a redemption."""
     if device_id is not None and (not 1 <= len(device_id) <= 64 or not device_id.isprintable()):
         raise BadInput("the device id is 1 to 64 printable characters", field="device_id")
-    keys = lockout.keys(ip=ip, actor=actor, device_id=device_id)
+    keys = lockout.keys(ip=ip, account=account, device_id=device_id)
 
     async def work() -> VoucherState:
         async with db.read() as session:

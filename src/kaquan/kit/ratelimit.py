@@ -25,6 +25,7 @@ class MemoryRateLimiter:
     (INCR, then EXPIRE on the first), so both limiters count alike and no window edge splits a burst."""
 
     def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        """`now`: seconds on any steady scale (tests pass one that follows `kit.clock`)."""
         self._now = now
         self._windows: dict[str, tuple[float, int]] = {}  # key → (window end, hits)
 

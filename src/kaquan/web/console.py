@@ -170,10 +170,12 @@ StockWrite = Annotated[Principal, require(Permission.STOCK_WRITE)]
 # --- sign-in, sign-out, language ---------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, next_url: str, error: str | None = None, status: int = 200) -> Response:
+def _login_page(
+    request: Request, *, next_url: str, error: str | None = None, status: int = 200, retry_after: int = 0
+) -> Response:
     """The sign-in form with a fresh double-submit token: there is no session yet to hold a CSRF token."""
     token = secrets.token_urlsafe(32)
-    context = {"login_csrf": token, "next": safe_next(next_url), "error": error}
+    context = {"login_csrf": token, "next": safe_next(next_url), "error": error, "retry_after": retry_after}
     response = page(request, None, "login.html", context, status=status)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -219,7 +221,7 @@ async def login(
     except LoginFailed:
         return _login_page(request, next_url=next, error="login.failed", status=401)
     except RateLimited as exc:
-        response = _login_page(request, next_url=next, error="login.throttled", status=429)
+        response = _login_page(request, next_url=next, error="login.throttled", status=429, retry_after=exc.retry_after)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     response = RedirectResponse(safe_next(next), status_code=303)
@@ -527,10 +529,12 @@ async def redeem(
         request_ = redeeming.RedeemRequest(
             code=code, nonce=nonce or uuid.uuid4().hex, device_id=device, location=location.strip() or "console"
         )
-        done = await redeeming.attempt_redemption(rt.db, rt.vault, lockout, request_, actor=admin.actor, ip=admin.ip)
+        done = await redeeming.attempt_redemption(
+            rt.db, rt.vault, lockout, request_, actor=admin.actor, account=admin.account, ip=admin.ip
+        )
         return _redeem_form(request, admin, redeemed=done)
     found = await redeeming.attempt_verification(
-        rt.db, rt.vault, lockout, code, actor=admin.actor, ip=admin.ip, device_id=device
+        rt.db, rt.vault, lockout, code, account=admin.account, ip=admin.ip, device_id=device
     )
     return _redeem_form(request, admin, state=found)
 

@@ -69,6 +69,11 @@ class Principal:
             raise Unauthorized("an admin user is required")
         return self.identity
 
+    @property
+    def account(self) -> str:
+        """The user behind the caller, for counters: never the token or session, which are free to mint."""
+        return f"admin_user:{self.user.user_id}"
+
 
 async def check_csrf(request: Request, identity: Identity) -> None:
     """A cookie rides along on cross-site requests; the CSRF token, read from the page, does not."""

@@ -174,6 +174,7 @@ async def create_token(rt: RuntimeDep, admin: Self, body: TokenCreate) -> TokenC
             expires_in_days=body.expires_in_days,
             allowed=admin.permissions,
             actor=admin.actor,
+            parent_id=admin.user.token_id,
             ip=admin.ip,
         )
         return TokenCreated(token=token, **TokenOut.model_validate(row).model_dump())

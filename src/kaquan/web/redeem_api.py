@@ -1,7 +1,7 @@
 """Redemption (核销) of merchant-issued vouchers: redeem once, or verify without redeeming.
 
 Both endpoints need the `redeem` permission and share one failed-attempt lockout
-per IP, account and device (`inventory.redemption.Lockout`). Prefer
+per IP, user and device (`inventory.redemption.Lockout`): a user's many tokens share one count. Prefer
 `POST /redemptions/verify`: a code in a query string ends up in access logs and
 browser history, and a voucher code is as good as cash.
 """
@@ -100,7 +100,9 @@ async def redeem(rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionO
         location=body.location,
         redeemed_offline_at=body.redeemed_offline_at,
     )
-    done = await redeeming.attempt_redemption(rt.db, rt.vault, _lockout(rt), request, actor=admin.actor, ip=admin.ip)
+    done = await redeeming.attempt_redemption(
+        rt.db, rt.vault, _lockout(rt), request, actor=admin.actor, account=admin.account, ip=admin.ip
+    )
     return RedemptionOut.of(done)
 
 
@@ -108,6 +110,6 @@ async def redeem(rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionO
 async def verify(rt: RuntimeDep, admin: Redeemer, body: VerifyIn) -> VoucherStateOut:
     """Say whether a voucher is redeemable, redeemed (when, where), not sold, voided or expired; redeem nothing."""
     found = await redeeming.attempt_verification(
-        rt.db, rt.vault, _lockout(rt), body.code, actor=admin.actor, ip=admin.ip, device_id=body.device_id
+        rt.db, rt.vault, _lockout(rt), body.code, account=admin.account, ip=admin.ip, device_id=body.device_id
     )
     return VoucherStateOut.of(found)
