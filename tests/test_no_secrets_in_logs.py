@@ -82,7 +82,7 @@ async def test_no_secret_or_key_reaches_a_log_or_an_error_response(
     assert (await upload(codes[0])).status_code == 400  # a duplicate of a stored code
 
     async def order() -> dict[str, Any]:
-        headers = {"Idempotency-Key": secrets.token_hex(8)}
+        headers = {"Idempotency-Key": secrets.token_hex(8), "X-Client-Token": "the-log-tests-own-client"}
         created = await client.post("/api/orders", json={"sku": "GAME-50", "quantity": 2}, headers=headers)
         assert created.status_code == 201, created.text
         body: dict[str, Any] = created.json()

@@ -56,6 +56,29 @@ async def test_the_same_out_order_no_and_body_returns_the_same_order_and_charges
     assert (await stock_of(rt, sku)).sold == 1
 
 
+async def test_another_agent_reusing_an_out_order_no_gets_its_own_order_and_learns_nothing(rt: Runtime) -> None:
+    """Issue 10's replay attack, tried on the open API: out_order_no is scoped per agent already."""
+    sku = await given_sku_with_codes(rt, 5)
+    await given_price(rt, sku.code, 500)
+    acme = await given_agent(rt, code="acme", deposit_minor=10_000)
+    rival = await given_agent(rt, code="rival", deposit_minor=10_000)
+    async with agent_client(rt, acme) as kq:
+        theirs = await kq.place_order("A-1", sku.code, 1)
+        await kq.place_order("A-2", sku.code, 1)
+
+    async with agent_client(rt, rival) as kq:
+        with pytest.raises(ApiError) as not_theirs:
+            await kq.order("A-1")
+        same_body = await kq.place_order("A-1", sku.code, 1)
+        other_body = await kq.place_order("A-2", sku.code, 2)
+
+    assert (not_theirs.value.status, not_theirs.value.code) == (404, "order_not_found")
+    assert same_body.order_no != theirs.order_no
+    assert not {c.secret for c in same_body.codes} & {c.secret for c in theirs.codes}
+    assert (other_body.status, other_body.quantity) == ("delivered", 2)  # not a 409 telling A-2 is taken
+    assert (await _balance(rt, acme), await _balance(rt, rival)) == (10_000 - 1000, 10_000 - 1500)
+
+
 async def test_an_order_the_balance_cannot_cover_is_refused_whole_and_changes_nothing(rt: Runtime) -> None:
     sku = await given_sku_with_codes(rt, 5)
     await given_price(rt, sku.code, 1000)

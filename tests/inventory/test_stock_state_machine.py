@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import select
-from tests.support.builders import GivenSku, given_codes, given_sku, pay, random_codes
+from tests.support.builders import TEST_CLIENT, GivenSku, given_codes, given_sku, pay, random_codes
 
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
@@ -255,7 +255,9 @@ class StockMachine(RuleBasedStateMachine):
                 self.db,
                 session,
                 self.rt.order_keys,
-                orders.OrderRequest(sku=sku.id, quantity=quantity, idempotency_key=secrets.token_hex(8)),
+                orders.OrderRequest(
+                    sku=sku.id, quantity=quantity, idempotency_key=secrets.token_hex(8), client_token=TEST_CLIENT
+                ),
                 max_per_order=self.settings.max_per_order,
                 hold_minutes=self.settings.hold_minutes,
             )

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.builders import (
+    TEST_CLIENT,
     GivenSku,
     buy,
     given_codes,
@@ -49,7 +50,14 @@ from kaquan.worker import run_once
 
 
 async def place(
-    rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str | None = None, channel: str = "shop", contact: str = ""
+    rt: Runtime,
+    sku: GivenSku,
+    quantity: int = 1,
+    *,
+    key: str | None = None,
+    channel: str = "shop",
+    contact: str = "",
+    client: str = TEST_CLIENT,
 ) -> orders.Placed:
     async with rt.db.transaction() as session:
         return await orders.place(
@@ -60,6 +68,7 @@ async def place(
                 sku=sku.id,
                 quantity=quantity,
                 idempotency_key=key or secrets.token_hex(8),
+                client_token=client,
                 channel=channel,
                 contact=contact,
             ),
@@ -454,7 +463,7 @@ async def test_naming_the_sku_by_code_or_by_id_is_the_same_request(rt: Runtime) 
             rt.db,
             session,
             rt.order_keys,
-            orders.OrderRequest(sku=sku.code, quantity=1, idempotency_key="checkout-2"),
+            orders.OrderRequest(sku=sku.code, quantity=1, idempotency_key="checkout-2", client_token=TEST_CLIENT),
             max_per_order=rt.settings.max_per_order,
             hold_minutes=rt.settings.hold_minutes,
         )
@@ -564,6 +573,15 @@ async def test_order_events_record_every_status_change_in_order(rt: Runtime) -> 
 # --- looking an order up ---------------------------------------------------------------------------
 
 
+async def lookup(rt: Runtime, number: str, secret: str) -> Order:
+    """What every route does: the guard checks the secret (throttling wrong ones), then the order is read."""
+    await orders.LookupGuard(rt.order_keys, rt.limiter, rt.settings.lookup_per_minute).verify(
+        number, secret, client="test"
+    )
+    async with rt.db.read() as session:
+        return await orders.by_number(session, number)
+
+
 def _answer(exc: DomainError) -> tuple[int, str, str, dict[str, Any]]:
     return exc.status, exc.code, exc.message, exc.details
 
@@ -574,15 +592,14 @@ async def test_a_wrong_secret_and_an_unknown_number_get_the_same_answer(rt: Runt
     number = mine.order.number
     unknown = "999999" + number[6:] if not number.startswith("999999") else "000000" + number[6:]
 
-    async with rt.db.read() as session:
-        with pytest.raises(OrderNotFound) as wrong_secret:
-            await orders.lookup(session, rt.order_keys, number, "AAAA-AAAA-AAAA-AAAA")
-        with pytest.raises(OrderNotFound) as someone_elses_secret:
-            await orders.lookup(session, rt.order_keys, number, theirs.lookup_secret)
-        with pytest.raises(OrderNotFound) as unknown_number:
-            await orders.lookup(session, rt.order_keys, unknown, rt.order_keys.lookup_secret(unknown))
-        found = await orders.lookup(session, rt.order_keys, number, mine.lookup_secret)
-        typed_loosely = await orders.lookup(session, rt.order_keys, number, mine.lookup_secret.replace("-", "").lower())
+    with pytest.raises(OrderNotFound) as wrong_secret:
+        await lookup(rt, number, "AAAA-AAAA-AAAA-AAAA")
+    with pytest.raises(OrderNotFound) as someone_elses_secret:
+        await lookup(rt, number, theirs.lookup_secret)
+    with pytest.raises(OrderNotFound) as unknown_number:
+        await lookup(rt, unknown, rt.order_keys.lookup_secret(unknown))
+    found = await lookup(rt, number, mine.lookup_secret)
+    typed_loosely = await lookup(rt, number, mine.lookup_secret.replace("-", "").lower())
 
     assert _answer(wrong_secret.value) == _answer(unknown_number.value) == _answer(someone_elses_secret.value)
     assert found.id == typed_loosely.id == mine.order.id

@@ -15,6 +15,7 @@ from kaquan.inventory.stock import Stock, stock
 from kaquan.runtime import Runtime
 
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+TEST_CLIENT = "the-tests-own-client-token"  # one client for every order the builders place
 
 
 def random_codes(count: int, length: int = 16) -> list[str]:
@@ -134,7 +135,9 @@ async def place_order(rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str
             rt.db,
             session,
             rt.order_keys,
-            orders.OrderRequest(sku=sku.id, quantity=quantity, idempotency_key=key or secrets.token_hex(8)),
+            orders.OrderRequest(
+                sku=sku.id, quantity=quantity, idempotency_key=key or secrets.token_hex(8), client_token=TEST_CLIENT
+            ),
             max_per_order=rt.settings.max_per_order,
             hold_minutes=rt.settings.hold_minutes,
         )
@@ -156,8 +159,11 @@ async def pay(rt: Runtime, token: str) -> str:
 async def order_view(rt: Runtime, number: str, lookup_secret: str) -> Bought:
     from kaquan.orders import service as orders
 
+    await orders.LookupGuard(rt.order_keys, rt.limiter, rt.settings.lookup_per_minute).verify(
+        number, lookup_secret, client="test"
+    )
     async with rt.db.transaction() as session:
-        order = await orders.lookup(session, rt.order_keys, number, lookup_secret)
+        order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, Viewer("buyer", "test"))
     serials = tuple(r.serial(n) for r in view.ranges for n in range(r.first, r.last + 1))
     return Bought(number, lookup_secret, order.status, tuple(c.secret for c in view.codes), serials)

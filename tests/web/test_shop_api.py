@@ -81,13 +81,22 @@ async def codes_sold(rt: Runtime, sku: GivenSku) -> int:
         return (await session.execute(stmt)).scalar_one()
 
 
+CLIENT_TOKEN = "this-test-clients-own-token"
+CLIENT = {"X-Client-Token": CLIENT_TOKEN}
+
+
+def keyed(key: str, *, token: str = CLIENT_TOKEN) -> dict[str, str]:
+    """The headers of an order attempt: the caller's idempotency key and its own client token."""
+    return {"Idempotency-Key": key, "X-Client-Token": token}
+
+
 async def create_order(
-    client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1, *, key: str | None = None
+    client: httpx.AsyncClient, sku: GivenSku, quantity: int = 1, *, key: str | None = None, token: str = CLIENT_TOKEN
 ) -> dict[str, Any]:
     response = await client.post(
         "/api/orders",
         json={"sku": sku.code, "quantity": quantity},
-        headers={"Idempotency-Key": key or secrets.token_hex(8)},
+        headers=keyed(key or secrets.token_hex(8), token=token),
     )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -134,9 +143,7 @@ async def test_an_order_is_created_with_its_number_lookup_secret_pay_url_and_the
 ) -> None:
     sku, codes = await given_stocked_sku(rt, 5, price_minor=1990)
 
-    response = await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "order-1"}
-    )
+    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers=keyed("order-1"))
 
     assert response.status_code == 201
     order = response.json()
@@ -156,9 +163,7 @@ async def test_an_order_is_created_with_its_number_lookup_secret_pay_url_and_the
 async def test_an_order_can_name_its_sku_by_id(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
 
-    response = await client.post(
-        "/api/orders", json={"sku": str(sku.id), "quantity": 1}, headers={"Idempotency-Key": "k"}
-    )
+    response = await client.post("/api/orders", json={"sku": str(sku.id), "quantity": 1}, headers=keyed("k"))
 
     assert response.status_code == 201
     assert response.json()["sku_id"] == sku.id
@@ -168,9 +173,7 @@ async def test_an_order_can_name_its_sku_by_id(rt: Runtime, client: httpx.AsyncC
 async def test_a_price_sent_by_the_client_is_refused(rt: Runtime, client: httpx.AsyncClient, field: str) -> None:
     sku, _ = await given_stocked_sku(rt, 5, price_minor=1990)
 
-    response = await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": 1, field: 1}, headers={"Idempotency-Key": "cheap"}
-    )
+    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": 1, field: 1}, headers=keyed("cheap"))
 
     details = the_error(response, 422, "validation_error")
     assert [p["field"] for p in details["problems"]] == [f"body.{field}"]
@@ -200,9 +203,7 @@ async def test_the_same_key_with_a_different_body_is_an_idempotency_conflict(
     sku, _ = await given_stocked_sku(rt, 5)
     first = await create_order(client, sku, 2, key="once")
 
-    response = await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "once"}
-    )
+    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers=keyed("once"))
 
     assert the_error(response, 409, "idempotency_conflict") == {"idempotency_key": "once"}
     assert first["number"] not in response.text
@@ -210,12 +211,92 @@ async def test_the_same_key_with_a_different_body_is_an_idempotency_conflict(
     assert (await stock_of(rt, sku)).reserved == 2
 
 
+# An idempotency key belongs to the client that chose it ---------------------------------------------
+
+
+async def test_an_honest_retry_proves_itself_with_its_client_token_even_from_another_address(
+    rt: Runtime, caller_at: Caller
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+    async with caller_at(some_ip()) as at_home:
+        first = await create_order(at_home, sku, 2, key="retry-on-the-train")
+    async with caller_at(some_ip()) as on_the_train:
+        retried = await create_order(on_the_train, sku, 2, key="retry-on-the-train")
+
+    assert (retried["number"], retried["lookup_secret"], retried["pay_url"]) == (
+        first["number"],
+        first["lookup_secret"],
+        first["pay_url"],
+    )
+    assert await count_of(rt, Order) == 1
+    assert await count_of(rt, Payment) == 1
+
+
+async def test_another_client_replaying_a_key_and_body_learns_nothing_of_the_first_order(
+    rt: Runtime, caller_at: Caller
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+    async with caller_at(some_ip()) as buyer:
+        theirs = await create_order(buyer, sku, 2, key="seen-on-a-cached-page")
+
+    async with caller_at(some_ip()) as replayer:
+        replay = await replayer.post(
+            "/api/orders",
+            json={"sku": sku.code, "quantity": 2},
+            headers=keyed("seen-on-a-cached-page", token="the-replayers-own-token"),
+        )
+
+    assert replay.status_code == 201, replay.text
+    for secret in (theirs["number"], theirs["lookup_secret"], token_of(theirs)):
+        assert secret not in replay.text
+        assert secret not in str(replay.headers)
+    assert replay.json()["lookup_secret"] == rt.order_keys.lookup_secret(replay.json()["number"])
+    assert await count_of(rt, Order) == 2
+    assert await order_status(rt, theirs["number"]) == "pending_payment"
+
+
+async def test_a_different_body_under_another_clients_key_does_not_tell_that_the_key_is_in_use(
+    rt: Runtime, caller_at: Caller
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+    async with caller_at(some_ip()) as buyer:
+        theirs = await create_order(buyer, sku, 2, key="in-use")
+
+    async with caller_at(some_ip()) as prober:
+        probe = await prober.post(
+            "/api/orders", json={"sku": sku.code, "quantity": 1}, headers=keyed("in-use", token="the-probers-token")
+        )
+        fresh = await prober.post(
+            "/api/orders", json={"sku": sku.code, "quantity": 1}, headers=keyed("never-used", token="the-probers-token")
+        )
+
+    assert probe.status_code == fresh.status_code == 201, probe.text
+    assert set(probe.json()) == set(fresh.json())
+    assert theirs["number"] not in probe.text
+    assert (await stock_of(rt, sku)).reserved == 4
+
+
+async def test_an_order_without_a_client_token_is_a_validation_error_and_changes_nothing(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+
+    missing = await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "k"})
+    short = await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers=keyed("k", token="short"))
+
+    for refused in (missing, short):
+        details = the_error(refused, 422, "validation_error")
+        assert [p["field"] for p in details["problems"]] == ["header.x-client-token"]
+    assert await count_of(rt, Order) == 0
+    assert (await stock_of(rt, sku)).reserved == 0
+
+
 async def test_an_order_without_an_idempotency_key_is_a_validation_error(
     rt: Runtime, client: httpx.AsyncClient
 ) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
 
-    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": 1})
+    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers=CLIENT)
 
     details = the_error(response, 422, "validation_error")
     assert [p["field"] for p in details["problems"]] == ["header.idempotency-key"]
@@ -229,9 +310,7 @@ async def test_a_quantity_outside_one_to_the_cap_is_invalid_and_changes_nothing(
     sku, _ = await given_stocked_sku(rt, 5, max_per_order=3)
     before = await stock_of(rt, sku)
 
-    response = await client.post(
-        "/api/orders", json={"sku": sku.code, "quantity": quantity}, headers={"Idempotency-Key": "q"}
-    )
+    response = await client.post("/api/orders", json={"sku": sku.code, "quantity": quantity}, headers=keyed("q"))
 
     assert the_error(response, 400, "invalid_quantity") == {"quantity": quantity, "max": 3}
     assert await stock_of(rt, sku) == before
@@ -241,8 +320,8 @@ async def test_a_quantity_outside_one_to_the_cap_is_invalid_and_changes_nothing(
 async def test_an_unknown_sku_or_too_few_codes_create_no_order(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 2)
 
-    unknown = await client.post("/api/orders", json={"sku": "NOPE", "quantity": 1}, headers={"Idempotency-Key": "a"})
-    too_many = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers={"Idempotency-Key": "b"})
+    unknown = await client.post("/api/orders", json={"sku": "NOPE", "quantity": 1}, headers=keyed("a"))
+    too_many = await client.post("/api/orders", json={"sku": sku.code, "quantity": 3}, headers=keyed("b"))
 
     assert the_error(unknown, 404, "sku_not_found") == {"sku": "NOPE"}
     assert the_error(too_many, 409, "out_of_stock") == {"sku_id": sku.id, "wanted": 3, "available": 2}
@@ -457,7 +536,7 @@ async def test_no_response_carries_a_code_secret_except_the_buyers_delivered_ord
     client.event_hooks = {"response": [keep]}
     order = await create_order(client, sku, 2, key="journey")
     await create_order(client, sku, 2, key="journey")
-    await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers={"Idempotency-Key": "journey"})
+    await client.post("/api/orders", json={"sku": sku.code, "quantity": 1}, headers=keyed("journey"))
     credentials = {"number": order["number"], "secret": order["lookup_secret"]}
     await client.post("/api/orders/lookup", json=credentials)
     await notify(client, tampered_amount(rt, order))

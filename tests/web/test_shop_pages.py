@@ -210,6 +210,55 @@ async def test_submitting_the_same_form_twice_gives_the_same_order_and_holds_sto
     assert (await stock_of(rt, sku)).reserved == 2
 
 
+async def test_the_shop_gives_each_browser_a_client_token_in_an_httponly_cookie(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    first = await client.get("/", headers=BROWSER)
+    again = await client.get("/", headers=BROWSER)
+
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith("kq_client=")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "path=/", "samesite=lax"} <= attributes
+    assert len(client.cookies["kq_client"]) >= 32
+    assert "set-cookie" not in again.headers
+
+
+async def test_another_browser_submitting_the_same_form_gets_its_own_order_and_no_cookie_of_the_first(
+    rt: Runtime, browser_at: Browser
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+    form = order_form(sku, 2, key="from-a-page-a-proxy-cached")
+    async with browser_at(some_ip()) as first:
+        await first.get("/")
+        theirs = await first.post("/orders", data=form)
+    number = theirs.headers["location"].removeprefix("/orders/")
+
+    async with browser_at(some_ip()) as second:
+        await second.get("/")
+        mine = await second.post("/orders", data=form)
+
+    assert mine.status_code == 303
+    assert mine.headers["location"] != theirs.headers["location"]
+    assert f"kqo_{number}" not in mine.headers.get("set-cookie", "")
+    assert rt.order_keys.lookup_secret(number) not in str(mine.headers) + mine.text
+    assert await order_count(rt) == 2
+    assert (await stock_of(rt, sku)).reserved == 4
+
+
+async def test_a_browser_without_a_client_cookie_gets_one_with_its_order(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+
+    response = await client.post("/orders", data=order_form(sku), headers=BROWSER)
+
+    assert response.status_code == 303
+    assert "kq_client" in client.cookies
+    number = response.headers["location"].removeprefix("/orders/")
+    assert client.cookies.get(f"kqo_{number}", path=f"/orders/{number}") == rt.order_keys.lookup_secret(number)
+
+
 async def test_cancelling_returns_the_codes_to_stock(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     number, _ = await buy_on_the_shop(client, sku, 3)
@@ -432,3 +481,76 @@ async def test_lookups_are_throttled_per_ip_address(
     assert 1 <= int(eleventh.headers["retry-after"]) <= 60
     assert "set-cookie" not in eleventh.headers
     assert elsewhere.status_code == 303
+
+
+async def test_cancelling_with_wrong_secrets_is_throttled_like_a_lookup(
+    rt: Runtime, browser_at: Browser, redis_or_none: Redis | None
+) -> None:
+    if redis_or_none is not None:
+        rt.limiter = RedisRateLimiter(redis_or_none)
+    sku, _ = await given_stocked_sku(rt, 5)
+    async with browser_at(some_ip()) as buyer:
+        number, _ = await buy_on_the_shop(buyer, sku, 2)
+    secret = rt.order_keys.lookup_secret(number)
+    await not_near_a_minute_boundary()
+
+    async with browser_at(some_ip()) as guesser:
+        guesses = [
+            await guesser.post(f"/orders/{number}/cancel", headers={"Cookie": f"kqo_{number}=WRONG-{n}"})
+            for n in range(10)
+        ]
+        eleventh = await guesser.post(f"/orders/{number}/cancel", headers={"Cookie": f"kqo_{number}={secret}"})
+
+    assert [g.status_code for g in guesses] == [404] * 10
+    assert eleventh.status_code == 429
+    assert 1 <= int(eleventh.headers["retry-after"]) <= 60
+    assert (await stock_of(rt, sku)).reserved == 2
+
+
+async def test_wrong_secrets_share_one_budget_across_every_route_that_checks_them(
+    rt: Runtime, browser_at: Browser, redis_or_none: Redis | None
+) -> None:
+    if redis_or_none is not None:
+        rt.limiter = RedisRateLimiter(redis_or_none)
+    sku, _ = await given_stocked_sku(rt, 5)
+    async with browser_at(some_ip()) as buyer:
+        number, _ = await buy_on_the_shop(buyer, sku)
+    secret = rt.order_keys.lookup_secret(number)
+    wrong = {"Cookie": f"kqo_{number}=AAAA-BBBB-CCCC-DDDD"}
+    await not_near_a_minute_boundary()
+
+    async with browser_at(some_ip()) as guesser:
+        answers = [
+            await guesser.post("/lookup", data={"number": number, "secret": "WRONG-1"}),
+            await guesser.post("/api/orders/lookup", json={"number": number, "secret": "WRONG-2"}),
+            await guesser.get(f"/orders/{number}", headers=wrong),
+            await guesser.post(f"/orders/{number}/cancel", headers=wrong),
+        ]
+        for n in range(6):
+            answers.append(await guesser.post(f"/orders/{number}/cancel", headers={"Cookie": f"kqo_{number}=W-{n}"}))
+        over = [
+            await guesser.post("/lookup", data={"number": number, "secret": secret}),
+            await guesser.post("/api/orders/lookup", json={"number": number, "secret": secret}),
+            await guesser.get(f"/orders/{number}", headers={"Cookie": f"kqo_{number}={secret}"}),
+            await guesser.post(f"/orders/{number}/cancel", headers={"Cookie": f"kqo_{number}={secret}"}),
+        ]
+
+    assert [a.status_code for a in answers] == [404, 404, 303, 404] + [404] * 6
+    assert [o.status_code for o in over] == [429] * 4
+    assert (await stock_of(rt, sku)).reserved == 1
+
+
+async def test_a_buyer_holding_the_right_secret_is_never_throttled(rt: Runtime, client: httpx.AsyncClient) -> None:
+    sku, _ = await given_stocked_sku(rt, 5)
+    number, _ = await buy_on_the_shop(client, sku)
+    secret = rt.order_keys.lookup_secret(number)
+    await not_near_a_minute_boundary()
+
+    pages = [await client.get(f"/orders/{number}", headers=BROWSER) for _ in range(rt.settings.lookup_per_minute + 5)]
+    polls = [
+        await client.post("/api/orders/lookup", json={"number": number, "secret": secret})
+        for _ in range(rt.settings.lookup_per_minute + 5)
+    ]
+
+    assert {p.status_code for p in pages} == {200}
+    assert {p.status_code for p in polls} == {200}

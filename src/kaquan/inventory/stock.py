@@ -95,6 +95,21 @@ async def available_by_sku(session: AsyncSession) -> dict[int, int]:
     return result
 
 
+async def available_units(session: AsyncSession, sku_id: int, *, at_most: int) -> int:
+    """Available units of one SKU, counted only up to `at_most` (reads at most that many code index entries)."""
+    if at_most <= 0:
+        return 0
+    codes = (
+        select(Code.id).where(Code.sku_id == sku_id, Code.status == literal_column("'available'")).limit(at_most)
+    ).subquery()
+    serials = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
+        SegmentRange.sku_id == sku_id, SegmentRange.status == literal_column("'available'")
+    )
+    counted = int((await session.execute(select(func.count()).select_from(codes))).scalar_one())
+    counted += int((await session.execute(serials)).scalar_one())
+    return min(counted, at_most)
+
+
 def per_sku(rows: list[Stock]) -> list[Stock]:
     """The rows of `stock` summed over warehouses: one row per SKU (warehouse `*`)."""
     totals: dict[int, Stock] = {}

@@ -24,7 +24,28 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     hold_minutes: int = Field(default=15, ge=1, description="how long an unpaid order holds its codes")
     max_per_order: int = Field(default=10_000, ge=1, description="hard cap on quantity per order, all SKUs")
-    lookup_per_minute: int = Field(default=10, ge=1, description="order lookups allowed per IP per minute")
+    lookup_per_minute: int = Field(
+        default=10, ge=1, description="wrong order lookup secrets allowed per IP per minute, on every route"
+    )
+    shop_max_per_order: int = Field(
+        default=20, ge=1, description="units one shop order may hold unpaid, on top of the SKU's own cap"
+    )
+    unpaid_orders_per_client: int = Field(
+        default=3, ge=1, description="unpaid shop orders one client (IP, device token or contact) may hold at once"
+    )
+    unpaid_units_per_client: int = Field(
+        default=20, ge=1, description="units the unpaid shop orders of one client (IP, device or contact) may hold"
+    )
+    orders_per_ip_per_hour: int = Field(default=30, ge=1, description="shop order attempts per IP per hour")
+    hold_pressure_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="unpaid holds above this share of a SKU's sellable stock shorten new holds",
+    )
+    hold_minutes_under_pressure: int = Field(
+        default=5, ge=1, description="how long a new unpaid order holds its codes while its SKU is under pressure"
+    )
     lock_timeout_ms: int = Field(default=2000, ge=10)
     api_window_s: int = Field(default=300, ge=1, description="signed API requests: allowed clock skew either way")
     agent_requests_per_s: int = Field(default=5000, ge=1, description="signed API requests allowed per key per second")

@@ -27,3 +27,19 @@ class IllegalOrderTransition(DomainError):
 
     def __init__(self, number: str, source: str, target: str) -> None:
         super().__init__(f"order {number} cannot go from {source} to {target}", source=source, target=target)
+
+
+class TooManyUnpaidOrders(DomainError):
+    """The client (its address, device or contact) already holds as many unpaid orders or units as it may."""
+
+    status = 429
+    code = "too_many_unpaid_orders"
+
+    def __init__(self, limit: str, maximum: int, retry_after: int) -> None:
+        super().__init__(
+            f"too many unpaid orders: at most {maximum} {limit} may wait for payment at once; "
+            "pay or cancel one, or wait for a hold to lapse",
+            limit=limit,
+            max=maximum,
+            retry_after=retry_after,
+        )

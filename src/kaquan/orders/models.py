@@ -1,4 +1,4 @@
-from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
@@ -13,6 +13,12 @@ ORDER_STATUSES = (
     "paid_unfulfilled",
     "refunded",
 )
+_UNPAID = text("status = 'pending_payment'")
+
+
+def _unpaid_index(name: str, column: str) -> Index:
+    """A partial index over unpaid orders only: small, whatever the order history."""
+    return Index(name, column, postgresql_where=_UNPAID, sqlite_where=_UNPAID)
 
 
 class Order(Base):
@@ -25,12 +31,18 @@ class Order(Base):
         CheckConstraint("total_minor = unit_price_minor * quantity", name="total_is_price_times_quantity"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in ORDER_STATUSES)})", name="status_known"),
         Index("ix_orders_status_expires", "status", "expires_at"),
+        # What one client holds unpaid, by each identity (`orders.holds`), and what a SKU's unpaid orders hold.
+        _unpaid_index("ix_orders_unpaid_ip", "buyer_ip"),
+        _unpaid_index("ix_orders_unpaid_source", "source"),
+        _unpaid_index("ix_orders_unpaid_contact", "contact"),
+        _unpaid_index("ix_orders_unpaid_sku", "sku_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     channel: Mapped[str] = mapped_column(String(32))
-    # Who within the channel: an agent's id for the open API, a store for a marketplace, "" for the shop.
+    # Who within the channel, the scope of its idempotency keys: an agent's id for the open API, a store for a
+    # marketplace, a flash sale's event, the keyed hash of the client's own token for the shop.
     source: Mapped[str] = mapped_column(String(64), default="", server_default="")
     idempotency_key: Mapped[str] = mapped_column(String(128))
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,12 +1,18 @@
 """Placing, paying, expiring and looking up orders.
 
 Prices are computed here from the SKU, never taken from the caller. An order is
-created under a caller-chosen idempotency key: the unique constraint on
-(channel, key) decides who was first; a retry with the same body gets the first
-order back, a different body gets `idempotency_conflict`.
+created under a caller-chosen idempotency key, scoped to the client that chose
+it: the order's `source` is a keyed hash of the client's own token (a cookie or
+an `X-Client-Token` header), so the unique constraint on (key, channel, source)
+decides who was first among one client's requests only. A retry by the same
+client with the same body gets the first order back, with a different body
+`idempotency_conflict`; anyone else using the same key simply has a key of its
+own, and learns nothing of the first order, not even that the key was used.
 
 The lookup secret (查单密码) is derived from the order number with a server key,
 so it never needs storing and a retried request can be answered with it again.
+Every check of a lookup secret goes through `LookupGuard`, which throttles wrong
+secrets per client.
 """
 
 import hashlib
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
@@ -29,12 +35,16 @@ from kaquan.inventory.vault import Vault
 from kaquan.kit import clock, outbox
 from kaquan.kit.crypto import keyed_hash, same_digest
 from kaquan.kit.db import Database
-from kaquan.kit.errors import BadInput, IdempotencyConflict
-from kaquan.orders import lifecycle
+from kaquan.kit.errors import BadInput, IdempotencyConflict, RateLimited
+from kaquan.kit.ratelimit import RateLimiter
+from kaquan.orders import holds, lifecycle
 from kaquan.orders.errors import InvalidQuantity, OrderNotFound, SkuNotForSale
 from kaquan.orders.models import Order, OrderEvent
 
 _LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+CLIENT_TOKEN_MIN, CLIENT_TOKEN_MAX = 16, 128
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class OrderRequest:
     sku: str | int
     quantity: int
     idempotency_key: str
+    # A random value only this client holds (16 to 128 characters): its idempotency keys are its own.
+    client_token: str
     channel: str = "shop"
     contact: str = ""
     buyer_ip: str | None = None
@@ -89,6 +101,40 @@ class OrderKeys:
         expected = self.lookup_secret(number).replace("-", "")
         return same_digest(normal.encode(), expected.encode())
 
+    def client_scope(self, client_token: str) -> str:
+        """The idempotency scope (the order's `source`) of a client token: 128 bits of a keyed hash.
+
+        Keyed, so the database never holds a token that could be replayed with a leaked key.
+        """
+        return "client:" + keyed_hash(self._key, f"client:{client_token}")[:16].hex()
+
+
+LOOKUP_WINDOW_S = 60
+
+
+@dataclass(frozen=True)
+class LookupGuard:
+    """The one way to check a lookup secret: a client (an IP address) gets `per_minute` wrong secrets a
+    minute, counted together on every route that checks one (lookup form and API, order page, cancel).
+
+    A right secret does not use up the budget, so a buyer refreshing its order page is never throttled;
+    a guesser is refused before its guess is checked once the budget is spent.
+    """
+
+    keys: OrderKeys
+    limiter: RateLimiter
+    per_minute: int
+
+    async def verify(self, number: str, offered: str, *, client: str) -> None:
+        """Return if `offered` is the lookup secret of order `number`; else raise `OrderNotFound` (or `RateLimited`)."""
+        key = f"lookup:{client}"
+        wait = await self.limiter.hit(key, limit=self.per_minute, window_s=LOOKUP_WINDOW_S)
+        if wait:
+            raise RateLimited(f"too many order lookups; try again in {wait} s", retry_after=wait)
+        if not self.keys.check(number, offered):
+            raise OrderNotFound()
+        await self.limiter.undo(key, window_s=LOOKUP_WINDOW_S)
+
 
 NUMBER_DRAWS = 5
 
@@ -106,21 +152,35 @@ async def place(
     *,
     max_per_order: int,
     hold_minutes: int,
+    policy: holds.HoldPolicy | None = None,
 ) -> Placed:
-    """Create an unpaid order holding its codes, or return the order already made under this key."""
+    """Create an unpaid order holding its codes, or return the order this client already made under this key.
+
+    With a `policy` (the anonymous shop), the order is also bounded per order and per client, and
+    its hold is shortened while its SKU is under pressure (see `orders.holds`).
+    """
     if not request.idempotency_key or len(request.idempotency_key) > 128:
         raise BadInput("an idempotency key of 1 to 128 characters is required", field="idempotency_key")
+    if not CLIENT_TOKEN_MIN <= len(request.client_token) <= CLIENT_TOKEN_MAX:
+        raise BadInput(
+            f"a client token of {CLIENT_TOKEN_MIN} to {CLIENT_TOKEN_MAX} characters is required", field="client_token"
+        )
     sku = await catalog.get_sku(session, request.sku)
     if not sku.active:
         raise SkuNotForSale(f"SKU {sku.code} is not for sale", sku=sku.code)
-    cap = min(sku.max_per_order, max_per_order)
+    cap = min(sku.max_per_order, max_per_order, policy.max_units_per_order if policy else max_per_order)
     if not 1 <= request.quantity <= cap:
         raise InvalidQuantity(request.quantity, cap)
+    source = keys.client_scope(request.client_token)
+    client = holds.Client(request.channel, request.buyer_ip, source, request.contact)
+    if policy is not None:
+        await holds.serialize_client(db, session, client)
+        hold_minutes = await holds.hold_minutes(session, policy, sku.id, request.quantity, normal_minutes=hold_minutes)
     fingerprint = request.fingerprint(sku.id)
     now = clock.now()
     values: dict[str, Any] = {
         "channel": request.channel,
-        "source": "",
+        "source": source,
         "idempotency_key": request.idempotency_key,
         "request_hash": fingerprint,
         "sku_id": sku.id,
@@ -134,18 +194,18 @@ async def place(
         "created_at": now,
         "expires_at": now + timedelta(minutes=hold_minutes),
     }
-    order_id = await _insert_numbered(db, session, request, values)
+    order_id = await _insert_numbered(db, session, values)
     if order_id is None:
-        return await _replay(session, keys, request, fingerprint)
+        return await _replay(session, keys, values, fingerprint)
+    if policy is not None:
+        await holds.check_caps(session, policy, client, quantity=request.quantity, new_order=order_id)
     order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
     await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
 
 
-async def _insert_numbered(
-    db: Database, session: AsyncSession, request: OrderRequest, values: dict[str, Any]
-) -> int | None:
+async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Insert the order under a fresh random number; None when its idempotency key is taken (a replay).
 
     A number that is taken already is drawn again (see `bulk.place_many`).
@@ -159,27 +219,26 @@ async def _insert_numbered(
         order_id: int | None = (await session.execute(stmt.values(**values, number=new_number()))).scalar_one_or_none()
         if order_id is not None:
             return order_id
-        taken = await session.execute(
-            select(Order.id).where(
-                Order.channel == request.channel, Order.source == "", Order.idempotency_key == request.idempotency_key
-            )
-        )
+        taken = await session.execute(select(Order.id).where(*_same_key(values)))
         if taken.first() is not None:
             return None
     raise RuntimeError(f"no free order number after {NUMBER_DRAWS} draws")
 
 
-async def _replay(session: AsyncSession, keys: OrderKeys, request: OrderRequest, fingerprint: bytes) -> Placed:
-    order = (
-        await session.execute(
-            select(Order).where(
-                Order.channel == request.channel, Order.source == "", Order.idempotency_key == request.idempotency_key
-            )
-        )
-    ).scalar_one()
+def _same_key(values: dict[str, Any]) -> tuple[ColumnElement[bool], ...]:
+    """The order already made under this key by this client (its scope) in this channel."""
+    return (
+        Order.channel == values["channel"],
+        Order.source == values["source"],
+        Order.idempotency_key == values["idempotency_key"],
+    )
+
+
+async def _replay(session: AsyncSession, keys: OrderKeys, values: dict[str, Any], fingerprint: bytes) -> Placed:
+    order = (await session.execute(select(Order).where(*_same_key(values)))).scalar_one()
     if not same_digest(order.request_hash, fingerprint):
         raise IdempotencyConflict(
-            "this idempotency key was used for a different request", idempotency_key=request.idempotency_key
+            "this idempotency key was used for a different request", idempotency_key=order.idempotency_key
         )
     return Placed(order, keys.lookup_secret(order.number), replayed=True)
 
@@ -259,13 +318,6 @@ async def by_id(session: AsyncSession, order_id: int) -> Order:
     return order
 
 
-async def lookup(session: AsyncSession, keys: OrderKeys, number: str, secret: str) -> Order:
-    """The order with this number, if and only if the lookup secret matches (same answer otherwise)."""
-    if not keys.check(number, secret):
-        raise OrderNotFound()
-    return await by_number(session, number)
-
-
 @dataclass(frozen=True)
 class OrderView:
     order: Order
@@ -275,7 +327,7 @@ class OrderView:
 
 
 async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer) -> OrderView:
-    """The order with its delivered codes opened, for its buyer (callers check the lookup secret).
+    """The order with its delivered codes opened, for its buyer (callers check the lookup secret: `LookupGuard`).
 
     Needs a write transaction: opening codes records the reveal.
     """

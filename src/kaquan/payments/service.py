@@ -15,9 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock, outbox
+from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
+from kaquan.orders.holds import HoldPolicy
 from kaquan.orders.models import Order
 from kaquan.payments import registry
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
@@ -31,6 +33,41 @@ log = logging.getLogger(__name__)
 class Receipt:
     outcome: str  # "delivered", "unfulfilled_refunding", "duplicate", "already_settled_refunding"
     order_number: str
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A shop order and the payment that pays it; `replayed` when the client's retry found both made already."""
+
+    order: Order
+    lookup_secret: str
+    payment: Payment
+    replayed: bool
+
+
+async def checkout(
+    db: Database,
+    session: AsyncSession,
+    keys: orders.OrderKeys,
+    gateway: Gateway,
+    request: orders.OrderRequest,
+    settings: Settings,
+) -> Checkout:
+    """The shop's sale, for its pages and its API alike: place the order under the shop's hold policy
+    and start its payment, or, for a retry by the same client, return the order and payment made before."""
+    placed = await orders.place(
+        db,
+        session,
+        keys,
+        request,
+        max_per_order=settings.max_per_order,
+        hold_minutes=settings.hold_minutes,
+        policy=HoldPolicy.of(settings),
+    )
+    payment = await latest_for_order(session, placed.order.id) if placed.replayed else None
+    if payment is None:
+        payment = await start(session, gateway, placed.order)
+    return Checkout(placed.order, placed.lookup_secret, payment, placed.replayed)
 
 
 async def start(session: AsyncSession, gateway: Gateway, order: Order) -> Payment:

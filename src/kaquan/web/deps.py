@@ -13,6 +13,7 @@ from kaquan.inventory.delivery import Viewer
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Forbidden, Unauthorized
 from kaquan.kit.ratelimit import enforce
+from kaquan.orders.service import LookupGuard
 from kaquan.runtime import Runtime
 
 
@@ -34,14 +35,20 @@ def buyer(request: Request, reason: str) -> Viewer:
     return Viewer("buyer", reason, client_ip(request))
 
 
-async def throttle_lookup(request: Request, rt: Runtime) -> None:
-    """Order lookups guess at secrets: a few per minute per IP, across processes when Redis is set."""
+def lookup_guard(rt: Runtime) -> LookupGuard:
+    """The check every route makes of a lookup secret: wrong secrets are throttled per IP, across processes
+    when Redis is set (built per request, so it always uses the runtime's current limiter)."""
+    return LookupGuard(rt.order_keys, rt.limiter, rt.settings.lookup_per_minute)
+
+
+async def throttle_orders(request: Request, rt: Runtime) -> None:
+    """Shop order attempts, per IP an hour: the per-client hold caps bound what is held; this bounds the churn."""
     await enforce(
         rt.limiter,
-        f"lookup:{client_ip(request)}",
-        limit=rt.settings.lookup_per_minute,
-        window_s=60,
-        what="order lookups",
+        f"orders:{client_ip(request)}",
+        limit=rt.settings.orders_per_ip_per_hour,
+        window_s=3600,
+        what="order attempts",
     )
 
 

@@ -1,5 +1,6 @@
 """Storefront pages: browse, buy, pay, see the codes, look an order up (查单)."""
 
+import secrets
 import uuid
 from typing import Annotated
 
@@ -11,11 +12,40 @@ from kaquan.inventory.stock import available_by_sku
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, buyer, client_ip, throttle_lookup
+from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.pages import render
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
+CLIENT_COOKIE = "kq_client"
+CLIENT_COOKIE_DAYS = 365
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https")
+
+
+def client_token(request: Request) -> tuple[str, bool]:
+    """This browser's client token (its idempotency scope and device identity), and whether it is new.
+
+    A browser without a usable one gets a fresh random token; `remember_client` stores it.
+    """
+    token = request.cookies.get(CLIENT_COOKIE, "")
+    if orders.CLIENT_TOKEN_MIN <= len(token) <= orders.CLIENT_TOKEN_MAX:
+        return token, False
+    return secrets.token_urlsafe(32), True
+
+
+def remember_client(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        CLIENT_COOKIE,
+        token,
+        max_age=CLIENT_COOKIE_DAYS * 24 * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
 
 
 def remember_order(response: Response, request: Request, number: str, lookup_secret: str) -> None:
@@ -27,7 +57,7 @@ def remember_order(response: Response, request: Request, number: str, lookup_sec
         path=f"/orders/{number}",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https"),
+        secure=_secure(request),
     )
 
 
@@ -37,7 +67,7 @@ async def index(request: Request, rt: RuntimeDep) -> Response:
         products = {p.id: p for p in await catalog.list_products(session)}
         skus = await catalog.list_skus(session, active_only=True)
         available = await available_by_sku(session)
-    return render(
+    page = render(
         request,
         "index.html",
         {
@@ -45,8 +75,13 @@ async def index(request: Request, rt: RuntimeDep) -> Response:
             "skus": skus,
             "available": available,
             "idempotency_key": str(uuid.uuid4()),
+            "shop_max_per_order": rt.settings.shop_max_per_order,
         },
     )
+    token, new = client_token(request)
+    if new:
+        remember_client(page, request, token)
+    return page
 
 
 @router.post("/orders")
@@ -58,38 +93,36 @@ async def buy(
     idempotency_key: Annotated[str, Form()],
     contact: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    await throttle_orders(request, rt)
+    token, new = client_token(request)
     order_request = orders.OrderRequest(
         sku=sku,
         quantity=quantity,
         idempotency_key=idempotency_key,
+        client_token=token,
         contact=contact,
         buyer_ip=client_ip(request),
     )
     async with rt.db.transaction() as session:
-        placed = await orders.place(
-            rt.db,
-            session,
-            rt.order_keys,
-            order_request,
-            max_per_order=rt.settings.max_per_order,
-            hold_minutes=rt.settings.hold_minutes,
-        )
-        if not placed.replayed:
-            await payments.start(session, rt.dev_gateway, placed.order)
-    response = RedirectResponse(f"/orders/{placed.order.number}", status_code=303)
-    remember_order(response, request, placed.order.number, placed.lookup_secret)
+        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.dev_gateway, order_request, rt.settings)
+    response = RedirectResponse(f"/orders/{sale.order.number}", status_code=303)
+    remember_order(response, request, sale.order.number, sale.lookup_secret)
+    if new:
+        remember_client(response, request, token)
     return response
 
 
 @router.get("/orders/{number}", response_class=HTMLResponse)
 async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
     offered = request.cookies.get(ORDER_COOKIE_PREFIX + number)
-    if not offered or not rt.order_keys.check(number, offered):
-        if offered:
-            await throttle_lookup(request, rt)
+    if not offered:
+        return RedirectResponse(f"/lookup?number={number}", status_code=303)
+    try:
+        await lookup_guard(rt).verify(number, offered, client=client_ip(request))
+    except OrderNotFound:
         return RedirectResponse(f"/lookup?number={number}", status_code=303)
     async with rt.db.transaction() as session:
-        order = await orders.lookup(session, rt.order_keys, number, offered)
+        order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, buyer(request, "order page"))
         payment = await payments.latest_for_order(session, order.id)
     return render(
@@ -110,8 +143,9 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
 @router.post("/orders/{number}/cancel")
 async def cancel(request: Request, rt: RuntimeDep, number: str) -> Response:
     offered = request.cookies.get(ORDER_COOKIE_PREFIX + number, "")
+    await lookup_guard(rt).verify(number, offered, client=client_ip(request))
     async with rt.db.transaction() as session:
-        order = await orders.lookup(session, rt.order_keys, number, offered)
+        order = await orders.by_number(session, number)
         await orders.cancel(rt.db, session, order.id)
     return RedirectResponse(f"/orders/{number}", status_code=303)
 
@@ -128,11 +162,11 @@ async def lookup(
     number: Annotated[str, Form(max_length=32)],
     secret: Annotated[str, Form(max_length=64)],
 ) -> Response:
-    await throttle_lookup(request, rt)
     number = number.strip()
     try:
+        await lookup_guard(rt).verify(number, secret, client=client_ip(request))
         async with rt.db.read() as session:
-            await orders.lookup(session, rt.order_keys, number, secret)
+            await orders.by_number(session, number)
     except OrderNotFound:
         return render(request, "lookup.html", {"number": number, "failed": True}, status=404)
     response = RedirectResponse(f"/orders/{number}", status_code=303)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Request
 
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
-from kaquan.web.deps import RuntimeDep, buyer, client_ip, throttle_lookup
+from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.schemas import LookupRequest, OrderCreate, OrderOut
 
 router = APIRouter(prefix="/api", tags=["shop"])
@@ -18,36 +18,36 @@ async def create_order(
     rt: RuntimeDep,
     body: OrderCreate,
     idempotency_key: Annotated[str, Header(min_length=1, max_length=128)],
+    x_client_token: Annotated[
+        str,
+        Header(
+            min_length=orders.CLIENT_TOKEN_MIN,
+            max_length=orders.CLIENT_TOKEN_MAX,
+            description="a random value the client keeps (e.g. 32 random bytes, base64url); its idempotency keys "
+            "are its own: a retry with the same key and token gets the same order, anyone else's request does not",
+        ),
+    ],
 ) -> OrderOut:
+    await throttle_orders(request, rt)
     order_request = orders.OrderRequest(
         sku=body.sku,
         quantity=body.quantity,
         idempotency_key=idempotency_key,
+        client_token=x_client_token,
         contact=body.contact,
         buyer_ip=client_ip(request),
     )
     async with rt.db.transaction() as session:
-        placed = await orders.place(
-            rt.db,
-            session,
-            rt.order_keys,
-            order_request,
-            max_per_order=rt.settings.max_per_order,
-            hold_minutes=rt.settings.hold_minutes,
-        )
-        payment = (
-            await payments.latest_for_order(session, placed.order.id)
-            if placed.replayed
-            else await payments.start(session, rt.dev_gateway, placed.order)
-        )
-    pay_url = rt.dev_gateway.checkout_url(payment.token) if payment else None
-    return OrderOut.of(placed.order, lookup_secret=placed.lookup_secret, pay_url=pay_url)
+        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.dev_gateway, order_request, rt.settings)
+    pay_url = rt.dev_gateway.checkout_url(sale.payment.token)
+    return OrderOut.of(sale.order, lookup_secret=sale.lookup_secret, pay_url=pay_url)
 
 
 @router.post("/orders/lookup")
 async def lookup_order(request: Request, rt: RuntimeDep, body: LookupRequest) -> OrderOut:
-    await throttle_lookup(request, rt)
+    number = body.number.strip()
+    await lookup_guard(rt).verify(number, body.secret, client=client_ip(request))
     async with rt.db.transaction() as session:
-        order = await orders.lookup(session, rt.order_keys, body.number.strip(), body.secret)
+        order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, buyer(request, "order lookup API"))
     return OrderOut.of(order, view=view)
