@@ -20,7 +20,7 @@ from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
 from kaquan.orders.models import Order
 from kaquan.payments import registry
-from kaquan.payments.errors import AmountMismatch, PaymentNotFound
+from kaquan.payments.errors import AmountMismatch, PaymentNotFound, PaymentUnavailable
 from kaquan.payments.gateway import Gateway, Notification
 from kaquan.payments.models import Payment, PaymentCallback
 
@@ -31,6 +31,19 @@ log = logging.getLogger(__name__)
 class Receipt:
     outcome: str  # "delivered", "unfulfilled_refunding", "duplicate", "already_settled_refunding"
     order_number: str
+
+
+def require_gateway(gateway: Gateway | None) -> Gateway:
+    """The gateway new payments go through; without one the shop refuses orders instead of holding codes."""
+    if gateway is None:
+        raise PaymentUnavailable()
+    return gateway
+
+
+def checkout_url(payment: Payment) -> str | None:
+    """Where the buyer pays this payment, while its gateway is configured in this process."""
+    gateway = registry.find(payment.gateway)
+    return gateway.checkout_url(payment.token) if gateway is not None else None
 
 
 async def start(session: AsyncSession, gateway: Gateway, order: Order) -> Payment:

@@ -13,6 +13,7 @@ from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, throttle_lookup
 from kaquan.web.pages import render
+from kaquan.web.security import is_tls
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
@@ -27,7 +28,7 @@ def remember_order(response: Response, request: Request, number: str, lookup_sec
         path=f"/orders/{number}",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https"),
+        secure=is_tls(request) or request.app.state.runtime.settings.public_url.startswith("https"),
     )
 
 
@@ -45,6 +46,7 @@ async def index(request: Request, rt: RuntimeDep) -> Response:
             "skus": skus,
             "available": available,
             "idempotency_key": str(uuid.uuid4()),
+            "payment_available": rt.gateway is not None,
         },
     )
 
@@ -58,6 +60,7 @@ async def buy(
     idempotency_key: Annotated[str, Form()],
     contact: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    gateway = payments.require_gateway(rt.gateway)
     order_request = orders.OrderRequest(
         sku=sku,
         quantity=quantity,
@@ -75,7 +78,7 @@ async def buy(
             hold_minutes=rt.settings.hold_minutes,
         )
         if not placed.replayed:
-            await payments.start(session, rt.dev_gateway, placed.order)
+            await payments.start(session, gateway, placed.order)
     response = RedirectResponse(f"/orders/{placed.order.number}", status_code=303)
     remember_order(response, request, placed.order.number, placed.lookup_secret)
     return response
@@ -99,11 +102,9 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
             "view": view,
             "order": order,
             "lookup_secret": offered,
-            "pay_url": rt.dev_gateway.checkout_url(payment.token)
-            if payment and order.status == "pending_payment"
-            else None,
+            "pay_url": payments.checkout_url(payment) if payment and order.status == "pending_payment" else None,
         },
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -19,6 +19,7 @@ async def create_order(
     body: OrderCreate,
     idempotency_key: Annotated[str, Header(min_length=1, max_length=128)],
 ) -> OrderOut:
+    gateway = payments.require_gateway(rt.gateway)
     order_request = orders.OrderRequest(
         sku=body.sku,
         quantity=body.quantity,
@@ -38,9 +39,9 @@ async def create_order(
         payment = (
             await payments.latest_for_order(session, placed.order.id)
             if placed.replayed
-            else await payments.start(session, rt.dev_gateway, placed.order)
+            else await payments.start(session, gateway, placed.order)
         )
-    pay_url = rt.dev_gateway.checkout_url(payment.token) if payment else None
+    pay_url = payments.checkout_url(payment) if payment else None
     return OrderOut.of(placed.order, lookup_secret=placed.lookup_secret, pay_url=pay_url)
 
 
