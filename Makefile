@@ -1,4 +1,4 @@
-# The two commands: `make run` (the shop on SQLite with demo data) and `make test` (everything CI checks).
+# The two commands: `make run` (the shop on SQLite with demo data, dev gateway on) and `make test` (everything CI checks).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/kaquan demo
-	$(BIN)/kaquan serve
+	KAQUAN_DEV_GATEWAY=1 $(BIN)/kaquan serve
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -21,7 +21,8 @@ from kaquan.orders import tasks as _order_tasks  # noqa: F401  (registers outbox
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
 from kaquan.payments import tasks as _payment_tasks  # noqa: F401  (registers outbox handlers)
-from kaquan.payments.gateway import DevGateway
+from kaquan.payments.errors import DevGatewayDisabled
+from kaquan.payments.gateway import DevGateway, Gateway
 
 log = logging.getLogger(__name__)
 REDIS_CONNECTIONS = 64
@@ -35,12 +36,20 @@ class Runtime:
     keyring: KeyRing
     vault: Vault
     order_keys: OrderKeys
-    dev_gateway: DevGateway
+    gateway: Gateway | None  # where new payments go; None: no gateway is configured and the shop takes no orders
+    dev: DevGateway | None  # only with KAQUAN_DEV_GATEWAY=1
     limiter: RateLimiter
     agent_auth: Authenticator
     agent_orders: AgentOrders
     flash: FlashSale
     redis: Redis | None = None
+
+    @property
+    def dev_gateway(self) -> DevGateway:
+        """The dev gateway, which marks any order paid for whoever holds its pay link; refused unless enabled."""
+        if self.dev is None:
+            raise DevGatewayDisabled()
+        return self.dev
 
     async def close(self) -> None:
         await self.flash.close()
@@ -66,13 +75,18 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     async with db.transaction() as session:
         vault = await open_vault(db, session, keyring)
         order_keys = OrderKeys(await named_key(db, session, keyring, "orders.lookup"))
-        gateway_secret = (
-            settings.dev_gateway_secret.encode()
-            if settings.dev_gateway_secret
-            else await named_key(db, session, keyring, "payments.dev_gateway")
+        dev = (
+            DevGateway(
+                settings.dev_gateway_secret.encode()
+                if settings.dev_gateway_secret
+                else await named_key(db, session, keyring, "payments.dev_gateway")
+            )
+            if settings.dev_gateway
+            else None
         )
-    dev_gateway = DevGateway(gateway_secret)
-    registry.register(dev_gateway)
+    gateways: list[Gateway] = [dev] if dev is not None else []
+    registry.configure(gateways)
+    gateway = gateways[0] if gateways else None
     redis = _redis(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
@@ -83,7 +97,8 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         keyring=keyring,
         vault=vault,
         order_keys=order_keys,
-        dev_gateway=dev_gateway,
+        gateway=gateway,
+        dev=dev,
         limiter=limiter,
         agent_auth=Authenticator(db, keyring, nonces, window_s=settings.api_window_s),
         agent_orders=AgentOrders(db, vault, max_per_order=settings.max_per_order),
@@ -93,7 +108,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
             gate,
             keyring=keyring,
             order_keys=order_keys,
-            gateway=dev_gateway,
+            gateway=gateway,
             shared_gate=redis is not None,
         ),
         redis=redis,

@@ -33,7 +33,14 @@ T = TypeVar("T")
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Variables from the developer's shell must not leak into the commands under test.
-_UNSET = ("KAQUAN_MASTER_KEY", "KAQUAN_ADMIN_TOKEN", "KAQUAN_REDIS_URL", "KAQUAN_DEV_GATEWAY_SECRET")
+_UNSET = (
+    "KAQUAN_MASTER_KEY",
+    "KAQUAN_ADMIN_TOKEN",
+    "KAQUAN_REDIS_URL",
+    "KAQUAN_DEV_GATEWAY",
+    "KAQUAN_DEV_GATEWAY_SECRET",
+    "KAQUAN_TRUSTED_PROXIES",
+)
 
 
 def _in_own_loop(work: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -171,6 +171,7 @@ async def _shop_on(backend: str, tmp_path: Path, redis_url: str | None) -> Async
         redis_url=redis_url,
         var_dir=tmp_path / "var",
         master_key=base64.b64encode(new_key()).decode(),
+        dev_gateway=True,
     )
     db = Database(url)
     await upgrade(db)

@@ -167,6 +167,7 @@ class StockMachine(RuleBasedStateMachine):
             var_dir=var_dir,
             master_key=base64.b64encode(new_key()).decode(),
             hold_minutes=HOLD_MINUTES,
+            dev_gateway=True,
         )
         self.rt: Runtime = self.run(runtime_module.start(self.settings, db=self.db))
         self.run(self._second_warehouse())

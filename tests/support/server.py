@@ -47,6 +47,7 @@ def served(tmp_path: Path, extra: Seed | None = None) -> Iterator[str]:
         database_url=f"sqlite:///{tmp_path / 'kaquan.db'}",
         redis_url=None,
         master_key=base64.b64encode(new_key()).decode(),
+        dev_gateway=True,
     )
 
     async def prepare() -> None:

@@ -2,7 +2,7 @@
 
 import asyncio
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -76,6 +76,12 @@ def demo() -> None:
 
     created, owner, agent = run(work)
     console.print("demo data loaded" if created else "demo data already present")
+    console.print(
+        "to pay for demo orders, serve with the dev gateway (anyone with a pay link pays for free; trials only):"
+        " KAQUAN_DEV_GATEWAY=1 kaquan serve (as `make run` does)",
+        highlight=False,
+        soft_wrap=True,
+    )
     if agent is not None:
         console.print(f"demo agent {agent.agent} for the open API (docs/open-api.md); shown once:", highlight=False)
         console.print(f"  KAQUAN_KEY_ID={agent.key_id}", highlight=False, soft_wrap=True)
@@ -116,19 +122,31 @@ def serve(
         console.print("no admin user yet: create the owner with `kaquan admin create --username <name>`")
     console.print(f"shop on http://{host}:{port} · database {describe(settings.resolved_database_url())}")
     if workers == 1:
-        uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="info", **_UVICORN)
         return
     # The processes build their apps from the environment: without Redis they refuse flash-sale purchases.
     os.environ["KAQUAN_SERVE_WORKERS"] = str(workers)
     os.environ[_SERVE_OUTBOX_WORKER] = "1" if worker else "0"
-    uvicorn.run("kaquan.cli.app:serve_app", factory=True, workers=workers, host=host, port=port, log_level="info")
+    uvicorn.run(
+        "kaquan.cli.app:serve_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        **_UVICORN,
+    )
 
 
 _SERVE_OUTBOX_WORKER = "KAQUAN_SERVE_OUTBOX_WORKER"
+# kaquan logs each request itself (kaquan.access, secrets redacted, the client as KAQUAN_TRUSTED_PROXIES
+# derives it); uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
+_UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False}
 
 
 def serve_app() -> FastAPI:
     """The app each process of `kaquan serve --workers N` builds (uvicorn imports it by name)."""
+    setup_logging()
     return create_app(run_worker=os.environ.get(_SERVE_OUTBOX_WORKER) == "1")
 
 

@@ -316,6 +316,8 @@ def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
     ):
         if value:
             env[name] = value
+    if settings.dev_gateway:
+        env["KAQUAN_DEV_GATEWAY"] = "1"
     return env | extra
 
 
@@ -668,8 +670,12 @@ async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
     console.print(f"setting up {options.stock} codes for the sale and {options.raw_claims} for the baseline …")
     stage = await set_up(rt, options.stock, options.raw_claims)
     log_path = settings.var_dir / "bench-flash-server.log"
+    # The bench's own server on loopback, for the bench's run: its flash purchases need a gateway to pay through.
     server = await ServerProcess.start(
-        server_environment(settings), port=free_port(), log_path=log_path, workers=options.workers
+        server_environment(settings, KAQUAN_DEV_GATEWAY="1"),
+        port=free_port(),
+        log_path=log_path,
+        workers=options.workers,
     )
     try:
         await server.wait_ready(f"/api/flash/{stage.event_id}")

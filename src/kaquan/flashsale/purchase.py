@@ -50,6 +50,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Busy, IdempotencyConflict
 from kaquan.kit.keys import named_key
 from kaquan.orders.service import OrderKeys
+from kaquan.payments import service as payments
 from kaquan.payments.gateway import Gateway
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class FlashSale:
         *,
         keyring: KeyRing,
         order_keys: OrderKeys,
-        gateway: Gateway,
+        gateway: Gateway | None,
         shared_gate: bool,
     ) -> None:
         self.db = db
@@ -152,6 +153,7 @@ class FlashSale:
         """Try to buy `quantity` units of the event for `buyer`; retrying with the same `request_id` is safe."""
         if self._refuse:
             raise NeedsRedis()
+        payments.require_gateway(self._gateway)
         who = normal_buyer(buyer)
         if not who or len(who) > 200:
             raise BadInput("a buyer id (account, phone or email) of 1 to 200 characters is required", field="buyer")
@@ -435,7 +437,12 @@ class FlashSale:
         try:
             async with self.db.transaction() as session:
                 batch = await committer.commit_batch(
-                    self.db, session, self._gateway, event_id, items, hold_minutes=self._settings.hold_minutes
+                    self.db,
+                    session,
+                    payments.require_gateway(self._gateway),
+                    event_id,
+                    items,
+                    hold_minutes=self._settings.hold_minutes,
                 )
         except Exception as exc:
             log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(exc).__name__)
@@ -461,7 +468,9 @@ class FlashSale:
                 "won",
                 order_no=committed.order_number,
                 lookup_secret=self._order_keys.lookup_secret(committed.order_number),
-                pay_url=self._gateway.checkout_url(committed.payment_token) if committed.payment_token else None,
+                pay_url=self._gateway.checkout_url(committed.payment_token)
+                if committed.payment_token and self._gateway is not None
+                else None,
                 quantity=committed.quantity,
                 total_minor=committed.total_minor,
                 currency=committed.currency,

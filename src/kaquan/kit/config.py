@@ -1,9 +1,10 @@
 """Settings from `KAQUAN_*` environment variables, with embedded defaults under `./var/`."""
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +21,15 @@ class Settings(BaseSettings):
     retired_master_keys: str | None = Field(
         default=None, description="comma-separated base64 master keys accepted for unwrapping only (key rotation)"
     )
+    dev_gateway: bool = Field(
+        default=False,
+        description="offer the dev payment gateway, whose pay page marks any order paid: local trials and tests only",
+    )
     dev_gateway_secret: str | None = None
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed",
+    )
     public_url: str = "http://127.0.0.1:8000"
     hold_minutes: int = Field(default=15, ge=1, description="how long an unpaid order holds its codes")
     max_per_order: int = Field(default=10_000, ge=1, description="hard cap on quantity per order, all SKUs")
@@ -67,8 +76,23 @@ class Settings(BaseSettings):
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        proxy_networks(value)
+        return value
+
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return proxy_networks(self.trusted_proxies)
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'kaquan.db'}"
+
+
+@lru_cache
+def proxy_networks(spec: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.0/8, 127.0.0.1` as networks; a bad entry raises ValueError (a settings error at start)."""
+    return tuple(ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
 
 
 @lru_cache

@@ -1,4 +1,4 @@
-from kaquan.kit.errors import BadInput, NotFound
+from kaquan.kit.errors import BadInput, DomainError, NotFound
 
 
 class InvalidSignature(BadInput):
@@ -19,3 +19,22 @@ class MalformedCallback(BadInput):
 
 class PaymentNotFound(NotFound):
     code = "payment_not_found"
+
+
+class PaymentUnavailable(DomainError):
+    """No payment gateway is configured: an order nobody can pay would only hold codes."""
+
+    status = 503
+    code = "payment_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("payment is unavailable on this shop right now; no order can be placed")
+
+
+class DevGatewayDisabled(NotFound):
+    """The dev gateway marks any order paid for whoever holds its pay link: off unless switched on."""
+
+    code = "dev_gateway_disabled"
+
+    def __init__(self) -> None:
+        super().__init__("the dev payment gateway is not enabled on this server")

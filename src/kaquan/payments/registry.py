@@ -1,17 +1,26 @@
 """The gateways this process knows, by name (set up once at start)."""
 
+from collections.abc import Iterable
+
 from kaquan.payments.errors import PaymentNotFound
 from kaquan.payments.gateway import Gateway
 
 _gateways: dict[str, Gateway] = {}
 
 
-def register(gateway: Gateway) -> None:
-    _gateways[gateway.name] = gateway
+def configure(gateways: Iterable[Gateway]) -> None:
+    """Exactly these gateways, and no other, accept notifications and refunds in this process."""
+    _gateways.clear()
+    for gateway in gateways:
+        _gateways[gateway.name] = gateway
+
+
+def find(name: str) -> Gateway | None:
+    return _gateways.get(name)
 
 
 def get(name: str) -> Gateway:
-    try:
-        return _gateways[name]
-    except KeyError:
-        raise PaymentNotFound(f"no payment gateway {name!r}", gateway=name) from None
+    found = find(name)
+    if found is None:
+        raise PaymentNotFound(f"no payment gateway {name!r}", gateway=name)
+    return found

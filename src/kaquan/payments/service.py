@@ -22,7 +22,7 @@ from kaquan.orders import service as orders
 from kaquan.orders.holds import HoldPolicy
 from kaquan.orders.models import Order
 from kaquan.payments import registry
-from kaquan.payments.errors import AmountMismatch, PaymentNotFound
+from kaquan.payments.errors import AmountMismatch, PaymentNotFound, PaymentUnavailable
 from kaquan.payments.gateway import Gateway, Notification
 from kaquan.payments.models import Payment, PaymentCallback
 
@@ -33,6 +33,19 @@ log = logging.getLogger(__name__)
 class Receipt:
     outcome: str  # "delivered", "unfulfilled_refunding", "duplicate", "already_settled_refunding"
     order_number: str
+
+
+def require_gateway(gateway: Gateway | None) -> Gateway:
+    """The gateway new payments go through; without one the shop refuses orders instead of holding codes."""
+    if gateway is None:
+        raise PaymentUnavailable()
+    return gateway
+
+
+def checkout_url(payment: Payment) -> str | None:
+    """Where the buyer pays this payment, while its gateway is configured in this process."""
+    gateway = registry.find(payment.gateway)
+    return gateway.checkout_url(payment.token) if gateway is not None else None
 
 
 @dataclass(frozen=True)
@@ -49,12 +62,16 @@ async def checkout(
     db: Database,
     session: AsyncSession,
     keys: orders.OrderKeys,
-    gateway: Gateway,
+    gateway: Gateway | None,
     request: orders.OrderRequest,
     settings: Settings,
 ) -> Checkout:
     """The shop's sale, for its pages and its API alike: place the order under the shop's hold policy
-    and start its payment, or, for a retry by the same client, return the order and payment made before."""
+    and start its payment, or, for a retry by the same client, return the order and payment made before.
+
+    Without a gateway nothing is placed: the shop refuses the order rather than hold codes nobody can pay.
+    """
+    gateway = require_gateway(gateway)
     placed = await orders.place(
         db,
         session,

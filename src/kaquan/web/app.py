@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from kaquan import runtime as runtime_module
 from kaquan import worker
@@ -26,10 +28,12 @@ from kaquan.web import (
     identity_api,
     pay_dev,
     redeem_api,
+    security,
     shop,
     shop_api,
     warehouses_api,
 )
+from kaquan.web.pages import render
 
 log = logging.getLogger(__name__)
 ROUTERS = (
@@ -49,6 +53,36 @@ ROUTERS = (
 )
 
 
+# The API docs page loads Swagger UI from its CDN (as FastAPI's own does), and its own start script from /static.
+DOCS_CSP = security.CSP.replace("script-src 'self'", "script-src 'self' https://cdn.jsdelivr.net").replace(
+    "style-src 'self'", "style-src 'self' https://cdn.jsdelivr.net"
+)
+DEV_GATEWAY_WARNING = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!! THE DEV PAYMENT GATEWAY IS ON (KAQUAN_DEV_GATEWAY=1).
+!!! Anyone holding an order's pay link can mark it paid and take its codes for free.
+!!! For local trials and tests only: never on a server that sells real codes.
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+NO_GATEWAY_WARNING = (
+    "no payment gateway is configured: the shop and flash sales refuse orders (payment_unavailable);"
+    " agents' prepaid orders still work. Local trials: KAQUAN_DEV_GATEWAY=1."
+)
+
+
+def announce_payment(rt: Runtime) -> None:
+    """Say loudly, at start, how this server takes money: through the dev gateway (free codes) or not at all."""
+    if rt.dev is not None:
+        log.warning(DEV_GATEWAY_WARNING)
+    elif rt.gateway is None:
+        log.warning(NO_GATEWAY_WARNING)
+
+
+class KaquanApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, so that even the 500 page of Starlette's ServerErrorMiddleware carries the headers.
+        return security.SecurityMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
     """Build the app; with `rt` the caller owns the runtime (tests), else the app opens its own."""
 
@@ -56,6 +90,8 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = rt is None
         app.state.runtime = rt or await runtime_module.start(settings or get_settings())
+        if own:
+            announce_payment(app.state.runtime)
         stop = asyncio.Event()
         background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
         try:
@@ -67,7 +103,8 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
             if own:
                 await app.state.runtime.close()
 
-    app = FastAPI(title="kaquan", version="0.1.0", lifespan=lifespan)
+    app = KaquanApp(title="kaquan", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    logging.getLogger("uvicorn.access").addFilter(security.UVICORN_FILTER)
     if rt is not None:
         app.state.runtime = rt
     errors.install(app)
@@ -77,4 +114,9 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs(request: Request) -> HTMLResponse:
+        return render(request, "docs.html", {}, headers={"Content-Security-Policy": DOCS_CSP})
+
     return app

@@ -47,6 +47,7 @@ from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, c
 from kaquan.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, LANGUAGES, language, translator
 from kaquan.web.identity_api import COOKIE_PATH, set_session_cookie
 from kaquan.web.pages import render
+from kaquan.web.security import is_tls
 
 LOGIN_PATH = "/admin/login"
 HOME = "/admin/"
@@ -101,7 +102,7 @@ def page(
         f"console/{name}",
         full,
         status=status,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "same-origin", **(headers or {})},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -183,7 +184,7 @@ def _login_page(
         path=LOGIN_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https://"),
+        secure=is_tls(request) or request.app.state.runtime.settings.public_url.startswith("https://"),
     )
     return response
 

@@ -15,6 +15,7 @@ from kaquan.kit.errors import Forbidden, Unauthorized
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders.service import LookupGuard
 from kaquan.runtime import Runtime
+from kaquan.web.security import client_ip as client_ip  # re-exported: routes import it from deps
 
 
 async def runtime(request: Request) -> Runtime:
@@ -24,10 +25,6 @@ async def runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def buyer(request: Request, reason: str) -> Viewer:

@@ -27,6 +27,7 @@ from kaquan.identity.schemas import (
 )
 from kaquan.identity.service import Identity, NewSession
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity
+from kaquan.web.security import is_tls
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])
 COOKIE_PATH = "/admin"
@@ -41,7 +42,7 @@ def set_session_cookie(request: Request, response: Response, opened: NewSession,
         opened.token,
         max_age=int(identity.ABSOLUTE_TIMEOUT.total_seconds()),
         path=COOKIE_PATH,
-        secure=secure_site or request.url.scheme == "https",
+        secure=secure_site or is_tls(request),
         httponly=True,
         samesite="strict",
     )

@@ -1,18 +1,36 @@
-"""The dev gateway's own pay page, and the notification endpoint every gateway posts to."""
+"""The dev gateway's own pay page, and the notification endpoint every gateway posts to.
+
+The pay page marks an order paid for whoever holds its link, so it answers only
+when the dev gateway is enabled (`KAQUAN_DEV_GATEWAY=1`): 404 `dev_gateway_disabled`
+otherwise, before the token is even looked at.
+"""
 
 import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.errors import Conflict
 from kaquan.orders import service as orders
+from kaquan.orders.models import Order
 from kaquan.payments import registry
 from kaquan.payments import service as payments
+from kaquan.payments.errors import PaymentNotFound
+from kaquan.payments.gateway import DevGateway
+from kaquan.payments.models import Payment
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.pages import render
 
 router = APIRouter()
+
+
+async def dev_gateway(rt: RuntimeDep) -> DevGateway:
+    return rt.dev_gateway
+
+
+DevGatewayDep = Annotated[DevGateway, Depends(dev_gateway)]
 
 
 @router.post("/payments/{gateway}/notify")
@@ -22,24 +40,29 @@ async def notify(request: Request, rt: RuntimeDep, gateway: str) -> Response:
     return JSONResponse({"ok": True, "outcome": receipt.outcome})
 
 
+async def _dev_payment(session: AsyncSession, gateway: DevGateway, token: str) -> tuple[Payment, Order]:
+    payment = await payments.by_token(session, token)
+    if payment.gateway != gateway.name:
+        raise PaymentNotFound("no such payment")
+    return payment, await orders.by_id(session, payment.order_id)
+
+
 @router.get("/pay/dev/{token}", response_class=HTMLResponse)
-async def pay_page(request: Request, rt: RuntimeDep, token: str) -> Response:
+async def pay_page(request: Request, rt: RuntimeDep, gateway: DevGatewayDep, token: str) -> Response:
     async with rt.db.read() as session:
-        payment = await payments.by_token(session, token)
-        order = await orders.by_id(session, payment.order_id)
+        payment, order = await _dev_payment(session, gateway, token)
     return render(request, "pay_dev.html", {"payment": payment, "order": order})
 
 
 @router.post("/pay/dev/{token}")
-async def pay(request: Request, rt: RuntimeDep, token: str) -> Response:
+async def pay(request: Request, rt: RuntimeDep, gateway: DevGatewayDep, token: str) -> Response:
     """The buyer pressed 'pay': the dev gateway notifies kaquan exactly as a real gateway would."""
     async with rt.db.read() as session:
-        payment = await payments.by_token(session, token)
-        order = await orders.by_id(session, payment.order_id)
+        payment, order = await _dev_payment(session, gateway, token)
     if payment.status != "pending":
         raise Conflict("this payment is already settled", payment_status=payment.status)
-    headers, body = rt.dev_gateway.notification(
+    headers, body = gateway.notification(
         payment.token, payment.amount_minor, payment.currency, txn_id=f"dev-{secrets.token_hex(8)}"
     )
-    await payments.receive_notification(rt.db, rt.dev_gateway, headers, body)
+    await payments.receive_notification(rt.db, gateway, headers, body)
     return RedirectResponse(f"/orders/{order.number}", status_code=303)

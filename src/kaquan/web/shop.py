@@ -14,6 +14,7 @@ from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.pages import render
+from kaquan.web.security import is_tls
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
@@ -22,7 +23,7 @@ CLIENT_COOKIE_DAYS = 365
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.app.state.runtime.settings.public_url.startswith("https")
+    return is_tls(request) or request.app.state.runtime.settings.public_url.startswith("https")
 
 
 def client_token(request: Request) -> tuple[str, bool]:
@@ -76,6 +77,7 @@ async def index(request: Request, rt: RuntimeDep) -> Response:
             "available": available,
             "idempotency_key": str(uuid.uuid4()),
             "shop_max_per_order": rt.settings.shop_max_per_order,
+            "payment_available": rt.gateway is not None,
         },
     )
     token, new = client_token(request)
@@ -104,7 +106,7 @@ async def buy(
         buyer_ip=client_ip(request),
     )
     async with rt.db.transaction() as session:
-        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.dev_gateway, order_request, rt.settings)
+        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
     response = RedirectResponse(f"/orders/{sale.order.number}", status_code=303)
     remember_order(response, request, sale.order.number, sale.lookup_secret)
     if new:
@@ -132,11 +134,9 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
             "view": view,
             "order": order,
             "lookup_secret": offered,
-            "pay_url": rt.dev_gateway.checkout_url(payment.token)
-            if payment and order.status == "pending_payment"
-            else None,
+            "pay_url": payments.checkout_url(payment) if payment and order.status == "pending_payment" else None,
         },
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -38,8 +38,8 @@ async def create_order(
         buyer_ip=client_ip(request),
     )
     async with rt.db.transaction() as session:
-        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.dev_gateway, order_request, rt.settings)
-    pay_url = rt.dev_gateway.checkout_url(sale.payment.token)
+        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
+    pay_url = payments.checkout_url(sale.payment)
     return OrderOut.of(sale.order, lookup_secret=sale.lookup_secret, pay_url=pay_url)
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a1d3e7f0c102"
-down_revision: str | None = "a1d3e7f0c008"
+down_revision: str | None = "a1d3e7f0c104"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

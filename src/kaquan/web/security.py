@@ -1,0 +1,166 @@
+"""Security headers on every response, a redacted access log, and the one place a caller's address is derived.
+
+The client address and the scheme come from the TCP peer, unless that peer is a
+reverse proxy named in `KAQUAN_TRUSTED_PROXIES`: then X-Forwarded-For is read
+from the right, skipping our own proxies, and the first address not ours is the
+client (everything left of it was written by the client and proves nothing).
+Throttles, risk, allowlists and the audit trail all read `client_ip`.
+"""
+
+import logging
+import re
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from urllib.parse import parse_qsl, quote
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Networks = Sequence[IPv4Network | IPv6Network]
+
+# No inline script or style anywhere: the templates load /static files only (tests/web/test_security_headers.py).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none';"
+    " base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+HSTS = "max-age=31536000"
+# no-referrer: pay tokens and order numbers travel in paths, and no page needs the Referer header.
+_ALWAYS = (
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_CSP_HEADER = b"content-security-policy"
+
+access_log = logging.getLogger("kaquan.access")
+REDACTED = "***"
+# Path segments that are bearer secrets: a payment's pay token, a flash-sale ticket (it answers with a lookup secret).
+_SECRET_SEGMENTS = (re.compile(r"^(/pay/[^/]+/)[^/]+"), re.compile(r"^(/api/flash/tickets/)[^/]+"))
+# Query parameters that never carry a secret or personal data; every other value is logged as ***.
+_PLAIN_PARAMETERS = frozenset({"limit", "before_id", "sku", "warehouse", "tier", "action", "layout"})
+
+
+def _networks(scope: Scope) -> Networks:
+    app = scope.get("app")
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    return runtime.settings.trusted_proxy_networks() if runtime is not None else ()
+
+
+def _trusted(host: str, networks: Networks) -> bool:
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return ",".join(value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name)
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def client_address(scope: Scope, networks: Networks) -> str:
+    """The rightmost address in the forwarding chain that is not one of our trusted proxies."""
+    client = _peer(scope)
+    if not networks or not _trusted(client, networks):
+        return client
+    hops = [hop.strip() for hop in _header(scope, b"x-forwarded-for").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        try:
+            client = str(ip_address(hop))
+        except ValueError:  # garbage from the far side: the last proxy that handed it on is all we know
+            break
+        if not _trusted(client, networks):
+            break
+    return client
+
+
+def arrived_over_tls(scope: Scope, networks: Networks) -> bool:
+    """TLS to us directly, or to a trusted proxy that says so in X-Forwarded-Proto (its own, rightmost, value)."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    if not networks or not _trusted(_peer(scope), networks):
+        return False
+    protos = [proto.strip().lower() for proto in _header(scope, b"x-forwarded-proto").split(",") if proto.strip()]
+    return bool(protos) and protos[-1] == "https"
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address, the only one throttles, risk checks, allowlists and the audit trail use."""
+    return client_address(request.scope, _networks(request.scope))
+
+
+def is_tls(request: Request) -> bool:
+    return arrived_over_tls(request.scope, _networks(request.scope))
+
+
+def redacted_target(path: str, query: str) -> str:
+    """The path and query as an access log may show them: no tokens, no secrets, no searched contacts."""
+    for pattern in _SECRET_SEGMENTS:
+        path = pattern.sub(rf"\g<1>{REDACTED}", path)
+    if not query:
+        return path
+    shown = [
+        f"{quote(name, safe='')}={quote(value, safe='') if name in _PLAIN_PARAMETERS else REDACTED}"
+        for name, value in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{path}?{'&'.join(shown)}"
+
+
+class RedactUvicornAccess(logging.Filter):
+    """For servers started by plain `uvicorn …`: its access log's path argument, redacted like ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            record.args = (args[0], args[1], redacted_target(path, query), args[3], args[4])
+        return True
+
+
+UVICORN_FILTER = RedactUvicornAccess()
+
+
+class SecurityMiddleware:
+    """Adds the security headers to every HTTP response (pages, API, static files, errors) and logs it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        networks = _networks(scope)
+        tls = arrived_over_tls(scope, networks)
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in _ALWAYS if name not in present]
+                if _CSP_HEADER not in present:
+                    headers.append((_CSP_HEADER, CSP.encode()))
+                if tls:
+                    headers.append((b"strict-transport-security", HSTS.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    '%s "%s %s" %d',
+                    client_address(scope, networks),
+                    scope.get("method", ""),
+                    redacted_target(scope.get("path", ""), scope.get("query_string", b"").decode("latin-1")),
+                    status,
+                )
