@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from kaquan.buyers import tasks as buyer_tasks
+from kaquan.buyers.service import Verification
 from kaquan.channels import tasks as _channel_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.channels.auth import Authenticator, DatabaseNonces, NonceStore, RedisNonces
 from kaquan.channels.ordering import AgentOrders
@@ -40,6 +42,7 @@ class Runtime:
     agent_auth: Authenticator
     agent_orders: AgentOrders
     flash: FlashSale
+    buyers: Verification
     redis: Redis | None = None
 
     async def close(self) -> None:
@@ -66,6 +69,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     async with db.transaction() as session:
         vault = await open_vault(db, session, keyring)
         order_keys = OrderKeys(await named_key(db, session, keyring, "orders.lookup"))
+        buyers = await Verification.load(db, session, keyring, settings)
         gateway_secret = (
             settings.dev_gateway_secret.encode()
             if settings.dev_gateway_secret
@@ -77,6 +81,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
+    buyer_tasks.install(buyer_tasks.CodeSender(buyers))
     return Runtime(
         settings=settings,
         db=db,
@@ -96,5 +101,6 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
             gateway=dev_gateway,
             shared_gate=redis is not None,
         ),
+        buyers=buyers,
         redis=redis,
     )

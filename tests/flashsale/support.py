@@ -71,6 +71,9 @@ async def given_event(
     starts_in_s: float = 0,
     lasts_s: float = 3600,
     channel: str | None = None,
+    verified: bool | None = None,
+    per_ip_limit: int | None = None,
+    per_device_limit: int | None = None,
 ) -> int:
     starts_at = clock.now() + timedelta(seconds=starts_in_s)
     async with rt.db.transaction() as session:
@@ -85,8 +88,12 @@ async def given_event(
                 price_minor=price_minor,
                 per_buyer_limit=limit,
                 channel=channel,
+                requires_verified_buyer=verified,
+                per_ip_limit=per_ip_limit,
+                per_device_limit=per_device_limit,
             ),
             actor="test",
+            verification_available=verified is True,
         )
         return event.id
 

@@ -114,7 +114,7 @@ async def test_a_full_queue_is_a_503_with_retry_after_never_a_hang(
 ) -> None:
     rt.flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
     sku = await given_sku_with_codes(rt, 10)
-    event_id = await given_event(rt, sku, stock=5)
+    event_id = await given_event(rt, sku, stock=5, per_device_limit=5)  # three buyers share one test client
     release = asyncio.Event()
     real_commit = flash_committer.commit_batch
 
@@ -186,7 +186,8 @@ async def test_a_small_storm_over_http_sells_exactly_the_allotment(
     rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
 ) -> None:
     sku = await given_sku_with_codes(rt, 40)
-    event_id = await given_event(rt, sku, stock=20, limit=1)
+    # Every buyer of this storm comes from one address, most through one cookie jar: the storm is about the allotment.
+    event_id = await given_event(rt, sku, stock=20, limit=1, per_ip_limit=100, per_device_limit=100)
 
     responses = await asyncio.gather(*(buy(client, event_id, f"buyer-{n % 30}") for n in range(60)))
 
