@@ -98,6 +98,11 @@ async def given_event(
         return event.id
 
 
+def a_device() -> str:
+    """A device token as the server mints them (web.flash_api)."""
+    return secrets.token_urlsafe(32)
+
+
 def new_flash(rt: Runtime, gate: Gate, **settings: Any) -> FlashSale:
     """A FlashSale as one more process would build it: its own queue and caches, the given gate."""
     return FlashSale(
@@ -134,11 +139,25 @@ class Tried:
 
 
 async def attempt(
-    flash: FlashSale, event_id: int, buyer: str, *, quantity: int = 1, request_id: str | None = None
+    flash: FlashSale,
+    event_id: int,
+    buyer: str,
+    *,
+    quantity: int = 1,
+    request_id: str | None = None,
+    ip: str | None = None,
+    device: str | None = None,
+    verified: str | None = None,
 ) -> Tried:
     try:
         answer = await flash.purchase(
-            event_id, buyer, quantity, request_id if request_id is not None else secrets.token_hex(8)
+            event_id,
+            buyer,
+            quantity,
+            request_id if request_id is not None else secrets.token_hex(8),
+            buyer_ip=ip,
+            device=device,
+            verified=verified,
         )
     except DomainError as exc:
         return Tried(buyer, error=exc.code)
