@@ -376,9 +376,8 @@ async def test_made_up_buyer_strings_win_once_when_the_event_requires_a_verified
     rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
 ) -> None:
     sku = await given_sku_with_codes(rt, 20)
-    caps = {"per_ip_limit": 100, "per_device_limit": 100}
-    open_to_anyone = await given_event(rt, sku, stock=5, limit=1, verified=False, **caps)
-    verified_only = await given_event(rt, sku, stock=5, limit=1, verified=True, **caps)
+    open_to_anyone = await given_event(rt, sku, stock=5, verified=False, per_ip_limit=100, per_device_limit=100)
+    verified_only = await given_event(rt, sku, stock=5, verified=True, per_ip_limit=100, per_device_limit=100)
 
     # The attack: five made-up buyer strings are five buyers where nothing is verified.
     attack = [(await buy(client, open_to_anyone, f"scalper-{n}")).json()["result"] for n in range(5)]
