@@ -1,6 +1,7 @@
 """Every module's tables on the one MetaData (for migrations and test fixtures)."""
 
 from kaquan.audit import models as _audit  # noqa: F401
+from kaquan.buyers import models as _buyers  # noqa: F401
 from kaquan.catalog import models as _catalog  # noqa: F401
 from kaquan.channels import models as _channels  # noqa: F401
 from kaquan.channels.callbacks import models as _callbacks  # noqa: F401

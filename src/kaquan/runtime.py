@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from kaquan.buyers import tasks as buyer_tasks
+from kaquan.buyers.service import Verification
 from kaquan.channels import tasks as _channel_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.channels.auth import Authenticator, DatabaseNonces, NonceStore, RedisNonces
 from kaquan.channels.ordering import AgentOrders
@@ -42,6 +44,7 @@ class Runtime:
     agent_auth: Authenticator
     agent_orders: AgentOrders
     flash: FlashSale
+    buyers: Verification
     redis: Redis | None = None
 
     @property
@@ -75,6 +78,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     async with db.transaction() as session:
         vault = await open_vault(db, session, keyring)
         order_keys = OrderKeys(await named_key(db, session, keyring, "orders.lookup"))
+        buyers = await Verification.load(db, session, keyring, settings)
         dev = (
             DevGateway(
                 settings.dev_gateway_secret.encode()
@@ -91,6 +95,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
+    buyer_tasks.install(buyer_tasks.CodeSender(buyers))
     return Runtime(
         settings=settings,
         db=db,
@@ -111,5 +116,6 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
             gateway=gateway,
             shared_gate=redis is not None,
         ),
+        buyers=buyers,
         redis=redis,
     )

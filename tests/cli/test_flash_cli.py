@@ -122,3 +122,21 @@ def test_several_workers_without_redis_are_refused_while_a_flash_sale_is_schedul
 
     assert "1 flash-sale event(s) are scheduled or live" in one_line(refused)
     assert "KAQUAN_REDIS_URL" in one_line(refused)
+
+
+def test_events_require_verified_buyers_by_default_once_the_shop_can_send_codes(kaquan: Kaquan, tmp_path: Path) -> None:
+    given_stock(kaquan, tmp_path)
+    base = ["flash", "create", "--sku", "VIDEO-1M", "--price", "990", "--ends-at", in_hours(1), "--stock", "2"]
+
+    impossible = kaquan.refused(*base, "--verified")
+    without_channel = kaquan.ok(*base)
+    with_codes = kaquan(*base, "--per-ip-limit", "3", env={"KAQUAN_DEV_CONTACT_CODES": "1"})
+    opted_out = kaquan(*base, "--unverified", env={"KAQUAN_DEV_CONTACT_CODES": "1"})
+
+    assert "invalid_event" in one_line(impossible) and "KAQUAN_SMTP_HOST" in one_line(impossible)
+    assert "buyers are NOT verified; at most 1 per buyer, 10 per address, 2 per device" in one_line(without_channel)
+    assert with_codes.exit_code == 0, with_codes.output
+    assert "buyers must verify a contact; at most 1 per buyer, 3 per address" in one_line(with_codes.stdout)
+    assert opted_out.exit_code == 0 and "NOT verified" in one_line(opted_out.stdout)
+    shown = json.loads(kaquan.ok("flash", "show", "2"))
+    assert (shown["requires_verified_buyer"], shown["per_ip_limit"], shown["per_device_limit"]) == (True, 3, 2)

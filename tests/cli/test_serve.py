@@ -25,4 +25,4 @@ def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(
 def test_demo_says_the_dev_gateway_must_be_switched_on_to_pay(kaquan: Kaquan) -> None:
     out = kaquan.ok("demo")
 
-    assert "KAQUAN_DEV_GATEWAY=1 kaquan serve" in out
+    assert "KAQUAN_DEV_GATEWAY=1 KAQUAN_DEV_CONTACT_CODES=1 kaquan serve" in out

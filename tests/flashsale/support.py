@@ -71,6 +71,9 @@ async def given_event(
     starts_in_s: float = 0,
     lasts_s: float = 3600,
     channel: str | None = None,
+    verified: bool | None = None,
+    per_ip_limit: int | None = None,
+    per_device_limit: int | None = None,
 ) -> int:
     starts_at = clock.now() + timedelta(seconds=starts_in_s)
     async with rt.db.transaction() as session:
@@ -85,10 +88,19 @@ async def given_event(
                 price_minor=price_minor,
                 per_buyer_limit=limit,
                 channel=channel,
+                requires_verified_buyer=verified,
+                per_ip_limit=per_ip_limit,
+                per_device_limit=per_device_limit,
             ),
             actor="test",
+            verification_available=verified is True,
         )
         return event.id
+
+
+def a_device() -> str:
+    """A device token as the server mints them (web.flash_api)."""
+    return secrets.token_urlsafe(32)
 
 
 def new_flash(rt: Runtime, gate: Gate, **settings: Any) -> FlashSale:
@@ -127,11 +139,25 @@ class Tried:
 
 
 async def attempt(
-    flash: FlashSale, event_id: int, buyer: str, *, quantity: int = 1, request_id: str | None = None
+    flash: FlashSale,
+    event_id: int,
+    buyer: str,
+    *,
+    quantity: int = 1,
+    request_id: str | None = None,
+    ip: str | None = None,
+    device: str | None = None,
+    verified: str | None = None,
 ) -> Tried:
     try:
         answer = await flash.purchase(
-            event_id, buyer, quantity, request_id if request_id is not None else secrets.token_hex(8)
+            event_id,
+            buyer,
+            quantity,
+            request_id if request_id is not None else secrets.token_hex(8),
+            buyer_ip=ip,
+            device=device,
+            verified=verified,
         )
     except DomainError as exc:
         return Tried(buyer, error=exc.code)

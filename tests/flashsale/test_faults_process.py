@@ -23,6 +23,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -55,6 +56,7 @@ from kaquan.kit.db import Database, async_url
 from kaquan.kit.migrate import upgrade
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
+from kaquan.web.flash_api import DEVICE_HEADER
 
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("KAQUAN_TEST_REDIS_URL")
@@ -205,6 +207,10 @@ async def _given_shop(rt: Runtime, settings: Settings, workers: int, var_dir: Pa
                 stock=STOCK,
                 price_minor=990,
                 per_buyer_limit=1,
+                requires_verified_buyer=False,
+                # Every buyer here shares 127.0.0.1: what is tested is the per-buyer limit through crashes.
+                per_ip_limit=10_000_000,
+                per_device_limit=10_000_000,
             ),
             actor="test",
         )
@@ -247,6 +253,7 @@ class Storm:
         """Ask until there is a final answer: as a client would, through lost connections, 5xx and lost tickets."""
         purchase = f"/api/flash/{self.event_id}/purchase"
         body = json.dumps({"buyer": buyer, "quantity": 1, "request_id": request_id}).encode()
+        device = {DEVICE_HEADER: secrets.token_urlsafe(32)}  # one client, through every retry and poll
         connection = HttpConnection(HOST, self.port)
         deadline = time.monotonic() + DEADLINE_S
         ticket: str | None = None
@@ -257,9 +264,9 @@ class Storm:
                 polling = ticket is not None and time.monotonic() < resend_at
                 try:
                     if polling:
-                        response = await connection.request("GET", f"/api/flash/tickets/{ticket}")
+                        response = await connection.request("GET", f"/api/flash/tickets/{ticket}", headers=device)
                     else:
-                        response = await connection.request("POST", purchase, body)
+                        response = await connection.request("POST", purchase, body, device)
                 except (OSError, asyncio.IncompleteReadError, ProtocolError):
                     self.connection_errors += 1  # the server is down: retry, as a browser would
                     await connection.close()

@@ -187,12 +187,57 @@ async def test_two_processes_share_one_redis_gate(redis_or_none: Redis | None, g
         await other_client.aclose()
 
 
+async def test_an_address_and_a_device_are_held_to_their_limits_whatever_the_buyer(gate: Gate) -> None:
+    await gate.load(EVENT, tokens=10, buyers={}, open=True, ttl_s=TTL_S)
+
+    async def from_(buyer: str, ip: str, device: str) -> str:
+        admission = await gate.admit(
+            EVENT,
+            buyer,
+            1,
+            limit=1,
+            request=f"{buyer}/{ip}/{device}",
+            now_ms=NOW_MS,
+            stale_ms=STALE_MS,
+            ip=ip,
+            ip_limit=3,
+            device=device,
+            device_limit=2,
+        )
+        return admission.verdict
+
+    # Five made-up buyers on one device: the device's limit holds them to two.
+    assert [await from_(f"b{n}", "ip-1", "dev-1") for n in range(5)] == ["admitted"] * 2 + ["limit_reached"] * 3
+    # New devices on the same address: the address holds them to three in all.
+    assert [await from_(f"c{n}", "ip-1", f"dev-{n + 2}") for n in range(3)] == [
+        "admitted",
+        "limit_reached",
+        "limit_reached",
+    ]
+    assert await from_("d", "ip-2", "dev-9") == "admitted"
+    assert await gate.view(EVENT) == GateView(tokens=6, open=True, buyers=4)
+
+
+async def test_settling_gives_back_the_address_and_device_counts_too(gate: Gate) -> None:
+    await gate.load(EVENT, tokens=10, buyers={}, open=True, ttl_s=TTL_S, ips={"ip-1": 1}, devices={"dev-1": 1})
+    limits = {"limit": 5, "now_ms": NOW_MS, "stale_ms": STALE_MS, "ip_limit": 2, "device_limit": 2}
+
+    admitted = await gate.admit(EVENT, "ann", 1, request="r-1", ip="ip-1", device="dev-1", **limits)
+    refused = await gate.admit(EVENT, "bob", 1, request="r-2", ip="ip-1", device="dev-2", **limits)
+    await gate.settle(
+        EVENT, [Settlement("ann", 1, "r-1", give_back=True, state=None, ip="ip-1", device="dev-1")], tokens_cap=None
+    )
+    again = await gate.admit(EVENT, "bob", 1, request="r-2", ip="ip-1", device="dev-2", **limits)
+
+    assert (admitted.verdict, refused.verdict, again.verdict) == ("admitted", "limit_reached", "admitted")
+
+
 def test_every_key_of_an_event_lies_in_one_redis_cluster_slot() -> None:
     gate = RedisGate(Redis.from_url("redis://cluster.invalid:6379/0"))  # naming keys never connects
 
     keys = gate.keys(EVENT)
 
-    assert len(keys) == 3
+    assert len(keys) == 5  # state, buyers, requests, addresses, devices
     assert all("{flash:7}" in key for key in keys)
     assert len({key_slot(key.encode()) for key in keys}) == 1
     assert key_slot(gate.keys(8)[0].encode()) != key_slot(keys[0].encode())

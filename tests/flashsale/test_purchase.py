@@ -11,13 +11,14 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from tests.flashsale.support import attempt, emptied, given_event, held_by_event, new_flash, settled
+from tests.flashsale.support import a_device, attempt, emptied, given_event, held_by_event, new_flash, settled
 from tests.support.builders import given_sku_with_codes, order_view, pay, stock_of
 
 from kaquan.flashsale import committer as flash_committer
 from kaquan.flashsale import service
 from kaquan.flashsale.errors import TicketNotFound
 from kaquan.flashsale.gate import Gate, GateView, MemoryGate, RedisGate
+from kaquan.flashsale.keys import device_tag, ip_tag
 from kaquan.flashsale.models import Purchase
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.inventory.models import Code
@@ -484,3 +485,157 @@ async def test_a_retry_after_the_gate_forgot_its_requests_still_gets_the_order_i
     assert retry.answer is not None and (retry.answer.result, retry.answer.order_no) == ("won", first.answer.order_no)
     assert other.result == "limit_reached", "a new request of the same buyer is still held to the limit"
     assert len(await won_orders(rt)) == 1
+
+
+# --- limits per address and per device, verified buyers ----------------------------------------
+
+
+async def test_an_address_is_held_to_its_limit_whatever_buyers_and_devices_it_makes_up(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=2)
+
+    tried = [await attempt(flash, event_id, f"bot-{n}", ip="203.0.113.7", device=a_device()) for n in range(5)]
+    elsewhere = await attempt(flash, event_id, "ann", ip="198.51.100.1", device=a_device())
+
+    assert [t.result for t in tried] == ["won", "won", "limit_reached", "limit_reached", "limit_reached"]
+    assert elsewhere.result == "won"
+    assert len(await won_orders(rt)) == 3
+
+
+async def test_an_ipv6_subscriber_counts_once_for_its_whole_slash_64(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=1)
+
+    first = await attempt(flash, event_id, "a", ip="2001:db8:1:2::1", device=a_device())
+    same_64 = await attempt(flash, event_id, "b", ip="2001:db8:1:2:ffff::9", device=a_device())
+    other_64 = await attempt(flash, event_id, "c", ip="2001:db8:1:3::1", device=a_device())
+
+    assert (first.result, same_64.result, other_64.result) == ("won", "limit_reached", "won")
+
+
+async def test_a_device_is_held_to_its_limit_whatever_buyers_it_makes_up(rt: Runtime, flash: FlashSale) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)  # default: 2 units per device, 10 per address
+    device = a_device()
+
+    tried = [await attempt(flash, event_id, f"bot-{n}", ip=f"192.0.2.{n}", device=device) for n in range(4)]
+
+    assert [t.result for t in tried] == ["won", "won", "limit_reached", "limit_reached"]
+
+
+async def test_the_database_holds_the_address_and_device_limits_even_if_the_gate_forgot_them(
+    rt: Runtime, flash: FlashSale, gate: Gate
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=1, per_device_limit=1)
+    device = a_device()
+    assert (await attempt(flash, event_id, "ann", ip="203.0.113.7", device=a_device())).result == "won"
+    assert (await attempt(flash, event_id, "bob", ip="198.51.100.1", device=device)).result == "won"
+    await gate.load(event_id, tokens=8, buyers={}, open=True, ttl_s=600)  # forgot every address and device
+
+    same_ip = await attempt(flash, event_id, "cat", ip="203.0.113.7", device=a_device())
+    same_device = await attempt(flash, event_id, "dan", ip="192.0.2.1", device=device)
+
+    assert (same_ip.result, same_device.result) == ("limit_reached", "limit_reached")
+    assert len(await won_orders(rt)) == 2
+
+
+async def test_a_reconcile_rebuilds_the_address_and_device_counts_from_the_purchases(
+    rt: Runtime, gate: Gate, redis_or_none: Redis | None
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=1, per_device_limit=1)
+    device = a_device()
+    before = new_flash(rt, gate)
+    assert (await attempt(before, event_id, "ann", ip="203.0.113.7", device=a_device())).result == "won"
+    assert (await attempt(before, event_id, "bob", ip="198.51.100.1", device=device)).result == "won"
+    await before.close()
+
+    rebuilt_gate = await emptied(gate, redis_or_none, event_id)
+    rebuilt = new_flash(rt, rebuilt_gate)
+    truth = await rebuilt.reconcile(event_id)
+    # The gate itself refuses now, before any commit: admit straight against it.
+    refused = [
+        await rebuilt_gate.admit(
+            event_id,
+            f"new-{n}",
+            1,
+            limit=1,
+            request=f"r-{n}",
+            now_ms=0,
+            stale_ms=1,
+            ip=ip,
+            ip_limit=1,
+            device=dev,
+            device_limit=1,
+        )
+        for n, (ip, dev) in enumerate([(ip_tag("203.0.113.7"), ""), ("", device_tag(device))])
+    ]
+    await rebuilt.close()
+
+    assert (len(truth.ips), len(truth.devices)) == (2, 2)
+    assert [a.verdict for a in refused] == ["limit_reached", "limit_reached"]
+
+
+async def test_an_event_requiring_verified_buyers_counts_the_verified_contact_not_the_buyer_string(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, verified=True, per_ip_limit=100, per_device_limit=100)
+
+    unverified = await attempt(flash, event_id, "ann", ip="203.0.113.7", device=a_device())
+    tried = [
+        await attempt(flash, event_id, f"made-up-{n}", verified="ann@example.com", device=a_device()) for n in range(5)
+    ]
+
+    assert unverified.error == "buyer_verification_required"
+    assert [t.result for t in tried] == ["won"] + ["limit_reached"] * 4
+    async with rt.db.read() as session:
+        buyers = list((await session.execute(select(Purchase.buyer))).scalars())
+        contacts = list((await session.execute(select(Order.contact).where(Order.source.like("flash:%")))).scalars())
+    assert buyers == contacts == ["ann@example.com"]
+
+
+async def test_the_same_request_from_another_device_is_never_answered_with_the_first_ones_order(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    mine, theirs = a_device(), a_device()
+    won = await attempt(flash, event_id, "ann", request_id="r-1", device=mine)
+
+    replayed = await attempt(flash, event_id, "ann", request_id="r-1", device=theirs)
+    retried = await attempt(flash, event_id, "ann", request_id="r-1", device=mine)
+
+    assert won.answer is not None and won.answer.result == "won"
+    assert replayed.answer is not None
+    assert (replayed.answer.result, replayed.answer.order_no, replayed.answer.lookup_secret) == (
+        "limit_reached",
+        None,
+        None,
+    )
+    assert retried.answer is not None and retried.answer.order_no == won.answer.order_no
+
+
+async def test_a_ticket_opens_only_for_the_device_it_was_issued_to(rt: Runtime, gate: Gate) -> None:
+    flash = new_flash(rt, gate, flash_wait_s=0)
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10)
+    mine = a_device()
+    try:
+        queued = await attempt(flash, event_id, "ann", device=mine)
+        assert queued.answer is not None and queued.answer.ticket is not None
+        ticket = queued.answer.ticket
+        answer = queued.answer
+        while answer.result == "queued":
+            await asyncio.sleep(0.01)
+            answer = await flash.ticket(ticket, device=mine)
+
+        assert answer.result == "won"
+        for stranger in (a_device(), None):
+            with pytest.raises(TicketNotFound):
+                await flash.ticket(ticket, device=stranger)
+    finally:
+        await flash.close()

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tests.conftest import HeadersFor
 from tests.flashsale.support import flash, gate, given_event, new_flash
 from tests.support.builders import given_sku_with_codes, stock_of
+from tests.support.buyers import verified_token
 from tests.web.test_shop_api import the_error
 
 from kaquan.audit.models import AuditEntry
@@ -24,16 +25,24 @@ from kaquan.flashsale import committer as flash_committer
 from kaquan.flashsale.gate import Gate, RedisGate
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.kit import clock
+from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
 
 __all__ = ["flash", "gate"]  # fixtures
 
 
 async def buy(
-    client: httpx.AsyncClient, event_id: int, buyer: str, *, quantity: int = 1, request_id: str | None = None
+    client: httpx.AsyncClient,
+    event_id: int,
+    buyer: str,
+    *,
+    quantity: int = 1,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     body = {"buyer": buyer, "quantity": quantity, "request_id": request_id or secrets.token_hex(8)}
-    return await client.post(f"/api/flash/{event_id}/purchase", json=body)
+    return await client.post(f"/api/flash/{event_id}/purchase", json=body, headers=headers)
 
 
 async def final(client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
@@ -114,7 +123,7 @@ async def test_a_full_queue_is_a_503_with_retry_after_never_a_hang(
 ) -> None:
     rt.flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
     sku = await given_sku_with_codes(rt, 10)
-    event_id = await given_event(rt, sku, stock=5)
+    event_id = await given_event(rt, sku, stock=5, per_device_limit=5)  # three buyers share one test client
     release = asyncio.Event()
     real_commit = flash_committer.commit_batch
 
@@ -186,7 +195,8 @@ async def test_a_small_storm_over_http_sells_exactly_the_allotment(
     rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
 ) -> None:
     sku = await given_sku_with_codes(rt, 40)
-    event_id = await given_event(rt, sku, stock=20, limit=1)
+    # Every buyer of this storm comes from one address, most through one cookie jar: the storm is about the allotment.
+    event_id = await given_event(rt, sku, stock=20, limit=1, per_ip_limit=100, per_device_limit=100)
 
     responses = await asyncio.gather(*(buy(client, event_id, f"buyer-{n % 30}") for n in range(60)))
 
@@ -303,3 +313,149 @@ async def test_a_gate_that_cannot_be_reached_is_a_503_never_a_500(rt: Runtime, c
     finally:
         await rt.flash.close()
         await unreachable.aclose()
+
+
+# --- a purchase belongs to its client; limits count what a buyer cannot mint for free ------------
+
+
+def another_client(rt: Runtime, ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """A second client of the same server: its own cookie jar (a stranger's browser), its own address."""
+    transport = httpx.ASGITransport(app=create_app(rt=rt), client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://shop.test")
+
+
+async def test_a_replay_from_another_client_learns_nothing_of_the_first_purchase(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, limit=3)
+    won = (await buy(client, event_id, "ann", request_id="r-1")).json()
+    assert won["result"] == "won"
+    assert "kq_device" in client.cookies
+
+    async with another_client(rt) as stranger, another_client(rt) as other_stranger:
+        other_body = await buy(stranger, event_id, "ann", quantity=2, request_id="r-1")
+        same_body = await buy(other_stranger, event_id, "ann", request_id="r-1")
+
+    # Neither the order, nor its secret, nor that the request exists: the stranger's purchases are its own.
+    assert other_body.status_code == 200
+    assert other_body.json()["result"] == "won"
+    assert other_body.json()["order_no"] != won["order_no"]
+    assert (same_body.status_code, same_body.json()) == (200, {"result": "limit_reached"})
+    retried = await buy(client, event_id, "ann", request_id="r-1")
+    assert (retried.json()["order_no"], retried.json()["lookup_secret"]) == (won["order_no"], won["lookup_secret"])
+
+
+async def test_a_ticket_answers_only_the_client_it_was_issued_to(
+    rt: Runtime, gate: Gate, client: httpx.AsyncClient
+) -> None:
+    rt.flash = new_flash(rt, gate, flash_wait_s=0)
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=2)
+    try:
+        queued = await buy(client, event_id, "ann")
+        assert queued.status_code == 202
+        ticket = queued.json()["ticket"]
+        answered = await final(client, queued)
+        assert answered.json()["result"] == "won"
+
+        async with another_client(rt) as stranger:
+            stolen = await stranger.get(f"/api/flash/tickets/{ticket}")
+            forged = await stranger.get(
+                f"/api/flash/tickets/{ticket}", headers={"X-Device-Token": secrets.token_urlsafe(32)}
+            )
+
+        for response in (stolen, forged):
+            the_error(response, 404, "ticket_not_found")
+            assert answered.json()["lookup_secret"] not in response.text
+    finally:
+        await rt.flash.close()
+
+
+async def test_made_up_buyer_strings_win_once_when_the_event_requires_a_verified_contact(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 20)
+    open_to_anyone = await given_event(rt, sku, stock=5, verified=False, per_ip_limit=100, per_device_limit=100)
+    verified_only = await given_event(rt, sku, stock=5, verified=True, per_ip_limit=100, per_device_limit=100)
+
+    # The attack: five made-up buyer strings are five buyers where nothing is verified.
+    attack = [(await buy(client, open_to_anyone, f"scalper-{n}")).json()["result"] for n in range(5)]
+    assert attack == ["won"] * 5
+
+    refused = await buy(client, verified_only, "scalper-0")
+    the_error(refused, 401, "buyer_verification_required")
+    token = await verified_token(rt, client, "Scalper@Example.com")
+    client.cookies.delete("kq_buyer")  # the bearer alone proves it
+    bearer = {"Authorization": f"Bearer {token}"}
+    body = {"quantity": 1}
+    answers = [
+        await client.post(
+            f"/api/flash/{verified_only}/purchase",
+            json=body | {"buyer": f"scalper-{n}", "request_id": f"r-{n}"},
+            headers=bearer,
+        )
+        for n in range(5)
+    ]
+
+    assert [a.json()["result"] for a in answers] == ["won"] + ["limit_reached"] * 4
+    async with rt.db.read() as session:
+        contacts = set(
+            (await session.execute(select(Order.contact).where(Order.source == f"flash:{verified_only}"))).scalars()
+        )
+    assert contacts == {"scalper@example.com"}
+
+
+async def test_the_buyer_cookie_set_by_verification_is_enough_to_buy(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5, verified=True)
+    await verified_token(rt, client, "+86 138 0013 8000")
+
+    won = await buy(client, event_id, "whatever")
+
+    assert won.json()["result"] == "won"
+    forged = {"Authorization": "Bearer kqb1.eyJjIjoiYUBiLmNvIiwiZXhwIjo5OTk5OTk5OTk5fQ.forged"}
+    async with another_client(rt) as stranger:
+        the_error(
+            await stranger.post(
+                f"/api/flash/{event_id}/purchase", json={"buyer": "a@b.co", "request_id": "x"}, headers=forged
+            ),
+            401,
+            "buyer_verification_required",
+        )
+
+
+async def test_an_address_is_held_to_its_limit_over_http_whatever_devices_it_shows(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=2, per_device_limit=10)
+    before = await stock_of(rt, sku)
+
+    async with another_client(rt, ip="203.0.113.9") as bot:
+        answers = [
+            (await buy(bot, event_id, f"bot-{n}", headers={"X-Device-Token": secrets.token_urlsafe(32)})).json()
+            for n in range(4)
+        ]
+    elsewhere = await buy(client, event_id, "ann")
+
+    assert [a["result"] for a in answers] == ["won", "won", "limit_reached", "limit_reached"]
+    assert elsewhere.json()["result"] == "won"
+    assert (await stock_of(rt, sku)).reserved == before.reserved  # the event's holding counts as reserved either way
+
+
+async def test_a_malformed_device_token_is_refused_and_changes_nothing(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=5)
+    before = await stock_of(rt, sku)
+
+    refused = await buy(client, event_id, "ann", headers={"X-Device-Token": "short"})
+
+    the_error(refused, 400, "bad_input")
+    assert await stock_of(rt, sku) == before
+    async with rt.db.read() as session:
+        assert (await session.execute(select(Order.id))).first() is None

@@ -78,7 +78,7 @@ def demo() -> None:
     console.print("demo data loaded" if created else "demo data already present")
     console.print(
         "to pay for demo orders, serve with the dev gateway (anyone with a pay link pays for free; trials only):"
-        " KAQUAN_DEV_GATEWAY=1 kaquan serve (as `make run` does)",
+        " KAQUAN_DEV_GATEWAY=1 KAQUAN_DEV_CONTACT_CODES=1 kaquan serve (as `make run` does)",
         highlight=False,
         soft_wrap=True,
     )

@@ -7,6 +7,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from kaquan.buyers.service import any_channel
 from kaquan.cli.common import console, dump, run
 from kaquan.flashsale import service
 from kaquan.flashsale.schemas import EventCreate, EventOut
@@ -39,6 +40,19 @@ def create(
     limit: Annotated[int, typer.Option(help="most units one buyer may win")] = 1,
     channel: Annotated[str | None, typer.Option(help="only this channel may buy (default: every channel)")] = None,
     name: Annotated[str, typer.Option(help="shown to buyers (default: the SKU's name)")] = "",
+    verified: Annotated[
+        bool | None,
+        typer.Option(
+            "--verified/--unverified",
+            help="buyers must verify a contact (the limit counts it); default: on when codes can be sent",
+        ),
+    ] = None,
+    per_ip_limit: Annotated[
+        int | None, typer.Option(help="most units won per client address (default: 10 × --limit)")
+    ] = None,
+    per_device_limit: Annotated[
+        int | None, typer.Option(help="most units won per device cookie (default: 2 × --limit)")
+    ] = None,
 ) -> None:
     """Schedule a flash sale; one starting now takes its stock at once or is refused."""
     try:
@@ -51,6 +65,9 @@ def create(
             price_minor=price,
             per_buyer_limit=limit,
             channel=channel,
+            requires_verified_buyer=verified,
+            per_ip_limit=per_ip_limit,
+            per_device_limit=per_device_limit,
         )
     except ValidationError as exc:
         problem = exc.errors()[0]
@@ -59,12 +76,22 @@ def create(
 
     async def work(rt: Runtime) -> EventOut:
         async with rt.db.transaction() as session:
-            return EventOut.of(await service.create_event(rt.db, session, data, actor=ACTOR))
+            return EventOut.of(
+                await service.create_event(
+                    rt.db, session, data, actor=ACTOR, verification_available=any_channel(rt.settings)
+                )
+            )
 
     event = run(work)
     console.print(
         f"flash-sale event {event.id} {event.status}: {event.stock} units of SKU {event.sku_id}"
         f" from {event.starts_at.isoformat()} to {event.ends_at.isoformat()}",
+        highlight=False,
+    )
+    console.print(
+        f"buyers {'must verify a contact' if event.requires_verified_buyer else 'are NOT verified'};"
+        f" at most {event.per_buyer_limit} per buyer, {event.per_ip_limit} per address,"
+        f" {event.per_device_limit} per device",
         highlight=False,
     )
 

@@ -3,8 +3,8 @@
 The gate only filters. Here the database decides, with the event row locked so
 batches of one event (from any process) commit one after the other: the event
 must still be open, a request already committed is answered with its order
-(never bought twice), each buyer's units won so far come from purchase rows
-(the per-buyer limit holds even if the gate forgot), and the codes come from
+(never bought twice), each buyer's, address's and device's units won so far
+come from purchase rows (the limits hold even if the gate forgot), and the codes come from
 what the event holds (`place_many(from_holder=…)`), so nothing beyond the
 allotment can ever be sold.
 """
@@ -42,6 +42,8 @@ class Admitted:
     quantity: int
     channel: str
     buyer_ip: str | None = None
+    ip_tag: str | None = None  # keys.ip_tag of buyer_ip: counted against the event's per-address limit
+    device_tag: str | None = None  # keys.device_tag of the client's device token: the per-device limit
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ async def commit_batch(
     answers: dict[int, Committed] = {}
     known = await service.purchases_by_key(session, event_id, {item.key for item in items})
     won = await service.units_by_buyer(session, event_id, {item.buyer for item in items})
+    by_ip = await service.units_by_ip(session, event_id, {item.ip_tag for item in items if item.ip_tag})
+    by_device = await service.units_by_device(session, event_id, {i.device_tag for i in items if i.device_tag})
     first_of: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     fresh: list[int] = []
@@ -98,17 +102,27 @@ async def commit_batch(
             answers[index] = await _replay(session, known[item.key], item)
         elif item.key in first_of:
             repeats.append((index, first_of[item.key]))
-        elif won.get(item.buyer, 0) + item.quantity > event.per_buyer_limit:
+        elif not (
+            _fits(won, item.buyer, item.quantity, event.per_buyer_limit)
+            and _fits(by_ip, item.ip_tag, item.quantity, event.per_ip_limit)
+            and _fits(by_device, item.device_tag, item.quantity, event.per_device_limit)
+        ):
             answers[index] = Committed("limit_reached")
         else:
             first_of[item.key] = index
-            won[item.buyer] = won.get(item.buyer, 0) + item.quantity
+            for counts, holder in ((won, item.buyer), (by_ip, item.ip_tag), (by_device, item.device_tag)):
+                if holder:
+                    counts[holder] = counts.get(holder, 0) + item.quantity
             fresh.append(index)
     answers |= await _place(db, session, gateway, event, [(i, items[i]) for i in fresh], hold_minutes)
     for index, first in repeats:
         answers[index] = _repeat(items[index], items[first], answers[first])
     held_left = await allocation.held_units(session, event.holder_id, "reserved")
     return BatchResult([answers[index] for index in range(len(items))], held_left)
+
+
+def _fits(counts: dict[str, int], holder: str | None, quantity: int, limit: int) -> bool:
+    return holder is None or counts.get(holder, 0) + quantity <= limit
 
 
 async def _place(
@@ -174,6 +188,8 @@ async def _record(
             quantity=item.quantity,
             order_id=order_id,
             order_number=number,
+            ip_tag=item.ip_tag,
+            device_tag=item.device_tag,
             created_at=now,
         )
         for _, item, order_id, number in winners

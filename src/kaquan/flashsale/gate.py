@@ -1,10 +1,11 @@
 """The admission gate: who may still buy, decided in memory, never in the database.
 
 Per event the gate keeps the tokens left (units not yet promised), how many units
-each buyer has been admitted for, whether the event is open, and the state of each
-buyer request it admitted (so a retried request is recognised and a ticket can be
-polled from any process). One `admit` checks open → repeated request → per-buyer
-limit → tokens and, when all pass, takes the tokens and counts the buyer, atomically.
+each buyer, each client address and each device has been admitted for, whether the
+event is open, and the state of each buyer request it admitted (so a retried request
+is recognised and a ticket can be polled from any process). One `admit` checks open →
+repeated request → per-buyer, per-address and per-device limits → tokens and, when
+all pass, takes the tokens and counts the buyer, address and device, atomically.
 
 The gate is a fast filter, not the truth. The database re-checks stock and the
 per-buyer limit when it commits, so a gate that knows too much stock costs a few
@@ -26,6 +27,7 @@ from redis.asyncio import Redis
 
 Verdict = Literal["admitted", "sold_out", "limit_reached", "closed", "duplicate", "unloaded"]
 PENDING = "pending"
+_NONE: Mapping[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Settlement:
     request: str
     give_back: bool
     state: str | None
+    ip: str = ""  # the address and device tags the admission counted ("" when it counted none)
+    device: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,24 @@ class GateView:
 
 class Gate(Protocol):
     async def admit(
-        self, event_id: int, buyer: str, quantity: int, *, limit: int, request: str, now_ms: int, stale_ms: int
+        self,
+        event_id: int,
+        buyer: str,
+        quantity: int,
+        *,
+        limit: int,
+        request: str,
+        now_ms: int,
+        stale_ms: int,
+        ip: str = "",
+        ip_limit: int = 0,
+        device: str = "",
+        device_limit: int = 0,
     ) -> Admission:
         """Admit `quantity` units for `buyer` under request id `request`, or say why not.
 
+        `ip` and `device` (tags; "" for none) are held to `ip_limit` and `device_limit` units like the
+        buyer to `limit`; past any of them the answer is `limit_reached`.
         A repeated request is a `duplicate` unless it is still pending after `stale_ms`: its admission
         was lost (a crash) and it is admitted afresh. `unloaded`: the gate knows nothing of the event
         (first use, or Redis restarted empty): load it from the database and ask again.
@@ -75,7 +93,17 @@ class Gate(Protocol):
         """Record a committed batch; then lower the tokens to `tokens_cap` (the units the event still holds)."""
         ...
 
-    async def load(self, event_id: int, *, tokens: int, buyers: Mapping[str, int], open: bool, ttl_s: int) -> None:
+    async def load(
+        self,
+        event_id: int,
+        *,
+        tokens: int,
+        buyers: Mapping[str, int],
+        open: bool,
+        ttl_s: int,
+        ips: Mapping[str, int] = _NONE,
+        devices: Mapping[str, int] = _NONE,
+    ) -> None:
         """Replace the event's counters by database truth (request states are kept)."""
         ...
 
@@ -105,12 +133,22 @@ def _stale(state: str, now_ms: int, stale_ms: int) -> bool:
     return head == PENDING and at.isdigit() and now_ms - int(at) >= stale_ms
 
 
+def _take_back(counts: dict[str, int], holder: str, quantity: int) -> None:
+    left = counts.get(holder, 0) - quantity
+    if left > 0:
+        counts[holder] = left
+    else:
+        counts.pop(holder, None)
+
+
 @dataclass
 class _EventState:
     tokens: int
     open: bool
     buyers: dict[str, int] = field(default_factory=dict)
     requests: dict[str, str] = field(default_factory=dict)
+    ips: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)
 
 
 class MemoryGate:
@@ -120,7 +158,19 @@ class MemoryGate:
         self._events: dict[int, _EventState] = {}
 
     async def admit(
-        self, event_id: int, buyer: str, quantity: int, *, limit: int, request: str, now_ms: int, stale_ms: int
+        self,
+        event_id: int,
+        buyer: str,
+        quantity: int,
+        *,
+        limit: int,
+        request: str,
+        now_ms: int,
+        stale_ms: int,
+        ip: str = "",
+        ip_limit: int = 0,
+        device: str = "",
+        device_limit: int = 0,
     ) -> Admission:
         event = self._events.get(event_id)
         if event is None:
@@ -132,10 +182,18 @@ class MemoryGate:
             return Admission("duplicate", _public(seen))
         if event.buyers.get(buyer, 0) + quantity > limit:
             return Admission("limit_reached")
+        if ip and event.ips.get(ip, 0) + quantity > ip_limit:
+            return Admission("limit_reached")
+        if device and event.devices.get(device, 0) + quantity > device_limit:
+            return Admission("limit_reached")
         if event.tokens < quantity:
             return Admission("sold_out")
         event.tokens -= quantity
         event.buyers[buyer] = event.buyers.get(buyer, 0) + quantity
+        if ip:
+            event.ips[ip] = event.ips.get(ip, 0) + quantity
+        if device:
+            event.devices[device] = event.devices.get(device, 0) + quantity
         event.requests[request] = f"{PENDING}:{now_ms}"
         return Admission("admitted")
 
@@ -146,11 +204,11 @@ class MemoryGate:
         for item in settlements:
             if item.give_back:
                 event.tokens += item.quantity
-                left = event.buyers.get(item.buyer, 0) - item.quantity
-                if left > 0:
-                    event.buyers[item.buyer] = left
-                else:
-                    event.buyers.pop(item.buyer, None)
+                _take_back(event.buyers, item.buyer, item.quantity)
+                if item.ip:
+                    _take_back(event.ips, item.ip, item.quantity)
+                if item.device:
+                    _take_back(event.devices, item.device, item.quantity)
             if item.state is None:
                 event.requests.pop(item.request, None)
             else:
@@ -158,10 +216,20 @@ class MemoryGate:
         if tokens_cap is not None:
             event.tokens = min(event.tokens, tokens_cap)
 
-    async def load(self, event_id: int, *, tokens: int, buyers: Mapping[str, int], open: bool, ttl_s: int) -> None:
+    async def load(
+        self,
+        event_id: int,
+        *,
+        tokens: int,
+        buyers: Mapping[str, int],
+        open: bool,
+        ttl_s: int,
+        ips: Mapping[str, int] = _NONE,
+        devices: Mapping[str, int] = _NONE,
+    ) -> None:
         previous = self._events.get(event_id)
         requests = previous.requests if previous is not None and open else {}
-        self._events[event_id] = _EventState(tokens, open, dict(buyers), requests)
+        self._events[event_id] = _EventState(tokens, open, dict(buyers), requests, dict(ips), dict(devices))
 
     async def close(self, event_id: int, *, ttl_s: int) -> None:
         self._events[event_id] = _EventState(0, False)
@@ -175,6 +243,8 @@ class MemoryGate:
         return None if event is None else _public(event.requests.get(request))
 
 
+# KEYS: state, buyers, requests, ips, devices.
+# ARGV: buyer, quantity, limit, request, now ms, stale ms, ip ('' none), ip limit, device ('' none), device limit.
 _ADMIT = """
 local open = redis.call('HGET', KEYS[1], 'open')
 if not open then return {'unloaded', ''} end
@@ -190,23 +260,38 @@ local quantity = tonumber(ARGV[2])
 if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') + quantity > tonumber(ARGV[3]) then
   return {'limit_reached', ''}
 end
+if ARGV[7] ~= '' and tonumber(redis.call('HGET', KEYS[4], ARGV[7]) or '0') + quantity > tonumber(ARGV[8]) then
+  return {'limit_reached', ''}
+end
+if ARGV[9] ~= '' and tonumber(redis.call('HGET', KEYS[5], ARGV[9]) or '0') + quantity > tonumber(ARGV[10]) then
+  return {'limit_reached', ''}
+end
 if tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0') < quantity then return {'sold_out', ''} end
 redis.call('HINCRBY', KEYS[1], 'tokens', -quantity)
 redis.call('HINCRBY', KEYS[2], ARGV[1], quantity)
+if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], quantity) end
+if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[5], ARGV[9], quantity) end
 redis.call('HSET', KEYS[3], ARGV[4], 'pending:' .. ARGV[5])
+-- Counters born here (an event loaded with none) expire with the event's state, never live forever.
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ttl) end end
 return {'admitted', ''}
 """
 
-# ARGV: tokens cap (-1: none), then (buyer, quantity, give_back 0/1, request, state or '') per settlement.
+# ARGV: tokens cap (-1: none), then (buyer, quantity, give_back 0/1, request, state or '', ip, device) per settlement.
 # Nothing happens when the event's state is gone (Redis restarted): the next admit reloads it from the database.
 _SETTLE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 2, #ARGV, 5 do
+local function take_back(key, holder, quantity)
+  if holder ~= '' and redis.call('HINCRBY', key, holder, -quantity) <= 0 then redis.call('HDEL', key, holder) end
+end
+for i = 2, #ARGV, 7 do
   if ARGV[i + 2] == '1' then
-    redis.call('HINCRBY', KEYS[1], 'tokens', tonumber(ARGV[i + 1]))
-    if redis.call('HINCRBY', KEYS[2], ARGV[i], -tonumber(ARGV[i + 1])) <= 0 then
-      redis.call('HDEL', KEYS[2], ARGV[i])
-    end
+    local quantity = tonumber(ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[1], 'tokens', quantity)
+    take_back(KEYS[2], ARGV[i], quantity)
+    take_back(KEYS[4], ARGV[i + 5], quantity)
+    take_back(KEYS[5], ARGV[i + 6], quantity)
   end
   if ARGV[i + 4] == '' then
     redis.call('HDEL', KEYS[3], ARGV[i + 3])
@@ -221,12 +306,19 @@ end
 return 1
 """
 
-# ARGV: tokens, open 0/1, ttl seconds, then (buyer, count) pairs. A closed event forgets its requests.
+# ARGV: tokens, open 0/1, ttl seconds, then how many (holder, count) pairs of buyers, ips and devices follow,
+# then the pairs themselves in that order. A closed event forgets its requests.
 _LOAD = """
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
 if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'open', ARGV[2])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local at = 7
+for section, key in ipairs({KEYS[2], KEYS[4], KEYS[5]}) do
+  for _ = 1, tonumber(ARGV[3 + section]) do
+    redis.call('HSET', key, ARGV[at], ARGV[at + 1])
+    at = at + 2
+  end
+end
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[3])) end
 return 1
 """
@@ -243,35 +335,58 @@ class RedisGate:
         self._load = redis.register_script(_LOAD)
 
     def keys(self, event_id: int) -> list[str]:
-        """The event's keys: state (tokens, open), buyers, requests; one hash tag, one cluster slot."""
+        """The event's keys: state (tokens, open), buyers, requests, ips, devices; one hash tag, one cluster slot."""
         tag = f"{self._prefix}{{flash:{event_id}}}"
-        return [f"{tag}:state", f"{tag}:buyers", f"{tag}:requests"]
+        return [f"{tag}:state", f"{tag}:buyers", f"{tag}:requests", f"{tag}:ips", f"{tag}:devices"]
 
     async def admit(
-        self, event_id: int, buyer: str, quantity: int, *, limit: int, request: str, now_ms: int, stale_ms: int
+        self,
+        event_id: int,
+        buyer: str,
+        quantity: int,
+        *,
+        limit: int,
+        request: str,
+        now_ms: int,
+        stale_ms: int,
+        ip: str = "",
+        ip_limit: int = 0,
+        device: str = "",
+        device_limit: int = 0,
     ) -> Admission:
-        verdict, seen = await self._admit(
-            keys=self.keys(event_id), args=[buyer, quantity, limit, request, now_ms, stale_ms]
-        )
+        args: list[str | int] = [buyer, quantity, limit, request, now_ms, stale_ms, ip, ip_limit, device, device_limit]
+        verdict, seen = await self._admit(keys=self.keys(event_id), args=args)
         return Admission(cast(Verdict, _text(verdict)), _public(_text(seen)) if seen else None)
 
     async def settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
         args: list[str | int] = [-1 if tokens_cap is None else tokens_cap]
         for item in settlements:
             args += [item.buyer, item.quantity, int(item.give_back), item.request, item.state or ""]
+            args += [item.ip, item.device]
         await self._settle(keys=self.keys(event_id), args=args)
 
-    async def load(self, event_id: int, *, tokens: int, buyers: Mapping[str, int], open: bool, ttl_s: int) -> None:
-        args: list[str | int] = [tokens, int(open), max(ttl_s, 1)]
-        for buyer, count in buyers.items():
-            args += [buyer, count]
+    async def load(
+        self,
+        event_id: int,
+        *,
+        tokens: int,
+        buyers: Mapping[str, int],
+        open: bool,
+        ttl_s: int,
+        ips: Mapping[str, int] = _NONE,
+        devices: Mapping[str, int] = _NONE,
+    ) -> None:
+        args: list[str | int] = [tokens, int(open), max(ttl_s, 1), len(buyers), len(ips), len(devices)]
+        for counts in (buyers, ips, devices):
+            for holder, count in counts.items():
+                args += [holder, count]
         await self._load(keys=self.keys(event_id), args=args)
 
     async def close(self, event_id: int, *, ttl_s: int) -> None:
         await self.load(event_id, tokens=0, buyers={}, open=False, ttl_s=ttl_s)
 
     async def view(self, event_id: int) -> GateView | None:
-        state_key, buyers_key, _ = self.keys(event_id)
+        state_key, buyers_key, *_ = self.keys(event_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(state_key)
             pipe.hlen(buyers_key)

@@ -7,7 +7,7 @@ record of who won what, one row per buyer request, written in the same transacti
 as the order: per-buyer counts and tickets are read from it, never from a cache.
 """
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
@@ -21,6 +21,7 @@ class Event(Base):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("stock >= 1 AND allotted >= 0 AND released >= 0", name="stock_valid"),
         CheckConstraint("per_buyer_limit >= 1", name="limit_positive"),
+        CheckConstraint("per_ip_limit >= 1 AND per_device_limit >= 1", name="client_limits_positive"),
         CheckConstraint("price_minor >= 0", name="price_not_negative"),
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in EVENT_STATUSES)})", name="status_known"),
         Index("ix_flashsale_events_status", "status", "starts_at"),
@@ -38,6 +39,11 @@ class Event(Base):
     price_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     per_buyer_limit: Mapped[int] = mapped_column(Integer)
+    # A purchase must carry a verified contact (buyers.verify), which is then the buyer the limit counts.
+    requires_verified_buyer: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Most units won per client address (IPv6: per /64) and per device cookie.
+    per_ip_limit: Mapped[int] = mapped_column(Integer)
+    per_device_limit: Mapped[int] = mapped_column(Integer)
     # A channel code the event is restricted to; None: every channel.
     channel: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
@@ -57,13 +63,19 @@ def holder_of(event_id: int) -> int:
 
 
 class Purchase(Base):
-    """One buyer request that won: `key` is derived from (buyer, request id), unique per event."""
+    """One buyer request that won: `key` is derived from (device, buyer, request id), unique per event.
+
+    `ip_tag` and `device_tag` are the digests the gate counted (keys.ip_tag, keys.device_tag), so the
+    per-address and per-device counts can be re-derived from here like the per-buyer ones.
+    """
 
     __tablename__ = "flashsale_purchases"
     __table_args__ = (
         UniqueConstraint("event_id", "key"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         Index("ix_flashsale_purchases_buyer", "event_id", "buyer"),
+        Index("ix_flashsale_purchases_ip_tag", "event_id", "ip_tag"),
+        Index("ix_flashsale_purchases_device_tag", "event_id", "device_tag"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -73,4 +85,6 @@ class Purchase(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     order_id: Mapped[int] = mapped_column(BigId)
     order_number: Mapped[str] = mapped_column(String(32))
+    ip_tag: Mapped[str | None] = mapped_column(String(32))
+    device_tag: Mapped[str | None] = mapped_column(String(32))
     created_at = mapped_column(UTCDateTime(), nullable=False)

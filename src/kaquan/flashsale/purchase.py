@@ -27,6 +27,7 @@ from typing import Literal
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from kaquan.buyers.errors import BuyerTokenRequired
 from kaquan.flashsale import committer, service
 from kaquan.flashsale.committer import Admitted, Committed
 from kaquan.flashsale.errors import (
@@ -38,7 +39,15 @@ from kaquan.flashsale.errors import (
     TicketNotFound,
 )
 from kaquan.flashsale.gate import PENDING, Admission, Gate, GateView, Settlement
-from kaquan.flashsale.keys import Tickets, buyer_tag, normal_buyer, purchase_key
+from kaquan.flashsale.keys import (
+    Tickets,
+    buyer_tag,
+    device_tag,
+    ip_tag,
+    is_device_token,
+    normal_buyer,
+    purchase_key,
+)
 from kaquan.flashsale.models import Event
 from kaquan.flashsale.reconcile import GateTruth, reconcile
 from kaquan.flashsale.schemas import EventOut, PublicEventOut
@@ -76,6 +85,9 @@ class EventInfo:
     channel: str | None
     price_minor: int
     currency: str
+    requires_verified_buyer: bool
+    per_ip_limit: int
+    per_device_limit: int
 
     @classmethod
     def of(cls, event: Event) -> "EventInfo":
@@ -90,6 +102,9 @@ class EventInfo:
             event.channel,
             event.price_minor,
             event.currency,
+            event.requires_verified_buyer,
+            event.per_ip_limit,
+            event.per_device_limit,
         )
 
 
@@ -149,32 +164,67 @@ class FlashSale:
         *,
         channel: str = "shop",
         buyer_ip: str | None = None,
+        device: str | None = None,
+        verified: str | None = None,
     ) -> Answer:
-        """Try to buy `quantity` units of the event for `buyer`; retrying with the same `request_id` is safe."""
+        """Try to buy `quantity` units of the event for `buyer`; retrying with the same `request_id` is safe.
+
+        `device`: the client's device token (web.flash_api: its cookie or header). The purchase is
+        bound to it: a retry must come from the same device, and the same (buyer, request_id) sent from
+        any other device is a purchase of that device's own, never an answer with the first one's order.
+        None only for in-process callers. `buyer_ip` and `device` are held to the event's per-address
+        and per-device limits. `verified`: the contact a buyer token proves; when given it is the buyer,
+        and an event requiring verified buyers refuses purchases without one.
+        """
         if self._refuse:
             raise NeedsRedis()
         payments.require_gateway(self._gateway)
-        who = normal_buyer(buyer)
-        if not who or len(who) > 200:
-            raise BadInput("a buyer id (account, phone or email) of 1 to 200 characters is required", field="buyer")
         if not request_id or len(request_id) > 128:
             raise BadInput("a request_id of 1 to 128 characters is required", field="request_id")
+        if device is not None and not is_device_token(device):
+            raise BadInput("a device token is 22 to 128 characters of A-Z, a-z, 0-9, - and _", field="device")
         try:
-            return await self._purchase(event_id, who, quantity, request_id, channel, buyer_ip)
+            return await self._purchase(event_id, buyer, quantity, request_id, channel, buyer_ip, device, verified)
         except (RedisError, OSError, SQLAlchemyError) as exc:
             log.warning("flash-sale purchase failed: %s", type(exc).__name__)
             raise Busy("the flash sale cannot take purchases right now; try again", retry_after=1) from exc
 
     async def _purchase(
-        self, event_id: int, who: str, quantity: int, request_id: str, channel: str, buyer_ip: str | None
+        self,
+        event_id: int,
+        buyer: str,
+        quantity: int,
+        request_id: str,
+        channel: str,
+        buyer_ip: str | None,
+        device: str | None,
+        verified: str | None,
     ) -> Answer:
         info = await self._info(event_id)
+        if verified is not None:
+            who = verified
+        elif info.requires_verified_buyer:
+            raise BuyerTokenRequired()
+        else:
+            who = normal_buyer(buyer)
+            if not who or len(who) > 200:
+                raise BadInput("a buyer id (account, phone or email) of 1 to 200 characters is required", field="buyer")
         if info.channel is not None and info.channel != channel:
             raise ChannelNotAllowed(event_id, channel)
         if not 1 <= quantity <= info.per_buyer_limit:
             raise InvalidQuantity(quantity, info.per_buyer_limit)
         info = await self._open(info)
-        item = Admitted(event_id, who, purchase_key(who, request_id), quantity, channel, buyer_ip)
+        device_id = device_tag(device) if device is not None else None
+        item = Admitted(
+            event_id,
+            who,
+            purchase_key(who, request_id, device_id),
+            quantity,
+            channel,
+            buyer_ip,
+            ip_tag(buyer_ip) if buyer_ip is not None else None,
+            device_id,
+        )
         admission = await self._admit(info, item)
         if admission.verdict == "admitted":
             return await self._commit(item)
@@ -200,10 +250,14 @@ class FlashSale:
                 return self._answer(await committer.order_of(session, found[item.key]), item.event_id)
         return Answer("limit_reached")
 
-    async def ticket(self, ticket: str) -> Answer:
-        """The answer to a queued purchase, from any process: the purchase row if it won, else what the gate knows."""
+    async def ticket(self, ticket: str, *, device: str | None = None) -> Answer:
+        """The answer to a queued purchase, from any process: the purchase row if it won, else what the gate knows.
+
+        Only the device the ticket was issued to can open it (`device`, as given to `purchase`):
+        to anyone else every ticket is `ticket_not_found`, whether or not it exists.
+        """
         try:
-            ref = (await self._ticket_issuer()).open(ticket)
+            ref = (await self._ticket_issuer()).open(ticket, device_tag(device) if device is not None else None)
             if ref is None:
                 raise TicketNotFound()
             # The gate first: a request it still calls pending may commit before the database is read, never after.
@@ -247,6 +301,7 @@ class FlashSale:
             price_minor=info.price_minor,
             currency=info.currency,
             per_buyer_limit=info.per_buyer_limit,
+            requires_verified_buyer=info.requires_verified_buyer,
             status=status,
             remaining=view.tokens if view is not None else None,
         )
@@ -362,6 +417,10 @@ class FlashSale:
                 request=item.key,
                 now_ms=int(clock.now().timestamp() * 1000),
                 stale_ms=self._settings.flash_stale_s * 1000,
+                ip=item.ip_tag or "",
+                ip_limit=info.per_ip_limit,
+                device=item.device_tag or "",
+                device_limit=info.per_device_limit,
             )
             if admission.verdict != "unloaded":
                 return admission
@@ -373,7 +432,7 @@ class FlashSale:
     async def _repeated(self, item: Admitted, state: str | None) -> Answer:
         """A request the gate has seen before: answer what became of it, never buy again."""
         if state == PENDING:
-            return Answer("queued", ticket=(await self._ticket_issuer()).issue(item.event_id, item.key))
+            return Answer("queued", ticket=await self._ticket_of(item))
         if state == "sold_out":
             return Answer("sold_out")
         if state == "limit_reached":
@@ -404,7 +463,7 @@ class FlashSale:
         try:
             committed = await asyncio.wait_for(asyncio.shield(waiting), timeout=self._settings.flash_wait_s)
         except TimeoutError:
-            return Answer("queued", ticket=(await self._ticket_issuer()).issue(item.event_id, item.key))
+            return Answer("queued", ticket=await self._ticket_of(item))
         except CommitFailed:
             raise
         except Busy:  # the queue refused it: it never reached the database, its admission goes back
@@ -489,6 +548,9 @@ class FlashSale:
     def _lock(self, event_id: int) -> asyncio.Lock:
         return self._locks.setdefault(event_id, asyncio.Lock())
 
+    async def _ticket_of(self, item: Admitted) -> str:
+        return (await self._ticket_issuer()).issue(item.event_id, item.key, item.device_tag)
+
     async def _ticket_issuer(self) -> Tickets:
         if self._tickets is None:
             async with self.db.transaction() as session:
@@ -512,12 +574,17 @@ class FlashSale:
 
 
 def _given_back(item: Admitted, state: str | None = None) -> Settlement:
-    return Settlement(buyer_tag(item.buyer), item.quantity, item.key, give_back=True, state=state)
+    return _settled(item, give_back=True, state=state)
+
+
+def _settled(item: Admitted, *, give_back: bool, state: str | None) -> Settlement:
+    tag = buyer_tag(item.buyer)
+    return Settlement(tag, item.quantity, item.key, give_back, state, item.ip_tag or "", item.device_tag or "")
 
 
 def _settlement(item: Admitted, result: Committed) -> Settlement:
     """A won purchase keeps its tokens; every other outcome gives them back and says why."""
     if result.outcome == "won":
-        return Settlement(buyer_tag(item.buyer), item.quantity, item.key, give_back=False, state="won")
+        return _settled(item, give_back=False, state="won")
     state = {"replayed": "won", "conflict": None}.get(result.outcome, result.outcome)
     return _given_back(item, state)

@@ -1,7 +1,7 @@
 """Re-deriving the gate from database truth.
 
-Tokens are the codes the event still holds in the inventory; per-buyer counts
-are the units each buyer has won (purchase rows). Nothing the gate believed is
+Tokens are the codes the event still holds in the inventory; per-buyer,
+per-address and per-device counts are the units each has won (purchase rows). Nothing the gate believed is
 kept but the states of requests. An admission that never reached the database
 (a crash between admission and commit) held nothing there, so a reconcile simply
 gives its stock back to the gate.
@@ -13,7 +13,7 @@ reconcile the gate may know a little too much stock: it errs high, and the
 database, which re-checks everything at commit, answers those buyers sold out.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,8 @@ class GateTruth:
     tokens: int
     buyers: dict[str, int]
     ttl_s: int
+    ips: dict[str, int] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)
 
 
 async def gate_truth(session: AsyncSession, event_id: int) -> GateTruth:
@@ -48,12 +50,22 @@ async def gate_truth(session: AsyncSession, event_id: int) -> GateTruth:
     counters = await service.counters(session, event)
     won = await service.units_by_buyer(session, event_id)
     buyers = {buyer_tag(buyer): units for buyer, units in won.items()}
-    return GateTruth(event, True, counters.held, buyers, ttl_s)
+    ips = await service.units_by_ip(session, event_id)
+    devices = await service.units_by_device(session, event_id)
+    return GateTruth(event, True, counters.held, buyers, ttl_s, ips, devices)
 
 
 async def reconcile(db: Database, gate: Gate, event_id: int) -> GateTruth:
     """Load the gate of one event from database truth; returns what was loaded."""
     async with db.read() as session:
         truth = await gate_truth(session, event_id)
-    await gate.load(event_id, tokens=truth.tokens, buyers=truth.buyers, open=truth.open, ttl_s=truth.ttl_s)
+    await gate.load(
+        event_id,
+        tokens=truth.tokens,
+        buyers=truth.buyers,
+        open=truth.open,
+        ttl_s=truth.ttl_s,
+        ips=truth.ips,
+        devices=truth.devices,
+    )
     return truth

@@ -7,6 +7,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kaquan.flashsale.models import Event
 
+# Defaults of the per-address and per-device limits, as multiples of the per-buyer limit: an address is
+# often shared (offices, campuses, carrier NAT), a device less so (a family's phone).
+IP_LIMIT_FACTOR = 10
+DEVICE_LIMIT_FACTOR = 2
+
 
 class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -19,6 +24,23 @@ class EventCreate(BaseModel):
     price_minor: int = Field(ge=0, le=2**31 - 1, description="event price per unit, minor units, SKU currency")
     per_buyer_limit: int = Field(default=1, ge=1, le=10_000, description="most units one buyer may win")
     channel: str | None = Field(default=None, min_length=1, max_length=64, description="only this channel may buy")
+    requires_verified_buyer: bool | None = Field(
+        default=None,
+        description="a purchase must carry a verified-contact buyer token, and the limit counts that contact;"
+        " default: on when the shop can send codes (e-mail, SMS or dev codes configured)",
+    )
+    per_ip_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description=f"most units won per client address (IPv6: per /64); default: {IP_LIMIT_FACTOR} × per_buyer_limit",
+    )
+    per_device_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description=f"most units won per device cookie; default: {DEVICE_LIMIT_FACTOR} × per_buyer_limit",
+    )
 
 
 class EventOut(BaseModel):
@@ -35,6 +57,9 @@ class EventOut(BaseModel):
     price_minor: int
     currency: str
     per_buyer_limit: int
+    requires_verified_buyer: bool
+    per_ip_limit: int
+    per_device_limit: int
     channel: str | None
     status: str
     created_by: str
@@ -61,6 +86,9 @@ class EventOut(BaseModel):
             price_minor=event.price_minor,
             currency=event.currency,
             per_buyer_limit=event.per_buyer_limit,
+            requires_verified_buyer=event.requires_verified_buyer,
+            per_ip_limit=event.per_ip_limit,
+            per_device_limit=event.per_device_limit,
             channel=event.channel,
             status=event.status,
             created_by=event.created_by,
@@ -81,6 +109,7 @@ class PublicEventOut(BaseModel):
     price_minor: int
     currency: str
     per_buyer_limit: int
+    requires_verified_buyer: bool = Field(description="buy with a buyer token from POST /api/buyers/verify/confirm")
     status: Literal["scheduled", "live", "ended"]
     remaining: int | None
 
@@ -88,7 +117,11 @@ class PublicEventOut(BaseModel):
 class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    buyer: str = Field(min_length=1, max_length=200, description="the buyer's account, phone or email")
+    buyer: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the buyer's account, phone or email; ignored when a buyer token proves a verified contact",
+    )
     quantity: int = 1
     request_id: str = Field(
         min_length=1, max_length=128, description="idempotency key chosen by the client: a retry never buys twice"

@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
 from kaquan.flashsale.errors import EventNotFound, InvalidEvent
 from kaquan.flashsale.models import Event, Purchase
-from kaquan.flashsale.schemas import EventCreate
+from kaquan.flashsale.schemas import DEVICE_LIMIT_FACTOR, IP_LIMIT_FACTOR, EventCreate
 from kaquan.inventory import allocation
 from kaquan.inventory import bulk as inventory_bulk
 from kaquan.inventory.errors import OutOfStock
@@ -40,15 +41,38 @@ def describe(event: Event) -> dict[str, Any]:
         "price_minor": event.price_minor,
         "currency": event.currency,
         "per_buyer_limit": event.per_buyer_limit,
+        "requires_verified_buyer": event.requires_verified_buyer,
+        "per_ip_limit": event.per_ip_limit,
+        "per_device_limit": event.per_device_limit,
         "channel": event.channel,
         "status": event.status,
     }
 
 
 async def create_event(
-    db: Database, session: AsyncSession, data: EventCreate, *, actor: str, ip: str | None = None
+    db: Database,
+    session: AsyncSession,
+    data: EventCreate,
+    *,
+    actor: str,
+    ip: str | None = None,
+    verification_available: bool = False,
 ) -> Event:
-    """Schedule an event; one whose start has come takes its whole allotment at once or is refused."""
+    """Schedule an event; one whose start has come takes its whole allotment at once or is refused.
+
+    `verification_available`: the shop can send codes to buyers' contacts. Verified buyers are then
+    required unless the event says otherwise: a limit per made-up buyer string holds nobody, so the
+    safe default is the one that counts something a buyer cannot mint for free. Without any way to
+    send codes, an event requiring them could never sell, and is refused.
+    """
+    verified = data.requires_verified_buyer
+    if verified is None:
+        verified = verification_available
+    elif verified and not verification_available:
+        raise InvalidEvent(
+            "verified buyers need a way to send them codes: configure KAQUAN_SMTP_HOST or KAQUAN_SMS_WEBHOOK_URL",
+            field="requires_verified_buyer",
+        )
     sku = await catalog.get_sku(session, data.sku)
     if sku.stock_kind != "codes":
         raise InvalidEvent("flash sales sell unique-code SKUs only", sku=sku.code)
@@ -73,6 +97,9 @@ async def create_event(
         price_minor=data.price_minor,
         currency=sku.currency,
         per_buyer_limit=data.per_buyer_limit,
+        requires_verified_buyer=verified,
+        per_ip_limit=data.per_ip_limit or IP_LIMIT_FACTOR * data.per_buyer_limit,
+        per_device_limit=data.per_device_limit or DEVICE_LIMIT_FACTOR * data.per_buyer_limit,
         channel=data.channel,
         status="scheduled",
         created_by=actor,
@@ -214,11 +241,29 @@ async def counters(session: AsyncSession, event: Event) -> Counters:
 
 async def units_by_buyer(session: AsyncSession, event_id: int, buyers: set[str] | None = None) -> dict[str, int]:
     """Units each buyer has won in the event (all buyers, or just `buyers`)."""
-    stmt = select(Purchase.buyer, func.sum(Purchase.quantity)).where(Purchase.event_id == event_id)
-    if buyers is not None:
-        stmt = stmt.where(Purchase.buyer.in_(buyers))
-    rows = await session.execute(stmt.group_by(Purchase.buyer))
-    return {buyer: int(units) for buyer, units in rows}
+    return await _units_by(session, Purchase.buyer, event_id, buyers)
+
+
+async def units_by_ip(session: AsyncSession, event_id: int, tags: set[str] | None = None) -> dict[str, int]:
+    """Units won in the event per client address tag (keys.ip_tag)."""
+    return await _units_by(session, Purchase.ip_tag, event_id, tags)
+
+
+async def units_by_device(session: AsyncSession, event_id: int, tags: set[str] | None = None) -> dict[str, int]:
+    """Units won in the event per device tag (keys.device_tag)."""
+    return await _units_by(session, Purchase.device_tag, event_id, tags)
+
+
+async def _units_by(
+    session: AsyncSession, column: InstrumentedAttribute[Any], event_id: int, values: set[str] | None
+) -> dict[str, int]:
+    stmt = select(column, func.sum(Purchase.quantity)).where(Purchase.event_id == event_id, column.is_not(None))
+    if values is not None:
+        if not values:
+            return {}
+        stmt = stmt.where(column.in_(values))
+    rows = await session.execute(stmt.group_by(column))
+    return {value: int(units) for value, units in rows}
 
 
 async def purchases_by_key(session: AsyncSession, event_id: int, keys: set[str]) -> dict[str, Purchase]:

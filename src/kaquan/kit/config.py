@@ -72,6 +72,24 @@ class Settings(BaseSettings):
         default=60, ge=1, description="an admission not committed after this long was lost (a crash)"
     )
     flash_per_ip_per_minute: int = Field(default=600, ge=1, description="flash-sale requests per IP per minute")
+    # Buyer contact verification (buyers/): codes go out by e-mail (SMTP), by an SMS webhook, or, when
+    # `dev_contact_codes` is on, only to the server log (demos; never in production).
+    smtp_host: str | None = Field(default=None, description="SMTP server for buyer codes; unset: no e-mail")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = Field(default="kaquan <no-reply@localhost>", description="From: of the code e-mails")
+    smtp_tls: str = Field(default="starttls", pattern="^(starttls|ssl|none)$", description="starttls, ssl or none")
+    sms_webhook_url: str | None = Field(
+        default=None, description="POSTed {to, text} (JSON) to send a buyer code by SMS; unset: no SMS"
+    )
+    sms_webhook_token: str | None = Field(default=None, description="sent as `Authorization: Bearer` to the webhook")
+    dev_contact_codes: bool = Field(
+        default=False, description="print buyer codes to the server log (demos only: anyone reading it can verify)"
+    )
+    phone_country_code: str = Field(default="86", pattern="^[1-9][0-9]{0,3}$", description="for numbers without +")
+    buyer_token_hours: int = Field(default=24, ge=1, le=24 * 30, description="how long a verified buyer token lasts")
+    buyer_codes_per_ip_per_hour: int = Field(default=20, ge=1, description="verification codes sent per IP per hour")
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

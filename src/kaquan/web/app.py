@@ -18,6 +18,7 @@ from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
     admin_api,
+    buyers_api,
     callbacks_api,
     channels_api,
     console,
@@ -38,6 +39,7 @@ from kaquan.web.pages import render
 log = logging.getLogger(__name__)
 ROUTERS = (
     flash_api.router,  # first: a flash sale's buyers send more requests than everyone else together
+    buyers_api.router,
     shop.router,
     shop_api.router,
     pay_dev.router,

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
+from kaquan.buyers.service import any_channel
 from kaquan.flashsale import service
 from kaquan.flashsale.schemas import EventCreate, EventOut
 from kaquan.identity.permissions import Permission
@@ -17,9 +18,19 @@ FlashWrite = Annotated[Principal, require(Permission.FLASHSALE_WRITE)]
 
 @router.post("/flash/events", status_code=201)
 async def create_event(rt: RuntimeDep, admin: FlashWrite, body: EventCreate) -> EventOut:
-    """Schedule an event; one starting now takes its whole allotment from central stock at once (or is refused)."""
+    """Schedule an event; one starting now takes its whole allotment from central stock at once (or is refused).
+
+    `requires_verified_buyer` defaults to on when the shop can send codes to buyers (e-mail, SMS, dev codes).
+    """
     async with rt.db.transaction() as session:
-        event = await service.create_event(rt.db, session, body, actor=admin.actor, ip=admin.ip)
+        event = await service.create_event(
+            rt.db,
+            session,
+            body,
+            actor=admin.actor,
+            ip=admin.ip,
+            verification_available=any_channel(rt.settings),
+        )
     return EventOut.of(event)
 
 

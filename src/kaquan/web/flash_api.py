@@ -12,20 +12,54 @@
   404 `event_not_found`, 409 `event_not_started` / `event_ended` / `idempotency_conflict`,
   429 `rate_limited` (per IP, with Retry-After).
 Retrying with the same `request_id` never buys twice.
+
+A purchase is bound to the client's device token: the `kq_device` cookie (set on the first
+purchase when absent) or an `X-Device-Token` header (22–128 characters of A-Z a-z 0-9 - _, for
+clients without cookies). Only the same device gets a retried purchase's order or opens its
+ticket; from any other device the same body is a new purchase of that device's own. An event
+with `requires_verified_buyer` needs a buyer token (`Authorization: Bearer kqb1…` or the
+`kq_buyer` cookie, from `POST /api/buyers/verify/confirm`): 401 `buyer_verification_required`
+without one. Wins are also limited per address and per device (200 `limit_reached`).
 """
+
+import secrets
 
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
+from kaquan.flashsale.errors import TicketNotFound
 from kaquan.flashsale.purchase import Answer
 from kaquan.flashsale.schemas import PublicEventOut, PurchaseIn, PurchaseOut
 from kaquan.kit.errors import Busy
 from kaquan.kit.ratelimit import enforce
 from kaquan.runtime import Runtime
+from kaquan.web.buyers_api import buyer_token
 from kaquan.web.deps import RuntimeDep, client_ip
 
 router = APIRouter(prefix="/api/flash", tags=["flashsale"])
 QUEUED_RETRY_AFTER_S = 1
+DEVICE_COOKIE = "kq_device"
+DEVICE_HEADER = "X-Device-Token"
+DEVICE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+
+
+def _device(request: Request) -> str | None:
+    """The device token the client sent: the header (clients without cookies) first, else the cookie."""
+    return request.headers.get(DEVICE_HEADER) or request.cookies.get(DEVICE_COOKIE)
+
+
+def _new_device(request: Request, response: Response, rt: Runtime) -> str:
+    token = secrets.token_urlsafe(32)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=DEVICE_COOKIE_MAX_AGE_S,
+        path="/api/flash",
+        secure=rt.settings.public_url.startswith("https://") or request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return token
 
 
 async def _throttle(request: Request, rt: Runtime) -> None:
@@ -73,8 +107,16 @@ async def purchase(
     request: Request, response: Response, rt: RuntimeDep, event_id: int, body: PurchaseIn
 ) -> PurchaseOut:
     await _throttle(request, rt)
+    device = _device(request) or _new_device(request, response, rt)
     answer = await rt.flash.purchase(
-        event_id, body.buyer, body.quantity, body.request_id, channel="shop", buyer_ip=client_ip(request)
+        event_id,
+        body.buyer,
+        body.quantity,
+        body.request_id,
+        channel="shop",
+        buyer_ip=client_ip(request),
+        device=device,
+        verified=rt.buyers.verified_contact(buyer_token(request)),
     )
     return _reply(answer, response)
 
@@ -86,4 +128,7 @@ async def purchase(
 )
 async def ticket(request: Request, response: Response, rt: RuntimeDep, ticket: str) -> PurchaseOut:
     await _throttle(request, rt)
-    return _reply(await rt.flash.ticket(ticket), response)
+    device = _device(request)
+    if device is None:
+        raise TicketNotFound()
+    return _reply(await rt.flash.ticket(ticket, device=device), response)

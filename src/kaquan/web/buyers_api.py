@@ -1,0 +1,53 @@
+"""Buyer contact verification: a one-time code to an e-mail address or phone, then a signed buyer token.
+
+`POST /api/buyers/verify/start {contact}` answers 202 with the normalized contact, the channel and
+when the code expires (10 minutes); 429 `rate_limited` with Retry-After for a resend within a minute,
+a sixth code for a contact within an hour or too many codes from one address; 400 `invalid_contact`;
+422 `contact_channel_unavailable` when the shop cannot send to that kind of contact.
+`POST /api/buyers/verify/confirm {contact, code}` answers 200 with the buyer token (also set as the
+HttpOnly `kq_buyer` cookie); 400 `code_wrong` (with `attempts_left`) or `code_expired`; 429
+`too_many_attempts` after five wrong codes (ask for a new one).
+"""
+
+from fastapi import APIRouter, Request, Response
+
+from kaquan.buyers.schemas import BuyerTokenOut, VerifyConfirm, VerifyStart, VerifyStarted
+from kaquan.web.deps import RuntimeDep, client_ip
+
+router = APIRouter(prefix="/api/buyers", tags=["buyers"])
+BUYER_COOKIE = "kq_buyer"
+
+
+def buyer_token(request: Request) -> str | None:
+    """The buyer token a request carries: `Authorization: Bearer kqb1…`, else the `kq_buyer` cookie."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip().startswith("kqb1."):
+        return value.strip()
+    return request.cookies.get(BUYER_COOKIE)
+
+
+@router.post("/verify/start", status_code=202)
+async def start(request: Request, rt: RuntimeDep, body: VerifyStart) -> VerifyStarted:
+    async with rt.db.transaction() as session:
+        started = await rt.buyers.start(rt.db, session, body.contact, ip=client_ip(request))
+    return VerifyStarted(
+        contact=started.contact,
+        channel=started.channel,
+        expires_at=started.expires_at,
+        resend_after_s=started.resend_after_s,
+    )
+
+
+@router.post("/verify/confirm")
+async def confirm(request: Request, response: Response, rt: RuntimeDep, body: VerifyConfirm) -> BuyerTokenOut:
+    issued = await rt.buyers.confirm(rt.db, body.contact, body.code)
+    response.set_cookie(
+        BUYER_COOKIE,
+        issued.token,
+        max_age=rt.settings.buyer_token_hours * 3600,
+        path="/api",
+        secure=rt.settings.public_url.startswith("https://") or request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",  # a cross-site request must never buy on a buyer's behalf
+    )
+    return BuyerTokenOut(contact=issued.contact, token=issued.token, expires_at=issued.expires_at)
