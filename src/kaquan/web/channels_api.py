@@ -12,9 +12,10 @@ from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, AgentKey, Channel
 from kaquan.identity.permissions import Permission
 from kaquan.ledger import service as ledger
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["channels"])
+router = APIRouter(prefix="/admin/api", tags=["channels"], dependencies=JSON_ONLY)
 
 ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
 ChannelsWrite = Annotated[Principal, require(Permission.CHANNELS_WRITE)]
