@@ -24,7 +24,9 @@ FinanceWrite = Annotated[Principal, require(Permission.FINANCE_WRITE)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: these bodies move money and set prices, so `"100"` or `true` for an integer is refused, not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ChannelChange(_Body):

@@ -124,7 +124,7 @@ class OrderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    out_order_no: str = Field(pattern=ordering.OUT_ORDER_NO.pattern, min_length=1, max_length=64)
+    out_order_no: str = Field(pattern=f"^{ordering.OUT_ORDER_NO.pattern}$")
     sku: str
     quantity: int
     mode: Literal["sync", "async"] = "sync"
