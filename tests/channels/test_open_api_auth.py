@@ -648,7 +648,7 @@ async def test_a_body_is_read_only_after_its_signature_checks_out(
 # --- strict bodies: money moves only on well-typed JSON -------------------------------------------
 
 
-LOOSE_ORDERS = {
+LOOSE_ORDERS: dict[str, dict[str, Any]] = {
     "quantity-as-string": {"quantity": "2"},
     "quantity-as-true": {"quantity": True},
     "quantity-as-float": {"quantity": 2.0},

@@ -410,9 +410,10 @@ async def test_every_request_and_answer_in_the_guide_is_what_the_server_does(
         await replay("GET /open/v1/orders/A-20261125-0002", "2026-11-25T08:01:30+00:00")
         await replay("POST /open/v1/orders/batch", "2026-11-25T08:02:00+00:00")
         async with rt.db.transaction() as session:  # leave 12000 to spend: 3 of the 5 codes asked for
-            spendable = await ledger.balance(session, (await agents.get_agent(session, world.agent_id)).account_id)
+            held = await ledger.balance(session, (await agents.get_agent(session, world.agent_id)).account_id)
+            assert held.spendable_minor is not None
             await agents.top_up(
-                rt.db, session, world.agent_id, 12_000 - spendable.spendable_minor, reference="adjust", actor="t"
+                rt.db, session, world.agent_id, 12_000 - held.spendable_minor, reference="adjust", actor="t"
             )
         await replay("POST /open/v1/orders A-20261125-0003", "2026-11-25T08:03:00+00:00")
 

@@ -77,7 +77,7 @@ def order_summary(order: Order, sku_code: str) -> AgentOrderSummary:
     return AgentOrderSummary(
         order_no=order.number,
         out_order_no=order.idempotency_key,
-        status=order.status,  # type: ignore[arg-type]
+        status=order.status,
         sku=sku_code,
         requested_quantity=order.requested_quantity or order.quantity,
         quantity=order.quantity,

@@ -70,6 +70,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: _error("busy (Retry-After)"),
 }
 """Every error answer of the open API, documented with its codes in docs/open-api.md#errors."""
+READ_ERRORS = {status: answer for status, answer in ERRORS.items() if status not in (402, 409, 415)}
+"""The error answers of the routes that only read (no body, no money moved)."""
 
 _SIGNED_WITH = APIKeyHeader(
     name=signing.KEY_HEADER,
@@ -150,7 +152,7 @@ def _order_out(order: Order, sku_code: str, caller: AgentCaller, codes: list[Del
     )
 
 
-@router.get("/products", responses=ERRORS)
+@router.get("/products", responses=READ_ERRORS)
 async def products(rt: RuntimeDep, caller: Caller) -> AgentProductsOut:
     async with rt.db.read() as session:
         listed = []
@@ -255,7 +257,7 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> Batc
     return BatchOut(results=results)
 
 
-@router.get("/orders/{out_order_no}", responses=ERRORS)
+@router.get("/orders/{out_order_no}", responses=READ_ERRORS)
 async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> OrderEnvelope:
     async with rt.db.transaction() as session:  # opening codes records the reveal
         order = await ordering.find(session, caller.agent, out_order_no)
@@ -283,7 +285,7 @@ def _window(since: datetime | None, until: datetime | None) -> None:
         raise BadInput("until must be later than since", field="until")
 
 
-@router.get("/orders", responses=ERRORS)
+@router.get("/orders", responses=READ_ERRORS)
 async def list_orders(
     rt: RuntimeDep,
     caller: Caller,
@@ -302,7 +304,7 @@ async def list_orders(
     )
 
 
-@router.get("/balance", responses=ERRORS)
+@router.get("/balance", responses=READ_ERRORS)
 async def balance(rt: RuntimeDep, caller: Caller) -> BalanceOut:
     async with rt.db.read() as session:
         held = await ledger.balance(session, caller.agent.account_id)
@@ -315,7 +317,7 @@ async def balance(rt: RuntimeDep, caller: Caller) -> BalanceOut:
     )
 
 
-@router.get("/ledger", responses=ERRORS)
+@router.get("/ledger", responses=READ_ERRORS)
 async def ledger_entries(
     rt: RuntimeDep,
     caller: Caller,
