@@ -222,7 +222,9 @@ async def test_a_refund_queues_one_order_refunded_callback_when_the_agent_has_an
         )
     [delivery] = queued
     assert (delivery.agent_id, delivery.status) == (sold.agent.id, "pending")
-    assert delivery.payload == {"order_no": first.order.number, "out_order_no": "A-1"}
+    order = delivery.payload["order"]
+    assert (order["order_no"], order["out_order_no"], order["status"]) == (first.order.number, "A-1", "refunded")
+    assert "codes" not in order
 
 
 async def test_a_refunded_orders_vouchers_can_no_longer_be_redeemed(rt: Runtime) -> None:

@@ -15,8 +15,15 @@ import pytest
 
 from kaquan.channels import errors, signing
 from kaquan.channels.agent_crypto import code_key, decrypt_field
+from kaquan.channels.auth import AgentSuspended
+from kaquan.channels.service import ChannelInactive
 from kaquan.client import AgentClient, ApiError, verify_callback, wire
+from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
+from kaquan.ledger.errors import InsufficientFunds
+from kaquan.orders.errors import InvalidQuantity
+from kaquan.web.app import create_app
+from kaquan.web.content import UnsupportedMediaType
 
 DOC = (Path(__file__).parents[2] / "docs" / "open-api.md").read_text()
 KEY_ID = "kq_ak_3f9c2a7d1e0b4c55"
@@ -190,21 +197,42 @@ AGENT_ERRORS = (
     errors.IpNotAllowed,
     errors.SkuNotAvailableForAgent,
     errors.AgentOrderNotFound,
+    errors.MissingSignatureHeader,
+    errors.InvalidNonce,
+    errors.InvalidTimestamp,
+    errors.AmbiguousQuery,
+    UnsupportedMediaType,
+    AgentSuspended,
+    ChannelInactive,
+    InsufficientFunds,
+    OutOfStock,
+    InvalidQuantity,
 )
 CONTRACT_ERRORS = {
     *((error.status, error.code) for error in AGENT_ERRORS),
     (400, "bad_input"),
-    (402, "insufficient_balance"),
-    (409, "out_of_stock"),
-    (400, "invalid_quantity"),
+    (404, "not_found"),
+    (405, "method_not_allowed"),
     (422, "validation_error"),
+    (500, "internal_error"),
 }
 
 
-def test_every_error_code_of_the_contract_is_documented_with_its_status() -> None:
+def test_every_error_code_of_the_contract_is_documented_with_its_status_and_nothing_else() -> None:
     table = section("Errors")
-    documented = {(int(status), code) for status, code in re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, re.M)}
-    assert documented >= CONTRACT_ERRORS
+    rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, re.M)
+    documented = {(int(status), code) for status, code in rows}
+    assert documented == CONTRACT_ERRORS
+    assert len(rows) == len(documented), "each code once"
+
+
+def test_the_error_example_and_every_documented_status_are_published_in_openapi() -> None:
+    published = create_app().openapi()
+    statuses = {status for status, _ in CONTRACT_ERRORS if status not in (404, 405, 500)}
+    for path, operations in published["paths"].items():
+        if path.startswith("/open/v1/"):
+            for operation in operations.values():
+                assert {str(s) for s in statuses} - {"402", "409", "415"} <= set(operation["responses"]), path
 
 
 @pytest.mark.parametrize(
@@ -212,6 +240,7 @@ def test_every_error_code_of_the_contract_is_documented_with_its_status() -> Non
     [
         "GET /open/v1/products",
         "POST /open/v1/orders",
+        "POST /open/v1/orders/batch",
         "GET /open/v1/orders/{out_order_no}",
         "GET /open/v1/orders?since=…&until=…",
         "GET /open/v1/balance",

@@ -28,8 +28,11 @@ from kaquan.client import (
     Code,
     LedgerEntry,
     Product,
+    callback_order,
     verify_callback,
+    wire,
 )
+from kaquan.client.models import entry_from
 from kaquan.kit.errors import DomainError
 
 KEY_ID = "kq_ak_3f9c2a7d1e0b4c55"
@@ -398,3 +401,47 @@ def test_the_sdk_works_as_a_vendored_copy_without_the_rest_of_kaquan(tmp_path: P
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_query_values_are_sent_percent_encoded_a_plus_as_2b_and_a_space_as_20() -> None:
+    sent = wire.encode_query([("q", "a b+c"), ("since", "2026-11-25T08:00:00+08:00")])
+
+    assert sent == "q=a%20b%2Bc&since=2026-11-25T08%3A00%3A00%2B08%3A00"
+    assert "+" not in sent
+    assert signing.canonical_query(sent) == sent
+
+
+def test_the_order_of_a_callback_reads_as_the_order_the_api_answers() -> None:
+    summary = order_json("2611250384017266", "A-2")
+    del summary["codes"]
+    event = {
+        "id": "evt_1",
+        "type": "order.refunded",
+        "timestamp": "2026-11-25T08:01:04.000Z",
+        "data": {"order": summary},
+    }
+
+    order = callback_order(event)
+
+    assert (order.out_order_no, order.status, order.codes) == ("A-2", "processing", ())
+    assert order.created_at == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    with pytest.raises(CallbackRejected, match="no order"):
+        callback_order({"type": "order.delivered", "data": {}})
+    with pytest.raises(CallbackRejected, match="codes"):
+        callback_order({"data": {"order": order_json("2611250384017266", "A-2", (None, "S-1"))}})
+
+
+def test_a_ledger_entry_carries_the_out_order_no_of_its_order() -> None:
+    raw = {
+        "id": 2,
+        "at": "2026-11-25T08:00:00.000Z",
+        "kind": "order",
+        "amount_minor": -7000,
+        "reference": "2611250384017265",
+        "memo": "order 2611250384017265",
+        "out_order_no": "A-1",
+    }
+
+    assert entry_from(raw) == LedgerEntry(
+        2, datetime(2026, 11, 25, 8, tzinfo=UTC), "order", -7000, "2611250384017265", "order 2611250384017265", "A-1"
+    )

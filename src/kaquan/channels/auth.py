@@ -18,7 +18,15 @@ from redis.asyncio import Redis
 from sqlalchemy import delete
 
 from kaquan.channels import agent_crypto, agents, signing
-from kaquan.channels.errors import InvalidSignature, IpNotAllowed, KeyRevoked, NonceReused, UnknownKey
+from kaquan.channels.errors import (
+    InvalidNonce,
+    InvalidSignature,
+    IpNotAllowed,
+    KeyRevoked,
+    MissingSignatureHeader,
+    NonceReused,
+    UnknownKey,
+)
 from kaquan.channels.models import Agent, SeenNonce
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing
@@ -135,9 +143,10 @@ class Authenticator:
             if not value
         ]
         if missing:
-            raise InvalidSignature(f"the {', '.join(missing)} header(s) are missing")
+            raise MissingSignatureHeader(missing)
         if not signing.NONCE_PATTERN.fullmatch(nonce):
-            raise InvalidSignature(f"{signing.NONCE_HEADER} must be 16-64 characters of A-Z a-z 0-9 _ -")
+            raise InvalidNonce()
+        signing.refuse_ambiguous_query(raw_query)
         signing.check_timestamp(timestamp, clock.now(), self._window_s)
         material = await self._material(key_id) if len(key_id) <= 64 else None
         if material is None:

@@ -9,6 +9,8 @@ Accounts (opened on first use):
 - `deposits:<currency>` (debit-normal): money agents paid in (see `agents.top_up`).
 """
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
@@ -31,6 +33,23 @@ async def sales_account(db: Database, session: AsyncSession, agent: Agent, curre
     the sum of its `sales:api:*` accounts.
     """
     return await _account(db, session, f"sales:api:{agent.code}:{currency}", currency, "credit")
+
+
+@dataclass(frozen=True)
+class AgentReference:
+    """A ledger entry's reference as its agent reads it: the order number, or the top-up's own reference."""
+
+    reference: str
+    order_no: str | None
+
+
+def as_agent_sees_it(agent: Agent, kind: str, reference: str | None) -> AgentReference:
+    """Undo this module's internal prefixes: `order:<n>` and `refund:<n>` name order n; `<agent>:<ref>` a top-up."""
+    stored = reference or ""
+    if kind in ("order", "refund") and stored.startswith(f"{kind}:"):
+        number = stored.removeprefix(f"{kind}:")
+        return AgentReference(number, number)
+    return AgentReference(stored.removeprefix(f"{agent.code}:"), None)
 
 
 def sale(agent: Agent, sales_account_id: int, number: str, total: int) -> ledger.TransferSpec:

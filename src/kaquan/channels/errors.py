@@ -3,16 +3,60 @@
 Messages name what the caller can fix; none holds a secret or the expected signature.
 """
 
-from kaquan.kit.errors import Conflict, Forbidden, NotFound, Unauthorized
+from kaquan.kit.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 
 
 class InvalidSignature(Unauthorized):
-    """The signature is missing or does not match the request as the server received it."""
+    """The signature does not match the request as the server received it (or is not 64 hex digits)."""
 
     code = "invalid_signature"
 
     def __init__(self, reason: str = "the signature does not match the request") -> None:
         super().__init__(f"{reason}; sign the canonical string of KQ1-HMAC-SHA256 (see the open API guide)")
+
+
+class MissingSignatureHeader(Unauthorized):
+    """One or more of the four X-Kq-* headers is missing or empty; `details.missing` names them."""
+
+    code = "missing_signature_header"
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            f"the {', '.join(missing)} header(s) are missing; every open API request carries all four X-Kq-* headers",
+            missing=missing,
+        )
+
+
+class InvalidNonce(Unauthorized):
+    """The nonce is not 16-64 characters of the URL-safe base64 alphabet."""
+
+    code = "invalid_nonce"
+
+    def __init__(self) -> None:
+        super().__init__("X-Kq-Nonce must be 16-64 characters of A-Z a-z 0-9 _ - (fresh and random for each request)")
+
+
+class InvalidTimestamp(Unauthorized):
+    """The timestamp is not whole Unix seconds (e.g. an ISO date, a float); `details.server_time` helps to fix it."""
+
+    code = "invalid_timestamp"
+
+    def __init__(self, server_time: int) -> None:
+        super().__init__(
+            "X-Kq-Timestamp must be the Unix time in whole seconds (decimal, not milliseconds)", server_time=server_time
+        )
+
+
+class AmbiguousQuery(BadInput):
+    """A raw `+` in the query: a space to some parsers, a plus sign to others, so the signed value is unclear."""
+
+    code = "ambiguous_query"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a raw + in the query string is ambiguous; percent-encode a space as %20 and a plus sign as %2B",
+            field="query",
+        )
 
 
 class UnknownKey(Unauthorized):
@@ -32,12 +76,15 @@ class KeyRevoked(Unauthorized):
 
 
 class TimestampOutOfWindow(Unauthorized):
-    """The request's timestamp is malformed or too far from the server's clock (a replay, or a skewed clock)."""
+    """The request's timestamp is too far from the server's clock (a replay, or a skewed clock).
+
+    `details.server_time` is the server's clock in whole Unix seconds (an integer), `details.window_s` the window.
+    """
 
     code = "timestamp_out_of_window"
 
-    def __init__(self, server_time: int, window_s: int, *, reason: str | None = None) -> None:
-        message = reason or f"the request timestamp is more than {window_s} s from the server's clock"
+    def __init__(self, server_time: int, window_s: int) -> None:
+        message = f"the request timestamp is more than {window_s} s from the server's clock"
         super().__init__(message, server_time=server_time, window_s=window_s)
 
 

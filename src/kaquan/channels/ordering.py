@@ -19,16 +19,16 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
-from kaquan.channels import booking
+from kaquan.channels import booking, schemas
 from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
@@ -181,8 +181,11 @@ class AgentOrders:
 
         def attempt(locked: bool) -> Callable[[AsyncSession], Awaitable[list[_Answer | Exception]]]:
             async def work(session: AsyncSession) -> list[_Answer | Exception]:
-                decided = await _decide_batch(self._db, session, jobs, locked=locked)
-                return await _answers(session, self._vault, jobs, decided)
+                decided, booked = await _decide_batch(self._db, session, jobs, locked=locked)
+                loaded = await orders.by_ids(session, [d.order_id for d in decided if isinstance(d, _Placed)])
+                if booked.events:
+                    await _announce(session, jobs[0].agent, booked, loaded)
+                return await _answers(session, self._vault, jobs, decided, loaded)
 
             return work
 
@@ -192,12 +195,22 @@ class AgentOrders:
             return await self._db.run(attempt(locked=True))
 
 
+async def _announce(session: AsyncSession, agent: Agent, booked: "_Booked", loaded: Mapping[int, Order]) -> None:
+    """The batch's callbacks, each carrying its order as the open API shows it, and the async orders for the worker."""
+    events = [(event, schemas.order_event_data(loaded[order_id], sku)) for event, order_id, sku in booked.events]
+    await callbacks.notify_many(session, agent_id=agent.id, events=events)
+    for order_id in booked.to_fill:
+        await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})
+
+
 async def _answers(
-    session: AsyncSession, vault: Vault, jobs: list[_Job], decided: list[_Placed | Exception]
+    session: AsyncSession,
+    vault: Vault,
+    jobs: list[_Job],
+    decided: list[_Placed | Exception],
+    loaded: Mapping[int, Order],
 ) -> list[_Answer | Exception]:
-    """Load the batch's orders in one query and open the new deliveries' codes in one more per viewer."""
-    ids = [d.order_id for d in decided if isinstance(d, _Placed)]
-    loaded = await orders.by_ids(session, ids)
+    """The batch's orders (loaded in one query), the new deliveries' codes opened in one more per viewer."""
     fresh: dict[Viewer, dict[int, tuple[int, ...]]] = defaultdict(dict)
     for job, result in zip(jobs, decided, strict=True):
         if isinstance(result, _Placed) and result.created and loaded[result.order_id].status == "delivered":
@@ -215,7 +228,7 @@ async def _answers(
 
 async def _decide_batch(
     db: Database, session: AsyncSession, jobs: list[_Job], *, locked: bool
-) -> list[_Placed | Exception]:
+) -> tuple[list[_Placed | Exception], "_Booked"]:
     """Every job of one agent's batch: replay, refuse, or place and pay, against one balance.
 
     `locked`: the balance is locked first and the batch decided under the lock;
@@ -280,11 +293,7 @@ async def _decide_batch(
     if booked.transfers:
         post = ledger.post_many if locked else ledger.post_many_locking_last
         await post(db, session, booked.transfers, actor=f"agent:{agent.code}")
-    if booked.events:
-        await callbacks.notify_many(session, agent_id=agent.id, events=booked.events)
-        for order_id in booked.to_fill:
-            await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})
-    return [answers[index] for index in range(len(jobs))]
+    return [answers[index] for index in range(len(jobs))], booked
 
 
 def _affordable(
@@ -358,7 +367,7 @@ class _Booked:
 
     sales_account_id: int
     transfers: list[ledger.TransferSpec] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[str, int, str]] = field(default_factory=list)  # (event type, order id, SKU code)
     to_fill: list[int] = field(default_factory=list)
 
 
@@ -381,7 +390,7 @@ def _settle(
             booking.sale(agent, booked.sales_account_id, placed.number, placed.quantity * priced.price_minor)
         )
     event = "order.delivered" if placed.status == "delivered" else "order.processing"
-    booked.events.append((event, {"order_no": placed.number, "out_order_no": request.out_order_no}))
+    booked.events.append((event, placed.order_id, request.sku))
     if placed.status == "processing":
         booked.to_fill.append(placed.order_id)
     return _Placed(placed.order_id, created=True, code_ids=placed.code_ids)
@@ -402,6 +411,11 @@ async def find(session: AsyncSession, agent: Agent, out_order_no: str) -> Order:
     if order is None:
         raise AgentOrderNotFound(out_order_no)
     return order
+
+
+async def out_order_nos(session: AsyncSession, agent: Agent, numbers: Iterable[str]) -> dict[str, str]:
+    """The agent's out_order_no of each of its orders among these order numbers."""
+    return await orders.keys_of(session, channel=CHANNEL, source=source_of(agent.id), numbers=numbers)
 
 
 async def between(
@@ -437,17 +451,11 @@ async def fulfil(db: Database, session: AsyncSession, order_id: int) -> Order:
             refund = await booking.refund(db, session, agent, order.number, order.total_minor)
             await ledger.post(db, session, refund, actor="worker")
         await callbacks.notify(
-            session,
-            agent_id=agent.id,
-            event_type="order.refunded",
-            data={"order_no": order.number, "out_order_no": order.idempotency_key},
+            session, agent_id=agent.id, event_type="order.refunded", data=schemas.order_event_data(order, sku.code)
         )
         return order
     await lifecycle.move(session, order, "delivered")
     await callbacks.notify(
-        session,
-        agent_id=agent.id,
-        event_type="order.delivered",
-        data={"order_no": order.number, "out_order_no": order.idempotency_key},
+        session, agent_id=agent.id, event_type="order.delivered", data=schemas.order_event_data(order, sku.code)
     )
     return order

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.audit import service as audit
-from kaquan.channels import agents, booking, ordering
+from kaquan.channels import agents, booking, ordering, schemas
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import OrderNotRefundable
 from kaquan.inventory import refunds as inventory_refunds
@@ -56,11 +56,9 @@ async def refund_delivered(
     if order.total_minor:  # a free order gives nothing back
         refund = await booking.refund(db, session, agent, order.number, order.total_minor)
         await ledger.post(db, session, refund, actor=actor)
+    sku = await orders.sku_of(session, order)
     await callbacks.notify(
-        session,
-        agent_id=agent.id,
-        event_type="order.refunded",
-        data={"order_no": order.number, "out_order_no": out_order_no},
+        session, agent_id=agent.id, event_type="order.refunded", data=schemas.order_event_data(order, sku.code)
     )
     await audit.record(
         session,

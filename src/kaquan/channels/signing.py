@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from kaquan.channels.errors import TimestampOutOfWindow
+from kaquan.channels.errors import AmbiguousQuery, InvalidTimestamp, TimestampOutOfWindow
 
 ALGORITHM = "KQ1-HMAC-SHA256"
 KEY_HEADER = "X-Kq-Key"
@@ -39,7 +39,7 @@ def _reencode(part: str) -> str:
 def canonical_query(raw_query: str) -> str:
     """The query string as signed: each `name=value` decoded and re-encoded, sorted, joined with `&`.
 
-    `+` is a literal plus sign here (RFC 3986), not a space: a space is `%20`.
+    A raw `+` never gets this far (`refuse_ambiguous_query`); the server refuses it.
     A parameter without `=` counts as an empty value; empty `&&` segments are no parameters.
     """
     pairs = []
@@ -49,6 +49,17 @@ def canonical_query(raw_query: str) -> str:
         name, _, value = item.partition("=")
         pairs.append((_reencode(name), _reencode(value)))
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def refuse_ambiguous_query(raw_query: str) -> None:
+    """Refuse a raw `+`: signed as a plus sign but read as a space by form decoding, it has no one meaning.
+
+    The canonical query is built from the raw bytes, and the server reads its
+    parameters from the same bytes; `+` is the one byte the two could read
+    differently, so a client sends a space as `%20` and a plus sign as `%2B`.
+    """
+    if "+" in raw_query:
+        raise AmbiguousQuery()
 
 
 def _body_digest(body: bytes) -> str:
@@ -71,10 +82,10 @@ def signature_matches(secret: str, canonical: str, offered: str) -> bool:
 
 
 def check_timestamp(timestamp: str, now: datetime, window_s: int) -> None:
-    """Refuse a timestamp that is not whole Unix seconds or lies more than `window_s` from `now`."""
+    """Refuse a timestamp that is not whole Unix seconds (`invalid_timestamp`) or more than `window_s` from `now`."""
     server_time = int(now.timestamp())
     if not _TIMESTAMP.fullmatch(timestamp):
-        raise TimestampOutOfWindow(server_time, window_s, reason=f"{TIMESTAMP_HEADER} must be whole Unix seconds")
+        raise InvalidTimestamp(server_time)
     if abs(int(timestamp) - server_time) > window_s:
         raise TimestampOutOfWindow(server_time, window_s)
 

@@ -15,7 +15,7 @@ docs/open-api.md describes the protocol this speaks.
 """
 
 from .agent import AgentClient, AsyncAgentClient
-from .callbacks import verify_callback
+from .callbacks import callback_order, verify_callback
 from .models import ApiError, Balance, CallbackRejected, Code, LedgerEntry, NewOrder, Order, Product
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "NewOrder",
     "Order",
     "Product",
+    "callback_order",
     "verify_callback",
 ]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .models import CallbackRejected
+from .models import CallbackRejected, Order, order_from
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
@@ -44,3 +44,19 @@ def verify_callback(secret: str, headers: Mapping[str, str], body: bytes, *, tol
     if not isinstance(event, dict):
         raise CallbackRejected("bad_payload", "the body is not a JSON object")
     return event
+
+
+def _no_codes(value: str, order_no: str) -> str:
+    raise CallbackRejected("bad_payload", f"the callback of order {order_no} carries codes; callbacks never do")
+
+
+def callback_order(event: Mapping[str, Any]) -> Order:
+    """The order an `order.*` event carries (`event["data"]["order"]`), as the Order the API answers (no codes).
+
+    Its `status` and `out_order_no` are the order's when the event was sent; fetch
+    the codes of an `order.delivered` event with `order(out_order_no)`.
+    """
+    try:
+        return order_from(event["data"]["order"], _no_codes)
+    except (KeyError, TypeError, ValueError):
+        raise CallbackRejected("bad_payload", "the event carries no order") from None

@@ -87,12 +87,15 @@ class Balance:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    id: int | str
+    """One movement of the balance; `reference` is the order_no of an order or refund, a top-up's own reference."""
+
+    id: int
     at: datetime
     kind: str
     amount_minor: int
     reference: str
     memo: str
+    out_order_no: str | None = None
 
 
 def _when(value: str | None) -> datetime | None:
@@ -155,4 +158,5 @@ def entry_from(raw: Mapping[str, Any]) -> LedgerEntry:
         amount_minor=raw["amount_minor"],
         reference=raw.get("reference") or "",
         memo=raw.get("memo") or "",
+        out_order_no=raw.get("out_order_no"),
     )

@@ -18,7 +18,7 @@ secrets per client.
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -404,6 +404,17 @@ async def by_key(session: AsyncSession, *, channel: str, source: str, key: str) 
     """The order a channel's caller placed under its own idempotency key (an agent's out_order_no, say)."""
     stmt = select(Order).where(Order.channel == channel, Order.source == source, Order.idempotency_key == key)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def keys_of(session: AsyncSession, *, channel: str, source: str, numbers: Iterable[str]) -> dict[str, str]:
+    """The caller's idempotency keys of its orders with these numbers (others' orders are left out)."""
+    wanted = list(numbers)
+    if not wanted:
+        return {}
+    stmt = select(Order.number, Order.idempotency_key).where(
+        Order.channel == channel, Order.source == source, Order.number.in_(wanted)
+    )
+    return {number: key for number, key in await session.execute(stmt)}
 
 
 async def by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Order]:

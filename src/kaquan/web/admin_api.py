@@ -13,10 +13,11 @@ from kaquan.inventory import importing
 from kaquan.inventory.stock import stock
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 from kaquan.web.schemas import ImportOut, OrderOut, SegmentCreate, StockOut
 
-router = APIRouter(prefix="/admin/api", tags=["admin"])
+router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 CatalogRead = Annotated[Principal, require(Permission.CATALOG_READ)]

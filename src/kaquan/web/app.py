@@ -27,6 +27,7 @@ from kaquan.web import (
     flash_admin_api,
     flash_api,
     identity_api,
+    open_api,
     pay_dev,
     redeem_api,
     security,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.
     for adapter in load_adapters():
         app.include_router(adapter.router)
+    open_api.publish_callbacks(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.identity.permissions import Permission
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["callbacks"])
+router = APIRouter(prefix="/admin/api", tags=["callbacks"], dependencies=JSON_ONLY)
 
 ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
 ChannelsWrite = Annotated[Principal, require(Permission.CHANNELS_WRITE)]

@@ -12,9 +12,10 @@ from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, AgentKey, Channel
 from kaquan.identity.permissions import Permission
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["channels"])
+router = APIRouter(prefix="/admin/api", tags=["channels"], dependencies=JSON_ONLY)
 
 ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
 ChannelsWrite = Annotated[Principal, require(Permission.CHANNELS_WRITE)]
@@ -23,7 +24,9 @@ FinanceWrite = Annotated[Principal, require(Permission.FINANCE_WRITE)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: these bodies move money and set prices, so `"100"` or `true` for an integer is refused, not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ChannelChange(_Body):

@@ -15,10 +15,11 @@ from kaquan.inventory import custody
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
 from kaquan.orders.trace import LeakReport, trace_leaks
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 from kaquan.web.schemas import CodeOut, RangeOut
 
-router = APIRouter(prefix="/admin/api", tags=["admin"])
+router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 MAX_LEAK_FILE_BYTES = 64 * 1024 * 1024
 
 AuditRead = Annotated[Principal, require(Permission.AUDIT_READ)]

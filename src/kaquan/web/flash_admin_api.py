@@ -8,9 +8,10 @@ from kaquan.buyers.service import any_channel
 from kaquan.flashsale import service
 from kaquan.flashsale.schemas import EventCreate, EventOut
 from kaquan.identity.permissions import Permission
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["flashsale"])
+router = APIRouter(prefix="/admin/api", tags=["flashsale"], dependencies=JSON_ONLY)
 
 FlashRead = Annotated[Principal, require(Permission.FLASHSALE_READ)]
 FlashWrite = Annotated[Principal, require(Permission.FLASHSALE_WRITE)]

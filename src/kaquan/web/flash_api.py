@@ -34,9 +34,10 @@ from kaquan.kit.errors import Busy
 from kaquan.kit.ratelimit import enforce
 from kaquan.runtime import Runtime
 from kaquan.web.buyers_api import buyer_token
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import RuntimeDep, client_ip
 
-router = APIRouter(prefix="/api/flash", tags=["flashsale"])
+router = APIRouter(prefix="/api/flash", tags=["flashsale"], dependencies=JSON_ONLY)
 QUEUED_RETRY_AFTER_S = 1
 DEVICE_COOKIE = "kq_device"
 DEVICE_HEADER = "X-Device-Token"

@@ -26,10 +26,11 @@ from kaquan.identity.schemas import (
     UserOut,
 )
 from kaquan.identity.service import Identity, NewSession
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity
 from kaquan.web.security import is_tls
 
-router = APIRouter(prefix="/admin/api", tags=["admin"])
+router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 COOKIE_PATH = "/admin"
 
 Self = Annotated[Principal, require(Permission.ACCOUNT_SELF)]

@@ -6,21 +6,41 @@ The contract, with the signing algorithm and worked examples, is docs/open-api.m
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan import ledger
-from kaquan.channels import agent_crypto, ordering
+from kaquan.channels import agent_crypto, booking, ordering, signing
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
+from kaquan.channels.schemas import (
+    AgentCodeOut,
+    AgentOrderOut,
+    AgentProductOut,
+    AgentProductsOut,
+    BalanceOut,
+    BatchOrderPlaced,
+    BatchOrderRefused,
+    BatchOut,
+    CallbackEvent,
+    ErrorDetail,
+    ErrorOut,
+    LedgerEntryOut,
+    LedgerPage,
+    OrderEnvelope,
+    OrdersPage,
+    order_summary,
+)
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
 from kaquan.orders.models import Order
+from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
 
 router = APIRouter(prefix="/open/v1", tags=["open api"])
@@ -30,10 +50,58 @@ MAX_PAGE = 500
 MAX_BATCH = 200
 
 
-async def signed_agent(request: Request, rt: RuntimeDep) -> AgentCaller:
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("bad_input, ambiguous_query or invalid_quantity"),
+    401: _error(
+        "missing_signature_header, invalid_nonce, invalid_timestamp, timestamp_out_of_window, "
+        "unknown_key, key_revoked, invalid_signature or nonce_reused"
+    ),
+    402: _error("insufficient_balance"),
+    403: _error("ip_not_allowed, agent_suspended or channel_inactive"),
+    404: _error("sku_not_available_for_agent or order_not_found"),
+    409: _error("idempotency_conflict or out_of_stock"),
+    415: _error("unsupported_media_type: a body that is not declared application/json"),
+    422: _error("validation_error: a field is missing, unknown or of the wrong type"),
+    429: _error("rate_limited (Retry-After)"),
+    503: _error("busy (Retry-After)"),
+}
+"""Every error answer of the open API, documented with its codes in docs/open-api.md#errors."""
+READ_ERRORS = {status: answer for status, answer in ERRORS.items() if status not in (402, 409, 415)}
+"""The error answers of the routes that only read (no body, no money moved)."""
+
+_SIGNED_WITH = APIKeyHeader(
+    name=signing.KEY_HEADER,
+    scheme_name="KQ1-HMAC-SHA256",
+    description=(
+        "Every request carries X-Kq-Key (the key id), X-Kq-Timestamp (Unix seconds), X-Kq-Nonce (16-64 of "
+        "A-Z a-z 0-9 _ -, fresh each time) and X-Kq-Signature (hex HMAC-SHA256 of the canonical string "
+        "under the key's secret); see docs/open-api.md."
+    ),
+    auto_error=False,
+)
+
+
+def _header(name: str, description: str) -> Any:
+    """A signature header, published as a parameter; checked by the authenticator (401, not 422, when missing)."""
+    return Header(alias=name, description=f"required: {description}")
+
+
+async def signed_agent(
+    request: Request,
+    rt: RuntimeDep,
+    key: Annotated[str | None, Depends(_SIGNED_WITH)],
+    timestamp: Annotated[str | None, _header(signing.TIMESTAMP_HEADER, "Unix time in whole seconds")] = None,
+    nonce: Annotated[str | None, _header(signing.NONCE_HEADER, "16-64 characters of A-Z a-z 0-9 _ -")] = None,
+    signature: Annotated[str | None, _header(signing.SIGNATURE_HEADER, "lowercase hex HMAC-SHA256")] = None,
+) -> AgentCaller:
     """The agent whose key signed this request (see docs/open-api.md); refused otherwise.
 
     The path is signed as sent, still percent-encoded (the raw path, not the decoded one).
+    The header parameters only publish the scheme in /openapi.json: the authenticator reads them itself.
     """
     raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
     caller = await rt.agent_auth.authenticate(
@@ -54,9 +122,11 @@ Caller = Annotated[AgentCaller, Depends(signed_agent)]
 
 
 class OrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """An order as an agent sends it. Strict: money moves on these fields, so `"2"`, `2.0` or `"yes"` are refused."""
 
-    out_order_no: str
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    out_order_no: str = Field(pattern=f"^{ordering.OUT_ORDER_NO.pattern}$")
     sku: str
     quantity: int
     mode: Literal["sync", "async"] = "sync"
@@ -67,56 +137,71 @@ def _viewer(caller: AgentCaller, request: Request) -> Viewer:
     return Viewer(f"agent:{caller.agent.code}", "open API delivery", client_ip(request))
 
 
-def _order_json(order: Order, sku_code: str, caller: AgentCaller, codes: list[DeliveredCode]) -> dict[str, Any]:
+def _order_out(order: Order, sku_code: str, caller: AgentCaller, codes: list[DeliveredCode]) -> AgentOrderOut:
     key = caller.code_key if codes else b""
-    return {
-        "order_no": order.number,
-        "out_order_no": order.idempotency_key,
-        "status": order.status,
-        "sku": sku_code,
-        "requested_quantity": order.requested_quantity or order.quantity,
-        "quantity": order.quantity,
-        "unit_price_minor": order.unit_price_minor,
-        "total_minor": order.total_minor,
-        "currency": order.currency,
-        "created_at": order.created_at.isoformat(),
-        "delivered_at": order.delivered_at.isoformat() if order.delivered_at else None,
-        "codes": [
-            {
-                "card_no": agent_crypto.encrypt_field(key, code.card_no, order.number) if code.card_no else None,
-                "secret": agent_crypto.encrypt_field(key, code.secret, order.number),
-                "expires_on": code.expires_on,
-            }
+    return AgentOrderOut(
+        **dict(order_summary(order, sku_code)),
+        codes=[
+            AgentCodeOut(
+                card_no=agent_crypto.encrypt_field(key, code.card_no, order.number) if code.card_no else None,
+                secret=agent_crypto.encrypt_field(key, code.secret, order.number),
+                expires_on=code.expires_on,
+            )
             for code in codes
         ],
-    }
+    )
 
 
-@router.get("/products")
-async def products(rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
+@router.get("/products", responses=READ_ERRORS)
+async def products(rt: RuntimeDep, caller: Caller) -> AgentProductsOut:
     async with rt.db.read() as session:
         listed = []
         for priced in await ordering.catalogue(session, caller.agent):
             available = await allocation.available_units(session, priced.sku)
             listed.append(
-                {
-                    "sku": priced.sku.code,
-                    "name": priced.sku.name,
-                    "price_minor": priced.price_minor,
-                    "currency": priced.currency,
-                    "in_stock": available > 0,
-                    "available": min(available, DISPLAY_CAP),
-                    "max_per_order": min(priced.sku.max_per_order, rt.settings.max_per_order),
-                }
+                AgentProductOut(
+                    sku=priced.sku.code,
+                    name=priced.sku.name,
+                    price_minor=priced.price_minor,
+                    currency=priced.currency,
+                    in_stock=available > 0,
+                    available=min(available, DISPLAY_CAP),
+                    max_per_order=min(priced.sku.max_per_order, rt.settings.max_per_order),
+                )
             )
-    return {"products": listed}
+    return AgentProductsOut(products=listed)
 
 
 Body = TypeVar("Body", bound=BaseModel)
 
 
-def _parsed(model: type[Body], raw: bytes) -> Body:
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """A model's JSON schema with its `$defs` references replaced by the definitions themselves."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {name: _inlined(value, defs) for name, value in schema.items() if name != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    return schema
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body of a route that reads its body itself (after the signature), for /openapi.json."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}},
+        }
+    }
+
+
+async def _parsed(model: type[Body], request: Request) -> Body:
     """The request body, read after the signature was checked (an unsigned request learns nothing about it)."""
+    raw = await request.body()
+    check_json_body(request, raw)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -125,9 +210,14 @@ def _parsed(model: type[Body], raw: bytes) -> Body:
         raise RequestValidationError(exc.errors()) from None
 
 
-@router.post("/orders", status_code=201)
-async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
-    body = _parsed(OrderIn, await request.body())
+@router.post(
+    "/orders",
+    status_code=201,
+    openapi_extra=_body_schema(OrderIn),
+    responses={200: {"model": OrderEnvelope, "description": "a retry: the order placed before"}, **ERRORS},
+)
+async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> OrderEnvelope:
+    body = await _parsed(OrderIn, request)
     placed = await rt.agent_orders.place(
         caller.agent,
         ordering.AgentOrderRequest(body.out_order_no, body.sku, body.quantity, body.mode, body.allow_partial),
@@ -135,19 +225,19 @@ async def place_order(request: Request, response: Response, rt: RuntimeDep, call
     )
     if not placed.created:
         response.status_code = 200
-    return {"order": _order_json(placed.order, placed.sku_code, caller, placed.codes)}
+    return OrderEnvelope(order=_order_out(placed.order, placed.sku_code, caller, placed.codes))
 
 
 class OrdersIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     orders: list[OrderIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-@router.post("/orders/batch")
-async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
+@router.post("/orders/batch", openapi_extra=_body_schema(OrdersIn), responses=ERRORS)
+async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> BatchOut:
     """Up to MAX_BATCH orders in one signed request, each answered on its own (an order or an error)."""
-    body = _parsed(OrdersIn, await request.body())
+    body = await _parsed(OrdersIn, request)
     numbers = [order.out_order_no for order in body.orders]
     if len(set(numbers)) != len(numbers):
         raise BadInput("each out_order_no may appear once per batch", field="orders")
@@ -156,18 +246,19 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> dict
         [ordering.AgentOrderRequest(o.out_order_no, o.sku, o.quantity, o.mode, o.allow_partial) for o in body.orders],
         _viewer(caller, request),
     )
-    results: list[dict[str, Any]] = []
+    results: list[BatchOrderPlaced | BatchOrderRefused] = []
     for answer in placed:
         if isinstance(answer, AgentOrder):
-            order = _order_json(answer.order, answer.sku_code, caller, answer.codes)
-            results.append({"status": 201 if answer.created else 200, "order": order})
+            order = _order_out(answer.order, answer.sku_code, caller, answer.codes)
+            results.append(BatchOrderPlaced(status=201 if answer.created else 200, order=order))
         else:
-            results.append({"status": answer.status, **answer.to_dict()})
-    return {"results": results}
+            error = ErrorDetail(code=answer.code, message=answer.message, details=answer.details)
+            results.append(BatchOrderRefused(status=answer.status, error=error))
+    return BatchOut(results=results)
 
 
-@router.get("/orders/{out_order_no}")
-async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> dict[str, Any]:
+@router.get("/orders/{out_order_no}", responses=READ_ERRORS)
+async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> OrderEnvelope:
     async with rt.db.transaction() as session:  # opening codes records the reveal
         order = await ordering.find(session, caller.agent, out_order_no)
         sku = await orders.sku_of(session, order)
@@ -175,7 +266,7 @@ async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_
         if order.status == "delivered":
             opened = await codes_of_orders(session, rt.vault, [order.id], _viewer(caller, request))
             codes = opened.get(order.id, [])
-        return {"order": _order_json(order, sku.code, caller, codes)}
+        return OrderEnvelope(order=_order_out(order, sku.code, caller, codes))
 
 
 def _cursor(cursor: str | None) -> int | None:
@@ -186,14 +277,15 @@ def _cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
-def _window(since: datetime, until: datetime) -> None:
-    if since.tzinfo is None or until.tzinfo is None:
-        raise BadInput("since and until need a time zone (e.g. 2026-11-25T00:00:00Z)", field="since")
-    if until <= since:
+def _window(since: datetime | None, until: datetime | None) -> None:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadInput(f"{name} needs a time zone (e.g. 2026-11-25T00:00:00Z)", field=name)
+    if since is not None and until is not None and until <= since:
         raise BadInput("until must be later than since", field="until")
 
 
-@router.get("/orders")
+@router.get("/orders", responses=READ_ERRORS)
 async def list_orders(
     rt: RuntimeDep,
     caller: Caller,
@@ -201,31 +293,31 @@ async def list_orders(
     until: datetime,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> OrdersPage:
     _window(since, until)
     async with rt.db.read() as session:
         found = await ordering.between(session, caller.agent, since, until, after_id=_cursor(cursor), limit=limit)
         skus = {order.sku_id: (await orders.sku_of(session, order)).code for order in found}
-    return {
-        "orders": [_order_json(order, skus[order.sku_id], caller, []) for order in found],
-        "next_cursor": str(found[-1].id) if len(found) == limit else None,
-    }
+    return OrdersPage(
+        orders=[order_summary(order, skus[order.sku_id]) for order in found],
+        next_cursor=str(found[-1].id) if len(found) == limit else None,
+    )
 
 
-@router.get("/balance")
-async def balance(rt: RuntimeDep, caller: Caller) -> dict[str, Any]:
+@router.get("/balance", responses=READ_ERRORS)
+async def balance(rt: RuntimeDep, caller: Caller) -> BalanceOut:
     async with rt.db.read() as session:
         held = await ledger.balance(session, caller.agent.account_id)
     limit = -(held.floor_minor or 0)
-    return {
-        "currency": held.currency,
-        "balance_minor": held.balance_minor,
-        "credit_limit_minor": limit,
-        "available_minor": held.balance_minor + limit,
-    }
+    return BalanceOut(
+        currency=held.currency,
+        balance_minor=held.balance_minor,
+        credit_limit_minor=limit,
+        available_minor=held.balance_minor + limit,
+    )
 
 
-@router.get("/ledger")
+@router.get("/ledger", responses=READ_ERRORS)
 async def ledger_entries(
     rt: RuntimeDep,
     caller: Caller,
@@ -233,24 +325,59 @@ async def ledger_entries(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> dict[str, Any]:
-    if since is not None and until is not None:
-        _window(since, until)
+) -> LedgerPage:
+    _window(since, until)
     async with rt.db.read() as session:
         found = await ledger.entries(
             session, caller.agent.account_id, since=since, until=until, after_id=_cursor(cursor), limit=limit
         )
-    return {
-        "entries": [
-            {
-                "id": entry.posting_id,
-                "at": entry.at.isoformat(),
-                "kind": entry.kind,
-                "amount_minor": entry.amount_minor,
-                "reference": entry.reference,
-                "memo": entry.memo,
-            }
-            for entry in found
+        shown = [booking.as_agent_sees_it(caller.agent, entry.kind, entry.reference) for entry in found]
+        numbers = {seen.order_no for seen in shown if seen.order_no is not None}
+        out_order_nos = await ordering.out_order_nos(session, caller.agent, numbers)
+    return LedgerPage(
+        entries=[
+            LedgerEntryOut(
+                id=entry.posting_id,
+                at=entry.at,
+                kind=entry.kind,
+                amount_minor=entry.amount_minor,
+                reference=seen.reference,
+                memo=entry.memo,
+                out_order_no=None if seen.order_no is None else out_order_nos.get(seen.order_no),
+            )
+            for entry, seen in zip(found, shown, strict=True)
         ],
-        "next_cursor": str(found[-1].posting_id) if len(found) == limit else None,
-    }
+        next_cursor=str(found[-1].posting_id) if len(found) == limit else None,
+    )
+
+
+CALLBACKS = {
+    "order.processing": "an async order was accepted and paid; its codes follow with order.delivered",
+    "order.delivered": "the order's codes are ready: fetch them with GET /open/v1/orders/{out_order_no}",
+    "order.refunded": "the order was refunded to your balance (out of stock when filled, or an after-sale refund)",
+}
+
+
+async def _callback(
+    event: CallbackEvent,
+    webhook_id: Annotated[str, Header(alias="webhook-id", description="the event's id, the same on every retry")],
+    webhook_timestamp: Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds of this try")],
+    webhook_signature: Annotated[
+        str, Header(alias="webhook-signature", description="v1,<base64 HMAC-SHA256>, space-separated")
+    ],
+) -> None:
+    """Answer any 2xx quickly; 410 Gone stops the callbacks; anything else is retried (docs/open-api.md#callbacks)."""
+
+
+def publish_callbacks(app: FastAPI) -> None:
+    """The callbacks kaquan POSTs to an agent's notify URL, in /openapi.json's `webhooks` (OpenAPI 3.1)."""
+    for event_type, description in CALLBACKS.items():
+        app.webhooks.add_api_route(
+            event_type,
+            _callback,
+            methods=["POST"],
+            summary=event_type,
+            description=description,
+            operation_id=f"callback_{event_type.replace('.', '_')}",
+            tags=["open api callbacks"],
+        )

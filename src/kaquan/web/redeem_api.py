@@ -15,9 +15,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import redemption as redeeming
 from kaquan.runtime import Runtime
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["admin"])
+router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 Redeemer = Annotated[Principal, require(Permission.REDEEM)]
 # Generous on purpose: the service decides what a code may look like (and counts malformed guesses).
 _CODE_FIELD = Field(max_length=256, description="the voucher code as printed or scanned; dashes and spaces ignored")

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Header, Request
 
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.schemas import LookupRequest, OrderCreate, OrderOut
 
-router = APIRouter(prefix="/api", tags=["shop"])
+router = APIRouter(prefix="/api", tags=["shop"], dependencies=JSON_ONLY)
 
 
 @router.post("/orders", status_code=201)

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from kaquan.catalog import service as catalog
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import scheduling, warehouses
+from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
-router = APIRouter(prefix="/admin/api", tags=["warehouses"])
+router = APIRouter(prefix="/admin/api", tags=["warehouses"], dependencies=JSON_ONLY)
 
 StockRead = Annotated[Principal, require(Permission.STOCK_READ)]
 StockWrite = Annotated[Principal, require(Permission.STOCK_WRITE)]

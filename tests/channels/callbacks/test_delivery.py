@@ -32,6 +32,7 @@ from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks.errors import ReplayRefused
 from kaquan.channels.callbacks.models import CallbackDelivery
 from kaquan.channels.callbacks.signing import InvalidSignature, verify_signature
+from kaquan.channels.schemas import rfc3339
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing
 from kaquan.kit.db import Database
@@ -321,7 +322,7 @@ async def test_the_body_is_the_documented_json_the_same_on_every_try(
     assert json.loads(first.body) == {
         "id": event_id,
         "type": "order.delivered",
-        "timestamp": delivery.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "timestamp": rfc3339(delivery.created_at),
         "data": {"order_no": "KQ1", "note": "卡密已发"},
     }
     assert first.headers["content-type"] == "application/json"

@@ -4,7 +4,7 @@ Wire format (Standard Webhooks, https://www.standardwebhooks.com)
 ------------------------------------------------------------------
 Each event is one `POST` to the agent's callback URL with a JSON body::
 
-    {"id": "evt_<32 hex>", "type": "order.delivered", "timestamp": "2026-11-25T08:00:00.123456Z", "data": {...}}
+    {"id": "evt_<32 hex>", "type": "order.delivered", "timestamp": "2026-11-25T08:00:00.123Z", "data": {"order": {...}}}
 
 `timestamp` is when the event happened (UTC); the body is byte-for-byte the
 same on every try. The headers are::

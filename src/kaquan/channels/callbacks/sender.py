@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
@@ -31,6 +31,7 @@ from kaquan.channels.callbacks import signing, ssrf
 from kaquan.channels.callbacks.errors import CallbackUrlRefused
 from kaquan.channels.callbacks.models import CallbackAttempt, CallbackDelivery, CallbackEndpoint
 from kaquan.channels.callbacks.service import cancel_pending, sealed_for, secret_box
+from kaquan.channels.schemas import rfc3339
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox
 from kaquan.kit.db import Database
@@ -68,7 +69,7 @@ def body_of(delivery: CallbackDelivery) -> bytes:
     document = {
         "id": delivery.event_id,
         "type": delivery.event_type,
-        "timestamp": created.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "timestamp": rfc3339(created),
         "data": delivery.payload,
     }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
