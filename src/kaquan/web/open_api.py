@@ -16,6 +16,7 @@ from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
+from kaquan.kit.bounds import INT64_MAX, Int32, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.ledger import service as ledger
@@ -58,7 +59,7 @@ class OrderIn(BaseModel):
 
     out_order_no: str
     sku: str
-    quantity: int
+    quantity: Int32
     mode: Literal["sync", "async"] = "sync"
     allow_partial: bool = False
 
@@ -181,9 +182,10 @@ async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_
 def _cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    if not cursor.isdigit():
+    after_id = id_from_text(cursor, maximum=INT64_MAX)
+    if after_id is None:
         raise BadInput("cursor is the next_cursor of the previous page", field="cursor")
-    return int(cursor)
+    return after_id
 
 
 def _window(since: datetime, until: datetime) -> None:
