@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         default=60, ge=1, description="an admission not committed after this long was lost (a crash)"
     )
     flash_per_ip_per_minute: int = Field(default=600, ge=1, description="flash-sale requests per IP per minute")
+    max_body_kb: int = Field(default=1024, ge=1, description="largest request body, KiB (file uploads excepted)")
+    max_upload_mb: int = Field(default=512, ge=1, description="largest file upload (code imports, leak tracing), MiB")
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )
