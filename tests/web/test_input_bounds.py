@@ -14,6 +14,7 @@ from tests.support.builders import given_sku_with_codes
 
 from kaquan.catalog.models import Sku
 from kaquan.client.wire import Credentials, encode_query
+from kaquan.inventory.models import Warehouse
 from kaquan.kit.bounds import INT64_MAX, INT64_MIN
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
@@ -93,15 +94,24 @@ async def test_an_order_for_a_sku_no_row_can_have_is_not_found(
     assert await count(rt, Order) == 0
 
 
-@pytest.mark.parametrize("quantity", [HUGE, PAST_64_BITS, PAST_32_BITS, -PAST_64_BITS - 1])
-async def test_an_order_for_an_impossible_quantity_is_refused_by_the_schema(
-    client: httpx.AsyncClient, rt: Runtime, quantity: int
+@pytest.mark.parametrize(
+    ("quantity", "status", "code"),
+    [
+        (HUGE, 422, "validation_error"),
+        (PAST_64_BITS, 422, "validation_error"),
+        (-PAST_64_BITS - 1, 422, "validation_error"),
+        (PAST_32_BITS, 400, "invalid_quantity"),
+    ],
+)
+async def test_an_order_for_an_impossible_quantity_is_refused(
+    client: httpx.AsyncClient, rt: Runtime, quantity: int, status: int, code: str
 ) -> None:
+    """Past 64 bits the schema refuses it; within, the SKU's cap does, before any query."""
     sku = await given_sku_with_codes(rt, 3)
     response = await client.post(
         "/api/orders", json={"sku": sku.code, "quantity": quantity}, headers={"Idempotency-Key": "k-1"}
     )
-    the_error(response, 422, "validation_error")
+    the_error(response, status, code)
     assert await count(rt, Order) == 0
 
 
@@ -172,3 +182,23 @@ async def test_an_open_api_cursor_that_names_no_row_is_bad_input(
     Credentials(agent.key_id, agent.secret).sign(request)
     details = the_error(await client.send(request), 400, "bad_input")
     assert details["field"] == "cursor"
+
+
+async def test_text_postgresql_cannot_hold_is_bad_input_there_never_a_crash(
+    client: httpx.AsyncClient, rt: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """A NUL character: SQLite stores it, PostgreSQL refuses it, as 400 `bad_input` with nothing stored."""
+    response = await client.post(
+        "/admin/api/warehouses", json={"code": "nul", "name": "NUL\x00"}, headers=admin_headers
+    )
+    lookup = await client.get("/admin/api/orders/26%0011", headers=admin_headers)
+    async with rt.db.read() as session:
+        stored = (await session.execute(select(func.count()).where(Warehouse.code == "nul"))).scalar_one()
+    if rt.db.is_postgresql:
+        the_error(response, 400, "bad_input")
+        the_error(lookup, 400, "bad_input")
+        assert stored == 0
+    else:
+        assert response.status_code == 201, response.text
+        the_error(lookup, 404, "order_not_found")
+        assert stored == 1

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kaquan.flashsale.models import Event
-from kaquan.kit.bounds import Int32
+from kaquan.kit.bounds import Int64
 
 
 class EventCreate(BaseModel):
@@ -90,7 +90,7 @@ class PurchaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     buyer: str = Field(min_length=1, max_length=200, description="the buyer's account, phone or email")
-    quantity: Int32 = 1
+    quantity: Int64 = 1
     request_id: str = Field(
         min_length=1, max_length=128, description="idempotency key chosen by the client: a retry never buys twice"
     )

@@ -16,10 +16,11 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 Int32 = Annotated[int, Interval(ge=INT32_MIN, le=INT32_MAX)]
-"""A value stored in a 32-bit `Integer` column (quantities, prices, costs, basis points)."""
+"""A value stored in a 32-bit `Integer` column (prices, costs, basis points)."""
 
 Int64 = Annotated[int, Interval(ge=INT64_MIN, le=INT64_MAX)]
-"""A value stored in a 64-bit column (amounts of the ledger, credit limits, serial numbers)."""
+"""A value stored in a 64-bit column (ledger amounts, credit limits, serials), or checked by a rule before any
+query (an order's quantity: past its cap it is 400 `invalid_quantity`)."""
 
 Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 """The id of a row of a table keyed by `Integer` (products, SKUs, agents, users, batches, events, rules)."""

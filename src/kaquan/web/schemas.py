@@ -5,7 +5,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange
-from kaquan.kit.bounds import INT32_MAX, INT64_MAX, Int32
+from kaquan.kit.bounds import INT32_MAX, INT64_MAX, Int64
 from kaquan.orders.models import Order
 from kaquan.orders.service import OrderView
 
@@ -14,7 +14,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=64, description="SKU code or id")
-    quantity: Int32
+    quantity: Int64
     contact: str = Field(default="", max_length=200)
 
 
