@@ -16,6 +16,8 @@ from tests.support.builders import given_sku
 from kaquan.catalog.models import Product
 from kaquan.inventory.models import Batch
 from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
+from kaquan.web.limits import upload_of
 
 MiB = 2**20
 CHUNK = 64 * 1024
@@ -190,3 +192,15 @@ async def test_anonymous_routes_still_take_their_small_bodies(client: httpx.Asyn
     """Signing in carries no credential yet: it is refused for a wrong password, not for a missing token."""
     response = await client.post("/admin/api/session", json={"username": "nobody", "password": "wrong"})
     the_error(response, 401, "login_failed")
+
+
+def test_every_route_taking_a_file_gets_the_upload_cap_only_after_verification() -> None:
+    """A new upload route must be listed in limits.UPLOADS (else its files are capped at the JSON size)."""
+    document = create_app().openapi()
+    taking_files = [
+        path.replace("{sku}", "SKU-1")
+        for path, item in document["paths"].items()
+        if "multipart/form-data" in item.get("post", {}).get("requestBody", {}).get("content", {})
+    ]
+    assert len(taking_files) == 4
+    assert [path for path in taking_files if upload_of("POST", path) is None] == []

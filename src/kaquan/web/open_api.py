@@ -16,7 +16,7 @@ from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
-from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
+from kaquan.kit.bounds import INT64_MAX, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.ledger import service as ledger
@@ -59,7 +59,7 @@ class OrderIn(BaseModel):
 
     out_order_no: str
     sku: str
-    quantity: Int64
+    quantity: int  # past max_per_order (or 64 bits) it is 400 invalid_quantity, checked before any query
     mode: Literal["sync", "async"] = "sync"
     allow_partial: bool = False
 
