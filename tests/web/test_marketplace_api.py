@@ -211,7 +211,7 @@ async def test_out_of_stock_is_refused_whole_and_changes_nothing(rt: Runtime, cl
         ("wrong secret", "invalid_signature"),
         ("body changed after signing", "invalid_signature"),
         ("another store's key", "invalid_signature"),
-        ("no signature", "invalid_signature"),
+        ("no signature", "missing_signature_header"),
         ("stale timestamp", "timestamp_out_of_window"),
         ("replayed nonce", "nonce_reused"),
         ("unknown store", "unknown_key"),

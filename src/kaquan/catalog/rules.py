@@ -12,6 +12,8 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from kaquan.kit.bounds import INT32_MAX
+
 ALPHABET_SHORTHANDS: Final = {
     "digits": string.digits,
     "upper_alnum": string.digits + string.ascii_uppercase,
@@ -31,8 +33,8 @@ class CodeRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_length: int | None = Field(default=None, ge=1)
-    max_length: int | None = Field(default=None, ge=1)
+    min_length: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    max_length: int | None = Field(default=None, ge=1, le=INT32_MAX)
     alphabet: str | None = Field(default=None, min_length=1)
     regex: str | None = None
     card_no_required: bool = False

@@ -4,6 +4,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kaquan.catalog.rules import CodeRule
+from kaquan.kit.bounds import INT32_MAX, Id
 from kaquan.kit.money import supported_currencies
 
 ProductKind = Literal["membership", "game_points", "virtual_item", "voucher", "gift_card"]
@@ -31,13 +32,13 @@ class ProductOut(BaseModel):
 class SkuCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int
+    product_id: Id
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(default="CNY", min_length=3, max_length=3)
-    face_value_minor: int = Field(ge=0, le=10**12)
-    price_minor: int = Field(ge=0, le=10**12)
-    cost_minor: int = Field(default=0, ge=0, le=10**12)
+    face_value_minor: int = Field(ge=0, le=INT32_MAX)
+    price_minor: int = Field(ge=0, le=INT32_MAX)
+    cost_minor: int = Field(default=0, ge=0, le=INT32_MAX)
     stock_kind: Literal["codes", "segment"] = "codes"
     code_rule: CodeRule = Field(default_factory=CodeRule)
     encrypt_card_no: bool = False

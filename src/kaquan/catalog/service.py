@@ -10,6 +10,7 @@ from kaquan.catalog.models import Product, Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.kit import clock
+from kaquan.kit.bounds import INT32_MAX, id_from_text
 from kaquan.kit.money import Money
 
 
@@ -55,9 +56,11 @@ async def create_sku(session: AsyncSession, data: SkuCreate, *, actor: str) -> S
 
 
 async def get_sku(session: AsyncSession, sku_ref: int | str) -> Sku:
-    """A SKU by id or by its code."""
-    if isinstance(sku_ref, int) or (isinstance(sku_ref, str) and sku_ref.isdigit()):
-        sku = await session.get(Sku, int(sku_ref))
+    """A SKU by id or by its code; an id no row can have (0, past 32 bits) is simply not found."""
+    if isinstance(sku_ref, int):
+        sku = await session.get(Sku, sku_ref) if 1 <= sku_ref <= INT32_MAX else None
+    elif (sku_id := id_from_text(sku_ref)) is not None:
+        sku = await session.get(Sku, sku_id)
     else:
         sku = (await session.execute(select(Sku).where(Sku.code == sku_ref))).scalar_one_or_none()
     if sku is None:

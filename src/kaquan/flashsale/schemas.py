@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kaquan.flashsale.models import Event
+from kaquan.kit.bounds import Int64
 
 # Defaults of the per-address and per-device limits, as multiples of the per-buyer limit: an address is
 # often shared (offices, campuses, carrier NAT), a device less so (a family's phone).
@@ -122,7 +123,7 @@ class PurchaseIn(BaseModel):
         max_length=200,
         description="the buyer's account, phone or email; ignored when a buyer token proves a verified contact",
     )
-    quantity: int = 1
+    quantity: Int64 = 1
     request_id: str = Field(
         min_length=1, max_length=128, description="idempotency key chosen by the client: a retry never buys twice"
     )

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     phone_country_code: str = Field(default="86", pattern="^[1-9][0-9]{0,3}$", description="for numbers without +")
     buyer_token_hours: int = Field(default=24, ge=1, le=24 * 30, description="how long a verified buyer token lasts")
     buyer_codes_per_ip_per_hour: int = Field(default=20, ge=1, description="verification codes sent per IP per hour")
+    max_body_kb: int = Field(default=1024, ge=1, description="largest request body, KiB (file uploads excepted)")
+    max_upload_mb: int = Field(default=512, ge=1, description="largest file upload (code imports, leak tracing), MiB")
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

@@ -110,13 +110,19 @@ class Database:
             except DBAPIError as exc:
                 if is_lock_error(exc):
                     raise Busy("the database is busy; try again shortly") from exc
+                _refuse_unstorable_text(exc)
                 raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction; on SQLite it does not take the write lock."""
-        async with self._read_sessions() as session, session.begin():
-            yield session
+        async with self._read_sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except DBAPIError as exc:
+                _refuse_unstorable_text(exc)
+                raise
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3) -> T:
         """Run `work` in a write transaction, retrying lock timeouts and deadlocks a few times."""
@@ -233,6 +239,15 @@ def is_lock_error(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError) and "database is locked" in text:
         return True
     return any(marker in text for marker in ("lock timeout", "deadlock detected", "could not obtain lock"))
+
+
+UNSTORABLE_TEXT = "22021"  # PostgreSQL's character_not_in_repertoire: a NUL character in a text value
+
+
+def _refuse_unstorable_text(exc: DBAPIError) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): a client's bad input, refused as such, never a 500."""
+    if getattr(exc.orig, "sqlstate", None) == UNSTORABLE_TEXT:
+        raise BadInput("text may not contain NUL characters") from exc
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, db: Database) -> None:

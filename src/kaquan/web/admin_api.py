@@ -11,6 +11,7 @@ from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import importing
 from kaquan.inventory.stock import stock
+from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
 from kaquan.web.content import JSON_ONLY
@@ -58,7 +59,7 @@ async def import_batch(
     sku: str,
     file: Annotated[UploadFile, File(description="one code per line, card_no,secret lines, or CSV with a header")],
     supplier: Annotated[str, Form(max_length=200)] = "",
-    unit_cost_minor: Annotated[int, Form(ge=0)] = 0,
+    unit_cost_minor: Annotated[Int32, Form(ge=0)] = 0,
     expires_on: Annotated[date | None, Form()] = None,
     warehouse: Annotated[str, Form(max_length=32)] = "main",
     layout: Annotated[Literal["auto", "single", "pair", "csv"], Form()] = "auto",

@@ -27,6 +27,7 @@ from kaquan.web import (
     flash_admin_api,
     flash_api,
     identity_api,
+    limits,
     open_api,
     pay_dev,
     redeem_api,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     if rt is not None:
         app.state.runtime = rt
     errors.install(app)
+    app.add_middleware(limits.BodyLimits)  # refuses oversized and uncredentialed bodies unread
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.
     for adapter in load_adapters():
         app.include_router(adapter.router)

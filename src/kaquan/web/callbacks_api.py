@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import BigRowId, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
@@ -59,9 +60,9 @@ class DeliveryPage(BaseModel):
 async def list_deliveries(
     rt: RuntimeDep,
     admin: ChannelsRead,
-    agent_id: int | None = None,
+    agent_id: Id | None = None,
     status: DeliveryStatus | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BigRowId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
     """Callback deliveries, newest first, filtered; page with `before_id`."""
@@ -76,7 +77,7 @@ async def list_deliveries(
 
 
 @router.get("/callbacks/deliveries/{delivery_id}")
-async def delivery_detail(rt: RuntimeDep, admin: ChannelsRead, delivery_id: int) -> DeliveryDetailOut:
+async def delivery_detail(rt: RuntimeDep, admin: ChannelsRead, delivery_id: BigRowId) -> DeliveryDetailOut:
     """One delivery with its payload and every attempt, oldest first."""
     async with rt.db.read() as session:
         found = await callbacks.delivery_detail(session, delivery_id)
@@ -90,7 +91,7 @@ async def delivery_detail(rt: RuntimeDep, admin: ChannelsRead, delivery_id: int)
 
 
 @router.post("/callbacks/deliveries/{delivery_id}/replay")
-async def replay_delivery(rt: RuntimeDep, admin: ChannelsWrite, delivery_id: int) -> DeliveryOut:
+async def replay_delivery(rt: RuntimeDep, admin: ChannelsWrite, delivery_id: BigRowId) -> DeliveryOut:
     """Send a delivery again, due now, under the same event id (receivers dedupe by it)."""
     async with rt.db.transaction() as session:
         delivery = await callbacks.replay(rt.db, session, delivery_id, actor=admin.actor)

@@ -12,6 +12,7 @@ from kaquan.channels import service as channels
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.models import Agent, AgentKey, Channel
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import BigRowId, Id, Int32, Int64
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
@@ -31,27 +32,27 @@ class _Body(BaseModel):
 
 class ChannelChange(_Body):
     name: str | None = Field(default=None, max_length=200)
-    fee_rate_bp: int | None = None
+    fee_rate_bp: Int32 | None = None
     warehouses: list[str] | None = None
     active: bool | None = None
 
 
 class PriceIn(_Body):
     sku: str
-    price_minor: int
+    price_minor: Int32
     tier: str = ""
 
 
 class QuotaIn(_Body):
     sku: str
-    max_share_bp: int | None
+    max_share_bp: Int32 | None
 
 
 class AgentIn(_Body):
     code: str
     name: str = Field(min_length=1, max_length=200)
     currency: str = "CNY"
-    credit_limit_minor: int = 0
+    credit_limit_minor: Int64 = 0
     tier: str = Field(default="", max_length=32)
 
 
@@ -62,11 +63,11 @@ class AgentChange(_Body):
 
 
 class CreditLimitIn(_Body):
-    credit_limit_minor: int
+    credit_limit_minor: Int64
 
 
 class TopUpIn(_Body):
-    amount_minor: int
+    amount_minor: Int64
     reference: str
     memo: str = Field(default="", max_length=300)
 
@@ -187,7 +188,7 @@ async def create_agent(rt: RuntimeDep, admin: ChannelsWrite, body: AgentIn) -> d
 
 
 @router.get("/agents/{agent_id}")
-async def get_agent(rt: RuntimeDep, admin: ChannelsRead, agent_id: int) -> dict[str, Any]:
+async def get_agent(rt: RuntimeDep, admin: ChannelsRead, agent_id: Id) -> dict[str, Any]:
     async with rt.db.read() as session:
         agent = await agents.get_agent(session, agent_id)
         endpoint = await callbacks.get_endpoint(session, agent_id)
@@ -199,7 +200,7 @@ async def get_agent(rt: RuntimeDep, admin: ChannelsRead, agent_id: int) -> dict[
 
 
 @router.patch("/agents/{agent_id}")
-async def update_agent(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: AgentChange) -> dict[str, Any]:
+async def update_agent(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, body: AgentChange) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         agent = await agents.update_agent(
             rt.db, session, agent_id, actor=admin.actor, tier=body.tier, status=body.status, name=body.name
@@ -212,7 +213,7 @@ async def update_agent(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body
 
 
 @router.put("/agents/{agent_id}/credit-limit")
-async def set_credit_limit(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: CreditLimitIn) -> dict[str, Any]:
+async def set_credit_limit(rt: RuntimeDep, admin: FinanceWrite, agent_id: Id, body: CreditLimitIn) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         agent = await agents.update_agent(
             rt.db, session, agent_id, actor=admin.actor, credit_limit_minor=body.credit_limit_minor
@@ -221,7 +222,7 @@ async def set_credit_limit(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, b
 
 
 @router.post("/agents/{agent_id}/topups", status_code=201)
-async def top_up(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: TopUpIn) -> dict[str, Any]:
+async def top_up(rt: RuntimeDep, admin: FinanceWrite, agent_id: Id, body: TopUpIn) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         await agents.top_up(
             rt.db, session, agent_id, body.amount_minor, reference=body.reference, memo=body.memo, actor=admin.actor
@@ -231,7 +232,7 @@ async def top_up(rt: RuntimeDep, admin: FinanceWrite, agent_id: int, body: TopUp
 
 @router.post("/agents/{agent_id}/orders/{out_order_no}/refund")
 async def refund_order(
-    rt: RuntimeDep, admin: FinanceWrite, agent_id: int, out_order_no: str, body: RefundIn
+    rt: RuntimeDep, admin: FinanceWrite, agent_id: Id, out_order_no: str, body: RefundIn
 ) -> dict[str, Any]:
     """Refund a delivered agent order (after sale); a refunded one answers as it is, with `refunded: false`."""
     async with rt.db.transaction() as session:
@@ -252,7 +253,7 @@ async def refund_order(
 
 @router.get("/agents/{agent_id}/ledger")
 async def agent_ledger(
-    rt: RuntimeDep, admin: FinanceRead, agent_id: int, after_id: int | None = None, limit: int = 100
+    rt: RuntimeDep, admin: FinanceRead, agent_id: Id, after_id: BigRowId | None = None, limit: Int32 = 100
 ) -> list[dict[str, Any]]:
     async with rt.db.read() as session:
         agent = await agents.get_agent(session, agent_id)
@@ -278,14 +279,14 @@ async def ledger_check(rt: RuntimeDep, admin: FinanceRead) -> dict[str, Any]:
 
 
 @router.get("/agents/{agent_id}/keys")
-async def list_keys(rt: RuntimeDep, admin: ChannelsRead, agent_id: int) -> list[dict[str, Any]]:
+async def list_keys(rt: RuntimeDep, admin: ChannelsRead, agent_id: Id) -> list[dict[str, Any]]:
     async with rt.db.read() as session:
         await agents.get_agent(session, agent_id)
         return [_key(key) for key in await agents.keys_of(session, agent_id)]
 
 
 @router.post("/agents/{agent_id}/keys", status_code=201)
-async def issue_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: KeyIn) -> dict[str, Any]:
+async def issue_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, body: KeyIn) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         issued = await agents.issue_key(
             rt.db, session, rt.keyring, agent_id, ip_allowlist=body.ip_allowlist, actor=admin.actor
@@ -294,7 +295,7 @@ async def issue_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: K
 
 
 @router.post("/agents/{agent_id}/keys/{key_id}/rotate")
-async def rotate_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str) -> dict[str, Any]:
+async def rotate_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, key_id: str) -> dict[str, Any]:
     grace = timedelta(hours=rt.settings.agent_key_grace_hours)
     async with rt.db.transaction() as session:
         issued = await agents.rotate_key(rt.db, session, rt.keyring, agent_id, key_id, grace=grace, actor=admin.actor)
@@ -307,9 +308,7 @@ async def rotate_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id
 
 
 @router.put("/agents/{agent_id}/keys/{key_id}/allowlist")
-async def set_allowlist(
-    rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str, body: KeyIn
-) -> dict[str, Any]:
+async def set_allowlist(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, key_id: str, body: KeyIn) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         key = await agents.set_allowlist(rt.db, session, agent_id, key_id, body.ip_allowlist, actor=admin.actor)
         shown = _key(key)
@@ -318,7 +317,7 @@ async def set_allowlist(
 
 
 @router.delete("/agents/{agent_id}/keys/{key_id}")
-async def revoke_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id: str) -> dict[str, Any]:
+async def revoke_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, key_id: str) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         shown = _key(await agents.revoke_key(rt.db, session, agent_id, key_id, actor=admin.actor))
     rt.agent_auth.forget(key_id)
@@ -326,7 +325,7 @@ async def revoke_key(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, key_id
 
 
 @router.put("/agents/{agent_id}/callback")
-async def set_callback(rt: RuntimeDep, admin: ChannelsWrite, agent_id: int, body: CallbackIn) -> dict[str, Any]:
+async def set_callback(rt: RuntimeDep, admin: ChannelsWrite, agent_id: Id, body: CallbackIn) -> dict[str, Any]:
     async with rt.db.transaction() as session:
         await agents.get_agent(session, agent_id)
         secret = await callbacks.set_endpoint(

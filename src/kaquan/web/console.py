@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
@@ -36,6 +36,7 @@ from kaquan.inventory import redemption as redeeming
 from kaquan.inventory.errors import ImportRejected
 from kaquan.inventory.stock import batches_of_sku, per_sku, stock
 from kaquan.kit import clock
+from kaquan.kit.bounds import BigRowId, Id, Int32
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
 from kaquan.kit.money import Money
@@ -154,7 +155,7 @@ def _model(cls: type[Model], **data: Any) -> Model:
         raise BadInput("; ".join(_problem(err) for err in exc.errors())) from None
 
 
-router = APIRouter(route_class=ConsoleRoute, tags=["console"])
+router = APIRouter(route_class=ConsoleRoute, tags=["console"], default_response_class=HTMLResponse)
 
 AuditRead = Annotated[Principal, require(Permission.AUDIT_READ)]
 CatalogRead = Annotated[Principal, require(Permission.CATALOG_READ)]
@@ -295,15 +296,15 @@ async def create_product(
 async def create_sku(
     rt: RuntimeDep,
     admin: CatalogWrite,
-    product_id: Annotated[int, Form()],
+    product_id: Annotated[Id, Form()],
     code: Annotated[str, Form(max_length=64)],
     name: Annotated[str, Form(max_length=200)],
-    face_value_minor: Annotated[int, Form()],
-    price_minor: Annotated[int, Form()],
+    face_value_minor: Annotated[Int32, Form()],
+    price_minor: Annotated[Int32, Form()],
     currency: Annotated[str, Form(max_length=3)] = "CNY",
-    cost_minor: Annotated[int, Form()] = 0,
+    cost_minor: Annotated[Int32, Form()] = 0,
     stock_kind: Annotated[str, Form(max_length=16)] = "codes",
-    max_per_order: Annotated[int, Form()] = 10,
+    max_per_order: Annotated[Int32, Form()] = 10,
 ) -> Response:
     data = _model(
         SkuCreate,
@@ -349,7 +350,7 @@ async def import_batch(
     sku: str,
     file: Annotated[UploadFile, File()],
     supplier: Annotated[str, Form(max_length=200)] = "",
-    unit_cost_minor: Annotated[int, Form(ge=0)] = 0,
+    unit_cost_minor: Annotated[Int32, Form(ge=0)] = 0,
     expires_on: Annotated[str, Form(max_length=10)] = "",
     warehouse: Annotated[str, Form(max_length=32)] = "main",
     layout: Annotated[Literal["auto", "single", "pair", "csv"], Form()] = "auto",
@@ -450,7 +451,7 @@ async def audit_trail(
     actor: Annotated[str, Query(max_length=128)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
     target: Annotated[str, Query(max_length=128)] = "",
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BigRowId | None = None,
 ) -> Response:
     filters = {"actor": actor.strip(), "action": action.strip(), "target": target.strip()}
     where = audit.AuditFilter(
@@ -493,7 +494,7 @@ async def quarantine_batch(
     request: Request,
     rt: RuntimeDep,
     admin: StockWrite,
-    batch_id: int,
+    batch_id: Id,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     async with rt.db.transaction() as session:

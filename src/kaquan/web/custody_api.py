@@ -12,6 +12,7 @@ from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import custody
+from kaquan.kit.bounds import BigRowId, Id
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
 from kaquan.orders.trace import LeakReport, trace_leaks
@@ -70,7 +71,7 @@ async def audit_trail(
     target: Annotated[str | None, Query(max_length=128, description="exact, or a prefix ending in *")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BigRowId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """The audit trail, newest first, filtered; page with `before_id`."""
@@ -83,7 +84,13 @@ async def audit_trail(
     )
 
 
-@router.get("/audit.csv")
+class CsvResponse(StreamingResponse):
+    """Documents the answer as text/csv in the OpenAPI document."""
+
+    media_type = "text/csv"
+
+
+@router.get("/audit.csv", response_class=CsvResponse)
 async def audit_csv(
     rt: RuntimeDep,
     admin: AuditRead,
@@ -92,7 +99,7 @@ async def audit_csv(
     target: Annotated[str | None, Query(max_length=128)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> StreamingResponse:
+) -> CsvResponse:
     """The (filtered) audit trail as CSV, oldest first, streamed."""
     where = _filter(actor, action, target, since, until)
 
@@ -108,7 +115,7 @@ async def audit_csv(
                     batch = []
             yield audit.csv_lines(batch)
 
-    return StreamingResponse(
+    return CsvResponse(
         lines(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
@@ -271,7 +278,7 @@ class QuarantineOut(BaseModel):
 
 
 @router.post("/batches/{batch_id}/quarantine")
-async def quarantine_batch(rt: RuntimeDep, admin: StockWrite, batch_id: int, body: QuarantineRequest) -> QuarantineOut:
+async def quarantine_batch(rt: RuntimeDep, admin: StockWrite, batch_id: Id, body: QuarantineRequest) -> QuarantineOut:
     """Void the batch's unsold codes; codes released later from unpaid orders are voided too."""
     async with rt.db.transaction() as session:
         done = await custody.quarantine(rt.db, session, batch_id, actor=admin.actor, reason=body.reason, ip=admin.ip)

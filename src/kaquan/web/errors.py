@@ -1,10 +1,12 @@
 """One error shape for every client: `{"error": {"code", "message", "details"}}`, never a stack trace."""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from kaquan.kit.errors import Busy, DomainError, RateLimited
@@ -37,7 +39,51 @@ def error_response(request: Request, status: int, code: str, message: str, detai
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """The shape of every JSON error answer."""
+
+    error: ErrorDetail
+
+
+_FASTAPI_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+def _with_error_schema(node: Any, ref: str) -> Any:
+    if isinstance(node, dict):
+        return {key: ref if value == _FASTAPI_ERROR else _with_error_schema(value, ref) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_error_schema(item, ref) for item in node]
+    return node
+
+
+def _describe_errors(app: FastAPI) -> None:
+    """The published document shows the 422 answers as they are sent, not as FastAPI's default `{"detail": [...]}`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(error.pop("$defs", {}))
+            schemas["ErrorBody"] = error
+            app.openapi_schema = _with_error_schema(document, "#/components/schemas/ErrorBody")
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _describe_errors(app)
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
         if isinstance(exc, RateLimited | Busy):

@@ -8,6 +8,7 @@ from kaquan.buyers.service import any_channel
 from kaquan.flashsale import service
 from kaquan.flashsale.schemas import EventCreate, EventOut
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
@@ -42,19 +43,19 @@ async def list_events(rt: RuntimeDep, admin: FlashRead) -> list[EventOut]:
 
 
 @router.get("/flash/events/{event_id}")
-async def event_detail(rt: RuntimeDep, admin: FlashRead, event_id: int) -> EventOut:
+async def event_detail(rt: RuntimeDep, admin: FlashRead, event_id: Id) -> EventOut:
     """The event with live counters: units won, units still held, and what the gate still admits."""
     return await rt.flash.details(event_id)
 
 
 @router.post("/flash/events/{event_id}/end")
-async def end_event(rt: RuntimeDep, admin: FlashWrite, event_id: int) -> EventOut:
+async def end_event(rt: RuntimeDep, admin: FlashWrite, event_id: Id) -> EventOut:
     """End the event now: what it still holds goes back to central stock; won orders keep their codes."""
     return EventOut.of(await rt.flash.end_event(event_id, actor=admin.actor, ip=admin.ip))
 
 
 @router.post("/flash/events/{event_id}/reconcile")
-async def reconcile_gate(rt: RuntimeDep, admin: FlashWrite, event_id: int) -> EventOut:
+async def reconcile_gate(rt: RuntimeDep, admin: FlashWrite, event_id: Id) -> EventOut:
     """Re-derive the event's gate from the database now (it also happens on its own every few seconds)."""
     await rt.flash.reconcile(event_id)
     return await rt.flash.details(event_id)

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from kaquan.flashsale.errors import TicketNotFound
 from kaquan.flashsale.purchase import Answer
 from kaquan.flashsale.schemas import PublicEventOut, PurchaseIn, PurchaseOut
+from kaquan.kit.bounds import Id
 from kaquan.kit.errors import Busy
 from kaquan.kit.ratelimit import enforce
 from kaquan.runtime import Runtime
@@ -94,7 +95,7 @@ def _reply(answer: Answer, response: Response) -> PurchaseOut:
 
 
 @router.get("/{event_id}")
-async def event(request: Request, rt: RuntimeDep, event_id: int) -> PublicEventOut:
+async def event(request: Request, rt: RuntimeDep, event_id: Id) -> PublicEventOut:
     await _throttle(request, rt)
     return await rt.flash.public_event(event_id)
 
@@ -104,9 +105,7 @@ async def event(request: Request, rt: RuntimeDep, event_id: int) -> PublicEventO
     response_model_exclude_none=True,
     responses={202: {"model": PurchaseOut, "description": "queued: poll the ticket"}},
 )
-async def purchase(
-    request: Request, response: Response, rt: RuntimeDep, event_id: int, body: PurchaseIn
-) -> PurchaseOut:
+async def purchase(request: Request, response: Response, rt: RuntimeDep, event_id: Id, body: PurchaseIn) -> PurchaseOut:
     await _throttle(request, rt)
     device = _device(request) or _new_device(request, response, rt)
     answer = await rt.flash.purchase(

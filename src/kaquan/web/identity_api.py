@@ -26,6 +26,7 @@ from kaquan.identity.schemas import (
     UserOut,
 )
 from kaquan.identity.service import Identity, NewSession
+from kaquan.kit.bounds import BigRowId, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity
 from kaquan.web.security import is_tls
@@ -142,19 +143,19 @@ async def create_user(rt: RuntimeDep, admin: UsersManage, body: UserCreate) -> U
 
 
 @router.post("/users/{user_id}/disable")
-async def disable_user(rt: RuntimeDep, admin: UsersManage, user_id: int) -> UserOut:
+async def disable_user(rt: RuntimeDep, admin: UsersManage, user_id: Id) -> UserOut:
     async with rt.db.transaction() as session:
         return UserOut.model_validate(await identity.set_disabled(session, admin.user, user_id, True, ip=admin.ip))
 
 
 @router.post("/users/{user_id}/enable")
-async def enable_user(rt: RuntimeDep, admin: UsersManage, user_id: int) -> UserOut:
+async def enable_user(rt: RuntimeDep, admin: UsersManage, user_id: Id) -> UserOut:
     async with rt.db.transaction() as session:
         return UserOut.model_validate(await identity.set_disabled(session, admin.user, user_id, False, ip=admin.ip))
 
 
 @router.post("/users/{user_id}/totp/reset")
-async def reset_totp(rt: RuntimeDep, admin: UsersManage, user_id: int) -> UserOut:
+async def reset_totp(rt: RuntimeDep, admin: UsersManage, user_id: Id) -> UserOut:
     async with rt.db.transaction() as session:
         return UserOut.model_validate(await identity.reset_totp(session, admin.user, user_id, ip=admin.ip))
 
@@ -183,7 +184,7 @@ async def create_token(rt: RuntimeDep, admin: Self, body: TokenCreate) -> TokenC
 
 
 @router.delete("/tokens/{token_id}")
-async def revoke_token(rt: RuntimeDep, admin: Self, token_id: int) -> TokenOut:
+async def revoke_token(rt: RuntimeDep, admin: Self, token_id: BigRowId) -> TokenOut:
     async with rt.db.transaction() as session:
         row = await identity.revoke_token(session, admin.user.user_id, token_id, actor=admin.actor, ip=admin.ip)
         return TokenOut.model_validate(row)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from kaquan.channels import agent_crypto, marketplace
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import DatabaseNonces, NonceStore, RedisNonces
+from kaquan.kit.bounds import Int64
 from kaquan.runtime import Runtime
 from kaquan.web.deps import RuntimeDep, client_ip
 
@@ -52,7 +53,7 @@ class MarketplaceOrderIn(BaseModel):
 
     marketplace_order_id: str
     sku: str
-    quantity: int
+    quantity: Int64
     buyer: str | None = None
 
 

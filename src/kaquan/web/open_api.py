@@ -36,6 +36,7 @@ from kaquan.channels.schemas import (
 )
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
+from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
@@ -128,7 +129,7 @@ class OrderIn(BaseModel):
 
     out_order_no: str = Field(pattern=f"^{ordering.OUT_ORDER_NO.pattern}$")
     sku: str
-    quantity: int
+    quantity: Int64  # past 64 bits 422 by the schema; past max_per_order 400 invalid_quantity, before any query
     mode: Literal["sync", "async"] = "sync"
     allow_partial: bool = False
 
@@ -272,9 +273,10 @@ async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_
 def _cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    if not cursor.isdigit():
+    after_id = id_from_text(cursor, maximum=INT64_MAX)
+    if after_id is None:
         raise BadInput("cursor is the next_cursor of the previous page", field="cursor")
-    return int(cursor)
+    return after_id
 
 
 def _window(since: datetime | None, until: datetime | None) -> None:

@@ -5,6 +5,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange
+from kaquan.kit.bounds import INT32_MAX, INT64_MAX, Int64
 from kaquan.orders.models import Order
 from kaquan.orders.service import OrderView
 
@@ -13,7 +14,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=64, description="SKU code or id")
-    quantity: int
+    quantity: Int64
     contact: str = Field(default="", max_length=200)
 
 
@@ -94,10 +95,10 @@ class SegmentCreate(BaseModel):
 
     prefix: str = Field(default="", max_length=32)
     width: int = Field(ge=1, le=18)
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
+    start: int = Field(ge=0, le=INT64_MAX)
+    end: int = Field(ge=0, le=INT64_MAX)
     supplier: str = Field(default="", max_length=200)
-    unit_cost_minor: int = Field(default=0, ge=0)
+    unit_cost_minor: int = Field(default=0, ge=0, le=INT32_MAX)
     expires_on: date | None = None
     warehouse: str = "main"
 

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
 from kaquan.inventory.stock import available_by_sku
+from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
@@ -91,7 +92,7 @@ async def buy(
     request: Request,
     rt: RuntimeDep,
     sku: Annotated[str, Form()],
-    quantity: Annotated[int, Form()],
+    quantity: Annotated[Int64, Form()],
     idempotency_key: Annotated[str, Form()],
     contact: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:

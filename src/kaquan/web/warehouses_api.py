@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kaquan.catalog import service as catalog
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import scheduling, warehouses
+from kaquan.kit.bounds import INT32_MAX, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/admin/api", tags=["warehouses"], dependencies=JSON_O
 StockRead = Annotated[Principal, require(Permission.STOCK_READ)]
 StockWrite = Annotated[Principal, require(Permission.STOCK_WRITE)]
 WarehouseCode = Annotated[str, Field(min_length=1, max_length=32)]
-SkuRef = Annotated[int | str, Field(description="SKU code or id")]
+SkuRef = Annotated[Id | str, Field(description="SKU code or id")]
 
 
 class WarehouseCreate(BaseModel):
@@ -45,7 +46,7 @@ class TransferCreate(BaseModel):
     sku: SkuRef
     from_warehouse: WarehouseCode
     to_warehouse: WarehouseCode
-    units: Annotated[int, Field(gt=0)]
+    units: Annotated[int, Field(ge=1, le=INT32_MAX)]
     reason: Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -67,8 +68,8 @@ class RuleCreate(BaseModel):
     sku: SkuRef
     warehouse: WarehouseCode = Field(description="the warehouse kept stocked")
     source_warehouse: WarehouseCode = Field(description="where its refills come from")
-    threshold: Annotated[int, Field(gt=0, description="refill when fewer units than this are available")]
-    refill_units: Annotated[int, Field(gt=0, description="units moved per refill, at most")]
+    threshold: Annotated[int, Field(ge=1, le=INT32_MAX, description="refill when fewer units than this are available")]
+    refill_units: Annotated[int, Field(ge=1, le=INT32_MAX, description="units moved per refill, at most")]
 
 
 class RuleOut(BaseModel):
@@ -164,7 +165,7 @@ async def add_rule(rt: RuntimeDep, admin: StockWrite, body: RuleCreate) -> RuleO
 
 
 @router.post("/refill-rules/{rule_id}/disable")
-async def disable_rule(rt: RuntimeDep, admin: StockWrite, rule_id: int) -> RuleOut:
+async def disable_rule(rt: RuntimeDep, admin: StockWrite, rule_id: Id) -> RuleOut:
     async with rt.db.transaction() as session:
         rule = await scheduling.disable_rule(rt.db, session, rule_id, actor=admin.actor, ip=admin.ip)
     return RuleOut.model_validate(rule)
