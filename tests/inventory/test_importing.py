@@ -412,17 +412,17 @@ class RaceAtCopy:
     both: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        copy_codes = importing._copy_codes
+        store = importing._Importer.store
 
-        async def copy_when_both_have_checked(*args: Any, **kwargs: Any) -> None:
+        async def store_when_both_have_arrived(*args: Any, **kwargs: Any) -> Any:
             self.arrived += 1
             if self.arrived == 2:
                 self.both.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.both.wait(), timeout=0.5)
-            await copy_codes(*args, **kwargs)
+            return await store(*args, **kwargs)
 
-        monkeypatch.setattr(importing, "_copy_codes", copy_when_both_have_checked)
+        monkeypatch.setattr(importing._Importer, "store", store_when_both_have_arrived)
 
 
 def overlapping_files() -> tuple[list[str], list[str], list[str]]:
