@@ -37,6 +37,7 @@ from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
+from kaquan.inventory.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
 from kaquan.inventory.parsing import (
     CodeLine,
     CodeSource,

@@ -47,7 +47,7 @@ from kaquan.kit.errors import BadInput
 
 SUPPORTED_ENCODINGS: Final = ("utf-8", "utf-8-sig", "gb18030")
 LAYOUTS: Final = ("single", "pair", "csv")
-READ_SIZE: Final = 256 * 1024
+READ_SIZE: Final = 64 * 1024
 """Bytes read at a time; a block of lines never holds more than one such chunk's worth."""
 MAX_LINE_CHARS: Final = 64 * 1024
 MAX_REPORTED_PROBLEMS: Final = 200
