@@ -567,7 +567,7 @@ def test_bench_import_ends_with_one_json_line(kaquan: Kaquan) -> None:
     out = kaquan.ok("bench", "import", "--count", "2000")
 
     measured = json.loads(out.strip().splitlines()[-1])
-    assert set(measured) == {"db", "codes", "seconds", "codes_per_s"}
+    assert set(measured) == {"db", "codes", "seconds", "codes_per_s", "peak_rss_mib"}
     assert measured["codes"] == 2000
     assert measured["db"] == describe(kaquan.database_url)
     assert isinstance(measured["seconds"], int | float) and measured["seconds"] > 0
