@@ -1,13 +1,10 @@
 """The per-SKU code format rule: what it accepts, what it refuses, and how it says so."""
 
-import dataclasses
-
 import pytest
 from pydantic import ValidationError
 
 from kaquan.catalog.rules import CodeRule
-from kaquan.inventory.importing import apply_rule
-from kaquan.inventory.parsing import CodeLine, LineProblem, ParsedFile, parse_code_file
+from kaquan.inventory.parsing import CodeLine, LineProblem, ProblemLog, keep_valid, parse_code_file
 
 SECRET = "Zq9SECRET7Kx"
 
@@ -153,50 +150,36 @@ def test_a_copy_with_changed_fields_checks_by_the_new_fields() -> None:
     assert stricter.violation(None, "12345") == "secret has 5 characters, the rule needs at least 6"
 
 
-# --- apply_rule ---------------------------------------------------------------------------------
+# --- keep_valid ---------------------------------------------------------------------------------
 
 
-def test_apply_rule_moves_broken_lines_into_problems_in_line_order() -> None:
-    parsed = parse_code_file(b"1001,ABCD1234\n1002,ABC\n1003\n1004,abcd1234\n1004,abcd1234\n1006,WXYZ9876\n")
-    assert [(p.line_no, p.code) for p in parsed.problems] == [(3, "malformed_line"), (5, "duplicate_in_file")]
+def test_keep_valid_moves_broken_lines_into_the_problem_log_in_line_order() -> None:
+    parsed = parse_code_file(b"1001,ABCD1234\n1002,ABC\n1003\n1004,abcd1234\n1006,WXYZ9876\n")
+    log = ProblemLog()
+    for problem in parsed.problems:
+        log.add(problem)
 
-    checked = apply_rule(CodeRule(min_length=8, max_length=8, alphabet="upper_alnum"), parsed)
+    kept = keep_valid(CodeRule(min_length=8, max_length=8, alphabet="upper_alnum").checker(), parsed.lines, log)
 
-    assert [line.line_no for line in checked.lines] == [1, 6]
-    assert [(p.line_no, p.code) for p in checked.problems] == [
-        (2, "format_rule"),
-        (3, "malformed_line"),
-        (4, "format_rule"),
-        (5, "duplicate_in_file"),
-    ]
-    assert checked.problems[0].reason == "secret has 3 characters, the rule needs exactly 8"
-    assert checked.encoding == parsed.encoding
-    assert checked.layout == parsed.layout
+    assert [line.line_no for line in kept] == [1, 5]
+    assert [(p.line_no, p.code) for p in log.first] == [(2, "format_rule"), (3, "malformed_line"), (4, "format_rule")]
+    assert log.first[0].reason == "secret has 3 characters, the rule needs exactly 8"
+    assert log.total == 3
 
 
-def test_apply_rule_leaves_the_parsed_file_untouched() -> None:
-    parsed = parse_code_file(b"AAAA\nBB\n")
-    before = dataclasses.replace(parsed, lines=list(parsed.lines), problems=list(parsed.problems))
-    apply_rule(CodeRule(min_length=4), parsed)
-    assert parsed == before
+def test_keep_valid_leaves_the_lines_it_was_given_untouched() -> None:
+    lines = parse_code_file(b"AAAA\nBB\n").lines
+    before = list(lines)
+    keep_valid(CodeRule(min_length=4).checker(), lines, ProblemLog())
+    assert lines == before
 
 
-def test_apply_rule_returns_the_file_as_is_when_every_line_passes() -> None:
-    parsed = parse_code_file(b"AAAA\nBBBB\n")
-    assert apply_rule(CodeRule(min_length=4), parsed) is parsed
-
-
-def test_apply_rule_problems_never_contain_the_secret() -> None:
-    parsed = ParsedFile(
-        encoding="utf-8",
-        layout="pair",
-        lines=[CodeLine(1, "1001", SECRET, None), CodeLine(2, None, SECRET + "2", None)],
-        problems=[],
-    )
-    checked = apply_rule(CodeRule(card_no_required=True, regex=r"\d+"), parsed)
-    assert checked.lines == []
-    assert checked.problems == [
+def test_keep_valid_problems_never_contain_the_secret() -> None:
+    lines = [CodeLine(1, "1001", SECRET, None), CodeLine(2, None, SECRET + "2", None)]
+    log = ProblemLog()
+    assert keep_valid(CodeRule(card_no_required=True, regex=r"\d+").checker(), lines, log) == []
+    assert log.first == [
         LineProblem(1, "format_rule", "secret does not match the pattern"),
         LineProblem(2, "format_rule", "card number missing"),
     ]
-    assert all("SECRET" not in problem.reason for problem in checked.problems)
+    assert all("SECRET" not in problem.reason for problem in log.first)

@@ -315,11 +315,14 @@ def test_a_file_is_imported_with_progress_and_a_summary(kaquan: Kaquan, tmp_path
     given_catalog(kaquan, "--rule", '{"min_length": 16, "max_length": 16, "alphabet": "upper_alnum"}')
     codes = random_codes(25)
 
-    out = kaquan.ok("import", code_file(tmp_path, *codes), "--sku", "VIDEO-1M", "--supplier", "Acme")
+    path = code_file(tmp_path, *codes)
+    size = Path(path).stat().st_size
+
+    out = kaquan.ok("import", path, "--sku", "VIDEO-1M", "--supplier", "Acme")
 
     assert "read 25 codes (utf-8, single)" in out
-    assert "sealing and storing" in out
-    assert "25/25" in out
+    assert "sealing and storing: 25" in out
+    assert f"{size}/{size} bytes" in out  # the bar follows the file as it is read
     assert out.strip().splitlines()[-1] == "batch 1: 25 codes imported"
     assert not [code for code in codes if code in out]
     assert kaquan.stock() == [Stock(1, "main", imported=25, available=25)]
@@ -402,6 +405,20 @@ def test_skip_invalid_imports_the_good_lines_and_lists_the_skipped_ones(kaquan: 
     assert "SHORT " not in said
     assert not [code for code in good if code in result.output]
     assert kaquan.stock() == [Stock(1, "main", imported=3, available=3)]
+
+
+def test_skip_invalid_lists_the_first_skipped_lines_and_counts_the_rest(kaquan: Kaquan, tmp_path: Path) -> None:
+    given_catalog(kaquan, "--rule", '{"min_length": 16}')
+    good = random_codes(2)
+    path = code_file(tmp_path, *(f"short{n}" for n in range(250)), *good)
+
+    result = kaquan("import", path, "--sku", "VIDEO-1M", "--skip-invalid")
+
+    assert result.exit_code == 0, result.output
+    assert "skipped line 200:" in result.stdout
+    assert "skipped line 201:" not in result.stdout
+    assert "… and 50 more skipped" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "batch 1: 2 codes imported"
 
 
 @pytest.mark.parametrize(
@@ -557,7 +574,7 @@ def test_bench_import_ends_with_one_json_line(kaquan: Kaquan) -> None:
     out = kaquan.ok("bench", "import", "--count", "2000")
 
     measured = json.loads(out.strip().splitlines()[-1])
-    assert set(measured) == {"db", "codes", "seconds", "codes_per_s"}
+    assert set(measured) == {"db", "codes", "seconds", "codes_per_s", "peak_rss_mib"}
     assert measured["codes"] == 2000
     assert measured["db"] == describe(kaquan.database_url)
     assert isinstance(measured["seconds"], int | float) and measured["seconds"] > 0

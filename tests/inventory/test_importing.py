@@ -8,8 +8,10 @@ the reason without echoing a secret, and a refused import changes nothing.
 import asyncio
 import contextlib
 import datetime
+import gc
 import json
 import re
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,7 @@ from kaquan.all_models import metadata
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.inventory import importing
+from kaquan.inventory import importing, parsing
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.parsing import CARD_COLUMNS, EXPIRY_COLUMNS, SECRET_COLUMNS, ImportFileError
@@ -412,17 +414,17 @@ class RaceAtCopy:
     both: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        copy_codes = importing._copy_codes
+        store = importing._Importer.store
 
-        async def copy_when_both_have_checked(*args: Any, **kwargs: Any) -> None:
+        async def store_when_both_have_arrived(*args: Any, **kwargs: Any) -> Any:
             self.arrived += 1
             if self.arrived == 2:
                 self.both.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.both.wait(), timeout=0.5)
-            await copy_codes(*args, **kwargs)
+            return await store(*args, **kwargs)
 
-        monkeypatch.setattr(importing, "_copy_codes", copy_when_both_have_checked)
+        monkeypatch.setattr(importing._Importer, "store", store_when_both_have_arrived)
 
 
 def overlapping_files() -> tuple[list[str], list[str], list[str]]:
@@ -647,6 +649,146 @@ async def test_a_csv_with_a_chinese_header_takes_each_rows_expiry_and_the_batch_
         ("G2", datetime.date(2028, 1, 1)),
         ("G3", datetime.date(2027, 4, 5)),
     ]
+
+
+# --- memory: bounded whatever the file ----------------------------------------------------------
+
+
+def all_invalid_file(size: int) -> bytes:
+    """`size` bytes of distinct lines that all break a 16-upper-case rule: every line is a problem."""
+    lines = (f"bad-{n:012d}" for n in range(size // 17 + 1))
+    return "\n".join(lines).encode()[:size]
+
+
+async def test_an_all_invalid_file_is_refused_in_memory_far_below_its_size(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: a large file of bad lines. Its problems are counted, not kept; its lines are not held.
+
+    Memory follows the chunk size, not the file: with chunks of 5,000 codes (instead of
+    50,000) the whole import of an 8 MiB file peaks under half the file's size. Before
+    streaming, an import held every line and every problem: about 25 times the file's size.
+    """
+    monkeypatch.setattr(importing, "COPY_CHUNK", 5_000)
+    sku = await given_sku(rt, rule=SIXTEEN_UPPER)
+    data = all_invalid_file(8 * 2**20)
+    lines = data.count(b"\n") + 1
+    before = await snapshot(rt)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImportRejected) as caught:
+            await import_file(rt, sku, data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < len(data) // 2, f"peak {peak / 2**20:.1f} MiB for an {len(data) / 2**20:.0f} MiB file"
+    assert caught.value.details["problem_count"] == lines
+    problems = caught.value.details["problems"]
+    assert [p["line_no"] for p in problems] == list(range(1, 201))  # the first 200
+    assert await snapshot(rt) == before
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files read 7 bytes and stored 3 codes at a time, so a few lines cross every chunk boundary."""
+    monkeypatch.setattr(parsing, "READ_SIZE", 7)
+    monkeypatch.setattr(importing, "COPY_CHUNK", 3)
+
+
+@pytest.mark.usefixtures("small_chunks")
+async def test_duplicates_are_found_across_chunks_naming_the_first_line(rt: Runtime) -> None:
+    sku = await given_sku(rt)
+    existing = random_codes(2)
+    await import_file(rt, sku, file_of(*existing))
+    a, b, c, d = random_codes(4)
+    lines = [a, b, c, existing[1], d, a, a, existing[1], c, b]
+
+    error = await rejected(rt, sku, file_of(*lines))
+
+    assert problems_of(error) == [
+        (4, "duplicate_code"),
+        (6, "duplicate_in_file"),
+        (7, "duplicate_in_file"),
+        (8, "duplicate_in_file"),
+        (9, "duplicate_in_file"),
+        (10, "duplicate_in_file"),
+    ]
+    reasons = [p["reason"] for p in error.details["problems"]]
+    assert reasons[1:] == [f"the same code already appears on line {n}" for n in (1, 1, 4, 3, 2)]
+
+
+@pytest.mark.usefixtures("small_chunks")
+async def test_skip_invalid_across_chunks_stores_each_good_line_once(rt: Runtime) -> None:
+    sku = await given_sku(rt, rule=SIXTEEN_UPPER)
+    existing = random_codes(1)[0]
+    await import_file(rt, sku, file_of(existing))
+    good = random_codes(6)
+    lines = [good[0], "bad", good[1], existing, good[2], good[0], good[3], "x,y", good[4], good[1], good[5]]
+
+    result = await import_file(rt, sku, file_of(*lines), skip_invalid=True)
+
+    assert result.imported == 6
+    assert skipped_of(result) == [
+        (2, "format_rule"),
+        (4, "duplicate_code"),
+        (6, "duplicate_in_file"),
+        (8, "malformed_line"),
+        (10, "duplicate_in_file"),
+    ]
+    assert result.skipped_total == 5
+    assert [b.quantity for b in await batches(rt)] == [1, 6]
+    for code in good:
+        found = await stored(rt, code)
+        assert found is not None and found.batch_id == result.batch_id
+    assert await stock_of(rt, sku) == Stock(sku.id, "main", imported=7, available=7)
+
+
+@pytest.mark.usefixtures("small_chunks")
+async def test_a_clean_file_read_in_small_chunks_is_stored_whole_with_progress(rt: Runtime) -> None:
+    sku = await given_sku(rt)
+    codes = random_codes(10)
+    data = b"\xef\xbb\xbf" + "\r\n".join(f"C{n},{code}" for n, code in enumerate(codes)).encode()
+    steps: list[importing.Advance] = []
+
+    async with rt.db.transaction() as session:
+        target = await catalog.get_sku(session, sku.id)
+        result = await importing.import_file(
+            rt.db, session, rt.vault, target, data, importing.BatchMeta(), actor="test", progress=steps.append
+        )
+
+    assert (result.imported, result.encoding, result.layout) == (10, "utf-8-sig", "pair")
+    assert [step.codes for step in steps] == [3, 6, 9, 10]
+    assert {step.phase for step in steps} == {"storing"}
+    assert steps[-1].bytes_read == len(data)
+    for n, code in enumerate(codes):
+        assert await stored(rt, code, f"C{n}") is not None
+
+
+async def test_many_skipped_lines_are_counted_beyond_the_listed_ones(rt: Runtime) -> None:
+    sku = await given_sku(rt, rule=SIXTEEN_UPPER)
+    good = random_codes(3)
+
+    result = await import_file(rt, sku, file_of(*good, *(f"bad{n}" for n in range(500))), skip_invalid=True)
+
+    assert result.imported == 3
+    assert result.skipped_total == 500
+    assert [line_no for line_no, _ in skipped_of(result)] == list(range(4, 4 + importing.MAX_REPORTED_PROBLEMS))
+
+
+async def test_a_line_that_does_not_decode_late_in_the_file_refuses_it_naming_the_line(rt: Runtime) -> None:
+    sku = await given_sku(rt)
+    # UTF-8 from the first line; the GBK line comes chunks later, after the encoding was chosen.
+    data = file_of("兑换码" + random_codes(1)[0], *random_codes(30_000)) + "\n卡密甲乙\n".encode("gbk")
+    before = await snapshot(rt)
+
+    with pytest.raises(ImportFileError) as caught:
+        await import_file(rt, sku, data)
+
+    assert caught.value.details["line_no"] == 30_002
+    assert "line 30002 is not valid utf-8" in caught.value.message
+    assert await snapshot(rt) == before
 
 
 # --- all or nothing, or skip the bad lines ------------------------------------------------------

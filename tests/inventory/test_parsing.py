@@ -2,21 +2,27 @@
 
 import datetime
 import gc
+from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from kaquan.inventory import parsing
 from kaquan.inventory.parsing import (
     CARD_COLUMNS,
     EXPIRY_COLUMNS,
     SECRET_COLUMNS,
     SUPPORTED_ENCODINGS,
     CodeLine,
+    CodeSource,
     ImportFileError,
     LineProblem,
     ParsedFile,
+    ProblemLog,
     parse_code_file,
+    read_code_file,
 )
 from kaquan.kit.errors import BadInput
 
@@ -474,3 +480,125 @@ def test_pairs_written_as_a_file_come_back_with_their_line_numbers(
     assert codes(parsed) == expected_codes
     assert [(p.line_no, p.reason.rsplit(" on ", 1)[-1]) for p in parsed.problems] == expected_problems
     assert {p.code for p in parsed.problems} <= {"duplicate_in_file"}
+
+
+# --- streaming ----------------------------------------------------------------------------------
+
+
+def chunked(*chunks: bytes) -> CodeSource:
+    return CodeSource(lambda: iter(chunks))
+
+
+def streamed(source: CodeSource, **options: str) -> tuple[list[tuple[int, str | None, str]], ProblemLog]:
+    log = ProblemLog()
+    lines = [
+        (line.line_no, line.card_no, line.secret)
+        for block in read_code_file(source, problems=log, **options)
+        for line in block
+    ]
+    return lines, log
+
+
+@given(
+    pairs=st.lists(st.tuples(_field_text, _field_text), min_size=1, max_size=20),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_a_file_cut_into_chunks_anywhere_reads_as_the_whole(
+    pairs: list[tuple[str, str]], newline: str, encoding: str, cuts: list[int]
+) -> None:
+    """Chunk boundaries may split a line, a CRLF, a BOM or a multi-byte character: none of it shows."""
+    assume(not all(_is_column_name(field) for field in pairs[0]))
+    text = newline.join(f"{card},{secret}" for card, secret in pairs) + newline
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        assume(False)
+    points = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
+    pieces = [data[a:b] for a, b in pairwise(points)]
+
+    # Named for GB18030: a short GBK text can be valid UTF-8 too, and detection rightly prefers UTF-8.
+    named = {"encoding": encoding} if encoding == "gb18030" else {}
+
+    lines, log = streamed(chunked(*pieces), layout="pair", **named)
+
+    assert lines == [(n, card, secret) for n, (card, secret) in enumerate(pairs, start=1)]
+    assert log.total == 0
+
+
+def test_a_stream_reads_its_source_only_as_far_as_it_is_pulled() -> None:
+    pulled = []
+
+    def chunks() -> Iterator[bytes]:
+        for n in range(1_000):
+            pulled.append(n)
+            yield b"".join(b"CODE%06d\n" % (n * 100 + i) for i in range(100))
+
+    blocks = iter(read_code_file(CodeSource(chunks)))
+    first = next(blocks)
+
+    assert first[0] == CodeLine(1, None, "CODE000000", None)
+    assert len(pulled) <= 2  # a block is at most a chunk's lines, plus the line it had begun
+
+
+def test_the_problem_log_keeps_the_lowest_line_numbers_and_counts_them_all() -> None:
+    log = ProblemLog(limit=3)
+    for line_no in [9, 4, 7, 1, 8, 2, 6]:
+        log.note(line_no, "malformed_line", f"line {line_no}")
+
+    assert [problem.line_no for problem in log.first] == [1, 2, 4]
+    assert log.total == 7
+    log.count_more(5)
+    assert log.total == 12
+
+
+def test_an_all_invalid_file_keeps_only_the_first_problems_whatever_its_length() -> None:
+    log = ProblemLog()
+    lines = [
+        line
+        for block in read_code_file(chunked(b"1001,S-1\n" + b"one-field\n" * 50_000), problems=log)
+        for line in block
+    ]
+
+    assert lines == [CodeLine(1, "1001", "S-1", None)]
+    assert log.total == 50_000
+    assert [problem.line_no for problem in log.first] == list(range(2, 202))
+
+
+def test_gbk_after_a_long_ascii_start_is_still_read_as_gbk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsing, "READ_SIZE", 16)
+    data = b"".join(b"CODE%06d\n" % n for n in range(100)) + "卡密甲乙\n".encode("gbk")
+
+    stream = read_code_file(CodeSource.of_bytes(data))
+    lines = [line for block in stream for line in block]
+
+    assert stream.encoding == "gb18030"
+    assert lines[-1] == CodeLine(101, None, "卡密甲乙", None)
+
+
+def test_a_later_line_that_does_not_decode_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsing, "READ_SIZE", 16)
+    data = "甲乙\n".encode() + b"".join(b"CODE%06d\n" % n for n in range(100)) + "丙丁\n".encode("gbk")
+
+    with pytest.raises(ImportFileError, match="line 102 is not valid utf-8") as caught:
+        parse_code_file(data)
+
+    assert caught.value.details["line_no"] == 102
+    with pytest.raises(ImportFileError, match=r"not valid utf-8 \(line 102\)"):
+        parse_code_file(data, encoding="utf-8")
+
+
+def test_a_nul_character_is_refused_naming_its_line() -> None:
+    with pytest.raises(ImportFileError, match="not readable") as caught:
+        parse_code_file(b"AAAA\nBBBB\nCC\x00CC\n")
+    assert caught.value.details["line_no"] == 3
+
+
+def test_a_line_longer_than_any_code_file_holds_is_refused_before_it_fills_memory() -> None:
+    endless = chunked(b"AAAA\nBBBB\n", *([b"X" * 8192] * 100))
+
+    with pytest.raises(ImportFileError, match="line 3 is longer than") as caught:
+        streamed(endless)
+
+    assert caught.value.details["line_no"] == 3

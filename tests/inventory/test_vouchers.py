@@ -9,7 +9,7 @@ from tests.support.builders import given_sku, stock_of
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import vouchers
+from kaquan.inventory import importing, vouchers
 from kaquan.inventory.models import Batch, Code
 from kaquan.kit.errors import BadInput
 from kaquan.runtime import Runtime
@@ -91,11 +91,11 @@ async def test_a_count_out_of_range_is_refused_and_issues_nothing(rt: Runtime, c
 
 async def test_progress_is_reported_while_storing(rt: Runtime) -> None:
     sku = await given_voucher_sku(rt)
-    seen: list[int] = []
+    seen: list[importing.Advance] = []
 
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku.id)
         batch = await vouchers.generate(rt.db, session, rt.vault, target, 120, actor="test", progress=seen.append)
 
-    assert sum(seen) == 120
+    assert [(step.phase, step.codes) for step in seen] == [("storing", 120)]
     assert len(batch.codes) == 120

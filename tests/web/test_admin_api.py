@@ -498,6 +498,27 @@ async def test_skip_invalid_imports_the_good_lines_and_reports_the_bad(
     assert await stock_levels(client, admin_headers) == [stock_row(sku["id"], imported=3, available=3)]
 
 
+async def test_an_upload_of_many_bad_lines_lists_the_first_200_and_counts_them_all(
+    rt: Runtime, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await create_sku(client, admin_headers, "VIDEO-1M", code_rule={"min_length": 16, "max_length": 16})
+    good = random_codes(2)
+    data = file_of(*good, *(f"short{n}" for n in range(5_000)))
+    before = await state(rt, client, admin_headers)
+
+    details = the_error(await upload(client, admin_headers, "VIDEO-1M", data), 400, "import_rejected")
+
+    assert details["problem_count"] == 5_000
+    assert [p["line_no"] for p in details["problems"]] == list(range(3, 203))
+    assert await state(rt, client, admin_headers) == before
+
+    response = await upload(client, admin_headers, "VIDEO-1M", data, skip_invalid="true")
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["imported"], body["skipped_total"], len(body["skipped"])) == (2, 5_000, 200)
+
+
 async def test_a_file_already_imported_is_refused_as_duplicate_codes(
     rt: Runtime, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:

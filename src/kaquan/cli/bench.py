@@ -1,6 +1,7 @@
 """`kaquan bench …`: measured speed on the database named by KAQUAN_DATABASE_URL."""
 
 import json
+import resource
 import secrets
 import time
 from typing import Annotated
@@ -57,6 +58,7 @@ def bench_import(
             "codes": result.imported,
             "seconds": round(seconds, 3),
             "codes_per_s": round(result.imported / seconds),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         }
 
     console.print(f"importing {count} generated codes …")

@@ -5,14 +5,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
 from kaquan.inventory import importing
 from kaquan.inventory.importing import ImportResult
-from kaquan.inventory.parsing import parse_code_file
+from kaquan.inventory.parsing import CodeSource
 from kaquan.inventory.stock import Stock, stock
 from kaquan.runtime import Runtime
 
@@ -50,40 +50,49 @@ def import_codes(
     )
 
     async def work(rt: Runtime) -> ImportResult:
+        source = CodeSource.of_path(file)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            DownloadColumn(),
             TimeElapsedColumn(),
             console=console,
         ) as bar:
-            reading = bar.add_task("reading", total=None)
-            parsed = parse_code_file(file.read_bytes(), layout=layout, encoding=encoding)
-            bar.update(
-                reading,
-                total=1,
-                completed=1,
-                description=f"read {len(parsed.lines)} codes ({parsed.encoding}, {parsed.layout})",
-            )
-            sealing = bar.add_task("sealing and storing", total=len(parsed.lines))
+            tasks: dict[str, TaskID] = {}
+
+            def advance(step: importing.Advance) -> None:
+                if step.phase not in tasks:
+                    tasks[step.phase] = bar.add_task(_PHASES[step.phase], total=source.size)
+                bar.update(
+                    tasks[step.phase], completed=step.bytes_read, description=f"{_PHASES[step.phase]}: {step.codes}"
+                )
+
             async with rt.db.transaction() as session:
                 target = await catalog.get_sku(session, sku)
-                return await importing.import_codes(
+                return await importing.import_file(
                     rt.db,
                     session,
                     rt.vault,
                     target,
-                    parsed,
+                    source,
                     meta,
                     actor=ACTOR,
+                    layout=layout,
+                    encoding=encoding,
                     skip_invalid=skip_invalid,
-                    progress=lambda n: bar.advance(sealing, n),
+                    progress=advance,
                 )
 
     result = run(work)
-    console.print(f"batch {result.batch_id}: {result.imported} codes imported")
+    console.print(f"read {result.imported + result.skipped_total} codes ({result.encoding}, {result.layout})")
     for problem in result.skipped:
         console.print(f"  skipped line {problem['line_no']}: {problem['reason']}", highlight=False, markup=False)
+    if result.skipped_total > len(result.skipped):
+        console.print(f"  … and {result.skipped_total - len(result.skipped)} more skipped", highlight=False)
+    console.print(f"batch {result.batch_id}: {result.imported} codes imported")
+
+
+_PHASES = {"checking": "checking", "storing": "sealing and storing"}
 
 
 @segments.command("add")

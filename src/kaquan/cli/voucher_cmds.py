@@ -77,7 +77,7 @@ def generate(
                     count,
                     actor=ACTOR,
                     meta=meta,
-                    progress=lambda n: bar.advance(sealing, n),
+                    progress=lambda step: bar.update(sealing, completed=step.codes),
                 )
                 # Written and synced before the commit: committed codes nobody holds would be lost stock.
                 handle.writelines(vouchers.display(code) + "\n" for code in batch.codes)

@@ -1,4 +1,4 @@
-"""Read an operator's code file into code lines and per-line problems.
+"""Read an operator's code file, as a stream, into code lines and per-line problems.
 
 A code file is what operators export from a supplier's portal or a spreadsheet:
 one code per line, `card_no,secret` pairs, or a CSV with a header. Whole-file
@@ -10,29 +10,48 @@ Secrets never appear in a problem's reason or an error message: those reach
 logs and screens. Nor do card numbers, though they are not secret: in a file
 with shifted or swapped columns, what stands in the card column is a secret.
 
+Memory: a file is read in chunks of `READ_SIZE` bytes and its codes come out in
+blocks, so what is held at any time does not grow with the file: one chunk, one
+block, at most `ProblemLog.limit` problems (the lowest line numbers) and a count
+of the rest. A line longer than `MAX_LINE_CHARS` is a whole-file error rather
+than an ever-growing buffer. Duplicates within the file are left to the
+importer, which has the database find them; `parse_code_file`, for small files
+held in memory anyway (leak tracing, the demo), finds them in memory.
+
+Encoding: a named encoding is used as given. Otherwise a UTF-8 BOM means
+UTF-8; plain ASCII needs no choice; the first chunk holding other bytes is
+tried as UTF-8, then GB18030 (which reads GBK), and that choice holds for the
+rest of the file: a later line that does not decode is an error naming it.
+
 Speed: a million single-layout lines parse in about a second. That layout runs
-almost entirely inside C (`map`, `filter`, `zip`, `dict`), no layout uses a
-per-line regex, and the cyclic garbage collector is paused while the lines
-are built (see `_gc_paused`).
+almost entirely inside C (`map`, `filter`, `zip`, `dict`), and no layout uses a
+per-line regex.
 """
 
 import codecs
 import csv
 import datetime
 import gc
-from collections.abc import Iterator, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from itertools import count, islice, repeat
-from operator import attrgetter, itemgetter
-from typing import Final, NamedTuple
+from itertools import chain, count, repeat
+from operator import itemgetter
+from pathlib import Path
+from typing import BinaryIO, Final, NamedTuple
 
 from kaquan.kit.errors import BadInput
 
 SUPPORTED_ENCODINGS: Final = ("utf-8", "utf-8-sig", "gb18030")
 LAYOUTS: Final = ("single", "pair", "csv")
+READ_SIZE: Final = 64 * 1024
+"""Bytes read at a time; a block of lines never holds more than one such chunk's worth."""
+MAX_LINE_CHARS: Final = 64 * 1024
+MAX_REPORTED_PROBLEMS: Final = 200
+"""Problems kept with their line numbers; beyond them only a count (an all-invalid file has millions)."""
 
 SECRET_COLUMNS: Final = frozenset({"secret", "password", "code", "pin", "卡密", "密码"})
 CARD_COLUMNS: Final = frozenset({"card_no", "card", "card_number", "卡号"})
@@ -42,6 +61,8 @@ _KNOWN_COLUMNS: Final = SECRET_COLUMNS | CARD_COLUMNS | EXPIRY_COLUMNS
 # Operators paste from spreadsheets (tab), type Chinese punctuation (full-width
 # comma) or export CSV (comma); all three separate the fields of a line.
 _SEPARATORS: Final = (",", "\t", "，")
+_CSV_BLOCK: Final = 10_000
+_DATE_CACHE: Final = 1_000
 
 
 class ProblemCode(StrEnum):
@@ -89,9 +110,44 @@ class LineProblem:
     reason: str
 
 
+class ProblemLog:
+    """The problems of one file, bounded: the `limit` lowest line numbers, and how many there were in all.
+
+    Problems may arrive slightly out of line order (a block's format-rule problems
+    after its parse problems); a heap keeps the lowest line numbers whatever the order.
+    """
+
+    def __init__(self, limit: int | None = MAX_REPORTED_PROBLEMS) -> None:
+        self.limit = limit
+        self.total = 0
+        # (-line_no, -arrival, problem): the highest line number kept is on top, to be pushed out first.
+        self._kept: list[tuple[int, int, LineProblem]] = []
+
+    def add(self, problem: LineProblem) -> None:
+        self.note(problem.line_no, problem.code, problem.reason, problem)
+
+    def note(self, line_no: int, code: str, reason: str, problem: LineProblem | None = None) -> None:
+        """Count a problem; build and keep it only if it is among the lowest line numbers so far."""
+        self.total += 1
+        kept = self._kept
+        if self.limit is None or len(kept) < self.limit:
+            heapq.heappush(kept, (-line_no, -self.total, problem or LineProblem(line_no, code, reason)))
+        elif kept and line_no < -kept[0][0]:
+            heapq.heapreplace(kept, (-line_no, -self.total, problem or LineProblem(line_no, code, reason)))
+
+    def count_more(self, how_many: int) -> None:
+        """Count problems that are known to come after every kept one, without their details."""
+        self.total += how_many
+
+    @property
+    def first(self) -> list[LineProblem]:
+        """The kept problems in line order."""
+        return [entry[2] for entry in sorted(self._kept, reverse=True)]
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedFile:
-    """The codes and problems of one file. Every non-blank data line is in exactly one of the two lists."""
+    """The codes and problems of a file held in memory. Every non-blank data line is in exactly one of the lists."""
 
     encoding: str
     layout: str
@@ -105,8 +161,113 @@ class ImportFileError(BadInput):
     code = "import_file_invalid"
 
 
+@dataclass(frozen=True)
+class CodeSource:
+    """A code file that can be read more than once, from its start each time (an import may check, then store).
+
+    `chunks()` starts a new pass; `size` (bytes, when known) is for progress bars.
+    """
+
+    chunks: Callable[[], Iterator[bytes]]
+    size: int | None = None
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> "CodeSource":
+        return cls(partial(_chunks_of_bytes, data), len(data))
+
+    @classmethod
+    def of_path(cls, path: Path) -> "CodeSource":
+        return cls(partial(_chunks_of_path, path), path.stat().st_size)
+
+    @classmethod
+    def of_file(cls, file: BinaryIO, size: int | None = None) -> "CodeSource":
+        """A seekable file the caller keeps open (an upload's spooled temporary file)."""
+        return cls(partial(_chunks_of_file, file), size)
+
+
+def _chunks_of_bytes(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), READ_SIZE):
+        yield data[start : start + READ_SIZE]
+
+
+def _chunks_of_path(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        yield from _chunks_of_file(file)
+
+
+def _chunks_of_file(file: BinaryIO) -> Iterator[bytes]:
+    file.seek(0)
+    while chunk := file.read(READ_SIZE):
+        yield chunk
+
+
+class CodeStream:
+    """One pass over a code file: its codes in blocks, in line order, while `problems` collects the bad lines.
+
+    `layout` is known once the first block is out, `encoding` once the pass is over
+    (a file of plain ASCII reports "utf-8"). Iterate it once.
+    """
+
+    def __init__(self, source: CodeSource, *, layout: str, encoding: str | None, problems: ProblemLog) -> None:
+        if layout != "auto" and layout not in LAYOUTS:
+            raise ImportFileError(
+                f"unknown layout {layout!r}; use one of auto, {', '.join(LAYOUTS)}",
+                layout=layout,
+                supported=["auto", *LAYOUTS],
+            )
+        self._decoder = _Decoder(encoding)
+        self._source = source
+        self._chosen_layout = layout
+        self.layout = layout
+        self.problems = problems
+        self.bytes_read = 0
+
+    @property
+    def encoding(self) -> str:
+        return self._decoder.name or "utf-8"
+
+    def __iter__(self) -> Iterator[list[CodeLine]]:
+        blocks = _line_blocks(self._counted(self._source.chunks()), self._decoder)
+        first = _from_first_content(blocks)
+        if first is None:
+            raise _no_codes()
+        auto = self._chosen_layout == "auto"
+        self.layout = _detect_layout(first[1][0]) if auto else self._chosen_layout
+        rest = chain([first], blocks)
+        if self.layout == "csv":
+            reader = _read_csv(rest, self.problems)
+        elif self.layout == "pair":
+            reader = _read_pairs(rest, self.problems)
+        else:
+            reader = _read_singles(rest, self.problems, reject_separators=auto)
+        problems_before = self.problems.total
+        found = False
+        while True:
+            with _gc_paused():
+                block = next(reader, None)
+            if block is None:
+                break
+            if block:
+                found = True
+                yield block
+        if not found and self.problems.total == problems_before:
+            raise _no_codes()
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.bytes_read += len(chunk)
+            yield chunk
+
+
+def read_code_file(
+    source: CodeSource, *, layout: str = "auto", encoding: str | None = None, problems: ProblemLog | None = None
+) -> CodeStream:
+    """Start a pass over a code file; see `parse_code_file` for the layouts."""
+    return CodeStream(source, layout=layout, encoding=encoding, problems=problems or ProblemLog())
+
+
 def parse_code_file(data: bytes, *, layout: str = "auto", encoding: str | None = None) -> ParsedFile:
-    """Parse a code file.
+    """Parse a code file held in memory, with every problem and without in-file duplicates.
 
     `layout` is "single" (the whole line is the secret), "pair" (`card_no,secret`),
     "csv" (a header naming the columns) or "auto", which decides from the first
@@ -118,84 +279,107 @@ def parse_code_file(data: bytes, *, layout: str = "auto", encoding: str | None =
     A first line made only of recognised column names (such as `卡号,卡密`) is
     a header in every layout and is not taken as a code.
     """
-    if layout != "auto" and layout not in LAYOUTS:
-        raise ImportFileError(
-            f"unknown layout {layout!r}; use one of auto, {', '.join(LAYOUTS)}",
-            layout=layout,
-            supported=["auto", *LAYOUTS],
-        )
-    text, used_encoding = _decode(data, encoding)
-    lines = _split_lines(text)
-    start = _first_content_index(lines)
-    if start is None:
-        raise _no_codes()
-    chosen = _detect_layout(lines[start]) if layout == "auto" else layout
-
+    log = ProblemLog(limit=None)
+    stream = read_code_file(CodeSource.of_bytes(data), layout=layout, encoding=encoding, problems=log)
     with _gc_paused():
-        if chosen == "csv":
-            candidates, problems = _read_csv(lines, start)
-        elif chosen == "pair":
-            candidates, problems = _read_pairs(lines, start)
+        candidates = [line for block in stream for line in block]
+        code_lines, duplicates = _drop_duplicates(candidates, with_card_numbers=stream.layout != "single")
+    for duplicate in duplicates:
+        log.add(duplicate)
+    return ParsedFile(encoding=stream.encoding, layout=stream.layout, lines=code_lines, problems=log.first)
+
+
+def keep_valid(
+    check: Callable[[str | None, str], str | None], lines: list[CodeLine], log: ProblemLog
+) -> list[CodeLine]:
+    """The lines that pass `check` (a `CodeRule.checker()`); the others go to `log` as "format_rule" problems."""
+    kept = []
+    for line in lines:
+        reason = check(line.card_no, line.secret)
+        if reason is None:
+            kept.append(line)
         else:
-            guessed_single = layout == "auto" and any(sep in text for sep in _SEPARATORS)
-            candidates, problems = _read_singles(lines, start, reject_separators=guessed_single)
-        if not candidates and not problems:
-            raise _no_codes()
-        code_lines, duplicates = _drop_duplicates(candidates, with_card_numbers=chosen != "single")
-        if duplicates:
-            problems.extend(duplicates)
-            problems.sort(key=attrgetter("line_no"))
-    return ParsedFile(encoding=used_encoding, layout=chosen, lines=code_lines, problems=problems)
+            log.note(line.line_no, ProblemCode.FORMAT_RULE, reason)
+    return kept
 
 
 # --- encoding and lines -------------------------------------------------------------------------
 
 
-def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
-    """Decode with the named encoding, or try UTF-8 with BOM, UTF-8, then GB18030 (which reads GBK)."""
-    if encoding is not None:
+class _Undecodable(Exception):
+    """Bytes of a chunk that do not decode; `good` is the part before them (to count lines)."""
+
+    def __init__(self, good: bytes) -> None:
+        self.good = good
+
+
+class _Decoder:
+    """Bytes to text chunk by chunk, choosing the encoding on the first bytes that need one."""
+
+    def __init__(self, encoding: str | None) -> None:
+        self.forced = encoding is not None
+        self.name: str | None = None
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._head = b""  # the file's first bytes, until there are enough to tell a BOM
+        self._started = False
+        if encoding is not None:
+            try:
+                info = codecs.lookup(encoding)
+                # bytes.decode refuses the codecs that are not text encodings (hex, base64, rot13...).
+                if not getattr(info, "_is_text_encoding", True):
+                    raise LookupError(encoding)
+                self.name = info.name
+            except LookupError:
+                raise ImportFileError(
+                    f"unknown encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}",
+                    encoding=encoding,
+                    supported=list(SUPPORTED_ENCODINGS),
+                ) from None
+            self._decoder = codecs.getincrementaldecoder(self.name)()
+
+    def decode(self, data: bytes, *, final: bool) -> str:
+        if self._head:
+            data, self._head = self._head + data, b""
+        if not self._started:
+            if len(data) < len(codecs.BOM_UTF8) and not final and codecs.BOM_UTF8.startswith(data):
+                self._head = data
+                return ""
+            self._started = True
+            if self._decoder is None and data.startswith(codecs.BOM_UTF8):
+                self.name = "utf-8-sig"
+                self._decoder = codecs.getincrementaldecoder(self.name)()
+            # A stray BOM (say, a UTF-8-with-BOM file read as plain "utf-8") would otherwise
+            # become the first character of the first code.
+            return self._decode(data, final).removeprefix("\ufeff")
+        return self._decode(data, final)
+
+    def _decode(self, data: bytes, final: bool) -> str:
+        if self._decoder is None:
+            if data.isascii():
+                return data.decode("ascii")
+            return self._choose(data, final)
         try:
-            name = codecs.lookup(encoding).name
-            text = data.decode(name)
-        except LookupError:
-            raise ImportFileError(
-                f"unknown encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}",
-                encoding=encoding,
-                supported=list(SUPPORTED_ENCODINGS),
-            ) from None
-        except UnicodeError as exc:
-            where = f" (first bad byte at offset {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
-            raise ImportFileError(
-                f"the file is not valid {name}{where}",
-                encoding=name,
-                supported=list(SUPPORTED_ENCODINGS),
-            ) from None
-    elif data.startswith(codecs.BOM_UTF8):
-        text, name = _try_decode(data, "utf-8-sig")
-    else:
-        try:
-            text, name = _try_decode(data, "utf-8")
-        except ImportFileError:
-            text, name = _try_decode(data, "gb18030")
-    # A NUL character means a binary or UTF-16/32 file; its "lines" would be garbage.
-    if "\x00" in text:
+            return self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise _Undecodable(data[: max(exc.start, 0)]) from None
+
+    def _choose(self, data: bytes, final: bool) -> str:
+        for name in ("utf-8", "gb18030"):
+            decoder = codecs.getincrementaldecoder(name)()
+            try:
+                text = decoder.decode(data, final)
+            except UnicodeDecodeError:
+                continue
+            self.name, self._decoder = name, decoder
+            return text
         raise _unreadable()
-    # A stray BOM (say, a UTF-8-with-BOM file read as plain "utf-8") would otherwise
-    # become the first character of the first code.
-    return text.removeprefix("\ufeff"), name
 
 
-def _try_decode(data: bytes, name: str) -> tuple[str, str]:
-    try:
-        return data.decode(name), name
-    except UnicodeDecodeError:
-        raise _unreadable() from None
-
-
-def _unreadable() -> ImportFileError:
+def _unreadable(**details: object) -> ImportFileError:
     return ImportFileError(
         "the file's encoding is not readable; save it as UTF-8 (with or without BOM) or GBK (GB18030)",
         supported=list(SUPPORTED_ENCODINGS),
+        **details,
     )
 
 
@@ -203,35 +387,79 @@ def _no_codes() -> ImportFileError:
     return ImportFileError("the file holds no codes")
 
 
-def _split_lines(text: str) -> list[str]:
-    """Split on \\n, \\r\\n and \\r only, so line numbers match what an editor shows.
+def _breaks_in(data: bytes) -> int:
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
-    `str.splitlines` would also split on form feeds, \\x1c-\\x1e, U+0085 and
-    U+2028/9, which shifts every later line number.
+
+def _line_blocks(chunks: Iterable[bytes], decoder: _Decoder) -> Iterator[tuple[int, list[str]]]:
+    """The file's lines, a chunk's worth at a time, each block with the number of its first line.
+
+    Lines end at \\n, \\r\\n and \\r only, so line numbers match what an editor shows:
+    `str.splitlines` would also split on form feeds, \\x1c-\\x1e, U+0085 and U+2028/9.
     """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    if not lines[-1]:
-        lines.pop()  # the final newline ends the last line; it does not start another
-    return lines
+    carry = ""  # the start of a line whose end is in a later chunk
+    line_no = 1  # of the line in `carry`
+
+    def decoded(data: bytes, final: bool) -> str:
+        try:
+            text = decoder.decode(data, final=final)
+        except _Undecodable as bad:
+            raise _undecodable_line(decoder, line_no + _breaks_in(carry.encode() + bad.good)) from None
+        if "\x00" in text:
+            # A NUL character means a binary or UTF-16/32 file; its "lines" would be garbage.
+            raise _unreadable(line_no=line_no + _breaks_in(text[: text.index("\x00")].encode()))
+        return text
+
+    for data in chain(chunks, [None]):
+        text = carry + (decoded(data, False) if data is not None else decoded(b"", True))
+        held = ""
+        if "\r" in text:
+            if data is not None and text.endswith("\r"):
+                text, held = text[:-1], "\r"  # a \n may follow in the next chunk
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        carry = lines.pop() + held
+        if data is None and carry:
+            lines.append(carry)  # the last line, without a final newline
+        if len(carry) > MAX_LINE_CHARS:
+            raise ImportFileError(
+                f"line {line_no + len(lines)} is longer than {MAX_LINE_CHARS} characters; is this a code file?",
+                line_no=line_no + len(lines),
+            )
+        if lines:
+            yield line_no, lines
+            line_no += len(lines)
 
 
-def _first_content_index(lines: Sequence[str]) -> int | None:
-    for index, line in enumerate(lines):
-        if line.strip():
-            return index
+def _undecodable_line(decoder: _Decoder, line_no: int) -> ImportFileError:
+    if decoder.forced:
+        message = f"the file is not valid {decoder.name} (line {line_no})"
+    else:
+        message = (
+            f"line {line_no} is not valid {decoder.name}, the encoding the start of the file is in; "
+            "save the whole file as UTF-8 or GBK (GB18030)"
+        )
+    return ImportFileError(message, line_no=line_no, encoding=decoder.name, supported=list(SUPPORTED_ENCODINGS))
+
+
+def _from_first_content(blocks: Iterator[tuple[int, list[str]]]) -> tuple[int, list[str]] | None:
+    """The block holding the first non-blank line, cut to start there; None if every line is blank."""
+    for start, lines in blocks:
+        for index, line in enumerate(lines):
+            if line.strip():
+                return start + index, lines[index:]
     return None
 
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of tuples are built.
+    """Pause the cyclic garbage collector while many tuples are built.
 
     Every few hundred allocations of container objects the collector runs, and
     its older generations rescan all the tuples built so far: that doubles the
     time of a million-line parse. Parsing creates no reference cycles, so nothing
-    is lost by collecting afterwards.
+    is lost by collecting afterwards. A stream pauses it while it builds each
+    block: with the collector on, a stream of a million lines took four times as long.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -279,39 +507,58 @@ def _detect_layout(first_line: str) -> str:
     return "pair"
 
 
-def _read_singles(lines: list[str], start: int, *, reject_separators: bool) -> tuple[list[CodeLine], list[LineProblem]]:
+Blocks = Iterable[tuple[int, list[str]]]
+"""Lines in blocks, each with the number of its first line; the first line of the first block is the file's
+first non-blank line."""
+
+
+def _read_singles(blocks: Blocks, log: ProblemLog, *, reject_separators: bool) -> Iterator[list[CodeLine]]:
     """The whole stripped line is the secret; built with C-level iterators for speed."""
-    if _looks_like_header([lines[start]]):
-        start += 1
-    stripped = map(str.strip, islice(lines, start, None))
-    numbered = zip(count(start + 1), repeat(None), stripped, repeat(None))
-    candidates: list[CodeLine] = list(map(_new_code_line, filter(_secret_of, numbered)))
-    problems: list[LineProblem] = []
-    if reject_separators:
-        kept: list[CodeLine] = []
-        for candidate in candidates:
-            if any(sep in candidate.secret for sep in _SEPARATORS):
-                problems.append(
-                    LineProblem(
-                        candidate.line_no,
-                        ProblemCode.MALFORMED_LINE,
-                        "the line holds a separator (comma or tab), but the file's first line "
-                        "has none: one code per line was expected",
-                    )
-                )
-            else:
-                kept.append(candidate)
-        candidates = kept
-    return candidates, problems
+    first = True
+    for start, lines in blocks:
+        skip = 0
+        if first:
+            first = False
+            skip = 1 if _looks_like_header([lines[0]]) else 0
+        stripped = map(str.strip, lines[skip:] if skip else lines)
+        numbered = zip(count(start + skip), repeat(None), stripped, repeat(None))
+        candidates: list[CodeLine] = list(map(_new_code_line, filter(_secret_of, numbered)))
+        if reject_separators:
+            joined = "".join(lines)
+            if any(sep in joined for sep in _SEPARATORS):
+                candidates = _without_separators(candidates, log)
+        yield candidates
 
 
-def _read_pairs(lines: list[str], start: int) -> tuple[list[CodeLine], list[LineProblem]]:
+def _without_separators(candidates: list[CodeLine], log: ProblemLog) -> list[CodeLine]:
+    kept: list[CodeLine] = []
+    for candidate in candidates:
+        if any(sep in candidate.secret for sep in _SEPARATORS):
+            log.note(
+                candidate.line_no,
+                ProblemCode.MALFORMED_LINE,
+                "the line holds a separator (comma or tab), but the file's first line "
+                "has none: one code per line was expected",
+            )
+        else:
+            kept.append(candidate)
+    return kept
+
+
+def _read_pairs(blocks: Blocks, log: ProblemLog) -> Iterator[list[CodeLine]]:
     """`card_no,secret` lines; a tab or a full-width comma separates as well as a comma."""
-    if _looks_like_header(_split_fields(lines[start])):
-        start += 1
+    first = True
+    for start, lines in blocks:
+        skip = 0
+        if first:
+            first = False
+            skip = 1 if _looks_like_header(_split_fields(lines[0])) else 0
+        yield _pairs_of(start + skip, lines[skip:] if skip else lines, log)
+
+
+def _pairs_of(start: int, lines: list[str], log: ProblemLog) -> list[CodeLine]:
     candidates: list[CodeLine] = []
-    problems: list[LineProblem] = []
-    for line_no, line in enumerate(islice(lines, start, None), start + 1):
+    for line_no, line in enumerate(lines, start):
         fields = _split_fields(line)
         if len(fields) > 2:
             fields = _without_trailing_empties(fields)
@@ -323,26 +570,20 @@ def _read_pairs(lines: list[str], start: int) -> tuple[list[CodeLine], list[Line
             if secret:
                 candidates.append(_new_code_line((line_no, card_no or None, secret, None)))
             elif card_no:
-                problems.append(LineProblem(line_no, ProblemCode.EMPTY_SECRET, "the secret is empty"))
+                log.note(line_no, ProblemCode.EMPTY_SECRET, "the secret is empty")
             # Both fields empty: a line of separators only counts as blank.
         elif len(fields) == 1:
             if fields[0].strip():
-                problems.append(
-                    LineProblem(
-                        line_no,
-                        ProblemCode.MALFORMED_LINE,
-                        "expected a card number and a secret separated by a comma or tab, found one field",
-                    )
+                log.note(
+                    line_no,
+                    ProblemCode.MALFORMED_LINE,
+                    "expected a card number and a secret separated by a comma or tab, found one field",
                 )
         else:
-            problems.append(
-                LineProblem(
-                    line_no,
-                    ProblemCode.TOO_MANY_FIELDS,
-                    f"expected 2 fields (card number, secret), found {len(fields)}",
-                )
+            log.note(
+                line_no, ProblemCode.TOO_MANY_FIELDS, f"expected 2 fields (card number, secret), found {len(fields)}"
             )
-    return candidates, problems
+    return candidates
 
 
 def _without_trailing_empties(fields: list[str]) -> list[str]:
@@ -353,11 +594,14 @@ def _without_trailing_empties(fields: list[str]) -> list[str]:
     return fields[:end]
 
 
-def _read_csv(lines: list[str], start: int) -> tuple[list[CodeLine], list[LineProblem]]:
+def _read_csv(blocks: Blocks, log: ProblemLog) -> Iterator[list[CodeLine]]:
     """A header row naming the columns, then one row per code, read with the csv module."""
-    header_line = lines[start]
+    blocks = iter(blocks)
+    start, first_lines = next(iter(blocks))
+    header_line = first_lines[0]
     delimiter = max(_SEPARATORS, key=header_line.count)
-    reader = csv.reader(islice(lines, start, None), delimiter=delimiter, skipinitialspace=True)
+    lines = chain(first_lines, chain.from_iterable(lines for _, lines in blocks))
+    reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
     try:
         header = next(reader)
         columns = _resolve_columns(header)
@@ -365,31 +609,34 @@ def _read_csv(lines: list[str], start: int) -> tuple[list[CodeLine], list[LinePr
         # Most files share a handful of expiry dates; parse each text once.
         dates: dict[str, datetime.date | None] = {}
         candidates: list[CodeLine] = []
-        problems: list[LineProblem] = []
         consumed = reader.line_num
         for row in reader:
             # The reader drops line terminators, so a quoted field left open swallows
             # the following lines; the row's span tells us.
-            line_no, last_line_no = start + consumed + 1, start + reader.line_num
+            line_no, last_line_no = start + consumed, start + reader.line_num - 1
             consumed = reader.line_num
             if len(row) > width:
                 row = _without_trailing_empties(row)
             if len(row) != width or last_line_no != line_no:
                 if any(field.strip() for field in row):
-                    problems.append(_misshapen_row(line_no, last_line_no, len(row), width))
+                    log.add(_misshapen_row(line_no, last_line_no, len(row), width))
                 continue
+            if len(dates) > _DATE_CACHE:
+                dates.clear()
             outcome = _csv_row(line_no, row, columns, dates)
             if isinstance(outcome, LineProblem):
-                problems.append(outcome)
+                log.add(outcome)
             elif outcome is not None:
                 candidates.append(outcome)
+                if len(candidates) >= _CSV_BLOCK:
+                    yield candidates
+                    candidates = []
     except csv.Error as exc:
         # In the default (non-strict) dialect the only error left is an oversized
         # field, from a quote left open; its message holds no content.
-        raise ImportFileError(
-            f"line {start + reader.line_num}: the CSV cannot be read ({exc})", line_no=start + reader.line_num
-        ) from None
-    return candidates, problems
+        where = start + reader.line_num - 1
+        raise ImportFileError(f"line {where}: the CSV cannot be read ({exc})", line_no=where) from None
+    yield candidates
 
 
 def _resolve_columns(header: list[str]) -> tuple[int, int | None, int | None]:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, event, insert, text
+from sqlalchemy import Column, MetaData, Select, Table, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -211,6 +211,32 @@ async def _driver_of(session: AsyncSession) -> Any:
     if driver is None:
         raise RuntimeError("the connection has no driver connection")
     return driver
+
+
+async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any]) -> Table:
+    """A table for set work too big to hold in Python, private to the session's transaction; drop it when done.
+
+    PostgreSQL: a temporary table, dropped at commit at the latest, spilling to disk
+    past `temp_buffers`. SQLite: temporary tables live in memory here
+    (`temp_store=MEMORY`), so this is a plain table in the database file, which only
+    this transaction sees (it holds the write lock) and a rollback removes.
+    """
+    postgresql = dialect_of(session) == "postgresql"
+    table = Table(
+        name,
+        MetaData(),
+        *columns,
+        prefixes=["TEMPORARY"] if postgresql else [],
+        postgresql_on_commit="DROP",
+    )
+    connection = await session.connection()
+    await connection.run_sync(table.create)
+    return table
+
+
+async def drop_scratch_table(session: AsyncSession, table: Table) -> None:
+    connection = await session.connection()
+    await connection.run_sync(table.drop)
 
 
 def dialect_of(session: AsyncSession) -> str:

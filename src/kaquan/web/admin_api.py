@@ -10,6 +10,7 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import importing
+from kaquan.inventory.parsing import CodeSource
 from kaquan.inventory.stock import stock
 from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput
@@ -26,6 +27,16 @@ CatalogWrite = Annotated[Principal, require(Permission.CATALOG_WRITE)]
 OrdersRead = Annotated[Principal, require(Permission.ORDERS_READ)]
 StockRead = Annotated[Principal, require(Permission.STOCK_READ)]
 StockWrite = Annotated[Principal, require(Permission.STOCK_WRITE)]
+
+
+def code_source(file: UploadFile) -> CodeSource:
+    """An uploaded code file, read from its spooled temporary file a chunk at a time, never whole into memory."""
+    size = file.size
+    if size is None:
+        size = file.file.seek(0, 2)
+    if size > MAX_UPLOAD_BYTES:
+        raise BadInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES)
+    return CodeSource.of_file(file.file, size)
 
 
 @router.get("/products")
@@ -66,9 +77,7 @@ async def import_batch(
     encoding: Annotated[str | None, Form(max_length=32)] = None,
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> ImportOut:
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES)
+    source = code_source(file)
     meta = importing.BatchMeta(
         supplier=supplier,
         unit_cost_minor=unit_cost_minor,
@@ -83,7 +92,7 @@ async def import_batch(
             session,
             rt.vault,
             target,
-            data,
+            source,
             meta,
             actor=admin.actor,
             layout=layout,

@@ -42,7 +42,7 @@ from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
 from kaquan.kit.money import Money
 from kaquan.orders import service as orders
 from kaquan.orders.trace import trace_leaks
-from kaquan.web.admin_api import MAX_UPLOAD_BYTES
+from kaquan.web.admin_api import code_source
 from kaquan.web.custody_api import MAX_LEAK_FILE_BYTES
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity
 from kaquan.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, LANGUAGES, language, translator
@@ -356,9 +356,7 @@ async def import_batch(
     layout: Annotated[Literal["auto", "single", "pair", "csv"], Form()] = "auto",
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> Response:
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise BadInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB; split it", max_bytes=MAX_UPLOAD_BYTES)
+    source = code_source(file)
     try:
         expiry = date.fromisoformat(expires_on) if expires_on else None
     except ValueError:
@@ -378,7 +376,7 @@ async def import_batch(
                 session,
                 rt.vault,
                 target,
-                data,
+                source,
                 meta,
                 actor=admin.actor,
                 layout=layout,

@@ -106,9 +106,10 @@ class SegmentCreate(BaseModel):
 class ImportOut(BaseModel):
     batch_id: int | None
     imported: int
-    skipped: list[dict[str, object]]
+    skipped: list[dict[str, object]] = Field(description="the first 200 lines left out, in line order")
     encoding: str
     layout: str
+    skipped_total: int = Field(description="every line left out, listed or not")
 
 
 class StockOut(BaseModel):
