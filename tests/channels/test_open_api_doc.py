@@ -213,6 +213,7 @@ CONTRACT_ERRORS = {
     (400, "bad_input"),
     (404, "not_found"),
     (405, "method_not_allowed"),
+    (413, "payload_too_large"),
     (422, "validation_error"),
     (500, "internal_error"),
 }
@@ -232,7 +233,7 @@ def test_the_error_example_and_every_documented_status_are_published_in_openapi(
     for path, operations in published["paths"].items():
         if path.startswith("/open/v1/"):
             for operation in operations.values():
-                assert {str(s) for s in statuses} - {"402", "409", "415"} <= set(operation["responses"]), path
+                assert {str(s) for s in statuses} - {"402", "409", "413", "415"} <= set(operation["responses"]), path
 
 
 @pytest.mark.parametrize(

@@ -65,13 +65,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: _error("ip_not_allowed, agent_suspended or channel_inactive"),
     404: _error("sku_not_available_for_agent or order_not_found"),
     409: _error("idempotency_conflict or out_of_stock"),
+    413: _error("payload_too_large: a body past the shop's cap (details.max_bytes); send fewer orders per request"),
     415: _error("unsupported_media_type: a body that is not declared application/json"),
     422: _error("validation_error: a field is missing, unknown or of the wrong type"),
     429: _error("rate_limited (Retry-After)"),
     503: _error("busy (Retry-After)"),
 }
 """Every error answer of the open API, documented with its codes in docs/open-api.md#errors."""
-READ_ERRORS = {status: answer for status, answer in ERRORS.items() if status not in (402, 409, 415)}
+READ_ERRORS = {status: answer for status, answer in ERRORS.items() if status not in (402, 409, 413, 415)}
 """The error answers of the routes that only read (no body, no money moved)."""
 
 _SIGNED_WITH = APIKeyHeader(
