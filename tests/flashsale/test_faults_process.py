@@ -34,26 +34,26 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from tests.support.builders import given_sku_with_codes
 from tests.support.redis import WORKER_DATABASES, on_database
 
 from kaquan import runtime as runtime_module
-from kaquan.cli.bench_flash import HOST, HttpConnection, ProtocolError, ServerProcess, free_port, server_environment
+from kaquan.bench.harness import HOST, HttpConnection, ProtocolError, ServerProcess, free_port, server_environment
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.gate import RedisGate
 from kaquan.flashsale.schemas import EventCreate
 from kaquan.identity import service as identity
 from kaquan.identity.permissions import ROLES, Permission
-from kaquan.inventory.models import Code
 from kaquan.inventory.stock import per_sku, stock
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database, async_url
 from kaquan.kit.migrate import upgrade
+from kaquan.orders.checks import Unmatched, check_holdings
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 from kaquan.web.flash_api import DEVICE_HEADER
@@ -320,7 +320,7 @@ class Truth:
     allotted: int
     by_buyer: dict[str, int]
     flash_orders: dict[int, int]  # order id -> quantity
-    codes_by_order: dict[int, int]  # order id -> codes it holds
+    unmatched: list[Unmatched]  # orders holding other than their quantity
     order_numbers: set[str]
 
 
@@ -335,19 +335,14 @@ async def truth(shop: Shop) -> Truth:
                 select(Order.id, Order.quantity, Order.number).where(Order.source == committer.source_of(shop.event_id))
             )
         ).all()
-        held = await session.execute(
-            select(Code.order_id, func.count())
-            .where(Code.order_id.in_([order.id for order in orders]))
-            .group_by(Code.order_id)
-        )
-        codes_by_order = {order_id: int(count) for order_id, count in held if order_id is not None}
+        unmatched = await check_holdings(rt.db, session, source=committer.source_of(shop.event_id))
     return Truth(
         counters.sold,
         counters.held,
         event.allotted,
         by_buyer,
         {order.id: order.quantity for order in orders},
-        codes_by_order,
+        unmatched,
         {order.number for order in orders},
     )
 
@@ -373,7 +368,7 @@ async def assert_sold_exactly_once(shop: Shop, storm: Storm) -> Truth:
     assert (found.sold, found.held, found.allotted) == (STOCK, 0, STOCK)
     assert sum(found.flash_orders.values()) == STOCK
     # None sold twice: every order holds exactly its own codes, and every won answer names a distinct real order.
-    assert found.codes_by_order == found.flash_orders
+    assert found.unmatched == []
     assert len(set(storm.won_orders.values())) == storm.won
     assert set(storm.won_orders.values()) <= found.order_numbers
     # Nobody over the limit: not the bot, however many requests it sent through the fault.

@@ -1,33 +1,26 @@
-"""`kaquan bench …`: measured speed on the database named by KAQUAN_DATABASE_URL."""
+"""`kaquan bench …`: measured speed on the database named by KAQUAN_DATABASE_URL.
+
+A thin shell over `kaquan.bench`: it parses the options, shows progress and the
+human table, and ends with the benchmark's one JSON line.
+"""
 
 import json
-import resource
-import secrets
-import time
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from kaquan.catalog import service as catalog
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.cli import bench_agent, bench_flash
-from kaquan.cli.common import console, run
-from kaquan.inventory import importing
-from kaquan.kit.db import describe
+from kaquan.bench import agent, flash, importing
+from kaquan.cli.common import console, errors, run
+from kaquan.kit.config import get_settings
 from kaquan.runtime import Runtime
 
 bench = typer.Typer(help="Benchmarks; each ends with one JSON line.", no_args_is_help=True)
-bench_agent.register(bench)
-bench_flash.register(bench)
-_ALNUM = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def generated_file(count: int) -> bytes:
-    """`count` random 20-character codes, one per line (random bytes mapped onto a 32-letter alphabet)."""
-    raw = secrets.token_bytes(count * 20)
-    table = bytes(_ALNUM[b % 32] for b in range(256))
-    body = raw.translate(table)
-    return b"\n".join(body[i : i + 20] for i in range(0, len(body), 20))
+def _progress(message: str) -> None:
+    console.print(message)
 
 
 @bench.command("import")
@@ -35,31 +28,97 @@ def bench_import(
     count: Annotated[int, typer.Option(min=1, help="how many codes to generate and import")] = 100_000,
 ) -> None:
     """Generate COUNT codes and import them as one batch through the real import path."""
-    data = generated_file(count)
+    console.print(f"importing {count} generated codes …")
+    print(json.dumps(run(lambda rt: importing.run(rt, count))))
+
+
+@bench.command("agent")
+def bench_agent(
+    hot_orders: Annotated[int, typer.Option(min=1, help="orders from the one hot agent")] = 20_000,
+    single_orders: Annotated[int, typer.Option(min=1, help="of those, sent one order per request")] = 3_000,
+    many_orders: Annotated[int, typer.Option(min=1, help="orders spread over the many agents")] = 20_000,
+    agent_count: Annotated[int, typer.Option("--agents", min=1, help="how many agents share the last phase")] = 50,
+    batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 200,
+    in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
+    single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 96,
+    workers: Annotated[
+        int, typer.Option(min=0, help="server processes apart from the load generator; 0: the app in process")
+    ] = 2,
+) -> None:
+    """Signed open-API orders: one hot agent (one per request, then batched), then many agents."""
+    options = agent.Options(
+        hot_orders, single_orders, many_orders, agent_count, batch, in_flight, single_in_flight, workers
+    )
 
     async def work(rt: Runtime) -> dict[str, object]:
-        tag = f"BENCH-{int(time.time())}-{secrets.token_hex(3)}"
-        async with rt.db.transaction() as session:
-            product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
-            sku = await catalog.create_sku(
-                session,
-                SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=100, price_minor=100),
-                actor="bench",
+        measured = await agent.run(rt, options, _progress)
+        table = Table("phase", "orders", "refused", "seconds", "orders/s")
+        for phase in measured.phases:
+            table.add_row(
+                phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}"
             )
-            sku.active = False  # benchmark stock is never for sale
-        started = time.perf_counter()
-        async with rt.db.transaction() as session:
-            result = await importing.import_file(
-                rt.db, session, rt.vault, sku, data, importing.BatchMeta(supplier="bench"), actor="bench"
-            )
-        seconds = time.perf_counter() - started
-        return {
-            "db": describe(rt.db.url),
-            "codes": result.imported,
-            "seconds": round(seconds, 3),
-            "codes_per_s": round(result.imported / seconds),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        }
+        console.print(table)
+        return measured.summary
 
-    console.print(f"importing {count} generated codes …")
     print(json.dumps(run(work)))
+
+
+@bench.command("flash")
+def bench_flash(
+    stock_units: Annotated[int, typer.Option("--stock", min=1, help="codes the event sells")] = 1000,
+    buyers: Annotated[int, typer.Option(min=1, help="virtual buyers, each on a connection of its own")] = 1000,
+    seconds: Annotated[float, typer.Option(min=1, help="the most the buyers' storm may take")] = 60.0,
+    workers: Annotated[int, typer.Option(min=1, help="server processes (more than one needs Redis)")] = 1,
+    hammer_seconds: Annotated[float, typer.Option(min=0.5, help="late buyers keep asking this long")] = 5.0,
+    raw_claims: Annotated[int, typer.Option(min=1, help="purchases of the raw-SQL baseline")] = 2000,
+) -> None:
+    """A flash sale over HTTP against a server process, then the raw-SQL baseline; ends with one JSON line."""
+    if workers > 1 and not get_settings().redis_url:
+        errors.print("error: --workers above 1 needs KAQUAN_REDIS_URL (a gate shared by the processes)")
+        raise SystemExit(2)
+    options = flash.Options(stock_units, buyers, seconds, workers, hammer_seconds, raw_claims)
+
+    async def work(rt: Runtime) -> dict[str, object]:
+        measured = await flash.run(rt, options, _progress)
+        console.print(_flash_table(measured.summary, measured.late_sold_out, measured.late_seconds))
+        return measured.summary
+
+    print(json.dumps(run(work)))
+
+
+def _flash_table(result: Mapping[str, object], late_sold_out: int, late_seconds: float) -> Table:
+    table = Table("measure", "value", "target", title=f"flash sale on {result['db']} ({result['gate']} gate)")
+    rows: list[tuple[str, object, str]] = [
+        ("server processes", result["workers"], ""),
+        ("buyers at once / codes", f"{result['buyers']} / {result['stock']}", ""),
+        ("sold (won answers)", f"{result['sold']} ({result['won_answers']})", "≤ codes"),
+        ("oversold", result["oversold"], "0"),
+        ("codes sold twice", result["duplicate_codes"], "0"),
+        ("stock adds up", result["stock_adds_up"], "true"),
+        ("sold out after", f"{result['sell_out_s']} s", ""),
+        ("orders/s", result["orders_per_s"], ""),
+        ("raw SQL claims/s", f"{result['raw_sql_claims_per_s']} ({result['raw_sql_connections']} connections)", ""),
+        ("ratio vs raw SQL", result["ratio_vs_raw_sql"], "≥ 1.0"),
+        (
+            "sold-out answers/s",
+            f"{result['sold_out_answers_per_s']} ({late_sold_out} in {late_seconds:.1f} s)",
+            "≥ 20000",
+        ),
+        ("latency p50 / p99 (all)", f"{result['p50_ms']} / {result['p99_ms']} ms", "p99 ≤ 100 ms"),
+        ("storm p99 / late p99", f"{result['storm_p99_ms']} / {result['late_p99_ms']} ms", ""),
+        (
+            "storm: final answer p50 / p99",
+            f"{result['storm_answer_p50_ms']} / {result['storm_answer_p99_ms']} ms",
+            "",
+        ),
+        (
+            "queued (202) / sent again / unanswered",
+            f"{result['queued_answers']} / {result['resubmitted']} / {result['unanswered']}",
+            "",
+        ),
+        ("5xx answers", result["errors_5xx"], "0"),
+        ("max RSS per process", f"{result['max_rss_mb']} MB", "≤ 300 MB"),
+    ]
+    for name, value, target in rows:
+        table.add_row(name, str(value), target)
+    return table

@@ -1,11 +1,13 @@
 """Stock by SKU and warehouse, derived from the rows themselves (never from a cached counter)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.models import Batch, Code, SegmentRange, StockTransfer, Warehouse
+from kaquan.kit.db import Database
 
 _RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
 
@@ -130,3 +132,26 @@ async def batches_of_sku(session: AsyncSession, sku_id: int, *, limit: int = 200
         .limit(limit)
     )
     return [(batch, warehouse) for batch, warehouse in rows]
+
+
+async def units_held(db: Database, session: AsyncSession, holders: Sequence[int]) -> dict[int, int]:
+    """Units (codes and serials, in any state) that each of `holders` holds; a holder with none is left out.
+
+    A code or range row names one holder: a unit sold twice shows as the first holder
+    holding fewer units than it bought (the second sale took the row away from it).
+    """
+    held: dict[int, int] = {}
+    ids = sorted(set(holders))
+    for start in range(0, len(ids), db.chunk_size()):
+        chunk = ids[start : start + db.chunk_size()]
+        codes = select(Code.order_id, func.count()).where(Code.order_id.in_(chunk)).group_by(Code.order_id)
+        serials = (
+            select(SegmentRange.order_id, func.sum(_RANGE_SIZE))
+            .where(SegmentRange.order_id.in_(chunk))
+            .group_by(SegmentRange.order_id)
+        )
+        for stmt in (codes, serials):
+            for holder, units in await session.execute(stmt):
+                if holder is not None:  # never, by the IN list; the column is nullable
+                    held[holder] = held.get(holder, 0) + int(units)
+    return held

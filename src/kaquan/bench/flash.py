@@ -15,12 +15,16 @@ product's `FOR UPDATE SKIP LOCKED` / `BEGIN IMMEDIATE` claim, insert the order,
 hand the code to it) with no HTTP and no batching. `ratio_vs_raw_sql` above 1
 means the whole HTTP path with group commit places orders faster than that.
 
-The load generator is a minimal HTTP/1.1 client on asyncio streams, not httpx:
-httpx's pool spends far more per request than the server does (measured here
-at ~40 requests/s with 200 connections, against ~1,800/s for this client on the
-same trivial endpoint), so it would measure itself. The server runs the
-product's app factory under uvicorn with its access log off; the per-IP
-throttle is raised, since every virtual buyer comes from 127.0.0.1.
+The baseline is the one place the bench writes another module's table itself:
+its orders are bare INSERTs on purpose, the least any purchase must write, with
+none of the order service's rules. The checks afterwards only read, through the
+functions of the modules that own the tables (`orders.checks.check_holdings`,
+`inventory.stock.stock`, the event's counters).
+
+The load generator is the harness's minimal HTTP/1.1 client (`HttpConnection`,
+not httpx: see `kaquan.bench.harness`). The server runs the product's app
+factory under uvicorn with its access log off; the per-IP throttle is raised,
+since every virtual buyer comes from 127.0.0.1.
 
 The event is created without buyer verification and with its per-address and
 per-device limits lifted: every virtual buyer shares one address, and the run
@@ -30,310 +34,51 @@ without cookies does, so its retries and ticket polls are recognised as its own.
 """
 
 import asyncio
-import contextlib
 import json
 import os
-import resource
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Any
 
-import typer
-from rich.table import Table
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 
+from kaquan.bench.harness import (
+    HOST,
+    HttpConnection,
+    Progress,
+    ProtocolError,
+    Response,
+    ServerProcess,
+    free_port,
+    generated_file,
+    quiet,
+    raise_open_files_limit,
+    server_environment,
+)
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.cli.common import console, errors, run
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.schemas import EventCreate
 from kaquan.inventory import allocation, importing
 from kaquan.inventory import bulk as inventory_bulk
-from kaquan.inventory.models import Code
 from kaquan.inventory.stock import stock
 from kaquan.kit import clock
-from kaquan.kit.config import Settings, get_settings
 from kaquan.kit.db import Database, describe
+from kaquan.orders import checks as order_checks
 from kaquan.orders.models import Order
 from kaquan.orders.service import new_number
 from kaquan.runtime import Runtime
 from kaquan.web.flash_api import DEVICE_HEADER
 
-HOST = "127.0.0.1"
 PRICE_MINOR = 990
 # Pauses when the server gives no Retry-After: before polling a queued purchase's ticket again, before retrying a 5xx.
 POLL_S = 0.25
 RETRY_S = 0.25
-READY_TIMEOUT_S = 90.0
-# Every virtual buyer comes from 127.0.0.1: the per-IP throttle would otherwise answer 429 after 600 requests.
-UNTHROTTLED = str(10**9)
 UNCAPPED = 10_000_000  # the highest per-address and per-device limit an event takes
-
-
-class ProtocolError(Exception):
-    """The server's answer was not HTTP/1.1 as this client speaks it."""
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-    retry_after: float | None = None  # seconds, when the server said when to come back
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection, one request at a time; reconnects when the server closed it."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        return self._reader, self._writer
-
-    async def request(
-        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
-    ) -> Response:
-        """Send one request and read its answer. Connection errors propagate.
-
-        A kept-alive connection the server closed while it sat idle (uvicorn's keep-alive timeout)
-        is reopened and the request sent once more: the server never read it the first time.
-        """
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
-        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        if body is not None:
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-        message = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
-        reader, writer = self._reader, self._writer
-        if reader is None or writer is None or writer.is_closing() or reader.at_eof():
-            reader, writer = await self.connect()
-        else:
-            try:
-                return await self._exchange(reader, writer, message)
-            except (ConnectionResetError, BrokenPipeError):
-                pass
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    raise
-            await self.close()
-            reader, writer = await self.connect()
-        return await self._exchange(reader, writer, message)
-
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes) -> Response:
-        writer.write(message)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status, fields = _parse_head(head)
-        if "content-length" not in fields:
-            raise ProtocolError("an answer without Content-Length")
-        payload = await reader.readexactly(int(fields["content-length"]))
-        if fields.get("connection") == "close":
-            await self.close()
-        retry_after = fields.get("retry-after")
-        return Response(status, payload, float(retry_after) if retry_after and retry_after.isdigit() else None)
-
-    async def close(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """The status and the header fields (names and values lowercased) of a response head."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
-    fields: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip().lower()
-    return int(parts[1]), fields
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _log_file(path: Path) -> IO[bytes]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("ab")
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (in parentheses) may hold spaces; the parent pid is the second field after it.
-    return int(stat.rpartition(")")[2].split()[1])
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            parent = _parent_of(int(entry.name))
-            if parent is not None:
-                children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def _peak_rss_kb(pid: int) -> int:
-    """The most resident memory the process ever had (VmHWM), in KiB; 0 once it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-@dataclass
-class ServerProcess:
-    """`kaquan.cli.app:serve_app` under uvicorn in a session of its own, as `kaquan serve --workers N` runs it."""
-
-    process: asyncio.subprocess.Process
-    port: int
-    workers: int
-    log_path: Path
-
-    @classmethod
-    async def start(cls, env: Mapping[str, str], *, port: int, log_path: Path, workers: int = 1) -> "ServerProcess":
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "kaquan.cli.app:serve_app",
-            "--factory",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        log = _log_file(log_path)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                env={**env, "KAQUAN_SERVE_WORKERS": str(workers)},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a kill -9 takes every worker with it
-            )
-        finally:
-            log.close()
-        return cls(process, port, workers, log_path)
-
-    async def wait_ready(self, path: str, *, timeout_s: float = READY_TIMEOUT_S) -> None:
-        """Wait until every worker can answer GET `path` with 200 (or the process dies: RuntimeError)."""
-        deadline = time.monotonic() + timeout_s
-        answered = 0
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}: {self.log_tail()}")
-            connection = HttpConnection(HOST, self.port)
-            try:
-                status = (await connection.request("GET", path)).status
-            except (OSError, asyncio.IncompleteReadError, ProtocolError):
-                status = 0
-            finally:
-                await connection.close()
-            # Fresh connections land on the workers in turn: a few answers in a row mean all are up.
-            answered = answered + 1 if status == 200 else 0
-            if answered >= 2 * self.workers:
-                return
-            await asyncio.sleep(0.1 if answered else 0.25)
-        raise RuntimeError(f"the server did not answer {path} within {timeout_s:.0f} s: {self.log_tail()}")
-
-    def pids(self) -> list[int]:
-        """The server process and every process it started (the workers of `--workers N`)."""
-        return _descendants(self.process.pid)
-
-    def peak_rss_mb(self) -> float:
-        """The largest peak resident memory of any one of its processes, in MB."""
-        return max((_peak_rss_kb(pid) for pid in self.pids()), default=0) / 1024
-
-    def kill(self) -> None:
-        """kill -9 the server and its workers, as a crash would."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    async def stop(self, *, timeout_s: float = 30.0) -> None:
-        """Shut down gracefully (queued purchases are committed first); kill what is left after `timeout_s`."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout=timeout_s)
-            except TimeoutError:
-                self.kill()
-                await self.process.wait()
-        self.kill()  # workers that outlived their supervisor
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-
-def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a server on the same database, keys and Redis as `settings`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KAQUAN_")}
-    env |= {
-        "KAQUAN_DATABASE_URL": settings.resolved_database_url(),
-        "KAQUAN_VAR_DIR": str(settings.var_dir.resolve()),
-        "KAQUAN_FLASH_PER_IP_PER_MINUTE": UNTHROTTLED,
-    }
-    for name, value in (
-        ("KAQUAN_REDIS_URL", settings.redis_url),
-        ("KAQUAN_MASTER_KEY", settings.master_key),
-        ("KAQUAN_RETIRED_MASTER_KEYS", settings.retired_master_keys),
-        ("KAQUAN_DEV_GATEWAY_SECRET", settings.dev_gateway_secret),
-    ):
-        if value:
-            env[name] = value
-    if settings.dev_gateway:
-        env["KAQUAN_DEV_GATEWAY"] = "1"
-    return env | extra
-
-
-def raise_open_files_limit() -> None:
-    """One socket per virtual buyer: lift the soft limit on open files to the hard one (the server inherits it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # The buyers ---------------------------------------------------------------------------------------
@@ -474,8 +219,6 @@ class Stage:
 
 async def set_up(rt: Runtime, stock_units: int, baseline_units: int) -> Stage:
     """The event's SKU (for sale) with its codes and a live event; a baseline SKU (never for sale) with its own."""
-    from kaquan.cli.bench import generated_file
-
     tag = f"BENCH-FLASH-{int(time.time())}-{secrets.token_hex(2)}".upper()
     async with rt.db.transaction() as session:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
@@ -535,7 +278,7 @@ class Checked:
 
 
 async def check(rt: Runtime, stage: Stage, won_numbers: list[str]) -> Checked:
-    """Read the event's orders and codes back and check them (read-only: a benchmark may read any table).
+    """Read the event's counters, orders and stock back through their modules and check them.
 
     A code sold twice would show as an order holding fewer codes than its quantity (a code row
     names one holder, so a second sale takes it away from the first order) or as two buyers
@@ -544,31 +287,15 @@ async def check(rt: Runtime, stage: Stage, won_numbers: list[str]) -> Checked:
     async with rt.db.read() as session:
         event = await flash_events.get_event(session, stage.event_id)
         counters = await flash_events.counters(session, event)
-        orders = dict(
-            (
-                await session.execute(
-                    select(Order.id, Order.quantity).where(Order.source == committer.source_of(stage.event_id))
-                )
-            ).all()
-        )
-        held: dict[int, int] = {}
-        ids = list(orders)
-        for start in range(0, len(ids), rt.db.chunk_size()):
-            rows = await session.execute(
-                select(Code.order_id, func.count())
-                .where(Code.order_id.in_(ids[start : start + rt.db.chunk_size()]))
-                .group_by(Code.order_id)
-            )
-            held |= {order_id: int(count) for order_id, count in rows if order_id is not None}
+        unmatched = await order_checks.check_holdings(rt.db, session, source=committer.source_of(stage.event_id))
         stock_rows = await stock(session, sku_id=stage.sku_id)
-    short = sum(max(0, quantity - held.get(order_id, 0)) for order_id, quantity in orders.items())
     told_twice = len(won_numbers) - len(set(won_numbers))
     return Checked(
         allotted=event.allotted,
         sold=counters.sold,
         purchases=counters.purchases,
         held=counters.held,
-        duplicate_codes=short + told_twice,
+        duplicate_codes=sum(order.short for order in unmatched) + told_twice,
         stock_adds_up=all(row.adds_up for row in stock_rows) and counters.sold + counters.held == event.allotted,
     )
 
@@ -628,7 +355,7 @@ async def raw_sql_claims_per_s(url: str, sku_id: int, claims: int, connections: 
         await db.dispose()
 
 
-# The command ----------------------------------------------------------------------------------------
+# The run ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -636,9 +363,18 @@ class Options:
     stock: int
     buyers: int
     seconds: float
-    workers: int
+    workers: int  # more than one needs Redis (a gate the processes share)
     hammer_seconds: float
     raw_claims: int
+
+
+@dataclass(frozen=True)
+class FlashRun:
+    """What `run` measured: `summary` is the JSON line's fields; the late buyers' sold-out answers and time besides."""
+
+    summary: dict[str, object]
+    late_sold_out: int
+    late_seconds: float
 
 
 async def _open(count: int, port: int) -> list[HttpConnection]:
@@ -657,14 +393,14 @@ class Sale:
     peak_rss_mb: float  # of the largest server process
 
 
-async def _sale(stage: Stage, server: ServerProcess, options: Options) -> Sale:
+async def _sale(stage: Stage, server: ServerProcess, options: Options, progress: Progress) -> Sale:
     """The storm, then the late buyers, over one connection per buyer."""
     buyers = Buyers(stage.event_id)
     connections = await _open(options.buyers, server.port)
     try:
-        console.print(f"{options.buyers} buyers at once for {options.stock} codes …")
+        progress(f"{options.buyers} buyers at once for {options.stock} codes …")
         bought, started = await storm(buyers, connections, stage.tag, options.seconds)
-        console.print(f"late buyers for {options.hammer_seconds:g} s …")
+        progress(f"late buyers for {options.hammer_seconds:g} s …")
         late, late_seconds = await hammer(buyers, connections, stage.tag, options.hammer_seconds)
         # A late buyer may still win a code a storm buyer could not take: it counts towards the sell-out.
         if late.won:
@@ -675,26 +411,26 @@ async def _sale(stage: Stage, server: ServerProcess, options: Options) -> Sale:
             await conn.close()
 
 
-async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
-    settings = get_settings()
+async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> FlashRun:
+    """The sale against a server process on `rt`'s database, the baseline, the checks; the event is ended after."""
+    settings = rt.settings
     raise_open_files_limit()
     connections = 2 * (os.cpu_count() or 1)
-    console.print(f"setting up {options.stock} codes for the sale and {options.raw_claims} for the baseline …")
+    progress(f"setting up {options.stock} codes for the sale and {options.raw_claims} for the baseline …")
     stage = await set_up(rt, options.stock, options.raw_claims)
-    log_path = settings.var_dir / "bench-flash-server.log"
     # The bench's own server on loopback, for the bench's run: its flash purchases need a gateway to pay through.
     server = await ServerProcess.start(
         server_environment(settings, KAQUAN_DEV_GATEWAY="1"),
         port=free_port(),
-        log_path=log_path,
+        log_path=settings.var_dir / "bench-flash-server.log",
         workers=options.workers,
     )
     try:
         await server.wait_ready(f"/api/flash/{stage.event_id}")
-        sale = await _sale(stage, server, options)
+        sale = await _sale(stage, server, options, progress)
     finally:
         await server.stop()
-    console.print(f"the baseline: {options.raw_claims} claims, one transaction each, over {connections} connections …")
+    progress(f"the baseline: {options.raw_claims} claims, one transaction each, over {connections} connections …")
     raw_per_s = await raw_sql_claims_per_s(rt.db.url, stage.baseline_sku_id, options.raw_claims, connections)
     bought, late = sale.bought, sale.late
     checked = await check(rt, stage, bought.won + late.won)
@@ -708,7 +444,7 @@ async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
     sell_out_s = bought.last_won_at - sale.started if won else 0.0
     orders_per_s = won / sell_out_s if sell_out_s > 0 else 0.0
     latencies = bought.latencies_ms + late.latencies_ms
-    result: dict[str, object] = {
+    summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "gate": "redis" if settings.redis_url else "memory",
         "workers": options.workers,
@@ -740,67 +476,4 @@ async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
         "broken_connections": bought.broken + late.broken,
         "refused": dict(bought.refused + late.refused),
     }
-    console.print(_table(result, late.sold_out, sale.late_seconds))
-    return result
-
-
-def _table(result: Mapping[str, object], late_sold_out: int, late_seconds: float) -> Table:
-    table = Table("measure", "value", "target", title=f"flash sale on {result['db']} ({result['gate']} gate)")
-    rows: list[tuple[str, object, str]] = [
-        ("server processes", result["workers"], ""),
-        ("buyers at once / codes", f"{result['buyers']} / {result['stock']}", ""),
-        ("sold (won answers)", f"{result['sold']} ({result['won_answers']})", "≤ codes"),
-        ("oversold", result["oversold"], "0"),
-        ("codes sold twice", result["duplicate_codes"], "0"),
-        ("stock adds up", result["stock_adds_up"], "true"),
-        ("sold out after", f"{result['sell_out_s']} s", ""),
-        ("orders/s", result["orders_per_s"], ""),
-        ("raw SQL claims/s", f"{result['raw_sql_claims_per_s']} ({result['raw_sql_connections']} connections)", ""),
-        ("ratio vs raw SQL", result["ratio_vs_raw_sql"], "≥ 1.0"),
-        (
-            "sold-out answers/s",
-            f"{result['sold_out_answers_per_s']} ({late_sold_out} in {late_seconds:.1f} s)",
-            "≥ 20000",
-        ),
-        ("latency p50 / p99 (all)", f"{result['p50_ms']} / {result['p99_ms']} ms", "p99 ≤ 100 ms"),
-        ("storm p99 / late p99", f"{result['storm_p99_ms']} / {result['late_p99_ms']} ms", ""),
-        (
-            "storm: final answer p50 / p99",
-            f"{result['storm_answer_p50_ms']} / {result['storm_answer_p99_ms']} ms",
-            "",
-        ),
-        (
-            "queued (202) / sent again / unanswered",
-            f"{result['queued_answers']} / {result['resubmitted']} / {result['unanswered']}",
-            "",
-        ),
-        ("5xx answers", result["errors_5xx"], "0"),
-        ("max RSS per process", f"{result['max_rss_mb']} MB", "≤ 300 MB"),
-    ]
-    for name, value, target in rows:
-        table.add_row(name, str(value), target)
-    return table
-
-
-def register(bench: typer.Typer) -> None:
-    """Add `kaquan bench flash`."""
-
-    @bench.command("flash")
-    def bench_flash(
-        stock_units: Annotated[int, typer.Option("--stock", min=1, help="codes the event sells")] = 1000,
-        buyers: Annotated[int, typer.Option(min=1, help="virtual buyers, each on a connection of its own")] = 1000,
-        seconds: Annotated[float, typer.Option(min=1, help="the most the buyers' storm may take")] = 60.0,
-        workers: Annotated[int, typer.Option(min=1, help="server processes (more than one needs Redis)")] = 1,
-        hammer_seconds: Annotated[float, typer.Option(min=0.5, help="late buyers keep asking this long")] = 5.0,
-        raw_claims: Annotated[int, typer.Option(min=1, help="purchases of the raw-SQL baseline")] = 2000,
-    ) -> None:
-        """A flash sale over HTTP against a server process, then the raw-SQL baseline; ends with one JSON line."""
-        if workers > 1 and not get_settings().redis_url:
-            errors.print("error: --workers above 1 needs KAQUAN_REDIS_URL (a gate shared by the processes)")
-            raise SystemExit(2)
-        options = Options(stock_units, buyers, seconds, workers, hammer_seconds, raw_claims)
-
-        async def work(rt: Runtime) -> dict[str, object]:
-            return await bench_run(rt, options)
-
-        print(json.dumps(run(work)))
+    return FlashRun(summary, late.sold_out, sale.late_seconds)

@@ -11,28 +11,22 @@ its limit.
 
 import asyncio
 import contextlib
-import json
 import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
 
 import httpx
-import typer
-from rich.table import Table
 
 from kaquan import ledger
+from kaquan.bench.harness import HOST, Progress, ServerProcess, free_port, generated_file, quiet, server_environment
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import service as channels
-from kaquan.cli.bench_flash import HOST, ServerProcess, free_port, server_environment
-from kaquan.cli.common import console, run
 from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
 from kaquan.inventory import importing
-from kaquan.kit.config import get_settings
 from kaquan.kit.db import describe
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
@@ -55,8 +49,6 @@ class Phase:
 async def _setup(
     rt: Runtime, codes: int, agent_count: int, hot_orders: int, many_orders: int
 ) -> tuple[str, list[agents.IssuedKey]]:
-    from kaquan.cli.bench import generated_file
-
     tag = f"BENCH-AGENT-{int(time.time())}-{secrets.token_hex(2)}".upper()
     async with rt.db.transaction() as session:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
@@ -141,7 +133,7 @@ async def _server(rt: Runtime, workers: int) -> AsyncIterator[tuple[str, httpx.A
     if not workers:
         yield "http://bench.local", httpx.ASGITransport(app=create_app(rt=rt))
         return
-    settings = get_settings()
+    settings = rt.settings
     server = await ServerProcess.start(
         server_environment(settings),
         port=free_port(),
@@ -167,14 +159,23 @@ class Options:
     workers: int
 
 
-async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
+@dataclass(frozen=True)
+class AgentRun:
+    """What `run` measured: each phase, and `summary`, the JSON line's fields."""
+
+    phases: list[Phase]
+    summary: dict[str, object]
+
+
+async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> AgentRun:
+    """Set up the agents and their stock, run the three phases, check codes, ledger and floors."""
     total = options.hot_orders + options.many_orders
-    console.print(f"setting up {total} codes and {options.agent_count + 1} agents …")
+    progress(f"setting up {total} codes and {options.agent_count + 1} agents …")
     sku, keys = await _setup(rt, total, options.agent_count, options.hot_orders, options.many_orders)
     async with _server(rt, options.workers) as (base_url, transport):
         clients = [AsyncAgentClient(base_url, key.key_id, key.secret, transport=transport, timeout=120) for key in keys]
         try:
-            phases, seen = await _phases(clients, sku, options)
+            phases, seen = await _phases(clients, sku, options, progress)
         finally:
             for client in clients:
                 await client.aclose()
@@ -182,11 +183,7 @@ async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
     async with rt.db.read() as session:
         balanced = (await ledger.check(session)).ok
         accounts = [(await agents.get_agent(session, key.agent_id)).account_id for key in keys]
-    table = Table("phase", "orders", "refused", "seconds", "orders/s")
-    for phase in phases:
-        table.add_row(phase.name, str(phase.orders), str(phase.refused), f"{phase.seconds:.2f}", f"{phase.per_s:.0f}")
-    console.print(table)
-    return {
+    summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "nonces": "redis" if rt.redis is not None else "database",
         "server_processes": options.workers,
@@ -200,43 +197,23 @@ async def bench_run(rt: Runtime, options: Options) -> dict[str, object]:
         "ledger_balanced": balanced,
         "balance_never_below_limit": await _never_below_floor(rt, accounts),
     }
+    return AgentRun(phases, summary)
 
 
-async def _phases(clients: list[AsyncAgentClient], sku: str, options: Options) -> tuple[list[Phase], Counter[str]]:
+async def _phases(
+    clients: list[AsyncAgentClient], sku: str, options: Options, progress: Progress
+) -> tuple[list[Phase], Counter[str]]:
     """The hot agent one order per request, then batched; then the many agents batched."""
     seen: Counter[str] = Counter()
     single, hot, many = Phase("single"), Phase("hot"), Phase("many")
     single_count = min(options.single_orders, options.hot_orders - 1)
     batched = options.hot_orders - single_count
-    console.print(f"hot agent: {single_count} orders one per request, {options.single_in_flight} in flight …")
+    progress(f"hot agent: {single_count} orders one per request, {options.single_in_flight} in flight …")
     await _drive(single, clients[:1], sku, single_count, batch=1, in_flight=options.single_in_flight, seen=seen)
-    console.print(f"hot agent: {batched} orders, {options.batch} per request …")
+    progress(f"hot agent: {batched} orders, {options.batch} per request …")
     await _drive(hot, clients[:1], sku, batched, batch=options.batch, in_flight=options.in_flight, seen=seen)
-    console.print(f"{options.agent_count} agents: {options.many_orders} orders, {options.batch} per request …")
+    progress(f"{options.agent_count} agents: {options.many_orders} orders, {options.batch} per request …")
     await _drive(
         many, clients[1:], sku, options.many_orders, batch=options.batch, in_flight=options.in_flight, seen=seen
     )
     return [single, hot, many], seen
-
-
-def register(bench: typer.Typer) -> None:
-    """Add `kaquan bench agent`."""
-
-    @bench.command("agent")
-    def bench_agent(
-        hot_orders: Annotated[int, typer.Option(min=1, help="orders from the one hot agent")] = 20_000,
-        single_orders: Annotated[int, typer.Option(min=1, help="of those, sent one order per request")] = 3_000,
-        many_orders: Annotated[int, typer.Option(min=1, help="orders spread over the many agents")] = 20_000,
-        agent_count: Annotated[int, typer.Option("--agents", min=1, help="how many agents share the last phase")] = 50,
-        batch: Annotated[int, typer.Option(min=1, max=200, help="orders per signed request")] = 200,
-        in_flight: Annotated[int, typer.Option(min=1, help="batched requests in flight at once")] = 8,
-        single_in_flight: Annotated[int, typer.Option(min=1, help="one-order requests in flight at once")] = 96,
-        workers: Annotated[
-            int, typer.Option(min=0, help="server processes apart from the load generator; 0: the app in process")
-        ] = 2,
-    ) -> None:
-        """Signed open-API orders: one hot agent (one per request, then batched), then many agents."""
-        options = Options(
-            hot_orders, single_orders, many_orders, agent_count, batch, in_flight, single_in_flight, workers
-        )
-        print(json.dumps(run(lambda rt: bench_run(rt, options))))

@@ -1,0 +1,50 @@
+"""Invariant checks on orders, read after the fact: benchmarks and fault tests run them on what a sale left behind."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.inventory.stock import units_held
+from kaquan.kit.db import Database
+from kaquan.orders.models import Order
+
+# An order awaiting payment holds its units reserved, a delivered one holds them sold or redeemed. Orders in other
+# states may rightly hold fewer: expired and cancelled ones gave theirs back, a prepaid one waits to be filled.
+HOLDING_STATUSES = ("pending_payment", "delivered")
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """An order holding a number of units other than its quantity."""
+
+    order_id: int
+    number: str
+    quantity: int
+    held: int
+
+    @property
+    def short(self) -> int:
+        """Units the order was sold but no longer holds (0 when it holds too many)."""
+        return max(0, self.quantity - self.held)
+
+
+async def check_holdings(db: Database, session: AsyncSession, *, source: str) -> list[Unmatched]:
+    """Every order from `source` awaiting payment or delivered whose held units differ from its quantity, by id.
+
+    Empty when every such order holds exactly what it bought. A unit sold twice shows
+    here: inventory rows name one holder, so the second sale takes the unit from the first order.
+    """
+    rows = (
+        await session.execute(
+            select(Order.id, Order.number, Order.quantity)
+            .where(Order.source == source, Order.status.in_(HOLDING_STATUSES))
+            .order_by(Order.id)
+        )
+    ).all()
+    held = await units_held(db, session, [row.id for row in rows])
+    return [
+        Unmatched(row.id, row.number, row.quantity, held.get(row.id, 0))
+        for row in rows
+        if held.get(row.id, 0) != row.quantity
+    ]
