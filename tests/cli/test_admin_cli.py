@@ -1,12 +1,9 @@
 """`kaquan admin create` and `kaquan admin token`: the first owner and automation tokens, from the shell."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import re
 
 from sqlalchemy import select
-from tests.cli.test_cli import _UNSET, Kaquan, _in_own_loop, kaquan, postgres_admin  # noqa: F401  (fixtures)
+from tests.support.cli import UNSET, Kaquan, in_own_loop
 from typer.testing import CliRunner, Result
 
 from kaquan.cli.app import app
@@ -23,7 +20,7 @@ def admin(kaquan: Kaquan, *args: str, stdin: str | None = None) -> Result:
         "KAQUAN_DATABASE_URL": kaquan.database_url,
         "KAQUAN_VAR_DIR": str(kaquan.var_dir),
         "COLUMNS": "200",
-        **dict.fromkeys(_UNSET),
+        **dict.fromkeys(UNSET),
     }
     get_settings.cache_clear()
     try:
@@ -42,7 +39,7 @@ def users(kaquan: Kaquan) -> list[tuple[str, str, str]]:
         finally:
             await db.dispose()
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def who(kaquan: Kaquan, token: str) -> identity.Identity | None:
@@ -53,7 +50,7 @@ def who(kaquan: Kaquan, token: str) -> identity.Identity | None:
         finally:
             await db.dispose()
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def test_the_first_owner_is_created_with_a_password_from_stdin(kaquan: Kaquan) -> None:

@@ -1,14 +1,11 @@
 """`kaquan flash …` and `kaquan serve --workers`, driven as an operator drives them."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.cli.test_cli import Kaquan, code_file, given_catalog, kaquan, one_line, postgres_admin  # noqa: F401
 from tests.support.builders import random_codes
+from tests.support.cli import Kaquan, code_file, given_catalog, one_line
 
 
 def given_stock(kaquan: Kaquan, tmp_path: Path, count: int = 10) -> None:

@@ -1,12 +1,9 @@
 """`kaquan warehouse …`: add and list warehouses, move stock, keep a warehouse stocked by a refill rule."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 from pathlib import Path
 
-from tests.cli.test_cli import Kaquan, code_file, given_catalog, kaquan, one_line, postgres_admin  # noqa: F401
 from tests.support.builders import random_codes
+from tests.support.cli import Kaquan, code_file, given_catalog, one_line
 
 
 def levels(kaquan: Kaquan) -> dict[str, tuple[int, int]]:
