@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from tests.ledger.given import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
+from tests.support.ledger import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
 
 from kaquan import ledger
 from kaquan.kit import clock

@@ -6,9 +6,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.channels.callbacks.receiver import Answer, Receiver
-from tests.channels.callbacks.support import TIMEOUT_S, deliveries, given_endpoint, notify, work
 from tests.conftest import HeadersFor
+from tests.support.callback_receiver import Answer, Receiver
+from tests.support.callbacks import TIMEOUT_S, deliveries, given_endpoint, notify, work
 
 from kaquan.audit.models import AuditEntry
 from kaquan.channels.callbacks import sender
