@@ -6,8 +6,7 @@ import re
 
 import httpx
 from fastapi.routing import APIRoute
-from tests.conftest import HeadersFor
-from tests.support.identity import given_user
+from tests.support.identity import HeadersFor, given_user
 from tests.web.test_route_permissions import PUBLIC_ADMIN_ROUTES
 
 from kaquan.identity import service as identity
