@@ -3,30 +3,18 @@
 import re
 
 from sqlalchemy import select
-from tests.support.cli import UNSET, Kaquan, in_own_loop
-from typer.testing import CliRunner, Result
+from tests.support.cli import Kaquan, in_own_loop
+from typer.testing import Result
 
-from kaquan.cli.app import app
 from kaquan.identity import service as identity
 from kaquan.identity.models import AdminUser
-from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 
 PASSWORD = "a long shell passphrase"
 
 
 def admin(kaquan: Kaquan, *args: str, stdin: str | None = None) -> Result:
-    env: dict[str, str | None] = {
-        "KAQUAN_DATABASE_URL": kaquan.database_url,
-        "KAQUAN_VAR_DIR": str(kaquan.var_dir),
-        "COLUMNS": "200",
-        **dict.fromkeys(UNSET),
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(app, ["admin", *args], env=env, input=stdin)
-    finally:
-        get_settings.cache_clear()
+    return kaquan("admin", *args, stdin=stdin)
 
 
 def users(kaquan: Kaquan) -> list[tuple[str, str, str]]:

@@ -4,13 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.support.builders import random_codes
-from tests.support.cli import Kaquan, code_file, given_catalog, one_line
-
-
-def given_stock(kaquan: Kaquan, tmp_path: Path, count: int = 10) -> None:
-    given_catalog(kaquan)
-    kaquan.ok("import", code_file(tmp_path, *random_codes(count)), "--sku", "VIDEO-1M")
+from tests.support.cli import Kaquan, given_stock, one_line
 
 
 def in_hours(hours: float) -> str:
@@ -18,7 +12,7 @@ def in_hours(hours: float) -> str:
 
 
 def test_an_operator_schedules_lists_shows_and_ends_a_flash_sale(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
 
     created = kaquan.ok(
         "flash",
@@ -56,7 +50,7 @@ def test_an_operator_schedules_lists_shows_and_ends_a_flash_sale(kaquan: Kaquan,
 
 
 def test_a_future_flash_sale_takes_no_stock_yet(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
 
     out = kaquan.ok(
         "flash",
@@ -82,7 +76,7 @@ def test_a_future_flash_sale_takes_no_stock_yet(kaquan: Kaquan, tmp_path: Path) 
 
 
 def test_bad_flash_sales_are_refused_and_change_nothing(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     base = ["flash", "create", "--sku", "VIDEO-1M", "--price", "990"]
 
     too_many = kaquan.refused(*base, "--ends-at", in_hours(1), "--stock", "11")
@@ -99,7 +93,7 @@ def test_bad_flash_sales_are_refused_and_change_nothing(kaquan: Kaquan, tmp_path
 def test_several_workers_without_redis_are_refused_while_a_flash_sale_is_scheduled(
     kaquan: Kaquan, tmp_path: Path
 ) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     kaquan.ok(
         "flash",
         "create",
@@ -122,7 +116,7 @@ def test_several_workers_without_redis_are_refused_while_a_flash_sale_is_schedul
 
 
 def test_events_require_verified_buyers_by_default_once_the_shop_can_send_codes(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     base = ["flash", "create", "--sku", "VIDEO-1M", "--price", "990", "--ends-at", in_hours(1), "--stock", "2"]
 
     impossible = kaquan.refused(*base, "--verified")

@@ -1,6 +1,6 @@
 """The double-entry ledger: balanced transfers, floors, idempotent references, corrections, and its own proof.
 
-Chart used throughout (tests/ledger/given.py): the agent's prepaid deposit is a
+Chart used throughout (tests/support/ledger.py): the agent's prepaid deposit is a
 credit-normal liability (a top-up credits it, an order debits it), the bank a
 debit-normal asset, sales a credit-normal revenue account.
 """

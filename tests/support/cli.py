@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from tests.support.builders import random_codes
 from typer.testing import CliRunner, Result
 
 from kaquan.all_models import metadata
@@ -29,7 +30,7 @@ T = TypeVar("T")
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # Variables from the developer's shell must not leak into the commands under test.
-UNSET = (
+_UNSET = (
     "KAQUAN_MASTER_KEY",
     "KAQUAN_ADMIN_TOKEN",
     "KAQUAN_REDIS_URL",
@@ -52,17 +53,17 @@ class Kaquan:
     database_url: str
     var_dir: Path
 
-    def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    def __call__(self, *args: str, env: dict[str, str | None] | None = None, stdin: str | None = None) -> Result:
         environment: dict[str, str | None] = {
             "KAQUAN_DATABASE_URL": self.database_url,
             "KAQUAN_VAR_DIR": str(self.var_dir),
             "COLUMNS": "200",
-            **dict.fromkeys(UNSET),
+            **dict.fromkeys(_UNSET),
             **(env or {}),
         }
         get_settings.cache_clear()
         try:
-            return CliRunner().invoke(app, list(args), env=environment)
+            return CliRunner().invoke(app, list(args), env=environment, input=stdin)
         finally:
             get_settings.cache_clear()
 
@@ -173,3 +174,9 @@ def code_file(tmp_path: Path, *lines: str, name: str = "codes.txt", encoding: st
     path = tmp_path / name
     path.write_bytes("\n".join(lines).encode(encoding))
     return str(path)
+
+
+def given_stock(kaquan: Kaquan, tmp_path: Path, count: int) -> None:
+    """The catalog of `given_catalog`, its SKU VIDEO-1M stocked with `count` codes."""
+    given_catalog(kaquan)
+    kaquan.ok("import", code_file(tmp_path, *random_codes(count)), "--sku", "VIDEO-1M")

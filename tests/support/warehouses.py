@@ -12,7 +12,7 @@ from kaquan.inventory.stock import Stock, stock
 from kaquan.kit import clock
 from kaquan.runtime import Runtime
 
-MAIN = 1  # the warehouse the core migration creates
+MAIN = 1  # the warehouse the core migration creates, where test batches go
 HOLDERS = itertools.count(9000)  # order ids for claims no order placed
 
 
