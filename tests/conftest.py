@@ -10,7 +10,7 @@ import itertools
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from argon2.profiles import CHEAPEST
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from tests.support.identity import PASSWORD, HeadersFor
 from tests.support.redis import worker_redis_url
 
 from kaquan import runtime as runtime_module
@@ -189,21 +190,17 @@ async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-TEST_PASSWORD = "correct horse battery staple"
-HeadersFor = Callable[..., Awaitable[dict[str, str]]]
-
-
 @pytest.fixture
 def headers_for(rt: Runtime) -> HeadersFor:
     """`await headers_for("support")`: the bearer header of a fresh user of that role, its token holding
-    every permission of the role (or just `scopes=`). The user's password is TEST_PASSWORD."""
+    every permission of the role (or just `scopes=`). The user's password is PASSWORD."""
 
     async def make(
         role: str, *, scopes: Iterable[Permission] | None = None, username: str | None = None
     ) -> dict[str, str]:
         async with rt.db.transaction() as session:
             user = await identity.create_user(
-                session, username or f"{role}-{secrets.token_hex(3)}", TEST_PASSWORD, role, actor="test"
+                session, username or f"{role}-{secrets.token_hex(3)}", PASSWORD, role, actor="test"
             )
             _, token = await identity.create_token(
                 session,

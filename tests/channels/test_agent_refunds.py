@@ -5,9 +5,6 @@ is not delivered, an order with a redeemed code, or a missing or overlong reason
 Refunding a refunded order answers as it is and moves nothing again.
 """
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by the CLI test here.
-# ruff: noqa: F811
-
 import asyncio
 import secrets
 from dataclasses import dataclass
@@ -17,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.cli.test_cli import Kaquan, _in_own_loop, kaquan, one_line, postgres_admin  # noqa: F401
-from tests.conftest import HeadersFor
 from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
+from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.identity import HeadersFor
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan import ledger
@@ -503,7 +500,7 @@ def given_cli_orders(kaquan: Kaquan) -> None:
         finally:
             await rt.close()
 
-    _in_own_loop(work)
+    in_own_loop(work)
 
 
 def refused_with(kaquan: Kaquan, code: str, *args: str) -> None:

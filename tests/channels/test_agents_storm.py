@@ -9,10 +9,10 @@ import asyncio
 from collections import Counter
 
 import httpx
-from tests.channels.callbacks.receiver import Receiver, seeded
-from tests.channels.callbacks.support import given_endpoint, work
 from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
 from tests.support.builders import given_sku_with_codes, stock_of
+from tests.support.callback_receiver import Receiver, seeded
+from tests.support.callbacks import given_endpoint, work
 
 from kaquan import ledger
 from kaquan.channels import agents

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from tests.conftest import REDIS_URL
 from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
+from tests.support.redis import worker_redis_url
 
 from kaquan import ledger
 from kaquan import runtime as runtime_module
@@ -356,7 +356,7 @@ async def test_a_query_changed_after_signing_is_refused(
 async def nonce_rt(db: Database, settings: Settings, redis_or_none: Redis | None) -> AsyncIterator[Runtime]:
     """A runtime whose nonces live where runtime.py puts them: in Redis when it is configured, else in the database."""
     if redis_or_none is not None:
-        settings = settings.model_copy(update={"redis_url": REDIS_URL})
+        settings = settings.model_copy(update={"redis_url": worker_redis_url()})
     rt = await runtime_module.start(settings, db=db)
     assert isinstance(rt.agent_auth._nonces, RedisNonces if redis_or_none is not None else DatabaseNonces)
     yield rt

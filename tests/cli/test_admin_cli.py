@@ -1,35 +1,20 @@
 """`kaquan admin create` and `kaquan admin token`: the first owner and automation tokens, from the shell."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import re
 
 from sqlalchemy import select
-from tests.cli.test_cli import _UNSET, Kaquan, _in_own_loop, kaquan, postgres_admin  # noqa: F401  (fixtures)
-from typer.testing import CliRunner, Result
+from tests.support.cli import Kaquan, in_own_loop
+from typer.testing import Result
 
-from kaquan.cli.app import app
 from kaquan.identity import service as identity
 from kaquan.identity.models import AdminUser
-from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 
 PASSWORD = "a long shell passphrase"
 
 
 def admin(kaquan: Kaquan, *args: str, stdin: str | None = None) -> Result:
-    env: dict[str, str | None] = {
-        "KAQUAN_DATABASE_URL": kaquan.database_url,
-        "KAQUAN_VAR_DIR": str(kaquan.var_dir),
-        "COLUMNS": "200",
-        **dict.fromkeys(_UNSET),
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(app, ["admin", *args], env=env, input=stdin)
-    finally:
-        get_settings.cache_clear()
+    return kaquan("admin", *args, stdin=stdin)
 
 
 def users(kaquan: Kaquan) -> list[tuple[str, str, str]]:
@@ -42,7 +27,7 @@ def users(kaquan: Kaquan) -> list[tuple[str, str, str]]:
         finally:
             await db.dispose()
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def who(kaquan: Kaquan, token: str) -> identity.Identity | None:
@@ -53,7 +38,7 @@ def who(kaquan: Kaquan, token: str) -> identity.Identity | None:
         finally:
             await db.dispose()
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def test_the_first_owner_is_created_with_a_password_from_stdin(kaquan: Kaquan) -> None:

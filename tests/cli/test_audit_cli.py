@@ -5,10 +5,8 @@ import json
 from pathlib import Path
 
 from sqlalchemy import update
-from tests.cli.test_cli import Kaquan, _in_own_loop, code_file, given_catalog
-from tests.cli.test_cli import kaquan as kaquan
-from tests.cli.test_cli import postgres_admin as postgres_admin
 from tests.support.builders import random_codes
+from tests.support.cli import Kaquan, code_file, given_catalog, in_own_loop
 
 from kaquan.audit.models import AuditEntry
 from kaquan.kit.db import Database
@@ -23,7 +21,7 @@ def tamper(kaquan: Kaquan, entry_id: int) -> None:
         finally:
             await db.dispose()
 
-    _in_own_loop(work)
+    in_own_loop(work)
 
 
 def test_verify_passes_a_whole_chain_and_names_the_first_tampered_entry(kaquan: Kaquan, tmp_path: Path) -> None:

@@ -1,12 +1,9 @@
 """`kaquan bench flash`, run with tiny numbers: a real server process, real HTTP buyers, one JSON line at the end."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import json
 
 import pytest
-from tests.cli.test_cli import Kaquan, kaquan, postgres_admin  # noqa: F401
+from tests.support.cli import Kaquan
 
 KEYS = {
     "db",

@@ -4,14 +4,11 @@ A refused command exits non-zero with one line naming the error code and the rea
 shows no secret and changes nothing (the harness compares every table's row count).
 """
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import json
 import re
 
 import pytest
-from tests.cli.test_cli import Kaquan, _in_own_loop, given_catalog, kaquan, one_line, postgres_admin  # noqa: F401
+from tests.support.cli import Kaquan, given_catalog, in_own_loop, one_line
 
 from kaquan.audit import service as audit
 from kaquan.kit.db import Database
@@ -36,7 +33,7 @@ def audit_text(kaquan: Kaquan) -> str:
             await db.dispose()
         return json.dumps([[e.actor, e.action, e.target, e.before, e.after] for e in found], ensure_ascii=False)
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def issued(output: str) -> tuple[str, str]:

@@ -1,19 +1,10 @@
 """`kaquan flash …` and `kaquan serve --workers`, driven as an operator drives them."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.cli.test_cli import Kaquan, code_file, given_catalog, kaquan, one_line, postgres_admin  # noqa: F401
-from tests.support.builders import random_codes
-
-
-def given_stock(kaquan: Kaquan, tmp_path: Path, count: int = 10) -> None:
-    given_catalog(kaquan)
-    kaquan.ok("import", code_file(tmp_path, *random_codes(count)), "--sku", "VIDEO-1M")
+from tests.support.cli import Kaquan, given_stock, one_line
 
 
 def in_hours(hours: float) -> str:
@@ -21,7 +12,7 @@ def in_hours(hours: float) -> str:
 
 
 def test_an_operator_schedules_lists_shows_and_ends_a_flash_sale(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
 
     created = kaquan.ok(
         "flash",
@@ -59,7 +50,7 @@ def test_an_operator_schedules_lists_shows_and_ends_a_flash_sale(kaquan: Kaquan,
 
 
 def test_a_future_flash_sale_takes_no_stock_yet(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
 
     out = kaquan.ok(
         "flash",
@@ -85,7 +76,7 @@ def test_a_future_flash_sale_takes_no_stock_yet(kaquan: Kaquan, tmp_path: Path) 
 
 
 def test_bad_flash_sales_are_refused_and_change_nothing(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     base = ["flash", "create", "--sku", "VIDEO-1M", "--price", "990"]
 
     too_many = kaquan.refused(*base, "--ends-at", in_hours(1), "--stock", "11")
@@ -102,7 +93,7 @@ def test_bad_flash_sales_are_refused_and_change_nothing(kaquan: Kaquan, tmp_path
 def test_several_workers_without_redis_are_refused_while_a_flash_sale_is_scheduled(
     kaquan: Kaquan, tmp_path: Path
 ) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     kaquan.ok(
         "flash",
         "create",
@@ -125,7 +116,7 @@ def test_several_workers_without_redis_are_refused_while_a_flash_sale_is_schedul
 
 
 def test_events_require_verified_buyers_by_default_once_the_shop_can_send_codes(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 10)
     base = ["flash", "create", "--sku", "VIDEO-1M", "--price", "990", "--ends-at", in_hours(1), "--stock", "2"]
 
     impossible = kaquan.refused(*base, "--verified")

@@ -3,9 +3,7 @@
 from datetime import timedelta
 
 from sqlalchemy import update
-from tests.cli.test_cli import Kaquan, _in_own_loop, one_line
-from tests.cli.test_cli import kaquan as kaquan
-from tests.cli.test_cli import postgres_admin as postgres_admin
+from tests.support.cli import Kaquan, in_own_loop, one_line
 
 from kaquan import ledger
 from kaquan.kit import clock
@@ -37,7 +35,7 @@ def given_agent_with_orders(kaquan: Kaquan) -> None:
         finally:
             await db.dispose()
 
-    _in_own_loop(work)
+    in_own_loop(work)
 
 
 def corrupt_balance(kaquan: Kaquan, code: str, balance_minor: int) -> None:
@@ -51,7 +49,7 @@ def corrupt_balance(kaquan: Kaquan, code: str, balance_minor: int) -> None:
         finally:
             await db.dispose()
 
-    _in_own_loop(work)
+    in_own_loop(work)
 
 
 def test_check_says_the_ledger_balances_and_names_a_corrupted_account(kaquan: Kaquan) -> None:

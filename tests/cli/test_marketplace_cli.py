@@ -5,10 +5,8 @@ import re
 import stat
 from pathlib import Path
 
-from tests.cli.test_cli import Kaquan, code_file, given_catalog, one_line
-from tests.cli.test_cli import kaquan as kaquan
-from tests.cli.test_cli import postgres_admin as postgres_admin
 from tests.support.builders import random_codes
+from tests.support.cli import Kaquan, code_file, given_catalog, one_line
 
 
 def secret_in(stdout: str) -> str:

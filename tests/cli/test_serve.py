@@ -4,9 +4,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from tests.cli.test_cli import Kaquan, kaquan, postgres_admin
-
-__all__ = ["kaquan", "postgres_admin"]  # fixtures
+from tests.support.cli import Kaquan
 
 
 def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(

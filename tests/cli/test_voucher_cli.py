@@ -1,13 +1,10 @@
 """`kaquan vouchers generate`: codes written once to a private file, only counts on the terminal."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 import stat
 from pathlib import Path
 
 from sqlalchemy import func, select
-from tests.cli.test_cli import Kaquan, _in_own_loop, kaquan, one_line, postgres_admin  # noqa: F401  (fixtures)
+from tests.support.cli import Kaquan, in_own_loop, one_line
 
 from kaquan import runtime as runtime_module
 from kaquan.inventory.models import Code
@@ -34,7 +31,7 @@ def stored(kaquan: Kaquan, codes: list[str]) -> int:
         finally:
             await rt.close()
 
-    return _in_own_loop(work)
+    return in_own_loop(work)
 
 
 def test_generate_writes_the_codes_once_to_a_private_file_and_only_counts_to_the_terminal(

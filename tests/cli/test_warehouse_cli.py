@@ -1,12 +1,8 @@
 """`kaquan warehouse …`: add and list warehouses, move stock, keep a warehouse stocked by a refill rule."""
 
-# The CLI harness fixture `kaquan` comes from test_cli and is taken as a parameter by every test here.
-# ruff: noqa: F811
-
 from pathlib import Path
 
-from tests.cli.test_cli import Kaquan, code_file, given_catalog, kaquan, one_line, postgres_admin  # noqa: F401
-from tests.support.builders import random_codes
+from tests.support.cli import Kaquan, given_stock, one_line
 
 
 def levels(kaquan: Kaquan) -> dict[str, tuple[int, int]]:
@@ -14,11 +10,6 @@ def levels(kaquan: Kaquan) -> dict[str, tuple[int, int]]:
     rows = kaquan.stock()
     assert all(row.adds_up for row in rows), rows
     return {row.warehouse: (row.imported, row.available) for row in rows}
-
-
-def given_stock(kaquan: Kaquan, tmp_path: Path, count: int = 20) -> None:
-    given_catalog(kaquan)
-    kaquan.ok("import", code_file(tmp_path, *random_codes(count)), "--sku", "VIDEO-1M")
 
 
 def test_warehouses_are_added_and_listed(kaquan: Kaquan) -> None:
@@ -48,7 +39,7 @@ def test_a_duplicate_or_malformed_warehouse_is_refused_and_changes_nothing(kaqua
 
 
 def test_stock_moves_between_warehouses_and_the_transfer_is_listed(kaquan: Kaquan, tmp_path: Path) -> None:
-    given_stock(kaquan, tmp_path)
+    given_stock(kaquan, tmp_path, 20)
     kaquan.ok("warehouse", "add", "backup", "--name", "Backup")
 
     said = kaquan.ok(

@@ -1,5 +1,5 @@
-"""Flash-sale fixtures: a gate of each kind and a FlashSale on it (defined in support, shared with tests/web)."""
+"""Flash-sale fixtures: a gate of each kind and a FlashSale on it (defined in tests/support/flash.py)."""
 
-from tests.flashsale.support import flash, gate
+from tests.support.flash import flash, gate
 
 __all__ = ["flash", "gate"]

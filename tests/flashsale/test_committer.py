@@ -7,8 +7,8 @@ lock, so batches of one event from any number of processes commit one at a time.
 import asyncio
 
 from sqlalchemy import func, select
-from tests.flashsale.support import given_event, held_by_event
 from tests.support.builders import given_sku_with_codes, stock_of
+from tests.support.flash import given_event, held_by_event
 
 from kaquan.flashsale import service
 from kaquan.flashsale.committer import Admitted, BatchResult, commit_batch

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from tests.flashsale.support import given_event, held_by_event
 from tests.support.builders import given_segment_sku, given_sku_with_codes, stock_of
+from tests.support.flash import given_event, held_by_event
 
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog.errors import SkuNotFound

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
-from tests.flashsale.support import redis_client
+from tests.support.flash import redis_client
 
 from kaquan.flashsale.gate import Gate, GateView, RedisGate, Settlement
 

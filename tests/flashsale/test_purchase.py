@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from tests.flashsale.support import a_device, attempt, emptied, given_event, held_by_event, new_flash, settled
 from tests.support.builders import given_sku_with_codes, order_view, pay, stock_of
+from tests.support.flash import a_device, attempt, emptied, given_event, held_by_event, new_flash, settled
 
 from kaquan.flashsale import committer as flash_committer
 from kaquan.flashsale import service

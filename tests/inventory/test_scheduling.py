@@ -15,8 +15,8 @@ from functools import partial
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.inventory.test_warehouses import MAIN, given_segment, given_warehouse, levels, reserve, units
 from tests.support.builders import GivenSku, given_codes, given_sku, given_sku_with_codes, random_codes
+from tests.support.warehouses import MAIN, given_segment, given_warehouse, levels, reserve, units
 
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog.models import Sku

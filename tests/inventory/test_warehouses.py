@@ -5,8 +5,7 @@ is its batches plus the units transferred in minus the units transferred out.
 """
 
 import asyncio
-import itertools
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select
@@ -19,14 +18,13 @@ from tests.support.builders import (
     place_order,
     random_codes,
 )
+from tests.support.warehouses import HOLDERS, MAIN, given_segment, given_warehouse, levels, reserve, units
 
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog import service as catalog
-from kaquan.inventory import allocation, importing, warehouses
-from kaquan.inventory.allocation import Claim
+from kaquan.inventory import allocation, warehouses
 from kaquan.inventory.errors import OutOfStock, WarehouseNotFound
 from kaquan.inventory.models import Code, SegmentRange, StockTransfer, Warehouse
-from kaquan.inventory.stock import Stock, stock
 from kaquan.inventory.warehouses import (
     BadUnits,
     BadWarehouse,
@@ -35,66 +33,11 @@ from kaquan.inventory.warehouses import (
     WarehouseExists,
     WarehouseOutOfStock,
 )
-from kaquan.kit import clock
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
 
-MAIN = 1
 SOON, LATER, LATEST = date(2027, 1, 31), date(2027, 6, 30), date(2027, 12, 31)
-_holders = itertools.count(9000)
-
-
-async def given_warehouse(rt: Runtime, code: str = "backup", *, kind: str = "own", consignee: str | None = None) -> int:
-    async with rt.db.transaction() as session:
-        created = await warehouses.create_warehouse(
-            rt.db, session, code, code.title(), kind=kind, consignee=consignee, actor="test"
-        )
-        return created.id
-
-
-async def given_segment(
-    rt: Runtime, sku: GivenSku, start: int, end: int, *, warehouse: str = "main", expires_on: date | None = None
-) -> None:
-    async with rt.db.transaction() as session:
-        await importing.add_segment(
-            rt.db,
-            session,
-            await catalog.get_sku(session, sku.id),
-            prefix="GC",
-            width=8,
-            start=start,
-            end=end,
-            meta=importing.BatchMeta(warehouse=warehouse, expires_on=expires_on),
-            actor="test",
-        )
-
-
-async def levels(rt: Runtime, sku: GivenSku) -> dict[str, Stock]:
-    """Stock of a SKU per warehouse code; every row must add up."""
-    async with rt.db.read() as session:
-        rows = await stock(session, sku_id=sku.id)
-    assert all(row.adds_up for row in rows), rows
-    return {row.warehouse: row for row in rows}
-
-
-def units(row: Stock) -> tuple[int, int, int, int, int]:
-    """(imported, available, reserved, sold, voided)."""
-    return row.imported, row.available, row.reserved, row.sold, row.voided
-
-
-async def reserve(rt: Runtime, sku: GivenSku, quantity: int, warehouses_order: list[int] | None) -> Claim:
-    async with rt.db.transaction() as session:
-        target = await catalog.get_sku(session, sku.id)
-        return await allocation.reserve(
-            rt.db,
-            session,
-            target,
-            quantity,
-            order_id=next(_holders),
-            hold_until=clock.now() + timedelta(minutes=15),
-            warehouses=warehouses_order,
-        )
 
 
 async def placed(rt: Runtime, code_ids: tuple[int, ...]) -> list[tuple[int, date | None]]:
@@ -277,7 +220,7 @@ async def test_sell_now_follows_the_warehouse_order(rt: Runtime) -> None:
 
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku.id)
-        claim = await allocation.sell_now(rt.db, session, target, 2, order_id=next(_holders), warehouses=[backup])
+        claim = await allocation.sell_now(rt.db, session, target, 2, order_id=next(HOLDERS), warehouses=[backup])
 
     assert [w for w, _ in await placed(rt, claim.code_ids)] == [backup, backup]
     assert units((await levels(rt, sku))["backup"]) == (5, 3, 0, 2, 0)

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.builders import given_sku_with_codes
+from tests.support.warehouses import MAIN
 
 from kaquan.inventory.allocation import claim_codes_statement
 from kaquan.inventory.models import Code
 from kaquan.runtime import Runtime
 
 CLAIM_INDEX = "ix_inventory_codes_claim"
-MAIN = 1  # the warehouse the core migration creates, where test batches go
 
 
 async def _sell_most_of(session: AsyncSession, sku_id: int) -> None:

@@ -7,7 +7,7 @@ experiment shows, with the row locks switched off, that the race is real.
 import asyncio
 
 import pytest
-from tests.ledger.given import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
+from tests.support.ledger import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
 
 from kaquan import ledger
 from kaquan.kit.db import Database

@@ -1,6 +1,6 @@
 """The double-entry ledger: balanced transfers, floors, idempotent references, corrections, and its own proof.
 
-Chart used throughout (tests/ledger/given.py): the agent's prepaid deposit is a
+Chart used throughout (tests/support/ledger.py): the agent's prepaid deposit is a
 credit-normal liability (a top-up credits it, an order debits it), the bank a
 debit-normal asset, sales a credit-normal revenue account.
 """
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from tests.ledger.given import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
+from tests.support.ledger import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
 
 from kaquan import ledger
 from kaquan.kit import clock

@@ -8,7 +8,6 @@ idempotent under the caller's key), with the stock equation checked at every ste
 import asyncio
 import dataclasses
 import math
-import secrets
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.support.builders import (
     random_codes,
     stock_of,
 )
+from tests.support.orders import place
 
 from kaquan import runtime as runtime_module
 from kaquan.catalog import service as catalog
@@ -47,34 +47,6 @@ from kaquan.runtime import Runtime
 from kaquan.worker import run_once
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-async def place(
-    rt: Runtime,
-    sku: GivenSku,
-    quantity: int = 1,
-    *,
-    key: str | None = None,
-    channel: str = "shop",
-    contact: str = "",
-    client: str = TEST_CLIENT,
-) -> orders.Placed:
-    async with rt.db.transaction() as session:
-        return await orders.place(
-            rt.db,
-            session,
-            rt.order_keys,
-            orders.OrderRequest(
-                sku=sku.id,
-                quantity=quantity,
-                idempotency_key=key or secrets.token_hex(8),
-                client_token=client,
-                channel=channel,
-                contact=contact,
-            ),
-            max_per_order=rt.settings.max_per_order,
-            hold_minutes=rt.settings.hold_minutes,
-        )
 
 
 async def checkout(rt: Runtime, order: Order) -> str:

@@ -4,8 +4,8 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from tests.orders.test_order_lifecycle import place
 from tests.support.builders import given_sku_with_codes
+from tests.support.orders import place
 
 from kaquan.catalog import service as catalog
 from kaquan.orders import bulk

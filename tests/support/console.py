@@ -4,9 +4,10 @@ import re
 from dataclasses import dataclass
 
 import httpx
+from tests.support.http import BROWSER
 from tests.support.identity import PASSWORD
 
-HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+HTML = BROWSER  # the console's pages are asked for as a browser asks
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 

@@ -1,5 +1,6 @@
 """Test helpers for admin identities: users, sign-in over HTTP, and what a refusal must leave unchanged."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,8 @@ from kaquan.identity.models import AdminUser
 from kaquan.runtime import Runtime
 
 PASSWORD = "correct horse battery staple"
+# The `headers_for` fixture: `await headers_for("support")` is the bearer header of a fresh user of that role.
+HeadersFor = Callable[..., Awaitable[dict[str, str]]]
 
 
 async def given_user(rt: Runtime, username: str = "alice", role: str = "owner", password: str = PASSWORD) -> AdminUser:

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from tests.support.builders import GivenSku, buy, given_segment_sku, place_order, random_codes
+from tests.support.http import the_error
+from tests.support.identity import row_counts
 
-from kaquan.all_models import metadata
 from kaquan.inventory.models import Code, Warehouse
 from kaquan.runtime import Runtime
 from kaquan.web import admin_api
@@ -25,32 +26,6 @@ from kaquan.web.app import create_app
 def token_of(headers: dict[str, str]) -> str:
     """The owner's API token from the `admin_headers` fixture."""
     return headers["Authorization"].removeprefix("Bearer ")
-
-
-def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The one error shape, `{"error": {"code", "message", "details"}}`; returns its details."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert "Traceback" not in response.text
-    details: dict[str, Any] = error["details"]
-    assert isinstance(details, dict)
-    return details
-
-
-async def row_counts(rt: Runtime) -> dict[str, int]:
-    """Rows per table, across the whole schema: what a refused request must leave as it was."""
-    async with rt.db.read() as session:
-        return {
-            table.name: int((await session.execute(select(func.count()).select_from(table))).scalar_one())
-            for table in metadata.sorted_tables
-        }
 
 
 async def stock_levels(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:

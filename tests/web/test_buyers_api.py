@@ -3,7 +3,7 @@
 import httpx
 from sqlalchemy import func, select
 from tests.support.buyers import sent_code
-from tests.web.test_shop_api import the_error
+from tests.support.http import the_error
 
 from kaquan.buyers.models import ContactCode
 from kaquan.runtime import Runtime

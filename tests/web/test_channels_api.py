@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.conftest import HeadersFor
 from tests.support.builders import given_sku, given_sku_with_codes
+from tests.support.identity import HeadersFor
 
 from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry

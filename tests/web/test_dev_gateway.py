@@ -13,8 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_sku_with_codes, place_order, stock_of
-from tests.web.test_shop_api import the_error
-from tests.web.test_shop_pages import BROWSER
+from tests.support.http import BROWSER, the_error
 
 from kaquan import runtime as runtime_module
 from kaquan.flashsale.gate import MemoryGate

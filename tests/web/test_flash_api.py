@@ -14,11 +14,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
-from tests.conftest import HeadersFor
-from tests.flashsale.support import flash, gate, given_event, new_flash
 from tests.support.builders import given_sku_with_codes, stock_of
 from tests.support.buyers import verified_token
-from tests.web.test_shop_api import the_error
+from tests.support.flash import given_event, new_flash
+from tests.support.http import the_error
+from tests.support.identity import HeadersFor
 
 from kaquan.audit.models import AuditEntry
 from kaquan.flashsale import committer as flash_committer
@@ -28,8 +28,6 @@ from kaquan.kit import clock
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
-
-__all__ = ["flash", "gate"]  # fixtures
 
 
 async def buy(

@@ -10,9 +10,8 @@ from typing import Annotated
 import httpx
 import pytest
 from fastapi import APIRouter
-from tests.conftest import HeadersFor
-from tests.support.identity import PASSWORD, error_code, given_user, row_counts, sign_in
-from tests.web.test_admin_api import the_error
+from tests.support.http import the_error
+from tests.support.identity import PASSWORD, HeadersFor, error_code, given_user, row_counts, sign_in
 
 from kaquan.identity.credentials import totp_code, totp_step
 from kaquan.identity.permissions import Permission

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.support.agents import given_agent
 from tests.support.builders import given_sku_with_codes
+from tests.support.http import the_error
 
 from kaquan.catalog.models import Sku
 from kaquan.client.wire import Credentials, encode_query
@@ -25,15 +26,6 @@ PAST_64_BITS = 2**63
 PAST_32_BITS = 2**31
 
 ORDER_HEADERS = {"Idempotency-Key": "k-1", "X-Client-Token": "a-client-token-of-its-own"}
-
-
-def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code
-    details: dict[str, Any] = error["details"]
-    return details
 
 
 async def count(rt: Runtime, model: type[Order] | type[Sku]) -> int:

@@ -5,13 +5,13 @@ refusal "before reading" is one that pulled nothing.
 """
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.conftest import HeadersFor
 from tests.support.builders import given_sku
+from tests.support.http import the_error
+from tests.support.identity import HeadersFor
 
 from kaquan.catalog.models import Product
 from kaquan.inventory.models import Batch
@@ -52,15 +52,6 @@ def multipart(boundary: str, size: int) -> CountingBody:
         "Content-Type: text/plain\r\n\r\n"
     ).encode()
     return CountingBody(size, head, f"\r\n--{boundary}--\r\n".encode())
-
-
-def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code
-    details: dict[str, Any] = error["details"]
-    return details
 
 
 async def products(rt: Runtime) -> int:

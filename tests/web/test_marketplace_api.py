@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from tests.channels.test_marketplace import (
+from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
+from tests.support.marketplace import (
     STORE,
     account_balance,
     given_store,
@@ -16,7 +17,6 @@ from tests.channels.test_marketplace import (
     import_file,
     order_file,
 )
-from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 
 from kaquan import ledger
 from kaquan.channels import agent_crypto, marketplace, signing

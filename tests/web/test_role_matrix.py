@@ -6,9 +6,8 @@ import re
 
 import httpx
 from fastapi.routing import APIRoute
-from tests.conftest import HeadersFor
-from tests.support.identity import given_user
-from tests.web.test_route_permissions import PUBLIC_ADMIN_ROUTES
+from tests.support.identity import HeadersFor, given_user
+from tests.support.permissions import PUBLIC_ADMIN_ROUTES
 
 from kaquan.identity import service as identity
 from kaquan.identity.permissions import ROLES, Permission

@@ -1,21 +1,11 @@
 """Every admin route declares the one permission it needs; a new route without one fails here."""
 
 from fastapi.routing import APIRoute
+from tests.support.permissions import PUBLIC_ADMIN_ROUTES
 
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.web.app import ROUTERS
 from kaquan.web.deps import Require
-
-# The only admin routes without a permission, and why: nobody holds a permission before signing in
-# (the API's sign-in, the console's sign-in page and its form post), and signing out needs only the
-# session it ends (checked, with its CSRF token, by the route itself).
-PUBLIC_ADMIN_ROUTES = {
-    ("POST", "/admin/api/session"),
-    ("DELETE", "/admin/api/session"),
-    ("GET", "/admin/login"),
-    ("POST", "/admin/login"),
-    ("POST", "/admin/logout"),
-}
 
 
 def _key(route: APIRoute) -> tuple[str, str]:

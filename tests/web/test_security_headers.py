@@ -11,8 +11,8 @@ import httpx
 import pytest
 from tests.support.builders import given_sku_with_codes, place_order
 from tests.support.console import console_sign_in
+from tests.support.http import BROWSER
 from tests.support.identity import given_user
-from tests.web.test_shop_pages import BROWSER
 
 from kaquan import runtime as runtime_module
 from kaquan.kit.config import Settings

@@ -6,8 +6,7 @@ ever carries a code secret except the buyer's own delivered order.
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
+from tests.support.http import Caller, some_ip, the_error
 
 from kaquan.inventory.models import Code
 from kaquan.kit.ratelimit import RedisRateLimiter
@@ -22,9 +22,7 @@ from kaquan.orders.models import Order
 from kaquan.payments.gateway import SIGNATURE_HEADER
 from kaquan.payments.models import Payment, PaymentCallback
 from kaquan.runtime import Runtime
-from kaquan.web.app import create_app
 
-Caller = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 Callback = tuple[dict[str, str], bytes]
 
 
@@ -34,22 +32,6 @@ async def given_stocked_sku(rt: Runtime, count: int, **options: object) -> tuple
     codes = random_codes(count)
     await given_codes(rt, sku, codes)
     return sku, codes
-
-
-def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The one error shape, `{"error": {"code", "message", "details"}}`; returns its details."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    details: dict[str, Any] = error["details"]
-    return details
 
 
 def shown_codes(response: httpx.Response, codes: list[str]) -> list[str]:
@@ -115,24 +97,6 @@ def signed_callback(rt: Runtime, order: dict[str, Any]) -> Callback:
 async def notify(client: httpx.AsyncClient, callback: Callback, *, gateway: str = "dev") -> httpx.Response:
     headers, body = callback
     return await client.post(f"/payments/{gateway}/notify", content=body, headers=headers)
-
-
-@pytest.fixture
-def caller_at(rt: Runtime) -> Caller:
-    """Another API client, connecting from its own IP address."""
-
-    @asynccontextmanager
-    async def open_client(ip: str) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=create_app(rt=rt), client=(ip, 50_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
-
-    return open_client
-
-
-def some_ip() -> str:
-    """An address of this test's own: parallel runs sharing one Redis never share a counter."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
 # Creating orders --------------------------------------------------------------------------------------

@@ -10,42 +10,19 @@ much of a SKU, new holds are short.
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_segment_sku, given_sku, random_codes, stock_of
+from tests.support.http import Caller, some_ip
 
 from kaquan.kit import clock
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
-from kaquan.web.app import create_app
-
-Caller = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def caller_at(rt: Runtime) -> Caller:
-    """A client connecting from its own IP address."""
-
-    @asynccontextmanager
-    async def open_client(ip: str) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=create_app(rt=rt), client=(ip, 50_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
-            yield http
-
-    return open_client
-
-
-def some_ip() -> str:
-    """An address of this test's own: parallel runs sharing one Redis never share a counter."""
-    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
 async def sku_with_codes(rt: Runtime, count: int, *, max_per_order: int) -> GivenSku:

@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
+from tests.support.http import BROWSER
 
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.orders.models import Order
@@ -18,7 +19,6 @@ from kaquan.payments.models import Payment
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
-BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 Browser = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 

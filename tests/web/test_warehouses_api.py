@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import HeadersFor
 from tests.support.builders import GivenSku, given_codes, given_sku_with_codes, random_codes
-from tests.web.test_admin_api import row_counts, the_error
+from tests.support.http import the_error
+from tests.support.identity import HeadersFor, row_counts
 
 from kaquan.audit.models import AuditEntry
 from kaquan.runtime import Runtime

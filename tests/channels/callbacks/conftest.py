@@ -5,7 +5,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import httpx
 import pytest
-from tests.channels.callbacks.receiver import Receiver
+from tests.support.callback_receiver import Receiver
 
 from kaquan.channels.callbacks import ssrf
 from kaquan.kit.crypto import KeyRing, new_key

@@ -1,14 +1,14 @@
 """The callbacks admin API: deliveries and their attempts to read, replay to change, each behind its permission."""
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.channels.callbacks.receiver import Answer, Receiver
-from tests.channels.callbacks.support import TIMEOUT_S, deliveries, given_endpoint, notify, work
-from tests.conftest import HeadersFor
+from tests.support.callback_receiver import Answer, Receiver
+from tests.support.callbacks import TIMEOUT_S, deliveries, given_endpoint, notify, work
+from tests.support.http import the_error
+from tests.support.identity import HeadersFor
 
 from kaquan.audit.models import AuditEntry
 from kaquan.channels.callbacks import sender
@@ -17,14 +17,6 @@ from kaquan.identity.permissions import Permission
 from kaquan.runtime import Runtime
 
 BASE = "/admin/api/callbacks/deliveries"
-
-
-def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    details: dict[str, Any] = error["details"]
-    return details
 
 
 async def test_deliveries_are_listed_newest_first_filtered_and_paged(

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.channels.callbacks.receiver import Answer, Receiver, seeded
-from tests.channels.callbacks.support import (
+from tests.support.callback_receiver import Answer, Receiver, seeded
+from tests.support.callbacks import (
     TIMEOUT_S,
     attempts_of,
     deliveries,

@@ -1,7 +1,7 @@
 """Flash-sale test helpers and fixtures: an event in few words, a FlashSale on a gate of each kind, buyers.
 
 The fixtures `gate` (in process; Redis when KAQUAN_TEST_REDIS_URL is set) and `flash` (the runtime's
-FlashSale on that gate) are imported by the test modules that use them.
+FlashSale on that gate) reach the tests through the conftest.py of the folders that use them.
 """
 
 import asyncio

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import httpx
 from sqlalchemy import select
-from tests.channels.callbacks.receiver import Receiver
+from tests.support.callback_receiver import Receiver
 
 from kaquan.channels.callbacks import sender
 from kaquan.channels.callbacks import service as callbacks

@@ -1,0 +1,5 @@
+"""CLI fixtures: `kaquan`, the command on a database of each test's own (defined in tests/support/cli.py)."""
+
+from tests.support.cli import kaquan, postgres_admin
+
+__all__ = ["kaquan", "postgres_admin"]

@@ -1,0 +1,182 @@
+"""The `kaquan` command line driven as an operator drives it: the runner, its fixtures, and small helpers.
+
+`kaquan` gives each test an empty, unmigrated database of its own (a fresh SQLite file, and a fresh
+PostgreSQL database next to KAQUAN_TEST_DATABASE_URL when that is set) and a var/ directory of its own.
+The fixtures reach the tests through the conftest.py of the folders that use them.
+"""
+
+import asyncio
+import os
+import re
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from tests.support.builders import random_codes
+from typer.testing import CliRunner, Result
+
+from kaquan.all_models import metadata
+from kaquan.cli.app import app
+from kaquan.inventory.stock import Stock, stock
+from kaquan.kit.config import get_settings
+from kaquan.kit.db import Database
+
+T = TypeVar("T")
+PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# Variables from the developer's shell must not leak into the commands under test.
+_UNSET = (
+    "KAQUAN_MASTER_KEY",
+    "KAQUAN_ADMIN_TOKEN",
+    "KAQUAN_REDIS_URL",
+    "KAQUAN_DEV_GATEWAY",
+    "KAQUAN_DEV_GATEWAY_SECRET",
+    "KAQUAN_TRUSTED_PROXIES",
+)
+
+
+def in_own_loop(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion in a thread with its own event loop, whatever loop the caller has."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work()).result()
+
+
+@dataclass
+class Kaquan:
+    """The `kaquan` command, configured for one test's database and var/ directory."""
+
+    database_url: str
+    var_dir: Path
+
+    def __call__(self, *args: str, env: dict[str, str | None] | None = None, stdin: str | None = None) -> Result:
+        environment: dict[str, str | None] = {
+            "KAQUAN_DATABASE_URL": self.database_url,
+            "KAQUAN_VAR_DIR": str(self.var_dir),
+            "COLUMNS": "200",
+            **dict.fromkeys(_UNSET),
+            **(env or {}),
+        }
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env=environment, input=stdin)
+        finally:
+            get_settings.cache_clear()
+
+    def ok(self, *args: str) -> str:
+        """Run a command that must succeed; returns its standard output."""
+        result = self(*args)
+        assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+        assert result.exception is None, result.exception
+        return result.stdout
+
+    def refused(self, *args: str, exit_code: int = 1) -> str:
+        """Run a command that must be refused cleanly (no traceback); returns its standard error."""
+        before = self.state()
+        result = self(*args)
+        assert result.exit_code == exit_code, f"{args}: exit {result.exit_code}\n{result.stdout}\n{result.stderr}"
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.output
+        assert self.state() == before
+        return result.stderr
+
+    def state(self) -> dict[str, Any]:
+        """Row counts of every table and the stock levels: what a refused command must not change."""
+        return in_own_loop(lambda: _state(self.database_url))
+
+    def stock(self) -> list[Stock]:
+        return in_own_loop(lambda: _stock(self.database_url))
+
+
+async def _state(url: str) -> dict[str, Any]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            if "alembic_version" not in await session.run_sync(
+                lambda s: s.connection().dialect.get_table_names(s.connection())
+            ):
+                return {}
+            counts: dict[str, Any] = {
+                table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in metadata.sorted_tables
+            }
+            counts["stock"] = await stock(session)
+            return counts
+    finally:
+        await db.dispose()
+
+
+async def _stock(url: str) -> list[Stock]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            return await stock(session)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_admin() -> Iterator[Callable[[str], None]]:
+    """Runs one statement against the server of KAQUAN_TEST_DATABASE_URL (never inside its database)."""
+    assert PG_URL is not None
+
+    def execute(statement: str) -> None:
+        async def work() -> None:
+            admin = Database(PG_URL)
+            try:
+                async with admin.engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(text(statement))
+            except OSError as exc:
+                raise RuntimeError(f"KAQUAN_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {exc}") from exc
+            finally:
+                await admin.dispose()
+
+        in_own_loop(work)
+
+    yield execute
+
+
+@pytest.fixture(params=BACKENDS)
+def kaquan(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kaquan]:
+    """The CLI on an empty, unmigrated database of this test's own."""
+    if request.param == "sqlite":
+        yield Kaquan(f"sqlite:///{tmp_path / 'kaquan.db'}", tmp_path / "var")
+        return
+    assert PG_URL is not None
+    execute: Callable[[str], None] = request.getfixturevalue("postgres_admin")
+    # Our own database next to the shared test one: other test runs use that one.
+    plain = make_url(PG_URL)
+    name = f"{plain.database}_cli_{os.getpid()}"
+    execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield Kaquan(plain.set(database=name).render_as_string(hide_password=False), tmp_path / "var")
+    finally:
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def one_line(text: str) -> str:
+    """Rich wraps and boxes long messages; join the words back into one line."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text).strip()
+
+
+def given_catalog(kaquan: Kaquan, *sku_options: str, code: str = "VIDEO-1M") -> None:
+    kaquan.ok("product", "create", "--name", "Video", "--kind", "membership")
+    kaquan.ok("sku", "create", "--product", "1", "--code", code, "--name", "Monthly", "--price", "1990", *sku_options)
+
+
+def code_file(tmp_path: Path, *lines: str, name: str = "codes.txt", encoding: str = "utf-8") -> str:
+    path = tmp_path / name
+    path.write_bytes("\n".join(lines).encode(encoding))
+    return str(path)
+
+
+def given_stock(kaquan: Kaquan, tmp_path: Path, count: int) -> None:
+    """The catalog of `given_catalog`, its SKU VIDEO-1M stocked with `count` codes."""
+    given_catalog(kaquan)
+    kaquan.ok("import", code_file(tmp_path, *random_codes(count)), "--sku", "VIDEO-1M")
