@@ -9,8 +9,8 @@ from sqlalchemy import select
 from tests.cli.test_cli import _UNSET, Kaquan, _in_own_loop, kaquan, postgres_admin  # noqa: F401  (fixtures)
 from typer.testing import CliRunner, Result
 
+from kaquan import identity
 from kaquan.cli.app import app
-from kaquan.identity import service as identity
 from kaquan.identity.models import AdminUser
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database

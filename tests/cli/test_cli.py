@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 
 from kaquan.all_models import metadata
 from kaquan.cli.app import app
-from kaquan.identity.service import Identity, authenticate_token
+from kaquan.identity import Identity, authenticate_token
 from kaquan.inventory.stock import Stock, stock
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from tests.support.identity import given_user
 from tests.support.vouchers import events, given_voucher_sku, given_vouchers, redemption_count, status_of
 
-from kaquan.identity import service as identity
+from kaquan import identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.inventory import redemption
 from kaquan.inventory.vouchers import display

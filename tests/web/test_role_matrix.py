@@ -10,7 +10,7 @@ from tests.conftest import HeadersFor
 from tests.support.identity import given_user
 from tests.web.test_route_permissions import PUBLIC_ADMIN_ROUTES
 
-from kaquan.identity import service as identity
+from kaquan import identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.runtime import Runtime
 from kaquan.web.app import ROUTERS, create_app

@@ -22,13 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from kaquan import ledger
+from kaquan import identity, ledger
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels.callbacks import service as callbacks
-from kaquan.identity import service as identity
 from kaquan.identity.errors import LoginFailed, TotpRequired
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import custody, importing
