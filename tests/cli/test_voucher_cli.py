@@ -11,8 +11,8 @@ from tests.cli.test_cli import Kaquan, _in_own_loop, kaquan, one_line, postgres_
 
 from kaquan import runtime as runtime_module
 from kaquan.inventory.models import Code
-from kaquan.inventory.vouchers import ALPHABET, normalize
 from kaquan.kit.config import Settings
+from kaquan.redemption.vouchers import ALPHABET, normalize
 
 
 def given_voucher_catalog(kaquan: Kaquan, code: str = "GIFT-50") -> None:

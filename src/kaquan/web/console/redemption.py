@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Form, Request
 from fastapi.responses import Response
 
-from kaquan.inventory import redemption as redeeming
+from kaquan import redemption as redeeming
 from kaquan.web.console.access import Redeemer
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
