@@ -25,10 +25,10 @@ from sqlalchemy.engine import make_url
 from tests.support.identity import PASSWORD, HeadersFor
 from tests.support.redis import worker_redis_url
 
+from kaquan import identity
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
 from kaquan.identity import credentials
-from kaquan.identity import service as identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.kit import clock
 from kaquan.kit.config import Settings

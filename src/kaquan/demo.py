@@ -5,12 +5,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import identity
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import service as channels
-from kaquan.identity import service as identity
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
 from kaquan.inventory import importing

@@ -25,6 +25,7 @@ from kaquan.payments import registry
 from kaquan.payments import tasks as _payment_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.payments.errors import DevGatewayDisabled
 from kaquan.payments.gateway import DevGateway, Gateway
+from kaquan.redemption import tasks as _redemption_tasks  # noqa: F401  (registers outbox handlers)
 
 log = logging.getLogger(__name__)
 REDIS_CONNECTIONS = 64

@@ -20,7 +20,7 @@ from tests.support.cli import Kaquan, in_own_loop, one_line
 from tests.support.identity import HeadersFor
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
-from kaquan import ledger
+from kaquan import ledger, redemption
 from kaquan import runtime as runtime_module
 from kaquan.audit.models import AuditEntry
 from kaquan.channels import agents, refunds
@@ -28,7 +28,6 @@ from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks.models import CallbackDelivery
 from kaquan.channels.errors import AgentOrderNotFound, OrderNotRefundable
 from kaquan.channels.ordering import CHANNEL, source_of
-from kaquan.inventory import redemption
 from kaquan.inventory.errors import IllegalTransition
 from kaquan.inventory.stock import Stock
 from kaquan.kit.config import Settings
@@ -268,7 +267,7 @@ async def test_a_refund_started_while_a_code_is_being_redeemed_waits_and_is_refu
     await given_vouchers(rt, sku, 3, sold=False)
     sold = await given_delivered_order(rt, quantity=2, sku=sku)
     before = await world(rt, sold)
-    monkeypatch.setattr(redemption, "_pause_after_lookup", 0.5)
+    monkeypatch.setattr("kaquan.redemption.redeeming._pause_after_lookup", 0.5)
 
     redeeming = asyncio.create_task(redeem(rt, sold.secrets[0]))
     await asyncio.sleep(0.1)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from tests.support.cli import Kaquan, in_own_loop
 from typer.testing import Result
 
-from kaquan.identity import service as identity
+from kaquan import identity
 from kaquan.identity.models import AdminUser
 from kaquan.kit.db import Database
 

@@ -14,7 +14,7 @@ import pytest
 from tests.support.builders import random_codes
 from tests.support.cli import Kaquan, code_file, given_catalog, in_own_loop, one_line
 
-from kaquan.identity.service import Identity, authenticate_token
+from kaquan.identity import Identity, authenticate_token
 from kaquan.inventory.stock import Stock
 from kaquan.kit.db import Database, describe
 

@@ -8,8 +8,8 @@ from tests.support.cli import Kaquan, in_own_loop, one_line
 
 from kaquan import runtime as runtime_module
 from kaquan.inventory.models import Code
-from kaquan.inventory.vouchers import ALPHABET, normalize
 from kaquan.kit.config import Settings
+from kaquan.redemption.vouchers import ALPHABET, normalize
 
 
 def given_voucher_catalog(kaquan: Kaquan, code: str = "GIFT-50") -> None:

@@ -39,13 +39,13 @@ from sqlalchemy.engine import make_url
 from tests.support.builders import given_sku_with_codes
 from tests.support.redis import WORKER_DATABASES, on_database
 
+from kaquan import identity
 from kaquan import runtime as runtime_module
 from kaquan.bench.harness import HOST, HttpConnection, ProtocolError, ServerProcess, free_port, server_environment
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.gate import RedisGate
 from kaquan.flashsale.schemas import EventCreate
-from kaquan.identity import service as identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.inventory.stock import per_sku, stock
 from kaquan.kit import clock

@@ -4,10 +4,10 @@ import pytest
 from sqlalchemy import select
 from tests.support.identity import PASSWORD, given_user, row_counts
 
-from kaquan.identity import service as identity
+from kaquan import identity
+from kaquan.identity import Identity, NewSession
 from kaquan.identity.errors import LoginFailed, WeakPassword, WrongPassword
 from kaquan.identity.models import AdminSession
-from kaquan.identity.service import Identity, NewSession
 from kaquan.kit import clock
 from kaquan.kit.errors import RateLimited
 from kaquan.runtime import Runtime

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import insert, select
 from tests.support.identity import given_user, row_counts
 
+from kaquan import identity
 from kaquan.all_models import metadata
 from kaquan.audit.models import AuditEntry
-from kaquan.identity import service as identity
 from kaquan.identity.errors import ScopeNotAllowed, TokenNotFound
 from kaquan.identity.models import AdminUser, ApiToken
 from kaquan.identity.permissions import ROLES, Permission

@@ -8,9 +8,9 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from tests.support.identity import PASSWORD, given_user, row_counts, user_row
 
+from kaquan import identity
 from kaquan.audit.models import AuditEntry
-from kaquan.identity import credentials, throttle
-from kaquan.identity import service as identity
+from kaquan.identity import NewSession, credentials, throttle
 from kaquan.identity.credentials import totp_code, totp_step
 from kaquan.identity.errors import (
     LoginFailed,
@@ -21,7 +21,6 @@ from kaquan.identity.errors import (
     UsernameTaken,
     WeakPassword,
 )
-from kaquan.identity.service import NewSession
 from kaquan.kit import clock
 from kaquan.kit.errors import DomainError, RateLimited
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from kaquan import identity
 from kaquan.all_models import metadata
-from kaquan.identity import service as identity
 from kaquan.identity.models import AdminUser
 from kaquan.runtime import Runtime
 

@@ -8,11 +8,12 @@ from tests.support.builders import GivenSku
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory import importing, vouchers
+from kaquan.inventory import importing
 from kaquan.inventory.lifecycle import transition
 from kaquan.inventory.models import Code, Redemption
 from kaquan.kit import clock
 from kaquan.kit.outbox import OutboxEvent
+from kaquan.redemption import vouchers
 from kaquan.runtime import Runtime
 
 

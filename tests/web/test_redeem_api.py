@@ -11,12 +11,11 @@ from redis.asyncio import Redis
 from tests.support.identity import given_user
 from tests.support.vouchers import events, given_voucher_sku, given_vouchers, redemption_count, status_of
 
-from kaquan.identity import service as identity
+from kaquan import identity, redemption
 from kaquan.identity.permissions import ROLES, Permission
-from kaquan.inventory import redemption
-from kaquan.inventory.vouchers import display
 from kaquan.kit import clock
 from kaquan.kit.ratelimit import RedisRateLimiter
+from kaquan.redemption.vouchers import display
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 

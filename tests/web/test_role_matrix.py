@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from tests.support.identity import HeadersFor, given_user
 from tests.support.permissions import PUBLIC_ADMIN_ROUTES
 
-from kaquan.identity import service as identity
+from kaquan import identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.runtime import Runtime
 from kaquan.web.app import ROUTERS, create_app

@@ -5,7 +5,7 @@ e-mail, SMS webhook, or to the server log in dev mode) and replaces any earlier
 one; it is throttled per contact (one a minute, five an hour) and per IP. `confirm`
 checks a code: it lives 10 minutes and survives 5 wrong guesses, after which the
 buyer must ask for a new one. `confirm` is a transaction boundary itself, like
-`identity.service.login`: a wrong guess is counted while the request is refused.
+`identity.login`: a wrong guess is counted while the request is refused.
 
 Codes and contacts are stored only as keyed digests (models.py); the code travels
 to the worker sealed (AES-GCM) in the outbox event.

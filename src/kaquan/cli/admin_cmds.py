@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from kaquan import identity
 from kaquan.cli.common import console, run
-from kaquan.identity import service as identity
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.runtime import Runtime
 

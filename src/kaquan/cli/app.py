@@ -18,7 +18,7 @@ from kaquan.cli.voucher_cmds import app as vouchers
 from kaquan.cli.warehouse_cmds import warehouse_app
 from kaquan.demo import AgentCredentials, OwnerCredentials, create_demo_agent, create_owner, seed
 from kaquan.flashsale import service as flash_events
-from kaquan.identity.service import user_count
+from kaquan.identity import user_count
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database, describe
 from kaquan.kit.errors import DomainError

@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, errors, run
-from kaquan.inventory import importing, vouchers
+from kaquan.inventory import importing
+from kaquan.redemption import vouchers
 from kaquan.runtime import Runtime
 
 app = typer.Typer(help="Vouchers the merchant issues itself (自发券) and redeems (核销).", no_args_is_help=True)

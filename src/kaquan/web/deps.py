@@ -5,10 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from kaquan.identity import service as identity_service
+from kaquan import identity as identity_service
+from kaquan.identity import Identity
 from kaquan.identity.errors import CsrfFailed
 from kaquan.identity.permissions import Permission
-from kaquan.identity.service import Identity
 from kaquan.inventory.delivery import Viewer
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Forbidden, Unauthorized

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 
-from kaquan.identity import service as identity
+from kaquan import identity
+from kaquan.identity import Identity, NewSession
 from kaquan.identity.errors import SessionRequired
 from kaquan.identity.permissions import Permission
 from kaquan.identity.schemas import (
@@ -25,7 +26,6 @@ from kaquan.identity.schemas import (
     UserCreate,
     UserOut,
 )
-from kaquan.identity.service import Identity, NewSession
 from kaquan.kit.bounds import BigRowId, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity

@@ -27,9 +27,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kaquan import identity as identity_service
 from kaquan.channels import signing
 from kaquan.channels.errors import MissingSignatureHeader
-from kaquan.identity import service as identity_service
 from kaquan.identity.permissions import Permission
 from kaquan.kit.errors import DomainError, Forbidden, Unauthorized
 from kaquan.runtime import Runtime

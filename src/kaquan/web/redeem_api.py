@@ -1,7 +1,7 @@
 """Redemption (核销) of merchant-issued vouchers: redeem once, or verify without redeeming.
 
 Both endpoints need the `redeem` permission and share one failed-attempt lockout
-per IP, user and device (`inventory.redemption.Lockout`): a user's many tokens share one count. Prefer
+per IP, user and device (`redemption.Lockout`): a user's many tokens share one count. Prefer
 `POST /redemptions/verify`: a code in a query string ends up in access logs and
 browser history, and a voucher code is as good as cash.
 """
@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from kaquan import redemption as redeeming
 from kaquan.identity.permissions import Permission
-from kaquan.inventory import redemption as redeeming
 from kaquan.runtime import Runtime
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require

@@ -11,16 +11,16 @@ from sqlalchemy import select
 from tests.support.builders import given_codes, given_sku, random_codes, stock_of
 from tests.support.vouchers import events, given_voucher_sku, given_vouchers, redemption_count, status_of
 
+from kaquan import redemption
 from kaquan.audit.models import AuditEntry
-from kaquan.inventory import redemption
 from kaquan.inventory.lifecycle import transition
 from kaquan.inventory.models import Code, Redemption
-from kaquan.inventory.redemption import Lockout, RedeemRequest
-from kaquan.inventory.vouchers import display
 from kaquan.kit import clock, outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kaquan.redemption import Lockout, RedeemRequest
+from kaquan.redemption.vouchers import display
 from kaquan.runtime import Runtime
 
 ACTOR = "clerk@shop"
@@ -303,7 +303,7 @@ async def test_without_the_row_lock_concurrent_redemptions_get_no_clean_answer(
     """The race is real: with the lock off and a pause after reading, the losers see errors, not an answer."""
     sku = await given_voucher_sku(rt)
     [code] = await given_vouchers(rt, sku)
-    monkeypatch.setattr(redemption, "_pause_after_lookup", 0.2)
+    monkeypatch.setattr("kaquan.redemption.redeeming._pause_after_lookup", 0.2)
 
     with db.unprotected():
         outcomes = await _race(rt, [scan(code) for _ in range(5)])
@@ -320,7 +320,7 @@ async def test_twenty_concurrent_redemptions_of_one_code_redeem_it_exactly_once(
 ) -> None:
     sku = await given_voucher_sku(rt)
     [code] = await given_vouchers(rt, sku)
-    monkeypatch.setattr(redemption, "_pause_after_lookup", 0.01)
+    monkeypatch.setattr("kaquan.redemption.redeeming._pause_after_lookup", 0.01)
 
     outcomes = await _race(rt, [scan(code, device=f"till-{n}") for n in range(20)])
 
@@ -337,7 +337,7 @@ async def test_twenty_concurrent_copies_of_one_scan_all_succeed_identically_once
 ) -> None:
     sku = await given_voucher_sku(rt)
     [code] = await given_vouchers(rt, sku)
-    monkeypatch.setattr(redemption, "_pause_after_lookup", 0.01)
+    monkeypatch.setattr("kaquan.redemption.redeeming._pause_after_lookup", 0.01)
 
     outcomes = await _race(rt, [scan(code, nonce="one-scan-nonce-1") for _ in range(20)])
 
