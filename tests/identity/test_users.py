@@ -229,6 +229,8 @@ async def test_unknown_and_known_usernames_are_throttled_alike(rt: Runtime) -> N
 
 
 async def test_concurrent_guesses_from_one_address_get_no_more_tries(rt: Runtime, redis_or_none: Redis | None) -> None:
+    """Never more: at most PAIR_FAILURES guesses are tried. With Redis a refused guess holds its charge for a
+    round trip before the refund, so a burst may be refused a little early, never admitted late."""
     limiter = _limiter(redis_or_none)
     await given_user(rt)
 
@@ -236,11 +238,12 @@ async def test_concurrent_guesses_from_one_address_get_no_more_tries(rt: Runtime
         *(signs_in(limiter, rt, f"wrong password {n}", "203.0.113.1") for n in range(identity.LOGINS_PER_IP_PER_MINUTE))
     )
 
-    assert sorted(outcomes) == sorted(
-        ["login_failed"] * throttle.PAIR_FAILURES
-        + ["login_throttled"] * (identity.LOGINS_PER_IP_PER_MINUTE - throttle.PAIR_FAILURES)
-    )
-    assert (await user_row(rt, "alice")).failed_logins == throttle.PAIR_FAILURES
+    tried = outcomes.count("login_failed")
+    assert 1 <= tried <= throttle.PAIR_FAILURES, outcomes
+    assert outcomes.count("login_throttled") == len(outcomes) - tried, outcomes
+    if redis_or_none is None:  # one process, no await inside a hit: the count is exact
+        assert tried == throttle.PAIR_FAILURES
+    assert (await user_row(rt, "alice")).failed_logins == tried
 
 
 async def test_an_unknown_user_gets_the_same_answer_after_the_same_argon2_work(

@@ -16,7 +16,8 @@ instead against what the guesser must pay for, an address, and refused there:
 Counters are keyed on the username as typed (normalised), known or not, so a
 refusal says nothing about whether an account exists. Every attempt is charged
 before the password is checked and refunded unless it failed, so concurrent
-guesses cannot overrun a limit. They live in the rate limiter: Redis across
+guesses cannot overrun a limit (a refused attempt holds its charge until its
+refund, so a concurrent burst may be refused slightly early, never late). They live in the rate limiter: Redis across
 processes when configured, else in this process (a restart forgets them).
 """
 
