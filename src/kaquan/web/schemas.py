@@ -132,9 +132,9 @@ class SegmentOut(BaseModel):
 
 
 class PaymentNotifyOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     """A gateway's notification, taken: `outcome` is delivered, duplicate, unfulfilled_refunding, ..."""
+
+    model_config = ConfigDict(extra="forbid")
 
     ok: bool
     outcome: str
