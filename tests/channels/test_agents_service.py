@@ -20,6 +20,7 @@ from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
 from kaquan.channels import agents, signing
 from kaquan.channels.models import Agent, AgentKey
+from kaquan.channels.schemas import BalanceOut
 from kaquan.kit import clock
 from kaquan.kit.errors import DomainError
 from kaquan.ledger.models import LedgerAccount, LedgerTransfer
@@ -308,6 +309,18 @@ async def test_a_credit_limit_change_moves_the_floor_and_is_refused_below_the_cr
         (3_000, 5_000),
         (5_000, 2_000),
     ]
+
+
+async def test_an_agents_funds_are_its_balance_plus_its_credit_limit_as_the_ledger_holds_them(rt: Runtime) -> None:
+    agent = await create(rt, "acme", credit_limit_minor=3_000)
+    await top_up(rt, agent.id, -2_000, "USED-CREDIT")
+    async with rt.db.transaction() as session:
+        await agents.update_agent(rt.db, session, agent.id, actor="finance", credit_limit_minor=5_000)
+
+    async with rt.db.read() as session:
+        funds = await agents.funds(session, await agents.get_agent(session, agent.id))
+
+    assert funds == BalanceOut(currency="CNY", balance_minor=-2_000, credit_limit_minor=5_000, available_minor=3_000)
 
 
 async def test_an_agents_tier_name_and_status_change_and_each_change_is_audited(rt: Runtime) -> None:

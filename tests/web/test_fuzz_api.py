@@ -3,8 +3,7 @@
 Each operation gets generated requests, valid and invalid by its schema, sent in process
 to the app: admin routes with an owner's token, open API routes signed by an agent's key.
 Every answer must be no server error, and must match what the document says of its
-status and content type (a route answering `dict[str, Any]` is described as "any object":
-its body is not really checked, only its status and content type).
+status, content type and schema (every JSON answer names its model: tests/web/test_openapi_document.py).
 
 Deterministic (`derandomize`): the same requests every run, so a failure is reproducible
 and never flaky; raise KAQUAN_FUZZ_EXAMPLES to search further by hand.

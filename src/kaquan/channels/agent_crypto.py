@@ -8,11 +8,15 @@ off as part of another order. docs/open-api.md gives agents the recipe.
 
 import base64
 import os
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from kaquan.channels.schemas import AgentCodeOut
+from kaquan.inventory.delivery import DeliveredCode
 
 HKDF_INFO = b"kaquan/open-api/codes/v1"
 KEY_BYTES = 32
@@ -30,6 +34,18 @@ def encrypt_field(key: bytes, plaintext: str, order_no: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), order_no.encode())
     return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def encrypt_codes(key: bytes, codes: Sequence[DeliveredCode], order_no: str) -> list[AgentCodeOut]:
+    """An order's codes as they go out to an agent or a store: card number and secret each sealed for the key."""
+    return [
+        AgentCodeOut(
+            card_no=encrypt_field(key, code.card_no, order_no) if code.card_no else None,
+            secret=encrypt_field(key, code.secret, order_no),
+            expires_on=code.expires_on,
+        )
+        for code in codes
+    ]
 
 
 def decrypt_field(key: bytes, value: str, order_no: str) -> str:

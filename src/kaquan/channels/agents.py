@@ -26,6 +26,7 @@ from kaquan.channels import service as channels
 from kaquan.channels import signing
 from kaquan.channels.errors import AgentNotFound
 from kaquan.channels.models import Agent, AgentKey
+from kaquan.channels.schemas import BalanceOut
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox
 from kaquan.kit.db import Database
@@ -130,6 +131,18 @@ def describe(agent: Agent) -> dict[str, object]:
         "credit_limit_minor": agent.credit_limit_minor,
         "status": agent.status,
     }
+
+
+async def funds(session: AsyncSession, agent: Agent) -> BalanceOut:
+    """The agent's deposit, its credit limit (minus its ledger floor) and what it may spend: the two added."""
+    held = await ledger.balance(session, agent.account_id)
+    limit = -(held.floor_minor or 0)
+    return BalanceOut(
+        currency=held.currency,
+        balance_minor=held.balance_minor,
+        credit_limit_minor=limit,
+        available_minor=held.balance_minor + limit,
+    )
 
 
 async def get_agent(session: AsyncSession, agent_id: int) -> Agent:

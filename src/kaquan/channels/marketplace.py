@@ -33,11 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.audit import service as audit
-from kaquan.channels import booking, signing
+from kaquan.channels import agent_crypto, booking, signing
 from kaquan.channels import service as channels
 from kaquan.channels.auth import NonceStore
 from kaquan.channels.errors import InvalidSignature, NonceReused, SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
+from kaquan.channels.schemas import MarketplaceOrderOut
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock, named_keys
@@ -47,7 +48,7 @@ from kaquan.kit.errors import BadInput, Conflict, Forbidden, IdempotencyConflict
 from kaquan.kit.keys import named_key
 from kaquan.orders import bulk
 from kaquan.orders import service as orders
-from kaquan.orders.errors import InvalidQuantity
+from kaquan.orders.errors import check_quantity
 from kaquan.orders.models import Order
 
 CHANNEL_PREFIX = "marketplace:"
@@ -289,8 +290,7 @@ def check_request(request: MarketplaceOrderRequest, max_per_order: int) -> None:
         raise BadInput("marketplace_order_id is 1-64 characters of A-Z a-z 0-9 _ . : -", field="marketplace_order_id")
     if not request.sku:
         raise BadInput("sku names the SKU code", field="sku")
-    if not 1 <= request.quantity <= max_per_order:
-        raise InvalidQuantity(request.quantity, max_per_order)
+    check_quantity(request.quantity, max_per_order)
     if len(request.buyer) > MAX_BUYER or not request.buyer.isprintable():
         raise BadInput(f"buyer is at most {MAX_BUYER} printable characters", field="buyer")
 
@@ -464,6 +464,24 @@ class PushedOrder:
     created: bool
     fee_minor: int
     codes: tuple[DeliveredCode, ...]
+
+
+def order_out(pushed: PushedOrder, caller: StoreCaller) -> MarketplaceOrderOut:
+    """A pushed order as the store sees it, its codes encrypted for the store's push secret."""
+    order = pushed.order
+    key = agent_crypto.code_key(caller.secret, caller.store) if pushed.codes else b""
+    return MarketplaceOrderOut(
+        order_no=order.number,
+        marketplace_order_id=order.idempotency_key,
+        status=order.status,
+        sku=pushed.sku_code,
+        quantity=order.quantity,
+        unit_price_minor=order.unit_price_minor,
+        total_minor=order.total_minor,
+        fee_minor=pushed.fee_minor,
+        currency=order.currency,
+        codes=agent_crypto.encrypt_codes(key, pushed.codes, order.number),
+    )
 
 
 async def push_order(

@@ -28,8 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
-from kaquan.channels import booking, schemas
+from kaquan.channels import agent_crypto, booking, schemas
 from kaquan.channels import service as channels
+from kaquan.channels.auth import AgentCaller
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
 from kaquan.channels.models import Agent, Channel
@@ -44,11 +45,13 @@ from kaquan.kit.errors import BadInput, DomainError, IdempotencyConflict
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders import bulk, lifecycle
 from kaquan.orders import service as orders
-from kaquan.orders.errors import InvalidQuantity
+from kaquan.orders.errors import InvalidQuantity, check_quantity
 from kaquan.orders.models import Order
 
 CHANNEL = "api"
 OUT_ORDER_NO = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+DISPLAY_CAP = 1000
+"""The open API shows at most this many units of stock per SKU."""
 FULFIL_TOPIC = "agent_order.fulfil"
 Mode = Literal["sync", "async"]
 
@@ -93,11 +96,51 @@ async def catalogue(session: AsyncSession, agent: Agent) -> list[channels.Priced
     return [priced for priced in await channels.price_list(session, channel, agent.tier) if sold_here(priced)]
 
 
+async def products(session: AsyncSession, agent: Agent, *, max_per_order: int) -> schemas.AgentProductsOut:
+    """The catalogue with each SKU's stock, shown up to DISPLAY_CAP units, and its per-order cap."""
+    listed = []
+    for priced in await catalogue(session, agent):
+        available = await allocation.available_units(session, priced.sku)
+        listed.append(
+            schemas.AgentProductOut(
+                sku=priced.sku.code,
+                name=priced.sku.name,
+                price_minor=priced.price_minor,
+                currency=priced.currency,
+                in_stock=available > 0,
+                available=min(available, DISPLAY_CAP),
+                max_per_order=min(priced.sku.max_per_order, max_per_order),
+            )
+        )
+    return schemas.AgentProductsOut(products=listed)
+
+
+def order_out(
+    order: Order, sku_code: str, caller: AgentCaller, codes: Sequence[DeliveredCode]
+) -> schemas.AgentOrderOut:
+    """An order as the agent sees it, its codes encrypted for the key that signed the request."""
+    key = caller.code_key if codes else b""
+    return schemas.AgentOrderOut(
+        **dict(schemas.order_summary(order, sku_code)), codes=agent_crypto.encrypt_codes(key, codes, order.number)
+    )
+
+
+async def opened(
+    session: AsyncSession, vault: Vault, caller: AgentCaller, out_order_no: str, viewer: Viewer
+) -> schemas.AgentOrderOut:
+    """One of the caller's orders, with its codes if delivered (opening them records the reveal)."""
+    order = await find(session, caller.agent, out_order_no)
+    sku = await orders.sku_of(session, order)
+    codes: list[DeliveredCode] = []
+    if order.status == "delivered":
+        codes = (await codes_of_orders(session, vault, [order.id], viewer)).get(order.id, [])
+    return order_out(order, sku.code, caller, codes)
+
+
 def _check(request: AgentOrderRequest, max_per_order: int) -> None:
     if not OUT_ORDER_NO.fullmatch(request.out_order_no):
         raise BadInput("out_order_no is 1-64 characters of A-Z a-z 0-9 _ . : -", field="out_order_no")
-    if not 1 <= request.quantity <= max_per_order:
-        raise InvalidQuantity(request.quantity, max_per_order)
+    check_quantity(request.quantity, max_per_order)
     if request.mode not in ("sync", "async"):
         raise BadInput("mode is sync or async", field="mode")
 
@@ -261,8 +304,10 @@ async def _decide_batch(
         if not sold_here(priced):
             answers[index] = SkuNotAvailableForAgent(request.sku)
             continue
-        if request.quantity > priced.sku.max_per_order:
-            answers[index] = InvalidQuantity(request.quantity, priced.sku.max_per_order)
+        try:
+            check_quantity(request.quantity, priced.sku.max_per_order)
+        except InvalidQuantity as exc:
+            answers[index] = exc
             continue
         quantity = _affordable(request, priced.price_minor, spendable, balance, agent)
         if isinstance(quantity, Exception):

@@ -89,6 +89,21 @@ def order_summary(order: Order, sku_code: str) -> AgentOrderSummary:
     )
 
 
+class MarketplaceOrderOut(_Out):
+    """A pushed marketplace order, its codes encrypted for the store (key id = the store code)."""
+
+    order_no: str
+    marketplace_order_id: str
+    status: str
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    total_minor: int
+    fee_minor: int
+    currency: str
+    codes: list[AgentCodeOut]
+
+
 class OrderEnvelope(_Out):
     order: AgentOrderOut
 

@@ -8,6 +8,13 @@ class InvalidQuantity(BadInput):
         super().__init__(f"quantity must be between 1 and {cap}, got {quantity}", quantity=quantity, max=cap)
 
 
+def check_quantity(quantity: int, *caps: int) -> None:
+    """The one per-order quantity rule: from 1 up to the lowest cap that applies (SKU, deployment, flash policy)."""
+    cap = min(caps)
+    if not 1 <= quantity <= cap:
+        raise InvalidQuantity(quantity, cap)
+
+
 class OrderNotFound(NotFound):
     """Unknown number or wrong lookup secret: deliberately the same answer for both."""
 

@@ -38,7 +38,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, IdempotencyConflict, RateLimited
 from kaquan.kit.ratelimit import RateLimiter
 from kaquan.orders import holds, lifecycle
-from kaquan.orders.errors import InvalidQuantity, OrderNotFound, SkuNotForSale
+from kaquan.orders.errors import OrderNotFound, SkuNotForSale, check_quantity
 from kaquan.orders.models import Order, OrderEvent
 
 _LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -168,9 +168,8 @@ async def place(
     sku = await catalog.get_sku(session, request.sku)
     if not sku.active:
         raise SkuNotForSale(f"SKU {sku.code} is not for sale", sku=sku.code)
-    cap = min(sku.max_per_order, max_per_order, policy.max_units_per_order if policy else max_per_order)
-    if not 1 <= request.quantity <= cap:
-        raise InvalidQuantity(request.quantity, cap)
+    policy_cap = policy.max_units_per_order if policy else max_per_order
+    check_quantity(request.quantity, sku.max_per_order, max_per_order, policy_cap)
     source = keys.client_scope(request.client_token)
     client = holds.Client(request.channel, request.buyer_ip, source, request.contact)
     if policy is not None:

@@ -17,7 +17,7 @@ from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
-from kaquan.web.schemas import ImportOut, OrderOut, SegmentCreate, StockOut
+from kaquan.web.schemas import ImportOut, OrderOut, SegmentCreate, SegmentOut, StockOut
 
 router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -103,7 +103,7 @@ async def import_batch(
 
 
 @router.post("/skus/{sku}/segments", status_code=201)
-async def add_segment(rt: RuntimeDep, admin: StockWrite, sku: str, body: SegmentCreate) -> dict[str, int]:
+async def add_segment(rt: RuntimeDep, admin: StockWrite, sku: str, body: SegmentCreate) -> SegmentOut:
     meta = importing.BatchMeta(
         supplier=body.supplier,
         unit_cost_minor=body.unit_cost_minor,
@@ -123,7 +123,7 @@ async def add_segment(rt: RuntimeDep, admin: StockWrite, sku: str, body: Segment
             meta=meta,
             actor=admin.actor,
         )
-    return {"batch_id": batch.id, "quantity": batch.quantity}
+    return SegmentOut(batch_id=batch.id, quantity=batch.quantity)
 
 
 @router.get("/stock")

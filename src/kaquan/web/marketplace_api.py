@@ -7,14 +7,15 @@ open API encrypts them for an agent (HKDF salt = the store code). Stores, their
 price lists and file imports are run from `kaquan channel marketplace`.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from kaquan.channels import agent_crypto, marketplace
+from kaquan.channels import marketplace
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import DatabaseNonces, NonceStore, RedisNonces
+from kaquan.channels.schemas import MarketplaceOrderOut
 from kaquan.kit.bounds import Int64
 from kaquan.runtime import Runtime
 from kaquan.web.deps import RuntimeDep, client_ip
@@ -57,34 +58,10 @@ class MarketplaceOrderIn(BaseModel):
     buyer: str | None = None
 
 
-def _order_json(pushed: marketplace.PushedOrder, caller: marketplace.StoreCaller) -> dict[str, Any]:
-    order = pushed.order
-    key = agent_crypto.code_key(caller.secret, caller.store) if pushed.codes else b""
-    return {
-        "order_no": order.number,
-        "marketplace_order_id": order.idempotency_key,
-        "status": order.status,
-        "sku": pushed.sku_code,
-        "quantity": order.quantity,
-        "unit_price_minor": order.unit_price_minor,
-        "total_minor": order.total_minor,
-        "fee_minor": pushed.fee_minor,
-        "currency": order.currency,
-        "codes": [
-            {
-                "card_no": agent_crypto.encrypt_field(key, code.card_no, order.number) if code.card_no else None,
-                "secret": agent_crypto.encrypt_field(key, code.secret, order.number),
-                "expires_on": code.expires_on,
-            }
-            for code in pushed.codes
-        ],
-    }
-
-
 @router.post("/{store}/orders", status_code=201)
 async def push_order(
     request: Request, response: Response, rt: RuntimeDep, caller: Caller, body: MarketplaceOrderIn
-) -> dict[str, Any]:
+) -> MarketplaceOrderOut:
     """A paid marketplace order: 201 delivered with its codes, 200 for a replay of the same order."""
     wanted = marketplace.MarketplaceOrderRequest(body.marketplace_order_id, body.sku, body.quantity, body.buyer or "")
     pushed = await rt.db.run(
@@ -100,4 +77,4 @@ async def push_order(
     )
     if not pushed.created:
         response.status_code = 200
-    return _order_json(pushed, caller)
+    return marketplace.order_out(pushed, caller)

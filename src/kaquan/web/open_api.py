@@ -12,14 +12,11 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan import ledger
-from kaquan.channels import agent_crypto, booking, ordering, signing
+from kaquan.channels import agents, booking, ordering, signing
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
 from kaquan.channels.schemas import (
-    AgentCodeOut,
-    AgentOrderOut,
-    AgentProductOut,
     AgentProductsOut,
     BalanceOut,
     BatchOrderPlaced,
@@ -34,19 +31,16 @@ from kaquan.channels.schemas import (
     OrdersPage,
     order_summary,
 )
-from kaquan.inventory import allocation
-from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
+from kaquan.inventory.delivery import Viewer
 from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
-from kaquan.orders.models import Order
 from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
 
 router = APIRouter(prefix="/open/v1", tags=["open api"])
 adapter = Adapter("open_api", "signed open API for downstream agents", router)
-DISPLAY_CAP = 1000
 MAX_PAGE = 500
 MAX_BATCH = 200
 
@@ -139,39 +133,10 @@ def _viewer(caller: AgentCaller, request: Request) -> Viewer:
     return Viewer(f"agent:{caller.agent.code}", "open API delivery", client_ip(request))
 
 
-def _order_out(order: Order, sku_code: str, caller: AgentCaller, codes: list[DeliveredCode]) -> AgentOrderOut:
-    key = caller.code_key if codes else b""
-    return AgentOrderOut(
-        **dict(order_summary(order, sku_code)),
-        codes=[
-            AgentCodeOut(
-                card_no=agent_crypto.encrypt_field(key, code.card_no, order.number) if code.card_no else None,
-                secret=agent_crypto.encrypt_field(key, code.secret, order.number),
-                expires_on=code.expires_on,
-            )
-            for code in codes
-        ],
-    )
-
-
 @router.get("/products", responses=READ_ERRORS)
 async def products(rt: RuntimeDep, caller: Caller) -> AgentProductsOut:
     async with rt.db.read() as session:
-        listed = []
-        for priced in await ordering.catalogue(session, caller.agent):
-            available = await allocation.available_units(session, priced.sku)
-            listed.append(
-                AgentProductOut(
-                    sku=priced.sku.code,
-                    name=priced.sku.name,
-                    price_minor=priced.price_minor,
-                    currency=priced.currency,
-                    in_stock=available > 0,
-                    available=min(available, DISPLAY_CAP),
-                    max_per_order=min(priced.sku.max_per_order, rt.settings.max_per_order),
-                )
-            )
-    return AgentProductsOut(products=listed)
+        return await ordering.products(session, caller.agent, max_per_order=rt.settings.max_per_order)
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -227,7 +192,7 @@ async def place_order(request: Request, response: Response, rt: RuntimeDep, call
     )
     if not placed.created:
         response.status_code = 200
-    return OrderEnvelope(order=_order_out(placed.order, placed.sku_code, caller, placed.codes))
+    return OrderEnvelope(order=ordering.order_out(placed.order, placed.sku_code, caller, placed.codes))
 
 
 class OrdersIn(BaseModel):
@@ -251,7 +216,7 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> Batc
     results: list[BatchOrderPlaced | BatchOrderRefused] = []
     for answer in placed:
         if isinstance(answer, AgentOrder):
-            order = _order_out(answer.order, answer.sku_code, caller, answer.codes)
+            order = ordering.order_out(answer.order, answer.sku_code, caller, answer.codes)
             results.append(BatchOrderPlaced(status=201 if answer.created else 200, order=order))
         else:
             error = ErrorDetail(code=answer.code, message=answer.message, details=answer.details)
@@ -262,13 +227,9 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> Batc
 @router.get("/orders/{out_order_no}", responses=READ_ERRORS)
 async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> OrderEnvelope:
     async with rt.db.transaction() as session:  # opening codes records the reveal
-        order = await ordering.find(session, caller.agent, out_order_no)
-        sku = await orders.sku_of(session, order)
-        codes: list[DeliveredCode] = []
-        if order.status == "delivered":
-            opened = await codes_of_orders(session, rt.vault, [order.id], _viewer(caller, request))
-            codes = opened.get(order.id, [])
-        return OrderEnvelope(order=_order_out(order, sku.code, caller, codes))
+        return OrderEnvelope(
+            order=await ordering.opened(session, rt.vault, caller, out_order_no, _viewer(caller, request))
+        )
 
 
 def _cursor(cursor: str | None) -> int | None:
@@ -310,14 +271,7 @@ async def list_orders(
 @router.get("/balance", responses=READ_ERRORS)
 async def balance(rt: RuntimeDep, caller: Caller) -> BalanceOut:
     async with rt.db.read() as session:
-        held = await ledger.balance(session, caller.agent.account_id)
-    limit = -(held.floor_minor or 0)
-    return BalanceOut(
-        currency=held.currency,
-        balance_minor=held.balance_minor,
-        credit_limit_minor=limit,
-        available_minor=held.balance_minor + limit,
-    )
+        return await agents.funds(session, caller.agent)
 
 
 @router.get("/ledger", responses=READ_ERRORS)

@@ -9,7 +9,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.errors import Conflict
@@ -22,6 +22,7 @@ from kaquan.payments.gateway import DevGateway
 from kaquan.payments.models import Payment
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.pages import render
+from kaquan.web.schemas import PaymentNotifyOut
 
 router = APIRouter()
 
@@ -34,10 +35,10 @@ DevGatewayDep = Annotated[DevGateway, Depends(dev_gateway)]
 
 
 @router.post("/payments/{gateway}/notify")
-async def notify(request: Request, rt: RuntimeDep, gateway: str) -> Response:
+async def notify(request: Request, rt: RuntimeDep, gateway: str) -> PaymentNotifyOut:
     body = await request.body()
     receipt = await payments.receive_notification(rt.db, registry.get(gateway), dict(request.headers), body)
-    return JSONResponse({"ok": True, "outcome": receipt.outcome})
+    return PaymentNotifyOut(ok=True, outcome=receipt.outcome)
 
 
 async def _dev_payment(session: AsyncSession, gateway: DevGateway, token: str) -> tuple[Payment, Order]:
@@ -54,7 +55,7 @@ async def pay_page(request: Request, rt: RuntimeDep, gateway: DevGatewayDep, tok
     return render(request, "pay_dev.html", {"payment": payment, "order": order})
 
 
-@router.post("/pay/dev/{token}")
+@router.post("/pay/dev/{token}", status_code=303, response_class=RedirectResponse)
 async def pay(request: Request, rt: RuntimeDep, gateway: DevGatewayDep, token: str) -> Response:
     """The buyer pressed 'pay': the dev gateway notifies kaquan exactly as a real gateway would."""
     async with rt.db.read() as session:

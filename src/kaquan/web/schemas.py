@@ -122,3 +122,19 @@ class StockOut(BaseModel):
     redeemed: int
     voided: int
     adds_up: bool
+
+
+class SegmentOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: int
+    quantity: int
+
+
+class PaymentNotifyOut(BaseModel):
+    """A gateway's notification, taken: `outcome` is delivered, duplicate, unfulfilled_refunding, ..."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ok: bool
+    outcome: str

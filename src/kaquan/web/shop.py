@@ -87,7 +87,7 @@ async def index(request: Request, rt: RuntimeDep) -> Response:
     return page
 
 
-@router.post("/orders")
+@router.post("/orders", status_code=303, response_class=RedirectResponse)
 async def buy(
     request: Request,
     rt: RuntimeDep,
@@ -141,7 +141,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
     )
 
 
-@router.post("/orders/{number}/cancel")
+@router.post("/orders/{number}/cancel", status_code=303, response_class=RedirectResponse)
 async def cancel(request: Request, rt: RuntimeDep, number: str) -> Response:
     offered = request.cookies.get(ORDER_COOKIE_PREFIX + number, "")
     await lookup_guard(rt).verify(number, offered, client=client_ip(request))
@@ -156,7 +156,7 @@ async def lookup_form(request: Request, number: str = "") -> Response:
     return render(request, "lookup.html", {"number": number, "failed": False})
 
 
-@router.post("/lookup")
+@router.post("/lookup", status_code=303, response_class=RedirectResponse)
 async def lookup(
     request: Request,
     rt: RuntimeDep,
