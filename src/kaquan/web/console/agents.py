@@ -3,7 +3,6 @@
 from fastapi import Request
 from fastapi.responses import Response
 
-from kaquan import ledger
 from kaquan.channels import agents
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.kit.money import Money
@@ -20,14 +19,14 @@ async def agents_page(request: Request, rt: RuntimeDep, admin: ChannelsRead) -> 
     rows = []
     async with rt.db.read() as session:
         for agent in await agents.list_agents(session):
-            held = await ledger.balance(session, agent.account_id)
+            funds = await agents.funds(session, agent)
             endpoint = await callbacks.get_endpoint(session, agent.id)
             rows.append(
                 {
                     "agent": agent,
-                    "balance": Money(held.balance_minor, held.currency).format(),
-                    "credit_limit": Money(agent.credit_limit_minor, agent.currency).format(),
-                    "available": Money(held.balance_minor + agent.credit_limit_minor, agent.currency).format(),
+                    "balance": Money(funds.balance_minor, funds.currency).format(),
+                    "credit_limit": Money(funds.credit_limit_minor, funds.currency).format(),
+                    "available": Money(funds.available_minor, funds.currency).format(),
                     "live_keys": sum(1 for key in await agents.keys_of(session, agent.id) if key.revoked_at is None),
                     "callback": callbacks.redacted(endpoint.url) if endpoint else None,
                 }
