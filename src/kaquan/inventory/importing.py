@@ -529,7 +529,7 @@ class _Importer:
         log = ProblemLog(limit=0)
         codes = self.open_pass(log)
         blocks = iter(codes)
-        seal = _Sealer(self.vault, batch, sku, dates_as_text=not self.db.is_postgresql)
+        seal = _Sealer(self.vault, batch, sku, dates_as_text=self.db.copies_dates_as_text)
 
         def read() -> list[CodeLine] | None:
             chunk = self._next_chunk(blocks, log)
