@@ -33,8 +33,8 @@ from sqlalchemy import BigInteger, Column, LargeBinary, Select, Table, func, lit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
-from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
+from kaquan.catalog.service import Sku
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS

@@ -40,7 +40,7 @@ from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
 
