@@ -8,7 +8,7 @@ cutting entries off the end breaks it too.
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
@@ -38,5 +38,5 @@ class AuditHead(Base):
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    last_id: Mapped[int] = mapped_column(BigId)
     last_hash: Mapped[str] = mapped_column(String(HASH_CHARS))

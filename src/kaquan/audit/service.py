@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.audit.models import AuditEntry, AuditHead
+from kaquan.audit.models import AuditEntry as AuditEntry
+from kaquan.audit.models import AuditHead
 from kaquan.kit import clock
 from kaquan.kit.db import serialize_on
 

@@ -1,12 +1,15 @@
 """Create and read products and SKUs."""
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.catalog.errors import ProductNotFound, SkuCodeTaken, SkuNotFound
-from kaquan.catalog.models import Product, Sku
+from kaquan.catalog.models import Product as Product
+from kaquan.catalog.models import Sku as Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.kit import clock
@@ -53,6 +56,15 @@ async def create_sku(session: AsyncSession, data: SkuCreate, *, actor: str) -> S
         after={"code": sku.code, "price_minor": sku.price_minor, "currency": sku.currency},
     )
     return sku
+
+
+async def sku_codes(session: AsyncSession, sku_ids: Iterable[int]) -> dict[int, str]:
+    """The code of each SKU named by id (unknown ids are left out)."""
+    ids = set(sku_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(select(Sku.id, Sku.code).where(Sku.id.in_(ids)))
+    return {sku_id: code for sku_id, code in rows.tuples()}
 
 
 async def get_sku(session: AsyncSession, sku_ref: int | str) -> Sku:

@@ -25,7 +25,8 @@ from kaquan.audit import service as audit
 from kaquan.channels import service as channels
 from kaquan.channels import signing
 from kaquan.channels.errors import AgentNotFound
-from kaquan.channels.models import Agent, AgentKey
+from kaquan.channels.models import Agent as Agent
+from kaquan.channels.models import AgentKey as AgentKey
 from kaquan.channels.schemas import BalanceOut
 from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing, SecretBox

@@ -49,7 +49,7 @@ from kaquan.kit.keys import named_key
 from kaquan.orders import bulk
 from kaquan.orders import service as orders
 from kaquan.orders.errors import check_quantity
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 
 CHANNEL_PREFIX = "marketplace:"
 # Orders name their channel in 32 characters: "marketplace:" leaves 20 for the store.

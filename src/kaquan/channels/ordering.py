@@ -46,7 +46,7 @@ from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders import bulk, lifecycle
 from kaquan.orders import service as orders
 from kaquan.orders.errors import InvalidQuantity, check_quantity
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 
 CHANNEL = "api"
 OUT_ORDER_NO = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

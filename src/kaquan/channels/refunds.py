@@ -22,7 +22,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
 from kaquan.orders import lifecycle
 from kaquan.orders import service as orders
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 
 MAX_REASON = 300
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 
 
 def rfc3339(moment: datetime) -> str:

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.channels.errors import SkuNotAvailableForAgent
-from kaquan.channels.models import CHANNEL_KINDS, Channel, ChannelPrice, ChannelQuota
+from kaquan.channels.models import CHANNEL_KINDS, ChannelPrice, ChannelQuota
+from kaquan.channels.models import Channel as Channel
 from kaquan.inventory import bulk as inventory_bulk
 from kaquan.inventory import stock as inventory_stock
 from kaquan.kit import clock

@@ -9,8 +9,8 @@ from rich.table import Table
 from kaquan import ledger
 from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.kit.money import Money
+from kaquan.ledger import LedgerAccount
 from kaquan.ledger.errors import AccountNotFound
-from kaquan.ledger.models import LedgerAccount
 from kaquan.runtime import Runtime
 
 ledger_app = typer.Typer(help="The ledger: check that it balances, read an account's entries.", no_args_is_help=True)

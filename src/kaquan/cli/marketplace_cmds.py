@@ -12,7 +12,7 @@ from rich.table import Table
 
 from kaquan.channels import marketplace, marketplace_files
 from kaquan.channels import service as channels
-from kaquan.channels.models import Channel
+from kaquan.channels.service import Channel
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import Money

@@ -8,9 +8,8 @@ from rich.table import Table
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
 from kaquan.inventory import scheduling, warehouses
-from kaquan.inventory.models import Warehouse
 from kaquan.inventory.scheduling import Rule
-from kaquan.inventory.warehouses import Transfer
+from kaquan.inventory.warehouses import Transfer, Warehouse
 from kaquan.runtime import Runtime
 
 warehouse_app = typer.Typer(help="Warehouses, refill rules and stock transfers.", no_args_is_help=True)

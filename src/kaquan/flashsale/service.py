@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.flashsale.errors import EventNotFound, InvalidEvent
 from kaquan.flashsale.models import Event, Purchase
 from kaquan.flashsale.schemas import DEVICE_LIMIT_FACTOR, IP_LIMIT_FACTOR, EventCreate

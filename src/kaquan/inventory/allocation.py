@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.inventory import lifecycle
 from kaquan.inventory.errors import IllegalTransition, OutOfStock
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ARRAY, BigInteger, bindparam, case, func, literal_column, select, update
+from sqlalchemy import literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory import allocation, lifecycle
 from kaquan.inventory.errors import IllegalTransition
 from kaquan.inventory.models import Batch, Code, Warehouse
 from kaquan.kit import clock
-from kaquan.kit.db import Database, dialect_of
+from kaquan.kit.db import Database, bulk_update_by_id
 from kaquan.kit.errors import BadInput
 
 _CHUNK = 500
@@ -81,31 +81,18 @@ async def hand_out(
     ids = list(owner)
     sold_at = clock.now() if target == "sold" else None
     moves = {"status": target, "hold_until": hold_until, "sold_at": sold_at}
-    postgresql = dialect_of(session) == "postgresql"
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        if postgresql:  # one statement text whatever the chunk: the pairs travel as two arrays
-            stmt = _HAND_OUT_PAIRS.values(moves)
-            params = {"code_ids": chunk, "holders": [owner[code_id] for code_id in chunk], "source": source}
-            result = await session.execute(stmt, params)
-        else:
-            holder = case({code_id: owner[code_id] for code_id in chunk}, value=Code.id)
-            stmt = update(Code).where(Code.id.in_(chunk), Code.status == source).values({**moves, "order_id": holder})
-            result = await session.execute(stmt.execution_options(synchronize_session=False))
-        if result.rowcount != len(chunk):  # type: ignore[attr-defined]
+        moved = await bulk_update_by_id(
+            session,
+            Code.__table__,  # type: ignore[arg-type]
+            "order_id",
+            {code_id: owner[code_id] for code_id in chunk},
+            where=[Code.status == source],
+            values=moves,
+        )
+        if moved != len(chunk):
             raise IllegalTransition(
-                f"{len(chunk) - result.rowcount} claimed code(s) left {source} state under a batch",  # type: ignore[attr-defined]
+                f"{len(chunk) - moved} claimed code(s) left {source} state under a batch",
                 expected=len(chunk),
             )
-
-
-_PAIRS = select(
-    func.unnest(bindparam("code_ids", type_=ARRAY(BigInteger))).label("code_id"),
-    func.unnest(bindparam("holders", type_=ARRAY(BigInteger))).label("holder"),
-).subquery()
-_HAND_OUT_PAIRS = (
-    update(Code)
-    .where(Code.id == _PAIRS.c.code_id, Code.status == bindparam("source"))
-    .values(order_id=_PAIRS.c.holder)
-    .execution_options(synchronize_session=False)
-)

@@ -33,8 +33,8 @@ from sqlalchemy import BigInteger, Column, LargeBinary, Select, Table, func, lit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
-from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
+from kaquan.catalog.service import Sku
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
@@ -529,7 +529,7 @@ class _Importer:
         log = ProblemLog(limit=0)
         codes = self.open_pass(log)
         blocks = iter(codes)
-        seal = _Sealer(self.vault, batch, sku, dates_as_text=not self.db.is_postgresql)
+        seal = _Sealer(self.vault, batch, sku, dates_as_text=self.db.copies_dates_as_text)
 
         def read() -> list[CodeLine] | None:
             chunk = self._next_chunk(blocks, log)

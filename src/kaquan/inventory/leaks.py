@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.catalog.models import Sku
+from kaquan.catalog import service as catalog
 from kaquan.inventory.delivery import mask
 from kaquan.inventory.models import Batch, Code, Reveal
 from kaquan.inventory.parsing import LineProblem, ParsedFile
@@ -69,13 +69,13 @@ async def trace(db: Database, session: AsyncSession, vault: Vault, parsed: Parse
                 Code.sold_at,
                 Batch.supplier,
                 Batch.quarantined_at,
-                Sku.code.label("sku"),
+                Code.sku_id,
             )
             .join(Batch, Batch.id == Code.batch_id)
-            .join(Sku, Sku.id == Code.sku_id)
             .where(Code.fingerprint.in_(prints[start : start + size]))
         )
         rows.update({row.fingerprint: row for row in result})
+    sku_codes = await catalog.sku_codes(session, (row.sku_id for row in rows.values()))
     found, unknown = [], []
     for line, fingerprint in zip(parsed.lines, prints, strict=True):
         shown = mask(line.secret)
@@ -90,7 +90,7 @@ async def trace(db: Database, session: AsyncSession, vault: Vault, parsed: Parse
                 row.id,
                 row.batch_id,
                 row.supplier,
-                row.sku,
+                sku_codes[row.sku_id],
                 row.status,
                 row.order_id,
                 row.sold_at,

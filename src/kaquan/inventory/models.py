@@ -12,15 +12,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaquan.kit.models import Base, BigId, UTCDateTime
+from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
 
 CODE_STATUSES = ("available", "reserved", "sold", "redeemed", "voided")
 _STATUS_CHECK = "status IN ('available', 'reserved', 'sold', 'redeemed', 'voided')"
-_AVAILABLE = text("status = 'available'")
+_AVAILABLE = "status = 'available'"
 WAREHOUSE_KINDS = ("own", "consignment")
 _WAREHOUSE_KIND_CHECK = "kind IN ('own', 'consignment')"
 
@@ -73,21 +72,19 @@ class Code(Base):
         CheckConstraint(_STATUS_CHECK, name="status_known"),
         # The claim index covers available rows only: a claim never walks the sold history. It leads
         # with the warehouse so a claim reads one warehouse's codes already in FEFO order, never sorting.
-        Index(
+        partial_index(
             "ix_inventory_codes_claim",
             "sku_id",
             "warehouse_id",
             "expires_on",
             "id",
-            postgresql_where=_AVAILABLE,
-            sqlite_where=_AVAILABLE,
+            where=_AVAILABLE,
         ),
         Index("ix_inventory_codes_stock", "sku_id", "warehouse_id", "status"),
-        Index(
+        partial_index(
             "ix_inventory_codes_order",
             "order_id",
-            postgresql_where=text("order_id IS NOT NULL"),
-            sqlite_where=text("order_id IS NOT NULL"),
+            where="order_id IS NOT NULL",
         ),
     )
 
@@ -147,20 +144,18 @@ class SegmentRange(Base):
     __table_args__ = (
         CheckConstraint(_STATUS_CHECK, name="status_known"),
         CheckConstraint("last_serial >= first_serial", name="range_valid"),
-        Index(
+        partial_index(
             "ix_inventory_segment_ranges_claim",
             "sku_id",
             "warehouse_id",
             "expires_on",
             "id",
-            postgresql_where=_AVAILABLE,
-            sqlite_where=_AVAILABLE,
+            where=_AVAILABLE,
         ),
-        Index(
+        partial_index(
             "ix_inventory_segment_ranges_order",
             "order_id",
-            postgresql_where=text("order_id IS NOT NULL"),
-            sqlite_where=text("order_id IS NOT NULL"),
+            where="order_id IS NOT NULL",
         ),
         Index("ix_inventory_segment_ranges_stock", "sku_id", "warehouse_id", "status"),
     )

@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.inventory import allocation
 from kaquan.inventory.models import RefillRule, Warehouse
 from kaquan.inventory.warehouses import SameWarehouse, get_warehouse, record_transfer

@@ -18,7 +18,8 @@ from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.inventory import allocation
 from kaquan.inventory.errors import OutOfStock, WarehouseNotFound
-from kaquan.inventory.models import WAREHOUSE_KINDS, StockTransfer, Warehouse
+from kaquan.inventory.models import WAREHOUSE_KINDS, StockTransfer
+from kaquan.inventory.models import Warehouse as Warehouse
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict

@@ -17,7 +17,23 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, MetaData, Select, Table, event, insert, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    ColumnElement,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    case,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -64,7 +80,7 @@ class Database:
 
     def __init__(self, url: str, *, lock_timeout_ms: int = 2000, pool_size: int = 10) -> None:
         self.url = async_url(url)
-        self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        self._dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self.protect = True
         self.engine = self._create_engine(lock_timeout_ms, pool_size)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
@@ -74,10 +90,11 @@ class Database:
 
     @property
     def is_postgresql(self) -> bool:
-        return self.dialect == "postgresql"
+        """Which backend this is: for tests and for this module; services ask for an operation instead."""
+        return self._dialect == "postgresql"
 
     def _create_engine(self, lock_timeout_ms: int, pool_size: int) -> AsyncEngine:
-        if self.dialect == "postgresql":
+        if self._dialect == "postgresql":
             return create_async_engine(
                 self.url,
                 pool_size=pool_size,
@@ -146,6 +163,11 @@ class Database:
         """Whether a bulk copy leaves this process's GIL free (a server stores the rows, not a thread of ours)."""
         return self.is_postgresql
 
+    @property
+    def copies_dates_as_text(self) -> bool:
+        """Whether `copy_rows` wants dates as ISO strings (SQLite) rather than `date` objects (PostgreSQL)."""
+        return not self.is_postgresql
+
     def claim(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""
         return stmt.with_for_update(skip_locked=True) if self.is_postgresql and self.protect else stmt
@@ -194,7 +216,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     """
     if not rows:
         return
-    if dialect_of(session) != "postgresql":
+    if not _is_postgresql(session):
         await session.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
@@ -221,12 +243,11 @@ async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any])
     (`temp_store=MEMORY`), so this is a plain table in the database file, which only
     this transaction sees (it holds the write lock) and a rollback removes.
     """
-    postgresql = dialect_of(session) == "postgresql"
     table = Table(
         name,
         MetaData(),
         *columns,
-        prefixes=["TEMPORARY"] if postgresql else [],
+        prefixes=["TEMPORARY"] if _is_postgresql(session) else [],
         postgresql_on_commit="DROP",
     )
     connection = await session.connection()
@@ -239,9 +260,44 @@ async def drop_scratch_table(session: AsyncSession, table: Table) -> None:
     await connection.run_sync(table.drop)
 
 
-def dialect_of(session: AsyncSession) -> str:
-    """The dialect name behind a session: "postgresql" or "sqlite"."""
-    return session.get_bind().dialect.name
+def _is_postgresql(session: AsyncSession) -> bool:
+    """Whether the session runs on PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def bulk_update_by_id(
+    session: AsyncSession,
+    table: Table,
+    column: str,
+    new_values: Mapping[int, int],
+    *,
+    where: Sequence[ColumnElement[bool]] = (),
+    values: Mapping[str, Any] | None = None,
+) -> int:
+    """Give each row whose id is a key of `new_values` its own integer value of `column` in one statement.
+
+    Only rows that also match `where` change; `values` are set on all of them.
+    Returns how many rows changed. PostgreSQL gets the (id, value) pairs as two
+    arrays, so the statement text is the same whatever the number of rows (one
+    prepared statement); SQLite gets a CASE on the id. Keep `new_values` to a few
+    hundred entries per call.
+    """
+    ids = list(new_values)
+    key = table.c.id
+    if _is_postgresql(session):
+        pairs = select(
+            func.unnest(bindparam("ids", ids, type_=ARRAY(BigInteger))).label("id"),
+            func.unnest(bindparam("new_values", [new_values[i] for i in ids], type_=ARRAY(BigInteger))).label("value"),
+        ).subquery()
+        stmt = update(table).where(key == pairs.c.id, *where).values({**(values or {}), column: pairs.c.value})
+    else:
+        stmt = (
+            update(table)
+            .where(key.in_(ids), *where)
+            .values({**(values or {}), column: case(dict(new_values), value=key)})
+        )
+    result = await session.execute(stmt.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def serialize_on(session: AsyncSession, name: str) -> None:
@@ -250,13 +306,13 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
     PostgreSQL: a transaction-scoped advisory lock on `name`, released at commit or
     rollback; SQLite writers are serialized by BEGIN IMMEDIATE already.
     """
-    if dialect_of(session) == "postgresql":
+    if _is_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:
     """Lock the selected rows against writers but not against other sharers (`FOR SHARE` on PostgreSQL)."""
-    return stmt.with_for_update(read=True) if dialect_of(session) == "postgresql" else stmt
+    return stmt.with_for_update(read=True) if _is_postgresql(session) else stmt
 
 
 def is_lock_error(exc: DBAPIError) -> bool:

@@ -10,7 +10,16 @@ transfer (`reverse`). How writers lock: see `ledger.posting`.
 The public surface is what this module exports; other modules use only that.
 """
 
-from kaquan.ledger.accounts import Balance, Normal, account_by_code, balance, locked_balance, open_account, set_floor
+from kaquan.ledger.accounts import (
+    Balance,
+    LedgerAccount,
+    Normal,
+    account_by_code,
+    balance,
+    locked_balance,
+    open_account,
+    set_floor,
+)
 from kaquan.ledger.posting import REVERSAL, Leg, TransferSpec, post, post_many, post_many_locking_last, reverse
 from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, check, check_floors, entries
 
@@ -19,6 +28,7 @@ __all__ = [
     "REVERSAL",
     "Balance",
     "Entry",
+    "LedgerAccount",
     "LedgerCheck",
     "Leg",
     "Normal",

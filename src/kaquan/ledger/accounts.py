@@ -10,7 +10,7 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.money import supported_currencies
 from kaquan.ledger.errors import AccountConflict, AccountNotFound, FloorAboveBalance, InvalidAccount
-from kaquan.ledger.models import LedgerAccount
+from kaquan.ledger.models import LedgerAccount as LedgerAccount
 
 Normal = Literal["debit", "credit"]
 ACCOUNTS = cast(Table, LedgerAccount.__table__)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.inventory import bulk as inventory_bulk
 from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest

@@ -1,7 +1,7 @@
-from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaquan.kit.models import Base, BigId, UTCDateTime
+from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
 
 ORDER_STATUSES = (
     "pending_payment",
@@ -13,12 +13,11 @@ ORDER_STATUSES = (
     "paid_unfulfilled",
     "refunded",
 )
-_UNPAID = text("status = 'pending_payment'")
 
 
 def _unpaid_index(name: str, column: str) -> Index:
     """A partial index over unpaid orders only: small, whatever the order history."""
-    return Index(name, column, postgresql_where=_UNPAID, sqlite_where=_UNPAID)
+    return partial_index(name, column, where="status = 'pending_payment'")
 
 
 class Order(Base):

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
-from kaquan.catalog.models import Sku
+from kaquan.catalog.service import Sku
 from kaquan.inventory import allocation
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
 from kaquan.inventory.errors import OutOfStock
@@ -39,7 +39,8 @@ from kaquan.kit.errors import BadInput, IdempotencyConflict, RateLimited
 from kaquan.kit.ratelimit import RateLimiter
 from kaquan.orders import holds, lifecycle
 from kaquan.orders.errors import OrderNotFound, SkuNotForSale, check_quantity
-from kaquan.orders.models import Order, OrderEvent
+from kaquan.orders.models import Order as Order
+from kaquan.orders.models import OrderEvent
 
 _LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 

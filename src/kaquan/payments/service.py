@@ -20,11 +20,12 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
 from kaquan.orders.holds import HoldPolicy
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 from kaquan.payments import registry
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound, PaymentUnavailable
 from kaquan.payments.gateway import Gateway, Notification
-from kaquan.payments.models import Payment, PaymentCallback
+from kaquan.payments.models import Payment as Payment
+from kaquan.payments.models import PaymentCallback
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.audit import service as audit
-from kaquan.audit.models import AuditEntry
+from kaquan.audit.service import AuditEntry
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import custody
 from kaquan.kit.bounds import BigRowId, Id

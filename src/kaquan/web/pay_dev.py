@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.errors import Conflict
 from kaquan.orders import service as orders
-from kaquan.orders.models import Order
+from kaquan.orders.service import Order
 from kaquan.payments import registry
 from kaquan.payments import service as payments
 from kaquan.payments.errors import PaymentNotFound
 from kaquan.payments.gateway import DevGateway
-from kaquan.payments.models import Payment
+from kaquan.payments.service import Payment
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.pages import render
 from kaquan.web.schemas import PaymentNotifyOut

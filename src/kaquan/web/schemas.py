@@ -6,8 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange
 from kaquan.kit.bounds import INT32_MAX, INT64_MAX, Int64
-from kaquan.orders.models import Order
-from kaquan.orders.service import OrderView
+from kaquan.orders.service import Order, OrderView
 
 
 class OrderCreate(BaseModel):
