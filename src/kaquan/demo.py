@@ -13,7 +13,7 @@ from kaquan.channels import agents
 from kaquan.channels import service as channels
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
-from kaquan.inventory import importing
+from kaquan.inventory import importing, segments
 from kaquan.inventory.parsing import parse_code_file
 from kaquan.runtime import Runtime
 
@@ -177,7 +177,7 @@ async def _gift_card_segment(rt: Runtime, session: AsyncSession) -> None:
         ),
         actor=ACTOR,
     )
-    await importing.add_segment(
+    await segments.add_segment(
         rt.db,
         session,
         sku,

@@ -24,7 +24,7 @@ from kaquan.all_models import metadata
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.inventory import importing, parsing
+from kaquan.inventory import importing, parsing, segments
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.parsing import CARD_COLUMNS, EXPIRY_COLUMNS, SECRET_COLUMNS, ImportFileError
@@ -114,7 +114,7 @@ async def add_segment(
 ) -> Batch:
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku.id)
-        return await importing.add_segment(
+        return await segments.add_segment(
             rt.db,
             session,
             target,

@@ -44,7 +44,7 @@ from tests.support.builders import TEST_CLIENT, GivenSku, given_codes, given_sku
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing
+from kaquan.inventory import importing, segments
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.models import Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.stock import stock
@@ -230,7 +230,7 @@ class StockMachine(RuleBasedStateMachine):
         async with self.db.transaction() as session:
             sku = await catalog.get_sku(session, self.skus[SEGMENT_SKU].id)
             meta = importing.BatchMeta(warehouse=warehouse, expires_on=expires_on)
-            await importing.add_segment(
+            await segments.add_segment(
                 self.db, session, sku, prefix="GC", width=8, start=start, end=end, meta=meta, actor="test"
             )
 

@@ -29,7 +29,7 @@ from tests.support.orders import place
 
 from kaquan import runtime as runtime_module
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing
+from kaquan.inventory import importing, segments
 from kaquan.inventory.delivery import Viewer
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.models import Code
@@ -499,7 +499,7 @@ async def test_segment_serials_are_sold_earliest_expiry_first_and_undated_serial
     for start, expires_on in ((1, None), (11, date(2031, 6, 30)), (21, date(2030, 1, 31))):
         async with rt.db.transaction() as session:
             target = await catalog.get_sku(session, sku.id)
-            await importing.add_segment(
+            await segments.add_segment(
                 rt.db,
                 session,
                 target,

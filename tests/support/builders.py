@@ -8,7 +8,7 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory import importing
+from kaquan.inventory import importing, segments
 from kaquan.inventory.delivery import Viewer
 from kaquan.inventory.parsing import parse_code_file
 from kaquan.inventory.stock import Stock, stock
@@ -90,7 +90,7 @@ async def given_segment_sku(
     sku = await given_sku(rt, stock_kind="segment", max_per_order=max_per_order)
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku.id)
-        await importing.add_segment(
+        await segments.add_segment(
             rt.db,
             session,
             target,

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from tests.support.builders import GivenSku
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import allocation, importing, warehouses
+from kaquan.inventory import allocation, importing, segments, warehouses
 from kaquan.inventory.allocation import Claim
 from kaquan.inventory.stock import Stock, stock
 from kaquan.kit import clock
@@ -28,7 +28,7 @@ async def given_segment(
     rt: Runtime, sku: GivenSku, start: int, end: int, *, warehouse: str = "main", expires_on: date | None = None
 ) -> None:
     async with rt.db.transaction() as session:
-        await importing.add_segment(
+        await segments.add_segment(
             rt.db,
             session,
             await catalog.get_sku(session, sku.id),

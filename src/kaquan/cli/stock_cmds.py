@@ -11,6 +11,7 @@ from rich.table import Table
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
 from kaquan.inventory import importing
+from kaquan.inventory import segments as serial_ranges
 from kaquan.inventory.importing import ImportResult
 from kaquan.inventory.parsing import CodeSource
 from kaquan.inventory.stock import Stock, stock
@@ -115,7 +116,7 @@ def add_segment(
     async def work(rt: Runtime) -> int:
         async with rt.db.transaction() as session:
             target = await catalog.get_sku(session, sku)
-            batch = await importing.add_segment(
+            batch = await serial_ranges.add_segment(
                 rt.db,
                 session,
                 target,

@@ -26,17 +26,18 @@ import asyncio
 import secrets
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import BigInteger, Column, LargeBinary, Select, Table, func, literal, select
+from sqlalchemy import BigInteger, Column, LargeBinary, Select, Table, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.service import Sku
-from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
-from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
+from kaquan.inventory.batches import BatchMeta as BatchMeta
+from kaquan.inventory.batches import new_batch
+from kaquan.inventory.errors import ImportRejected, WrongStockKind
+from kaquan.inventory.models import Batch, Code
 from kaquan.inventory.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
 from kaquan.inventory.parsing import (
     CodeLine,
@@ -49,10 +50,7 @@ from kaquan.inventory.parsing import (
     read_code_file,
 )
 from kaquan.inventory.vault import Vault
-from kaquan.kit import clock
-from kaquan.kit.crypto import KeyRing, new_key
-from kaquan.kit.db import Database, DuplicateRow, drop_scratch_table, scratch_table, serialize_on
-from kaquan.kit.errors import BadInput
+from kaquan.kit.db import Database, DuplicateRow, drop_scratch_table, scratch_table
 
 COPY_CHUNK = 50_000
 _CODE_COLUMNS = (
@@ -102,19 +100,6 @@ OpenPass = Callable[[ProblemLog], CodePass]
 
 
 @dataclass(frozen=True)
-class BatchMeta:
-    supplier: str = ""
-    unit_cost_minor: int = 0
-    expires_on: date | None = None
-    warehouse: str = "main"
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if self.unit_cost_minor < 0:
-            raise BadInput("unit cost cannot be negative", unit_cost_minor=self.unit_cost_minor)
-
-
-@dataclass(frozen=True)
 class ImportResult:
     batch_id: int | None
     imported: int
@@ -127,13 +112,6 @@ class ImportResult:
 
 def _problem(p: LineProblem) -> dict[str, Any]:
     return {"line_no": p.line_no, "code": p.code, "reason": p.reason}
-
-
-async def warehouse_id(session: AsyncSession, code: str) -> int:
-    found = (await session.execute(select(Warehouse.id).where(Warehouse.code == code))).scalar_one_or_none()
-    if found is None:
-        raise WarehouseNotFound(f"no warehouse {code!r}", warehouse=code)
-    return found
 
 
 def _note_duplicate(log: ProblemLog, line_no: int, first_line: int | None) -> None:
@@ -174,139 +152,6 @@ def _close(blocks: Iterator[list[CodeLine]]) -> None:
     close = getattr(blocks, "close", None)
     if close is not None:
         close()
-
-
-async def _new_batch(
-    session: AsyncSession,
-    sku: Sku,
-    meta: BatchMeta,
-    *,
-    kind: str,
-    quantity: int,
-    actor: str,
-    keyring: KeyRing | None,
-) -> Batch:
-    batch = Batch(
-        sku_id=sku.id,
-        warehouse_id=await warehouse_id(session, meta.warehouse),
-        kind=kind,
-        supplier=meta.supplier,
-        unit_cost_minor=meta.unit_cost_minor,
-        currency=sku.currency,
-        expires_on=meta.expires_on,
-        wrapped_key=keyring.wrap(new_key()) if keyring else None,
-        quantity=quantity,
-        source=meta.source,
-        created_by=actor,
-        created_at=clock.now(),
-    )
-    session.add(batch)
-    await session.flush()
-    return batch
-
-
-async def add_segment(
-    db: Database,
-    session: AsyncSession,
-    sku: Sku,
-    *,
-    prefix: str,
-    width: int,
-    start: int,
-    end: int,
-    meta: BatchMeta,
-    actor: str,
-) -> Batch:
-    """Add the serial range prefix+[start..end] (zero-padded to `width`) as one segment batch."""
-    if sku.stock_kind != "segment":
-        raise WrongStockKind(f"SKU {sku.code} is stocked by code file, not by segment", sku=sku.code)
-    if not (1 <= width <= 18) or start < 0 or end < start or end >= 10**width:
-        raise BadInput(
-            "a segment needs 1 ≤ width ≤ 18 and 0 ≤ start ≤ end < 10^width",
-            width=width,
-            start=start,
-            end=end,
-        )
-    if len(prefix) > 32 or not prefix.isascii() or not all(ch.isalnum() or ch in "-_" for ch in prefix):
-        raise BadInput("a segment prefix is up to 32 ASCII letters, digits, '-' or '_'", prefix=prefix)
-    # Every form that can spell one of these serials has the same total length (see _overlapping_segment).
-    await serialize_on(session, f"segment:{len(prefix) + width}")
-    overlap = await _overlapping_segment(session, prefix, width, start, end)
-    if overlap is not None:
-        raise SegmentOverlap(
-            f"serials {prefix}{start:0{width}d}–{prefix}{end:0{width}d} overlap segment {overlap.id}",
-            segment_id=overlap.id,
-            start=overlap.start_serial,
-            end=overlap.end_serial,
-        )
-    batch = await _new_batch(session, sku, meta, kind="segment", quantity=end - start + 1, actor=actor, keyring=None)
-    segment = Segment(batch_id=batch.id, sku_id=sku.id, prefix=prefix, width=width, start_serial=start, end_serial=end)
-    session.add(segment)
-    await session.flush()
-    session.add(
-        SegmentRange(
-            segment_id=segment.id,
-            sku_id=sku.id,
-            warehouse_id=batch.warehouse_id,
-            first_serial=start,
-            last_serial=end,
-            status="available",
-            expires_on=meta.expires_on,
-        )
-    )
-    await audit.record(
-        session,
-        actor,
-        "segment.added",
-        target=f"batch:{batch.id}",
-        after={"sku": sku.code, "prefix": prefix, "width": width, "start": start, "end": end},
-    )
-    return batch
-
-
-async def _overlapping_segment(session: AsyncSession, prefix: str, width: int, start: int, end: int) -> Any:
-    """A stored segment spelling any serial of prefix+[start..end], or None.
-
-    Serials are strings: GC + 00000150 (width 8) and GC0 + 0000150 (width 7) are
-    the same card GC00000150. Two forms spell common serials only when their
-    total lengths are equal and the longer prefix is the shorter one plus digits;
-    those digits lead every serial of the shorter form that the longer one spells.
-    """
-    columns = (Segment.id, Segment.prefix, Segment.width, Segment.start_serial, Segment.end_serial)
-    spelled = len(prefix) + width
-    # Forms whose prefix is ours or a shorter head of it: offset our range into theirs.
-    for cut in range(len(prefix), -1, -1):
-        digits = prefix[cut:]
-        if digits and not (digits.isascii() and digits.isdigit()):
-            break
-        offset = int(digits or "0") * 10**width
-        found = (
-            await session.execute(
-                select(*columns).where(
-                    Segment.prefix == prefix[:cut],
-                    Segment.width == spelled - cut,
-                    Segment.start_serial <= offset + end,
-                    Segment.end_serial >= offset + start,
-                )
-            )
-        ).first()
-        if found is not None:
-            return found
-    # Forms with a longer prefix that starts with ours: offset their range into ours.
-    longer = await session.execute(
-        select(*columns).where(
-            Segment.prefix.startswith(prefix, autoescape=True),
-            func.length(Segment.prefix) > len(prefix),
-            func.length(Segment.prefix) + Segment.width == spelled,
-        )
-    )
-    for row in longer:
-        digits = row.prefix[len(prefix) :]
-        if digits.isascii() and digits.isdigit():
-            offset = int(digits) * 10**row.width
-            if offset + row.start_serial <= end and offset + row.end_serial >= start:
-                return row
-    return None
 
 
 async def import_file(
@@ -405,7 +250,7 @@ async def _import(
             skips = None
         if checked.good == 0:
             raise checked.rejection()
-    batch = await _new_batch(session, sku, meta, kind="codes", quantity=0, actor=actor, keyring=vault.keyring)
+    batch = await new_batch(session, sku, meta, kind="codes", quantity=0, actor=actor, keyring=vault.keyring)
     try:
         async with session.begin_nested():
             stored, codes = await importer.store(batch, sku, skips=skips)

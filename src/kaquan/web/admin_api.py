@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
 from kaquan.identity.permissions import Permission
-from kaquan.inventory import importing
+from kaquan.inventory import importing, segments
 from kaquan.inventory.parsing import CodeSource
 from kaquan.inventory.stock import stock
 from kaquan.kit.bounds import Int32
@@ -112,7 +112,7 @@ async def add_segment(rt: RuntimeDep, admin: StockWrite, sku: str, body: Segment
     )
     async with rt.db.transaction() as session:
         target = await catalog.get_sku(session, sku)
-        batch = await importing.add_segment(
+        batch = await segments.add_segment(
             rt.db,
             session,
             target,
