@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from kaquan.buyers.schemas import BuyerTokenOut, VerifyConfirm, VerifyStart, VerifyStarted
 from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.security import secure_cookie
 
 router = APIRouter(prefix="/api/buyers", tags=["buyers"])
 BUYER_COOKIE = "kq_buyer"
@@ -46,7 +47,7 @@ async def confirm(request: Request, response: Response, rt: RuntimeDep, body: Ve
         issued.token,
         max_age=rt.settings.buyer_token_hours * 3600,
         path="/api",
-        secure=rt.settings.public_url.startswith("https://") or request.url.scheme == "https",
+        secure=secure_cookie(request),
         httponly=True,
         samesite="strict",  # a cross-site request must never buy on a buyer's behalf
     )

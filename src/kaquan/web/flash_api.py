@@ -37,6 +37,7 @@ from kaquan.runtime import Runtime
 from kaquan.web.buyers_api import buyer_token
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.security import secure_cookie
 
 router = APIRouter(prefix="/api/flash", tags=["flashsale"], dependencies=JSON_ONLY)
 QUEUED_RETRY_AFTER_S = 1
@@ -57,7 +58,7 @@ def _new_device(request: Request, response: Response, rt: Runtime) -> str:
         token,
         max_age=DEVICE_COOKIE_MAX_AGE_S,
         path="/api/flash",
-        secure=rt.settings.public_url.startswith("https://") or request.url.scheme == "https",
+        secure=secure_cookie(request),
         httponly=True,
         samesite="lax",
     )

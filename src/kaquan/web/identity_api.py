@@ -29,7 +29,7 @@ from kaquan.identity.schemas import (
 from kaquan.kit.bounds import BigRowId, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import SESSION_COOKIE, Principal, RuntimeDep, check_csrf, client_ip, require, session_identity
-from kaquan.web.security import is_tls
+from kaquan.web.security import secure_cookie
 
 router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 COOKIE_PATH = "/admin"
@@ -38,13 +38,13 @@ Self = Annotated[Principal, require(Permission.ACCOUNT_SELF)]
 UsersManage = Annotated[Principal, require(Permission.USERS_MANAGE)]
 
 
-def set_session_cookie(request: Request, response: Response, opened: NewSession, secure_site: bool) -> None:
+def set_session_cookie(request: Request, response: Response, opened: NewSession) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,
         max_age=int(identity.ABSOLUTE_TIMEOUT.total_seconds()),
         path=COOKIE_PATH,
-        secure=secure_site or is_tls(request),
+        secure=secure_cookie(request),
         httponly=True,
         samesite="strict",
     )
@@ -69,7 +69,7 @@ async def login(rt: RuntimeDep, request: Request, response: Response, body: Logi
         totp=body.totp,
         ip=client_ip(request),
     )
-    set_session_cookie(request, response, opened, rt.settings.public_url.startswith("https://"))
+    set_session_cookie(request, response, opened)
     return LoginOut(
         username=opened.username, role=opened.role, csrf_token=opened.csrf_token, expires_at=opened.expires_at
     )
@@ -108,7 +108,7 @@ async def change_password(
             session, rt.limiter, user, body.current_password, body.new_password, ip=admin.ip
         )
     if fresh is not None:
-        set_session_cookie(request, response, fresh, rt.settings.public_url.startswith("https://"))
+        set_session_cookie(request, response, fresh)
     return PasswordChanged(sessions_revoked=revoked, csrf_token=fresh.csrf_token if fresh else None)
 
 

@@ -98,6 +98,13 @@ def is_tls(request: Request) -> bool:
     return arrived_over_tls(request.scope, _networks(request.scope))
 
 
+def secure_cookie(request: Request) -> bool:
+    """Whether a cookie set on this answer is marked Secure: the request came over TLS, or the shop's public
+    address is https (a TLS proxy in front that is not among the trusted proxies)."""
+    settings = request.app.state.runtime.settings
+    return is_tls(request) or settings.public_url.startswith("https://")
+
+
 def redacted_target(path: str, query: str) -> str:
     """The path and query as an access log may show them: no tokens, no secrets, no searched contacts."""
     for pattern in _SECRET_SEGMENTS:

@@ -15,16 +15,12 @@ from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.pages import render
-from kaquan.web.security import is_tls
+from kaquan.web.security import secure_cookie
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
 CLIENT_COOKIE = "kq_client"
 CLIENT_COOKIE_DAYS = 365
-
-
-def _secure(request: Request) -> bool:
-    return is_tls(request) or request.app.state.runtime.settings.public_url.startswith("https")
 
 
 def client_token(request: Request) -> tuple[str, bool]:
@@ -46,7 +42,7 @@ def remember_client(response: Response, request: Request, token: str) -> None:
         path="/",
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure_cookie(request),
     )
 
 
@@ -59,7 +55,7 @@ def remember_order(response: Response, request: Request, number: str, lookup_sec
         path=f"/orders/{number}",
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure_cookie(request),
     )
 
 

@@ -14,7 +14,7 @@ from kaquan.web.console.rendering import HOME, LOGIN_PATH, console_router, page,
 from kaquan.web.deps import SESSION_COOKIE, RuntimeDep, check_csrf, client_ip, session_identity
 from kaquan.web.i18n import LANG_COOKIE, LANGUAGES
 from kaquan.web.identity_api import COOKIE_PATH, set_session_cookie
-from kaquan.web.security import is_tls
+from kaquan.web.security import secure_cookie
 
 LOGIN_CSRF_COOKIE = "kq_login"
 
@@ -34,7 +34,7 @@ def _login_page(
         path=LOGIN_PATH,
         httponly=True,
         samesite="strict",
-        secure=is_tls(request) or request.app.state.runtime.settings.public_url.startswith("https://"),
+        secure=secure_cookie(request),
     )
     return response
 
@@ -76,7 +76,7 @@ async def login(
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_session_cookie(request, response, opened, rt.settings.public_url.startswith("https://"))
+    set_session_cookie(request, response, opened)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
     return response
 
