@@ -91,10 +91,14 @@ def test_a_utf16_or_utf32_file_is_rejected_naming_the_supported_encodings(encodi
     assert caught.value.details["supported"] == list(SUPPORTED_ENCODINGS)
 
 
-@pytest.mark.parametrize("data", [b"ABCD\n\xff\n", b"\x80\x80\x80", b"ABCD\x00EFGH\n"])
-def test_bytes_that_no_supported_encoding_reads_are_rejected(data: bytes) -> None:
-    with pytest.raises(ImportFileError, match="not readable"):
+@pytest.mark.parametrize(
+    ("data", "line_no"),
+    [(b"ABCD\n\xff\n", 2), (b"\x80\x80\x80", 1), (b"ABCD\x00EFGH\n", 1), (b"A\nB\nC\xff\xfeD\n", 3)],
+)
+def test_bytes_that_no_supported_encoding_reads_are_rejected_naming_their_line(data: bytes, line_no: int) -> None:
+    with pytest.raises(ImportFileError, match=rf"not readable \(line {line_no}\)") as caught:
         parse_code_file(data)
+    assert caught.value.details["line_no"] == line_no
 
 
 def test_a_nul_character_is_rejected_even_under_a_named_encoding() -> None:

@@ -27,6 +27,13 @@ class _Undecodable(Exception):
         self.good = good
 
 
+class _Unreadable(Exception):
+    """Bytes that no supported encoding reads, before any was chosen; `good` is what the best one read."""
+
+    def __init__(self, good: bytes) -> None:
+        self.good = good
+
+
 class Decoder:
     """Bytes to text chunk by chunk, choosing the encoding on the first bytes that need one."""
 
@@ -78,22 +85,25 @@ class Decoder:
             raise _Undecodable(data[: max(exc.start, 0)]) from None
 
     def _choose(self, data: bytes, final: bool) -> str:
+        read_up_to = 0
         for name in ("utf-8", "gb18030"):
             decoder = codecs.getincrementaldecoder(name)()
             try:
                 text = decoder.decode(data, final)
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:
+                read_up_to = max(read_up_to, exc.start)
                 continue
             self.name, self._decoder = name, decoder
             return text
-        raise _unreadable()
+        raise _Unreadable(data[:read_up_to])
 
 
-def _unreadable(**details: object) -> ImportFileError:
+def _unreadable(line_no: int) -> ImportFileError:
     return ImportFileError(
-        "the file's encoding is not readable; save it as UTF-8 (with or without BOM) or GBK (GB18030)",
+        f"the file's encoding is not readable (line {line_no});"
+        " save it as UTF-8 (with or without BOM) or GBK (GB18030)",
         supported=list(SUPPORTED_ENCODINGS),
-        **details,
+        line_no=line_no,
     )
 
 
@@ -119,9 +129,11 @@ def line_blocks(chunks: Iterable[bytes], decoder: Decoder) -> Iterator[tuple[int
             text = decoder.decode(data, final=final)
         except _Undecodable as bad:
             raise _undecodable_line(decoder, line_no + _breaks_in(carry.encode() + bad.good)) from None
+        except _Unreadable as bad:
+            raise _unreadable(line_no + _breaks_in(carry.encode() + bad.good)) from None
         if "\x00" in text:
             # A NUL character means a binary or UTF-16/32 file; its "lines" would be garbage.
-            raise _unreadable(line_no=line_no + _breaks_in(text[: text.index("\x00")].encode()))
+            raise _unreadable(line_no + _breaks_in(text[: text.index("\x00")].encode()))
         return text
 
     for data in chain(chunks, [None]):
