@@ -18,9 +18,10 @@ from sqlalchemy import func, select
 from tests.support.builders import GivenSku
 
 from kaquan.flashsale import service
+from kaquan.flashsale.answers import Answer
 from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
 from kaquan.flashsale.models import holder_of
-from kaquan.flashsale.purchase import Answer, FlashSale
+from kaquan.flashsale.purchase import FlashSale
 from kaquan.flashsale.schemas import EventCreate
 from kaquan.inventory.models import Code
 from kaquan.kit import clock

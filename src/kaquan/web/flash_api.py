@@ -27,8 +27,8 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 
+from kaquan.flashsale.answers import Answer
 from kaquan.flashsale.errors import TicketNotFound
-from kaquan.flashsale.purchase import Answer
 from kaquan.flashsale.schemas import PublicEventOut, PurchaseIn, PurchaseOut
 from kaquan.kit.bounds import Id
 from kaquan.kit.errors import Busy

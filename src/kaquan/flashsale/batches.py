@@ -1,0 +1,150 @@
+"""The per-event queues of admitted purchases: one transaction per batch, then the gate learns what was decided.
+
+An admitted purchase waits in its event's `GroupCommitter`, which commits
+everything queued so far in one transaction (`committer.commit_batch`). The buyer
+waits up to `flash_wait_s`; past that the purchase stays queued (the buyer gets a
+ticket). A full queue refuses at once and the admission goes back to the gate.
+
+After each batch the gate learns what the database decided: a won purchase keeps
+its tokens, every other outcome gives them back, and the tokens are capped at the
+units the event still holds. A failed batch gives every admission back.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redis.exceptions import RedisError
+
+from kaquan.flashsale import committer
+from kaquan.flashsale.committer import Admitted, Committed
+from kaquan.flashsale.gate import Gate, Settlement
+from kaquan.flashsale.keys import buyer_tag
+from kaquan.kit.batching import GroupCommitter
+from kaquan.kit.config import Settings
+from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
+from kaquan.payments import service as payments
+from kaquan.payments.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+
+class CommitFailed(Busy):
+    """The batch could not be committed (the database was busy or failing): nothing was bought, try again."""
+
+
+class CommitQueues:
+    """One group-committing queue per event in this process, and the gate settled after every batch."""
+
+    def __init__(self, db: Database, settings: Settings, gate: Gate, *, gateway: Gateway | None) -> None:
+        self.db = db
+        self.gate = gate
+        self._settings = settings
+        self._gateway = gateway
+        self._committers: dict[int, GroupCommitter[Admitted, Committed]] = {}
+        self._in_flight: dict[int, int] = {}
+        self._waiting: set[asyncio.Task[Committed]] = set()
+        self._queued: set[str] = set()  # purchase keys waiting in this process's queues
+
+    def in_flight(self, event_id: int) -> bool:
+        """Whether purchases of the event are admitted here and not yet settled with the gate."""
+        return bool(self._in_flight.get(event_id, 0))
+
+    def is_queued(self, key: str) -> bool:
+        """Whether the purchase `key` still waits in one of this process's queues."""
+        return key in self._queued
+
+    async def wait(self, item: Admitted) -> Committed | None:
+        """Queue an admitted purchase and wait up to `flash_wait_s` for its batch (None: still queued).
+
+        A full queue raises `Busy` and gives the admission back; a failed batch raises `CommitFailed`.
+        """
+        self._in_flight[item.event_id] = self._in_flight.get(item.event_id, 0) + 1
+        waiting = asyncio.create_task(self._committer(item.event_id).submit(item))
+        # The task outlives a buyer who stops waiting; its outcome is recorded for the ticket.
+        self._waiting.add(waiting)
+        self._queued.add(item.key)
+        waiting.add_done_callback(self._waited)
+        waiting.add_done_callback(lambda _task: self._queued.discard(item.key))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiting), timeout=self._settings.flash_wait_s)
+        except TimeoutError:
+            return None
+        except CommitFailed:
+            raise
+        except Busy:  # the queue refused it: it never reached the database, its admission goes back
+            await self._settle(item.event_id, [_given_back(item)], tokens_cap=None)
+            raise
+
+    async def close(self) -> None:
+        """Commit what is queued."""
+        for batcher in self._committers.values():
+            await batcher.close()
+
+    def _waited(self, task: "asyncio.Task[Committed]") -> None:
+        self._waiting.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: the buyer may have stopped waiting long ago
+
+    def _committer(self, event_id: int) -> GroupCommitter[Admitted, Committed]:
+        batcher = self._committers.get(event_id)
+        if batcher is None:
+
+            async def process(items: list[Admitted]) -> list[Committed | Exception]:
+                return await self._commit_batch(event_id, items)
+
+            batcher = GroupCommitter(
+                process,
+                max_batch=self._settings.flash_batch_max,
+                max_queue=self._settings.flash_queue_max,
+                name=f"flash-sale {event_id}",
+            )
+            self._committers[event_id] = batcher
+        return batcher
+
+    async def _commit_batch(self, event_id: int, items: list[Admitted]) -> list[Committed | Exception]:
+        try:
+            async with self.db.transaction() as session:
+                batch = await committer.commit_batch(
+                    self.db,
+                    session,
+                    payments.require_gateway(self._gateway),
+                    event_id,
+                    items,
+                    hold_minutes=self._settings.hold_minutes,
+                )
+        except Exception as exc:
+            log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(exc).__name__)
+            await self._settle(event_id, [_given_back(item) for item in items], tokens_cap=None)
+            return [
+                CommitFailed("the flash sale could not record this purchase; nothing was bought, try again")
+                for _ in items
+            ]
+        settlements = [_settlement(item, result) for item, result in zip(items, batch.results, strict=True)]
+        await self._settle(event_id, settlements, tokens_cap=batch.held_left)
+        return list(batch.results)
+
+    async def _settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
+        self._in_flight[event_id] = max(self._in_flight.get(event_id, 0) - len(settlements), 0)
+        try:
+            await self.gate.settle(event_id, settlements, tokens_cap=tokens_cap)
+        except (RedisError, OSError) as exc:  # the database has the truth; the next reconcile repairs the gate
+            log.warning("flash-sale gate of event %d not settled: %s", event_id, exc)
+
+
+def _given_back(item: Admitted, state: str | None = None) -> Settlement:
+    return _settled(item, give_back=True, state=state)
+
+
+def _settled(item: Admitted, *, give_back: bool, state: str | None) -> Settlement:
+    tag = buyer_tag(item.buyer)
+    return Settlement(tag, item.quantity, item.key, give_back, state, item.ip_tag or "", item.device_tag or "")
+
+
+def _settlement(item: Admitted, result: Committed) -> Settlement:
+    """A won purchase keeps its tokens; every other outcome gives them back and says why."""
+    if result.outcome == "won":
+        return _settled(item, give_back=False, state="won")
+    state = {"replayed": "won", "conflict": None}.get(result.outcome, result.outcome)
+    return _given_back(item, state)
