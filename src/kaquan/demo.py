@@ -10,7 +10,7 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
 from kaquan.inventory import importing, segments

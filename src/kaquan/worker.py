@@ -6,7 +6,7 @@ import logging
 import time
 
 from kaquan.channels.callbacks import sender as callbacks
-from kaquan.inventory import scheduling
+from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
@@ -18,7 +18,7 @@ async def run_once(rt: Runtime) -> int:
     """One pass: expire due orders, then run due outbox events. Returns the work done."""
     expired = await rt.db.run(lambda session: orders.expire_due(rt.db, session))
     flash = await rt.flash.run_due()  # flash-sale events whose start or end has come
-    moved = await scheduling.rebalance_due(rt.db)
+    moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
     return expired + flash + moved + sent + await outbox.run_due(rt.db)
 

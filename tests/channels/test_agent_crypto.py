@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaquan.channels.agent_crypto import code_key, decrypt_field, encrypt_field
-from kaquan.channels.signing import new_key_id, new_secret
+from kaquan.channels.request_signing import new_key_id, new_secret
 
 KEY_ID = "kq_ak_3f9c2a7d1e0b4c55"
 SECRET = "kq_sk_" + "s" * 43

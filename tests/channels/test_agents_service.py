@@ -18,7 +18,7 @@ from tests.support.agents import given_agent
 from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import agents, signing
+from kaquan.channels import agents, request_signing
 from kaquan.channels.models import Agent, AgentKey
 from kaquan.channels.schemas import BalanceOut
 from kaquan.kit import clock
@@ -386,7 +386,7 @@ async def test_an_issued_key_has_the_documented_shape_and_its_secret_is_sealed_a
     found = await material(rt, key.key_id)
     assert found is not None
     assert (found.agent.id, found.secrets(clock.now()), found.revoked) == (agent.id, (key.secret,), False)
-    assert await material(rt, signing.new_key_id()) is None
+    assert await material(rt, request_signing.new_key_id()) is None
 
 
 async def test_a_rotated_key_signs_with_both_secrets_until_the_grace_ends_then_with_the_new_one(rt: Runtime) -> None:

@@ -21,8 +21,8 @@ from tests.support.marketplace import (
 
 from kaquan import ledger
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import marketplace, marketplace_files, signing
-from kaquan.channels import service as channels
+from kaquan.channels import marketplace, marketplace_files, request_signing
+from kaquan.channels import pricing as channels
 from kaquan.channels.auth import DatabaseNonces, NonceStore, RedisNonces
 from kaquan.channels.errors import InvalidSignature, NonceReused, TimestampOutOfWindow
 from kaquan.channels.marketplace import Delivered, MarketplaceOrderRequest
@@ -118,12 +118,12 @@ async def nonces(rt: Runtime, redis_or_none: Redis | None) -> AsyncIterator[Nonc
 def signed(secret: str, store: str, body: bytes, *, nonce: str | None = None, at: int | None = None) -> dict[str, str]:
     timestamp, nonce = str(at if at is not None else int(time.time())), nonce or secrets.token_urlsafe(16)
     path = f"/marketplace/v1/{store}/orders"
-    canonical = signing.canonical_string("POST", path, "", body, timestamp, nonce)
+    canonical = request_signing.canonical_string("POST", path, "", body, timestamp, nonce)
     return {
         "x-kq-key": store,
         "x-kq-timestamp": timestamp,
         "x-kq-nonce": nonce,
-        "x-kq-signature": signing.sign(secret, canonical),
+        "x-kq-signature": request_signing.sign(secret, canonical),
     }
 
 

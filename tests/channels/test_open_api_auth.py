@@ -1,6 +1,6 @@
 """Who may call the open API, and what a refused or abusive request changes: nothing.
 
-Every request here is built by hand (signed with `kaquan.channels.signing`) and sent to
+Every request here is built by hand (signed with `kaquan.channels.request_signing`) and sent to
 the real app, so one header, the path, the query or the body can be tampered with at a
 time. Each refusal is checked twice: its status and stable code, and that the agent's
 balance, the SKU's stock, the orders and the ledger are exactly as before. Where a
@@ -27,8 +27,8 @@ from tests.support.redis import worker_redis_url
 from kaquan import ledger
 from kaquan import runtime as runtime_module
 from kaquan.catalog.models import Sku
-from kaquan.channels import agent_crypto, agents, signing
-from kaquan.channels import service as channels
+from kaquan.channels import agent_crypto, agents, request_signing
+from kaquan.channels import pricing as channels
 from kaquan.channels.auth import DatabaseNonces, RedisNonces
 from kaquan.inventory.stock import Stock
 from kaquan.kit import clock
@@ -97,12 +97,12 @@ def sign(
 ) -> Signed:
     timestamp = timestamp if timestamp is not None else str(int(clock.now().timestamp()))
     nonce = nonce if nonce is not None else secrets.token_urlsafe(16)
-    canonical = signing.canonical_string(method, path, query, body, timestamp, nonce)
+    canonical = request_signing.canonical_string(method, path, query, body, timestamp, nonce)
     headers = {
-        signing.KEY_HEADER: key_id,
-        signing.TIMESTAMP_HEADER: timestamp,
-        signing.NONCE_HEADER: nonce,
-        signing.SIGNATURE_HEADER: signing.sign(secret, canonical),
+        request_signing.KEY_HEADER: key_id,
+        request_signing.TIMESTAMP_HEADER: timestamp,
+        request_signing.NONCE_HEADER: nonce,
+        request_signing.SIGNATURE_HEADER: request_signing.sign(secret, canonical),
     }
     if body:
         headers["Content-Type"] = "application/json"
@@ -170,7 +170,7 @@ def _resigned(request: Signed, agent: GivenAgent, *, timestamp: str) -> Signed:
         request.path,
         body=request.body,
         timestamp=timestamp,
-        nonce=request.headers[signing.NONCE_HEADER],
+        nonce=request.headers[request_signing.NONCE_HEADER],
     )
 
 
@@ -180,20 +180,24 @@ def _now() -> int:
 
 Tamper = Callable[[Signed, GivenAgent], Signed]
 TAMPERING: dict[str, tuple[Tamper, int, str]] = {
-    "no-signature": (lambda r, a: r.without(signing.SIGNATURE_HEADER), 401, "missing_signature_header"),
-    "no-key": (lambda r, a: r.without(signing.KEY_HEADER), 401, "missing_signature_header"),
-    "no-timestamp": (lambda r, a: r.without(signing.TIMESTAMP_HEADER), 401, "missing_signature_header"),
-    "no-nonce": (lambda r, a: r.without(signing.NONCE_HEADER), 401, "missing_signature_header"),
+    "no-signature": (lambda r, a: r.without(request_signing.SIGNATURE_HEADER), 401, "missing_signature_header"),
+    "no-key": (lambda r, a: r.without(request_signing.KEY_HEADER), 401, "missing_signature_header"),
+    "no-timestamp": (lambda r, a: r.without(request_signing.TIMESTAMP_HEADER), 401, "missing_signature_header"),
+    "no-nonce": (lambda r, a: r.without(request_signing.NONCE_HEADER), 401, "missing_signature_header"),
     "signed-with-another-secret": (
         lambda r, a: r.with_header(
-            signing.SIGNATURE_HEADER,
-            sign(a.key_id, signing.new_secret(), r.method, r.path, body=r.body).headers[signing.SIGNATURE_HEADER],
+            request_signing.SIGNATURE_HEADER,
+            sign(a.key_id, request_signing.new_secret(), r.method, r.path, body=r.body).headers[
+                request_signing.SIGNATURE_HEADER
+            ],
         ),
         401,
         "invalid_signature",
     ),
     "signature-in-upper-case": (
-        lambda r, a: r.with_header(signing.SIGNATURE_HEADER, r.headers[signing.SIGNATURE_HEADER].upper()),
+        lambda r, a: r.with_header(
+            request_signing.SIGNATURE_HEADER, r.headers[request_signing.SIGNATURE_HEADER].upper()
+        ),
         401,
         "invalid_signature",
     ),
@@ -217,8 +221,12 @@ TAMPERING: dict[str, tuple[Tamper, int, str]] = {
         401,
         "invalid_timestamp",
     ),
-    "unknown-key": (lambda r, a: r.with_header(signing.KEY_HEADER, signing.new_key_id()), 401, "unknown_key"),
-    "secret-pasted-as-key": (lambda r, a: r.with_header(signing.KEY_HEADER, a.secret), 401, "unknown_key"),
+    "unknown-key": (
+        lambda r, a: r.with_header(request_signing.KEY_HEADER, request_signing.new_key_id()),
+        401,
+        "unknown_key",
+    ),
+    "secret-pasted-as-key": (lambda r, a: r.with_header(request_signing.KEY_HEADER, a.secret), 401, "unknown_key"),
 }
 
 
@@ -409,7 +417,7 @@ async def test_a_nonce_belongs_to_one_key_and_an_unsigned_request_cannot_spend_i
 ) -> None:
     other = await given_agent(nonce_rt, code="other")
     nonce = secrets.token_urlsafe(16)
-    forged = sign(nonce_shop.agent.key_id, signing.new_secret(), "GET", "/open/v1/balance", nonce=nonce)
+    forged = sign(nonce_shop.agent.key_id, request_signing.new_secret(), "GET", "/open/v1/balance", nonce=nonce)
 
     assert refused(await send(nonce_http, forged), 401, "invalid_signature")
     mine = sign(nonce_shop.agent.key_id, nonce_shop.agent.secret, "GET", "/open/v1/balance", nonce=nonce)
@@ -503,7 +511,7 @@ async def test_a_suspended_agent_is_refused_and_a_reinstated_one_buys_again(
     assert (await http.patch(agent_url, json={"status": "suspended"}, headers=admin_headers)).status_code == 200
     before = await world(rt, shop.agent, shop.sku)
     suspended = await send(http, order_request(shop.agent, shop.sku.code))
-    forged = await send(http, sign(shop.agent.key_id, signing.new_secret(), "GET", "/open/v1/balance"))
+    forged = await send(http, sign(shop.agent.key_id, request_signing.new_secret(), "GET", "/open/v1/balance"))
 
     assert refused(suspended, 403, "agent_suspended")
     assert refused(forged, 401, "invalid_signature"), "the status is told only to the key's holder"
@@ -621,9 +629,9 @@ async def test_a_wrong_signature_is_never_answered_with_the_expected_one(
     shop: Shop, wire: Callable[[str], httpx.AsyncClient]
 ) -> None:
     honest = order_request(shop.agent, shop.sku.code)
-    expected = honest.headers[signing.SIGNATURE_HEADER]
+    expected = honest.headers[request_signing.SIGNATURE_HEADER]
 
-    answer = await send(wire("127.0.0.1"), honest.with_header(signing.SIGNATURE_HEADER, "0" * 64))
+    answer = await send(wire("127.0.0.1"), honest.with_header(request_signing.SIGNATURE_HEADER, "0" * 64))
 
     assert refused(answer, 401, "invalid_signature")
     assert expected not in answer.text
@@ -636,7 +644,7 @@ async def test_a_body_is_read_only_after_its_signature_checks_out(
     http = wire("127.0.0.1")
     before = await world(rt, shop.agent, shop.sku)
     broken = sign(shop.agent.key_id, shop.agent.secret, "POST", ORDERS, body=b'{"out_order_no": "A-1",')
-    unsigned = broken.with_header(signing.SIGNATURE_HEADER, "0" * 64)
+    unsigned = broken.with_header(request_signing.SIGNATURE_HEADER, "0" * 64)
     incomplete = sign(shop.agent.key_id, shop.agent.secret, "POST", ORDERS, body=b'{"out_order_no": "A-1"}')
 
     assert refused(await send(http, unsigned), 401, "invalid_signature"), "nothing about the body before the signature"
@@ -745,7 +753,7 @@ async def test_a_raw_plus_in_the_query_is_refused_as_ambiguous_and_spends_no_non
         "GET",
         ORDERS,
         query=encoded,
-        nonce=ambiguous.headers[signing.NONCE_HEADER],
+        nonce=ambiguous.headers[request_signing.NONCE_HEADER],
     )
     assert (await send(http, fixed)).status_code != 401, "signed and read alike; the refusal spent no nonce"
 

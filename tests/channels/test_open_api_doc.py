@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from kaquan.channels import errors, signing
+from kaquan.channels import errors, request_signing
 from kaquan.channels.agent_crypto import code_key, decrypt_field
 from kaquan.channels.auth import AgentSuspended
-from kaquan.channels.service import ChannelInactive
+from kaquan.channels.pricing import ChannelInactive
 from kaquan.client import AgentClient, ApiError, verify_callback, wire
 from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
@@ -76,14 +76,14 @@ def test_the_post_example_is_what_the_server_computes() -> None:
     example = values(POST)
     body = blocks(POST, "json")[0].encode()
 
-    canonical = signing.canonical_string(
+    canonical = request_signing.canonical_string(
         example["method"], example["path"], "", body, example["timestamp"], example["nonce"]
     )
 
     assert len(body) == int(re.search(r"The body, (\d+) bytes", POST)[1])  # type: ignore[index]
     assert hashlib.sha256(body).hexdigest() == example["body SHA-256"]
     assert blocks(POST, "text") == [canonical]
-    assert signing.sign(example["secret"], canonical) == example["signature"]
+    assert request_signing.sign(example["secret"], canonical) == example["signature"]
     http = blocks(POST, "http")[0]
     assert f"X-Kq-Signature: {example['signature']}" in http.splitlines()
     assert http.endswith("\n\n" + body.decode())
@@ -102,14 +102,14 @@ def test_the_get_example_is_what_the_server_computes() -> None:
     example = values(GET)
     query = example["query as sent"]
 
-    canonical = signing.canonical_string(
+    canonical = request_signing.canonical_string(
         example["method"], example["path"], query, b"", example["timestamp"], example["nonce"]
     )
 
-    assert signing.canonical_query(query) == example["canonical query"] == wire.canonical_query(query)
+    assert request_signing.canonical_query(query) == example["canonical query"] == wire.canonical_query(query)
     assert hashlib.sha256(b"").hexdigest() == example["body SHA-256"]
     assert blocks(GET, "text") == [canonical]
-    assert signing.sign(example["secret"], canonical) == example["signature"]
+    assert request_signing.sign(example["secret"], canonical) == example["signature"]
 
 
 def test_the_sdk_signs_the_get_example_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +126,7 @@ def test_every_query_canonicalisation_example_holds_for_server_and_sdk() -> None
 
     assert len(rows) >= 5
     for raw, canonical in rows:
-        assert signing.canonical_query(raw) == canonical == wire.canonical_query(raw), raw
+        assert request_signing.canonical_query(raw) == canonical == wire.canonical_query(raw), raw
 
 
 def test_the_code_example_opens_with_the_server_and_the_sdk() -> None:
@@ -176,12 +176,12 @@ def test_the_python_recipes_in_the_guide_sign_and_decrypt_like_the_server() -> N
     key = recipes["code_key"](example["secret"], example["key id"])
 
     headers = recipes["signed_headers"](KEY_ID, SECRET, "get", "/open/v1/orders", "until=b&since=a%3A", b"")
-    canonical = signing.canonical_string(
+    canonical = request_signing.canonical_string(
         "GET", "/open/v1/orders", "until=b&since=a%3A", b"", headers["X-Kq-Timestamp"], headers["X-Kq-Nonce"]
     )
 
-    assert signing.signature_matches(SECRET, canonical, headers["X-Kq-Signature"])
-    assert signing.NONCE_PATTERN.fullmatch(headers["X-Kq-Nonce"])
+    assert request_signing.signature_matches(SECRET, canonical, headers["X-Kq-Signature"])
+    assert request_signing.NONCE_PATTERN.fullmatch(headers["X-Kq-Nonce"])
     assert recipes["open_field"](key, example["field value"], example["order no"]) == example["plaintext"]
 
 

@@ -35,7 +35,7 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.channels.callbacks import sender
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks import signing as callback_signing

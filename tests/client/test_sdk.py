@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import kaquan.client
-from kaquan.channels import signing
+from kaquan.channels import request_signing
 from kaquan.channels.agent_crypto import code_key, encrypt_field
 from kaquan.client import (
     AgentClient,
@@ -63,18 +63,18 @@ class FakeKaquan:
         self.requests.append(request)
         path, _, query = request.url.raw_path.decode("ascii").partition("?")
         headers = request.headers
-        if headers.get(signing.KEY_HEADER) != KEY_ID:
+        if headers.get(request_signing.KEY_HEADER) != KEY_ID:
             return error(401, "unknown_key", "no such key")
-        nonce, timestamp = headers[signing.NONCE_HEADER], headers[signing.TIMESTAMP_HEADER]
+        nonce, timestamp = headers[request_signing.NONCE_HEADER], headers[request_signing.TIMESTAMP_HEADER]
         try:
-            signing.check_timestamp(timestamp, datetime.now(UTC), signing.TIMESTAMP_WINDOW_S)
+            request_signing.check_timestamp(timestamp, datetime.now(UTC), request_signing.TIMESTAMP_WINDOW_S)
         except DomainError as refused:
             return error(refused.status, refused.code, refused.message)
-        if not signing.NONCE_PATTERN.fullmatch(nonce) or nonce in self._nonces:
+        if not request_signing.NONCE_PATTERN.fullmatch(nonce) or nonce in self._nonces:
             return error(401, "nonce_reused", "nonce")
         self._nonces.add(nonce)
-        canonical = signing.canonical_string(request.method, path, query, request.content, timestamp, nonce)
-        if not signing.signature_matches(SECRET, canonical, headers[signing.SIGNATURE_HEADER]):
+        canonical = request_signing.canonical_string(request.method, path, query, request.content, timestamp, nonce)
+        if not request_signing.signature_matches(SECRET, canonical, headers[request_signing.SIGNATURE_HEADER]):
             return error(401, "invalid_signature", "the signature does not match the request")
         return self.routes[(request.method, path)](request)
 
@@ -188,11 +188,11 @@ def test_every_request_gets_a_fresh_nonce_and_the_current_time(fake: FakeKaquan,
     for _ in range(20):
         kq.products()
 
-    nonces = [request.headers[signing.NONCE_HEADER] for request in fake.requests]
+    nonces = [request.headers[request_signing.NONCE_HEADER] for request in fake.requests]
     assert len(set(nonces)) == 20
-    assert all(signing.NONCE_PATTERN.fullmatch(nonce) for nonce in nonces)
+    assert all(request_signing.NONCE_PATTERN.fullmatch(nonce) for nonce in nonces)
     for request in fake.requests:
-        signing.check_timestamp(request.headers[signing.TIMESTAMP_HEADER], datetime.now(UTC), 5)
+        request_signing.check_timestamp(request.headers[request_signing.TIMESTAMP_HEADER], datetime.now(UTC), 5)
 
 
 def test_the_fake_server_refuses_a_client_with_the_wrong_secret(fake: FakeKaquan) -> None:
@@ -341,7 +341,7 @@ async def test_the_async_client_speaks_the_same_protocol(fake: FakeKaquan) -> No
     assert [found.order_no for found in listed_orders] == ["2611250000000001"] * 2
     assert queries[1]["cursor"] == "cursor-1"
     assert entries == []
-    assert len({request.headers[signing.NONCE_HEADER] for request in fake.requests}) == len(fake.requests)
+    assert len({request.headers[request_signing.NONCE_HEADER] for request in fake.requests}) == len(fake.requests)
 
 
 WEBHOOK_KEY = bytes(range(24))
@@ -408,7 +408,7 @@ def test_query_values_are_sent_percent_encoded_a_plus_as_2b_and_a_space_as_20() 
 
     assert sent == "q=a%20b%2Bc&since=2026-11-25T08%3A00%3A00%2B08%3A00"
     assert "+" not in sent
-    assert signing.canonical_query(sent) == sent
+    assert request_signing.canonical_query(sent) == sent
 
 
 def test_the_order_of_a_callback_reads_as_the_order_the_api_answers() -> None:

@@ -8,7 +8,7 @@ from tests.support.builders import given_sku_with_codes
 from tests.support.orders import place
 
 from kaquan.catalog import service as catalog
-from kaquan.orders import bulk
+from kaquan.orders import batch_placing
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
 
@@ -38,11 +38,11 @@ async def test_a_batch_order_whose_number_is_taken_gets_another_one_and_the_rest
 ) -> None:
     sku = await given_sku_with_codes(rt, 5)
     first = await place(rt, sku)
-    _draws(monkeypatch, bulk, ["261125" + "1" * 10, first.order.number])
-    wanted = [bulk.BulkOrder(key, 1, hashlib.sha256(key.encode()).digest()) for key in ("k-1", "k-2")]
+    _draws(monkeypatch, batch_placing, ["261125" + "1" * 10, first.order.number])
+    wanted = [batch_placing.BulkOrder(key, 1, hashlib.sha256(key.encode()).digest()) for key in ("k-1", "k-2")]
 
     async with rt.db.transaction() as session:
-        placed = await bulk.place_many(
+        placed = await batch_placing.place_many(
             rt.db,
             session,
             await catalog.get_sku(session, sku.code),

@@ -4,7 +4,7 @@ from tests.support.builders import GivenSku, given_codes, given_sku
 
 from kaquan import ledger
 from kaquan.channels import marketplace, marketplace_files
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.channels.marketplace import Delivered
 from kaquan.runtime import Runtime
 

@@ -19,8 +19,8 @@ from tests.support.marketplace import (
 )
 
 from kaquan import ledger
-from kaquan.channels import agent_crypto, marketplace, signing
-from kaquan.channels import service as channels
+from kaquan.channels import agent_crypto, marketplace, request_signing
+from kaquan.channels import pricing as channels
 from kaquan.channels.adapters import load_adapters
 from kaquan.inventory.models import Reveal
 from kaquan.inventory.stock import Stock
@@ -42,12 +42,12 @@ class Store:
     ) -> dict[str, str]:
         path = f"/marketplace/v1/{self.store}/orders"
         timestamp, nonce = str(int(time.time()) if at is None else at), nonce or secrets.token_urlsafe(16)
-        canonical = signing.canonical_string("POST", path, "", body, timestamp, nonce)
+        canonical = request_signing.canonical_string("POST", path, "", body, timestamp, nonce)
         return {
             "X-Kq-Key": key or self.store,
             "X-Kq-Timestamp": timestamp,
             "X-Kq-Nonce": nonce,
-            "X-Kq-Signature": signing.sign(self.secret, canonical),
+            "X-Kq-Signature": request_signing.sign(self.secret, canonical),
             "Content-Type": "application/json",
         }
 

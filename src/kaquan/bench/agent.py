@@ -24,7 +24,7 @@ from kaquan.bench.harness import HOST, Progress, ServerProcess, free_port, gener
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
 from kaquan.inventory import importing
 from kaquan.kit.db import describe

@@ -63,8 +63,7 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.schemas import EventCreate
-from kaquan.inventory import allocation, importing
-from kaquan.inventory import bulk as inventory_bulk
+from kaquan.inventory import allocation, handouts, importing
 from kaquan.inventory.stock import stock
 from kaquan.kit import clock
 from kaquan.kit.db import Database, describe
@@ -339,9 +338,9 @@ async def raw_sql_claims_per_s(url: str, sku_id: int, claims: int, connections: 
                             .returning(Order.id)
                         )
                     ).scalar_one()
-                    await inventory_bulk.hand_out(
+                    await handouts.hand_out(
                         session,
-                        [inventory_bulk.Handout(order_id, tuple(claimed))],
+                        [handouts.Handout(order_id, tuple(claimed))],
                         source="available",
                         target="reserved",
                         hold_until=now + timedelta(minutes=15),

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.audit import service as audit
-from kaquan.channels import service as channels
-from kaquan.channels import signing
+from kaquan.channels import pricing as channels
+from kaquan.channels import request_signing
 from kaquan.channels.errors import AgentNotFound
 from kaquan.channels.models import Agent as Agent
 from kaquan.channels.models import AgentKey as AgentKey
@@ -264,7 +264,7 @@ async def issue_key(
     db: Database, session: AsyncSession, keyring: KeyRing, agent_id: int, *, ip_allowlist: list[str], actor: str
 ) -> IssuedKey:
     agent = await get_agent(session, agent_id)
-    key_id, secret = signing.new_key_id(), signing.new_secret()
+    key_id, secret = request_signing.new_key_id(), request_signing.new_secret()
     box = await _sealer(db, session, keyring)
     session.add(
         AgentKey(
@@ -303,7 +303,7 @@ async def rotate_key(
     key = await _key(session, agent_id, key_id)
     if key.revoked_at is not None:
         raise RevokedKeyNotRotatable(key_id)
-    secret = signing.new_secret()
+    secret = request_signing.new_secret()
     box = await _sealer(db, session, keyring)
     now = clock.now()
     key.previous_sealed, key.previous_valid_until = key.secret_sealed, now + grace

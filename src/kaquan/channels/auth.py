@@ -17,7 +17,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from sqlalchemy import delete
 
-from kaquan.channels import agent_crypto, agents, signing
+from kaquan.channels import agent_crypto, agents, request_signing
 from kaquan.channels.errors import (
     InvalidNonce,
     InvalidSignature,
@@ -128,26 +128,26 @@ class Authenticator:
     async def authenticate(
         self, *, method: str, path: str, raw_query: str, body: bytes, headers: Mapping[str, str], ip: str
     ) -> AgentCaller:
-        key_id = headers.get(signing.KEY_HEADER.lower(), "")
-        timestamp = headers.get(signing.TIMESTAMP_HEADER.lower(), "")
-        nonce = headers.get(signing.NONCE_HEADER.lower(), "")
-        offered = headers.get(signing.SIGNATURE_HEADER.lower(), "")
+        key_id = headers.get(request_signing.KEY_HEADER.lower(), "")
+        timestamp = headers.get(request_signing.TIMESTAMP_HEADER.lower(), "")
+        nonce = headers.get(request_signing.NONCE_HEADER.lower(), "")
+        offered = headers.get(request_signing.SIGNATURE_HEADER.lower(), "")
         missing = [
             name
             for name, value in (
-                (signing.KEY_HEADER, key_id),
-                (signing.TIMESTAMP_HEADER, timestamp),
-                (signing.NONCE_HEADER, nonce),
-                (signing.SIGNATURE_HEADER, offered),
+                (request_signing.KEY_HEADER, key_id),
+                (request_signing.TIMESTAMP_HEADER, timestamp),
+                (request_signing.NONCE_HEADER, nonce),
+                (request_signing.SIGNATURE_HEADER, offered),
             )
             if not value
         ]
         if missing:
             raise MissingSignatureHeader(missing)
-        if not signing.NONCE_PATTERN.fullmatch(nonce):
+        if not request_signing.NONCE_PATTERN.fullmatch(nonce):
             raise InvalidNonce()
-        signing.refuse_ambiguous_query(raw_query)
-        signing.check_timestamp(timestamp, clock.now(), self._window_s)
+        request_signing.refuse_ambiguous_query(raw_query)
+        request_signing.check_timestamp(timestamp, clock.now(), self._window_s)
         material = await self._material(key_id) if len(key_id) <= 64 else None
         if material is None:
             raise UnknownKey()
@@ -155,9 +155,9 @@ class Authenticator:
             raise KeyRevoked(key_id)
         if not agents.ip_allowed(material.ip_allowlist, ip):
             raise IpNotAllowed(ip)
-        canonical = signing.canonical_string(method, path, raw_query, body, timestamp, nonce)
+        canonical = request_signing.canonical_string(method, path, raw_query, body, timestamp, nonce)
         signers = material.secrets(clock.now())
-        secret = next((s for s in signers if signing.signature_matches(s, canonical, offered)), None)
+        secret = next((s for s in signers if request_signing.signature_matches(s, canonical, offered)), None)
         if secret is None:
             raise InvalidSignature()
         if material.agent.status != "active":

@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.audit import service as audit
-from kaquan.channels import agent_crypto, booking, signing
-from kaquan.channels import service as channels
+from kaquan.channels import agent_crypto, booking, request_signing
+from kaquan.channels import pricing as channels
 from kaquan.channels.auth import NonceStore
 from kaquan.channels.errors import InvalidSignature, NonceReused, SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
@@ -46,7 +46,7 @@ from kaquan.kit.crypto import KeyRing, same_digest
 from kaquan.kit.db import Database, serialize_on
 from kaquan.kit.errors import BadInput, Conflict, Forbidden, IdempotencyConflict, NotFound, Unauthorized
 from kaquan.kit.keys import named_key
-from kaquan.orders import bulk
+from kaquan.orders import batch_placing
 from kaquan.orders import service as orders
 from kaquan.orders.errors import check_quantity
 from kaquan.orders.service import Order
@@ -225,30 +225,30 @@ class StoreVerifier:
     async def authenticate(
         self, store: str, *, method: str, path: str, raw_query: str, body: bytes, headers: Mapping[str, str]
     ) -> StoreCaller:
-        key_id = headers.get(signing.KEY_HEADER.lower(), "")
-        timestamp = headers.get(signing.TIMESTAMP_HEADER.lower(), "")
-        nonce = headers.get(signing.NONCE_HEADER.lower(), "")
-        offered = headers.get(signing.SIGNATURE_HEADER.lower(), "")
+        key_id = headers.get(request_signing.KEY_HEADER.lower(), "")
+        timestamp = headers.get(request_signing.TIMESTAMP_HEADER.lower(), "")
+        nonce = headers.get(request_signing.NONCE_HEADER.lower(), "")
+        offered = headers.get(request_signing.SIGNATURE_HEADER.lower(), "")
         named = (
-            (signing.KEY_HEADER, key_id),
-            (signing.TIMESTAMP_HEADER, timestamp),
-            (signing.NONCE_HEADER, nonce),
-            (signing.SIGNATURE_HEADER, offered),
+            (request_signing.KEY_HEADER, key_id),
+            (request_signing.TIMESTAMP_HEADER, timestamp),
+            (request_signing.NONCE_HEADER, nonce),
+            (request_signing.SIGNATURE_HEADER, offered),
         )
         missing = [name for name, value in named if not value]
         if missing:
             raise InvalidSignature(f"the {', '.join(missing)} header(s) are missing")
-        if not signing.NONCE_PATTERN.fullmatch(nonce):
-            raise InvalidSignature(f"{signing.NONCE_HEADER} must be 16-64 characters of A-Z a-z 0-9 _ -")
-        signing.check_timestamp(timestamp, clock.now(), self._window_s)
+        if not request_signing.NONCE_PATTERN.fullmatch(nonce):
+            raise InvalidSignature(f"{request_signing.NONCE_HEADER} must be 16-64 characters of A-Z a-z 0-9 _ -")
+        request_signing.check_timestamp(timestamp, clock.now(), self._window_s)
         if key_id != store:
-            raise InvalidSignature(f"{signing.KEY_HEADER} must be the store code in the path")
+            raise InvalidSignature(f"{request_signing.KEY_HEADER} must be the store code in the path")
         found = await self._store(store)
         if found is None:
             raise UnknownStore(store)
         secret, active = found
-        canonical = signing.canonical_string(method, path, raw_query, body, timestamp, nonce)
-        if not signing.signature_matches(secret, canonical, offered):
+        canonical = request_signing.canonical_string(method, path, raw_query, body, timestamp, nonce)
+        if not request_signing.signature_matches(secret, canonical, offered):
             raise InvalidSignature()
         if not active:
             raise StoreInactive(store)
@@ -315,16 +315,18 @@ class Delivered:
     codes: tuple[DeliveredCode, ...] = ()
 
 
-async def known_orders(session: AsyncSession, store: str, ids: Sequence[str]) -> dict[str, bulk.KnownOrder]:
+async def known_orders(session: AsyncSession, store: str, ids: Sequence[str]) -> dict[str, batch_placing.KnownOrder]:
     """Orders of this store already placed under these marketplace order ids."""
-    found: dict[str, bulk.KnownOrder] = {}
+    found: dict[str, batch_placing.KnownOrder] = {}
     unique = sorted(set(ids))
     for start in range(0, len(unique), _IN_CHUNK):
-        found.update(await bulk.known_keys(session, channel_of(store), store, unique[start : start + _IN_CHUNK]))
+        found.update(
+            await batch_placing.known_keys(session, channel_of(store), store, unique[start : start + _IN_CHUNK])
+        )
     return found
 
 
-def _replay(line: OrderLine, earlier: bulk.KnownOrder) -> Delivered:
+def _replay(line: OrderLine, earlier: batch_placing.KnownOrder) -> Delivered:
     outcome: Outcome = "replayed" if same_digest(earlier.request_hash, line.request.fingerprint()) else "conflict"
     return Delivered(line, outcome, earlier.order_id, earlier.number, earlier.status)
 
@@ -401,12 +403,12 @@ async def _place(
             room -= line.request.quantity
     if not wanted:
         return answers
-    placed = await bulk.place_many(
+    placed = await batch_placing.place_many(
         db,
         session,
         priced.sku,
         [
-            bulk.BulkOrder(
+            batch_placing.BulkOrder(
                 line.request.marketplace_order_id,
                 line.request.quantity,
                 line.request.fingerprint(),

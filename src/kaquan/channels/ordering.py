@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.channels import agent_crypto, booking, schemas
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.channels.auth import AgentCaller
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
@@ -43,7 +43,7 @@ from kaquan.kit.batching import GroupCommitter
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, DomainError, IdempotencyConflict
 from kaquan.ledger.errors import InsufficientFunds
-from kaquan.orders import bulk, lifecycle
+from kaquan.orders import batch_placing, lifecycle
 from kaquan.orders import service as orders
 from kaquan.orders.errors import InvalidQuantity, check_quantity
 from kaquan.orders.service import Order
@@ -280,14 +280,16 @@ async def _decide_batch(
     """
     agent = jobs[0].agent
     answers: dict[int, _Placed | Exception] = {}
-    known = await bulk.known_keys(session, CHANNEL, source_of(agent.id), [job.request.out_order_no for job in jobs])
+    known = await batch_placing.known_keys(
+        session, CHANNEL, source_of(agent.id), [job.request.out_order_no for job in jobs]
+    )
     if locked:
         balance = await ledger.locked_balance(db, session, agent.account_id)
     else:
         balance = await ledger.balance(session, agent.account_id)
     spendable = balance.spendable_minor
     channel = await channels.get_channel(session, CHANNEL)
-    by_sku: dict[str, list[tuple[int, bulk.BulkOrder, int]]] = defaultdict(list)
+    by_sku: dict[str, list[tuple[int, batch_placing.BulkOrder, int]]] = defaultdict(list)
     prices: dict[str, channels.PricedSku] = {}
     for index, job in enumerate(jobs):
         request = job.request
@@ -318,7 +320,7 @@ async def _decide_batch(
         by_sku[request.sku].append(
             (
                 index,
-                bulk.BulkOrder(
+                batch_placing.BulkOrder(
                     request.out_order_no,
                     quantity,
                     request.fingerprint(),
@@ -363,21 +365,21 @@ async def _place_sku(
     channel: Channel,
     agent: Agent,
     priced: channels.PricedSku,
-    wanted: list[bulk.BulkOrder],
+    wanted: list[batch_placing.BulkOrder],
     jobs: list[_Job],
-    known: Mapping[str, bulk.KnownOrder],
-) -> list[bulk.BulkPlaced]:
+    known: Mapping[str, batch_placing.KnownOrder],
+) -> list[batch_placing.BulkPlaced]:
     room = await channels.quota_room(db, session, channel, priced.sku)
     allowed = wanted if room is None else _within_quota(wanted, room)
     asynchronous = {job.request.out_order_no for job in jobs if job.request.mode == "async"}
     sync_orders = [order for order in allowed if order.idempotency_key not in asynchronous]
     async_orders = [order for order in allowed if order.idempotency_key in asynchronous]
-    results: dict[str, bulk.BulkPlaced] = {}
+    results: dict[str, batch_placing.BulkPlaced] = {}
     warehouses = await channels.warehouse_order(session, channel)
     for status, batch in (("delivered", sync_orders), ("processing", async_orders)):
         if not batch:
             continue
-        placed = await bulk.place_many(
+        placed = await batch_placing.place_many(
             db,
             session,
             priced.sku,
@@ -392,11 +394,12 @@ async def _place_sku(
         )
         results.update({p.idempotency_key: p for p in placed})
     return [
-        results.get(order.idempotency_key) or bulk.BulkPlaced(order.idempotency_key, "out_of_stock") for order in wanted
+        results.get(order.idempotency_key) or batch_placing.BulkPlaced(order.idempotency_key, "out_of_stock")
+        for order in wanted
     ]
 
 
-def _within_quota(wanted: list[bulk.BulkOrder], room: int) -> list[bulk.BulkOrder]:
+def _within_quota(wanted: list[batch_placing.BulkOrder], room: int) -> list[batch_placing.BulkOrder]:
     """Orders beyond the channel's quota are left out (they answer out_of_stock)."""
     kept = []
     for order in wanted:
@@ -419,7 +422,7 @@ class _Booked:
 def _settle(
     agent: Agent,
     priced: channels.PricedSku,
-    placed: bulk.BulkPlaced,
+    placed: batch_placing.BulkPlaced,
     request: AgentOrderRequest,
     booked: _Booked,
 ) -> _Placed | Exception:
@@ -445,7 +448,7 @@ def _conflict(out_order_no: str) -> IdempotencyConflict:
     return IdempotencyConflict("this out_order_no was used for a different order", out_order_no=out_order_no)
 
 
-def _replay(earlier: bulk.KnownOrder, request: AgentOrderRequest) -> _Placed | Exception:
+def _replay(earlier: batch_placing.KnownOrder, request: AgentOrderRequest) -> _Placed | Exception:
     if earlier.request_hash != request.fingerprint():
         return _conflict(request.out_order_no)
     return _Placed(earlier.order_id, created=False)

@@ -8,10 +8,10 @@ from rich.table import Table
 
 from kaquan import ledger
 from kaquan.channels import agents, refunds
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.channels.agents import Agent
 from kaquan.channels.callbacks import service as callbacks
-from kaquan.channels.service import Channel
+from kaquan.channels.pricing import Channel
 from kaquan.cli.common import console, run
 from kaquan.cli.marketplace_cmds import marketplace_app
 from kaquan.runtime import Runtime

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kaquan.channels import marketplace, marketplace_files
-from kaquan.channels import service as channels
-from kaquan.channels.service import Channel
+from kaquan.channels import pricing as channels
+from kaquan.channels.pricing import Channel
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import Money

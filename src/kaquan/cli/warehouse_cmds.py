@@ -7,8 +7,8 @@ from rich.table import Table
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
-from kaquan.inventory import scheduling, warehouses
-from kaquan.inventory.scheduling import Rule
+from kaquan.inventory import refills, warehouses
+from kaquan.inventory.refills import Rule
 from kaquan.inventory.warehouses import Transfer, Warehouse
 from kaquan.runtime import Runtime
 
@@ -113,7 +113,7 @@ def rebalance() -> None:
     """Apply the refill rules now (the worker does this every few seconds)."""
 
     async def work(rt: Runtime) -> list[int]:
-        return await scheduling.rebalance(rt.db)
+        return await refills.rebalance(rt.db)
 
     moved = run(work)
     console.print(f"{len(moved)} refill transfer(s) made", highlight=False)
@@ -134,7 +134,7 @@ def add_rule(
             target_sku = await catalog.get_sku(session, sku)
             target = await warehouses.get_warehouse(session, warehouse)
             from_wh = await warehouses.get_warehouse(session, source)
-            return await scheduling.add_rule(
+            return await refills.add_rule(
                 rt.db,
                 session,
                 target_sku.id,
@@ -160,7 +160,7 @@ def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
     async def work(rt: Runtime) -> list[Rule]:
         async with rt.db.read() as session:
             sku_id = (await catalog.get_sku(session, sku)).id if sku else None
-            return await scheduling.list_rules(session, sku_id=sku_id)
+            return await refills.list_rules(session, sku_id=sku_id)
 
     table = Table("id", "SKU", "warehouse", "source", "threshold", "refill", "active", "low since")
     for r in run(work):
@@ -183,6 +183,6 @@ def disable_rule(rule_id: Annotated[int, typer.Argument(help="the rule's id")]) 
 
     async def work(rt: Runtime) -> Rule:
         async with rt.db.transaction() as session:
-            return await scheduling.disable_rule(rt.db, session, rule_id, actor=ACTOR)
+            return await refills.disable_rule(rt.db, session, rule_id, actor=ACTOR)
 
     console.print(f"refill rule {run(work).id} disabled", highlight=False)

@@ -24,7 +24,7 @@ from kaquan.flashsale.models import Event, Purchase
 from kaquan.inventory import allocation
 from kaquan.kit import clock
 from kaquan.kit.db import Database
-from kaquan.orders import bulk
+from kaquan.orders import batch_placing
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
 from kaquan.payments.gateway import Gateway
@@ -142,12 +142,14 @@ async def _place(
         by_channel.setdefault(item.channel, []).append((index, item))
     now = clock.now()
     for channel, group in by_channel.items():
-        placed = await bulk.place_many(
+        placed = await batch_placing.place_many(
             db,
             session,
             sku,
             [
-                bulk.BulkOrder(item.key, item.quantity, request_hash(item), contact=item.buyer, buyer_ip=item.buyer_ip)
+                batch_placing.BulkOrder(
+                    item.key, item.quantity, request_hash(item), contact=item.buyer, buyer_ip=item.buyer_ip
+                )
                 for _, item in group
             ],
             channel=channel,

@@ -2,7 +2,7 @@
 
 Starting an event claims its stock from central inventory and holds it `reserved`
 under the event's holder id until the end; purchases move codes from that holder
-to their orders (`orders.bulk.place_many(from_holder=…)`). Ending releases what the
+to their orders (`orders.batch_placing.place_many(from_holder=…)`). Ending releases what the
 event still holds back to available stock. Everything here runs in the caller's
 transaction and locks the event row first, so a start, an end and the commit of a
 batch of purchases of one event never interleave.
@@ -22,8 +22,7 @@ from kaquan.catalog.service import Sku
 from kaquan.flashsale.errors import EventNotFound, InvalidEvent
 from kaquan.flashsale.models import Event, Purchase
 from kaquan.flashsale.schemas import DEVICE_LIMIT_FACTOR, IP_LIMIT_FACTOR, EventCreate
-from kaquan.inventory import allocation
-from kaquan.inventory import bulk as inventory_bulk
+from kaquan.inventory import allocation, handouts
 from kaquan.inventory.errors import OutOfStock
 from kaquan.kit import clock
 from kaquan.kit.db import Database
@@ -117,13 +116,13 @@ async def create_event(
 
 async def _take_allotment(db: Database, session: AsyncSession, event: Event, sku: Sku, *, exact: bool) -> None:
     """Hold up to `event.stock` available codes under the event until it ends (all of them when `exact`)."""
-    claimed = await inventory_bulk.claim_available(db, session, sku.id, event.stock)
+    claimed = await handouts.claim_available(db, session, sku.id, event.stock)
     if exact and len(claimed) < event.stock:
         raise OutOfStock(sku.id, wanted=event.stock, available=len(claimed))
     if claimed:
-        await inventory_bulk.hand_out(
+        await handouts.hand_out(
             session,
-            [inventory_bulk.Handout(event.holder_id, tuple(claimed))],
+            [handouts.Handout(event.holder_id, tuple(claimed))],
             source="available",
             target="reserved",
             hold_until=event.ends_at,

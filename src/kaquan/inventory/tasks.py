@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.scheduling import LOW_STOCK_TOPIC
+from kaquan.inventory.refills import LOW_STOCK_TOPIC
 from kaquan.kit import outbox
 from kaquan.kit.db import Database
 

@@ -208,7 +208,7 @@ async def place(
 async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Insert the order under a fresh random number; None when its idempotency key is taken (a replay).
 
-    A number that is taken already is drawn again (see `bulk.place_many`).
+    A number that is taken already is drawn again (see `batch_placing.place_many`).
     """
     stmt = (
         db.insert(Order.__table__)  # type: ignore[arg-type]

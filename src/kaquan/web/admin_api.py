@@ -1,4 +1,4 @@
-"""The admin JSON API: catalog, stock imports and stock levels (bearer token until admin identities land)."""
+"""The admin JSON API: catalog, stock imports and stock levels, each route behind the one permission it declares."""
 
 from dataclasses import asdict
 from datetime import date

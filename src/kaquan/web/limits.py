@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaquan import identity as identity_service
-from kaquan.channels import signing
+from kaquan.channels import request_signing
 from kaquan.channels.errors import MissingSignatureHeader
 from kaquan.identity.permissions import Permission
 from kaquan.kit.errors import DomainError, Forbidden, Unauthorized
@@ -38,7 +38,12 @@ from kaquan.web.errors import error_response
 
 ADMIN_PREFIX = "/admin/"
 SIGNED_PREFIXES = ("/open/", "/marketplace/")
-SIGNATURE_HEADERS = (signing.KEY_HEADER, signing.TIMESTAMP_HEADER, signing.NONCE_HEADER, signing.SIGNATURE_HEADER)
+SIGNATURE_HEADERS = (
+    request_signing.KEY_HEADER,
+    request_signing.TIMESTAMP_HEADER,
+    request_signing.NONCE_HEADER,
+    request_signing.SIGNATURE_HEADER,
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANONYMOUS = frozenset(
     {

@@ -12,7 +12,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan import ledger
-from kaquan.channels import agents, booking, ordering, signing
+from kaquan.channels import agents, booking, ordering, request_signing
 from kaquan.channels.adapters import Adapter
 from kaquan.channels.auth import AgentCaller
 from kaquan.channels.ordering import AgentOrder
@@ -70,7 +70,7 @@ READ_ERRORS = {status: answer for status, answer in ERRORS.items() if status not
 """The error answers of the routes that only read (no body, no money moved)."""
 
 _SIGNED_WITH = APIKeyHeader(
-    name=signing.KEY_HEADER,
+    name=request_signing.KEY_HEADER,
     scheme_name="KQ1-HMAC-SHA256",
     description=(
         "Every request carries X-Kq-Key (the key id), X-Kq-Timestamp (Unix seconds), X-Kq-Nonce (16-64 of "
@@ -90,9 +90,9 @@ async def signed_agent(
     request: Request,
     rt: RuntimeDep,
     key: Annotated[str | None, Depends(_SIGNED_WITH)],
-    timestamp: Annotated[str | None, _header(signing.TIMESTAMP_HEADER, "Unix time in whole seconds")] = None,
-    nonce: Annotated[str | None, _header(signing.NONCE_HEADER, "16-64 characters of A-Z a-z 0-9 _ -")] = None,
-    signature: Annotated[str | None, _header(signing.SIGNATURE_HEADER, "lowercase hex HMAC-SHA256")] = None,
+    timestamp: Annotated[str | None, _header(request_signing.TIMESTAMP_HEADER, "Unix time in whole seconds")] = None,
+    nonce: Annotated[str | None, _header(request_signing.NONCE_HEADER, "16-64 characters of A-Z a-z 0-9 _ -")] = None,
+    signature: Annotated[str | None, _header(request_signing.SIGNATURE_HEADER, "lowercase hex HMAC-SHA256")] = None,
 ) -> AgentCaller:
     """The agent whose key signed this request (see docs/open-api.md); refused otherwise.
 

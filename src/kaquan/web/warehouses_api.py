@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.catalog import service as catalog
 from kaquan.identity.permissions import Permission
-from kaquan.inventory import scheduling, warehouses
+from kaquan.inventory import refills, warehouses
 from kaquan.kit.bounds import INT32_MAX, Id
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
@@ -140,7 +140,7 @@ async def list_transfers(
 async def list_rules(rt: RuntimeDep, admin: StockRead, sku: str | None = None) -> list[RuleOut]:
     async with rt.db.read() as session:
         sku_id = (await catalog.get_sku(session, sku)).id if sku else None
-        return [RuleOut.model_validate(rule) for rule in await scheduling.list_rules(session, sku_id=sku_id)]
+        return [RuleOut.model_validate(rule) for rule in await refills.list_rules(session, sku_id=sku_id)]
 
 
 @router.post("/refill-rules", status_code=201)
@@ -150,7 +150,7 @@ async def add_rule(rt: RuntimeDep, admin: StockWrite, body: RuleCreate) -> RuleO
         sku = await catalog.get_sku(session, body.sku)
         target = await warehouses.get_warehouse(session, body.warehouse)
         source = await warehouses.get_warehouse(session, body.source_warehouse)
-        rule = await scheduling.add_rule(
+        rule = await refills.add_rule(
             rt.db,
             session,
             sku.id,
@@ -167,5 +167,5 @@ async def add_rule(rt: RuntimeDep, admin: StockWrite, body: RuleCreate) -> RuleO
 @router.post("/refill-rules/{rule_id}/disable")
 async def disable_rule(rt: RuntimeDep, admin: StockWrite, rule_id: Id) -> RuleOut:
     async with rt.db.transaction() as session:
-        rule = await scheduling.disable_rule(rt.db, session, rule_id, actor=admin.actor, ip=admin.ip)
+        rule = await refills.disable_rule(rt.db, session, rule_id, actor=admin.actor, ip=admin.ip)
     return RuleOut.model_validate(rule)

@@ -20,10 +20,10 @@ from tests.support.warehouses import MAIN, given_segment, given_warehouse, level
 
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog.models import Sku
-from kaquan.inventory import scheduling
+from kaquan.inventory import refills
 from kaquan.inventory.errors import WarehouseNotFound
 from kaquan.inventory.models import RefillRule, StockTransfer
-from kaquan.inventory.scheduling import LOW_STOCK_TOPIC, BadRule, Rule, RuleNotFound
+from kaquan.inventory.refills import LOW_STOCK_TOPIC, BadRule, Rule, RuleNotFound
 from kaquan.inventory.warehouses import SameWarehouse, Transfer, list_transfers
 from kaquan.kit import outbox
 from kaquan.kit.errors import DomainError
@@ -36,7 +36,7 @@ async def add_rule(
     rt: Runtime, sku: GivenSku, warehouse: int, source: int = MAIN, *, threshold: int = 5, refill: int = 10
 ) -> Rule:
     async with rt.db.transaction() as session:
-        return await scheduling.add_rule(
+        return await refills.add_rule(
             rt.db, session, sku.id, warehouse, source, threshold=threshold, refill_units=refill, actor="alice"
         )
 
@@ -66,12 +66,12 @@ async def test_a_warehouse_under_its_threshold_is_refilled_and_the_alert_goes_ou
     backup = await given_backup_with(rt, sku, 3)
     rule = await add_rule(rt, sku, backup, threshold=5, refill=10)
 
-    made = await scheduling.rebalance(rt.db)
+    made = await refills.rebalance(rt.db)
 
     [moved] = await transfers(rt, sku)
     assert made == [moved.id]
     assert (moved.from_warehouse, moved.to_warehouse, moved.units, moved.rule_id) == ("main", "backup", 10, rule.id)
-    assert moved.actor == scheduling.SCHEDULER
+    assert moved.actor == refills.SCHEDULER
     by_warehouse = await levels(rt, sku)
     assert units(by_warehouse["backup"]) == (13, 13, 0, 0, 0)
     assert units(by_warehouse["main"]) == (40, 40, 0, 0, 0)
@@ -93,11 +93,11 @@ async def test_a_warehouse_at_its_threshold_is_left_alone_and_a_second_run_moves
     backup = await given_backup_with(rt, sku, 5)
     await add_rule(rt, sku, backup, threshold=5)
 
-    assert await scheduling.rebalance(rt.db) == []
+    assert await refills.rebalance(rt.db) == []
 
     await reserve(rt, sku, 1, [backup])
-    assert len(await scheduling.rebalance(rt.db)) == 1
-    assert await scheduling.rebalance(rt.db) == []
+    assert len(await refills.rebalance(rt.db)) == 1
+    assert await refills.rebalance(rt.db) == []
     assert [t.units for t in await transfers(rt, sku)] == [10]
     assert len(await alerts(rt)) == 1
 
@@ -107,7 +107,7 @@ async def test_a_source_short_of_the_refill_moves_what_it_has(rt: Runtime) -> No
     backup = await given_backup_with(rt, sku, 1)
     await add_rule(rt, sku, backup, threshold=5, refill=10)
 
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     assert [t.units for t in await transfers(rt, sku)] == [4]
     [alert] = await alerts(rt)
@@ -122,19 +122,19 @@ async def test_a_warehouse_stuck_low_is_announced_once_until_it_recovers(rt: Run
     backup = await given_backup_with(rt, sku, 2)
     rule = await add_rule(rt, sku, backup, threshold=5)
 
-    await scheduling.rebalance(rt.db)
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     assert await transfers(rt, sku) == []
     assert [(a["available"], a["moved"]) for a in await alerts(rt)] == [(2, 0)]
     async with rt.db.read() as session:
-        [stuck] = await scheduling.list_rules(session, rule_id=rule.id)
+        [stuck] = await refills.list_rules(session, rule_id=rule.id)
     assert stuck.low_since is not None
 
     await given_codes(rt, sku, random_codes(5), warehouse="backup")
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
     await reserve(rt, sku, 6, [backup])
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     assert [(a["available"], a["moved"]) for a in await alerts(rt)] == [(2, 0), (1, 0)]
 
@@ -148,7 +148,7 @@ async def test_a_second_rule_refills_only_when_the_first_source_falls_short(rt: 
     await add_rule(rt, sku, backup, MAIN, threshold=5, refill=10)
     await add_rule(rt, sku, backup, spare, threshold=5, refill=10)
 
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     assert [(t.from_warehouse, t.units) for t in await transfers(rt, sku)] == [("main", 2), ("spare", 10)]
     assert (await levels(rt, sku))["backup"].available == 12
@@ -159,9 +159,9 @@ async def test_a_disabled_rule_moves_nothing(rt: Runtime) -> None:
     backup = await given_backup_with(rt, sku, 1)
     rule = await add_rule(rt, sku, backup)
     async with rt.db.transaction() as session:
-        disabled = await scheduling.disable_rule(rt.db, session, rule.id, actor="alice")
+        disabled = await refills.disable_rule(rt.db, session, rule.id, actor="alice")
 
-    assert await scheduling.rebalance(rt.db) == []
+    assert await refills.rebalance(rt.db) == []
     assert not disabled.active
     async with rt.db.read() as session:
         entry = (await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))).scalar_one()
@@ -178,7 +178,7 @@ async def test_serial_ranges_are_refilled_too(rt: Runtime) -> None:
     await given_segment(rt, sku, 1, 100)
     await add_rule(rt, sku, backup, threshold=10, refill=25)
 
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     by_warehouse = await levels(rt, sku)
     assert units(by_warehouse["backup"]) == (25, 25, 0, 0, 0)
@@ -189,7 +189,7 @@ async def test_the_alert_handler_logs_the_low_stock(rt: Runtime, caplog: pytest.
     sku = await given_sku_with_codes(rt, 50)
     backup = await given_backup_with(rt, sku, 0)
     await add_rule(rt, sku, backup)
-    await scheduling.rebalance(rt.db)
+    await refills.rebalance(rt.db)
 
     with caplog.at_level(logging.WARNING, logger="kaquan.notifications"):
         assert await outbox.run_due(rt.db) == 1
@@ -205,9 +205,9 @@ async def test_the_worker_rebalances_at_most_every_few_seconds(rt: Runtime) -> N
 
     assert await run_once(rt) >= 1
     await reserve(rt, sku, 2, [backup])
-    assert await scheduling.rebalance_due(rt.db, every_s=3600) == 0, "ran a moment ago: not yet"
+    assert await refills.rebalance_due(rt.db, every_s=3600) == 0, "ran a moment ago: not yet"
     assert len(await transfers(rt, sku)) == 1
-    assert await scheduling.rebalance_due(rt.db, every_s=0) == 1
+    assert await refills.rebalance_due(rt.db, every_s=0) == 1
 
 
 # --- concurrency ----------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ async def test_two_rebalances_at_once_move_once(rt: Runtime) -> None:
     backup = await given_backup_with(rt, sku, 2)
     await add_rule(rt, sku, backup, threshold=5, refill=10)
 
-    first, second = await asyncio.gather(scheduling.rebalance(rt.db), scheduling.rebalance(rt.db))
+    first, second = await asyncio.gather(refills.rebalance(rt.db), refills.rebalance(rt.db))
 
     assert len(first + second) == 1
     assert [t.units for t in await transfers(rt, sku)] == [10]
@@ -228,7 +228,7 @@ async def test_two_rebalances_at_once_move_once(rt: Runtime) -> None:
 
 def meet_after_reading_stock(monkeypatch: pytest.MonkeyPatch, *, patience_s: float = 0.5) -> None:
     """An injected pause: each refill, having read the stock, waits (briefly) for the other to read it too."""
-    read = scheduling._available_in
+    read = refills._available_in
     arrived: list[int] = []
     everyone = asyncio.Event()
 
@@ -241,12 +241,12 @@ def meet_after_reading_stock(monkeypatch: pytest.MonkeyPatch, *, patience_s: flo
             await asyncio.wait_for(everyone.wait(), patience_s)
         return available
 
-    monkeypatch.setattr(scheduling, "_available_in", read_then_wait)
+    monkeypatch.setattr(refills, "_available_in", read_then_wait)
 
 
 async def two_refills_at_once(rt: Runtime, sku: GivenSku, warehouse: int) -> list[list[int] | BaseException]:
     def refill() -> Awaitable[list[int]]:
-        return rt.db.run(partial(scheduling.refill, rt.db, sku_id=sku.id, warehouse_id=warehouse), attempts=1)
+        return rt.db.run(partial(refills.refill, rt.db, sku_id=sku.id, warehouse_id=warehouse), attempts=1)
 
     return list(await asyncio.gather(refill(), refill(), return_exceptions=True))
 
@@ -291,12 +291,12 @@ async def test_adding_a_rule_again_updates_and_re_enables_it(rt: Runtime) -> Non
     backup = await given_backup_with(rt, sku, 0)
     first = await add_rule(rt, sku, backup, threshold=5, refill=10)
     async with rt.db.transaction() as session:
-        await scheduling.disable_rule(rt.db, session, first.id, actor="alice")
+        await refills.disable_rule(rt.db, session, first.id, actor="alice")
 
     again = await add_rule(rt, sku, backup, threshold=8, refill=3)
 
     async with rt.db.read() as session:
-        listed = await scheduling.list_rules(session, sku_id=sku.id)
+        listed = await refills.list_rules(session, sku_id=sku.id)
         entry = (await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))).scalar_one()
     assert listed == [again]
     assert (again.id, again.threshold, again.refill_units, again.active) == (first.id, 8, 3, True)
@@ -335,4 +335,4 @@ async def test_a_bad_rule_is_refused_and_nothing_changes(
 async def test_disabling_an_unknown_rule_is_not_found(rt: Runtime) -> None:
     with pytest.raises(RuleNotFound):
         async with rt.db.transaction() as session:
-            await scheduling.disable_rule(rt.db, session, 404, actor="alice")
+            await refills.disable_rule(rt.db, session, 404, actor="alice")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.service import Sku
-from kaquan.inventory import bulk as inventory_bulk
+from kaquan.inventory import handouts
 from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.db import Database, insert_rows
@@ -101,11 +101,11 @@ async def place_many(
             fresh.append((index, order))
     fills = await _fill(db, session, sku, fresh, status, from_holder, warehouses)
     placed = await _insert(db, session, sku, fills, channel, source, unit_price_minor, currency, status, hold_minutes)
-    handouts = [inventory_bulk.Handout(p.order_id, p.code_ids) for p in placed.values() if p.order_id and p.code_ids]
-    if handouts:
-        await inventory_bulk.hand_out(
+    given = [handouts.Handout(p.order_id, p.code_ids) for p in placed.values() if p.order_id and p.code_ids]
+    if given:
+        await handouts.hand_out(
             session,
-            handouts,
+            given,
             source="reserved" if from_holder is not None else "available",
             target="reserved" if status == "pending_payment" else "sold",
             hold_until=clock.now() + timedelta(minutes=hold_minutes) if status == "pending_payment" else None,
@@ -172,9 +172,9 @@ async def _fill(
     if not needed:
         return []
     if from_holder is not None:
-        claimed = await inventory_bulk.claim_held(db, session, from_holder, needed)
+        claimed = await handouts.claim_held(db, session, from_holder, needed)
     else:
-        claimed = await inventory_bulk.claim_available(db, session, sku.id, needed, warehouses=warehouses)
+        claimed = await handouts.claim_available(db, session, sku.id, needed, warehouses=warehouses)
     fills: list[_Fill] = []
     taken = 0
     for index, order in fresh:

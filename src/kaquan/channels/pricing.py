@@ -19,7 +19,7 @@ from kaquan.catalog.service import Sku
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import CHANNEL_KINDS, ChannelPrice, ChannelQuota
 from kaquan.channels.models import Channel as Channel
-from kaquan.inventory import bulk as inventory_bulk
+from kaquan.inventory import handouts
 from kaquan.inventory import stock as inventory_stock
 from kaquan.kit import clock
 from kaquan.kit.db import Database
@@ -116,7 +116,7 @@ async def configure(
             raise BadInput("fee_rate_bp must be between 0 and 10000 (100%)", field="fee_rate_bp")
         channel.fee_rate_bp = fee_rate_bp
     if warehouses is not None:
-        await inventory_bulk.warehouse_ids(session, warehouses)  # every code must name a warehouse
+        await handouts.warehouse_ids(session, warehouses)  # every code must name a warehouse
         channel.warehouses = list(warehouses)
     if active is not None:
         channel.active = active
@@ -141,7 +141,7 @@ async def warehouse_order(session: AsyncSession, channel: Channel) -> list[int] 
     """The warehouse ids this channel takes stock from, in order; None: every warehouse."""
     if not channel.warehouses:
         return None
-    return await inventory_bulk.warehouse_ids(session, channel.warehouses)
+    return await handouts.warehouse_ids(session, channel.warehouses)
 
 
 async def set_price(

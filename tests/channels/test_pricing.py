@@ -17,13 +17,13 @@ from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
 from kaquan.channels import agents, ordering
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
-from kaquan.inventory import bulk
+from kaquan.inventory import handouts
 from kaquan.inventory.delivery import Viewer
 from kaquan.kit.errors import DomainError
-from kaquan.orders import bulk as orders_bulk
+from kaquan.orders import batch_placing
 from kaquan.orders import service as orders_service
 from kaquan.runtime import Runtime
 
@@ -266,7 +266,7 @@ async def test_a_bad_channel_setting_is_refused_and_changes_nothing(
 async def test_a_channel_takes_stock_from_its_warehouses_in_order(rt: Runtime) -> None:
     async with rt.db.transaction() as session:
         channel = await channels.configure(rt.db, session, "api", actor="ops", warehouses=["main"])
-        assert await channels.warehouse_order(session, channel) == await bulk.warehouse_ids(session, ["main"])
+        assert await channels.warehouse_order(session, channel) == await handouts.warehouse_ids(session, ["main"])
         channel = await channels.configure(rt.db, session, "api", actor="ops", warehouses=[])
         assert await channels.warehouse_order(session, channel) is None
 
@@ -365,11 +365,11 @@ async def _take_within_quota(rt: Runtime, sku: GivenSku, n: int) -> str:
             channel = await channels.get_channel(session, "api")
             found = await catalog.get_sku(session, sku.id)
             await channels.check_quota(rt.db, session, channel, found, EACH)
-            await orders_bulk.place_many(
+            await batch_placing.place_many(
                 rt.db,
                 session,
                 found,
-                [orders_bulk.BulkOrder(f"Q-{n}", EACH, b"q")],
+                [batch_placing.BulkOrder(f"Q-{n}", EACH, b"q")],
                 channel="api",
                 source=f"racer-{n}",
                 unit_price_minor=100,
