@@ -14,12 +14,13 @@ from tests.support.vouchers import events, given_voucher_sku, given_vouchers, re
 from kaquan import redemption
 from kaquan.audit.models import AuditEntry
 from kaquan.inventory.lifecycle import transition
-from kaquan.inventory.models import Code, Redemption
+from kaquan.inventory.models import Code
 from kaquan.kit import clock, outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kaquan.redemption import Lockout, RedeemRequest
+from kaquan.redemption.models import Redemption
 from kaquan.redemption.vouchers import display
 from kaquan.runtime import Runtime
 

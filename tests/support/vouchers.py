@@ -10,10 +10,11 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.inventory import importing
 from kaquan.inventory.lifecycle import transition
-from kaquan.inventory.models import Code, Redemption
+from kaquan.inventory.models import Code
 from kaquan.kit import clock
 from kaquan.kit.outbox import OutboxEvent
 from kaquan.redemption import vouchers
+from kaquan.redemption.models import Redemption
 from kaquan.runtime import Runtime
 
 

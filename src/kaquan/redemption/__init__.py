@@ -2,8 +2,9 @@
 
 `redeeming` holds the redemption rules and attempt limits, `vouchers` the
 self-issued codes (generated, then imported like any other code), `tasks` the
-outbox handler told of each redemption. This module sits above inventory: the
-codes, their lifecycle and the `inventory_redemptions` table are inventory's.
+outbox handler told of each redemption, `models` the redemptions table (still
+named `inventory_redemptions`). This module sits above inventory: the codes and
+their lifecycle are inventory's.
 
 The public surface is what this module exports; other modules use only that.
 """

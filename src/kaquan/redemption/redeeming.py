@@ -36,13 +36,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.inventory.lifecycle import transition
-from kaquan.inventory.models import Code, Redemption
+from kaquan.inventory.models import Code
 from kaquan.inventory.vault import Vault
 from kaquan.kit import clock, outbox
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict, NotFound, RateLimited
 from kaquan.kit.ratelimit import RateLimiter
+from kaquan.redemption.models import Redemption
 from kaquan.redemption.vouchers import is_voucher_sku, normalize
 
 log = logging.getLogger(__name__)
