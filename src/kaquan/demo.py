@@ -13,8 +13,8 @@ from kaquan.channels import agents
 from kaquan.channels import pricing as channels
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
-from kaquan.inventory import importing, segments
-from kaquan.inventory.parsing import parse_code_file
+from kaquan.inventory.intake import importing, segments
+from kaquan.inventory.intake.parsing import parse_code_file
 from kaquan.runtime import Runtime
 
 ACTOR = "demo"

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from kaquan.catalog.rules import CodeRule
-from kaquan.inventory.parsing import CodeLine, LineProblem, ProblemLog, keep_valid, parse_code_file
+from kaquan.inventory.intake.parsing import CodeLine, LineProblem, ProblemLog, keep_valid, parse_code_file
 
 SECRET = "Zq9SECRET7Kx"
 

@@ -20,7 +20,7 @@ from kaquan.channels import agents, ordering
 from kaquan.channels import pricing as channels
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
-from kaquan.inventory import handouts
+from kaquan.inventory.claims import handouts
 from kaquan.inventory.delivery import Viewer
 from kaquan.kit.errors import DomainError
 from kaquan.orders import batch_placing

@@ -44,8 +44,8 @@ from tests.support.builders import TEST_CLIENT, GivenSku, given_codes, given_sku
 from kaquan import runtime as runtime_module
 from kaquan.all_models import metadata
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing, segments
 from kaquan.inventory.errors import OutOfStock
+from kaquan.inventory.intake import importing, segments
 from kaquan.inventory.models import Code, Segment, SegmentRange, Warehouse
 from kaquan.inventory.stock import stock
 from kaquan.kit import clock

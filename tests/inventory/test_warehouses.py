@@ -22,7 +22,8 @@ from tests.support.warehouses import HOLDERS, MAIN, given_segment, given_warehou
 
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog import service as catalog
-from kaquan.inventory import allocation, warehouses
+from kaquan.inventory import warehouses
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.errors import OutOfStock, WarehouseNotFound
 from kaquan.inventory.models import Code, SegmentRange, StockTransfer, Warehouse
 from kaquan.inventory.warehouses import (

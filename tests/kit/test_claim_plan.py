@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.builders import given_sku_with_codes
 from tests.support.warehouses import MAIN
 
-from kaquan.inventory.allocation import claim_codes_statement
+from kaquan.inventory.claims.allocation import claim_codes_statement
 from kaquan.inventory.models import Code
 from kaquan.runtime import Runtime
 

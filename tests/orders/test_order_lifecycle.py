@@ -29,9 +29,9 @@ from tests.support.orders import place
 
 from kaquan import runtime as runtime_module
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing, segments
 from kaquan.inventory.delivery import Viewer
 from kaquan.inventory.errors import OutOfStock
+from kaquan.inventory.intake import importing, segments
 from kaquan.inventory.models import Code
 from kaquan.kit import clock
 from kaquan.kit.errors import DomainError, IdempotencyConflict

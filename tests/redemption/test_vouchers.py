@@ -9,7 +9,7 @@ from tests.support.builders import given_sku, stock_of
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing
+from kaquan.inventory.intake import importing
 from kaquan.inventory.models import Batch, Code
 from kaquan.kit.errors import BadInput
 from kaquan.redemption import vouchers

@@ -8,9 +8,9 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory import importing, segments
 from kaquan.inventory.delivery import Viewer
-from kaquan.inventory.parsing import parse_code_file
+from kaquan.inventory.intake import importing, segments
+from kaquan.inventory.intake.parsing import parse_code_file
 from kaquan.inventory.stock import Stock, stock
 from kaquan.runtime import Runtime
 

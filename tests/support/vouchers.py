@@ -8,7 +8,7 @@ from tests.support.builders import GivenSku
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory import importing
+from kaquan.inventory.intake import importing
 from kaquan.inventory.lifecycle import transition
 from kaquan.inventory.models import Code
 from kaquan.kit import clock

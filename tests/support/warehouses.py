@@ -6,8 +6,10 @@ from datetime import date, timedelta
 from tests.support.builders import GivenSku
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import allocation, importing, segments, warehouses
-from kaquan.inventory.allocation import Claim
+from kaquan.inventory import warehouses
+from kaquan.inventory.claims import allocation
+from kaquan.inventory.claims.allocation import Claim
+from kaquan.inventory.intake import importing, segments
 from kaquan.inventory.stock import Stock, stock
 from kaquan.kit import clock
 from kaquan.runtime import Runtime

@@ -34,7 +34,7 @@ from kaquan.channels.auth import AgentCaller
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
 from kaquan.channels.models import Agent, Channel
-from kaquan.inventory import allocation
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_handed_out, codes_of_orders
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.vault import Vault

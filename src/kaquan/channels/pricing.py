@@ -19,8 +19,8 @@ from kaquan.catalog.service import Sku
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import CHANNEL_KINDS, ChannelPrice, ChannelQuota
 from kaquan.channels.models import Channel as Channel
-from kaquan.inventory import handouts
 from kaquan.inventory import stock as inventory_stock
+from kaquan.inventory.claims import handouts
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict, Forbidden, NotFound

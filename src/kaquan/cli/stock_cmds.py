@@ -10,10 +10,10 @@ from rich.table import Table
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
-from kaquan.inventory import importing
-from kaquan.inventory import segments as serial_ranges
-from kaquan.inventory.importing import ImportResult
-from kaquan.inventory.parsing import CodeSource
+from kaquan.inventory.intake import importing
+from kaquan.inventory.intake import segments as serial_ranges
+from kaquan.inventory.intake.importing import ImportResult
+from kaquan.inventory.intake.parsing import CodeSource
 from kaquan.inventory.stock import Stock, stock
 from kaquan.runtime import Runtime
 

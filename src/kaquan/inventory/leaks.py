@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.inventory.delivery import mask
+from kaquan.inventory.intake.parsing import LineProblem, ParsedFile
 from kaquan.inventory.models import Batch, Code, Reveal
-from kaquan.inventory.parsing import LineProblem, ParsedFile
 from kaquan.inventory.vault import Vault
 from kaquan.kit.db import Database
 

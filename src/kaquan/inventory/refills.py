@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.service import Sku
-from kaquan.inventory import allocation
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.models import RefillRule, Warehouse
 from kaquan.inventory.warehouses import SameWarehouse, get_warehouse, record_transfer
 from kaquan.kit import clock, outbox

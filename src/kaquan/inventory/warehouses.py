@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
-from kaquan.inventory import allocation
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.errors import OutOfStock, WarehouseNotFound
 from kaquan.inventory.models import WAREHOUSE_KINDS, StockTransfer
 from kaquan.inventory.models import Warehouse as Warehouse

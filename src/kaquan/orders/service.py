@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.service import Sku
-from kaquan.inventory import allocation
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.vault import Vault

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory import leaks
+from kaquan.inventory.intake.parsing import LineProblem, parse_code_file
 from kaquan.inventory.leaks import RevealFact, TracedCode
-from kaquan.inventory.parsing import LineProblem, parse_code_file
 from kaquan.inventory.vault import Vault
 from kaquan.kit.db import Database
 from kaquan.orders.models import Order

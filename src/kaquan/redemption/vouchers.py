@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.models import Product, Sku
-from kaquan.inventory import importing
-from kaquan.inventory.parsing import CodeLine, ParsedFile
+from kaquan.inventory.intake import importing
+from kaquan.inventory.intake.parsing import CodeLine, ParsedFile
 from kaquan.inventory.vault import Vault
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput

@@ -9,8 +9,8 @@ from fastapi import APIRouter, File, Form, UploadFile
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
 from kaquan.identity.permissions import Permission
-from kaquan.inventory import importing, segments
-from kaquan.inventory.parsing import CodeSource
+from kaquan.inventory.intake import importing, segments
+from kaquan.inventory.intake.parsing import CodeSource
 from kaquan.inventory.stock import stock
 from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput

@@ -8,8 +8,8 @@ from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing
 from kaquan.inventory.errors import ImportRejected
+from kaquan.inventory.intake import importing
 from kaquan.inventory.stock import batches_of_sku, stock
 from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kaquan.inventory import parsing
-from kaquan.inventory.parsing import (
+from kaquan.inventory.intake import parsing
+from kaquan.inventory.intake.parsing import (
     CARD_COLUMNS,
     EXPIRY_COLUMNS,
     SECRET_COLUMNS,

@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory import allocation, lifecycle
+from kaquan.inventory import lifecycle
+from kaquan.inventory.claims import allocation
 from kaquan.inventory.errors import IllegalTransition
 from kaquan.inventory.models import Batch, Code, Warehouse
 from kaquan.kit import clock

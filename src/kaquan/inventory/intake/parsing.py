@@ -28,19 +28,19 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from kaquan.inventory.code_lines import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
-from kaquan.inventory.code_lines import CodeLine as CodeLine
-from kaquan.inventory.code_lines import ImportFileError as ImportFileError
-from kaquan.inventory.code_lines import LineProblem as LineProblem
-from kaquan.inventory.code_lines import ProblemCode as ProblemCode
-from kaquan.inventory.code_lines import ProblemLog as ProblemLog
-from kaquan.inventory.file_encoding import SUPPORTED_ENCODINGS as SUPPORTED_ENCODINGS
-from kaquan.inventory.file_encoding import Decoder, from_first_content, gc_paused, line_blocks, no_codes
-from kaquan.inventory.file_layouts import CARD_COLUMNS as CARD_COLUMNS
-from kaquan.inventory.file_layouts import EXPIRY_COLUMNS as EXPIRY_COLUMNS
-from kaquan.inventory.file_layouts import LAYOUTS as LAYOUTS
-from kaquan.inventory.file_layouts import SECRET_COLUMNS as SECRET_COLUMNS
-from kaquan.inventory.file_layouts import detect_layout, drop_duplicates, read_csv, read_pairs, read_singles
+from kaquan.inventory.intake.code_lines import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
+from kaquan.inventory.intake.code_lines import CodeLine as CodeLine
+from kaquan.inventory.intake.code_lines import ImportFileError as ImportFileError
+from kaquan.inventory.intake.code_lines import LineProblem as LineProblem
+from kaquan.inventory.intake.code_lines import ProblemCode as ProblemCode
+from kaquan.inventory.intake.code_lines import ProblemLog as ProblemLog
+from kaquan.inventory.intake.file_encoding import SUPPORTED_ENCODINGS as SUPPORTED_ENCODINGS
+from kaquan.inventory.intake.file_encoding import Decoder, from_first_content, gc_paused, line_blocks, no_codes
+from kaquan.inventory.intake.file_layouts import CARD_COLUMNS as CARD_COLUMNS
+from kaquan.inventory.intake.file_layouts import EXPIRY_COLUMNS as EXPIRY_COLUMNS
+from kaquan.inventory.intake.file_layouts import LAYOUTS as LAYOUTS
+from kaquan.inventory.intake.file_layouts import SECRET_COLUMNS as SECRET_COLUMNS
+from kaquan.inventory.intake.file_layouts import detect_layout, drop_duplicates, read_csv, read_pairs, read_singles
 
 READ_SIZE: Final = 64 * 1024
 """Bytes read at a time; a block of lines never holds more than one such chunk's worth."""

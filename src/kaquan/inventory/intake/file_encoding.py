@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from itertools import chain
 from typing import Final
 
-from kaquan.inventory.code_lines import ImportFileError
+from kaquan.inventory.intake.code_lines import ImportFileError
 
 SUPPORTED_ENCODINGS: Final = ("utf-8", "utf-8-sig", "gb18030")
 MAX_LINE_CHARS: Final = 64 * 1024

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
 from kaquan.catalog.service import Sku
-from kaquan.inventory.batches import BatchMeta, new_batch
 from kaquan.inventory.errors import SegmentOverlap, WrongStockKind
+from kaquan.inventory.intake.batches import BatchMeta, new_batch
 from kaquan.inventory.models import Batch, Segment, SegmentRange
 from kaquan.kit.db import Database, serialize_on
 from kaquan.kit.errors import BadInput

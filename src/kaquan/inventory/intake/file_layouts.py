@@ -14,7 +14,7 @@ from itertools import chain, count, repeat
 from operator import itemgetter
 from typing import Final
 
-from kaquan.inventory.code_lines import CodeLine, ImportFileError, LineProblem, ProblemCode, ProblemLog
+from kaquan.inventory.intake.code_lines import CodeLine, ImportFileError, LineProblem, ProblemCode, ProblemLog
 
 LAYOUTS: Final = ("single", "pair", "csv")
 SECRET_COLUMNS: Final = frozenset({"secret", "password", "code", "pin", "卡密", "密码"})

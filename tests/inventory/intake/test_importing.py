@@ -24,10 +24,10 @@ from kaquan.all_models import metadata
 from kaquan.audit.models import AuditEntry
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.inventory import importing, parsing, segments
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
+from kaquan.inventory.intake import importing, parsing, segments
+from kaquan.inventory.intake.parsing import CARD_COLUMNS, EXPIRY_COLUMNS, SECRET_COLUMNS, ImportFileError
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
-from kaquan.inventory.parsing import CARD_COLUMNS, EXPIRY_COLUMNS, SECRET_COLUMNS, ImportFileError
 from kaquan.inventory.stock import Stock, stock
 from kaquan.kit.crypto import KeyMismatch
 from kaquan.kit.errors import BadInput, DomainError

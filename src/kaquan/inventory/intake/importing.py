@@ -34,12 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.audit import service as audit
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.service import Sku
-from kaquan.inventory.batches import BatchMeta as BatchMeta
-from kaquan.inventory.batches import new_batch
 from kaquan.inventory.errors import ImportRejected, WrongStockKind
-from kaquan.inventory.models import Batch, Code
-from kaquan.inventory.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
-from kaquan.inventory.parsing import (
+from kaquan.inventory.intake.batches import BatchMeta as BatchMeta
+from kaquan.inventory.intake.batches import new_batch
+from kaquan.inventory.intake.parsing import MAX_REPORTED_PROBLEMS as MAX_REPORTED_PROBLEMS
+from kaquan.inventory.intake.parsing import (
     CodeLine,
     CodeSource,
     LineProblem,
@@ -49,6 +48,7 @@ from kaquan.inventory.parsing import (
     keep_valid,
     read_code_file,
 )
+from kaquan.inventory.models import Batch, Code
 from kaquan.inventory.vault import Vault
 from kaquan.kit.db import Database, DuplicateRow, drop_scratch_table, scratch_table
 
