@@ -38,3 +38,26 @@ class DevGatewayDisabled(NotFound):
 
     def __init__(self) -> None:
         super().__init__("the dev payment gateway is not enabled on this server")
+
+
+class GatewayFailed(DomainError):
+    """The provider timed out, answered 5xx or could not be reached: the call is retried later, never doubled."""
+
+    status = 502
+    code = "gateway_failed"
+
+
+class GatewayRefused(BadInput):
+    """The provider answered, and said no (a business error): retrying the same request will not help."""
+
+    code = "gateway_refused"
+
+
+class NotificationMismatch(BadInput):
+    """A correctly signed notification about someone else's trade: another app id, merchant or currency."""
+
+    code = "notification_mismatch"
+
+
+class MethodNotOffered(BadInput):
+    code = "payment_method_not_offered"
