@@ -24,7 +24,8 @@ from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
 from kaquan.payments import tasks as _payment_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.payments.errors import DevGatewayDisabled
-from kaquan.payments.gateway import DevGateway, Gateway
+from kaquan.payments.dev import DevGateway
+from kaquan.payments.gateway import Gateway
 from kaquan.redemption import tasks as _redemption_tasks  # noqa: F401  (registers outbox handlers)
 
 log = logging.getLogger(__name__)

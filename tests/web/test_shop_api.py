@@ -19,7 +19,7 @@ from tests.support.http import Caller, some_ip, the_error
 from kaquan.inventory.models import Code
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.orders.models import Order
-from kaquan.payments.gateway import SIGNATURE_HEADER
+from kaquan.payments.dev import SIGNATURE_HEADER
 from kaquan.payments.models import Payment, PaymentCallback
 from kaquan.runtime import Runtime
 

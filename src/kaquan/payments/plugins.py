@@ -17,6 +17,7 @@ and a gateway wired to it, for demos (`KAQUAN_GATEWAY_SIMULATORS=1`, which
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -44,14 +45,47 @@ class GatewaySetup:
     public_url: str
     state_dir: Path
     transport: httpx.AsyncBaseTransport | None = None
+    notify_transport: httpx.AsyncBaseTransport | None = None  # how a simulator reaches kaquan's notify URL
+
+
+@dataclass(frozen=True)
+class SentNotification:
+    """One notification a simulator posted to kaquan, as sent, and kaquan's HTTP answer."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status_code: int
+    answer: bytes
+
+
+class ProviderSimulator(Protocol):
+    """A provider, simulated from its own side: its keys, its trade state, its notifications and bills.
+
+    `app` serves the provider's API (verifying the merchant's signed requests)
+    and the buyer's pages (pay page, QR landing). `pay` is the buyer paying a
+    trade: the trade succeeds and, unless `notify` is False (a lost
+    notification), the provider notifies kaquan. `resend` posts a notification
+    again, exactly as sent (a duplicate); `sent` lists all of them in order.
+    """
+
+    app: ASGIApp
+
+    async def pay(self, payment_token: str, *, notify: bool = True) -> SentNotification | None: ...
+
+    async def resend(self, sent: SentNotification) -> SentNotification: ...
+
+    def sent(self) -> list[SentNotification]: ...
+
+    def bill(self, day: date) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class Simulation:
-    """A provider's simulator (mounted at `mount_path`) and a gateway that talks to it."""
+    """A provider's simulator (mounted at `mount_path` in a demo server) and a gateway that talks to it."""
 
     gateway: Gateway
-    app: ASGIApp
+    provider: ProviderSimulator
     mount_path: str  # "/sim/<name>"
 
 

@@ -18,7 +18,7 @@ from kaquan.orders.service import Order
 from kaquan.payments import registry
 from kaquan.payments import service as payments
 from kaquan.payments.errors import PaymentNotFound
-from kaquan.payments.gateway import DevGateway
+from kaquan.payments.dev import DevGateway
 from kaquan.payments.service import Payment
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.pages import render
