@@ -527,7 +527,7 @@ class FlashSale:
                 "won",
                 order_no=committed.order_number,
                 lookup_secret=self._order_keys.lookup_secret(committed.order_number),
-                pay_url=self._gateway.checkout_url(committed.payment_token)
+                pay_url=payments.pay_path(committed.payment_token)
                 if committed.payment_token and self._gateway is not None
                 else None,
                 quantity=committed.quantity,

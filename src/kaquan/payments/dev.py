@@ -30,9 +30,9 @@ TOLERANCE_S = 300
 
 
 class DevGateway:
-    name = "dev"
-    methods = ("page",)
-    fee_rate_bp = 0
+    name: str = "dev"
+    methods: tuple[str, ...] = ("page",)
+    fee_rate_bp: int = 0
 
     def __init__(self, secret: bytes, *, base_url: str = "") -> None:
         self._secret = secret

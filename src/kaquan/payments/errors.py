@@ -1,4 +1,4 @@
-from kaquan.kit.errors import BadInput, DomainError, NotFound
+from kaquan.kit.errors import BadInput, Conflict, DomainError, NotFound
 
 
 class InvalidSignature(BadInput):
@@ -61,3 +61,17 @@ class NotificationMismatch(BadInput):
 
 class MethodNotOffered(BadInput):
     code = "payment_method_not_offered"
+
+
+class RefundTooLarge(Conflict):
+    """More back than is left to refund of the payment (what was paid less refunds done or under way)."""
+
+    code = "refund_exceeds_remaining"
+
+
+class RefundNotAllowed(Conflict):
+    code = "refund_not_allowed"
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
