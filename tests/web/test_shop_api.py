@@ -516,6 +516,6 @@ async def test_no_response_carries_a_code_secret_except_the_buyers_delivered_ord
     await client.post("/api/orders/lookup", json=credentials)
 
     revealing = [(r.request.method, r.request.url.path, r.status_code) for r in seen if shown_codes(r, codes)]
-    assert len(seen) == 13
+    assert len(seen) == 14
     assert revealing == [("POST", "/api/orders/lookup", 200)]
     assert seen[-1] is next(r for r in seen if shown_codes(r, codes))
