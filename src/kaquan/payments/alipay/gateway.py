@@ -309,6 +309,8 @@ def _form(body: bytes) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise MalformedCallback("the notification is not a UTF-8 form body") from None
     params = dict(pairs)
+    if not params:
+        raise MalformedCallback("the notification is empty")
     if len(params) != len(pairs):
         raise MalformedCallback("a notification parameter appears twice")
     if params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
