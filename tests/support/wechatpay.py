@@ -123,6 +123,7 @@ class WechatPayWorld:
     gateway: WechatPayGateway
     provider: WechatPaySimulator
     shop: Shop
+    shop_app: Starlette  # the shop's notify route, to post to it as anyone
 
     def request(
         self,
@@ -183,7 +184,7 @@ def world(tmp_path: Path, *, transport: httpx.AsyncBaseTransport | None = None) 
     assert isinstance(simulation.gateway, WechatPayGateway)
     assert isinstance(simulation.provider, WechatPaySimulator)
     shop.gateway = simulation.gateway
-    return WechatPayWorld(simulation.gateway, simulation.provider, shop)
+    return WechatPayWorld(simulation.gateway, simulation.provider, shop, receiver)
 
 
 def today() -> date:

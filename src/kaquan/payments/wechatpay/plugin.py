@@ -72,7 +72,11 @@ def merchant_from(settings: WechatPaySettings) -> Merchant | None:
         missing.append("PLATFORM_PUBLIC_KEY_ID")
     if missing:
         raise WechatPayMisconfigured("WeChat Pay needs KAQUAN_WECHATPAY_" + ", KAQUAN_WECHATPAY_".join(missing))
-    assert settings.appid and settings.private_key_file and settings.cert_serial_no  # noqa: S101 - checked above
+    appid, key_file, serial_no = (
+        settings.appid or "",
+        settings.private_key_file or Path(),
+        settings.cert_serial_no or "",
+    )
     apiv3 = (
         settings.apiv3_key.get_secret_value()
         if settings.apiv3_key
@@ -99,9 +103,9 @@ def merchant_from(settings: WechatPaySettings) -> Merchant | None:
         platform_keys[key_id] = protocol.load_public_key(pem)
     return Merchant(
         mchid=settings.mchid,
-        appid=settings.appid,
-        serial_no=settings.cert_serial_no.upper(),
-        private_key=protocol.load_private_key(settings.private_key_file.read_bytes()),
+        appid=appid,
+        serial_no=serial_no.upper(),
+        private_key=protocol.load_private_key(key_file.read_bytes()),
         apiv3_key=apiv3,
         platform_keys=platform_keys,
     )

@@ -581,12 +581,13 @@ class WechatPaySimulator:
     def _bill_lines(self, day: date, bill_type: str) -> list[protocol.BillLine]:
         lines: list[protocol.BillLine] = []
 
-        def on_day(moment: datetime | None) -> bool:
-            return moment is not None and moment.astimezone(protocol.BEIJING).date() == day
+        def on_day(moment: datetime) -> bool:
+            return moment.astimezone(protocol.BEIJING).date() == day
 
         for trade in self._trades.values():
-            if bill_type != "REFUND" and trade.transaction_id and on_day(trade.success_time):
-                assert trade.success_time is not None  # noqa: S101 - on_day checked it
+            if bill_type == "REFUND" or trade.transaction_id is None or trade.success_time is None:
+                continue
+            if on_day(trade.success_time):
                 lines.append(
                     protocol.BillLine(
                         traded_at=trade.success_time,
@@ -606,8 +607,9 @@ class WechatPaySimulator:
                     )
                 )
         for refund in self._refunds.values():
-            if bill_type != "SUCCESS" and refund.status == "SUCCESS" and on_day(refund.success_time):
-                assert refund.success_time is not None  # noqa: S101 - on_day checked it
+            if bill_type == "SUCCESS" or refund.status != "SUCCESS" or refund.success_time is None:
+                continue
+            if on_day(refund.success_time):
                 trade = self._trades[refund.out_trade_no]
                 lines.append(
                     protocol.BillLine(
@@ -646,11 +648,9 @@ _STATE_WORDS = {
 
 def _amount(body: dict[str, Any], key: str) -> tuple[int, str]:
     amount = body.get("amount")
-    value = amount.get(key) if isinstance(amount, dict) else None
-    if type(value) is not int or value <= 0:
+    if not isinstance(amount, dict) or type(amount.get(key)) is not int or amount[key] <= 0:
         raise _ApiError(400, "PARAM_ERROR", f"amount.{key} 应为正整数（单位：分）")
-    assert isinstance(amount, dict)  # noqa: S101 - checked above
-    return value, str(amount.get("currency", "CNY"))
+    return int(amount[key]), str(amount.get("currency", "CNY"))
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
