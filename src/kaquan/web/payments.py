@@ -62,6 +62,9 @@ class MethodChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: str = Field(min_length=3, max_length=50, description='one of the offered keys, e.g. "wechatpay:native"')
+    payer_id: str | None = Field(
+        default=None, min_length=1, max_length=128, description="WeChat JSAPI only: the buyer's openid for the appid"
+    )
 
 
 class PayActionOut(BaseModel):
@@ -109,9 +112,8 @@ async def methods() -> list[MethodOut]:
 @router.post("/api/payments/{token}/method", dependencies=JSON_ONLY)
 async def choose_method(request: Request, rt: RuntimeDep, token: str, body: MethodChoice) -> PaymentChosenOut:
     """Open the provider's trade for this payment by the chosen method (again: the same trade)."""
-    chosen = await payments.choose(
-        rt.db, token, body.method, public_url=rt.settings.public_url, payer=payments.Payer(client_ip=client_ip(request))
-    )
+    payer = payments.Payer(client_ip=client_ip(request), payer_id=body.payer_id)
+    chosen = await payments.choose(rt.db, token, body.method, public_url=rt.settings.public_url, payer=payer)
     return PaymentChosenOut(
         payment=chosen.payment.token,
         order=chosen.order.number,
