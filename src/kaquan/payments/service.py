@@ -189,7 +189,7 @@ async def choose(db: Database, token: str, method_key: str, *, public_url: str, 
         if payment.status != "pending" or order.status != "pending_payment":
             raise Conflict("this payment can no longer be paid", payment_status=payment.status, status=order.status)
         if payment.action is not None and (payment.gateway, payment.method) == (gateway.name, method):
-            return Chosen(payment, order, PayAction(**payment.action))
+            return Chosen(payment, order, PayAction(**payment.action, provider_ref=payment.provider_ref))
         if payment.action is not None:
             await outbox.enqueue(session, "payments.close", {"payment_id": payment.id})
             payment = await start(session, gateway, order)
