@@ -34,6 +34,7 @@ from kaquan.payments.plugins import SentNotification
 from kaquan.payments.stripe import protocol
 
 API_VERSION = "2025-09-30.clover"
+IDEMPOTENCY_KEY_LIFETIME_S = 86_400
 _SYMBOLS = {"CNY": "¥", "USD": "US$", "EUR": "€", "HKD": "HK$", "JPY": "JP¥", "KRW": "₩"}
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 _Handler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -61,11 +62,12 @@ class TradeNotPayable(Exception):
     """The buyer cannot pay this payment token at Stripe: no open checkout session has it."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Remembered:
     fingerprint: str
     status: int
     body: bytes
+    at: int
 
 
 class StripeSimulator:
@@ -189,6 +191,8 @@ class StripeSimulator:
             fingerprint = hashlib.sha256(f"{request.method} {request.url.path} {body}".encode()).hexdigest()
             if request.method == "POST" and key is not None:
                 seen = self._idempotent.get(key)
+                if seen is not None and self._unix() - seen.at > IDEMPOTENCY_KEY_LIFETIME_S:
+                    seen = None  # Stripe prunes keys after 24 hours: the same key is a new request again
                 if seen is not None:
                     if seen.fingerprint != fingerprint:
                         message = "Keys for idempotent requests can only be used with the same parameters."
@@ -204,7 +208,7 @@ class StripeSimulator:
                 status, payload = 400, protocol.error_body("invalid_request_error", f"Invalid request: {bad}")
             encoded = json.dumps(payload).encode()
             if request.method == "POST" and key is not None:
-                self._idempotent[key] = _Remembered(fingerprint, status, encoded)
+                self._idempotent[key] = _Remembered(fingerprint, status, encoded, self._unix())
             return Response(encoded, status, media_type="application/json")
 
         return guarded
