@@ -446,3 +446,21 @@ async def test_the_downloaded_export_is_stripes_csv_of_the_days_balance_transact
     assert [line.split(",")[-1] for line in lines[1:]] == ["tok_a", "tok_b", "tok_a"]
     assert await world.gateway.download_bill(day + timedelta(days=1)) == world.simulator.bill(day + timedelta(days=1))
     assert len(world.simulator.bill(day + timedelta(days=1)).decode().splitlines()) == 1
+
+
+async def test_a_pending_refund_is_processing_until_stripe_says_how_it_ended(world: StripeWorld) -> None:
+    txn_id = await paid(world)
+    world.simulator.refunds_pending = True
+    made = await world.gateway.refund(refund("R-1", 1990, txn_id=txn_id))
+    assert made.status == "processing"
+    (created,) = await world.simulator.drain()
+    assert world.gateway.verify(created.headers, created.body).refund_status == "processing"
+    assert made.provider_ref is not None
+    updated = await world.simulator.settle_refund(made.provider_ref, succeeded=False)
+    notification = world.gateway.verify(updated.headers, updated.body)
+    assert (notification.kind, notification.refund_no, notification.refund_status) == ("refund", "R-1", "failed")
+    failed = await world.gateway.query_refund("pay_tok_1", "R-1")
+    assert (failed.status, failed.detail) == ("failed", "expired_or_canceled_card")
+    world.simulator.refunds_pending = False
+    again = await world.gateway.refund(refund("R-2", 1990, txn_id=txn_id))  # the money came back: refundable again
+    assert again.status == "succeeded"

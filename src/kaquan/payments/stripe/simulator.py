@@ -14,7 +14,6 @@ inside its own transaction: `drain()` awaits them.
 
 import asyncio
 import hashlib
-import html
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -31,11 +30,10 @@ from starlette.types import ASGIApp
 
 from kaquan.kit import clock
 from kaquan.payments.plugins import SentNotification
-from kaquan.payments.stripe import protocol
+from kaquan.payments.stripe import checkout_page, protocol
 
 API_VERSION = "2025-09-30.clover"
 IDEMPOTENCY_KEY_LIFETIME_S = 86_400
-_SYMBOLS = {"CNY": "¥", "USD": "US$", "EUR": "€", "HKD": "HK$", "JPY": "JP¥", "KRW": "₩"}
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 _Handler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -99,6 +97,7 @@ class StripeSimulator:
         self.fee_rate_bp = fee_rate_bp
         self.fee_fixed_minor = fee_fixed_minor
         self.failing: int | None = None
+        self.refunds_pending = False  # new refunds stay `pending` until `settle_refund`, as bank refunds do
         self.livemode = secret_key.startswith(("sk_live_", "rk_live_"))
         self.sessions: dict[str, dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
@@ -166,6 +165,19 @@ class StripeSimulator:
         while self._deliveries:
             done.extend(await asyncio.gather(*list(self._deliveries)))
         return done
+
+    async def settle_refund(self, refund_id: str, *, succeeded: bool = True) -> SentNotification:
+        """A pending refund reaches the bank's verdict; a failed one returns the money to the balance."""
+        refund = self.refunds[refund_id]
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        refund["status"] = "succeeded" if succeeded else "failed"
+        if not succeeded:
+            refund["failure_reason"] = "expired_or_canceled_card"
+            self.charges[refund["charge"]]["amount_refunded"] -= refund["amount"]
+            self.charges[refund["charge"]]["refunded"] = False
+            self._balance_txn("refund_failure", refund_id, refund["amount"], refund["currency"], fee=0, description="")
+        return await self._post(*self._event("refund.updated", json.loads(json.dumps(refund))))
 
     async def expire_due(self) -> list[str]:
         """Expire every open session past its `expires_at`, as Stripe's sweeper does, with their webhooks."""
@@ -355,7 +367,7 @@ class StripeSimulator:
             "charge": charge["id"],
             "metadata": params.get("metadata") or {},
             "reason": reason,
-            "status": "succeeded",
+            "status": "pending" if self.refunds_pending else "succeeded",
             "failure_reason": None,
             "balance_transaction": txn,
             "created": self._unix(),
@@ -389,19 +401,11 @@ class StripeSimulator:
     async def _pay_page(self, request: Request) -> Response:
         session = self.sessions.get(request.path_params["id"])
         if session is None:
-            return HTMLResponse(_page_html("找不到该付款页面", "<p>链接无效。</p>"), 404)
+            return HTMLResponse(checkout_page.missing(), 404)
         if not self._open(session):
-            text = "该订单已付款。" if session["status"] == "complete" else "付款链接已过期，请回到商店重新下单。"
-            return HTMLResponse(_page_html("无法付款", f"<p>{text}</p>"), 410)
-        currency = session["currency"].upper()
-        price = f"{_SYMBOLS.get(currency, currency + ' ')}{protocol.format_amount(session['amount_total'], currency)}"
-        names = "、".join(html.escape(name) for name in session["line_items_names"])
-        body = (
-            f"<p>{names}</p><p class=amount>{html.escape(price)}</p>"
-            f'<form method="post"><button type="submit">确认付款 {html.escape(price)}</button></form>'
-            "<p class=note>Stripe 模拟器：点击即视为银行卡付款成功。</p>"
-        )
-        return HTMLResponse(_page_html("Stripe 付款", body))
+            return HTMLResponse(checkout_page.not_payable(paid=session["status"] == "complete"), 410)
+        page = checkout_page.pay(session["line_items_names"], session["amount_total"], session["currency"])
+        return HTMLResponse(page)
 
     async def _pay_button(self, request: Request) -> Response:
         session = self.sessions.get(request.path_params["id"])
@@ -596,13 +600,3 @@ def _json(payload: dict[str, Any], status: int) -> Response:
 
 def _replayed() -> dict[str, str]:
     return {"idempotent-replayed": "true"}
-
-
-def _page_html(title: str, body: str) -> str:
-    return f"""<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1a1f36}}
-.amount{{font-size:2rem;font-weight:600}}button{{background:#635bff;color:#fff;border:0;border-radius:6px;
-padding:.8rem 1.4rem;font-size:1.1rem;cursor:pointer;width:100%}}.note{{color:#697386;font-size:.85rem}}</style>
-</head><body><h1>{html.escape(title)}</h1>{body}</body></html>"""
