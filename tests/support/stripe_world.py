@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from kaquan.payments.gateway import PaymentRequest, RefundRequest
+from kaquan.payments.plugins import SentNotification
 from kaquan.payments.stripe import protocol
 from kaquan.payments.stripe.gateway import StripeConfig, StripeGateway
 from kaquan.payments.stripe.simulator import StripeSimulator
@@ -36,6 +37,11 @@ class StripeWorld:
     simulator: StripeSimulator
     gateway: StripeGateway
     webhooks: list[httpx.Request]  # what reached kaquan's notify endpoint
+
+    async def webhooks_of(self, kind: str) -> list[SentNotification]:
+        """Every webhook of one event type the simulator delivered, once those under way arrived."""
+        await self.simulator.drain()
+        return [sent for sent in self.simulator.sent() if json.loads(sent.body)["type"] == kind]
 
     def stamp(self) -> int:
         return int(self.clock.now().timestamp())

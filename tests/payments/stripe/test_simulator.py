@@ -158,7 +158,7 @@ async def test_sessions_past_their_expiry_are_swept_with_their_webhooks(world: S
     await world.gateway.create(payment("b", at=world.clock.now(), hold=timedelta(hours=3)))
     world.clock.advance(hours=2)
     assert len(await world.simulator.expire_due()) == 1
-    (sent,) = await world.simulator.drain()
+    (sent,) = await world.webhooks_of("checkout.session.expired")
     assert world.gateway.verify(sent.headers, sent.body).payment_token == "a"
 
 

@@ -244,10 +244,8 @@ class StripeGateway:
     async def query_refund(self, payment_token: str, refund_no: str) -> RefundResult:
         intent = await self._intent_of(payment_token)
         refund = None if intent is None else await self._refund_by_number(intent, refund_no)
-        if refund is None:
-            raise GatewayRefused(
-                "Stripe knows no refund with this number", code="refund_not_found", refund_no=refund_no
-            )
+        if refund is None:  # listing is strongly consistent: Stripe never received a refund with this number
+            return RefundResult(status="failed", detail="Stripe has no refund with this number")
         return _refund_result(refund)
 
     # --- notifications --------------------------------------------------------------------------------------
