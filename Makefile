@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/kaquan demo
-	KAQUAN_DEV_GATEWAY=1 KAQUAN_DEV_CONTACT_CODES=1 $(BIN)/kaquan serve
+	KAQUAN_DEV_GATEWAY=1 KAQUAN_GATEWAY_SIMULATORS=1 KAQUAN_DEV_CONTACT_CODES=1 $(BIN)/kaquan serve
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -23,8 +23,10 @@ from kaquan.orders import tasks as _order_tasks  # noqa: F401  (registers outbox
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
 from kaquan.payments import tasks as _payment_tasks  # noqa: F401  (registers outbox handlers)
+from kaquan.payments.dev import DevGateway
 from kaquan.payments.errors import DevGatewayDisabled
-from kaquan.payments.gateway import DevGateway, Gateway
+from kaquan.payments.gateway import Gateway
+from kaquan.payments.plugins import GatewaySetup, Simulation, load_plugins
 from kaquan.redemption import tasks as _redemption_tasks  # noqa: F401  (registers outbox handlers)
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Runtime:
     order_keys: OrderKeys
     gateway: Gateway | None  # where new payments go; None: no gateway is configured and the shop takes no orders
     dev: DevGateway | None  # only with KAQUAN_DEV_GATEWAY=1
+    simulations: list[Simulation]  # provider simulators to mount, only with KAQUAN_GATEWAY_SIMULATORS=1
     limiter: RateLimiter
     agent_auth: Authenticator
     agent_orders: AgentOrders
@@ -89,8 +92,11 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
             if settings.dev_gateway
             else None
         )
-    gateways: list[Gateway] = [dev] if dev is not None else []
-    registry.configure(gateways)
+    setup = GatewaySetup(settings=settings, public_url=settings.public_url, state_dir=settings.var_dir / "gateways")
+    simulations = [plugin.simulated(setup) for plugin in load_plugins()] if settings.gateway_simulators else []
+    configured = [found for plugin in load_plugins() if (found := plugin.configured(setup)) is not None]
+    gateways: list[Gateway] = [*configured, *(s.gateway for s in simulations), *([dev] if dev is not None else [])]
+    registry.configure(gateways, public_url=settings.public_url)
     gateway = gateways[0] if gateways else None
     redis = _redis(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
@@ -105,6 +111,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         order_keys=order_keys,
         gateway=gateway,
         dev=dev,
+        simulations=simulations,
         limiter=limiter,
         agent_auth=Authenticator(db, keyring, nonces, window_s=settings.api_window_s),
         agent_orders=AgentOrders(db, vault, max_per_order=settings.max_per_order),

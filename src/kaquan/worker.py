@@ -1,4 +1,4 @@
-"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders)."""
+"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers)."""
 
 import asyncio
 import contextlib
@@ -9,6 +9,7 @@ from kaquan.channels.callbacks import sender as callbacks
 from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
+from kaquan.payments import sweeps as payment_sweeps
 from kaquan.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,8 @@ async def run_once(rt: Runtime) -> int:
     flash = await rt.flash.run_due()  # flash-sale events whose start or end has come
     moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
-    return expired + flash + moved + sent + await outbox.run_due(rt.db)
+    asked = await payment_sweeps.run(rt.db)  # providers asked about payments and refunds they kept quiet about
+    return expired + flash + moved + sent + asked + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

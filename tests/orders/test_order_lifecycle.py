@@ -40,9 +40,10 @@ from kaquan.orders import lifecycle
 from kaquan.orders import service as orders
 from kaquan.orders.errors import IllegalOrderTransition, OrderNotFound
 from kaquan.orders.models import ORDER_STATUSES, Order, OrderEvent
+from kaquan.payments import notifications
 from kaquan.payments import service as payments
 from kaquan.payments.errors import AmountMismatch
-from kaquan.payments.models import Payment
+from kaquan.payments.models import Payment, PaymentRefund
 from kaquan.runtime import Runtime
 from kaquan.worker import run_once
 
@@ -128,7 +129,7 @@ async def test_a_payment_for_a_different_amount_is_refused_and_delivers_nothing(
 
     headers, body = rt.dev_gateway.notification(token, 1, "CNY", f"txn-{token}")
     with pytest.raises(AmountMismatch):
-        await payments.receive_notification(rt.db, rt.dev_gateway, headers, body)
+        await notifications.receive(rt.db, rt.dev_gateway, headers, body)
 
     assert (await current(rt, placed.order.id)).status == "pending_payment"
     assert (await payment_of(rt, token)).status == "pending"
@@ -222,19 +223,22 @@ async def test_a_payment_after_expiry_when_sold_out_is_refunded_never_lost(rt: R
     assert unfulfilled.status == "paid_unfulfilled"
     assert await units(rt, late.order.id) == {}
     payment = await payment_of(rt, token)
-    assert payment.status == "refund_pending"
+    assert payment.status == "succeeded"
     async with rt.db.read() as session:
+        [refund] = (await session.execute(select(PaymentRefund))).scalars()
         refunds = list(
             (await session.execute(select(OutboxEvent).where(OutboxEvent.topic == "payments.refund"))).scalars()
         )
-    assert [(event.payload, event.done_at) for event in refunds] == [({"payment_id": payment.id}, None)]
+    assert (refund.payment_id, refund.amount_minor, refund.status) == (payment.id, payment.amount_minor, "requested")
+    assert [(event.payload, event.done_at) for event in refunds] == [({"refund_id": refund.id}, None)]
     assert await counts(rt, sku) == (0, 0, 1, 0)
 
     await run_once(rt)
 
     refunded_payment = await payment_of(rt, token)
     assert refunded_payment.status == "refunded"
-    assert refunded_payment.refund_ref is not None and refunded_payment.refunded_at is not None
+    assert refunded_payment.refunded_minor == refunded_payment.amount_minor
+    assert refunded_payment.refunded_at is not None
     refunded = await current(rt, late.order.id)
     assert refunded.status == "refunded"
     assert await history(rt, refunded) == [

@@ -3,8 +3,9 @@
 from sqlalchemy import select
 from tests.support.builders import given_sku_with_codes, pay, place_order, stock_of
 
+from kaquan.payments import notifications
 from kaquan.payments import service as payments
-from kaquan.payments.models import Payment
+from kaquan.payments.models import Payment, PaymentRefund
 from kaquan.runtime import Runtime
 from kaquan.worker import run_once
 
@@ -13,7 +14,7 @@ async def _charge(rt: Runtime, token: str, txn_id: str) -> str:
     async with rt.db.read() as session:
         payment = await payments.by_token(session, token)
     headers, body = rt.dev_gateway.notification(token, payment.amount_minor, payment.currency, txn_id)
-    return (await payments.receive_notification(rt.db, rt.dev_gateway, headers, body)).outcome
+    return (await notifications.receive(rt.db, rt.dev_gateway, headers, body)).outcome
 
 
 async def test_a_second_charge_for_a_paid_order_is_refunded_and_delivers_nothing_more(rt: Runtime) -> None:
@@ -31,7 +32,12 @@ async def test_a_second_charge_for_a_paid_order_is_refunded_and_delivers_nothing
         ("succeeded", f"txn-{token}"),
         ("refunded", "second-charge"),
     ]
-    assert charges[1].refund_ref
+    async with rt.db.read() as session:
+        refunds = list((await session.execute(select(PaymentRefund))).scalars())
+    assert [(r.payment_id, r.amount_minor, r.status, r.requested_by) for r in refunds] == [
+        (charges[1].id, charges[1].amount_minor, "succeeded", "system")
+    ]
+    assert refunds[0].provider_ref
     stock = await stock_of(rt, sku)
     assert (stock.available, stock.sold) == (3, 2)
 

@@ -147,12 +147,13 @@ async def place_order(rt: Runtime, sku: GivenSku, quantity: int = 1, *, key: str
 
 async def pay(rt: Runtime, token: str) -> str:
     """Pay through the dev gateway exactly as its pay page does; returns the receipt's outcome."""
+    from kaquan.payments import notifications
     from kaquan.payments import service as payments
 
     async with rt.db.read() as session:
         payment = await payments.by_token(session, token)
     headers, body = rt.dev_gateway.notification(token, payment.amount_minor, payment.currency, f"txn-{token}")
-    receipt = await payments.receive_notification(rt.db, rt.dev_gateway, headers, body)
+    receipt = await notifications.receive(rt.db, rt.dev_gateway, headers, body)
     return receipt.outcome
 
 

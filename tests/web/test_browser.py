@@ -46,6 +46,9 @@ def test_a_buyer_pays_sees_the_codes_and_finds_the_order_again_from_another_brow
     assert secret
 
     page.locator("#pay").click()
+    page.wait_for_url(f"{shop_url}/pay/*")
+    page.screenshot(path=str(tmp_path / "pay-page.png"), full_page=True)
+    page.locator("#choose-method").click()
     page.wait_for_url(f"{shop_url}/pay/dev/*")
     expect(page.locator("#amount")).to_have_text("CNY 19.90")
     page.locator("#confirm-pay").click()

@@ -21,8 +21,8 @@ from kaquan.flashsale.purchase import FlashSale
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.orders.models import Order
+from kaquan.payments.dev import DevGateway
 from kaquan.payments.errors import PaymentUnavailable
-from kaquan.payments.gateway import DevGateway
 from kaquan.payments.models import Payment, PaymentCallback
 from kaquan.runtime import Runtime
 from kaquan.web.app import DEV_GATEWAY_WARNING, NO_GATEWAY_WARNING, announce_payment, create_app

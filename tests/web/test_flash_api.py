@@ -19,6 +19,7 @@ from tests.support.buyers import verified_token
 from tests.support.flash import given_event, new_flash
 from tests.support.http import the_error
 from tests.support.identity import HeadersFor
+from tests.support.paying import dev_pay_link
 
 from kaquan.audit.models import AuditEntry
 from kaquan.flashsale import committer as flash_committer
@@ -75,7 +76,7 @@ async def test_a_winner_gets_an_order_to_pay_and_then_its_codes(
         "pay_before",
     }
     assert (won["result"], won["quantity"], won["total_minor"], won["currency"]) == ("won", 2, 1000, "CNY")
-    paid = await client.post(won["pay_url"])
+    paid = await client.post(await dev_pay_link(client, won["pay_url"]))
     assert paid.status_code == 303
     order = await client.post("/api/orders/lookup", json={"number": won["order_no"], "secret": won["lookup_secret"]})
     assert order.json()["status"] == "delivered"

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
 from tests.support.http import BROWSER
+from tests.support.paying import dev_pay_link
 
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.orders.models import Order
@@ -154,7 +155,7 @@ async def test_the_order_page_shows_the_lookup_secret_and_a_pay_link(rt: Runtime
     assert element_text(page.text, "order-status") == "pending_payment"
     assert element_text(page.text, "lookup-secret") == rt.order_keys.lookup_secret(number)
     assert "CNY 39.80" in page.text
-    assert re.fullmatch(r"/pay/dev/[\w-]+", pay_link(page.text))
+    assert re.fullmatch(r"/pay/[\w-]+", pay_link(page.text))
     assert page.headers["cache-control"] == "no-store"
     assert shown_codes(page.text, codes) == []
 
@@ -165,12 +166,13 @@ async def test_paying_on_the_dev_gateway_delivers_and_the_order_page_shows_the_c
     sku, codes = await given_stocked_sku(rt, 5, price_minor=1990)
     number, page = await buy_on_the_shop(client, sku, 2)
 
-    gateway_page = await client.get(pay_link(page.text), headers=BROWSER)
+    dev_page = await dev_pay_link(client, pay_link(page.text))
+    gateway_page = await client.get(dev_page, headers=BROWSER)
     assert gateway_page.status_code == 200
     assert element_text(gateway_page.text, "amount") == "CNY 39.80"
     assert shown_codes(gateway_page.text, codes) == []
 
-    delivered = await client.post(pay_link(page.text), headers=BROWSER, follow_redirects=True)
+    delivered = await client.post(dev_page, headers=BROWSER, follow_redirects=True)
 
     assert delivered.url.path == f"/orders/{number}"
     assert element_text(delivered.text, "order-status") == "delivered"
@@ -185,9 +187,10 @@ async def test_paying_twice_on_the_gateway_page_is_refused_and_delivers_once(
 ) -> None:
     sku, _ = await given_stocked_sku(rt, 5)
     _, page = await buy_on_the_shop(client, sku)
-    await client.post(pay_link(page.text), headers=BROWSER)
+    dev_page = await dev_pay_link(client, pay_link(page.text))
+    await client.post(dev_page, headers=BROWSER)
 
-    again = await client.post(pay_link(page.text))
+    again = await client.post(dev_page)
 
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"
@@ -392,7 +395,7 @@ async def test_lookup_with_the_number_and_secret_shows_the_order_and_its_codes(
     sku, codes = await given_stocked_sku(rt, 5)
     number, page = await buy_on_the_shop(client, sku, 2)
     secret = element_text(page.text, "lookup-secret")
-    await client.post(pay_link(page.text), headers=BROWSER)
+    await client.post(await dev_pay_link(client, pay_link(page.text)), headers=BROWSER)
     client.cookies.clear()
 
     found = await client.post("/lookup", data={"number": number, "secret": secret}, headers=BROWSER)
@@ -424,7 +427,7 @@ async def test_a_lookup_secret_typed_in_lower_case_without_dashes_still_finds_th
 async def test_a_wrong_secret_gets_the_same_404_as_an_unknown_number(rt: Runtime, client: httpx.AsyncClient) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     number, page = await buy_on_the_shop(client, sku, 2)
-    await client.post(pay_link(page.text), headers=BROWSER)
+    await client.post(await dev_pay_link(client, pay_link(page.text)), headers=BROWSER)
     client.cookies.clear()
     unknown = str(int(number) + 1)
     wrong = rt.order_keys.lookup_secret(unknown)
@@ -449,7 +452,7 @@ async def test_an_order_page_with_a_forged_cookie_sends_the_browser_to_the_looku
 ) -> None:
     sku, codes = await given_stocked_sku(rt, 5)
     number, page = await buy_on_the_shop(client, sku)
-    await client.post(pay_link(page.text), headers=BROWSER)
+    await client.post(await dev_pay_link(client, pay_link(page.text)), headers=BROWSER)
     client.cookies.clear()
 
     response = await client.get(f"/orders/{number}", headers={**BROWSER, "Cookie": f"kqo_{number}=AAAA-BBBB-CCCC-DDDD"})

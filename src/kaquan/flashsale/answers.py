@@ -8,6 +8,7 @@ from kaquan.flashsale.committer import Committed
 from kaquan.flashsale.errors import EventEnded
 from kaquan.kit.errors import IdempotencyConflict
 from kaquan.orders.service import OrderKeys
+from kaquan.payments import service as payments
 from kaquan.payments.gateway import Gateway
 
 Result = Literal["won", "sold_out", "limit_reached", "queued"]
@@ -48,7 +49,7 @@ def answer_of_committed(
             "won",
             order_no=committed.order_number,
             lookup_secret=order_keys.lookup_secret(committed.order_number),
-            pay_url=gateway.checkout_url(committed.payment_token)
+            pay_url=payments.pay_path(committed.payment_token)
             if committed.payment_token and gateway is not None
             else None,
             quantity=committed.quantity,

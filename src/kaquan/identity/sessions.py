@@ -1,7 +1,7 @@
 """Sign-in, sessions and password changes.
 
 Most functions take the caller's session and never commit. Two are transaction
-boundaries themselves, like `payments.service.receive_notification`: `login`,
+boundaries themselves, like `payments.notifications.receive`: `login`,
 because a failed attempt must be counted (and audited) while the request
 itself is refused; and `authenticate_session`, which runs on every admin
 request and touches "last seen" at most once a minute.

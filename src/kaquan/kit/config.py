@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         description="offer the dev payment gateway, whose pay page marks any order paid: local trials and tests only",
     )
     dev_gateway_secret: str | None = None
+    gateway_simulators: bool = Field(
+        default=False,
+        description="offer local simulators of the installed payment providers (Alipay, WeChat Pay, Stripe) and take"
+        " payments through them: demos and tests only, no money moves",
+    )
     trusted_proxies: str = Field(
         default="",
         description="comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed",

@@ -377,6 +377,15 @@ async def delivered_between(session: AsyncSession, start: datetime, end: datetim
     return [Sales(currency, int(count), int(total or 0)) for currency, count, total in rows]
 
 
+async def count_delivered(session: AsyncSession, numbers: Sequence[str]) -> int:
+    """How many of these orders are delivered (benchmarks' end check)."""
+    total = 0
+    for first in range(0, len(numbers), 1000):
+        stmt = select(func.count()).where(Order.number.in_(numbers[first : first + 1000]), Order.status == "delivered")
+        total += (await session.execute(stmt)).scalar_one()
+    return total
+
+
 async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
     """An order's status changes, oldest first."""
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id))

@@ -1,4 +1,4 @@
-from kaquan.kit.errors import BadInput, DomainError, NotFound
+from kaquan.kit.errors import BadInput, Conflict, DomainError, NotFound
 
 
 class InvalidSignature(BadInput):
@@ -38,3 +38,40 @@ class DevGatewayDisabled(NotFound):
 
     def __init__(self) -> None:
         super().__init__("the dev payment gateway is not enabled on this server")
+
+
+class GatewayFailed(DomainError):
+    """The provider timed out, answered 5xx or could not be reached: the call is retried later, never doubled."""
+
+    status = 502
+    code = "gateway_failed"
+
+
+class GatewayRefused(BadInput):
+    """The provider answered, and said no (a business error): retrying the same request will not help."""
+
+    code = "gateway_refused"
+
+
+class NotificationMismatch(BadInput):
+    """A correctly signed notification about someone else's trade: another app id, merchant or currency."""
+
+    code = "notification_mismatch"
+
+
+class MethodNotOffered(BadInput):
+    code = "payment_method_not_offered"
+
+
+class RefundTooLarge(Conflict):
+    """More back than is left to refund of the payment (what was paid less refunds done or under way)."""
+
+    code = "refund_exceeds_remaining"
+
+
+class RefundNotAllowed(Conflict):
+    code = "refund_not_allowed"
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"

@@ -1,100 +1,147 @@
-"""The gateway interface, and the built-in dev gateway implemented for real.
+"""The gateway interface: what kaquan asks of every payment provider, in kaquan's own words.
 
-A gateway creates a checkout for a payment, verifies the notifications it
-sends us, and refunds. The dev gateway is a local stand-in for a real one: its
-pay page lives inside kaquan, its notifications are signed like a real
-gateway's (`Kaquan-Dev-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`)
-and verified by exactly the code path a real callback takes.
+A gateway adapter (Alipay, WeChat Pay, Stripe, the dev gateway) maps between
+a provider's protocol and these types, and nothing more: it starts a trade for
+a payment, verifies and reads the provider's notifications, queries a trade
+when a notification is late, closes an unpaid trade, and refunds. Which order
+a payment pays, what a success delivers and how money is booked are the
+payments service's business, never an adapter's.
+
+Adapters are plugins: a package names a factory under the `kaquan.gateways`
+entry point group (see `payments.plugins`), and the factory returns a gateway
+when its configuration is present and None when it is not.
+
+Identifiers: kaquan's payment token is the merchant's trade number at the
+provider (`out_trade_no`, `client_reference_id`); a refund's number
+(`refund_no`, `out_request_no`, `out_refund_no`) is kaquan's, so a retried
+refund is the same refund to the provider and is never paid out twice.
 """
 
-import hashlib
-import hmac
-import json
-import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
 
-from kaquan.payments.errors import InvalidSignature, MalformedCallback, StaleCallback
+NotificationKind = Literal["paid", "closed", "refund"]
+TradeStatus = Literal["pending", "paid", "closed", "not_found"]
+RefundStatus = Literal["processing", "succeeded", "failed"]
+ActionKind = Literal["redirect", "qr", "form", "jsapi"]
 
-SIGNATURE_HEADER = "kaquan-dev-signature"
-TOLERANCE_S = 300
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """Everything a provider needs to open a trade for one payment."""
+
+    token: str  # kaquan's payment token: the merchant trade number at the provider
+    order_number: str
+    subject: str  # what the buyer sees on the provider's page, e.g. "腾讯视频VIP月卡 x1"
+    amount_minor: int
+    currency: str
+    method: str  # one of the gateway's `methods`
+    expires_at: datetime  # the trade must not be payable after this (the order's hold ends)
+    notify_url: str  # where the provider posts its notifications: {public_url}/payments/{gateway}/notify
+    return_url: str  # where the buyer's browser goes after paying: the order page
+    client_ip: str | None = None  # WeChat H5 needs the payer's address
+    payer_id: str | None = None  # WeChat JSAPI: the buyer's openid
+
+
+@dataclass(frozen=True)
+class PayAction:
+    """What the buyer does next to pay: open a URL, scan a QR code, submit a form, or call a JS bridge.
+
+    `qr` is the text to encode (kaquan renders it as inline SVG); `fields` are
+    the form fields for kind "form" (POSTed to `url`) or the bridge parameters
+    for kind "jsapi"; `provider_ref` is the provider's handle on the trade
+    (prepay id, checkout session id), kept with the payment.
+    """
+
+    kind: ActionKind
+    url: str | None = None
+    qr: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    provider_ref: str | None = None
 
 
 @dataclass(frozen=True)
 class Notification:
-    """A verified statement from a gateway: this payment succeeded with this amount."""
+    """A verified statement from a provider about one payment.
 
+    kind "paid": the trade succeeded (`txn_id` is the provider's trade id);
+    "closed": the trade was closed unpaid; "refund": a refund (`refund_no`,
+    kaquan's number) reached `refund_status`. Amounts are what the provider
+    says, in minor units of `currency`, for kaquan to compare with its own.
+    `payer` is the provider's id of the paying account (risk control),
+    `fee_minor` the provider's fee when it tells.
+    """
+
+    kind: NotificationKind
     payment_token: str
-    txn_id: str
     amount_minor: int
     currency: str
+    txn_id: str | None = None
+    refund_no: str | None = None
+    refund_status: RefundStatus | None = None
+    payer: str | None = None
+    fee_minor: int | None = None
+
+
+@dataclass(frozen=True)
+class TradeState:
+    """The provider's answer to "what happened to this payment?" (the active query after a lost notification)."""
+
+    status: TradeStatus
+    amount_minor: int | None = None
+    currency: str | None = None
+    txn_id: str | None = None
+    payer: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    payment_token: str
+    txn_id: str | None
+    refund_no: str  # kaquan's refund number: idempotent at the provider
+    amount_minor: int  # this refund
+    total_minor: int  # the payment's whole amount (WeChat wants both)
+    currency: str
+    reason: str
+    notify_url: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: RefundStatus
+    provider_ref: str | None = None  # the provider's refund id
+    detail: str = ""  # the provider's words when it failed
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The HTTP answer a provider expects to a notification (Alipay wants the bare text "success")."""
+
+    status_code: int
+    body: bytes
+    media_type: str
 
 
 class Gateway(Protocol):
-    name: str
+    name: str  # the provider's short name, in URLs and on every payment: "alipay", "wechatpay", "stripe", "dev"
+    methods: tuple[str, ...]  # the ways a buyer pays through it, e.g. ("page", "wap", "qr")
+    fee_rate_bp: int  # the merchant's contracted fee, basis points of the amount (60 = 0.6 %)
 
-    def checkout_url(self, payment_token: str) -> str: ...
-
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification: ...
-
-    async def refund(self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str) -> str: ...
-
-
-class DevGateway:
-    name = "dev"
-
-    def __init__(self, secret: bytes, *, base_url: str = "") -> None:
-        self._secret = secret
-        self._base_url = base_url.rstrip("/")
-
-    def checkout_url(self, payment_token: str) -> str:
-        return f"{self._base_url}/pay/dev/{payment_token}"
-
-    def sign(self, body: bytes, *, at: int | None = None) -> str:
-        stamp = int(time.time()) if at is None else at
-        mac = hmac.new(self._secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-        return f"t={stamp},v1={mac}"
-
-    def notification(
-        self, payment_token: str, amount_minor: int, currency: str, txn_id: str
-    ) -> tuple[dict[str, str], bytes]:
-        """What the dev gateway POSTs to kaquan when the buyer pays on its page."""
-        body = json.dumps(
-            {
-                "payment": payment_token,
-                "txn_id": txn_id,
-                "amount_minor": amount_minor,
-                "currency": currency,
-                "status": "succeeded",
-            },
-            separators=(",", ":"),
-        ).encode()
-        return {SIGNATURE_HEADER: self.sign(body)}, body
+    async def create(self, request: PaymentRequest) -> PayAction: ...
 
     def verify(self, headers: dict[str, str], body: bytes) -> Notification:
-        header = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")
-        parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-        if "t" not in parts or "v1" not in parts or not parts["t"].isdigit():
-            raise InvalidSignature("missing or malformed signature header")
-        expected = hmac.new(self._secret, f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, parts["v1"]):
-            raise InvalidSignature("the signature does not match the body")
-        if abs(time.time() - int(parts["t"])) > TOLERANCE_S:
-            raise StaleCallback("the callback is older than the replay window", tolerance_s=TOLERANCE_S)
-        return _parse(body)
+        """Check the notification's signature and freshness and read it; raise a payments error if it fails."""
+        ...
 
-    async def refund(self, payment_token: str, txn_id: str | None, amount_minor: int, currency: str) -> str:
-        return f"dev-refund-{payment_token}"
+    def acknowledge(self, error_code: str | None) -> Acknowledgement:
+        """The answer to a notification: accepted (`error_code` None), or refused with kaquan's error code."""
+        ...
 
+    async def query(self, payment_token: str) -> TradeState: ...
 
-def _parse(body: bytes) -> Notification:
-    try:
-        data: dict[str, Any] = json.loads(body)
-        if data.get("status") != "succeeded":
-            raise MalformedCallback("only succeeded notifications are understood", status=data.get("status"))
-        amount = data["amount_minor"]
-        if type(amount) is not int:
-            raise MalformedCallback("amount_minor must be an integer")
-        return Notification(str(data["payment"]), str(data["txn_id"]), amount, str(data["currency"]))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise MalformedCallback("the callback body is not a valid notification") from None
+    async def close(self, payment_token: str) -> None: ...
+
+    async def refund(self, request: RefundRequest) -> RefundResult: ...
+
+    async def query_refund(self, payment_token: str, refund_no: str) -> RefundResult: ...

@@ -1,30 +1,92 @@
-from sqlalchemy import Boolean, CheckConstraint, Integer, LargeBinary, String
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
 
+PAYMENT_STATUSES = ("pending", "succeeded", "closed", "refunded")
+REFUND_STATUSES = ("awaiting_approval", "requested", "processing", "succeeded", "failed", "rejected")
+
+
+def _known(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
 
 class Payment(Base):
-    """One attempt to pay one order through one gateway."""
+    """One attempt to pay one order through one gateway.
+
+    `pending` until the provider says paid (`succeeded`) or the trade is closed
+    unpaid (`closed`); `refunded` once refunds add up to the whole amount.
+    `action` is what the buyer was shown to pay (a QR text, a URL), kept so a
+    reload shows the same trade instead of opening another.
+    """
 
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
-        CheckConstraint("status IN ('pending', 'succeeded', 'refund_pending', 'refunded')", name="status_known"),
+        CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refunds_within_amount"),
+        CheckConstraint("fee_minor >= 0", name="fee_not_negative"),
+        CheckConstraint(_known("status", PAYMENT_STATUSES), name="status_known"),
+        Index("ix_payments_status_checked", "status", "checked_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token: Mapped[str] = mapped_column(String(40), unique=True)
     order_id: Mapped[int] = mapped_column(BigId, index=True)
     gateway: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))
     gateway_txn_id: Mapped[str | None] = mapped_column(String(128), unique=True)
-    refund_ref: Mapped[str | None] = mapped_column(String(128))
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    payer: Mapped[str | None] = mapped_column(String(128))
+    fee_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refunded_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at = mapped_column(UTCDateTime(), nullable=False)
     succeeded_at = mapped_column(UTCDateTime(), nullable=True)
+    closed_at = mapped_column(UTCDateTime(), nullable=True)
+    checked_at = mapped_column(UTCDateTime(), nullable=True)  # last time the provider was asked about it
     refunded_at = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PaymentRefund(Base):
+    """Money going back through the gateway that took it: requested → processing → succeeded or failed.
+
+    `refund_no` is kaquan's number for it at the provider, so every retry is
+    the same refund there and is never paid out twice. Refunds a person asks
+    for wait for a finance approval (`awaiting_approval`, or `rejected`);
+    refunds kaquan makes itself (an order it could not deliver, a second
+    charge) are approved by the system.
+    """
+
+    __tablename__ = "payment_refunds"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("fee_back_minor >= 0", name="fee_back_not_negative"),
+        CheckConstraint(_known("status", REFUND_STATUSES), name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    refund_no: Mapped[str] = mapped_column(String(40), unique=True)
+    payment_id: Mapped[int] = mapped_column(BigId, index=True)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    fee_back_minor: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    void_codes: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at = mapped_column(UTCDateTime(), nullable=False)
+    updated_at = mapped_column(UTCDateTime(), nullable=False)
+    finished_at = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PaymentCallback(Base):

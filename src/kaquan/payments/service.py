@@ -1,39 +1,32 @@
-"""Starting payments, accepting gateway notifications, and refunding.
+"""Starting payments and opening their trades at the provider the buyer chose.
 
-`receive_notification` is a boundary like an HTTP handler: it owns its
-transactions, because a rejected notification must be logged even though
-nothing else may change.
+A checkout places the order and a pending payment at once (one transaction);
+the trade at the provider is opened afterwards, when the buyer picks how to pay
+(`choose`), because a provider call must never run inside the order's
+transaction. Notifications, the active query and refunds are in their own
+modules (`notifications`, `sweeps`, `refunds`).
 """
 
-import hashlib
-import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan.catalog import service as catalog
 from kaquan.kit import clock, outbox
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
-from kaquan.kit.errors import DomainError
+from kaquan.kit.errors import Conflict
 from kaquan.orders import service as orders
 from kaquan.orders.holds import HoldPolicy
 from kaquan.orders.service import Order
 from kaquan.payments import registry
-from kaquan.payments.errors import AmountMismatch, PaymentNotFound, PaymentUnavailable
-from kaquan.payments.gateway import Gateway, Notification
+from kaquan.payments.errors import MethodNotOffered, PaymentNotFound, PaymentUnavailable
+from kaquan.payments.gateway import Gateway, PayAction, PaymentRequest
 from kaquan.payments.models import Payment as Payment
-from kaquan.payments.models import PaymentCallback
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Receipt:
-    outcome: str  # "delivered", "unfulfilled_refunding", "duplicate", "already_settled_refunding"
-    order_number: str
 
 
 def require_gateway(gateway: Gateway | None) -> Gateway:
@@ -43,10 +36,14 @@ def require_gateway(gateway: Gateway | None) -> Gateway:
     return gateway
 
 
+def pay_path(payment_token: str) -> str:
+    """kaquan's own pay page for a payment, where the buyer chooses a method and sees its QR code or link."""
+    return f"/pay/{payment_token}"
+
+
 def checkout_url(payment: Payment) -> str | None:
-    """Where the buyer pays this payment, while its gateway is configured in this process."""
-    gateway = registry.find(payment.gateway)
-    return gateway.checkout_url(payment.token) if gateway is not None else None
+    """Where the buyer pays this payment, while it can still be paid and this server takes money at all."""
+    return pay_path(payment.token) if payment.status == "pending" and registry.all() else None
 
 
 @dataclass(frozen=True)
@@ -119,6 +116,12 @@ async def latest_for_order(session: AsyncSession, order_id: int) -> Payment | No
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def of_order(session: AsyncSession, order_id: int) -> list[Payment]:
+    """Every payment of an order, oldest first."""
+    stmt = select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)
+    return list((await session.execute(stmt)).scalars())
+
+
 async def by_token(session: AsyncSession, token: str) -> Payment:
     payment = (await session.execute(select(Payment).where(Payment.token == token))).scalar_one_or_none()
     if payment is None:
@@ -126,100 +129,108 @@ async def by_token(session: AsyncSession, token: str) -> Payment:
     return payment
 
 
-async def receive_notification(db: Database, gateway: Gateway, headers: dict[str, str], body: bytes) -> Receipt:
-    """Verify and apply one gateway notification; duplicates are harmless, bad ones are logged and refused."""
-    digest = hashlib.sha256(body).digest()
-    try:
-        note = gateway.verify(headers, body)
-        return await db.run(lambda session: _apply(db, session, gateway, note, digest))
-    except DomainError as exc:
-        log.warning("payment callback refused by %s: %s", gateway.name, exc.code)
-        async with db.transaction() as session:
-            session.add(
-                PaymentCallback(
-                    gateway=gateway.name,
-                    received_at=clock.now(),
-                    accepted=False,
-                    outcome=exc.code,
-                    body_sha256=digest,
-                )
-            )
-        raise
+@dataclass(frozen=True)
+class MethodOption:
+    """One way to pay offered to the buyer: `key` is "<gateway>:<method>"."""
+
+    key: str
+    gateway: str
+    method: str
 
 
-async def _apply(db: Database, session: AsyncSession, gateway: Gateway, note: Notification, digest: bytes) -> Receipt:
-    payment = (
-        await session.execute(
-            db.lock(select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name))
+def offered_methods() -> list[MethodOption]:
+    """Every gateway and method this server takes money through, in the gateways' configured order."""
+    return [
+        MethodOption(f"{gateway.name}:{method}", gateway.name, method)
+        for gateway in registry.all()
+        for method in gateway.methods
+    ]
+
+
+def _offered(key: str) -> tuple[Gateway, str]:
+    name, _, method = key.partition(":")
+    gateway = registry.find(name)
+    if gateway is None or method not in gateway.methods:
+        raise MethodNotOffered(
+            f"{key!r} is not a payment method of this shop", method=key, offered=[o.key for o in offered_methods()]
         )
-    ).scalar_one_or_none()
-    if payment is None:
-        raise PaymentNotFound("the callback names an unknown payment")
-    if (note.amount_minor, note.currency) != (payment.amount_minor, payment.currency):
-        raise AmountMismatch(
-            "the paid amount differs from the payment's amount",
-            expected_minor=payment.amount_minor,
-            paid_minor=note.amount_minor,
-            currency=payment.currency,
-        )
-    order = await orders.locked(db, session, payment.order_id)
-    known = await session.execute(select(Payment.id).where(Payment.gateway_txn_id == note.txn_id))
-    if known.first() is not None:
-        outcome = "duplicate"
-    elif payment.status != "pending":
-        # The buyer was charged a second time for a settled payment: that money goes back too.
-        second = Payment(
-            token=secrets.token_urlsafe(18),
-            order_id=payment.order_id,
-            gateway=gateway.name,
-            amount_minor=note.amount_minor,
-            currency=note.currency,
-            status="refund_pending",
-            gateway_txn_id=note.txn_id,
-            created_at=clock.now(),
-            succeeded_at=clock.now(),
-        )
-        session.add(second)
-        await session.flush()
-        await outbox.enqueue(session, "payments.refund", {"payment_id": second.id})
-        outcome = "second_charge_refunding"
-    else:
-        payment.status = "succeeded"
-        payment.gateway_txn_id = note.txn_id
-        payment.succeeded_at = clock.now()
-        settled = await orders.settle_payment(db, session, payment.order_id)
-        outcome = settled.result
-        if settled.result != "delivered":
-            # Paid but not deliverable (sold out after the hold lapsed, or paid twice): money goes back.
-            payment.status = "refund_pending"
-            await outbox.enqueue(session, "payments.refund", {"payment_id": payment.id})
-            outcome = f"{settled.result}_refunding"
-    session.add(
-        PaymentCallback(
-            gateway=gateway.name,
-            received_at=clock.now(),
-            accepted=True,
-            outcome=outcome,
-            payment_token=payment.token,
-            txn_id=note.txn_id,
-            body_sha256=digest,
-        )
+    return gateway, method
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The payment the buyer pays now (a new one when the method changed after a trade was opened) and its action."""
+
+    payment: Payment
+    order: Order
+    action: PayAction
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Who is paying, as far as a provider must know: WeChat H5 needs the address, JSAPI the openid."""
+
+    client_ip: str | None = None
+    payer_id: str | None = None
+
+
+async def choose(db: Database, token: str, method_key: str, *, public_url: str, payer: Payer) -> Chosen:
+    """Open (or show again) the provider's trade for a pending payment, by the method the buyer chose.
+
+    Choosing the method a trade is already open for shows that trade again; a
+    different method after a trade was opened starts a new payment for the order
+    (the old trade is closed at its provider by the worker), so the buyer is never
+    shown two live trades for one payment token.
+    """
+    gateway, method = _offered(method_key)
+    async with db.transaction() as session:
+        payment = await by_token(session, token)
+        order = await orders.locked(db, session, payment.order_id)
+        if payment.status != "pending" or order.status != "pending_payment":
+            raise Conflict("this payment can no longer be paid", payment_status=payment.status, status=order.status)
+        if payment.action is not None and (payment.gateway, payment.method) == (gateway.name, method):
+            return Chosen(payment, order, PayAction(**payment.action, provider_ref=payment.provider_ref))
+        if payment.action is not None:
+            await outbox.enqueue(session, "payments.close", {"payment_id": payment.id})
+            payment = await start(session, gateway, order)
+        payment.gateway, payment.method = gateway.name, method
+        subject = await _subject(session, order)
+        token, expires_at = payment.token, order.expires_at
+    action = await gateway.create(
+        _request(gateway, payment, order, subject, method, expires_at, public_url.rstrip("/"), payer)
     )
-    return Receipt(outcome, order.number)
+    async with db.transaction() as session:
+        payment = await by_token(session, token)
+        payment.action = {"kind": action.kind, "url": action.url, "qr": action.qr, "fields": dict(action.fields)}
+        payment.provider_ref = action.provider_ref
+    return Chosen(payment, order, action)
 
 
-async def refund(db: Database, session: AsyncSession, payment_id: int) -> Payment:
-    """Refund a payment through its gateway, once; the order becomes refunded if it was unfulfilled."""
-    payment = (await session.execute(db.lock(select(Payment).where(Payment.id == payment_id)))).scalar_one()
-    if payment.status != "refund_pending":
-        return payment
-    gateway = registry.get(payment.gateway)
-    payment.refund_ref = await gateway.refund(
-        payment.token, payment.gateway_txn_id, payment.amount_minor, payment.currency
+def _request(
+    gateway: Gateway,
+    payment: Payment,
+    order: Order,
+    subject: str,
+    method: str,
+    expires_at: datetime,
+    public_url: str,
+    payer: Payer,
+) -> PaymentRequest:
+    return PaymentRequest(
+        token=payment.token,
+        order_number=order.number,
+        subject=subject,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        method=method,
+        expires_at=expires_at,
+        notify_url=registry.notify_url(gateway.name),
+        return_url=f"{public_url}/orders/{order.number}",
+        client_ip=payer.client_ip,
+        payer_id=payer.payer_id,
     )
-    payment.status = "refunded"
-    payment.refunded_at = clock.now()
-    order = await orders.locked(db, session, payment.order_id)
-    if order.status == "paid_unfulfilled":
-        await orders.mark_refunded(db, session, order.id, note=f"refunded through {gateway.name}")
-    return payment
+
+
+async def _subject(session: AsyncSession, order: Order) -> str:
+    sku = await catalog.get_sku(session, order.sku_id)
+    return f"{sku.name} x{order.quantity}"[:120]

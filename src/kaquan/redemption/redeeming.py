@@ -19,7 +19,7 @@
   codes answered "already redeemed", "not sold" and so on do not count.
 
 `attempt_redemption` and `attempt_verification` are transaction boundaries
-themselves (like `payments.service.receive_notification`): the attempt counters
+themselves (like `payments.notifications.receive`): the attempt counters
 straddle the transaction, so a success is refunded only once it has committed.
 """
 

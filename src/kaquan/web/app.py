@@ -31,6 +31,7 @@ from kaquan.web import (
     limits,
     open_api,
     pay_dev,
+    payments,
     redeem_api,
     security,
     shop,
@@ -45,6 +46,7 @@ ROUTERS = (
     buyers_api.router,
     shop.router,
     shop_api.router,
+    payments.router,
     pay_dev.router,
     admin_api.router,
     identity_api.router,
@@ -66,6 +68,12 @@ DEV_GATEWAY_WARNING = """
 !!! Anyone holding an order's pay link can mark it paid and take its codes for free.
 !!! For local trials and tests only: never on a server that sells real codes.
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+SIMULATORS_WARNING = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!! PAYMENT PROVIDER SIMULATORS ARE ON (KAQUAN_GATEWAY_SIMULATORS=1): %s.
+!!! Buyers "pay" on simulated Alipay / WeChat Pay / Stripe pages under /sim/ and no money moves.
+!!! For demos and tests only: never on a server that sells real codes.
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
 NO_GATEWAY_WARNING = (
     "no payment gateway is configured: the shop and flash sales refuse orders (payment_unavailable);"
     " agents' prepaid orders still work. Local trials: KAQUAN_DEV_GATEWAY=1."
@@ -76,8 +84,16 @@ def announce_payment(rt: Runtime) -> None:
     """Say loudly, at start, how this server takes money: through the dev gateway (free codes) or not at all."""
     if rt.dev is not None:
         log.warning(DEV_GATEWAY_WARNING)
-    elif rt.gateway is None:
+    if rt.simulations:
+        log.warning(SIMULATORS_WARNING, ", ".join(s.mount_path for s in rt.simulations))
+    if rt.gateway is None:
         log.warning(NO_GATEWAY_WARNING)
+
+
+def mount_simulators(app: FastAPI, rt: Runtime) -> None:
+    """Serve each provider simulator under its own path, as its provider's site would be (demos and tests)."""
+    for simulation in rt.simulations:
+        app.mount(simulation.mount_path, simulation.provider.app)
 
 
 class KaquanApp(FastAPI):
@@ -95,6 +111,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         app.state.runtime = rt or await runtime_module.start(settings or get_settings())
         if own:
             announce_payment(app.state.runtime)
+            mount_simulators(app, app.state.runtime)
         stop = asyncio.Event()
         background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
         try:
@@ -110,6 +127,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     logging.getLogger("uvicorn.access").addFilter(security.UVICORN_FILTER)
     if rt is not None:
         app.state.runtime = rt
+        mount_simulators(app, rt)
     errors.install(app)
     app.add_middleware(limits.BodyLimits)  # refuses oversized and uncredentialed bodies unread
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.

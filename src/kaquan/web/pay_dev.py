@@ -1,4 +1,4 @@
-"""The dev gateway's own pay page, and the notification endpoint every gateway posts to.
+"""The dev gateway's own pay page: the buyer presses "pay" and the dev gateway notifies kaquan.
 
 The pay page marks an order paid for whoever holds its link, so it answers only
 when the dev gateway is enabled (`KAQUAN_DEV_GATEWAY=1`): 404 `dev_gateway_disabled`
@@ -15,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.kit.errors import Conflict
 from kaquan.orders import service as orders
 from kaquan.orders.service import Order
-from kaquan.payments import registry
+from kaquan.payments import notifications
 from kaquan.payments import service as payments
+from kaquan.payments.dev import DevGateway
 from kaquan.payments.errors import PaymentNotFound
-from kaquan.payments.gateway import DevGateway
 from kaquan.payments.service import Payment
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.pages import render
-from kaquan.web.schemas import PaymentNotifyOut
 
 router = APIRouter()
 
@@ -32,13 +31,6 @@ async def dev_gateway(rt: RuntimeDep) -> DevGateway:
 
 
 DevGatewayDep = Annotated[DevGateway, Depends(dev_gateway)]
-
-
-@router.post("/payments/{gateway}/notify")
-async def notify(request: Request, rt: RuntimeDep, gateway: str) -> PaymentNotifyOut:
-    body = await request.body()
-    receipt = await payments.receive_notification(rt.db, registry.get(gateway), dict(request.headers), body)
-    return PaymentNotifyOut(ok=True, outcome=receipt.outcome)
 
 
 async def _dev_payment(session: AsyncSession, gateway: DevGateway, token: str) -> tuple[Payment, Order]:
@@ -65,5 +57,5 @@ async def pay(request: Request, rt: RuntimeDep, gateway: DevGatewayDep, token: s
     headers, body = gateway.notification(
         payment.token, payment.amount_minor, payment.currency, txn_id=f"dev-{secrets.token_hex(8)}"
     )
-    await payments.receive_notification(rt.db, gateway, headers, body)
+    await notifications.receive(rt.db, gateway, headers, body)
     return RedirectResponse(f"/orders/{order.number}", status_code=303)

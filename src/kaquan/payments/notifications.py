@@ -1,0 +1,154 @@
+"""Applying what a provider says about a payment: paid, closed unpaid, or a refund done.
+
+`receive` is a boundary like an HTTP handler: it owns its transactions,
+because a refused notification must be logged even though nothing else may
+change. The worker's active query (`sweeps`) applies what it learns through
+`apply`, the very path a notification takes, so a lost notification and a
+received one end the same way.
+"""
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.kit import clock
+from kaquan.kit.db import Database
+from kaquan.kit.errors import DomainError
+from kaquan.orders import service as orders
+from kaquan.payments import refunds
+from kaquan.payments.errors import AmountMismatch, PaymentNotFound
+from kaquan.payments.gateway import Gateway, Notification
+from kaquan.payments.models import Payment, PaymentCallback
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a notification did: "delivered", "duplicate", "closed", "refund_succeeded", "unfulfilled_refunding", …"""
+
+    outcome: str
+    order_number: str
+
+
+async def receive(db: Database, gateway: Gateway, headers: dict[str, str], body: bytes) -> Receipt:
+    """Verify and apply one provider notification; duplicates are harmless, bad ones are logged and refused."""
+    digest = hashlib.sha256(body).digest()
+    try:
+        note = gateway.verify(headers, body)
+        return await db.run(lambda session: apply(db, session, gateway, note, digest=digest))
+    except DomainError as exc:
+        log.warning("payment notification refused by %s: %s", gateway.name, exc.code)
+        async with db.transaction() as session:
+            session.add(
+                PaymentCallback(
+                    gateway=gateway.name,
+                    received_at=clock.now(),
+                    accepted=False,
+                    outcome=exc.code,
+                    body_sha256=digest,
+                )
+            )
+        raise
+
+
+async def apply(
+    db: Database, session: AsyncSession, gateway: Gateway, note: Notification, *, digest: bytes, via: str = ""
+) -> Receipt:
+    """Apply a verified statement under the payment's and the order's locks, and record it."""
+    payment = (
+        await session.execute(
+            db.lock(select(Payment).where(Payment.token == note.payment_token, Payment.gateway == gateway.name))
+        )
+    ).scalar_one_or_none()
+    if payment is None:
+        raise PaymentNotFound("the notification names an unknown payment")
+    if note.kind == "refund":
+        outcome = await refunds.provider_says(db, session, payment, note)
+    else:
+        _check_amount(payment, note)
+        if note.kind == "closed":
+            outcome = _closed(payment)
+        else:
+            outcome = await _paid(db, session, gateway, payment, note)
+    order = await orders.by_id(session, payment.order_id)
+    session.add(
+        PaymentCallback(
+            gateway=gateway.name,
+            received_at=clock.now(),
+            accepted=True,
+            outcome=f"{via}{outcome}",
+            payment_token=payment.token,
+            txn_id=note.txn_id,
+            body_sha256=digest,
+        )
+    )
+    return Receipt(outcome, order.number)
+
+
+def _check_amount(payment: Payment, note: Notification) -> None:
+    if (note.amount_minor, note.currency) != (payment.amount_minor, payment.currency):
+        raise AmountMismatch(
+            "the paid amount differs from the payment's amount",
+            expected_minor=payment.amount_minor,
+            paid_minor=note.amount_minor,
+            currency=payment.currency,
+            paid_currency=note.currency,
+        )
+
+
+def _closed(payment: Payment) -> str:
+    if payment.status != "pending":
+        return f"closed_ignored_{payment.status}"
+    payment.status = "closed"
+    payment.closed_at = clock.now()
+    return "closed"
+
+
+async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: Payment, note: Notification) -> str:
+    known = await session.execute(select(Payment.id).where(Payment.gateway_txn_id == note.txn_id))
+    if note.txn_id is not None and known.first() is not None:
+        return "duplicate"
+    fee = note.fee_minor if note.fee_minor is not None else gateway_fee(note.amount_minor, gateway.fee_rate_bp)
+    if payment.status in ("succeeded", "refunded"):
+        # The buyer was charged a second time for a settled payment: that money goes back too.
+        second = Payment(
+            token=secrets.token_urlsafe(18),
+            order_id=payment.order_id,
+            gateway=gateway.name,
+            method=payment.method,
+            amount_minor=note.amount_minor,
+            currency=note.currency,
+            status="succeeded",
+            gateway_txn_id=note.txn_id,
+            payer=note.payer,
+            fee_minor=fee,
+            created_at=clock.now(),
+            succeeded_at=clock.now(),
+        )
+        session.add(second)
+        await session.flush()
+        await refunds.request_by_system(db, session, second, reason="charged twice for one order")
+        return "second_charge_refunding"
+    payment.status = "succeeded"  # from pending, or closed here while the buyer was paying
+    payment.gateway_txn_id = note.txn_id
+    payment.payer = note.payer
+    payment.fee_minor = fee
+    payment.succeeded_at = clock.now()
+    settled = await orders.settle_payment(db, session, payment.order_id)
+    if settled.result == "delivered":
+        return "delivered"
+    # Paid but not deliverable (sold out after the hold lapsed, expired, or paid twice): the money goes back.
+    await refunds.request_by_system(db, session, payment, reason=f"paid but not delivered ({settled.result})")
+    return f"{settled.result}_refunding"
+
+
+def gateway_fee(amount_minor: int, rate_bp: int) -> int:
+    """The provider's fee on an amount, rounded half up to the minor unit."""
+    return (amount_minor * rate_bp + 5_000) // 10_000

@@ -1,0 +1,138 @@
+"""kaquan's pay page, the method choice API, and provider notifications answered in each provider's own form."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.support.builders import given_sku_with_codes, place_order
+from tests.support.http import BROWSER
+
+from kaquan.payments import registry
+from kaquan.payments.models import PaymentCallback
+from kaquan.payments.plugins import GatewaySetup, Simulation, load_plugins
+from kaquan.runtime import Runtime
+from kaquan.web.app import create_app
+
+PUBLIC_URL = "http://shop.test"
+
+
+@pytest.fixture
+async def alipay(rt: Runtime, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Simulation]]:
+    """A shop taking Alipay (simulated) and the dev gateway, and a buyer's client for it."""
+    app = create_app(rt=rt)
+    plugin = next(p for p in load_plugins() if p.name == "alipay")
+    simulation = plugin.simulated(
+        GatewaySetup(
+            settings=rt.settings,
+            public_url=PUBLIC_URL,
+            state_dir=tmp_path / "gateways",
+            notify_transport=httpx.ASGITransport(app=app),
+        )
+    )
+    registry.configure([simulation.gateway, rt.dev_gateway], public_url=PUBLIC_URL)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as client:
+        yield client, simulation
+    await simulation.provider.drain()
+    registry.configure([rt.dev_gateway])
+
+
+async def test_the_pay_page_offers_every_configured_method(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]
+) -> None:
+    client, _ = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+
+    page = await client.get(f"/pay/{token}", headers=BROWSER)
+
+    assert page.status_code == 200
+    for key in ("alipay:page", "alipay:wap", "alipay:qr", "dev:page"):
+        assert f'value="{key}"' in page.text
+    assert "支付宝 · 扫码" in page.text
+    methods = (await client.get("/api/payments/methods")).json()
+    assert [m["key"] for m in methods] == ["alipay:page", "alipay:wap", "alipay:qr", "dev:page"]
+
+
+async def test_choosing_the_qr_method_shows_the_providers_code_as_inline_svg(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]
+) -> None:
+    client, _ = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+
+    chosen = await client.post(f"/pay/{token}", data={"method": "alipay:qr"}, headers=BROWSER)
+    page = await client.get(chosen.headers["location"], headers=BROWSER)
+
+    assert chosen.status_code == 303
+    assert '<div class="qr" id="qr"><svg' in page.text
+    assert "<img" not in page.text  # drawn here, not fetched from a QR image service
+
+
+async def test_the_method_api_returns_the_action_and_the_same_trade_when_asked_again(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]
+) -> None:
+    client, _ = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+
+    first = await client.post(f"/api/payments/{token}/method", json={"method": "alipay:qr"})
+    again = await client.post(f"/api/payments/{token}/method", json={"method": "alipay:qr"})
+
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["payment"], body["method"], body["action"]["kind"]) == (token, "alipay:qr", "qr")
+    assert body["action"]["qr_svg"].startswith("<svg")
+    assert again.json()["action"] == body["action"]
+
+
+@pytest.mark.parametrize(
+    ("choice", "status", "code"),
+    [
+        ({"method": "paypal:express"}, 400, "payment_method_not_offered"),
+        ({"method": "alipay:face"}, 400, "payment_method_not_offered"),
+        ({"method": "alipay:qr", "extra": 1}, 422, None),
+        ({}, 422, None),
+    ],
+)
+async def test_a_method_the_shop_does_not_offer_is_refused_and_opens_nothing(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation], choice: dict[str, object], status: int, code: str | None
+) -> None:
+    client, _ = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+
+    refused = await client.post(f"/api/payments/{token}/method", json=choice)
+
+    assert refused.status_code == status
+    if code:
+        assert refused.json()["error"]["code"] == code
+    page = await client.get(f"/pay/{token}", headers=BROWSER)
+    assert 'id="qr"' not in page.text
+
+
+async def test_a_paid_payment_cannot_be_opened_again(rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]) -> None:
+    client, simulation = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+    await client.post(f"/api/payments/{token}/method", json={"method": "alipay:qr"})
+    await simulation.provider.pay(token)
+
+    again = await client.post(f"/api/payments/{token}/method", json={"method": "alipay:page"})
+
+    assert again.status_code == 409
+
+
+async def test_alipay_hears_success_for_a_taken_notification_and_fail_for_a_forged_one(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]
+) -> None:
+    client, simulation = alipay
+    _, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+    await client.post(f"/api/payments/{token}/method", json={"method": "alipay:qr"})
+    sent = await simulation.provider.pay(token)
+    assert sent is not None
+    assert (sent.status_code, sent.answer) == (200, b"success")
+
+    forged = sent.body.replace(b"total_amount=", b"total_amount=1")
+    refused = await client.post("/payments/alipay/notify", content=forged, headers=sent.headers)
+
+    assert (refused.status_code, refused.text) == (400, "fail")
+    async with rt.db.read() as session:
+        logged = list((await session.execute(select(PaymentCallback.accepted, PaymentCallback.outcome))).all())
+    assert logged == [(True, "delivered"), (False, "invalid_signature")]
