@@ -136,3 +136,18 @@ async def test_alipay_hears_success_for_a_taken_notification_and_fail_for_a_forg
     async with rt.db.read() as session:
         logged = list((await session.execute(select(PaymentCallback.accepted, PaymentCallback.outcome))).all())
     assert logged == [(True, "delivered"), (False, "invalid_signature")]
+
+
+async def test_the_qr_page_refreshes_itself_and_goes_to_the_order_once_the_phone_paid(
+    rt: Runtime, alipay: tuple[httpx.AsyncClient, Simulation]
+) -> None:
+    client, simulation = alipay
+    number, _, token = await place_order(rt, await given_sku_with_codes(rt, 2))
+    await client.post(f"/pay/{token}", data={"method": "alipay:qr"}, headers=BROWSER)
+    waiting = await client.get(f"/pay/{token}", headers=BROWSER)
+    assert '<meta http-equiv="refresh" content="3">' in waiting.text
+
+    await simulation.provider.pay(token)
+    paid = await client.get(f"/pay/{token}", headers=BROWSER)
+
+    assert (paid.status_code, paid.headers["location"]) == (303, f"/orders/{number}")

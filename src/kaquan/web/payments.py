@@ -129,6 +129,8 @@ async def pay_page(request: Request, rt: RuntimeDep, token: str) -> Response:
     async with rt.db.read() as session:
         payment = await payments.by_token(session, token)
         order = await orders.by_id(session, payment.order_id)
+    if payment.status == "succeeded":  # paid on the phone while this page was showing the QR code
+        return RedirectResponse(f"/orders/{order.number}", status_code=303)
     action = PayAction(**payment.action) if payment.action else None
     return render(
         request,

@@ -46,6 +46,8 @@ from kaquan.payments.stripe import protocol
 from kaquan.payments.stripe.protocol import CurrencyNotSupported
 
 log = logging.getLogger(__name__)
+# The stripe library logs every request at INFO; kaquan logs what the gateway decides, not each HTTP exchange.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 METHODS = ("checkout",)
