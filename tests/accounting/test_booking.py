@@ -125,17 +125,19 @@ async def test_a_booking_in_another_currency_or_with_a_fee_above_the_amount_is_r
     rt: Runtime,
 ) -> None:
     order = await delivered_order(rt, await given_costed_sku(rt, (3, 0)))
-    bad = [
-        {"amount_minor": 1990, "currency": "USD", "fee_minor": 12},
-        {"amount_minor": 1990, "currency": "CNY", "fee_minor": 1991},
-        {"amount_minor": 0, "currency": "CNY", "fee_minor": 0},
-        {"amount_minor": 1990, "currency": "CNY", "fee_minor": -1},
-    ]
-    for amounts in bad:
+    bad = [(1990, "USD", 12), (1990, "CNY", 1991), (0, "CNY", 0), (1990, "CNY", -1)]
+    for amount, currency, fee in bad:
         with pytest.raises(accounting.InvalidBooking):
             async with rt.db.transaction() as session:
                 await accounting.book_payment(
-                    rt.db, session, order=order, gateway="alipay", payment_ref="pay-x", **amounts
+                    rt.db,
+                    session,
+                    order=order,
+                    gateway="alipay",
+                    payment_ref="pay-x",
+                    amount_minor=amount,
+                    currency=currency,
+                    fee_minor=fee,
                 )
 
     assert await transfers(rt.db, "payment") == []

@@ -75,7 +75,10 @@ def _sales_codes(transfer: PostedTransfer) -> set[str]:
 
 
 def _channel_of_code(code: str) -> str:
-    return code.split(":")[1]
+    """`sales:<channel>:<cur>` → the channel (which may hold colons: `marketplace:tmall`); the open API's
+    revenue is one account per agent, `sales:api:<agent>:<cur>` (channels.booking), all of channel `api`."""
+    channel = code.removeprefix("sales:").rpartition(":")[0]
+    return "api" if channel.startswith("api:") else channel
 
 
 def _label(transfer: PostedTransfer) -> str:
