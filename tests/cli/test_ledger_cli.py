@@ -95,3 +95,32 @@ def test_entries_of_an_unknown_account_or_with_a_bad_time_are_refused(kaquan: Ka
     assert kaquan("ledger", "entries", "agent:7", "--since", "yesterday").exit_code == 2
     assert kaquan("ledger", "entries", "agent:7", "--until", "2026-11-25T08:00:00").exit_code == 2
     assert kaquan("ledger", "entries", "agent:7", "--limit", "0").exit_code == 2
+
+
+def test_check_names_a_refund_on_the_ledger_that_no_payment_completed(kaquan: Kaquan) -> None:
+    kaquan.ok("ledger", "check")
+
+    async def work() -> None:
+        db = Database(kaquan.database_url)
+        try:
+            async with db.transaction() as session:
+                sales = await ledger.open_account(db, session, "sales:shop:CNY", currency="CNY", normal="credit")
+                receivable = await ledger.open_account(
+                    db, session, "receivable:gateway:alipay:CNY", currency="CNY", normal="debit"
+                )
+                spec = TransferSpec("payment_refund", (Leg(sales.id, 500), Leg(receivable.id, -500)), "refund:R-9")
+                await ledger.post(db, session, spec, actor="test")
+        finally:
+            await db.dispose()
+
+    in_own_loop(work)
+    refused = one_line(kaquan.refused("ledger", "check"))
+
+    assert "books disagree with orders and payments: 2 problem(s)" in refused
+    assert "ledger refund refund:R-9 (transfer 1, '') : no completed refund R-9".replace(" :", ":") in refused
+    assert "CNY sales of channel shop: -CNY 5.00 on the ledger, CNY 0.00 by the payments and orders" in refused
+    assert "ledger out of balance" not in refused
+
+
+def test_check_says_the_books_agree_when_nothing_was_sold(kaquan: Kaquan) -> None:
+    assert "books agree with orders and payments: 0 payment(s), 0 refund(s)" in kaquan.ok("ledger", "check")

@@ -22,6 +22,7 @@ from kaquan.ledger.accounts import (
 )
 from kaquan.ledger.posting import REVERSAL, Leg, TransferSpec, post, post_many, post_many_locking_last, reverse
 from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, check, check_floors, entries
+from kaquan.ledger.transfers import PostedLeg, PostedTransfer, posted, posted_of_kinds
 
 __all__ = [
     "MAX_PAGE",
@@ -32,6 +33,8 @@ __all__ = [
     "LedgerCheck",
     "Leg",
     "Normal",
+    "PostedLeg",
+    "PostedTransfer",
     "TransferSpec",
     "account_by_code",
     "balance",
@@ -43,6 +46,8 @@ __all__ = [
     "post",
     "post_many",
     "post_many_locking_last",
+    "posted",
+    "posted_of_kinds",
     "reverse",
     "set_floor",
 ]

@@ -1,0 +1,35 @@
+"""Every sale on the ledger: gateway payments, refunds, chargebacks and the cost of goods, booked once each.
+
+The chart of accounts and worked entries: docs/accounting.md. Services never
+commit: each booking runs in the caller's transaction, next to the payment,
+delivery or refund it records. `check_books` proves the ledger agrees with
+orders and payments and names every disagreement.
+
+The public surface is what this module exports; other modules use only that.
+"""
+
+from kaquan.accounting.booking import (
+    book_chargeback,
+    book_deliveries,
+    book_delivery,
+    book_payment,
+    book_refund,
+)
+from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
+from kaquan.accounting.errors import InvalidBooking
+from kaquan.accounting.fees import fee_returned, gateway_fee, round_half_up
+
+__all__ = [
+    "InvalidBooking",
+    "PaidRecord",
+    "RefundRecord",
+    "book_chargeback",
+    "book_deliveries",
+    "book_delivery",
+    "book_payment",
+    "book_refund",
+    "check_books",
+    "fee_returned",
+    "gateway_fee",
+    "round_half_up",
+]

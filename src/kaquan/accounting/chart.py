@@ -1,0 +1,55 @@
+"""The chart of accounts of sales through gateways (docs/accounting.md), and the kinds and references booked.
+
+Every account is opened on first use. Codes:
+- `receivable:gateway:<gateway>:<cur>` (debit-normal): what a gateway holds for us, net of its fee.
+- `fees:gateway:<gateway>:<cur>` (debit-normal, expense): the gateway's service fee.
+- `sales:<channel>:<cur>` (credit-normal, revenue): the order's own channel ("shop" for shop and flash sales).
+- `cogs:<cur>` (debit-normal, expense): the cost of the codes handed out.
+- `inventory:<cur>` (debit-normal, asset): stock at cost; credited as codes are handed out.
+"""
+
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan import ledger
+from kaquan.kit.db import Database
+
+PAYMENT, REFUND, CHARGEBACK, COGS = "payment", "payment_refund", "chargeback", "cogs"
+# The channels' own kinds (channels.booking): a deposit or marketplace sale, and its refund.
+CHANNEL_SALE, CHANNEL_REFUND = "order", "refund"
+KINDS = (PAYMENT, REFUND, CHARGEBACK, COGS, CHANNEL_SALE, CHANNEL_REFUND)
+PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", COGS: "cogs:"}
+PREFIX |= {CHANNEL_SALE: "order:", CHANNEL_REFUND: "refund:"}
+
+
+def receivable(gateway: str, currency: str) -> str:
+    return f"receivable:gateway:{gateway}:{currency}"
+
+
+def fees(gateway: str, currency: str) -> str:
+    return f"fees:gateway:{gateway}:{currency}"
+
+
+def sales(channel: str, currency: str) -> str:
+    return f"sales:{channel}:{currency}"
+
+
+def cogs(currency: str) -> str:
+    return f"cogs:{currency}"
+
+
+def inventory(currency: str) -> str:
+    return f"inventory:{currency}"
+
+
+def normal_of(code: str) -> Literal["debit", "credit"]:
+    return "credit" if code.startswith("sales:") else "debit"
+
+
+async def account_id(db: Database, session: AsyncSession, code: str, currency: str) -> int:
+    """The id of the account `code`, opened on first use (a look-up first: opening writes)."""
+    found = await ledger.account_by_code(session, code)
+    if found is None:
+        found = await ledger.open_account(db, session, code, currency=currency, normal=normal_of(code))
+    return found.id
