@@ -22,7 +22,7 @@ from tests.support.aftersale import (
     redeem,
     refunds_of,
 )
-from tests.support.builders import place_order, stock_of
+from tests.support.builders import given_sku_with_codes, place_order, stock_of
 from tests.support.marketplace import account_balance
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
@@ -129,8 +129,6 @@ async def test_a_refund_needs_a_reason(rt: Runtime, reason: str) -> None:
 
 
 async def test_an_unpaid_order_is_not_refunded(rt: Runtime) -> None:
-    from tests.support.builders import given_sku_with_codes
-
     number, _, _ = await place_order(rt, await given_sku_with_codes(rt, 2))
 
     with pytest.raises(aftersale.OrderNotPaid) as refused:
