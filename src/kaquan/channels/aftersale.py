@@ -220,3 +220,13 @@ async def decide(
 async def retry(db: Database, session: AsyncSession, refund_no: str, *, actor: str) -> PaymentRefund:
     refund = await payment_refunds.by_refund_no(session, refund_no)
     return await payment_refunds.retry(db, session, refund.id, actor=actor)
+
+
+async def refundable(session: AsyncSession, order: Order) -> int:
+    """What a refund of the order may still give back now (0: nothing), for display; the request rechecks it."""
+    if order.status in lifecycle.UNPAID or order.status == "refunded":
+        return 0
+    if route_of(order) != "gateway":
+        return order.total_minor if order.status == "delivered" else 0
+    paid = [p for p in await payments.of_order(session, order.id) if p.status in ("succeeded", "refunded")]
+    return await payment_refunds.remaining(session, paid[0]) if paid else 0
