@@ -58,8 +58,10 @@ def parse_amount(text: str, currency: str) -> int:
     found = re.fullmatch(pattern, cleaned)
     if found is None or not (found.group(1) or found.group(2)):
         raise BadInput(f"an amount is a number with at most {digits} decimals, such as 19.90", field="amount")
-    whole, frac = found.group(1) or "0", found.group(2) or ""
-    return int(whole) * 10**digits + int(frac.ljust(digits, "0") or "0")
+    whole: str = found.group(1) or "0"
+    frac: str = found.group(2) or ""
+    scale: int = 10**digits
+    return int(whole) * scale + int(frac.ljust(digits, "0") or "0")
 
 
 def supported_currencies() -> list[str]:
