@@ -89,3 +89,21 @@ async def channel_sale(
         reference=f"order:{number}",
         memo=f"order {number}",
     )
+
+
+async def channel_refund(
+    db: Database, session: AsyncSession, channel: Channel, number: str, total: int, fee: int, currency: str
+) -> ledger.TransferSpec:
+    """A channel sale given back (the marketplace refunds its buyer): `channel_sale` reversed, with the fee
+    that was booked for it, so the channel owes us what it owed less this order."""
+    sales = await _account(db, session, f"sales:{channel.code}:{currency}", currency, "credit")
+    receivable = await _account(db, session, f"receivable:{channel.code}:{currency}", currency, "debit")
+    legs = [ledger.Leg(sales, total), ledger.Leg(receivable, -(total - fee))]
+    if fee:
+        legs.append(ledger.Leg(await _account(db, session, f"fees:{channel.code}:{currency}", currency, "debit"), -fee))
+    return ledger.TransferSpec(
+        kind="refund",
+        legs=tuple(leg for leg in legs if leg.debit_minor),
+        reference=f"refund:{number}",
+        memo=f"refund of order {number}",
+    )

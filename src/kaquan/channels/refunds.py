@@ -18,6 +18,7 @@ from kaquan.channels import agents, booking, ordering, schemas
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import OrderNotRefundable
 from kaquan.inventory import refunds as inventory_refunds
+from kaquan.kit import outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
 from kaquan.orders import lifecycle
@@ -25,6 +26,7 @@ from kaquan.orders import service as orders
 from kaquan.orders.service import Order
 
 MAX_REASON = 300
+REFUNDED_TOPIC = "order.refunded"  # the buyer's notice, as payments sends it for gateway refunds
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,22 @@ async def refund_delivered(
     order = await orders.locked(db, session, (await ordering.find(session, agent, out_order_no)).id)
     if order.status == "refunded":
         return Refund(order, refunded=False)
-    if order.status != "delivered":
-        raise OrderNotRefundable(
-            out_order_no, f"it is {order.status}; only a delivered order is refunded", status=order.status
-        )
-    if (await inventory_refunds.locked_code_states(db, session, order.id))["redeemed"]:
-        raise OrderNotRefundable(out_order_no, "a code of it was redeemed already", status=order.status)
-    await inventory_refunds.void_sold_codes(session, order.id, quantity=order.quantity)
-    await lifecycle.move(session, order, "refunded", note=reason)
+    await take_back(db, session, order, label=out_order_no, reason=reason)
     if order.total_minor:  # a free order gives nothing back
         refund = await booking.refund(db, session, agent, order.number, order.total_minor)
         await ledger.post(db, session, refund, actor=actor)
+    await outbox.enqueue(
+        session,
+        REFUNDED_TOPIC,
+        {
+            "order_id": order.id,
+            "number": order.number,
+            "refund_no": None,
+            "amount_minor": order.total_minor,
+            "currency": order.currency,
+            "channel": order.channel,
+        },
+    )
     sku = await orders.sku_of(session, order)
     await callbacks.notify(
         session, agent_id=agent.id, event_type="order.refunded", data=schemas.order_event_data(order, sku.code)
@@ -77,3 +84,15 @@ async def refund_delivered(
         },
     )
     return Refund(order, refunded=True)
+
+
+async def take_back(db: Database, session: AsyncSession, order: Order, *, label: str, reason: str) -> None:
+    """What every ledger-only refund (agent, marketplace) does to a locked delivered order: its codes voided for
+    good and the order refunded; refused whole when it is not delivered or a code of it was redeemed."""
+    if order.status != "delivered":
+        why = f"it is {order.status}; only a delivered order is refunded"
+        raise OrderNotRefundable(label, why, status=order.status)
+    if (await inventory_refunds.locked_code_states(db, session, order.id))["redeemed"]:
+        raise OrderNotRefundable(label, "a code of it was redeemed already", status=order.status)
+    await inventory_refunds.void_sold_codes(session, order.id, quantity=order.quantity)
+    await lifecycle.move(session, order, "refunded", note=reason)

@@ -14,6 +14,9 @@ class Permission(StrEnum):
     STOCK_WRITE = "stock.write"
     ORDERS_READ = "orders.read"
     ORDERS_SUPPORT = "orders.support"
+    # After sale: support asks for a refund, finance approves it (or refunds at once: it may approve).
+    REFUNDS_REQUEST = "refunds.request"
+    REFUNDS_APPROVE = "refunds.approve"
     CODES_REVEAL = "codes.reveal"
     LEAKS_TRACE = "leaks.trace"
     REDEEM = "redeem"
@@ -58,6 +61,8 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.FINANCE_READ,
             Permission.FINANCE_WRITE,
             Permission.CHANNELS_READ,
+            Permission.REFUNDS_REQUEST,
+            Permission.REFUNDS_APPROVE,
         }
     )
     | _SELF,
@@ -67,6 +72,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.STOCK_READ,
             Permission.ORDERS_READ,
             Permission.ORDERS_SUPPORT,
+            Permission.REFUNDS_REQUEST,
             Permission.REDEEM,
             Permission.CHANNELS_READ,
         }

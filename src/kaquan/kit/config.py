@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         default=20, ge=1, description="units the unpaid shop orders of one client (IP, device or contact) may hold"
     )
     orders_per_ip_per_hour: int = Field(default=30, ge=1, description="shop order attempts per IP per hour")
+    refund_four_eyes: bool = Field(
+        default=False,
+        description="every after-sale refund waits for a second person's approval, even one asked by finance",
+    )
+    resends_per_order_per_hour: int = Field(
+        default=3, ge=1, description="times support may resend one order's delivery notice an hour"
+    )
     hold_pressure_share: float = Field(
         default=0.5,
         gt=0,

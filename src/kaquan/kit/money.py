@@ -1,5 +1,6 @@
 """Money as integer minor units plus an ISO 4217 currency. Never floats."""
 
+import re
 from dataclasses import dataclass
 
 from kaquan.kit.errors import BadInput
@@ -45,6 +46,22 @@ class Money:
         sign = "-" if self.minor < 0 else ""
         whole, frac = divmod(abs(self.minor), 10**digits)
         return f"{sign}{self.currency} {whole}.{frac:0{digits}d}"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """A person's amount in major units (`19.90`, `¥19.9`, `1,000`) as minor units; at most the currency's decimals."""
+    if currency not in _MINOR_DIGITS:
+        raise BadInput(f"unsupported currency {currency!r}", currency=currency)
+    digits = _MINOR_DIGITS[currency]
+    cleaned = text.strip().lstrip("¥￥").replace(",", "").strip()
+    pattern = rf"(\d*)(?:\.(\d{{1,{digits}}}))?" if digits else r"(\d+)()"
+    found = re.fullmatch(pattern, cleaned)
+    if found is None or not (found.group(1) or found.group(2)):
+        raise BadInput(f"an amount is a number with at most {digits} decimals, such as 19.90", field="amount")
+    whole: str = found.group(1) or "0"
+    frac: str = found.group(2) or ""
+    scale: int = 10**digits
+    return int(whole) * scale + int(frac.ljust(digits, "0") or "0")
 
 
 def supported_currencies() -> list[str]:

@@ -13,7 +13,17 @@ log = logging.getLogger("kaquan.notifications")
 
 @outbox.handler("order.delivered")
 async def notify_delivered(db: Database, session: AsyncSession, payload: dict[str, Any]) -> None:
+    if payload.get("resend"):
+        log.info("notify buyer: order %s delivered (sent again)", payload["number"])
+        return
     log.info("notify buyer: order %s delivered", payload["number"])
+
+
+@outbox.handler("order.refunded")
+async def notify_refunded(db: Database, session: AsyncSession, payload: dict[str, Any]) -> None:
+    log.info(
+        "notify buyer: order %s refunded %s %s", payload["number"], payload.get("amount_minor"), payload.get("currency")
+    )
 
 
 @outbox.handler("order.unfulfilled")

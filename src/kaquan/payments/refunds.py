@@ -28,7 +28,8 @@ from kaquan.orders import service as orders
 from kaquan.payments import registry
 from kaquan.payments.errors import RefundNotAllowed, RefundNotFound, RefundTooLarge
 from kaquan.payments.gateway import Notification, RefundRequest, RefundResult
-from kaquan.payments.models import Payment, PaymentRefund
+from kaquan.payments.models import Payment
+from kaquan.payments.models import PaymentRefund as PaymentRefund
 
 TOPIC = "payments.refund"
 REFUNDED_TOPIC = "order.refunded"
@@ -358,4 +359,18 @@ async def awaiting_approval(session: AsyncSession, *, limit: int = 100) -> list[
     stmt = (
         select(PaymentRefund).where(PaymentRefund.status == "awaiting_approval").order_by(PaymentRefund.id).limit(limit)
     )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def by_refund_no(session: AsyncSession, refund_no: str) -> PaymentRefund:
+    found = await session.execute(select(PaymentRefund).where(PaymentRefund.refund_no == refund_no))
+    refund = found.scalar_one_or_none()
+    if refund is None:
+        raise RefundNotFound(f"no refund {refund_no}", refund_no=refund_no)
+    return refund
+
+
+async def with_status(session: AsyncSession, status: str, *, limit: int = 100) -> list[PaymentRefund]:
+    """Refunds in one state, oldest first (`awaiting_approval` is finance's queue)."""
+    stmt = select(PaymentRefund).where(PaymentRefund.status == status).order_by(PaymentRefund.id).limit(limit)
     return list((await session.execute(stmt)).scalars())

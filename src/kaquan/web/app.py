@@ -33,6 +33,7 @@ from kaquan.web import (
     pay_dev,
     payments,
     redeem_api,
+    refunds_api,
     security,
     shop,
     shop_api,
@@ -56,6 +57,7 @@ ROUTERS = (
     callbacks_api.router,
     warehouses_api.router,
     flash_admin_api.router,
+    refunds_api.router,
     console.router,
 )
 

@@ -11,11 +11,22 @@ One module per area; `router` holds all their routes, in this order, as one flat
 (the route-permission tests walk it).
 """
 
-from kaquan.web.console import agents, audit, catalog, dashboard, leaks, orders, redemption, signin, stock
+from kaquan.web.console import (
+    agents,
+    audit,
+    catalog,
+    dashboard,
+    leaks,
+    orders,
+    redemption,
+    refunds,
+    signin,
+    stock,
+)
 from kaquan.web.console.rendering import console_router
 
 router = console_router()
-for area in (signin, dashboard, catalog, stock, orders, audit, leaks, redemption, agents):
+for area in (signin, dashboard, catalog, stock, orders, refunds, audit, leaks, redemption, agents):
     router.routes.extend(area.router.routes)
 
 __all__ = ["router"]

@@ -9,6 +9,7 @@ from kaquan.catalog import service as catalog
 from kaquan.inventory import custody
 from kaquan.orders import service as orders
 from kaquan.web.console.access import CodesReveal, OrdersRead
+from kaquan.web.console.refunds import aftersale_view
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
 
@@ -26,20 +27,37 @@ async def order_search(
 
 
 async def _order_page(
-    request: Request, rt: RuntimeDep, admin: Principal, number: str, revealed: custody.Revealed | None = None
+    request: Request,
+    rt: RuntimeDep,
+    admin: Principal,
+    number: str,
+    revealed: custody.Revealed | None = None,
+    *,
+    resent: bool = False,
 ) -> Response:
     async with rt.db.read() as session:
         order = await orders.by_number(session, number)
         sku = await catalog.get_sku(session, order.sku_id)
         codes = await custody.masked_codes(session, rt.vault, order.id)
         events = await orders.events_of(session, order.id)
-    context = {"order": order, "sku": sku, "codes": codes, "events": events, "revealed": revealed}
+        after_sale = await aftersale_view(session, order)
+    context = {
+        "order": order,
+        "sku": sku,
+        "codes": codes,
+        "events": events,
+        "revealed": revealed,
+        "resent": resent,
+        **after_sale,
+    }
     return page(request, admin, "order.html", context)
 
 
 @router.get("/admin/orders/{number}")
-async def order_detail(request: Request, rt: RuntimeDep, admin: OrdersRead, number: str) -> Response:
-    return await _order_page(request, rt, admin, number)
+async def order_detail(
+    request: Request, rt: RuntimeDep, admin: OrdersRead, number: str, resent: Annotated[bool, Query()] = False
+) -> Response:
+    return await _order_page(request, rt, admin, number, resent=resent)
 
 
 @router.post("/admin/orders/{number}/reveal")
