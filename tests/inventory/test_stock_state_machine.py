@@ -56,7 +56,7 @@ from kaquan.orders import service as orders
 from kaquan.orders.lifecycle import UNPAID
 from kaquan.orders.models import Order
 from kaquan.payments import service as payments
-from kaquan.payments.models import Payment
+from kaquan.payments.models import Payment, PaymentRefund
 from kaquan.runtime import Runtime
 from kaquan.worker import run_once
 
@@ -130,13 +130,26 @@ async def observe(db: Database) -> Observed:
                 held = units.setdefault(order_id, {}).setdefault(status, set())
                 held.update(("serial", segment_id, n) for n in range(first, last + 1))
         segments = (await session.execute(select(Segment.id, Segment.start_serial, Segment.end_serial))).all()
-        payment_rows = (await session.execute(select(Payment.token, Payment.order_id, Payment.status))).all()
+        payment_rows = (
+            await session.execute(select(Payment.id, Payment.token, Payment.order_id, Payment.status))
+        ).all()
+        refunding = set(
+            (
+                await session.execute(
+                    select(PaymentRefund.payment_id).where(PaymentRefund.status.in_(("requested", "processing")))
+                )
+            ).scalars()
+        )
     return Observed(
         stock={(s.sku_id, s.warehouse): (s.imported, s.available, s.reserved, s.sold, s.voided) for s in rows},
         order_status={order_id: status for order_id, status, _ in order_rows},
         paid={order_id for order_id, _, paid_at in order_rows if paid_at is not None},
         units=units,
-        payments={token: (order_id, status) for token, order_id, status in payment_rows},
+        # A payment whose money is on its way back reads as the model's "refund_pending".
+        payments={
+            token: (order_id, "refund_pending" if payment_id in refunding else status)
+            for payment_id, token, order_id, status in payment_rows
+        },
         segments_partitioned=_partitioned(segments, ranges),
     )
 

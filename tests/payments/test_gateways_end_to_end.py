@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
 
+from kaquan import accounting, ledger
 from kaquan.kit import clock
 from kaquan.orders import service as orders
 from kaquan.payments import refunds, registry, sweeps
@@ -94,6 +95,13 @@ async def order_status(shop: Shop, number: str) -> str:
         return (await orders.by_number(session, number)).status
 
 
+async def books_problems(shop: Shop) -> list[str]:
+    """What `kaquan ledger check` would name: the ledger against payments' own records."""
+    async with shop.rt.db.read() as session:
+        paid, done = await refunds.books_records(session)
+        return (await ledger.check(session)).problems + await accounting.check_books(session, paid, done)
+
+
 async def payment(shop: Shop, token: str) -> Payment:
     async with shop.rt.db.read() as session:
         return await payments.by_token(session, token)
@@ -112,6 +120,7 @@ async def test_every_method_opens_a_trade_the_buyer_can_pay_and_the_order_is_del
         paid = await payment(shop, token)
         assert (paid.status, paid.method) == ("succeeded", method)
         assert paid.gateway_txn_id
+    assert await books_problems(shop) == []
 
 
 async def test_choosing_the_same_method_again_shows_the_same_trade(shop: Shop) -> None:
@@ -204,6 +213,8 @@ async def test_a_full_refund_goes_back_through_the_provider_once_and_voids_the_c
     assert await order_status(shop, number) == "refunded"
     await run_once(shop.rt)  # a retried event or a late notification must not refund twice
     assert (await payment(shop, token)).refunded_minor == paid.amount_minor
+    await shop.simulation.provider.drain()
+    assert await books_problems(shop) == []
 
 
 async def test_a_partial_refund_leaves_the_order_delivered_and_the_rest_refundable(shop: Shop) -> None:
@@ -222,6 +233,8 @@ async def test_a_partial_refund_leaves_the_order_delivered_and_the_rest_refundab
     rest = await refund(shop, number, amount_minor=1490)
     assert await settled(shop, rest) == "succeeded"
     assert (await payment(shop, token)).status == "refunded"
+    await shop.simulation.provider.drain()
+    assert await books_problems(shop) == []
 
 
 async def test_a_payment_the_provider_took_for_an_order_that_expired_and_sold_out_goes_back(shop: Shop) -> None:
@@ -242,6 +255,7 @@ async def test_a_payment_the_provider_took_for_an_order_that_expired_and_sold_ou
     assert done.requested_by == "system"
     assert await settled(shop, done) == "succeeded"
     assert await order_status(shop, number) == "refunded"
+    assert await books_problems(shop) == []
 
 
 async def sell_out(shop: Shop, sku_id: int) -> None:

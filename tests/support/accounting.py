@@ -3,11 +3,11 @@
 import secrets
 from dataclasses import dataclass
 
-from tests.support.builders import GivenSku, buy, given_codes, given_sku, random_codes
+from tests.support.builders import TEST_CLIENT, GivenSku, given_codes, given_sku, random_codes
 
 from kaquan import accounting, ledger
 from kaquan.catalog import service as catalog
-from kaquan.inventory import importing, segments
+from kaquan.inventory.intake import importing, segments
 from kaquan.kit.db import Database
 from kaquan.orders import service as orders
 from kaquan.orders.service import Order
@@ -48,11 +48,22 @@ async def given_costed_segment_sku(rt: Runtime, *, units: int, unit_cost: int, p
 
 
 async def delivered_order(rt: Runtime, sku: GivenSku, quantity: int = 1) -> Order:
-    """A shop order paid and delivered (its codes sold), as the shop's checkout leaves it."""
-    bought = await buy(rt, sku, quantity)
-    assert bought.ok and bought.status == "delivered", bought
-    async with rt.db.read() as session:
-        return await orders.by_number(session, bought.number)
+    """A shop order paid and delivered (its codes sold) with nothing booked yet: what a payment's success
+    leaves just before payments books it (the tests here book it themselves, or leave it out)."""
+    async with rt.db.transaction() as session:
+        placed = await orders.place(
+            rt.db,
+            session,
+            rt.order_keys,
+            orders.OrderRequest(
+                sku=sku.id, quantity=quantity, idempotency_key=secrets.token_hex(8), client_token=TEST_CLIENT
+            ),
+            max_per_order=rt.settings.max_per_order,
+            hold_minutes=rt.settings.hold_minutes,
+        )
+        settled = await orders.settle_payment(rt.db, session, placed.order.id)
+    assert settled.result == "delivered", settled
+    return settled.order
 
 
 async def book_sale(rt: Runtime, order: Order, *, ref: str | None = None, gateway: str = "alipay") -> Sale:

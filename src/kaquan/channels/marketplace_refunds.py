@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.channels import booking, marketplace, refunds
-from kaquan.channels import service as channels
+from kaquan.channels import pricing as channels
 from kaquan.kit import outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput

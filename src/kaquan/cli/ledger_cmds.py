@@ -5,17 +5,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import accounting, ledger
-from kaquan.accounting import PaidRecord, RefundRecord
 from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.kit.money import Money
 from kaquan.ledger import LedgerAccount
 from kaquan.ledger.errors import AccountNotFound
-from kaquan.orders import service as orders
-from kaquan.payments.service import Payment
+from kaquan.payments import refunds as payment_refunds
 from kaquan.runtime import Runtime
 
 ledger_app = typer.Typer(help="The ledger: check that it balances, read an account's entries.", no_args_is_help=True)
@@ -27,7 +23,7 @@ def check() -> None:
 
     async def work(rt: Runtime) -> tuple[ledger.LedgerCheck, list[str], int, int]:
         async with rt.db.read() as session:
-            paid, refunds = await payment_records(session)
+            paid, refunds = await payment_refunds.books_records(session)
             books = await accounting.check_books(session, paid, refunds)
             return await ledger.check(session), books, len(paid), len(refunds)
 
@@ -44,36 +40,6 @@ def check() -> None:
         raise SystemExit(1)
     console.print(f"ledger balanced: {result.transfers} transfers, {result.postings} postings", highlight=False)
     console.print(f"books agree with orders and payments: {paid} payment(s), {refunds} refund(s)", highlight=False)
-
-
-async def payment_records(session: AsyncSession) -> tuple[list[PaidRecord], list[RefundRecord]]:
-    """Payments' succeeded payments and completed refunds, as the books compare them.
-
-    Today a payment is refunded whole, once, under the gateway's refund reference;
-    the payments module is to list these itself once refunds have their own rows.
-    """
-    rows = list(
-        (
-            await session.execute(
-                select(Payment)
-                .where(Payment.status.in_(("succeeded", "refund_pending", "refunded")))
-                .order_by(Payment.id)
-            )
-        ).scalars()
-    )
-    numbers = {
-        order_id: order.number for order_id, order in (await orders.by_ids(session, [p.order_id for p in rows])).items()
-    }
-    paid = [
-        PaidRecord(p.token, numbers.get(p.order_id, f"id {p.order_id}"), p.gateway, p.amount_minor, p.currency)
-        for p in rows
-    ]
-    refunds = [
-        RefundRecord(p.refund_ref or p.token, p.token, p.amount_minor, p.currency)
-        for p in rows
-        if p.status == "refunded"
-    ]
-    return paid, refunds
 
 
 @ledger_app.command("entries")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import accounting
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
@@ -115,7 +116,9 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
     known = await session.execute(select(Payment.id).where(Payment.gateway_txn_id == note.txn_id))
     if note.txn_id is not None and known.first() is not None:
         return "duplicate"
-    fee = note.fee_minor if note.fee_minor is not None else gateway_fee(note.amount_minor, gateway.fee_rate_bp)
+    fee = (
+        note.fee_minor if note.fee_minor is not None else accounting.gateway_fee(note.amount_minor, gateway.fee_rate_bp)
+    )
     if payment.status in ("succeeded", "refunded"):
         # The buyer was charged a second time for a settled payment: that money goes back too.
         second = Payment(
@@ -134,6 +137,7 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
         )
         session.add(second)
         await session.flush()
+        await _book(db, session, second)
         await refunds.request_by_system(db, session, second, reason="charged twice for one order")
         return "second_charge_refunding"
     payment.status = "succeeded"  # from pending, or closed here while the buyer was paying
@@ -143,12 +147,24 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
     payment.succeeded_at = clock.now()
     settled = await orders.settle_payment(db, session, payment.order_id)
     if settled.result == "delivered":
+        await accounting.book_delivery(db, session, settled.order)
+        await _book(db, session, payment)
         return "delivered"
     # Paid but not deliverable (sold out after the hold lapsed, expired, or paid twice): the money goes back.
+    await _book(db, session, payment)
     await refunds.request_by_system(db, session, payment, reason=f"paid but not delivered ({settled.result})")
     return f"{settled.result}_refunding"
 
 
-def gateway_fee(amount_minor: int, rate_bp: int) -> int:
-    """The provider's fee on an amount, rounded half up to the minor unit."""
-    return (amount_minor * rate_bp + 5_000) // 10_000
+async def _book(db: Database, session: AsyncSession, payment: Payment) -> None:
+    """Money the provider took is on the ledger, whatever becomes of the order (a refund reverses it)."""
+    await accounting.book_payment(
+        db,
+        session,
+        order=await orders.by_id(session, payment.order_id),
+        gateway=payment.gateway,
+        payment_ref=payment.token,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        fee_minor=payment.fee_minor,
+    )

@@ -18,6 +18,7 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import accounting
 from kaquan.audit import service as audit
 from kaquan.inventory import refunds as inventory_refunds
 from kaquan.kit import clock, outbox
@@ -311,6 +312,16 @@ async def _settle(
     if payment.refunded_minor == payment.amount_minor:
         payment.status, payment.refunded_at = "refunded", clock.now()
     order = await orders.locked(db, session, payment.order_id)
+    await accounting.book_refund(
+        db,
+        session,
+        order=order,
+        gateway=payment.gateway,
+        refund_no=refund.refund_no,
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        fee_back_minor=refund.fee_back_minor,
+    )
     # The order itself is refunded when it was never delivered and its money went back, or when a full
     # after-sale refund took its codes; giving back a second charge leaves a delivered order as it is.
     if (order.status == "paid_unfulfilled" and payment.status == "refunded") or (
@@ -332,17 +343,15 @@ async def _settle(
 
 
 def _fee_back(payment: Payment, refunded_before: int) -> int:
-    """The share of the provider's fee a refund returns: what the fee would be on the refunded total, by difference.
-
-    Summed over all refunds of a payment it never exceeds the fee charged, and a full refund returns it exactly.
-    """
-    if payment.amount_minor == 0:
+    """The share of the provider's fee this refund returns (see `accounting.fee_returned`)."""
+    if payment.fee_minor == 0:
         return 0
-
-    def share(refunded: int) -> int:
-        return (payment.fee_minor * refunded * 2 + payment.amount_minor) // (payment.amount_minor * 2)
-
-    return share(payment.refunded_minor) - share(refunded_before)
+    return accounting.fee_returned(
+        fee_minor=payment.fee_minor,
+        paid_minor=payment.amount_minor,
+        refunded_before_minor=refunded_before,
+        refund_minor=payment.refunded_minor - refunded_before,
+    )
 
 
 async def _locked_payment(db: Database, session: AsyncSession, payment_id: int) -> Payment:
@@ -374,3 +383,41 @@ async def with_status(session: AsyncSession, status: str, *, limit: int = 100) -
     """Refunds in one state, oldest first (`awaiting_approval` is finance's queue)."""
     stmt = select(PaymentRefund).where(PaymentRefund.status == status).order_by(PaymentRefund.id).limit(limit)
     return list((await session.execute(stmt)).scalars())
+
+
+async def books_records(session: AsyncSession) -> tuple[list[accounting.PaidRecord], list[accounting.RefundRecord]]:
+    """Every payment a provider confirmed and every refund it completed, as the books compare them."""
+    paid_rows = list(
+        (
+            await session.execute(
+                select(Payment).where(Payment.status.in_(("succeeded", "refunded"))).order_by(Payment.id)
+            )
+        ).scalars()
+    )
+    numbers = {
+        order_id: order.number
+        for order_id, order in (await orders.by_ids(session, [p.order_id for p in paid_rows])).items()
+    }
+    tokens = {p.id: p.token for p in paid_rows}
+    paid = [
+        accounting.PaidRecord(
+            p.token, numbers.get(p.order_id, f"id {p.order_id}"), p.gateway, p.amount_minor, p.currency, p.fee_minor
+        )
+        for p in paid_rows
+    ]
+    done = (
+        await session.execute(
+            select(PaymentRefund).where(PaymentRefund.status == "succeeded").order_by(PaymentRefund.id)
+        )
+    ).scalars()
+    refunds = [
+        accounting.RefundRecord(
+            r.refund_no,
+            tokens.get(r.payment_id, f"id {r.payment_id}"),
+            r.amount_minor,
+            r.currency,
+            fee_back_minor=r.fee_back_minor,
+        )
+        for r in done
+    ]
+    return paid, refunds
