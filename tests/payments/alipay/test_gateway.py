@@ -18,7 +18,7 @@ from tests.support.alipay import (
 
 from kaquan.payments.alipay import protocol
 from kaquan.payments.alipay.bill import read_bill
-from kaquan.payments.alipay.simulator import TradeNotPayable
+from kaquan.payments.alipay.sim_trades import TradeNotPayable
 from kaquan.payments.errors import (
     GatewayFailed,
     GatewayRefused,

@@ -27,7 +27,6 @@ import html
 import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -44,67 +43,25 @@ from kaquan.kit import clock
 from kaquan.payments.alipay import protocol
 from kaquan.payments.alipay.bill import BillKind, BillLine, write_bill
 from kaquan.payments.alipay.protocol import ProtocolError
+from kaquan.payments.alipay.sim_pages import error_page, page
+from kaquan.payments.alipay.sim_trades import (
+    CLOSED,
+    FINISHED,
+    SUCCESS,
+    WAIT,
+    Refused,
+    SimRefund,
+    SimTrade,
+    TradeNotPayable,
+    business,
+    invalid,
+)
 from kaquan.payments.plugins import SentNotification
 
-WAIT, SUCCESS, FINISHED, CLOSED = "WAIT_BUYER_PAY", "TRADE_SUCCESS", "TRADE_FINISHED", "TRADE_CLOSED"
 BILL_URL_LIFETIME = timedelta(seconds=30)
 DEFAULT_EXPIRY = {"FAST_INSTANT_TRADE_PAY": timedelta(days=15), "QUICK_WAP_WAY": timedelta(days=15)}
 QR_EXPIRY = timedelta(hours=2)
 _EXPRESS_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-
-
-class TradeNotPayable(RuntimeError):
-    """The buyer tried to pay a trade Alipay no longer takes money for (paid, closed or expired)."""
-
-
-class Refused(Exception):
-    """A request the gateway answers with an error code instead of doing it."""
-
-    def __init__(self, code: str, msg: str, sub_code: str, sub_msg: str) -> None:
-        super().__init__(sub_code)
-        self.body = {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
-
-
-def _invalid(sub_code: str, sub_msg: str) -> Refused:
-    return Refused("40002", "Invalid Arguments", sub_code, sub_msg)
-
-
-def _business(sub_code: str, sub_msg: str) -> Refused:
-    return Refused("40004", "Business Failed", sub_code, sub_msg)
-
-
-@dataclass
-class SimRefund:
-    out_request_no: str
-    amount_fen: int
-    refunded_total_fen: int  # the trade's refunded total once this refund went through
-    reason: str
-    at: datetime
-
-
-@dataclass
-class SimTrade:
-    out_trade_no: str
-    trade_no: str
-    total_fen: int
-    subject: str
-    product_code: str
-    notify_url: str
-    return_url: str
-    created_at: datetime
-    expires_at: datetime
-    buyer_id: str
-    buyer_logon_id: str
-    status: str = WAIT
-    qr_code: str = ""
-    paid_at: datetime | None = None
-    closed_at: datetime | None = None
-    closed_noticed: bool = False
-    refunds: dict[str, SimRefund] = field(default_factory=dict)
-
-    @property
-    def refunded_fen(self) -> int:
-        return sum(refund.amount_fen for refund in self.refunds.values())
 
 
 class AlipaySimulator:
@@ -234,12 +191,12 @@ class AlipaySimulator:
             try:
                 params.update(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
             except UnicodeDecodeError:
-                return self._answer("error", _invalid("isv.invalid-charset", "字符集错误").body)
+                return self._answer("error", invalid("isv.invalid-charset", "字符集错误").body)
         method = params.get("method", "")
         handler = self._api.get(method)
         cashier = method in ("alipay.trade.page.pay", "alipay.trade.wap.pay")
         if handler is None and not cashier:
-            return self._answer("error", _invalid("isv.invalid-method", "不存在的方法名").body)
+            return self._answer("error", invalid("isv.invalid-method", "不存在的方法名").body)
         try:
             content = self._authenticate(params)
             if cashier:
@@ -249,21 +206,21 @@ class AlipaySimulator:
             body = handler(params, content)
         except Refused as refused:
             if cashier:
-                return HTMLResponse(_error_page(refused.body), status_code=400)
+                return HTMLResponse(error_page(refused.body), status_code=400)
             return self._answer(method, refused.body)
         return self._answer(method, {"code": protocol.SUCCESS_CODE, "msg": "Success", **body})
 
     def _authenticate(self, params: Mapping[str, str]) -> dict[str, Any]:
         if not params.get("app_id"):
-            raise _invalid("isv.missing-app-id", "缺少AppID参数")
+            raise invalid("isv.missing-app-id", "缺少AppID参数")
         if params["app_id"] != self.app_id:
-            raise _invalid("isv.invalid-app-id", "无效的AppID参数")
+            raise invalid("isv.invalid-app-id", "无效的AppID参数")
         if params.get("sign_type") != "RSA2":
-            raise _invalid("isv.invalid-signature-type", "无效的签名类型")
+            raise invalid("isv.invalid-signature-type", "无效的签名类型")
         if not params.get("sign"):
-            raise _invalid("isv.missing-signature", "缺少签名参数")
+            raise invalid("isv.missing-signature", "缺少签名参数")
         if not protocol.verify_request(params, self._merchant_key):
-            raise _invalid(
+            raise invalid(
                 "isv.invalid-signature",
                 "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为："
                 + protocol.request_signing_string(params),
@@ -271,13 +228,13 @@ class AlipaySimulator:
         try:
             protocol.parse_china_time(params.get("timestamp", ""))
         except ProtocolError:
-            raise _invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
+            raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
         try:
             content = json.loads(params.get("biz_content", "{}"))
         except json.JSONDecodeError:
-            raise _invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
+            raise invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
         if not isinstance(content, dict):
-            raise _invalid("isv.invalid-parameter", "biz_content 不是 JSON 对象")
+            raise invalid("isv.invalid-parameter", "biz_content 不是 JSON 对象")
         return content
 
     def _answer(self, method: str, body: Mapping[str, Any]) -> Response:
@@ -289,22 +246,22 @@ class AlipaySimulator:
         token = str(content.get("out_trade_no", ""))
         subject = str(content.get("subject", ""))
         if not token or len(token) > 64 or not subject:
-            raise _invalid("isv.missing-parameter", "缺少必选参数 out_trade_no / subject")
+            raise invalid("isv.missing-parameter", "缺少必选参数 out_trade_no / subject")
         try:
             total = protocol.fen(str(content.get("total_amount", "")))
         except ProtocolError:
-            raise _invalid("isv.invalid-parameter", "total_amount 不是合法金额") from None
+            raise invalid("isv.invalid-parameter", "total_amount 不是合法金额") from None
         if total < 1:
-            raise _invalid("isv.invalid-parameter", "total_amount 最小 0.01")
+            raise invalid("isv.invalid-parameter", "total_amount 最小 0.01")
         existing = self._trades.get(token)
         if existing is not None:
             self._expire(existing)
             if existing.total_fen != total or existing.subject != subject:
-                raise _business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
+                raise business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
             if existing.status in (SUCCESS, FINISHED):
-                raise _business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+                raise business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
             if existing.status == CLOSED:
-                raise _business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+                raise business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
             return existing
         now = self._now()
         self._serial += 1
@@ -325,7 +282,7 @@ class AlipaySimulator:
             try:
                 trade.expires_at = protocol.parse_china_time(str(content["time_expire"]))
             except ProtocolError:
-                raise _invalid("isv.invalid-parameter", "time_expire 格式应为 yyyy-MM-dd HH:mm:ss") from None
+                raise invalid("isv.invalid-parameter", "time_expire 格式应为 yyyy-MM-dd HH:mm:ss") from None
         self._trades[token] = trade
         self._trade_nos[trade.trade_no] = token
         return trade
@@ -336,7 +293,7 @@ class AlipaySimulator:
         if express[:-1].isdigit() and express[-1:] in _EXPRESS_UNITS:
             return int(express[:-1]) * _EXPRESS_UNITS[express[-1]]
         if express:
-            raise _invalid("isv.invalid-parameter", "timeout_express 取值范围：1m～15d")
+            raise invalid("isv.invalid-parameter", "timeout_express 取值范围：1m～15d")
         return DEFAULT_EXPIRY.get(product, QR_EXPIRY)
 
     def _expire(self, trade: SimTrade) -> None:
@@ -348,7 +305,7 @@ class AlipaySimulator:
         token = str(content.get("out_trade_no") or self._trade_nos.get(str(content.get("trade_no", "")), ""))
         trade = self._trades.get(token)
         if trade is None:
-            raise _business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+            raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
         self._expire(trade)
         return trade
 
@@ -381,7 +338,7 @@ class AlipaySimulator:
     def _close(self, params: Mapping[str, str], content: Mapping[str, Any]) -> dict[str, Any]:
         trade = self._find(content)
         if trade.status != WAIT:
-            raise _business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         trade.status = CLOSED
         trade.closed_at = self._now()
         trade.closed_noticed = True  # the merchant closed it: Alipay does not tell it back
@@ -393,14 +350,14 @@ class AlipaySimulator:
         try:
             amount = protocol.fen(str(content.get("refund_amount", "")))
         except ProtocolError:
-            raise _invalid("isv.invalid-parameter", "refund_amount 不是合法金额") from None
+            raise invalid("isv.invalid-parameter", "refund_amount 不是合法金额") from None
         done = trade.refunds.get(number)
         if done is not None:  # the same out_request_no again is the same refund: answered, not paid again
             return self._refund_answer(trade, done, fund_change="N")
         if trade.status != SUCCESS:
-            raise _business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         if amount < 1 or amount > trade.total_fen - trade.refunded_fen:
-            raise _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+            raise business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
         refund = SimRefund(
             number, amount, trade.refunded_fen + amount, str(content.get("refund_reason", "")), self._now()
         )
@@ -445,13 +402,13 @@ class AlipaySimulator:
 
     def _bill_url(self, params: Mapping[str, str], content: Mapping[str, Any]) -> dict[str, Any]:
         if content.get("bill_type") != "trade":
-            raise _invalid("isv.invalid-parameter", "bill_type 仅支持 trade")
+            raise invalid("isv.invalid-parameter", "bill_type 仅支持 trade")
         try:
             day = date.fromisoformat(str(content.get("bill_date", "")))
         except ValueError:
-            raise _invalid("isv.invalid-parameter", "bill_date 格式应为 yyyy-MM-dd") from None
+            raise invalid("isv.invalid-parameter", "bill_date 格式应为 yyyy-MM-dd") from None
         if day >= _china_day(self._now()):
-            raise _business("isp.bill_not_exist", "账单不存在")
+            raise business("isp.bill_not_exist", "账单不存在")
         token = secrets.token_urlsafe(16)
         self._bill_links[token] = (day, self._now())
         name = f"{self.seller_id}0156_{day:%Y%m%d}.csv.zip"
@@ -463,7 +420,7 @@ class AlipaySimulator:
         token = self._qr_codes.get(request.path_params["code"])
         trade = self._trades.get(token or "")
         if trade is None:
-            return HTMLResponse(_page("二维码无效", "<p>该二维码不存在或已失效。</p>"), status_code=404)
+            return HTMLResponse(page("二维码无效", "<p>该二维码不存在或已失效。</p>"), status_code=404)
         return HTMLResponse(self._cashier_page(trade))
 
     async def _cashier_pay(self, request: Request) -> Response:
@@ -471,12 +428,12 @@ class AlipaySimulator:
         try:
             await self.pay(token)
         except LookupError:
-            return HTMLResponse(_page("交易不存在", "<p>交易不存在。</p>"), status_code=404)
+            return HTMLResponse(page("交易不存在", "<p>交易不存在。</p>"), status_code=404)
         except TradeNotPayable:
-            return HTMLResponse(_page("无法付款", "<p>该交易已支付或已关闭。</p>"), status_code=409)
+            return HTMLResponse(page("无法付款", "<p>该交易已支付或已关闭。</p>"), status_code=409)
         trade = self._trades[token]
         if not trade.return_url:
-            return HTMLResponse(_page("付款成功", f"<p>已付款 ¥{protocol.yuan(trade.total_fen)}</p>"))
+            return HTMLResponse(page("付款成功", f"<p>已付款 ¥{protocol.yuan(trade.total_fen)}</p>"))
         separator = "&" if urlsplit(trade.return_url).query else "?"
         return RedirectResponse(f"{trade.return_url}{separator}{urlencode(self._return_params(trade))}", 303)
 
@@ -489,7 +446,7 @@ class AlipaySimulator:
             f'<button type="submit">确认付款 ¥{amount}</button></form>'
             '<p class="note">本地模拟的支付宝收银台，不会产生真实扣款。</p>'
         )
-        return _page("支付宝收银台", body)
+        return page("支付宝收银台", body)
 
     def _return_params(self, trade: SimTrade) -> dict[str, str]:
         """What Alipay appends to return_url: the trade, signed like a notification (a hint, never proof of payment)."""
@@ -604,24 +561,3 @@ def _fee(amount_fen: int, rate_bp: int) -> int:
 
 def _china_day(at: datetime) -> date:
     return at.astimezone(protocol.CHINA_TIME).date()
-
-
-def _error_page(body: Mapping[str, str]) -> str:
-    return _page(
-        "支付宝 - 出错了",
-        f"<p>错误代码 {html.escape(body['sub_code'])}</p><p>{html.escape(body['sub_msg'][:200])}</p>",
-    )
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}（模拟）</title><style>"
-        "body{font-family:system-ui,sans-serif;background:#f5f5f5;margin:0}"
-        "main{max-width:420px;margin:48px auto;background:#fff;padding:24px;border-radius:8px;text-align:center}"
-        "h1{color:#1677ff;font-size:20px}.amount{font-size:32px;font-weight:600}"
-        "button{background:#1677ff;color:#fff;border:0;border-radius:6px;padding:12px 32px;font-size:18px}"
-        ".note{color:#888;font-size:12px}</style></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )

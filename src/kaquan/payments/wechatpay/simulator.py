@@ -20,7 +20,6 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +35,7 @@ from starlette.types import ASGIApp
 from kaquan.kit import clock
 from kaquan.payments.plugins import SentNotification
 from kaquan.payments.wechatpay import protocol
+from kaquan.payments.wechatpay.sim_trades import SimRefund, SimTrade, bill_lines
 
 _OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
 _OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
@@ -52,39 +52,6 @@ class _ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class SimTrade:
-    appid: str
-    mchid: str
-    out_trade_no: str
-    trade_type: str  # NATIVE, MWEB (H5) or JSAPI
-    description: str
-    attach: str
-    notify_url: str
-    total: int
-    time_expire: datetime
-    prepay_id: str
-    openid: str | None = None
-    state: str = "NOTPAY"
-    transaction_id: str | None = None
-    success_time: datetime | None = None
-
-
-@dataclass
-class SimRefund:
-    refund_id: str
-    out_refund_no: str
-    out_trade_no: str
-    transaction_id: str
-    refund: int
-    total: int
-    reason: str
-    notify_url: str | None
-    created_at: datetime
-    status: str = "PROCESSING"
-    success_time: datetime | None = None
 
 
 class WechatPaySimulator:
@@ -166,7 +133,7 @@ class WechatPaySimulator:
         return list(self._sent)
 
     def bill(self, day: date) -> bytes:
-        return protocol.render_bill(self._bill_lines(day, "ALL"))
+        return protocol.render_bill(self._bill(day, "ALL"))
 
     # --- what tests and the demo may look at or switch -------------------------------------
 
@@ -407,7 +374,7 @@ class WechatPaySimulator:
             raise _ApiError(400, "PARAM_ERROR", "bill_type 应为 ALL、SUCCESS 或 REFUND")
         if day > self._now().astimezone(protocol.BEIJING).date():
             raise _ApiError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
-        content = protocol.render_bill(self._bill_lines(day, bill_type))
+        content = protocol.render_bill(self._bill(day, bill_type))
         token = secrets.token_urlsafe(16)
         self._downloads[token] = content
         return self._answer(
@@ -582,64 +549,10 @@ class WechatPaySimulator:
     async def _api_error(self, request: Request, error: _ApiError) -> Response:
         return self._answer({"code": error.code, "message": error.message}, status=error.status)
 
-    def _bill_lines(self, day: date, bill_type: str) -> list[protocol.BillLine]:
-        lines: list[protocol.BillLine] = []
-
-        def on_day(moment: datetime) -> bool:
-            return moment.astimezone(protocol.BEIJING).date() == day
-
-        for trade in self._trades.values():
-            if bill_type == "REFUND" or trade.transaction_id is None or trade.success_time is None:
-                continue
-            if on_day(trade.success_time):
-                lines.append(
-                    protocol.BillLine(
-                        traded_at=trade.success_time,
-                        appid=trade.appid,
-                        mchid=trade.mchid,
-                        transaction_id=trade.transaction_id,
-                        out_trade_no=trade.out_trade_no,
-                        openid=trade.openid or "",
-                        trade_type=trade.trade_type,
-                        trade_state="SUCCESS",
-                        settlement_minor=trade.total,
-                        description=trade.description,
-                        attach=trade.attach,
-                        fee_minor=protocol.fee_of(trade.total, self.fee_rate_bp),
-                        fee_rate_bp=self.fee_rate_bp,
-                        order_minor=trade.total,
-                    )
-                )
-        for refund in self._refunds.values():
-            if bill_type == "SUCCESS" or refund.status != "SUCCESS" or refund.success_time is None:
-                continue
-            if on_day(refund.success_time):
-                trade = self._trades[refund.out_trade_no]
-                lines.append(
-                    protocol.BillLine(
-                        traded_at=refund.success_time,
-                        appid=trade.appid,
-                        mchid=trade.mchid,
-                        transaction_id=refund.transaction_id,
-                        out_trade_no=refund.out_trade_no,
-                        openid=trade.openid or "",
-                        trade_type=trade.trade_type,
-                        trade_state="REFUND",
-                        settlement_minor=0,
-                        description=trade.description,
-                        attach=trade.attach,
-                        fee_minor=-protocol.fee_of(refund.refund, self.fee_rate_bp),
-                        fee_rate_bp=self.fee_rate_bp,
-                        order_minor=0,
-                        refund_id=refund.refund_id,
-                        out_refund_no=refund.out_refund_no,
-                        refund_minor=refund.refund,
-                        refund_requested_minor=refund.refund,
-                        refund_type="ORIGINAL",
-                        refund_status="SUCCESS",
-                    )
-                )
-        return sorted(lines, key=lambda line: line.traded_at)
+    def _bill(self, day: date, bill_type: str) -> list[protocol.BillLine]:
+        return bill_lines(
+            self._trades, self._refunds.values(), day=day, bill_type=bill_type, fee_rate_bp=self.fee_rate_bp
+        )
 
 
 _STATE_WORDS = {
