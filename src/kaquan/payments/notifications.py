@@ -20,6 +20,7 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
+from kaquan.orders.service import Order
 from kaquan.payments import refunds
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
 from kaquan.payments.gateway import Gateway, Notification
@@ -137,7 +138,7 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
         )
         session.add(second)
         await session.flush()
-        await _book(db, session, second)
+        await _book(db, session, second, await orders.by_id(session, second.order_id))
         await refunds.request_by_system(db, session, second, reason="charged twice for one order")
         return "second_charge_refunding"
     payment.status = "succeeded"  # from pending, or closed here while the buyer was paying
@@ -148,20 +149,20 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
     settled = await orders.settle_payment(db, session, payment.order_id)
     if settled.result == "delivered":
         await accounting.book_delivery(db, session, settled.order)
-        await _book(db, session, payment)
+        await _book(db, session, payment, settled.order)
         return "delivered"
     # Paid but not deliverable (sold out after the hold lapsed, expired, or paid twice): the money goes back.
-    await _book(db, session, payment)
+    await _book(db, session, payment, settled.order)
     await refunds.request_by_system(db, session, payment, reason=f"paid but not delivered ({settled.result})")
     return f"{settled.result}_refunding"
 
 
-async def _book(db: Database, session: AsyncSession, payment: Payment) -> None:
+async def _book(db: Database, session: AsyncSession, payment: Payment, order: Order) -> None:
     """Money the provider took is on the ledger, whatever becomes of the order (a refund reverses it)."""
     await accounting.book_payment(
         db,
         session,
-        order=await orders.by_id(session, payment.order_id),
+        order=order,
         gateway=payment.gateway,
         payment_ref=payment.token,
         amount_minor=payment.amount_minor,

@@ -146,4 +146,12 @@ async def check_refunds(db: Database, *, limit: int = 50) -> int:
             await db.run(partial(refunds.check, db, refund_id=refund_id))
         except DomainError as exc:
             log.warning("asking about refund %s failed: %s", refund_id, exc.code)
+            await db.run(partial(_mark_refund_asked, refund_id=refund_id))
     return len(due)
+
+
+async def _mark_refund_asked(session: AsyncSession, *, refund_id: int) -> None:
+    """A provider that could not answer is asked again after the quiet period, not on every pass."""
+    refund = await session.get(PaymentRefund, refund_id)
+    if refund is not None:
+        refund.updated_at = clock.now()
