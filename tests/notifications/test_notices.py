@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import select
 from tests.support.aftersale import ask
-from tests.support.callback_receiver import Receiver
+from tests.support.callback_receiver import Answer, Receiver
 from tests.support.notices import given_delivered, notices_sent
 from tests.support.smtp import Mailbox, mailbox
 
@@ -188,8 +188,8 @@ async def test_the_sms_webhook_on_a_private_address_is_refused_unless_allowed(rt
 
 
 async def test_a_webhook_that_fails_is_asked_again_later(rt: Runtime, sms: Receiver) -> None:
-    answers = iter(["error", "ok"])
-    sms.answer = lambda _path: next(answers)  # type: ignore[assignment, return-value]
+    answers: Iterator[Answer] = iter(["error", "ok"])
+    sms.answer = lambda _path: next(answers)
     order = await given_delivered(rt, buyer_contact="+8613800138000")
 
     await run_once(rt)

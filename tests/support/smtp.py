@@ -25,7 +25,7 @@ class Mailbox:
     _controller: Controller | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
+        self.received.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
     def start(self) -> None:
