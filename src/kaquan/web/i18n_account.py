@@ -16,6 +16,7 @@ ACCOUNT_MESSAGES: dict[str, dict[str, str]] = {
         "account.code": "验证码（6 位数字）",
         "account.confirm": "登录",
         "account.other_contact": "换一个邮箱或手机",
+        "account.other_email": "换一个邮箱",
         "account.resend_hint": "没收到？{seconds} 秒后可以重新发送。",
         "account.unavailable": "本店暂未开通登录，您仍可直接购买并用查单密码查单。",
         "account.error.invalid_contact": "请输入有效的邮箱地址或手机号（含国家区号）。",
@@ -64,6 +65,7 @@ ACCOUNT_MESSAGES: dict[str, dict[str, str]] = {
         "account.code": "Code (6 digits)",
         "account.confirm": "Sign in",
         "account.other_contact": "Use another address or phone",
+        "account.other_email": "Use another address",
         "account.resend_hint": "Nothing arrived? You can ask again in {seconds} seconds.",
         "account.unavailable": (
             "Signing in is not available in this shop; you can still buy and find orders by lookup secret."
