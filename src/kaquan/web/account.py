@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.buyers import service as verification
 from kaquan.buyers.errors import CodeExpired, CodeWrong, InvalidContact, NoContactChannel, TooManyAttempts
 from kaquan.catalog import service as catalog
+from kaquan.kit.bounds import INT64_MAX
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import DomainError, RateLimited
 from kaquan.orders import service as orders
@@ -168,7 +169,9 @@ def money(minor: int, currency: str) -> str:
 
 
 @router.get("/orders", response_class=HTMLResponse)
-async def history(request: Request, rt: RuntimeDep, before_id: int | None = None) -> Response:
+async def history(
+    request: Request, rt: RuntimeDep, before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None
+) -> Response:
     contact = signed_in(request, rt)
     if contact is None:
         return RedirectResponse("/account/sign-in", status_code=303)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kaquan.catalog import service as catalog
+from kaquan.kit.bounds import INT64_MAX
 from kaquan.kit.errors import Unauthorized
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
@@ -73,7 +74,7 @@ async def my_orders(
     request: Request,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=orders.MAX_SEARCH_RESULTS)] = orders.HISTORY_PAGE,
-    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> BuyerOrdersOut:
     contact = _buyer(request, rt)
     async with rt.db.read() as session:
