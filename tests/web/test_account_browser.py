@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from tests.support.notices import given_delivered
 from tests.support.server import served
 from tests.support.smtp import Mailbox, mailbox
@@ -20,7 +20,7 @@ from tests.support.smtp import Mailbox, mailbox
 from kaquan.runtime import Runtime
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 SCREENSHOTS = os.environ.get("KAQUAN_SCREENSHOTS")
 
 
