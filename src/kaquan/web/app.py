@@ -18,6 +18,8 @@ from kaquan.channels import load_adapters
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
+    account,
+    account_api,
     admin_api,
     buyers_api,
     callbacks_api,
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 ROUTERS = (
     flash_api.router,  # first: a flash sale's buyers send more requests than everyone else together
     buyers_api.router,
+    account.router,
+    account_api.router,
     shop.router,
     shop_api.router,
     payments.router,
