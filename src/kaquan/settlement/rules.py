@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import audit
+from kaquan.audit import service as audit
 from kaquan.accounting import round_half_up
 from kaquan.kit import clock
 from kaquan.kit.db import Database

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import audit, ledger
+from kaquan import ledger
+from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.db import Database, insert_rows
 from kaquan.settlement import periods
