@@ -1,6 +1,7 @@
 """Settlement in tests: the clock at a local time, rules, agent sales at that time, runs and confirmations."""
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.support.agents import GivenAgent, given_agent, given_price
@@ -24,12 +25,10 @@ def at_local(year: int, month: int, day: int, hour: int = 12, minute: int = 0, s
     clock.travel((target - clock.now()).total_seconds())
 
 
-async def given_rule(rt: Runtime, counterparty: str, **terms: object) -> settlement.SettlementRule:
-    options: dict[str, object] = {"effective_from": date(2026, 1, 1), **terms}
+async def given_rule(rt: Runtime, counterparty: str, **terms: Any) -> settlement.SettlementRule:
+    rule = settlement.RuleInput(**{"effective_from": date(2026, 1, 1), **terms})
     async with rt.db.transaction() as session:
-        return await settlement.set_rule(
-            rt.db, session, counterparty, settlement.RuleInput(**options), actor="test"  # type: ignore[arg-type]
-        )
+        return await settlement.set_rule(rt.db, session, counterparty, rule, actor="test")
 
 
 async def given_selling_agent(

@@ -10,6 +10,7 @@ The rules, the arithmetic and the ledger entries are in docs/settlement.md.
 
 from kaquan.settlement.check import SettlementCheck, check
 from kaquan.settlement.errors import (
+    InvalidFormat,
     InvalidPeriod,
     InvalidRule,
     NoRule,
@@ -22,7 +23,17 @@ from kaquan.settlement.exports import FORMATS, money, sheet
 from kaquan.settlement.models import SettlementLine, SettlementRule, SettlementRun
 from kaquan.settlement.parties import Party, resolve
 from kaquan.settlement.rules import RuleInput, Tier, describe, parse_tiers, rule_in_force, rules_of, set_rule
-from kaquan.settlement.runs import Confirmed, confirm, create_run, get_run, lines_of, list_runs
+from kaquan.settlement.runs import (
+    Confirmed,
+    StatementFile,
+    confirm,
+    create_run,
+    get_run,
+    lines_of,
+    list_runs,
+    statement_file,
+    statement_of,
+)
 from kaquan.settlement.statement import Figures, figures_of
 from kaquan.settlement.tasks import run_due
 
@@ -30,6 +41,7 @@ __all__ = [
     "FORMATS",
     "Confirmed",
     "Figures",
+    "InvalidFormat",
     "InvalidPeriod",
     "InvalidRule",
     "NoRule",
@@ -42,6 +54,7 @@ __all__ = [
     "SettlementRule",
     "SettlementRun",
     "StaleDraft",
+    "StatementFile",
     "Tier",
     "UnknownCounterparty",
     "check",
@@ -60,4 +73,6 @@ __all__ = [
     "run_due",
     "set_rule",
     "sheet",
+    "statement_file",
+    "statement_of",
 ]

@@ -57,9 +57,7 @@ async def _check_run(
 ) -> None:
     name = f"settlement run {run.id} ({run.counterparty} {run.first_day}..{run.last_day})"
     figures = figures_of(run.figures)
-    lines = list(
-        (await session.execute(select(SettlementLine).where(SettlementLine.run_id == run.id))).scalars()
-    )
+    lines = list((await session.execute(select(SettlementLine).where(SettlementLine.run_id == run.id))).scalars())
     sums = _line_sums(lines)
     own = {"fees": -figures.fee_posted, "commissions": figures.commissions, "payouts": figures.payouts}
     for figure in ("sales", "refunds", "fees", "top_ups", "adjustments"):
@@ -96,7 +94,9 @@ async def _check_run(
         if (order.channel, order.source) != (party.order_channel, party.order_source):
             problems.append(f"{name}: order {line.order_no} belongs to {order.channel}/{order.source}, not to it")
         elif (order.total_minor != volume) if line.kind == "order" else (volume > order.total_minor):
-            problems.append(f"{name}: order {line.order_no} totals {order.total_minor}, its {line.kind} line says {volume}")
+            problems.append(
+                f"{name}: order {line.order_no} totals {order.total_minor}, its {line.kind} line says {volume}"
+            )
 
 
 async def check(session: AsyncSession) -> SettlementCheck:

@@ -28,7 +28,9 @@ class NoRule(NotFound):
 
 
 class RunNotFound(NotFound):
-    code = "settlement_run_not_found"
+    """No such run (admin), or no such confirmed statement of the caller (open API)."""
+
+    code = "statement_not_found"
 
 
 class PeriodOverlaps(Conflict):
@@ -41,3 +43,7 @@ class StaleDraft(Conflict):
     """The ledger moved since the draft was computed (another run was confirmed): run the period again."""
 
     code = "stale_draft"
+
+
+class InvalidFormat(BadInput):
+    code = "invalid_format"

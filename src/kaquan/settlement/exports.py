@@ -7,6 +7,7 @@ Chinese renders on a machine with no fonts installed.
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -39,7 +40,15 @@ DETAILS = (
     ("carried_in", "上期结转 Carried in"),
     ("carried_out", "结转下期 Carried to next period"),
 )
-LINE_HEADERS = ("时间 Time", "类型 Kind", "订单号 Order no.", "金额 Amount", "手续费 Fee", "余额变动 Balance change", "结算 Settled")
+LINE_HEADERS = (
+    "时间 Time",
+    "类型 Kind",
+    "订单号 Order no.",
+    "金额 Amount",
+    "手续费 Fee",
+    "余额变动 Balance change",
+    "结算 Settled",
+)
 
 
 def money(amount_minor: int, currency: str) -> str:
@@ -56,7 +65,7 @@ class Sheet:
     title: str
     heading: list[tuple[str, str]]
     summary: list[tuple[str, str]]
-    line_rows: list[tuple[str, ...]]
+    line_rows: Sequence[tuple[str, ...]]
 
 
 def _local(at: datetime, zone: str) -> str:
@@ -115,10 +124,9 @@ def as_xlsx(data: Sheet) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    book = Workbook()
-    summary = book.active
-    assert summary is not None
-    summary.title = "结算单"
+    book = Workbook(write_only=False)
+    summary = book.create_sheet("结算单", 0)
+    book.remove(book.worksheets[1])
     for label, value in data.heading + data.summary:
         summary.append([label, value])
     for row in summary.iter_rows(max_col=1):

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.audit import service as audit
 from kaquan.accounting import round_half_up
+from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.money import supported_currencies

@@ -19,7 +19,8 @@ from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.db import Database, insert_rows
 from kaquan.settlement import periods
-from kaquan.settlement.errors import InvalidPeriod, InvalidRule, PeriodOverlaps, RunNotFound, StaleDraft
+from kaquan.settlement.errors import InvalidFormat, InvalidPeriod, InvalidRule, PeriodOverlaps, RunNotFound, StaleDraft
+from kaquan.settlement.exports import FORMATS, sheet
 from kaquan.settlement.models import SettlementCounterparty, SettlementLine, SettlementRule, SettlementRun
 from kaquan.settlement.parties import Party, resolve
 from kaquan.settlement.rules import counterparty_row, rule_in_force
@@ -187,14 +188,14 @@ async def _post(db: Database, session: AsyncSession, party: Party, run: Settleme
     balance = await _account(
         db, session, party.balance_account(cur), cur, "credit" if party.kind == "agent" else "debit"
     )
-    # (kind, amount, account debited, account credited): each moves the statement's account as its figure says.
-    plan: list[tuple[str, int, tuple[str, str], str]] = [
-        (COMMISSION, figures.commission_posted, (f"commissions:{cur}", "debit"), "credit"),
-        (PAYOUT, figures.payout_posted, (f"bank:{cur}", "debit"), "credit"),
-    ]
-    for kind, amount, (other, normal), _ in plan:
+    # The commission (our expense) and the payout (the store's money in our bank) credit the statement's account.
+    plan = (
+        (COMMISSION, figures.commission_posted, f"commissions:{cur}"),
+        (PAYOUT, figures.payout_posted, f"bank:{cur}"),
+    )
+    for kind, amount, other in plan:
         if amount:
-            other_id = await _account(db, session, other, cur, normal)  # type: ignore[arg-type]
+            other_id = await _account(db, session, other, cur, "debit")
             await _transfer(db, session, run, kind, amount, debit=other_id, credit=balance, actor=actor)
     if figures.fee_posted:
         if party.kind == "agent":
@@ -206,7 +207,15 @@ async def _post(db: Database, session: AsyncSession, party: Party, run: Settleme
 
 
 async def _transfer(
-    db: Database, session: AsyncSession, run: SettlementRun, kind: str, amount: int, *, debit: int, credit: int, actor: str
+    db: Database,
+    session: AsyncSession,
+    run: SettlementRun,
+    kind: str,
+    amount: int,
+    *,
+    debit: int,
+    credit: int,
+    actor: str,
 ) -> None:
     what = kind.removeprefix("settlement_")
     await ledger.post(
@@ -225,7 +234,9 @@ async def _transfer(
 async def confirm(db: Database, session: AsyncSession, run_id: int, *, actor: str) -> Confirmed:
     """Confirm a draft: post its commission, fee and payout once; a confirmed run is answered as it is."""
     run = await get_run(session, run_id)
-    await session.execute(db.lock(select(SettlementCounterparty.id).where(SettlementCounterparty.id == run.counterparty_id)))
+    await session.execute(
+        db.lock(select(SettlementCounterparty.id).where(SettlementCounterparty.id == run.counterparty_id))
+    )
     run = await get_run(session, run_id)
     if run.status == "confirmed":
         return Confirmed(run, posted=False)
@@ -249,6 +260,39 @@ async def confirm(db: Database, session: AsyncSession, run_id: int, *, actor: st
         "settlement.run_confirmed",
         target=f"settlement:{run.id}",
         before={"status": "draft"},
-        after={"status": "confirmed", **{k: run.figures[k] for k in ("commission_posted", "fee_posted", "payout_posted")}},
+        after={
+            "status": "confirmed",
+            **{k: run.figures[k] for k in ("commission_posted", "fee_posted", "payout_posted")},
+        },
     )
     return Confirmed(run, posted=True)
+
+
+async def time_zone_of(session: AsyncSession, run: SettlementRun) -> str:
+    rule = (await session.execute(select(SettlementRule).where(SettlementRule.id == run.rule_id))).scalar_one()
+    return rule.time_zone
+
+
+async def statement_of(session: AsyncSession, counterparty: str, run_id: int) -> SettlementRun:
+    """A confirmed statement of this counterparty only: another's, or a draft, is not found."""
+    run = await get_run(session, run_id)
+    if run.counterparty != counterparty or run.status != "confirmed":
+        raise RunNotFound(f"no settlement statement {run_id}", run_id=run_id)
+    return run
+
+
+@dataclass(frozen=True)
+class StatementFile:
+    media_type: str
+    filename: str
+    content: bytes
+
+
+async def statement_file(session: AsyncSession, run: SettlementRun, fmt: str) -> StatementFile:
+    """The statement in `fmt` (csv, xlsx or pdf)."""
+    if fmt not in FORMATS:
+        raise InvalidFormat(f"format is one of {', '.join(FORMATS)}, not {fmt!r}", field="format")
+    media_type, render = FORMATS[fmt]
+    data = sheet(run, await lines_of(session, run.id), await time_zone_of(session, run))
+    name = f"statement-{run.id}-{run.counterparty.replace(':', '-')}-{run.first_day}-{run.last_day}.{fmt}"
+    return StatementFile(media_type, name, render(data))

@@ -35,6 +35,7 @@ from kaquan.web import (
     redeem_api,
     refunds_api,
     security,
+    settlement_api,
     shop,
     shop_api,
     warehouses_api,
@@ -58,6 +59,7 @@ ROUTERS = (
     warehouses_api.router,
     flash_admin_api.router,
     refunds_api.router,
+    settlement_api.router,
     console.router,
 )
 

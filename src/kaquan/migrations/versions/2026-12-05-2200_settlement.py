@@ -40,12 +40,16 @@ def upgrade() -> None:
         sa.Column("time_zone", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("fee_rate_bp >= 0 AND fee_rate_bp <= 10000", name=op.f("ck_settlement_rules_fee_rate_valid")),
+        sa.CheckConstraint(
+            "fee_rate_bp >= 0 AND fee_rate_bp <= 10000", name=op.f("ck_settlement_rules_fee_rate_valid")
+        ),
         sa.CheckConstraint("minimum_payout_minor >= 0", name=op.f("ck_settlement_rules_minimum_payout_not_negative")),
         sa.CheckConstraint("hold_days >= 0", name=op.f("ck_settlement_rules_hold_days_not_negative")),
         sa.CheckConstraint("cycle IN ('daily', 'weekly', 'monthly')", name=op.f("ck_settlement_rules_cycle_known")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_rules")),
-        sa.UniqueConstraint("counterparty_id", "effective_from", name=op.f("uq_settlement_rules_counterparty_id_effective_from")),
+        sa.UniqueConstraint(
+            "counterparty_id", "effective_from", name=op.f("uq_settlement_rules_counterparty_id_effective_from")
+        ),
     )
     op.create_table(
         "settlement_runs",
