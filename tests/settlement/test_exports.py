@@ -76,13 +76,14 @@ async def test_the_pdf_carries_the_chinese_text_without_any_font_file(
 
     data = (await _export(client, admin_headers, statement.id, "pdf")).content
 
-    document = pymupdf.open(stream=data, filetype="pdf")
-    text = "".join(page.get_text() for page in document)
+    document = pymupdf.open(stream=data, filetype="pdf")  # type: ignore[no-untyped-call]
+    pages = [document[number] for number in range(document.page_count)]
+    text = "".join(page.get_text() for page in pages)
     assert "结算单" in text and "期末余额" in text and "返佣" in text
     assert "¥123.46" in text
-    fonts = {font[3] for page in document for font in page.get_fonts()}
+    fonts = {font[3] for page in pages for font in page.get_fonts()}
     assert any("STSong" in name for name in fonts)
-    document[0].get_pixmap(dpi=80).save(tmp_path / "statement.png")
+    document[0].get_pixmap(dpi=80).save(tmp_path / "statement.png")  # type: ignore[no-untyped-call]
 
 
 async def test_an_unknown_format_is_refused(

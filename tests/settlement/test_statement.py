@@ -139,3 +139,21 @@ async def test_sales_younger_than_the_hold_at_period_end_wait_for_the_next_run(r
     assert first.commission == 10_000
     assert (second.sales, second.settled_sales) == (-1_000_000, 2_000_000)  # November's own, and October's held
     assert second.commission == 20_000
+
+
+async def test_the_worker_drafts_yesterdays_statement_of_a_daily_cycle_once(rt: Runtime) -> None:
+    at_local(2026, 11, 1)
+    agent, sku = await given_selling_agent(rt, price_minor=1_000)
+    await given_rule(rt, "agent:A001", cycle="daily")
+    at_local(2026, 11, 9, 23, 59, 59)
+    await agent_buys(rt, agent, sku, 1, "N-1")
+    at_local(2026, 11, 10, 0, 5)
+
+    made = await settlement.run_due(rt.db)
+    again = await settlement.run_due(rt.db)
+
+    async with rt.db.read() as session:
+        drafts = await settlement.list_runs(session, counterparty="agent:A001")
+    assert (made, again) == (1, 0)
+    assert [(d.status, str(d.first_day), str(d.last_day)) for d in drafts] == [("draft", "2026-11-09", "2026-11-09")]
+    assert settlement.figures_of(drafts[0].figures).sales == -1_000
