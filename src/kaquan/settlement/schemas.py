@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kaquan.kit.bounds import Int32, Int64
 from kaquan.settlement.models import SettlementLine, SettlementRule, SettlementRun
 from kaquan.settlement.rules import DEFAULT_TIME_ZONE, RuleInput, Tier
 
@@ -12,20 +13,20 @@ from kaquan.settlement.rules import DEFAULT_TIME_ZONE, RuleInput, Tier
 class TierIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    threshold_minor: int
-    rate_bp: int
+    threshold_minor: Int64
+    rate_bp: Int32
 
 
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    currency: str = "CNY"
-    fee_rate_bp: int = 0
+    currency: str = Field(default="CNY", max_length=3)
+    fee_rate_bp: Int32 = 0
     tiers: list[TierIn] = Field(default_factory=list, max_length=20)
     cycle: Literal["daily", "weekly", "monthly"] = "monthly"
-    minimum_payout_minor: int = 0
-    hold_days: int = 0
-    time_zone: str = DEFAULT_TIME_ZONE
+    minimum_payout_minor: Int64 = 0
+    hold_days: Int32 = 0
+    time_zone: str = Field(default=DEFAULT_TIME_ZONE, max_length=64)
     effective_from: date | None = Field(default=None, strict=False)
 
     def as_input(self) -> RuleInput:

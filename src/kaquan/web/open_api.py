@@ -314,7 +314,12 @@ async def statement(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> RunO
         return RunOut.of(run, await settlement.lines_of(session, run.id))
 
 
-@router.get("/statements/{statement_id}/csv", responses=READ_ERRORS, response_class=Response)
+CSV_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the statement as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/statements/{statement_id}/csv", responses={**READ_ERRORS, **CSV_FILE}, response_class=Response)
 async def statement_csv(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
     """One of your confirmed statements as CSV (UTF-8 with BOM, Chinese headers first)."""
     async with rt.db.read() as session:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response
 
 from kaquan import settlement
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import Int64
 from kaquan.settlement.schemas import CheckOut, ConfirmOut, RuleIn, RuleOut, RunIn, RunOut
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
@@ -51,22 +52,32 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(rt: RuntimeDep, admin: FinanceRead, run_id: int) -> RunOut:
+async def get_run(rt: RuntimeDep, admin: FinanceRead, run_id: Int64) -> RunOut:
     async with rt.db.read() as session:
         run = await settlement.get_run(session, run_id)
         return RunOut.of(run, await settlement.lines_of(session, run.id))
 
 
 @router.post("/runs/{run_id}/confirm")
-async def confirm(rt: RuntimeDep, admin: FinanceWrite, run_id: int) -> ConfirmOut:
+async def confirm(rt: RuntimeDep, admin: FinanceWrite, run_id: Int64) -> ConfirmOut:
     async with rt.db.transaction() as session:
         done = await settlement.confirm(rt.db, session, run_id, actor=admin.actor)
         return ConfirmOut(run=RunOut.of(done.run), posted=done.posted)
 
 
-@router.get("/runs/{run_id}/export")
+FILES = {
+    200: {
+        "description": "the statement as a file",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media, _ in settlement.FORMATS.values()
+        },
+    }
+}
+
+
+@router.get("/runs/{run_id}/export", response_class=Response, responses=FILES)
 async def export(
-    rt: RuntimeDep, admin: FinanceRead, run_id: int, format: Annotated[str, Query(max_length=8)] = "csv"
+    rt: RuntimeDep, admin: FinanceRead, run_id: Int64, format: Annotated[str, Query(max_length=8)] = "csv"
 ) -> Response:
     async with rt.db.read() as session:
         found = await settlement.statement_file(session, await settlement.get_run(session, run_id), format)
