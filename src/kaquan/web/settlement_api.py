@@ -1,6 +1,6 @@
 """Finance's settlement API: rules, runs (statements), confirmation, exports and the check."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -65,7 +65,7 @@ async def confirm(rt: RuntimeDep, admin: FinanceWrite, run_id: Int64) -> Confirm
         return ConfirmOut(run=RunOut.of(done.run), posted=done.posted)
 
 
-FILES = {
+FILES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the statement as a file",
         "content": {
