@@ -94,6 +94,17 @@ async def test_the_check_names_a_tampered_figure(rt: Runtime) -> None:
     assert any("closing balance" in p and "the ledger says" in p for p in problems)
 
 
+async def test_the_check_names_a_statement_marked_confirmed_whose_commission_was_never_posted(rt: Runtime) -> None:
+    draft = await _november_of_an_agent(rt)
+
+    async with rt.db.transaction() as session:
+        await session.execute(update(SettlementRun).where(SettlementRun.id == draft.id).values(status="confirmed"))
+
+    named = f"settlement run {draft.id} (agent:A001 2026-11-01..2026-11-30)"
+    expected = f"{named}: settlement:{draft.id}:commission is posted for 0, the statement says 20000"
+    assert expected in await settlement_problems(rt)
+
+
 async def test_a_marketplace_store_pays_out_its_settled_receivable_net_of_its_fee(rt: Runtime) -> None:
     at_local(2026, 10, 20)
     await given_store_selling(rt, ["C1", "C2", "C3"], price_minor=10_000, fee_rate_bp=500)

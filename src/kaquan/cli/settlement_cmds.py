@@ -56,7 +56,6 @@ def set_rule(
             effective_from=effective,
         )
         async with rt.db.transaction() as session:
-            await settlement.resolve(session, counterparty)
             return settlement.describe(await settlement.set_rule(rt.db, session, counterparty, rule, actor=ACTOR))
 
     console.print_json(data={"counterparty": counterparty, **run(work)})

@@ -128,7 +128,7 @@ def as_xlsx(data: Sheet) -> bytes:
     summary = book.create_sheet("结算单", 0)
     book.remove(book.worksheets[1])
     for label, value in data.heading + data.summary:
-        summary.append([label, value])
+        summary.append([label, _spreadsheet_safe(value)])
     for row in summary.iter_rows(max_col=1):
         row[0].font = Font(bold=True)
     summary.column_dimensions["A"].width = 34
@@ -138,7 +138,7 @@ def as_xlsx(data: Sheet) -> bytes:
     for cell in details[1]:
         cell.font = Font(bold=True)
     for row in data.line_rows:
-        details.append(list(row))
+        details.append([_spreadsheet_safe(cell) for cell in row])
     for column, width in zip("ABCDEFG", (20, 16, 24, 16, 14, 18, 14), strict=True):
         details.column_dimensions[column].width = width
     out = io.BytesIO()

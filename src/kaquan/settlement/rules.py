@@ -24,6 +24,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.money import supported_currencies
 from kaquan.settlement.errors import InvalidRule, NoRule
 from kaquan.settlement.models import CYCLES, SettlementCounterparty, SettlementRule
+from kaquan.settlement.parties import resolve
 
 BASIS_POINTS = 10_000
 MAX_AMOUNT_MINOR = 10**15
@@ -135,18 +136,21 @@ def describe(rule: SettlementRule) -> dict[str, object]:
 async def set_rule(
     db: Database, session: AsyncSession, counterparty: str, rule: RuleInput, *, actor: str
 ) -> SettlementRule:
-    """Add a rule version for a counterparty (already resolved by the caller), in force from its date.
+    """Add a rule version for an agent or store, in force from its date.
 
     A second version on the same date replaces nothing: it is refused (versions are never updated).
     """
+    party = await resolve(session, counterparty)
     check_rule(rule)
-    party = await counterparty_row(db, session, counterparty)
+    if party.currency is not None and party.currency != rule.currency:
+        raise InvalidRule(f"{counterparty} trades in {party.currency}, not {rule.currency}", field="currency")
+    party_row = await counterparty_row(db, session, counterparty)
     today = clock.now().astimezone(ZoneInfo(rule.time_zone)).date()
     effective = rule.effective_from or today
-    before = await _latest(session, party.id, date.max)
+    before = await _latest(session, party_row.id, date.max)
     exists = await session.execute(
         select(SettlementRule.id).where(
-            SettlementRule.counterparty_id == party.id, SettlementRule.effective_from == effective
+            SettlementRule.counterparty_id == party_row.id, SettlementRule.effective_from == effective
         )
     )
     if exists.first() is not None:
@@ -155,7 +159,7 @@ async def set_rule(
             field="effective_from",
         )
     row = SettlementRule(
-        counterparty_id=party.id,
+        counterparty_id=party_row.id,
         effective_from=effective,
         currency=rule.currency,
         fee_rate_bp=rule.fee_rate_bp,

@@ -204,7 +204,7 @@ async def compute(
     minimum = max(terms.minimum_payout_minor, 1)
     if party.kind == "agent":
         # The commission is paid into the agent's deposit; below the minimum it waits for the next run.
-        due = figures.commission + terms.carried_in
+        due = figures.payable = figures.commission + terms.carried_in
         figures.commission_posted = due if due >= minimum else 0
         figures.carried_out = due - figures.commission_posted
         figures.commissions += figures.commission_posted

@@ -26,7 +26,6 @@ async def rules(rt: RuntimeDep, admin: FinanceRead, counterparty: str) -> list[R
 @router.post("/rules/{counterparty}", status_code=201)
 async def set_rule(rt: RuntimeDep, admin: FinanceWrite, counterparty: str, body: RuleIn) -> RuleOut:
     async with rt.db.transaction() as session:
-        await settlement.resolve(session, counterparty)
         rule = await settlement.set_rule(rt.db, session, counterparty, body.as_input(), actor=admin.actor)
         return RuleOut.of(counterparty, rule)
 
