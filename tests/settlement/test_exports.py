@@ -9,6 +9,7 @@ from openpyxl import load_workbook
 from tests.support.settlement import TIERS, agent_buys, at_local, confirm, given_rule, given_selling_agent, run
 
 from kaquan import settlement
+from kaquan.channels import agents
 from kaquan.runtime import Runtime
 
 
@@ -91,3 +92,25 @@ async def test_an_unknown_format_is_refused(
     answer = await client.get(f"/admin/api/settlement/runs/{statement.id}/export?format=doc", headers=admin_headers)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_format"
+
+
+async def test_a_reference_that_looks_like_a_formula_stays_text_in_csv_and_xlsx(
+    rt: Runtime, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    at_local(2026, 10, 20)
+    agent, _ = await given_selling_agent(rt)
+    await given_rule(rt, "agent:A001")
+    at_local(2026, 11, 10)
+    async with rt.db.transaction() as session:
+        await agents.top_up(rt.db, session, agent.id, 5_000, reference='=HYPERLINK("http://x.test")', actor="test")
+    at_local(2026, 12, 2)
+    draft = await run(rt, "agent:A001", "2026-11-01..2026-11-30")
+
+    rows = list(
+        csv.reader(io.StringIO((await _export(client, admin_headers, draft.id, "csv")).content.decode("utf-8-sig")))
+    )
+    book = load_workbook(io.BytesIO((await _export(client, admin_headers, draft.id, "xlsx")).content))
+
+    assert any(row[2] == '\'=HYPERLINK("http://x.test")' for row in rows if len(row) > 2)
+    cell = book["明细"]["C2"]
+    assert (cell.data_type, cell.value) == ("s", '\'=HYPERLINK("http://x.test")')

@@ -87,11 +87,13 @@ def sheet(run: SettlementRun, lines: list[SettlementLine], zone: str) -> Sheet:
     summary += [
         (label, str(figures[key]) if key == "tier_rate_bp" else money(figures[key], cur)) for key, label in DETAILS
     ]
+    # A top-up's reference is stored as `<agent>:<reference>`; the statement shows what finance entered.
+    own_prefix = run.counterparty.removeprefix("agent:") + ":" if run.counterparty.startswith("agent:") else None
     rows = [
         (
             _local(line.at, zone),
             KINDS.get(line.kind, line.kind),
-            line.order_no or line.reference,
+            line.order_no or (line.reference.removeprefix(own_prefix) if own_prefix else line.reference),
             money(line.gross_minor, cur) if line.kind in ("order", "refund") else "",
             money(line.fee_minor, cur) if line.fee_minor else "",
             money(line.amount_minor, cur),
