@@ -17,6 +17,7 @@ from tests.support.settlement import (
 )
 
 from kaquan import ledger, settlement
+from kaquan.channels import marketplace_refunds
 from kaquan.runtime import Runtime
 from kaquan.settlement.models import SettlementRun
 
@@ -105,24 +106,28 @@ async def test_the_check_names_a_statement_marked_confirmed_whose_commission_was
     assert expected in await settlement_problems(rt)
 
 
-async def test_a_marketplace_store_pays_out_its_settled_receivable_net_of_its_fee(rt: Runtime) -> None:
+async def test_a_marketplace_store_pays_out_its_settled_receivable_net_of_its_fee_and_refunds(rt: Runtime) -> None:
     at_local(2026, 10, 20)
     await given_store_selling(rt, ["C1", "C2", "C3"], price_minor=10_000, fee_rate_bp=500)
     await given_rule(rt, "marketplace:tmall", minimum_payout_minor=1)
     at_local(2026, 11, 10)
     sku_code = await _store_sku(rt)
-    await import_file(rt, order_file(f"TM-1,{sku_code},2", f"TM-2,{sku_code},1"))
+    delivered = await import_file(rt, order_file(f"TM-1,{sku_code},2", f"TM-2,{sku_code},1"))
+    at_local(2026, 11, 12)
+    async with rt.db.transaction() as session:
+        await marketplace_refunds.refund_order(rt.db, session, delivered[1].order_id, reason="buyer", actor="test")
     at_local(2026, 12, 2)
 
     draft = await run(rt, "marketplace:tmall", "2026-11-01..2026-11-30")
     figures = settlement.figures_of(draft.figures)
-    assert (figures.sales, figures.fees) == (30_000, -1_500)
-    assert figures.payable == 28_500
+    assert (figures.sales, figures.refunds, figures.fees) == (30_000, -10_000, -1_500 + 500)
+    assert figures.net_settled == 20_000
+    assert figures.payable == 30_000 - 1_500 - (10_000 - 500)
     await confirm(rt, draft.id)
 
     assert await account_balance(rt, "receivable:marketplace:tmall:CNY") == 0
-    assert await account_balance(rt, "bank:CNY") == 28_500
-    assert settlement.figures_of(draft.figures).closing == 0
+    assert await account_balance(rt, "bank:CNY") == 19_000
+    assert figures.closing == 0
     assert await settlement_problems(rt) == []
 
 
