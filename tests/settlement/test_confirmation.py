@@ -18,7 +18,7 @@ from tests.support.settlement import (
 )
 
 from kaquan import ledger, settlement
-from kaquan.channels import marketplace_refunds
+from kaquan.channels.marketplace import refunds as marketplace_refunds
 from kaquan.runtime import Runtime
 from kaquan.settlement.models import SettlementRun
 

@@ -8,8 +8,9 @@ from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes
 
 from kaquan import settlement
-from kaquan.channels import agents, ordering, refunds
-from kaquan.inventory.delivery import Viewer
+from kaquan.channels import agents
+from kaquan.channels.agents import ordering, refunds
+from kaquan.inventory import Viewer
 from kaquan.kit import clock
 from kaquan.runtime import Runtime
 

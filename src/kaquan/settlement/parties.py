@@ -29,7 +29,7 @@ class Party:
 
     def balance_account(self, currency: str) -> str:
         if self.kind == "agent":
-            return agents.account_code(self.code.removeprefix("agent:"))
+            return self.code  # the deposit account is named like the counterparty (docs/channels.md)
         return f"receivable:{self.order_channel}:{currency}"
 
     def fees_account(self, currency: str) -> str:
