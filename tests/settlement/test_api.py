@@ -108,7 +108,7 @@ async def test_an_agent_lists_and_downloads_its_own_statements_and_never_another
     csv = await _sent(rt, agent.key_id, agent.secret, f"/statements/{draft.id}/csv")
 
     assert listed.status_code == 200, listed.text
-    assert [s["id"] for s in listed.json()] == [draft.id]  # confirmed ones only
+    assert [s["id"] for s in listed.json()["statements"]] == [draft.id]  # confirmed ones only
     assert one.json()["figures"]["commission_posted"] == 10_000
     assert [line["order_no"] for line in one.json()["lines"] if line["kind"] == "order"] == [number]
     assert csv.headers["content-type"].startswith("text/csv")
@@ -117,7 +117,7 @@ async def test_an_agent_lists_and_downloads_its_own_statements_and_never_another
     the_error(await _sent(rt, other.key_id, other.secret, f"/statements/{draft.id}"), 404, "statement_not_found")
     the_error(await _sent(rt, other.key_id, other.secret, f"/statements/{draft.id}/csv"), 404, "statement_not_found")
     the_error(await _sent(rt, agent.key_id, agent.secret, f"/statements/{unconfirmed.id}"), 404, "statement_not_found")
-    assert (await _sent(rt, other.key_id, other.secret, "/statements")).json() == []
+    assert (await _sent(rt, other.key_id, other.secret, "/statements")).json() == {"statements": []}
     unsigned = await httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt=rt))).get(
         "http://shop.test/open/v1/statements"
     )

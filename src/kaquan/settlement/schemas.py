@@ -144,3 +144,9 @@ class CheckOut(BaseModel):
     runs: int
     ok: bool
     problems: list[str]
+
+
+class StatementsPage(BaseModel):
+    """An agent's confirmed statements, newest first."""
+
+    statements: list[RunOut]

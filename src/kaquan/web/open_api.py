@@ -19,7 +19,7 @@ from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
-from kaquan.settlement.schemas import RunOut
+from kaquan.settlement.schemas import RunOut, StatementsPage
 from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
 
@@ -299,11 +299,11 @@ def _counterparty(caller: AgentCaller) -> str:
 @router.get("/statements", responses=READ_ERRORS)
 async def statements(
     rt: RuntimeDep, caller: Caller, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
-) -> list[RunOut]:
+) -> StatementsPage:
     """Your confirmed settlement statements (结算单), newest first, without their lines."""
     async with rt.db.read() as session:
         found = await settlement.list_runs(session, counterparty=_counterparty(caller), status="confirmed", limit=limit)
-    return [RunOut.of(run) for run in found]
+    return StatementsPage(statements=[RunOut.of(run) for run in found])
 
 
 @router.get("/statements/{statement_id}", responses=READ_ERRORS)
@@ -311,7 +311,10 @@ async def statement(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> RunO
     """One of your confirmed statements with its lines; another agent's is 404 statement_not_found."""
     async with rt.db.read() as session:
         run = await settlement.statement_of(session, _counterparty(caller), statement_id)
-        return RunOut.of(run, await settlement.lines_of(session, run.id))
+        shown = RunOut.of(run, await settlement.lines_of(session, run.id))
+    for line in shown.lines or []:  # references as the agent knows them, as on GET /open/v1/ledger
+        line.reference = booking.as_agent_sees_it(caller.agent, line.kind, line.reference).reference
+    return shown
 
 
 CSV_FILE: dict[int | str, dict[str, Any]] = {
