@@ -130,8 +130,11 @@ async def settled_balance(session: AsyncSession, account_id: int, at: datetime, 
 
 async def _lines(session: AsyncSession, party: Party, account_id: int, terms: Terms) -> list[Line]:
     since = min(terms.settled_from, terms.start)
-    entries = [e for e in await all_entries(session, account_id, since=since, until=terms.end)]
-    entries = [e for e in entries if e.kind not in SETTLEMENT_KINDS]
+    entries = [
+        e
+        for e in await all_entries(session, account_id, since=since, until=terms.end)
+        if e.kind not in SETTLEMENT_KINDS
+    ]
     refs = {kind: [e.reference or "" for e in entries if e.kind == kind] for kind in ("order", "refund")}
     transfers = {kind: await ledger.posted(session, kind, refs[kind]) for kind in refs}
     fees_code = party.fees_account(terms.currency)
