@@ -16,5 +16,6 @@ from kaquan.notifications import models as _notifications  # noqa: F401
 from kaquan.orders import models as _orders  # noqa: F401
 from kaquan.payments import models as _payments  # noqa: F401
 from kaquan.redemption import models as _redemption  # noqa: F401
+from kaquan.settlement import models as _settlement  # noqa: F401
 
 metadata = Base.metadata

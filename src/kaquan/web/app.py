@@ -37,6 +37,7 @@ from kaquan.web import (
     redeem_api,
     refunds_api,
     security,
+    settlement_api,
     shop,
     shop_api,
     warehouses_api,
@@ -62,6 +63,7 @@ ROUTERS = (
     warehouses_api.router,
     flash_admin_api.router,
     refunds_api.router,
+    settlement_api.router,
     console.router,
 )
 
