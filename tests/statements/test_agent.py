@@ -33,7 +33,10 @@ def test_delivered_and_refunded_orders_read_with_both_order_numbers() -> None:
 
 
 def test_columns_in_another_order_with_extras_read_the_same() -> None:
-    text = "status,note,created_at,amount,quantity,sku,order_no,out_order_no\ndelivered,x,2026-12-05 09:15:02,9.9,1,S,K1,A1\n"
+    text = (
+        "status,note,created_at,amount,quantity,sku,order_no,out_order_no\n"
+        "delivered,x,2026-12-05 09:15:02,9.9,1,S,K1,A1\n"
+    )
     [line] = read_all(open_statement("agent", stream(text.encode())))
     assert (line.merchant_ref, line.counterparty_ref, line.amount_minor) == ("A1", "K1", 990)
 

@@ -6,9 +6,9 @@ from tests.support.statements import WECHAT_ALL, read_all, stream, wechat_bill, 
 from kaquan.statements import StatementRejected, open_statement
 
 
-def rejected(kind: str, data: bytes, **options: str) -> StatementRejected:
+def rejected(kind: str, data: bytes, *, account: str | None = None) -> StatementRejected:
     with pytest.raises(StatementRejected) as caught:
-        read_all(open_statement(kind, stream(data), **options))
+        read_all(open_statement(kind, stream(data), account=account))
     return caught.value
 
 

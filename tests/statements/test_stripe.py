@@ -76,7 +76,10 @@ def test_a_zero_decimal_amount_printed_with_zero_cents_is_still_whole_yen() -> N
 
 
 def test_yen_with_real_cents_is_rejected() -> None:
-    export = "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC)\ntxn_1,charge,ch_1,1000.50,0,1000.50,jpy,2026-12-05 08:30\n"
+    export = (
+        "id,Type,Source,Amount,Fee,Net,Currency,Created (UTC)\n"
+        "txn_1,charge,ch_1,1000.50,0,1000.50,jpy,2026-12-05 08:30\n"
+    )
     with pytest.raises(StatementRejected) as caught:
         read_all(open_statement("stripe", stream(export.encode())))
     assert caught.value.details == {"line": 2, "column": "Amount"}
