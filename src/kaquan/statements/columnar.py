@@ -27,6 +27,7 @@ TAIL_BYTES: Final = 64 << 10  # what may follow a table (summary rows): a few li
 _AMOUNT: Final = r"^-?[0-9]+(\.[0-9]{1,2})?$"
 _LOCAL_TIME: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 _EXTRA: Final = "\x00extra"  # a column past the header's last: a row with more cells fills it
+_FIRST: Final = "\x00first"  # the first cell of a row: the summary's first name ends the table
 _LAST: Final = "\x00last"  # the header's last column: a row with fewer cells leaves it empty
 _LINE: Final = "\x00line"
 
@@ -47,11 +48,10 @@ class Tail:
 
 
 class Table:
-    """The rows of a CSV table after its header line, in chunks, up to the line `stop` recognises.
+    """The rows of a CSV table after its header line, in chunks, up to the row whose first cell is `stop_cell`.
 
-    `stop(block)` returns the offset of the first line after the table in a
-    block of whole lines, or -1. What follows that line (at most TAIL_BYTES)
-    is read whole and decoded into `tail`; `tail` is None when the file ends
+    That row and what follows it (at most TAIL_BYTES: a summary) are read
+    whole and decoded into `tail`; `tail` stays None when the file ends
     without it, which is a truncated file for a format that has one.
     """
 
@@ -63,19 +63,20 @@ class Table:
         decoder: BlockDecoder,
         *,
         first_line: int,
-        stop: Callable[[bytes], int],
+        stop_cell: str,
     ) -> None:
         self._stream = stream
         # positions, not names, in the schema: a header may repeat a name; only the columns read are parsed
         self._schema = {f"\x00{i}": pl.String for i in range(width + 1)}
         self._width = width
-        wanted = {index: name for name, index in columns.items()} | {width - 1: _LAST, width: _EXTRA}
+        wanted = {index: name for name, index in columns.items()} | {0: _FIRST, width - 1: _LAST, width: _EXTRA}
         self._projection = sorted(wanted)
         self._names = {f"\x00{index}": name for index, name in wanted.items()}
-        self._repeated = {name: _LAST for name, index in columns.items() if index == width - 1}
+        self._copies = {name: wanted[index] for name, index in columns.items() if wanted[index] != name}
         self._decoder = decoder
         self._line = first_line
-        self._stop = stop
+        self._stop_cell = stop_cell
+        self._stop_bytes = stop_cell.encode(decoder.codec)
         self.tail: Tail | None = None
         self.last_line = first_line
 
@@ -86,7 +87,7 @@ class Table:
             block = stream.read(CHUNK_BYTES)
             if block:
                 block = rest + block
-                cut = _cut(block)
+                cut = _cut(block, quoted=b'"' in block)
                 if cut == 0:
                     if len(block) > CHUNK_BYTES + MAX_LINE_BYTES:
                         raise StatementRejected("a line is longer than any statement row", line=self._line)
@@ -97,26 +98,31 @@ class Table:
                 block, rest = rest, b""
                 if not block:
                     return
-            end = self._stop(block)
-            if end >= 0:
-                self._read_tail(block[end:] + rest, self._line + block.count(b"\n", 0, end))
-                block = block[:end]
-            newlines = block.count(b"\n")
-            if block:
-                yield self._frame(block, newlines)
-            self._line += newlines
-            self.last_line = self._line - (1 if block.endswith(b"\n") else 0)
-            if end >= 0:
+            chunk, lines_read = self._frame(block, quoted=b'"' in block)
+            stops = chunk.frame[_FIRST] == self._stop_cell
+            if stops.any():
+                row = int(stops.arg_max() or 0)
+                self._read_tail(block, rest, int(chunk.lines[row]))
+                if row:
+                    yield Chunk(chunk.frame.head(row), chunk.lines.head(row))
                 return
+            if chunk.frame.height:
+                yield chunk
+            self._line += lines_read
+            self.last_line = self._line - (1 if block.endswith(b"\n") else 0)
 
-    def _read_tail(self, tail: bytes, line: int) -> None:
-        tail += self._stream.read(TAIL_BYTES)
+    def _read_tail(self, block: bytes, rest: bytes, line: int) -> None:
+        start = 0 if block.startswith(self._stop_bytes) else block.find(b"\n" + self._stop_bytes) + 1
+        if start == 0 and not block.startswith(self._stop_bytes):  # the cell was quoted: not the summary
+            raise StatementRejected(f"a row starts with {self._stop_cell} but is not the summary", line=line)
+        tail = block[start:] + rest + self._stream.read(TAIL_BYTES)
         if self._stream.read(1):
             raise StatementRejected("the file goes on long after its table ends", line=line)
         text = self._decoder(tail, line)
         self.tail = Tail([(line + i, row) for i, row in enumerate(io.StringIO(text, newline=""))])
 
-    def _frame(self, block: bytes, newlines: int) -> Chunk:
+    def _frame(self, block: bytes, *, quoted: bool) -> tuple[Chunk, int]:
+        """The block's rows, and how many physical lines it holds."""
         first_line = self._line
         decoder = self._decoder
         # polars checks UTF-8 itself; the decoder is asked only to name the line of a failure
@@ -135,23 +141,29 @@ class Table:
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
             _explain(decoder(block, first_line), first_line, self._width)
             raise
-        if frame.height == newlines + (0 if data.endswith(b"\n") else 1):
+        unterminated = 0 if data.endswith(b"\n") else 1
+        if not quoted:  # no quoted cell, so no line break inside one: a row per line, blank ones included
+            lines_read = frame.height - unterminated
             lines = pl.int_range(first_line, first_line + frame.height, eager=True, dtype=pl.Int64)
-        else:  # a quoted cell holds a newline: number the records as a CSV reader does
-            lines = pl.Series(_record_lines(data.decode(), first_line), dtype=pl.Int64)
+        else:
+            lines_read = data.count(b"\n")
+            if frame.height == lines_read + unterminated:
+                lines = pl.int_range(first_line, first_line + frame.height, eager=True, dtype=pl.Int64)
+            else:  # a quoted cell holds a line break: number the records as a CSV reader does
+                lines = pl.Series(_record_lines(data.decode(), first_line), dtype=pl.Int64)
         frame = frame.rename(self._names).with_columns(lines.alias(_LINE))
         blank = pl.all_horizontal(pl.exclude(_LINE).is_null())
         if frame.select(blank.any()).item():
             frame = frame.filter(~blank)
-        for name, same in self._repeated.items():
-            frame = frame.with_columns(pl.col(same).alias(name))
-        return Chunk(frame.drop(_LINE), frame[_LINE])
+        if self._copies:
+            frame = frame.with_columns(pl.col(source).alias(name) for name, source in self._copies.items())
+        return Chunk(frame.drop(_LINE), frame[_LINE]), lines_read
 
 
-def _cut(block: bytes) -> int:
+def _cut(block: bytes, *, quoted: bool) -> int:
     """Where to end a chunk: after its last newline outside quotes (a quoted cell may hold a newline)."""
     cut = block.rfind(b"\n") + 1
-    while cut and b'"' in block and block.count(b'"', 0, cut) % 2:
+    while cut and quoted and block.count(b'"', 0, cut) % 2:
         cut = block.rfind(b"\n", 0, cut - 1) + 1
     return cut
 
@@ -264,24 +276,12 @@ class LocalTimes:
         self._offset = offset
         self._known: dict[str, datetime] = {}
 
-    def __call__(self, texts: list[str]) -> list[datetime]:
+    def __call__(self, values: pl.Series) -> list[datetime]:
         known = self._known
         if len(known) > 200_000:
             known.clear()
         offset = self._offset
-        for text in set(texts).difference(known):
-            known[text] = (datetime.fromisoformat(text) - offset).replace(tzinfo=UTC)
-        return list(map(known.__getitem__, texts))
-
-
-def line_starting(prefix: bytes) -> Callable[[bytes], int]:
-    """A `stop` for `Table`: the offset of the first line starting with `prefix`, or -1."""
-    marker = b"\n" + prefix
-
-    def stop(block: bytes) -> int:
-        if block.startswith(prefix):
-            return 0
-        found = block.find(marker)
-        return found + 1 if found >= 0 else -1
-
-    return stop
+        for text in values.unique().to_list():
+            if text not in known:
+                known[text] = (datetime.fromisoformat(text) - offset).replace(tzinfo=UTC)
+        return list(map(known.__getitem__, values.to_list()))

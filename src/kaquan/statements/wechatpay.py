@@ -59,7 +59,7 @@ class WeChatPayBill:
             self._columns.width,
             decoder,
             first_line=line + 1,
-            stop=columnar.line_starting(SUMMARY_FIRST.encode()),
+            stop_cell=SUMMARY_FIRST,
         )
         self._chunks = iter(self._table)
         self._first = next(self._chunks, None)
@@ -90,18 +90,25 @@ class WeChatPayBill:
             yield pending[start : start + size]
 
     def _lines(self, chunk: Chunk, sums: "_Sums", times: LocalTimes) -> list[StatementLine]:
-        cells = chunk.frame.select(columnar.unticked(chunk.frame[name]) for name in self._used)
+        raw = chunk.frame
+        amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
+        # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
+        zero = {name for name in amount_names if ((raw[name] == "`0.00") | (raw[name] == "0.00")).all()}
+        skipped = zero | {"商户号"}
+        cells = raw.select(columnar.unticked(raw[name]) for name in self._used if name not in skipped)
         state = cells["交易状态"]
         refund = state == "REFUND"
         has_refunds = bool(refund.any())
-        amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
-        zero = {name for name in amount_names if (cells[name] == "0.00").all()}
         checks: list[columnar.Check] = [columnar.width_check(chunk)]
         checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero)
         account = self.header.account
-        merchant = cells["商户号"]
+        merchant = raw["商户号"]
         checks.append(
-            ("商户号", merchant != account, lambda row: f"the row is for merchant {merchant[row]!r}, not {account!r}")
+            (
+                "商户号",
+                (merchant != "`" + account) & (merchant != account),
+                lambda row: f"the row is for merchant {merchant[row].removeprefix('`')!r}, not {account!r}",
+            )
         )
         checks.append(("交易状态", ~state.is_in(STATES), lambda row: f"unknown 交易状态 {state[row]!r}"))
         checks.append(time_check("交易时间", cells["交易时间"]))
@@ -144,7 +151,10 @@ class WeChatPayBill:
                 counterparty_ref=pl.when(is_refund).then(refund_id).otherwise("微信订单号"),
                 refund_ref=pl.when(is_refund).then("商户退款单号").otherwise(pl.lit("")),
             )
-            identity, at, counterparty_ref, refund_ref = (text.to_series(i).to_list() for i in range(4))
+            identity, counterparty_ref, refund_ref = (
+                text[name].to_list() for name in ("identity", "counterparty_ref", "refund_ref")
+            )
+            at = text["at"]
             money = pl.select(
                 pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]).alias("amount"),
                 pl.when(refund).then(amounts["手续费"].abs()).otherwise(amounts["手续费"]).alias("fee"),
@@ -154,7 +164,7 @@ class WeChatPayBill:
             status = list(map(_STATUS.__getitem__, is_refund_list))
         else:
             identity = ("pay:" + txn).to_list()
-            at = cells["交易时间"].to_list()
+            at = cells["交易时间"]
             counterparty_ref = txn.to_list()
             refund_ref = [""] * count
             money = amounts.select("应结订单金额", "手续费")
