@@ -223,3 +223,9 @@ def test_a_bill_longer_than_one_chunk_reads_every_row_with_its_line(tmp_path: Pa
     assert len(lines) == 40_000
     assert [line.line_no for line in lines] == list(range(2, 40_002))
     assert sum(line.kind == "refund" for line in lines) == 40_000 // 7
+
+
+def test_an_empty_cell_without_its_backtick_reads_as_empty_text() -> None:
+    data = wechat_bill([wechat_payment(1)]).replace("`京东E卡 100元".encode(), b"")
+    [line] = read_all(open_statement("wechatpay", stream(data)))
+    assert line.description == ""

@@ -26,9 +26,10 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="read this bill instead of writing one")
     options = parser.parse_args()
 
-    from tests.support.statements import write_wechat_bill  # noqa: PLC0415 - after the thread limit is set
+    # imported here, after POLARS_MAX_THREADS is set
+    from tests.support.statements import write_wechat_bill
 
-    from kaquan.statements import open_statement  # noqa: PLC0415
+    from kaquan.statements import open_statement
 
     with tempfile.TemporaryDirectory() as folder:
         path = options.file or Path(folder) / "bill.csv"

@@ -48,7 +48,7 @@ class Tail:
 
 
 class Table:
-    """The rows of a CSV table after its header line, in chunks, up to the row whose first cell is `stop_cell`.
+    """The rows of a CSV table after its header line, in chunks, up to the first row starting with `stop_prefix`.
 
     That row and what follows it (at most TAIL_BYTES: a summary) are read
     whole and decoded into `tail`; `tail` stays None when the file ends
@@ -63,7 +63,7 @@ class Table:
         decoder: BlockDecoder,
         *,
         first_line: int,
-        stop_cell: str,
+        stop_prefix: str,
     ) -> None:
         self._stream = stream
         # positions, not names, in the schema: a header may repeat a name; only the columns read are parsed
@@ -75,8 +75,8 @@ class Table:
         self._copies = {name: wanted[index] for name, index in columns.items() if wanted[index] != name}
         self._decoder = decoder
         self._line = first_line
-        self._stop_cell = stop_cell
-        self._stop_bytes = stop_cell.encode(decoder.codec)
+        self._stop_prefix = stop_prefix
+        self._stop_bytes = stop_prefix.encode(decoder.codec)
         self.tail: Tail | None = None
         self.last_line = first_line
 
@@ -99,7 +99,7 @@ class Table:
                 if not block:
                     return
             chunk, lines_read = self._frame(block, quoted=b'"' in block)
-            stops = chunk.frame[_FIRST] == self._stop_cell
+            stops = chunk.frame[_FIRST].str.starts_with(self._stop_prefix)
             if stops.any():
                 row = int(stops.arg_max() or 0)
                 self._read_tail(block, rest, int(chunk.lines[row]))
@@ -113,8 +113,8 @@ class Table:
 
     def _read_tail(self, block: bytes, rest: bytes, line: int) -> None:
         start = 0 if block.startswith(self._stop_bytes) else block.find(b"\n" + self._stop_bytes) + 1
-        if start == 0 and not block.startswith(self._stop_bytes):  # the cell was quoted: not the summary
-            raise StatementRejected(f"a row starts with {self._stop_cell} but is not the summary", line=line)
+        if start == 0 and not block.startswith(self._stop_bytes):  # the cell was quoted: not the table's end
+            raise StatementRejected(f"a quoted row starts with {self._stop_prefix}", line=line)
         tail = block[start:] + rest + self._stream.read(TAIL_BYTES)
         if self._stream.read(1):
             raise StatementRejected("the file goes on long after its table ends", line=line)
@@ -222,13 +222,18 @@ def first_failure(chunk: Chunk, checks: Sequence[Check]) -> None:
         raise StatementRejected(message(row), line=int(chunk.lines[row]), column=column)
 
 
-def width_check(chunk: Chunk) -> Check:
+def width_check(chunk: Chunk, *, last_may_be_empty: bool = False) -> Check:
+    """Rows with more cells than the header, and with fewer where the last cell is never empty.
+
+    polars reads an empty cell and a missing one alike (null): where the last
+    column may be empty (Alipay's 备注), a short row is caught instead by the
+    required cells it lacks (their checks fail on null).
+    """
     frame = chunk.frame
-    return (
-        None,
-        frame[_EXTRA].is_not_null() | frame[_LAST].is_null(),
-        lambda row: "the row has more or fewer columns than the header (a truncated or broken row)",
-    )
+    failed = frame[_EXTRA].is_not_null()
+    if not last_may_be_empty:
+        failed = failed | frame[_LAST].is_null()
+    return None, failed, lambda row: "the row has more or fewer columns than the header (a truncated or broken row)"
 
 
 def amount_check(column: str, values: pl.Series) -> Check:

@@ -59,7 +59,7 @@ class WeChatPayBill:
             self._columns.width,
             decoder,
             first_line=line + 1,
-            stop_cell=SUMMARY_FIRST,
+            stop_prefix=SUMMARY_FIRST,
         )
         self._chunks = iter(self._table)
         self._first = next(self._chunks, None)
@@ -95,14 +95,14 @@ class WeChatPayBill:
         # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
         zero = {name for name in amount_names if ((raw[name] == "`0.00") | (raw[name] == "0.00")).all()}
         skipped = zero | {"商户号"}
-        cells = raw.select(columnar.unticked(raw[name]) for name in self._used if name not in skipped)
+        cells = raw.select(columnar.unticked(raw[name]).fill_null("") for name in self._used if name not in skipped)
         state = cells["交易状态"]
         refund = state == "REFUND"
         has_refunds = bool(refund.any())
         checks: list[columnar.Check] = [columnar.width_check(chunk)]
         checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero)
         account = self.header.account
-        merchant = raw["商户号"]
+        merchant = raw["商户号"].fill_null("")
         checks.append(
             (
                 "商户号",
