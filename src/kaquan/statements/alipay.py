@@ -20,7 +20,7 @@ from typing import IO, Final
 import polars as pl
 
 from kaquan.statements import columnar
-from kaquan.statements.columnar import Chunk, LocalTimes, Table, amount_check, fen, first_failure, time_check
+from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import LineKind, StatementHeader, StatementLine, StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, is_zip, seekable, yuan
 
@@ -84,7 +84,7 @@ class AlipayDetail:
             raise RuntimeError("a statement is read once")
         self._read = True
         sums = {"交易": [0, 0, 0], "退款": [0, 0, 0]}  # rows, 商家实收, 服务费
-        times = LocalTimes(BEIJING_OFFSET)
+        times = TimeColumn(BEIJING_OFFSET)
         pending: list[StatementLine] = []
         for chunk in self._table:
             pending.extend(self._lines(chunk, sums, times))
@@ -95,7 +95,7 @@ class AlipayDetail:
         for start in range(0, len(pending), size):
             yield pending[start : start + size]
 
-    def _lines(self, chunk: Chunk, sums: dict[str, list[int]], times: LocalTimes) -> list[StatementLine]:
+    def _lines(self, chunk: Chunk, sums: dict[str, list[int]], times: TimeColumn) -> list[StatementLine]:
         cells = chunk.frame.select(chunk.frame[name].str.strip_chars().fill_null("") for name in self._used)
         business = cells["业务类型"]
         refund = business == "退款"

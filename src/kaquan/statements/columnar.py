@@ -274,7 +274,7 @@ def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
             gc.enable()
 
 
-class LocalTimes:
+class TimeColumn:
     """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes, each distinct second converted once."""
 
     def __init__(self, offset: timedelta) -> None:

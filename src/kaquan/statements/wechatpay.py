@@ -18,7 +18,7 @@ from typing import IO, Final
 import polars as pl
 
 from kaquan.statements import columnar
-from kaquan.statements.columnar import Chunk, LocalTimes, Table, amount_check, fen, first_failure, time_check
+from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import StatementHeader, StatementLine, StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, ungzipped, yuan
 
@@ -76,7 +76,7 @@ class WeChatPayBill:
             raise RuntimeError("a statement is read once")
         self._read = True
         sums = _Sums([name for name in SUMMED.values() if name in self._columns])
-        times = LocalTimes(_BEIJING_OFFSET)
+        times = TimeColumn(_BEIJING_OFFSET)
         pending: list[StatementLine] = []
         chunk = self._first
         while chunk is not None:
@@ -89,7 +89,7 @@ class WeChatPayBill:
         for start in range(0, len(pending), size):
             yield pending[start : start + size]
 
-    def _lines(self, chunk: Chunk, sums: "_Sums", times: LocalTimes) -> list[StatementLine]:
+    def _lines(self, chunk: Chunk, sums: "_Sums", times: TimeColumn) -> list[StatementLine]:
         raw = chunk.frame
         amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
         # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
