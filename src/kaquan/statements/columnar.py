@@ -78,7 +78,7 @@ class Table:
         self._stop_prefix = stop_prefix
         self._stop_bytes = stop_prefix.encode(decoder.codec)
         self.tail: Tail | None = None
-        self.last_line = first_line
+        self.last_line = first_line - 1  # the last line read so far: the header's until a chunk is read
 
     def __iter__(self) -> Iterator[Chunk]:
         stream = self._stream
