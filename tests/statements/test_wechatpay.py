@@ -229,3 +229,16 @@ def test_an_empty_cell_without_its_backtick_reads_as_empty_text() -> None:
     data = wechat_bill([wechat_payment(1)]).replace("`京东E卡 100元".encode(), b"")
     [line] = read_all(open_statement("wechatpay", stream(data)))
     assert line.description == ""
+
+
+def test_a_coupon_makes_the_order_amount_differ_from_the_settled_one_and_both_are_checked() -> None:
+    coupon = wechat_payment(1, fen=9_000) | {"订单金额": "100.00", "代金券金额": "10.00"}
+    lines = read_all(open_statement("wechatpay", stream(wechat_bill([coupon, wechat_payment(2)]))))
+    assert [line.amount_minor for line in lines] == [9_000, 1990]
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(wechat_bill([coupon], summary={"订单总金额": "90.00"}))))
+    assert caught.value.details == {"line": 4, "column": "订单总金额"}
+    bad = coupon | {"订单金额": "1OO.00"}
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(wechat_bill([bad]))))
+    assert caught.value.details == {"line": 2, "column": "订单金额"}

@@ -152,9 +152,8 @@ class Table:
             else:  # a quoted cell holds a line break: number the records as a CSV reader does
                 lines = pl.Series(_record_lines(data.decode(), first_line), dtype=pl.Int64)
         frame = frame.rename(self._names).with_columns(lines.alias(_LINE))
-        blank = pl.all_horizontal(pl.exclude(_LINE).is_null())
-        if frame.select(blank.any()).item():
-            frame = frame.filter(~blank)
+        if frame[_FIRST].null_count():  # a blank line reads as a row of nulls (a null count is free to ask)
+            frame = frame.filter(~pl.all_horizontal(pl.exclude(_LINE).is_null()))
         if self._copies:
             frame = frame.with_columns(pl.col(source).alias(name) for name, source in self._copies.items())
         return Chunk(frame.drop(_LINE), frame[_LINE]), lines_read
@@ -275,18 +274,21 @@ def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
 
 
 class TimeColumn:
-    """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes, each distinct second converted once."""
+    """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes.
+
+    A bill is in time order and a day holds at most 86,400 distinct seconds,
+    each written by many rows in a run: each run's text is parsed once (by
+    polars) and made one Python datetime that every row of the run shares.
+    """
 
     def __init__(self, offset: timedelta) -> None:
         self._offset = offset
-        self._known: dict[str, datetime] = {}
 
     def __call__(self, values: pl.Series) -> list[datetime]:
-        known = self._known
-        if len(known) > 200_000:
-            known.clear()
-        offset = self._offset
-        for text in values.unique().to_list():
-            if text not in known:
-                known[text] = (datetime.fromisoformat(text) - offset).replace(tzinfo=UTC)
-        return list(map(known.__getitem__, values.to_list()))
+        runs = values.rle().struct.unnest()
+        naive = (runs["value"].str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S") - self._offset).to_list()
+        moments: list[datetime] = []
+        extend = moments.extend
+        for moment, length in zip(naive, runs["len"].to_list(), strict=True):
+            extend([moment.replace(tzinfo=UTC)] * length)
+        return moments

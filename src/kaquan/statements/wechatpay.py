@@ -13,6 +13,8 @@ chunks by polars and checked column by column (see `columnar`).
 import csv
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import repeat
+from operator import add
 from typing import IO, Final
 
 import polars as pl
@@ -41,6 +43,8 @@ STATES: Final = ("SUCCESS", "REFUND", "REVOKED")
 _BEIJING_OFFSET: Final = timedelta(hours=8)
 _KIND: Final = ("payment", "refund")  # by "is a refund"
 _STATUS: Final = ("SUCCESS", "REFUND")
+_PREFIX: Final = ("pay:", "refund:")
+_TWINS: Final = {"订单金额": "应结订单金额", "申请退款金额": "退款金额"}
 _OPTIONAL: Final = ("货币种类", "商品名称", "退款成功时间", *REFUND_COLUMNS, *SUMMED.values())
 
 
@@ -94,13 +98,21 @@ class WeChatPayBill:
         amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
         # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
         zero = {name for name in amount_names if ((raw[name] == "`0.00") | (raw[name] == "0.00")).all()}
-        skipped = zero | {"商户号"}
+        # 订单金额 repeats 应结订单金额 and 申请退款金额 repeats 退款金额 unless coupons were used: then reuse them
+        same = {
+            name
+            for name, twin in _TWINS.items()
+            if name in amount_names and name not in zero and twin in raw.columns and (raw[name] == raw[twin]).all()
+        }
+        skipped = zero | same | {"商户号"}
+        if "货币种类" in raw.columns and ((raw["货币种类"] == "`CNY") | (raw["货币种类"] == "CNY")).all():
+            skipped.add("货币种类")
         cells = raw.select(columnar.unticked(raw[name]).fill_null("") for name in self._used if name not in skipped)
         state = cells["交易状态"]
         refund = state == "REFUND"
         has_refunds = bool(refund.any())
         checks: list[columnar.Check] = [columnar.width_check(chunk)]
-        checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero)
+        checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero | same)
         account = self.header.account
         merchant = raw["商户号"].fill_null("")
         checks.append(
@@ -124,7 +136,10 @@ class WeChatPayBill:
         amounts = cells.select(
             pl.repeat(0, cells.height, dtype=pl.Int64, eager=True).alias(name) if name in zero else fen(cells[name])
             for name in amount_names
+            if name not in same
         )
+        if same:
+            amounts = amounts.with_columns(amounts[_TWINS[name]].alias(name) for name in same)
         sums.add(amounts, state)
         moved = state != "REVOKED"
         line_nos = chunk.lines
@@ -144,16 +159,11 @@ class WeChatPayBill:
             if refunded_at is not None:
                 when_at = pl.when(is_refund & (pl.col("退款成功时间") != "")).then("退款成功时间").otherwise(when_at)
             text = cells.select(
-                identity=pl.when(is_refund)
-                .then(pl.lit("refund:") + refund_id)
-                .otherwise(pl.lit("pay:") + pl.col("微信订单号")),
                 at=when_at,
                 counterparty_ref=pl.when(is_refund).then(refund_id).otherwise("微信订单号"),
                 refund_ref=pl.when(is_refund).then("商户退款单号").otherwise(pl.lit("")),
             )
-            identity, counterparty_ref, refund_ref = (
-                text[name].to_list() for name in ("identity", "counterparty_ref", "refund_ref")
-            )
+            counterparty_ref, refund_ref = text["counterparty_ref"].to_list(), text["refund_ref"].to_list()
             at = text["at"]
             money = pl.select(
                 pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]).alias("amount"),
@@ -162,15 +172,16 @@ class WeChatPayBill:
             is_refund_list = refund.to_list()
             kind = list(map(_KIND.__getitem__, is_refund_list))
             status = list(map(_STATUS.__getitem__, is_refund_list))
+            identity = list(map(add, map(_PREFIX.__getitem__, is_refund_list), counterparty_ref))
         else:
-            identity = ("pay:" + txn).to_list()
             at = cells["交易时间"]
             counterparty_ref = txn.to_list()
+            identity = list(map(add, repeat("pay:"), counterparty_ref))
             refund_ref = [""] * count
             money = amounts.select("应结订单金额", "手续费")
             kind, status = ["payment"] * count, ["SUCCESS"] * count
         currency = ["CNY"] * count
-        if "货币种类" in cells.columns and not (cells["货币种类"] == "CNY").all():
+        if "货币种类" in cells.columns:
             currency = cells["货币种类"].replace("", "CNY").to_list()
         subject = cells["商品名称"].to_list() if "商品名称" in cells.columns else [""] * count
         return columnar.statement_lines(
