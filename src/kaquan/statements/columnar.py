@@ -82,27 +82,20 @@ class Table:
 
     def __iter__(self) -> Iterator[Chunk]:
         stream = self._stream
-        rest = b""
-        while True:
-            block = stream.read(CHUNK_BYTES)
-            if block:
-                block = rest + block
-                cut = _cut(block, quoted=b'"' in block)
-                if cut == 0:
-                    if len(block) > CHUNK_BYTES + MAX_LINE_BYTES:
-                        raise StatementRejected("a line is longer than any statement row", line=self._line)
-                    rest = block
-                    continue
-                block, rest = block[:cut], block[cut:]
-            else:
-                block, rest = rest, b""
-                if not block:
-                    return
-            chunk, lines_read = self._frame(block, quoted=b'"' in block)
+        while block := stream.read(CHUNK_BYTES):
+            if not block.endswith(b"\n"):  # finish the last line: one copy of the block, no slicing
+                block += _rest_of_line(stream, self._line)
+            quoted = b'"' in block
+            while quoted and block.count(b'"') % 2:  # a quoted cell holds a line break: read on to its end
+                more = _rest_of_line(stream, self._line)
+                if not more:
+                    break
+                block += more
+            chunk, lines_read = self._frame(block, quoted=quoted)
             stops = chunk.frame[_FIRST].str.starts_with(self._stop_prefix)
             if stops.any():
                 row = int(stops.arg_max() or 0)
-                self._read_tail(block, rest, int(chunk.lines[row]))
+                self._read_tail(block, int(chunk.lines[row]))
                 if row:
                     yield Chunk(chunk.frame.head(row), chunk.lines.head(row))
                 return
@@ -111,11 +104,11 @@ class Table:
             self._line += lines_read
             self.last_line = self._line - (1 if block.endswith(b"\n") else 0)
 
-    def _read_tail(self, block: bytes, rest: bytes, line: int) -> None:
+    def _read_tail(self, block: bytes, line: int) -> None:
         start = 0 if block.startswith(self._stop_bytes) else block.find(b"\n" + self._stop_bytes) + 1
         if start == 0 and not block.startswith(self._stop_bytes):  # the cell was quoted: not the table's end
             raise StatementRejected(f"a quoted row starts with {self._stop_prefix}", line=line)
-        tail = block[start:] + rest + self._stream.read(TAIL_BYTES)
+        tail = block[start:] + self._stream.read(TAIL_BYTES)
         if self._stream.read(1):
             raise StatementRejected("the file goes on long after its table ends", line=line)
         text = self._decoder(tail, line)
@@ -159,12 +152,11 @@ class Table:
         return Chunk(frame.drop(_LINE), frame[_LINE]), lines_read
 
 
-def _cut(block: bytes, *, quoted: bool) -> int:
-    """Where to end a chunk: after its last newline outside quotes (a quoted cell may hold a newline)."""
-    cut = block.rfind(b"\n") + 1
-    while cut and quoted and block.count(b'"', 0, cut) % 2:
-        cut = block.rfind(b"\n", 0, cut - 1) + 1
-    return cut
+def _rest_of_line(stream: IO[bytes], line: int) -> bytes:
+    rest = stream.readline(MAX_LINE_BYTES)
+    if len(rest) == MAX_LINE_BYTES and not rest.endswith(b"\n"):
+        raise StatementRejected("a line is longer than any statement row", line=line)
+    return rest
 
 
 def _record_lines(text: str, first_line: int) -> list[int]:
