@@ -19,7 +19,7 @@ from tests.support.statements import (
 
 from kaquan.payments.wechatpay import protocol
 from kaquan.payments.wechatpay.sim_trades import SimRefund, SimTrade, bill_lines
-from kaquan.statements import StatementRejected, open_statement
+from kaquan.statements import StatementRejected, columnar, open_statement
 
 
 def test_a_payment_row_is_a_payment_line_in_kaquan_terms() -> None:
@@ -242,3 +242,15 @@ def test_a_coupon_makes_the_order_amount_differ_from_the_settled_one_and_both_ar
     with pytest.raises(StatementRejected) as caught:
         read_all(open_statement("wechatpay", stream(wechat_bill([bad]))))
     assert caught.value.details == {"line": 2, "column": "订单金额"}
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 300, 1000])
+def test_tiny_chunks_split_rows_and_quoted_line_breaks_anywhere_and_read_the_same(
+    chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [wechat_payment(n) | {"商品名称": f"第{n}行\n第二行, 逗号"} for n in range(6)] + [wechat_refund(9)]
+    data = wechat_bill(rows)
+    expected = read_all(open_statement("wechatpay", stream(data)))
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", chunk_bytes)
+    assert read_all(open_statement("wechatpay", stream(data)), size=2) == expected
+    assert [line.line_no for line in expected] == [2, 4, 6, 8, 10, 12, 14]
