@@ -131,7 +131,7 @@ class AlipayDetail:
         else:
             identity, gross = "pay:" + trade, order
             kind, status, refund_ref = ["payment"] * count, ["交易"] * count, [""] * count
-        subject = cells["商品名称"].to_list() if "商品名称" in cells.columns else [""] * count
+        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
         return columnar.statement_lines(
             chunk.lines.to_list(),
             identity.to_list(),

@@ -248,6 +248,15 @@ def fen(values: pl.Series) -> pl.Series:
     return (values.cast(pl.Decimal(20, 2)) * 100).cast(pl.Int64).alias(values.name)
 
 
+def repeated_texts(values: pl.Series) -> list[str]:
+    """A text column of few distinct values (product names, currencies) as Python strings shared between rows."""
+    distinct = values.unique().sort()
+    if len(distinct) * 8 > len(values):
+        return values.to_list()
+    names = distinct.to_list()
+    return list(map(names.__getitem__, distinct.search_sorted(values).to_list()))
+
+
 def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
     """StatementLines from their fields column by column, at C speed.
 

@@ -182,8 +182,8 @@ class WeChatPayBill:
             kind, status = ["payment"] * count, ["SUCCESS"] * count
         currency = ["CNY"] * count
         if "货币种类" in cells.columns:
-            currency = cells["货币种类"].replace("", "CNY").to_list()
-        subject = cells["商品名称"].to_list() if "商品名称" in cells.columns else [""] * count
+            currency = columnar.repeated_texts(cells["货币种类"].replace("", "CNY"))
+        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
         return columnar.statement_lines(
             line_nos.to_list(),
             identity,
