@@ -236,8 +236,16 @@ def amount_check(column: str, values: pl.Series) -> Check:
 
 
 def time_check(column: str, values: pl.Series, *, where: pl.Series | None = None) -> Check:
-    parsed = values.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
-    failed = parsed.is_null() | ~values.str.contains(_LOCAL_TIME).fill_null(False)
+    """Texts that are not "YYYY-MM-DD HH:MM:SS" times, or name no real time (month 13, 25 o'clock).
+
+    The calendar is checked once per run of equal texts (a bill is in time
+    order), not once per row.
+    """
+    runs = values.rle().struct.unnest()
+    real = runs["value"].str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False).is_not_null()
+    failed = ~values.str.contains(_LOCAL_TIME).fill_null(False)
+    if not real.all():
+        failed = failed | ~pl.Series(real).repeat_by(runs["len"]).explode()
     if where is not None:
         failed = failed & where
     return column, failed, lambda row: f"{values[row]!r} is not a date and time (YYYY-MM-DD HH:MM:SS)"

@@ -97,7 +97,7 @@ class WeChatPayBill:
         raw = chunk.frame
         amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
         # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
-        zero = {name for name in amount_names if ((raw[name] == "`0.00") | (raw[name] == "0.00")).all()}
+        zero = {name for name in amount_names if _all_equal(raw[name], "`0.00")}
         # 订单金额 repeats 应结订单金额 and 申请退款金额 repeats 退款金额 unless coupons were used: then reuse them
         same = {
             name
@@ -105,7 +105,7 @@ class WeChatPayBill:
             if name in amount_names and name not in zero and twin in raw.columns and (raw[name] == raw[twin]).all()
         }
         skipped = zero | same | {"商户号"}
-        if "货币种类" in raw.columns and ((raw["货币种类"] == "`CNY") | (raw["货币种类"] == "CNY")).all():
+        if "货币种类" in raw.columns and _all_equal(raw["货币种类"], "`CNY"):
             skipped.add("货币种类")
         cells = raw.select(columnar.unticked(raw[name]).fill_null("") for name in self._used if name not in skipped)
         state = cells["交易状态"]
@@ -198,6 +198,13 @@ class WeChatPayBill:
             status,
             subject,
         )
+
+
+def _all_equal(values: pl.Series, ticked: str) -> bool:
+    """Every cell is `ticked` (with its backtick) or the same text without it."""
+    if (values == ticked).all():
+        return True
+    return bool(((values == ticked) | (values == ticked[1:])).all())
 
 
 class _Sums:
