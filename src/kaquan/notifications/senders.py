@@ -13,8 +13,7 @@ import json
 
 import httpx
 
-from kaquan.channels.callbacks import signing, ssrf
-from kaquan.channels.callbacks.errors import CallbackUrlRefused
+from kaquan.channels.callbacks import CallbackUrlRefused, signing, ssrf
 from kaquan.kit import clock, mail
 from kaquan.kit.config import Settings
 from kaquan.notifications.messages import Notice
