@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,6 +168,12 @@ class Database:
     def copies_dates_as_text(self) -> bool:
         """Whether `copy_rows` wants dates as ISO strings (SQLite) rather than `date` objects (PostgreSQL)."""
         return not self.is_postgresql
+
+    def copy_datetime(self, moment: datetime) -> Any:
+        """An aware datetime as `copy_rows` wants it: as is on PostgreSQL, the UTC text SQLAlchemy stores on SQLite."""
+        if self.is_postgresql:
+            return moment
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def claim(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""

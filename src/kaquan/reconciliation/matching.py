@@ -1,0 +1,452 @@
+"""Matching a gateway's statement lines with kaquan's payments and refunds, one period at a time, in SQL.
+
+The period's lines (plus a day either side, where a payment made just before
+midnight shows up) and payments' records of the same days are copied into two
+scratch tables. Pairs are found in passes, each an INSERT … SELECT that takes
+only lines and records still unpaired:
+1. payment lines by merchant reference (the payment token = out_trade_no);
+2. payment lines by the provider's transaction id;
+3. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+4. refund lines by the provider's refund id;
+5. payment lines left over, by amount, currency and business day: the k-th
+   such line of an amount on a day with the k-th unpaired payment of that
+   amount on that day, both in time order.
+Every pair, every unpaired line and every unpaired record with a business day
+in the period then becomes one item in exactly one class (docs/reconciliation.md).
+Items finance annotated or resolved are left out of all of this and kept as
+they are; the period's other items are replaced.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    String,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.kit import clock
+from kaquan.kit.db import Database, drop_scratch_table, scratch_table
+from kaquan.kit.models import UTCDateTime
+from kaquan.payments import records
+from kaquan.reconciliation.days import GATEWAY_SOURCES, day_start, days
+from kaquan.reconciliation.errors import UnknownSource
+from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
+
+# A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
+TIMING_WINDOW = timedelta(minutes=10)
+# Statuses a statement prints for a payment that did not go through, or went back.
+UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
+REFUNDED_STATUSES = ("REFUND", "REFUNDED", "已退款", "全额退款")
+KEPT_STATES = ("annotated", "resolved")
+PAID_HERE = ("succeeded", "refunded")
+
+
+@dataclass(frozen=True)
+class MatchSummary:
+    """How many items of each class the period holds after matching (annotated and resolved ones included)."""
+
+    source: str
+    first_day: date
+    last_day: date
+    counts: dict[str, int]
+
+    @property
+    def differences(self) -> int:
+        return sum(n for name, n in self.counts.items() if name not in ("matched", "timing"))
+
+
+async def match_period(
+    db: Database, session: AsyncSession, *, source: str, first_day: date, last_day: date
+) -> MatchSummary:
+    """Match `source`'s lines of business days [first_day, last_day] with kaquan's records; returns the counts."""
+    if source not in GATEWAY_SOURCES:
+        raise UnknownSource(f"{source!r} is not a gateway: one of {', '.join(GATEWAY_SOURCES)}", source=source)
+    if last_day < first_day:
+        raise UnknownSource("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    run = _Run(db, session, source, first_day, last_day)
+    await run.stage()
+    await run.pair()
+    await run.replace_items()
+    await run.drop()
+    return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
+
+
+async def counts(session: AsyncSession, source: str, first_day: date, last_day: date) -> dict[str, int]:
+    found = await session.execute(
+        select(Difference.class_, func.count())
+        .where(Difference.source == source, Difference.business_day.between(first_day, last_day))
+        .group_by(Difference.class_)
+    )
+    by_class = {name: 0 for name in CLASSES}
+    by_class.update({name: int(n) for name, n in found.all()})
+    return by_class
+
+
+class _Run:
+    def __init__(self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date) -> None:
+        self.db, self.session, self.source = db, session, source
+        self.first, self.last = first_day, last_day
+        self.wide_first, self.wide_last = first_day - timedelta(days=1), last_day + timedelta(days=1)
+
+    async def _exec(self, stmt: Any) -> None:
+        await self.session.execute(stmt)
+
+    async def stage(self) -> None:
+        self.lines = await scratch_table(
+            self.session,
+            "reconciliation_match_lines",
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
+            Column("kind", String(16), nullable=False),
+            Column("occurrence", Integer, nullable=False),
+            Column("business_day", Date, nullable=False),
+            Column("occurred_at", UTCDateTime(), nullable=False),
+            Column("amount_minor", BigInteger, nullable=False),
+            Column("fee_minor", BigInteger, nullable=False),
+            Column("currency", String(3), nullable=False),
+            Column("merchant_ref", String(128), nullable=False, index=True),
+            Column("counterparty_ref", String(128), nullable=False, index=True),
+            Column("refund_ref", String(128), nullable=False, index=True),
+            Column("status", String(32), nullable=False),
+            Column("in_scope", Integer, nullable=False),
+        )
+        self.records = await scratch_table(
+            self.session,
+            "reconciliation_match_records",
+            Column("kind", String(16), nullable=False, primary_key=True),
+            Column("ref", String(128), nullable=False, primary_key=True),
+            Column("txn_id", String(128), index=True),
+            Column("amount_minor", BigInteger, nullable=False),
+            Column("fee_minor", BigInteger, nullable=False),
+            Column("currency", String(3), nullable=False),
+            Column("status", String(20), nullable=False),
+            Column("at", UTCDateTime(), nullable=False),
+            Column("day", Date),
+            Column("counts", Integer, nullable=False),
+            Column("in_scope", Integer, nullable=False),
+            Column("waiting", Integer, nullable=False),
+        )
+        self.pairs = await scratch_table(
+            self.session,
+            "reconciliation_match_pairs",
+            Column("line_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("record_kind", String(16), nullable=False),
+            Column("record_ref", String(128), nullable=False),
+        )
+        await self._stage_lines()
+        await self._stage_records()
+        for table in (self.lines, self.records):
+            await self._exec(text(f"ANALYZE {table.name}"))
+
+    async def _stage_lines(self) -> None:
+        stored, items = LINES.c, ITEMS.c
+        kept = exists().where(items.line_id == stored.id, items.state.in_(KEPT_STATES))
+        in_scope = case((stored.business_day.between(self.first, self.last), 1), else_=0)
+        names = [c.name for c in self.lines.c if c.name != "in_scope"]
+        chosen = select(*(stored[name] for name in names), in_scope).where(
+            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last), ~kept
+        )
+        await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
+
+    async def _stage_records(self) -> None:
+        found = records.reconcilable(
+            self.source, day_start(self.source, self.wide_first), day_start(self.source, self.wide_last + timedelta(1))
+        ).subquery()
+        items = ITEMS.c
+        kept = exists().where(
+            items.source == self.source,
+            items.record_kind == found.c.kind,
+            items.record_ref == found.c.ref,
+            items.state.in_(KEPT_STATES),
+        )
+        counted = case(
+            (and_(found.c.kind == "payment", found.c.status.in_(PAID_HERE)), 1),
+            (and_(found.c.kind == "refund", found.c.status == "succeeded"), 1),
+            else_=0,
+        )
+        chosen = select(
+            found.c.kind,
+            found.c.ref,
+            found.c.txn_id,
+            found.c.amount_minor,
+            found.c.fee_minor,
+            found.c.currency,
+            found.c.status,
+            found.c.at,
+            counted,
+            literal(0),
+            literal(0),
+        ).where(~kept)
+        names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "counts"]
+        await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
+        r = self.records.c
+        covered = await self._covered_days()
+        for day in days(self.wide_first, self.wide_last):
+            start, end = day_start(self.source, day), day_start(self.source, day + timedelta(1))
+            await self._exec(
+                update(self.records)
+                .where(r.at >= start, r.at < end)
+                .values(day=day, in_scope=1 if self.first <= day <= self.last else 0)
+            )
+            if day + timedelta(1) not in covered:
+                await self._exec(update(self.records).where(r.at >= end - TIMING_WINDOW, r.at < end).values(waiting=1))
+
+    async def _covered_days(self) -> set[date]:
+        """The days some imported statement of the source covers (by its period, or by a line on that day)."""
+        s, stored = STATEMENTS.c, LINES.c
+        wanted = days(self.wide_first, self.wide_last + timedelta(1))
+        periods = await self.session.execute(
+            select(s.period_start, s.period_end).where(
+                s.source == self.source,
+                s.period_start.is_not(None),
+                s.period_start <= wanted[-1],
+                s.period_end >= wanted[0],
+            )
+        )
+        covered = {day for start, end in periods.all() for day in wanted if start <= day <= end}
+        with_lines = await self.session.execute(
+            select(stored.business_day)
+            .where(stored.source == self.source, stored.business_day.between(wanted[0], wanted[-1]))
+            .distinct()
+        )
+        return covered | set(with_lines.scalars())
+
+    async def pair(self) -> None:
+        lc, rc = self.lines.c, self.records.c
+        payment_line = and_(lc.kind == "payment", lc.occurrence == 0)
+        refund_line = and_(lc.kind == "refund", lc.occurrence == 0)
+        await self._pair_on(and_(payment_line, rc.kind == "payment", lc.merchant_ref != "", lc.merchant_ref == rc.ref))
+        await self._pair_on(
+            and_(payment_line, rc.kind == "payment", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
+        )
+        await self._pair_on(and_(refund_line, rc.kind == "refund", lc.refund_ref != "", lc.refund_ref == rc.ref))
+        await self._pair_on(
+            and_(refund_line, rc.kind == "refund", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
+        )
+        await self._pair_by_amount()
+        await self._exec(text(f"ANALYZE {self.pairs.name}"))
+
+    def _unpaired_line(self) -> Any:
+        return ~exists().where(self.pairs.c.line_id == self.lines.c.id)
+
+    def _unpaired_record(self) -> Any:
+        p, r = self.pairs.c, self.records.c
+        return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
+
+    async def _pair_on(self, condition: Any) -> None:
+        lc, rc = self.lines.c, self.records.c
+        candidates = (
+            select(
+                lc.id.label("line_id"),
+                rc.kind.label("record_kind"),
+                rc.ref.label("record_ref"),
+                func.row_number().over(partition_by=(rc.kind, rc.ref), order_by=(lc.occurred_at, lc.id)).label("rr"),
+                func.row_number().over(partition_by=lc.id, order_by=(rc.at, rc.ref)).label("rl"),
+            )
+            .select_from(self.lines.join(self.records, condition))
+            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(), self._unpaired_record())
+            .subquery()
+        )
+        chosen = select(candidates.c.line_id, candidates.c.record_kind, candidates.c.record_ref).where(
+            candidates.c.rr == 1, candidates.c.rl == 1
+        )
+        await self._exec(insert(self.pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+
+    async def _pair_by_amount(self) -> None:
+        lc, rc = self.lines.c, self.records.c
+        by = (lc.amount_minor, lc.currency, lc.business_day)
+        lines = (
+            select(
+                lc.id,
+                *by,
+                lc.in_scope,
+                func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
+            )
+            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line())
+            .subquery()
+        )
+        rby = (rc.amount_minor, rc.currency, rc.day)
+        recs = (
+            select(
+                rc.kind,
+                rc.ref,
+                *rby,
+                rc.in_scope,
+                func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
+            )
+            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record())
+            .subquery()
+        )
+        chosen = (
+            select(lines.c.id, recs.c.kind, recs.c.ref)
+            .select_from(
+                lines.join(
+                    recs,
+                    and_(
+                        lines.c.amount_minor == recs.c.amount_minor,
+                        lines.c.currency == recs.c.currency,
+                        lines.c.business_day == recs.c.day,
+                        lines.c.rank == recs.c.rank,
+                    ),
+                )
+            )
+            .where(lines.c.in_scope + recs.c.in_scope > 0)
+        )
+        await self._exec(insert(self.pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+
+    async def replace_items(self) -> None:
+        await self._delete_replaced()
+        now = clock.now()
+        await self._insert_pairs(now)
+        await self._insert_lone_lines(now)
+        await self._insert_lone_records(now)
+
+    async def _delete_replaced(self) -> None:
+        items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
+        line_touched = exists().where(lc.id == items.line_id, or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
+        record_touched = exists().where(
+            rc.kind == items.record_kind,
+            rc.ref == items.record_ref,
+            or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref)),
+        )
+        await self._exec(
+            delete(ITEMS).where(
+                items.source == self.source, items.state.in_(("open", "auto")), or_(line_touched, record_touched)
+            )
+        )
+
+    async def _insert_pairs(self, now: Any) -> None:
+        lc, rc, p = self.lines.c, self.records.c, self.pairs.c
+        line_status = func.upper(lc.status)
+        payment_class = case(
+            (
+                or_(
+                    rc.status.not_in(PAID_HERE),
+                    line_status.in_(UNPAID_STATUSES),
+                    and_(line_status.in_(REFUNDED_STATUSES), rc.status != "refunded"),
+                ),
+                "status_mismatch",
+            ),
+            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "amount_mismatch"),
+            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+            else_="matched",
+        )
+        refund_class = case(
+            (rc.status != "succeeded", "status_mismatch"),
+            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "refund_amount_mismatch"),
+            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+            else_="matched",
+        )
+        klass = case((rc.kind == "payment", payment_class), else_=refund_class)
+        chosen = select(
+            literal(self.source),
+            func.coalesce(rc.day, lc.business_day),
+            klass,
+            lc.id,
+            rc.kind,
+            rc.ref,
+            rc.currency,
+            rc.amount_minor,
+            lc.amount_minor,
+            rc.fee_minor,
+            lc.fee_minor,
+            rc.status,
+            lc.status,
+            lc.kind,
+            case((klass == "matched", "auto"), else_="open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).select_from(
+            self.pairs.join(self.lines, lc.id == p.line_id).join(
+                self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
+            )
+        )
+        await self._insert_items(chosen, with_line=True, with_record=True)
+
+    async def _insert_lone_lines(self, now: Any) -> None:
+        lc = self.lines.c
+        klass = case(
+            (lc.occurrence > 0, "duplicate_line"),
+            (lc.kind == "refund", "refund_missing_in_kaquan"),
+            else_="missing_in_kaquan",
+        )
+        chosen = select(
+            literal(self.source),
+            lc.business_day,
+            klass,
+            lc.id,
+            lc.currency,
+            lc.amount_minor,
+            lc.fee_minor,
+            lc.status,
+            lc.kind,
+            literal("open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).where(lc.in_scope == 1, self._unpaired_line())
+        await self._insert_items(chosen, with_line=True, with_record=False)
+
+    async def _insert_lone_records(self, now: Any) -> None:
+        rc = self.records.c
+        klass = case(
+            (rc.waiting == 1, "timing"),
+            (rc.kind == "refund", "refund_missing_in_statement"),
+            else_="missing_in_statement",
+        )
+        chosen = select(
+            literal(self.source),
+            rc.day,
+            klass,
+            rc.kind,
+            rc.ref,
+            rc.currency,
+            rc.amount_minor,
+            rc.fee_minor,
+            rc.status,
+            case((rc.waiting == 1, "auto"), else_="open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record())
+        await self._insert_items(chosen, with_line=False, with_record=True)
+
+    async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
+        names = ["source", "business_day", "class_"]
+        if with_line:
+            names.append("line_id")
+        if with_record:
+            names += ["record_kind", "record_ref"]
+        names.append("currency")
+        if with_record:
+            names.append("expected_minor")
+        if with_line:
+            names.append("found_minor")
+        if with_record:
+            names.append("expected_fee_minor")
+        if with_line:
+            names.append("found_fee_minor")
+        if with_record:
+            names.append("expected_status")
+        if with_line:
+            names += ["found_status", "line_kind"]
+        names += ["state", "note", "matched_at"]
+        await self._exec(insert(ITEMS).from_select(names, chosen))
+
+    async def drop(self) -> None:
+        for table in (self.pairs, self.records, self.lines):
+            await drop_scratch_table(self.session, table)
