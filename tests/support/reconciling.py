@@ -253,10 +253,12 @@ async def wechat_shop(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
         registry.configure([])
 
 
-def seconds_until_late_evening() -> float:
-    """How far to move the clock so that it reads 23:59:50 Beijing time (today's or tomorrow's)."""
+def seconds_until_beijing(hour: int, minute: int = 0, second: int = 0) -> float:
+    """How far to move the clock so that it reads hour:minute:second Beijing time (today's or tomorrow's)."""
     now = clock.now().astimezone(BEIJING)
-    target = datetime.combine(now.date(), datetime.min.time(), BEIJING) + timedelta(hours=23, minutes=59, seconds=50)
+    target = datetime.combine(now.date(), datetime.min.time(), BEIJING) + timedelta(
+        hours=hour, minutes=minute, seconds=second
+    )
     if target <= now:
         target += timedelta(days=1)
     return (target - now).total_seconds()
