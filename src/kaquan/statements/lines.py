@@ -11,21 +11,25 @@ rejected at its last line leaves nothing behind.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from kaquan.kit.errors import DomainError
 
 LineKind = Literal["payment", "refund", "payout", "fee", "adjustment"]
 
 
-@dataclass(frozen=True, slots=True)
-class StatementLine:
+class StatementLine(NamedTuple):
     """One record of a counterparty's statement.
 
     `identity` is the counterparty's own handle on the record (its transaction
     id, refund id, payout id, with the kind where one id names several rows),
     stable across two downloads of the same day and across overlapping
     periods: storing it once is what makes a re-import a no-op.
+
+    An immutable named tuple rather than a frozen dataclass: a million-line
+    bill builds a million of these, and a tuple is built about six times
+    faster (a frozen dataclass sets each field through `object.__setattr__`).
+    It also goes to a COPY or `executemany` as it is.
     """
 
     line_no: int  # the physical line of the file, 1-based, for messages
