@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -59,7 +59,7 @@ class MemoryStatement:
 def statement(
     lines: Sequence[StatementLine], *, day: date, last_day: date | None = None, account: str = MCHID
 ) -> MemoryStatement:
-    numbered = [replace(line, line_no=n + 2) for n, line in enumerate(lines)]
+    numbered = [line._replace(line_no=n + 2) for n, line in enumerate(lines)]
     return MemoryStatement(StatementHeader("wechatpay", account, day, last_day or day, "CNY"), numbered)
 
 
@@ -93,7 +93,7 @@ def payment_line(paid: Paid, **changes: object) -> StatementLine:
         counterparty_ref=paid.txn_id,
         status="SUCCESS",
     )
-    return replace(line, **changes)  # type: ignore[arg-type]
+    return line._replace(**changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def refund_line(done: Refunded, **changes: object) -> StatementLine:
         refund_ref=done.refund_no,
         status="REFUND",
     )
-    return replace(line, **changes)  # type: ignore[arg-type]
+    return line._replace(**changes)  # type: ignore[arg-type]
 
 
 def stranger_line(*, at: datetime, amount_minor: int = 990, kind: str = "payment", ref: str = "") -> StatementLine:
@@ -165,7 +165,7 @@ class WechatShop:
         await payments.choose(
             self.rt.db,
             started.token,
-            f"wechatpay:{self.simulation.gateway.methods[0]}",
+            f"{self.simulation.gateway.name}:{self.simulation.gateway.methods[0]}",
             public_url=PUBLIC_URL,
             payer=payments.Payer(client_ip="203.0.113.9", payer_id="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
         )
@@ -226,7 +226,7 @@ class WechatShop:
     async def match(self, first: date, last: date | None = None) -> dict[str, int]:
         async with self.rt.db.transaction() as session:
             summary = await reconciliation.match_period(
-                self.rt.db, session, source="wechatpay", first_day=first, last_day=last or first
+                self.rt.db, session, source=self.simulation.gateway.name, first_day=first, last_day=last or first
             )
         return {name: n for name, n in summary.counts.items() if n}
 
@@ -236,8 +236,9 @@ class WechatShop:
 
 
 @asynccontextmanager
-async def wechat_shop(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
-    plugin = {p.name: p for p in load_plugins()}["wechatpay"]
+async def wechat_shop(rt: Runtime, tmp_path: Path, gateway: str = "wechatpay") -> AsyncIterator[WechatShop]:
+    """A shop whose one gateway is `gateway`'s simulator (WeChat Pay unless a test names another)."""
+    plugin = {p.name: p for p in load_plugins()}[gateway]
     setup = GatewaySetup(
         settings=rt.settings,
         public_url=PUBLIC_URL,

@@ -9,6 +9,7 @@ the ledger through `accounting.book_adjustment`. docs/reconciliation.md.
 The public surface is what this module exports; other modules use only that.
 """
 
+from kaquan.reconciliation.accounts import configured_account, file_sha256
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day
 from kaquan.reconciliation.errors import (
     AlreadyResolved,
@@ -50,7 +51,9 @@ __all__ = [
     "adjustment_of",
     "annotate",
     "business_day",
+    "configured_account",
     "counts",
+    "file_sha256",
     "get_difference",
     "import_statement",
     "list_differences",
