@@ -32,7 +32,11 @@ def _day(value: str, name: str) -> date:
 
 
 def _money(minor: int | None, currency: str) -> str:
-    return "-" if minor is None else Money(minor, currency).format()
+    """¥19.90 for yuan, as finance reads it; other currencies by their code."""
+    if minor is None:
+        return "-"
+    shown = Money(minor, currency).format()
+    return shown.replace("CNY ", "¥") if currency == "CNY" else shown
 
 
 @reconcile_app.command("import")
