@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    Index,
     Integer,
     String,
     and_,
@@ -148,6 +149,7 @@ class _Run:
             Column("line_id", BigInteger, primary_key=True, autoincrement=False),
             Column("record_kind", String(16), nullable=False),
             Column("record_ref", String(128), nullable=False),
+            Index("ix_reconciliation_match_pairs_record", "record_kind", "record_ref"),
         )
         await self._stage_lines()
         await self._stage_records()
