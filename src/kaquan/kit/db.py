@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Index,
     MetaData,
     Select,
     Table,
@@ -242,7 +243,7 @@ async def _driver_of(session: AsyncSession) -> Any:
     return driver
 
 
-async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any]) -> Table:
+async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any] | Index) -> Table:
     """A table for set work too big to hold in Python, private to the session's transaction; drop it when done.
 
     PostgreSQL: a temporary table, dropped at commit at the latest, spilling to disk

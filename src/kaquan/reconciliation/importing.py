@@ -43,7 +43,11 @@ _COPIED = (
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What became of one file: `already_imported` when the same file was stored before (nothing changed)."""
+    """What became of one file.
+
+    `already_imported`: the same file (source and SHA-256) was stored before and
+    nothing changed; the counts are then those of that first import.
+    """
 
     statement_id: int
     source: str
