@@ -7,13 +7,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from kaquan.buyers import tasks as buyer_tasks
 from kaquan.buyers.service import Verification
-from kaquan.channels import tasks as _channel_tasks  # noqa: F401  (registers outbox handlers)
-from kaquan.channels.auth import Authenticator, DatabaseNonces, NonceStore, RedisNonces
-from kaquan.channels.ordering import AgentOrders
+from kaquan.channels.agents import AgentOrders, Authenticator, DatabaseNonces, NonceStore, RedisNonces
 from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
 from kaquan.flashsale.purchase import FlashSale
-from kaquan.inventory import tasks as _inventory_tasks  # noqa: F401  (registers outbox handlers)
-from kaquan.inventory.vault import Vault, open_vault
+from kaquan.inventory import Vault, open_vault
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_create_master_key
 from kaquan.kit.db import Database

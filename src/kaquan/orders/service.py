@@ -28,10 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.service import Sku
-from kaquan.inventory.claims import allocation
-from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
-from kaquan.inventory.errors import OutOfStock
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import (
+    DeliveredCode,
+    DeliveredRange,
+    OutOfStock,
+    Vault,
+    Viewer,
+    allocation,
+    codes_of_order,
+    ranges_of_order,
+)
 from kaquan.kit import clock, outbox
 from kaquan.kit.crypto import keyed_hash, same_digest
 from kaquan.kit.db import Database

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from kaquan import runtime as runtime_module
 from kaquan import worker
-from kaquan.channels.adapters import load_adapters
+from kaquan.channels import load_adapters
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory.stock import available_by_sku
+from kaquan.inventory import available_by_sku
 from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
