@@ -1,4 +1,4 @@
-"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers)."""
+"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers, fetching their daily bills)."""
 
 import asyncio
 import contextlib
@@ -10,6 +10,7 @@ from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.payments import sweeps as payment_sweeps
+from kaquan.reconciliation import fetch_due_bills
 from kaquan.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ async def run_once(rt: Runtime) -> int:
     moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
     asked = await payment_sweeps.run(rt.db)  # providers asked about payments and refunds they kept quiet about
-    return expired + flash + moved + sent + asked + await outbox.run_due(rt.db)
+    bills = await fetch_due_bills(rt.db)  # yesterday's bill of each gateway, imported and matched once published
+    return expired + flash + moved + sent + asked + bills + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

@@ -10,15 +10,21 @@ The public surface is what this module exports; other modules use only that.
 """
 
 from kaquan.reconciliation.accounts import configured_account, file_sha256
+from kaquan.reconciliation.bills import BillFetchView, fetch_due_bills, list_fetches, retry_fetch
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day
 from kaquan.reconciliation.errors import (
     AlreadyResolved,
     DifferenceNotFound,
+    FetchNotFound,
+    MappingNotFound,
     NothingToResolve,
     StatementWrongAccount,
     UnknownSource,
 )
+from kaquan.reconciliation.export import CLASS_WORDS, RESOLUTION_WORDS, STATE_WORDS, csv_row, csv_text, money
+from kaquan.reconciliation.imported import StatementView, list_statements
 from kaquan.reconciliation.importing import ImportResult, import_statement
+from kaquan.reconciliation.mappings import GENERIC_PREFIX, MappingView, get_mapping, list_mappings, save_mapping
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
 from kaquan.reconciliation.models import CLASSES, STATES
 from kaquan.reconciliation.worklist import (
@@ -35,17 +41,26 @@ from kaquan.reconciliation.worklist import (
 
 __all__ = [
     "CLASSES",
+    "CLASS_WORDS",
     "GATEWAY_SOURCES",
+    "GENERIC_PREFIX",
     "OPEN_STATES",
     "RESOLUTIONS",
+    "RESOLUTION_WORDS",
     "STATES",
+    "STATE_WORDS",
     "AlreadyResolved",
+    "BillFetchView",
     "DifferenceNotFound",
     "DifferenceView",
+    "FetchNotFound",
     "ImportResult",
+    "MappingNotFound",
+    "MappingView",
     "MatchSummary",
     "NothingToResolve",
     "Resolution",
+    "StatementView",
     "StatementWrongAccount",
     "UnknownSource",
     "adjustment_of",
@@ -53,10 +68,20 @@ __all__ = [
     "business_day",
     "configured_account",
     "counts",
+    "csv_row",
+    "csv_text",
+    "fetch_due_bills",
     "file_sha256",
     "get_difference",
+    "get_mapping",
     "import_statement",
     "list_differences",
+    "list_fetches",
+    "list_mappings",
+    "list_statements",
     "match_period",
+    "money",
     "resolve",
+    "retry_fetch",
+    "save_mapping",
 ]

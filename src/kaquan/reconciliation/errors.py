@@ -30,3 +30,11 @@ class AlreadyResolved(Conflict):
     """The item was resolved before, another way."""
 
     code = "reconciliation_already_resolved"
+
+
+class MappingNotFound(NotFound):
+    code = "reconciliation_mapping_not_found"
+
+
+class FetchNotFound(NotFound):
+    code = "reconciliation_bill_fetch_not_found"

@@ -142,3 +142,49 @@ class Difference(Base):
 STATEMENTS: Table = StatementImport.__table__  # type: ignore[assignment]
 LINES: Table = StatementLineRow.__table__  # type: ignore[assignment]
 ITEMS: Table = Difference.__table__  # type: ignore[assignment]
+
+
+class SavedMapping(Base):
+    """A column mapping finance saved once for a generic CSV/XLSX source: its statements import as generic:<name>.
+
+    `mapping` is the `statements.ColumnMapping` as JSON, checked when it is saved.
+    """
+
+    __tablename__ = "reconciliation_mappings"
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    mapping: Mapped[str] = mapped_column(String(8000))
+    saved_by: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+BILL_FETCH_STATES = ("waiting", "done", "failed")
+
+
+class BillFetch(Base):
+    """The daily bill of one gateway for one day: fetched, imported and matched once, retried until it is.
+
+    `waiting` until the worker's next attempt (`next_at`), `done` with the
+    statement it became, or `failed` after the last attempt; `attempts` and
+    `last_error` (an error code and message, never a secret) are what the
+    console shows.
+    """
+
+    __tablename__ = "reconciliation_bill_fetches"
+    __table_args__ = (
+        UniqueConstraint("gateway", "day"),
+        CheckConstraint(_known("state", BILL_FETCH_STATES), name="state_known"),
+        Index("ix_reconciliation_bill_fetches_due", "state", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    statement_id: Mapped[int | None] = mapped_column(BigId)
+    lines_new: Mapped[int | None] = mapped_column(Integer)
+    differences: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
