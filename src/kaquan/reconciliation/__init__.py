@@ -21,12 +21,13 @@ from kaquan.reconciliation.errors import (
     StatementWrongAccount,
     UnknownSource,
 )
-from kaquan.reconciliation.export import CLASS_WORDS, RESOLUTION_WORDS, STATE_WORDS, csv_row, csv_text, money
+from kaquan.reconciliation.export import CLASS_WORDS, RESOLUTION_WORDS, STATE_WORDS, csv_row, csv_text, money, words
 from kaquan.reconciliation.imported import StatementView, list_statements
 from kaquan.reconciliation.importing import ImportResult, import_statement
 from kaquan.reconciliation.mappings import GENERIC_PREFIX, MappingView, get_mapping, list_mappings, save_mapping
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
 from kaquan.reconciliation.models import CLASSES, STATES
+from kaquan.reconciliation.sources import checked_source, importable_sources, open_source
 from kaquan.reconciliation.worklist import (
     OPEN_STATES,
     RESOLUTIONS,
@@ -66,6 +67,7 @@ __all__ = [
     "adjustment_of",
     "annotate",
     "business_day",
+    "checked_source",
     "configured_account",
     "counts",
     "csv_row",
@@ -75,13 +77,16 @@ __all__ = [
     "get_difference",
     "get_mapping",
     "import_statement",
+    "importable_sources",
     "list_differences",
     "list_fetches",
     "list_mappings",
     "list_statements",
     "match_period",
     "money",
+    "open_source",
     "resolve",
     "retry_fetch",
     "save_mapping",
+    "words",
 ]

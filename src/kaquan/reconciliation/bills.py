@@ -108,7 +108,7 @@ async def fetch_due_bills(db: Database, *, limit: int = 5) -> int:
     gateways = {gateway.name: gateway for gateway in bill_gateways()}
     if not gateways:
         return 0
-    await db.run(lambda session: _schedule_yesterday(db, session, list(gateways), now))
+    await _schedule_yesterday(db, list(gateways), now)
     async with db.read() as session:
         due = (
             await session.execute(
@@ -123,12 +123,32 @@ async def fetch_due_bills(db: Database, *, limit: int = 5) -> int:
     return len(due)
 
 
-async def _schedule_yesterday(db: Database, session: AsyncSession, names: list[str], now: datetime) -> None:
+async def _schedule_yesterday(db: Database, names: list[str], now: datetime) -> None:
+    """Yesterday's row of each gateway whose bill is out; a read first, so a pass with nothing new writes nothing."""
+    wanted: dict[tuple[str, date], datetime] = {}
     for name in names:
         day = business_day(name, now) - timedelta(days=1)
         ready_at = day_start(name, day + timedelta(days=1)) + AVAILABLE_AFTER[name]
-        if now < ready_at:
-            continue
+        if now >= ready_at:
+            wanted[(name, day)] = ready_at
+    if not wanted:
+        return
+    async with db.read() as session:
+        known = await session.execute(
+            select(BillFetch.gateway, BillFetch.day).where(
+                BillFetch.gateway.in_([name for name, _ in wanted]), BillFetch.day.in_({day for _, day in wanted})
+            )
+        )
+        for name, day in known.all():
+            wanted.pop((name, day), None)
+    if wanted:
+        await db.run(partial(_insert_rows, db, wanted=wanted, now=now))
+
+
+async def _insert_rows(
+    db: Database, session: AsyncSession, *, wanted: dict[tuple[str, date], datetime], now: datetime
+) -> None:
+    for (name, day), ready_at in wanted.items():
         await session.execute(
             db.insert(BillFetch.__table__)  # type: ignore[arg-type]
             .values(

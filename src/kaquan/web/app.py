@@ -32,6 +32,7 @@ from kaquan.web import (
     open_api,
     pay_dev,
     payments,
+    reconciliation_api,
     redeem_api,
     refunds_api,
     security,
@@ -58,6 +59,7 @@ ROUTERS = (
     warehouses_api.router,
     flash_admin_api.router,
     refunds_api.router,
+    reconciliation_api.router,
     console.router,
 )
 
