@@ -7,6 +7,8 @@ Beijing time too.
 
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
+from sqlalchemy import ColumnElement, Date, case, literal
+
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 GATEWAY_SOURCES = ("wechatpay", "alipay", "stripe")
 _ZONES: dict[str, tzinfo] = {"stripe": UTC}
@@ -27,3 +29,12 @@ def day_start(source: str, day: date) -> datetime:
 
 def days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def day_of(source: str, moment: ColumnElement[datetime], first: date, last: date) -> ColumnElement[date]:
+    """SQL for the business day of `moment`, known to fall in days [first, last]: a CASE over the day boundaries.
+
+    Portable and cheap: no time zone arithmetic in the database, one comparison per day spanned.
+    """
+    whens = [(moment < day_start(source, day + timedelta(days=1)), literal(day, Date)) for day in days(first, last)]
+    return case(*whens[:-1], else_=literal(last, Date)) if len(whens) > 1 else literal(last, Date)

@@ -11,26 +11,28 @@ caller's transaction rolls back: nothing of the file remains.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, Integer, String, func, literal, select, true, update
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database, drop_scratch_table, scratch_table
 from kaquan.kit.models import UTCDateTime
-from kaquan.reconciliation.days import business_day
+from kaquan.reconciliation.days import business_day, day_of
 from kaquan.reconciliation.errors import StatementWrongAccount
 from kaquan.reconciliation.models import LINES, STATEMENTS, StatementImport
 from kaquan.statements import Statement, StatementLine
 
 BATCH = 50_000
-_COPIED = (
+# The line's fields the lines table keeps as they are (its business day and occurrence are worked out).
+_STORED = (
     "line_no",
     "identity",
     "kind",
     "occurred_at",
-    "business_day",
     "amount_minor",
     "fee_minor",
     "currency",
@@ -116,15 +118,17 @@ async def import_statement(
         )
         return _result(earlier.scalar_one(), again=True)
 
-    staged = await _stage(db, session, statement, on_batch)
-    read = (await session.execute(select(func.count()).select_from(staged))).scalar_one()
-    distinct = (await session.execute(select(func.count(func.distinct(staged.c.identity))))).scalar_one()
-    new = await _store(db, session, staged, statement_id, header.source)
+    staged, read, (first, last) = await _stage(db, session, statement, on_batch)
+    new = await _store(db, session, staged, statement_id, header.source, first, last) if read else 0
     await drop_scratch_table(session, staged)
+    stored = LINES.c
+    repeated = await session.execute(
+        select(func.count()).where(stored.statement_id == statement_id, stored.occurrence > 0)
+    )
     await session.execute(
         update(StatementImport)
         .where(StatementImport.id == statement_id)
-        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=read - distinct)
+        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=repeated.scalar_one())
     )
     row = (
         await session.execute(
@@ -136,7 +140,8 @@ async def import_statement(
 
 async def _stage(
     db: Database, session: AsyncSession, statement: Statement, on_batch: Callable[[int], None] | None
-) -> Any:
+) -> tuple[Table, int, tuple[date, date]]:
+    """Copy the lines as the reader made them into a scratch table; returns it, the count and the days spanned."""
     staged = await scratch_table(
         session,
         "reconciliation_staged_lines",
@@ -144,7 +149,6 @@ async def _stage(
         Column("identity", String(160), nullable=False),
         Column("kind", String(16), nullable=False),
         Column("occurred_at", UTCDateTime(), nullable=False),
-        Column("business_day", Date, nullable=False),
         Column("amount_minor", BigInteger, nullable=False),
         Column("fee_minor", BigInteger, nullable=False),
         Column("currency", String(3), nullable=False),
@@ -152,52 +156,52 @@ async def _stage(
         Column("counterparty_ref", String(128), nullable=False),
         Column("refund_ref", String(128), nullable=False),
         Column("status", String(32), nullable=False),
+        Column("description", Text, nullable=False),
     )
     source = statement.header.source
-    as_text = db.copies_dates_as_text
+    read, earliest, latest = 0, None, None
+    moment = itemgetter(3)
     for batch in statement.batches(BATCH):
-        rows = [_row(db, source, line, as_text) for line in batch]
-        await db.copy_rows(session, staged, _COPIED, rows)
+        if not batch:
+            continue
+        low, high = min(map(moment, batch)), max(map(moment, batch))
+        earliest = low if earliest is None or low < earliest else earliest
+        latest = high if latest is None or high > latest else latest
+        # A line is a tuple in the staging table's column order: COPY takes it as it is where it can.
+        rows = batch if not db.copies_dates_as_text else [_with_text_time(db, line) for line in batch]
+        await db.copy_rows(session, staged, StatementLine._fields, rows)
+        read += len(batch)
         if on_batch is not None:
             on_batch(len(batch))
-    return staged
+    if earliest is None or latest is None:
+        return staged, 0, (date.min, date.min)
+    return staged, read, (business_day(source, earliest), business_day(source, latest))
 
 
-def _row(db: Database, source: str, line: StatementLine, dates_as_text: bool) -> tuple[Any, ...]:
-    day = business_day(source, line.occurred_at)
-    return (
-        line.line_no,
-        line.identity,
-        line.kind,
-        db.copy_datetime(line.occurred_at),
-        day.isoformat() if dates_as_text else day,
-        line.amount_minor,
-        line.fee_minor,
-        line.currency,
-        line.merchant_ref,
-        line.counterparty_ref,
-        line.refund_ref,
-        line.status,
-    )
+def _with_text_time(db: Database, line: StatementLine) -> tuple[Any, ...]:
+    return line._replace(occurred_at=db.copy_datetime(line.occurred_at))
 
 
-async def _store(db: Database, session: AsyncSession, staged: Any, statement_id: int, source: str) -> int:
-    """Insert the staged lines not stored yet; returns how many were new."""
-    lines = LINES
+async def _store(
+    db: Database, session: AsyncSession, staged: Table, statement_id: int, source: str, first: date, last: date
+) -> int:
+    """Insert the staged lines not stored yet, numbering repeats of an identity; returns how many were new."""
     occurrence = func.row_number().over(partition_by=staged.c.identity, order_by=staged.c.line_no) - 1
     numbered = select(
-        *(staged.c[name] for name in _COPIED),
+        *(staged.c[name] for name in _STORED),
+        day_of(source, staged.c.occurred_at, first, last).label("business_day"),
         occurrence.label("occurrence"),
     ).subquery()
     chosen = select(
-        *(numbered.c[name] for name in _COPIED),
+        *(numbered.c[name] for name in _STORED),
+        numbered.c.business_day,
         numbered.c.occurrence,
         literal(statement_id, BigInteger),
         literal(source, String),
     ).where(true())
     stmt = (
-        db.insert(lines)
-        .from_select([*_COPIED, "occurrence", "statement_id", "source"], chosen)
+        db.insert(LINES)
+        .from_select([*_STORED, "business_day", "occurrence", "statement_id", "source"], chosen)
         .on_conflict_do_nothing(index_elements=["source", "identity", "occurrence"])
     )
     result = await session.execute(stmt)

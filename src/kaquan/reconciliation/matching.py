@@ -38,7 +38,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +45,7 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database, drop_scratch_table, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
-from kaquan.reconciliation.days import GATEWAY_SOURCES, day_start, days
+from kaquan.reconciliation.days import GATEWAY_SOURCES, day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import UnknownSource
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
 
@@ -105,6 +104,9 @@ class _Run:
         self.db, self.session, self.source = db, session, source
         self.first, self.last = first_day, last_day
         self.wide_first, self.wide_last = first_day - timedelta(days=1), last_day + timedelta(days=1)
+        # [scope_start, scope_end]: the instants of the period's days (BETWEEN is inclusive: end minus a microsecond)
+        self.scope_start = day_start(source, first_day)
+        self.scope_end = day_start(source, last_day + timedelta(days=1)) - timedelta(microseconds=1)
 
     async def _exec(self, stmt: Any) -> None:
         await self.session.execute(stmt)
@@ -121,9 +123,9 @@ class _Run:
             Column("amount_minor", BigInteger, nullable=False),
             Column("fee_minor", BigInteger, nullable=False),
             Column("currency", String(3), nullable=False),
-            Column("merchant_ref", String(128), nullable=False, index=True),
-            Column("counterparty_ref", String(128), nullable=False, index=True),
-            Column("refund_ref", String(128), nullable=False, index=True),
+            Column("merchant_ref", String(128), nullable=False),
+            Column("counterparty_ref", String(128), nullable=False),
+            Column("refund_ref", String(128), nullable=False),
             Column("status", String(32), nullable=False),
             Column("in_scope", Integer, nullable=False),
         )
@@ -132,7 +134,7 @@ class _Run:
             "reconciliation_match_records",
             Column("kind", String(16), nullable=False, primary_key=True),
             Column("ref", String(128), nullable=False, primary_key=True),
-            Column("txn_id", String(128), index=True),
+            Column("txn_id", String(128)),
             Column("amount_minor", BigInteger, nullable=False),
             Column("fee_minor", BigInteger, nullable=False),
             Column("currency", String(3), nullable=False),
@@ -182,6 +184,16 @@ class _Run:
             (and_(found.c.kind == "refund", found.c.status == "succeeded"), 1),
             else_=0,
         )
+        covered = await self._covered_days()
+        day = day_of(self.source, found.c.at, self.wide_first, self.wide_last)
+        in_scope = case((found.c.at.between(self.scope_start, self.scope_end), 1), else_=0)
+        # Just before a midnight whose next day no statement covers yet: the line may still come with that day.
+        late = [
+            and_(found.c.at >= end - TIMING_WINDOW, found.c.at < end)
+            for end in (day_start(self.source, d + timedelta(1)) for d in days(self.wide_first, self.wide_last))
+            if end.astimezone(zone_of(self.source)).date() not in covered
+        ]
+        waiting = case((or_(*late), 1), else_=0) if late else literal(0)
         chosen = select(
             found.c.kind,
             found.c.ref,
@@ -191,23 +203,13 @@ class _Run:
             found.c.currency,
             found.c.status,
             found.c.at,
+            day,
             counted,
-            literal(0),
-            literal(0),
+            in_scope,
+            waiting,
         ).where(~kept)
-        names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "counts"]
+        names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
         await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
-        r = self.records.c
-        covered = await self._covered_days()
-        for day in days(self.wide_first, self.wide_last):
-            start, end = day_start(self.source, day), day_start(self.source, day + timedelta(1))
-            await self._exec(
-                update(self.records)
-                .where(r.at >= start, r.at < end)
-                .values(day=day, in_scope=1 if self.first <= day <= self.last else 0)
-            )
-            if day + timedelta(1) not in covered:
-                await self._exec(update(self.records).where(r.at >= end - TIMING_WINDOW, r.at < end).values(waiting=1))
 
     async def _covered_days(self) -> set[date]:
         """The days some imported statement of the source covers (by its period, or by a line on that day)."""
@@ -222,12 +224,12 @@ class _Run:
             )
         )
         covered = {day for start, end in periods.all() for day in wanted if start <= day <= end}
-        with_lines = await self.session.execute(
-            select(stored.business_day)
-            .where(stored.source == self.source, stored.business_day.between(wanted[0], wanted[-1]))
-            .distinct()
-        )
-        return covered | set(with_lines.scalars())
+        for day in wanted:
+            if day not in covered:
+                on_day = exists().where(stored.source == self.source, stored.business_day == day)
+                if (await self.session.execute(select(on_day))).scalar_one():
+                    covered.add(day)
+        return covered
 
     async def pair(self) -> None:
         lc, rc = self.lines.c, self.records.c

@@ -54,6 +54,11 @@ class Prefixed(io.RawIOBase):
 
 def sniff(stream: IO[bytes], size: int = 4) -> tuple[bytes, IO[bytes]]:
     """The first `size` bytes, and a stream that still starts with them."""
+    if stream.seekable():
+        start = stream.tell()
+        head = stream.read(size)
+        stream.seek(start)
+        return head, stream
     head = stream.read(size)
     return head, io.BufferedReader(Prefixed(head, stream), CHUNK_BYTES)
 
@@ -116,28 +121,38 @@ def text_lines(stream: IO[bytes], encoding: str) -> Iterator[str]:
     is also refused when it is in fact UTF-8 (its first non-ASCII chunk is
     valid UTF-8): such bytes often decode as GBK too, into nonsense.
     """
-    codec = normal_encoding(encoding)
-    gbk_family = codec in ("gbk", "gb2312", "gb18030")
-    checked_not_utf8 = not gbk_family
-    first = True
+    decoder = BlockDecoder(encoding)
     for line_no, block in _chunks(stream):
-        if first:
-            first = False
+        yield from io.StringIO(decoder(block, line_no), newline="")
+
+
+class BlockDecoder:
+    """Decodes a file's blocks of whole lines in order, strictly, naming the line a failure is on."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.codec = normal_encoding(encoding)
+        self._gbk_family = self.codec in ("gbk", "gb2312", "gb18030")
+        self._checked_not_utf8 = not self._gbk_family
+        self._first = True
+
+    def __call__(self, block: bytes, line_no: int) -> str:
+        if self._first:
+            self._first = False
             if block.startswith(_BOM):
-                if gbk_family:
-                    raise StatementRejected(f"the file is UTF-8 (it starts with a BOM), not {encoding}", line=1)
+                if self._gbk_family:
+                    raise StatementRejected(f"the file is UTF-8 (it starts with a BOM), not {self.encoding}", line=1)
                 block = block[len(_BOM) :]
-        if not checked_not_utf8 and not block.isascii():
-            checked_not_utf8 = True
+        if not self._checked_not_utf8 and not block.isascii():
+            self._checked_not_utf8 = True
             if _is_utf8(block):
                 bad = line_no + _first_non_ascii_line(block)
-                raise StatementRejected(f"the file is UTF-8, not {encoding}", line=bad)
+                raise StatementRejected(f"the file is UTF-8, not {self.encoding}", line=bad)
         try:
-            text = block.decode(codec)
+            return block.decode(self.codec)
         except UnicodeDecodeError as error:
             bad = line_no + block.count(b"\n", 0, error.start)
-            raise StatementRejected(f"the file is not {encoding} text", line=bad) from None
-        yield from io.StringIO(text, newline="")
+            raise StatementRejected(f"the file is not {self.encoding} text", line=bad) from None
 
 
 def _is_utf8(block: bytes) -> bool:

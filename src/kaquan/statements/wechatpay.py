@@ -6,14 +6,21 @@ a summary header row (总交易单数, 应结订单总金额, …) and its value
 order is not fixed (WeChat Pay says so), so every cell is found by its name.
 SUCCESS bills lack the refund columns; REFUND bills add 退款申请时间 and
 退款成功时间. Times are Beijing time. Refund rows print the fee given back as
-a negative 手续费.
+a negative 手续费. A day's bill may hold a million rows: they are read in
+chunks by polars and checked column by column (see `columnar`).
 """
 
+import csv
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import IO, Final
 
+import polars as pl
+
+from kaquan.statements import columnar
+from kaquan.statements.columnar import Chunk, LocalTimes, Table, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import StatementHeader, StatementLine, StatementRejected
-from kaquan.statements.reading import BEIJING, Columns, LocalTimes, Rows, amount, text_lines, ungzipped, yuan
+from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, ungzipped, yuan
 
 SOURCE: Final = "wechatpay"
 REQUIRED: Final = ("交易时间", "商户号", "微信订单号", "商户订单号", "交易状态", "应结订单金额", "手续费")
@@ -21,7 +28,7 @@ REFUND_COLUMNS: Final = ("微信退款单号", "商户退款单号", "退款金�
 SUMMARY_FIRST: Final = "总交易单数"
 SUMMARY_REQUIRED: Final = ("总交易单数", "应结订单总金额", "退款总金额", "手续费总金额")
 # summary column -> the row column it adds up
-_SUMMED: Final = {
+SUMMED: Final = {
     "应结订单总金额": "应结订单金额",
     "退款总金额": "退款金额",
     "充值券退款总金额": "充值券退款金额",
@@ -29,202 +36,222 @@ _SUMMED: Final = {
     "订单总金额": "订单金额",
     "申请退款总金额": "申请退款金额",
 }
-# A revoked (撤销) micropay moved no money: it is counted by the summary but is no line.
-_NO_MONEY: Final = frozenset({"REVOKED"})
+# A revoked (撤销) micropay moved no money: the summary counts it, but it is no line.
+STATES: Final = ("SUCCESS", "REFUND", "REVOKED")
+_BEIJING_OFFSET: Final = timedelta(hours=8)
+_KIND: Final = ("payment", "refund")  # by "is a refund"
+_STATUS: Final = ("SUCCESS", "REFUND")
+_OPTIONAL: Final = ("货币种类", "商品名称", "退款成功时间", *REFUND_COLUMNS, *SUMMED.values())
 
 
 class WeChatPayBill:
     """A trade bill read as it streams; the summary rows are checked against the rows before the last batch."""
 
     def __init__(self, stream: IO[bytes], *, account: str | None = None) -> None:
-        self._rows = Rows(text_lines(ungzipped(stream), "utf-8"))
-        self._records = iter(self._rows)
-        first = next(self._records, None)
-        if first is None:
-            raise StatementRejected("the file is empty, not a WeChat Pay trade bill")
-        line, cells = first
-        if "交易时间" not in {name.strip() for name in cells}:
-            raise StatementRejected("the file is not a WeChat Pay trade bill (no 交易时间 column)", line=line)
-        self._columns = Columns(cells, line=line, required=REQUIRED, what="WeChat Pay trade bill")
-        self._expected_account = account
-        self._pending = next(self._records, None)
+        stream = ungzipped(stream)
+        decoder = BlockDecoder("utf-8")
+        line, names = _header(stream, decoder)
+        self._columns = Columns(names, line=line, required=REQUIRED, what="WeChat Pay trade bill")
+        self._used = [name for name in dict.fromkeys((*REQUIRED, *_OPTIONAL)) if name in self._columns]
+        self._table = Table(
+            stream,
+            {name: self._columns.index(name) for name in self._used},
+            self._columns.width,
+            decoder,
+            first_line=line + 1,
+            stop=columnar.line_starting(SUMMARY_FIRST.encode()),
+        )
+        self._chunks = iter(self._table)
+        self._first = next(self._chunks, None)
+        first_account = ""
+        if self._first is not None and self._first.frame.height:
+            first_account = (self._first.frame["商户号"][0] or "").removeprefix("`")
         self.header = StatementHeader(
-            source=SOURCE,
-            account=account or self._first_account(),
-            period_start=None,
-            period_end=None,
-            currency="CNY",
+            source=SOURCE, account=account or first_account, period_start=None, period_end=None, currency="CNY"
         )
         self._read = False
-
-    def _first_account(self) -> str:
-        if self._pending is None or self._pending[1][0].strip() == SUMMARY_FIRST:
-            return ""
-        cells = self._pending[1]
-        index = self._columns.index("商户号")
-        return cells[index].strip().removeprefix("`") if index < len(cells) else ""
 
     def batches(self, size: int = 50_000) -> Iterator[list[StatementLine]]:
         if self._read:
             raise RuntimeError("a statement is read once")
         self._read = True
-        columns = self._columns
-        width = columns.width
-        at = columns.index
-        i_time, i_account, i_txn, i_out, i_state = (
-            at(n) for n in ("交易时间", "商户号", "微信订单号", "商户订单号", "交易状态")
-        )
-        i_settle, i_fee = at("应结订单金额"), at("手续费")
-        i_currency = columns.optional("货币种类")
-        i_refund_id, i_refund_no, i_refund = (columns.optional(n) for n in REFUND_COLUMNS)
-        i_refunded_at = columns.optional("退款成功时间")
-        i_subject = columns.optional("商品名称")
-        summed = {name: i for name, i in ((n, columns.optional(n)) for n in _SUMMED.values()) if i is not None}
-        totals = dict.fromkeys(summed, 0)
-        settled_payments = 0
-        ordered_payments = 0
-        i_ordered = columns.optional("订单金额")
-        times = LocalTimes(BEIJING)
+        sums = _Sums([name for name in SUMMED.values() if name in self._columns])
+        times = LocalTimes(_BEIJING_OFFSET)
+        pending: list[StatementLine] = []
+        chunk = self._first
+        while chunk is not None:
+            pending.extend(self._lines(chunk, sums, times))
+            while len(pending) >= size:
+                yield pending[:size]
+                del pending[:size]
+            chunk = next(self._chunks, None)
+        _check_summary(self._table, sums)
+        for start in range(0, len(pending), size):
+            yield pending[start : start + size]
+
+    def _lines(self, chunk: Chunk, sums: "_Sums", times: LocalTimes) -> list[StatementLine]:
+        cells = chunk.frame.select(columnar.unticked(chunk.frame[name]) for name in self._used)
+        state = cells["交易状态"]
+        refund = state == "REFUND"
+        has_refunds = bool(refund.any())
+        amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
+        zero = {name for name in amount_names if (cells[name] == "0.00").all()}
+        checks: list[columnar.Check] = [columnar.width_check(chunk)]
+        checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero)
         account = self.header.account
-        count = 0
-        batch: list[StatementLine] = []
-        records = self._records
-        pending = self._pending
-        summary: tuple[int, list[str]] | None = None
-        while pending is not None:
-            line, cells = pending
-            pending = next(records, None)
-            if cells[0].strip() == SUMMARY_FIRST:
-                summary = (line, cells)
-                break
-            if len(cells) != width:
-                raise StatementRejected(
-                    f"the row has {len(cells)} columns, the header {width} (a truncated or broken row)", line=line
-                )
-            cells = [cell[1:] if cell.startswith("`") else cell for cell in cells]
-            count += 1
-            for name, index in summed.items():
-                totals[name] += amount(cells[index].strip(), line=line, column=name)
-            if cells[i_account] != account:
-                raise StatementRejected(
-                    f"the row is for merchant {cells[i_account]!r}, the bill for {account!r}",
-                    line=line,
-                    column="商户号",
-                )
-            state = cells[i_state]
-            if state in _NO_MONEY:
-                continue
-            settle = amount(cells[i_settle], line=line, column="应结订单金额")
-            fee = amount(cells[i_fee], line=line, column="手续费")
-            currency = cells[i_currency] if i_currency is not None and cells[i_currency] else "CNY"
-            subject = cells[i_subject] if i_subject is not None else ""
-            if state == "SUCCESS":
-                settled_payments += settle
-                if i_ordered is not None:
-                    ordered_payments += amount(cells[i_ordered], line=line, column="订单金额")
-                batch.append(
-                    StatementLine(
-                        line,
-                        "pay:" + cells[i_txn],
-                        "payment",
-                        times(cells[i_time], line=line, column="交易时间"),
-                        settle,
-                        fee,
-                        currency,
-                        cells[i_out],
-                        cells[i_txn],
-                        "",
-                        state,
-                        subject,
-                    )
-                )
-            elif state == "REFUND":
-                if i_refund_id is None or i_refund_no is None or i_refund is None:
-                    missing = next(
-                        n
-                        for n, i in zip(REFUND_COLUMNS, (i_refund_id, i_refund_no, i_refund), strict=True)
-                        if i is None
-                    )
-                    raise StatementRejected(
-                        "a refund row, but the bill has no refund columns", line=line, column=missing
-                    )
-                refunded_at = cells[i_refunded_at] if i_refunded_at is not None and cells[i_refunded_at] else ""
-                batch.append(
-                    StatementLine(
-                        line,
-                        "refund:" + cells[i_refund_id],
-                        "refund",
-                        times(
-                            refunded_at or cells[i_time],
-                            line=line,
-                            column="退款成功时间" if refunded_at else "交易时间",
-                        ),
-                        amount(cells[i_refund], line=line, column="退款金额"),
-                        abs(fee),
-                        currency,
-                        cells[i_out],
-                        cells[i_refund_id],
-                        cells[i_refund_no],
-                        state,
-                        subject,
-                    )
-                )
-            else:
-                raise StatementRejected(f"unknown 交易状态 {state!r}", line=line, column="交易状态")
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if summary is None:
-            raise StatementRejected(
-                "the bill ends without its summary rows (a truncated file)", line=self._rows.line_num
+        merchant = cells["商户号"]
+        checks.append(
+            ("商户号", merchant != account, lambda row: f"the row is for merchant {merchant[row]!r}, not {account!r}")
+        )
+        checks.append(("交易状态", ~state.is_in(STATES), lambda row: f"unknown 交易状态 {state[row]!r}"))
+        checks.append(time_check("交易时间", cells["交易时间"]))
+        refunded_at = cells["退款成功时间"] if "退款成功时间" in cells.columns else None
+        if refunded_at is not None:
+            checks.append(time_check("退款成功时间", refunded_at, where=refund & (refunded_at != "")))
+        if has_refunds:
+            for name in REFUND_COLUMNS:
+                if name not in cells.columns:
+                    checks.append((name, refund, lambda row: "a refund row, but the bill has no refund columns"))
+        first_failure(chunk, checks)
+
+        amounts = cells.select(
+            pl.repeat(0, cells.height, dtype=pl.Int64, eager=True).alias(name) if name in zero else fen(cells[name])
+            for name in amount_names
+        )
+        sums.add(amounts, state)
+        moved = state != "REVOKED"
+        line_nos = chunk.lines
+        if not moved.all():
+            cells, amounts, refund, line_nos = (
+                cells.filter(moved),
+                amounts.filter(moved),
+                refund.filter(moved),
+                line_nos.filter(moved),
             )
-        _check_summary(summary, pending, next(records, None), count, totals, settled_payments, ordered_payments)
-        if batch:
-            yield batch
+        count = cells.height
+        txn = cells["微信订单号"]
+        if has_refunds:
+            is_refund = pl.col("交易状态") == "REFUND"
+            refund_id = pl.col("微信退款单号")
+            when_at = pl.col("交易时间")
+            if refunded_at is not None:
+                when_at = pl.when(is_refund & (pl.col("退款成功时间") != "")).then("退款成功时间").otherwise(when_at)
+            text = cells.select(
+                identity=pl.when(is_refund)
+                .then(pl.lit("refund:") + refund_id)
+                .otherwise(pl.lit("pay:") + pl.col("微信订单号")),
+                at=when_at,
+                counterparty_ref=pl.when(is_refund).then(refund_id).otherwise("微信订单号"),
+                refund_ref=pl.when(is_refund).then("商户退款单号").otherwise(pl.lit("")),
+            )
+            identity, at, counterparty_ref, refund_ref = (text.to_series(i).to_list() for i in range(4))
+            money = pl.select(
+                pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]).alias("amount"),
+                pl.when(refund).then(amounts["手续费"].abs()).otherwise(amounts["手续费"]).alias("fee"),
+            )
+            is_refund_list = refund.to_list()
+            kind = list(map(_KIND.__getitem__, is_refund_list))
+            status = list(map(_STATUS.__getitem__, is_refund_list))
+        else:
+            identity = ("pay:" + txn).to_list()
+            at = cells["交易时间"].to_list()
+            counterparty_ref = txn.to_list()
+            refund_ref = [""] * count
+            money = amounts.select("应结订单金额", "手续费")
+            kind, status = ["payment"] * count, ["SUCCESS"] * count
+        currency = ["CNY"] * count
+        if "货币种类" in cells.columns and not (cells["货币种类"] == "CNY").all():
+            currency = cells["货币种类"].replace("", "CNY").to_list()
+        subject = cells["商品名称"].to_list() if "商品名称" in cells.columns else [""] * count
+        return columnar.statement_lines(
+            line_nos.to_list(),
+            identity,
+            kind,
+            times(at),
+            money.to_series(0).to_list(),
+            money.to_series(1).to_list(),
+            currency,
+            cells["商户订单号"].to_list(),
+            counterparty_ref,
+            refund_ref,
+            status,
+            subject,
+        )
 
 
-def _check_summary(
-    summary: tuple[int, list[str]],
-    values_record: tuple[int, list[str]] | None,
-    after: tuple[int, list[str]] | None,
-    count: int,
-    totals: dict[str, int],
-    settled_payments: int,
-    ordered_payments: int,
-) -> None:
+class _Sums:
+    """What the summary row adds up: rows, each summed column, and the payments' own amounts."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.count = 0
+        self.totals = dict.fromkeys(columns, 0)
+        self.settled_payments = 0
+        self.ordered_payments = 0
+
+    def add(self, amounts: pl.DataFrame, state: pl.Series) -> None:
+        self.count += amounts.height
+        for name in self.columns:
+            self.totals[name] += int(amounts[name].sum())
+        paid = state == "SUCCESS"
+        self.settled_payments += int(amounts["应结订单金额"].filter(paid).sum())
+        if "订单金额" in amounts.columns:
+            self.ordered_payments += int(amounts["订单金额"].filter(paid).sum())
+
+
+def _header(stream: IO[bytes], decoder: BlockDecoder) -> tuple[int, list[str]]:
+    line = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES)
+        line += 1
+        if not raw:
+            raise StatementRejected("the file is empty, not a WeChat Pay trade bill")
+        text = decoder(raw, line).strip()
+        if text:
+            break
+    names = next(csv.reader([text]))
+    if "交易时间" not in {name.strip() for name in names}:
+        raise StatementRejected("the file is not a WeChat Pay trade bill (no 交易时间 column)", line=line)
+    return line, names
+
+
+def _check_summary(table: Table, sums: _Sums) -> None:
     """The summary values against the rows: the count, and every amount the summary prints a total of."""
-    line, names = summary
+    if table.tail is None:
+        raise StatementRejected("the bill ends without its summary rows (a truncated file)", line=table.last_line)
+    records = [(line, next(csv.reader([text]))) for line, text in table.tail.lines if text.strip()]
+    line, names = records[0]
     columns = Columns(names, line=line, required=SUMMARY_REQUIRED, what="WeChat Pay bill summary")
-    if values_record is None:
+    if len(records) < 2:
         raise StatementRejected("the summary header has no values row (a truncated file)", line=line)
-    values_line, raw = values_record
-    if after is not None:
-        raise StatementRejected("rows follow the summary", line=after[0])
+    values_line, raw = records[1]
+    if len(records) > 2:
+        raise StatementRejected("rows follow the summary", line=records[2][0])
     if len(raw) != columns.width:
         raise StatementRejected(
             f"the summary values row has {len(raw)} columns, its header {columns.width}", line=values_line
         )
     values = [cell.strip().removeprefix("`") for cell in raw]
     printed_count = values[columns.index("总交易单数")]
-    if not (printed_count.isascii() and printed_count.isdigit()) or int(printed_count) != count:
+    if not (printed_count.isascii() and printed_count.isdigit()) or int(printed_count) != sums.count:
         raise StatementRejected(
-            f"the summary counts {printed_count} rows, the bill has {count}", line=values_line, column="总交易单数"
+            f"the summary counts {printed_count} rows, the bill has {sums.count}", line=values_line, column="总交易单数"
         )
-    for total_name, row_name in _SUMMED.items():
+    for total_name, row_name in SUMMED.items():
         index = columns.optional(total_name)
-        if index is None or row_name not in totals:
+        if index is None or row_name not in sums.totals:
             continue
         printed = amount(values[index], line=values_line, column=total_name)
         # whether refund rows' 应结订单金额/订单金额 (the original order's) count in the total is not documented
         # the same way everywhere: both readings are accepted, any other figure is not.
-        accepted = {totals[row_name]}
+        accepted = {sums.totals[row_name]}
         if row_name == "应结订单金额":
-            accepted.add(settled_payments)
+            accepted.add(sums.settled_payments)
         elif row_name == "订单金额":
-            accepted.add(ordered_payments)
+            accepted.add(sums.ordered_payments)
         if printed not in accepted:
             raise StatementRejected(
-                f"the summary says {values[index]}, the rows add up to {yuan(totals[row_name])}",
+                f"the summary says {values[index]}, the rows add up to {yuan(sums.totals[row_name])}",
                 line=values_line,
                 column=total_name,
             )
