@@ -2,6 +2,7 @@
 
 import gzip
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from tests.support.statements import (
@@ -13,6 +14,7 @@ from tests.support.statements import (
     wechat_bill,
     wechat_payment,
     wechat_refund,
+    write_wechat_bill,
 )
 
 from kaquan.payments.wechatpay import protocol
@@ -193,3 +195,31 @@ def test_a_row_for_another_merchant_is_rejected_on_its_line() -> None:
 def test_a_bill_for_another_merchant_than_expected_is_rejected_on_its_first_row() -> None:
     error = rejection(wechat_bill([wechat_payment(1)]), account="1900000999")
     assert error.details == {"line": 2, "column": "商户号"}
+
+
+def test_real_quirks_are_tolerated_values_without_backticks_short_decimals_blank_lines() -> None:
+    data = wechat_bill([wechat_payment(1, fen=1000, fee=6), wechat_payment(2)], summary={"应结订单总金额": "29.9"})
+    data = data.replace(b"`10.00", b"10.0", 2).replace(b"`0.06", b"0.06")
+    data = data.replace(b"\r\n`2026", b"\r\n\r\n`2026", 1)
+    lines = read_all(open_statement("wechatpay", stream(data)))
+    assert [(line.line_no, line.amount_minor, line.fee_minor) for line in lines] == [(3, 1000, 6), (4, 1990, 12)]
+
+
+def test_a_line_break_inside_a_quoted_product_name_keeps_line_numbers_true() -> None:
+    rows = [wechat_payment(1) | {"商品名称": "第一行\n第二行"}, wechat_payment(2), wechat_payment(3) | {"手续费": "x"}]
+    data = wechat_bill(rows, summary={"手续费总金额": "0.24"})
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(data)))
+    assert caught.value.details == {"line": 5, "column": "手续费"}
+    [first, second] = read_all(open_statement("wechatpay", stream(wechat_bill(rows[:2]))))
+    assert (first.line_no, first.description, second.line_no) == (2, "第一行\n第二行", 4)
+
+
+def test_a_bill_longer_than_one_chunk_reads_every_row_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bill.csv"
+    write_wechat_bill(path, 40_000, refund_every=7)  # about 10 MB: more than one 8 MB chunk
+    with path.open("rb") as bill:
+        lines = read_all(open_statement("wechatpay", bill), size=7_000)
+    assert len(lines) == 40_000
+    assert [line.line_no for line in lines] == list(range(2, 40_002))
+    assert sum(line.kind == "refund" for line in lines) == 40_000 // 7

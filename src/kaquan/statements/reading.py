@@ -8,6 +8,7 @@ integers only (no float, no Decimal on the hot path) and validated strictly.
 
 import codecs
 import csv
+import functools
 import gzip
 import io
 import re
@@ -16,6 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import IO, Final, cast
 
+from kaquan.kit.errors import BadInput
+from kaquan.kit.money import Money
 from kaquan.statements.lines import StatementRejected
 
 BEIJING: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -264,6 +267,25 @@ def amount(text: str, *, line: int, column: str, digits: int = 2) -> int:
     if value is None:
         raise StatementRejected(f"{text!r} is not an amount with at most {digits} decimals", line=line, column=column)
     return value
+
+
+@functools.cache
+def currency_digits(code: str) -> int | None:
+    """The decimals of kaquan's minor unit for a currency (CNY 2, JPY 0); None where kaquan does not book it."""
+    try:
+        shown = Money(0, code).format()  # "CNY 0.00", "JPY 0": kit.money is the one place that defines units
+    except BadInput:
+        return None
+    return len(shown.partition(".")[2])
+
+
+def currency_of(text: str, *, line: int, column: str) -> tuple[str, int]:
+    """An ISO 4217 code (any case) kaquan books, and its minor-unit decimals."""
+    code = text.strip().upper()
+    digits = currency_digits(code)
+    if digits is None:
+        raise StatementRejected(f"kaquan does not book the currency {text!r}", line=line, column=column)
+    return code, digits
 
 
 class LocalTimes:
