@@ -1,4 +1,5 @@
-"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers, fetching their daily bills)."""
+"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers,
+fetching their daily bills)."""
 
 import asyncio
 import contextlib

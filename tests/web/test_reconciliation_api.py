@@ -151,7 +151,7 @@ async def test_finance_saves_a_column_mapping_once_and_reads_it_back(
 
     saved = await client.put(f"{API}/mappings/bank-cmb", headers=finance, json=mapping)
     assert saved.status_code == 200, saved.text
-    assert saved.json()["mapping"] == {**mapping, "name": "bank-cmb"}
+    assert saved.json()["mapping"].items() >= {**mapping, "name": "bank-cmb", "amount_unit": "yuan"}.items()
     changed = await client.put(f"{API}/mappings/bank-cmb", headers=finance, json={**mapping, "amount": "发生额"})
     assert changed.json()["mapping"]["amount"] == "发生额"
     assert [m["name"] for m in (await client.get(f"{API}/mappings", headers=finance)).json()] == ["bank-cmb"]
@@ -163,5 +163,30 @@ async def test_finance_saves_a_column_mapping_once_and_reads_it_back(
     assert bad_name.status_code == 400
     not_object = await client.put(f"{API}/mappings/bank", headers=finance, json=["a"])
     assert not_object.status_code == 422
+    unknown_key = await client.put(f"{API}/mappings/bank", headers=finance, json={**mapping, "colour": "red"})
+    assert (unknown_key.status_code, error_code(unknown_key)) == (422, "statement_mapping_invalid")
+    assert unknown_key.json()["error"]["details"] == {"key": "colour"}
+    no_amount = {key: value for key, value in mapping.items() if key != "amount"}
+    assert (await client.put(f"{API}/mappings/bank", headers=finance, json=no_amount)).status_code == 422
     absent = await client.get(f"{API}/mappings/nothing", headers=finance)
     assert (absent.status_code, error_code(absent)) == (404, "reconciliation_mapping_not_found")
+
+
+async def test_a_generic_statement_imports_through_its_saved_mapping(
+    client: httpx.AsyncClient, headers_for: HeadersFor
+) -> None:
+    finance = await headers_for("finance")
+    mapping = {"identity": "流水号", "merchant_ref": "订单号", "amount": "金额", "occurred_at": "时间"}
+    csv = "流水号,订单号,金额,时间\nB1,KQ1,19.90,2026-12-01 10:00:00\nB2,KQ2,-5.00,2026-12-01 11:00:00\n".encode()
+
+    unsaved = await client.post(f"{API}/statements", headers=finance, **upload(csv, source="generic:bank"))  # type: ignore[arg-type]
+    assert (unsaved.status_code, error_code(unsaved)) == (404, "reconciliation_mapping_not_found")
+    await client.put(f"{API}/mappings/bank", headers=finance, json=mapping)
+    stored = await client.post(f"{API}/statements", headers=finance, **upload(csv, source="generic:bank"))  # type: ignore[arg-type]
+    assert stored.status_code == 201, stored.text
+    assert (stored.json()["source"], stored.json()["lines_new"]) == ("generic:bank", 2)
+    no_store = await client.post(f"{API}/statements", headers=finance, **upload(csv, source="marketplace:nowhere"))  # type: ignore[arg-type]
+    assert (no_store.status_code, error_code(no_store)) == (404, "marketplace_store_not_found")
+    for source in ("generic:", "bank", "marketplace", "GENERIC:bank"):
+        refused = await client.post(f"{API}/statements", headers=finance, **upload(csv, source=source))  # type: ignore[arg-type]
+        assert (refused.status_code, error_code(refused)) == (400, "reconciliation_unknown_source"), source

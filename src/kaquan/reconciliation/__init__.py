@@ -24,10 +24,10 @@ from kaquan.reconciliation.errors import (
 from kaquan.reconciliation.export import CLASS_WORDS, RESOLUTION_WORDS, STATE_WORDS, csv_row, csv_text, money, words
 from kaquan.reconciliation.imported import StatementView, list_statements
 from kaquan.reconciliation.importing import ImportResult, import_statement
-from kaquan.reconciliation.mappings import GENERIC_PREFIX, MappingView, get_mapping, list_mappings, save_mapping
+from kaquan.reconciliation.mappings import MappingView, column_mapping, get_mapping, list_mappings, save_mapping
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
 from kaquan.reconciliation.models import CLASSES, STATES
-from kaquan.reconciliation.sources import checked_source, importable_sources, open_source
+from kaquan.reconciliation.sources import SOURCE_HELP, checked_source, open_source
 from kaquan.reconciliation.worklist import (
     OPEN_STATES,
     RESOLUTIONS,
@@ -44,10 +44,10 @@ __all__ = [
     "CLASSES",
     "CLASS_WORDS",
     "GATEWAY_SOURCES",
-    "GENERIC_PREFIX",
     "OPEN_STATES",
     "RESOLUTIONS",
     "RESOLUTION_WORDS",
+    "SOURCE_HELP",
     "STATES",
     "STATE_WORDS",
     "AlreadyResolved",
@@ -68,6 +68,7 @@ __all__ = [
     "annotate",
     "business_day",
     "checked_source",
+    "column_mapping",
     "configured_account",
     "counts",
     "csv_row",
@@ -77,7 +78,6 @@ __all__ = [
     "get_difference",
     "get_mapping",
     "import_statement",
-    "importable_sources",
     "list_differences",
     "list_fetches",
     "list_mappings",

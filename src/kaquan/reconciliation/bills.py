@@ -29,12 +29,12 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.payments import registry
 from kaquan.reconciliation.accounts import configured_account
-from kaquan.reconciliation.days import business_day, day_start
+from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day, day_start
 from kaquan.reconciliation.errors import FetchNotFound
 from kaquan.reconciliation.importing import import_statement
 from kaquan.reconciliation.matching import match_period
 from kaquan.reconciliation.models import BillFetch
-from kaquan.statements import STATEMENT_KINDS, open_statement
+from kaquan.statements import open_statement
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def bill_gateways() -> list[BillDownloading]:
     return [
         gateway
         for gateway in registry.all()
-        if isinstance(gateway, BillDownloading) and gateway.name in STATEMENT_KINDS and gateway.name in AVAILABLE_AFTER
+        if isinstance(gateway, BillDownloading) and gateway.name in GATEWAY_SOURCES and gateway.name in AVAILABLE_AFTER
     ]
 
 

@@ -15,10 +15,10 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
 from kaquan.reconciliation.errors import MappingNotFound
 from kaquan.reconciliation.models import SavedMapping
+from kaquan.statements import ColumnMapping, MappingInvalid
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 MAX_MAPPING_CHARS = 8000
-GENERIC_PREFIX = "generic:"
 
 
 @dataclass(frozen=True)
@@ -39,18 +39,19 @@ def checked_name(name: str) -> str:
 
 
 def _checked(name: str, text: str) -> str:
-    """The mapping as canonical JSON: an object whose `name` (if given) is the name it is saved under."""
+    """The mapping as canonical JSON, checked by `ColumnMapping` (MappingInvalid names the key that is wrong).
+
+    A mapping without a `name` takes the one it is saved under; one that names another is refused.
+    """
     if len(text) > MAX_MAPPING_CHARS:
         raise BadInput(f"a mapping is at most {MAX_MAPPING_CHARS} characters", length=len(text))
     try:
         data = json.loads(text)
     except ValueError as error:
-        raise BadInput(f"the mapping is not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise BadInput("a mapping is a JSON object")
-    if data.setdefault("name", name) != name:
+        raise MappingInvalid(f"not JSON: {error}", key="") from None
+    if isinstance(data, dict) and data.setdefault("name", name) != name:
         raise BadInput(f"the mapping says its name is {data['name']!r}, not {name!r}", name=name)
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return ColumnMapping.from_json(json.dumps(data)).to_json()
 
 
 async def save_mapping(db: Database, session: AsyncSession, name: str, text: str, *, actor: str) -> MappingView:
@@ -88,6 +89,16 @@ def _view(row: SavedMapping) -> MappingView:
 async def list_mappings(session: AsyncSession) -> list[MappingView]:
     rows = await session.execute(select(SavedMapping).order_by(SavedMapping.name))
     return [_view(row) for row in rows.scalars()]
+
+
+async def column_mapping(session: AsyncSession, name: str) -> ColumnMapping:
+    """The saved mapping `name`, ready for the generic reader."""
+    row = await session.get(SavedMapping, name)
+    if row is None:
+        raise MappingNotFound(
+            f"no saved mapping {name!r}; save one with `kaquan reconcile mapping save`", name=name[:60]
+        )
+    return ColumnMapping.from_json(row.mapping)
 
 
 async def get_mapping(session: AsyncSession, name: str) -> MappingView:

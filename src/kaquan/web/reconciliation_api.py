@@ -106,7 +106,7 @@ async def import_upload(rt: RuntimeDep, admin: Principal, file: UploadFile, sour
     reconciliation.checked_source(source)
     digest = _file_digest(file)
     async with rt.db.transaction() as session:
-        statement, expected = reconciliation.open_source(source, file.file)
+        statement, expected = await reconciliation.open_source(session, source, file.file)
         result = await reconciliation.import_statement(
             rt.db,
             session,
@@ -124,7 +124,7 @@ async def upload_statement(
     rt: RuntimeDep,
     admin: FinanceWrite,
     file: Annotated[UploadFile, File(description="the statement as downloaded from the counterparty")],
-    source: Annotated[str, Form(max_length=64, description="wechatpay or alipay")],
+    source: Annotated[str, Form(max_length=64, description=reconciliation.SOURCE_HELP)],
 ) -> ImportOut:
     """Import a statement (导入对账单): each line stored once; the same file again changes nothing."""
     return await import_upload(rt, admin, file, source)
