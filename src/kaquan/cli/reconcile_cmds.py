@@ -14,7 +14,7 @@ from kaquan import reconciliation
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.money import Money
 from kaquan.runtime import Runtime
-from kaquan.statements import StatementRejected, open_statement
+from kaquan.statements import StatementRejected
 
 reconcile_app = typer.Typer(
     help="对账 Reconciliation: import statements, match them against kaquan's records, resolve the differences.",
@@ -44,13 +44,16 @@ def import_statement(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="the statement as downloaded")
     ],
-    source: Annotated[str, typer.Option(help="wechatpay, alipay or stripe")],
+    source: Annotated[str, typer.Option(help=reconciliation.SOURCE_HELP)],
     account: Annotated[
         str | None, typer.Option(help="the merchant id / account the file must be for (default: the gateway's)")
     ] = None,
 ) -> None:
-    """Store a statement's lines once each (导入对账单); the same file again changes nothing."""
-    expected = account or reconciliation.configured_account(source)
+    """Store a statement's lines once each (导入对账单); the same file again changes nothing.
+
+    A generic CSV/XLSX source reads through the mapping saved for it: `--source generic:NAME`.
+    """
+    reconciliation.checked_source(source)
     digest = reconciliation.file_sha256(file)
 
     async def work(rt: Runtime) -> reconciliation.ImportResult | StatementRejected:
@@ -70,10 +73,11 @@ def import_statement(
 
             try:
                 async with rt.db.transaction() as session:
+                    statement, expected = await reconciliation.open_source(session, source, stream, account=account)
                     return await reconciliation.import_statement(
                         rt.db,
                         session,
-                        open_statement(source, stream),
+                        statement,
                         sha256=digest,
                         filename=file.name,
                         actor=ACTOR,
