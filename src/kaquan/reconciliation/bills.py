@@ -99,7 +99,8 @@ def bill_gateways() -> list[BillDownloading]:
 
 def wait_after(attempts: int) -> timedelta:
     """30 minutes after the first failure, doubling, never more than 6 hours."""
-    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_WAIT)
+    doubled: timedelta = FIRST_RETRY * (1 << max(attempts - 1, 0))
+    return min(doubled, LONGEST_WAIT)
 
 
 async def fetch_due_bills(db: Database, *, limit: int = 5) -> int:

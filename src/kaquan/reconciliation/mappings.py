@@ -63,7 +63,7 @@ async def save_mapping(db: Database, session: AsyncSession, name: str, text: str
         db.insert(table)  # type: ignore[arg-type]
         .values(name=name, mapping=stored, saved_by=actor, saved_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
-        .returning(table.c.name)  # type: ignore[attr-defined]
+        .returning(table.c.name)
     )
     stmt = select(SavedMapping).where(SavedMapping.name == name).execution_options(populate_existing=True)
     row = (await session.execute(db.lock(stmt))).scalar_one()
