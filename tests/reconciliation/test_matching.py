@@ -16,7 +16,7 @@ from tests.support.reconciling import (
 )
 
 from kaquan import reconciliation
-from kaquan.kit.errors import BadInput
+from kaquan.kit.errors import NotFound
 from kaquan.runtime import Runtime
 
 
@@ -114,10 +114,16 @@ async def test_matching_a_day_twice_gives_the_same_items(shop: WechatShop) -> No
     assert lost.token in await items_by_ref(shop)
 
 
-async def test_only_gateways_are_matched(shop: WechatShop) -> None:
+async def test_gateways_marketplace_stores_and_agents_are_matched_and_nothing_else(shop: WechatShop) -> None:
     paid = await shop.paid()
-    async with shop.rt.db.transaction() as session:
-        with pytest.raises(BadInput):
-            await reconciliation.match_period(
-                shop.rt.db, session, source="agent:42", first_day=paid.day, last_day=paid.day
-            )
+    for source, refused in (
+        ("generic:bank", reconciliation.UnknownSource),  # stored, never matched: kaquan has no records of it
+        ("paypal", reconciliation.UnknownSource),
+        ("agent:nobody", NotFound),
+        ("marketplace:nowhere", NotFound),
+    ):
+        async with shop.rt.db.transaction() as session:
+            with pytest.raises(refused):
+                await reconciliation.match_period(
+                    shop.rt.db, session, source=source, first_day=paid.day, last_day=paid.day
+                )

@@ -19,6 +19,7 @@ from kaquan.accounting.booking import (
 from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
 from kaquan.accounting.errors import InvalidBooking
 from kaquan.accounting.fees import fee_returned, gateway_fee, round_half_up
+from kaquan.accounting.payouts import book_payout
 
 __all__ = [
     "CounterAccount",
@@ -30,6 +31,7 @@ __all__ = [
     "book_deliveries",
     "book_delivery",
     "book_payment",
+    "book_payout",
     "book_refund",
     "check_books",
     "fee_returned",

@@ -9,6 +9,7 @@ Every account is opened on first use. Codes:
 - `suspense:gateway:<gateway>:<cur>` (credit-normal): money a gateway's statement shows that kaquan cannot
   place yet (an unknown receipt, a difference accepted while it is looked into); cleared by later adjustments.
 - `writeoff:gateway:<gateway>:<cur>` (debit-normal, expense): differences with a gateway written off.
+- `bank:<cur>` (debit-normal, asset): money received at the bank from a counterparty's payout (`payouts`).
 """
 
 from typing import Literal
@@ -24,6 +25,8 @@ CHANNEL_SALE, CHANNEL_REFUND = "order", "refund"
 KINDS = (PAYMENT, REFUND, CHARGEBACK, COGS, CHANNEL_SALE, CHANNEL_REFUND)
 # A reconciliation difference settled on the ledger (`adjusting.book_adjustment`); it never touches sales.
 ADJUSTMENT = "reconciliation"
+# A counterparty's payout received at the bank, clearing its receivable (`payouts.book_payout`).
+PAYOUT = "payout"
 PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", COGS: "cogs:"}
 PREFIX |= {CHANNEL_SALE: "order:", CHANNEL_REFUND: "refund:"}
 
@@ -46,6 +49,10 @@ def suspense(gateway: str, currency: str) -> str:
 
 def writeoff(gateway: str, currency: str) -> str:
     return f"writeoff:gateway:{gateway}:{currency}"
+
+
+def bank(currency: str) -> str:
+    return f"bank:{currency}"
 
 
 def cogs(currency: str) -> str:

@@ -44,8 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.kit import clock
 from kaquan.kit.db import Database, drop_scratch_table, scratch_table
 from kaquan.kit.models import UTCDateTime
-from kaquan.payments import records
-from kaquan.reconciliation.days import GATEWAY_SOURCES, day_of, day_start, days, zone_of
+from kaquan.reconciliation import parties
+from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import UnknownSource
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
 
@@ -76,11 +76,13 @@ async def match_period(
     db: Database, session: AsyncSession, *, source: str, first_day: date, last_day: date
 ) -> MatchSummary:
     """Match `source`'s lines of business days [first_day, last_day] with kaquan's records; returns the counts."""
-    if source not in GATEWAY_SOURCES:
-        raise UnknownSource(f"{source!r} is not a gateway: one of {', '.join(GATEWAY_SOURCES)}", source=source)
+    parties.check_matchable(source)
     if last_day < first_day:
         raise UnknownSource("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
-    run = _Run(db, session, source, first_day, last_day)
+    found = await parties.records_of(
+        session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
+    )
+    run = _Run(db, session, source, first_day, last_day, found)
     await run.stage()
     await run.pair()
     await run.replace_items()
@@ -100,8 +102,11 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
 
 
 class _Run:
-    def __init__(self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date) -> None:
-        self.db, self.session, self.source = db, session, source
+    def __init__(
+        self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date, found: Any
+    ) -> None:
+        self.db, self.session, self.source, self.found = db, session, source, found
+        self.party, self.marketplace = parties.is_party(source), parties.is_marketplace(source)
         self.first, self.last = first_day, last_day
         self.wide_first, self.wide_last = first_day - timedelta(days=1), last_day + timedelta(days=1)
         # [scope_start, scope_end]: the instants of the period's days (BETWEEN is inclusive: end minus a microsecond)
@@ -154,6 +159,8 @@ class _Run:
             Index("ix_reconciliation_match_pairs_record", "record_kind", "record_ref"),
         )
         await self._stage_lines()
+        if self.marketplace:
+            await parties.fold_commissions(self.session, self.lines)
         await self._stage_records()
         for table in (self.lines, self.records):
             await self._exec(text(f"ANALYZE {table.name}"))
@@ -169,9 +176,7 @@ class _Run:
         await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
 
     async def _stage_records(self) -> None:
-        found = records.reconcilable(
-            self.source, day_start(self.source, self.wide_first), day_start(self.source, self.wide_last + timedelta(1))
-        ).subquery()
+        found = self.found.subquery()
         items = ITEMS.c
         kept = exists().where(
             items.source == self.source,
@@ -243,6 +248,10 @@ class _Run:
         await self._pair_on(
             and_(refund_line, rc.kind == "refund", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
         )
+        if self.party:  # a marketplace's or agent's refund line names the order by its key
+            await self._pair_on(
+                and_(refund_line, rc.kind == "refund", lc.merchant_ref != "", lc.merchant_ref == rc.ref)
+            )
         await self._pair_by_amount()
         await self._exec(text(f"ANALYZE {self.pairs.name}"))
 
@@ -320,6 +329,9 @@ class _Run:
         await self._insert_pairs(now)
         await self._insert_lone_lines(now)
         await self._insert_lone_records(now)
+        if self.marketplace:
+            await parties.insert_commission_items(self.session, self.source, self.lines, self.pairs, now)
+            await parties.settle_payouts(self.db, self.session, self.source, self.lines, now)
 
     async def _delete_replaced(self) -> None:
         items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
@@ -404,6 +416,8 @@ class _Run:
             literal(""),
             literal(now, UTCDateTime()),
         ).where(lc.in_scope == 1, self._unpaired_line())
+        if self.marketplace:  # commissions and payouts are classed on their own (parties)
+            chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
 
     async def _insert_lone_records(self, now: Any) -> None:
