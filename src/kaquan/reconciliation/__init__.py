@@ -18,6 +18,7 @@ from kaquan.reconciliation.errors import (
     FetchNotFound,
     MappingNotFound,
     NothingToResolve,
+    ResolutionNotSupported,
     StatementWrongAccount,
     UnknownSource,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "MatchSummary",
     "NothingToResolve",
     "Resolution",
+    "ResolutionNotSupported",
     "StatementView",
     "StatementWrongAccount",
     "UnknownSource",

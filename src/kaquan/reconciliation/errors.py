@@ -38,3 +38,10 @@ class MappingNotFound(NotFound):
 
 class FetchNotFound(NotFound):
     code = "reconciliation_bill_fetch_not_found"
+
+
+class ResolutionNotSupported(BadInput):
+    """The resolution would move money kaquan has no booking for on this source (only no_action there)."""
+
+    status = 422
+    code = "reconciliation_resolution_not_supported"

@@ -252,7 +252,8 @@ class _Run:
             await self._pair_on(
                 and_(refund_line, rc.kind == "refund", lc.merchant_ref != "", lc.merchant_ref == rc.ref)
             )
-        await self._pair_by_amount()
+        else:  # a store's or agent's line always names its order: pairing strangers by amount would hide them
+            await self._pair_by_amount()
         await self._exec(text(f"ANALYZE {self.pairs.name}"))
 
     def _unpaired_line(self) -> Any:

@@ -3,9 +3,11 @@
 Records come from the channel (`channels.marketplace.settling.reconcilable`,
 `channels.agents.settling.reconcilable`): one payment per order delivered,
 keyed by the marketplace order id or the agent's out_order_no, and one refund
-per order refunded under the same key. Pairing is the gateways' (by key, by
-order number, by amount and day) plus one pass: a refund line by the key of
-the order it gives back (`merchant_ref`).
+per order refunded under the same key. Pairing is by reference only: the
+gateways' passes by key and by order number, plus a refund line by the key of
+the order it gives back (`merchant_ref`); never by amount and day, as a
+store's or agent's line always names its order, and pairing two strangers of
+the same amount would hide both.
 
 A marketplace's export also has lines a bill has not:
 - commission lines (`fee`, 平台佣金): added to the fee of the order's payment
@@ -33,7 +35,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES
-from kaquan.reconciliation.errors import UnknownSource
+from kaquan.reconciliation.errors import ResolutionNotSupported, UnknownSource
 from kaquan.reconciliation.models import ITEMS, LINES
 from kaquan.reconciliation.sources import checked_source
 
@@ -199,3 +201,40 @@ async def _paired_net(session: AsyncSession, statement_id: int) -> int:
         )
     )
     return int(total.scalar_one())
+
+
+async def resolve_money(
+    db: Database,
+    session: AsyncSession,
+    *,
+    source: str,
+    line_kind: str | None,
+    identity: str,
+    currency: str,
+    found_minor: int | None,
+    resolution: str,
+    actor: str,
+) -> str:
+    """The ledger side of resolving a marketplace or agent item; accepting a payout books what the bank received.
+
+    Any other resolution that moves money is refused: the store's or agent's
+    differences are settled at their source (a refund, a corrected order) and
+    resolved here with `no_action`.
+    """
+    if resolution == "accept_statement" and line_kind == "payout" and is_marketplace(source) and found_minor:
+        store = source.removeprefix("marketplace:")
+        return await accounting.book_payout(
+            db,
+            session,
+            receivable=marketplace.settling.receivable_code(store, currency),
+            currency=currency,
+            amount_minor=found_minor,
+            reference=f"{source}:{identity}"[:100],
+            memo=f"payout {identity} from marketplace store {store}, accepted as paid",
+            actor=actor,
+        )
+    raise ResolutionNotSupported(
+        f"{resolution} moves no money on {source}: only accepting a payout does; resolve with no_action",
+        source=source,
+        resolution=resolution,
+    )

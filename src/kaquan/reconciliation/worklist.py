@@ -23,6 +23,7 @@ from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
+from kaquan.reconciliation import parties
 from kaquan.reconciliation.errors import AlreadyResolved, DifferenceNotFound, NothingToResolve
 from kaquan.reconciliation.matching import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES
 from kaquan.reconciliation.models import CLASSES, STATES, Difference, StatementLineRow
@@ -203,7 +204,19 @@ async def resolve(
         raise NothingToResolve(f"item {item.id} matched: nothing to resolve", id=item.id, class_=item.class_)
     before = {"state": item.state, "note": item.note}
     reference = None
-    if resolution != "no_action":
+    if resolution != "no_action" and parties.is_party(item.source):
+        reference = await parties.resolve_money(
+            db,
+            session,
+            source=item.source,
+            line_kind=item.line_kind,
+            identity=line.identity if line else "",
+            currency=item.currency,
+            found_minor=item.found_minor,
+            resolution=resolution,
+            actor=actor,
+        )
+    elif resolution != "no_action":
         receivable, fee = adjustment_of(item)
         reference = await accounting.book_adjustment(
             db,
