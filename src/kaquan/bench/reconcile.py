@@ -118,7 +118,7 @@ class Plan:
     def paid_at(self, i: int) -> datetime:
         if self.segment(i) == "timing":
             return self.start() + timedelta(seconds=86_390 + i % 9)
-        return self.start() + timedelta(seconds=1 + i * 86_000 // self.payments)
+        return self.start() + timedelta(seconds=1 + i * 85_000 // self.payments)  # clear of the timing window
 
     def amount(self, i: int) -> int:
         return 100 + i % 50_000

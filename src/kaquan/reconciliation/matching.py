@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES, day_of, day_start, days, zone_of
@@ -55,6 +55,7 @@ TIMING_WINDOW = timedelta(minutes=10)
 UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
 REFUNDED_STATUSES = ("REFUND", "REFUNDED", "已退款", "全额退款")
 KEPT_STATES = ("annotated", "resolved")
+WORK_MEMORY_MB = 128  # a million lines sort and hash in memory
 PAID_HERE = ("succeeded", "refunded")
 
 
@@ -80,6 +81,7 @@ async def match_period(
         raise UnknownSource(f"{source!r} is not a gateway: one of {', '.join(GATEWAY_SOURCES)}", source=source)
     if last_day < first_day:
         raise UnknownSource("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    await allow_large_sorts(session, WORK_MEMORY_MB)
     run = _Run(db, session, source, first_day, last_day)
     await run.stage()
     await run.pair()
@@ -254,23 +256,20 @@ class _Run:
         return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
     async def _pair_on(self, condition: Any) -> None:
+        """Pair unpaired lines and records on `condition`: each record with its first line (references are
+        unique on kaquan's side, so a line meets one record at most; a conflict keeps the first pair)."""
         lc, rc = self.lines.c, self.records.c
-        candidates = (
-            select(
-                lc.id.label("line_id"),
-                rc.kind.label("record_kind"),
-                rc.ref.label("record_ref"),
-                func.row_number().over(partition_by=(rc.kind, rc.ref), order_by=(lc.occurred_at, lc.id)).label("rr"),
-                func.row_number().over(partition_by=lc.id, order_by=(rc.at, rc.ref)).label("rl"),
-            )
+        chosen = (
+            select(func.min(lc.id), rc.kind, rc.ref)
             .select_from(self.lines.join(self.records, condition))
             .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(), self._unpaired_record())
-            .subquery()
+            .group_by(rc.kind, rc.ref)
         )
-        chosen = select(candidates.c.line_id, candidates.c.record_kind, candidates.c.record_ref).where(
-            candidates.c.rr == 1, candidates.c.rl == 1
+        await self._exec(
+            self.db.insert(self.pairs)
+            .from_select(["line_id", "record_kind", "record_ref"], chosen)
+            .on_conflict_do_nothing()
         )
-        await self._exec(insert(self.pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
 
     async def _pair_by_amount(self) -> None:
         lc, rc = self.lines.c, self.records.c
