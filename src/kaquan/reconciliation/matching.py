@@ -5,8 +5,9 @@ midnight shows up) and payments' records of the same days are copied into two
 scratch tables. Pairs are found in passes, each an INSERT … SELECT that takes
 only lines and records still unpaired:
 1. payment lines by merchant reference (the payment token = out_trade_no);
-2. payment lines by the provider's transaction id;
-3. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+2. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+then, over what is left (copied once to two small tables):
+3. payment lines by the provider's transaction id;
 4. refund lines by the provider's refund id;
 5. payment lines left over, by amount, currency and business day: the k-th
    such line of an amount on a day with the k-th unpaired payment of that
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     and_,
     case,
     delete,
@@ -101,6 +103,41 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     return by_class
 
 
+def _line_columns() -> list[Column[Any]]:
+    return [
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("kind", String(16), nullable=False),
+        Column("occurrence", Integer, nullable=False),
+        Column("business_day", Date, nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("merchant_ref", String(128), nullable=False),
+        Column("counterparty_ref", String(128), nullable=False),
+        Column("refund_ref", String(128), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("in_scope", Integer, nullable=False),
+    ]
+
+
+def _record_columns() -> list[Column[Any]]:
+    return [
+        Column("kind", String(16), nullable=False, primary_key=True),
+        Column("ref", String(128), nullable=False, primary_key=True),
+        Column("txn_id", String(128)),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("day", Date),
+        Column("counts", Integer, nullable=False),
+        Column("in_scope", Integer, nullable=False),
+        Column("waiting", Integer, nullable=False),
+    ]
+
+
 class _Run:
     def __init__(self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date) -> None:
         self.db, self.session, self.source = db, session, source
@@ -114,39 +151,8 @@ class _Run:
         await self.session.execute(stmt)
 
     async def stage(self) -> None:
-        self.lines = await scratch_table(
-            self.session,
-            "reconciliation_match_lines",
-            Column("id", BigInteger, primary_key=True, autoincrement=False),
-            Column("kind", String(16), nullable=False),
-            Column("occurrence", Integer, nullable=False),
-            Column("business_day", Date, nullable=False),
-            Column("occurred_at", UTCDateTime(), nullable=False),
-            Column("amount_minor", BigInteger, nullable=False),
-            Column("fee_minor", BigInteger, nullable=False),
-            Column("currency", String(3), nullable=False),
-            Column("merchant_ref", String(128), nullable=False),
-            Column("counterparty_ref", String(128), nullable=False),
-            Column("refund_ref", String(128), nullable=False),
-            Column("status", String(32), nullable=False),
-            Column("in_scope", Integer, nullable=False),
-        )
-        self.records = await scratch_table(
-            self.session,
-            "reconciliation_match_records",
-            Column("kind", String(16), nullable=False, primary_key=True),
-            Column("ref", String(128), nullable=False, primary_key=True),
-            Column("txn_id", String(128)),
-            Column("amount_minor", BigInteger, nullable=False),
-            Column("fee_minor", BigInteger, nullable=False),
-            Column("currency", String(3), nullable=False),
-            Column("status", String(20), nullable=False),
-            Column("at", UTCDateTime(), nullable=False),
-            Column("day", Date),
-            Column("counts", Integer, nullable=False),
-            Column("in_scope", Integer, nullable=False),
-            Column("waiting", Integer, nullable=False),
-        )
+        self.lines = await scratch_table(self.session, "reconciliation_match_lines", *_line_columns())
+        self.records = await scratch_table(self.session, "reconciliation_match_records", *_record_columns())
         self.pairs = await scratch_table(
             self.session,
             "reconciliation_match_pairs",
@@ -234,35 +240,50 @@ class _Run:
         return covered
 
     async def pair(self) -> None:
-        lc, rc = self.lines.c, self.records.c
-        payment_line = and_(lc.kind == "payment", lc.occurrence == 0)
-        refund_line = and_(lc.kind == "refund", lc.occurrence == 0)
-        await self._pair_on(and_(payment_line, rc.kind == "payment", lc.merchant_ref != "", lc.merchant_ref == rc.ref))
-        await self._pair_on(
-            and_(payment_line, rc.kind == "payment", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
-        )
-        await self._pair_on(and_(refund_line, rc.kind == "refund", lc.refund_ref != "", lc.refund_ref == rc.ref))
-        await self._pair_on(
-            and_(refund_line, rc.kind == "refund", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
-        )
-        await self._pair_by_amount()
+        """Pair by kaquan's references over everything, then by the provider's ids and by amount over what is
+        left: copied to two small tables once, instead of every pass looking past a million pairs."""
+        await self._pair_by_reference(self.lines, self.records, "merchant_ref", "ref", kind="payment")
+        await self._pair_by_reference(self.lines, self.records, "refund_ref", "ref", kind="refund")
+        lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
+        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="payment")
+        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="refund")
+        await self._pair_by_amount(lines, records)
+        for table in (lines, records):
+            await drop_scratch_table(self.session, table)
         await self._exec(text(f"ANALYZE {self.pairs.name}"))
 
-    def _unpaired_line(self) -> Any:
-        return ~exists().where(self.pairs.c.line_id == self.lines.c.id)
+    async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
+        left = await scratch_table(self.session, name, *columns)
+        unpaired = self._unpaired_line(table) if "occurrence" in table.c else self._unpaired_record(table)
+        await self._exec(insert(left).from_select(list(table.c.keys()), select(table).where(unpaired)))
+        return left
 
-    def _unpaired_record(self) -> Any:
-        p, r = self.pairs.c, self.records.c
+    def _unpaired_line(self, lines: Table) -> Any:
+        return ~exists().where(self.pairs.c.line_id == lines.c.id)
+
+    def _unpaired_record(self, records: Table) -> Any:
+        p, r = self.pairs.c, records.c
         return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
-    async def _pair_on(self, condition: Any) -> None:
-        """Pair unpaired lines and records on `condition`: each record with its first line (references are
-        unique on kaquan's side, so a line meets one record at most; a conflict keeps the first pair)."""
-        lc, rc = self.lines.c, self.records.c
+    async def _pair_by_reference(
+        self, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
+    ) -> None:
+        """Pair unpaired lines of `kind` with unpaired records of `kind` where the line's `line_ref` is the
+        record's `record_ref`: each record with its first such line (references are unique on kaquan's side,
+        so a line meets one record at most; a conflict keeps the first pair)."""
+        lc, rc = lines.c, records.c
+        condition = and_(
+            lc.kind == kind,
+            lc.occurrence == 0,
+            rc.kind == kind,
+            lc[line_ref] != "",
+            lc[line_ref] == rc[record_ref],
+        )
         chosen = (
             select(func.min(lc.id), rc.kind, rc.ref)
-            .select_from(self.lines.join(self.records, condition))
-            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(), self._unpaired_record())
+            .select_from(lines.join(records, condition))
+            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(lines), self._unpaired_record(records))
             .group_by(rc.kind, rc.ref)
         )
         await self._exec(
@@ -271,8 +292,8 @@ class _Run:
             .on_conflict_do_nothing()
         )
 
-    async def _pair_by_amount(self) -> None:
-        lc, rc = self.lines.c, self.records.c
+    async def _pair_by_amount(self, lines_table: Table, records_table: Table) -> None:
+        lc, rc = lines_table.c, records_table.c
         by = (lc.amount_minor, lc.currency, lc.business_day)
         lines = (
             select(
@@ -281,7 +302,7 @@ class _Run:
                 lc.in_scope,
                 func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
             )
-            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line())
+            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(lines_table))
             .subquery()
         )
         rby = (rc.amount_minor, rc.currency, rc.day)
@@ -293,7 +314,7 @@ class _Run:
                 rc.in_scope,
                 func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
             )
-            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record())
+            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(records_table))
             .subquery()
         )
         chosen = (
@@ -402,7 +423,7 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line())
+        ).where(lc.in_scope == 1, self._unpaired_line(self.lines))
         await self._insert_items(chosen, with_line=True, with_record=False)
 
     async def _insert_lone_records(self, now: Any) -> None:
@@ -425,7 +446,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record())
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
