@@ -273,6 +273,7 @@ async def run(rt: Runtime, lines: int, progress: Progress = quiet) -> dict[str, 
             await records.add_payments(rt.db, session, chunk)
     async with rt.db.transaction() as session:
         await records.add_refunds(rt.db, session, list(_refunds(plan)))
+        await records.after_bulk(session)
     with tempfile.TemporaryDirectory(prefix="kaquan-bench-") as folder:
         path = Path(folder) / f"wechatpay-{plan.day:%Y%m%d}-ALL.csv"
         progress(f"writing the {plan.lines}-line WeChat Pay bill of {plan.day} (not timed) …")

@@ -318,6 +318,16 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
+async def refresh_statistics(session: AsyncSession, table: Table) -> None:
+    """Have the planner sample `table` again now, inside the transaction (after a bulk load of many rows).
+
+    PostgreSQL's autovacuum analyzes a table some time after it grew; until then
+    a query planned right after a million-row COPY believes the table is nearly
+    empty and picks nested loops. Both dialects take `ANALYZE <table>`.
+    """
+    await session.execute(text(f"ANALYZE {table.name}"))
+
+
 async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:
     """Let this transaction's sorts and hashes use up to `megabytes` each before they spill to disk.
 

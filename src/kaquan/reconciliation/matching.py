@@ -39,12 +39,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES, day_of, day_start, days, zone_of
@@ -89,6 +88,7 @@ async def match_period(
     await run.pair()
     await run.replace_items()
     await run.drop()
+    await refresh_statistics(session, ITEMS)
     return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
 
 
@@ -151,6 +151,10 @@ class _Run:
         await self.session.execute(stmt)
 
     async def stage(self) -> None:
+        items = ITEMS.c
+        kept = select(items.id).where(items.source == self.source, items.state.in_(KEPT_STATES)).limit(1)
+        # Most periods have nothing kept: then no line or record is looked up among the items at all.
+        self.any_kept = (await self.session.execute(kept)).first() is not None
         self.lines = await scratch_table(self.session, "reconciliation_match_lines", *_line_columns())
         self.records = await scratch_table(self.session, "reconciliation_match_records", *_record_columns())
         self.pairs = await scratch_table(
@@ -164,7 +168,7 @@ class _Run:
         await self._stage_lines()
         await self._stage_records()
         for table in (self.lines, self.records):
-            await self._exec(text(f"ANALYZE {table.name}"))
+            await refresh_statistics(self.session, table)
 
     async def _stage_lines(self) -> None:
         stored, items = LINES.c, ITEMS.c
@@ -172,8 +176,10 @@ class _Run:
         in_scope = case((stored.business_day.between(self.first, self.last), 1), else_=0)
         names = [c.name for c in self.lines.c if c.name != "in_scope"]
         chosen = select(*(stored[name] for name in names), in_scope).where(
-            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last), ~kept
+            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last)
         )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
         await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
 
     async def _stage_records(self) -> None:
@@ -215,7 +221,9 @@ class _Run:
             counted,
             in_scope,
             waiting,
-        ).where(~kept)
+        )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
         names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
         await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
 
@@ -251,7 +259,7 @@ class _Run:
         await self._pair_by_amount(lines, records)
         for table in (lines, records):
             await drop_scratch_table(self.session, table)
-        await self._exec(text(f"ANALYZE {self.pairs.name}"))
+        await refresh_statistics(self.session, self.pairs)
 
     async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
         left = await scratch_table(self.session, name, *columns)
