@@ -1,6 +1,7 @@
 """Matching: every statement line and every kaquan payment and refund of a day ends in exactly one class."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ from tests.support.reconciling import (
 )
 
 from kaquan import reconciliation
-from kaquan.kit.errors import BadInput
 from kaquan.runtime import Runtime
 
 
@@ -114,10 +114,15 @@ async def test_matching_a_day_twice_gives_the_same_items(shop: WechatShop) -> No
     assert lost.token in await items_by_ref(shop)
 
 
-async def test_only_gateways_are_matched(shop: WechatShop) -> None:
+async def test_only_gateways_are_matched_and_only_over_a_period_that_exists(shop: WechatShop) -> None:
     paid = await shop.paid()
     async with shop.rt.db.transaction() as session:
-        with pytest.raises(BadInput):
+        with pytest.raises(reconciliation.UnknownSource):
             await reconciliation.match_period(
                 shop.rt.db, session, source="agent:42", first_day=paid.day, last_day=paid.day
             )
+        with pytest.raises(reconciliation.BadPeriod):
+            await reconciliation.match_period(
+                shop.rt.db, session, source="wechatpay", first_day=paid.day, last_day=paid.day - timedelta(days=1)
+            )
+    assert await shop.items() == []

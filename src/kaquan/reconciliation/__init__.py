@@ -13,6 +13,7 @@ from kaquan.reconciliation.accounts import configured_account, file_sha256
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day
 from kaquan.reconciliation.errors import (
     AlreadyResolved,
+    BadPeriod,
     DifferenceNotFound,
     NothingToResolve,
     StatementWrongAccount,
@@ -40,6 +41,7 @@ __all__ = [
     "RESOLUTIONS",
     "STATES",
     "AlreadyResolved",
+    "BadPeriod",
     "DifferenceNotFound",
     "DifferenceView",
     "ImportResult",

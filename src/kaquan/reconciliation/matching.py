@@ -47,7 +47,7 @@ from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refre
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES, day_of, day_start, days, zone_of
-from kaquan.reconciliation.errors import UnknownSource
+from kaquan.reconciliation.errors import BadPeriod, UnknownSource
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
@@ -81,7 +81,7 @@ async def match_period(
     if source not in GATEWAY_SOURCES:
         raise UnknownSource(f"{source!r} is not a gateway: one of {', '.join(GATEWAY_SOURCES)}", source=source)
     if last_day < first_day:
-        raise UnknownSource("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+        raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
     await allow_large_sorts(session, WORK_MEMORY_MB)
     run = _Run(db, session, source, first_day, last_day)
     await run.stage()
