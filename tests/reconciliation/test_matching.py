@@ -1,6 +1,7 @@
 """Matching: every statement line and every kaquan payment and refund of a day ends in exactly one class."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,9 @@ async def test_matching_a_day_twice_gives_the_same_items(shop: WechatShop) -> No
     assert lost.token in await items_by_ref(shop)
 
 
-async def test_gateways_marketplace_stores_and_agents_are_matched_and_nothing_else(shop: WechatShop) -> None:
+async def test_gateways_marketplace_stores_and_agents_are_matched_over_a_period_that_exists(
+    shop: WechatShop,
+) -> None:
     paid = await shop.paid()
     for source, refused in (
         ("generic:bank", reconciliation.UnknownSource),  # stored, never matched: kaquan has no records of it
@@ -127,3 +130,9 @@ async def test_gateways_marketplace_stores_and_agents_are_matched_and_nothing_el
                 await reconciliation.match_period(
                     shop.rt.db, session, source=source, first_day=paid.day, last_day=paid.day
                 )
+    async with shop.rt.db.transaction() as session:
+        with pytest.raises(reconciliation.BadPeriod):
+            await reconciliation.match_period(
+                shop.rt.db, session, source="wechatpay", first_day=paid.day, last_day=paid.day - timedelta(days=1)
+            )
+    assert await shop.items() == []

@@ -118,7 +118,7 @@ class Plan:
     def paid_at(self, i: int) -> datetime:
         if self.segment(i) == "timing":
             return self.start() + timedelta(seconds=86_390 + i % 9)
-        return self.start() + timedelta(seconds=1 + i * 86_000 // self.payments)
+        return self.start() + timedelta(seconds=1 + i * 85_000 // self.payments)  # clear of the timing window
 
     def amount(self, i: int) -> int:
         return 100 + i % 50_000
@@ -273,6 +273,7 @@ async def run(rt: Runtime, lines: int, progress: Progress = quiet) -> dict[str, 
             await records.add_payments(rt.db, session, chunk)
     async with rt.db.transaction() as session:
         await records.add_refunds(rt.db, session, list(_refunds(plan)))
+        await records.after_bulk(session)
     with tempfile.TemporaryDirectory(prefix="kaquan-bench-") as folder:
         path = Path(folder) / f"wechatpay-{plan.day:%Y%m%d}-ALL.csv"
         progress(f"writing the {plan.lines}-line WeChat Pay bill of {plan.day} (not timed) …")

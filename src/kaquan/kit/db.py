@@ -318,6 +318,27 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
+async def refresh_statistics(session: AsyncSession, table: Table) -> None:
+    """Have the planner sample `table` again now, inside the transaction (after a bulk load of many rows).
+
+    PostgreSQL's autovacuum analyzes a table some time after it grew; until then
+    a query planned right after a million-row COPY believes the table is nearly
+    empty and picks nested loops. Both dialects take `ANALYZE <table>`.
+    """
+    await session.execute(text(f"ANALYZE {table.name}"))
+
+
+async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:
+    """Let this transaction's sorts and hashes use up to `megabytes` each before they spill to disk.
+
+    For set work over a million rows (window functions, hash joins): PostgreSQL's
+    default `work_mem` (4 MB) turns them into external merges. `SET LOCAL` ends
+    with the transaction. SQLite has no such limit to raise.
+    """
+    if _is_postgresql(session):
+        await session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
+
+
 def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:
     """Lock the selected rows against writers but not against other sharers (`FOR SHARE` on PostgreSQL)."""
     return stmt.with_for_update(read=True) if _is_postgresql(session) else stmt

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Column, Integer, Select, String, Table, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.kit.db import Database, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments.models import Payment, PaymentRefund
 
@@ -211,3 +211,9 @@ async def add_refunds(db: Database, session: AsyncSession, refunds: Sequence[Bul
     ]
     await session.execute(insert(_REFUNDS).from_select(names, chosen))
     await drop_scratch_table(session, staged)
+
+
+async def after_bulk(session: AsyncSession) -> None:
+    """Refresh the planner's view of payments and refunds after `add_payments` / `add_refunds` stored many."""
+    await refresh_statistics(session, _PAYMENTS)
+    await refresh_statistics(session, _REFUNDS)

@@ -14,6 +14,7 @@ from kaquan.reconciliation.bills import BillFetchView, fetch_due_bills, list_fet
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day
 from kaquan.reconciliation.errors import (
     AlreadyResolved,
+    BadPeriod,
     DifferenceNotFound,
     FetchNotFound,
     MappingNotFound,
@@ -52,6 +53,7 @@ __all__ = [
     "STATES",
     "STATE_WORDS",
     "AlreadyResolved",
+    "BadPeriod",
     "BillFetchView",
     "DifferenceNotFound",
     "DifferenceView",

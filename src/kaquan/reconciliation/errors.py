@@ -16,6 +16,12 @@ class UnknownSource(BadInput):
     code = "reconciliation_unknown_source"
 
 
+class BadPeriod(BadInput):
+    """A period that ends before it starts."""
+
+    code = "reconciliation_bad_period"
+
+
 class DifferenceNotFound(NotFound):
     code = "reconciliation_difference_not_found"
 

@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, func, l
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation.days import business_day, day_of
 from kaquan.reconciliation.errors import StatementWrongAccount
@@ -27,6 +27,8 @@ from kaquan.reconciliation.models import LINES, STATEMENTS, StatementImport
 from kaquan.statements import Statement, StatementLine
 
 BATCH = 50_000
+REFRESH_AFTER = 10_000  # lines stored at once: the planner must know before the period is matched
+WORK_MEMORY_MB = 128  # numbering a million lines' occurrences sorts in memory
 # The line's fields the lines table keeps as they are (its business day and occurrence are worked out).
 _STORED = (
     "line_no",
@@ -118,17 +120,17 @@ async def import_statement(
         )
         return _result(earlier.scalar_one(), again=True)
 
+    await allow_large_sorts(session, WORK_MEMORY_MB)
     staged, read, (first, last) = await _stage(db, session, statement, on_batch)
     new = await _store(db, session, staged, statement_id, header.source, first, last) if read else 0
+    distinct = (await session.execute(select(func.count(func.distinct(staged.c.identity))))).scalar_one()
     await drop_scratch_table(session, staged)
-    stored = LINES.c
-    repeated = await session.execute(
-        select(func.count()).where(stored.statement_id == statement_id, stored.occurrence > 0)
-    )
+    if new >= REFRESH_AFTER:
+        await refresh_statistics(session, LINES)
     await session.execute(
         update(StatementImport)
         .where(StatementImport.id == statement_id)
-        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=repeated.scalar_one())
+        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=read - distinct)
     )
     row = (
         await session.execute(

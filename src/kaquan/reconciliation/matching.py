@@ -5,8 +5,9 @@ midnight shows up) and payments' records of the same days are copied into two
 scratch tables. Pairs are found in passes, each an INSERT … SELECT that takes
 only lines and records still unpaired:
 1. payment lines by merchant reference (the payment token = out_trade_no);
-2. payment lines by the provider's transaction id;
-3. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+2. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+then, over what is left (copied once to two small tables):
+3. payment lines by the provider's transaction id;
 4. refund lines by the provider's refund id;
 5. payment lines left over, by amount, currency and business day: the k-th
    such line of an amount on a day with the k-th unpaired payment of that
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     and_,
     case,
     delete,
@@ -37,16 +39,15 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
-from kaquan.reconciliation.errors import UnknownSource
+from kaquan.reconciliation.errors import BadPeriod
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
@@ -55,6 +56,7 @@ TIMING_WINDOW = timedelta(minutes=10)
 UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
 REFUNDED_STATUSES = ("REFUND", "REFUNDED", "已退款", "全额退款")
 KEPT_STATES = ("annotated", "resolved")
+WORK_MEMORY_MB = 128  # a million lines sort and hash in memory
 PAID_HERE = ("succeeded", "refunded")
 
 
@@ -78,7 +80,8 @@ async def match_period(
     """Match `source`'s lines of business days [first_day, last_day] with kaquan's records; returns the counts."""
     parties.check_matchable(source)
     if last_day < first_day:
-        raise UnknownSource("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+        raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    await allow_large_sorts(session, WORK_MEMORY_MB)
     found = await parties.records_of(
         session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
     )
@@ -87,6 +90,7 @@ async def match_period(
     await run.pair()
     await run.replace_items()
     await run.drop()
+    await refresh_statistics(session, ITEMS)
     return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
 
 
@@ -99,6 +103,41 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     by_class = {name: 0 for name in CLASSES}
     by_class.update({name: int(n) for name, n in found.all()})
     return by_class
+
+
+def _line_columns() -> list[Column[Any]]:
+    return [
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("kind", String(16), nullable=False),
+        Column("occurrence", Integer, nullable=False),
+        Column("business_day", Date, nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("merchant_ref", String(128), nullable=False),
+        Column("counterparty_ref", String(128), nullable=False),
+        Column("refund_ref", String(128), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("in_scope", Integer, nullable=False),
+    ]
+
+
+def _record_columns() -> list[Column[Any]]:
+    return [
+        Column("kind", String(16), nullable=False, primary_key=True),
+        Column("ref", String(128), nullable=False, primary_key=True),
+        Column("txn_id", String(128)),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("day", Date),
+        Column("counts", Integer, nullable=False),
+        Column("in_scope", Integer, nullable=False),
+        Column("waiting", Integer, nullable=False),
+    ]
 
 
 class _Run:
@@ -117,39 +156,12 @@ class _Run:
         await self.session.execute(stmt)
 
     async def stage(self) -> None:
-        self.lines = await scratch_table(
-            self.session,
-            "reconciliation_match_lines",
-            Column("id", BigInteger, primary_key=True, autoincrement=False),
-            Column("kind", String(16), nullable=False),
-            Column("occurrence", Integer, nullable=False),
-            Column("business_day", Date, nullable=False),
-            Column("occurred_at", UTCDateTime(), nullable=False),
-            Column("amount_minor", BigInteger, nullable=False),
-            Column("fee_minor", BigInteger, nullable=False),
-            Column("currency", String(3), nullable=False),
-            Column("merchant_ref", String(128), nullable=False),
-            Column("counterparty_ref", String(128), nullable=False),
-            Column("refund_ref", String(128), nullable=False),
-            Column("status", String(32), nullable=False),
-            Column("in_scope", Integer, nullable=False),
-        )
-        self.records = await scratch_table(
-            self.session,
-            "reconciliation_match_records",
-            Column("kind", String(16), nullable=False, primary_key=True),
-            Column("ref", String(128), nullable=False, primary_key=True),
-            Column("txn_id", String(128)),
-            Column("amount_minor", BigInteger, nullable=False),
-            Column("fee_minor", BigInteger, nullable=False),
-            Column("currency", String(3), nullable=False),
-            Column("status", String(20), nullable=False),
-            Column("at", UTCDateTime(), nullable=False),
-            Column("day", Date),
-            Column("counts", Integer, nullable=False),
-            Column("in_scope", Integer, nullable=False),
-            Column("waiting", Integer, nullable=False),
-        )
+        items = ITEMS.c
+        kept = select(items.id).where(items.source == self.source, items.state.in_(KEPT_STATES)).limit(1)
+        # Most periods have nothing kept: then no line or record is looked up among the items at all.
+        self.any_kept = (await self.session.execute(kept)).first() is not None
+        self.lines = await scratch_table(self.session, "reconciliation_match_lines", *_line_columns())
+        self.records = await scratch_table(self.session, "reconciliation_match_records", *_record_columns())
         self.pairs = await scratch_table(
             self.session,
             "reconciliation_match_pairs",
@@ -163,7 +175,7 @@ class _Run:
             await parties.fold_commissions(self.session, self.lines)
         await self._stage_records()
         for table in (self.lines, self.records):
-            await self._exec(text(f"ANALYZE {table.name}"))
+            await refresh_statistics(self.session, table)
 
     async def _stage_lines(self) -> None:
         stored, items = LINES.c, ITEMS.c
@@ -171,8 +183,10 @@ class _Run:
         in_scope = case((stored.business_day.between(self.first, self.last), 1), else_=0)
         names = [c.name for c in self.lines.c if c.name != "in_scope"]
         chosen = select(*(stored[name] for name in names), in_scope).where(
-            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last), ~kept
+            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last)
         )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
         await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
 
     async def _stage_records(self) -> None:
@@ -212,7 +226,9 @@ class _Run:
             counted,
             in_scope,
             waiting,
-        ).where(~kept)
+        )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
         names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
         await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
 
@@ -237,53 +253,66 @@ class _Run:
         return covered
 
     async def pair(self) -> None:
-        lc, rc = self.lines.c, self.records.c
-        payment_line = and_(lc.kind == "payment", lc.occurrence == 0)
-        refund_line = and_(lc.kind == "refund", lc.occurrence == 0)
-        await self._pair_on(and_(payment_line, rc.kind == "payment", lc.merchant_ref != "", lc.merchant_ref == rc.ref))
-        await self._pair_on(
-            and_(payment_line, rc.kind == "payment", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
-        )
-        await self._pair_on(and_(refund_line, rc.kind == "refund", lc.refund_ref != "", lc.refund_ref == rc.ref))
-        await self._pair_on(
-            and_(refund_line, rc.kind == "refund", lc.counterparty_ref != "", lc.counterparty_ref == rc.txn_id)
-        )
-        if self.party:  # a marketplace's or agent's refund line names the order by its key
-            await self._pair_on(
-                and_(refund_line, rc.kind == "refund", lc.merchant_ref != "", lc.merchant_ref == rc.ref)
-            )
-        else:  # a store's or agent's line always names its order: pairing strangers by amount would hide them
-            await self._pair_by_amount()
-        await self._exec(text(f"ANALYZE {self.pairs.name}"))
+        """Pair by kaquan's references over everything, then by the provider's ids and by amount over what is
+        left: copied to two small tables once, instead of every pass looking past a million pairs.
 
-    def _unpaired_line(self) -> Any:
-        return ~exists().where(self.pairs.c.line_id == self.lines.c.id)
+        A store's or agent's refund line names the order it gives back by the order's key; their lines are
+        never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
+        await self._pair_by_reference(self.lines, self.records, "merchant_ref", "ref", kind="payment")
+        await self._pair_by_reference(self.lines, self.records, "refund_ref", "ref", kind="refund")
+        if self.party:
+            await self._pair_by_reference(self.lines, self.records, "merchant_ref", "ref", kind="refund")
+        lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
+        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="payment")
+        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="refund")
+        if not self.party:
+            await self._pair_by_amount(lines, records)
+        for table in (lines, records):
+            await drop_scratch_table(self.session, table)
+        await refresh_statistics(self.session, self.pairs)
 
-    def _unpaired_record(self) -> Any:
-        p, r = self.pairs.c, self.records.c
+    async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
+        left = await scratch_table(self.session, name, *columns)
+        unpaired = self._unpaired_line(table) if "occurrence" in table.c else self._unpaired_record(table)
+        await self._exec(insert(left).from_select(list(table.c.keys()), select(table).where(unpaired)))
+        return left
+
+    def _unpaired_line(self, lines: Table) -> Any:
+        return ~exists().where(self.pairs.c.line_id == lines.c.id)
+
+    def _unpaired_record(self, records: Table) -> Any:
+        p, r = self.pairs.c, records.c
         return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
-    async def _pair_on(self, condition: Any) -> None:
-        lc, rc = self.lines.c, self.records.c
-        candidates = (
-            select(
-                lc.id.label("line_id"),
-                rc.kind.label("record_kind"),
-                rc.ref.label("record_ref"),
-                func.row_number().over(partition_by=(rc.kind, rc.ref), order_by=(lc.occurred_at, lc.id)).label("rr"),
-                func.row_number().over(partition_by=lc.id, order_by=(rc.at, rc.ref)).label("rl"),
-            )
-            .select_from(self.lines.join(self.records, condition))
-            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(), self._unpaired_record())
-            .subquery()
+    async def _pair_by_reference(
+        self, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
+    ) -> None:
+        """Pair unpaired lines of `kind` with unpaired records of `kind` where the line's `line_ref` is the
+        record's `record_ref`: each record with its first such line (references are unique on kaquan's side,
+        so a line meets one record at most; a conflict keeps the first pair)."""
+        lc, rc = lines.c, records.c
+        condition = and_(
+            lc.kind == kind,
+            lc.occurrence == 0,
+            rc.kind == kind,
+            lc[line_ref] != "",
+            lc[line_ref] == rc[record_ref],
         )
-        chosen = select(candidates.c.line_id, candidates.c.record_kind, candidates.c.record_ref).where(
-            candidates.c.rr == 1, candidates.c.rl == 1
+        chosen = (
+            select(func.min(lc.id), rc.kind, rc.ref)
+            .select_from(lines.join(records, condition))
+            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(lines), self._unpaired_record(records))
+            .group_by(rc.kind, rc.ref)
         )
-        await self._exec(insert(self.pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+        await self._exec(
+            self.db.insert(self.pairs)
+            .from_select(["line_id", "record_kind", "record_ref"], chosen)
+            .on_conflict_do_nothing()
+        )
 
-    async def _pair_by_amount(self) -> None:
-        lc, rc = self.lines.c, self.records.c
+    async def _pair_by_amount(self, lines_table: Table, records_table: Table) -> None:
+        lc, rc = lines_table.c, records_table.c
         by = (lc.amount_minor, lc.currency, lc.business_day)
         lines = (
             select(
@@ -292,7 +321,7 @@ class _Run:
                 lc.in_scope,
                 func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
             )
-            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line())
+            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(lines_table))
             .subquery()
         )
         rby = (rc.amount_minor, rc.currency, rc.day)
@@ -304,7 +333,7 @@ class _Run:
                 rc.in_scope,
                 func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
             )
-            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record())
+            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(records_table))
             .subquery()
         )
         chosen = (
@@ -416,7 +445,7 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line())
+        ).where(lc.in_scope == 1, self._unpaired_line(self.lines))
         if self.marketplace:  # commissions and payouts are classed on their own (parties)
             chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
@@ -441,7 +470,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record())
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:

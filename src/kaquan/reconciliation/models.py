@@ -73,11 +73,10 @@ class StatementLineRow(Base):
         CheckConstraint("occurrence >= 0", name="occurrence_not_negative"),
         CheckConstraint(_known("kind", LINE_KINDS), name="kind_known"),
         Index("ix_reconciliation_lines_source_day", "source", "business_day"),
-        Index("ix_reconciliation_lines_source_merchant_ref", "source", "merchant_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    statement_id: Mapped[int] = mapped_column(BigId, index=True)
+    statement_id: Mapped[int] = mapped_column(BigId)  # not indexed: a million-line import maintains few indexes
     source: Mapped[str] = mapped_column(String(64))
     identity: Mapped[str] = mapped_column(String(160))
     occurrence: Mapped[int] = mapped_column(Integer)

@@ -99,8 +99,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
         batch_op.create_index("ix_reconciliation_lines_source_day", ["source", "business_day"], unique=False)
-        batch_op.create_index("ix_reconciliation_lines_source_merchant_ref", ["source", "merchant_ref"], unique=False)
-        batch_op.create_index(batch_op.f("ix_reconciliation_lines_statement_id"), ["statement_id"], unique=False)
 
     op.create_table(
         "reconciliation_statements",
@@ -126,8 +124,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("reconciliation_statements")
     with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_reconciliation_lines_statement_id"))
-        batch_op.drop_index("ix_reconciliation_lines_source_merchant_ref")
         batch_op.drop_index("ix_reconciliation_lines_source_day")
 
     op.drop_table("reconciliation_lines")
