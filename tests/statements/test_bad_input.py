@@ -169,3 +169,11 @@ def test_a_row_cut_short_is_rejected_on_its_line() -> None:
     error = rejected("agent", data)
     assert error.details["line"] == 3
     assert "columns" in error.message
+
+
+def test_a_wechat_bill_of_only_its_header_is_truncated_after_line_one() -> None:
+    data = wechat_bill([])
+    cut = data[: data.index(b"\r\n") + 2]
+    error = rejected("wechatpay", cut)
+    assert error.details["line"] == 1
+    assert "truncated" in error.message
