@@ -43,7 +43,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
+from kaquan.kit.db import (
+    Database,
+    allow_large_sorts,
+    drop_scratch_table,
+    index_scratch_table,
+    refresh_statistics,
+    scratch_table,
+)
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
@@ -107,7 +114,7 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
 
 def _line_columns() -> list[Column[Any]]:
     return [
-        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("id", BigInteger, nullable=False),
         Column("kind", String(16), nullable=False),
         Column("occurrence", Integer, nullable=False),
         Column("business_day", Date, nullable=False),
@@ -125,8 +132,8 @@ def _line_columns() -> list[Column[Any]]:
 
 def _record_columns() -> list[Column[Any]]:
     return [
-        Column("kind", String(16), nullable=False, primary_key=True),
-        Column("ref", String(128), nullable=False, primary_key=True),
+        Column("kind", String(16), nullable=False),
+        Column("ref", String(128), nullable=False),
         Column("txn_id", String(128)),
         Column("amount_minor", BigInteger, nullable=False),
         Column("fee_minor", BigInteger, nullable=False),
@@ -165,15 +172,16 @@ class _Run:
         self.pairs = await scratch_table(
             self.session,
             "reconciliation_match_pairs",
-            Column("line_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("line_id", BigInteger, nullable=False),
             Column("record_kind", String(16), nullable=False),
             Column("record_ref", String(128), nullable=False),
-            Index("ix_reconciliation_match_pairs_record", "record_kind", "record_ref"),
         )
         await self._stage_lines()
         if self.marketplace:
             await parties.fold_commissions(self.session, self.lines)
         await self._stage_records()
+        await index_scratch_table(self.session, self.lines, "ix_reconciliation_match_lines_id", "id")
+        await index_scratch_table(self.session, self.records, "ix_reconciliation_match_records_ref", "kind", "ref")
         for table in (self.lines, self.records):
             await refresh_statistics(self.session, table)
 
@@ -258,39 +266,59 @@ class _Run:
 
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
-        await self._pair_by_reference(self.lines, self.records, "merchant_ref", "ref", kind="payment")
-        await self._pair_by_reference(self.lines, self.records, "refund_ref", "ref", kind="refund")
+        await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
+        # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
+        await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
+        await index_scratch_table(
+            self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
+        )
+        await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
         if self.party:
-            await self._pair_by_reference(self.lines, self.records, "merchant_ref", "ref", kind="refund")
+            await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
+        await refresh_statistics(self.session, self.pairs)
         lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
         records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
-        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="payment")
-        await self._pair_by_reference(lines, records, "counterparty_ref", "txn_id", kind="refund")
+        found = await scratch_table(
+            self.session,
+            "reconciliation_match_left_pairs",
+            Column("line_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("record_kind", String(16), nullable=False),
+            Column("record_ref", String(128), nullable=False),
+            Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref"),
+        )
+        await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="payment")
+        await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="refund")
         if not self.party:
-            await self._pair_by_amount(lines, records)
-        for table in (lines, records):
+            await self._pair_by_amount(found, lines, records)
+        names = ["line_id", "record_kind", "record_ref"]
+        await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
+        for table in (found, lines, records):
             await drop_scratch_table(self.session, table)
         await refresh_statistics(self.session, self.pairs)
 
     async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
         left = await scratch_table(self.session, name, *columns)
-        unpaired = self._unpaired_line(table) if "occurrence" in table.c else self._unpaired_record(table)
+        is_lines = "occurrence" in table.c
+        unpaired = self._unpaired_line(self.pairs, table) if is_lines else self._unpaired_record(self.pairs, table)
         await self._exec(insert(left).from_select(list(table.c.keys()), select(table).where(unpaired)))
         return left
 
-    def _unpaired_line(self, lines: Table) -> Any:
-        return ~exists().where(self.pairs.c.line_id == lines.c.id)
+    @staticmethod
+    def _unpaired_line(pairs: Table, lines: Table) -> Any:
+        return ~exists().where(pairs.c.line_id == lines.c.id)
 
-    def _unpaired_record(self, records: Table) -> Any:
-        p, r = self.pairs.c, records.c
+    @staticmethod
+    def _unpaired_record(pairs: Table, records: Table) -> Any:
+        p, r = pairs.c, records.c
         return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
     async def _pair_by_reference(
-        self, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
+        self, pairs: Table, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
     ) -> None:
-        """Pair unpaired lines of `kind` with unpaired records of `kind` where the line's `line_ref` is the
-        record's `record_ref`: each record with its first such line (references are unique on kaquan's side,
-        so a line meets one record at most; a conflict keeps the first pair)."""
+        """Pair lines of `kind` with records of `kind` not in `pairs` yet where the line's `line_ref` is the
+        record's `record_ref`: each record with its first such line. kaquan's references are unique (a line
+        meets one record at most), so the big passes add plain rows; the provider's ids may not be, so the
+        passes over the leftovers go to a table whose key keeps the first pair of a line."""
         lc, rc = lines.c, records.c
         condition = and_(
             lc.kind == kind,
@@ -302,16 +330,15 @@ class _Run:
         chosen = (
             select(func.min(lc.id), rc.kind, rc.ref)
             .select_from(lines.join(records, condition))
-            .where(lc.in_scope + rc.in_scope > 0, self._unpaired_line(lines), self._unpaired_record(records))
+            .where(
+                lc.in_scope + rc.in_scope > 0, self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records)
+            )
             .group_by(rc.kind, rc.ref)
         )
-        await self._exec(
-            self.db.insert(self.pairs)
-            .from_select(["line_id", "record_kind", "record_ref"], chosen)
-            .on_conflict_do_nothing()
-        )
+        stmt = self.db.insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen)
+        await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
 
-    async def _pair_by_amount(self, lines_table: Table, records_table: Table) -> None:
+    async def _pair_by_amount(self, pairs: Table, lines_table: Table, records_table: Table) -> None:
         lc, rc = lines_table.c, records_table.c
         by = (lc.amount_minor, lc.currency, lc.business_day)
         lines = (
@@ -321,7 +348,7 @@ class _Run:
                 lc.in_scope,
                 func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
             )
-            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(lines_table))
+            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(pairs, lines_table))
             .subquery()
         )
         rby = (rc.amount_minor, rc.currency, rc.day)
@@ -333,7 +360,7 @@ class _Run:
                 rc.in_scope,
                 func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
             )
-            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(records_table))
+            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(pairs, records_table))
             .subquery()
         )
         chosen = (
@@ -351,7 +378,7 @@ class _Run:
             )
             .where(lines.c.in_scope + recs.c.in_scope > 0)
         )
-        await self._exec(insert(self.pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+        await self._exec(insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
 
     async def replace_items(self) -> None:
         await self._delete_replaced()
@@ -445,7 +472,7 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line(self.lines))
+        ).where(lc.in_scope == 1, self._unpaired_line(self.pairs, self.lines))
         if self.marketplace:  # commissions and payouts are classed on their own (parties)
             chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
@@ -470,7 +497,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.records))
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.pairs, self.records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
