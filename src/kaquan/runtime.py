@@ -16,6 +16,7 @@ from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_creat
 from kaquan.kit.db import Database
 from kaquan.kit.keys import named_key
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kaquan.notifications import tasks as notification_tasks
 from kaquan.orders import tasks as _order_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
@@ -100,6 +101,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
+    notification_tasks.install(settings)
     return Runtime(
         settings=settings,
         db=db,

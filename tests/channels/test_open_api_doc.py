@@ -23,6 +23,7 @@ from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders.errors import InvalidQuantity
+from kaquan.settlement import RunNotFound
 from kaquan.web.app import create_app
 from kaquan.web.content import UnsupportedMediaType
 
@@ -208,6 +209,7 @@ AGENT_ERRORS = (
     InsufficientFunds,
     OutOfStock,
     InvalidQuantity,
+    RunNotFound,
 )
 CONTRACT_ERRORS = {
     *((error.status, error.code) for error in AGENT_ERRORS),
@@ -247,6 +249,8 @@ def test_the_error_example_and_every_documented_status_are_published_in_openapi(
         "GET /open/v1/orders?since=…&until=…",
         "GET /open/v1/balance",
         "GET /open/v1/ledger?since=…&until=…",
+        "GET /open/v1/statements",
+        "GET /open/v1/statements/{id}",
     ],
 )
 def test_every_endpoint_has_its_own_section(route: str) -> None:

@@ -18,6 +18,8 @@ from kaquan.channels import load_adapters
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
+    account,
+    account_api,
     admin_api,
     buyers_api,
     callbacks_api,
@@ -36,6 +38,7 @@ from kaquan.web import (
     redeem_api,
     refunds_api,
     security,
+    settlement_api,
     shop,
     shop_api,
     warehouses_api,
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 ROUTERS = (
     flash_api.router,  # first: a flash sale's buyers send more requests than everyone else together
     buyers_api.router,
+    account.router,
+    account_api.router,
     shop.router,
     shop_api.router,
     payments.router,
@@ -60,6 +65,7 @@ ROUTERS = (
     flash_admin_api.router,
     refunds_api.router,
     reconciliation_api.router,
+    settlement_api.router,
     console.router,
 )
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kaquan import ledger
+from kaquan import ledger, settlement
 from kaquan.channels import Adapter, agents, booking, schemas
 from kaquan.channels.agents import AgentCaller, AgentOrder, ordering, request_signing
 from kaquan.inventory import Viewer
@@ -19,6 +19,7 @@ from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
 from kaquan.orders import service as orders
+from kaquan.settlement.schemas import RunOut, StatementsPage
 from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
 
@@ -40,7 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     ),
     402: _error("insufficient_balance"),
     403: _error("ip_not_allowed, agent_suspended or channel_inactive"),
-    404: _error("sku_not_available_for_agent or order_not_found"),
+    404: _error("sku_not_available_for_agent, order_not_found or statement_not_found"),
     409: _error("idempotency_conflict or out_of_stock"),
     413: _error("payload_too_large: a body past the shop's cap (details.max_bytes); send fewer orders per request"),
     415: _error("unsupported_media_type: a body that is not declared application/json"),
@@ -288,6 +289,49 @@ async def ledger_entries(
             for entry, seen in zip(found, shown, strict=True)
         ],
         next_cursor=str(found[-1].posting_id) if len(found) == limit else None,
+    )
+
+
+def _counterparty(caller: AgentCaller) -> str:
+    return f"agent:{caller.agent.code}"
+
+
+@router.get("/statements", responses=READ_ERRORS)
+async def statements(
+    rt: RuntimeDep, caller: Caller, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+) -> StatementsPage:
+    """Your confirmed settlement statements (结算单), newest first, without their lines."""
+    async with rt.db.read() as session:
+        found = await settlement.list_runs(session, counterparty=_counterparty(caller), status="confirmed", limit=limit)
+    return StatementsPage(statements=[RunOut.of(run) for run in found])
+
+
+@router.get("/statements/{statement_id}", responses=READ_ERRORS)
+async def statement(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> RunOut:
+    """One of your confirmed statements with its lines; another agent's is 404 statement_not_found."""
+    async with rt.db.read() as session:
+        run = await settlement.statement_of(session, _counterparty(caller), statement_id)
+        shown = RunOut.of(run, await settlement.lines_of(session, run.id))
+    for line in shown.lines or []:  # references as the agent knows them, as on GET /open/v1/ledger
+        line.reference = booking.as_agent_sees_it(caller.agent, line.kind, line.reference).reference
+    return shown
+
+
+CSV_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the statement as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/statements/{statement_id}/csv", responses={**READ_ERRORS, **CSV_FILE}, response_class=Response)
+async def statement_csv(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
+    """One of your confirmed statements as CSV (UTF-8 with BOM, Chinese headers first)."""
+    async with rt.db.read() as session:
+        run = await settlement.statement_of(session, _counterparty(caller), statement_id)
+        found = await settlement.statement_file(session, run, "csv")
+    return Response(
+        found.content,
+        media_type=found.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
     )
 
 

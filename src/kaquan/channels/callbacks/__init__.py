@@ -41,9 +41,12 @@ URL is set and again on every send, unless `KAQUAN_CALLBACKS_ALLOW_PRIVATE`.
 
 Modules: `service` (endpoints, `notify`, `replay`, admin queries), `sender`
 (`deliver_due`, the worker step), `signing`, `ssrf`, `models`, `errors`. The public surface is
-what this package exports; other modules use only that.
+what this package exports (webhook `signing` and the `ssrf` guard are also used by
+notifications' SMS webhook); other modules use only that.
 """
 
+from kaquan.channels.callbacks import signing, ssrf
+from kaquan.channels.callbacks.errors import CallbackUrlRefused
 from kaquan.channels.callbacks.sender import run_due
 from kaquan.channels.callbacks.service import (
     DeliveryDetail,
@@ -59,6 +62,7 @@ from kaquan.channels.callbacks.service import (
 )
 
 __all__ = [
+    "CallbackUrlRefused",
     "DeliveryDetail",
     "delivery_detail",
     "get_endpoint",
@@ -70,4 +74,6 @@ __all__ = [
     "replay",
     "run_due",
     "set_endpoint",
+    "signing",
+    "ssrf",
 ]

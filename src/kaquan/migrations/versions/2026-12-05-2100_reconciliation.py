@@ -1,7 +1,7 @@
 """reconciliation: statements imported, their lines stored once each, and the matching's items (the worklist)
 
 Revision ID: 6dbeacd641c2
-Revises: a1d3e7f0c105
+Revises: b7c2e9a4d201
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "6dbeacd641c2"
-down_revision: str | None = "a1d3e7f0c105"
+down_revision: str | None = "b7c2e9a4d201"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

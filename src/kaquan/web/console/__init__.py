@@ -21,13 +21,27 @@ from kaquan.web.console import (
     reconciliation,
     redemption,
     refunds,
+    settlement,
     signin,
     stock,
 )
 from kaquan.web.console.rendering import console_router
 
 router = console_router()
-for area in (signin, dashboard, catalog, stock, orders, refunds, reconciliation, audit, leaks, redemption, agents):
+for area in (
+    signin,
+    dashboard,
+    catalog,
+    stock,
+    orders,
+    refunds,
+    reconciliation,
+    audit,
+    leaks,
+    redemption,
+    agents,
+    settlement,
+):
     router.routes.extend(area.router.routes)
 
 __all__ = ["router"]
