@@ -15,6 +15,7 @@ from kaquan.ledger import models as _ledger  # noqa: F401
 from kaquan.notifications import models as _notifications  # noqa: F401
 from kaquan.orders import models as _orders  # noqa: F401
 from kaquan.payments import models as _payments  # noqa: F401
+from kaquan.reconciliation import models as _reconciliation  # noqa: F401
 from kaquan.redemption import models as _redemption  # noqa: F401
 from kaquan.settlement import models as _settlement  # noqa: F401
 

@@ -1,5 +1,5 @@
 """The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers,
-settlement drafts at each cycle's end)."""
+fetching their daily bills, settlement drafts at each cycle's end)."""
 
 import asyncio
 import contextlib
@@ -11,6 +11,7 @@ from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.payments import sweeps as payment_sweeps
+from kaquan.reconciliation import fetch_due_bills
 from kaquan.runtime import Runtime
 from kaquan.settlement import tasks as settlement_tasks
 
@@ -24,8 +25,9 @@ async def run_once(rt: Runtime) -> int:
     moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
     asked = await payment_sweeps.run(rt.db)  # providers asked about payments and refunds they kept quiet about
+    bills = await fetch_due_bills(rt.db)  # yesterday's bill of each gateway, imported and matched once published
     drafts = await settlement_tasks.run_due(rt.db)  # statements of periods that have just ended
-    return expired + flash + moved + sent + asked + drafts + await outbox.run_due(rt.db)
+    return expired + flash + moved + sent + asked + bills + drafts + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

@@ -8,6 +8,7 @@ orders and payments and names every disagreement.
 The public surface is what this module exports; other modules use only that.
 """
 
+from kaquan.accounting.adjusting import CounterAccount, book_adjustment
 from kaquan.accounting.booking import (
     book_chargeback,
     book_deliveries,
@@ -18,15 +19,19 @@ from kaquan.accounting.booking import (
 from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
 from kaquan.accounting.errors import InvalidBooking
 from kaquan.accounting.fees import fee_returned, gateway_fee, round_half_up
+from kaquan.accounting.payouts import book_payout
 
 __all__ = [
+    "CounterAccount",
     "InvalidBooking",
     "PaidRecord",
     "RefundRecord",
+    "book_adjustment",
     "book_chargeback",
     "book_deliveries",
     "book_delivery",
     "book_payment",
+    "book_payout",
     "book_refund",
     "check_books",
     "fee_returned",

@@ -6,6 +6,10 @@ Every account is opened on first use. Codes:
 - `sales:<channel>:<cur>` (credit-normal, revenue): the order's own channel ("shop" for shop and flash sales).
 - `cogs:<cur>` (debit-normal, expense): the cost of the codes handed out.
 - `inventory:<cur>` (debit-normal, asset): stock at cost; credited as codes are handed out.
+- `suspense:gateway:<gateway>:<cur>` (credit-normal): money a gateway's statement shows that kaquan cannot
+  place yet (an unknown receipt, a difference accepted while it is looked into); cleared by later adjustments.
+- `writeoff:gateway:<gateway>:<cur>` (debit-normal, expense): differences with a gateway written off.
+- `bank:<cur>` (debit-normal, asset): money received at the bank from a counterparty's payout (`payouts`).
 """
 
 from typing import Literal
@@ -19,6 +23,10 @@ PAYMENT, REFUND, CHARGEBACK, COGS = "payment", "payment_refund", "chargeback", "
 # The channels' own kinds (channels.booking): a deposit or marketplace sale, and its refund.
 CHANNEL_SALE, CHANNEL_REFUND = "order", "refund"
 KINDS = (PAYMENT, REFUND, CHARGEBACK, COGS, CHANNEL_SALE, CHANNEL_REFUND)
+# A reconciliation difference settled on the ledger (`adjusting.book_adjustment`); it never touches sales.
+ADJUSTMENT = "reconciliation"
+# A counterparty's payout received at the bank, clearing its receivable (`payouts.book_payout`).
+PAYOUT = "payout"
 PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", COGS: "cogs:"}
 PREFIX |= {CHANNEL_SALE: "order:", CHANNEL_REFUND: "refund:"}
 
@@ -35,6 +43,18 @@ def sales(channel: str, currency: str) -> str:
     return f"sales:{channel}:{currency}"
 
 
+def suspense(gateway: str, currency: str) -> str:
+    return f"suspense:gateway:{gateway}:{currency}"
+
+
+def writeoff(gateway: str, currency: str) -> str:
+    return f"writeoff:gateway:{gateway}:{currency}"
+
+
+def bank(currency: str) -> str:
+    return f"bank:{currency}"
+
+
 def cogs(currency: str) -> str:
     return f"cogs:{currency}"
 
@@ -44,7 +64,7 @@ def inventory(currency: str) -> str:
 
 
 def normal_of(code: str) -> Literal["debit", "credit"]:
-    return "credit" if code.startswith("sales:") else "debit"
+    return "credit" if code.startswith(("sales:", "suspense:")) else "debit"
 
 
 async def account_id(db: Database, session: AsyncSession, code: str, currency: str) -> int:

@@ -14,6 +14,8 @@ from kaquan.cli.common import console, errors, report, run, setup_logging
 from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
 from kaquan.cli.flash_cmds import flash_app
 from kaquan.cli.ledger_cmds import ledger_app
+from kaquan.cli.mapping_cmds import mapping_app
+from kaquan.cli.reconcile_cmds import reconcile_app
 from kaquan.cli.settlement_cmds import settlement_app
 from kaquan.cli.voucher_cmds import app as vouchers
 from kaquan.cli.warehouse_cmds import warehouse_app
@@ -42,6 +44,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(leaks_app, name="leaks")
 app.add_typer(channel_app, name="channel")
 app.add_typer(ledger_app, name="ledger")
+reconcile_app.add_typer(mapping_app, name="mapping")
+app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(flash_app, name="flash")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kaquan.bench import agent, flash, importing, pay
+from kaquan.bench import agent, flash, importing, pay, reconcile
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.config import get_settings
 from kaquan.runtime import Runtime
@@ -142,3 +142,22 @@ def _flash_table(result: Mapping[str, object], late_sold_out: int, late_seconds:
     for name, value, target in rows:
         table.add_row(name, str(value), target)
     return table
+
+
+@bench.command("reconcile")
+def bench_reconcile(
+    lines: Annotated[
+        int, typer.Option(min=1000, help="lines of the WeChat Pay bill (about as many payments)")
+    ] = 1_000_000,
+) -> None:
+    """Import and match a LINES-line WeChat Pay bill against as many payments; ends with one JSON line."""
+
+    async def work(rt: Runtime) -> dict[str, object]:
+        result = await reconcile.run(rt, lines, _progress)
+        table = Table("measure", "value", title=f"reconciliation on {result['db']}")
+        for key in ("lines", "payments", "import_s", "match_s", "total_s", "lines_per_s", "as_planted", "peak_rss_mib"):
+            table.add_row(key, str(result[key]))
+        console.print(table)
+        return result
+
+    print(json.dumps(run(work), ensure_ascii=False))

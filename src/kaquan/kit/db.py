@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Index,
     MetaData,
     Select,
     Table,
@@ -168,6 +170,12 @@ class Database:
         """Whether `copy_rows` wants dates as ISO strings (SQLite) rather than `date` objects (PostgreSQL)."""
         return not self.is_postgresql
 
+    def copy_datetime(self, moment: datetime) -> Any:
+        """An aware datetime as `copy_rows` wants it: as is on PostgreSQL, the UTC text SQLAlchemy stores on SQLite."""
+        if self.is_postgresql:
+            return moment
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
     def claim(self, stmt: AnySelect) -> AnySelect:
         """Lock the selected rows, skipping rows another transaction holds (a claim queue)."""
         return stmt.with_for_update(skip_locked=True) if self.is_postgresql and self.protect else stmt
@@ -235,7 +243,7 @@ async def _driver_of(session: AsyncSession) -> Any:
     return driver
 
 
-async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any]) -> Table:
+async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any] | Index) -> Table:
     """A table for set work too big to hold in Python, private to the session's transaction; drop it when done.
 
     PostgreSQL: a temporary table, dropped at commit at the latest, spilling to disk
@@ -253,6 +261,18 @@ async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any])
     connection = await session.connection()
     await connection.run_sync(table.create)
     return table
+
+
+async def index_scratch_table(session: AsyncSession, table: Table, name: str, *columns: str) -> None:
+    """Index a filled scratch table: one sort, instead of a million index insertions while it fills.
+
+    PostgreSQL keeps temporary tables in the session's own small buffer pool
+    (`temp_buffers`, 8 MB by default): an index kept up row by row over a
+    million random keys thrashes it, while building it afterwards writes it once.
+    """
+    index = Index(name, *(table.c[column] for column in columns))
+    connection = await session.connection()
+    await connection.run_sync(index.create)
 
 
 async def drop_scratch_table(session: AsyncSession, table: Table) -> None:
@@ -308,6 +328,27 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
     """
     if _is_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+async def refresh_statistics(session: AsyncSession, table: Table) -> None:
+    """Have the planner sample `table` again now, inside the transaction (after a bulk load of many rows).
+
+    PostgreSQL's autovacuum analyzes a table some time after it grew; until then
+    a query planned right after a million-row COPY believes the table is nearly
+    empty and picks nested loops. Both dialects take `ANALYZE <table>`.
+    """
+    await session.execute(text(f"ANALYZE {table.name}"))
+
+
+async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:
+    """Let this transaction's sorts and hashes use up to `megabytes` each before they spill to disk.
+
+    For set work over a million rows (window functions, hash joins): PostgreSQL's
+    default `work_mem` (4 MB) turns them into external merges. `SET LOCAL` ends
+    with the transaction. SQLite has no such limit to raise.
+    """
+    if _is_postgresql(session):
+        await session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
 
 
 def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:

@@ -34,6 +34,7 @@ from kaquan.web import (
     open_api,
     pay_dev,
     payments,
+    reconciliation_api,
     redeem_api,
     refunds_api,
     security,
@@ -63,6 +64,7 @@ ROUTERS = (
     warehouses_api.router,
     flash_admin_api.router,
     refunds_api.router,
+    reconciliation_api.router,
     settlement_api.router,
     console.router,
 )

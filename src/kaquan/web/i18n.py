@@ -10,6 +10,7 @@ from typing import Final
 from fastapi import Request
 
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
+from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -483,6 +484,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "agents.omitted": "代理商与余额将随代理商功能一同上线。",
     },
 }
+
+for _lang, _words in FINANCE_MESSAGES.items():
+    MESSAGES[_lang].update(_words)
 
 Translate = Callable[..., str]
 

@@ -7,7 +7,7 @@ runs, so an admin route's own authentication would come after the bytes. Here:
 - a body larger than its route's cap is refused with 413 `payload_too_large`: at once when
   `Content-Length` says so, else as soon as the streamed bytes pass the cap (chunked bodies),
   and the app's reading stops there. The cap is `KAQUAN_MAX_BODY_KB` (1 MiB) for every route
-  and `KAQUAN_MAX_UPLOAD_MB` for the file uploads (code imports, leak tracing);
+  and `KAQUAN_MAX_UPLOAD_MB` for the file uploads (code imports, leak tracing, statements);
 - an unsafe request (POST, PUT, PATCH, DELETE) to the admin API or console that carries no
   credential at all (no `Authorization`, no session cookie) is refused with 401 before a byte
   of its body is read; so is a request to a signed API (open API, marketplaces) without the
@@ -66,6 +66,7 @@ class Upload:
 UPLOADS = (
     Upload(re.compile(r"/admin(/api)?/skus/[^/]+/batches"), Permission.STOCK_WRITE),
     Upload(re.compile(r"/admin/api/leaks/trace|/admin/leaks"), Permission.LEAKS_TRACE),
+    Upload(re.compile(r"/admin(/api)?/reconciliation/statements"), Permission.FINANCE_WRITE),
 )
 
 

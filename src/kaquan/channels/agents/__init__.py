@@ -3,13 +3,14 @@
 Modules: `accounts` (agents, their deposit on the ledger, API keys), `request_signing`
 (KQ1-HMAC-SHA256, also used by marketplace pushes), `authentication` (checking a signed request
 and its nonce), `code_encryption` (codes encrypted for the agent), `ordering` (orders paid from the
-deposit, placed in batches), `refunds` (a delivered order refunded to the deposit).
+deposit, placed in batches), `refunds` (a delivered order refunded to the deposit), `settling` (the
+agent's orders as its own statement should show them).
 
 The public surface is what this package exports: an agent's account as flat names, ordering,
 refunds and request signing as namespaces. Other modules use only that.
 """
 
-from kaquan.channels.agents import ordering, refunds, request_signing
+from kaquan.channels.agents import ordering, refunds, request_signing, settling
 from kaquan.channels.agents.accounts import (
     Agent,
     AgentKey,
@@ -56,6 +57,7 @@ __all__ = [
     "revoke_key",
     "rotate_key",
     "set_allowlist",
+    "settling",
     "top_up",
     "update_agent",
 ]

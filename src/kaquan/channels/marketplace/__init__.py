@@ -1,14 +1,15 @@
 """Marketplace stores (a marketplace collected the buyer's money; kaquan delivers the codes).
 
 Modules: `stores` (stores, their push secrets, pushed orders delivered and booked), `order_files`
-(the marketplace's order export read and delivered in batches), `refunds` (a marketplace order
+(the marketplace's order export read and delivered in batches), `settling` (the store's orders as
+its settlement export should show them, the receivable its payouts clear), `refunds` (a marketplace order
 refunded: its codes taken back and the store's receivable reversed).
 
 The public surface is what this package exports: stores and pushes as flat names, order files as a
 namespace. Other modules use only that.
 """
 
-from kaquan.channels.marketplace import order_files
+from kaquan.channels.marketplace import order_files, settling
 from kaquan.channels.marketplace.stores import (
     CHANNEL_PREFIX,
     Delivered,
@@ -40,4 +41,5 @@ __all__ = [
     "push_order",
     "reveal_secret",
     "rotate_secret",
+    "settling",
 ]

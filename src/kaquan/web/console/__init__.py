@@ -18,6 +18,7 @@ from kaquan.web.console import (
     dashboard,
     leaks,
     orders,
+    reconciliation,
     redemption,
     refunds,
     settlement,
@@ -27,7 +28,20 @@ from kaquan.web.console import (
 from kaquan.web.console.rendering import console_router
 
 router = console_router()
-for area in (signin, dashboard, catalog, stock, orders, refunds, audit, leaks, redemption, agents, settlement):
+for area in (
+    signin,
+    dashboard,
+    catalog,
+    stock,
+    orders,
+    refunds,
+    reconciliation,
+    audit,
+    leaks,
+    redemption,
+    agents,
+    settlement,
+):
     router.routes.extend(area.router.routes)
 
 __all__ = ["router"]

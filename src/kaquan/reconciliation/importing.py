@@ -1,0 +1,210 @@
+"""Storing a statement's lines once each, inside the caller's transaction.
+
+The lines stream from the reader in batches and are copied (COPY on
+PostgreSQL) into a scratch table; one INSERT … SELECT then numbers each line's
+occurrence of its identity within the file and stores the lines not stored yet,
+skipping on the `(source, identity, occurrence)` unique key what an overlapping
+file brought before. The same file twice (same source and SHA-256) stores
+nothing and says so. A reader that rejects the file raises out of here and the
+caller's transaction rolls back: nothing of the file remains.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, func, literal, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.kit import clock
+from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
+from kaquan.kit.models import UTCDateTime
+from kaquan.reconciliation.days import business_day, day_of
+from kaquan.reconciliation.errors import StatementWrongAccount
+from kaquan.reconciliation.models import LINES, STATEMENTS, StatementImport
+from kaquan.statements import Statement, StatementLine
+
+BATCH = 50_000
+REFRESH_AFTER = 10_000  # lines stored at once: the planner must know before the period is matched
+WORK_MEMORY_MB = 128  # numbering a million lines' occurrences sorts in memory
+# The line's fields the lines table keeps as they are (its business day and occurrence are worked out).
+_STORED = (
+    "line_no",
+    "identity",
+    "kind",
+    "occurred_at",
+    "amount_minor",
+    "fee_minor",
+    "currency",
+    "merchant_ref",
+    "counterparty_ref",
+    "refund_ref",
+    "status",
+)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What became of one file.
+
+    `already_imported`: the same file (source and SHA-256) was stored before and
+    nothing changed; the counts are then those of that first import.
+    """
+
+    statement_id: int
+    source: str
+    account: str
+    lines_read: int
+    lines_new: int  # stored now
+    lines_known: int  # stored before, by an overlapping file (or this one)
+    lines_repeated: int  # an identity seen earlier in this same file: stored as a duplicate line
+    already_imported: bool
+
+
+def _result(row: StatementImport, *, again: bool) -> ImportResult:
+    return ImportResult(
+        row.id, row.source, row.account, row.lines_read, row.lines_new, row.lines_known, row.lines_repeated, again
+    )
+
+
+async def import_statement(
+    db: Database,
+    session: AsyncSession,
+    statement: Statement,
+    *,
+    sha256: str,
+    filename: str,
+    actor: str,
+    expected_account: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Store `statement`'s lines; `sha256` is the hex digest of the file's bytes, `on_batch(lines)` reports progress.
+
+    `expected_account` is the merchant id / app id the gateway is configured
+    with: a file that names another account is refused (`statement_wrong_account`).
+    """
+    header = statement.header
+    if expected_account and header.account and header.account != expected_account:
+        raise StatementWrongAccount(
+            f"this {header.source} statement is for account {header.account}, not {expected_account}",
+            account=header.account,
+            expected=expected_account,
+        )
+    table = STATEMENTS
+    claimed = await session.execute(
+        db.insert(table)
+        .values(
+            source=header.source,
+            account=header.account,
+            period_start=header.period_start,
+            period_end=header.period_end,
+            sha256=sha256.lower(),
+            filename=filename[:255],
+            currency=header.currency,
+            lines_read=0,
+            lines_new=0,
+            lines_known=0,
+            lines_repeated=0,
+            imported_by=actor,
+            imported_at=clock.now(),
+        )
+        .on_conflict_do_nothing(index_elements=["source", "sha256"])
+        .returning(table.c.id)
+    )
+    statement_id = claimed.scalar_one_or_none()
+    if statement_id is None:
+        earlier = await session.execute(
+            select(StatementImport).where(StatementImport.source == header.source, StatementImport.sha256 == sha256)
+        )
+        return _result(earlier.scalar_one(), again=True)
+
+    await allow_large_sorts(session, WORK_MEMORY_MB)
+    staged, read, (first, last) = await _stage(db, session, statement, on_batch)
+    new = await _store(db, session, staged, statement_id, header.source, first, last) if read else 0
+    distinct = (await session.execute(select(func.count(func.distinct(staged.c.identity))))).scalar_one()
+    await drop_scratch_table(session, staged)
+    if new >= REFRESH_AFTER:
+        await refresh_statistics(session, LINES)
+    await session.execute(
+        update(StatementImport)
+        .where(StatementImport.id == statement_id)
+        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=read - distinct)
+    )
+    row = (
+        await session.execute(
+            select(StatementImport).where(StatementImport.id == statement_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return _result(row, again=False)
+
+
+async def _stage(
+    db: Database, session: AsyncSession, statement: Statement, on_batch: Callable[[int], None] | None
+) -> tuple[Table, int, tuple[date, date]]:
+    """Copy the lines as the reader made them into a scratch table; returns it, the count and the days spanned."""
+    staged = await scratch_table(
+        session,
+        "reconciliation_staged_lines",
+        Column("line_no", Integer, nullable=False),
+        Column("identity", String(160), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("merchant_ref", String(128), nullable=False),
+        Column("counterparty_ref", String(128), nullable=False),
+        Column("refund_ref", String(128), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("description", Text, nullable=False),
+    )
+    source = statement.header.source
+    read, earliest, latest = 0, None, None
+    moment = itemgetter(3)
+    for batch in statement.batches(BATCH):
+        if not batch:
+            continue
+        low, high = min(map(moment, batch)), max(map(moment, batch))
+        earliest = low if earliest is None or low < earliest else earliest
+        latest = high if latest is None or high > latest else latest
+        # A line is a tuple in the staging table's column order: COPY takes it as it is where it can.
+        rows = batch if not db.copies_dates_as_text else [_with_text_time(db, line) for line in batch]
+        await db.copy_rows(session, staged, StatementLine._fields, rows)
+        read += len(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    if earliest is None or latest is None:
+        return staged, 0, (date.min, date.min)
+    return staged, read, (business_day(source, earliest), business_day(source, latest))
+
+
+def _with_text_time(db: Database, line: StatementLine) -> tuple[Any, ...]:
+    return line._replace(occurred_at=db.copy_datetime(line.occurred_at))
+
+
+async def _store(
+    db: Database, session: AsyncSession, staged: Table, statement_id: int, source: str, first: date, last: date
+) -> int:
+    """Insert the staged lines not stored yet, numbering repeats of an identity; returns how many were new."""
+    occurrence = func.row_number().over(partition_by=staged.c.identity, order_by=staged.c.line_no) - 1
+    numbered = select(
+        *(staged.c[name] for name in _STORED),
+        day_of(source, staged.c.occurred_at, first, last).label("business_day"),
+        occurrence.label("occurrence"),
+    ).subquery()
+    chosen = select(
+        *(numbered.c[name] for name in _STORED),
+        numbered.c.business_day,
+        numbered.c.occurrence,
+        literal(statement_id, BigInteger),
+        literal(source, String),
+    ).where(true())
+    stmt = (
+        db.insert(LINES)
+        .from_select([*_STORED, "business_day", "occurrence", "statement_id", "source"], chosen)
+        .on_conflict_do_nothing(index_elements=["source", "identity", "occurrence"])
+    )
+    result = await session.execute(stmt)
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,527 @@
+"""Matching a gateway's statement lines with kaquan's payments and refunds, one period at a time, in SQL.
+
+The period's lines (plus a day either side, where a payment made just before
+midnight shows up) and payments' records of the same days are copied into two
+scratch tables. Pairs are found in passes, each an INSERT … SELECT that takes
+only lines and records still unpaired:
+1. payment lines by merchant reference (the payment token = out_trade_no);
+2. refund lines by kaquan's refund number (out_refund_no / out_request_no);
+then, over what is left (copied once to two small tables):
+3. payment lines by the provider's transaction id;
+4. refund lines by the provider's refund id;
+5. payment lines left over, by amount, currency and business day: the k-th
+   such line of an amount on a day with the k-th unpaired payment of that
+   amount on that day, both in time order.
+Every pair, every unpaired line and every unpaired record with a business day
+in the period then becomes one item in exactly one class (docs/reconciliation.md).
+Items finance annotated or resolved are left out of all of this and kept as
+they are; the period's other items are replaced.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.kit import clock
+from kaquan.kit.db import (
+    Database,
+    allow_large_sorts,
+    drop_scratch_table,
+    index_scratch_table,
+    refresh_statistics,
+    scratch_table,
+)
+from kaquan.kit.models import UTCDateTime
+from kaquan.reconciliation import parties
+from kaquan.reconciliation.days import day_of, day_start, days, zone_of
+from kaquan.reconciliation.errors import BadPeriod
+from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
+
+# A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
+TIMING_WINDOW = timedelta(minutes=10)
+# Statuses a statement prints for a payment that did not go through, or went back.
+UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
+REFUNDED_STATUSES = ("REFUND", "REFUNDED", "已退款", "全额退款")
+KEPT_STATES = ("annotated", "resolved")
+WORK_MEMORY_MB = 128  # a million lines sort and hash in memory
+PAID_HERE = ("succeeded", "refunded")
+
+
+@dataclass(frozen=True)
+class MatchSummary:
+    """How many items of each class the period holds after matching (annotated and resolved ones included)."""
+
+    source: str
+    first_day: date
+    last_day: date
+    counts: dict[str, int]
+
+    @property
+    def differences(self) -> int:
+        return sum(n for name, n in self.counts.items() if name not in ("matched", "timing"))
+
+
+async def match_period(
+    db: Database, session: AsyncSession, *, source: str, first_day: date, last_day: date
+) -> MatchSummary:
+    """Match `source`'s lines of business days [first_day, last_day] with kaquan's records; returns the counts."""
+    parties.check_matchable(source)
+    if last_day < first_day:
+        raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    await allow_large_sorts(session, WORK_MEMORY_MB)
+    found = await parties.records_of(
+        session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
+    )
+    run = _Run(db, session, source, first_day, last_day, found)
+    await run.stage()
+    await run.pair()
+    await run.replace_items()
+    await run.drop()
+    await refresh_statistics(session, ITEMS)
+    return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
+
+
+async def counts(session: AsyncSession, source: str, first_day: date, last_day: date) -> dict[str, int]:
+    found = await session.execute(
+        select(Difference.class_, func.count())
+        .where(Difference.source == source, Difference.business_day.between(first_day, last_day))
+        .group_by(Difference.class_)
+    )
+    by_class = {name: 0 for name in CLASSES}
+    by_class.update({name: int(n) for name, n in found.all()})
+    return by_class
+
+
+def _line_columns() -> list[Column[Any]]:
+    return [
+        Column("id", BigInteger, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("occurrence", Integer, nullable=False),
+        Column("business_day", Date, nullable=False),
+        Column("occurred_at", UTCDateTime(), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("merchant_ref", String(128), nullable=False),
+        Column("counterparty_ref", String(128), nullable=False),
+        Column("refund_ref", String(128), nullable=False),
+        Column("status", String(32), nullable=False),
+        Column("in_scope", Integer, nullable=False),
+    ]
+
+
+def _record_columns() -> list[Column[Any]]:
+    return [
+        Column("kind", String(16), nullable=False),
+        Column("ref", String(128), nullable=False),
+        Column("txn_id", String(128)),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("fee_minor", BigInteger, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("day", Date),
+        Column("counts", Integer, nullable=False),
+        Column("in_scope", Integer, nullable=False),
+        Column("waiting", Integer, nullable=False),
+    ]
+
+
+class _Run:
+    def __init__(
+        self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date, found: Any
+    ) -> None:
+        self.db, self.session, self.source, self.found = db, session, source, found
+        self.party, self.marketplace = parties.is_party(source), parties.is_marketplace(source)
+        self.first, self.last = first_day, last_day
+        self.wide_first, self.wide_last = first_day - timedelta(days=1), last_day + timedelta(days=1)
+        # [scope_start, scope_end]: the instants of the period's days (BETWEEN is inclusive: end minus a microsecond)
+        self.scope_start = day_start(source, first_day)
+        self.scope_end = day_start(source, last_day + timedelta(days=1)) - timedelta(microseconds=1)
+
+    async def _exec(self, stmt: Any) -> None:
+        await self.session.execute(stmt)
+
+    async def stage(self) -> None:
+        items = ITEMS.c
+        kept = select(items.id).where(items.source == self.source, items.state.in_(KEPT_STATES)).limit(1)
+        # Most periods have nothing kept: then no line or record is looked up among the items at all.
+        self.any_kept = (await self.session.execute(kept)).first() is not None
+        self.lines = await scratch_table(self.session, "reconciliation_match_lines", *_line_columns())
+        self.records = await scratch_table(self.session, "reconciliation_match_records", *_record_columns())
+        self.pairs = await scratch_table(
+            self.session,
+            "reconciliation_match_pairs",
+            Column("line_id", BigInteger, nullable=False),
+            Column("record_kind", String(16), nullable=False),
+            Column("record_ref", String(128), nullable=False),
+        )
+        await self._stage_lines()
+        if self.marketplace:
+            await parties.fold_commissions(self.session, self.lines)
+        await self._stage_records()
+        await index_scratch_table(self.session, self.lines, "ix_reconciliation_match_lines_id", "id")
+        await index_scratch_table(self.session, self.records, "ix_reconciliation_match_records_ref", "kind", "ref")
+        for table in (self.lines, self.records):
+            await refresh_statistics(self.session, table)
+
+    async def _stage_lines(self) -> None:
+        stored, items = LINES.c, ITEMS.c
+        kept = exists().where(items.line_id == stored.id, items.state.in_(KEPT_STATES))
+        in_scope = case((stored.business_day.between(self.first, self.last), 1), else_=0)
+        names = [c.name for c in self.lines.c if c.name != "in_scope"]
+        chosen = select(*(stored[name] for name in names), in_scope).where(
+            stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last)
+        )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
+        await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
+
+    async def _stage_records(self) -> None:
+        found = self.found.subquery()
+        items = ITEMS.c
+        kept = exists().where(
+            items.source == self.source,
+            items.record_kind == found.c.kind,
+            items.record_ref == found.c.ref,
+            items.state.in_(KEPT_STATES),
+        )
+        counted = case(
+            (and_(found.c.kind == "payment", found.c.status.in_(PAID_HERE)), 1),
+            (and_(found.c.kind == "refund", found.c.status == "succeeded"), 1),
+            else_=0,
+        )
+        covered = await self._covered_days()
+        day = day_of(self.source, found.c.at, self.wide_first, self.wide_last)
+        in_scope = case((found.c.at.between(self.scope_start, self.scope_end), 1), else_=0)
+        # Just before a midnight whose next day no statement covers yet: the line may still come with that day.
+        late = [
+            and_(found.c.at >= end - TIMING_WINDOW, found.c.at < end)
+            for end in (day_start(self.source, d + timedelta(1)) for d in days(self.wide_first, self.wide_last))
+            if end.astimezone(zone_of(self.source)).date() not in covered
+        ]
+        waiting = case((or_(*late), 1), else_=0) if late else literal(0)
+        chosen = select(
+            found.c.kind,
+            found.c.ref,
+            found.c.txn_id,
+            found.c.amount_minor,
+            found.c.fee_minor,
+            found.c.currency,
+            found.c.status,
+            found.c.at,
+            day,
+            counted,
+            in_scope,
+            waiting,
+        )
+        if self.any_kept:
+            chosen = chosen.where(~kept)
+        names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
+        await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
+
+    async def _covered_days(self) -> set[date]:
+        """The days some imported statement of the source covers (by its period, or by a line on that day)."""
+        s, stored = STATEMENTS.c, LINES.c
+        wanted = days(self.wide_first, self.wide_last + timedelta(1))
+        periods = await self.session.execute(
+            select(s.period_start, s.period_end).where(
+                s.source == self.source,
+                s.period_start.is_not(None),
+                s.period_start <= wanted[-1],
+                s.period_end >= wanted[0],
+            )
+        )
+        covered = {day for start, end in periods.all() for day in wanted if start <= day <= end}
+        for day in wanted:
+            if day not in covered:
+                on_day = exists().where(stored.source == self.source, stored.business_day == day)
+                if (await self.session.execute(select(on_day))).scalar_one():
+                    covered.add(day)
+        return covered
+
+    async def pair(self) -> None:
+        """Pair by kaquan's references over everything, then by the provider's ids and by amount over what is
+        left: copied to two small tables once, instead of every pass looking past a million pairs.
+
+        A store's or agent's refund line names the order it gives back by the order's key; their lines are
+        never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
+        await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
+        # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
+        await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
+        await index_scratch_table(
+            self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
+        )
+        await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
+        if self.party:
+            await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
+        await refresh_statistics(self.session, self.pairs)
+        lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
+        found = await scratch_table(
+            self.session,
+            "reconciliation_match_left_pairs",
+            Column("line_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("record_kind", String(16), nullable=False),
+            Column("record_ref", String(128), nullable=False),
+            Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref"),
+        )
+        await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="payment")
+        await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="refund")
+        if not self.party:
+            await self._pair_by_amount(found, lines, records)
+        names = ["line_id", "record_kind", "record_ref"]
+        await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
+        for table in (found, lines, records):
+            await drop_scratch_table(self.session, table)
+        await refresh_statistics(self.session, self.pairs)
+
+    async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
+        left = await scratch_table(self.session, name, *columns)
+        is_lines = "occurrence" in table.c
+        unpaired = self._unpaired_line(self.pairs, table) if is_lines else self._unpaired_record(self.pairs, table)
+        await self._exec(insert(left).from_select(list(table.c.keys()), select(table).where(unpaired)))
+        return left
+
+    @staticmethod
+    def _unpaired_line(pairs: Table, lines: Table) -> Any:
+        return ~exists().where(pairs.c.line_id == lines.c.id)
+
+    @staticmethod
+    def _unpaired_record(pairs: Table, records: Table) -> Any:
+        p, r = pairs.c, records.c
+        return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
+
+    async def _pair_by_reference(
+        self, pairs: Table, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
+    ) -> None:
+        """Pair lines of `kind` with records of `kind` not in `pairs` yet where the line's `line_ref` is the
+        record's `record_ref`: each record with its first such line. kaquan's references are unique (a line
+        meets one record at most), so the big passes add plain rows; the provider's ids may not be, so the
+        passes over the leftovers go to a table whose key keeps the first pair of a line."""
+        lc, rc = lines.c, records.c
+        condition = and_(
+            lc.kind == kind,
+            lc.occurrence == 0,
+            rc.kind == kind,
+            lc[line_ref] != "",
+            lc[line_ref] == rc[record_ref],
+        )
+        chosen = (
+            select(func.min(lc.id), rc.kind, rc.ref)
+            .select_from(lines.join(records, condition))
+            .where(
+                lc.in_scope + rc.in_scope > 0, self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records)
+            )
+            .group_by(rc.kind, rc.ref)
+        )
+        stmt = self.db.insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen)
+        await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
+
+    async def _pair_by_amount(self, pairs: Table, lines_table: Table, records_table: Table) -> None:
+        lc, rc = lines_table.c, records_table.c
+        by = (lc.amount_minor, lc.currency, lc.business_day)
+        lines = (
+            select(
+                lc.id,
+                *by,
+                lc.in_scope,
+                func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
+            )
+            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(pairs, lines_table))
+            .subquery()
+        )
+        rby = (rc.amount_minor, rc.currency, rc.day)
+        recs = (
+            select(
+                rc.kind,
+                rc.ref,
+                *rby,
+                rc.in_scope,
+                func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
+            )
+            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(pairs, records_table))
+            .subquery()
+        )
+        chosen = (
+            select(lines.c.id, recs.c.kind, recs.c.ref)
+            .select_from(
+                lines.join(
+                    recs,
+                    and_(
+                        lines.c.amount_minor == recs.c.amount_minor,
+                        lines.c.currency == recs.c.currency,
+                        lines.c.business_day == recs.c.day,
+                        lines.c.rank == recs.c.rank,
+                    ),
+                )
+            )
+            .where(lines.c.in_scope + recs.c.in_scope > 0)
+        )
+        await self._exec(insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+
+    async def replace_items(self) -> None:
+        await self._delete_replaced()
+        now = clock.now()
+        await self._insert_pairs(now)
+        await self._insert_lone_lines(now)
+        await self._insert_lone_records(now)
+        if self.marketplace:
+            await parties.insert_commission_items(self.session, self.source, self.lines, self.pairs, now)
+            await parties.settle_payouts(self.db, self.session, self.source, self.lines, now)
+
+    async def _delete_replaced(self) -> None:
+        items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
+        line_touched = exists().where(lc.id == items.line_id, or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
+        record_touched = exists().where(
+            rc.kind == items.record_kind,
+            rc.ref == items.record_ref,
+            or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref)),
+        )
+        await self._exec(
+            delete(ITEMS).where(
+                items.source == self.source, items.state.in_(("open", "auto")), or_(line_touched, record_touched)
+            )
+        )
+
+    async def _insert_pairs(self, now: Any) -> None:
+        lc, rc, p = self.lines.c, self.records.c, self.pairs.c
+        line_status = func.upper(lc.status)
+        payment_class = case(
+            (
+                or_(
+                    rc.status.not_in(PAID_HERE),
+                    line_status.in_(UNPAID_STATUSES),
+                    and_(line_status.in_(REFUNDED_STATUSES), rc.status != "refunded"),
+                ),
+                "status_mismatch",
+            ),
+            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "amount_mismatch"),
+            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+            else_="matched",
+        )
+        refund_class = case(
+            (rc.status != "succeeded", "status_mismatch"),
+            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "refund_amount_mismatch"),
+            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+            else_="matched",
+        )
+        klass = case((rc.kind == "payment", payment_class), else_=refund_class)
+        chosen = select(
+            literal(self.source),
+            func.coalesce(rc.day, lc.business_day),
+            klass,
+            lc.id,
+            rc.kind,
+            rc.ref,
+            rc.currency,
+            rc.amount_minor,
+            lc.amount_minor,
+            rc.fee_minor,
+            lc.fee_minor,
+            rc.status,
+            lc.status,
+            lc.kind,
+            case((klass == "matched", "auto"), else_="open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).select_from(
+            self.pairs.join(self.lines, lc.id == p.line_id).join(
+                self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
+            )
+        )
+        await self._insert_items(chosen, with_line=True, with_record=True)
+
+    async def _insert_lone_lines(self, now: Any) -> None:
+        lc = self.lines.c
+        klass = case(
+            (lc.occurrence > 0, "duplicate_line"),
+            (lc.kind == "refund", "refund_missing_in_kaquan"),
+            else_="missing_in_kaquan",
+        )
+        chosen = select(
+            literal(self.source),
+            lc.business_day,
+            klass,
+            lc.id,
+            lc.currency,
+            lc.amount_minor,
+            lc.fee_minor,
+            lc.status,
+            lc.kind,
+            literal("open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).where(lc.in_scope == 1, self._unpaired_line(self.pairs, self.lines))
+        if self.marketplace:  # commissions and payouts are classed on their own (parties)
+            chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
+        await self._insert_items(chosen, with_line=True, with_record=False)
+
+    async def _insert_lone_records(self, now: Any) -> None:
+        rc = self.records.c
+        klass = case(
+            (rc.waiting == 1, "timing"),
+            (rc.kind == "refund", "refund_missing_in_statement"),
+            else_="missing_in_statement",
+        )
+        chosen = select(
+            literal(self.source),
+            rc.day,
+            klass,
+            rc.kind,
+            rc.ref,
+            rc.currency,
+            rc.amount_minor,
+            rc.fee_minor,
+            rc.status,
+            case((rc.waiting == 1, "auto"), else_="open"),
+            literal(""),
+            literal(now, UTCDateTime()),
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.pairs, self.records))
+        await self._insert_items(chosen, with_line=False, with_record=True)
+
+    async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
+        names = ["source", "business_day", "class_"]
+        if with_line:
+            names.append("line_id")
+        if with_record:
+            names += ["record_kind", "record_ref"]
+        names.append("currency")
+        if with_record:
+            names.append("expected_minor")
+        if with_line:
+            names.append("found_minor")
+        if with_record:
+            names.append("expected_fee_minor")
+        if with_line:
+            names.append("found_fee_minor")
+        if with_record:
+            names.append("expected_status")
+        if with_line:
+            names += ["found_status", "line_kind"]
+        names += ["state", "note", "matched_at"]
+        await self._exec(insert(ITEMS).from_select(names, chosen))
+
+    async def drop(self) -> None:
+        for table in (self.pairs, self.records, self.lines):
+            await drop_scratch_table(self.session, table)

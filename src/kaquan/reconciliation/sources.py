@@ -1,0 +1,47 @@
+"""Which statement reader a source's file goes to, and the account it must be for.
+
+A source is a gateway (`wechatpay`, `alipay`, `stripe`), a marketplace store
+(`marketplace:<store>`), an agent (`agent:<code>`) or a generic CSV/XLSX source
+read through a saved column mapping (`generic:<mapping>`). The store, agent or
+mapping must exist before its file is read.
+"""
+
+from typing import IO
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kaquan.channels import agents, marketplace
+from kaquan.reconciliation.accounts import configured_account
+from kaquan.reconciliation.days import GATEWAY_SOURCES
+from kaquan.reconciliation.errors import UnknownSource
+from kaquan.reconciliation.mappings import column_mapping
+from kaquan.statements import Statement, open_statement
+
+PARTY_KINDS = ("marketplace", "agent", "generic")
+SOURCE_HELP = "wechatpay, alipay, stripe, marketplace:<store>, agent:<code> or generic:<mapping>"
+
+
+def checked_source(source: str) -> tuple[str, str]:
+    """(kind, name): ("wechatpay", ""), ("marketplace", "tmall-main"), …; UnknownSource for anything else."""
+    if source in GATEWAY_SOURCES:
+        return source, ""
+    kind, colon, name = source.partition(":")
+    if colon and kind in PARTY_KINDS and name and len(source) <= 64:
+        return kind, name
+    raise UnknownSource(f"{source[:80]!r} is not a source kaquan imports: {SOURCE_HELP}", source=source[:80])
+
+
+async def open_source(
+    session: AsyncSession, source: str, stream: IO[bytes], *, account: str | None = None
+) -> tuple[Statement, str | None]:
+    """The statement reader for `source`'s file, and the account it must name (`account`, else the gateway's)."""
+    kind, name = checked_source(source)
+    if kind in GATEWAY_SOURCES:
+        return open_statement(kind, stream), account or configured_account(kind)
+    if kind == "marketplace":
+        await marketplace.get_store(session, name)
+        return open_statement("marketplace", stream, account=name), None
+    if kind == "agent":
+        await agents.by_code(session, name)
+        return open_statement("agent", stream, account=name), None
+    return open_statement("generic", stream, mapping=await column_mapping(session, name)), None

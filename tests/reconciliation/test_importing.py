@@ -1,0 +1,97 @@
+"""Importing a statement: every line stored once, the same file twice a no-op, a rejected file leaves nothing."""
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from tests.support.reconciling import WechatShop, statement, stranger_line, utc, wechat_shop
+
+from kaquan import reconciliation
+from kaquan.kit import clock
+from kaquan.reconciliation.models import LINES
+from kaquan.runtime import Runtime
+from kaquan.statements import StatementRejected
+
+DAY = clock.now().date() - timedelta(days=3)
+
+
+@pytest.fixture
+async def shop(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
+    async with wechat_shop(rt, tmp_path) as shop:
+        yield shop
+
+
+async def stored_lines(shop: WechatShop) -> int:
+    async with shop.rt.db.read() as session:
+        lines = await session.execute(select(func.count()).select_from(LINES))
+        return int(lines.scalar_one())
+
+
+async def test_every_line_is_stored_with_its_day_and_counted(shop: WechatShop) -> None:
+    lines = [stranger_line(at=utc(DAY, hour)) for hour in (0, 9, 23)]
+
+    result = await shop.import_(statement(lines, day=DAY))
+
+    assert (result.lines_read, result.lines_new, result.lines_known, result.lines_repeated) == (3, 3, 0, 0)
+    assert not result.already_imported
+    assert await stored_lines(shop) == 3
+    await shop.match(DAY)
+    assert {item.business_day for item in await shop.items()} == {DAY}
+
+
+async def test_the_same_file_twice_stores_nothing_and_says_so(shop: WechatShop) -> None:
+    bill = statement([stranger_line(at=utc(DAY)) for _ in range(4)], day=DAY)
+    first = await shop.import_(bill)
+
+    again = await shop.import_(bill)
+
+    assert again.already_imported
+    assert again.statement_id == first.statement_id
+    assert await stored_lines(shop) == 4
+
+
+async def test_an_overlapping_period_stores_only_the_lines_not_stored_yet(shop: WechatShop) -> None:
+    monday = [stranger_line(at=utc(DAY)) for _ in range(3)]
+    tuesday = [stranger_line(at=utc(DAY + timedelta(days=1))) for _ in range(2)]
+    await shop.import_(statement(monday, day=DAY))
+
+    week = await shop.import_(statement([*monday, *tuesday], day=DAY, last_day=DAY + timedelta(days=1)))
+
+    assert (week.lines_read, week.lines_new, week.lines_known) == (5, 2, 3)
+    assert await stored_lines(shop) == 5
+
+
+async def test_a_line_repeated_inside_one_file_is_kept_as_a_duplicate_line(shop: WechatShop) -> None:
+    line = stranger_line(at=utc(DAY))
+
+    result = await shop.import_(statement([line, line, line], day=DAY))
+
+    assert (result.lines_new, result.lines_repeated) == (3, 2)
+    assert await shop.match(DAY) == {"missing_in_kaquan": 1, "duplicate_line": 2}
+
+
+async def test_a_rejected_file_leaves_nothing_behind(shop: WechatShop) -> None:
+    lines = [stranger_line(at=utc(DAY)) for _ in range(120)]
+    bad = replace(statement(lines, day=DAY), reject_at=110)
+
+    with pytest.raises(StatementRejected) as rejected:
+        await shop.import_(bad)
+
+    assert rejected.value.details == {"line": 110, "column": "订单金额"}
+    assert await stored_lines(shop) == 0
+    fixed = replace(bad, reject_at=None)
+    assert (await shop.import_(fixed)).lines_new == 120
+
+
+async def test_a_file_for_another_merchant_is_refused(shop: WechatShop) -> None:
+    theirs = statement([stranger_line(at=utc(DAY))], day=DAY, account="1900000999")
+
+    with pytest.raises(reconciliation.StatementWrongAccount) as refused:
+        await shop.import_(theirs)
+
+    assert refused.value.code == "statement_wrong_account"
+    assert await stored_lines(shop) == 0
+    assert (await shop.import_(theirs, expected=None)).lines_new == 1
