@@ -1,16 +1,18 @@
-"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers)."""
+"""The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers,
+settlement drafts at each cycle's end)."""
 
 import asyncio
 import contextlib
 import logging
 import time
 
-from kaquan.channels.callbacks import sender as callbacks
+from kaquan.channels import callbacks
 from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.payments import sweeps as payment_sweeps
 from kaquan.runtime import Runtime
+from kaquan.settlement import tasks as settlement_tasks
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,8 @@ async def run_once(rt: Runtime) -> int:
     moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
     asked = await payment_sweeps.run(rt.db)  # providers asked about payments and refunds they kept quiet about
-    return expired + flash + moved + sent + asked + await outbox.run_due(rt.db)
+    drafts = await settlement_tasks.run_due(rt.db)  # statements of periods that have just ended
+    return expired + flash + moved + sent + asked + drafts + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

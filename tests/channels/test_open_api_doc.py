@@ -13,15 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from kaquan.channels import errors, request_signing
-from kaquan.channels.agent_crypto import code_key, decrypt_field
-from kaquan.channels.auth import AgentSuspended
+from kaquan.channels import errors
+from kaquan.channels.agents import request_signing
+from kaquan.channels.agents.authentication import AgentSuspended
+from kaquan.channels.agents.code_encryption import code_key, decrypt_field
 from kaquan.channels.pricing import ChannelInactive
 from kaquan.client import AgentClient, ApiError, verify_callback, wire
 from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders.errors import InvalidQuantity
+from kaquan.settlement import RunNotFound
 from kaquan.web.app import create_app
 from kaquan.web.content import UnsupportedMediaType
 
@@ -207,6 +209,7 @@ AGENT_ERRORS = (
     InsufficientFunds,
     OutOfStock,
     InvalidQuantity,
+    RunNotFound,
 )
 CONTRACT_ERRORS = {
     *((error.status, error.code) for error in AGENT_ERRORS),
@@ -246,6 +249,8 @@ def test_the_error_example_and_every_documented_status_are_published_in_openapi(
         "GET /open/v1/orders?since=…&until=…",
         "GET /open/v1/balance",
         "GET /open/v1/ledger?since=…&until=…",
+        "GET /open/v1/statements",
+        "GET /open/v1/statements/{id}",
     ],
 )
 def test_every_endpoint_has_its_own_section(route: str) -> None:

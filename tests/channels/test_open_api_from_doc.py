@@ -30,12 +30,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes
 
-from kaquan import ledger
+from kaquan import ledger, settlement
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.channels import agents
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import accounts as agents
 from kaquan.channels.callbacks import sender
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks import signing as callback_signing
@@ -378,14 +378,16 @@ async def test_every_request_and_answer_in_the_guide_is_what_the_server_does(
     documented = order_numbers_of(json.loads(json.dumps([e.answer for e in guide.values()])))
     real_numbers: dict[str, str] = {}
 
-    async def replay(name: str, when: str) -> None:
+    async def replay(name: str, when: str, *, target: str | None = None) -> None:
+        """Send the guide's request (to `target` when the guide's path names an id of its own) and compare."""
         frozen.set(when)
         exchange = guide.pop(name)
-        path, _, query = exchange.target.partition("?")
+        target = target or exchange.target
+        path, _, query = target.partition("?")
         headers = kq.headers(exchange.method, path, query, exchange.body)
         if exchange.content_type:
             headers["Content-Type"] = exchange.content_type
-        answer = await kq.http.request(exchange.method, exchange.target, content=exchange.body or None, headers=headers)
+        answer = await kq.http.request(exchange.method, target, content=exchange.body or None, headers=headers)
         assert answer.status_code in (200, 201), (name, answer.text)
         schemas.check_answer(exchange.method, exchange.target, answer.status_code, answer.json())
         text = answer.text
@@ -416,6 +418,18 @@ async def test_every_request_and_answer_in_the_guide_is_what_the_server_does(
                 rt.db, session, world.agent_id, 12_000 - held.spendable_minor, reference="adjust", actor="t"
             )
         await replay("POST /open/v1/orders A-20261125-0003", "2026-11-25T08:03:00+00:00")
+        frozen.set("2026-11-26T01:00:00+00:00")  # 09:00 in Shanghai: 25 November (local) has ended
+        async with rt.db.transaction() as session:
+            rule = settlement.RuleInput(tiers=(settlement.Tier(10_000, 100),), effective_from=date(2026, 11, 1))
+            await settlement.set_rule(rt.db, session, "agent:acme", rule, actor="finance")
+            statement = await settlement.create_run(rt.db, session, "agent:acme", "2026-11-25..2026-11-25", actor="t")
+        frozen.set("2026-11-26T02:00:00+00:00")
+        async with rt.db.transaction() as session:
+            await settlement.confirm(rt.db, session, statement.id, actor="finance")
+        await replay("GET /open/v1/statements", "2026-11-26T03:00:00+00:00")
+        await replay(
+            "GET /open/v1/statements/12", "2026-11-26T03:00:10+00:00", target=f"/open/v1/statements/{statement.id}"
+        )
 
     assert guide == {}, "an example of the guide that no step replays"
     await the_callback_example_is_what_the_server_sends(rt, world.callback_secret, real_numbers, schemas)

@@ -159,3 +159,35 @@ def test_a_zip_without_a_detail_member_is_rejected() -> None:
 def test_an_unknown_business_type_is_rejected_naming_the_column() -> None:
     error = rejection(REAL_DETAIL.replace("退款      ,", "转账,").encode("gbk"))
     assert error.details == {"line": 7, "column": "业务类型"}
+
+
+def test_empty_cells_read_as_empty_text() -> None:
+    data = REAL_DETAIL.replace("京东E卡 100元 ,", ",", 1).encode("gbk")
+    payment, _ = read_all(open_statement("alipay", stream(data)))
+    assert payment.description == ""
+
+
+def test_a_refund_row_without_its_request_number_is_rejected() -> None:
+    data = REAL_DETAIL.replace("rf_a1\t,", ",").encode("gbk")
+    error = rejection(data)
+    assert error.details == {"line": 7, "column": "退款批次号/请求号"}
+
+
+def test_a_row_cut_short_is_rejected_on_its_line() -> None:
+    lines = REAL_DETAIL.split("\r\n")
+    lines[5] = lines[5][:60]
+    error = rejection("\r\n".join(lines).encode("gbk"))
+    assert error.details["line"] == 6
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "column"),
+    [
+        (",100.00,100.00,", ",1OO.00,100.00,", "订单金额（元）"),
+        ("-0.60", "-0.6.0", "服务费（元）"),
+        ("2026-12-05 09:15:02", "2026-12-05 25:15:02", "完成时间"),
+    ],
+)
+def test_a_cell_that_does_not_parse_is_rejected_naming_its_column(old: str, new: str, column: str) -> None:
+    error = rejection(REAL_DETAIL.replace(old, new, 1).encode("gbk"))
+    assert error.details == {"line": 6, "column": column}

@@ -6,9 +6,9 @@ from tests.support.statements import WECHAT_ALL, read_all, stream, wechat_bill, 
 from kaquan.statements import StatementRejected, open_statement
 
 
-def rejected(kind: str, data: bytes, **options: str) -> StatementRejected:
+def rejected(kind: str, data: bytes, *, account: str | None = None) -> StatementRejected:
     with pytest.raises(StatementRejected) as caught:
-        read_all(open_statement(kind, stream(data), **options))
+        read_all(open_statement(kind, stream(data), account=account))
     return caught.value
 
 
@@ -142,3 +142,38 @@ def test_an_alipay_detail_given_as_a_wechat_bill_is_rejected_on_its_first_line()
 
 def test_an_unknown_kind_is_rejected() -> None:
     assert "unknown statement kind" in rejected("paypal", b"x").message
+
+
+def test_a_non_utf8_byte_in_a_column_kaquan_does_not_read_still_rejects_the_bill() -> None:
+    rows = three_rows()
+    rows[2] = rows[2] | {"商户数据包": "MARK"}
+    data = wechat_bill(rows).replace(b"MARK", "数据".encode("gbk"))
+    assert rejected("wechatpay", data).details["line"] == 4
+
+
+@pytest.mark.parametrize("kind", ["stripe", "agent", "marketplace"])
+def test_an_empty_file_of_the_row_formats_is_rejected(kind: str) -> None:
+    assert "empty" in rejected(kind, b"").message
+
+
+@pytest.mark.parametrize("kind", ["stripe", "agent"])
+def test_a_gbk_file_where_utf8_is_expected_is_rejected_at_its_line(kind: str) -> None:
+    assert rejected(kind, "id,状态\n".encode("gbk")).details["line"] == 1
+
+
+def test_a_row_cut_short_is_rejected_on_its_line() -> None:
+    data = (
+        b"out_order_no,order_no,sku,quantity,amount,created_at,status\n"
+        b"A1,K1,S,1,1.00,2026-12-05 09:00:00,delivered\nA2,K2,S"
+    )
+    error = rejected("agent", data)
+    assert error.details["line"] == 3
+    assert "columns" in error.message
+
+
+def test_a_wechat_bill_of_only_its_header_is_truncated_after_line_one() -> None:
+    data = wechat_bill([])
+    cut = data[: data.index(b"\r\n") + 2]
+    error = rejected("wechatpay", cut)
+    assert error.details["line"] == 1
+    assert "truncated" in error.message

@@ -2,6 +2,7 @@
 
 import gzip
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from tests.support.statements import (
@@ -13,11 +14,12 @@ from tests.support.statements import (
     wechat_bill,
     wechat_payment,
     wechat_refund,
+    write_wechat_bill,
 )
 
 from kaquan.payments.wechatpay import protocol
 from kaquan.payments.wechatpay.sim_trades import SimRefund, SimTrade, bill_lines
-from kaquan.statements import StatementRejected, open_statement
+from kaquan.statements import StatementRejected, columnar, open_statement
 
 
 def test_a_payment_row_is_a_payment_line_in_kaquan_terms() -> None:
@@ -193,3 +195,62 @@ def test_a_row_for_another_merchant_is_rejected_on_its_line() -> None:
 def test_a_bill_for_another_merchant_than_expected_is_rejected_on_its_first_row() -> None:
     error = rejection(wechat_bill([wechat_payment(1)]), account="1900000999")
     assert error.details == {"line": 2, "column": "商户号"}
+
+
+def test_real_quirks_are_tolerated_values_without_backticks_short_decimals_blank_lines() -> None:
+    data = wechat_bill([wechat_payment(1, fen=1000, fee=6), wechat_payment(2)], summary={"应结订单总金额": "29.9"})
+    data = data.replace(b"`10.00", b"10.0", 2).replace(b"`0.06", b"0.06")
+    data = data.replace(b"\r\n`2026", b"\r\n\r\n`2026", 1)
+    lines = read_all(open_statement("wechatpay", stream(data)))
+    assert [(line.line_no, line.amount_minor, line.fee_minor) for line in lines] == [(3, 1000, 6), (4, 1990, 12)]
+
+
+def test_a_line_break_inside_a_quoted_product_name_keeps_line_numbers_true() -> None:
+    rows = [wechat_payment(1) | {"商品名称": "第一行\n第二行"}, wechat_payment(2), wechat_payment(3) | {"手续费": "x"}]
+    data = wechat_bill(rows, summary={"手续费总金额": "0.24"})
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(data)))
+    assert caught.value.details == {"line": 5, "column": "手续费"}
+    [first, second] = read_all(open_statement("wechatpay", stream(wechat_bill(rows[:2]))))
+    assert (first.line_no, first.description, second.line_no) == (2, "第一行\n第二行", 4)
+
+
+def test_a_bill_longer_than_one_chunk_reads_every_row_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bill.csv"
+    write_wechat_bill(path, 40_000, refund_every=7)  # about 10 MB: more than one 8 MB chunk
+    with path.open("rb") as bill:
+        lines = read_all(open_statement("wechatpay", bill), size=7_000)
+    assert len(lines) == 40_000
+    assert [line.line_no for line in lines] == list(range(2, 40_002))
+    assert sum(line.kind == "refund" for line in lines) == 40_000 // 7
+
+
+def test_an_empty_cell_without_its_backtick_reads_as_empty_text() -> None:
+    data = wechat_bill([wechat_payment(1)]).replace("`京东E卡 100元".encode(), b"")
+    [line] = read_all(open_statement("wechatpay", stream(data)))
+    assert line.description == ""
+
+
+def test_a_coupon_makes_the_order_amount_differ_from_the_settled_one_and_both_are_checked() -> None:
+    coupon = wechat_payment(1, fen=9_000) | {"订单金额": "100.00", "代金券金额": "10.00"}
+    lines = read_all(open_statement("wechatpay", stream(wechat_bill([coupon, wechat_payment(2)]))))
+    assert [line.amount_minor for line in lines] == [9_000, 1990]
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(wechat_bill([coupon], summary={"订单总金额": "90.00"}))))
+    assert caught.value.details == {"line": 4, "column": "订单总金额"}
+    bad = coupon | {"订单金额": "1OO.00"}
+    with pytest.raises(StatementRejected) as caught:
+        read_all(open_statement("wechatpay", stream(wechat_bill([bad]))))
+    assert caught.value.details == {"line": 2, "column": "订单金额"}
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 300, 1000])
+def test_tiny_chunks_split_rows_and_quoted_line_breaks_anywhere_and_read_the_same(
+    chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [wechat_payment(n) | {"商品名称": f"第{n}行\n第二行, 逗号"} for n in range(6)] + [wechat_refund(9)]
+    data = wechat_bill(rows)
+    expected = read_all(open_statement("wechatpay", stream(data)))
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", chunk_bytes)
+    assert read_all(open_statement("wechatpay", stream(data)), size=2) == expected
+    assert [line.line_no for line in expected] == [2, 4, 6, 8, 10, 12, 14]

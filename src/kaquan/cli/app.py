@@ -15,6 +15,7 @@ from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
 from kaquan.cli.flash_cmds import flash_app
 from kaquan.cli.ledger_cmds import ledger_app
 from kaquan.cli.reconcile_cmds import reconcile_app
+from kaquan.cli.settlement_cmds import settlement_app
 from kaquan.cli.voucher_cmds import app as vouchers
 from kaquan.cli.warehouse_cmds import warehouse_app
 from kaquan.demo import AgentCredentials, OwnerCredentials, create_demo_agent, create_owner, seed
@@ -43,6 +44,7 @@ app.add_typer(leaks_app, name="leaks")
 app.add_typer(channel_app, name="channel")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(settlement_app, name="settlement")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(flash_app, name="flash")
 app.command("import")(stock_cmds.import_codes)

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kaquan import accounting, ledger
+from kaquan import accounting, ledger, settlement
 from kaquan.cli.common import aware_time, console, errors, run
 from kaquan.kit.money import Money
 from kaquan.ledger import LedgerAccount
@@ -21,13 +21,15 @@ ledger_app = typer.Typer(help="The ledger: check that it balances, read an accou
 def check() -> None:
     """Prove the ledger balances and agrees with orders and payments per currency; name each problem, exit 1 if any."""
 
-    async def work(rt: Runtime) -> tuple[ledger.LedgerCheck, list[str], int, int]:
+    async def work(rt: Runtime) -> tuple[ledger.LedgerCheck, list[str], int, int, settlement.SettlementCheck]:
         async with rt.db.read() as session:
             paid, refunds = await payment_refunds.books_records(session)
             books = await accounting.check_books(session, paid, refunds)
-            return await ledger.check(session), books, len(paid), len(refunds)
+            statements = await settlement.check(session)
+            return await ledger.check(session), books, len(paid), len(refunds), statements
 
-    result, books, paid, refunds = run(work)
+    result, books, paid, refunds, statements = run(work)
+    books = books + statements.problems
     if not result.ok:
         errors.print(f"[bold red]ledger out of balance[/]: {len(result.problems)} problem(s)", highlight=False)
         for problem in result.problems:
@@ -40,6 +42,7 @@ def check() -> None:
         raise SystemExit(1)
     console.print(f"ledger balanced: {result.transfers} transfers, {result.postings} postings", highlight=False)
     console.print(f"books agree with orders and payments: {paid} payment(s), {refunds} refund(s)", highlight=False)
+    console.print(f"settlement statements agree with the ledger: {statements.runs} confirmed", highlight=False)
 
 
 @ledger_app.command("entries")

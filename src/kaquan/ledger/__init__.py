@@ -21,7 +21,7 @@ from kaquan.ledger.accounts import (
     set_floor,
 )
 from kaquan.ledger.posting import REVERSAL, Leg, TransferSpec, post, post_many, post_many_locking_last, reverse
-from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, check, check_floors, entries
+from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, balance_as_of, check, check_floors, entries
 from kaquan.ledger.transfers import PostedLeg, PostedTransfer, posted, posted_of_kinds
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "TransferSpec",
     "account_by_code",
     "balance",
+    "balance_as_of",
     "check",
     "check_floors",
     "entries",

@@ -1,7 +1,7 @@
 """Reading the ledger: an account's entries, and the checks that prove the books balance."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,8 +48,10 @@ async def entries(
     until: datetime | None = None,
     after_id: int | None = None,
     limit: int = 100,
+    kinds: Sequence[str] | None = None,
 ) -> list[Entry]:
-    """An account's postings, oldest first, in [since, until); page on with `after_id` = the last posting id."""
+    """An account's postings, oldest first, in [since, until) (of these transfer kinds only, when given);
+    page on with `after_id` = the last posting id."""
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}, got {limit}", limit=limit)
     normal = (await session.execute(select(ACCOUNTS.c.normal).where(ACCOUNTS.c.id == account_id))).scalar_one_or_none()
@@ -77,11 +79,26 @@ async def entries(
         stmt = stmt.where(posting.at < until)
     if after_id is not None:
         stmt = stmt.where(posting.id > after_id)
+    if kinds is not None:
+        stmt = stmt.where(transfer.kind.in_(sorted(set(kinds))))
     sign = sign_of(normal)
     return [
         Entry(row.id, row.transfer_id, row.kind, row.reference, row.memo, row.at, sign * row.amount_minor)
         for row in await session.execute(stmt)
     ]
+
+
+async def balance_as_of(session: AsyncSession, account_id: int, at: datetime) -> int:
+    """The account's balance (in its normal sign) from its postings before `at`: what it was at that instant."""
+    normal = (await session.execute(select(ACCOUNTS.c.normal).where(ACCOUNTS.c.id == account_id))).scalar_one_or_none()
+    if normal is None:
+        raise AccountNotFound(f"no ledger account with id {account_id}", account_id=account_id)
+    total = await session.execute(
+        select(func.coalesce(func.sum(POSTINGS.c.amount_minor), 0)).where(
+            POSTINGS.c.account_id == account_id, POSTINGS.c.at < at
+        )
+    )
+    return sign_of(normal) * int(total.scalar_one())
 
 
 async def check(session: AsyncSession) -> LedgerCheck:

@@ -9,11 +9,14 @@ The public surface is what this module exports; other modules use only that.
 """
 
 from kaquan.statements.lines import LineKind, Statement, StatementHeader, StatementLine, StatementRejected
+from kaquan.statements.mapping import ColumnMapping, MappingInvalid
 from kaquan.statements.opening import STATEMENT_KINDS, open_statement
 
 __all__ = [
     "STATEMENT_KINDS",
+    "ColumnMapping",
     "LineKind",
+    "MappingInvalid",
     "Statement",
     "StatementHeader",
     "StatementLine",

@@ -10,14 +10,19 @@ cell is stripped. A refund row repeats the trade's 支付宝交易号 and 订单
 its own amount is the negative 商家实收, its id the 退款批次号/请求号.
 """
 
+import csv
 import re
 import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import IO, Final
 
+import polars as pl
+
+from kaquan.statements import columnar
+from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import LineKind, StatementHeader, StatementLine, StatementRejected
-from kaquan.statements.reading import BEIJING, Columns, LocalTimes, Rows, amount, is_zip, seekable, text_lines, yuan
+from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, is_zip, seekable, yuan
 
 SOURCE: Final = "alipay"
 ENCODING: Final = "gbk"
@@ -32,6 +37,10 @@ REQUIRED: Final = (
     "退款批次号/请求号",
 )
 _KINDS: Final[dict[str, LineKind]] = {"交易": "payment", "退款": "refund"}
+_KIND: Final = ("payment", "refund")  # by "is a refund"
+_STATUS: Final = ("交易", "退款")
+_AMOUNTS: Final = ("订单金额（元）", "商家实收（元）", "服务费（元）")
+BEIJING_OFFSET: Final = timedelta(hours=8)
 _ACCOUNT = re.compile(r"#账号[：:]\s*\[([^\]]*)\]")
 _PERIOD = re.compile(r"起始日期[：:]\s*\[([^\]]+)\]\s*终止日期[：:]\s*\[([^\]]+)\]")
 _FIGURE = re.compile(r"([^：:，,#\s]+)[：:]\s*(-?[\d.]+)\s*(笔|元)")
@@ -45,19 +54,12 @@ class AlipayDetail:
         zipped, stream = is_zip(stream)
         if zipped:
             stream = _detail_member(stream)
-        self.preamble: list[tuple[int, str]] = []
-        self.trailer: list[tuple[int, str]] = []
-        self._rows = Rows(_table_lines(text_lines(stream, ENCODING), self))
-        self._records = iter(self._rows)
-        first = next(self._records, None)
-        if first is None:
-            if not self.preamble:
-                raise StatementRejected("the file is empty, not an Alipay 业务明细")
-            raise StatementRejected("the 业务明细 has no header row", line=self.preamble[-1][0])
-        line, cells = first
+        decoder = BlockDecoder(ENCODING)
+        self.preamble, (line, cells) = _preamble_and_header(stream, decoder)
         if not any(cell.strip() == "支付宝交易号" for cell in cells):
             raise StatementRejected("the file is not an Alipay 业务明细 (no 支付宝交易号 column)", line=line)
         self._columns = Columns(cells, line=line, required=REQUIRED, what="Alipay 业务明细")
+        self._used = [name for name in (*REQUIRED, "创建时间", "商品名称") if name in self._columns]
         found_account, start, end = _read_preamble(self.preamble)
         if account is not None and found_account and found_account != account:
             line_of_account = next(n for n, text in self.preamble if _ACCOUNT.search(text))
@@ -67,86 +69,100 @@ class AlipayDetail:
         self.header = StatementHeader(
             source=SOURCE, account=found_account or account or "", period_start=start, period_end=end, currency="CNY"
         )
+        self._table = Table(
+            stream,
+            {name: self._columns.index(name) for name in self._used},
+            self._columns.width,
+            decoder,
+            first_line=line + 1,
+            stop_prefix="#",
+        )
         self._read = False
 
     def batches(self, size: int = 50_000) -> Iterator[list[StatementLine]]:
         if self._read:
             raise RuntimeError("a statement is read once")
         self._read = True
-        columns = self._columns
-        width = columns.width
-        at = columns.index
-        i_trade, i_out, i_type, i_done = at("支付宝交易号"), at("商户订单号"), at("业务类型"), at("完成时间")
-        i_order, i_received, i_fee, i_refund_no = (
-            at("订单金额（元）"),
-            at("商家实收（元）"),
-            at("服务费（元）"),
-            at("退款批次号/请求号"),
-        )
-        i_created = columns.optional("创建时间")
-        i_subject = columns.optional("商品名称")
-        times = LocalTimes(BEIJING)
         sums = {"交易": [0, 0, 0], "退款": [0, 0, 0]}  # rows, 商家实收, 服务费
-        batch: list[StatementLine] = []
-        for line, raw in self._records:
-            if len(raw) != width:
-                raise StatementRejected(f"the row has {len(raw)} columns, the header {width} (a broken row)", line=line)
-            cells = [cell.strip() for cell in raw]
-            business = cells[i_type]
-            kind = _KINDS.get(business)
-            if kind is None:
-                raise StatementRejected(f"unknown 业务类型 {business!r}", line=line, column="业务类型")
-            received = amount(cells[i_received], line=line, column="商家实收（元）")
-            fee = amount(cells[i_fee], line=line, column="服务费（元）")
-            figures = sums[business]
-            figures[0] += 1
-            figures[1] += received
-            figures[2] += fee
-            done = cells[i_done] or (cells[i_created] if i_created is not None else "")
-            occurred_at = times(done, line=line, column="完成时间")
-            trade_no = cells[i_trade]
-            if kind == "payment":
-                gross = amount(cells[i_order], line=line, column="订单金额（元）")
-                identity, refund_ref = "pay:" + trade_no, ""
-            else:
-                refund_ref = cells[i_refund_no]
-                if not refund_ref:
-                    raise StatementRejected(
-                        "a refund row without its request number", line=line, column="退款批次号/请求号"
-                    )
-                gross = -received
-                identity = f"refund:{trade_no}:{refund_ref}"
-            batch.append(
-                StatementLine(
-                    line,
-                    identity,
-                    kind,
-                    occurred_at,
-                    abs(gross),
-                    abs(fee),
-                    "CNY",
-                    cells[i_out],
-                    trade_no,
-                    refund_ref,
-                    business,
-                    cells[i_subject] if i_subject is not None else "",
-                )
-            )
-            if len(batch) >= size:
-                yield batch
-                batch = []
+        times = TimeColumn(BEIJING_OFFSET)
+        pending: list[StatementLine] = []
+        for chunk in self._table:
+            pending.extend(self._lines(chunk, sums, times))
+            while len(pending) >= size:
+                yield pending[:size]
+                del pending[:size]
         self._check_totals(sums)
-        if batch:
-            yield batch
+        for start in range(0, len(pending), size):
+            yield pending[start : start + size]
+
+    def _lines(self, chunk: Chunk, sums: dict[str, list[int]], times: TimeColumn) -> list[StatementLine]:
+        cells = chunk.frame.select(chunk.frame[name].str.strip_chars().fill_null("") for name in self._used)
+        business = cells["业务类型"]
+        refund = business == "退款"
+        done = cells["完成时间"]
+        if "创建时间" in cells.columns:
+            done = pl.select(pl.when(done == "").then(cells["创建时间"]).otherwise(done)).to_series()
+        refund_no = cells["退款批次号/请求号"]
+        checks: list[columnar.Check] = [
+            columnar.width_check(chunk, last_may_be_empty=True),
+            ("业务类型", ~business.is_in(list(_KINDS)), lambda row: f"unknown 业务类型 {business[row]!r}"),
+            *(amount_check(name, cells[name]) for name in _AMOUNTS),
+            time_check("完成时间", done),
+            ("退款批次号/请求号", refund & (refund_no == ""), lambda row: "a refund row without its request number"),
+        ]
+        first_failure(chunk, checks)
+        order, received, fee = (fen(cells[name]) for name in _AMOUNTS)
+        for name, rows in (("交易", ~refund), ("退款", refund)):
+            figures = sums[name]
+            figures[0] += int(rows.sum())
+            figures[1] += int(received.filter(rows).sum())
+            figures[2] += int(fee.filter(rows).sum())
+        trade = cells["支付宝交易号"]
+        count = cells.height
+        if refund.any():
+            identity = pl.select(
+                pl.when(refund).then(pl.lit("refund:") + trade + ":" + refund_no).otherwise(pl.lit("pay:") + trade)
+            ).to_series()
+            gross = pl.select(pl.when(refund).then(-received).otherwise(order)).to_series()
+            is_refund = refund.to_list()
+            kind = list(map(_KIND.__getitem__, is_refund))
+            status = list(map(_STATUS.__getitem__, is_refund))
+            refund_ref = pl.select(pl.when(refund).then(refund_no).otherwise(pl.lit(""))).to_series().to_list()
+        else:
+            identity, gross = "pay:" + trade, order
+            kind, status, refund_ref = ["payment"] * count, ["交易"] * count, [""] * count
+        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
+        return columnar.statement_lines(
+            chunk.lines.to_list(),
+            identity.to_list(),
+            kind,
+            times(done),
+            gross.abs().to_list(),
+            fee.abs().to_list(),
+            ["CNY"] * count,
+            cells["商户订单号"].to_list(),
+            trade.to_list(),
+            refund_ref,
+            status,
+            subject,
+        )
 
     def _check_totals(self, sums: dict[str, list[int]]) -> None:
         """`#交易合计：N笔，商家实收：X元，商家实收退款：Y元，服务费：F元，服务费退款：G元` and `#退款合计：M笔`."""
-        end = self._rows.line_num
-        if not any("列表结束" in text for _, text in self.trailer):
-            raise StatementRejected("the 业务明细 ends without its 列表结束 line (a truncated file)", line=end)
-        totals = [(n, text) for n, text in self.trailer if "交易合计" in text]
-        if not totals:
-            raise StatementRejected("the 业务明细 ends without its 交易合计 line (a truncated file)", line=end)
+        tail = self._table.tail
+        if tail is None:
+            raise StatementRejected(
+                "the 业务明细 ends without its 列表结束 line (a truncated file)", line=self._table.last_line
+            )
+        trailer = [(line, text.strip()) for line, text in tail.lines if text.strip()]
+        for line, text in trailer:
+            if not text.startswith("#"):
+                raise StatementRejected("rows follow the 业务明细's end lines", line=line)
+        end_line = tail.lines[-1][0] if tail.lines else self._table.last_line
+        if not any("列表结束" in text for _, text in trailer):
+            raise StatementRejected("the 业务明细 ends without its 列表结束 line (a truncated file)", line=end_line)
+        if not any("交易合计" in text for _, text in trailer):
+            raise StatementRejected("the 业务明细 ends without its 交易合计 line (a truncated file)", line=end_line)
         expected = {
             "交易合计": (sums["交易"][0], "笔"),
             "商家实收": (sums["交易"][1], "元"),
@@ -155,7 +171,7 @@ class AlipayDetail:
             "服务费退款": (sums["退款"][2], "元"),
             "退款合计": (sums["退款"][0], "笔"),
         }
-        for line, text in self.trailer:
+        for line, text in trailer:
             for name, figure, unit in _FIGURE.findall(text):
                 if name not in expected:
                     continue
@@ -168,24 +184,26 @@ class AlipayDetail:
                     )
 
 
-def _table_lines(lines: Iterator[str], detail: AlipayDetail) -> Iterator[str]:
-    """The CSV lines of the table; `#` lines before it go to the preamble, those after it to the trailer."""
-    line_no = 0
-    in_table = False
-    for text in lines:
-        line_no += 1
+def _preamble_and_header(
+    stream: IO[bytes], decoder: BlockDecoder
+) -> tuple[list[tuple[int, str]], tuple[int, list[str]]]:
+    """The `#` lines above the table, and the header row."""
+    preamble: list[tuple[int, str]] = []
+    line = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES)
+        line += 1
+        if not raw:
+            if not preamble:
+                raise StatementRejected("the file is empty, not an Alipay 业务明细")
+            raise StatementRejected("the 业务明细 has no header row", line=preamble[-1][0])
+        text = decoder(raw, line).strip()
         if text.startswith("#"):
-            (detail.trailer if in_table else detail.preamble).append((line_no, text.rstrip("\r\n")))
-            if len(detail.preamble) > 64 or len(detail.trailer) > 64:
-                raise StatementRejected("too many # lines for an Alipay 业务明细", line=line_no)
-            yield "\n"  # keeps the CSV reader's line count equal to the file's
-            continue
-        if detail.trailer:
-            if text.strip():
-                raise StatementRejected("rows follow the 业务明细's end lines", line=line_no)
-            continue
-        in_table = True
-        yield text
+            preamble.append((line, text))
+            if len(preamble) > 64:
+                raise StatementRejected("too many # lines for an Alipay 业务明细", line=line)
+        elif text:
+            return preamble, (line, next(csv.reader([text])))
 
 
 def _read_preamble(preamble: list[tuple[int, str]]) -> tuple[str, date | None, date | None]:

@@ -27,6 +27,7 @@ TAIL_BYTES: Final = 64 << 10  # what may follow a table (summary rows): a few li
 _AMOUNT: Final = r"^-?[0-9]+(\.[0-9]{1,2})?$"
 _LOCAL_TIME: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 _EXTRA: Final = "\x00extra"  # a column past the header's last: a row with more cells fills it
+_FIRST: Final = "\x00first"  # the first cell of a row: the summary's first name ends the table
 _LAST: Final = "\x00last"  # the header's last column: a row with fewer cells leaves it empty
 _LINE: Final = "\x00line"
 
@@ -47,11 +48,10 @@ class Tail:
 
 
 class Table:
-    """The rows of a CSV table after its header line, in chunks, up to the line `stop` recognises.
+    """The rows of a CSV table after its header line, in chunks, up to the first row starting with `stop_prefix`.
 
-    `stop(block)` returns the offset of the first line after the table in a
-    block of whole lines, or -1. What follows that line (at most TAIL_BYTES)
-    is read whole and decoded into `tail`; `tail` is None when the file ends
+    That row and what follows it (at most TAIL_BYTES: a summary) are read
+    whole and decoded into `tail`; `tail` stays None when the file ends
     without it, which is a truncated file for a format that has one.
     """
 
@@ -63,60 +63,59 @@ class Table:
         decoder: BlockDecoder,
         *,
         first_line: int,
-        stop: Callable[[bytes], int],
+        stop_prefix: str,
     ) -> None:
         self._stream = stream
         # positions, not names, in the schema: a header may repeat a name; only the columns read are parsed
         self._schema = {f"\x00{i}": pl.String for i in range(width + 1)}
         self._width = width
-        wanted = {index: name for name, index in columns.items()} | {width - 1: _LAST, width: _EXTRA}
+        wanted = {index: name for name, index in columns.items()} | {0: _FIRST, width - 1: _LAST, width: _EXTRA}
         self._projection = sorted(wanted)
         self._names = {f"\x00{index}": name for index, name in wanted.items()}
-        self._repeated = {name: _LAST for name, index in columns.items() if index == width - 1}
+        self._copies = {name: wanted[index] for name, index in columns.items() if wanted[index] != name}
         self._decoder = decoder
         self._line = first_line
-        self._stop = stop
+        self._stop_prefix = stop_prefix
+        self._stop_bytes = stop_prefix.encode(decoder.codec)
         self.tail: Tail | None = None
-        self.last_line = first_line
+        self.last_line = first_line - 1  # the last line read so far: the header's until a chunk is read
 
     def __iter__(self) -> Iterator[Chunk]:
         stream = self._stream
-        rest = b""
-        while True:
-            block = stream.read(CHUNK_BYTES)
-            if block:
-                block = rest + block
-                cut = _cut(block)
-                if cut == 0:
-                    if len(block) > CHUNK_BYTES + MAX_LINE_BYTES:
-                        raise StatementRejected("a line is longer than any statement row", line=self._line)
-                    rest = block
-                    continue
-                block, rest = block[:cut], block[cut:]
-            else:
-                block, rest = rest, b""
-                if not block:
-                    return
-            end = self._stop(block)
-            if end >= 0:
-                self._read_tail(block[end:] + rest, self._line + block.count(b"\n", 0, end))
-                block = block[:end]
-            newlines = block.count(b"\n")
-            if block:
-                yield self._frame(block, newlines)
-            self._line += newlines
-            self.last_line = self._line - (1 if block.endswith(b"\n") else 0)
-            if end >= 0:
+        while block := stream.read(CHUNK_BYTES):
+            if not block.endswith(b"\n"):  # finish the last line: one copy of the block, no slicing
+                block += _rest_of_line(stream, self._line)
+            quoted = b'"' in block
+            while quoted and block.count(b'"') % 2:  # a quoted cell holds a line break: read on to its end
+                more = _rest_of_line(stream, self._line)
+                if not more:
+                    break
+                block += more
+            chunk, lines_read = self._frame(block, quoted=quoted)
+            stops = chunk.frame[_FIRST].str.starts_with(self._stop_prefix)
+            if stops.any():
+                row = int(stops.arg_max() or 0)
+                self._read_tail(block, int(chunk.lines[row]))
+                if row:
+                    yield Chunk(chunk.frame.head(row), chunk.lines.head(row))
                 return
+            if chunk.frame.height:
+                yield chunk
+            self._line += lines_read
+            self.last_line = self._line - (1 if block.endswith(b"\n") else 0)
 
-    def _read_tail(self, tail: bytes, line: int) -> None:
-        tail += self._stream.read(TAIL_BYTES)
+    def _read_tail(self, block: bytes, line: int) -> None:
+        start = 0 if block.startswith(self._stop_bytes) else block.find(b"\n" + self._stop_bytes) + 1
+        if start == 0 and not block.startswith(self._stop_bytes):  # the cell was quoted: not the table's end
+            raise StatementRejected(f"a quoted row starts with {self._stop_prefix}", line=line)
+        tail = block[start:] + self._stream.read(TAIL_BYTES)
         if self._stream.read(1):
             raise StatementRejected("the file goes on long after its table ends", line=line)
         text = self._decoder(tail, line)
         self.tail = Tail([(line + i, row) for i, row in enumerate(io.StringIO(text, newline=""))])
 
-    def _frame(self, block: bytes, newlines: int) -> Chunk:
+    def _frame(self, block: bytes, *, quoted: bool) -> tuple[Chunk, int]:
+        """The block's rows, and how many physical lines it holds."""
         first_line = self._line
         decoder = self._decoder
         # polars checks UTF-8 itself; the decoder is asked only to name the line of a failure
@@ -135,25 +134,29 @@ class Table:
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
             _explain(decoder(block, first_line), first_line, self._width)
             raise
-        if frame.height == newlines + (0 if data.endswith(b"\n") else 1):
+        unterminated = 0 if data.endswith(b"\n") else 1
+        if not quoted:  # no quoted cell, so no line break inside one: a row per line, blank ones included
+            lines_read = frame.height - unterminated
             lines = pl.int_range(first_line, first_line + frame.height, eager=True, dtype=pl.Int64)
-        else:  # a quoted cell holds a newline: number the records as a CSV reader does
-            lines = pl.Series(_record_lines(data.decode(), first_line), dtype=pl.Int64)
+        else:
+            lines_read = data.count(b"\n")
+            if frame.height == lines_read + unterminated:
+                lines = pl.int_range(first_line, first_line + frame.height, eager=True, dtype=pl.Int64)
+            else:  # a quoted cell holds a line break: number the records as a CSV reader does
+                lines = pl.Series(_record_lines(data.decode(), first_line), dtype=pl.Int64)
         frame = frame.rename(self._names).with_columns(lines.alias(_LINE))
-        blank = pl.all_horizontal(pl.exclude(_LINE).is_null())
-        if frame.select(blank.any()).item():
-            frame = frame.filter(~blank)
-        for name, same in self._repeated.items():
-            frame = frame.with_columns(pl.col(same).alias(name))
-        return Chunk(frame.drop(_LINE), frame[_LINE])
+        if frame[_FIRST].null_count():  # a blank line reads as a row of nulls (a null count is free to ask)
+            frame = frame.filter(~pl.all_horizontal(pl.exclude(_LINE).is_null()))
+        if self._copies:
+            frame = frame.with_columns(pl.col(source).alias(name) for name, source in self._copies.items())
+        return Chunk(frame.drop(_LINE), frame[_LINE]), lines_read
 
 
-def _cut(block: bytes) -> int:
-    """Where to end a chunk: after its last newline outside quotes (a quoted cell may hold a newline)."""
-    cut = block.rfind(b"\n") + 1
-    while cut and b'"' in block and block.count(b'"', 0, cut) % 2:
-        cut = block.rfind(b"\n", 0, cut - 1) + 1
-    return cut
+def _rest_of_line(stream: IO[bytes], line: int) -> bytes:
+    rest = stream.readline(MAX_LINE_BYTES)
+    if len(rest) == MAX_LINE_BYTES and not rest.endswith(b"\n"):
+        raise StatementRejected("a line is longer than any statement row", line=line)
+    return rest
 
 
 def _record_lines(text: str, first_line: int) -> list[int]:
@@ -210,13 +213,18 @@ def first_failure(chunk: Chunk, checks: Sequence[Check]) -> None:
         raise StatementRejected(message(row), line=int(chunk.lines[row]), column=column)
 
 
-def width_check(chunk: Chunk) -> Check:
+def width_check(chunk: Chunk, *, last_may_be_empty: bool = False) -> Check:
+    """Rows with more cells than the header, and with fewer where the last cell is never empty.
+
+    polars reads an empty cell and a missing one alike (null): where the last
+    column may be empty (Alipay's 备注), a short row is caught instead by the
+    required cells it lacks (their checks fail on null).
+    """
     frame = chunk.frame
-    return (
-        None,
-        frame[_EXTRA].is_not_null() | frame[_LAST].is_null(),
-        lambda row: "the row has more or fewer columns than the header (a truncated or broken row)",
-    )
+    failed = frame[_EXTRA].is_not_null()
+    if not last_may_be_empty:
+        failed = failed | frame[_LAST].is_null()
+    return None, failed, lambda row: "the row has more or fewer columns than the header (a truncated or broken row)"
 
 
 def amount_check(column: str, values: pl.Series) -> Check:
@@ -228,8 +236,16 @@ def amount_check(column: str, values: pl.Series) -> Check:
 
 
 def time_check(column: str, values: pl.Series, *, where: pl.Series | None = None) -> Check:
-    parsed = values.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
-    failed = parsed.is_null() | ~values.str.contains(_LOCAL_TIME).fill_null(False)
+    """Texts that are not "YYYY-MM-DD HH:MM:SS" times, or name no real time (month 13, 25 o'clock).
+
+    The calendar is checked once per run of equal texts (a bill is in time
+    order), not once per row.
+    """
+    runs = values.rle().struct.unnest()
+    real = runs["value"].str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False).is_not_null()
+    failed = ~values.str.contains(_LOCAL_TIME).fill_null(False)
+    if not real.all():
+        failed = failed | ~pl.Series(real).repeat_by(runs["len"]).explode()
     if where is not None:
         failed = failed & where
     return column, failed, lambda row: f"{values[row]!r} is not a date and time (YYYY-MM-DD HH:MM:SS)"
@@ -238,6 +254,15 @@ def time_check(column: str, values: pl.Series, *, where: pl.Series | None = None
 def fen(values: pl.Series) -> pl.Series:
     """Checked yuan texts ("12.34", "-0.5", "3") as Int64 fen, exactly (decimal, never float)."""
     return (values.cast(pl.Decimal(20, 2)) * 100).cast(pl.Int64).alias(values.name)
+
+
+def repeated_texts(values: pl.Series) -> list[str]:
+    """A text column of few distinct values (product names, currencies) as Python strings shared between rows."""
+    distinct = values.unique().sort()
+    if len(distinct) * 8 > len(values):
+        return values.to_list()
+    names = distinct.to_list()
+    return list(map(names.__getitem__, distinct.search_sorted(values).to_list()))
 
 
 def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
@@ -257,31 +282,22 @@ def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
             gc.enable()
 
 
-class LocalTimes:
-    """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes, each distinct second converted once."""
+class TimeColumn:
+    """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes.
+
+    A bill is in time order and a day holds at most 86,400 distinct seconds,
+    each written by many rows in a run: each run's text is parsed once (by
+    polars) and made one Python datetime that every row of the run shares.
+    """
 
     def __init__(self, offset: timedelta) -> None:
         self._offset = offset
-        self._known: dict[str, datetime] = {}
 
-    def __call__(self, texts: list[str]) -> list[datetime]:
-        known = self._known
-        if len(known) > 200_000:
-            known.clear()
-        offset = self._offset
-        for text in set(texts).difference(known):
-            known[text] = (datetime.fromisoformat(text) - offset).replace(tzinfo=UTC)
-        return list(map(known.__getitem__, texts))
-
-
-def line_starting(prefix: bytes) -> Callable[[bytes], int]:
-    """A `stop` for `Table`: the offset of the first line starting with `prefix`, or -1."""
-    marker = b"\n" + prefix
-
-    def stop(block: bytes) -> int:
-        if block.startswith(prefix):
-            return 0
-        found = block.find(marker)
-        return found + 1 if found >= 0 else -1
-
-    return stop
+    def __call__(self, values: pl.Series) -> list[datetime]:
+        runs = values.rle().struct.unnest()
+        naive = (runs["value"].str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S") - self._offset).to_list()
+        moments: list[datetime] = []
+        extend = moments.extend
+        for moment, length in zip(naive, runs["len"].to_list(), strict=True):
+            extend([moment.replace(tzinfo=UTC)] * length)
+        return moments

@@ -8,14 +8,16 @@ integers only (no float, no Decimal on the hot path) and validated strictly.
 
 import codecs
 import csv
+import functools
 import gzip
 import io
-import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import IO, Final, cast
 
+from kaquan.kit.errors import BadInput
+from kaquan.kit.money import Money
 from kaquan.statements.lines import StatementRejected
 
 BEIJING: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -196,10 +198,6 @@ class Rows:
         except csv.Error as error:
             raise StatementRejected(f"the CSV does not parse: {error}", line=reader.line_num) from None
 
-    @property
-    def line_num(self) -> int:
-        return self._reader.line_num
-
 
 def header_name(cell: str) -> str:
     """A header cell as a name: outer spaces, tabs and backticks stripped, ASCII brackets as full-width ones."""
@@ -266,10 +264,29 @@ def amount(text: str, *, line: int, column: str, digits: int = 2) -> int:
     return value
 
 
-class LocalTimes:
-    """Local "YYYY-MM-DD HH:MM:SS" texts as aware UTC datetimes, remembering recent ones (bills are in time order)."""
+@functools.cache
+def currency_digits(code: str) -> int | None:
+    """The decimals of kaquan's minor unit for a currency (CNY 2, JPY 0); None where kaquan does not book it."""
+    try:
+        shown = Money(0, code).format()  # "CNY 0.00", "JPY 0": kit.money is the one place that defines units
+    except BadInput:
+        return None
+    return len(shown.partition(".")[2])
 
-    def __init__(self, zone: tzinfo, *, formats: Sequence[str] = ()) -> None:
+
+def currency_of(text: str, *, line: int, column: str) -> tuple[str, int]:
+    """An ISO 4217 code (any case) kaquan books, and its minor-unit decimals."""
+    code = text.strip().upper()
+    digits = currency_digits(code)
+    if digits is None:
+        raise StatementRejected(f"kaquan does not book the currency {text!r}", line=line, column=column)
+    return code, digits
+
+
+class LocalTimes:
+    """Local times in one of `formats` as aware UTC datetimes; recent ones remembered (files are in time order)."""
+
+    def __init__(self, zone: tzinfo, *, formats: Sequence[str]) -> None:
         self._zone = zone
         self._formats = formats
         self._seen: dict[str, datetime] = {}
@@ -278,36 +295,16 @@ class LocalTimes:
         seen = self._seen.get(text)
         if seen is not None:
             return seen
-        moment = self._parse(text)
-        if moment is None:
-            raise StatementRejected(f"{text!r} is not a date and time", line=line, column=column)
-        if len(self._seen) >= 4096:
-            self._seen.clear()
-        self._seen[text] = moment
-        return moment
-
-    def _parse(self, text: str) -> datetime | None:
-        moment: datetime | None = None
-        if self._formats:
-            for pattern in self._formats:
-                try:
-                    moment = datetime.strptime(text, pattern)  # noqa: DTZ007 - the zone is attached below
-                    break
-                except ValueError:
-                    continue
-        elif _LOCAL_TIME.fullmatch(text):
+        for pattern in self._formats:
             try:
-                moment = datetime.fromisoformat(text)
+                moment = datetime.strptime(text, pattern)  # noqa: DTZ007 - the zone is attached next
             except ValueError:
-                return None
-        if moment is None:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=self._zone)
-        return moment.astimezone(UTC)
-
-
-_LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+                continue
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            self._seen[text] = moment = moment.replace(tzinfo=self._zone).astimezone(UTC)
+            return moment
+        raise StatementRejected(f"{text!r} is not a date and time", line=line, column=column)
 
 
 def iso_time(text: str, zone: tzinfo, *, line: int, column: str) -> datetime:

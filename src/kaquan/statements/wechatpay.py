@@ -13,12 +13,14 @@ chunks by polars and checked column by column (see `columnar`).
 import csv
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import repeat
+from operator import add
 from typing import IO, Final
 
 import polars as pl
 
 from kaquan.statements import columnar
-from kaquan.statements.columnar import Chunk, LocalTimes, Table, amount_check, fen, first_failure, time_check
+from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import StatementHeader, StatementLine, StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, ungzipped, yuan
 
@@ -41,6 +43,8 @@ STATES: Final = ("SUCCESS", "REFUND", "REVOKED")
 _BEIJING_OFFSET: Final = timedelta(hours=8)
 _KIND: Final = ("payment", "refund")  # by "is a refund"
 _STATUS: Final = ("SUCCESS", "REFUND")
+_PREFIX: Final = ("pay:", "refund:")
+_TWINS: Final = {"订单金额": "应结订单金额", "申请退款金额": "退款金额"}
 _OPTIONAL: Final = ("货币种类", "商品名称", "退款成功时间", *REFUND_COLUMNS, *SUMMED.values())
 
 
@@ -59,7 +63,7 @@ class WeChatPayBill:
             self._columns.width,
             decoder,
             first_line=line + 1,
-            stop=columnar.line_starting(SUMMARY_FIRST.encode()),
+            stop_prefix=SUMMARY_FIRST,
         )
         self._chunks = iter(self._table)
         self._first = next(self._chunks, None)
@@ -76,7 +80,7 @@ class WeChatPayBill:
             raise RuntimeError("a statement is read once")
         self._read = True
         sums = _Sums([name for name in SUMMED.values() if name in self._columns])
-        times = LocalTimes(_BEIJING_OFFSET)
+        times = TimeColumn(_BEIJING_OFFSET)
         pending: list[StatementLine] = []
         chunk = self._first
         while chunk is not None:
@@ -89,19 +93,34 @@ class WeChatPayBill:
         for start in range(0, len(pending), size):
             yield pending[start : start + size]
 
-    def _lines(self, chunk: Chunk, sums: "_Sums", times: LocalTimes) -> list[StatementLine]:
-        cells = chunk.frame.select(columnar.unticked(chunk.frame[name]) for name in self._used)
+    def _lines(self, chunk: Chunk, sums: "_Sums", times: TimeColumn) -> list[StatementLine]:
+        raw = chunk.frame
+        amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
+        # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
+        zero = {name for name in amount_names if _all_equal(raw[name], "`0.00")}
+        # 订单金额 repeats 应结订单金额 and 申请退款金额 repeats 退款金额 unless coupons were used: then reuse them
+        same = {
+            name
+            for name, twin in _TWINS.items()
+            if name in amount_names and name not in zero and twin in raw.columns and (raw[name] == raw[twin]).all()
+        }
+        skipped = zero | same | {"商户号"}
+        if "货币种类" in raw.columns and _all_equal(raw["货币种类"], "`CNY"):
+            skipped.add("货币种类")
+        cells = raw.select(columnar.unticked(raw[name]).fill_null("") for name in self._used if name not in skipped)
         state = cells["交易状态"]
         refund = state == "REFUND"
         has_refunds = bool(refund.any())
-        amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
-        zero = {name for name in amount_names if (cells[name] == "0.00").all()}
         checks: list[columnar.Check] = [columnar.width_check(chunk)]
-        checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero)
+        checks.extend(amount_check(name, cells[name]) for name in amount_names if name not in zero | same)
         account = self.header.account
-        merchant = cells["商户号"]
+        merchant = raw["商户号"].fill_null("")
         checks.append(
-            ("商户号", merchant != account, lambda row: f"the row is for merchant {merchant[row]!r}, not {account!r}")
+            (
+                "商户号",
+                (merchant != "`" + account) & (merchant != account),
+                lambda row: f"the row is for merchant {merchant[row].removeprefix('`')!r}, not {account!r}",
+            )
         )
         checks.append(("交易状态", ~state.is_in(STATES), lambda row: f"unknown 交易状态 {state[row]!r}"))
         checks.append(time_check("交易时间", cells["交易时间"]))
@@ -117,7 +136,10 @@ class WeChatPayBill:
         amounts = cells.select(
             pl.repeat(0, cells.height, dtype=pl.Int64, eager=True).alias(name) if name in zero else fen(cells[name])
             for name in amount_names
+            if name not in same
         )
+        if same:
+            amounts = amounts.with_columns(amounts[_TWINS[name]].alias(name) for name in same)
         sums.add(amounts, state)
         moved = state != "REVOKED"
         line_nos = chunk.lines
@@ -137,14 +159,12 @@ class WeChatPayBill:
             if refunded_at is not None:
                 when_at = pl.when(is_refund & (pl.col("退款成功时间") != "")).then("退款成功时间").otherwise(when_at)
             text = cells.select(
-                identity=pl.when(is_refund)
-                .then(pl.lit("refund:") + refund_id)
-                .otherwise(pl.lit("pay:") + pl.col("微信订单号")),
                 at=when_at,
                 counterparty_ref=pl.when(is_refund).then(refund_id).otherwise("微信订单号"),
                 refund_ref=pl.when(is_refund).then("商户退款单号").otherwise(pl.lit("")),
             )
-            identity, at, counterparty_ref, refund_ref = (text.to_series(i).to_list() for i in range(4))
+            counterparty_ref, refund_ref = text["counterparty_ref"].to_list(), text["refund_ref"].to_list()
+            at = text["at"]
             money = pl.select(
                 pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]).alias("amount"),
                 pl.when(refund).then(amounts["手续费"].abs()).otherwise(amounts["手续费"]).alias("fee"),
@@ -152,17 +172,18 @@ class WeChatPayBill:
             is_refund_list = refund.to_list()
             kind = list(map(_KIND.__getitem__, is_refund_list))
             status = list(map(_STATUS.__getitem__, is_refund_list))
+            identity = list(map(add, map(_PREFIX.__getitem__, is_refund_list), counterparty_ref))
         else:
-            identity = ("pay:" + txn).to_list()
-            at = cells["交易时间"].to_list()
+            at = cells["交易时间"]
             counterparty_ref = txn.to_list()
+            identity = list(map(add, repeat("pay:"), counterparty_ref))
             refund_ref = [""] * count
             money = amounts.select("应结订单金额", "手续费")
             kind, status = ["payment"] * count, ["SUCCESS"] * count
         currency = ["CNY"] * count
-        if "货币种类" in cells.columns and not (cells["货币种类"] == "CNY").all():
-            currency = cells["货币种类"].replace("", "CNY").to_list()
-        subject = cells["商品名称"].to_list() if "商品名称" in cells.columns else [""] * count
+        if "货币种类" in cells.columns:
+            currency = columnar.repeated_texts(cells["货币种类"].replace("", "CNY"))
+        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
         return columnar.statement_lines(
             line_nos.to_list(),
             identity,
@@ -177,6 +198,13 @@ class WeChatPayBill:
             status,
             subject,
         )
+
+
+def _all_equal(values: pl.Series, ticked: str) -> bool:
+    """Every cell is `ticked` (with its backtick) or the same text without it."""
+    if (values == ticked).all():
+        return True
+    return bool(((values == ticked) | (values == ticked[1:])).all())
 
 
 class _Sums:

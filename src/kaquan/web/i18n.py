@@ -9,6 +9,8 @@ from typing import Final
 
 from fastapi import Request
 
+from kaquan.web.i18n_account import ACCOUNT_MESSAGES
+
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
 LANGUAGES: Final = ("zh", "en")
@@ -24,6 +26,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nav.leaks": "Leak trace",
         "nav.redeem": "Redemption",
         "nav.agents": "Agents",
+        "nav.settlement": "Settlement",
+        "settlement.title": "Settlement statements",
+        "settlement.id": "No.",
+        "settlement.counterparty": "Counterparty",
+        "settlement.period": "Period",
+        "settlement.status": "Status",
+        "settlement.draft": "draft",
+        "settlement.confirmed": "confirmed",
+        "settlement.sales": "Sales",
+        "settlement.commissions": "Commissions",
+        "settlement.payouts": "Payouts",
+        "settlement.closing": "Closing balance",
+        "settlement.download": "Download",
+        "settlement.none": "No statements yet: `kaquan settlement rules set`, then `kaquan settlement run`.",
         "agents.title": "Agents and balances",
         "agents.code": "Agent",
         "agents.name": "Name",
@@ -246,6 +262,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nav.leaks": "泄露追踪",
         "nav.redeem": "核销",
         "nav.agents": "代理商",
+        "nav.settlement": "结算",
+        "settlement.title": "结算单",
+        "settlement.id": "编号",
+        "settlement.counterparty": "结算对象",
+        "settlement.period": "结算期",
+        "settlement.status": "状态",
+        "settlement.draft": "草稿",
+        "settlement.confirmed": "已确认",
+        "settlement.sales": "销售",
+        "settlement.commissions": "返佣",
+        "settlement.payouts": "结算付款",
+        "settlement.closing": "期末余额",
+        "settlement.download": "下载",
+        "settlement.none": "还没有结算单：先 `kaquan settlement rules set`，再 `kaquan settlement run`。",
         "agents.title": "代理商与预存款",
         "agents.code": "代理商",
         "agents.name": "名称",
@@ -473,3 +503,11 @@ def translator(lang: str) -> Translate:
         return text.format(**values) if values else text
 
     return t
+
+
+def _merge(extra: dict[str, dict[str, str]]) -> None:
+    for lang, words in extra.items():
+        MESSAGES[lang].update(words)
+
+
+_merge(ACCOUNT_MESSAGES)

@@ -8,12 +8,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory.stock import available_by_sku
+from kaquan.inventory import available_by_sku
 from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
+from kaquan.web.account import owner_secret
+from kaquan.web.buyers_api import signed_in
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
+from kaquan.web.i18n import language
 from kaquan.web.pages import render
 from kaquan.web.security import secure_cookie
 
@@ -101,6 +104,8 @@ async def buy(
         client_token=token,
         contact=contact,
         buyer_ip=client_ip(request),
+        buyer_contact=signed_in(request, rt),
+        lang=language(request),
     )
     async with rt.db.transaction() as session:
         sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
@@ -113,7 +118,7 @@ async def buy(
 
 @router.get("/orders/{number}", response_class=HTMLResponse)
 async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
-    offered = request.cookies.get(ORDER_COOKIE_PREFIX + number)
+    offered = request.cookies.get(ORDER_COOKIE_PREFIX + number) or await owner_secret(request, rt, number)
     if not offered:
         return RedirectResponse(f"/lookup?number={number}", status_code=303)
     try:

@@ -20,13 +20,14 @@ from kaquan.web.console import (
     orders,
     redemption,
     refunds,
+    settlement,
     signin,
     stock,
 )
 from kaquan.web.console.rendering import console_router
 
 router = console_router()
-for area in (signin, dashboard, catalog, stock, orders, refunds, audit, leaks, redemption, agents):
+for area in (signin, dashboard, catalog, stock, orders, refunds, audit, leaks, redemption, agents, settlement):
     router.routes.extend(area.router.routes)
 
 __all__ = ["router"]
