@@ -21,6 +21,7 @@ from kaquan.web import (
     admin_api,
     buyers_api,
     callbacks_api,
+    catalog_api,
     channels_api,
     console,
     custody_api,
@@ -37,6 +38,7 @@ from kaquan.web import (
     security,
     shop,
     shop_api,
+    shop_catalog,
     warehouses_api,
 )
 from kaquan.web.pages import render
@@ -45,11 +47,13 @@ log = logging.getLogger(__name__)
 ROUTERS = (
     flash_api.router,  # first: a flash sale's buyers send more requests than everyone else together
     buyers_api.router,
+    shop_catalog.router,
     shop.router,
     shop_api.router,
     payments.router,
     pay_dev.router,
     admin_api.router,
+    catalog_api.router,
     identity_api.router,
     custody_api.router,
     redeem_api.router,
