@@ -387,7 +387,7 @@ async def best_sellers(session: AsyncSession, *, limit: int = 8) -> list[tuple[i
         .order_by(units.desc(), Order.sku_id)
         .limit(limit)
     )
-    return [(sku_id, int(total)) for sku_id, total in rows.tuples()]
+    return [(sku_id, int(total)) for sku_id, total in rows]
 
 
 async def count_delivered(session: AsyncSession, numbers: Sequence[str]) -> int:

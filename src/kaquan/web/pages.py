@@ -59,7 +59,9 @@ def shop_context(request: Request) -> tuple[dict[str, Any], str | None]:
         key = f"error.{code}"
         if key not in MESSAGES[lang]:
             return t("error.generic")
-        return t(key, seconds=(details or {}).get("retry_after", 1))
+        given = details or {}
+        values = {name: value for name, value in given.items() if isinstance(value, int | str)}
+        return t(key, **({"seconds": 1, "max": ""} | values | {"seconds": given.get("retry_after", 1)}))
 
     context = {
         "t": t,

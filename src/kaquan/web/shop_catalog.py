@@ -77,7 +77,7 @@ async def product_page(request: Request, rt: RuntimeDep, product_id: Int64) -> R
     return _with_client(request, page)
 
 
-@router.get("/images/{image_id}/{width}.jpg")
+@router.get("/images/{image_id}/{width}.jpg", include_in_schema=False)
 async def image(rt: RuntimeDep, image_id: Int64, width: Int64) -> Response:
     """A product picture at the stored width nearest above `width`; cached by browsers and proxies for a year."""
     async with rt.db.read() as session:
