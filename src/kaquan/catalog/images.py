@@ -9,7 +9,7 @@ import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
@@ -104,10 +104,7 @@ async def remove_image(session: AsyncSession, image_id: int, *, actor: str) -> N
     image = await session.get(ProductImage, image_id)
     if image is None:
         raise ImageNotFound(image_id)
-    for file in (
-        await session.execute(select(ProductImageFile).where(ProductImageFile.image_id == image_id))
-    ).scalars():
-        await session.delete(file)
+    await session.execute(delete(ProductImageFile).where(ProductImageFile.image_id == image_id))
     await session.delete(image)
     await session.flush()
     await audit.record(

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from kaquan.kit.money import Money, display
 from kaquan.web.i18n import LANG_COOKIE
@@ -19,6 +20,15 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["money"] = lambda minor, currency: Money(int(minor), currency).format()
 templates.env.filters["price"] = lambda minor, currency: display(int(minor), currency)
 LANG_COOKIE_DAYS = 365
+
+
+def _content_in(text: str, content: str) -> Markup:
+    """A translated sentence with the words it quotes (a contact, a search) marked as content, not translated."""
+    before, _, after = text.partition(content)
+    return Markup('{}<span class="content">{}</span>{}').format(before, content, after)
+
+
+templates.env.filters["content_in"] = _content_in
 
 
 def _zone_label(moment: datetime) -> str:

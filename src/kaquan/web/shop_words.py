@@ -138,7 +138,7 @@ ZH: dict[str, str] = {
     "pay.status.closed": "已关闭",
     "pay.status.refunded": "已退款",
     "dev.title": "测试支付网关",
-    "dev.explain": "此页面代替真实支付网关：在此付款会向 kaquan 发送一条签名的支付通知，不会产生真实扣款。",
+    "dev.explain": "此页面代替真实支付网关：在此付款会向商城发送一条签名的支付通知，不会产生真实扣款。",
     "dev.status": "状态",
     "dev.confirm": "确认支付",
     "error.title": "出错了",
