@@ -1,4 +1,4 @@
-"""Product pictures: only real images are taken, their metadata never reaches a buyer, and each is kept at a few widths."""
+"""Product pictures: only real images are taken, their metadata never reaches a buyer, each kept at a few widths."""
 
 import pytest
 from sqlalchemy import func, select
