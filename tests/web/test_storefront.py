@@ -37,7 +37,7 @@ async def stocked(rt: Runtime, count: int, **sku: object) -> GivenSku:
 
 async def describe(rt: Runtime, sku: GivenSku, **fields: object) -> None:
     async with rt.db.transaction() as session:
-        await catalog.update_product(session, sku.product_id, ProductUpdate(**fields), actor="test")  # type: ignore[arg-type]
+        await catalog.update_product(session, sku.product_id, ProductUpdate(**fields), actor="test")
 
 
 def card(page: str, product_id: int, shelf: str = "products") -> str:
