@@ -13,6 +13,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -40,14 +41,17 @@ Seed = Callable[[Runtime], Awaitable[None]]
 
 
 @contextmanager
-def served(tmp_path: Path, extra: Seed | None = None) -> Iterator[str]:
-    """A real kaquan server over a fresh database holding the demo catalog; yields its base URL."""
+def served(tmp_path: Path, extra: Seed | None = None, **overrides: Any) -> Iterator[str]:
+    """A real kaquan server over a fresh database holding the demo catalog; yields its base URL.
+
+    `overrides` are further settings (e.g. `support_contact="…"`)."""
     settings = Settings(
         var_dir=tmp_path / "var",
         database_url=f"sqlite:///{tmp_path / 'kaquan.db'}",
         redis_url=None,
         master_key=base64.b64encode(new_key()).decode(),
         dev_gateway=True,
+        **overrides,
     )
 
     async def prepare() -> None:
