@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from tests.support.server import served
 
 pytestmark = pytest.mark.browser
@@ -76,7 +76,7 @@ def test_a_buyer_finds_buys_pays_copies_a_code_and_finds_the_order_again(
     folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     prefix = f"{width}-{lang}"
-    viewport = {"width": width, "height": 844 if width < 800 else 900}
+    viewport: ViewportSize = {"width": width, "height": 844 if width < 800 else 900}
     locale = "zh-CN" if lang == "zh" else "en-US"
     buyer = browser.new_context(viewport=viewport, locale=locale, permissions=["clipboard-read", "clipboard-write"])
     page = buyer.new_page()

@@ -3,8 +3,8 @@
 import httpx
 from tests.support.builders import given_sku
 from tests.support.http import BROWSER, the_error
-from tests.support.images import exif_of, photo
 from tests.support.identity import HeadersFor, row_counts
+from tests.support.images import exif_of, photo
 
 from kaquan.runtime import Runtime
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from kaquan.kit.config import Settings, get_settings
 from kaquan.kit.money import Money, display
 from kaquan.web.i18n import LANG_COOKIE
 from kaquan.web.security import secure_cookie
@@ -39,9 +40,15 @@ def _zone_label(moment: datetime) -> str:
     return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
 
 
+def _settings(request: Request) -> Settings:
+    """The running server's settings (the environment's, for an error raised before the runtime started)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    return runtime.settings if runtime is not None else get_settings()
+
+
 def local_time(request: Request) -> Callable[[datetime | None], str]:
     """`when(moment)`: a time in the merchant's zone, labelled with its offset (`2026-12-05 21:40 UTC+8`)."""
-    zone = request.app.state.runtime.settings.zone()
+    zone = _settings(request).zone()
 
     def when(moment: datetime | None) -> str:
         if moment is None:
@@ -63,7 +70,7 @@ def shop_context(request: Request) -> tuple[dict[str, Any], str | None]:
     """What every shop template uses, and the language to remember in the cookie (None: nothing new)."""
     lang, fresh = chosen_language(request)
     t = shop_translator(lang)
-    settings = request.app.state.runtime.settings
+    settings = _settings(request)
 
     def error_text(code: str, details: dict[str, Any] | None = None) -> str:
         key = f"error.{code}"
