@@ -108,6 +108,10 @@ def test_a_buyer_finds_buys_pays_copies_a_code_and_finds_the_order_again(
     expect(page.locator("#order-quantity")).to_have_text("2")
     number = page.locator("#order-number").inner_text().strip()
     secret = page.locator("#lookup-secret").inner_text().strip()
+    page.locator("#copy-keep").click()
+    expect(page.locator("#copy-keep")).to_have_text(words["copied"])
+    kept = page.evaluate("navigator.clipboard.readText()")
+    assert number in kept and secret in kept
     shot(page, folder, f"{prefix}-4-order-pending.png", width)
 
     page.locator("#pay").click()
