@@ -12,6 +12,7 @@ from kaquan.kit import keys as _keys  # noqa: F401
 from kaquan.kit import outbox as _outbox  # noqa: F401
 from kaquan.kit.models import Base
 from kaquan.ledger import models as _ledger  # noqa: F401
+from kaquan.notifications import models as _notifications  # noqa: F401
 from kaquan.orders import models as _orders  # noqa: F401
 from kaquan.payments import models as _payments  # noqa: F401
 from kaquan.redemption import models as _redemption  # noqa: F401

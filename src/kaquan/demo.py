@@ -14,8 +14,7 @@ from kaquan.channels import agents
 from kaquan.channels import pricing as channels
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
-from kaquan.inventory.intake import importing, segments
-from kaquan.inventory.intake.parsing import parse_code_file
+from kaquan.inventory import importing, parse_code_file, segments
 from kaquan.runtime import Runtime
 
 ACTOR = "demo"

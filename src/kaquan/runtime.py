@@ -7,18 +7,16 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from kaquan.buyers import tasks as buyer_tasks
 from kaquan.buyers.service import Verification
-from kaquan.channels import tasks as _channel_tasks  # noqa: F401  (registers outbox handlers)
-from kaquan.channels.auth import Authenticator, DatabaseNonces, NonceStore, RedisNonces
-from kaquan.channels.ordering import AgentOrders
+from kaquan.channels.agents import AgentOrders, Authenticator, DatabaseNonces, NonceStore, RedisNonces
 from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
 from kaquan.flashsale.purchase import FlashSale
-from kaquan.inventory import tasks as _inventory_tasks  # noqa: F401  (registers outbox handlers)
-from kaquan.inventory.vault import Vault, open_vault
+from kaquan.inventory import Vault, open_vault
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_create_master_key
 from kaquan.kit.db import Database
 from kaquan.kit.keys import named_key
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from kaquan.notifications import tasks as notification_tasks
 from kaquan.orders import tasks as _order_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
@@ -103,6 +101,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
+    notification_tasks.install(settings)
     return Runtime(
         settings=settings,
         db=db,

@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 
-from kaquan.channels.callbacks import sender as callbacks
+from kaquan.channels import callbacks
 from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders

@@ -7,14 +7,13 @@ Refusals change nothing. Codes and contacts are stored only as keyed digests.
 
 import json
 import logging
-import smtplib
 from datetime import timedelta
-from typing import Any, ClassVar
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.support.buyers import sent_code
+from tests.support.smtp import mailbox
 
 from kaquan.buyers import tasks
 from kaquan.buyers.contacts import normalize
@@ -196,39 +195,15 @@ async def test_a_token_expires_and_a_forged_one_proves_nothing(rt: Runtime) -> N
 # --- delivery by the worker --------------------------------------------------------------------
 
 
-class FakeSmtp:
-    sent: ClassVar[list[Any]] = []
+async def test_the_worker_sends_an_email_code_by_smtp(rt: Runtime) -> None:
+    with mailbox() as box:
+        box.point(rt.settings)
+        await start(rt, "ann@example.com")
+        _, code = await sent_code(rt)
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.address = (host, port)
+        assert await outbox.run_due(rt.db) == 1
 
-    def __enter__(self) -> "FakeSmtp":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def starttls(self) -> None:
-        return None
-
-    def login(self, user: str, password: str) -> None:
-        return None
-
-    def send_message(self, message: Any) -> None:
-        FakeSmtp.sent.append((self.address, message))
-
-
-async def test_the_worker_sends_an_email_code_by_smtp(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    rt.settings.smtp_host, rt.settings.smtp_port = "smtp.example.com", 2525
-    FakeSmtp.sent = []
-    monkeypatch.setattr(smtplib, "SMTP", FakeSmtp)
-    await start(rt, "ann@example.com")
-    _, code = await sent_code(rt)
-
-    assert await outbox.run_due(rt.db) == 1
-
-    [(address, message)] = FakeSmtp.sent
-    assert address == ("smtp.example.com", 2525)
+        [message] = box.wait_for(1)
     assert message["To"] == "ann@example.com"
     assert code in message.get_content()
 

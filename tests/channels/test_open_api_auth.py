@@ -1,6 +1,6 @@
 """Who may call the open API, and what a refused or abusive request changes: nothing.
 
-Every request here is built by hand (signed with `kaquan.channels.request_signing`) and sent to
+Every request here is built by hand (signed with `kaquan.channels.agents.request_signing`) and sent to
 the real app, so one header, the path, the query or the body can be tampered with at a
 time. Each refusal is checked twice: its status and stable code, and that the agent's
 balance, the SKU's stock, the orders and the ledger are exactly as before. Where a
@@ -27,10 +27,12 @@ from tests.support.redis import worker_redis_url
 from kaquan import ledger
 from kaquan import runtime as runtime_module
 from kaquan.catalog.models import Sku
-from kaquan.channels import agent_crypto, agents, request_signing
 from kaquan.channels import pricing as channels
-from kaquan.channels.auth import DatabaseNonces, RedisNonces
-from kaquan.inventory.stock import Stock
+from kaquan.channels.agents import accounts as agents
+from kaquan.channels.agents import code_encryption as agent_crypto
+from kaquan.channels.agents import request_signing
+from kaquan.channels.agents.authentication import DatabaseNonces, RedisNonces
+from kaquan.inventory.levels import Stock
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database

@@ -8,7 +8,7 @@ import pytest
 from tests.support.agents import agent_client, given_agent, given_price
 from tests.support.builders import given_sku_with_codes
 
-from kaquan.channels import refunds
+from kaquan.channels.agents import refunds
 from kaquan.channels.schemas import rfc3339
 from kaquan.runtime import Runtime
 from kaquan.web.open_api import CALLBACKS

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from kaquan.channels import errors, request_signing
-from kaquan.channels.agent_crypto import code_key, decrypt_field
-from kaquan.channels.auth import AgentSuspended
+from kaquan.channels import errors
+from kaquan.channels.agents import request_signing
+from kaquan.channels.agents.authentication import AgentSuspended
+from kaquan.channels.agents.code_encryption import code_key, decrypt_field
 from kaquan.channels.pricing import ChannelInactive
 from kaquan.client import AgentClient, ApiError, verify_callback, wire
 from kaquan.inventory.errors import OutOfStock

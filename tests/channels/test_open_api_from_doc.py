@@ -34,8 +34,8 @@ from kaquan import ledger
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.channels import agents
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import accounts as agents
 from kaquan.channels.callbacks import sender
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks import signing as callback_signing

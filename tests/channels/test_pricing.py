@@ -16,8 +16,9 @@ from tests.support.builders import GivenSku, buy, given_sku, given_sku_with_code
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.models import Sku
-from kaquan.channels import agents, ordering
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import accounts as agents
+from kaquan.channels.agents import ordering
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
 from kaquan.inventory.claims import handouts

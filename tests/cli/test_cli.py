@@ -15,7 +15,7 @@ from tests.support.builders import random_codes
 from tests.support.cli import Kaquan, code_file, given_catalog, in_own_loop, one_line
 
 from kaquan.identity import Identity, authenticate_token
-from kaquan.inventory.stock import Stock
+from kaquan.inventory.levels import Stock
 from kaquan.kit.db import Database, describe
 
 

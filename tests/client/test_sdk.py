@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 import kaquan.client
-from kaquan.channels import request_signing
-from kaquan.channels.agent_crypto import code_key, encrypt_field
+from kaquan.channels.agents import request_signing
+from kaquan.channels.agents.code_encryption import code_key, encrypt_field
 from kaquan.client import (
     AgentClient,
     ApiError,

@@ -47,7 +47,7 @@ from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.gate import RedisGate
 from kaquan.flashsale.schemas import EventCreate
 from kaquan.identity.permissions import ROLES, Permission
-from kaquan.inventory.stock import per_sku, stock
+from kaquan.inventory.levels import per_sku, stock
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key

@@ -13,8 +13,8 @@ from tests.support.builders import buy, given_sku_with_codes, place_order, stock
 
 from kaquan.audit.models import AuditEntry
 from kaquan.inventory import custody
+from kaquan.inventory.levels import Stock
 from kaquan.inventory.models import Batch, Reveal
-from kaquan.inventory.stock import Stock
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
 

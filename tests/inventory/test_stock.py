@@ -3,7 +3,7 @@
 import pytest
 from tests.support.builders import given_segment_sku, given_sku_with_codes, place_order
 
-from kaquan.inventory.stock import units_held
+from kaquan.inventory.levels import units_held
 from kaquan.orders import service as orders
 from kaquan.runtime import Runtime
 

@@ -46,8 +46,8 @@ from kaquan.all_models import metadata
 from kaquan.catalog import service as catalog
 from kaquan.inventory.errors import OutOfStock
 from kaquan.inventory.intake import importing, segments
+from kaquan.inventory.levels import stock
 from kaquan.inventory.models import Code, Segment, SegmentRange, Warehouse
-from kaquan.inventory.stock import stock
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key

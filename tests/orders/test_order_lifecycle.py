@@ -361,7 +361,7 @@ LEGAL_MOVES = {
     ("processing", "refunded"),
 }
 # Legal only for an order whose codes were taken back, which `move` asks the database: specified with one
-# by test_refunding_a_delivered_order_raises_and_changes_nothing and tests/channels/test_agent_refunds.py.
+# by test_refunding_a_delivered_order_raises_and_changes_nothing and tests/channels/agents/test_refunds.py.
 GUARDED_MOVES = {("delivered", "refunded")}
 
 

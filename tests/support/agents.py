@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from kaquan.channels import agents
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import accounts as agents
 from kaquan.client import AsyncAgentClient
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app

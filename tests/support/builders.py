@@ -11,7 +11,7 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.inventory.delivery import Viewer
 from kaquan.inventory.intake import importing, segments
 from kaquan.inventory.intake.parsing import parse_code_file
-from kaquan.inventory.stock import Stock, stock
+from kaquan.inventory.levels import Stock, stock
 from kaquan.runtime import Runtime
 
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

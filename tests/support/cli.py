@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from kaquan.all_models import metadata
 from kaquan.cli.app import app
-from kaquan.inventory.stock import Stock, stock
+from kaquan.inventory.levels import Stock, stock
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 

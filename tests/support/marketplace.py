@@ -3,9 +3,10 @@
 from tests.support.builders import GivenSku, given_codes, given_sku
 
 from kaquan import ledger
-from kaquan.channels import marketplace, marketplace_files
 from kaquan.channels import pricing as channels
-from kaquan.channels.marketplace import Delivered
+from kaquan.channels.marketplace import order_files as marketplace_files
+from kaquan.channels.marketplace import stores as marketplace
+from kaquan.channels.marketplace.stores import Delivered
 from kaquan.runtime import Runtime
 
 STORE = "tmall"

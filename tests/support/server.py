@@ -41,10 +41,11 @@ Seed = Callable[[Runtime], Awaitable[None]]
 
 
 @contextmanager
-def served(tmp_path: Path, extra: Seed | None = None, **overrides: Any) -> Iterator[str]:
+def served(tmp_path: Path, extra: Seed | None = None, *, run_worker: bool = False, **overrides: Any) -> Iterator[str]:
     """A real kaquan server over a fresh database holding the demo catalog; yields its base URL.
 
-    `overrides` are further settings (e.g. `support_contact="…"`)."""
+    `overrides` are further settings (an SMTP server, say); `run_worker` runs the worker in the server too.
+    """
     settings = Settings(
         var_dir=tmp_path / "var",
         database_url=f"sqlite:///{tmp_path / 'kaquan.db'}",
@@ -69,7 +70,9 @@ def served(tmp_path: Path, extra: Seed | None = None, **overrides: Any) -> Itera
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, run_worker=run_worker), log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:

@@ -10,7 +10,7 @@ from kaquan.inventory import warehouses
 from kaquan.inventory.claims import allocation
 from kaquan.inventory.claims.allocation import Claim
 from kaquan.inventory.intake import importing, segments
-from kaquan.inventory.stock import Stock, stock
+from kaquan.inventory.levels import Stock, stock
 from kaquan.kit import clock
 from kaquan.runtime import Runtime
 

@@ -16,7 +16,7 @@ from tests.support.identity import HeadersFor
 
 from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import agents
+from kaquan.channels.agents import accounts as agents
 from kaquan.channels.models import Agent, AgentKey, ChannelPrice, ChannelQuota
 from kaquan.ledger.models import LedgerTransfer
 from kaquan.runtime import Runtime

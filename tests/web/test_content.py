@@ -7,7 +7,7 @@ from tests.support.agents import given_agent
 from tests.support.builders import given_sku_with_codes
 
 from kaquan import ledger
-from kaquan.channels import agents
+from kaquan.channels.agents import accounts as agents
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 from kaquan.web.content import is_json

@@ -19,11 +19,13 @@ from tests.support.marketplace import (
 )
 
 from kaquan import ledger
-from kaquan.channels import agent_crypto, marketplace, request_signing
 from kaquan.channels import pricing as channels
 from kaquan.channels.adapters import load_adapters
+from kaquan.channels.agents import code_encryption as agent_crypto
+from kaquan.channels.agents import request_signing
+from kaquan.channels.marketplace import stores as marketplace
+from kaquan.inventory.levels import Stock
 from kaquan.inventory.models import Reveal
-from kaquan.inventory.stock import Stock
 from kaquan.kit import clock
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import inventory, ledger
 from kaquan.accounting import chart
 from kaquan.accounting.errors import InvalidBooking
-from kaquan.inventory import costing
 from kaquan.kit.db import Database
 from kaquan.kit.errors import IdempotencyConflict
 from kaquan.orders.service import Order
@@ -144,7 +143,7 @@ async def book_delivery(db: Database, session: AsyncSession, order: Order, *, ac
 
 async def book_deliveries(db: Database, session: AsyncSession, orders: Sequence[Order], *, actor: str = ACTOR) -> None:
     """`book_delivery` for many orders at once (a channel's batch of agent or marketplace orders): one posting."""
-    costs = await costing.cost_of_orders(session, [order.id for order in orders])
+    costs = await inventory.cost_of_orders(session, [order.id for order in orders])
     planned = [
         _Planned(
             chart.COGS,

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import inventory, ledger
 from kaquan.accounting import chart
-from kaquan.inventory import costing
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import Money
 from kaquan.ledger import PostedTransfer
@@ -286,7 +285,7 @@ async def _check_cost_of_goods(session: AsyncSession, books: _Books, payments: d
         ),
         key=lambda order: order.id,
     )
-    costs = await costing.cost_of_orders(session, [order.id for order in wanted])
+    costs = await inventory.cost_of_orders(session, [order.id for order in wanted])
     for order in wanted:
         expected = costs.get(order.id, {})
         transfer = booked.get(order.number)

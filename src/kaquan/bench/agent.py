@@ -26,7 +26,7 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import pricing as channels
 from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
-from kaquan.inventory.intake import importing
+from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app

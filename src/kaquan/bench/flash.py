@@ -63,9 +63,7 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.schemas import EventCreate
-from kaquan.inventory.claims import allocation, handouts
-from kaquan.inventory.intake import importing
-from kaquan.inventory.stock import stock
+from kaquan.inventory import allocation, handouts, importing, stock
 from kaquan.kit import clock
 from kaquan.kit.db import Database, describe
 from kaquan.orders import checks as order_checks

@@ -7,7 +7,7 @@ import time
 from kaquan.bench.harness import generated_file
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory.intake import importing
+from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.runtime import Runtime
 

@@ -26,7 +26,7 @@ import httpx
 from kaquan.bench.harness import Progress, generated_file, quiet
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory.intake import importing
+from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.orders import service as orders
 from kaquan.payments import notifications, registry

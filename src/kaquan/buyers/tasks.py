@@ -5,21 +5,17 @@ installs a `CodeSender` (runtime.start) holding the key that opens it. A code wh
 ten minutes are over is not sent any more: the buyer has asked for a new one.
 """
 
-import asyncio
 import base64
 import json
 import logging
-import smtplib
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.buyers.service import SEND_TOPIC, Verification, sealed_for
-from kaquan.kit import clock, outbox
-from kaquan.kit.config import Settings
+from kaquan.kit import clock, mail, outbox
 from kaquan.kit.db import Database
 
 log = logging.getLogger("kaquan.buyers")
@@ -41,7 +37,7 @@ class CodeSender:
         to, code = message["to"], message["code"]
         channel = payload["channel"]
         if channel == "email":
-            await asyncio.to_thread(_send_mail, self._settings, to, code)
+            await mail.send(self._settings, mail.message(self._settings, to, _subject(code), _text(code)))
         elif channel == "sms":
             await self._send_sms(to, code)
         elif channel == "dev":
@@ -63,24 +59,14 @@ class CodeSender:
 
 
 def _text(code: str) -> str:
-    return f"Your verification code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this."
+    return (
+        f"您的验证码是 {code}，10 分钟内有效。如非本人操作，请忽略。\n"
+        f"Your verification code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this."
+    )
 
 
-def _send_mail(settings: Settings, to: str, code: str) -> None:
-    if not settings.smtp_host:
-        raise LookupError("KAQUAN_SMTP_HOST is not set any more; the code waits for it")
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = to
-    message["Subject"] = "Your verification code"
-    message.set_content(_text(code))
-    smtp_class = smtplib.SMTP_SSL if settings.smtp_tls == "ssl" else smtplib.SMTP
-    with smtp_class(settings.smtp_host, settings.smtp_port, timeout=SEND_TIMEOUT_S) as smtp:
-        if settings.smtp_tls == "starttls":
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password or "")
-        smtp.send_message(message)
+def _subject(code: str) -> str:
+    return f"验证码 Verification code {code}"
 
 
 _sender: CodeSender | None = None

@@ -4,8 +4,8 @@ Which way the money goes back depends on who took it:
 - shop and flash-sale orders were paid through a gateway: `payments.refunds` (full or partial, its own
   record and state machine, approved by finance unless the asker may approve, back through the gateway);
 - marketplace orders: the marketplace collected the money, so the refund reverses its receivable
-  (`marketplace_refunds`), whole orders only;
-- agent orders: back to the agent's deposit (`refunds.refund_delivered`), whole orders only.
+  (`marketplace.refunds`), whole orders only;
+- agent orders: back to the agent's deposit (`agents.refunds.refund_delivered`), whole orders only.
 
 Ledger-only refunds (marketplace, agent) are done at once, so only a person who may approve refunds may
 ask for them. With `four_eyes`, nobody approves their own refund: every refund a person asks for through
@@ -18,8 +18,10 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.channels import marketplace_refunds, ordering, refunds
-from kaquan.inventory import refunds as inventory_refunds
+from kaquan import inventory
+from kaquan.channels.agents import ordering
+from kaquan.channels.agents import refunds as agent_refunds
+from kaquan.channels.marketplace import refunds as marketplace_refunds
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict, Forbidden
 from kaquan.orders import lifecycle
@@ -150,7 +152,7 @@ async def request_refund(
     if route == "marketplace":
         await marketplace_refunds.refund_order(db, session, order.id, reason=reason, actor=actor)
     else:
-        done = await refunds.refund_delivered(
+        done = await agent_refunds.refund_delivered(
             db, session, agent_id=int(order.source), out_order_no=order.idempotency_key, reason=reason, actor=actor
         )
         order = done.order
@@ -192,7 +194,7 @@ async def _through_gateway(
 
 
 async def _redeemed(db: Database, session: AsyncSession, order: Order) -> bool:
-    return bool((await inventory_refunds.locked_code_states(db, session, order.id))["redeemed"])
+    return bool((await inventory.locked_code_states(db, session, order.id))["redeemed"])
 
 
 async def decide(

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kaquan import inventory
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
 from kaquan.catalog.service import Sku
 from kaquan.channels.errors import SkuNotAvailableForAgent
 from kaquan.channels.models import CHANNEL_KINDS, ChannelPrice, ChannelQuota
 from kaquan.channels.models import Channel as Channel
-from kaquan.inventory import stock as inventory_stock
-from kaquan.inventory.claims import handouts
+from kaquan.inventory import handouts
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict, Forbidden, NotFound
@@ -309,7 +309,7 @@ async def quota_room(db: Database, session: AsyncSession, channel: Channel, sku:
     quota = (await session.execute(stmt)).scalar_one_or_none()
     if quota is None:
         return None
-    rows = await inventory_stock.stock(session, sku_id=sku.id)
+    rows = await inventory.stock(session, sku_id=sku.id)
     live = sum(row.imported - row.voided for row in rows)
     allowed = live * quota.max_share_bp // 10_000
     taken = await orders.units_taken(session, channel=channel.code, sku_id=sku.id)

@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.channels import ordering
+from kaquan.channels.agents import ordering
 from kaquan.kit import outbox
 from kaquan.kit.db import Database
 

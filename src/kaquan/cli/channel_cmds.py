@@ -7,11 +7,9 @@ import typer
 from rich.table import Table
 
 from kaquan import ledger
-from kaquan.channels import agents, refunds
+from kaquan.channels import Channel, agents, callbacks
 from kaquan.channels import pricing as channels
-from kaquan.channels.agents import Agent
-from kaquan.channels.callbacks import service as callbacks
-from kaquan.channels.pricing import Channel
+from kaquan.channels.agents import Agent, refunds
 from kaquan.cli.common import console, run
 from kaquan.cli.marketplace_cmds import marketplace_app
 from kaquan.runtime import Runtime

@@ -13,8 +13,7 @@ from rich.table import Table
 
 from kaquan.audit import service as audit
 from kaquan.cli.common import aware_time, console, errors, run
-from kaquan.inventory import custody
-from kaquan.inventory.vault import count_batch_keys, rewrap_batch_keys
+from kaquan.inventory import count_batch_keys, custody, rewrap_batch_keys
 from kaquan.kit.crypto import new_key
 from kaquan.kit.keys import Rewrapped, StoredKey, count_wrapped, rewrap_named_keys
 from kaquan.orders.trace import LeakReport, trace_leaks

@@ -10,9 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kaquan.channels import marketplace, marketplace_files
+from kaquan.channels import Channel, marketplace
 from kaquan.channels import pricing as channels
-from kaquan.channels.pricing import Channel
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import Money
@@ -141,7 +140,7 @@ def import_orders(
     force: Annotated[bool, typer.Option(help="replace the --out file if it exists")] = False,
     batch_size: Annotated[
         int, typer.Option(min=1, max=5_000, help="orders per transaction")
-    ] = marketplace_files.BATCH_SIZE,
+    ] = marketplace.order_files.BATCH_SIZE,
 ) -> None:
     """Deliver a marketplace's order export: UTF-8 CSV, header marketplace_order_id,sku,quantity[,buyer].
 
@@ -159,7 +158,7 @@ def import_orders(
 
     async def work(rt: Runtime) -> list[marketplace.Delivered]:
         async with rt.db.read() as session:
-            lines = await marketplace_files.check_order_file(
+            lines = await marketplace.order_files.check_order_file(
                 session, store, data, max_per_order=rt.settings.max_per_order
             )
         with _open_private(out, replace=force) as sink:
@@ -195,7 +194,7 @@ def import_orders(
                     sink.flush()
                     bar.advance(placing, len(done))
 
-                return await marketplace_files.import_orders(
+                return await marketplace.order_files.import_orders(
                     rt.db, rt.vault, store, lines, batch_size=batch_size, on_batch=write
                 )
 

@@ -10,11 +10,8 @@ from rich.table import Table
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
-from kaquan.inventory.intake import importing
-from kaquan.inventory.intake import segments as serial_ranges
-from kaquan.inventory.intake.importing import ImportResult
-from kaquan.inventory.intake.parsing import CodeSource
-from kaquan.inventory.stock import Stock, stock
+from kaquan.inventory import CodeSource, Stock, importing, stock
+from kaquan.inventory import segments as serial_ranges
 from kaquan.runtime import Runtime
 
 segments = typer.Typer(help="Segment stock (号段): contiguous serial ranges.", no_args_is_help=True)
@@ -50,7 +47,7 @@ def import_codes(
         source=file.name,
     )
 
-    async def work(rt: Runtime) -> ImportResult:
+    async def work(rt: Runtime) -> importing.ImportResult:
         source = CodeSource.of_path(file)
         with Progress(
             TextColumn("[bold]{task.description}"),

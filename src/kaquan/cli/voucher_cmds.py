@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, errors, run
-from kaquan.inventory.intake import importing
+from kaquan.inventory import importing
 from kaquan.redemption import vouchers
 from kaquan.runtime import Runtime
 

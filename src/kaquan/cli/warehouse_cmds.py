@@ -8,8 +8,6 @@ from rich.table import Table
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
 from kaquan.inventory import refills, warehouses
-from kaquan.inventory.refills import Rule
-from kaquan.inventory.warehouses import Transfer, Warehouse
 from kaquan.runtime import Runtime
 
 warehouse_app = typer.Typer(help="Warehouses, refill rules and stock transfers.", no_args_is_help=True)
@@ -27,7 +25,7 @@ def add(
 ) -> None:
     """Add a warehouse."""
 
-    async def work(rt: Runtime) -> Warehouse:
+    async def work(rt: Runtime) -> warehouses.Warehouse:
         async with rt.db.transaction() as session:
             return await warehouses.create_warehouse(
                 rt.db, session, code, name, kind=kind, consignee=consignee, actor=ACTOR
@@ -41,7 +39,7 @@ def add(
 def list_all() -> None:
     """Every warehouse."""
 
-    async def work(rt: Runtime) -> list[Warehouse]:
+    async def work(rt: Runtime) -> list[warehouses.Warehouse]:
         async with rt.db.read() as session:
             return await warehouses.list_warehouses(session)
 
@@ -61,7 +59,7 @@ def move(
 ) -> None:
     """Move available units of a SKU between warehouses."""
 
-    async def work(rt: Runtime) -> Transfer:
+    async def work(rt: Runtime) -> warehouses.Transfer:
         async with rt.db.transaction() as session:
             target_sku = await catalog.get_sku(session, sku)
             from_wh = await warehouses.get_warehouse(session, source)
@@ -86,7 +84,7 @@ def transfers(
 ) -> None:
     """Recent transfers, newest first."""
 
-    async def work(rt: Runtime) -> list[Transfer]:
+    async def work(rt: Runtime) -> list[warehouses.Transfer]:
         async with rt.db.read() as session:
             sku_id = (await catalog.get_sku(session, sku)).id if sku else None
             warehouse_id = (await warehouses.get_warehouse(session, warehouse)).id if warehouse else None
@@ -129,7 +127,7 @@ def add_rule(
 ) -> None:
     """Add a refill rule (the same SKU, warehouse and source again updates and re-enables it)."""
 
-    async def work(rt: Runtime) -> Rule:
+    async def work(rt: Runtime) -> refills.Rule:
         async with rt.db.transaction() as session:
             target_sku = await catalog.get_sku(session, sku)
             target = await warehouses.get_warehouse(session, warehouse)
@@ -157,7 +155,7 @@ def add_rule(
 def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None) -> None:
     """Refill rules, active and disabled."""
 
-    async def work(rt: Runtime) -> list[Rule]:
+    async def work(rt: Runtime) -> list[refills.Rule]:
         async with rt.db.read() as session:
             sku_id = (await catalog.get_sku(session, sku)).id if sku else None
             return await refills.list_rules(session, sku_id=sku_id)
@@ -181,7 +179,7 @@ def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
 def disable_rule(rule_id: Annotated[int, typer.Argument(help="the rule's id")]) -> None:
     """Stop a refill rule."""
 
-    async def work(rt: Runtime) -> Rule:
+    async def work(rt: Runtime) -> refills.Rule:
         async with rt.db.transaction() as session:
             return await refills.disable_rule(rt.db, session, rule_id, actor=ACTOR)
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.catalog import service as catalog
 from kaquan.flashsale import service
 from kaquan.flashsale.models import Event, Purchase
-from kaquan.inventory.claims import allocation
+from kaquan.inventory import allocation
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.orders import batch_placing

@@ -22,8 +22,7 @@ from kaquan.catalog.service import Sku
 from kaquan.flashsale.errors import EventNotFound, InvalidEvent
 from kaquan.flashsale.models import Event, Purchase
 from kaquan.flashsale.schemas import DEVICE_LIMIT_FACTOR, IP_LIMIT_FACTOR, EventCreate
-from kaquan.inventory.claims import allocation, handouts
-from kaquan.inventory.errors import OutOfStock
+from kaquan.inventory import OutOfStock, allocation, handouts
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
     phone_country_code: str = Field(default="86", pattern="^[1-9][0-9]{0,3}$", description="for numbers without +")
     buyer_token_hours: int = Field(default=24, ge=1, le=24 * 30, description="how long a verified buyer token lasts")
     buyer_codes_per_ip_per_hour: int = Field(default=20, ge=1, description="verification codes sent per IP per hour")
+    # Buyers' notifications (notifications/): delivery and refund notices by the SMTP server above, or to the
+    # SMS webhook, signed with `sms_webhook_secret` (Standard Webhooks) and refused on private addresses.
+    notify_shop_name: str = Field(
+        default="kaquan 卡券商城", max_length=60, description="the shop's name in notices' subjects and SMS"
+    )
+    sms_webhook_secret: str | None = Field(
+        default=None,
+        description="whsec_<base64> key that signs notices POSTed to the SMS webhook; unset: no SMS notices",
+    )
+    sms_webhook_allow_private: bool = Field(
+        default=False, description="allow the SMS webhook on a private or loopback address (a bridge on this host)"
+    )
     max_body_kb: int = Field(default=1024, ge=1, description="largest request body, KiB (file uploads excepted)")
     max_upload_mb: int = Field(default=512, ge=1, description="largest file upload (code imports, leak tracing), MiB")
     timezone: str = Field(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.service import Sku
-from kaquan.inventory.claims import handouts
+from kaquan.inventory import handouts
 from kaquan.kit import clock
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.db import Database, insert_rows

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.stock import units_held
+from kaquan.inventory import units_held
 from kaquan.kit.db import Database
 from kaquan.orders.models import Order
 

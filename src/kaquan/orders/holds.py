@@ -22,7 +22,7 @@ from fractions import Fraction
 from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.stock import available_units
+from kaquan.inventory import available_units
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database, serialize_on

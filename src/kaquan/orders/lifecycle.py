@@ -2,7 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory.claims import allocation
+from kaquan.inventory import allocation
 from kaquan.kit import clock
 from kaquan.orders.errors import IllegalOrderTransition
 from kaquan.orders.models import Order, OrderEvent

@@ -35,6 +35,8 @@ class Order(Base):
         _unpaid_index("ix_orders_unpaid_source", "source"),
         _unpaid_index("ix_orders_unpaid_contact", "contact"),
         _unpaid_index("ix_orders_unpaid_sku", "sku_id"),
+        # A signed-in buyer's order history, newest first.
+        Index("ix_orders_buyer_contact", "buyer_contact", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -55,6 +57,11 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(24))
     contact: Mapped[str] = mapped_column(String(200), default="")
     buyer_ip: Mapped[str | None] = mapped_column(String(64))
+    # The contact a buyer proved by a one-time code (buyers.verify) when the order was placed signed in;
+    # None for a guest. Only these orders appear in a buyer's history.
+    buyer_contact: Mapped[str | None] = mapped_column(String(254))
+    # The buyer's language at order time ("zh" or "en"): the language of its notifications.
+    lang: Mapped[str] = mapped_column(String(8), default="zh", server_default="zh")
     created_at = mapped_column(UTCDateTime(), nullable=False)
     expires_at = mapped_column(UTCDateTime(), nullable=False)
     paid_at = mapped_column(UTCDateTime(), nullable=True)

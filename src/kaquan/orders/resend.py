@@ -6,6 +6,8 @@ cannot send them elsewhere. A few times an hour per order at most, so a
 support account cannot be used to flood a buyer; every resend is audited.
 """
 
+import secrets
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
@@ -37,7 +39,9 @@ async def resend_delivery(
     if order.status != "delivered":
         raise NotDelivered(order)
     await enforce(limiter, f"resend:{order.number}", limit=per_hour, window_s=WINDOW_S, what="resends of this order")
-    await outbox.enqueue(session, DELIVERED_TOPIC, {"order_id": order.id, "number": order.number, "resend": True})
+    # A resend is a notice of its own (`resend_id`): sent once, however often the worker runs its event.
+    payload = {"order_id": order.id, "number": order.number, "resend": True, "resend_id": secrets.token_hex(8)}
+    await outbox.enqueue(session, DELIVERED_TOPIC, payload)
     await audit.record(
         session,
         actor,

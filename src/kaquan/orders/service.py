@@ -28,10 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import service as catalog
 from kaquan.catalog.service import Sku
-from kaquan.inventory.claims import allocation
-from kaquan.inventory.delivery import DeliveredCode, DeliveredRange, Viewer, codes_of_order, ranges_of_order
-from kaquan.inventory.errors import OutOfStock
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import (
+    DeliveredCode,
+    DeliveredRange,
+    OutOfStock,
+    Vault,
+    Viewer,
+    allocation,
+    codes_of_order,
+    ranges_of_order,
+)
 from kaquan.kit import clock, outbox
 from kaquan.kit.crypto import keyed_hash, same_digest
 from kaquan.kit.db import Database
@@ -39,6 +45,7 @@ from kaquan.kit.errors import BadInput, IdempotencyConflict, RateLimited
 from kaquan.kit.ratelimit import RateLimiter
 from kaquan.orders import holds, lifecycle
 from kaquan.orders.errors import OrderNotFound, SkuNotForSale, check_quantity
+from kaquan.orders.models import ORDER_STATUSES as ORDER_STATUSES
 from kaquan.orders.models import Order as Order
 from kaquan.orders.models import OrderEvent
 
@@ -58,6 +65,14 @@ class OrderRequest:
     channel: str = "shop"
     contact: str = ""
     buyer_ip: str | None = None
+    # The contact a signed-in buyer proved (buyers.verify): then it is the order's contact, what the per-contact
+    # holds count, and the order appears in that buyer's history.
+    buyer_contact: str | None = None
+    lang: str = "zh"  # the buyer's language: the language of the order's notices
+
+    @property
+    def the_contact(self) -> str:
+        return self.buyer_contact or self.contact
 
     def fingerprint(self, sku_id: int) -> bytes:
         """What makes two requests the same: the resolved SKU (by id or by code alike), quantity, channel, contact."""
@@ -65,7 +80,7 @@ class OrderRequest:
             "sku": sku_id,
             "quantity": self.quantity,
             "channel": self.channel,
-            "contact": self.contact,
+            "contact": self.the_contact,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
 
@@ -172,7 +187,7 @@ async def place(
     policy_cap = policy.max_units_per_order if policy else max_per_order
     check_quantity(request.quantity, sku.max_per_order, max_per_order, policy_cap)
     source = keys.client_scope(request.client_token)
-    client = holds.Client(request.channel, request.buyer_ip, source, request.contact)
+    client = holds.Client(request.channel, request.buyer_ip, source, request.the_contact)
     if policy is not None:
         await holds.serialize_client(db, session, client)
         hold_minutes = await holds.hold_minutes(session, policy, sku.id, request.quantity, normal_minutes=hold_minutes)
@@ -189,8 +204,10 @@ async def place(
         "total_minor": sku.price_minor * request.quantity,
         "currency": sku.currency,
         "status": "pending_payment",
-        "contact": request.contact,
+        "contact": request.the_contact,
         "buyer_ip": request.buyer_ip,
+        "buyer_contact": request.buyer_contact,
+        "lang": request.lang,
         "created_at": now,
         "expires_at": now + timedelta(minutes=hold_minutes),
     }
@@ -354,6 +371,20 @@ async def search(session: AsyncSession, query: str, *, limit: int = MAX_SEARCH_R
         .order_by(Order.id.desc())
         .limit(min(limit, MAX_SEARCH_RESULTS))
     )
+    return list((await session.execute(stmt)).scalars())
+
+
+HISTORY_PAGE = 20
+
+
+async def history(
+    session: AsyncSession, contact: str, *, limit: int = HISTORY_PAGE, before_id: int | None = None
+) -> list[Order]:
+    """The orders a signed-in buyer placed with this verified contact, newest first (never a guest's order)."""
+    stmt = select(Order).where(Order.buyer_contact == contact)
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    stmt = stmt.order_by(Order.id.desc()).limit(max(1, min(limit, MAX_SEARCH_RESULTS)))
     return list((await session.execute(stmt)).scalars())
 
 

@@ -10,10 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.inventory import leaks
-from kaquan.inventory.intake.parsing import LineProblem, parse_code_file
-from kaquan.inventory.leaks import RevealFact, TracedCode
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import LineProblem, Vault, leaks, parse_code_file
 from kaquan.kit.db import Database
 from kaquan.orders.models import Order
 
@@ -28,9 +25,9 @@ class OrderFacts:
 
 @dataclass(frozen=True)
 class LeakedCode:
-    code: TracedCode
+    code: leaks.TracedCode
     order: OrderFacts | None
-    reveals: list[RevealFact]
+    reveals: list[leaks.RevealFact]
 
 
 @dataclass(frozen=True)

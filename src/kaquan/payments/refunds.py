@@ -18,9 +18,8 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import accounting
+from kaquan import accounting, inventory
 from kaquan.audit import service as audit
-from kaquan.inventory import refunds as inventory_refunds
 from kaquan.kit import clock, outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
@@ -98,7 +97,7 @@ async def request_for_order(
         )
     full = amount == payment.amount_minor - payment.refunded_minor
     void = full and order.status == "delivered"
-    if void and (await inventory_refunds.locked_code_states(db, session, order.id))["redeemed"]:
+    if void and (await inventory.locked_code_states(db, session, order.id))["redeemed"]:
         raise RefundNotAllowed(
             "a code of this order was redeemed already; refund part of it instead", status=order.status
         )
@@ -232,13 +231,13 @@ async def retry(db: Database, session: AsyncSession, refund_id: int, *, actor: s
 
 async def _void_codes(db: Database, session: AsyncSession, refund: PaymentRefund) -> None:
     order = await orders.locked(db, session, refund.order_id)
-    states = await inventory_refunds.locked_code_states(db, session, order.id)
+    states = await inventory.locked_code_states(db, session, order.id)
     if states["redeemed"]:
         raise RefundNotAllowed(
             "a code of this order was redeemed already; refund part of it instead", status=order.status
         )
     if states["sold"]:
-        await inventory_refunds.void_sold_codes(session, order.id, quantity=states["sold"])
+        await inventory.void_sold_codes(session, order.id, quantity=states["sold"])
 
 
 async def process(db: Database, session: AsyncSession, refund_id: int) -> PaymentRefund:

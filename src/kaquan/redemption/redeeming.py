@@ -35,9 +35,9 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
+from kaquan.inventory import Vault
 from kaquan.inventory.lifecycle import transition
 from kaquan.inventory.models import Code
-from kaquan.inventory.vault import Vault
 from kaquan.kit import clock, outbox
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.db import Database

@@ -19,9 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog.models import Product, Sku
-from kaquan.inventory.intake import importing
-from kaquan.inventory.intake.parsing import CodeLine, ParsedFile
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import CodeLine, ParsedFile, Vault, importing
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
 

@@ -9,9 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, ProductOut, SkuCreate, SkuOut
 from kaquan.identity.permissions import Permission
-from kaquan.inventory.intake import importing, segments
-from kaquan.inventory.intake.parsing import CodeSource
-from kaquan.inventory.stock import stock
+from kaquan.inventory import CodeSource, importing, segments, stock
 from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput
 from kaquan.orders import service as orders

@@ -14,10 +14,12 @@ from starlette.types import ASGIApp
 
 from kaquan import runtime as runtime_module
 from kaquan import worker
-from kaquan.channels.adapters import load_adapters
+from kaquan.channels import load_adapters
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
+    account,
+    account_api,
     admin_api,
     buyers_api,
     callbacks_api,
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 ROUTERS = (
     flash_api.router,  # first: a flash sale's buyers send more requests than everyone else together
     buyers_api.router,
+    account.router,
+    account_api.router,
     shop_catalog.router,
     shop.router,
     shop_api.router,

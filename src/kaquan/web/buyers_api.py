@@ -7,11 +7,15 @@ a sixth code for a contact within an hour or too many codes from one address; 40
 `POST /api/buyers/verify/confirm {contact, code}` answers 200 with the buyer token (also set as the
 HttpOnly `kq_buyer` cookie); 400 `code_wrong` (with `attempts_left`) or `code_expired`; 429
 `too_many_attempts` after five wrong codes (ask for a new one).
+
+The cookie is the buyer's session on the shop's pages too (docs/buyers.md): HttpOnly, SameSite=Strict,
+Secure when the shop is reached over TLS, for the whole site; signing out deletes it.
 """
 
 from fastapi import APIRouter, Request, Response
 
 from kaquan.buyers.schemas import BuyerTokenOut, VerifyConfirm, VerifyStart, VerifyStarted
+from kaquan.runtime import Runtime
 from kaquan.web.deps import RuntimeDep, client_ip
 from kaquan.web.security import secure_cookie
 
@@ -25,6 +29,27 @@ def buyer_token(request: Request) -> str | None:
     if scheme.lower() == "bearer" and value.strip().startswith("kqb1."):
         return value.strip()
     return request.cookies.get(BUYER_COOKIE)
+
+
+def signed_in(request: Request, rt: Runtime) -> str | None:
+    """The verified contact of the buyer signed in on this request (its token or cookie), or None."""
+    return rt.buyers.verified_contact(buyer_token(request))
+
+
+def set_buyer_cookie(response: Response, request: Request, rt: Runtime, token: str) -> None:
+    response.set_cookie(
+        BUYER_COOKIE,
+        token,
+        max_age=rt.settings.buyer_token_hours * 3600,
+        path="/",
+        secure=secure_cookie(request),
+        httponly=True,
+        samesite="strict",  # a cross-site request must never buy or read on a buyer's behalf
+    )
+
+
+def clear_buyer_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(BUYER_COOKIE, path="/", secure=secure_cookie(request), httponly=True, samesite="strict")
 
 
 @router.post("/verify/start", status_code=202)
@@ -42,13 +67,5 @@ async def start(request: Request, rt: RuntimeDep, body: VerifyStart) -> VerifySt
 @router.post("/verify/confirm")
 async def confirm(request: Request, response: Response, rt: RuntimeDep, body: VerifyConfirm) -> BuyerTokenOut:
     issued = await rt.buyers.confirm(rt.db, body.contact, body.code)
-    response.set_cookie(
-        BUYER_COOKIE,
-        issued.token,
-        max_age=rt.settings.buyer_token_hours * 3600,
-        path="/api",
-        secure=secure_cookie(request),
-        httponly=True,
-        samesite="strict",  # a cross-site request must never buy on a buyer's behalf
-    )
+    set_buyer_cookie(response, request, rt, issued.token)
     return BuyerTokenOut(contact=issued.contact, token=issued.token, expires_at=issued.expires_at)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from kaquan.channels.callbacks import service as callbacks
+from kaquan.channels import callbacks
 from kaquan.identity.permissions import Permission
 from kaquan.kit.bounds import BigRowId, Id
 from kaquan.web.content import JSON_ONLY

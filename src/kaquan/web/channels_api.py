@@ -8,11 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
-from kaquan.channels import agents, refunds
+from kaquan.channels import Channel, agents, callbacks
 from kaquan.channels import pricing as channels
-from kaquan.channels.agents import Agent, AgentKey
-from kaquan.channels.callbacks import service as callbacks
-from kaquan.channels.pricing import Channel
+from kaquan.channels.agents import Agent, AgentKey, refunds
 from kaquan.identity.permissions import Permission
 from kaquan.kit.bounds import BigRowId, Id, Int32, Int64
 from kaquan.web.content import JSON_ONLY

@@ -9,7 +9,7 @@ from kaquan import identity as identity_service
 from kaquan.identity import Identity
 from kaquan.identity.errors import CsrfFailed
 from kaquan.identity.permissions import Permission
-from kaquan.inventory.delivery import Viewer
+from kaquan.inventory import Viewer
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import Forbidden, Unauthorized
 from kaquan.kit.ratelimit import enforce

@@ -9,6 +9,8 @@ from typing import Final
 
 from fastapi import Request
 
+from kaquan.web.i18n_account import ACCOUNT_MESSAGES
+
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
 LANGUAGES: Final = ("zh", "en")
@@ -473,3 +475,11 @@ def translator(lang: str) -> Translate:
         return text.format(**values) if values else text
 
     return t
+
+
+def _merge(extra: dict[str, dict[str, str]]) -> None:
+    for lang, words in extra.items():
+        MESSAGES[lang].update(words)
+
+
+_merge(ACCOUNT_MESSAGES)

@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaquan import identity as identity_service
-from kaquan.channels import request_signing
-from kaquan.channels.errors import MissingSignatureHeader
+from kaquan.channels import MissingSignatureHeader
+from kaquan.channels.agents import request_signing
 from kaquan.identity.permissions import Permission
 from kaquan.kit.errors import DomainError, Forbidden, Unauthorized
 from kaquan.runtime import Runtime

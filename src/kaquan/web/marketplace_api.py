@@ -12,10 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from kaquan.channels import marketplace
-from kaquan.channels.adapters import Adapter
-from kaquan.channels.auth import DatabaseNonces, NonceStore, RedisNonces
-from kaquan.channels.schemas import MarketplaceOrderOut
+from kaquan.channels import Adapter, marketplace, schemas
+from kaquan.channels.agents import DatabaseNonces, NonceStore, RedisNonces
 from kaquan.kit.bounds import Int64
 from kaquan.runtime import Runtime
 from kaquan.web.deps import RuntimeDep, client_ip
@@ -61,7 +59,7 @@ class MarketplaceOrderIn(BaseModel):
 @router.post("/{store}/orders", status_code=201)
 async def push_order(
     request: Request, response: Response, rt: RuntimeDep, caller: Caller, body: MarketplaceOrderIn
-) -> MarketplaceOrderOut:
+) -> schemas.MarketplaceOrderOut:
     """A paid marketplace order: 201 delivered with its codes, 200 for a replay of the same order."""
     wanted = marketplace.MarketplaceOrderRequest(body.marketplace_order_id, body.sku, body.quantity, body.buyer or "")
     pushed = await rt.db.run(

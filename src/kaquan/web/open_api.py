@@ -12,26 +12,9 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaquan import ledger
-from kaquan.channels import agents, booking, ordering, request_signing
-from kaquan.channels.adapters import Adapter
-from kaquan.channels.auth import AgentCaller
-from kaquan.channels.ordering import AgentOrder
-from kaquan.channels.schemas import (
-    AgentProductsOut,
-    BalanceOut,
-    BatchOrderPlaced,
-    BatchOrderRefused,
-    BatchOut,
-    CallbackEvent,
-    ErrorDetail,
-    ErrorOut,
-    LedgerEntryOut,
-    LedgerPage,
-    OrderEnvelope,
-    OrdersPage,
-    order_summary,
-)
-from kaquan.inventory.delivery import Viewer
+from kaquan.channels import Adapter, agents, booking, schemas
+from kaquan.channels.agents import AgentCaller, AgentOrder, ordering, request_signing
+from kaquan.inventory import Viewer
 from kaquan.kit.bounds import INT64_MAX, Int64, id_from_text
 from kaquan.kit.errors import BadInput
 from kaquan.kit.ratelimit import enforce
@@ -46,7 +29,7 @@ MAX_BATCH = 200
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorOut, "description": description}
+    return {"model": schemas.ErrorOut, "description": description}
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -134,7 +117,7 @@ def _viewer(caller: AgentCaller, request: Request) -> Viewer:
 
 
 @router.get("/products", responses=READ_ERRORS)
-async def products(rt: RuntimeDep, caller: Caller) -> AgentProductsOut:
+async def products(rt: RuntimeDep, caller: Caller) -> schemas.AgentProductsOut:
     async with rt.db.read() as session:
         return await ordering.products(session, caller.agent, max_per_order=rt.settings.max_per_order)
 
@@ -181,9 +164,9 @@ async def _parsed(model: type[Body], request: Request) -> Body:
     "/orders",
     status_code=201,
     openapi_extra=_body_schema(OrderIn),
-    responses={200: {"model": OrderEnvelope, "description": "a retry: the order placed before"}, **ERRORS},
+    responses={200: {"model": schemas.OrderEnvelope, "description": "a retry: the order placed before"}, **ERRORS},
 )
-async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> OrderEnvelope:
+async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> schemas.OrderEnvelope:
     body = await _parsed(OrderIn, request)
     placed = await rt.agent_orders.place(
         caller.agent,
@@ -192,7 +175,7 @@ async def place_order(request: Request, response: Response, rt: RuntimeDep, call
     )
     if not placed.created:
         response.status_code = 200
-    return OrderEnvelope(order=ordering.order_out(placed.order, placed.sku_code, caller, placed.codes))
+    return schemas.OrderEnvelope(order=ordering.order_out(placed.order, placed.sku_code, caller, placed.codes))
 
 
 class OrdersIn(BaseModel):
@@ -202,7 +185,7 @@ class OrdersIn(BaseModel):
 
 
 @router.post("/orders/batch", openapi_extra=_body_schema(OrdersIn), responses=ERRORS)
-async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> BatchOut:
+async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> schemas.BatchOut:
     """Up to MAX_BATCH orders in one signed request, each answered on its own (an order or an error)."""
     body = await _parsed(OrdersIn, request)
     numbers = [order.out_order_no for order in body.orders]
@@ -213,21 +196,21 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> Batc
         [ordering.AgentOrderRequest(o.out_order_no, o.sku, o.quantity, o.mode, o.allow_partial) for o in body.orders],
         _viewer(caller, request),
     )
-    results: list[BatchOrderPlaced | BatchOrderRefused] = []
+    results: list[schemas.BatchOrderPlaced | schemas.BatchOrderRefused] = []
     for answer in placed:
         if isinstance(answer, AgentOrder):
             order = ordering.order_out(answer.order, answer.sku_code, caller, answer.codes)
-            results.append(BatchOrderPlaced(status=201 if answer.created else 200, order=order))
+            results.append(schemas.BatchOrderPlaced(status=201 if answer.created else 200, order=order))
         else:
-            error = ErrorDetail(code=answer.code, message=answer.message, details=answer.details)
-            results.append(BatchOrderRefused(status=answer.status, error=error))
-    return BatchOut(results=results)
+            error = schemas.ErrorDetail(code=answer.code, message=answer.message, details=answer.details)
+            results.append(schemas.BatchOrderRefused(status=answer.status, error=error))
+    return schemas.BatchOut(results=results)
 
 
 @router.get("/orders/{out_order_no}", responses=READ_ERRORS)
-async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> OrderEnvelope:
+async def get_order(request: Request, rt: RuntimeDep, caller: Caller, out_order_no: str) -> schemas.OrderEnvelope:
     async with rt.db.transaction() as session:  # opening codes records the reveal
-        return OrderEnvelope(
+        return schemas.OrderEnvelope(
             order=await ordering.opened(session, rt.vault, caller, out_order_no, _viewer(caller, request))
         )
 
@@ -257,19 +240,19 @@ async def list_orders(
     until: datetime,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> OrdersPage:
+) -> schemas.OrdersPage:
     _window(since, until)
     async with rt.db.read() as session:
         found = await ordering.between(session, caller.agent, since, until, after_id=_cursor(cursor), limit=limit)
         skus = {order.sku_id: (await orders.sku_of(session, order)).code for order in found}
-    return OrdersPage(
-        orders=[order_summary(order, skus[order.sku_id]) for order in found],
+    return schemas.OrdersPage(
+        orders=[schemas.order_summary(order, skus[order.sku_id]) for order in found],
         next_cursor=str(found[-1].id) if len(found) == limit else None,
     )
 
 
 @router.get("/balance", responses=READ_ERRORS)
-async def balance(rt: RuntimeDep, caller: Caller) -> BalanceOut:
+async def balance(rt: RuntimeDep, caller: Caller) -> schemas.BalanceOut:
     async with rt.db.read() as session:
         return await agents.funds(session, caller.agent)
 
@@ -282,7 +265,7 @@ async def ledger_entries(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> LedgerPage:
+) -> schemas.LedgerPage:
     _window(since, until)
     async with rt.db.read() as session:
         found = await ledger.entries(
@@ -291,9 +274,9 @@ async def ledger_entries(
         shown = [booking.as_agent_sees_it(caller.agent, entry.kind, entry.reference) for entry in found]
         numbers = {seen.order_no for seen in shown if seen.order_no is not None}
         out_order_nos = await ordering.out_order_nos(session, caller.agent, numbers)
-    return LedgerPage(
+    return schemas.LedgerPage(
         entries=[
-            LedgerEntryOut(
+            schemas.LedgerEntryOut(
                 id=entry.posting_id,
                 at=entry.at,
                 kind=entry.kind,
@@ -316,7 +299,7 @@ CALLBACKS = {
 
 
 async def _callback(
-    event: CallbackEvent,
+    event: schemas.CallbackEvent,
     webhook_id: Annotated[str, Header(alias="webhook-id", description="the event's id, the same on every retry")],
     webhook_timestamp: Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds of this try")],
     webhook_signature: Annotated[

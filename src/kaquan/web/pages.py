@@ -15,7 +15,7 @@ from kaquan.kit.config import Settings, get_settings
 from kaquan.kit.money import Money, display
 from kaquan.web.i18n import LANG_COOKIE
 from kaquan.web.security import secure_cookie
-from kaquan.web.shop_words import HTML_LANG, MESSAGES, chosen_language, shop_translator
+from kaquan.web.shop_words import HTML_LANG, MESSAGES, chosen_language, shop_translator, with_fallback
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["money"] = lambda minor, currency: Money(int(minor), currency).format()
@@ -103,9 +103,12 @@ def render(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     remember: str | None = None
-    if "t" not in context:  # a shop page (the console brings its own words)
+    if not name.startswith("console/"):  # a shop page: the console brings its own frame and words
         shared, remember = shop_context(request)
-        context = shared | context
+        own = context.get("t")
+        if own is not None:  # a page with words of its own (the buyer's account) keeps them beside the shop's
+            shared["t"] = with_fallback(shared["lang"], own)
+        context = shared | {key: value for key, value in context.items() if key != "t"}
     response = templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
     if remember is not None:
         response.set_cookie(

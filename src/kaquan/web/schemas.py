@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kaquan.inventory.delivery import DeliveredCode, DeliveredRange
+from kaquan.inventory import DeliveredCode, DeliveredRange
 from kaquan.kit.bounds import INT32_MAX, INT64_MAX, Int64
 from kaquan.orders.service import Order, OrderView
 

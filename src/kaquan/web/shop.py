@@ -11,7 +11,10 @@ from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
+from kaquan.web.account import owner_secret
+from kaquan.web.buyers_api import signed_in
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
+from kaquan.web.i18n import language
 from kaquan.web.pages import render
 from kaquan.web.security import secure_cookie
 
@@ -75,6 +78,8 @@ async def buy(
         client_token=token,
         contact=contact,
         buyer_ip=client_ip(request),
+        buyer_contact=signed_in(request, rt),
+        lang=language(request),
     )
     async with rt.db.transaction() as session:
         sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
@@ -87,7 +92,7 @@ async def buy(
 
 @router.get("/orders/{number}", response_class=HTMLResponse)
 async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
-    offered = request.cookies.get(ORDER_COOKIE_PREFIX + number)
+    offered = request.cookies.get(ORDER_COOKIE_PREFIX + number) or await owner_secret(request, rt, number)
     if not offered:
         return RedirectResponse(f"/lookup?number={number}", status_code=303)
     try:

@@ -1,4 +1,9 @@
-"""The shop's JSON API: the same sale path as the pages, for scripts and apps."""
+"""The shop's JSON API: the same sale path as the pages, for scripts and apps.
+
+An order placed with a buyer token (`Authorization: Bearer kqb1…` or the `kq_buyer` cookie) records the
+verified contact: it is the order's contact, the one the per-contact holds count, and the order is listed
+in that buyer's history (`GET /api/buyer/orders`).
+"""
 
 from typing import Annotated
 
@@ -6,8 +11,10 @@ from fastapi import APIRouter, Header, Request
 
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
+from kaquan.web.buyers_api import signed_in
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
+from kaquan.web.i18n import language
 from kaquan.web.schemas import LookupRequest, OrderCreate, OrderOut
 
 router = APIRouter(prefix="/api", tags=["shop"], dependencies=JSON_ONLY)
@@ -37,6 +44,8 @@ async def create_order(
         client_token=x_client_token,
         contact=body.contact,
         buyer_ip=client_ip(request),
+        buyer_contact=signed_in(request, rt),
+        lang=language(request),
     )
     async with rt.db.transaction() as session:
         sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)

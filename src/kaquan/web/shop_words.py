@@ -17,6 +17,7 @@ ZH: dict[str, str] = {
     "brand": "卡券商城",
     "nav.home": "首页",
     "nav.lookup": "查单",
+    "nav.account": "我的订单",
     "nav.switch": "English",
     "footer.promise": "自动发货 · 付款后立即显示卡密",
     "footer.support": "客服：{contact}",
@@ -176,6 +177,7 @@ EN: dict[str, str] = {
     "brand": "Kaquan Shop",
     "nav.home": "Home",
     "nav.lookup": "Find order",
+    "nav.account": "My orders",
     "nav.switch": "中文",
     "footer.promise": "Automatic delivery · codes shown the moment you pay",
     "footer.support": "Support: {contact}",
@@ -359,5 +361,17 @@ def shop_translator(lang: str) -> Translate:
     def t(key: str, **values: object) -> str:
         text = chosen.get(key) or other.get(key) or key
         return text.format(**values) if values else text
+
+    return t
+
+
+def with_fallback(lang: str, own: Translate) -> Translate:
+    """The shop's words first, then a page's own catalogue (`own`) for the keys the shop does not have."""
+    shop = shop_translator(lang)
+
+    def t(key: str, **values: object) -> str:
+        if key in ZH or key in EN:
+            return shop(key, **values)
+        return own(key, **values)
 
     return t

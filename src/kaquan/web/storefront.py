@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.catalog import images as catalog_images
 from kaquan.catalog import service as catalog
-from kaquan.inventory.stock import available_by_sku
+from kaquan.inventory import available_by_sku
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
 

@@ -27,8 +27,8 @@ from kaquan.catalog.rules import CodeRule
 from kaquan.inventory.errors import ImportRejected, SegmentOverlap, WarehouseNotFound, WrongStockKind
 from kaquan.inventory.intake import importing, parsing, segments
 from kaquan.inventory.intake.parsing import CARD_COLUMNS, EXPIRY_COLUMNS, SECRET_COLUMNS, ImportFileError
+from kaquan.inventory.levels import Stock, stock
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
-from kaquan.inventory.stock import Stock, stock
 from kaquan.kit.crypto import KeyMismatch
 from kaquan.kit.errors import BadInput, DomainError
 from kaquan.runtime import Runtime

@@ -40,5 +40,34 @@ reserved or unspecified address, IPv4-mapped IPv6 included), checked when the
 URL is set and again on every send, unless `KAQUAN_CALLBACKS_ALLOW_PRIVATE`.
 
 Modules: `service` (endpoints, `notify`, `replay`, admin queries), `sender`
-(`deliver_due`, the worker step), `signing`, `ssrf`, `models`, `errors`.
+(`deliver_due`, the worker step), `signing`, `ssrf`, `models`, `errors`. The public surface is
+what this package exports; other modules use only that.
 """
+
+from kaquan.channels.callbacks.sender import run_due
+from kaquan.channels.callbacks.service import (
+    DeliveryDetail,
+    delivery_detail,
+    get_endpoint,
+    list_deliveries,
+    notify,
+    notify_many,
+    redacted,
+    remove_endpoint,
+    replay,
+    set_endpoint,
+)
+
+__all__ = [
+    "DeliveryDetail",
+    "delivery_detail",
+    "get_endpoint",
+    "list_deliveries",
+    "notify",
+    "notify_many",
+    "redacted",
+    "remove_endpoint",
+    "replay",
+    "run_due",
+    "set_endpoint",
+]

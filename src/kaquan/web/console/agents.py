@@ -3,8 +3,7 @@
 from fastapi import Request
 from fastapi.responses import Response
 
-from kaquan.channels import agents
-from kaquan.channels.callbacks import service as callbacks
+from kaquan.channels import agents, callbacks
 from kaquan.kit.money import Money
 from kaquan.web.console.access import ChannelsRead
 from kaquan.web.console.rendering import console_router, page

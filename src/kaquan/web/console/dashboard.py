@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory.stock import per_sku, stock
+from kaquan.inventory import per_sku, stock
 from kaquan.kit import clock
 from kaquan.orders import service as orders
 from kaquan.web.console.access import StockRead

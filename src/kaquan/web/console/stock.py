@@ -8,9 +8,7 @@ from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory.errors import ImportRejected
-from kaquan.inventory.intake import importing
-from kaquan.inventory.stock import batches_of_sku, stock
+from kaquan.inventory import ImportRejected, batches_of_sku, importing, stock
 from kaquan.kit.bounds import Int32
 from kaquan.kit.errors import BadInput
 from kaquan.web.admin_api import code_source

@@ -28,16 +28,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
-from kaquan.channels import agent_crypto, booking, schemas
+from kaquan.channels import booking, schemas
 from kaquan.channels import pricing as channels
-from kaquan.channels.auth import AgentCaller
+from kaquan.channels.agents import code_encryption
+from kaquan.channels.agents.authentication import AgentCaller
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import AgentOrderNotFound, SkuNotAvailableForAgent
 from kaquan.channels.models import Agent, Channel
-from kaquan.inventory.claims import allocation
-from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_handed_out, codes_of_orders
-from kaquan.inventory.errors import OutOfStock
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import DeliveredCode, OutOfStock, Vault, Viewer, allocation, codes_handed_out, codes_of_orders
 from kaquan.kit import outbox
 from kaquan.kit.batching import GroupCommitter
 from kaquan.kit.db import Database
@@ -121,7 +119,7 @@ def order_out(
     """An order as the agent sees it, its codes encrypted for the key that signed the request."""
     key = caller.code_key if codes else b""
     return schemas.AgentOrderOut(
-        **dict(schemas.order_summary(order, sku_code)), codes=agent_crypto.encrypt_codes(key, codes, order.number)
+        **dict(schemas.order_summary(order, sku_code)), codes=code_encryption.encrypt_codes(key, codes, order.number)
     )
 
 

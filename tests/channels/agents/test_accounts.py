@@ -18,7 +18,8 @@ from tests.support.agents import given_agent
 from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import agents, request_signing
+from kaquan.channels.agents import accounts as agents
+from kaquan.channels.agents import request_signing
 from kaquan.channels.models import Agent, AgentKey
 from kaquan.channels.schemas import BalanceOut
 from kaquan.kit import clock

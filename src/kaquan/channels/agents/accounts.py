@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan import ledger
 from kaquan.audit import service as audit
 from kaquan.channels import pricing as channels
-from kaquan.channels import request_signing
+from kaquan.channels.agents import request_signing
 from kaquan.channels.errors import AgentNotFound
 from kaquan.channels.models import Agent as Agent
 from kaquan.channels.models import AgentKey as AgentKey

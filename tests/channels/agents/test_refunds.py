@@ -23,13 +23,14 @@ from tests.support.vouchers import given_voucher_sku, given_vouchers
 from kaquan import ledger, redemption
 from kaquan import runtime as runtime_module
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import agents, refunds
+from kaquan.channels.agents import accounts as agents
+from kaquan.channels.agents import refunds
+from kaquan.channels.agents.ordering import CHANNEL, source_of
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.callbacks.models import CallbackDelivery
 from kaquan.channels.errors import AgentOrderNotFound, OrderNotRefundable
-from kaquan.channels.ordering import CHANNEL, source_of
 from kaquan.inventory.errors import IllegalTransition
-from kaquan.inventory.stock import Stock
+from kaquan.inventory.levels import Stock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput

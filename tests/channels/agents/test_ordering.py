@@ -7,8 +7,8 @@ from tests.support.agents import GivenAgent, agent_client, given_agent, given_pr
 from tests.support.builders import given_segment_sku, given_sku_with_codes, stock_of
 
 from kaquan import ledger
-from kaquan.channels import agents
-from kaquan.channels.ordering import AgentOrder, AgentOrderRequest, AgentOrders
+from kaquan.channels.agents import accounts as agents
+from kaquan.channels.agents.ordering import AgentOrder, AgentOrderRequest, AgentOrders
 from kaquan.client import ApiError, NewOrder, Order
 from kaquan.inventory.delivery import Viewer
 from kaquan.kit import outbox

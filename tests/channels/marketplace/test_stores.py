@@ -21,12 +21,14 @@ from tests.support.marketplace import (
 
 from kaquan import ledger
 from kaquan.audit.models import AuditEntry
-from kaquan.channels import marketplace, marketplace_files, request_signing
 from kaquan.channels import pricing as channels
-from kaquan.channels.auth import DatabaseNonces, NonceStore, RedisNonces
+from kaquan.channels.agents import request_signing
+from kaquan.channels.agents.authentication import DatabaseNonces, NonceStore, RedisNonces
 from kaquan.channels.errors import InvalidSignature, NonceReused, TimestampOutOfWindow
-from kaquan.channels.marketplace import Delivered, MarketplaceOrderRequest
-from kaquan.channels.marketplace_files import OrderFileRejected
+from kaquan.channels.marketplace import order_files as marketplace_files
+from kaquan.channels.marketplace import stores as marketplace
+from kaquan.channels.marketplace.order_files import OrderFileRejected
+from kaquan.channels.marketplace.stores import Delivered, MarketplaceOrderRequest
 from kaquan.inventory.models import Reveal
 from kaquan.kit import clock
 from kaquan.kit.errors import BadInput, DomainError

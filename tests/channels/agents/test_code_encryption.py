@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaquan.channels.agent_crypto import code_key, decrypt_field, encrypt_field
-from kaquan.channels.request_signing import new_key_id, new_secret
+from kaquan.channels.agents.code_encryption import code_key, decrypt_field, encrypt_field
+from kaquan.channels.agents.request_signing import new_key_id, new_secret
 
 KEY_ID = "kq_ak_3f9c2a7d1e0b4c55"
 SECRET = "kq_sk_" + "s" * 43

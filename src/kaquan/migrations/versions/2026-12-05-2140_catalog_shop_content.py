@@ -1,7 +1,7 @@
 """catalog: what the shop's product pages show (category, usage, validity, featured, order) and product images
 
 Revision ID: c5a0b7d2e401
-Revises: a1d3e7f0c105
+Revises: a1d3e7f0c120
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c5a0b7d2e401"
-down_revision: str | None = "a1d3e7f0c105"
+down_revision: str | None = "a1d3e7f0c120"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

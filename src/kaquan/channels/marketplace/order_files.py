@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.channels import marketplace
-from kaquan.channels.marketplace import Delivered, MarketplaceOrderRequest, OrderLine
+from kaquan.channels.marketplace import stores
+from kaquan.channels.marketplace.stores import Delivered, MarketplaceOrderRequest, OrderLine
 from kaquan.channels.models import Channel
-from kaquan.inventory.delivery import Viewer
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import Vault, Viewer
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, DomainError
 
@@ -82,7 +81,7 @@ def _line(values: dict[str, str], line_no: int, max_per_order: int) -> OrderLine
     request = MarketplaceOrderRequest(
         values["marketplace_order_id"], values["sku"], int(quantity), values.get("buyer", "")
     )
-    marketplace.check_request(request, max_per_order)
+    stores.check_request(request, max_per_order)
     return OrderLine(line_no, request)
 
 
@@ -138,9 +137,9 @@ async def check_order_file(session: AsyncSession, store: str, data: bytes, *, ma
     list or is not sold as unique codes, unless its id was placed before (it
     will be delivered again, or reported as a conflict).
     """
-    channel = await marketplace.selling_store(session, store)
+    channel = await stores.selling_store(session, store)
     lines, problems = parse_order_file(data, max_per_order=max_per_order)
-    known = await marketplace.known_orders(session, store, [line.request.marketplace_order_id for line in lines])
+    known = await stores.known_orders(session, store, [line.request.marketplace_order_id for line in lines])
     verdicts: dict[str, tuple[str, str] | None] = {}
     for line in lines:
         sku = line.request.sku
@@ -159,8 +158,8 @@ async def check_order_file(session: AsyncSession, store: str, data: bytes, *, ma
 async def _sku_problem(session: AsyncSession, channel: Channel, store: str, sku: str) -> tuple[str, str] | None:
     """(code, reason) when lines of this SKU cannot be placed in the store."""
     try:
-        priced = await marketplace.listed_price(session, channel, store, sku)
-    except marketplace.SkuNotListed as exc:
+        priced = await stores.listed_price(session, channel, store, sku)
+    except stores.SkuNotListed as exc:
         return exc.code, exc.message
     if priced.sku.stock_kind != "codes":
         return "wrong_stock_kind", f"SKU {sku} is sold as serial ranges; marketplace orders take unique codes"
@@ -185,7 +184,7 @@ async def import_orders(
     """
     if batch_size < 1:
         raise BadInput("batch_size must be at least 1", field="batch_size")
-    viewer = Viewer(marketplace.channel_of(store), FILE_REASON)
+    viewer = Viewer(stores.channel_of(store), FILE_REASON)
     by_sku: dict[str, list[OrderLine]] = defaultdict(list)
     for line in lines:
         by_sku[line.request.sku].append(line)
@@ -195,7 +194,7 @@ async def import_orders(
             chunk = group[start : start + batch_size]
 
             async def work(session: AsyncSession, sku: str = sku, chunk: list[OrderLine] = chunk) -> list[Delivered]:
-                return await marketplace.deliver_batch(db, session, vault, store, sku, chunk, viewer)
+                return await stores.deliver_batch(db, session, vault, store, sku, chunk, viewer)
 
             done = await db.run(work)
             if on_batch is not None:

@@ -4,7 +4,7 @@ Each store is the channel `marketplace:<store>`, with its own price list (the
 tier "" prices) and fee rate. Orders arrive two ways: the store's system pushes
 them one at a time over HTTP, signed exactly like the open API (KQ1-HMAC-SHA256;
 `X-Kq-Key` is the store code and the secret is the store's push secret), or the
-operator imports the marketplace's order export (CSV, `marketplace_files`) and
+operator imports the marketplace's order export (CSV, `order_files`) and
 uploads the deliveries file kaquan writes back. Both ways share one idempotency key, the
 marketplace order id within the store: the same id with the same request is
 delivered again with the same codes, with a different request it is a conflict.
@@ -33,14 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import ledger
 from kaquan.audit import service as audit
-from kaquan.channels import agent_crypto, booking, request_signing
+from kaquan.channels import booking
 from kaquan.channels import pricing as channels
-from kaquan.channels.auth import NonceStore
+from kaquan.channels.agents import code_encryption, request_signing
+from kaquan.channels.agents.authentication import NonceStore
 from kaquan.channels.errors import InvalidSignature, NonceReused, SkuNotAvailableForAgent
 from kaquan.channels.models import Channel
 from kaquan.channels.schemas import MarketplaceOrderOut
-from kaquan.inventory.delivery import DeliveredCode, Viewer, codes_of_orders
-from kaquan.inventory.vault import Vault
+from kaquan.inventory import DeliveredCode, Vault, Viewer, codes_of_orders
 from kaquan.kit import clock, named_keys
 from kaquan.kit.crypto import KeyRing, same_digest
 from kaquan.kit.db import Database, serialize_on
@@ -471,7 +471,7 @@ class PushedOrder:
 def order_out(pushed: PushedOrder, caller: StoreCaller) -> MarketplaceOrderOut:
     """A pushed order as the store sees it, its codes encrypted for the store's push secret."""
     order = pushed.order
-    key = agent_crypto.code_key(caller.secret, caller.store) if pushed.codes else b""
+    key = code_encryption.code_key(caller.secret, caller.store) if pushed.codes else b""
     return MarketplaceOrderOut(
         order_no=order.number,
         marketplace_order_id=order.idempotency_key,
@@ -482,7 +482,7 @@ def order_out(pushed: PushedOrder, caller: StoreCaller) -> MarketplaceOrderOut:
         total_minor=order.total_minor,
         fee_minor=pushed.fee_minor,
         currency=order.currency,
-        codes=agent_crypto.encrypt_codes(key, pushed.codes, order.number),
+        codes=code_encryption.encrypt_codes(key, pushed.codes, order.number),
     )
 
 

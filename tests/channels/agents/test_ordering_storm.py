@@ -15,7 +15,7 @@ from tests.support.callback_receiver import Receiver, seeded
 from tests.support.callbacks import given_endpoint, work
 
 from kaquan import ledger
-from kaquan.channels import agents
+from kaquan.channels.agents import accounts as agents
 from kaquan.client import ApiError, Order
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import inventory, ledger
 from kaquan.audit import service as audit
-from kaquan.channels import agents, booking, ordering, schemas
+from kaquan.channels import booking, schemas
+from kaquan.channels.agents import accounts, ordering
 from kaquan.channels.callbacks import service as callbacks
 from kaquan.channels.errors import OrderNotRefundable
-from kaquan.inventory import refunds as inventory_refunds
 from kaquan.kit import outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
@@ -43,7 +43,7 @@ async def refund_delivered(
     """Refund a delivered agent order in full: codes voided, price credited back; a refunded one is left as it is."""
     if not reason.strip() or len(reason) > MAX_REASON:
         raise BadInput(f"a refund needs a reason of 1-{MAX_REASON} characters", field="reason")
-    agent = await agents.get_agent(session, agent_id)
+    agent = await accounts.get_agent(session, agent_id)
     order = await orders.locked(db, session, (await ordering.find(session, agent, out_order_no)).id)
     if order.status == "refunded":
         return Refund(order, refunded=False)
@@ -92,7 +92,7 @@ async def take_back(db: Database, session: AsyncSession, order: Order, *, label:
     if order.status != "delivered":
         why = f"it is {order.status}; only a delivered order is refunded"
         raise OrderNotRefundable(label, why, status=order.status)
-    if (await inventory_refunds.locked_code_states(db, session, order.id))["redeemed"]:
+    if (await inventory.locked_code_states(db, session, order.id))["redeemed"]:
         raise OrderNotRefundable(label, "a code of it was redeemed already", status=order.status)
-    await inventory_refunds.void_sold_codes(session, order.id, quantity=order.quantity)
+    await inventory.void_sold_codes(session, order.id, quantity=order.quantity)
     await lifecycle.move(session, order, "refunded", note=reason)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaquan.channels import errors
-from kaquan.channels.request_signing import (
+from kaquan.channels.agents.request_signing import (
     NONCE_PATTERN,
     TIMESTAMP_WINDOW_S,
     canonical_query,

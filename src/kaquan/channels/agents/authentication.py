@@ -17,7 +17,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from sqlalchemy import delete
 
-from kaquan.channels import agent_crypto, agents, request_signing
+from kaquan.channels.agents import accounts, code_encryption, request_signing
 from kaquan.channels.errors import (
     InvalidNonce,
     InvalidSignature,
@@ -51,7 +51,7 @@ class AgentCaller:
     @cached_property
     def code_key(self) -> bytes:
         """The key its codes are encrypted under, derived once per request (not once per order of a batch)."""
-        return agent_crypto.code_key(self.secret, self.key_id)
+        return code_encryption.code_key(self.secret, self.key_id)
 
 
 class NonceStore(Protocol):
@@ -95,16 +95,16 @@ class Authenticator:
         self._keyring = keyring
         self._nonces = nonces
         self._window_s = window_s
-        self._cache: dict[str, tuple[float, agents.KeyMaterial | None]] = {}
+        self._cache: dict[str, tuple[float, accounts.KeyMaterial | None]] = {}
         self._loading: dict[str, asyncio.Lock] = {}
 
-    def _cached(self, key_id: str) -> tuple[bool, agents.KeyMaterial | None]:
+    def _cached(self, key_id: str) -> tuple[bool, accounts.KeyMaterial | None]:
         cached = self._cache.get(key_id)
         if cached is not None and time.monotonic() - cached[0] < _CACHE_S:
             return True, cached[1]
         return False, None
 
-    async def _material(self, key_id: str) -> agents.KeyMaterial | None:
+    async def _material(self, key_id: str) -> accounts.KeyMaterial | None:
         """The key's material, from the cache or the database; concurrent misses share one look-up."""
         hit, found = self._cached(key_id)
         if hit:
@@ -114,7 +114,7 @@ class Authenticator:
             if hit:
                 return found
             async with self._db.transaction() as session:
-                found = await agents.key_material(self._db, session, self._keyring, key_id)
+                found = await accounts.key_material(self._db, session, self._keyring, key_id)
             if len(self._cache) > 10_000:
                 self._cache.clear()
                 self._loading.clear()
@@ -153,7 +153,7 @@ class Authenticator:
             raise UnknownKey()
         if material.revoked:
             raise KeyRevoked(key_id)
-        if not agents.ip_allowed(material.ip_allowlist, ip):
+        if not accounts.ip_allowed(material.ip_allowlist, ip):
             raise IpNotAllowed(ip)
         canonical = request_signing.canonical_string(method, path, raw_query, body, timestamp, nonce)
         signers = material.secrets(clock.now())

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kaquan.channels.schemas import AgentCodeOut
-from kaquan.inventory.delivery import DeliveredCode
+from kaquan.inventory import DeliveredCode
 
 HKDF_INFO = b"kaquan/open-api/codes/v1"
 KEY_BYTES = 32
