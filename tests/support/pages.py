@@ -12,7 +12,9 @@ SKIPPED_CLASSES = {"content", "mono"}
 SKIPPED_TAGS = {"script", "style", "title", "svg"}
 READ_ATTRIBUTES = ("placeholder", "aria-label")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-KEY = re.compile(r"\b(?:brand|nav|footer|home|product|stock|kind|gateway|method|order|lookup|pay|dev|error)\.[a-z_:.]+")
+KEY = re.compile(
+    r"\b(?:account|brand|nav|footer|home|product|stock|kind|gateway|method|order|lookup|pay|dev|error)\.[a-z_:.]+"
+)
 SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")
 
 

@@ -289,6 +289,7 @@ async def test_every_shop_page_reads_in_one_language_without_keys_raw_values_or_
         f"/products/{sku.product_id + 1000}",
         f"/orders/{number}",
         "/lookup",
+        "/account/sign-in",
         pay_path,
         dev_path,
     ]
