@@ -26,6 +26,7 @@ def random_codes(count: int, length: int = 16) -> list[str]:
 class GivenSku:
     id: int
     code: str
+    product_id: int = 0
 
 
 async def given_sku(
@@ -58,7 +59,7 @@ async def given_sku(
             ),
             actor="test",
         )
-        return GivenSku(sku.id, sku.code)
+        return GivenSku(sku.id, sku.code, product.id)
 
 
 async def given_codes(rt: Runtime, sku: GivenSku, codes: list[str], **meta: object) -> int:

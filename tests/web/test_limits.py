@@ -189,9 +189,9 @@ def test_every_route_taking_a_file_gets_the_upload_cap_only_after_verification()
     """A new upload route must be listed in limits.UPLOADS (else its files are capped at the JSON size)."""
     document = create_app().openapi()
     taking_files = [
-        path.replace("{sku}", "SKU-1")
+        path.replace("{sku}", "SKU-1").replace("{product_id}", "1")
         for path, item in document["paths"].items()
         if "multipart/form-data" in item.get("post", {}).get("requestBody", {}).get("content", {})
     ]
-    assert len(taking_files) == 6  # code imports, leak tracing, statements: each in the API and the console
+    assert len(taking_files) == 7  # code imports, leak tracing, statements (API and console each), product images
     assert [path for path in taking_files if upload_of("POST", path) is None] == []

@@ -1,4 +1,4 @@
-from kaquan.kit.errors import Conflict, NotFound
+from kaquan.kit.errors import Conflict, DomainError, NotFound
 
 
 class SkuNotFound(NotFound):
@@ -20,3 +20,22 @@ class SkuCodeTaken(Conflict):
 
     def __init__(self, code: str) -> None:
         super().__init__(f"a SKU with code {code!r} exists already", sku_code=code)
+
+
+class ImageNotAccepted(DomainError):
+    """The upload is not a picture kaquan takes (not an image, a kind it does not read, or too small)."""
+
+    status = 415
+    code = "image_not_accepted"
+
+
+class ImageTooLarge(DomainError):
+    status = 413
+    code = "image_too_large"
+
+
+class ImageNotFound(NotFound):
+    code = "image_not_found"
+
+    def __init__(self, image_id: int) -> None:
+        super().__init__(f"no image {image_id}", image_id=image_id)

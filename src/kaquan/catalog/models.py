@@ -1,6 +1,6 @@
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, UTCDateTime
@@ -18,6 +18,36 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime(), nullable=False)
+    # What the shop's product page shows besides the description (zh-CN as the operator writes it).
+    category: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
+    usage: Mapped[str] = mapped_column(Text, default="", server_default="")
+    validity: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    featured: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sort_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ProductImage(Base):
+    """A picture the operator uploaded for a product; its pixels live in `ProductImageFile`, one per width."""
+
+    __tablename__ = "catalog_product_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("catalog_products.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at = mapped_column(UTCDateTime(), nullable=False)
+
+
+class ProductImageFile(Base):
+    """One re-encoded rendition of an image (JPEG, metadata stripped), as served to browsers."""
+
+    __tablename__ = "catalog_product_image_files"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("catalog_product_images.id"), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Sku(Base):

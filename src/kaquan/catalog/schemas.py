@@ -16,6 +16,26 @@ class ProductCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     kind: ProductKind
     description: str = Field(default="", max_length=4000)
+    category: str = Field(default="", max_length=64)
+    usage: str = Field(default="", max_length=4000, description="how a buyer uses the code (使用说明)")
+    validity: str = Field(default="", max_length=200, description="how long a code stays good, as buyers read it")
+    featured: bool = False
+    sort_order: int = Field(default=0, ge=-1_000_000, le=1_000_000, description="lower comes first in the shop")
+
+
+class ProductUpdate(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    category: str | None = Field(default=None, max_length=64)
+    usage: str | None = Field(default=None, max_length=4000)
+    validity: str | None = Field(default=None, max_length=200)
+    featured: bool | None = None
+    sort_order: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    active: bool | None = None
 
 
 class ProductOut(BaseModel):
@@ -25,8 +45,23 @@ class ProductOut(BaseModel):
     name: str
     kind: str
     description: str
+    category: str
+    usage: str
+    validity: str
+    featured: bool
+    sort_order: int
     active: bool
     created_at: datetime
+
+
+class ProductImageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    product_id: int
+    position: int
+    width: int
+    height: int
 
 
 class SkuCreate(BaseModel):

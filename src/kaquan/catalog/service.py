@@ -11,17 +11,36 @@ from kaquan.catalog.errors import ProductNotFound, SkuCodeTaken, SkuNotFound
 from kaquan.catalog.models import Product as Product
 from kaquan.catalog.models import Sku as Sku
 from kaquan.catalog.rules import CodeRule
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.catalog.schemas import ProductCreate, ProductUpdate, SkuCreate
 from kaquan.kit import clock
 from kaquan.kit.bounds import INT32_MAX, id_from_text
 from kaquan.kit.money import Money
 
 
 async def create_product(session: AsyncSession, data: ProductCreate, *, actor: str) -> Product:
-    product = Product(name=data.name, kind=data.kind, description=data.description, active=True, created_at=clock.now())
+    product = Product(**data.model_dump(), active=True, created_at=clock.now())
     session.add(product)
     await session.flush()
     await audit.record(session, actor, "product.created", target=f"product:{product.id}", after={"name": data.name})
+    return product
+
+
+async def get_product(session: AsyncSession, product_id: int) -> Product:
+    product = await session.get(Product, product_id) if 1 <= product_id <= INT32_MAX else None
+    if product is None:
+        raise ProductNotFound(product_id)
+    return product
+
+
+async def update_product(session: AsyncSession, product_id: int, data: ProductUpdate, *, actor: str) -> Product:
+    """Change what the shop shows of a product; the audit trail keeps the old and the new values."""
+    product = await get_product(session, product_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    before = {field: getattr(product, field) for field in changes}
+    for field, value in changes.items():
+        setattr(product, field, value)
+    await session.flush()
+    await audit.record(session, actor, "product.updated", target=f"product:{product.id}", before=before, after=changes)
     return product
 
 
@@ -90,6 +109,16 @@ def rule_of(sku: Sku) -> CodeRule:
 
 async def list_products(session: AsyncSession) -> list[Product]:
     return list((await session.execute(select(Product).order_by(Product.id))).scalars())
+
+
+async def shop_products(session: AsyncSession) -> list[Product]:
+    """The products on sale, in the order the shop shows them: featured first, then by sort order and id."""
+    stmt = (
+        select(Product)
+        .where(Product.active.is_(True))
+        .order_by(Product.featured.desc(), Product.sort_order, Product.id)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 async def list_skus(session: AsyncSession, *, active_only: bool = False) -> list[Sku]:

@@ -35,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(catalog_cmds.products, name="product")
 app.add_typer(catalog_cmds.skus, name="sku")
+app.add_typer(catalog_cmds.catalog_app, name="catalog")
 app.add_typer(stock_cmds.segments, name="segment")
 app.add_typer(bench.bench, name="bench")
 app.add_typer(admin_cmds.admins, name="admin")

@@ -1,17 +1,22 @@
-"""`kaquan product …` and `kaquan sku …`."""
+"""`kaquan product …`, `kaquan sku …` and `kaquan catalog image …`."""
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from kaquan.catalog import images as catalog_images
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.catalog.schemas import ProductCreate, ProductKind, SkuCreate, SkuOut
+from kaquan.catalog.schemas import ProductCreate, ProductKind, ProductUpdate, SkuCreate, SkuOut
 from kaquan.cli.common import console, dump, run
 from kaquan.runtime import Runtime
 
 products = typer.Typer(help="Products: what the shop sells.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The shop's catalog content: product pictures.", no_args_is_help=True)
+images = typer.Typer(help="Product pictures shown in the shop.", no_args_is_help=True)
+catalog_app.add_typer(images, name="image")
 skus = typer.Typer(help="SKUs: sellable variants with price, currency and code format.", no_args_is_help=True)
 ACTOR = "cli"
 
@@ -21,15 +26,95 @@ def create_product(
     name: Annotated[str, typer.Option(help="display name")],
     kind: Annotated[ProductKind, typer.Option(help="membership, game_points, virtual_item, voucher or gift_card")],
     description: str = "",
+    category: Annotated[str, typer.Option(help="the shop's category, e.g. 视频会员")] = "",
+    usage: Annotated[str, typer.Option(help="how a buyer uses the code (使用说明)")] = "",
+    validity: Annotated[str, typer.Option(help="how long a code stays good, e.g. 激活后 31 天")] = "",
+    featured: Annotated[bool, typer.Option(help="show it under 精选推荐 on the home page")] = False,
+    sort_order: Annotated[int, typer.Option(help="lower comes first in the shop")] = 0,
 ) -> None:
+    try:
+        data = ProductCreate(
+            name=name,
+            kind=kind,
+            description=description,
+            category=category,
+            usage=usage,
+            validity=validity,
+            featured=featured,
+            sort_order=sort_order,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
     async def work(rt: Runtime) -> int:
         async with rt.db.transaction() as session:
-            product = await catalog.create_product(
-                session, ProductCreate(name=name, kind=kind, description=description), actor=ACTOR
-            )
-            return product.id
+            return (await catalog.create_product(session, data, actor=ACTOR)).id
 
     console.print(f"product {run(work)} created")
+
+
+@products.command("set")
+def update_product(
+    product: Annotated[int, typer.Argument(help="product id")],
+    name: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option(help="the shop's category, e.g. 视频会员")] = None,
+    usage: Annotated[str | None, typer.Option(help="how a buyer uses the code (使用说明)")] = None,
+    validity: Annotated[str | None, typer.Option(help="how long a code stays good")] = None,
+    featured: Annotated[bool | None, typer.Option("--featured/--not-featured")] = None,
+    sort_order: Annotated[int | None, typer.Option(help="lower comes first in the shop")] = None,
+    on_sale: Annotated[bool | None, typer.Option("--on-sale/--off-sale", help="shown in the shop or not")] = None,
+) -> None:
+    """Change what the shop shows of a product; options left out stay as they are."""
+    try:
+        data = ProductUpdate(
+            name=name,
+            description=description,
+            category=category,
+            usage=usage,
+            validity=validity,
+            featured=featured,
+            sort_order=sort_order,
+            active=on_sale,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await catalog.update_product(session, product, data, actor=ACTOR)
+
+    run(work)
+    console.print(f"product {product} updated")
+
+
+@images.command("add")
+def add_image(
+    product: Annotated[int, typer.Argument(help="product id")],
+    file: Annotated[Path, typer.Argument(help="a JPEG, PNG, WebP or GIF, at most 8 MiB", dir_okay=False)],
+) -> None:
+    """Upload a product picture: kaquan strips its metadata, resizes it and serves it on the product page."""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(catalog_images.MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
+
+    async def work(rt: Runtime) -> int:
+        async with rt.db.transaction() as session:
+            return (await catalog_images.add_image(session, product, data, actor=ACTOR)).id
+
+    console.print(f"image {run(work)} added to product {product}")
+
+
+@images.command("remove")
+def remove_image(image: Annotated[int, typer.Argument(help="image id")]) -> None:
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await catalog_images.remove_image(session, image, actor=ACTOR)
+
+    run(work)
+    console.print(f"image {image} removed")
 
 
 @skus.command("create")

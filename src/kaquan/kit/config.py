@@ -3,6 +3,7 @@
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,9 +117,30 @@ class Settings(BaseSettings):
     )
     max_body_kb: int = Field(default=1024, ge=1, description="largest request body, KiB (file uploads excepted)")
     max_upload_mb: int = Field(default=512, ge=1, description="largest file upload (code imports, leak tracing), MiB")
+    timezone: str = Field(
+        default="Asia/Shanghai", description="the merchant's time zone (IANA name): every time a buyer sees is in it"
+    )
+    support_contact: str = Field(
+        default="", max_length=200, description="customer service as buyers see it, e.g. 客服微信 kaquan-help"
+    )
+    shop_low_stock: int = Field(
+        default=10, ge=1, description="the shop shows 库存紧张 (low stock) at or below this many units, never the count"
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Shanghai") from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -66,3 +66,16 @@ def parse_amount(text: str, currency: str) -> int:
 
 def supported_currencies() -> list[str]:
     return sorted(_MINOR_DIGITS)
+
+
+# How a buyer reads each currency's amounts: the symbol a Chinese shopper knows, before the number.
+_SYMBOLS = {"CNY": "¥", "USD": "US$", "EUR": "€", "HKD": "HK$", "JPY": "JP¥", "KRW": "₩"}
+
+
+def display(minor: int, currency: str) -> str:
+    """Money as a shop shows it: `¥19.90`, `US$1,234.50`, `JP¥1,200`; integers only, thousands separated."""
+    digits = _MINOR_DIGITS[currency]
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**digits)
+    number = f"{whole:,}" + (f".{frac:0{digits}d}" if digits else "")
+    return f"{sign}{_SYMBOLS[currency]}{number}"

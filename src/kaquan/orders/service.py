@@ -408,6 +408,19 @@ async def delivered_between(session: AsyncSession, start: datetime, end: datetim
     return [Sales(currency, int(count), int(total or 0)) for currency, count, total in rows]
 
 
+async def best_sellers(session: AsyncSession, *, limit: int = 8) -> list[tuple[int, int]]:
+    """The SKUs that sold the most units, as (sku_id, units), most first (delivered orders, all channels)."""
+    units = func.sum(Order.quantity)
+    rows = await session.execute(
+        select(Order.sku_id, units)
+        .where(Order.delivered_at.is_not(None))
+        .group_by(Order.sku_id)
+        .order_by(units.desc(), Order.sku_id)
+        .limit(limit)
+    )
+    return [(sku_id, int(total)) for sku_id, total in rows]
+
+
 async def count_delivered(session: AsyncSession, numbers: Sequence[str]) -> int:
     """How many of these orders are delivered (benchmarks' end check)."""
     total = 0

@@ -14,9 +14,7 @@ orders' codes, they would then share).
 """
 
 import secrets
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,19 +25,20 @@ from kaquan.catalog import service as catalog
 from kaquan.kit.bounds import INT64_MAX
 from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import DomainError, RateLimited
+from kaquan.kit.money import display
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.runtime import Runtime
 from kaquan.web.buyers_api import clear_buyer_cookie, set_buyer_cookie, signed_in
 from kaquan.web.deps import RuntimeDep, client_ip
-from kaquan.web.i18n import Translate, language, translator
-from kaquan.web.pages import render
+from kaquan.web.i18n import Translate, translator
+from kaquan.web.pages import local_time, render
 from kaquan.web.security import secure_cookie
+from kaquan.web.shop_words import chosen_language
 
 router = APIRouter(prefix="/account")
 FORM_COOKIE = "kq_form"
 FORM_FIELD = "form_token"
-SHOP_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def _form_token(request: Request) -> str:
@@ -59,7 +58,7 @@ def _form_ok(request: Request, offered: str) -> bool:
 
 
 def _page(request: Request, rt: Runtime, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
-    t = translator(language(request))
+    t = translator(chosen_language(request)[0])
     token = _form_token(request)
     phone = bool(rt.settings.sms_webhook_url)
     page = render(
@@ -105,7 +104,7 @@ async def send_code(
     contact: Annotated[str, Form(max_length=254)],
     form_token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    t = translator(language(request))
+    t = translator(chosen_language(request)[0])
     context: dict[str, Any] = {"step": "contact", "contact": contact, "problem": None}
     if not _form_ok(request, form_token):
         return _page(
@@ -132,7 +131,7 @@ async def confirm_code(
     code: Annotated[str, Form(max_length=16)],
     form_token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    t = translator(language(request))
+    t = translator(chosen_language(request)[0])
     context: dict[str, Any] = {"step": "code", "contact": contact, "resend_after_s": 0, "problem": None}
     if not _form_ok(request, form_token):
         return _page(
@@ -157,17 +156,6 @@ async def sign_out(request: Request, form_token: Annotated[str, Form(max_length=
     return response
 
 
-def shop_time(at: datetime) -> str:
-    """A time as the shop shows it: in Beijing time, to the minute."""
-    return at.astimezone(SHOP_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
-
-
-def money(minor: int, currency: str) -> str:
-    whole, cents = divmod(minor, 100)
-    amount = f"{whole:,}.{cents:02d}"
-    return f"¥{amount}" if currency == "CNY" else f"{currency} {amount}"
-
-
 @router.get("/orders", response_class=HTMLResponse)
 async def history(
     request: Request, rt: RuntimeDep, before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None
@@ -179,14 +167,15 @@ async def history(
         page = await orders.history(session, contact, limit=orders.HISTORY_PAGE + 1, before_id=before_id)
         skus = {sku_id: await catalog.get_sku(session, sku_id) for sku_id in {order.sku_id for order in page}}
     shown = page[: orders.HISTORY_PAGE]
+    when = local_time(request)
     rows = [
         {
             "number": order.number,
             "item": skus[order.sku_id].name,
             "quantity": order.quantity,
-            "total": money(order.total_minor, order.currency),
+            "total": display(order.total_minor, order.currency),
             "status": order.status,
-            "placed": shop_time(order.created_at),
+            "placed": when(order.created_at),
         }
         for order in shown
     ]

@@ -31,7 +31,7 @@ def error_response(request: Request, status: int, code: str, message: str, detai
         return render(
             request,
             "error.html",
-            {"status": status, "code": code, "message": message},
+            {"status": status, "code": code, "message": message, "details": details},
             status=status,
             headers=headers,
         )

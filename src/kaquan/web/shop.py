@@ -1,14 +1,12 @@
-"""Storefront pages: browse, buy, pay, see the codes, look an order up (查单)."""
+"""Storefront orders: buy, see the codes, look an order up (查单); browsing is in `shop_catalog`."""
 
 import secrets
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
-from kaquan.inventory import available_by_sku
 from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
@@ -62,30 +60,6 @@ def remember_order(response: Response, request: Request, number: str, lookup_sec
     )
 
 
-@router.get("/", response_class=HTMLResponse)
-async def index(request: Request, rt: RuntimeDep) -> Response:
-    async with rt.db.read() as session:
-        products = {p.id: p for p in await catalog.list_products(session)}
-        skus = await catalog.list_skus(session, active_only=True)
-        available = await available_by_sku(session)
-    page = render(
-        request,
-        "index.html",
-        {
-            "products": products,
-            "skus": skus,
-            "available": available,
-            "idempotency_key": str(uuid.uuid4()),
-            "shop_max_per_order": rt.settings.shop_max_per_order,
-            "payment_available": rt.gateway is not None,
-        },
-    )
-    token, new = client_token(request)
-    if new:
-        remember_client(page, request, token)
-    return page
-
-
 @router.post("/orders", status_code=303, response_class=RedirectResponse)
 async def buy(
     request: Request,
@@ -129,12 +103,16 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
         order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, buyer(request, "order page"))
         payment = await payments.latest_for_order(session, order.id)
+        sku = await catalog.get_sku(session, order.sku_id)
+        product = await catalog.get_product(session, sku.product_id)
     return render(
         request,
         "order.html",
         {
             "view": view,
             "order": order,
+            "sku": sku,
+            "product": product,
             "lookup_secret": offered,
             "pay_url": payments.checkout_url(payment) if payment and order.status == "pending_payment" else None,
         },

@@ -1,7 +1,7 @@
 """settlement: counterparties, rule versions, runs and their statement lines
 
 Revision ID: b7c2e9a4d201
-Revises: a1d3e7f0c120
+Revises: c5a0b7d2e401
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b7c2e9a4d201"
-down_revision: str | None = "a1d3e7f0c120"
+down_revision: str | None = "c5a0b7d2e401"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
