@@ -16,9 +16,10 @@ def secret_in(stdout: str) -> str:
 
 
 def given_store_selling(kaquan: Kaquan, tmp_path: Path, codes: list[str]) -> str:
-    """Store tmall sells VIDEO-1M at 18.00 with a 5% fee; VIDEO-1M holds `codes`. Returns the push secret."""
+    """Store tmall sells VIDEO-1M at 18.00 with a 5% fee; VIDEO-1M holds `codes` costing 12.00 each.
+    Returns the push secret."""
     given_catalog(kaquan)
-    kaquan.ok("import", code_file(tmp_path, *codes), "--sku", "VIDEO-1M")
+    kaquan.ok("import", code_file(tmp_path, *codes), "--sku", "VIDEO-1M", "--unit-cost", "1200")
     secret = secret_in(
         kaquan.ok("channel", "marketplace", "add", "tmall", "--name", "Tmall flagship", "--fee-bp", "500")
     )
@@ -88,7 +89,14 @@ def test_an_order_file_is_delivered_to_a_private_plaintext_file(kaquan: Kaquan, 
     assert len({row["order_no"] for row in rows}) == 2
     sold = {(s.sold, s.available) for s in kaquan.stock()}
     assert sold == {(3, 2)}
-    assert "ledger balanced" in kaquan.ok("ledger", "check")
+    checked = kaquan.ok("ledger", "check")
+    assert "ledger balanced" in checked
+    assert "cost of goods of 2 order(s) waits for the worker" in checked
+    assert kaquan.outbox_pass() == 1  # one event: the file's one batch
+    checked = kaquan.ok("ledger", "check")
+    assert "ledger balanced" in checked and "books agree" in checked and "waits for the worker" not in checked
+    # three codes at 12.00, one cost-of-goods transfer per order (2 and 1 codes)
+    assert "2 entries; balance -CNY 36.00" in kaquan.ok("ledger", "entries", "inventory:CNY")
 
 
 def test_importing_the_file_again_delivers_the_same_codes_and_places_nothing_new(

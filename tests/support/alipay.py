@@ -21,7 +21,7 @@ from kaquan.kit.config import Settings
 from kaquan.kit.errors import DomainError
 from kaquan.payments.alipay.gateway import AlipayConfig, AlipayGateway
 from kaquan.payments.alipay.simulator import AlipaySimulator
-from kaquan.payments.gateway import Notification, PaymentRequest
+from kaquan.payments.gateway import Ignored, Notification, PaymentRequest
 from kaquan.payments.plugins import GatewaySetup
 
 APP_ID = "2021004100000001"
@@ -70,10 +70,11 @@ class Clock:
 
 @dataclass
 class Shop:
-    """kaquan's notify endpoint, reduced to verify + acknowledge; it keeps what it accepted and what it refused."""
+    """kaquan's notify endpoint, reduced to verify + acknowledge; it keeps what it accepted, ignored and refused."""
 
     gateway: AlipayGateway | None = None
     accepted: list[Notification] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
     async def notify(self, request: Request) -> Response:
@@ -84,7 +85,10 @@ class Shop:
             self.refused.append(error.code)
             answer = self.gateway.acknowledge(error.code)
         else:
-            self.accepted.append(note)
+            if isinstance(note, Ignored):
+                self.ignored.append(note)
+            else:
+                self.accepted.append(note)
             answer = self.gateway.acknowledge(None)
         return Response(answer.body, answer.status_code, media_type=answer.media_type)
 

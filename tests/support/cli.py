@@ -23,6 +23,7 @@ from typer.testing import CliRunner, Result
 from kaquan.all_models import metadata
 from kaquan.cli.app import app
 from kaquan.inventory.levels import Stock, stock
+from kaquan.kit import outbox
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 
@@ -91,6 +92,10 @@ class Kaquan:
     def stock(self) -> list[Stock]:
         return in_own_loop(lambda: _stock(self.database_url))
 
+    def outbox_pass(self) -> int:
+        """What one pass of `kaquan worker` does with the outbox: the due events run; how many ran."""
+        return in_own_loop(lambda: _outbox_pass(self.database_url))
+
 
 async def _state(url: str) -> dict[str, Any]:
     db = Database(url)
@@ -106,6 +111,14 @@ async def _state(url: str) -> dict[str, Any]:
             }
             counts["stock"] = await stock(session)
             return counts
+    finally:
+        await db.dispose()
+
+
+async def _outbox_pass(url: str) -> int:
+    db = Database(url)
+    try:
+        return await outbox.run_due(db)
     finally:
         await db.dispose()
 

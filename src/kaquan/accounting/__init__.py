@@ -2,19 +2,25 @@
 
 The chart of accounts and worked entries: docs/accounting.md. Services never
 commit: each booking runs in the caller's transaction, next to the payment,
-delivery or refund it records. `check_books` proves the ledger agrees with
+delivery or refund it records; the cost of goods of agents' and marketplaces'
+orders is booked by the worker from an outbox event their transaction writes
+(`book_deliveries_later`, handled in `tasks`). `check_books` proves the ledger agrees with
 orders and payments and names every disagreement.
 
 The public surface is what this module exports; other modules use only that.
 """
 
+from kaquan.accounting import tasks as _tasks  # noqa: F401  (registers the outbox handler)
 from kaquan.accounting.adjusting import CounterAccount, book_adjustment
 from kaquan.accounting.booking import (
+    COST_OF_GOODS_TOPIC,
     book_chargeback,
     book_deliveries,
+    book_deliveries_later,
     book_delivery,
     book_payment,
     book_refund,
+    pending_cost_of_goods,
 )
 from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
 from kaquan.accounting.errors import InvalidBooking
@@ -22,6 +28,7 @@ from kaquan.accounting.fees import fee_returned, gateway_fee, round_half_up
 from kaquan.accounting.payouts import book_payout
 
 __all__ = [
+    "COST_OF_GOODS_TOPIC",
     "CounterAccount",
     "InvalidBooking",
     "PaidRecord",
@@ -29,6 +36,7 @@ __all__ = [
     "book_adjustment",
     "book_chargeback",
     "book_deliveries",
+    "book_deliveries_later",
     "book_delivery",
     "book_payment",
     "book_payout",
@@ -36,5 +44,6 @@ __all__ = [
     "check_books",
     "fee_returned",
     "gateway_fee",
+    "pending_cost_of_goods",
     "round_half_up",
 ]

@@ -22,11 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan import inventory, ledger
 from kaquan.accounting import chart
 from kaquan.accounting.errors import InvalidBooking
+from kaquan.kit import outbox
 from kaquan.kit.db import Database
 from kaquan.kit.errors import IdempotencyConflict
 from kaquan.orders.service import Order
 
 ACTOR = "accounting"
+COST_OF_GOODS_TOPIC = "accounting.cost_of_goods"
 MAX_REFERENCE = 100  # the ledger keeps 128 characters: room for the longest prefix
 
 
@@ -159,6 +161,25 @@ async def book_deliveries(db: Database, session: AsyncSession, orders: Sequence[
         if costs.get(order.id)
     ]
     await _post_once(db, session, planned, actor=actor)
+
+
+async def book_deliveries_later(session: AsyncSession, order_ids: Sequence[int]) -> None:
+    """`book_deliveries` for these delivered orders, booked by the worker once the caller commits.
+
+    For the channels' hot paths (a batch of an agent's or a marketplace's orders): booking there would hold
+    the one `cogs:<cur>` and `inventory:<cur>` rows from the booking to the commit, and every batch of every
+    agent would queue on them. The outbox event is written in the caller's transaction, so it exists
+    exactly when the deliveries do; each booking is once per order (`cogs:<order number>`), so an event
+    run twice, or two events naming one order, book it once.
+    """
+    if order_ids:
+        await outbox.enqueue(session, COST_OF_GOODS_TOPIC, {"order_ids": sorted(set(order_ids))})
+
+
+async def pending_cost_of_goods(session: AsyncSession) -> set[int]:
+    """The orders whose cost of goods waits in the outbox (`book_deliveries_later`), not booked yet."""
+    payloads = await outbox.pending_payloads(session, COST_OF_GOODS_TOPIC)
+    return {int(order_id) for payload in payloads for order_id in payload["order_ids"]}
 
 
 def _check_reference(name: str, value: str) -> None:

@@ -11,8 +11,9 @@ What is proved:
   a channel order refunded is reversed once (`refund:<number>`);
 - every completed refund or chargeback is reversed once, for its amount; no
   reversal without a completed refund; no payment refunded beyond what was paid;
-- every delivered order whose sale came through a gateway, and every order with a
-  cost-of-goods booking, has its codes' cost booked (`cogs:<number>`);
+- every delivered order of every channel has its codes' cost booked (`cogs:<number>`),
+  or its booking waits in the outbox (agents' and marketplaces' orders, booked by the
+  worker: `booking.book_deliveries_later`); no cost booking without a delivered order;
 - per currency and channel, the sales these bookings add up to equal what the
   payments, refunds and channel orders say.
 """
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import inventory, ledger
 from kaquan.accounting import chart
+from kaquan.accounting.booking import pending_cost_of_goods
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import Money
 from kaquan.ledger import PostedTransfer
@@ -112,7 +114,7 @@ async def check_books(session: AsyncSession, paid: Iterable[PaidRecord], refunds
     _check_sales_once(books, payments)
     _check_refunds(books, payments, list(refunds))
     _check_channel_orders(books, payments)
-    await _check_cost_of_goods(session, books, payments)
+    await _check_cost_of_goods(session, books)
     _check_totals(books)
     return books.problems
 
@@ -274,21 +276,17 @@ def _check_channel_orders(books: _Books, payments: dict[str, PaidRecord]) -> Non
             books.say(f"ledger refund {_label(refund)}: no paid order {number}")
 
 
-async def _check_cost_of_goods(session: AsyncSession, books: _Books, payments: dict[str, PaidRecord]) -> None:
+async def _check_cost_of_goods(session: AsyncSession, books: _Books) -> None:
+    """Every delivered order of every channel has its codes' cost booked, unless its booking waits in the outbox."""
     booked = books.of_kind(chart.COGS)
-    by_gateway = {record.order_number for record in payments.values()}
-    wanted = sorted(
-        (
-            order
-            for number, order in books.orders.items()
-            if order.delivered and (number in by_gateway or number in booked)
-        ),
-        key=lambda order: order.id,
-    )
+    pending = await pending_cost_of_goods(session)
+    wanted = sorted((order for order in books.orders.values() if order.delivered), key=lambda order: order.id)
     costs = await inventory.cost_of_orders(session, [order.id for order in wanted])
     for order in wanted:
         expected = costs.get(order.id, {})
         transfer = booked.get(order.number)
+        if transfer is None and order.id in pending:
+            continue
         posted = {}
         if transfer is not None:
             posted = {

@@ -21,14 +21,15 @@ ledger_app = typer.Typer(help="The ledger: check that it balances, read an accou
 def check() -> None:
     """Prove the ledger balances and agrees with orders and payments per currency; name each problem, exit 1 if any."""
 
-    async def work(rt: Runtime) -> tuple[ledger.LedgerCheck, list[str], int, int, settlement.SettlementCheck]:
+    async def work(rt: Runtime) -> tuple[ledger.LedgerCheck, list[str], int, int, int, settlement.SettlementCheck]:
         async with rt.db.read() as session:
             paid, refunds = await payment_refunds.books_records(session)
             books = await accounting.check_books(session, paid, refunds)
+            waiting = len(await accounting.pending_cost_of_goods(session))
             statements = await settlement.check(session)
-            return await ledger.check(session), books, len(paid), len(refunds), statements
+            return await ledger.check(session), books, len(paid), len(refunds), waiting, statements
 
-    result, books, paid, refunds, statements = run(work)
+    result, books, paid, refunds, waiting, statements = run(work)
     books = books + statements.problems
     if not result.ok:
         errors.print(f"[bold red]ledger out of balance[/]: {len(result.problems)} problem(s)", highlight=False)
@@ -43,6 +44,8 @@ def check() -> None:
     console.print(f"ledger balanced: {result.transfers} transfers, {result.postings} postings", highlight=False)
     console.print(f"books agree with orders and payments: {paid} payment(s), {refunds} refund(s)", highlight=False)
     console.print(f"settlement statements agree with the ledger: {statements.runs} confirmed", highlight=False)
+    if waiting:
+        console.print(f"cost of goods of {waiting} order(s) waits for the worker (the outbox)", highlight=False)
 
 
 @ledger_app.command("entries")

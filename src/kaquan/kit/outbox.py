@@ -147,6 +147,16 @@ def _note_failure(event: OutboxEvent, exc: Exception) -> None:
         event.failed_at = clock.now()
 
 
+async def pending_payloads(session: AsyncSession, topic: str) -> list[dict[str, Any]]:
+    """The payloads of `topic`'s events still to run (due or backing off; not done, not given up)."""
+    stmt = (
+        select(OutboxEvent.payload)
+        .where(OutboxEvent.topic == topic, OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
+        .order_by(OutboxEvent.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
 async def pending_count(session: AsyncSession) -> int:
     from sqlalchemy import func
 

@@ -85,6 +85,19 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class Ignored:
+    """A genuine notification (signed, fresh, for this merchant) that says nothing kaquan acts on.
+
+    The provider hears its success answer, or it would retry for days, and the notification is recorded
+    and otherwise ignored: Alipay's WAIT_BUYER_PAY, a Stripe event type kaquan does not subscribe to.
+    `what` names it (the trade status, the event type); `payment_token` is the trade's, when it names one.
+    """
+
+    what: str
+    payment_token: str | None = None
+
+
+@dataclass(frozen=True)
 class TradeState:
     """The provider's answer to "what happened to this payment?" (the active query after a lost notification)."""
 
@@ -130,8 +143,10 @@ class Gateway(Protocol):
 
     async def create(self, request: PaymentRequest) -> PayAction: ...
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification:
-        """Check the notification's signature and freshness and read it; raise a payments error if it fails."""
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Ignored:
+        """Check the notification's signature and freshness and read it; raise a payments error if it fails.
+
+        A genuine notification kaquan has no use for is `Ignored`, never an error."""
         ...
 
     def acknowledge(self, error_code: str | None) -> Acknowledgement:

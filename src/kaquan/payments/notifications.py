@@ -23,27 +23,34 @@ from kaquan.orders import service as orders
 from kaquan.orders.service import Order
 from kaquan.payments import refunds
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
-from kaquan.payments.gateway import Gateway, Notification
+from kaquan.payments.gateway import Gateway, Ignored, Notification
 from kaquan.payments.models import Payment, PaymentCallback
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+IGNORED = "ignored"  # the outcome of a genuine notification kaquan has no use for
+_TOKEN_LENGTH = 40  # payment_callbacks.payment_token
+_OUTCOME_LENGTH = 64  # payment_callbacks.outcome
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a notification did: "delivered", "duplicate", "closed", "refund_succeeded", "unfulfilled_refunding", …"""
+    """What a notification did: "delivered", "duplicate", "closed", "refund_succeeded", "unfulfilled_refunding",
+    "ignored", …; `order_number` is None for an ignored notification (kaquan does not look its trade up)."""
 
     outcome: str
-    order_number: str
+    order_number: str | None
 
 
 async def receive(db: Database, gateway: Gateway, headers: dict[str, str], body: bytes) -> Receipt:
-    """Verify and apply one provider notification; duplicates are harmless, bad ones are logged and refused."""
+    """Verify and apply one provider notification; duplicates are harmless, bad ones are logged and refused,
+    genuine ones kaquan has no use for are recorded and acknowledged (so the provider stops retrying)."""
     digest = hashlib.sha256(body).digest()
     try:
         note = gateway.verify(headers, body)
+        if isinstance(note, Ignored):
+            return await db.run(lambda session: _ignore(session, gateway, note, digest=digest))
         return await db.run(lambda session: apply(db, session, gateway, note, digest=digest))
     except DomainError as exc:
         log.warning("payment notification refused by %s: %s", gateway.name, exc.code)
@@ -92,6 +99,22 @@ async def apply(
         )
     )
     return Receipt(outcome, order.number)
+
+
+async def _ignore(session: AsyncSession, gateway: Gateway, note: Ignored, *, digest: bytes) -> Receipt:
+    log.info("payment notification ignored from %s: %s", gateway.name, note.what)
+    token = note.payment_token if note.payment_token and len(note.payment_token) <= _TOKEN_LENGTH else None
+    session.add(
+        PaymentCallback(
+            gateway=gateway.name,
+            received_at=clock.now(),
+            accepted=True,
+            outcome=f"{IGNORED}:{note.what}"[:_OUTCOME_LENGTH],
+            payment_token=token,
+            body_sha256=digest,
+        )
+    )
+    return Receipt(IGNORED, None)
 
 
 def _check_amount(payment: Payment, note: Notification) -> None:

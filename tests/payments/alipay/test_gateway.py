@@ -15,6 +15,7 @@ from tests.support.alipay import (
     open_cashier,
     payment,
 )
+from tests.support.notifications import read
 
 from kaquan.payments.alipay import protocol
 from kaquan.payments.alipay.bill import read_bill
@@ -28,7 +29,7 @@ from kaquan.payments.errors import (
     NotificationMismatch,
     StaleCallback,
 )
-from kaquan.payments.gateway import RefundRequest
+from kaquan.payments.gateway import Ignored, RefundRequest
 
 
 @pytest.fixture
@@ -294,7 +295,7 @@ async def test_a_notification_is_believed_within_alipays_25_hours_of_retries_and
     body = signed_form(params)
 
     world.clock.advance(hours=24, minutes=59)
-    assert world.gateway.verify({}, body).kind == "paid"
+    assert read(world.gateway, {}, body).kind == "paid"
     world.clock.advance(minutes=2)
     with pytest.raises(StaleCallback):
         world.gateway.verify({}, body)
@@ -320,10 +321,10 @@ def test_an_unreadable_body_is_malformed(world: AlipayWorld, body: bytes) -> Non
         {"out_trade_no": ""},
         {"notify_time": "yesterday"},
         {"notify_type": "trade_refund_sync"},
-        {"trade_status": "WAIT_BUYER_PAY"},
+        {"trade_status": "TRADE_PENDING"},
         {"charset": "gbk"},
     ],
-    ids=["bad amount", "no trade", "bad time", "other type", "waiting", "other charset"],
+    ids=["bad amount", "no trade", "bad time", "other type", "unknown status", "other charset"],
 )
 async def test_a_signed_notification_kaquan_cannot_read_is_malformed(
     world: AlipayWorld, change: dict[str, str]
@@ -331,6 +332,29 @@ async def test_a_signed_notification_kaquan_cannot_read_is_malformed(
     params = await a_paid_notification(world)
     with pytest.raises(MalformedCallback):
         world.gateway.verify({}, signed_form({**params, **change}))
+
+
+async def test_a_signed_wait_buyer_pay_is_ignored_and_names_its_trade(world: AlipayWorld) -> None:
+    params = await a_paid_notification(world)
+
+    note = world.gateway.verify({}, signed_form({**params, "trade_status": "WAIT_BUYER_PAY"}))
+
+    assert note == Ignored("WAIT_BUYER_PAY", payment_token="KQP0001")
+
+
+async def test_a_wait_buyer_pay_not_signed_by_alipay_or_not_for_this_merchant_is_refused(world: AlipayWorld) -> None:
+    params = {**await a_paid_notification(world), "trade_status": "WAIT_BUYER_PAY"}
+    forged = urlencode(protocol.sign_notification(params, key_pair("stranger")))
+    with pytest.raises(InvalidSignature):
+        world.gateway.verify({}, forged.encode())
+    with pytest.raises(InvalidSignature):
+        world.gateway.verify(
+            {}, urlencode({k: v for k, v in params.items() if k not in ("sign", "sign_type")}).encode()
+        )
+    with pytest.raises(NotificationMismatch):
+        world.gateway.verify({}, signed_form({**params, "seller_id": "2088000000000999"}))
+    with pytest.raises(StaleCallback):
+        world.gateway.verify({}, signed_form({**params, "notify_time": protocol.china_time(START - timedelta(days=2))}))
 
 
 def test_alipay_hears_success_only_when_the_notification_was_accepted(world: AlipayWorld) -> None:

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from tests.support.notifications import read
 from tests.support.stripe_world import (
     API_BASE,
     SECRET_KEY,
@@ -27,7 +28,7 @@ from kaquan.payments.errors import (
     NotificationMismatch,
     StaleCallback,
 )
-from kaquan.payments.gateway import TradeState
+from kaquan.payments.gateway import Ignored, TradeState
 from kaquan.payments.stripe import protocol
 from kaquan.payments.stripe.gateway import StripeConfig, StripeGateway
 from kaquan.payments.stripe.protocol import CurrencyNotSupported
@@ -44,7 +45,7 @@ async def paid(world: StripeWorld, payment_token: str = TOKEN, *, amount_minor: 
     await world.gateway.create(payment(payment_token, at=world.clock.now(), amount_minor=amount_minor))
     sent = await world.simulator.pay(payment_token)
     assert sent is not None
-    txn_id = world.gateway.verify(sent.headers, sent.body).txn_id
+    txn_id = read(world.gateway, sent.headers, sent.body).txn_id
     assert txn_id is not None
     return txn_id
 
@@ -118,7 +119,7 @@ async def test_the_buyer_paying_is_a_verified_paid_notification_with_stripes_amo
     sent = await world.simulator.pay("pay_tok_1")
     assert sent is not None and sent.status_code == 200
     assert world.webhooks[0].url == "http://shop.test/payments/stripe/notify"
-    notification = world.gateway.verify(sent.headers, sent.body)
+    notification = read(world.gateway, sent.headers, sent.body)
     (intent,) = world.simulator.intents
     assert notification.kind == "paid"
     assert (notification.payment_token, notification.amount_minor, notification.currency) == ("pay_tok_1", 1990, "USD")
@@ -130,7 +131,7 @@ async def test_a_yen_payment_is_reported_in_whole_yen(world: StripeWorld) -> Non
     await world.gateway.create(payment(at=world.clock.now(), amount_minor=1200, currency="JPY"))
     sent = await world.simulator.pay("pay_tok_1")
     assert sent is not None
-    notification = world.gateway.verify(sent.headers, sent.body)
+    notification = read(world.gateway, sent.headers, sent.body)
     assert (notification.amount_minor, notification.currency) == (1200, "JPY")
 
 
@@ -191,7 +192,7 @@ async def test_a_closed_session_is_a_verified_closed_notification(world: StripeW
     await world.gateway.create(payment(at=world.clock.now()))
     await world.gateway.close("pay_tok_1")
     (sent,) = await world.webhooks_of("checkout.session.expired")
-    notification = world.gateway.verify(sent.headers, sent.body)
+    notification = read(world.gateway, sent.headers, sent.body)
     assert (notification.kind, notification.payment_token, notification.amount_minor) == ("closed", "pay_tok_1", 1990)
 
 
@@ -200,7 +201,7 @@ async def test_a_session_past_its_expiry_is_closed_at_stripe(world: StripeWorld)
     world.clock.advance(hours=1)
     assert (await world.gateway.query("pay_tok_1")).status == "closed"
     (sent,) = await world.webhooks_of("checkout.session.expired")
-    assert world.gateway.verify(sent.headers, sent.body).kind == "closed"
+    assert read(world.gateway, sent.headers, sent.body).kind == "closed"
 
 
 async def test_a_paid_trade_cannot_be_closed(world: StripeWorld) -> None:
@@ -219,7 +220,7 @@ async def test_a_full_refund_succeeds_and_its_webhook_verifies_as_a_refund(world
     assert result.status == "succeeded"
     assert result.provider_ref in world.simulator.refunds
     (sent,) = await world.webhooks_of("refund.created")
-    notification = world.gateway.verify(sent.headers, sent.body)
+    notification = read(world.gateway, sent.headers, sent.body)
     assert notification.kind == "refund"
     assert (notification.refund_no, notification.refund_status) == ("R-1", "succeeded")
     assert (notification.payment_token, notification.amount_minor, notification.currency) == ("pay_tok_1", 1990, "USD")
@@ -294,7 +295,7 @@ async def test_a_webhook_signed_more_than_300_seconds_ago_or_ahead_is_stale(worl
     await paid(world)
     (sent,) = world.simulator.sent()
     world.clock.advance(seconds=300)
-    assert world.gateway.verify(sent.headers, sent.body).kind == "paid"
+    assert read(world.gateway, sent.headers, sent.body).kind == "paid"
     world.clock.advance(seconds=1)
     with pytest.raises(StaleCallback):
         world.gateway.verify(sent.headers, sent.body)
@@ -319,7 +320,7 @@ async def test_an_event_about_another_stripe_account_is_a_mismatch() -> None:
     with pytest.raises(NotificationMismatch):
         world.gateway.verify(headers, body)
     headers, body = signed(event(kind, completed_session(), account="acct_ours"), at=world.clock.now())
-    assert world.gateway.verify(headers, body).kind == "paid"
+    assert read(world.gateway, headers, body).kind == "paid"
     without_account = stripe_world()  # a direct account's own events carry no `account`
     headers, body = signed(event(kind, completed_session(), account="acct_connected"), at=without_account.clock.now())
     with pytest.raises(NotificationMismatch):
@@ -353,7 +354,6 @@ async def test_a_checkout_session_kaquan_did_not_open_is_a_mismatch(world: Strip
         json.dumps(event("checkout.session.completed", completed_session(amount_total="19.90"))).encode(),
         json.dumps(event("checkout.session.completed", completed_session(payment_status="unpaid"))).encode(),
         json.dumps(event("checkout.session.completed", completed_session(payment_intent=None))).encode(),
-        json.dumps(event("customer.created", {"object": "customer"})).encode(),
         json.dumps(event("charge.refunded", {"object": "charge", "refunds": {"data": []}})).encode(),
     ],
     ids=[
@@ -364,13 +364,34 @@ async def test_a_checkout_session_kaquan_did_not_open_is_a_mismatch(world: Strip
         "amount-as-text",
         "completed-unpaid",
         "paid-without-intent",
-        "unsubscribed-type",
         "charge-refunded-without-refunds",
     ],
 )
 async def test_a_correctly_signed_body_kaquan_cannot_read_is_malformed(world: StripeWorld, body: bytes) -> None:
     headers = {"Stripe-Signature": protocol.signature_header([world.simulator.webhook_secret], body, world.stamp())}
     with pytest.raises(MalformedCallback):
+        world.gateway.verify(headers, body)
+
+
+@pytest.mark.parametrize("kind", ["customer.created", "payment_intent.succeeded", "charge.dispute.created"])
+async def test_a_signed_event_of_a_type_kaquan_does_not_read_is_ignored(world: StripeWorld, kind: str) -> None:
+    headers, body = signed(event(kind, {"object": kind.split(".")[0], "id": "obj_1"}), at=world.clock.now())
+
+    assert world.gateway.verify(headers, body) == Ignored(kind)
+
+
+async def test_an_unread_event_type_forged_stale_or_for_another_account_is_refused(world: StripeWorld) -> None:
+    customer = event("customer.created", {"object": "customer", "id": "cus_1"})
+    headers, body = signed(customer, at=world.clock.now(), secret="whsec_not_ours")
+    with pytest.raises(InvalidSignature):
+        world.gateway.verify(headers, body)
+    with pytest.raises(InvalidSignature):
+        world.gateway.verify({}, body)
+    headers, body = signed(customer, at=world.clock.now() - timedelta(hours=1))
+    with pytest.raises(StaleCallback):
+        world.gateway.verify(headers, body)
+    headers, body = signed({**customer, "account": "acct_someone_else"}, at=world.clock.now())
+    with pytest.raises(NotificationMismatch):
         world.gateway.verify(headers, body)
 
 
@@ -453,10 +474,10 @@ async def test_a_pending_refund_is_processing_until_stripe_says_how_it_ended(wor
     made = await world.gateway.refund(refund("R-1", 1990, txn_id=txn_id))
     assert made.status == "processing"
     (created,) = await world.webhooks_of("refund.created")
-    assert world.gateway.verify(created.headers, created.body).refund_status == "processing"
+    assert read(world.gateway, created.headers, created.body).refund_status == "processing"
     assert made.provider_ref is not None
     updated = await world.simulator.settle_refund(made.provider_ref, succeeded=False)
-    notification = world.gateway.verify(updated.headers, updated.body)
+    notification = read(world.gateway, updated.headers, updated.body)
     assert (notification.kind, notification.refund_no, notification.refund_status) == ("refund", "R-1", "failed")
     failed = await world.gateway.query_refund("pay_tok_1", "R-1")
     assert (failed.status, failed.detail) == ("failed", "expired_or_canceled_card")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.notifications import read
 from tests.support.stripe_world import payment
 
 from kaquan.kit.config import Settings
@@ -105,5 +106,5 @@ async def test_the_simulated_gateway_takes_a_payment_through_the_simulator_mount
     sent = await simulation.provider.pay("pay_tok_1")
     assert sent is not None
     assert received[0].url == "http://shop.test/payments/stripe/notify"
-    assert simulation.gateway.verify(sent.headers, sent.body).kind == "paid"
+    assert read(simulation.gateway, sent.headers, sent.body).kind == "paid"
     assert plugin.simulated(setup_in(tmp_path)).provider is not simulation.provider  # state is per simulator

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tests.support.notifications import read
 from tests.support.wechatpay import platform_certificate, session_keys
 
 from kaquan.kit import clock
@@ -158,6 +159,6 @@ async def test_the_plugins_simulation_pays_end_to_end_with_no_network(tmp_path: 
     assert action.qr is not None and action.qr.startswith("https://shop.example/sim/wechatpay/qr/")
     sent = await simulation.provider.pay(asked.token)
     assert sent is not None and sent.status_code == 200 and bodies == [sent.body]
-    note = simulation.gateway.verify(sent.headers, sent.body)
+    note = read(simulation.gateway, sent.headers, sent.body)
     assert (note.kind, note.payment_token, note.amount_minor) == ("paid", asked.token, 1990)
     assert (await simulation.gateway.query(asked.token)).status == "paid"

@@ -8,6 +8,9 @@ partly filling what the balance cannot cover), allocates the codes of the
 whole batch in a few statements, and books all its debits with one balance
 update. The ledger's floor check (and its CHECK constraint) still guards
 every commit, so no concurrency can take the balance below minus the limit.
+The codes' cost of goods is not booked here, where every batch of every agent
+would queue on the one `cogs` and `inventory` rows: the batch writes one outbox
+event and the worker books it (`accounting.book_deliveries_later`).
 
 Orders in "async" mode are accepted and paid the same way but filled by the
 worker (`channels.tasks`); if stock has run out by then, the order is refunded
@@ -27,7 +30,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import accounting, ledger
 from kaquan.channels import booking, schemas
 from kaquan.channels import pricing as channels
 from kaquan.channels.agents import code_encryption
@@ -237,11 +240,13 @@ class AgentOrders:
 
 
 async def _announce(session: AsyncSession, agent: Agent, booked: "_Booked", loaded: Mapping[int, Order]) -> None:
-    """The batch's callbacks, each carrying its order as the open API shows it, and the async orders for the worker."""
+    """The batch's callbacks, each carrying its order as the open API shows it, and for the worker the async
+    orders to fill and the delivered orders' cost of goods (booked later, off the agents' path)."""
     events = [(event, schemas.order_event_data(loaded[order_id], sku)) for event, order_id, sku in booked.events]
     await callbacks.notify_many(session, agent_id=agent.id, events=events)
     for order_id in booked.to_fill:
         await outbox.enqueue(session, FULFIL_TOPIC, {"order_id": order_id})
+    await accounting.book_deliveries_later(session, booked.delivered)
 
 
 async def _answers(
@@ -409,12 +414,13 @@ def _within_quota(wanted: list[batch_placing.BulkOrder], room: int) -> list[batc
 
 @dataclass
 class _Booked:
-    """What a batch's new orders add up to: ledger transfers, callbacks, async orders for the worker."""
+    """What a batch's new orders add up to: ledger transfers, callbacks, async orders and deliveries for the worker."""
 
     sales_account_id: int
     transfers: list[ledger.TransferSpec] = field(default_factory=list)
     events: list[tuple[str, int, str]] = field(default_factory=list)  # (event type, order id, SKU code)
     to_fill: list[int] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
 
 
 def _settle(
@@ -439,6 +445,8 @@ def _settle(
     booked.events.append((event, placed.order_id, request.sku))
     if placed.status == "processing":
         booked.to_fill.append(placed.order_id)
+    else:
+        booked.delivered.append(placed.order_id)
     return _Placed(placed.order_id, created=True, code_ids=placed.code_ids)
 
 
@@ -501,6 +509,7 @@ async def fulfil(db: Database, session: AsyncSession, order_id: int) -> Order:
         )
         return order
     await lifecycle.move(session, order, "delivered")
+    await accounting.book_deliveries_later(session, [order.id])
     await callbacks.notify(
         session, agent_id=agent.id, event_type="order.delivered", data=schemas.order_event_data(order, sku.code)
     )

@@ -12,7 +12,8 @@ delivered again with the same codes, with a different request it is a conflict.
 The marketplace has the buyer's money already, so an order is created
 delivered and booked (`booking.channel_sale`: a receivable from the
 marketplace net of its fee, the fee, the sale) in the transaction that hands
-out its codes.
+out its codes. Their cost of goods is booked by the worker from an outbox event
+written in that transaction (`accounting.book_deliveries_later`).
 
 A store's push secret is the base64url text of its named key
 `marketplace:<store>`: shown when the store is added, shown again only by an
@@ -31,7 +32,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import accounting, ledger
 from kaquan.audit import service as audit
 from kaquan.channels import booking
 from kaquan.channels import pricing as channels
@@ -424,13 +425,16 @@ async def _place(
         warehouses=await channels.warehouse_order(session, channel),
     )
     transfers: list[ledger.TransferSpec] = []
+    delivered: list[int] = []
     for (index, line), result in zip(wanted, placed, strict=True):
-        if result.outcome == "placed" and result.number is not None:
+        if result.outcome == "placed" and result.number is not None and result.order_id is not None:
             total = result.quantity * priced.price_minor
             transfers.append(await booking.channel_sale(db, session, channel, result.number, total, priced.currency))
+            delivered.append(result.order_id)
         answers[index] = Delivered(line, result.outcome, result.order_id, result.number, result.status)
     if transfers:
         await ledger.post_many(db, session, transfers, actor=channel.code)
+    await accounting.book_deliveries_later(session, delivered)  # by the worker, off the stores' path
     return answers
 
 

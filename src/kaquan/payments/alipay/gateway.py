@@ -33,6 +33,7 @@ from kaquan.payments.errors import (
 )
 from kaquan.payments.gateway import (
     Acknowledgement,
+    Ignored,
     Notification,
     PayAction,
     PaymentRequest,
@@ -121,7 +122,7 @@ class AlipayGateway:
 
     # --- notifications -----------------------------------------------------------------------
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Ignored:
         params = _form(body)
         if not protocol.verify_notification(params, self.config.alipay_public_key):
             raise InvalidSignature("the notification's RSA2 signature does not verify with Alipay's public key")
@@ -318,7 +319,7 @@ def _form(body: bytes) -> dict[str, str]:
     return params
 
 
-def read_notification(params: Mapping[str, str], config: AlipayConfig, now: datetime) -> Notification:
+def read_notification(params: Mapping[str, str], config: AlipayConfig, now: datetime) -> Notification | Ignored:
     """A notification whose signature was verified, checked for whose it is and how old, in kaquan's words.
 
     For a refund, `amount_minor` is Alipay's `refund_fee`: the trade's refunded total so far, not this refund's.
@@ -365,5 +366,6 @@ def read_notification(params: Mapping[str, str], config: AlipayConfig, now: date
         )
     if status == "TRADE_CLOSED":
         return Notification(kind="closed", amount_minor=_amount(params, "total_amount", MalformedCallback), **common)
-    # WAIT_BUYER_PAY is only sent when a merchant switches it on, and says nothing kaquan acts on
-    raise MalformedCallback("a trade status kaquan does not act on", trade_status=status)
+    if status == "WAIT_BUYER_PAY":  # sent when a merchant switches it on; the trade is open, nothing to do
+        return Ignored(status, payment_token=token)
+    raise MalformedCallback("a trade status Alipay does not send", trade_status=status)

@@ -164,6 +164,13 @@ class AlipaySimulator:
         trade.status = FINISHED
         return await self._post(trade.notify_url, self._notification(trade)) if trade.notify_url else None
 
+    async def notify_waiting(self, payment_token: str) -> SentNotification:
+        """WAIT_BUYER_PAY: sent once the buyer opened the cashier, by an Alipay app that switched it on."""
+        trade = self._trades[payment_token]
+        if trade.status != WAIT or not trade.notify_url:
+            raise TradeNotPayable(f"trade {payment_token} is {trade.status}, not waiting for the buyer")
+        return await self._post(trade.notify_url, self._notification(trade))
+
     async def expire_due(self) -> list[SentNotification]:
         """Close every unpaid trade past its expiry and send its TRADE_CLOSED notification."""
         sent = []

@@ -34,6 +34,7 @@ from kaquan.payments.errors import (
 )
 from kaquan.payments.gateway import (
     Acknowledgement,
+    Ignored,
     Notification,
     PayAction,
     PaymentRequest,
@@ -252,7 +253,7 @@ class StripeGateway:
 
     # --- notifications --------------------------------------------------------------------------------------
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Ignored:
         header = {key.lower(): value for key, value in headers.items()}.get(protocol.SIGNATURE_HEADER, "")
         if not header:
             raise InvalidSignature("the webhook has no Stripe-Signature header")
@@ -425,7 +426,7 @@ def _event(body: bytes) -> dict[str, Any]:
     return event
 
 
-def _notification(kind: str, obj: dict[str, Any]) -> Notification:
+def _notification(kind: str, obj: dict[str, Any]) -> Notification | Ignored:
     try:
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             return _session_notification(obj, paid=True)
@@ -440,7 +441,8 @@ def _notification(kind: str, obj: dict[str, Any]) -> Notification:
             return _refund_notification(max(refunds, key=lambda refund: (refund["created"], refund["id"])))
     except (KeyError, TypeError, AttributeError, ValueError):
         raise MalformedCallback("the Stripe event's object lacks what kaquan reads", event_type=kind) from None
-    raise MalformedCallback("kaquan does not subscribe to this event type", event_type=kind)
+    # An endpoint subscribed to more than kaquan reads (or to every event): acknowledged, not retried for days.
+    return Ignored(kind)
 
 
 def _money(obj: dict[str, Any], amount_key: str) -> tuple[int, str]:
