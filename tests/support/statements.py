@@ -14,48 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+from kaquan.payments.wechatpay import protocol as wechat_protocol
 from kaquan.statements import Statement, StatementLine
 
 BEIJING_OFFSET = timedelta(hours=8)
 
-WECHAT_ALL = (
-    "交易时间",
-    "公众账号ID",
-    "商户号",
-    "特约商户号",
-    "设备号",
-    "微信订单号",
-    "商户订单号",
-    "用户标识",
-    "交易类型",
-    "交易状态",
-    "付款银行",
-    "货币种类",
-    "应结订单金额",
-    "代金券金额",
-    "微信退款单号",
-    "商户退款单号",
-    "退款金额",
-    "充值券退款金额",
-    "退款类型",
-    "退款状态",
-    "商品名称",
-    "商户数据包",
-    "手续费",
-    "费率",
-    "订单金额",
-    "申请退款金额",
-    "费率备注",
-)
-WECHAT_SUMMARY = (
-    "总交易单数",
-    "应结订单总金额",
-    "退款总金额",
-    "充值券退款总金额",
-    "手续费总金额",
-    "订单总金额",
-    "申请退款总金额",
-)
+# the real bill's columns, as kaquan's WeChat Pay simulator writes them
+WECHAT_ALL = wechat_protocol.BILL_COLUMNS
+WECHAT_SUMMARY = wechat_protocol.SUMMARY_COLUMNS
 _SUMMED = {
     "应结订单总金额": "应结订单金额",
     "退款总金额": "退款金额",

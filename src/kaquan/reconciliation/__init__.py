@@ -28,7 +28,7 @@ from kaquan.reconciliation.imported import StatementView, list_statements
 from kaquan.reconciliation.importing import ImportResult, import_statement
 from kaquan.reconciliation.mappings import MappingView, column_mapping, get_mapping, list_mappings, save_mapping
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
-from kaquan.reconciliation.models import CLASSES, STATES
+from kaquan.reconciliation.models import CLASSES, STATES, ClassName, StateName
 from kaquan.reconciliation.sources import SOURCE_HELP, checked_source, open_source
 from kaquan.reconciliation.worklist import (
     OPEN_STATES,
@@ -55,6 +55,7 @@ __all__ = [
     "AlreadyResolved",
     "BadPeriod",
     "BillFetchView",
+    "ClassName",
     "DifferenceNotFound",
     "DifferenceView",
     "FetchNotFound",
@@ -65,6 +66,7 @@ __all__ = [
     "NothingToResolve",
     "Resolution",
     "ResolutionNotSupported",
+    "StateName",
     "StatementView",
     "StatementWrongAccount",
     "UnknownSource",

@@ -13,6 +13,7 @@ pair in one row together), in exactly one class.
 """
 
 from datetime import date, datetime
+from typing import Literal, get_args
 
 from sqlalchemy import CheckConstraint, Date, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
 
 LINE_KINDS = ("payment", "refund", "payout", "fee", "adjustment")
-CLASSES = (
+ClassName = Literal[
     "matched",
     "missing_in_statement",
     "missing_in_kaquan",
@@ -32,8 +33,10 @@ CLASSES = (
     "status_mismatch",
     "fee_mismatch",
     "timing",
-)
-STATES = ("open", "annotated", "resolved", "auto")
+]
+StateName = Literal["open", "annotated", "resolved", "auto"]
+CLASSES: tuple[str, ...] = get_args(ClassName)
+STATES: tuple[str, ...] = get_args(StateName)
 RECORD_KINDS = ("payment", "refund")
 
 

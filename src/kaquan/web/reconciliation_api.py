@@ -29,21 +29,9 @@ CSV_PAGE = 1000
 
 FinanceRead = Annotated[Principal, require(Permission.FINANCE_READ)]
 FinanceWrite = Annotated[Principal, require(Permission.FINANCE_WRITE)]
-ClassName = Literal[
-    "matched",
-    "missing_in_statement",
-    "missing_in_kaquan",
-    "amount_mismatch",
-    "duplicate_line",
-    "refund_missing_in_statement",
-    "refund_missing_in_kaquan",
-    "refund_amount_mismatch",
-    "status_mismatch",
-    "fee_mismatch",
-    "timing",
-]
-StateName = Literal["open", "annotated", "resolved", "auto"]
-ResolutionName = Literal["accept_statement", "write_off", "no_action"]
+ClassName = reconciliation.ClassName
+StateName = reconciliation.StateName
+ResolutionName = reconciliation.Resolution
 SourceText = Annotated[str, Query(max_length=64, description="wechatpay, alipay, …")]
 
 
@@ -67,24 +55,8 @@ class ImportOut(BaseModel):
     already_imported: bool
 
 
-class StatementOut(BaseModel):
-    id: int
-    source: str
-    account: str
-    period_start: date | None
-    period_end: date | None
-    filename: str
-    currency: str
-    lines_read: int
-    lines_new: int
-    lines_known: int
-    lines_repeated: int
-    imported_by: str
-    imported_at: datetime
-
-
 class StatementsPage(BaseModel):
-    statements: list[StatementOut]
+    statements: list[reconciliation.StatementView]
     next_before_id: int | None = Field(description="pass as before_id for the next (older) page")
 
 
@@ -142,7 +114,7 @@ async def list_statements(
     async with rt.db.read() as session:
         rows = await reconciliation.list_statements(session, source=source, before_id=before_id, limit=limit)
     return StatementsPage(
-        statements=[StatementOut(**vars(row)) for row in rows],
+        statements=rows,
         next_before_id=rows[-1].id if len(rows) == limit else None,
     )
 
