@@ -29,10 +29,35 @@ def test_a_fee_is_rounded_half_up_to_the_minor_unit(amount: int, rate_bp: int, f
     assert gateway_fee(amount, rate_bp) == fee
 
 
+@pytest.mark.parametrize(
+    ("amount", "rate_bp", "fixed", "fee"),
+    [
+        (1990, 290, 30, 88),  # Stripe on 19.90: 57.71 cents rounds to 58, plus the fixed 30
+        (10_000, 290, 30, 320),
+        (50, 290, 30, 31),  # 1.45 cents rounds to 1
+        (20, 290, 30, 20),  # the fixed part alone is more than the charge: the fee stops at the amount
+        (0, 290, 30, 0),
+        (1990, 0, 30, 30),
+        (1990, 60, 0, 12),  # no fixed part: the rate alone, as Alipay and WeChat Pay charge
+    ],
+)
+def test_a_fixed_part_is_added_to_the_rounded_rate_and_the_fee_never_exceeds_the_amount(
+    amount: int, rate_bp: int, fixed: int, fee: int
+) -> None:
+    assert gateway_fee(amount, rate_bp, fixed) == fee
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10_000), st.integers(0, 10_000))
+def test_a_fixed_part_adds_to_the_rate_up_to_the_amount(amount: int, rate: int, fixed: int) -> None:
+    fee = gateway_fee(amount, rate, fixed)
+    assert 0 <= fee <= amount
+    assert fee == min(amount, gateway_fee(amount, rate) + fixed)
+
+
 def test_a_negative_amount_or_a_rate_outside_zero_to_a_hundred_percent_is_refused() -> None:
-    for amount, rate in ((-1, 60), (100, -1), (100, 10_001)):
+    for amount, rate, fixed in ((-1, 60, 0), (100, -1, 0), (100, 10_001, 0), (100, 290, -1)):
         with pytest.raises(InvalidBooking):
-            gateway_fee(amount, rate)
+            gateway_fee(amount, rate, fixed)
 
 
 def test_a_refund_of_a_nineteen_ninety_sale_in_two_parts_gives_back_the_twelve_fen_fee_exactly() -> None:

@@ -210,6 +210,10 @@ async def test_a_full_refund_goes_back_through_the_provider_once_and_voids_the_c
     assert await settled(shop, done) == "succeeded"
     paid = await payment(shop, token)
     assert (paid.status, paid.refunded_minor) == ("refunded", paid.amount_minor)
+    # the provider's fee on 19.90: Stripe's 2.9 % + 0.30, which it keeps on a refund; 0.6 %, given back in full
+    async with shop.rt.db.read() as session:
+        fee_back = (await refunds.by_refund_no(session, done.refund_no)).fee_back_minor
+    assert (paid.fee_minor, fee_back) == ((88, 0) if shop.name == "stripe" else (12, 12))
     assert await order_status(shop, number) == "refunded"
     await run_once(shop.rt)  # a retried event or a late notification must not refund twice
     assert (await payment(shop, token)).refunded_minor == paid.amount_minor

@@ -3,7 +3,9 @@
 Rounding rule: a fee is rounded half up to the minor unit (fen), the way Alipay
 and WeChat Pay round their service fee: 0.6 % of CNY 19.90 is 11.94 fen, charged
 as 12 fen; 0.6 % of CNY 0.25 is 0.15 fen, charged as 0. Amounts and rates are
-non-negative, so "half up" and "half away from zero" agree.
+non-negative, so "half up" and "half away from zero" agree. A gateway may add a
+fixed part per charge (Stripe: 2.9 % + 30 cents); it is added after rounding,
+and the fee never exceeds the amount charged.
 
 A refund gives back the fee by the sum-of-parts rule: after refunds totalling
 R of a payment P whose fee was F, the fee given back so far is round_half_up(F ×
@@ -28,15 +30,19 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
-def gateway_fee(amount_minor: int, rate_bp: int) -> int:
-    """The fee on `amount_minor` at `rate_bp` basis points (60 = 0.6 %), rounded half up to the minor unit."""
-    if amount_minor < 0 or rate_bp < 0 or rate_bp > BASIS_POINTS:
+def gateway_fee(amount_minor: int, rate_bp: int, fixed_minor: int = 0) -> int:
+    """The fee on `amount_minor`: `rate_bp` basis points (60 = 0.6 %) rounded half up, plus `fixed_minor`.
+
+    Capped at the amount: a gateway never keeps more than it took in.
+    """
+    if amount_minor < 0 or rate_bp < 0 or rate_bp > BASIS_POINTS or fixed_minor < 0:
         raise InvalidBooking(
-            "a fee needs an amount of 0 or more and a rate of 0 to 10000 basis points",
+            "a fee needs an amount of 0 or more, a rate of 0 to 10000 basis points and a fixed part of 0 or more",
             amount_minor=amount_minor,
             rate_bp=rate_bp,
+            fixed_minor=fixed_minor,
         )
-    return round_half_up(amount_minor * rate_bp, BASIS_POINTS)
+    return min(amount_minor, round_half_up(amount_minor * rate_bp, BASIS_POINTS) + fixed_minor)
 
 
 def fee_returned(*, fee_minor: int, paid_minor: int, refunded_before_minor: int, refund_minor: int) -> int:

@@ -33,6 +33,8 @@ class DevGateway:
     name: str = "dev"
     methods: tuple[str, ...] = ("page",)
     fee_rate_bp: int = 0
+    fee_fixed_minor: int = 0
+    keeps_fee_on_refund: bool = False
 
     def __init__(self, secret: bytes, *, base_url: str = "") -> None:
         self._secret = secret

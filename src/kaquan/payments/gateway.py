@@ -140,6 +140,8 @@ class Gateway(Protocol):
     name: str  # the provider's short name, in URLs and on every payment: "alipay", "wechatpay", "stripe", "dev"
     methods: tuple[str, ...]  # the ways a buyer pays through it, e.g. ("page", "wap", "qr")
     fee_rate_bp: int  # the merchant's contracted fee, basis points of the amount (60 = 0.6 %)
+    fee_fixed_minor: int  # a fixed fee per successful charge on top of the rate, minor units (Stripe: 30); 0 for most
+    keeps_fee_on_refund: bool  # True: a refund gives back none of the fee (Stripe); False: its share (Alipay)
 
     async def create(self, request: PaymentRequest) -> PayAction: ...
 

@@ -141,7 +141,9 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
     if note.txn_id is not None and known.first() is not None:
         return "duplicate"
     fee = (
-        note.fee_minor if note.fee_minor is not None else accounting.gateway_fee(note.amount_minor, gateway.fee_rate_bp)
+        note.fee_minor
+        if note.fee_minor is not None
+        else accounting.gateway_fee(note.amount_minor, gateway.fee_rate_bp, gateway.fee_fixed_minor)
     )
     if payment.status in ("succeeded", "refunded"):
         # The buyer was charged a second time for a settled payment: that money goes back too.

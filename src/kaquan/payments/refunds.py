@@ -342,8 +342,8 @@ async def _settle(
 
 
 def _fee_back(payment: Payment, refunded_before: int) -> int:
-    """The share of the provider's fee this refund returns (see `accounting.fee_returned`)."""
-    if payment.fee_minor == 0:
+    """The share of the provider's fee this refund returns (see `accounting.fee_returned`); 0 if it keeps the fee."""
+    if payment.fee_minor == 0 or registry.get(payment.gateway).keeps_fee_on_refund:
         return 0
     return accounting.fee_returned(
         fee_minor=payment.fee_minor,

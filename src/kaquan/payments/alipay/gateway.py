@@ -76,6 +76,8 @@ class AlipayConfig:
 
 class AlipayGateway:
     name = NAME
+    fee_fixed_minor = 0  # Alipay charges a rate only
+    keeps_fee_on_refund = False  # and gives back its share of the fee with a refund
 
     def __init__(
         self, config: AlipayConfig, setup: plugins.GatewaySetup, *, now: Callable[[], datetime] = clock.now

@@ -168,6 +168,7 @@ class StripeGateway:
         self._http = http
         self.fee_rate_bp = config.fee_rate_bp
         self.fee_fixed_minor = config.fee_fixed_minor
+        self.keeps_fee_on_refund = True  # Stripe gives back none of its fee when a charge is refunded
         self._client = stripe.StripeClient(
             config.secret_key,
             base_addresses={"api": config.api_base.rstrip("/")},

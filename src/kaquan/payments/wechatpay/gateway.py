@@ -105,6 +105,8 @@ class WechatPayGateway:
         self.merchant = merchant
         self.methods = methods
         self.fee_rate_bp = fee_rate_bp
+        self.fee_fixed_minor = 0  # WeChat Pay charges a rate only
+        self.keeps_fee_on_refund = False  # and gives back its share of the fee with a refund
         self._setup = setup
         self._base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
