@@ -31,7 +31,6 @@ from kaquan.kit.db import describe
 from kaquan.payments import records
 from kaquan.reconciliation.days import BEIJING
 from kaquan.runtime import Runtime
-from kaquan.statements import open_statement
 
 T = TypeVar("T")
 MCHID = "1900000109"
@@ -280,16 +279,10 @@ async def run(rt: Runtime, lines: int, progress: Progress = quiet) -> dict[str, 
         write_bill(plan, path)
         progress("importing …")
         started = time.perf_counter()
-        digest = reconciliation.file_sha256(path)
         with path.open("rb") as stream:
             async with rt.db.transaction() as session:
-                stored = await reconciliation.import_statement(
-                    rt.db,
-                    session,
-                    open_statement("wechatpay", stream),
-                    sha256=digest,
-                    filename=path.name,
-                    actor="bench",
+                stored = await reconciliation.import_file(
+                    rt.db, session, "wechatpay", stream, filename=path.name, actor="bench"
                 )
         imported = time.perf_counter()
     progress("matching …")

@@ -54,7 +54,6 @@ def import_statement(
     A generic CSV/XLSX source reads through the mapping saved for it: `--source generic:NAME`.
     """
     reconciliation.checked_source(source)
-    digest = reconciliation.file_sha256(file)
 
     async def work(rt: Runtime) -> reconciliation.ImportResult | StatementRejected:
         with (
@@ -73,15 +72,14 @@ def import_statement(
 
             try:
                 async with rt.db.transaction() as session:
-                    statement, expected = await reconciliation.open_source(session, source, stream, account=account)
-                    return await reconciliation.import_statement(
+                    return await reconciliation.import_file(
                         rt.db,
                         session,
-                        statement,
-                        sha256=digest,
+                        source,
+                        stream,
                         filename=file.name,
                         actor=ACTOR,
-                        expected_account=expected,
+                        account=account,
                         on_batch=advance,
                     )
             except StatementRejected as rejected:

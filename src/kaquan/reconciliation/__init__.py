@@ -9,7 +9,7 @@ the ledger through `accounting.book_adjustment`. docs/reconciliation.md.
 The public surface is what this module exports; other modules use only that.
 """
 
-from kaquan.reconciliation.accounts import configured_account, file_sha256
+from kaquan.reconciliation.accounts import configured_account, stream_sha256
 from kaquan.reconciliation.bills import BillFetchView, fetch_due_bills, list_fetches, retry_fetch
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day
 from kaquan.reconciliation.errors import (
@@ -29,7 +29,7 @@ from kaquan.reconciliation.importing import ImportResult, import_statement
 from kaquan.reconciliation.mappings import MappingView, column_mapping, get_mapping, list_mappings, save_mapping
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
 from kaquan.reconciliation.models import CLASSES, STATES, ClassName, StateName
-from kaquan.reconciliation.sources import SOURCE_HELP, checked_source, open_source
+from kaquan.reconciliation.sources import MAX_STATEMENT_BYTES, SOURCE_HELP, checked_source, import_file, open_source
 from kaquan.reconciliation.worklist import (
     OPEN_STATES,
     RESOLUTIONS,
@@ -46,6 +46,7 @@ __all__ = [
     "CLASSES",
     "CLASS_WORDS",
     "GATEWAY_SOURCES",
+    "MAX_STATEMENT_BYTES",
     "OPEN_STATES",
     "RESOLUTIONS",
     "RESOLUTION_WORDS",
@@ -80,9 +81,9 @@ __all__ = [
     "csv_row",
     "csv_text",
     "fetch_due_bills",
-    "file_sha256",
     "get_difference",
     "get_mapping",
+    "import_file",
     "import_statement",
     "list_differences",
     "list_fetches",
@@ -94,5 +95,6 @@ __all__ = [
     "resolve",
     "retry_fetch",
     "save_mapping",
+    "stream_sha256",
     "words",
 ]

@@ -6,8 +6,9 @@ not configured expects nothing, and any account's file is taken.
 """
 
 import hashlib
-from pathlib import Path
+from typing import IO
 
+from kaquan.kit.errors import BadInput
 from kaquan.payments.alipay.plugin import AlipaySettings
 from kaquan.payments.wechatpay.plugin import WechatPaySettings
 
@@ -20,10 +21,16 @@ def configured_account(source: str) -> str | None:
     return None
 
 
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes, read in chunks: the same file imported twice is known by it."""
+def stream_sha256(stream: IO[bytes], *, max_bytes: int) -> str:
+    """The hex SHA-256 of a seekable stream's bytes, read in chunks and rewound: the same file imported twice is
+    known by it. A stream longer than `max_bytes` is refused before anything is stored."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
+    size = 0
+    stream.seek(0)
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadInput(f"the file is larger than {max_bytes // 2**20} MiB", max_bytes=max_bytes)
+        digest.update(chunk)
+    stream.seek(0)
     return digest.hexdigest()

@@ -12,7 +12,6 @@ later, backing off, up to `MAX_ATTEMPTS`; then the row is `failed` until
 finance asks for another try (`retry_fetch`). The console shows the rows.
 """
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -28,13 +27,11 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.payments import registry
-from kaquan.reconciliation.accounts import configured_account
 from kaquan.reconciliation.days import GATEWAY_SOURCES, business_day, day_start
 from kaquan.reconciliation.errors import FetchNotFound
-from kaquan.reconciliation.importing import import_statement
 from kaquan.reconciliation.matching import match_period
 from kaquan.reconciliation.models import BillFetch
-from kaquan.statements import open_statement
+from kaquan.reconciliation.sources import import_file
 
 log = logging.getLogger(__name__)
 
@@ -173,15 +170,13 @@ async def _fetch(db: Database, gateway: BillDownloading, fetch_id: int, day: dat
         return
     try:
         async with db.transaction() as session:
-            statement = open_statement(gateway.name, io.BytesIO(data))
-            stored = await import_statement(
+            stored = await import_file(
                 db,
                 session,
-                statement,
-                sha256=hashlib.sha256(data).hexdigest(),
+                gateway.name,
+                io.BytesIO(data),
                 filename=f"{gateway.name}-{day.isoformat()}.csv",
                 actor=ACTOR,
-                expected_account=configured_account(gateway.name),
             )
             summary = await match_period(db, session, source=gateway.name, first_day=day, last_day=day)
             await session.execute(

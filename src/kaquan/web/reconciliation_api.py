@@ -6,7 +6,6 @@ cap; the file is stored in one transaction, so a rejected file (422
 `statement_rejected`, naming the line and column) leaves nothing behind.
 """
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime
@@ -24,7 +23,6 @@ from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
 router = APIRouter(prefix="/admin/api/reconciliation", tags=["reconciliation"], dependencies=JSON_ONLY)
-MAX_STATEMENT_BYTES = 512 * 1024 * 1024
 CSV_PAGE = 1000
 
 FinanceRead = Annotated[Principal, require(Permission.FINANCE_READ)]
@@ -60,33 +58,12 @@ class StatementsPage(BaseModel):
     next_before_id: int | None = Field(description="pass as before_id for the next (older) page")
 
 
-def _file_digest(file: UploadFile) -> str:
-    digest = hashlib.sha256()
-    size = 0
-    file.file.seek(0)
-    while chunk := file.file.read(1 << 20):
-        size += len(chunk)
-        if size > MAX_STATEMENT_BYTES:
-            raise BadInput(f"the file is larger than {MAX_STATEMENT_BYTES // 2**20} MiB", max_bytes=MAX_STATEMENT_BYTES)
-        digest.update(chunk)
-    file.file.seek(0)
-    return digest.hexdigest()
-
-
 async def import_upload(rt: RuntimeDep, admin: Principal, file: UploadFile, source: str) -> ImportOut:
     """Shared by the API and the console: the uploaded statement stored in one transaction."""
     reconciliation.checked_source(source)
-    digest = _file_digest(file)
     async with rt.db.transaction() as session:
-        statement, expected = await reconciliation.open_source(session, source, file.file)
-        result = await reconciliation.import_statement(
-            rt.db,
-            session,
-            statement,
-            sha256=digest,
-            filename=file.filename or "statement",
-            actor=admin.actor,
-            expected_account=expected,
+        result = await reconciliation.import_file(
+            rt.db, session, source, file.file, filename=file.filename or "statement", actor=admin.actor
         )
     return ImportOut(**vars(result))
 
