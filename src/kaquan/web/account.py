@@ -13,7 +13,6 @@ nobody can sign a visitor in as someone else (whose history, and whose future
 orders' codes, they would then share).
 """
 
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -23,7 +22,6 @@ from kaquan.buyers import service as verification
 from kaquan.buyers.errors import CodeExpired, CodeWrong, InvalidContact, NoContactChannel, TooManyAttempts
 from kaquan.catalog import service as catalog
 from kaquan.kit.bounds import INT64_MAX
-from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import DomainError, RateLimited
 from kaquan.kit.money import display
 from kaquan.orders import service as orders
@@ -33,7 +31,7 @@ from kaquan.web.buyers_api import clear_buyer_cookie, set_buyer_cookie, signed_i
 from kaquan.web.deps import RuntimeDep, client_ip
 from kaquan.web.i18n import Translate, translator
 from kaquan.web.pages import local_time, render
-from kaquan.web.security import secure_cookie
+from kaquan.web.security import form_token_matches, new_form_token, set_form_token
 from kaquan.web.shop_words import chosen_language
 
 router = APIRouter(prefix="/account")
@@ -43,18 +41,11 @@ FORM_FIELD = "form_token"
 
 def _form_token(request: Request) -> str:
     token = request.cookies.get(FORM_COOKIE, "")
-    return token if len(token) == 43 else secrets.token_urlsafe(32)
-
-
-def _keep_form_token(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(
-        FORM_COOKIE, token, path="/account", httponly=True, samesite="strict", secure=secure_cookie(request)
-    )
+    return token if len(token) == 43 else new_form_token()
 
 
 def _form_ok(request: Request, offered: str) -> bool:
-    expected = request.cookies.get(FORM_COOKIE, "")
-    return bool(expected) and same_digest(offered.encode(), expected.encode())
+    return form_token_matches(request, offered, cookie=FORM_COOKIE)
 
 
 def _page(request: Request, rt: Runtime, name: str, context: dict[str, Any], *, status: int = 200) -> Response:
@@ -74,7 +65,7 @@ def _page(request: Request, rt: Runtime, name: str, context: dict[str, Any], *, 
         status=status,
         headers={"Cache-Control": "no-store"},
     )
-    _keep_form_token(page, request, token)
+    set_form_token(page, request, token, cookie=FORM_COOKIE, path="/account")
     return page
 
 

@@ -9,12 +9,16 @@ Throttles, risk, allowlists and the audit trail all read `client_ip`.
 
 import logging
 import re
+import secrets
 from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kaquan.kit.crypto import same_digest
 
 Networks = Sequence[IPv4Network | IPv6Network]
 
@@ -103,6 +107,21 @@ def secure_cookie(request: Request) -> bool:
     address is https (a TLS proxy in front that is not among the trusted proxies)."""
     settings = request.app.state.runtime.settings
     return is_tls(request) or settings.public_url.startswith("https://")
+
+
+def new_form_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_form_token(response: Response, request: Request, token: str, *, cookie: str, path: str) -> None:
+    """The cookie half of a double-submit token, for forms posted before any session holds a CSRF token."""
+    response.set_cookie(cookie, token, path=path, httponly=True, samesite="strict", secure=secure_cookie(request))
+
+
+def form_token_matches(request: Request, offered: str, *, cookie: str) -> bool:
+    """Whether a form's token is the one its cookie holds: a page of another site can post the form, not read it."""
+    expected = request.cookies.get(cookie, "")
+    return bool(offered) and bool(expected) and same_digest(offered.encode(), expected.encode())
 
 
 def redacted_target(path: str, query: str) -> str:

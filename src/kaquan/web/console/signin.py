@@ -1,6 +1,5 @@
 """Signing in and out of the console, and switching its language: the only console routes without a permission."""
 
-import secrets
 from typing import Annotated
 
 from fastapi import Form, Request
@@ -8,13 +7,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from kaquan import identity
 from kaquan.identity.errors import LoginFailed, TotpRequired
-from kaquan.kit.crypto import same_digest
 from kaquan.kit.errors import RateLimited
 from kaquan.web.console.rendering import HOME, LOGIN_PATH, console_router, page, safe_next
 from kaquan.web.deps import SESSION_COOKIE, RuntimeDep, check_csrf, client_ip, session_identity
 from kaquan.web.i18n import LANG_COOKIE, LANGUAGES
 from kaquan.web.identity_api import COOKIE_PATH, set_session_cookie
-from kaquan.web.security import secure_cookie
+from kaquan.web.security import form_token_matches, new_form_token, set_form_token
 
 LOGIN_CSRF_COOKIE = "kq_login"
 
@@ -25,17 +23,10 @@ def _login_page(
     request: Request, *, next_url: str, error: str | None = None, status: int = 200, retry_after: int = 0
 ) -> Response:
     """The sign-in form with a fresh double-submit token: there is no session yet to hold a CSRF token."""
-    token = secrets.token_urlsafe(32)
+    token = new_form_token()
     context = {"login_csrf": token, "next": safe_next(next_url), "error": error, "retry_after": retry_after}
     response = page(request, None, "login.html", context, status=status)
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        path=LOGIN_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookie(request),
-    )
+    set_form_token(response, request, token, cookie=LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
     return response
 
 
@@ -54,8 +45,7 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=2000)] = HOME,
 ) -> Response:
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not csrf_token or not expected or not same_digest(csrf_token.encode(), expected.encode()):
+    if not form_token_matches(request, csrf_token, cookie=LOGIN_CSRF_COOKIE):
         return _login_page(request, next_url=next, error="login.csrf", status=403)
     try:
         opened = await identity.login(
