@@ -1,0 +1,26 @@
+"""A generated file as an HTTP download: the right media type and a filename that survives Chinese characters."""
+
+from urllib.parse import quote
+
+from fastapi.responses import Response
+
+from kaquan.kit.tables import MEDIA_TYPES, Format, Table, encode
+
+
+def attachment(filename: str) -> str:
+    """`Content-Disposition` with an ASCII fallback and the UTF-8 name (RFC 6266 / RFC 5987)."""
+    fallback = "".join(char if _plain(char) else "_" for char in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _plain(char: str) -> bool:
+    return char.isascii() and char.isprintable() and char not in '"\\'
+
+
+def table_download(table: Table, fmt: Format, stem: str) -> Response:
+    """The table as `<stem>.csv` or `<stem>.xlsx`; never cached, since lists hold buyers' contacts."""
+    return Response(
+        encode(table, fmt),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": attachment(f"{stem}.{fmt}"), "Cache-Control": "no-store"},
+    )
