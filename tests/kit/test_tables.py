@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from openpyxl import load_workbook
 
-from kaquan.kit.tables import Table, as_csv, as_xlsx, encode
+from kaquan.kit.tables import Cell, Table, as_csv, as_xlsx, encode
 
-ROWS = [
+ROWS: list[list[Cell]] = [
     ["KQ-1", "已支付 paid", 1990, '=HYPERLINK("x")', datetime(2026, 12, 5, 8, 30, tzinfo=UTC)],
     ["KQ-2", "已退款 refunded", -500, None, datetime(2026, 12, 5, 9, 0, tzinfo=UTC)],
 ]

@@ -16,6 +16,7 @@ def test_quotes_and_backslashes_cannot_end_the_header_value_early() -> None:
 
 def test_a_table_download_names_its_format_and_is_never_cached() -> None:
     response = table_download(Table("t", ["h"], [["v"]]), "xlsx", "orders")
+    assert response.media_type is not None
     assert response.media_type.startswith("application/vnd.openxmlformats")
     assert response.headers["cache-control"] == "no-store"
     assert 'filename="orders.xlsx"' in response.headers["content-disposition"]
