@@ -267,11 +267,9 @@ class _Run:
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
         await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
-        # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
+        # Indexed once filled by the big pass (one sort), before anything looks a line up in it. The records are
+        # looked up by hash joins only: an index on them cost 2 s to build and served no plan.
         await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
-        await index_scratch_table(
-            self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
-        )
         await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
@@ -450,7 +448,9 @@ class _Run:
                 self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
             )
         )
-        await self._insert_items(chosen, with_line=True, with_record=True)
+        # In the lines' order: the items' indexes then grow at their right edge. In the hash join's order they
+        # take a million random insertions, several times slower (measured: 22 s against 4.6 s on PostgreSQL).
+        await self._insert_items(chosen.order_by(lc.id), with_line=True, with_record=True)
 
     async def _insert_lone_lines(self, now: Any) -> None:
         lc = self.lines.c
