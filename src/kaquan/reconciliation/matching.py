@@ -267,9 +267,13 @@ class _Run:
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
         await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
-        # Indexed once filled by the big pass (one sort), before anything looks a line up in it. The records are
-        # looked up by hash joins only: an index on them cost 2 s to build and served no plan.
+        # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
+        # PostgreSQL looks the records up by hash joins only: there an index on them cost 2 s and served no plan.
         await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
+        if not self.db.joins_by_hashing:
+            await index_scratch_table(
+                self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
+            )
         await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
