@@ -1,10 +1,11 @@
 """Storing a statement's lines once each, inside the caller's transaction.
 
 The lines stream from the reader in batches and are copied (COPY on
-PostgreSQL) into a scratch table; one INSERT … SELECT then numbers each line's
-occurrence of its identity within the file and stores the lines not stored yet,
-skipping on the `(source, identity, occurrence)` unique key what an overlapping
-file brought before. The same file twice (same source and SHA-256) stores
+PostgreSQL) into a scratch table; the lines whose identity repeats within the
+file are numbered, and one INSERT … SELECT stores the lines not stored yet: a
+plain INSERT when nothing of the file's days is stored, else (or when the
+`(source, identity, occurrence)` unique key refuses a line) one that skips on
+that key what an overlapping file brought before. The same file twice (same source and SHA-256) stores
 nothing and says so. A reader that rejects the file raises out of here and the
 caller's transaction rolls back: nothing of the file remains.
 """
