@@ -1,6 +1,6 @@
 """Importing a statement: every line stored once, the same file twice a no-op, a rejected file leaves nothing."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -11,9 +11,10 @@ from tests.support.reconciling import WechatShop, statement, stranger_line, utc,
 
 from kaquan import reconciliation
 from kaquan.kit import clock
+from kaquan.reconciliation import importing
 from kaquan.reconciliation.models import LINES
 from kaquan.runtime import Runtime
-from kaquan.statements import StatementRejected
+from kaquan.statements import StatementLine, StatementRejected
 
 DAY = clock.now().date() - timedelta(days=3)
 
@@ -95,3 +96,68 @@ async def test_a_file_for_another_merchant_is_refused(shop: WechatShop) -> None:
     assert refused.value.code == "statement_wrong_account"
     assert await stored_lines(shop) == 0
     assert (await shop.import_(theirs, expected=None)).lines_new == 1
+
+
+async def test_a_line_stored_under_another_day_is_known_not_stored_again(shop: WechatShop) -> None:
+    # A refund that one bill files under the day it was asked for and the next under the day it went through:
+    # nothing of the second file's day is stored yet, so the lines go in by a plain INSERT first, which the
+    # unique key refuses; the import then stores only the new line.
+    refund = stranger_line(at=utc(DAY, 23), kind="refund")
+    await shop.import_(statement([refund], day=DAY))
+    later = refund._replace(occurred_at=utc(DAY + timedelta(days=1), 1))
+    new = stranger_line(at=utc(DAY + timedelta(days=1), 2))
+
+    next_day = await shop.import_(statement([later, new], day=DAY + timedelta(days=1)))
+
+    assert (next_day.lines_read, next_day.lines_new, next_day.lines_known) == (2, 1, 1)
+    assert await stored_lines(shop) == 2
+
+
+async def test_repeats_are_numbered_among_lines_that_do_not_repeat(shop: WechatShop) -> None:
+    once = [stranger_line(at=utc(DAY)) for _ in range(5)]
+    twice, thrice = stranger_line(at=utc(DAY)), stranger_line(at=utc(DAY))
+    lines = [twice, once[0], thrice, once[1], twice, once[2], thrice, once[3], thrice, once[4]]
+
+    result = await shop.import_(statement(lines, day=DAY))
+
+    assert (result.lines_new, result.lines_repeated) == (10, 3)
+    async with shop.rt.db.read() as session:
+        stored = await session.execute(select(LINES.c.identity, LINES.c.line_no, LINES.c.occurrence))
+        occurrences = {(identity, line_no): occurrence for identity, line_no, occurrence in stored.all()}
+    assert [occurrences[twice.identity, n] for n in (2, 6)] == [0, 1]
+    assert [occurrences[thrice.identity, n] for n in (4, 8, 10)] == [0, 1, 2]
+    assert {occurrences[line.identity, n] for line, n in zip(once, (3, 5, 7, 9, 11), strict=True)} == {0}
+    assert await shop.match(DAY) == {"missing_in_kaquan": 7, "duplicate_line": 3}
+
+
+async def test_the_reader_runs_at_most_one_batch_ahead_of_storing(
+    shop: WechatShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importing, "BATCH", 10)
+    bill = statement([stranger_line(at=utc(DAY)) for _ in range(35)], day=DAY)
+    read: list[int] = []
+    batches = bill.batches
+
+    def counted(size: int = 50_000) -> Iterator[list[StatementLine]]:
+        for batch in batches(size):
+            read.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(bill, "batches", counted)
+    stored: list[tuple[int, int]] = []
+
+    async with shop.rt.db.transaction() as session:
+        await reconciliation.import_statement(
+            shop.rt.db,
+            session,
+            bill,
+            sha256=bill.sha256,
+            filename="bill.csv",
+            actor="finance",
+            on_batch=lambda n: stored.append((n, len(read))),
+        )
+
+    assert [n for n, _ in stored] == [10, 10, 10, 5]
+    # when a batch is stored, the reader has read it and at most the next one: memory holds two batches at most
+    assert all(already <= batch + 1 for batch, (_, already) in enumerate(stored, start=1))
+    assert await stored_lines(shop) == 35

@@ -166,6 +166,12 @@ class Database:
         return self.is_postgresql
 
     @property
+    def joins_by_hashing(self) -> bool:
+        """Whether big joins and anti-joins hash their smaller side (PostgreSQL) rather than look every row up
+        in an index (SQLite, which without one scans the other table once per row)."""
+        return self.is_postgresql
+
+    @property
     def copies_dates_as_text(self) -> bool:
         """Whether `copy_rows` wants dates as ISO strings (SQLite) rather than `date` objects (PostgreSQL)."""
         return not self.is_postgresql

@@ -1,21 +1,39 @@
 """Storing a statement's lines once each, inside the caller's transaction.
 
 The lines stream from the reader in batches and are copied (COPY on
-PostgreSQL) into a scratch table; one INSERT … SELECT then numbers each line's
-occurrence of its identity within the file and stores the lines not stored yet,
-skipping on the `(source, identity, occurrence)` unique key what an overlapping
-file brought before. The same file twice (same source and SHA-256) stores
+PostgreSQL) into a scratch table; the lines whose identity repeats within the
+file are numbered, and one INSERT … SELECT stores the lines not stored yet: a
+plain INSERT when nothing of the file's days is stored, else (or when the
+`(source, identity, occurrence)` unique key refuses a line) one that skips on
+that key what an overlapping file brought before. The same file twice (same source and SHA-256) stores
 nothing and says so. A reader that rejects the file raises out of here and the
 caller's transaction rolls back: nothing of the file remains.
 """
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, func, literal, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
@@ -122,15 +140,17 @@ async def import_statement(
 
     await allow_large_sorts(session, WORK_MEMORY_MB)
     staged, read, (first, last) = await _stage(db, session, statement, on_batch)
-    new = await _store(db, session, staged, statement_id, header.source, first, last) if read else 0
-    distinct = (await session.execute(select(func.count(func.distinct(staged.c.identity))))).scalar_one()
+    repeats = await _number_repeats(session, staged)
+    new = await _store(db, session, staged, repeats, statement_id, header.source, first, last) if read else 0
+    repeated = (await session.execute(select(func.count()).where(repeats.c.occurrence > 0))).scalar_one()
+    await drop_scratch_table(session, repeats)
     await drop_scratch_table(session, staged)
     if new >= REFRESH_AFTER:
         await refresh_statistics(session, LINES)
     await session.execute(
         update(StatementImport)
         .where(StatementImport.id == statement_id)
-        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=read - distinct)
+        .values(lines_read=read, lines_new=new, lines_known=read - new, lines_repeated=repeated)
     )
     row = (
         await session.execute(
@@ -163,18 +183,36 @@ async def _stage(
     source = statement.header.source
     read, earliest, latest = 0, None, None
     moment = itemgetter(3)
-    for batch in statement.batches(BATCH):
-        if not batch:
-            continue
-        low, high = min(map(moment, batch)), max(map(moment, batch))
-        earliest = low if earliest is None or low < earliest else earliest
-        latest = high if latest is None or high > latest else latest
-        # A line is a tuple in the staging table's column order: COPY takes it as it is where it can.
-        rows = batch if not db.copies_dates_as_text else [_with_text_time(db, line) for line in batch]
-        await db.copy_rows(session, staged, StatementLine._fields, rows)
-        read += len(batch)
-        if on_batch is not None:
-            on_batch(len(batch))
+    batches = statement.batches(BATCH)
+
+    def next_batch() -> list[StatementLine] | None:
+        return next(batches, None)
+
+    # PostgreSQL stores a batch while a thread reads the next (polars parses without the GIL). SQLite stores
+    # rows on a thread that needs the GIL between rows: reading beside it would starve it.
+    overlap = db.copy_runs_beside_python
+    upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
+    try:
+        while (batch := await upcoming) is not None:
+            if overlap:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
+            if batch:
+                low, high = min(map(moment, batch)), max(map(moment, batch))
+                earliest = low if earliest is None or low < earliest else earliest
+                latest = high if latest is None or high > latest else latest
+                # A line is a tuple in the staging table's column order: COPY takes it as it is where it can.
+                rows = batch if not db.copies_dates_as_text else [_with_text_time(db, line) for line in batch]
+                await db.copy_rows(session, staged, StatementLine._fields, rows)
+                read += len(batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
+            if not overlap:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
+    finally:
+        if not upcoming.done():
+            await asyncio.wait([upcoming])
+        if not upcoming.cancelled():
+            upcoming.exception()  # retrieved: a second failure (a rejected file) must not be logged as unhandled
     if earliest is None or latest is None:
         return staged, 0, (date.min, date.min)
     return staged, read, (business_day(source, earliest), business_day(source, latest))
@@ -184,27 +222,65 @@ def _with_text_time(db: Database, line: StatementLine) -> tuple[Any, ...]:
     return line._replace(occurred_at=db.copy_datetime(line.occurred_at))
 
 
+async def _number_repeats(session: AsyncSession, staged: Table) -> Table:
+    """The occurrence of every staged line whose identity comes more than once in the file (0, 1, … by line).
+
+    Repeats are rare: numbering only them spares sorting a million lines by identity (a sort that spilled
+    to disk) to give all the others the occurrence 0 they have anyway.
+    """
+    repeats = await scratch_table(
+        session,
+        "reconciliation_staged_repeats",
+        Column("line_no", Integer, nullable=False),
+        Column("identity", String(160), nullable=False),
+        Column("occurrence", Integer, nullable=False),
+    )
+    s = staged.c
+    repeated = select(s.identity).group_by(s.identity).having(func.count() > 1)
+    occurrence = func.row_number().over(partition_by=s.identity, order_by=s.line_no) - 1
+    numbered = select(s.line_no, s.identity, occurrence).where(s.identity.in_(repeated))
+    await session.execute(insert(repeats).from_select(["line_no", "identity", "occurrence"], numbered))
+    return repeats
+
+
 async def _store(
-    db: Database, session: AsyncSession, staged: Table, statement_id: int, source: str, first: date, last: date
+    db: Database,
+    session: AsyncSession,
+    staged: Table,
+    repeats: Table,
+    statement_id: int,
+    source: str,
+    first: date,
+    last: date,
 ) -> int:
-    """Insert the staged lines not stored yet, numbering repeats of an identity; returns how many were new."""
-    occurrence = func.row_number().over(partition_by=staged.c.identity, order_by=staged.c.line_no) - 1
-    numbered = select(
+    """Insert the staged lines not stored yet, with their occurrences; returns how many were new."""
+    chosen = select(
         *(staged.c[name] for name in _STORED),
         day_of(source, staged.c.occurred_at, first, last).label("business_day"),
-        occurrence.label("occurrence"),
-    ).subquery()
-    chosen = select(
-        *(numbered.c[name] for name in _STORED),
-        numbered.c.business_day,
-        numbered.c.occurrence,
+        func.coalesce(repeats.c.occurrence, 0),
         literal(statement_id, BigInteger),
         literal(source, String),
-    ).where(true())
-    stmt = (
-        db.insert(LINES)
-        .from_select([*_STORED, "business_day", "occurrence", "statement_id", "source"], chosen)
-        .on_conflict_do_nothing(index_elements=["source", "identity", "occurrence"])
+    ).select_from(
+        staged.outerjoin(repeats, and_(repeats.c.line_no == staged.c.line_no, repeats.c.identity == staged.c.identity))
     )
-    result = await session.execute(stmt)
+    chosen = chosen.where(true())  # SQLite reads INSERT … SELECT … ON CONFLICT unambiguously only with a WHERE
+    stmt = db.insert(LINES).from_select([*_STORED, "business_day", "occurrence", "statement_id", "source"], chosen)
+    if not await _days_stored(session, source, first, last):
+        # Nothing of these days is stored: a plain INSERT, which spares ON CONFLICT's probe of the unique index
+        # before every row. Should a line be stored after all (a line of another day, a concurrent import),
+        # the unique key refuses it, the savepoint undoes the attempt and the lines go in as below.
+        try:
+            async with session.begin_nested():
+                result = await session.execute(stmt)
+            return int(result.rowcount)  # type: ignore[attr-defined]
+        except IntegrityError:
+            pass
+    result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["source", "identity", "occurrence"]))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _days_stored(session: AsyncSession, source: str, first: date, last: date) -> bool:
+    """Whether any line of `source` is stored on the business days [first, last] (one probe of the day index)."""
+    stored = LINES.c
+    on_days = exists().where(stored.source == source, stored.business_day.between(first, last))
+    return bool((await session.execute(select(on_days))).scalar_one())

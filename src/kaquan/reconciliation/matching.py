@@ -39,6 +39,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -268,10 +269,12 @@ class _Run:
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
         await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
         # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
+        # PostgreSQL looks the records up by hash joins only: there an index on them cost 2 s and served no plan.
         await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
-        await index_scratch_table(
-            self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
-        )
+        if not self.db.joins_by_hashing:
+            await index_scratch_table(
+                self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
+            )
         await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
@@ -391,18 +394,18 @@ class _Run:
             await parties.settle_payouts(self.db, self.session, self.source, self.lines, now)
 
     async def _delete_replaced(self) -> None:
+        """Delete the open and auto items of the lines and records this run places again.
+
+        Two statements, each by one of the items' unique keys: an OR of the two made PostgreSQL scan every
+        item of the source, a cost that grows with the history kept rather than with the period."""
         items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
-        line_touched = exists().where(lc.id == items.line_id, or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
-        record_touched = exists().where(
-            rc.kind == items.record_kind,
-            rc.ref == items.record_ref,
-            or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref)),
+        replaced = (items.source == self.source, items.state.in_(("open", "auto")))
+        lines = select(lc.id).where(or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
+        records = select(rc.kind, rc.ref).where(
+            or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref))
         )
-        await self._exec(
-            delete(ITEMS).where(
-                items.source == self.source, items.state.in_(("open", "auto")), or_(line_touched, record_touched)
-            )
-        )
+        await self._exec(delete(ITEMS).where(*replaced, items.line_id.in_(lines)))
+        await self._exec(delete(ITEMS).where(*replaced, tuple_(items.record_kind, items.record_ref).in_(records)))
 
     async def _insert_pairs(self, now: Any) -> None:
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
@@ -450,7 +453,9 @@ class _Run:
                 self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
             )
         )
-        await self._insert_items(chosen, with_line=True, with_record=True)
+        # In the lines' order: the items' indexes then grow at their right edge. In the hash join's order they
+        # take a million random insertions, several times slower (measured: 22 s against 4.6 s on PostgreSQL).
+        await self._insert_items(chosen.order_by(lc.id), with_line=True, with_record=True)
 
     async def _insert_lone_lines(self, now: Any) -> None:
         lc = self.lines.c
