@@ -17,9 +17,14 @@ A marketplace's export also has lines a bill has not:
 - payout lines (`payout`, 结算打款): the money the marketplace sent to the bank
   for the lines of the same export. A payout equal to the net (amount − fee,
   refunds counting back) of the export's orders that paired is `matched` and
-  clears the store's receivable through `accounting.book_payout` (Dr
-  `bank:<cur>`, Cr `receivable:marketplace:<store>:<cur>`, reference
-  `payout:<source>:<line identity>`, once); any other payout is an
+  clears the store's receivable through `accounting.receive_payout`: once on
+  the ledger, whichever side saw it first. A confirmed settlement run that
+  already posted this payout (`settlement:<run>:payout`, same amount, not
+  linked to another line) is linked to; else it is booked (Dr `bank:<cur>`,
+  Cr `receivable:marketplace:<store>:<cur>`, reference
+  `payout:<source>:<line identity>`, once), and a settlement run confirmed
+  later adopts it rather than posting its own. The item's
+  `ledger_reference` names the one transfer. Any other payout is an
   `amount_mismatch` (kaquan's net against the payout) for finance.
 """
 
@@ -151,12 +156,14 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
         .order_by(lc.id)
     )
     store = source.removeprefix("marketplace:")
-    for line_id, day, amount, currency, status, occurrence, statement_id, identity in found.all():
+    rows = found.all()
+    linked = await linked_payouts(session, source) if rows else set()
+    for line_id, day, amount, currency, status, occurrence, statement_id, identity in rows:
         net = await _paired_net(session, statement_id) if occurrence == 0 else None
         klass = "duplicate_line" if occurrence else "matched" if net == amount else "amount_mismatch"
         reference = None
         if klass == "matched" and amount > 0:
-            reference = await accounting.book_payout(
+            reference = await accounting.receive_payout(
                 db,
                 session,
                 receivable=marketplace.settling.receivable_code(store, currency),
@@ -164,8 +171,10 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
                 amount_minor=amount,
                 reference=f"{source}:{identity}"[:100],
                 memo=f"payout {identity} from marketplace store {store}",
+                linked=linked,
                 actor=ACTOR,
             )
+            linked.add(reference)
         await session.execute(
             insert(ITEMS).values(
                 source=source,
@@ -184,6 +193,14 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
                 matched_at=now,
             )
         )
+
+
+async def linked_payouts(session: AsyncSession, source: str) -> set[str]:
+    """The ledger references the source's items name: payouts booked or linked to already."""
+    found = await session.execute(
+        select(ITEMS.c.ledger_reference).where(ITEMS.c.source == source, ITEMS.c.ledger_reference.is_not(None))
+    )
+    return {str(reference) for reference in found.scalars()}
 
 
 async def _paired_net(session: AsyncSession, statement_id: int) -> int:
@@ -223,7 +240,7 @@ async def resolve_money(
     """
     if resolution == "accept_statement" and line_kind == "payout" and is_marketplace(source) and found_minor:
         store = source.removeprefix("marketplace:")
-        return await accounting.book_payout(
+        return await accounting.receive_payout(
             db,
             session,
             receivable=marketplace.settling.receivable_code(store, currency),
@@ -231,6 +248,7 @@ async def resolve_money(
             amount_minor=found_minor,
             reference=f"{source}:{identity}"[:100],
             memo=f"payout {identity} from marketplace store {store}, accepted as paid",
+            linked=await linked_payouts(session, source),
             actor=actor,
         )
     raise ResolutionNotSupported(
