@@ -1,4 +1,10 @@
-"""Matching a marketplace store's settlement export and an agent's own statement, where they differ from a bill.
+"""Which records a source's lines are matched with, and a store's and an agent's statement where they differ
+from a bill.
+
+A generic source (`generic:<mapping>`) is matched like a gateway's bill (by
+reference, then by amount and day) against what its saved mapping's
+`channel` names: a gateway's payments, a store's or an agent's orders, or
+(no channel) kaquan's payments and refunds through every gateway.
 
 Records come from the channel (`channels.marketplace.settling.reconcilable`,
 `channels.agents.settling.reconcilable`): one payment per order delivered,
@@ -40,7 +46,8 @@ from kaquan.kit.db import Database
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES
-from kaquan.reconciliation.errors import ResolutionNotSupported, UnknownSource
+from kaquan.reconciliation.errors import ResolutionNotSupported
+from kaquan.reconciliation.mappings import column_mapping
 from kaquan.reconciliation.models import ITEMS, LINES
 from kaquan.reconciliation.sources import checked_source
 
@@ -49,7 +56,8 @@ ACTOR = "reconciliation"
 
 
 def is_party(source: str) -> bool:
-    return source not in GATEWAY_SOURCES
+    """A store's or an agent's own statement: each line names its order, so lines pair by reference only."""
+    return source.partition(":")[0] in MATCHED_KINDS
 
 
 def is_marketplace(source: str) -> bool:
@@ -57,12 +65,7 @@ def is_marketplace(source: str) -> bool:
 
 
 def check_matchable(source: str) -> None:
-    kind, _ = checked_source(source)
-    if kind not in GATEWAY_SOURCES and kind not in MATCHED_KINDS:
-        raise UnknownSource(
-            f"{source[:80]!r} is stored but not matched: kaquan has no records of a generic source to match",
-            source=source[:80],
-        )
+    checked_source(source)
 
 
 async def records_of(session: AsyncSession, source: str, since: datetime, until: datetime) -> Select[Any]:
@@ -72,7 +75,14 @@ async def records_of(session: AsyncSession, source: str, since: datetime, until:
         return records.reconcilable(source, since, until)
     if kind == "marketplace":
         return await marketplace.settling.reconcilable(session, name, since, until)
-    return await agents.settling.reconcilable(session, name, since, until)
+    if kind == "agent":
+        return await agents.settling.reconcilable(session, name, since, until)
+    channel = (await column_mapping(session, name)).channel
+    if channel is None:
+        return records.reconcilable(None, since, until)
+    if channel.partition(":")[0] in MATCHED_KINDS:
+        return await records_of(session, channel, since, until)
+    return records.reconcilable(channel, since, until)
 
 
 async def fold_commissions(session: AsyncSession, lines: Any) -> None:
