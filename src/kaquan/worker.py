@@ -25,7 +25,8 @@ async def run_once(rt: Runtime) -> int:
     moved = await refills.rebalance_due(rt.db)
     sent = await callbacks.run_due(rt.db, rt.keyring, allow_private=rt.settings.callbacks_allow_private)
     asked = await payment_sweeps.run(rt.db)  # providers asked about payments and refunds they kept quiet about
-    bills = await fetch_due_bills(rt.db)  # yesterday's bill of each gateway, imported and matched once published
+    # each gateway's bill of every published day of the look-back not fetched yet, imported and matched
+    bills = await fetch_due_bills(rt.db, look_back_days=rt.settings.bill_look_back_days)
     drafts = await settlement_tasks.run_due(rt.db)  # statements of periods that have just ended
     return expired + flash + moved + sent + asked + bills + drafts + await outbox.run_due(rt.db)
 

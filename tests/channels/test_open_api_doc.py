@@ -23,7 +23,7 @@ from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders.errors import InvalidQuantity
-from kaquan.settlement import RunNotFound
+from kaquan.settlement import FORMATS, RunNotFound
 from kaquan.web.app import create_app
 from kaquan.web.content import UnsupportedMediaType
 
@@ -257,3 +257,13 @@ def test_every_endpoint_has_its_own_section(route: str) -> None:
     text = section(route)
     assert "```http" in text
     assert "```json" in text
+
+
+def test_the_statement_files_are_documented_with_their_media_types_and_published() -> None:
+    text = section("GET /open/v1/statements/{id}/csv, /xlsx, /pdf")
+    published = create_app().openapi()["paths"]
+    for fmt, (media_type, _) in FORMATS.items():
+        assert f"| `…/{fmt}` | `{media_type}` |" in text
+        answers = published[f"/open/v1/statements/{{statement_id}}/{fmt}"]["get"]["responses"]
+        assert media_type.partition(";")[0] in answers["200"]["content"]
+    assert "GET /open/v1/statements/12/csv HTTP/1.1" in blocks(text, "http")[0]

@@ -303,6 +303,66 @@ def test_balance(fake: FakeKaquan, kq: AgentClient) -> None:
     assert kq.balance() == Balance("CNY", -500, 10000, 9500)
 
 
+STATEMENT = {
+    "id": 7,
+    "counterparty": "agent:acme",
+    "status": "confirmed",
+    "currency": "CNY",
+    "first_day": "2026-11-25",
+    "last_day": "2026-11-25",
+    "period_start": "2026-11-24T16:00:00Z",
+    "period_end": "2026-11-25T16:00:00Z",
+    "figures": {"opening": 500000, "sales": -7000, "closing": 493000},
+    "created_at": "2026-11-26T01:00:00Z",
+    "confirmed_at": "2026-11-26T02:00:00Z",
+    "lines": None,
+}
+
+
+def test_statements_are_read_and_downloaded_by_signed_gets(fake: FakeKaquan, kq: AgentClient) -> None:
+    line = {
+        "at": "2026-11-25T08:00:00Z",
+        "kind": "order",
+        "reference": "2611250384017265",
+        "order_no": "2611250384017265",
+        "gross_minor": -7000,
+        "fee_minor": 0,
+        "amount_minor": -7000,
+        "in_period": True,
+        "settled": True,
+    }
+    fake.on("GET", "/open/v1/statements", lambda request: httpx.Response(200, json={"statements": [STATEMENT]}))
+    fake.on("GET", "/open/v1/statements/7", lambda request: httpx.Response(200, json={**STATEMENT, "lines": [line]}))
+    pdf = httpx.Response(
+        200,
+        content=b"%PDF-1.4 ...",
+        headers={"Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="s-7.pdf"'},
+    )
+    fake.on("GET", "/open/v1/statements/7/pdf", lambda request: pdf)
+    fake.on("GET", "/open/v1/statements/8/csv", lambda request: error(404, "statement_not_found", "no statement 8"))
+
+    [listed] = kq.statements(limit=5)
+    one = kq.statement(7)
+    found = kq.statement_file(7, "pdf")
+
+    assert (listed.id, listed.first_day, listed.period_start, listed.lines) == (
+        7,
+        date(2026, 11, 25),
+        datetime(2026, 11, 24, 16, tzinfo=UTC),
+        None,
+    )
+    assert listed.figures == {"opening": 500000, "sales": -7000, "closing": 493000}
+    assert one.lines is not None and [(x.order_no, x.amount_minor, x.settled) for x in one.lines] == [
+        ("2611250384017265", -7000, True)
+    ]
+    assert (found.filename, found.media_type, found.content) == ("s-7.pdf", "application/pdf", b"%PDF-1.4 ...")
+    assert "PDF" not in repr(found)
+    assert fake.requests[0].url.query == b"limit=5"
+    with pytest.raises(ApiError) as refused:
+        kq.statement_file(8)
+    assert (refused.value.status, refused.value.code) == (404, "statement_not_found")
+
+
 def test_a_code_that_does_not_open_with_this_key_raises(fake: FakeKaquan, kq: AgentClient) -> None:
     other = code_key(SECRET, "kq_ak_0000000000000000")
     order = order_json("2611250000000001", "A-1", (None, "SECRET-1"), key=other)

@@ -155,3 +155,37 @@ async def test_stripes_balance_transactions_of_yesterday_utc_are_fetched_and_mat
         )
         assert done.differences == 0
         assert await shop.books_problems() == []
+
+
+async def test_a_worker_down_for_days_catches_up_every_missed_day_once_and_no_further_back_than_its_look_back(
+    shop: WechatShop,
+) -> None:
+    first = await shop.paid(1990)
+    day = first.day
+    travel_to(day + timedelta(days=1), 11)
+    assert await reconciliation.fetch_due_bills(shop.rt.db) == 1  # a gateway's first pass: yesterday only
+    # The worker stops; sales go on for two more days.
+    travel_to(day + timedelta(days=1), 12)
+    second = await shop.paid(2990)
+    travel_to(day + timedelta(days=2), 12)
+    third = await shop.paid(3990)
+
+    travel_to(day + timedelta(days=5), 11)  # back, four days later: days +1 … +4 are published
+    assert await reconciliation.fetch_due_bills(shop.rt.db, limit=3) == 3  # oldest first, a few per pass
+    assert await reconciliation.fetch_due_bills(shop.rt.db, limit=3) == 1
+    assert await reconciliation.fetch_due_bills(shop.rt.db) == 0  # every day is in: nothing twice
+
+    fetched = {fetch.day: fetch for fetch in await fetches(shop)}
+    assert sorted(fetched) == [day + timedelta(days=n) for n in range(5)]
+    assert {fetch.state for fetch in fetched.values()} == {"done"}
+    assert fetched[day + timedelta(days=1)].lines_new == 1 and fetched[day + timedelta(days=2)].lines_new == 1
+    assert {item.record_ref: item.class_ for item in await shop.items()} == {
+        first.token: "matched",
+        second.token: "matched",
+        third.token: "matched",
+    }
+
+    travel_to(day + timedelta(days=30), 11)  # down for weeks: only the look-back is caught up
+    assert await reconciliation.fetch_due_bills(shop.rt.db, limit=50, look_back_days=3) == 3
+    assert sorted(fetch.day for fetch in await fetches(shop))[-3:] == [day + timedelta(days=n) for n in range(27, 30)]
+    assert await shop.books_problems() == []

@@ -120,7 +120,7 @@ async def test_gateways_marketplace_stores_and_agents_are_matched_over_a_period_
 ) -> None:
     paid = await shop.paid()
     for source, refused in (
-        ("generic:bank", reconciliation.UnknownSource),  # stored, never matched: kaquan has no records of it
+        ("generic:bank", reconciliation.MappingNotFound),  # no mapping saved under that name
         ("paypal", reconciliation.UnknownSource),
         ("agent:nobody", NotFound),
         ("marketplace:nowhere", NotFound),

@@ -23,12 +23,16 @@ from kaquan.accounting.booking import (
     pending_cost_of_goods,
 )
 from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
+from kaquan.accounting.chart import PAYOUT as PAYOUT_KIND
+from kaquan.accounting.chart import SETTLEMENT_PAYOUT as SETTLEMENT_PAYOUT_KIND
 from kaquan.accounting.errors import InvalidBooking
 from kaquan.accounting.fees import fee_returned, gateway_fee, round_half_up
-from kaquan.accounting.payouts import book_payout
+from kaquan.accounting.payouts import book_payout, receive_payout, received_payouts
 
 __all__ = [
     "COST_OF_GOODS_TOPIC",
+    "PAYOUT_KIND",
+    "SETTLEMENT_PAYOUT_KIND",
     "CounterAccount",
     "InvalidBooking",
     "PaidRecord",
@@ -45,5 +49,7 @@ __all__ = [
     "fee_returned",
     "gateway_fee",
     "pending_cost_of_goods",
+    "receive_payout",
+    "received_payouts",
     "round_half_up",
 ]

@@ -27,6 +27,9 @@ KINDS = (PAYMENT, REFUND, CHARGEBACK, COGS, CHANNEL_SALE, CHANNEL_REFUND)
 ADJUSTMENT = "reconciliation"
 # A counterparty's payout received at the bank, clearing its receivable (`payouts.book_payout`).
 PAYOUT = "payout"
+# The same payout posted by a confirmed settlement run (`settlement:<run>:payout`, docs/settlement.md):
+# a store's payout is on the ledger under one of the two kinds, never both (`payouts.receive_payout`).
+SETTLEMENT_PAYOUT = "settlement_payout"
 PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", COGS: "cogs:"}
 PREFIX |= {CHANNEL_SALE: "order:", CHANNEL_REFUND: "refund:"}
 

@@ -102,7 +102,7 @@ def import_statement(
 
 @reconcile_app.command("match")
 def match(
-    source: Annotated[str, typer.Option(help="wechatpay, alipay or stripe")],
+    source: Annotated[str, typer.Option(help=reconciliation.SOURCE_HELP)],
     first: Annotated[str, typer.Option("--from", help="first business day, YYYY-MM-DD")],
     last: Annotated[str | None, typer.Option("--to", help="last business day (default: --from)")] = None,
 ) -> None:

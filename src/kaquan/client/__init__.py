@@ -16,7 +16,19 @@ docs/open-api.md describes the protocol this speaks.
 
 from .agent import AgentClient, AsyncAgentClient
 from .callbacks import callback_order, verify_callback
-from .models import ApiError, Balance, CallbackRejected, Code, LedgerEntry, NewOrder, Order, Product
+from .models import (
+    ApiError,
+    Balance,
+    CallbackRejected,
+    Code,
+    LedgerEntry,
+    NewOrder,
+    Order,
+    Product,
+    Statement,
+    StatementFile,
+    StatementLine,
+)
 
 __all__ = [
     "AgentClient",
@@ -29,6 +41,9 @@ __all__ = [
     "NewOrder",
     "Order",
     "Product",
+    "Statement",
+    "StatementFile",
+    "StatementLine",
     "callback_order",
     "verify_callback",
 ]

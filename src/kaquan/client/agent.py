@@ -1,5 +1,6 @@
 """AgentClient and AsyncAgentClient: the open API's endpoints as methods, the same for both."""
 
+import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -15,16 +16,26 @@ from .models import (
     NewOrder,
     Order,
     Product,
+    Statement,
+    StatementFile,
     balance_from,
     entry_from,
     order_from,
     product_from,
+    statement_from,
 )
-from .wire import Credentials, answer, encode_query, json_body
+from .wire import Credentials, answer, encode_query, file_answer, json_body
 
 Mode = Literal["sync", "async"]
+Format = Literal["csv", "xlsx", "pdf"]
 Query = Sequence[tuple[str, str]]
 _PREFIX = "/open/v1"
+MEDIA_TYPES: dict[str, str] = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+_FILENAME = re.compile(r'filename="([^"]+)"')
 
 
 def _iso(moment: datetime) -> str:
@@ -46,10 +57,16 @@ class _Endpoints:
         self._key = Credentials(key_id, secret)
 
     def _request(
-        self, method: str, path: str, query: Query = (), payload: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        query: Query = (),
+        payload: dict[str, Any] | None = None,
+        *,
+        accept: str = "application/json",
     ) -> httpx.Request:
         url = self._base + path + (f"?{encode_query(query)}" if query else "")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         content = None
         if payload is not None:
             headers["Content-Type"] = "application/json"
@@ -101,6 +118,32 @@ class _Endpoints:
 
     def _order_path(self, out_order_no: str) -> str:
         return "/orders/" + quote(out_order_no, safe=":")
+
+    def _statements_request(self, limit: int) -> httpx.Request:
+        return self._request("GET", "/statements", [("limit", str(limit))])
+
+    @staticmethod
+    def _statements_of(response: httpx.Response) -> list[Statement]:
+        return [statement_from(raw) for raw in answer(response)["statements"]]
+
+    @staticmethod
+    def _statement_path(statement_id: int) -> str:
+        if type(statement_id) is not int or statement_id < 1:
+            raise ValueError(f"a statement id is a whole number from 1, not {statement_id!r}")
+        return f"/statements/{statement_id}"
+
+    def _file_request(self, statement_id: int, fmt: Format) -> httpx.Request:
+        if fmt not in MEDIA_TYPES:
+            raise ValueError(f"a statement downloads as {', '.join(MEDIA_TYPES)}, not {fmt!r}")
+        path = f"{self._statement_path(statement_id)}/{fmt}"
+        return self._request("GET", path, accept=f"{MEDIA_TYPES[fmt]}, application/json")
+
+    @staticmethod
+    def _file_of(response: httpx.Response, statement_id: int, fmt: Format) -> StatementFile:
+        content = file_answer(response)
+        named = _FILENAME.search(response.headers.get("Content-Disposition", ""))
+        media_type = response.headers.get("Content-Type", MEDIA_TYPES[fmt])
+        return StatementFile(named.group(1) if named else f"statement-{statement_id}.{fmt}", media_type, content)
 
     @staticmethod
     def _page(response: httpx.Response, key: str, query: Query) -> tuple[list[Any], Query | None]:
@@ -166,6 +209,18 @@ class AgentClient(_Endpoints):
         for raw in self._pages("/ledger", _range(since, until), "entries"):
             yield entry_from(raw)
 
+    def statements(self, *, limit: int = 100) -> list[Statement]:
+        """Your confirmed settlement statements, newest first, without their lines (`limit` 1–500)."""
+        return self._statements_of(self._http.send(self._statements_request(limit)))
+
+    def statement(self, statement_id: int) -> Statement:
+        """One of your confirmed statements with its lines; ApiError 404 `statement_not_found` for any other id."""
+        return statement_from(answer(self._http.send(self._request("GET", self._statement_path(statement_id)))))
+
+    def statement_file(self, statement_id: int, fmt: Format = "csv") -> StatementFile:
+        """One of your confirmed statements as a file: CSV (UTF-8 with BOM), XLSX or PDF."""
+        return self._file_of(self._http.send(self._file_request(statement_id, fmt)), statement_id, fmt)
+
     def _pages(self, path: str, query: Query, key: str) -> Iterator[Any]:
         page_query: Query | None = query
         while page_query is not None:
@@ -226,6 +281,19 @@ class AsyncAgentClient(_Endpoints):
     async def ledger(self, since: datetime | None = None, until: datetime | None = None) -> AsyncIterator[LedgerEntry]:
         async for raw in self._pages("/ledger", _range(since, until), "entries"):
             yield entry_from(raw)
+
+    async def statements(self, *, limit: int = 100) -> list[Statement]:
+        """Your confirmed settlement statements, newest first, without their lines (`limit` 1–500)."""
+        return self._statements_of(await self._http.send(self._statements_request(limit)))
+
+    async def statement(self, statement_id: int) -> Statement:
+        """One of your confirmed statements with its lines; ApiError 404 `statement_not_found` for any other id."""
+        request = self._request("GET", self._statement_path(statement_id))
+        return statement_from(answer(await self._http.send(request)))
+
+    async def statement_file(self, statement_id: int, fmt: Format = "csv") -> StatementFile:
+        """One of your confirmed statements as a file: CSV (UTF-8 with BOM), XLSX or PDF."""
+        return self._file_of(await self._http.send(self._file_request(statement_id, fmt)), statement_id, fmt)
 
     async def _pages(self, path: str, query: Query, key: str) -> AsyncIterator[Any]:
         page_query: Query | None = query

@@ -98,6 +98,50 @@ class LedgerEntry:
     out_order_no: str | None = None
 
 
+@dataclass(frozen=True)
+class StatementLine:
+    """One movement of the balance on a statement; amounts signed as they moved it (orders negative)."""
+
+    at: datetime
+    kind: str  # order, refund, topup, adjustment
+    reference: str
+    order_no: str | None
+    gross_minor: int
+    fee_minor: int
+    amount_minor: int
+    in_period: bool  # false: a sale of an earlier period, held back then and settled now
+    settled: bool  # counts towards this statement's commission (false: held back for refunds)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A confirmed settlement statement (结算单). `figures` are in minor units, signed as they moved the balance:
+    opening + sales + refunds + fees + commissions + top_ups + adjustments + payouts = closing.
+    `lines` is None in a list (`statements()`), every line when fetched alone (`statement(id)`)."""
+
+    id: int
+    counterparty: str
+    status: str
+    currency: str
+    first_day: date
+    last_day: date
+    period_start: datetime
+    period_end: datetime
+    figures: Mapping[str, int]
+    created_at: datetime
+    confirmed_at: datetime | None
+    lines: tuple[StatementLine, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StatementFile:
+    """A statement downloaded as CSV, XLSX or PDF: its bytes, media type and the file name kaquan suggests."""
+
+    filename: str
+    media_type: str
+    content: bytes = field(repr=False)
+
+
 def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -159,4 +203,36 @@ def entry_from(raw: Mapping[str, Any]) -> LedgerEntry:
         reference=raw.get("reference") or "",
         memo=raw.get("memo") or "",
         out_order_no=raw.get("out_order_no"),
+    )
+
+
+def statement_line_from(raw: Mapping[str, Any]) -> StatementLine:
+    return StatementLine(
+        at=datetime.fromisoformat(raw["at"]),
+        kind=raw["kind"],
+        reference=raw.get("reference") or "",
+        order_no=raw.get("order_no"),
+        gross_minor=raw["gross_minor"],
+        fee_minor=raw["fee_minor"],
+        amount_minor=raw["amount_minor"],
+        in_period=raw["in_period"],
+        settled=raw["settled"],
+    )
+
+
+def statement_from(raw: Mapping[str, Any]) -> Statement:
+    lines = raw.get("lines")
+    return Statement(
+        id=raw["id"],
+        counterparty=raw["counterparty"],
+        status=raw["status"],
+        currency=raw["currency"],
+        first_day=date.fromisoformat(raw["first_day"]),
+        last_day=date.fromisoformat(raw["last_day"]),
+        period_start=datetime.fromisoformat(raw["period_start"]),
+        period_end=datetime.fromisoformat(raw["period_end"]),
+        figures={name: int(value) for name, value in raw["figures"].items()},
+        created_at=datetime.fromisoformat(raw["created_at"]),
+        confirmed_at=_when(raw.get("confirmed_at")),
+        lines=None if lines is None else tuple(statement_line_from(line) for line in lines),
     )

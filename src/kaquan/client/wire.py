@@ -91,6 +91,18 @@ def answer(response: httpx.Response) -> dict[str, Any]:
     if response.is_success:
         body: dict[str, Any] = response.json()
         return body
+    raise error_of(response)
+
+
+def file_answer(response: httpx.Response) -> bytes:
+    """The bytes of a successful download; an ApiError for anything else."""
+    if response.is_success:
+        return response.content
+    raise error_of(response)
+
+
+def error_of(response: httpx.Response) -> ApiError:
+    """The ApiError an error answer stands for (its JSON `error`, or the HTTP status alone)."""
     try:
         error = response.json()["error"]
         code, message, details = str(error["code"]), str(error["message"]), dict(error.get("details") or {})
@@ -99,4 +111,4 @@ def answer(response: httpx.Response) -> dict[str, Any]:
     retry_after = response.headers.get("Retry-After")
     if retry_after is not None and retry_after.isdigit():
         details.setdefault("retry_after", int(retry_after))
-    raise ApiError(response.status_code, code, message, details)
+    return ApiError(response.status_code, code, message, details)

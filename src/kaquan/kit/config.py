@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )
+    bill_look_back_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="the daily bill job catches up every day this far back whose bill was never fetched",
+    )
 
     @field_validator("timezone")
     @classmethod

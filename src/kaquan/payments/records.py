@@ -33,8 +33,8 @@ RECORD_COLUMNS = (
 )
 
 
-def reconcilable(gateway: str, since: datetime, until: datetime) -> Select[tuple[object, ...]]:
-    """Every payment and refund of `gateway` whose time falls in [since, until), one row each.
+def reconcilable(gateway: str | None, since: datetime, until: datetime) -> Select[tuple[object, ...]]:
+    """Every payment and refund of `gateway` (None: of every gateway) whose time falls in [since, until), one row each.
 
     Columns (`RECORD_COLUMNS`): `kind` ("payment" or "refund"); `ref`, kaquan's
     number at the provider (the payment token, i.e. out_trade_no, or the refund
@@ -56,7 +56,9 @@ def reconcilable(gateway: str, since: datetime, until: datetime) -> Select[tuple
         Payment.currency.label("currency"),
         Payment.status.label("status"),
         paid_at.label("at"),
-    ).where(Payment.gateway == gateway, paid_at >= since, paid_at < until)
+    ).where(paid_at >= since, paid_at < until)
+    if gateway is not None:
+        payments = payments.where(Payment.gateway == gateway)
     refunded_at = func.coalesce(PaymentRefund.finished_at, PaymentRefund.created_at)
     refunds = (
         select(
@@ -71,8 +73,10 @@ def reconcilable(gateway: str, since: datetime, until: datetime) -> Select[tuple
             refunded_at.label("at"),
         )
         .join(Payment, Payment.id == PaymentRefund.payment_id)
-        .where(Payment.gateway == gateway, refunded_at >= since, refunded_at < until)
+        .where(refunded_at >= since, refunded_at < until)
     )
+    if gateway is not None:
+        refunds = refunds.where(Payment.gateway == gateway)
     return select(union_all(payments, refunds).subquery())
 
 

@@ -1,10 +1,14 @@
-"""The worker's daily bill job: each gateway's bill of yesterday fetched once it exists, imported, matched.
+"""The worker's daily bill job: each gateway's bill of every past day fetched once it exists, imported, matched.
 
 For every configured gateway whose adapter offers `download_bill(day)` and
 whose format kaquan reads, the job keeps one row per (gateway, day) in
-`reconciliation_bill_fetches`. The row of yesterday (in the provider's time
-zone) appears once the provider publishes the day's bill (`AVAILABLE_AFTER`
-past its midnight). A due row is downloaded outside any transaction (a
+`reconciliation_bill_fetches`. A day's row (in the provider's time zone)
+appears once the provider publishes its bill (`AVAILABLE_AFTER` past the
+day's midnight), for yesterday and for every earlier day of the look-back
+(`KAQUAN_BILL_LOOK_BACK_DAYS`, 7 by default) that has no row yet, back to
+the gateway's first row (a gateway the job never ran for starts with
+yesterday): a worker that was down for days catches up, oldest day first,
+and a day is never scheduled twice (the unique (gateway, day) key). A due row is downloaded outside any transaction (a
 network call), then imported and its day matched in one transaction. A
 failure (the provider is down, the bill is not there yet, the file is
 rejected) stays on the row with its code and message and is tried again
@@ -19,7 +23,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
@@ -42,6 +46,7 @@ AVAILABLE_AFTER: dict[str, timedelta] = {
     "alipay": timedelta(hours=9),  # 次日9点后
     "stripe": timedelta(hours=2),  # balance transactions settle into the day shortly after it ends
 }
+DEFAULT_LOOK_BACK_DAYS = 7
 FIRST_RETRY = timedelta(minutes=30)
 LONGEST_WAIT = timedelta(hours=6)
 MAX_ATTEMPTS = 10
@@ -100,13 +105,14 @@ def wait_after(attempts: int) -> timedelta:
     return min(doubled, LONGEST_WAIT)
 
 
-async def fetch_due_bills(db: Database, *, limit: int = 5) -> int:
-    """One pass: yesterday's rows put in place where due, then up to `limit` due rows fetched; returns those tried."""
+async def fetch_due_bills(db: Database, *, limit: int = 5, look_back_days: int = DEFAULT_LOOK_BACK_DAYS) -> int:
+    """One pass: the rows of the last `look_back_days` days put in place where due and missing, then up to
+    `limit` due rows fetched, oldest first; returns those tried."""
     now = clock.now()
     gateways = {gateway.name: gateway for gateway in bill_gateways()}
     if not gateways:
         return 0
-    await _schedule_yesterday(db, list(gateways), now)
+    await _schedule_missed_days(db, list(gateways), now, look_back_days)
     async with db.read() as session:
         due = (
             await session.execute(
@@ -121,24 +127,51 @@ async def fetch_due_bills(db: Database, *, limit: int = 5) -> int:
     return len(due)
 
 
-async def _schedule_yesterday(db: Database, names: list[str], now: datetime) -> None:
-    """Yesterday's row of each gateway whose bill is out; a read first, so a pass with nothing new writes nothing."""
-    wanted: dict[tuple[str, date], datetime] = {}
-    for name in names:
-        day = business_day(name, now) - timedelta(days=1)
+def days_due(name: str, now: datetime, look_back_days: int) -> dict[date, datetime]:
+    """The days of the look-back whose bill `name` has published by `now` (yesterday and up to
+    `look_back_days - 1` days before it), each with the moment its bill came out."""
+    yesterday = business_day(name, now) - timedelta(days=1)
+    due: dict[date, datetime] = {}
+    for back in range(max(look_back_days, 1)):
+        day = yesterday - timedelta(days=back)
         ready_at = day_start(name, day + timedelta(days=1)) + AVAILABLE_AFTER[name]
         if now >= ready_at:
-            wanted[(name, day)] = ready_at
-    if not wanted:
+            due[day] = ready_at
+    return due
+
+
+async def _schedule_missed_days(db: Database, names: list[str], now: datetime, look_back_days: int) -> None:
+    """A row for each published day of the look-back that has none, from the gateway's first day on (a gateway
+    the job never ran for starts with its latest day); a read first, so a pass with nothing new writes nothing."""
+    due = {name: days_due(name, now, look_back_days) for name in names}
+    wanted_days = sorted({day for days in due.values() for day in days})
+    if not wanted_days:
         return
     async with db.read() as session:
-        known = await session.execute(
-            select(BillFetch.gateway, BillFetch.day).where(
-                BillFetch.gateway.in_([name for name, _ in wanted]), BillFetch.day.in_({day for _, day in wanted})
-            )
+        first = dict(
+            (
+                await session.execute(
+                    select(BillFetch.gateway, func.min(BillFetch.day))
+                    .where(BillFetch.gateway.in_(sorted(names)))
+                    .group_by(BillFetch.gateway)
+                )
+            ).all()
         )
-        for name, day in known.all():
-            wanted.pop((name, day), None)
+        known = set(
+            (
+                await session.execute(
+                    select(BillFetch.gateway, BillFetch.day).where(
+                        BillFetch.gateway.in_(sorted(names)), BillFetch.day.in_(wanted_days)
+                    )
+                )
+            ).all()
+        )
+    wanted: dict[tuple[str, date], datetime] = {}
+    for name, days in due.items():
+        start = first.get(name) or business_day(name, now) - timedelta(days=1)
+        for day, ready_at in days.items():
+            if day >= start and (name, day) not in known:
+                wanted[(name, day)] = ready_at
     if wanted:
         await db.run(partial(_insert_rows, db, wanted=wanted, now=now))
 

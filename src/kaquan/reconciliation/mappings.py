@@ -1,4 +1,5 @@
-"""Column mappings finance saves once per generic CSV/XLSX source; a statement of `generic:<name>` reads with it."""
+"""Column mappings finance saves once per generic CSV/XLSX source; a statement of `generic:<name>` reads with it,
+and is matched with what its `channel` names (checked when it is saved)."""
 
 import json
 import re
@@ -10,9 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
+from kaquan.channels import agents, marketplace
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
+from kaquan.payments import registry
+from kaquan.payments.plugins import load_plugins
+from kaquan.reconciliation.days import GATEWAY_SOURCES
 from kaquan.reconciliation.errors import MappingNotFound
 from kaquan.reconciliation.models import SavedMapping
 from kaquan.statements import ColumnMapping, MappingInvalid
@@ -54,9 +59,31 @@ def _checked(name: str, text: str) -> str:
     return ColumnMapping.from_json(json.dumps(data)).to_json()
 
 
+def gateway_names() -> set[str]:
+    """The gateways whose payments a generic source may be matched with: kaquan's readers', installed, configured."""
+    return {*GATEWAY_SOURCES, *(plugin.name for plugin in load_plugins()), *(g.name for g in registry.all())}
+
+
+async def check_channel(session: AsyncSession, channel: str | None) -> None:
+    """A mapping's `channel` names a gateway, an existing store or an existing agent (else 422 or 404)."""
+    if channel is None:
+        return
+    kind, colon, name = channel.partition(":")
+    if colon and name and kind == "marketplace":
+        await marketplace.get_store(session, name)
+    elif colon and name and kind == "agent":
+        await agents.by_code(session, name)
+    elif colon or channel not in gateway_names():
+        raise MappingInvalid(
+            f"{channel!r} is no gateway ({', '.join(sorted(gateway_names()))}), marketplace:<store> or agent:<code>",
+            key="channel",
+        )
+
+
 async def save_mapping(db: Database, session: AsyncSession, name: str, text: str, *, actor: str) -> MappingView:
     """Save (or replace) the mapping `name`; audited with what it was before."""
     stored = _checked(checked_name(name), text)
+    await check_channel(session, ColumnMapping.from_json(stored).channel)
     now = clock.now()
     table = SavedMapping.__table__
     created = await session.execute(

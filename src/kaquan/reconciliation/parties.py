@@ -1,4 +1,10 @@
-"""Matching a marketplace store's settlement export and an agent's own statement, where they differ from a bill.
+"""Which records a source's lines are matched with, and a store's and an agent's statement where they differ
+from a bill.
+
+A generic source (`generic:<mapping>`) is matched like a gateway's bill (by
+reference, then by amount and day) against what its saved mapping's
+`channel` names: a gateway's payments, a store's or an agent's orders, or
+(no channel) kaquan's payments and refunds through every gateway.
 
 Records come from the channel (`channels.marketplace.settling.reconcilable`,
 `channels.agents.settling.reconcilable`): one payment per order delivered,
@@ -17,9 +23,14 @@ A marketplace's export also has lines a bill has not:
 - payout lines (`payout`, 结算打款): the money the marketplace sent to the bank
   for the lines of the same export. A payout equal to the net (amount − fee,
   refunds counting back) of the export's orders that paired is `matched` and
-  clears the store's receivable through `accounting.book_payout` (Dr
-  `bank:<cur>`, Cr `receivable:marketplace:<store>:<cur>`, reference
-  `payout:<source>:<line identity>`, once); any other payout is an
+  clears the store's receivable through `accounting.receive_payout`: once on
+  the ledger, whichever side saw it first. A confirmed settlement run that
+  already posted this payout (`settlement:<run>:payout`, same amount, not
+  linked to another line) is linked to; else it is booked (Dr `bank:<cur>`,
+  Cr `receivable:marketplace:<store>:<cur>`, reference
+  `payout:<source>:<line identity>`, once), and a settlement run confirmed
+  later adopts it rather than posting its own. The item's
+  `ledger_reference` names the one transfer. Any other payout is an
   `amount_mismatch` (kaquan's net against the payout) for finance.
 """
 
@@ -35,7 +46,8 @@ from kaquan.kit.db import Database
 from kaquan.kit.models import UTCDateTime
 from kaquan.payments import records
 from kaquan.reconciliation.days import GATEWAY_SOURCES
-from kaquan.reconciliation.errors import ResolutionNotSupported, UnknownSource
+from kaquan.reconciliation.errors import ResolutionNotSupported
+from kaquan.reconciliation.mappings import column_mapping
 from kaquan.reconciliation.models import ITEMS, LINES
 from kaquan.reconciliation.sources import checked_source
 
@@ -44,7 +56,8 @@ ACTOR = "reconciliation"
 
 
 def is_party(source: str) -> bool:
-    return source not in GATEWAY_SOURCES
+    """A store's or an agent's own statement: each line names its order, so lines pair by reference only."""
+    return source.partition(":")[0] in MATCHED_KINDS
 
 
 def is_marketplace(source: str) -> bool:
@@ -52,12 +65,7 @@ def is_marketplace(source: str) -> bool:
 
 
 def check_matchable(source: str) -> None:
-    kind, _ = checked_source(source)
-    if kind not in GATEWAY_SOURCES and kind not in MATCHED_KINDS:
-        raise UnknownSource(
-            f"{source[:80]!r} is stored but not matched: kaquan has no records of a generic source to match",
-            source=source[:80],
-        )
+    checked_source(source)
 
 
 async def records_of(session: AsyncSession, source: str, since: datetime, until: datetime) -> Select[Any]:
@@ -67,7 +75,14 @@ async def records_of(session: AsyncSession, source: str, since: datetime, until:
         return records.reconcilable(source, since, until)
     if kind == "marketplace":
         return await marketplace.settling.reconcilable(session, name, since, until)
-    return await agents.settling.reconcilable(session, name, since, until)
+    if kind == "agent":
+        return await agents.settling.reconcilable(session, name, since, until)
+    channel = (await column_mapping(session, name)).channel
+    if channel is None:
+        return records.reconcilable(None, since, until)
+    if channel.partition(":")[0] in MATCHED_KINDS:
+        return await records_of(session, channel, since, until)
+    return records.reconcilable(channel, since, until)
 
 
 async def fold_commissions(session: AsyncSession, lines: Any) -> None:
@@ -151,12 +166,14 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
         .order_by(lc.id)
     )
     store = source.removeprefix("marketplace:")
-    for line_id, day, amount, currency, status, occurrence, statement_id, identity in found.all():
+    rows = found.all()
+    linked = await linked_payouts(session, source) if rows else set()
+    for line_id, day, amount, currency, status, occurrence, statement_id, identity in rows:
         net = await _paired_net(session, statement_id) if occurrence == 0 else None
         klass = "duplicate_line" if occurrence else "matched" if net == amount else "amount_mismatch"
         reference = None
         if klass == "matched" and amount > 0:
-            reference = await accounting.book_payout(
+            reference = await accounting.receive_payout(
                 db,
                 session,
                 receivable=marketplace.settling.receivable_code(store, currency),
@@ -164,8 +181,10 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
                 amount_minor=amount,
                 reference=f"{source}:{identity}"[:100],
                 memo=f"payout {identity} from marketplace store {store}",
+                linked=linked,
                 actor=ACTOR,
             )
+            linked.add(reference)
         await session.execute(
             insert(ITEMS).values(
                 source=source,
@@ -184,6 +203,14 @@ async def settle_payouts(db: Database, session: AsyncSession, source: str, lines
                 matched_at=now,
             )
         )
+
+
+async def linked_payouts(session: AsyncSession, source: str) -> set[str]:
+    """The ledger references the source's items name: payouts booked or linked to already."""
+    found = await session.execute(
+        select(ITEMS.c.ledger_reference).where(ITEMS.c.source == source, ITEMS.c.ledger_reference.is_not(None))
+    )
+    return {str(reference) for reference in found.scalars()}
 
 
 async def _paired_net(session: AsyncSession, statement_id: int) -> int:
@@ -223,7 +250,7 @@ async def resolve_money(
     """
     if resolution == "accept_statement" and line_kind == "payout" and is_marketplace(source) and found_minor:
         store = source.removeprefix("marketplace:")
-        return await accounting.book_payout(
+        return await accounting.receive_payout(
             db,
             session,
             receivable=marketplace.settling.receivable_code(store, currency),
@@ -231,6 +258,7 @@ async def resolve_money(
             amount_minor=found_minor,
             reference=f"{source}:{identity}"[:100],
             memo=f"payout {identity} from marketplace store {store}, accepted as paid",
+            linked=await linked_payouts(session, source),
             actor=actor,
         )
     raise ResolutionNotSupported(

@@ -24,6 +24,7 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
 from kaquan.reconciliation import parties
+from kaquan.reconciliation.days import GATEWAY_SOURCES
 from kaquan.reconciliation.errors import AlreadyResolved, DifferenceNotFound, NothingToResolve
 from kaquan.reconciliation.matching import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES
 from kaquan.reconciliation.models import CLASSES, STATES, Difference, StatementLineRow
@@ -204,7 +205,7 @@ async def resolve(
         raise NothingToResolve(f"item {item.id} matched: nothing to resolve", id=item.id, class_=item.class_)
     before = {"state": item.state, "note": item.note}
     reference = None
-    if resolution != "no_action" and parties.is_party(item.source):
+    if resolution != "no_action" and item.source not in GATEWAY_SOURCES:
         reference = await parties.resolve_money(
             db,
             session,

@@ -5,7 +5,8 @@ For each confirmed run it names:
   balance that is not opening plus movements;
 - a closing balance other than the ledger's balance at the period end with the run's own (later)
   postings counted;
-- a commission, fee or payout posted not exactly once, or for another amount;
+- a commission, fee or payout posted not exactly once, or for another amount (a store's payout the run
+  adopted from its settlement export counts as the run's, and its own must then not be posted);
 - a sale or refund line whose order does not exist, belongs to someone else, or has another total.
 A settlement posting that names no confirmed run is named too.
 """
@@ -16,12 +17,19 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import accounting, ledger
 from kaquan.kit.errors import NotFound
 from kaquan.orders import service as orders
 from kaquan.settlement.models import SettlementLine, SettlementRun
 from kaquan.settlement.parties import resolve
-from kaquan.settlement.statement import FIGURES, SETTLEMENT_KINDS, figures_of, run_id_of, settled_balance
+from kaquan.settlement.statement import (
+    FIGURES,
+    PAYOUT,
+    SETTLEMENT_KINDS,
+    figures_of,
+    run_id_of,
+    settled_balance,
+)
 
 
 @dataclass
@@ -47,6 +55,8 @@ def _line_sums(lines: list[SettlementLine]) -> dict[str, int]:
             sums["fees"] += line.fee_minor
         elif line.kind == "topup":
             sums["top_ups"] += line.amount_minor
+        elif line.kind == accounting.PAYOUT_KIND:
+            sums["payouts"] += line.amount_minor
         else:
             sums["adjustments"] += line.amount_minor
     return sums
@@ -59,16 +69,19 @@ async def _check_run(
     figures = figures_of(run.figures)
     lines = list((await session.execute(select(SettlementLine).where(SettlementLine.run_id == run.id))).scalars())
     sums = _line_sums(lines)
-    for figure in ("sales", "refunds", "fees", "top_ups", "adjustments"):
-        expected = sums[figure] - (figures.fee_posted if figure == "fees" else 0)
+    posted_here = {"fees": figures.fee_posted, "payouts": figures.payout_posted}
+    for figure in ("sales", "refunds", "fees", "top_ups", "adjustments", "payouts"):
+        expected = sums[figure] - posted_here.get(figure, 0)
         if getattr(figures, figure) != expected:
             problems.append(f"{name}: {figure} is {getattr(figures, figure)}, its lines say {expected}")
     if figures.opening + sum(getattr(figures, f) for f in FIGURES) != figures.closing:
         problems.append(f"{name}: opening {figures.opening} plus its movements is not its closing {figures.closing}")
     party = await resolve(session, run.counterparty)
     account = await ledger.account_by_code(session, party.balance_account(run.currency))
-    ended = {r.id: r.period_end for r in confirmed if r.counterparty_id == run.counterparty_id}
-    on_ledger = 0 if account is None else await settled_balance(session, account.id, run.period_end, ended)
+    own = [r for r in confirmed if r.counterparty_id == run.counterparty_id]
+    ended = {r.id: r.period_end for r in own}
+    adopted = {r.payout_reference: r.id for r in own if r.payout_reference}
+    on_ledger = 0 if account is None else await settled_balance(session, account.id, run.period_end, ended, adopted)
     if on_ledger != figures.closing:
         problems.append(f"{name}: closing balance {figures.closing}, the ledger says {on_ledger} at the period end")
     for kind, amount in (
@@ -79,6 +92,12 @@ async def _check_run(
         reference = f"settlement:{run.id}:{kind.removeprefix('settlement_')}"
         found = (await ledger.posted(session, kind, [reference])).get(reference)
         posted = 0 if found is None else max(leg.debit_minor for leg in found.legs)
+        if kind == PAYOUT and run.payout_reference:
+            if found is not None:
+                problems.append(f"{name}: its payout is posted twice, as {reference} and {run.payout_reference}")
+            reference = run.payout_reference
+            found = (await ledger.posted(session, accounting.PAYOUT_KIND, [reference])).get(reference)
+            posted = 0 if found is None else max(leg.debit_minor for leg in found.legs)
         if posted != amount:
             problems.append(f"{name}: {reference} is posted for {posted}, the statement says {amount}")
     for line in lines:

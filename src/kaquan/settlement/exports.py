@@ -21,6 +21,7 @@ KINDS = {
     "refund": "退款 refund",
     "topup": "充值 top-up",
     "adjustment": "调整 adjustment",
+    "payout": "结算付款 payout",
 }
 SUMMARY = (
     ("opening", "期初余额 Opening balance"),

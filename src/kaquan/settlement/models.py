@@ -80,6 +80,9 @@ class SettlementRun(Base):
     created_at = mapped_column(UTCDateTime(), nullable=False)
     confirmed_by: Mapped[str | None] = mapped_column(String(128))
     confirmed_at = mapped_column(UTCDateTime(), nullable=True)
+    # A store's payout booked from its settlement export before the run was confirmed (ledger kind `payout`):
+    # the run adopted it instead of posting `settlement:<id>:payout`, so the payout is on the ledger once.
+    payout_reference: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class SettlementLine(Base):

@@ -4,8 +4,11 @@ Confirming locks the counterparty's row (two confirmations queue; the second
 finds the run confirmed and posts nothing), recomputes the statement (a draft
 that the ledger has moved past is `stale_draft`), posts the run's commission,
 fee and payout under `settlement:<run id>:commission|fee|payout`, and marks it
-confirmed. Nothing updates a confirmed run; a correction is a ledger adjustment
-that the next statement shows.
+confirmed. A store's payout already booked from its settlement export for the
+amount the run pays out is adopted instead (`payout_reference`): the payout is
+on the ledger once, whichever side saw it first (docs/settlement.md).
+Nothing updates a confirmed run; a correction is a ledger adjustment that the
+next statement shows.
 """
 
 from dataclasses import dataclass
@@ -75,12 +78,18 @@ async def _terms(
     return terms, {run.id: run.period_end for run in confirmed}
 
 
+def adopted_payouts(confirmed: list[SettlementRun]) -> dict[str, int]:
+    """The statement payouts confirmed runs adopted: reference → run."""
+    return {run.payout_reference: run.id for run in confirmed if run.payout_reference}
+
+
 async def _compute(
     session: AsyncSession, party: Party, rule: SettlementRule, period: periods.Period, confirmed: list[SettlementRun]
 ) -> tuple[Terms, Computed]:
     terms, ended = await _terms(session, party, rule, period, confirmed)
     account = await ledger.account_by_code(session, party.balance_account(rule.currency))
-    return terms, await compute(session, party, None if account is None else account.id, terms, ended)
+    account_id = None if account is None else account.id
+    return terms, await compute(session, party, account_id, terms, ended, adopted_payouts(confirmed))
 
 
 def _dates(text: str) -> tuple[date, date]:
@@ -182,7 +191,9 @@ async def _account(db: Database, session: AsyncSession, code: str, currency: str
     return found.id
 
 
-async def _post(db: Database, session: AsyncSession, party: Party, run: SettlementRun, actor: str) -> None:
+async def _post(
+    db: Database, session: AsyncSession, party: Party, run: SettlementRun, actor: str, *, payout_adopted: bool
+) -> None:
     figures = figures_of(run.figures)
     cur = run.currency
     balance = await _account(
@@ -191,7 +202,7 @@ async def _post(db: Database, session: AsyncSession, party: Party, run: Settleme
     # The commission (our expense) and the payout (the store's money in our bank) credit the statement's account.
     plan = (
         (COMMISSION, figures.commission_posted, f"commissions:{cur}"),
-        (PAYOUT, figures.payout_posted, f"bank:{cur}"),
+        (PAYOUT, 0 if payout_adopted else figures.payout_posted, f"bank:{cur}"),
     )
     for kind, amount, other in plan:
         if amount:
@@ -251,8 +262,9 @@ async def confirm(db: Database, session: AsyncSession, run_id: int, *, actor: st
             f"settlement run {run.id}: the ledger moved since the draft was made; run the period again",
             run_id=run.id,
         )
-    await _post(db, session, party, run, actor)
+    await _post(db, session, party, run, actor, payout_adopted=computed.payout_reference is not None)
     run.status, run.confirmed_by, run.confirmed_at = "confirmed", actor, clock.now()
+    run.payout_reference = computed.payout_reference
     await session.flush()
     await audit.record(
         session,
@@ -263,6 +275,7 @@ async def confirm(db: Database, session: AsyncSession, run_id: int, *, actor: st
         after={
             "status": "confirmed",
             **{k: run.figures[k] for k in ("commission_posted", "fee_posted", "payout_posted")},
+            "payout_reference": run.payout_reference,
         },
     )
     return Confirmed(run, posted=True)

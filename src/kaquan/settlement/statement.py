@@ -10,6 +10,13 @@ counted at their own period end (a run posts after its period, but its
 statement closes with them). The period's movements are every posting on the
 account in [start, end) except earlier runs' own; this run's commission, fee
 and payout are added to the commissions, fees and payouts.
+
+A run's own postings are its `settlement:<run>:…` transfers and, for a store,
+the payout it adopted: a payout already booked from the store's settlement
+export (kind `payout`, `accounting.received_payouts`) for exactly the amount
+the run pays out, which the run takes as its payout instead of posting it
+again (`adopted`: that payout's reference → the run). A statement payout no
+run adopted is a movement among the payouts of the period it was booked in.
 """
 
 from collections.abc import Sequence
@@ -19,13 +26,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan import ledger
+from kaquan import accounting, ledger
 from kaquan.settlement.parties import Party
 from kaquan.settlement.rules import share_of, tier_rate
 
 COMMISSION, FEE, PAYOUT = "settlement_commission", "settlement_fee", "settlement_payout"
 SETTLEMENT_KINDS = (COMMISSION, FEE, PAYOUT)
 FIGURES = ("sales", "refunds", "fees", "commissions", "top_ups", "adjustments", "payouts")
+THIS_RUN = 0  # the run being computed, in `ended` and `adopted`, before it has an id
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class Figures:
 class Computed:
     figures: Figures
     lines: list[Line] = field(default_factory=list)
+    payout_reference: str | None = None  # the statement payout this run adopts instead of posting its own
 
 
 @dataclass(frozen=True)
@@ -121,19 +130,46 @@ async def all_entries(
         after = page[-1].posting_id
 
 
-async def settled_balance(session: AsyncSession, account_id: int, at: datetime, ended: dict[int, datetime]) -> int:
-    """The balance at `at`, with the postings of runs that ended by then counted at once (`ended`: run → end)."""
-    later = await all_entries(session, account_id, since=at, kinds=SETTLEMENT_KINDS)
-    owed = sum(e.amount_minor for e in later if (run := run_id_of(e.reference)) in ended and ended[run] <= at)
+def run_of(entry: ledger.Entry, adopted: dict[str, int]) -> int | None:
+    """The run a posting belongs to: the run its settlement reference names, or the run that adopted it."""
+    if entry.kind in SETTLEMENT_KINDS:
+        return run_id_of(entry.reference)
+    if entry.kind == accounting.PAYOUT_KIND:
+        return adopted.get(entry.reference or "")
+    return None
+
+
+async def settled_balance(
+    session: AsyncSession,
+    account_id: int,
+    at: datetime,
+    ended: dict[int, datetime],
+    adopted: dict[str, int] | None = None,
+) -> int:
+    """The balance at `at`, with each run's own postings counted at its period end, whenever they were posted
+    (`ended`: run → end; `adopted`: a statement payout's reference → the run that adopted it)."""
+    adopted = adopted or {}
+    kinds = (*SETTLEMENT_KINDS, accounting.PAYOUT_KIND) if adopted else SETTLEMENT_KINDS
+    later = await all_entries(session, account_id, since=at, kinds=kinds)
+    owed = sum(e.amount_minor for e in later if (run := run_of(e, adopted)) in ended and ended[run] <= at)
+    if adopted:  # a payout booked before `at` whose run ends after it counts only from then
+        earlier = await all_entries(session, account_id, since=None, until=at, kinds=[accounting.PAYOUT_KIND])
+        owed -= sum(
+            e.amount_minor
+            for e in earlier
+            if (run := adopted.get(e.reference or "")) is not None and not (run in ended and ended[run] <= at)
+        )
     return await ledger.balance_as_of(session, account_id, at) + owed
 
 
-async def _lines(session: AsyncSession, party: Party, account_id: int, terms: Terms) -> list[Line]:
+async def _lines(
+    session: AsyncSession, party: Party, account_id: int, terms: Terms, adopted: dict[str, int]
+) -> list[Line]:
     since = min(terms.settled_from, terms.start)
     entries = [
         e
         for e in await all_entries(session, account_id, since=since, until=terms.end)
-        if e.kind not in SETTLEMENT_KINDS
+        if e.kind not in SETTLEMENT_KINDS and run_of(e, adopted) is None
     ]
     refs = {kind: [e.reference or "" for e in entries if e.kind == kind] for kind in ("order", "refund")}
     transfers = {kind: await ledger.posted(session, kind, refs[kind]) for kind in refs}
@@ -173,21 +209,45 @@ def _bucket(figures: Figures, line: Line) -> None:
         figures.fees += line.fee_minor
     elif line.kind == "topup":
         figures.top_ups += line.amount_minor
+    elif line.kind == accounting.PAYOUT_KIND:
+        figures.payouts += line.amount_minor
     else:
         figures.adjustments += line.amount_minor
 
 
 async def compute(
-    session: AsyncSession, party: Party, account_id: int | None, terms: Terms, ended: dict[int, datetime]
+    session: AsyncSession,
+    party: Party,
+    account_id: int | None,
+    terms: Terms,
+    ended: dict[int, datetime],
+    adopted: dict[str, int],
 ) -> Computed:
-    """The statement of one counterparty under `terms`; `account_id` None: the account was never opened."""
+    """The statement of one counterparty under `terms`; `account_id` None: the account was never opened.
+
+    `ended` and `adopted` describe the confirmed runs (their period ends, the payouts they adopted).
+    """
     figures = Figures(carried_in=terms.carried_in)
-    lines = [] if account_id is None else await _lines(session, party, account_id, terms)
-    if account_id is not None:
-        figures.opening = await settled_balance(session, account_id, terms.start, ended)
+    lines = [] if account_id is None else await _lines(session, party, account_id, terms, adopted)
+    _settle(figures, party, terms, lines)
+    payout_reference = None
+    if account_id is not None and party.kind == "marketplace" and figures.payout_posted:
+        payout_reference = await _adoptable(session, party, terms, figures.payout_posted, adopted)
+    if payout_reference is not None:
+        lines = [line for line in lines if line.reference != payout_reference or line.kind != accounting.PAYOUT_KIND]
+        adopted, ended = {**adopted, payout_reference: THIS_RUN}, {**ended, THIS_RUN: terms.end}
     for line in lines:
         if line.in_period:
             _bucket(figures, line)
+    if account_id is not None:
+        figures.opening = await settled_balance(session, account_id, terms.start, ended, adopted)
+    figures.closing = figures.opening + figures.movements()
+    return Computed(figures, lines, payout_reference)
+
+
+def _settle(figures: Figures, party: Party, terms: Terms, lines: list[Line]) -> None:
+    """What the run settles, its commission and fee, and what it posts or carries over."""
+    for line in lines:
         volume = line.gross_minor * party.sale_sign
         if line.kind == "order":
             if line.settled:
@@ -220,8 +280,17 @@ async def compute(
         figures.payout_posted = figures.payable if figures.payable >= minimum else 0
         figures.carried_out = figures.payable - figures.payout_posted
         figures.payouts -= figures.payout_posted
-    figures.closing = figures.opening + figures.movements()
-    return Computed(figures, lines)
+
+
+async def _adoptable(
+    session: AsyncSession, party: Party, terms: Terms, amount: int, adopted: dict[str, int]
+) -> str | None:
+    """The oldest payout booked from the store's export since the run's settled window opened, for exactly what
+    the run pays out, that no run adopted yet: the money this run's payout stands for came in already."""
+    received = await accounting.received_payouts(
+        session, party.balance_account(terms.currency), amount, since=terms.settled_from
+    )
+    return next((e.reference for e in received if e.reference and e.reference not in adopted), None)
 
 
 def figures_of(stored: dict[str, Any]) -> Figures:

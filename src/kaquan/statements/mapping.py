@@ -59,6 +59,9 @@ class ColumnMapping:
     encoding: str = "utf-8"  # of a CSV: "utf-8" (a BOM is allowed), "gbk", …, or "auto" (UTF-8 or GBK)
     header_row: int = 1  # the line (CSV) or sheet row (XLSX) of the header
     sheet: str | None = None  # the XLSX sheet; else the first
+    # What reconciliation matches the lines with: a gateway's payments ("wechatpay", …), "marketplace:<store>"
+    # or "agent:<code>"; null: kaquan's payments and refunds through every gateway (docs/reconciliation.md).
+    channel: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("name", "identity", "merchant_ref", "amount", "occurred_at"):
@@ -68,6 +71,10 @@ class ColumnMapping:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise MappingInvalid("a column name is a non-empty text, or null", key=key)
+        if self.channel is not None and (
+            not isinstance(self.channel, str) or not self.channel.strip() or len(self.channel) > 64
+        ):
+            raise MappingInvalid("a gateway, marketplace:<store> or agent:<code>, or null", key="channel")
         if not isinstance(self.kinds, dict):
             raise MappingInvalid("kinds maps a column value to a kind", key="kinds")
         for value, kind in self.kinds.items():

@@ -56,7 +56,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rec.last_error": "Last error",
         "rec.retry": "Try again",
         "rec.bills_none": (
-            "No bill fetched yet: the worker fetches each gateway's bill of yesterday once it is published."
+            "No bill fetched yet: the worker fetches each gateway's bill of yesterday once it is published,"
+            " and catches up the days it missed while it was down."
         ),
         "rec.bill.waiting": "waiting",
         "rec.bill.done": "done",
@@ -116,7 +117,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rec.next_try": "下次尝试",
         "rec.last_error": "最近错误",
         "rec.retry": "重试",
-        "rec.bills_none": "尚未下载账单：worker 会在各支付渠道发布前一日账单后自动下载。",
+        "rec.bills_none": "尚未下载账单：worker 会在各支付渠道发布前一日账单后自动下载，停机期间漏下的日期也会补下。",
         "rec.bill.waiting": "等待中",
         "rec.bill.done": "已完成",
         "rec.bill.failed": "失败",

@@ -317,22 +317,49 @@ async def statement(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> RunO
     return shown
 
 
-CSV_FILE: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the statement as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
-}
+def _file_answer(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": f"the statement as {what}", "content": {media_type: {"schema": {"type": "string"}}}}}
 
 
-@router.get("/statements/{statement_id}/csv", responses={**READ_ERRORS, **CSV_FILE}, response_class=Response)
-async def statement_csv(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
-    """One of your confirmed statements as CSV (UTF-8 with BOM, Chinese headers first)."""
+async def _statement_file(rt: RuntimeDep, caller: AgentCaller, statement_id: int, fmt: str) -> Response:
     async with rt.db.read() as session:
         run = await settlement.statement_of(session, _counterparty(caller), statement_id)
-        found = await settlement.statement_file(session, run, "csv")
+        found = await settlement.statement_file(session, run, fmt)
     return Response(
         found.content,
         media_type=found.media_type,
         headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
     )
+
+
+@router.get(
+    "/statements/{statement_id}/csv",
+    responses={**READ_ERRORS, **_file_answer("text/csv", "CSV")},
+    response_class=Response,
+)
+async def statement_csv(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
+    """One of your confirmed statements as CSV (UTF-8 with BOM, Chinese headers first)."""
+    return await _statement_file(rt, caller, statement_id, "csv")
+
+
+@router.get(
+    "/statements/{statement_id}/xlsx",
+    responses={**READ_ERRORS, **_file_answer(settlement.FORMATS["xlsx"][0], "XLSX")},
+    response_class=Response,
+)
+async def statement_xlsx(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
+    """One of your confirmed statements as XLSX (sheets 结算单 and 明细)."""
+    return await _statement_file(rt, caller, statement_id, "xlsx")
+
+
+@router.get(
+    "/statements/{statement_id}/pdf",
+    responses={**READ_ERRORS, **_file_answer("application/pdf", "PDF")},
+    response_class=Response,
+)
+async def statement_pdf(rt: RuntimeDep, caller: Caller, statement_id: Int64) -> Response:
+    """One of your confirmed statements as PDF (Chinese and English labels)."""
+    return await _statement_file(rt, caller, statement_id, "pdf")
 
 
 CALLBACKS = {

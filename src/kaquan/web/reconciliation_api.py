@@ -100,7 +100,7 @@ async def list_statements(
 
 
 class MatchIn(_Body):
-    source: str = Field(max_length=64, description="wechatpay, alipay, stripe, marketplace:<store> or agent:<code>")
+    source: str = Field(max_length=64, description=reconciliation.SOURCE_HELP)
     first_day: date = Field(strict=False)
     last_day: date | None = Field(default=None, strict=False, description="default: first_day")
 
