@@ -79,7 +79,7 @@ def test_a_product_and_a_sku_are_created(kaquan: Kaquan) -> None:
     )
 
     assert "SKU GAME-100 created (id 1)" in out
-    [listed] = json.loads(kaquan.ok("sku", "list"))
+    [listed] = json.loads(kaquan.ok("sku", "list", "--json"))
     assert {k: listed[k] for k in ("code", "price_minor", "face_value_minor", "currency", "encrypt_card_no")} == {
         "code": "GAME-100",
         "price_minor": 950,
