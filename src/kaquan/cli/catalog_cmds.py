@@ -9,7 +9,7 @@ import typer
 from kaquan.catalog import images as catalog_images
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.catalog.schemas import ProductCreate, ProductKind, ProductUpdate, SkuCreate, SkuOut
+from kaquan.catalog.schemas import ProductCreate, ProductKind, ProductOut, ProductUpdate, SkuCreate, SkuOut
 from kaquan.cli.common import console, run
 from kaquan.cli.output import JsonFlag, emit_json, money, show, table
 from kaquan.runtime import Runtime
@@ -52,6 +52,31 @@ def create_product(
             return (await catalog.create_product(session, data, actor=ACTOR)).id
 
     console.print(f"product {run(work)} created")
+
+
+@products.command("list")
+def list_products(as_json: JsonFlag = False) -> None:
+    """Every product; --json prints the admin API's product objects."""
+
+    async def work(rt: Runtime) -> list[ProductOut]:
+        async with rt.db.read() as session:
+            return [ProductOut.model_validate(p) for p in await catalog.list_products(session)]
+
+    found = run(work)
+    if as_json:
+        emit_json([product.model_dump(mode="json") for product in found])
+        return
+    listed = table("id", "name", "kind", "category", "featured", "on sale")
+    for product in found:
+        listed.add_row(
+            str(product.id),
+            product.name,
+            product.kind,
+            product.category or "-",
+            "yes" if product.featured else "no",
+            "yes" if product.active else "no",
+        )
+    show(listed)
 
 
 @products.command("set")
