@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -56,6 +57,8 @@ def show(rendered: Table) -> None:
         console.print(rendered)
         return
     natural = console.measure(rendered, options=console.options.update_width(_UNBOUNDED)).maximum
+    if rendered.title is not None:  # the title wraps, too, when it is wider than the table
+        natural = max(natural, cell_len(str(rendered.title)))
     Console(file=console.file, width=max(natural, 1), force_terminal=False).print(rendered)
 
 
