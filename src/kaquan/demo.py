@@ -11,8 +11,8 @@ from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
-from kaquan.channels.agents import ordering
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import ordering
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
 from kaquan.inventory import Viewer, importing, parse_code_file, segments
