@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kaquan import reconciliation
 from kaquan.cli import when
@@ -48,21 +48,27 @@ def import_statement(
     async def work(rt: Runtime) -> reconciliation.ImportResult | StatementRejected:
         with (
             Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=console,
             ) as bar,
             file.open("rb") as stream,
         ):
-            task = bar.add_task("reading 读取", total=None)
+            size = file.stat().st_size
+            task = bar.add_task("reading 读取", total=size)
             seen = 0
 
             def advance(lines: int) -> None:
                 nonlocal seen
                 seen += lines
-                bar.update(task, description=f"reading 读取: {seen} lines")
+                read = size if stream.closed else stream.tell()  # bytes the reader has taken so far
+                bar.update(task, completed=read, description=f"reading 读取: {seen} lines")
 
             try:
                 async with rt.db.transaction() as session:
-                    return await reconciliation.import_file(
+                    done = await reconciliation.import_file(
                         rt.db,
                         session,
                         source,
@@ -74,6 +80,8 @@ def import_statement(
                     )
             except StatementRejected as rejected:
                 return rejected
+            bar.update(task, completed=size)
+            return done
 
     result = run(work)
     if isinstance(result, StatementRejected):
