@@ -16,7 +16,7 @@ from tests.support.statements import wechat_bill, wechat_payment
 
 from kaquan.cli.app import app
 
-LONG_NAME = "超长的商品名称 A product name far wider than any terminal would show in one column"
+LONG_NAME = "超长的商品名称 [年卡] A product name far wider than any terminal would show in one column [/b]"
 # Commands that list things, and the arguments they need on an empty catalog.
 LISTINGS = {
     ("stock",): (),
@@ -85,7 +85,7 @@ def test_money_is_printed_as_money_not_minor_units(kaquan: Kaquan, tmp_path: Pat
     assert "¥1,234.56" in agents and "¥500.00" in agents and "123456" not in agents
 
 
-def test_a_piped_table_keeps_every_character_of_every_cell(kaquan: Kaquan) -> None:
+def test_a_piped_table_keeps_every_character_of_every_cell_markup_included(kaquan: Kaquan) -> None:
     kaquan.ok("product", "create", "--name", LONG_NAME, "--kind", "membership")
 
     narrow = kaquan("product", "list", env={"COLUMNS": "40"})

@@ -3,7 +3,6 @@
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from kaquan import accounting, ledger, settlement
 from kaquan.cli.common import aware_time, console, errors, run
@@ -88,15 +87,15 @@ def entries(
             }
         )
         return
-    rows = table("posting", "at", "transfer", "kind", "reference", "memo", "amount", title=escape(found.code))
+    rows = table("posting", "at", "transfer", "kind", "reference", "memo", "amount", title=found.code)
     for entry in listed:
         rows.add_row(
             str(entry.posting_id),
             local_time(entry.at),
             str(entry.transfer_id),
-            escape(entry.kind),
-            escape(entry.reference or "-"),
-            escape(entry.memo or "-"),
+            entry.kind,
+            entry.reference or "-",
+            entry.memo or "-",
             money(entry.amount_minor, found.currency),
         )
     show(rows)

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from kaquan import reconciliation
 from kaquan.cli.common import console, run
@@ -60,7 +59,7 @@ def list_(as_json: JsonFlag = False) -> None:
         columns = {key: view.mapping.get(key) for key in ("identity", "merchant_ref", "amount", "occurred_at")}
         listed.add_row(
             view.name,
-            escape(json.dumps(columns, ensure_ascii=False)),
+            json.dumps(columns, ensure_ascii=False),
             view.saved_by,
             local_time(view.saved_at),
         )

@@ -99,8 +99,8 @@ def list_stores(as_json: JsonFlag = False) -> None:
     listed = table("store", "name", "fee", "active")
     for channel in found:
         listed.add_row(
-            escape(channel.code.removeprefix(marketplace.CHANNEL_PREFIX)),
-            escape(channel.name),
+            channel.code.removeprefix(marketplace.CHANNEL_PREFIX),
+            channel.name,
             f"{channel.fee_rate_bp / 100:.2f}%",
             "yes" if channel.active else "no",
         )

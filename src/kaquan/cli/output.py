@@ -14,8 +14,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.style import StyleType
 from rich.table import Table
+from rich.text import Text
 
 from kaquan.cli.common import console
 from kaquan.kit.config import get_settings
@@ -43,9 +45,19 @@ def local_time(moment: datetime | None) -> str:
     return f"{shown:%Y-%m-%d %H:%M:%S} {shown.isoformat()[-6:]}"
 
 
+class PlainTable(Table):
+    """A table whose string cells are shown as they are: a name like `VIP [年卡]` is text, not Rich markup."""
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = [Text(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
 def table(*headers: str, title: str | None = None) -> Table:
     """A table whose cells fold onto more lines rather than lose characters."""
-    made = Table(title=title)
+    made = PlainTable(title=None if title is None else Text(title))
     for header in headers:
         made.add_column(header, overflow="fold")
     return made

@@ -184,8 +184,8 @@ def differences(
             money(item.expected_minor, item.currency),
             money(item.found_minor, item.currency),
             f"{money(item.expected_fee_minor, item.currency)} / {money(item.found_fee_minor, item.currency)}",
-            escape(item.record_ref or item.line_identity or "-"),
-            escape(item.note),
+            item.record_ref or item.line_identity or "-",
+            item.note,
         )
     show(listed)
     console.print(f"{len(items)} item(s)", highlight=False)

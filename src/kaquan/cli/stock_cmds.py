@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from kaquan.catalog import service as catalog
 from kaquan.cli import when
@@ -159,7 +160,7 @@ def show_stock(
             names.get(row.sku_id, str(row.sku_id)),
             row.warehouse,
             *(str(getattr(row, key)) for key in _COUNTS),
-            "yes" if row.adds_up else "[red]NO[/]",
+            "yes" if row.adds_up else Text("NO", style="red"),
         )
     show(listed)
 
