@@ -1,8 +1,10 @@
-# The two commands: `make run` (the shop on SQLite with demo data, dev gateway on) and `make test` (everything CI checks).
+# The two commands: `make run` (the shop on SQLite with demo data, dev gateway on; PORT=8000 by default) and `make test` (everything CI checks).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run PORT=8080` serves on another port
+PORT ?= 8000
 # pytest-xdist processes; each gets its own PostgreSQL database and Redis database
 TEST_WORKERS ?= auto
 
@@ -19,7 +21,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/kaquan demo
-	KAQUAN_DEV_GATEWAY=1 KAQUAN_GATEWAY_SIMULATORS=1 KAQUAN_DEV_CONTACT_CODES=1 $(BIN)/kaquan serve
+	KAQUAN_DEV_GATEWAY=1 KAQUAN_GATEWAY_SIMULATORS=1 KAQUAN_DEV_CONTACT_CODES=1 $(BIN)/kaquan serve --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check src tests

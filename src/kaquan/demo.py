@@ -12,9 +12,10 @@ from kaquan.catalog.rules import CodeRule
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.channels import agents
 from kaquan.channels import pricing as channels
+from kaquan.channels.agents import ordering
 from kaquan.identity.errors import UsernameTaken
 from kaquan.identity.permissions import ROLES
-from kaquan.inventory import importing, parse_code_file, segments
+from kaquan.inventory import Viewer, importing, parse_code_file, segments
 from kaquan.runtime import Runtime
 
 ACTOR = "demo"
@@ -33,12 +34,16 @@ class AgentCredentials:
 
 
 DEMO_AGENT = "demo-agent"
+DEMO_AGENT_ORDER = "DEMO-0001"
 # Agents buy the code SKUs through the open API at a wholesale price (minor units).
 AGENT_PRICES = {"VIDEO-1M": 1800, "GAME-100": 880}
 
 
 async def create_demo_agent(rt: Runtime) -> AgentCredentials | None:
-    """A demo agent with ¥1,000 on deposit, the code SKUs on its price list and one API key; None if it exists."""
+    """A demo agent with ¥1,000 on deposit, the code SKUs on its price list, one API key and one delivered order.
+
+    None if it exists already.
+    """
     async with rt.db.transaction() as session:
         if any(agent.code == DEMO_AGENT for agent in await agents.list_agents(session)):
             return None
@@ -49,6 +54,10 @@ async def create_demo_agent(rt: Runtime) -> AgentCredentials | None:
         )
         await agents.top_up(rt.db, session, agent.id, 100_000, reference="demo-opening-deposit", actor=ACTOR)
         key = await agents.issue_key(rt.db, session, rt.keyring, agent.id, ip_allowlist=[], actor=ACTOR)
+    # One delivered order, so the README's walkthrough has an agent's order to refund.
+    await rt.agent_orders.place(
+        agent, ordering.AgentOrderRequest(DEMO_AGENT_ORDER, "VIDEO-1M", 1), Viewer(f"agent:{DEMO_AGENT}", "demo order")
+    )
     return AgentCredentials(DEMO_AGENT, key.key_id, key.secret)
 
 

@@ -64,7 +64,7 @@ def test_leak_trace_reports_and_quarantines(kaquan: Kaquan, tmp_path: Path) -> N
     assert [p["line_no"] for p in report["problems"]] == [3]
     assert codes[0] not in json.dumps(report)
 
-    quarantined = kaquan.ok("leaks", "trace", leak, "--quarantine")
+    quarantined = kaquan.ok("leaks", "trace", leak, "--quarantine", "--reason", "sold on a forum", "--yes")
     assert "batch 1 quarantined: 4 unsold code(s) voided" in " ".join(quarantined.split())
     stock = kaquan.stock()[0]
     assert (stock.available, stock.voided, stock.adds_up) == (0, 4, True)
@@ -79,8 +79,8 @@ def test_keys_rotate_moves_everything_to_the_new_master_key(kaquan: Kaquan, tmp_
     both: dict[str, str | None] = {"KAQUAN_MASTER_KEY": new, "KAQUAN_RETIRED_MASTER_KEYS": old}
 
     dry = kaquan("keys", "rotate", "--dry-run", env=both)
-    rotated = kaquan("keys", "rotate", env=both)
-    again = kaquan("keys", "rotate", env=both)
+    rotated = kaquan("keys", "rotate", "--yes", env=both)
+    again = kaquan("keys", "rotate", "--yes", env=both)
 
     assert dry.exit_code == 0 and "batch keys: 1 to re-wrap" in dry.stdout
     assert rotated.exit_code == 0 and "batch keys: 1 re-wrapped, 0 already" in rotated.stdout

@@ -83,7 +83,7 @@ def test_an_unknown_channel_is_a_one_line_error(kaquan: Kaquan) -> None:
 def test_a_sku_is_priced_per_tier_and_a_bad_price_refused(kaquan: Kaquan) -> None:
     given_catalog(kaquan)
 
-    assert "VIDEO-1M costs 1500 in api" in kaquan.ok("channel", "price", "api", "VIDEO-1M", "1500")
+    assert "VIDEO-1M costs ¥15.00 in api" in kaquan.ok("channel", "price", "api", "VIDEO-1M", "1500")
     assert "for tier gold" in kaquan.ok("channel", "price", "api", "VIDEO-1M", "1400", "--tier", "gold")
 
     refused_with(kaquan, "sku_not_found", "channel", "price", "api", "NO-SUCH", "100")
@@ -133,9 +133,9 @@ def test_an_agent_is_added_topped_up_once_per_reference_and_listed(kaquan: Kaqua
     again = kaquan.ok("channel", "agent", "topup", "acme", "50000", "--reference", "BANK-1")
     listed = one_line(kaquan.ok("channel", "agent", "list"))
 
-    assert "acme: balance 50000 CNY" in first
+    assert "acme: balance ¥500.00" in first
     assert again == first
-    assert "acme Acme Games gold active 50000 CNY 20000" in listed
+    assert "acme Acme Games gold active ¥500.00 ¥200.00" in listed
     assert kaquan.state()["ledger_transfers"] == 1
 
 
@@ -164,7 +164,7 @@ def test_a_bad_top_up_is_a_one_line_error_and_changes_nothing(kaquan: Kaquan) ->
     refused_with(kaquan, "idempotency_conflict", "channel", "agent", "topup", "acme", "400", "--reference", "BANK-1")
     refused_with(kaquan, "agent_not_found", "channel", "agent", "topup", "nobody", "500", "--reference", "BANK-2")
     refused_with(
-        kaquan, "insufficient_balance", "channel", "agent", "topup", "acme", "--reference", "FIX", "--", "-501"
+        kaquan, "insufficient_balance", "channel", "agent", "topup", "acme", "--reference", "FIX", "--yes", "--", "-501"
     )
     missing = kaquan.refused("channel", "agent", "topup", "acme", "500", exit_code=2)
     assert "--reference" in one_line(missing)
@@ -177,8 +177,8 @@ def test_a_key_is_issued_rotated_and_revoked_and_its_secrets_never_reach_the_aud
     kaquan.ok("channel", "agent", "add", "acme", "--name", "Acme")
 
     key_id, secret = issued(kaquan.ok("channel", "agent", "key", "acme", "--ip", "10.0.0.0/8", "--ip", "192.0.2.7"))
-    rotated = kaquan.ok("channel", "agent", "rotate", "acme", key_id)
-    revoked = kaquan.ok("channel", "agent", "revoke", "acme", key_id)
+    rotated = kaquan.ok("channel", "agent", "rotate", "acme", key_id, "--yes")
+    revoked = kaquan.ok("channel", "agent", "revoke", "acme", key_id, "--yes")
 
     new_secret = re.search(r"new secret: (kq_sk_[A-Za-z0-9_-]{43})", rotated)
     assert new_secret and new_secret.group(1) != secret
@@ -186,7 +186,7 @@ def test_a_key_is_issued_rotated_and_revoked_and_its_secrets_never_reach_the_aud
     trail = audit_text(kaquan)
     assert key_id in trail and "10.0.0.0/8" not in trail
     assert secret not in trail and new_secret.group(1) not in trail
-    assert "key_revoked" in refused_with(kaquan, "key_revoked", "channel", "agent", "rotate", "acme", key_id)
+    assert "key_revoked" in refused_with(kaquan, "key_revoked", "channel", "agent", "rotate", "acme", key_id, "--yes")
 
 
 def test_bad_key_commands_are_one_line_errors_and_change_nothing(kaquan: Kaquan) -> None:
@@ -198,8 +198,8 @@ def test_bad_key_commands_are_one_line_errors_and_change_nothing(kaquan: Kaquan)
         kaquan, "bad_input", "channel", "agent", "key", "acme", "--ip", "10.0.0.1", "--ip", "10.0.0.300"
     )
     refused_with(kaquan, "agent_not_found", "channel", "agent", "key", "nobody")
-    refused_with(kaquan, "key_not_found", "channel", "agent", "rotate", "acme", "kq_ak_0000000000000000")
-    refused_with(kaquan, "key_not_found", "channel", "agent", "revoke", "zeta", key_id)
+    refused_with(kaquan, "key_not_found", "channel", "agent", "rotate", "acme", "kq_ak_0000000000000000", "--yes")
+    refused_with(kaquan, "key_not_found", "channel", "agent", "revoke", "zeta", key_id, "--yes")
 
 
 def test_a_callback_url_is_set_with_a_secret_shown_once_and_a_private_one_refused(kaquan: Kaquan) -> None:

@@ -79,7 +79,7 @@ def test_a_product_and_a_sku_are_created(kaquan: Kaquan) -> None:
     )
 
     assert "SKU GAME-100 created (id 1)" in out
-    [listed] = json.loads(kaquan.ok("sku", "list"))
+    [listed] = json.loads(kaquan.ok("sku", "list", "--json"))
     assert {k: listed[k] for k in ("code", "price_minor", "face_value_minor", "currency", "encrypt_card_no")} == {
         "code": "GAME-100",
         "price_minor": 950,
@@ -380,7 +380,10 @@ def test_demo_loads_once_and_a_second_run_changes_nothing(kaquan: Kaquan) -> Non
     assert "demo data already present" in second
     assert kaquan.state() == loaded
     assert (loaded["catalog_products"], loaded["catalog_skus"], loaded["catalog_product_images"]) == (7, 12, 7)
-    assert all(row.adds_up and row.available == row.imported > 0 for row in loaded["stock"])
+    assert all(row.adds_up and row.imported > 0 for row in loaded["stock"])
+    # everything is on sale but the one code the demo agent bought (its order DEMO-0001, to refund in the README)
+    assert [(row.sold, row.imported - row.available) for row in loaded["stock"] if row.sold] == [(1, 1)]
+    assert loaded["orders"] == 1
     assert loaded["identity_users"] == 1
     password = re.search(r"password: (\S+)", first)
     token = re.search(r"API token: (kqt_\S+)", first)

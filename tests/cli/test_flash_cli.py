@@ -31,10 +31,10 @@ def test_an_operator_schedules_lists_shows_and_ends_a_flash_sale(kaquan: Kaquan,
     listed = one_line(kaquan.ok("flash", "list"))
     shown = json.loads(kaquan.ok("flash", "show", "1"))
     [during] = kaquan.stock()
-    ended = kaquan.ok("flash", "end", "1")
+    ended = kaquan.ok("flash", "end", "1", "--yes")
 
     assert "flash-sale event 1 live: 6 units of SKU 1" in one_line(created)
-    assert "live" in listed and "990 CNY" in listed
+    assert "live" in listed and "¥9.90" in listed
     assert (shown["status"], shown["allotted"], shown["held"], shown["sold"], shown["per_buyer_limit"]) == (
         "live",
         6,
@@ -82,7 +82,7 @@ def test_bad_flash_sales_are_refused_and_change_nothing(kaquan: Kaquan, tmp_path
     too_many = kaquan.refused(*base, "--ends-at", in_hours(1), "--stock", "11")
     naive = kaquan.refused(*base, "--ends-at", "2030-01-01T00:00:00", "--stock", "1", exit_code=2)
     nothing = kaquan.refused(*base, "--ends-at", in_hours(1), "--stock", "0", exit_code=2)
-    unknown = kaquan.refused("flash", "end", "99")
+    unknown = kaquan.refused("flash", "end", "99", "--yes")
 
     assert "out_of_stock" in one_line(too_many) and "11 wanted, 10 available" in one_line(too_many)
     assert "needs a time zone" in one_line(naive)

@@ -79,10 +79,10 @@ def test_entries_lists_an_account_oldest_first_in_its_own_sign(kaquan: Kaquan) -
 
     rows = [line for line in listed.splitlines() if "slip-1" in line or "26112500" in line]
     assert len(rows) == 3
-    assert "top_up" in rows[0] and "slip-1" in rows[0] and "CNY 100.00" in rows[0] and "[wire] 预存款" in rows[0]
-    assert "order" in rows[1] and "2611250001" in rows[1] and "-CNY 19.90" in rows[1]
-    assert "order" in rows[2] and "2611250002" in rows[2] and "-CNY 25.00" in rows[2]
-    assert "3 entries; balance CNY 55.10 (floor -CNY 50.00)" in listed
+    assert "top_up" in rows[0] and "slip-1" in rows[0] and "¥100.00" in rows[0] and "[wire] 预存款" in rows[0]
+    assert "order" in rows[1] and "2611250001" in rows[1] and "-¥19.90" in rows[1]
+    assert "order" in rows[2] and "2611250002" in rows[2] and "-¥25.00" in rows[2]
+    assert "3 entries; balance ¥55.10 (floor -¥50.00)" in listed
     assert "2 entries" in two and "2611250002" not in two
     assert "3 entries" in recent
     assert "0 entries" in none_yet

@@ -39,7 +39,7 @@ def deliveries(path: Path) -> list[dict[str, str]]:
 def test_a_store_is_added_with_a_secret_shown_once_shown_again_on_request_and_rotated(kaquan: Kaquan) -> None:
     added = kaquan.ok("channel", "marketplace", "add", "tmall", "--name", "Tmall flagship", "--fee-bp", "650")
     shown = kaquan.ok("channel", "marketplace", "secret", "tmall")
-    rotated = kaquan.ok("channel", "marketplace", "rotate", "tmall")
+    rotated = kaquan.ok("channel", "marketplace", "rotate", "tmall", "--yes")
     current = kaquan.ok("channel", "marketplace", "secret", "tmall")
     listed = kaquan.ok("channel", "marketplace", "list")
 
@@ -96,7 +96,7 @@ def test_an_order_file_is_delivered_to_a_private_plaintext_file(kaquan: Kaquan, 
     checked = kaquan.ok("ledger", "check")
     assert "ledger balanced" in checked and "books agree" in checked and "waits for the worker" not in checked
     # three codes at 12.00, one cost-of-goods transfer per order (2 and 1 codes)
-    assert "2 entries; balance -CNY 36.00" in kaquan.ok("ledger", "entries", "inventory:CNY")
+    assert "2 entries; balance -¥36.00" in kaquan.ok("ledger", "entries", "inventory:CNY")
 
 
 def test_importing_the_file_again_delivers_the_same_codes_and_places_nothing_new(

@@ -34,7 +34,9 @@ def test_a_bill_is_imported_once_matched_and_its_differences_resolved(kaquan: Ka
     assert "2 item(s)" in listed and "¥19.90" in listed
     assert export.read_bytes().startswith("\ufeff编号,业务日期".encode())
 
-    resolved = one_line(kaquan.ok("reconcile", "resolve", "1", "--resolution", "accept_statement", "--note", "查明"))
+    resolved = one_line(
+        kaquan.ok("reconcile", "resolve", "1", "--resolution", "accept_statement", "--note", "查明", "--yes")
+    )
     assert "resolved as accept_statement; ledger adjustment:reconciliation:1" in resolved
     assert "ledger balanced" in kaquan.ok("ledger", "check")
     assert "1 item(s)" in kaquan.ok("reconcile", "differences", "--class", "missing_in_kaquan")

@@ -1,5 +1,8 @@
 """`kaquan serve` hands uvicorn no trust of its own in forwarded headers, and `kaquan demo` says how to pay."""
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,3 +27,35 @@ def test_demo_says_the_dev_gateway_must_be_switched_on_to_pay(kaquan: Kaquan) ->
     out = kaquan.ok("demo")
 
     assert "KAQUAN_DEV_GATEWAY=1 KAQUAN_DEV_CONTACT_CODES=1 kaquan serve" in out
+
+
+def test_serve_takes_its_port_from_the_option_or_kaquan_port(kaquan: Kaquan, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+
+    by_default = kaquan.ok("serve")
+    from_env = kaquan("serve", env={"KAQUAN_PORT": "8080"})
+    from_option = kaquan.ok("serve", "--port", "8123")
+
+    assert [options["port"] for options in started] == [8000, 8080, 8123]
+    assert "shop on http://127.0.0.1:8000" in by_default
+    assert from_env.exit_code == 0 and "shop on http://127.0.0.1:8080" in from_env.stdout
+    assert "http://127.0.0.1:8123" in from_option
+    assert kaquan("serve", "--port", "0").exit_code == 2
+
+
+def test_make_run_serves_on_port_8000_unless_told_another() -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    def planned(*args: str) -> str:
+        # -n only prints the recipe: nothing is set up, loaded or served
+        make = shutil.which("make")
+        assert make is not None, "make is one of the two things kaquan needs"
+        done = subprocess.run(  # noqa: S603 - our own Makefile, fixed arguments
+            [make, "-n", "-C", str(root), "run", *args], capture_output=True, text=True, check=True
+        )
+        [serve] = [line for line in done.stdout.splitlines() if "kaquan serve" in line]
+        return serve
+
+    assert planned().endswith("kaquan serve --port 8000")
+    assert planned("PORT=8080").endswith("kaquan serve --port 8080")

@@ -21,8 +21,8 @@ def test_finance_sets_a_rule_runs_confirms_and_exports_a_statement(kaquan: Kaqua
     drafted = one_line(
         kaquan.ok("settlement", "run", "--counterparty", "agent:A001", "--period", "2026-11-01..2026-11-30")
     )
-    confirmed = one_line(kaquan.ok("settlement", "confirm", "1"))
-    again = one_line(kaquan.ok("settlement", "confirm", "1"))
+    confirmed = one_line(kaquan.ok("settlement", "confirm", "1", "--yes"))
+    again = one_line(kaquan.ok("settlement", "confirm", "1", "--yes"))
 
     assert "结算单 statement 1" in drafted and "draft" in drafted
     assert "confirmed" in confirmed and "posted to the ledger" in confirmed
@@ -53,7 +53,7 @@ def test_bad_input_names_its_problem_and_changes_nothing(kaquan: Kaquan) -> None
         ("settlement", "run", "--counterparty", "agent:A001", "--period", "2026-11-30..2026-11-01"): "invalid_period",
         ("settlement", "run", "--counterparty", "agent:A001", "--period", "2099-01-01..2099-01-31"): "not ended",
         ("settlement", "run", "--counterparty", "marketplace:none", "--period", "2026-11-01"): "unknown_counterparty",
-        ("settlement", "confirm", "99"): "statement_not_found",
+        ("settlement", "confirm", "99", "--yes"): "statement_not_found",
         ("settlement", "export", "99", "--out", "x.csv"): "statement_not_found",
     }
     for args, expected in refusals.items():

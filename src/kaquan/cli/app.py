@@ -104,8 +104,10 @@ def demo() -> None:
 
 @app.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: Annotated[str, typer.Option(envvar="KAQUAN_HOST", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="KAQUAN_PORT", min=1, max=65535, help="port to listen on (`make run PORT=8080`)")
+    ] = 8000,
     worker: Annotated[bool, typer.Option(help="also run the outbox worker in this process")] = True,
     workers: Annotated[
         int, typer.Option(min=1, help="processes sharing the port; flash sales then need KAQUAN_REDIS_URL")

@@ -9,8 +9,9 @@ import typer
 from kaquan.catalog import images as catalog_images
 from kaquan.catalog import service as catalog
 from kaquan.catalog.rules import CodeRule
-from kaquan.catalog.schemas import ProductCreate, ProductKind, ProductUpdate, SkuCreate, SkuOut
-from kaquan.cli.common import console, dump, run
+from kaquan.catalog.schemas import ProductCreate, ProductKind, ProductOut, ProductUpdate, SkuCreate, SkuOut
+from kaquan.cli.common import console, run
+from kaquan.cli.output import JsonFlag, emit_json, money, show, table
 from kaquan.runtime import Runtime
 
 products = typer.Typer(help="Products: what the shop sells.", no_args_is_help=True)
@@ -51,6 +52,31 @@ def create_product(
             return (await catalog.create_product(session, data, actor=ACTOR)).id
 
     console.print(f"product {run(work)} created")
+
+
+@products.command("list")
+def list_products(as_json: JsonFlag = False) -> None:
+    """Every product; --json prints the admin API's product objects."""
+
+    async def work(rt: Runtime) -> list[ProductOut]:
+        async with rt.db.read() as session:
+            return [ProductOut.model_validate(p) for p in await catalog.list_products(session)]
+
+    found = run(work)
+    if as_json:
+        emit_json([product.model_dump(mode="json") for product in found])
+        return
+    listed = table("id", "name", "kind", "category", "featured", "on sale")
+    for product in found:
+        listed.add_row(
+            str(product.id),
+            product.name,
+            product.kind,
+            product.category or "-",
+            "yes" if product.featured else "no",
+            "yes" if product.active else "no",
+        )
+    show(listed)
 
 
 @products.command("set")
@@ -162,9 +188,29 @@ def create_sku(
 
 
 @skus.command("list")
-def list_skus() -> None:
-    async def work(rt: Runtime) -> list[dict[str, object]]:
-        async with rt.db.read() as session:
-            return [SkuOut.model_validate(s).model_dump(mode="json") for s in await catalog.list_skus(session)]
+def list_skus(as_json: JsonFlag = False) -> None:
+    """Every SKU with its prices; --json prints the admin API's SKU objects (amounts as *_minor)."""
 
-    dump(run(work))
+    async def work(rt: Runtime) -> list[SkuOut]:
+        async with rt.db.read() as session:
+            return [SkuOut.model_validate(s) for s in await catalog.list_skus(session)]
+
+    found = run(work)
+    if as_json:
+        emit_json([sku.model_dump(mode="json") for sku in found])
+        return
+    listed = table("id", "product", "code", "name", "price", "face value", "cost", "stock", "per order", "on sale")
+    for sku in found:
+        listed.add_row(
+            str(sku.id),
+            str(sku.product_id),
+            sku.code,
+            sku.name,
+            money(sku.price_minor, sku.currency),
+            money(sku.face_value_minor, sku.currency),
+            money(sku.cost_minor, sku.currency),
+            sku.stock_kind,
+            str(sku.max_per_order),
+            "yes" if sku.active else "no",
+        )
+    show(listed)

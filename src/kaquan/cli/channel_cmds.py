@@ -4,14 +4,15 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kaquan import ledger
 from kaquan.channels import Channel, agents, callbacks
 from kaquan.channels import pricing as channels
 from kaquan.channels.agents import Agent, refunds
 from kaquan.cli.common import console, run
+from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.cli.marketplace_cmds import marketplace_app
+from kaquan.cli.output import JsonFlag, emit_json, money, money_json, show, table
 from kaquan.runtime import Runtime
 
 channel_app = typer.Typer(help="Channels, price lists, agents and their keys.", no_args_is_help=True)
@@ -22,23 +23,39 @@ ACTOR = "cli"
 
 
 @channel_app.command("list")
-def list_channels() -> None:
+def list_channels(as_json: JsonFlag = False) -> None:
     """Every channel with its fee and warehouse order."""
 
     async def work(rt: Runtime) -> list[Channel]:
         async with rt.db.read() as session:
             return await channels.list_channels(session)
 
-    table = Table("code", "kind", "fee (bp)", "warehouses", "active")
-    for channel in run(work):
-        table.add_row(
+    found = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "code": c.code,
+                    "kind": c.kind,
+                    "name": c.name,
+                    "fee_rate_bp": c.fee_rate_bp,
+                    "warehouses": list(c.warehouses),
+                    "active": c.active,
+                }
+                for c in found
+            ]
+        )
+        return
+    listed = table("code", "kind", "fee (bp)", "warehouses", "active")
+    for channel in found:
+        listed.add_row(
             channel.code,
             channel.kind,
             str(channel.fee_rate_bp),
             ",".join(channel.warehouses) or "all",
             str(channel.active),
         )
-    console.print(table)
+    show(listed)
 
 
 @channel_app.command("configure")
@@ -79,18 +96,19 @@ def set_price(
         raise typer.BadParameter("give a price, or --remove without one", param_hint="PRICE_MINOR")
     for_tier = f" for tier {tier}" if tier else ""
 
-    async def work(rt: Runtime) -> None:
+    async def work(rt: Runtime) -> str | None:
         async with rt.db.transaction() as session:
             if price_minor is None:
                 await channels.remove_price(rt.db, session, channel, sku, tier=tier, actor=ACTOR)
-            else:
-                await channels.set_price(rt.db, session, channel, sku, price_minor, tier=tier, actor=ACTOR)
+                return None
+            entry = await channels.set_price(rt.db, session, channel, sku, price_minor, tier=tier, actor=ACTOR)
+            return money(entry.price_minor, entry.currency)
 
-    run(work)
-    if price_minor is None:
-        console.print(f"{sku} is off the {channel} price list{for_tier}")
+    price = run(work)
+    if price is None:
+        console.print(f"{sku} is off the {channel} price list{for_tier}", highlight=False)
     else:
-        console.print(f"{sku} costs {price_minor} in {channel}{for_tier}")
+        console.print(f"{sku} costs {price} in {channel}{for_tier}", highlight=False)
 
 
 @channel_app.command("quota")
@@ -139,24 +157,40 @@ def add_agent(
 
 
 @agent_app.command("list")
-def list_agents() -> None:
+def list_agents(as_json: JsonFlag = False) -> None:
     """Agents with their balances."""
 
     async def work(rt: Runtime) -> list[tuple[Agent, ledger.Balance]]:
         async with rt.db.read() as session:
             return [(a, await ledger.balance(session, a.account_id)) for a in await agents.list_agents(session)]
 
-    table = Table("code", "name", "tier", "status", "balance", "credit limit")
-    for agent, held in run(work):
-        table.add_row(
+    found = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "code": agent.code,
+                    "name": agent.name,
+                    "tier": agent.tier,
+                    "status": agent.status,
+                    "balance": money_json(held.balance_minor, held.currency),
+                    "credit_limit": money_json(agent.credit_limit_minor, held.currency),
+                }
+                for agent, held in found
+            ]
+        )
+        return
+    listed = table("code", "name", "tier", "status", "balance", "credit limit")
+    for agent, held in found:
+        listed.add_row(
             agent.code,
             agent.name,
             agent.tier or "-",
             agent.status,
-            f"{held.balance_minor} {held.currency}",
-            str(agent.credit_limit_minor),
+            money(held.balance_minor, held.currency),
+            money(agent.credit_limit_minor, held.currency),
         )
-    console.print(table)
+    show(listed)
 
 
 @agent_app.command("topup")
@@ -165,8 +199,11 @@ def top_up(
     amount_minor: Annotated[int, typer.Argument(help="minor units; negative for an adjustment down")],
     reference: Annotated[str, typer.Option(help="the payment's reference (bank slip); a repeat is not booked twice")],
     memo: str = "",
+    yes: YesFlag = False,
 ) -> None:
-    """Book money an agent paid in (预存款)."""
+    """Book money an agent paid in (预存款); a negative amount (an adjustment down) asks first."""
+    if amount_minor < 0:
+        confirmed(f"take {-amount_minor} minor units off {code}'s deposit", yes=yes)
 
     async def work(rt: Runtime) -> ledger.Balance:
         async with rt.db.transaction() as session:
@@ -176,7 +213,7 @@ def top_up(
             )
 
     held = run(work)
-    console.print(f"{code}: balance {held.balance_minor} {held.currency}")
+    console.print(f"{code}: balance {money(held.balance_minor, held.currency)}", highlight=False)
 
 
 @agent_app.command("refund")
@@ -184,8 +221,10 @@ def refund_order(
     code: Annotated[str, typer.Argument()],
     out_order_no: Annotated[str, typer.Argument(help="the agent's own order number")],
     reason: Annotated[str, typer.Option(help="why, for the order's history and the audit trail (1-300 characters)")],
+    yes: YesFlag = False,
 ) -> None:
     """Refund a delivered order of the agent: its codes are voided and its price goes back to the deposit."""
+    confirmed(f"refund {code}'s order {out_order_no}, voiding its codes", yes=yes)
 
     async def work(rt: Runtime) -> tuple[refunds.Refund, ledger.Balance]:
         async with rt.db.transaction() as session:
@@ -198,10 +237,13 @@ def refund_order(
     refund, held = run(work)
     order = refund.order
     if refund.refunded:
-        console.print(f"order {order.number} ({out_order_no}) refunded: {order.total_minor} {order.currency} back")
+        console.print(
+            f"order {order.number} ({out_order_no}) refunded: {money(order.total_minor, order.currency)} back",
+            highlight=False,
+        )
     else:
-        console.print(f"order {order.number} ({out_order_no}) was refunded already; nothing moved")
-    console.print(f"{code}: balance {held.balance_minor} {held.currency}")
+        console.print(f"order {order.number} ({out_order_no}) was refunded already; nothing moved", highlight=False)
+    console.print(f"{code}: balance {money(held.balance_minor, held.currency)}", highlight=False)
 
 
 @agent_app.command("key")
@@ -223,8 +265,11 @@ def issue_key(
 
 
 @agent_app.command("rotate")
-def rotate_key(code: Annotated[str, typer.Argument()], key_id: Annotated[str, typer.Argument()]) -> None:
+def rotate_key(
+    code: Annotated[str, typer.Argument()], key_id: Annotated[str, typer.Argument()], yes: YesFlag = False
+) -> None:
     """A new secret for a key; the old one keeps working for KAQUAN_AGENT_KEY_GRACE_HOURS."""
+    confirmed(f"replace the secret of {code}'s key {key_id}", yes=yes)
 
     async def work(rt: Runtime) -> agents.IssuedKey:
         async with rt.db.transaction() as session:
@@ -244,8 +289,11 @@ def rotate_key(code: Annotated[str, typer.Argument()], key_id: Annotated[str, ty
 
 
 @agent_app.command("revoke")
-def revoke_key(code: Annotated[str, typer.Argument()], key_id: Annotated[str, typer.Argument()]) -> None:
+def revoke_key(
+    code: Annotated[str, typer.Argument()], key_id: Annotated[str, typer.Argument()], yes: YesFlag = False
+) -> None:
     """Revoke a key at once."""
+    confirmed(f"revoke {code}'s key {key_id} now", yes=yes)
 
     async def work(rt: Runtime) -> None:
         async with rt.db.transaction() as session:

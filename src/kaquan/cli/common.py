@@ -5,12 +5,12 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import typer
 from rich.console import Console
 
 from kaquan import runtime as runtime_module
+from kaquan.cli import when
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
@@ -63,18 +63,6 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:
         raise SystemExit(1) from None
 
 
-def dump(value: Any) -> None:
-    console.print_json(data=value)
-
-
 def aware_time(value: str | None, name: str) -> datetime | None:
-    """An ISO 8601 time with its zone from an option (None when not given); a bad one names the option."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a time like 2026-11-25T08:00:00+00:00", param_hint=name) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} needs a time zone, e.g. +00:00 or Z", param_hint=name)
-    return parsed
+    """An aware time from an option (None when not given): ISO 8601 with its zone, `now` or `+2h`-style."""
+    return None if value is None else when.moment(value, name)

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from kaquan.audit import service as audit
 from kaquan.cli.common import aware_time, console, errors, run
+from kaquan.cli.confirm import YesFlag, confirmed
+from kaquan.cli.output import local_time, show, table
 from kaquan.inventory import count_batch_keys, custody, rewrap_batch_keys
 from kaquan.kit.crypto import new_key
 from kaquan.kit.keys import Rewrapped, StoredKey, count_wrapped, rewrap_named_keys
@@ -105,6 +106,7 @@ def generate() -> None:
 @keys_app.command("rotate")
 def rotate(
     dry_run: Annotated[bool, typer.Option(help="only count what is left to re-wrap; change nothing")] = False,
+    yes: YesFlag = False,
 ) -> None:
     """Re-wrap every batch key and named key under KAQUAN_MASTER_KEY; ciphertexts stay untouched.
 
@@ -112,6 +114,8 @@ def rotate(
     with it and re-wrapped; keys already under the new key are skipped, so a run
     that stopped half-way can simply be started again.
     """
+    if not dry_run:
+        confirmed("re-wrap every key under KAQUAN_MASTER_KEY", yes=yes)
 
     async def work(rt: Runtime) -> tuple[Rewrapped, Rewrapped]:
         total_batches = await count_batch_keys(rt.db)
@@ -170,11 +174,11 @@ def _report_json(report: LeakReport, quarantined: list[dict[str, Any]]) -> dict[
 
 
 def _print_report(report: LeakReport) -> None:
-    table = Table("line", "code", "batch", "supplier", "SKU", "status", "order", "channel", "sold", "reveals")
+    listed = table("line", "code", "batch", "supplier", "SKU", "status", "order", "channel", "sold", "reveals")
     for leaked in report.found:
         code, order = leaked.code, leaked.order
-        reveals = "; ".join(f"{r.at:%Y-%m-%d %H:%M} {r.viewer}: {r.reason}" for r in leaked.reveals) or "-"
-        table.add_row(
+        reveals = "; ".join(f"{local_time(r.at)} {r.viewer}: {r.reason}" for r in leaked.reveals) or "-"
+        listed.add_row(
             str(code.line_no),
             code.code,
             str(code.batch_id),
@@ -183,10 +187,10 @@ def _print_report(report: LeakReport) -> None:
             code.status,
             order.number if order else "-",
             order.channel if order else "-",
-            f"{code.sold_at:%Y-%m-%d %H:%M}" if code.sold_at else "-",
+            local_time(code.sold_at),
             reveals,
         )
-    console.print(table)
+    show(listed)
     for line_no, shown in report.unknown:
         console.print(f"  line {line_no}: {shown} unknown (not in this inventory)", highlight=False, markup=False)
     for problem in report.problems:
@@ -204,12 +208,22 @@ def trace(
     quarantine: Annotated[
         bool, typer.Option(help="void the unsold codes of every affected batch and quarantine the batches")
     ] = False,
-    reason: Annotated[str, typer.Option(help="why the batches are quarantined (audited)")] = "",
+    reason: Annotated[
+        str, typer.Option(help="why the batches are quarantined (audited; needed with --quarantine)")
+    ] = "",
     layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    yes: YesFlag = False,
 ) -> None:
-    """Where each leaked code came from and went: batch, supplier, order, channel, every reveal."""
-    why = reason or f"leak trace of {file.name}"
+    """Where each leaked code came from and went: batch, supplier, order, channel, every reveal.
+
+    With --quarantine (and a --reason) every affected batch is quarantined: its unsold codes are voided for good.
+    """
+    why = reason.strip()
+    if quarantine:
+        if not why:
+            raise typer.BadParameter("quarantining voids codes for good: say why with --reason", param_hint="--reason")
+        confirmed(f"quarantine every batch {file.name} names, voiding its unsold codes", yes=yes)
 
     async def work(rt: Runtime) -> tuple[LeakReport, list[dict[str, Any]]]:
         async with rt.db.read() as session:

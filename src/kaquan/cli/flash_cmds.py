@@ -1,42 +1,30 @@
 """`kaquan flash …`: Flash-sale events: schedule, list, show, end."""
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from kaquan.buyers.service import any_channel
-from kaquan.cli.common import console, dump, run
+from kaquan.cli import when
+from kaquan.cli.common import console, run
+from kaquan.cli.confirm import YesFlag, confirmed
+from kaquan.cli.output import JsonFlag, emit_json, local_time, money, show, table
 from kaquan.flashsale import service
 from kaquan.flashsale.schemas import EventCreate, EventOut
-from kaquan.kit import clock
 from kaquan.runtime import Runtime
 
 flash_app = typer.Typer(help="Flash-sale events: schedule, list, show, end.", no_args_is_help=True)
 ACTOR = "cli"
 
 
-def _moment(value: str | None, option: str) -> datetime:
-    if value is None or value == "now":
-        return clock.now()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{option} must be ISO 8601, e.g. 2026-12-01T20:00:00+08:00") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter(f"{option} needs a time zone, e.g. 2026-12-01T20:00:00+08:00")
-    return moment
-
-
 @flash_app.command("create")
 def create(
     sku: Annotated[str, typer.Option(help="SKU code or id (unique-code SKUs only)")],
-    ends_at: Annotated[str, typer.Option(help="ISO 8601 with a time zone")],
+    ends_at: Annotated[str, typer.Option(help='ISO 8601 with a time zone, or relative to now: "+2h", "+1d"')],
     stock: Annotated[int, typer.Option(help="units taken from central stock for the event")],
     price: Annotated[int, typer.Option(help="event price per unit in minor units (fen/cents)")],
-    starts_at: Annotated[str, typer.Option(help='ISO 8601 with a time zone, or "now"')] = "now",
+    starts_at: Annotated[str, typer.Option(help='ISO 8601 with a time zone, "now", or relative: "+1h"')] = "now",
     limit: Annotated[int, typer.Option(help="most units one buyer may win")] = 1,
     channel: Annotated[str | None, typer.Option(help="only this channel may buy (default: every channel)")] = None,
     name: Annotated[str, typer.Option(help="shown to buyers (default: the SKU's name)")] = "",
@@ -59,8 +47,8 @@ def create(
         data = EventCreate(
             name=name,
             sku=sku,
-            starts_at=_moment(starts_at, "--starts-at"),
-            ends_at=_moment(ends_at, "--ends-at"),
+            starts_at=when.moment(starts_at, "--starts-at"),
+            ends_at=when.moment(ends_at, "--ends-at"),
             stock=stock,
             price_minor=price,
             per_buyer_limit=limit,
@@ -85,7 +73,7 @@ def create(
     event = run(work)
     console.print(
         f"flash-sale event {event.id} {event.status}: {event.stock} units of SKU {event.sku_id}"
-        f" from {event.starts_at.isoformat()} to {event.ends_at.isoformat()}",
+        f" from {local_time(event.starts_at)} to {local_time(event.ends_at)}",
         highlight=False,
     )
     console.print(
@@ -97,44 +85,49 @@ def create(
 
 
 @flash_app.command("list")
-def list_events() -> None:
-    """Events, newest first."""
+def list_events(as_json: JsonFlag = False) -> None:
+    """Events, newest first; --json prints the admin API's event objects (amounts as *_minor)."""
 
     async def work(rt: Runtime) -> list[EventOut]:
         async with rt.db.read() as session:
             return [EventOut.of(event) for event in await service.list_events(session)]
 
-    table = Table("id", "name", "SKU", "status", "starts", "ends", "stock", "allotted", "price", "limit", "channel")
-    for event in run(work):
-        table.add_row(
+    found = run(work)
+    if as_json:
+        emit_json([event.model_dump(mode="json") for event in found])
+        return
+    listed = table("id", "name", "SKU", "status", "starts", "ends", "stock", "allotted", "price", "limit", "channel")
+    for event in found:
+        listed.add_row(
             str(event.id),
             event.name,
             str(event.sku_id),
             event.status,
-            event.starts_at.isoformat(timespec="seconds"),
-            event.ends_at.isoformat(timespec="seconds"),
+            local_time(event.starts_at),
+            local_time(event.ends_at),
             str(event.stock),
             str(event.allotted),
-            f"{event.price_minor} {event.currency}",
+            money(event.price_minor, event.currency),
             str(event.per_buyer_limit),
             event.channel or "all",
         )
-    console.print(table)
+    show(listed)
 
 
 @flash_app.command("show")
-def show(event_id: Annotated[int, typer.Argument(help="event id")]) -> None:
+def show_event(event_id: Annotated[int, typer.Argument(help="event id")]) -> None:
     """One event with its live counters (units won, held, gate tokens) as JSON."""
 
     async def work(rt: Runtime) -> EventOut:
         return await rt.flash.details(event_id)
 
-    dump(run(work).model_dump(mode="json"))
+    emit_json(run(work).model_dump(mode="json"))
 
 
 @flash_app.command("end")
-def end(event_id: Annotated[int, typer.Argument(help="event id")]) -> None:
+def end(event_id: Annotated[int, typer.Argument(help="event id")], yes: YesFlag = False) -> None:
     """End an event now: what it still holds goes back to central stock."""
+    confirmed(f"end flash-sale event {event_id} now", yes=yes)
 
     async def work(rt: Runtime) -> EventOut:
         return EventOut.of(await rt.flash.end_event(event_id, actor=ACTOR))

@@ -3,12 +3,10 @@
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from kaquan import accounting, ledger, settlement
 from kaquan.cli.common import aware_time, console, errors, run
-from kaquan.kit.money import Money
+from kaquan.cli.output import JsonFlag, emit_json, local_time, money, money_json, show, table
 from kaquan.ledger import LedgerAccount
 from kaquan.ledger.errors import AccountNotFound
 from kaquan.payments import refunds as payment_refunds
@@ -54,6 +52,7 @@ def entries(
     since: Annotated[str | None, typer.Option(help="from this time, ISO 8601 with zone")] = None,
     until: Annotated[str | None, typer.Option(help="before this time, ISO 8601 with zone")] = None,
     limit: Annotated[int, typer.Option(min=1, max=ledger.MAX_PAGE, help="at most this many entries")] = 100,
+    as_json: JsonFlag = False,
 ) -> None:
     """An account's entries, oldest first; amounts in the account's own sign (+ grows its balance)."""
     start, end = aware_time(since, "--since"), aware_time(until, "--until")
@@ -67,22 +66,41 @@ def entries(
             return found, await ledger.balance(session, found.id), listed
 
     found, current, listed = run(work)
-    table = Table("posting", "at", "transfer", "kind", "reference", "memo", "amount", title=escape(found.code))
-    for entry in listed:
-        table.add_row(
-            str(entry.posting_id),
-            f"{entry.at:%Y-%m-%d %H:%M:%S}",
-            str(entry.transfer_id),
-            escape(entry.kind),
-            escape(entry.reference or "-"),
-            escape(entry.memo or "-"),
-            Money(entry.amount_minor, found.currency).format(),
+    if as_json:
+        emit_json(
+            {
+                "account": found.code,
+                "balance": money_json(current.balance_minor, found.currency),
+                "floor": money_json(current.floor_minor, found.currency),
+                "entries": [
+                    {
+                        "posting_id": entry.posting_id,
+                        "at": entry.at.isoformat(),
+                        "transfer_id": entry.transfer_id,
+                        "kind": entry.kind,
+                        "reference": entry.reference,
+                        "memo": entry.memo,
+                        "amount": money_json(entry.amount_minor, found.currency),
+                    }
+                    for entry in listed
+                ],
+            }
         )
-    console.print(table)
-    floor = (
-        "no floor" if current.floor_minor is None else f"floor {Money(current.floor_minor, found.currency).format()}"
-    )
+        return
+    rows = table("posting", "at", "transfer", "kind", "reference", "memo", "amount", title=found.code)
+    for entry in listed:
+        rows.add_row(
+            str(entry.posting_id),
+            local_time(entry.at),
+            str(entry.transfer_id),
+            entry.kind,
+            entry.reference or "-",
+            entry.memo or "-",
+            money(entry.amount_minor, found.currency),
+        )
+    show(rows)
+    floor = "no floor" if current.floor_minor is None else f"floor {money(current.floor_minor, found.currency)}"
     console.print(
-        f"{len(listed)} entries; balance {Money(current.balance_minor, found.currency).format()} ({floor})",
+        f"{len(listed)} entries; balance {money(current.balance_minor, found.currency)} ({floor})",
         highlight=False,
     )

@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from kaquan import reconciliation
 from kaquan.cli.common import console, run
+from kaquan.cli.output import JsonFlag, emit_json, local_time, show, table
 from kaquan.runtime import Runtime
 
 mapping_app = typer.Typer(
@@ -39,20 +38,29 @@ def save(
 
 
 @mapping_app.command("list")
-def list_() -> None:
+def list_(as_json: JsonFlag = False) -> None:
     """The saved mappings and the columns each reads."""
 
     async def work(rt: Runtime) -> list[reconciliation.MappingView]:
         async with rt.db.read() as session:
             return await reconciliation.list_mappings(session)
 
-    table = Table("name 名称", "columns 列", "saved by 保存人", "saved at 保存时间")
-    for view in run(work):
-        columns = {key: view.mapping.get(key) for key in ("identity", "merchant_ref", "amount", "occurred_at")}
-        table.add_row(
-            view.name,
-            escape(json.dumps(columns, ensure_ascii=False)),
-            view.saved_by,
-            view.saved_at.strftime("%Y-%m-%d %H:%M:%S"),
+    views = run(work)
+    if as_json:
+        emit_json(
+            [
+                {"name": v.name, "mapping": v.mapping, "saved_by": v.saved_by, "saved_at": v.saved_at.isoformat()}
+                for v in views
+            ]
         )
-    console.print(table)
+        return
+    listed = table("name 名称", "columns 列", "saved by 保存人", "saved at 保存时间")
+    for view in views:
+        columns = {key: view.mapping.get(key) for key in ("identity", "merchant_ref", "amount", "occurred_at")}
+        listed.add_row(
+            view.name,
+            json.dumps(columns, ensure_ascii=False),
+            view.saved_by,
+            local_time(view.saved_at),
+        )
+    show(listed)

@@ -8,13 +8,13 @@ from typing import Annotated, TextIO
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from kaquan.channels import Channel, marketplace
 from kaquan.channels import pricing as channels
 from kaquan.cli.common import console, errors, run
+from kaquan.cli.confirm import YesFlag, confirmed
+from kaquan.cli.output import JsonFlag, emit_json, money, show, table
 from kaquan.kit.errors import BadInput
-from kaquan.kit.money import Money
 from kaquan.runtime import Runtime
 
 marketplace_app = typer.Typer(help="Marketplace stores: push secrets, price lists, order files.", no_args_is_help=True)
@@ -62,8 +62,9 @@ def secret(store: StoreArg) -> None:
 
 
 @marketplace_app.command("rotate")
-def rotate(store: StoreArg) -> None:
+def rotate(store: StoreArg, yes: YesFlag = False) -> None:
     """Replace a store's push secret; the old one stops working at once."""
+    confirmed(f"replace store {store}'s push secret (the old one stops working at once)", yes=yes)
 
     async def work(rt: Runtime) -> str:
         async with rt.db.transaction() as session:
@@ -73,22 +74,37 @@ def rotate(store: StoreArg) -> None:
 
 
 @marketplace_app.command("list")
-def list_stores() -> None:
+def list_stores(as_json: JsonFlag = False) -> None:
     """Every marketplace store: name, fee and whether it sells."""
 
     async def work(rt: Runtime) -> list[Channel]:
         async with rt.db.read() as session:
             return await marketplace.list_stores(session)
 
-    table = Table("store", "name", "fee", "active")
-    for channel in run(work):
-        table.add_row(
-            escape(channel.code.removeprefix(marketplace.CHANNEL_PREFIX)),
-            escape(channel.name),
+    found = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "store": c.code.removeprefix(marketplace.CHANNEL_PREFIX),
+                    "channel": c.code,
+                    "name": c.name,
+                    "fee_rate_bp": c.fee_rate_bp,
+                    "active": c.active,
+                }
+                for c in found
+            ]
+        )
+        return
+    listed = table("store", "name", "fee", "active")
+    for channel in found:
+        listed.add_row(
+            channel.code.removeprefix(marketplace.CHANNEL_PREFIX),
+            channel.name,
             f"{channel.fee_rate_bp / 100:.2f}%",
             "yes" if channel.active else "no",
         )
-    console.print(table)
+    show(listed)
 
 
 @marketplace_app.command("price")
@@ -99,13 +115,13 @@ def price(
 ) -> None:
     """Put a SKU on the store's price list, or change its price there."""
 
-    async def work(rt: Runtime) -> Money:
+    async def work(rt: Runtime) -> str:
         async with rt.db.transaction() as session:
             channel = await marketplace.get_store(session, store)
             entry = await channels.set_price(rt.db, session, channel.code, sku, price_minor, actor=ACTOR)
-            return Money(entry.price_minor, entry.currency)
+            return money(entry.price_minor, entry.currency)
 
-    console.print(f"{sku} sells at {run(work).format()} in store {store}", highlight=False, markup=False)
+    console.print(f"{sku} sells at {run(work)} in store {store}", highlight=False, markup=False)
 
 
 def _open_private(path: Path, *, replace: bool) -> TextIO:

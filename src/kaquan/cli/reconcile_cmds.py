@@ -1,18 +1,19 @@
 """`kaquan reconcile …`: import a gateway's statement, match a period, work off the differences."""
 
 import csv
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kaquan import reconciliation
+from kaquan.cli import when
 from kaquan.cli.common import console, errors, run
-from kaquan.kit.money import Money
+from kaquan.cli.confirm import YesFlag, confirmed
+from kaquan.cli.output import JsonFlag, emit_json, money, money_json, show, table
 from kaquan.runtime import Runtime
 from kaquan.statements import StatementRejected
 
@@ -25,18 +26,7 @@ REJECTED_EXIT = 2
 
 
 def _day(value: str, name: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007 (a calendar date, no time)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-12-05", param_hint=name) from None
-
-
-def _money(minor: int | None, currency: str) -> str:
-    """¥19.90 for yuan, as finance reads it; other currencies by their code."""
-    if minor is None:
-        return "-"
-    shown = Money(minor, currency).format()
-    return shown.replace("CNY ", "¥") if currency == "CNY" else shown
+    return when.day(value, name)
 
 
 @reconcile_app.command("import")
@@ -58,21 +48,27 @@ def import_statement(
     async def work(rt: Runtime) -> reconciliation.ImportResult | StatementRejected:
         with (
             Progress(
-                SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=console,
             ) as bar,
             file.open("rb") as stream,
         ):
-            task = bar.add_task("reading 读取", total=None)
+            size = file.stat().st_size
+            task = bar.add_task("reading 读取", total=size)
             seen = 0
 
             def advance(lines: int) -> None:
                 nonlocal seen
                 seen += lines
-                bar.update(task, description=f"reading 读取: {seen} lines")
+                read = size if stream.closed else stream.tell()  # bytes the reader has taken so far
+                bar.update(task, completed=read, description=f"reading 读取: {seen} lines")
 
             try:
                 async with rt.db.transaction() as session:
-                    return await reconciliation.import_file(
+                    done = await reconciliation.import_file(
                         rt.db,
                         session,
                         source,
@@ -84,6 +80,8 @@ def import_statement(
                     )
             except StatementRejected as rejected:
                 return rejected
+            bar.update(task, completed=size)
+            return done
 
     result = run(work)
     if isinstance(result, StatementRejected):
@@ -105,6 +103,7 @@ def match(
     source: Annotated[str, typer.Option(help=reconciliation.SOURCE_HELP)],
     first: Annotated[str, typer.Option("--from", help="first business day, YYYY-MM-DD")],
     last: Annotated[str | None, typer.Option("--to", help="last business day (default: --from)")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Match the period's statement lines with kaquan's payments and refunds (自动对账); prints the count per class."""
     first_day = _day(first, "--from")
@@ -117,11 +116,22 @@ def match(
             )
 
     summary = run(work)
-    table = Table("class 类别", "items 笔数", title=f"{source} {first_day} – {last_day}")
+    if as_json:
+        emit_json(
+            {
+                "source": source,
+                "first_day": str(first_day),
+                "last_day": str(last_day),
+                "counts": summary.counts,
+                "differences": summary.differences,
+            }
+        )
+        return
+    listed = table("class 类别", "items 笔数", title=f"{source} {first_day} – {last_day}")
     for name, count in summary.counts.items():
         if count:
-            table.add_row(name, str(count))
-    console.print(table)
+            listed.add_row(name, str(count))
+    show(listed)
     console.print(f"{summary.differences} difference(s) to look at 待处理差异", highlight=False)
 
 
@@ -138,6 +148,7 @@ def differences(
     export: Annotated[
         Path | None, typer.Option("--csv", help="also write them to this CSV (UTF-8 BOM, for Excel)")
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """The worklist 差异清单: differences still waiting for finance, oldest first."""
     first_day = _day(first, "--from") if first else None
@@ -156,26 +167,49 @@ def differences(
             )
 
     items = run(work)
-    table = Table(
+    if export is not None:
+        _write_csv(export, items)
+    if as_json:
+        emit_json([_item_json(item) for item in items])
+        return
+    listed = table(
         "id", "day 日期", "class 类别", "state 状态", "kaquan", "statement 对账单", "fee 手续费", "ref", "note 备注"
     )
     for item in items:
-        table.add_row(
+        listed.add_row(
             str(item.id),
             str(item.business_day),
             item.class_,
             item.state,
-            _money(item.expected_minor, item.currency),
-            _money(item.found_minor, item.currency),
-            f"{_money(item.expected_fee_minor, item.currency)} / {_money(item.found_fee_minor, item.currency)}",
-            escape(item.record_ref or item.line_identity or "-"),
-            escape(item.note),
+            money(item.expected_minor, item.currency),
+            money(item.found_minor, item.currency),
+            f"{money(item.expected_fee_minor, item.currency)} / {money(item.found_fee_minor, item.currency)}",
+            item.record_ref or item.line_identity or "-",
+            item.note,
         )
-    console.print(table)
+    show(listed)
     console.print(f"{len(items)} item(s)", highlight=False)
     if export is not None:
-        _write_csv(export, items)
         console.print(f"written to {export}", highlight=False)
+
+
+def _item_json(item: reconciliation.DifferenceView) -> dict[str, object]:
+    return {
+        "id": item.id,
+        "source": item.source,
+        "business_day": str(item.business_day),
+        "class": item.class_,
+        "state": item.state,
+        "expected": money_json(item.expected_minor, item.currency),
+        "found": money_json(item.found_minor, item.currency),
+        "expected_fee": money_json(item.expected_fee_minor, item.currency),
+        "found_fee": money_json(item.found_fee_minor, item.currency),
+        "record_ref": item.record_ref,
+        "line_identity": item.line_identity,
+        "note": item.note,
+        "resolution": item.resolution,
+        "decided_by": item.decided_by,
+    }
 
 
 def _write_csv(path: Path, items: list[reconciliation.DifferenceView]) -> None:
@@ -207,10 +241,10 @@ def _write_csv(path: Path, items: list[reconciliation.DifferenceView]) -> None:
                     item.source,
                     item.class_,
                     item.state,
-                    _money(item.expected_minor, item.currency),
-                    _money(item.found_minor, item.currency),
-                    _money(item.expected_fee_minor, item.currency),
-                    _money(item.found_fee_minor, item.currency),
+                    money(item.expected_minor, item.currency),
+                    money(item.found_minor, item.currency),
+                    money(item.expected_fee_minor, item.currency),
+                    money(item.found_fee_minor, item.currency),
                     item.record_ref or item.line_merchant_ref or "",
                     item.line_counterparty_ref or "",
                     item.note,
@@ -240,8 +274,11 @@ def resolve(
     item_id: Annotated[int, typer.Argument(help="the item's id")],
     resolution: Annotated[str, typer.Option(help="accept_statement, write_off or no_action")],
     note: Annotated[str, typer.Option(help="why 原因")] = "",
+    yes: YesFlag = False,
 ) -> None:
     """Resolve a difference; accept_statement and write_off post the adjustment to the ledger, once."""
+    if resolution != "no_action":
+        confirmed(f"resolve item {item_id} as {resolution}, posting the difference to the ledger", yes=yes)
 
     async def work(rt: Runtime) -> reconciliation.DifferenceView:
         async with rt.db.transaction() as session:

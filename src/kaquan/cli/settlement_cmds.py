@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kaquan import settlement
 from kaquan.cli.common import console, errors, run
+from kaquan.cli.confirm import YesFlag, confirmed
+from kaquan.cli.output import JsonFlag, emit_json, money_json, show, table
 from kaquan.runtime import Runtime
 from kaquan.settlement.rules import DEFAULT_TIME_ZONE
 
@@ -63,7 +64,9 @@ def set_rule(
 
 def _print_run(run_: settlement.SettlementRun) -> None:
     figures = settlement.figures_of(run_.figures)
-    table = Table("", "", title=f"结算单 statement {run_.id} · {run_.counterparty} · {run_.first_day}..{run_.last_day}")
+    listed = table(
+        "", "", title=f"结算单 statement {run_.id} · {run_.counterparty} · {run_.first_day}..{run_.last_day}"
+    )
     for label, value in (
         ("状态 status", run_.status),
         ("期初 opening", figures.opening),
@@ -77,8 +80,8 @@ def _print_run(run_: settlement.SettlementRun) -> None:
         ("期末 closing", figures.closing),
         ("结转 carried out", figures.carried_out),
     ):
-        table.add_row(label, value if isinstance(value, str) else settlement.money(value, run_.currency))
-    console.print(table)
+        listed.add_row(label, value if isinstance(value, str) else settlement.money(value, run_.currency))
+    show(listed)
 
 
 @settlement_app.command("run")
@@ -96,8 +99,9 @@ def run_period(
 
 
 @settlement_app.command("confirm")
-def confirm(run_id: Annotated[int, typer.Argument(help="the run's id")]) -> None:
+def confirm(run_id: Annotated[int, typer.Argument(help="the run's id")], yes: YesFlag = False) -> None:
     """Confirm a draft: post its commission, fee and payout to the ledger, once; it is immutable after."""
+    confirmed(f"confirm statement {run_id} and post its commission, fee and payout to the ledger", yes=yes)
 
     async def work(rt: Runtime) -> settlement.Confirmed:
         async with rt.db.transaction() as session:
@@ -112,6 +116,7 @@ def confirm(run_id: Annotated[int, typer.Argument(help="the run's id")]) -> None
 def list_runs(
     counterparty: Annotated[str | None, typer.Option("--counterparty")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """Runs, newest first."""
 
@@ -119,11 +124,27 @@ def list_runs(
         async with rt.db.read() as session:
             return await settlement.list_runs(session, counterparty=counterparty, limit=limit)
 
-    table = Table("id", "counterparty", "period", "status", "closing")
-    for found in run(work):
+    runs = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": found.id,
+                    "counterparty": found.counterparty,
+                    "first_day": str(found.first_day),
+                    "last_day": str(found.last_day),
+                    "status": found.status,
+                    "closing": money_json(int(found.figures["closing"]), found.currency),
+                }
+                for found in runs
+            ]
+        )
+        return
+    listed = table("id", "counterparty", "period", "status", "closing")
+    for found in runs:
         closing = settlement.money(int(found.figures["closing"]), found.currency)
-        table.add_row(str(found.id), found.counterparty, f"{found.first_day}..{found.last_day}", found.status, closing)
-    console.print(table)
+        listed.add_row(str(found.id), found.counterparty, f"{found.first_day}..{found.last_day}", found.status, closing)
+    show(listed)
 
 
 @settlement_app.command("export")

@@ -1,15 +1,17 @@
 """`kaquan import`, `kaquan segment add` and `kaquan stock`."""
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from kaquan.catalog import service as catalog
+from kaquan.cli import when
 from kaquan.cli.common import console, run
+from kaquan.cli.output import JsonFlag, emit_json, show, table
 from kaquan.inventory import CodeSource, Stock, importing, stock
 from kaquan.inventory import segments as serial_ranges
 from kaquan.runtime import Runtime
@@ -19,12 +21,7 @@ ACTOR = "cli"
 
 
 def _date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()  # noqa: DTZ007 (a calendar date, no time)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2027-12-31") from None
+    return None if value is None else when.day(value, "--expires")
 
 
 def import_codes(
@@ -32,7 +29,9 @@ def import_codes(
     sku: Annotated[str, typer.Option(help="SKU code or id")],
     supplier: str = "",
     unit_cost: Annotated[int, typer.Option(min=0, help="unit cost in minor units")] = 0,
-    expires: Annotated[str | None, typer.Option(help="expiry date of the batch, YYYY-MM-DD")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="expiry date of the batch: YYYY-MM-DD, or +1y, +90d from today")
+    ] = None,
     warehouse: str = "main",
     layout: Annotated[str, typer.Option(help="auto, single, pair or csv")] = "auto",
     encoding: Annotated[str | None, typer.Option(help="force an encoding (default: UTF-8, UTF-8 BOM or GBK)")] = None,
@@ -129,7 +128,9 @@ def add_segment(
     console.print(f"segment batch {run(work)}: {end - start + 1} serials added")
 
 
-def show_stock(sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None) -> None:
+def show_stock(
+    sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None, as_json: JsonFlag = False
+) -> None:
     """Stock per SKU and warehouse: available, reserved, sold, voided."""
 
     async def work(rt: Runtime) -> tuple[list[Stock], dict[int, str]]:
@@ -139,12 +140,29 @@ def show_stock(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
             return await stock(session, sku_id=sku_id), names
 
     rows, names = run(work)
-    table = Table("SKU", "warehouse", "imported", "available", "reserved", "sold", "redeemed", "voided", "adds up")
+    if as_json:
+        emit_json(
+            [
+                {
+                    "sku": names.get(row.sku_id, str(row.sku_id)),
+                    "sku_id": row.sku_id,
+                    "warehouse": row.warehouse,
+                    **{key: getattr(row, key) for key in _COUNTS},
+                    "adds_up": row.adds_up,
+                }
+                for row in rows
+            ]
+        )
+        return
+    listed = table("SKU", "warehouse", *_COUNTS, "adds up")
     for row in rows:
-        table.add_row(
+        listed.add_row(
             names.get(row.sku_id, str(row.sku_id)),
             row.warehouse,
-            *(str(n) for n in (row.imported, row.available, row.reserved, row.sold, row.redeemed, row.voided)),
-            "yes" if row.adds_up else "[red]NO[/]",
+            *(str(getattr(row, key)) for key in _COUNTS),
+            "yes" if row.adds_up else Text("NO", style="red"),
         )
-    console.print(table)
+    show(listed)
+
+
+_COUNTS = ("imported", "available", "reserved", "sold", "redeemed", "voided")

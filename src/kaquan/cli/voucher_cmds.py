@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kaquan.catalog import service as catalog
+from kaquan.cli import when
 from kaquan.cli.common import console, errors, run
 from kaquan.inventory import importing
 from kaquan.redemption import vouchers
@@ -19,12 +20,7 @@ ACTOR = "cli"
 
 
 def _date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2027-12-31") from None
+    return None if value is None else when.day(value, "--expires")
 
 
 def _create_private(path: Path) -> TextIO:
@@ -49,7 +45,9 @@ def generate(
             dir_okay=False, help="new file for the plaintext codes (mode 0600; default: vouchers-SKU-TIME.txt)"
         ),
     ] = None,
-    expires: Annotated[str | None, typer.Option(help="expiry date of the vouchers, YYYY-MM-DD")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="expiry date of the vouchers: YYYY-MM-DD, or +1y, +90d from today")
+    ] = None,
     warehouse: str = "main",
 ) -> None:
     """Issue COUNT new voucher codes of ≥ 80 bits each, sealed in the inventory and written once to OUT."""

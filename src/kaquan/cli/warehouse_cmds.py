@@ -3,10 +3,10 @@
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kaquan.catalog import service as catalog
 from kaquan.cli.common import console, run
+from kaquan.cli.output import JsonFlag, emit_json, local_time, show, table
 from kaquan.inventory import refills, warehouses
 from kaquan.runtime import Runtime
 
@@ -36,17 +36,23 @@ def add(
 
 
 @warehouse_app.command("list")
-def list_all() -> None:
+def list_all(as_json: JsonFlag = False) -> None:
     """Every warehouse."""
 
     async def work(rt: Runtime) -> list[warehouses.Warehouse]:
         async with rt.db.read() as session:
             return await warehouses.list_warehouses(session)
 
-    table = Table("id", "code", "name", "kind", "consignee")
-    for w in run(work):
-        table.add_row(str(w.id), w.code, w.name, w.kind, w.consignee or "")
-    console.print(table)
+    found = run(work)
+    if as_json:
+        emit_json(
+            [{"id": w.id, "code": w.code, "name": w.name, "kind": w.kind, "consignee": w.consignee} for w in found]
+        )
+        return
+    listed = table("id", "code", "name", "kind", "consignee")
+    for w in found:
+        listed.add_row(str(w.id), w.code, w.name, w.kind, w.consignee or "")
+    show(listed)
 
 
 @warehouse_app.command("move")
@@ -81,6 +87,7 @@ def transfers(
     sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None,
     warehouse: Annotated[str | None, typer.Option(help="only transfers into or out of this warehouse")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonFlag = False,
 ) -> None:
     """Recent transfers, newest first."""
 
@@ -90,11 +97,30 @@ def transfers(
             warehouse_id = (await warehouses.get_warehouse(session, warehouse)).id if warehouse else None
             return await warehouses.list_transfers(session, sku_id=sku_id, warehouse_id=warehouse_id, limit=limit)
 
-    table = Table("id", "at", "SKU", "from", "to", "units", "actor", "rule", "reason")
-    for t in run(work):
-        table.add_row(
+    found = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": t.id,
+                    "at": t.at.isoformat(),
+                    "sku_id": t.sku_id,
+                    "from": t.from_warehouse,
+                    "to": t.to_warehouse,
+                    "units": t.units,
+                    "actor": t.actor,
+                    "rule_id": t.rule_id,
+                    "reason": t.reason,
+                }
+                for t in found
+            ]
+        )
+        return
+    listed = table("id", "at", "SKU", "from", "to", "units", "actor", "rule", "reason")
+    for t in found:
+        listed.add_row(
             str(t.id),
-            t.at.isoformat(timespec="seconds"),
+            local_time(t.at),
             str(t.sku_id),
             t.from_warehouse,
             t.to_warehouse,
@@ -103,7 +129,7 @@ def transfers(
             str(t.rule_id or ""),
             t.reason,
         )
-    console.print(table)
+    show(listed)
 
 
 @warehouse_app.command("rebalance")
@@ -152,7 +178,9 @@ def add_rule(
 
 
 @rule_app.command("list")
-def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None) -> None:
+def list_rules(
+    sku: Annotated[str | None, typer.Option(help="SKU code or id")] = None, as_json: JsonFlag = False
+) -> None:
     """Refill rules, active and disabled."""
 
     async def work(rt: Runtime) -> list[refills.Rule]:
@@ -160,9 +188,27 @@ def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
             sku_id = (await catalog.get_sku(session, sku)).id if sku else None
             return await refills.list_rules(session, sku_id=sku_id)
 
-    table = Table("id", "SKU", "warehouse", "source", "threshold", "refill", "active", "low since")
-    for r in run(work):
-        table.add_row(
+    found = run(work)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": r.id,
+                    "sku_id": r.sku_id,
+                    "warehouse": r.warehouse,
+                    "source": r.source_warehouse,
+                    "threshold": r.threshold,
+                    "refill_units": r.refill_units,
+                    "active": r.active,
+                    "low_since": r.low_since.isoformat() if r.low_since else None,
+                }
+                for r in found
+            ]
+        )
+        return
+    listed = table("id", "SKU", "warehouse", "source", "threshold", "refill", "active", "low since")
+    for r in found:
+        listed.add_row(
             str(r.id),
             str(r.sku_id),
             r.warehouse,
@@ -170,9 +216,9 @@ def list_rules(sku: Annotated[str | None, typer.Option(help="SKU code or id")] =
             str(r.threshold),
             str(r.refill_units),
             "yes" if r.active else "no",
-            r.low_since.isoformat(timespec="seconds") if r.low_since else "",
+            local_time(r.low_since) if r.low_since else "",
         )
-    console.print(table)
+    show(listed)
 
 
 @rule_app.command("disable")

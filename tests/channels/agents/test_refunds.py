@@ -34,6 +34,7 @@ from kaquan.inventory.levels import Stock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput
+from kaquan.kit.money import display
 from kaquan.ledger.models import LedgerTransfer
 from kaquan.orders import service as orders_service
 from kaquan.orders.models import Order, OrderEvent
@@ -512,14 +513,15 @@ def refused_with(kaquan: Kaquan, code: str, *args: str) -> None:
 def test_the_cli_refunds_an_agents_order_once_and_refuses_clearly(kaquan: Kaquan) -> None:
     given_cli_orders(kaquan)
 
-    refused_with(kaquan, "order_not_found", *REFUND, "acme", "A-404", "--reason", REASON)
-    refused_with(kaquan, "agent_not_found", *REFUND, "nobody", "A-1", "--reason", REASON)
-    refused_with(kaquan, "order_not_refundable", *REFUND, "acme", "A-2", "--reason", REASON)
-    refused_with(kaquan, "bad_input", *REFUND, "acme", "A-1", "--reason", " ")
-    first = one_line(kaquan.ok(*REFUND, "acme", "A-1", "--reason", REASON))
-    again = one_line(kaquan.ok(*REFUND, "acme", "A-1", "--reason", REASON))
+    refused_with(kaquan, "order_not_found", *REFUND, "acme", "A-404", "--reason", REASON, "--yes")
+    refused_with(kaquan, "agent_not_found", *REFUND, "nobody", "A-1", "--reason", REASON, "--yes")
+    refused_with(kaquan, "order_not_refundable", *REFUND, "acme", "A-2", "--reason", REASON, "--yes")
+    refused_with(kaquan, "bad_input", *REFUND, "acme", "A-1", "--reason", " ", "--yes")
+    first = one_line(kaquan.ok(*REFUND, "acme", "A-1", "--reason", REASON, "--yes"))
+    again = one_line(kaquan.ok(*REFUND, "acme", "A-1", "--reason", REASON, "--yes"))
 
-    assert f"refunded: {2 * PRICE} CNY back" in first and f"acme: balance {DEPOSIT - PRICE} CNY" in first
-    assert "was refunded already; nothing moved" in again and f"acme: balance {DEPOSIT - PRICE} CNY" in again
+    balance = f"acme: balance {display(DEPOSIT - PRICE, 'CNY')}"
+    assert f"refunded: {display(2 * PRICE, 'CNY')} back" in first and balance in first
+    assert "was refunded already; nothing moved" in again and balance in again
     [stock] = kaquan.stock()
     assert (stock.voided, stock.adds_up) == (2, True)
