@@ -55,7 +55,7 @@ async def trace_leaked_codes(
 def leak_table(t: Translate, report: LeakReport, zone_name: str) -> Table:
     zone = ZoneInfo(zone_name)
     header = [t("import.line"), t("order.secret"), t("leaks.batch"), t("leaks.supplier"), "SKU", t("field.status")]
-    header += [t("leaks.order"), t("orders.channel"), t("leaks.sold_at") + f" ({zone_name})", t("leaks.reveals")]
+    header += [t("leaks.order"), t("orders.channel"), t("leaks.sold_at_in", zone=zone_name), t("leaks.reveals")]
     rows = [
         [
             leak.code.line_no,

@@ -95,16 +95,21 @@ async def _order_filter(session: AsyncSession, query: ListQuery, zone: ZoneInfo)
 
 @router.get("/admin/orders")
 async def order_list(
-    request: Request, rt: RuntimeDep, admin: OrdersRead, query: Filters, before_id: BigRowId | None = None
+    request: Request,
+    rt: RuntimeDep,
+    admin: OrdersRead,
+    query: Filters,
+    before_id: BigRowId | None = None,
+    per_page: Annotated[int, Query(ge=1, le=listing.MAX_PAGE_SIZE)] = listing.PAGE_SIZE,
 ) -> Response:
     zone = rt.settings.zone()
     async with rt.db.read() as session:
         where = await _order_filter(session, query, zone)
-        found = await listing.recent(session, where, before_id=before_id, limit=listing.PAGE_SIZE)
+        found = await listing.recent(session, where, before_id=before_id, limit=per_page)
         skus = {sku.id: sku for sku in await catalog.list_skus(session)}
         channels = await listing.channels_in_use(session)
-    chosen = query.chosen()
-    full = len(found) == listing.PAGE_SIZE
+    chosen = query.chosen() | ({"per_page": str(per_page)} if per_page != listing.PAGE_SIZE else {})
+    full = len(found) == per_page
     context: dict[str, Any] = {
         "filters": query,
         "orders": found,
@@ -114,7 +119,7 @@ async def order_list(
         "channels": channels,
         "next_page": urlencode({**chosen, "before_id": found[-1].id}) if full else None,
         "first_page": urlencode(chosen) if before_id is not None else None,
-        "export_query": urlencode(chosen),
+        "export_query": urlencode(query.chosen()),
         "export_limit": listing.EXPORT_LIMIT,
         "zone": rt.settings.timezone,
         "when": local_time(request),
