@@ -82,6 +82,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "leaks.output.csv": "Download CSV",
         "leaks.output.xlsx": "Download XLSX",
         "leaks.sold_at_in": "Sold ({zone})",
+        "leaks.layout.auto": "Detect",
+        "leaks.layout.single": "One code per line",
+        "leaks.layout.pair": "Card number and secret per line",
+        "leaks.layout.csv": "CSV with a header",
     },
     "zh": {
         **{f"order.status.{key}": word for key, word in _STATUS_ZH.items()},
@@ -130,5 +134,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "leaks.output.csv": "下载 CSV",
         "leaks.output.xlsx": "下载 XLSX",
         "leaks.sold_at_in": "售出时间（{zone}）",
+        "leaks.layout.auto": "自动识别",
+        "leaks.layout.single": "每行一个卡密",
+        "leaks.layout.pair": "每行卡号与密码",
+        "leaks.layout.csv": "带表头的 CSV",
     },
 }
