@@ -10,18 +10,15 @@ from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
-from kaquan.identity.permissions import Permission
 from kaquan.inventory import custody
 from kaquan.orders import service as orders
 from kaquan.orders import staff
 from kaquan.web.console.access import CodesReveal, OrdersRead
 from kaquan.web.console.exports import wording
-from kaquan.web.console.refunds import aftersale_view
+from kaquan.web.console.refunds import OrdersSupport, aftersale_view
 from kaquan.web.console.rendering import console_router, page
-from kaquan.web.deps import Principal, RuntimeDep, require
+from kaquan.web.deps import Principal, RuntimeDep
 from kaquan.web.pages import local_time
-
-OrdersSupport = Annotated[Principal, require(Permission.ORDERS_SUPPORT)]
 
 router = console_router()
 
