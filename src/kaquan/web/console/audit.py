@@ -15,7 +15,7 @@ from kaquan.audit import service as audit
 from kaquan.kit.bounds import BigRowId
 from kaquan.kit.tables import Table
 from kaquan.web.console.access import AuditRead
-from kaquan.web.console.exports import local, stem
+from kaquan.web.console.exports import DOWNLOADS, local, stem
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.downloads import table_download
@@ -64,7 +64,7 @@ async def audit_trail(
     return page(request, admin, "audit.html", context)
 
 
-@router.get("/admin/audit.{fmt}")
+@router.get("/admin/audit.{fmt}", responses=DOWNLOADS)
 async def audit_export(
     request: Request, rt: RuntimeDep, admin: AuditRead, fmt: Literal["csv", "xlsx"], filters: Filters
 ) -> Response:

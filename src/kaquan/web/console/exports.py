@@ -2,12 +2,24 @@
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
 
 from kaquan.kit import clock
+from kaquan.kit.tables import MEDIA_TYPES
 from kaquan.web.i18n import Translate, language, translator
+
+DOWNLOADS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the list as a file: CSV (UTF-8 with a BOM) or XLSX",
+        "content": {
+            media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()
+        },
+    }
+}
+"""What a download route answers, for the OpenAPI document (the console's pages are documented as HTML)."""
 
 
 def local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:

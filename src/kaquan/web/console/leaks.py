@@ -16,7 +16,7 @@ from kaquan.kit.errors import BadInput
 from kaquan.kit.tables import Table
 from kaquan.orders.trace import LeakReport, trace_leaks
 from kaquan.web.console.access import LeaksTrace, StockWrite
-from kaquan.web.console.exports import local, stem, word, wording
+from kaquan.web.console.exports import DOWNLOADS, local, stem, word, wording
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.custody_api import MAX_LEAK_FILE_BYTES
 from kaquan.web.deps import RuntimeDep
@@ -32,7 +32,7 @@ async def leaks_form(request: Request, admin: LeaksTrace) -> Response:
     return page(request, admin, "leaks.html", {"report": None})
 
 
-@router.post("/admin/leaks")
+@router.post("/admin/leaks", responses=DOWNLOADS)
 async def trace_leaked_codes(
     request: Request,
     rt: RuntimeDep,

@@ -25,7 +25,7 @@ from kaquan.kit.tables import Table
 from kaquan.orders import listing
 from kaquan.orders.service import ORDER_STATUSES, Order
 from kaquan.web.console.access import OrdersRead
-from kaquan.web.console.exports import local, stem, word, wording
+from kaquan.web.console.exports import DOWNLOADS, local, stem, word, wording
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.downloads import table_download
@@ -167,7 +167,7 @@ def order_table(t: Translate, orders: list[Order], skus: dict[int, Sku], zone_na
     return Table(t("export.orders"), header, rows)
 
 
-@router.get("/admin/orders.{fmt}")
+@router.get("/admin/orders.{fmt}", responses=DOWNLOADS)
 async def order_export(
     request: Request, rt: RuntimeDep, admin: OrdersRead, fmt: Literal["csv", "xlsx"], query: Filters
 ) -> Response:

@@ -20,7 +20,7 @@ from kaquan.orders import service as orders
 from kaquan.payments import refunds
 from kaquan.payments import service as payments
 from kaquan.payments.refunds import PaymentRefund
-from kaquan.web.console.exports import local, stem
+from kaquan.web.console.exports import DOWNLOADS, local, stem
 from kaquan.web.console.rendering import console_router, page, safe_next
 from kaquan.web.deps import Principal, RuntimeDep, require
 from kaquan.web.downloads import table_download
@@ -116,7 +116,7 @@ async def awaiting(request: Request, rt: RuntimeDep, admin: FinanceRead) -> Resp
     return page(request, admin, "refunds.html", context)
 
 
-@router.get("/admin/refunds.{fmt}")
+@router.get("/admin/refunds.{fmt}", responses=DOWNLOADS)
 async def awaiting_export(
     request: Request, rt: RuntimeDep, admin: FinanceRead, fmt: Literal["csv", "xlsx"]
 ) -> Response:
