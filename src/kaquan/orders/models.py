@@ -1,4 +1,4 @@
-from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
@@ -37,6 +37,13 @@ class Order(Base):
         _unpaid_index("ix_orders_unpaid_sku", "sku_id"),
         # A signed-in buyer's order history, newest first.
         Index("ix_orders_buyer_contact", "buyer_contact", "id"),
+        # The console's order list (`orders.listing`): newest first within one status, channel, SKU or contact,
+        # and a range of creation times.
+        Index("ix_orders_status_id", "status", "id"),
+        Index("ix_orders_channel_id", "channel", "id"),
+        Index("ix_orders_sku_id_id", "sku_id", "id"),
+        Index("ix_orders_contact_lower", text("lower(contact)"), "id"),
+        Index("ix_orders_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -80,3 +87,15 @@ class OrderEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(24))
     to_status: Mapped[str] = mapped_column(String(24))
     note: Mapped[str] = mapped_column(String(300), default="")
+
+
+class OrderNote(Base):
+    """A note staff wrote on an order: for the console only, never shown to the buyer (unlike `OrderEvent`)."""
+
+    __tablename__ = "order_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
+    at = mapped_column(UTCDateTime(), nullable=False)
+    author: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(String(1000))

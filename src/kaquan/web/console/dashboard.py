@@ -1,6 +1,6 @@
-"""The console's home: today's stock levels and sales per SKU."""
+"""The console's home: today's stock levels and sales per SKU; "today" is the shop's day, in its zone."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -18,10 +18,12 @@ router = console_router()
 
 @router.get(HOME)
 async def dashboard(request: Request, rt: RuntimeDep, admin: StockRead) -> Response:
-    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    zone = rt.settings.zone()
+    today = clock.now().astimezone(zone).date()
+    start, end = datetime.combine(today, time(), zone), datetime.combine(today + timedelta(days=1), time(), zone)
     async with rt.db.read() as session:
         skus = {sku.id: sku for sku in await catalog.list_skus(session)}
         levels = per_sku(await stock(session))
-        sales = await orders.delivered_between(session, start, start + timedelta(days=1))
-    context = {"skus": skus, "levels": levels, "sales": sales, "day": start.date().isoformat()}
+        sales = await orders.delivered_between(session, start, end)
+    context = {"skus": skus, "levels": levels, "sales": sales, "day": today.isoformat(), "zone": rt.settings.timezone}
     return page(request, admin, "dashboard.html", context)

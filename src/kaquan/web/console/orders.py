@@ -1,29 +1,26 @@
-"""Finding orders, an order's page, and revealing its codes (with a reason, audited)."""
+"""An order's page and what staff do there: reveal its codes (with a reason), cancel it while unpaid, write a note.
 
-from typing import Annotated
+Every action is audited and needs its own permission, checked here whatever the page showed:
+the page only hides the buttons an admin cannot use. (The list is `order_list`, after sale `refunds`.)
+"""
+
+from typing import Annotated, Literal
 
 from fastapi import Form, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from kaquan.catalog import service as catalog
 from kaquan.inventory import custody
 from kaquan.orders import service as orders
+from kaquan.orders import staff
 from kaquan.web.console.access import CodesReveal, OrdersRead
-from kaquan.web.console.refunds import aftersale_view
+from kaquan.web.console.exports import wording
+from kaquan.web.console.refunds import OrdersSupport, aftersale_view
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
+from kaquan.web.pages import local_time
 
 router = console_router()
-
-
-@router.get("/admin/orders")
-async def order_search(
-    request: Request, rt: RuntimeDep, admin: OrdersRead, q: Annotated[str, Query(max_length=200)] = ""
-) -> Response:
-    async with rt.db.read() as session:
-        found = await orders.search(session, q)
-        skus = {sku.id: sku for sku in await catalog.list_skus(session)} if found else {}
-    return page(request, admin, "orders.html", {"q": q, "orders": found, "skus": skus})
 
 
 async def _order_page(
@@ -33,21 +30,24 @@ async def _order_page(
     number: str,
     revealed: custody.Revealed | None = None,
     *,
-    resent: bool = False,
+    done: str = "",
 ) -> Response:
     async with rt.db.read() as session:
         order = await orders.by_number(session, number)
         sku = await catalog.get_sku(session, order.sku_id)
         codes = await custody.masked_codes(session, rt.vault, order.id)
-        events = await orders.events_of(session, order.id)
         after_sale = await aftersale_view(session, order)
+        timeline = await staff.timeline(session, order.id)
     context = {
         "order": order,
         "sku": sku,
         "codes": codes,
-        "events": events,
+        "timeline": timeline,
         "revealed": revealed,
-        "resent": resent,
+        "done": done,
+        "zone": rt.settings.timezone,
+        "when": local_time(request),
+        "word": wording(request),
         **after_sale,
     }
     return page(request, admin, "order.html", context)
@@ -55,9 +55,15 @@ async def _order_page(
 
 @router.get("/admin/orders/{number}")
 async def order_detail(
-    request: Request, rt: RuntimeDep, admin: OrdersRead, number: str, resent: Annotated[bool, Query()] = False
+    request: Request,
+    rt: RuntimeDep,
+    admin: OrdersRead,
+    number: str,
+    resent: Annotated[bool, Query()] = False,
+    done: Annotated[Literal["", "cancelled", "noted"], Query()] = "",
 ) -> Response:
-    return await _order_page(request, rt, admin, number, resent=resent)
+    """`resent` (the resend's own redirect) and `done` say what the action just taken did."""
+    return await _order_page(request, rt, admin, number, done="resent" if resent else done)
 
 
 @router.post("/admin/orders/{number}/reveal")
@@ -75,3 +81,25 @@ async def reveal_codes(
             session, rt.vault, order.id, order_number=order.number, actor=admin.actor, reason=reason, ip=admin.ip
         )
     return await _order_page(request, rt, admin, number, revealed)
+
+
+def _done(number: str, what: str) -> RedirectResponse:
+    return RedirectResponse(f"/admin/orders/{number}?done={what}", status_code=303)
+
+
+@router.post("/admin/orders/{number}/cancel")
+async def cancel_order(
+    rt: RuntimeDep, admin: OrdersSupport, number: str, reason: Annotated[str, Form(max_length=2000)] = ""
+) -> Response:
+    async with rt.db.transaction() as session:
+        await staff.cancel_unpaid(rt.db, session, number, actor=admin.actor, reason=reason, ip=admin.ip)
+    return _done(number, "cancelled")
+
+
+@router.post("/admin/orders/{number}/notes")
+async def add_note(
+    rt: RuntimeDep, admin: OrdersSupport, number: str, note: Annotated[str, Form(max_length=4000)] = ""
+) -> Response:
+    async with rt.db.transaction() as session:
+        await staff.add_note(session, number, note, actor=admin.actor, ip=admin.ip)
+    return _done(number, "noted")

@@ -10,6 +10,7 @@ from kaquan import redemption as redeeming
 from kaquan.web.console.access import Redeemer
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
+from kaquan.web.pages import local_time
 
 CONSOLE_DEVICE = "console"
 
@@ -17,7 +18,7 @@ router = console_router()
 
 
 def _redeem_form(request: Request, admin: Principal, **outcome: Any) -> Response:
-    return page(request, admin, "redeem.html", {"nonce": uuid.uuid4().hex, **outcome})
+    return page(request, admin, "redeem.html", {"nonce": uuid.uuid4().hex, "when": local_time(request), **outcome})
 
 
 @router.get("/admin/redeem")

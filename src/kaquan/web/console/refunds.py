@@ -5,7 +5,7 @@ form) that lands back on the page it came from (303), where the result shows in 
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -13,14 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.channels import aftersale
 from kaquan.identity.permissions import Permission
-from kaquan.kit.money import Money, parse_amount
+from kaquan.kit.money import Money, display, parse_amount
+from kaquan.kit.tables import Table
 from kaquan.orders import resend
 from kaquan.orders import service as orders
 from kaquan.payments import refunds
 from kaquan.payments import service as payments
 from kaquan.payments.refunds import PaymentRefund
+from kaquan.web.console.exports import DOWNLOADS, local, stem
 from kaquan.web.console.rendering import console_router, page, safe_next
 from kaquan.web.deps import Principal, RuntimeDep, require
+from kaquan.web.downloads import table_download
+from kaquan.web.i18n import language, translator
+from kaquan.web.pages import local_time
 
 router = console_router()
 
@@ -29,6 +34,7 @@ RefundsApprove = Annotated[Principal, require(Permission.REFUNDS_APPROVE)]
 FinanceRead = Annotated[Principal, require(Permission.FINANCE_READ)]
 OrdersSupport = Annotated[Principal, require(Permission.ORDERS_SUPPORT)]
 QUEUE = "/admin/refunds"
+QUEUE_LIMIT = 200
 
 
 async def aftersale_view(session: AsyncSession, order: orders.Order) -> dict[str, Any]:
@@ -96,14 +102,45 @@ class QueuedRefund:
     order: orders.Order
 
 
+async def _queue(session: AsyncSession) -> list[QueuedRefund]:
+    waiting = await refunds.awaiting_approval(session, limit=QUEUE_LIMIT)
+    found = await orders.by_ids(session, [refund.order_id for refund in waiting]) if waiting else {}
+    return [QueuedRefund(refund, found[refund.order_id]) for refund in waiting]
+
+
 @router.get("/admin/refunds")
 async def awaiting(request: Request, rt: RuntimeDep, admin: FinanceRead) -> Response:
     async with rt.db.read() as session:
-        queued = [
-            QueuedRefund(refund, await orders.by_id(session, refund.order_id))
-            for refund in await refunds.awaiting_approval(session, limit=200)
+        queued = await _queue(session)
+    context = {"queued": queued, "four_eyes": rt.settings.refund_four_eyes, "when": local_time(request)}
+    return page(request, admin, "refunds.html", context)
+
+
+@router.get("/admin/refunds.{fmt}", responses=DOWNLOADS)
+async def awaiting_export(
+    request: Request, rt: RuntimeDep, admin: FinanceRead, fmt: Literal["csv", "xlsx"]
+) -> Response:
+    """The queue as the page shows it: finance works through it in a spreadsheet, or files it."""
+    t, zone = translator(language(request)), rt.settings.zone()
+    async with rt.db.read() as session:
+        queued = await _queue(session)
+    header = [t("aftersale.order"), t("aftersale.refund_no"), t("aftersale.amount"), t("orders.total")]
+    header += [t("orders.currency"), t("field.reason"), t("aftersale.requested_by")]
+    header += [t("audit.at_in", zone=rt.settings.timezone)]
+    rows = [
+        [
+            q.order.number,
+            q.refund.refund_no,
+            display(q.refund.amount_minor, q.refund.currency),
+            display(q.order.total_minor, q.order.currency),
+            q.refund.currency,
+            q.refund.reason,
+            q.refund.requested_by,
+            local(q.refund.created_at, zone),
         ]
-    return page(request, admin, "refunds.html", {"queued": queued, "four_eyes": rt.settings.refund_four_eyes})
+        for q in queued
+    ]
+    return table_download(Table(t("export.refunds"), header, rows), fmt, stem("refunds", zone))
 
 
 @router.post("/admin/refunds/{refund_no}/approve")
