@@ -106,9 +106,10 @@ async def add_image(
 
 @router.post("/admin/images/{image_id}/move")
 async def move_image(
-    rt: RuntimeDep, admin: CatalogWrite, image_id: Id, step: Annotated[Literal[-1, 1], Form()]
+    rt: RuntimeDep, admin: CatalogWrite, image_id: Id, to: Annotated[Literal["earlier", "later"], Form()]
 ) -> Response:
     async with rt.db.transaction() as session:
+        step: Literal[-1, 1] = -1 if to == "earlier" else 1
         product_id = await catalog_images.move_image(session, image_id, step, actor=admin.actor)
     return _to_product(product_id, "#images")
 
