@@ -240,5 +240,5 @@ async def test_the_sku_list_downloads_as_csv_and_xlsx_in_the_chosen_language(
     sheet = load_workbook(io.BytesIO(as_xlsx.content)).active
     assert sheet is not None
     values = [[cell.value for cell in r] for r in sheet.iter_rows()]
-    assert [v for v in values if v[4] == "EXP-1"][0][6] == "¥19.90"
+    assert next(v for v in values if v[4] == "EXP-1")[6] == "¥19.90"
     assert "skus.xlsx" in as_xlsx.headers["content-disposition"]
