@@ -234,7 +234,7 @@ async def test_the_sku_list_downloads_as_csv_and_xlsx_in_the_chosen_language(
     rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
     assert rows[0][4:7] == ["编码", "SKU 名称", "售价"]
     [row] = [r for r in rows if r[4] == "EXP-1"]
-    assert (row[6], row[11]) == ("¥19.90", "在售")
+    assert (row[6], row[10], row[11]) == ("¥19.90", "唯一码", "在售")
 
     as_xlsx = await console.get("/admin/skus/export?format=xlsx")
     sheet = load_workbook(io.BytesIO(as_xlsx.content)).active

@@ -18,7 +18,7 @@ from kaquan.kit.errors import BadInput
 from kaquan.kit.money import display
 from kaquan.kit.tables import Format, Table
 from kaquan.web.console.access import ChannelsRead, ChannelsWrite
-from kaquan.web.console.catalog import amount
+from kaquan.web.console.catalog import DOWNLOAD, amount
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.downloads import table_download
@@ -76,7 +76,7 @@ async def channel_page(request: Request, rt: RuntimeDep, admin: ChannelsRead, co
     return page(request, admin, "channel.html", context)
 
 
-@router.get("/admin/channels/{code}/prices/export")
+@router.get("/admin/channels/{code}/prices/export", response_class=Response, responses=DOWNLOAD)
 async def export_prices(
     request: Request, rt: RuntimeDep, admin: ChannelsRead, code: str, format: Format = "csv"
 ) -> Response:

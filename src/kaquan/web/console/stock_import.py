@@ -44,7 +44,13 @@ def _progress(advance: importing.Advance, size: int) -> dict[str, Any]:
     return {"phase": advance.phase, "codes": advance.codes, "percent": percent}
 
 
-@router.post("/admin/skus/{sku}/imports")
+@router.post(
+    "/admin/skus/{sku}/imports",
+    response_class=Response,
+    responses={
+        200: {"description": "the import's progress, then its answer page", "content": {MEDIA_TYPE: {}}},
+    },
+)
 async def import_with_progress(
     request: Request,
     rt: RuntimeDep,
