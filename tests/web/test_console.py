@@ -114,19 +114,19 @@ async def test_a_product_and_a_sku_are_created_with_the_forms(rt: Runtime, clien
     assert created.status_code == 303
     async with rt.db.read() as session:
         product_id = (await session.execute(select(func.max(Product.id)))).scalar_one()
-    sku = {"product_id": str(product_id), "code": "GP-100", "name": "100 points", "face_value_minor": "1000"}
-    assert (await console.post("/admin/skus", {**sku, "price_minor": "990"})).status_code == 303
+    sku = {"product_id": str(product_id), "code": "GP-100", "name": "100 points", "face_value": "10"}
+    assert (await console.post("/admin/skus", {**sku, "price": "9.90"})).status_code == 303
 
     page = await console.get("/admin/products")
     assert "Game points" in page.text
     assert 'data-sku="GP-100"' in page.text
-    assert "CNY 9.90" in page.text
+    assert "¥9.90" in page.text
 
 
 async def test_a_bad_sku_form_is_a_clear_error_page(rt: Runtime, client: httpx.AsyncClient) -> None:
     await given_user(rt, "alice", "operator")
     console = await console_sign_in(client)
-    sku = {"product_id": "1", "code": "12345", "name": "x", "face_value_minor": "1", "price_minor": "1"}
+    sku = {"product_id": "1", "code": "12345", "name": "x", "face_value": "1", "price": "1"}
 
     response = await console.post("/admin/skus", sku)
 

@@ -39,3 +39,17 @@ class ImageNotFound(NotFound):
 
     def __init__(self, image_id: int) -> None:
         super().__init__(f"no image {image_id}", image_id=image_id)
+
+
+class CategoryNotFound(NotFound):
+    code = "category_not_found"
+
+    def __init__(self, category_id: int) -> None:
+        super().__init__(f"no category {category_id}", category_id=category_id)
+
+
+class CategoryNameTaken(Conflict):
+    code = "category_name_taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a category named {name!r} exists already", name=name)

@@ -7,6 +7,7 @@ is kept at a few widths (never enlarged) so a phone does not download a desktop 
 
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import delete, func, select
@@ -18,6 +19,7 @@ from kaquan.catalog.models import ProductImage as ProductImage
 from kaquan.catalog.models import ProductImageFile as ProductImageFile
 from kaquan.catalog.service import get_product
 from kaquan.kit import clock
+from kaquan.kit.bounds import INT32_MAX
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # past this a decoder spends seconds and hundreds of MiB: a decompression bomb
@@ -100,8 +102,9 @@ async def add_image(session: AsyncSession, product_id: int, data: bytes, *, acto
     return image
 
 
-async def remove_image(session: AsyncSession, image_id: int, *, actor: str) -> None:
-    image = await session.get(ProductImage, image_id)
+async def remove_image(session: AsyncSession, image_id: int, *, actor: str) -> int:
+    """Delete an image and its renditions; returns its product's id."""
+    image = await session.get(ProductImage, image_id) if 1 <= image_id <= INT32_MAX else None
     if image is None:
         raise ImageNotFound(image_id)
     await session.execute(delete(ProductImageFile).where(ProductImageFile.image_id == image_id))
@@ -110,6 +113,31 @@ async def remove_image(session: AsyncSession, image_id: int, *, actor: str) -> N
     await audit.record(
         session, actor, "product.image_removed", target=f"product:{image.product_id}", before={"image": image_id}
     )
+    return image.product_id
+
+
+async def move_image(session: AsyncSession, image_id: int, step: Literal[-1, 1], *, actor: str) -> int:
+    """Swap an image with its neighbour before (-1) or after (1) it; returns its product's id.
+
+    At either end nothing moves."""
+    image = await session.get(ProductImage, image_id) if 1 <= image_id <= INT32_MAX else None
+    if image is None:
+        raise ImageNotFound(image_id)
+    siblings = (await images_of(session, [image.product_id]))[image.product_id]
+    at = next(i for i, sibling in enumerate(siblings) if sibling.id == image_id)
+    if not 0 <= at + step < len(siblings):
+        return image.product_id
+    other = siblings[at + step]
+    image.position, other.position = other.position, image.position
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "product.images_reordered",
+        target=f"product:{image.product_id}",
+        after={"order": [sibling.id for sibling in sorted(siblings, key=lambda s: s.position)]},
+    )
+    return image.product_id
 
 
 async def images_of(session: AsyncSession, product_ids: list[int]) -> dict[int, list[ProductImage]]:

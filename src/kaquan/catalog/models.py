@@ -24,6 +24,18 @@ class Product(Base):
     validity: Mapped[str] = mapped_column(String(200), default="", server_default="")
     featured: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     sort_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When a buyer gets the code, as the product page says it; empty: the shop's standard words (automatic).
+    delivery_promise: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class Category(Base):
+    """A shop category an operator keeps, so it exists (and can be renamed) apart from the products naming it."""
+
+    __tablename__ = "catalog_categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at = mapped_column(UTCDateTime(), nullable=False)
 
 
 class ProductImage(Base):

@@ -19,6 +19,7 @@ class ProductCreate(BaseModel):
     category: str = Field(default="", max_length=64)
     usage: str = Field(default="", max_length=4000, description="how a buyer uses the code (使用说明)")
     validity: str = Field(default="", max_length=200, description="how long a code stays good, as buyers read it")
+    delivery_promise: str = Field(default="", max_length=200, description="when a buyer gets the code; empty: at once")
     featured: bool = False
     sort_order: int = Field(default=0, ge=-1_000_000, le=1_000_000, description="lower comes first in the shop")
 
@@ -33,6 +34,7 @@ class ProductUpdate(BaseModel):
     category: str | None = Field(default=None, max_length=64)
     usage: str | None = Field(default=None, max_length=4000)
     validity: str | None = Field(default=None, max_length=200)
+    delivery_promise: str | None = Field(default=None, max_length=200)
     featured: bool | None = None
     sort_order: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
     active: bool | None = None
@@ -48,6 +50,7 @@ class ProductOut(BaseModel):
     category: str
     usage: str
     validity: str
+    delivery_promise: str
     featured: bool
     sort_order: int
     active: bool
@@ -92,6 +95,36 @@ class SkuCreate(BaseModel):
         if self.currency not in supported_currencies():
             raise ValueError(f"currency must be one of {', '.join(supported_currencies())}")
         return self
+
+
+class SkuUpdate(BaseModel):
+    """A SKU's fields an operator changes after creating it; those left out stay as they are.
+
+    The code, currency, stock kind and code rule stay: codes, orders and batches already name them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    price_minor: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    face_value_minor: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    cost_minor: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    max_per_order: int | None = Field(default=None, ge=1, le=100_000)
+    active: bool | None = None
+
+
+class CategoryName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+
+    @field_validator("name")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a category needs a name")
+        return value
 
 
 class SkuOut(BaseModel):

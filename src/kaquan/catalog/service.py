@@ -7,11 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.audit import service as audit
+from kaquan.catalog.categories import ensure_category
 from kaquan.catalog.errors import ProductNotFound, SkuCodeTaken, SkuNotFound
 from kaquan.catalog.models import Product as Product
 from kaquan.catalog.models import Sku as Sku
 from kaquan.catalog.rules import CodeRule
-from kaquan.catalog.schemas import ProductCreate, ProductUpdate, SkuCreate
+from kaquan.catalog.schemas import ProductCreate, ProductUpdate, SkuCreate, SkuUpdate
 from kaquan.kit import clock
 from kaquan.kit.bounds import INT32_MAX, id_from_text
 from kaquan.kit.money import Money
@@ -21,6 +22,7 @@ async def create_product(session: AsyncSession, data: ProductCreate, *, actor: s
     product = Product(**data.model_dump(), active=True, created_at=clock.now())
     session.add(product)
     await session.flush()
+    await ensure_category(session, data.category)
     await audit.record(session, actor, "product.created", target=f"product:{product.id}", after={"name": data.name})
     return product
 
@@ -40,6 +42,7 @@ async def update_product(session: AsyncSession, product_id: int, data: ProductUp
     for field, value in changes.items():
         setattr(product, field, value)
     await session.flush()
+    await ensure_category(session, product.category)
     await audit.record(session, actor, "product.updated", target=f"product:{product.id}", before=before, after=changes)
     return product
 
@@ -73,6 +76,26 @@ async def create_sku(session: AsyncSession, data: SkuCreate, *, actor: str) -> S
         "sku.created",
         target=f"sku:{sku.id}",
         after={"code": sku.code, "price_minor": sku.price_minor, "currency": sku.currency},
+    )
+    return sku
+
+
+async def update_sku(session: AsyncSession, sku_ref: int | str, data: SkuUpdate, *, actor: str) -> Sku:
+    """Change a SKU's price, name, limits, or take it off sale; the audit trail keeps the old and the new values."""
+    sku = await get_sku(session, sku_ref)
+    changes = {
+        field: value
+        for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items()
+        if getattr(sku, field) != value
+    }
+    if not changes:
+        return sku
+    before = {field: getattr(sku, field) for field in changes}
+    for field, value in changes.items():
+        setattr(sku, field, value)
+    await session.flush()
+    await audit.record(
+        session, actor, "sku.updated", target=f"sku:{sku.id}", before={"code": sku.code, **before}, after=changes
     )
     return sku
 

@@ -240,6 +240,32 @@ async def price_list(session: AsyncSession, channel: Channel, tier: str) -> list
     return priced
 
 
+@dataclass(frozen=True)
+class PriceEntry:
+    """One line of a channel's price list as the merchant keeps it: any tier, on sale or not."""
+
+    sku: Sku
+    tier: str
+    price_minor: int
+    currency: str
+
+
+async def price_entries(session: AsyncSession, channel: Channel) -> list[PriceEntry]:
+    """Every price on the channel's list, every tier, by SKU and tier (a SKU off sale included)."""
+    rows = list((await session.execute(select(ChannelPrice).where(ChannelPrice.channel_id == channel.id))).scalars())
+    skus = {sku.id: sku for sku in await catalog.list_skus(session)}
+    entries = [PriceEntry(skus[e.sku_id], e.tier, e.price_minor, e.currency) for e in rows if e.sku_id in skus]
+    return sorted(entries, key=lambda e: (e.sku.product_id, e.sku.id, e.tier))
+
+
+async def quotas_of(session: AsyncSession, channel: Channel) -> dict[int, int]:
+    """The channel's quotas: basis points of each limited SKU's stock, by SKU id."""
+    rows = await session.execute(
+        select(ChannelQuota.sku_id, ChannelQuota.max_share_bp).where(ChannelQuota.channel_id == channel.id)
+    )
+    return {sku_id: share for sku_id, share in rows}
+
+
 async def price_for(session: AsyncSession, channel: Channel, tier: str, sku_ref: str) -> PricedSku:
     """This tier's price of a SKU in this channel; a SKU off the list, or a channel switched off, sells nothing.
 

@@ -10,6 +10,7 @@ from typing import Final
 from fastapi import Request
 
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
+from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 
@@ -517,3 +518,4 @@ def _merge(extra: dict[str, dict[str, str]]) -> None:
 
 _merge(ACCOUNT_MESSAGES)
 _merge(ORDERS_MESSAGES)
+_merge(CATALOG_MESSAGES)

@@ -64,10 +64,10 @@ class Upload:
 
 
 UPLOADS = (
-    Upload(re.compile(r"/admin(/api)?/skus/[^/]+/batches"), Permission.STOCK_WRITE),
+    Upload(re.compile(r"/admin(/api)?/skus/[^/]+/batches|/admin/skus/[^/]+/imports"), Permission.STOCK_WRITE),
     Upload(re.compile(r"/admin/api/leaks/trace|/admin/leaks"), Permission.LEAKS_TRACE),
     Upload(re.compile(r"/admin(/api)?/reconciliation/statements"), Permission.FINANCE_WRITE),
-    Upload(re.compile(r"/admin/api/products/[0-9]+/images"), Permission.CATALOG_WRITE),
+    Upload(re.compile(r"/admin(/api)?/products/[0-9]+/images"), Permission.CATALOG_WRITE),
 )
 
 

@@ -8,6 +8,7 @@ from kaquan.web.deps import Principal, require
 AuditRead = Annotated[Principal, require(Permission.AUDIT_READ)]
 CatalogRead = Annotated[Principal, require(Permission.CATALOG_READ)]
 ChannelsRead = Annotated[Principal, require(Permission.CHANNELS_READ)]
+ChannelsWrite = Annotated[Principal, require(Permission.CHANNELS_WRITE)]
 CatalogWrite = Annotated[Principal, require(Permission.CATALOG_WRITE)]
 FinanceRead = Annotated[Principal, require(Permission.FINANCE_READ)]
 CodesReveal = Annotated[Principal, require(Permission.CODES_REVEAL)]
