@@ -112,7 +112,16 @@ class FlashSale:
         info = await self._admissions.info(event_id)
         who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
         info = await self._admissions.open(info)
-        item = admitted(event_id, who, quantity, request_id, channel=channel, buyer_ip=buyer_ip, device=device)
+        item = admitted(
+            event_id,
+            who,
+            quantity,
+            request_id,
+            channel=channel,
+            buyer_ip=buyer_ip,
+            device=device,
+            verified=verified is not None,
+        )
         admission = await self._admissions.admit(info, item)
         if admission.verdict == "admitted":
             committed = await self._queues.wait(item)
