@@ -253,6 +253,10 @@ class FlashSale:
             }
         )
 
+    def queued(self, event_id: int) -> int:
+        """Purchases of the event admitted by this process and still waiting for their batch to settle."""
+        return self._queues.waiting(event_id)
+
     async def gate_view(self, event_id: int) -> GateView | None:
         """The gate's counters of an event (None: not loaded, or the gate cannot be reached)."""
         try:

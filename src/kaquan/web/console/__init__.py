@@ -16,6 +16,7 @@ from kaquan.web.console import (
     audit,
     catalog,
     dashboard,
+    flash,
     leaks,
     orders,
     reconciliation,
@@ -41,6 +42,7 @@ for area in (
     redemption,
     agents,
     settlement,
+    flash,
 ):
     router.routes.extend(area.router.routes)
 
