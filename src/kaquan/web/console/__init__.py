@@ -25,6 +25,7 @@ from kaquan.web.console import (
     settlement,
     signin,
     stock,
+    warehouses,
 )
 from kaquan.web.console.rendering import console_router
 
@@ -43,6 +44,7 @@ for area in (
     agents,
     settlement,
     flash,
+    warehouses,
 ):
     router.routes.extend(area.router.routes)
 

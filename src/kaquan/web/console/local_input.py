@@ -3,6 +3,7 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from kaquan.kit.bounds import INT32_MAX
 from kaquan.kit.errors import BadInput
 
 
@@ -23,3 +24,11 @@ def zone_label(zone: ZoneInfo, at: datetime) -> str:
     minutes = int(offset.total_seconds() // 60) if offset is not None else 0
     hours, rest = divmod(abs(minutes), 60)
     return f"{zone.key} (UTC{'+' if minutes >= 0 else '-'}{hours}{f':{rest:02d}' if rest else ''})"
+
+
+def whole_number(text: str, *, field: str, minimum: int = 1, maximum: int = INT32_MAX) -> int:
+    """A count typed into a form (`12`), refused as bad input when it is not a whole number in range."""
+    cleaned = text.strip()
+    if not (cleaned.isascii() and cleaned.isdigit()) or not minimum <= int(cleaned) <= maximum:
+        raise BadInput(f"{field}: a whole number from {minimum} to {maximum}", field=field, value=text[:40])
+    return int(cleaned)
