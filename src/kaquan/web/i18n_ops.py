@@ -113,6 +113,68 @@ _EN: dict[str, str] = {
     "wh.done.transfer": "Stock moved.",
     "wh.done.rule": "Refill rule saved.",
     "wh.done.disabled": "Refill rule disabled.",
+    "mp.title": "Marketplace stores",
+    "mp.stores": "Stores",
+    "mp.store": "Store",
+    "mp.name": "Name",
+    "mp.fee": "Fee",
+    "mp.fee_percent": "Fee (%)",
+    "mp.state": "State",
+    "mp.active": "selling",
+    "mp.inactive": "switched off",
+    "mp.no_stores": "No marketplace stores yet.",
+    "mp.add": "Add store",
+    "mp.add_hint": (
+        "The store code names the channel marketplace:<code>; its push secret is shown once, on the next page."
+    ),
+    "mp.added": "Store {store} added. Its push secret, shown this once:",
+    "mp.secret_once": (
+        "Give it to the store's system (it signs pushed orders with it, X-Kq-Key = the store code)."
+        " It can be shown again only by an audited reveal: `kaquan channel marketplace secret`."
+    ),
+    "mp.import": "Import an order file",
+    "mp.file": "Order file (UTF-8 CSV)",
+    "mp.answer": "Answer with",
+    "mp.answer.page": "the results page",
+    "mp.answer.xlsx": "the results as XLSX",
+    "mp.answer.csv": "the results as CSV",
+    "mp.answer.deliveries": "the deliveries file (codes in plaintext)",
+    "mp.import_hint": (
+        "Header: marketplace_order_id,sku,quantity and optionally buyer. Every line is checked first: one bad line"
+        " refuses the file and nothing is placed. A line imported before is delivered again with the same codes."
+    ),
+    "mp.import_submit": "Import",
+    "mp.import_results": "Order file results",
+    "mp.import_summary": (
+        "{placed} placed, {replayed} imported before, {conflict} conflicting with an earlier order,"
+        " {out_of_stock} out of stock."
+    ),
+    "mp.import_again": "Importing the same file again places nothing twice; choose another answer to download it.",
+    "mp.rejected": "The file was refused; nothing was placed. Bad lines: {total}",
+    "mp.line": "Line",
+    "mp.problem": "Problem",
+    "mp.sku": "SKU",
+    "mp.quantity": "Quantity",
+    "mp.outcome": "Outcome",
+    "mp.outcome.placed": "placed",
+    "mp.outcome.replayed": "imported before",
+    "mp.outcome.conflict": "conflicts with an earlier order",
+    "mp.outcome.out_of_stock": "out of stock",
+    "mp.status": "Order status",
+    "mp.refunds": "Marketplace refunds",
+    "mp.no_refunds": "No marketplace order has been refunded.",
+    "mp.at": "Time",
+    "mp.order": "Order",
+    "mp.marketplace_order": "Marketplace order id",
+    "mp.amount": "Amount",
+    "mp.reason": "Reason",
+    "mp.by": "By",
+    "mp.refund": "Refund the whole order",
+    "mp.refund_hint": (
+        "The marketplace refunded its buyer: the codes are taken back for good and the store owes us that much less."
+        " Whole orders only; refused when a code was redeemed."
+    ),
+    "mp.refunded": "Refunded:",
 }
 
 _ZH: dict[str, str] = {
@@ -225,6 +287,64 @@ _ZH: dict[str, str] = {
     "wh.done.transfer": "库存已调拨。",
     "wh.done.rule": "补货规则已保存。",
     "wh.done.disabled": "补货规则已停用。",
+    "mp.title": "电商平台店铺",
+    "mp.stores": "店铺",
+    "mp.store": "店铺",
+    "mp.name": "名称",
+    "mp.fee": "平台费率",
+    "mp.fee_percent": "平台费率（%）",
+    "mp.state": "状态",
+    "mp.active": "销售中",
+    "mp.inactive": "已停用",
+    "mp.no_stores": "还没有电商平台店铺。",
+    "mp.add": "新增店铺",
+    "mp.add_hint": "店铺编码即渠道 marketplace:<编码>；推送密钥只在下一页显示一次。",
+    "mp.added": "店铺 {store} 已新增。推送密钥仅显示这一次：",
+    "mp.secret_once": (
+        "请交给店铺系统（推送订单时用它签名，X-Kq-Key 为店铺编码）。"
+        "此后只能通过留有审计记录的查看再次显示：`kaquan channel marketplace secret`。"
+    ),
+    "mp.import": "导入订单文件",
+    "mp.file": "订单文件（UTF-8 CSV）",
+    "mp.answer": "返回结果",
+    "mp.answer.page": "结果页面",
+    "mp.answer.xlsx": "结果 XLSX",
+    "mp.answer.csv": "结果 CSV",
+    "mp.answer.deliveries": "发货文件（卡密为明文）",
+    "mp.import_hint": (
+        "表头：marketplace_order_id,sku,quantity，可选 buyer。先检查每一行：有一行出错则整个文件被拒绝，不会下单。"
+        "之前导入过的行会以相同卡密再次发货。"
+    ),
+    "mp.import_submit": "导入",
+    "mp.import_results": "订单文件导入结果",
+    "mp.import_summary": (
+        "新下单 {placed} 笔，之前已导入 {replayed} 笔，与已有订单冲突 {conflict} 笔，缺货 {out_of_stock} 笔。"
+    ),
+    "mp.import_again": "再次导入同一文件不会重复下单；可选择其他返回结果来下载。",
+    "mp.rejected": "文件被拒绝，未下任何订单。出错行数：{total}",
+    "mp.line": "行号",
+    "mp.problem": "问题",
+    "mp.sku": "SKU",
+    "mp.quantity": "数量",
+    "mp.outcome": "结果",
+    "mp.outcome.placed": "已下单",
+    "mp.outcome.replayed": "之前已导入",
+    "mp.outcome.conflict": "与已有订单冲突",
+    "mp.outcome.out_of_stock": "缺货",
+    "mp.status": "订单状态",
+    "mp.refunds": "平台退款",
+    "mp.no_refunds": "还没有平台订单退款。",
+    "mp.at": "时间",
+    "mp.order": "订单",
+    "mp.marketplace_order": "平台订单号",
+    "mp.amount": "金额",
+    "mp.reason": "原因",
+    "mp.by": "操作人",
+    "mp.refund": "整单退款",
+    "mp.refund_hint": (
+        "平台已向买家退款：卡密将永久收回，平台应付我方的金额相应减少。仅支持整单；已有卡密被核销则拒绝。"
+    ),
+    "mp.refunded": "已退款：",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": _EN, "zh": _ZH}

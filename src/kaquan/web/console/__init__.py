@@ -18,6 +18,8 @@ from kaquan.web.console import (
     dashboard,
     flash,
     leaks,
+    marketplace_files,
+    marketplaces,
     orders,
     reconciliation,
     redemption,
@@ -45,6 +47,8 @@ for area in (
     settlement,
     flash,
     warehouses,
+    marketplaces,
+    marketplace_files,
 ):
     router.routes.extend(area.router.routes)
 
