@@ -6,7 +6,6 @@ merchant's zone; prices are typed in yuan and kept in minor units. The live page
 `/admin/flash/{id}/live` (same origin, `static/flash_live.js`) for the counters.
 """
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Form, Query, Request
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from kaquan.buyers.service import any_channel
 from kaquan.catalog import service as catalog
 from kaquan.flashsale import service
-from kaquan.flashsale.schemas import EventCreate, EventOut
+from kaquan.flashsale.schemas import DEVICE_LIMIT_FACTOR, IP_LIMIT_FACTOR, EventCreate, EventOut
 from kaquan.identity.permissions import Permission
 from kaquan.kit import clock
 from kaquan.kit.bounds import Id
@@ -55,7 +54,6 @@ def live_counters(event: EventOut, queued: int, t: Translate) -> dict[str, Any]:
         "gate_tokens": "—" if event.gate_tokens is None else event.gate_tokens,
         "gate": gate,
         "queued": queued,
-        "at": clock.now().isoformat(),
     }
 
 
@@ -100,6 +98,8 @@ async def events_page(
         "zone": zone_label(zone, clock.now()),
         "verification_available": any_channel(rt.settings),
         "now_local": clock.now().astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
+        "ip_factor": IP_LIMIT_FACTOR,
+        "device_factor": DEVICE_LIMIT_FACTOR,
     }
     return page(request, admin, "flash.html", context)
 
@@ -182,13 +182,9 @@ async def live_page(request: Request, rt: RuntimeDep, admin: FlashRead, event_id
         "sku": sku,
         "when": local_time(request),
         "counters": live_counters(event, rt.flash.queued(event_id), t),
-        "refreshed": _refreshed(request, clock.now()),
+        "refreshed": local_time(request)(clock.now()),
     }
     return page(request, admin, "flash_live.html", context)
-
-
-def _refreshed(request: Request, at: datetime) -> str:
-    return local_time(request)(at)
 
 
 @router.get("/admin/flash/{event_id}/live")
@@ -196,7 +192,7 @@ async def live_counts(request: Request, rt: RuntimeDep, admin: FlashRead, event_
     """The live page's counters as JSON, for its own script (same origin, the session cookie)."""
     event = await rt.flash.details(event_id)
     counters = live_counters(event, rt.flash.queued(event_id), translator(language(request)))
-    counters["refreshed"] = _refreshed(request, clock.now())
+    counters["refreshed"] = local_time(request)(clock.now())
     return JSONResponse(counters, headers={"Cache-Control": "no-store"})
 
 
