@@ -57,6 +57,22 @@ def live_counters(event: EventOut, queued: int, t: Translate) -> dict[str, Any]:
     }
 
 
+_EXPORT_HEADER = (
+    "flash.id",
+    "flash.name",
+    "flash.sku",
+    "flash.status",
+    "flash.starts",
+    "flash.ends",
+    "flash.price",
+    "flash.stock",
+    "flash.allotted",
+    "flash.released",
+    "flash.per_buyer",
+    "flash.created_by",
+)
+
+
 @router.get("/admin/flash")
 async def events_page(
     request: Request, rt: RuntimeDep, admin: FlashRead, fmt: Annotated[Format | None, Query(alias="format")] = None
@@ -102,26 +118,6 @@ async def events_page(
         "device_factor": DEVICE_LIMIT_FACTOR,
     }
     return page(request, admin, "flash.html", context)
-
-
-_EXPORT_HEADER = (
-    "flash.id",
-    "flash.name",
-    "flash.sku",
-    "flash.status",
-    "flash.starts",
-    "flash.ends",
-    "flash.price",
-    "flash.stock",
-    "flash.allotted",
-    "flash.released",
-    "flash.per_buyer",
-    "flash.created_by",
-)
-
-
-def _limit(text: str) -> int | None:
-    return int(text) if text.strip() else None
 
 
 @router.post("/admin/flash")
