@@ -184,3 +184,16 @@ async def test_a_form_without_the_csrf_token_is_refused_and_an_unknown_event_is_
     async with rt.db.read() as session:
         live = await session.execute(select(func.count()).where(Event.status == "live"))
     assert live.scalar_one() == 1
+
+
+async def test_the_live_counters_answer_a_signed_out_script_with_a_json_401_not_the_sign_in_page(
+    rt: Runtime, client: httpx.AsyncClient, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 3)
+    event_id = await given_event(rt, sku, stock=2)
+
+    polled = await client.get(f"/admin/flash/{event_id}/live", headers={"Accept": "application/json"})
+    opened = await client.get(f"/admin/flash/{event_id}", headers={"Accept": "text/html"})
+
+    assert polled.status_code == 401 and polled.json()["error"]["code"] == "unauthorized"
+    assert opened.status_code == 303 and opened.headers["location"].startswith("/admin/login?next=")

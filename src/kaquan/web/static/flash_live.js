@@ -1,6 +1,7 @@
 // The flash-sale live page: every few seconds, read the event's counters from the same origin
 // (the session cookie goes along) and write them into the page. Without JavaScript the page
-// shows the counters as they were when it loaded. A form marked data-confirm asks first.
+// shows the counters as they were when it loaded; once the session is gone it reloads into the
+// sign-in page. A form marked data-confirm asks first.
 (function () {
   "use strict";
   var EVERY_MS = 3000;
@@ -24,6 +25,7 @@
     fetch(panel.getAttribute("data-live-url"), {
       credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store"
     }).then(function (response) {
+      if (response.status === 401) { window.location.reload(); }  // signed out: the page goes to sign-in
       if (!response.ok) { throw new Error(String(response.status)); }
       return response.json();
     }).then(function (counters) {
