@@ -193,5 +193,6 @@ def test_every_route_taking_a_file_gets_the_upload_cap_only_after_verification()
         for path, item in document["paths"].items()
         if "multipart/form-data" in item.get("post", {}).get("requestBody", {}).get("content", {})
     ]
-    assert len(taking_files) == 7  # code imports, leak tracing, statements (API and console each), product images
+    # code imports, leak tracing, statements (API and console each), product images, marketplace order files
+    assert len(taking_files) == 8
     assert [path for path in taking_files if upload_of("POST", path) is None] == []

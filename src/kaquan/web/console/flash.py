@@ -6,10 +6,11 @@ merchant's zone; prices are typed in yuan and kept in minor units. The live page
 `/admin/flash/{id}/live` (same origin, `static/flash_live.js`) for the counters.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from kaquan.buyers.service import any_channel
 from kaquan.catalog import service as catalog
@@ -23,7 +24,7 @@ from kaquan.kit.tables import Format, Table
 from kaquan.web.console.local_input import local_moment, zone_label
 from kaquan.web.console.rendering import console_router, form_model, page
 from kaquan.web.deps import Principal, RuntimeDep, require
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import PAGE_OR_DOWNLOAD, table_download
 from kaquan.web.i18n import Translate, language, translator
 from kaquan.web.pages import local_time
 
@@ -39,22 +40,36 @@ def _path(event_id: int) -> str:
     return f"{LIST}/{event_id}"
 
 
-def live_counters(event: EventOut, queued: int, t: Translate) -> dict[str, Any]:
+class LiveCounters(BaseModel):
     """What the live page shows and its script refreshes: numbers, and words for the states."""
+
+    status: str
+    status_word: str
+    sold: int
+    purchases: int
+    held: int
+    gate_tokens: int | None = Field(description="units the gate still admits; None: the gate is not loaded")
+    gate: str
+    queued: int = Field(description="purchases of the event waiting in this process's commit queue")
+    refreshed: str = Field(description="when, in the merchant's zone")
+
+
+def live_counters(event: EventOut, queued: int, t: Translate, refreshed: str) -> LiveCounters:
     if event.gate_open is None:
         gate = t("flash.gate.unloaded")
     else:
         gate = t("flash.gate.open") if event.gate_open else t("flash.gate.closed")
-    return {
-        "status": event.status,
-        "status_word": t(f"flash.status.{event.status}"),
-        "sold": event.sold or 0,
-        "purchases": event.purchases or 0,
-        "held": event.held or 0,
-        "gate_tokens": "—" if event.gate_tokens is None else event.gate_tokens,
-        "gate": gate,
-        "queued": queued,
-    }
+    return LiveCounters(
+        status=event.status,
+        status_word=t(f"flash.status.{event.status}"),
+        sold=event.sold or 0,
+        purchases=event.purchases or 0,
+        held=event.held or 0,
+        gate_tokens=event.gate_tokens,
+        gate=gate,
+        queued=queued,
+        refreshed=refreshed,
+    )
 
 
 _EXPORT_HEADER = (
@@ -73,7 +88,7 @@ _EXPORT_HEADER = (
 )
 
 
-@router.get("/admin/flash")
+@router.get("/admin/flash", responses=PAGE_OR_DOWNLOAD)
 async def events_page(
     request: Request, rt: RuntimeDep, admin: FlashRead, fmt: Annotated[Format | None, Query(alias="format")] = None
 ) -> Response:
@@ -177,19 +192,20 @@ async def live_page(request: Request, rt: RuntimeDep, admin: FlashRead, event_id
         "event": event,
         "sku": sku,
         "when": local_time(request),
-        "counters": live_counters(event, rt.flash.queued(event_id), t),
-        "refreshed": local_time(request)(clock.now()),
+        "counters": live_counters(event, rt.flash.queued(event_id), t, local_time(request)(clock.now())),
     }
     return page(request, admin, "flash_live.html", context)
 
 
-@router.get("/admin/flash/{event_id}/live")
-async def live_counts(request: Request, rt: RuntimeDep, admin: FlashRead, event_id: Id) -> Response:
+@router.get("/admin/flash/{event_id}/live", response_class=JSONResponse)
+async def live_counts(
+    request: Request, response: Response, rt: RuntimeDep, admin: FlashRead, event_id: Id
+) -> LiveCounters:
     """The live page's counters as JSON, for its own script (same origin, the session cookie)."""
     event = await rt.flash.details(event_id)
-    counters = live_counters(event, rt.flash.queued(event_id), translator(language(request)))
-    counters["refreshed"] = local_time(request)(clock.now())
-    return JSONResponse(counters, headers={"Cache-Control": "no-store"})
+    response.headers["Cache-Control"] = "no-store"
+    t = translator(language(request))
+    return live_counters(event, rt.flash.queued(event_id), t, local_time(request)(clock.now()))
 
 
 @router.post("/admin/flash/{event_id}/end")

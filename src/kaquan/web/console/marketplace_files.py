@@ -20,7 +20,7 @@ from kaquan.kit.tables import Cell, Table
 from kaquan.web.console.marketplaces import ChannelsWrite
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import PAGE_OR_DOWNLOAD, table_download
 from kaquan.web.i18n import Translate, language, translator
 
 router = console_router()
@@ -63,7 +63,15 @@ def deliveries_table(answers: list[marketplace.Delivered]) -> Table:
     return Table("deliveries", DELIVERY_COLUMNS, rows)
 
 
-@router.post("/admin/marketplaces/order-files")
+@router.post(
+    "/admin/marketplaces/order-files",
+    responses={
+        200: {
+            "description": "the results page, or the results (CSV, XLSX) or the deliveries file (CSV) as chosen",
+            "content": PAGE_OR_DOWNLOAD[200]["content"],
+        }
+    },
+)
 async def import_order_file(
     request: Request,
     rt: RuntimeDep,

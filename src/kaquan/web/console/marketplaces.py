@@ -21,7 +21,7 @@ from kaquan.orders import service as orders
 from kaquan.web.console.access import ChannelsRead
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep, require
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import PAGE_OR_DOWNLOAD, table_download
 from kaquan.web.i18n import Translate, language, translator
 from kaquan.web.pages import local_time
 
@@ -81,7 +81,7 @@ def _table(name: str, context: dict[str, Any], t: Translate, when: Any) -> Table
     return Table(t("mp.refunds"), [t(key) for key in header], rows)
 
 
-@router.get("/admin/marketplaces")
+@router.get("/admin/marketplaces", responses=PAGE_OR_DOWNLOAD)
 async def marketplaces_page(
     request: Request,
     rt: RuntimeDep,

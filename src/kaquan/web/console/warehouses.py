@@ -19,7 +19,7 @@ from kaquan.web.console.access import StockRead, StockWrite
 from kaquan.web.console.local_input import whole_number
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import PAGE_OR_DOWNLOAD, table_download
 from kaquan.web.i18n import Translate, language, translator
 from kaquan.web.pages import local_time
 
@@ -90,7 +90,7 @@ def _by(actor: str, t: Translate) -> str:
     return t("wh.by_rules") if actor == refills.SCHEDULER else actor
 
 
-@router.get("/admin/warehouses")
+@router.get("/admin/warehouses", responses=PAGE_OR_DOWNLOAD)
 async def warehouses_page(
     request: Request,
     rt: RuntimeDep,

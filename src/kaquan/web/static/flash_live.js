@@ -14,7 +14,9 @@
   function show(counters) {
     Object.keys(FIELDS).forEach(function (key) {
       var element = document.getElementById(FIELDS[key]);
-      if (element && counters[key] !== undefined) { element.textContent = String(counters[key]); }
+      if (element && counters[key] !== undefined) {
+        element.textContent = counters[key] === null ? "—" : String(counters[key]);
+      }
     });
     var status = document.getElementById("live-status");
     if (status) { status.className = "state state-" + counters.status; }
