@@ -23,6 +23,7 @@ from kaquan.flashsale.models import Purchase
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.inventory.models import Code
 from kaquan.kit import clock
+from kaquan.orders import service as orders_service
 from kaquan.orders.models import Order
 from kaquan.payments import service as payments
 from kaquan.runtime import Runtime
@@ -596,6 +597,25 @@ async def test_an_event_requiring_verified_buyers_counts_the_verified_contact_no
         buyers = list((await session.execute(select(Purchase.buyer))).scalars())
         contacts = list((await session.execute(select(Order.contact).where(Order.source.like("flash:%")))).scalars())
     assert buyers == contacts == ["ann@example.com"]
+
+
+async def test_a_verified_buyers_flash_order_records_the_contact_and_joins_the_buyers_history(
+    rt: Runtime, flash: FlashSale
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1, per_ip_limit=100, per_device_limit=100)
+
+    verified = await attempt(flash, event_id, "anything", verified="ann@example.com", device=a_device())
+    guest = await attempt(flash, event_id, "bob@example.com", device=a_device())
+
+    assert verified.answer is not None and guest.answer is not None
+    async with rt.db.read() as session:
+        recorded = dict(
+            (await session.execute(select(Order.number, Order.buyer_contact).where(Order.source.like("flash:%")))).all()
+        )
+        history = await orders_service.history(session, "ann@example.com")
+    assert recorded == {verified.answer.order_no: "ann@example.com", guest.answer.order_no: None}
+    assert [order.number for order in history] == [verified.answer.order_no]
 
 
 async def test_the_same_request_from_another_device_is_never_answered_with_the_first_ones_order(

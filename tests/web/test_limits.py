@@ -193,6 +193,7 @@ def test_every_route_taking_a_file_gets_the_upload_cap_only_after_verification()
         for path, item in document["paths"].items()
         if "multipart/form-data" in item.get("post", {}).get("requestBody", {}).get("content", {})
     ]
-    # code imports (API, console, console with progress), leak tracing, statements, product images (API and console)
-    assert len(taking_files) == 9
+    # code imports (API, console, console with progress), leak tracing, statements, product images (API and
+    # console), marketplace order files
+    assert len(taking_files) == 10
     assert [path for path in taking_files if upload_of("POST", path) is None] == []

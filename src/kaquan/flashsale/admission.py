@@ -99,8 +99,12 @@ def admitted(
     channel: str,
     buyer_ip: str | None,
     device: str | None,
+    verified: bool = False,
 ) -> Admitted:
-    """The purchase as the gate and the committer know it: tagged buyer, address and device, and its key."""
+    """The purchase as the gate and the committer know it: tagged buyer, address and device, and its key.
+
+    `verified`: `who` is a contact the buyer proved; the order records it as its buyer_contact.
+    """
     device_id = device_tag(device) if device is not None else None
     return Admitted(
         event_id,
@@ -111,6 +115,7 @@ def admitted(
         buyer_ip,
         ip_tag(buyer_ip) if buyer_ip is not None else None,
         device_id,
+        verified,
     )
 
 

@@ -51,6 +51,10 @@ class CommitQueues:
         """Whether purchases of the event are admitted here and not yet settled with the gate."""
         return bool(self._in_flight.get(event_id, 0))
 
+    def waiting(self, event_id: int) -> int:
+        """Purchases of the event admitted here and not yet settled with the gate (the queue, as it stands)."""
+        return self._in_flight.get(event_id, 0)
+
     def is_queued(self, key: str) -> bool:
         """Whether the purchase `key` still waits in one of this process's queues."""
         return key in self._queued

@@ -44,6 +44,7 @@ class Admitted:
     buyer_ip: str | None = None
     ip_tag: str | None = None  # keys.ip_tag of buyer_ip: counted against the event's per-address limit
     device_tag: str | None = None  # keys.device_tag of the client's device token: the per-device limit
+    verified: bool = False  # `buyer` is a contact the buyer proved (a buyer token): the order's buyer_contact
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,12 @@ async def _place(
             sku,
             [
                 batch_placing.BulkOrder(
-                    item.key, item.quantity, request_hash(item), contact=item.buyer, buyer_ip=item.buyer_ip
+                    item.key,
+                    item.quantity,
+                    request_hash(item),
+                    contact=item.buyer,
+                    buyer_ip=item.buyer_ip,
+                    buyer_contact=item.buyer if item.verified else None,
                 )
                 for _, item in group
             ],

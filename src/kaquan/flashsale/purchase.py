@@ -112,7 +112,16 @@ class FlashSale:
         info = await self._admissions.info(event_id)
         who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
         info = await self._admissions.open(info)
-        item = admitted(event_id, who, quantity, request_id, channel=channel, buyer_ip=buyer_ip, device=device)
+        item = admitted(
+            event_id,
+            who,
+            quantity,
+            request_id,
+            channel=channel,
+            buyer_ip=buyer_ip,
+            device=device,
+            verified=verified is not None,
+        )
         admission = await self._admissions.admit(info, item)
         if admission.verdict == "admitted":
             committed = await self._queues.wait(item)
@@ -243,6 +252,10 @@ class FlashSale:
                 "gate_open": gate.open if gate is not None else None,
             }
         )
+
+    def queued(self, event_id: int) -> int:
+        """Purchases of the event admitted by this process and still waiting for their batch to settle."""
+        return self._queues.waiting(event_id)
 
     async def gate_view(self, event_id: int) -> GateView | None:
         """The gate's counters of an event (None: not loaded, or the gate cannot be reached)."""

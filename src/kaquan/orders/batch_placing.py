@@ -37,6 +37,8 @@ class BulkOrder:
     request_hash: bytes
     contact: str = ""
     buyer_ip: str | None = None
+    # The contact a signed-in buyer proved (as `OrderRequest.buyer_contact`): the order is in that buyer's history.
+    buyer_contact: str | None = None
     # The least the caller accepts when stock is short (a partial fill); None: all or nothing.
     min_quantity: int | None = None
     # What the caller asked for, when `quantity` was already cut down (to what a balance covers, say).
@@ -217,6 +219,7 @@ async def _insert(
             "status": status,
             "contact": fill.order.contact,
             "buyer_ip": fill.order.buyer_ip,
+            "buyer_contact": fill.order.buyer_contact,
             "created_at": now,
             "expires_at": now + timedelta(minutes=hold_minutes),
             "paid_at": None if status == "pending_payment" else now,

@@ -1,5 +1,6 @@
 """A generated file as an HTTP download: the right media type and a filename that survives Chinese characters."""
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi.responses import Response
@@ -24,3 +25,16 @@ def table_download(table: Table, fmt: Format, stem: str) -> Response:
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": attachment(f"{stem}.{fmt}"), "Cache-Control": "no-store"},
     )
+
+
+# The OpenAPI answer of a console page whose list also downloads (`?format=csv|xlsx`): the page, or the file.
+PAGE_OR_DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the page, or with `format` its list as a CSV (UTF-8 with BOM) or XLSX download",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}

@@ -13,6 +13,7 @@ from kaquan.web.i18n_account import ACCOUNT_MESSAGES
 from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
+from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -519,3 +520,4 @@ def _merge(extra: dict[str, dict[str, str]]) -> None:
 _merge(ACCOUNT_MESSAGES)
 _merge(ORDERS_MESSAGES)
 _merge(CATALOG_MESSAGES)
+_merge(OPS_MESSAGES)

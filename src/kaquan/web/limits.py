@@ -68,6 +68,7 @@ UPLOADS = (
     Upload(re.compile(r"/admin/api/leaks/trace|/admin/leaks"), Permission.LEAKS_TRACE),
     Upload(re.compile(r"/admin(/api)?/reconciliation/statements"), Permission.FINANCE_WRITE),
     Upload(re.compile(r"/admin(/api)?/products/[0-9]+/images"), Permission.CATALOG_WRITE),
+    Upload(re.compile(r"/admin/marketplaces/order-files"), Permission.CHANNELS_WRITE),
 )
 
 

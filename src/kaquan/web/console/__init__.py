@@ -18,8 +18,11 @@ from kaquan.web.console import (
     categories,
     channel_prices,
     dashboard,
+    flash,
     leaks,
     order_list,
+    marketplace_files,
+    marketplaces,
     orders,
     product_editor,
     reconciliation,
@@ -29,6 +32,7 @@ from kaquan.web.console import (
     signin,
     stock,
     stock_import,
+    warehouses,
 )
 from kaquan.web.console.rendering import console_router
 
@@ -51,6 +55,10 @@ for area in (
     redemption,
     agents,
     settlement,
+    flash,
+    warehouses,
+    marketplaces,
+    marketplace_files,
 ):
     router.routes.extend(area.router.routes)
 
