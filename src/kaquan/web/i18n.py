@@ -11,6 +11,7 @@ from fastapi import Request
 
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
+from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -515,3 +516,4 @@ def _merge(extra: dict[str, dict[str, str]]) -> None:
 
 
 _merge(ACCOUNT_MESSAGES)
+_merge(PEOPLE_MESSAGES)

@@ -24,6 +24,7 @@ from kaquan.web.console import (
     settlement,
     signin,
     stock,
+    users,
 )
 from kaquan.web.console.rendering import console_router
 
@@ -41,6 +42,7 @@ for area in (
     redemption,
     agents,
     settlement,
+    users,
 ):
     router.routes.extend(area.router.routes)
 
