@@ -21,6 +21,7 @@ from kaquan.kit.tables import Cell, Table
 from kaquan.web.i18n import Translate
 
 LEDGER_PAGE = 50
+EVENT_TYPES = ("order.delivered", "order.refunded")  # the callbacks agents receive, with words of their own
 
 
 def agent_path(code: str) -> str:
@@ -158,7 +159,7 @@ def deliveries_table(agent: Agent, deliveries: Sequence[Delivery], t: Translate,
         [
             d.id,
             d.event_id,
-            d.event_type,
+            t(f"event.{d.event_type}") if d.event_type in EVENT_TYPES else d.event_type,
             t(f"delivery.status.{d.status}"),
             d.attempts,
             d.last_status_code,
