@@ -270,3 +270,19 @@ async def test_finance_refunds_a_delivered_agent_order_to_the_deposit_once(
     assert await funds_of(rt) == (10_000, 0)
     page = await console.get(f"{ACME}?done=refunded")
     assert "订单已退款" in page.text and "退款" in page.text.split('id="ledger"', 1)[1]
+
+
+async def test_an_operator_renames_retiers_and_suspends_an_agent(rt: Runtime, client: httpx.AsyncClient) -> None:
+    await given_agent(rt, code="acme")
+    console = await signed_in(rt, client, "operator")
+    before = await row_counts(rt)
+    assert (await console.post(f"{ACME}/profile", {"name": "Acme", "status": "frozen"})).status_code == 422
+    assert (await console.post(f"{ACME}/profile", {"name": "", "status": "active"})).status_code == 400
+    assert await row_counts(rt) == before
+
+    saved = await console.post(f"{ACME}/profile", {"name": "Acme 华东", "tier": "gold", "status": "suspended"})
+    assert saved.headers["location"] == f"{ACME}?done=profile"
+    async with rt.db.read() as session:
+        agent = await agents.by_code(session, "acme")
+    assert (agent.name, agent.tier, agent.status) == ("Acme 华东", "gold", "suspended")
+    assert "已停用" in (await console.get(ACME)).text

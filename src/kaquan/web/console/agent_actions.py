@@ -8,7 +8,7 @@ in plain text anywhere, so no later page can show it again.
 """
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -48,6 +48,27 @@ def _entries(text: str) -> list[str]:
 
 def _secret_page(request: Request, admin: Principal, code: str, kind: str, shown: dict[str, object]) -> Response:
     return page(request, admin, "secret_once.html", {"kind": kind, "back": agent_path(code), **shown})
+
+
+@router.post("/admin/agents/{code}/profile")
+async def update_profile(
+    rt: RuntimeDep,
+    admin: ChannelsWrite,
+    code: str,
+    name: Annotated[str, Form(max_length=300)] = "",
+    tier: Annotated[str, Form(max_length=100)] = "",
+    status: Annotated[Literal["active", "suspended"], Form()] = "active",
+) -> Response:
+    """Name, price tier and status: a suspended agent's keys stop signing at its next request."""
+    async with rt.db.transaction() as session:
+        agent = await agents.by_code(session, code)
+        await agents.update_agent(
+            rt.db, session, agent.id, actor=admin.actor, name=name.strip(), tier=tier.strip(), status=status
+        )
+        keys = await agents.keys_of(session, agent.id)
+    for key in keys:
+        rt.agent_auth.forget(key.key_id)
+    return _back(code, "profile")
 
 
 @router.post("/admin/agents/{code}/credit-limit")
