@@ -1,5 +1,6 @@
 """An agent's console page in a real browser, on a desktop (1280 px) and a phone (390 px): finance tops up in
-yuan and sees the ledger, an owner issues a key whose secret is shown once, and a rotation asks for a tick.
+yuan and sees the ledger, an owner issues a key whose secret is shown once, and a rotation asks for a tick;
+the owner's own page enrols two-factor sign-in with a QR code, and the users page names roles in words.
 
 Drives Debian's chromium through Playwright against a real uvicorn server (tests.support.server).
 """
@@ -100,6 +101,15 @@ def test_an_owner_tops_up_issues_a_key_shown_once_and_rotates_it_on_desktop_and_
     expect(page.locator("#secret-once")).to_have_attribute("data-kind", "rotated")
     assert page.locator("#secret-value").inner_text() not in ("", secret)
 
+    page.locator("#nav-me").click()
+    page.locator("#totp-start-submit").click()
+    expect(page.locator("#totp-uri")).to_contain_text("otpauth://totp/")
+    expect(page.locator("#totp-qr svg")).to_be_visible()
+    shot(page, tmp_path, "console-totp-1280.png")
+    page.locator("#nav-users").click()
+    expect(page.locator('#users tr[data-user="alice"]')).to_contain_text("所有者")
+    shot(page, tmp_path, "console-users-1280.png")
+
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
     sign_in(phone, url)
     phone.goto(f"{url}/admin/agents/acme")
@@ -110,3 +120,7 @@ def test_an_owner_tops_up_issues_a_key_shown_once_and_rotates_it_on_desktop_and_
     width = phone.evaluate("document.documentElement.scrollWidth")
     wide = phone.evaluate(WIDER_THAN_THE_SCREEN)
     assert width <= 390, f"the agent page is {width} px wide on a 390 px phone: {wide}"
+    phone.goto(f"{url}/admin/agents")
+    expect(phone.locator('#agents tr[data-agent="acme"]')).to_contain_text("¥3,500.50")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390, phone.evaluate(WIDER_THAN_THE_SCREEN)
+    shot(phone, tmp_path, "console-agents-390-en.png")
