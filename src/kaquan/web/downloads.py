@@ -24,3 +24,12 @@ def table_download(table: Table, fmt: Format, stem: str) -> Response:
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": attachment(f"{stem}.{fmt}"), "Cache-Control": "no-store"},
     )
+
+
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "the list as a file",
+        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
+    }
+}
+"""What a download route declares (with `response_class=Response`): the document then names both file types."""

@@ -32,7 +32,7 @@ from kaquan.web.console.agent_tables import (
 )
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 from kaquan.web.pages import local_time
 
@@ -52,7 +52,7 @@ async def agents_page(request: Request, rt: RuntimeDep, admin: ChannelsRead) -> 
     return page(request, admin, "agents.html", {"rows": rows})
 
 
-@router.get("/admin/agents.{fmt}")
+@router.get("/admin/agents.{fmt}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def agents_download(request: Request, rt: RuntimeDep, admin: ChannelsRead, fmt: Format) -> Response:
     async with rt.db.read() as session:
         rows = await _rows(session)
@@ -128,7 +128,7 @@ async def agent_page(
     return page(request, admin, "agent.html", context)
 
 
-@router.get("/admin/agents/{code}/ledger.{fmt}")
+@router.get("/admin/agents/{code}/ledger.{fmt}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def ledger_download(request: Request, rt: RuntimeDep, admin: FinanceRead, code: str, fmt: Format) -> Response:
     """The agent's whole deposit ledger, oldest first, times in the merchant's zone."""
     async with rt.db.read() as session:
@@ -144,7 +144,7 @@ async def ledger_download(request: Request, rt: RuntimeDep, admin: FinanceRead, 
     return table_download(table, fmt, f"agent-{agent.code}-ledger")
 
 
-@router.get("/admin/agents/{code}/deliveries.{fmt}")
+@router.get("/admin/agents/{code}/deliveries.{fmt}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def deliveries_download(
     request: Request, rt: RuntimeDep, admin: ChannelsRead, code: str, fmt: Format
 ) -> Response:

@@ -19,7 +19,7 @@ from kaquan.kit.errors import BadInput
 from kaquan.kit.tables import Format, Table
 from kaquan.web.console.rendering import console_router, form_model, page
 from kaquan.web.deps import Principal, RuntimeDep, require
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 from kaquan.web.identity_api import own_sign_in, set_session_cookie
 from kaquan.web.pages import local_time
@@ -93,7 +93,7 @@ async def confirm_totp(rt: RuntimeDep, admin: Self, code: Annotated[str, Form(ma
     return _back("totp")
 
 
-@router.get(f"{ME}/tokens.{{fmt}}")
+@router.get(f"{ME}/tokens.{{fmt}}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def tokens_download(request: Request, rt: RuntimeDep, admin: Self, fmt: Format) -> Response:
     t = translator(language(request))
     zone = rt.settings.zone()

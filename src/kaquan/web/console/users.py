@@ -18,7 +18,7 @@ from kaquan.kit.tables import Format, Table
 from kaquan.web.console import profile
 from kaquan.web.console.rendering import console_router, form_model, page
 from kaquan.web.deps import Principal, RuntimeDep, require
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 from kaquan.web.pages import local_time
 
@@ -39,7 +39,7 @@ async def users_page(request: Request, rt: RuntimeDep, admin: UsersManage, done:
     return page(request, admin, "users.html", context)
 
 
-@router.get("/admin/users.{fmt}")
+@router.get("/admin/users.{fmt}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def users_download(request: Request, rt: RuntimeDep, admin: UsersManage, fmt: Format) -> Response:
     t = translator(language(request))
     zone = rt.settings.zone()
