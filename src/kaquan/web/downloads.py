@@ -38,3 +38,11 @@ PAGE_OR_DOWNLOAD: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "the list as a file",
+        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
+    }
+}
+"""What a download route declares (with `response_class=Response`): the document then names both file types."""

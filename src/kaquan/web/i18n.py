@@ -14,6 +14,7 @@ from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
+from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -521,3 +522,4 @@ _merge(ACCOUNT_MESSAGES)
 _merge(ORDERS_MESSAGES)
 _merge(CATALOG_MESSAGES)
 _merge(OPS_MESSAGES)
+_merge(PEOPLE_MESSAGES)

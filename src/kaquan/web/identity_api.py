@@ -50,7 +50,7 @@ def set_session_cookie(request: Request, response: Response, opened: NewSession)
     )
 
 
-def _signed_in(admin: Principal) -> Identity:
+def own_sign_in(admin: Principal) -> Identity:
     """Own credentials change only from a password sign-in: a leaked token must not take the account."""
     user = admin.user
     if user.via != "session":
@@ -102,7 +102,7 @@ async def me(admin: Self) -> MeOut:
 async def change_password(
     rt: RuntimeDep, request: Request, response: Response, admin: Self, body: PasswordChange
 ) -> PasswordChanged:
-    user = _signed_in(admin)
+    user = own_sign_in(admin)
     async with rt.db.transaction() as session:
         revoked, fresh = await identity.change_password(
             session, rt.limiter, user, body.current_password, body.new_password, ip=admin.ip
@@ -114,7 +114,7 @@ async def change_password(
 
 @router.post("/me/totp", status_code=201)
 async def start_totp(rt: RuntimeDep, admin: Self) -> TotpEnrolment:
-    user = _signed_in(admin)
+    user = own_sign_in(admin)
     async with rt.db.transaction() as session:
         secret, uri = await identity.start_totp(rt.db, session, rt.keyring, user, ip=admin.ip)
     return TotpEnrolment(secret=secret, otpauth_uri=uri)
@@ -122,7 +122,7 @@ async def start_totp(rt: RuntimeDep, admin: Self) -> TotpEnrolment:
 
 @router.post("/me/totp/confirm", status_code=204)
 async def confirm_totp(rt: RuntimeDep, admin: Self, body: TotpConfirm) -> None:
-    user = _signed_in(admin)
+    user = own_sign_in(admin)
     async with rt.db.transaction() as session:
         await identity.confirm_totp(rt.db, session, rt.keyring, user, body.code, ip=admin.ip)
 

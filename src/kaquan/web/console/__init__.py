@@ -33,6 +33,7 @@ from kaquan.web.console import (
     stock,
     stock_import,
     warehouses,
+    users,
 )
 from kaquan.web.console.rendering import console_router
 
@@ -59,6 +60,7 @@ for area in (
     warehouses,
     marketplaces,
     marketplace_files,
+    users,
 ):
     router.routes.extend(area.router.routes)
 
