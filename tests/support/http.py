@@ -22,7 +22,8 @@ def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any
     body = response.json()
     assert set(body) == {"error"}
     error = body["error"]
-    assert set(error) == {"code", "message", "details"}
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["request_id"] == response.headers["x-request-id"]
     assert error["code"] == code, error
     assert isinstance(error["message"], str)
     assert error["message"]
