@@ -43,7 +43,9 @@ def error_response(request: Request, status: int, code: str, message: str, detai
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ErrorDetail(BaseModel):
+class AnswerError(BaseModel):
+    """An error answer's one object (named apart from the per-order errors inside a batch answer)."""
+
     code: str
     message: str
     details: dict[str, Any]
@@ -53,7 +55,7 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     """The shape of every JSON error answer."""
 
-    error: ErrorDetail
+    error: AnswerError
 
 
 _FASTAPI_ERROR = "#/components/schemas/HTTPValidationError"
