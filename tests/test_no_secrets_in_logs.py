@@ -22,6 +22,7 @@ from tests.support.identity import PASSWORD, given_user
 
 from kaquan.audit.models import AuditEntry
 from kaquan.inventory.models import Batch
+from kaquan.kit import logs
 from kaquan.kit.keys import StoredKey
 from kaquan.runtime import Runtime
 
@@ -140,8 +141,8 @@ async def test_no_secret_or_key_reaches_a_log_or_an_error_response(
     ]
     planted.append(admin["Authorization"].split(" ", 1)[1])
 
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
-    logged = [formatter.format(record) + repr(record.args) for record in every_log.records]
+    as_json = logs.JsonFormatter()  # the production format: every extra field of a record is written too
+    logged = [as_json.format(record) + repr(record.args) + repr(record.__dict__) for record in every_log.records]
     assert len(logged) > 10, "the session logged something worth searching"
     assert len(errors.bodies) >= 10
     for haystack, where in ((logged, "log"), (errors.bodies, "error response"), (trail, "audit trail")):

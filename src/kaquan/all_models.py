@@ -13,6 +13,7 @@ from kaquan.kit import outbox as _outbox  # noqa: F401
 from kaquan.kit.models import Base
 from kaquan.ledger import models as _ledger  # noqa: F401
 from kaquan.notifications import models as _notifications  # noqa: F401
+from kaquan.operations import models as _operations  # noqa: F401
 from kaquan.orders import models as _orders  # noqa: F401
 from kaquan.payments import models as _payments  # noqa: F401
 from kaquan.reconciliation import models as _reconciliation  # noqa: F401

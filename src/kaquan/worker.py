@@ -6,6 +6,7 @@ import contextlib
 import logging
 import time
 
+from kaquan import operations
 from kaquan.channels import callbacks
 from kaquan.inventory import refills
 from kaquan.kit import outbox
@@ -16,6 +17,7 @@ from kaquan.runtime import Runtime
 from kaquan.settlement import tasks as settlement_tasks
 
 log = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 5.0
 
 
 async def run_once(rt: Runtime) -> int:
@@ -33,10 +35,14 @@ async def run_once(rt: Runtime) -> int:
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:
     log.info("worker started")
+    last_beat = float("-inf")
     while not stop.is_set():
         started = time.monotonic()
         try:
             busy = await run_once(rt)
+            if started - last_beat >= HEARTBEAT_EVERY_S:  # a pass that completed, not one that only began
+                await operations.beat(rt.db)
+                last_beat = started
         except Exception:
             log.exception("worker pass failed; retrying")
             busy = 0

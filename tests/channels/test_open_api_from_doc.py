@@ -107,6 +107,7 @@ def refused(response: httpx.Response, status: int, code: str) -> bool:
             "code",
             "message",
             "details",
+            "request_id",
         }
     )
 

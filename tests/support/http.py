@@ -22,7 +22,8 @@ def the_error(response: httpx.Response, status: int, code: str) -> dict[str, Any
     body = response.json()
     assert set(body) == {"error"}
     error = body["error"]
-    assert set(error) == {"code", "message", "details"}
+    assert set(error) == {"code", "message", "details", "request_id"}
+    assert error["request_id"] == response.headers["x-request-id"]
     assert error["code"] == code, error
     assert isinstance(error["message"], str)
     assert error["message"]
@@ -48,3 +49,11 @@ def caller_at(rt: Runtime) -> Caller:
 def some_ip() -> str:
     """An address of this test's own: parallel runs sharing one Redis never share a counter."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+
+
+def answer_without_request_id(response: httpx.Response) -> Any:
+    """The JSON answer with its per-request id left out: what two answers compare equal on."""
+    body = response.json()
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body["error"].pop("request_id", None)
+    return body

@@ -18,7 +18,7 @@ API = "/admin/api"
 
 def error_code(response: httpx.Response) -> str:
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details", "request_id"}, body
     code: str = body["error"]["code"]
     return code
 

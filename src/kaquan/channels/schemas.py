@@ -114,10 +114,14 @@ class ErrorDetail(_Out):
     details: dict[str, object]
 
 
-class ErrorOut(_Out):
-    """Every error answer: `{"error": {"code", "message", "details"}}`."""
+class AnswerErrorDetail(ErrorDetail):
+    request_id: str
 
-    error: ErrorDetail
+
+class ErrorOut(_Out):
+    """Every error answer: `{"error": {"code", "message", "details", "request_id"}}`."""
+
+    error: AnswerErrorDetail
 
 
 class BatchOrderPlaced(_Out):

@@ -150,7 +150,8 @@ def serve(
 _SERVE_OUTBOX_WORKER = "KAQUAN_SERVE_OUTBOX_WORKER"
 # kaquan logs each request itself (kaquan.access, secrets redacted, the client as KAQUAN_TRUSTED_PROXIES
 # derives it); uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
-_UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False}
+# uvicorn keeps its hands off logging (log_config None): every line goes through kit.logs' one format.
+_UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None}
 
 
 def serve_app() -> FastAPI:

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -11,6 +10,7 @@ from rich.console import Console
 
 from kaquan import runtime as runtime_module
 from kaquan.cli import when
+from kaquan.kit import logs
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
@@ -23,7 +23,7 @@ errors = Console(stderr=True)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.configure(level)
 
 
 def report(exc: DomainError) -> None:

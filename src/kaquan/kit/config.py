@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     shop_low_stock: int = Field(
         default=10, ge=1, description="the shop shows 库存紧张 (low stock) at or below this many units, never the count"
     )
+    ready_worker_max_age_s: int = Field(
+        default=120,
+        ge=0,
+        description="/readyz fails when no worker has run a pass for this long; 0 leaves the worker out of it",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token Prometheus sends to /metrics; unset: /metrics is off (404)",
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

@@ -95,6 +95,11 @@ class Database:
         """Which backend this is: for tests and for this module; services ask for an operation instead."""
         return self._dialect == "postgresql"
 
+    def connections_in_use(self) -> int:
+        """Connections checked out of the pool now (0 for a pool that does not count, such as SQLite's NullPool)."""
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        return int(checked_out()) if callable(checked_out) else 0
+
     def _create_engine(self, lock_timeout_ms: int, pool_size: int) -> AsyncEngine:
         if self._dialect == "postgresql":
             return create_async_engine(

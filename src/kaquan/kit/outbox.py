@@ -10,10 +10,11 @@ exponentially and are retried for days.
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, select, update
+from sqlalchemy import JSON, Integer, String, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -158,10 +159,27 @@ async def pending_payloads(session: AsyncSession, topic: str) -> list[dict[str, 
 
 
 async def pending_count(session: AsyncSession) -> int:
-    from sqlalchemy import func
-
     stmt = select(func.count()).where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
     return int((await session.execute(stmt)).scalar_one())
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Events still to run, those that gave up, and how long the oldest waiting one has waited."""
+
+    pending: int
+    given_up: int
+    oldest_age_s: float
+
+
+async def backlog(session: AsyncSession) -> Backlog:
+    waiting = (OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
+    pending, oldest = (
+        await session.execute(select(func.count(), func.min(OutboxEvent.created_at)).where(*waiting))
+    ).one()
+    given_up = await session.scalar(select(func.count()).where(OutboxEvent.failed_at.is_not(None)))
+    age = (clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(int(pending), int(given_up or 0), max(age, 0.0))
 
 
 async def mark_all_due(session: AsyncSession) -> None:

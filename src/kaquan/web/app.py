@@ -30,8 +30,10 @@ from kaquan.web import (
     errors,
     flash_admin_api,
     flash_api,
+    health,
     identity_api,
     limits,
+    metrics,
     open_api,
     pay_dev,
     payments,
@@ -71,6 +73,8 @@ ROUTERS = (
     reconciliation_api.router,
     settlement_api.router,
     console.router,
+    health.router,
+    metrics.router,
 )
 
 
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         mount_simulators(app, rt)
     errors.install(app)
     app.add_middleware(limits.BodyLimits)  # refuses oversized and uncredentialed bodies unread
+    app.add_middleware(metrics.RequestMetrics)  # outside the body limits: their refusals are counted too
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.
     for adapter in load_adapters():
         app.include_router(adapter.router)

@@ -1,4 +1,7 @@
-"""One error shape for every client: `{"error": {"code", "message", "details"}}`, never a stack trace."""
+"""One error shape for every client: `{"error": {"code", "message", "details", "request_id"}}`, never a stack trace.
+
+`request_id` is the id in the response's `X-Request-ID` header and on every log line the request wrote.
+"""
 
 import logging
 from typing import Any
@@ -10,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from kaquan.kit.errors import Busy, DomainError, RateLimited
+from kaquan.kit.logs import REQUEST_ID
 from kaquan.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -35,20 +39,23 @@ def error_response(request: Request, status: int, code: str, message: str, detai
             status=status,
             headers=headers,
         )
-    body = {"error": {"code": code, "message": message, "details": details}}
+    body = {"error": {"code": code, "message": message, "details": details, "request_id": REQUEST_ID.get()}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ErrorDetail(BaseModel):
+class AnswerError(BaseModel):
+    """An error answer's one object (named apart from the per-order errors inside a batch answer)."""
+
     code: str
     message: str
     details: dict[str, Any]
+    request_id: str
 
 
 class ErrorBody(BaseModel):
     """The shape of every JSON error answer."""
 
-    error: ErrorDetail
+    error: AnswerError
 
 
 _FASTAPI_ERROR = "#/components/schemas/HTTPValidationError"

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaquan.kit.crypto import same_digest
+from kaquan.kit.logs import REQUEST_ID
 
 Networks = Sequence[IPv4Network | IPv6Network]
 
@@ -151,6 +152,17 @@ class RedactUvicornAccess(logging.Filter):
 UVICORN_FILTER = RedactUvicornAccess()
 
 
+_REQUEST_ID_SHAPE = re.compile(rb"[A-Za-z0-9._-]{8,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is a plain token (a proxy's or a client's), else a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _REQUEST_ID_SHAPE.fullmatch(value):
+            return str(value.decode())
+    return secrets.token_hex(8)
+
+
 class SecurityMiddleware:
     """Adds the security headers to every HTTP response (pages, API, static files, errors) and logs it."""
 
@@ -164,12 +176,14 @@ class SecurityMiddleware:
         networks = _networks(scope)
         tls = arrived_over_tls(scope, networks)
         status = 0
+        request_id = _request_id(scope)
+        REQUEST_ID.set(request_id)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 present = {name.lower() for name, _ in headers}
                 headers += [(name, value) for name, value in _ALWAYS if name not in present]
                 if _CSP_HEADER not in present:

@@ -398,7 +398,7 @@ async def test_without_the_order_lock_both_refunds_decide_on_a_delivered_order(
 
 def error_code(response: httpx.Response) -> str:
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details", "request_id"}, body
     code: str = body["error"]["code"]
     return code
 

@@ -1,0 +1,69 @@
+"""One log format: a JSON object per line carrying the request id, or a readable line in a terminal."""
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kaquan.kit import logs
+
+
+@pytest.fixture
+def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[str]]]:
+    """The lines written to stderr by the handler a test configures; the logging setup is put back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield lambda: capsys.readouterr().err.splitlines()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_a_json_line_has_time_level_logger_message_request_id_and_extras(captured: Callable[[], list[str]]) -> None:
+    logs.configure(fmt="json")
+    token = logs.REQUEST_ID.set("req-12345678")
+    try:
+        logging.getLogger("kaquan.test").warning("stock low on %s", "VIDEO-1M", extra={"sku": "VIDEO-1M"})
+    finally:
+        logs.REQUEST_ID.reset(token)
+
+    entry = json.loads(captured()[-1])
+    assert entry["level"] == "WARNING"
+    assert entry["logger"] == "kaquan.test"
+    assert entry["message"] == "stock low on VIDEO-1M"
+    assert entry["request_id"] == "req-12345678"
+    assert entry["sku"] == "VIDEO-1M"
+    assert entry["time"].endswith("+00:00")
+
+
+def test_a_line_outside_any_request_says_so_and_an_exception_stays_one_line(captured: Callable[[], list[str]]) -> None:
+    logs.configure(fmt="json")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("kaquan.test").exception("failed")
+
+    lines = captured()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["request_id"] == "-"
+    assert "ValueError: boom" in entry["exception"]
+
+
+def test_uvicorns_loggers_share_the_one_handler(captured: Callable[[], list[str]]) -> None:
+    logs.configure(fmt="json")
+    logging.getLogger("uvicorn.error").info("Started server process")
+
+    assert json.loads(captured()[-1])["logger"] == "uvicorn.error"
+
+
+def test_text_is_chosen_for_a_terminal_and_json_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAQUAN_LOG_FORMAT", raising=False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert logs.chosen_format() == "text"
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert logs.chosen_format() == "json"
+    monkeypatch.setenv("KAQUAN_LOG_FORMAT", "text")
+    assert logs.chosen_format() == "text"
+    monkeypatch.setenv("KAQUAN_LOG_FORMAT", "yaml")  # not a format: the default rule
+    assert logs.chosen_format() == "json"
