@@ -1,0 +1,52 @@
+"""Velocity counters count each subject over fixed 1 min / 1 h / 24 h windows, in Redis or the database."""
+
+from kaquan.kit import clock
+from kaquan.risk import RiskContext, RiskEngine
+
+
+def _to_next_day_noon() -> None:
+    """Stand at 12:00:10 UTC tomorrow: the next minute, hour and day boundaries are then known."""
+    now = clock.now().timestamp()
+    clock.travel(86400 - now % 86400 + 12 * 3600 + 10)
+
+
+async def test_each_window_counts_until_its_own_end(engine: RiskEngine) -> None:
+    _to_next_day_noon()
+    buy = RiskContext("shop.order", ip="203.0.113.7", device="device-token-of-one-browser", sku="GAME-100")
+    for _ in range(3):
+        decision = await engine.decide(buy)
+    assert decision.features["ip.orders_1m"] == 3
+    assert decision.features["device.orders_1h"] == 3
+    assert decision.features["sku.orders_24h"] == 3
+
+    clock.travel(55)  # 12:01:05: a new minute, the same hour and day
+    decision = await engine.decide(buy)
+    assert (decision.features["ip.orders_1m"], decision.features["ip.orders_1h"]) == (1, 4)
+
+    clock.travel(3600)  # 13:01:05: a new hour, the same day
+    decision = await engine.decide(buy)
+    assert (decision.features["ip.orders_1h"], decision.features["ip.orders_24h"]) == (1, 5)
+
+    clock.travel(86400)  # the next day
+    decision = await engine.decide(buy)
+    assert decision.features["ip.orders_24h"] == 1
+
+
+async def test_neighbours_share_a_prefix_and_nothing_else(engine: RiskEngine) -> None:
+    _to_next_day_noon()
+    for host in range(1, 6):
+        decision = await engine.decide(RiskContext("shop.order", ip=f"198.51.100.{host}"))
+    assert decision.features["prefix.orders_1m"] == 5
+    assert decision.features["ip.orders_1m"] == 1
+    v6 = await engine.decide(RiskContext("shop.order", ip="2001:db8:1:2::9"))
+    v6_neighbour = await engine.decide(RiskContext("shop.order", ip="2001:db8:1:2:ffff::1"))
+    other_64 = await engine.decide(RiskContext("shop.order", ip="2001:db8:1:3::9"))
+    assert (v6.features["prefix.orders_1m"], v6_neighbour.features["prefix.orders_1m"]) == (1, 2)
+    assert other_64.features["prefix.orders_1m"] == 1
+
+
+async def test_a_request_without_a_subject_counts_nothing_for_it(engine: RiskEngine) -> None:
+    decision = await engine.decide(RiskContext("agent.order", agent="agent:7", sku="GAME-100"))
+    assert decision.features["agent.orders_1m"] == 1
+    assert "ip.orders_1m" not in decision.features
+    assert decision.features["device.new"] is True
