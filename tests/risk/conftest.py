@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database
@@ -20,6 +21,12 @@ from kaquan.risk import (
     RedisSpentNonces,
     RiskEngine,
 )
+
+
+def windows_far_from_their_ends() -> None:
+    """Counters use fixed windows: stand at 12:00:01 UTC tomorrow, so no test's counts straddle a boundary."""
+    now = clock.now().timestamp()
+    clock.travel(86400 - now % 86400 + 12 * 3600 + 1)
 
 
 @pytest.fixture
@@ -36,6 +43,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def engine(db: Database, settings: Settings, redis_or_none: Redis | None) -> AsyncIterator[RiskEngine]:
     """The decision point on the database, with its counters and spent nonces in Redis or the database."""
+    windows_far_from_their_ends()
     if redis_or_none is None:
         counters, spent = DatabaseCounters(db), DatabaseSpentNonces(db)
     else:
