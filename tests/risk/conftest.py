@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from tests.support.risk import windows_far_from_their_ends
 
-from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database
@@ -21,12 +21,6 @@ from kaquan.risk import (
     RedisSpentNonces,
     RiskEngine,
 )
-
-
-def windows_far_from_their_ends() -> None:
-    """Counters use fixed windows: stand at 12:00:01 UTC tomorrow, so no test's counts straddle a boundary."""
-    now = clock.now().timestamp()
-    clock.travel(86400 - now % 86400 + 12 * 3600 + 1)
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ the reasons), recorded in `risk_decisions`. `rules` and `lists` are the operator
 from kaquan.risk import challenges, lists, rules
 from kaquan.risk.challenges import Challenge, DatabaseSpentNonces, ProofOfWork, RedisSpentNonces, SpentNonces, solve
 from kaquan.risk.counters import DatabaseCounters, RedisCounters, VelocityCounters
-from kaquan.risk.decisions import Decision, RiskEngine
+from kaquan.risk.decisions import SEVERITY, Decision, RiskEngine
 from kaquan.risk.errors import ChallengeRequired, InvalidRule, RiskDeclined
 from kaquan.risk.features import FEATURES, RiskContext
-from kaquan.risk.recording import DecisionLog
+from kaquan.risk.recording import DecisionLog, recent
 
 __all__ = [
     "FEATURES",
+    "SEVERITY",
     "Challenge",
     "ChallengeRequired",
     "DatabaseCounters",
@@ -33,6 +34,7 @@ __all__ = [
     "VelocityCounters",
     "challenges",
     "lists",
+    "recent",
     "rules",
     "solve",
 ]

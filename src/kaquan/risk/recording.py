@@ -12,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.db import Database
 from kaquan.risk.models import RiskDecision
@@ -50,7 +51,8 @@ class DecisionLog:
                     await session.execute(insert(RiskDecision), batch)
             except Exception:  # the log must never fail a request: say so and go on
                 log.exception("could not record %d risk decisions", len(batch))
-        await self._maybe_prune()
+            if not self._pending:  # rows added while pruning are drained by the loop's next turn
+                await self._maybe_prune()
 
     async def _maybe_prune(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -67,3 +69,15 @@ class DecisionLog:
         """Wait until every decision made so far is written (tests, shutdown)."""
         while self._task is not None and not self._task.done():
             await self._task
+
+
+async def recent(
+    session: AsyncSession, *, outcome: str | None = None, subject: str | None = None, limit: int = 100
+) -> list[RiskDecision]:
+    """The latest recorded decisions, newest first, by outcome or subject key if given."""
+    stmt = select(RiskDecision).order_by(RiskDecision.id.desc()).limit(limit)
+    if outcome is not None:
+        stmt = stmt.where(RiskDecision.outcome == outcome)
+    if subject is not None:
+        stmt = stmt.where(RiskDecision.subject == subject)
+    return list((await session.execute(stmt)).scalars())

@@ -38,6 +38,7 @@ from kaquan.web import (
     reconciliation_api,
     redeem_api,
     refunds_api,
+    risk_api,
     security,
     settlement_api,
     shop,
@@ -70,6 +71,7 @@ ROUTERS = (
     refunds_api.router,
     reconciliation_api.router,
     settlement_api.router,
+    risk_api.router,
     console.router,
 )
 
