@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from tests.support.flash import flash, gate
 from tests.support.risk import windows_far_from_their_ends
 
 from kaquan.kit.config import Settings
@@ -21,6 +22,9 @@ from kaquan.risk import (
     RedisSpentNonces,
     RiskEngine,
 )
+from kaquan.runtime import Runtime
+
+__all__ = ["flash", "gate"]
 
 
 @pytest.fixture
@@ -46,3 +50,10 @@ async def engine(db: Database, settings: Settings, redis_or_none: Redis | None) 
     risk = RiskEngine(db, settings, counters, pow_, DecisionLog(db))
     yield risk
     await risk.close()
+
+
+@pytest.fixture
+async def shop(rt: Runtime, engine: RiskEngine) -> AsyncIterator[Runtime]:
+    """The runtime, deciding with `engine` (counters in Redis or the database) on its order paths."""
+    rt.risk = engine
+    yield rt
