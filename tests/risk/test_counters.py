@@ -1,7 +1,12 @@
 """Velocity counters count each subject over fixed 1 min / 1 h / 24 h windows, in Redis or the database."""
 
+from sqlalchemy import select
+from tests.support.risk import windows_far_from_their_ends
+
 from kaquan.kit import clock
-from kaquan.risk import RiskContext, RiskEngine
+from kaquan.kit.db import Database
+from kaquan.risk import DatabaseCounters, RiskContext, RiskEngine
+from kaquan.risk.models import RiskCounter
 
 
 async def test_each_window_counts_until_its_own_end(engine: RiskEngine) -> None:
@@ -42,3 +47,24 @@ async def test_a_request_without_a_subject_counts_nothing_for_it(engine: RiskEng
     assert decision.features["agent.orders_1m"] == 1
     assert "ip.orders_1m" not in decision.features
     assert decision.features["device.new"] is True
+
+
+async def test_without_redis_processes_share_their_counts_once_written(db: Database) -> None:
+    windows_far_from_their_ends()
+    first, second = DatabaseCounters(db), DatabaseCounters(db)
+    for _ in range(3):
+        await first.hit(["ip:203.0.113.7"])
+    await first.close()
+
+    assert (await second.hit(["ip:203.0.113.7"]))[("ip:203.0.113.7", "1m")] == 1  # its own, until it writes
+    await second.flush()
+    seen = await second.hit(["ip:203.0.113.7"])
+    assert (seen[("ip:203.0.113.7", "1m")], seen[("ip:203.0.113.7", "24h")]) == (5, 5)
+    await second.close()
+    async with db.read() as session:
+        stored = await session.execute(select(RiskCounter.key, RiskCounter.hits).order_by(RiskCounter.key))
+    assert [(key, hits) for key, hits in stored] == [
+        ("ip:203.0.113.7:orders:1h", 5),
+        ("ip:203.0.113.7:orders:1m", 5),
+        ("ip:203.0.113.7:orders:24h", 5),
+    ]

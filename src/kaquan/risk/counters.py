@@ -1,11 +1,14 @@
 """Velocity counters: hits per subject over fixed 1 min / 1 h / 24 h windows, in Redis or in the database.
 
 A window is fixed to the clock (the 1 h window of 10:17 is 10:00–11:00), so one hit is one increment
-per window and one round trip covers every subject of a request: a pipeline of INCR/EXPIRE in Redis,
-one multi-row upsert in the database. Redis keys carry the subject as a hash tag
+per window and one round trip covers every subject of a request: a pipeline of INCR/EXPIRE in Redis.
+Without Redis the hits are counted in the process and written behind the requests, a second's worth
+in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a hash tag
 (`kaquan:risk:{ip:1.2.3.4}:orders:60:…`), so a subject's windows stay on one Redis Cluster slot.
 """
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,6 +20,7 @@ from kaquan.kit.db import Database
 from kaquan.risk.features import COUNTED, WINDOWS
 from kaquan.risk.models import RiskCounter
 
+log = logging.getLogger(__name__)
 Counts = dict[tuple[str, str], int]  # (subject key, window name) → hits, this one included
 KEPT_S = 2 * max(WINDOWS.values())
 
@@ -32,6 +36,10 @@ class VelocityCounters(Protocol):
 
     async def prune(self) -> None:
         """Forget windows that ended long ago."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is still held in the process."""
         ...
 
 
@@ -57,27 +65,83 @@ class RedisCounters:
     async def prune(self) -> None:
         """Redis expires the keys itself."""
 
+    async def close(self) -> None:
+        """Every hit is in Redis already."""
+
 
 class DatabaseCounters:
-    """The counters in `risk_counters`, for deployments without Redis: one upsert per decision."""
+    """The counters in `risk_counters`, for deployments without Redis, written behind the requests.
 
-    def __init__(self, db: Database) -> None:
+    A hit counts in this process at once and reaches the database with the other hits of the same
+    second, in one upsert (`hits = hits + n`) that answers each key's total across every process: so
+    within one process the counts are exact, and another process's hits show up within `flush_s`.
+    The totals are kept for at most `MAX_KNOWN` keys of the current windows; past that the oldest are
+    forgotten, and read as this process's own hits until their next flush (Redis has no such limit).
+    """
+
+    MAX_KNOWN = 100_000
+
+    def __init__(self, db: Database, *, flush_s: float = 1.0) -> None:
         self._db = db
+        self._flush_s = flush_s
+        self._known: dict[tuple[str, int], int] = {}  # (key, bucket) → total in the database at the last flush
+        self._pending: dict[tuple[str, int], int] = {}  # hits not written yet
+        self._task: asyncio.Task[None] | None = None
+        self._current: frozenset[int] = frozenset()
 
     async def hit(self, subjects: Sequence[str]) -> Counts:
-        if not subjects:
-            return {}
         buckets = _buckets(int(clock.now().timestamp()))
-        rows = sorted(
-            {(f"{subject}:{COUNTED}:{window}", bucket) for subject in subjects for window, bucket in buckets.items()}
-        )  # one order of keys for every transaction: concurrent upserts never deadlock
+        counts: Counts = {}
+        for subject in subjects:
+            for window, bucket in buckets.items():
+                where = (f"{subject}:{COUNTED}:{window}", bucket)
+                self._pending[where] = self._pending.get(where, 0) + 1
+                counts[(subject, window)] = self._known.get(where, 0) + self._pending[where]
+        if subjects and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._flush_soon())
+        return counts
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._flush_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending hits now and learn every touched key's total."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
         table: Table = RiskCounter.__table__  # type: ignore[assignment]
-        stmt = self._db.insert(table).values([{"key": key, "bucket": bucket, "hits": 1} for key, bucket in rows])
-        stmt = stmt.on_conflict_do_update(index_elements=["key", "bucket"], set_={"hits": table.c.hits + 1})
-        stmt = stmt.returning(table.c.key, table.c.hits)
-        async with self._db.transaction() as session:
-            found = {key: int(hits) for key, hits in (await session.execute(stmt)).all()}
-        return {(subject, window): found[f"{subject}:{COUNTED}:{window}"] for subject in subjects for window in WINDOWS}
+        rows = [{"key": key, "bucket": bucket, "hits": hits} for (key, bucket), hits in sorted(pending.items())]
+        stmt = self._db.insert(table).values(rows)  # sorted: concurrent upserts take their row locks in one order
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key", "bucket"], set_={"hits": table.c.hits + stmt.excluded.hits}
+        )
+        stmt = stmt.returning(table.c.key, table.c.bucket, table.c.hits)
+        try:
+            async with self._db.transaction() as session:
+                totals = (await session.execute(stmt)).all()
+        except Exception:  # keep the hits for the next flush rather than lose them
+            for where, hits in pending.items():
+                self._pending[where] = self._pending.get(where, 0) + hits
+            log.exception("could not write %d risk counters", len(pending))
+            return
+        for key, bucket, hits in totals:
+            self._known.pop((key, bucket), None)
+            self._known[(key, bucket)] = int(hits)
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        current = frozenset(_buckets(int(clock.now().timestamp())).values())
+        if current != self._current:  # a window turned (once a minute): drop the totals of the ended ones
+            self._current = current
+            self._known = {where: hits for where, hits in self._known.items() if where[1] in current}
+        while len(self._known) > self.MAX_KNOWN:
+            del self._known[next(iter(self._known))]
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        await self.flush()
 
     async def prune(self) -> None:
         oldest = int(clock.now().timestamp()) - KEPT_S

@@ -1,10 +1,10 @@
 """The one decision point: `RiskEngine.decide(context)` → approve, challenge, review or decline.
 
-A decision costs one round trip to count (Redis, or one upsert in the database) and nothing else on
-the way: rules and lists are held in memory and reloaded every `KAQUAN_RISK_REFRESH_S` seconds (at
-once in the process that changed them), and the decision is recorded behind the request
-(`recording.DecisionLog`). Only a request that carries a challenge's solution spends one more trip,
-to mark the solution used.
+A decision costs one round trip to count in Redis (none without Redis: `counters.DatabaseCounters`
+writes behind) and nothing else on the way: rules and lists are held in memory and reloaded every
+`KAQUAN_RISK_REFRESH_S` seconds (at once in the process that changed them), and the decision is
+recorded behind the request (`recording.DecisionLog`). Only a request that carries a challenge's
+solution spends one more trip, to mark the solution used.
 
 The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
@@ -171,4 +171,5 @@ class RiskEngine:
         self.log.add(row)
 
     async def close(self) -> None:
+        await self._counters.close()
         await self.log.flush()
