@@ -10,7 +10,7 @@ in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a 
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import Table, delete
@@ -110,16 +110,10 @@ class DatabaseCounters:
         pending, self._pending = self._pending, {}
         if not pending:
             return
-        table: Table = RiskCounter.__table__  # type: ignore[assignment]
         rows = [{"key": key, "bucket": bucket, "hits": hits} for (key, bucket), hits in sorted(pending.items())]
-        stmt = self._db.insert(table).values(rows)  # sorted: concurrent upserts take their row locks in one order
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key", "bucket"], set_={"hits": table.c.hits + stmt.excluded.hits}
-        )
-        stmt = stmt.returning(table.c.key, table.c.bucket, table.c.hits)
         try:
-            async with self._db.transaction() as session:
-                totals = (await session.execute(stmt)).all()
+            async with self._db.transaction() as session:  # sorted: concurrent flushes lock rows in one order
+                totals = list((await session.execute(self._upsert(), rows)).all())
         except Exception:  # keep the hits for the next flush rather than lose them
             for where, hits in pending.items():
                 self._pending[where] = self._pending.get(where, 0) + hits
@@ -129,6 +123,15 @@ class DatabaseCounters:
             self._known.pop((key, bucket), None)
             self._known[(key, bucket)] = int(hits)
         self._forget_old()
+
+    def _upsert(self) -> Any:
+        """One statement for many rows: SQLAlchemy sends them in a few multi-row batches ("insertmanyvalues")."""
+        table: Table = RiskCounter.__table__  # type: ignore[assignment]
+        stmt = self._db.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key", "bucket"], set_={"hits": table.c.hits + stmt.excluded.hits}
+        )
+        return stmt.returning(table.c.key, table.c.bucket, table.c.hits)
 
     def _forget_old(self) -> None:
         current = frozenset(_buckets(int(clock.now().timestamp())).values())

@@ -8,6 +8,7 @@ Redis nor the decision log holds a device token or a phone number.
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, ip_address, ip_network
 
 from kaquan.risk.expressions import Value
@@ -23,6 +24,7 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:24]
 
 
+@lru_cache(maxsize=65_536)  # parsing an address costs more than the rest of a decision; buyers come back
 def prefix_of(ip: str) -> str | None:
     """The /24 of an IPv4 address or the /64 of an IPv6 one (where one operator's machines sit)."""
     try:

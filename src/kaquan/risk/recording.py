@@ -48,7 +48,7 @@ class DecisionLog:
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             try:
                 async with self._db.transaction() as session:
-                    await session.execute(insert(RiskDecision), batch)
+                    await session.execute(insert(RiskDecision.__table__), batch)  # type: ignore[arg-type]  # executemany
             except Exception:  # the log must never fail a request: say so and go on
                 log.exception("could not record %d risk decisions", len(batch))
             if not self._pending:  # rows added while pruning are drained by the loop's next turn
