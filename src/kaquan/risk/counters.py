@@ -1,7 +1,8 @@
 """Velocity counters: hits per subject over fixed 1 min / 1 h / 24 h windows, in Redis or in the database.
 
 A window is fixed to the clock (the 1 h window of 10:17 is 10:00–11:00), so one hit is one increment
-per window and one round trip covers every subject of a request: a pipeline of INCR/EXPIRE in Redis.
+per window and one round trip covers every subject of a request: a pipeline of one small script per
+subject in Redis.
 Without Redis the hits are counted in the process and written behind the requests, a second's worth
 in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a hash tag
 (`kaquan:risk:{ip:1.2.3.4}:orders:60:…`), so a subject's windows stay on one Redis Cluster slot.
@@ -43,24 +44,38 @@ class VelocityCounters(Protocol):
         ...
 
 
+# One subject's windows in one call: INCR each, and give a new key its lifetime. All keys of a call carry
+# the subject's hash tag, so the script is Redis Cluster safe.
+_HIT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+
+
 class RedisCounters:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._script = redis.register_script(_HIT)
 
     async def hit(self, subjects: Sequence[str]) -> Counts:
         if not subjects:
             return {}
         buckets = _buckets(int(clock.now().timestamp()))
-        order: list[tuple[str, str]] = []
+        lifetimes = [WINDOWS[window] + 60 for window in buckets]
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
-            for window, bucket in buckets.items():
-                key = f"kaquan:risk:{{{subject}}}:{COUNTED}:{WINDOWS[window]}:{bucket}"
-                pipe.incr(key)
-                pipe.expire(key, WINDOWS[window] + 60)
-                order.append((subject, window))
+            keys = [f"kaquan:risk:{{{subject}}}:{COUNTED}:{WINDOWS[w]}:{bucket}" for w, bucket in buckets.items()]
+            await self._script(keys=keys, args=lifetimes, client=pipe)  # queued: the pipeline sends them all
         replies = await pipe.execute()
-        return {where: int(replies[2 * index]) for index, where in enumerate(order)}
+        return {
+            (subject, window): int(hits)
+            for subject, counts in zip(subjects, replies, strict=True)
+            for window, hits in zip(buckets, counts, strict=True)
+        }
 
     async def prune(self) -> None:
         """Redis expires the keys itself."""
