@@ -94,10 +94,15 @@ def _rule_out(rule: Any) -> RuleOut:
     return RuleOut.model_validate(rule, from_attributes=True)
 
 
+class FeatureOut(BaseModel):
+    name: str = Field(examples=["ip.orders_1m"])
+    meaning: str
+
+
 @router.get("/features")
-async def features(admin: RiskRead) -> dict[str, str]:
+async def features(admin: RiskRead) -> list[FeatureOut]:
     """Every name a rule may use, with its meaning."""
-    return FEATURES
+    return [FeatureOut(name=name, meaning=meaning) for name, meaning in FEATURES.items()]
 
 
 @router.get("/decisions")
