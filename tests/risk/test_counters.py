@@ -1,11 +1,14 @@
 """Velocity counters count each subject over fixed 1 min / 1 h / 24 h windows, in Redis or the database."""
 
+import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select
 from tests.support.risk import windows_far_from_their_ends
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
-from kaquan.risk import DatabaseCounters, RiskContext, RiskEngine
+from kaquan.kit.errors import Busy
+from kaquan.risk import DatabaseCounters, RedisCounters, RiskContext, RiskEngine
 from kaquan.risk.models import RiskCounter
 
 
@@ -68,3 +71,11 @@ async def test_without_redis_processes_share_their_counts_once_written(db: Datab
         ("ip:203.0.113.7:orders:1m", 5),
         ("ip:203.0.113.7:orders:24h", 5),
     ]
+
+
+async def test_redis_out_of_reach_is_an_honest_busy_never_a_500() -> None:
+    unreachable = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with pytest.raises(Busy) as refused:
+        await RedisCounters(unreachable).hit(["ip:203.0.113.7"])
+    assert (refused.value.status, refused.value.retry_after) == (503, 1)
+    await unreachable.aclose()

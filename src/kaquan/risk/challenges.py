@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Table, delete
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
 from kaquan.risk.models import RiskUsedNonce
 
 VERSION = "v1"
@@ -40,7 +42,10 @@ class RedisSpentNonces:
 
     async def spend(self, nonce: str, *, until: int) -> bool:
         ttl = max(1, until - int(clock.now().timestamp()))
-        return bool(await self._redis.set(f"kaquan:risk:pow:{{{nonce}}}", b"1", nx=True, ex=ttl))
+        try:
+            return bool(await self._redis.set(f"kaquan:risk:pow:{{{nonce}}}", b"1", nx=True, ex=ttl))
+        except RedisError as exc:
+            raise Busy("risk control is busy; try again", retry_after=1) from exc
 
     async def prune(self) -> None:
         """Redis expires the keys itself."""

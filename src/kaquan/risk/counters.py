@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Table, delete
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
 from kaquan.risk.features import COUNTED, WINDOWS
 from kaquan.risk.models import RiskCounter
 
@@ -70,7 +72,10 @@ class RedisCounters:
         for subject in subjects:
             keys = [f"kaquan:risk:{{{subject}}}:{COUNTED}:{WINDOWS[w]}:{bucket}" for w, bucket in buckets.items()]
             await self._script(keys=keys, args=lifetimes, client=pipe)  # queued: the pipeline sends them all
-        replies = await pipe.execute()
+        try:
+            replies = await pipe.execute()
+        except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
+            raise Busy("risk control is busy; try again", retry_after=1) from exc
         return {
             (subject, window): int(hits)
             for subject, counts in zip(subjects, replies, strict=True)
