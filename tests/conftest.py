@@ -176,6 +176,7 @@ def settings(tmp_path: Path) -> Settings:
 async def rt(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
     runtime = await runtime_module.start(settings, db=db)
     yield runtime
+    await runtime.risk.close()
     await runtime.agent_orders.close()
     await runtime.flash.close()
     if runtime.redis is not None:

@@ -18,6 +18,7 @@ from kaquan.orders import models as _orders  # noqa: F401
 from kaquan.payments import models as _payments  # noqa: F401
 from kaquan.reconciliation import models as _reconciliation  # noqa: F401
 from kaquan.redemption import models as _redemption  # noqa: F401
+from kaquan.risk import models as _risk  # noqa: F401
 from kaquan.settlement import models as _settlement  # noqa: F401
 
 metadata = Base.metadata

@@ -26,6 +26,17 @@ from kaquan.payments.errors import DevGatewayDisabled
 from kaquan.payments.gateway import Gateway
 from kaquan.payments.plugins import GatewaySetup, Simulation, load_plugins
 from kaquan.redemption import tasks as _redemption_tasks  # noqa: F401  (registers outbox handlers)
+from kaquan.risk import (
+    DatabaseCounters,
+    DatabaseSpentNonces,
+    DecisionLog,
+    ProofOfWork,
+    RedisCounters,
+    RedisSpentNonces,
+    RiskEngine,
+    SpentNonces,
+    VelocityCounters,
+)
 
 log = logging.getLogger(__name__)
 REDIS_CONNECTIONS = 64
@@ -47,6 +58,7 @@ class Runtime:
     agent_orders: AgentOrders
     flash: FlashSale
     buyers: Verification
+    risk: RiskEngine
     redis: Redis | None = None
 
     @property
@@ -57,6 +69,7 @@ class Runtime:
         return self.dev
 
     async def close(self) -> None:
+        await self.risk.close()
         await self.flash.close()
         await self.agent_orders.close()
         if self.redis is not None:
@@ -81,6 +94,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         vault = await open_vault(db, session, keyring)
         order_keys = OrderKeys(await named_key(db, session, keyring, "orders.lookup"))
         buyers = await Verification.load(db, session, keyring, settings)
+        challenge_key = await named_key(db, session, keyring, "risk.challenge")
         dev = (
             DevGateway(
                 settings.dev_gateway_secret.encode()
@@ -101,6 +115,15 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
+    counters: VelocityCounters = RedisCounters(redis) if redis is not None else DatabaseCounters(db)
+    spent: SpentNonces = RedisSpentNonces(redis) if redis is not None else DatabaseSpentNonces(db)
+    risk = RiskEngine(
+        db,
+        settings,
+        counters,
+        ProofOfWork(challenge_key, spent, ttl_s=settings.risk_pow_ttl_s),
+        DecisionLog(db, prune=(counters.prune, spent.prune)),
+    )
     notification_tasks.install(settings)
     return Runtime(
         settings=settings,
@@ -124,5 +147,6 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
             shared_gate=redis is not None,
         ),
         buyers=buyers,
+        risk=risk,
         redis=redis,
     )

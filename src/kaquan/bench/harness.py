@@ -294,6 +294,8 @@ def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
             env[name] = value
     if settings.dev_gateway:
         env["KAQUAN_DEV_GATEWAY"] = "1"
+    if not settings.risk_enabled:  # measuring the order paths without their risk decision
+        env["KAQUAN_RISK_ENABLED"] = "0"
     return env | extra
 
 

@@ -16,6 +16,7 @@ from kaquan.cli.flash_cmds import flash_app
 from kaquan.cli.ledger_cmds import ledger_app
 from kaquan.cli.mapping_cmds import mapping_app
 from kaquan.cli.reconcile_cmds import reconcile_app
+from kaquan.cli.risk_cmds import risk_app
 from kaquan.cli.settlement_cmds import settlement_app
 from kaquan.cli.voucher_cmds import app as vouchers
 from kaquan.cli.warehouse_cmds import warehouse_app
@@ -50,6 +51,7 @@ app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(flash_app, name="flash")
+app.add_typer(risk_app, name="risk")
 app.command("import")(stock_cmds.import_codes)
 app.command("stock")(stock_cmds.show_stock)
 

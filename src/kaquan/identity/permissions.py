@@ -27,6 +27,9 @@ class Permission(StrEnum):
     FINANCE_READ = "finance.read"
     FINANCE_WRITE = "finance.write"
     AUDIT_READ = "audit.read"
+    # Risk control: read decisions, rules and lists, backtest a rule; change rules and lists.
+    RISK_READ = "risk.read"
+    RISK_WRITE = "risk.write"
     USERS_MANAGE = "users.manage"
     # One's own sign-in: profile, password, two-factor, own API tokens. Every role holds it,
     # so an auditor who may change nothing else can still rotate its own password.
@@ -50,6 +53,8 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.CHANNELS_WRITE,
             Permission.FLASHSALE_READ,
             Permission.FLASHSALE_WRITE,
+            Permission.RISK_READ,
+            Permission.RISK_WRITE,
         }
     )
     | _SELF,
@@ -75,6 +80,7 @@ ROLES: dict[str, frozenset[Permission]] = {
             Permission.REFUNDS_REQUEST,
             Permission.REDEEM,
             Permission.CHANNELS_READ,
+            Permission.RISK_READ,
         }
     )
     | _SELF,

@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         min_length=16,
         description="bearer token Prometheus sends to /metrics; unset: /metrics is off (404)",
     )
+    # Risk control (risk/, docs/risk.md): one decision per order attempt, scored by the operators' rules.
+    risk_enabled: bool = Field(default=True, description="score and record every order attempt (docs/risk.md)")
+    risk_challenge_at: int = Field(default=40, ge=1, le=100, description="a score from here on is challenged")
+    risk_review_at: int = Field(default=70, ge=1, le=100, description="a score from here on is held for review")
+    risk_decline_at: int = Field(default=90, ge=1, le=100, description="a score from here on is declined")
+    risk_pow_bits: int = Field(default=16, ge=1, le=32, description="proof-of-work difficulty at the challenge line")
+    risk_pow_max_bits: int = Field(default=22, ge=1, le=32, description="proof-of-work difficulty at score 100")
+    risk_pow_ttl_s: int = Field(default=300, ge=10, description="how long a challenge may be solved and used")
+    risk_refresh_s: float = Field(default=5.0, gt=0, description="reload risk rules and lists this often")
+    risk_high_demand_per_hour: int = Field(
+        default=100, ge=1, description="a SKU ordered this often within the hour is high demand (sku.high_demand)"
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

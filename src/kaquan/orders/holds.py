@@ -115,6 +115,18 @@ async def check_caps(
             raise TooManyUnpaidOrders("units", policy.units_per_client, _seconds_until(soonest, now))
 
 
+async def held_by(session: AsyncSession, client: Client) -> tuple[int, int]:
+    """Unpaid orders, and their units, that any identity of the client holds now (a risk feature)."""
+    conditions = [condition for _, _, condition in client.identities()]
+    if not conditions:
+        return 0, 0
+    stmt = select(func.count(), func.coalesce(func.sum(Order.quantity), 0)).where(
+        _UNPAID, Order.channel == client.channel, Order.expires_at > clock.now(), or_(*conditions)
+    )
+    orders, units = (await session.execute(stmt)).one()
+    return int(orders), int(units)
+
+
 def _seconds_until(at: datetime | None, now: datetime) -> int:
     """Seconds until the client's first hold lapses (room for the next order), at least 1."""
     if at is None:

@@ -85,6 +85,12 @@ class OrderRequest:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
 
 
+async def unpaid_held(session: AsyncSession, keys: "OrderKeys", request: OrderRequest) -> tuple[int, int]:
+    """Unpaid orders and units the client of `request` holds now, by its address, device or contact."""
+    source = keys.client_scope(request.client_token)
+    return await holds.held_by(session, holds.Client(request.channel, request.buyer_ip, source, request.the_contact))
+
+
 @dataclass(frozen=True)
 class Placed:
     order: Order

@@ -10,7 +10,9 @@
 - 503 `busy` with Retry-After when the queue is full or the sale cannot take purchases;
 - 400 `invalid_quantity` / `bad_input`, 422 `validation_error`, 403 `channel_not_allowed`,
   404 `event_not_found`, 409 `event_not_started` / `event_ended` / `idempotency_conflict`,
-  429 `rate_limited` (per IP, with Retry-After).
+  429 `rate_limited` (per IP, with Retry-After),
+  403 `risk_declined` / `challenge_required` (risk control, `web.risk_gate`: solve the challenge in
+  `details.challenge` and send the purchase again with the solution in `X-Risk-Solution`).
 Retrying with the same `request_id` never buys twice.
 
 A purchase is bound to the client's device token: the `kq_device` cookie (set on the first
@@ -37,6 +39,7 @@ from kaquan.runtime import Runtime
 from kaquan.web.buyers_api import buyer_token
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.risk_gate import screen_flash_purchase
 from kaquan.web.security import secure_cookie
 
 router = APIRouter(prefix="/api/flash", tags=["flashsale"], dependencies=JSON_ONLY)
@@ -108,7 +111,19 @@ async def event(request: Request, rt: RuntimeDep, event_id: Id) -> PublicEventOu
 )
 async def purchase(request: Request, response: Response, rt: RuntimeDep, event_id: Id, body: PurchaseIn) -> PurchaseOut:
     await _throttle(request, rt)
-    device = _device(request) or _new_device(request, response, rt)
+    sent = _device(request)
+    device = sent or _new_device(request, response, rt)
+    verified = rt.buyers.verified_contact(buyer_token(request))
+    await screen_flash_purchase(
+        request,
+        rt,
+        event_id,
+        buyer=body.buyer,
+        quantity=body.quantity,
+        device=device,
+        device_new=sent is None,
+        verified=verified,
+    )
     answer = await rt.flash.purchase(
         event_id,
         body.buyer,
@@ -117,7 +132,7 @@ async def purchase(request: Request, response: Response, rt: RuntimeDep, event_i
         channel="shop",
         buyer_ip=client_ip(request),
         device=device,
-        verified=rt.buyers.verified_contact(buyer_token(request)),
+        verified=verified,
     )
     return _reply(answer, response)
 

@@ -11,11 +11,13 @@ from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
+from kaquan.web import risk_gate
 from kaquan.web.account import owner_secret
 from kaquan.web.buyers_api import signed_in
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.i18n import language
 from kaquan.web.pages import render
+from kaquan.web.risk_gate import screen_shop_order
 from kaquan.web.security import secure_cookie
 
 router = APIRouter()
@@ -68,6 +70,8 @@ async def buy(
     quantity: Annotated[Int64, Form()],
     idempotency_key: Annotated[str, Form()],
     contact: Annotated[str, Form(max_length=200)] = "",
+    risk_solution: Annotated[str, Form(max_length=300)] = "",
+    page_ms: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
     await throttle_orders(request, rt)
     token, new = client_token(request)
@@ -80,6 +84,9 @@ async def buy(
         buyer_ip=client_ip(request),
         buyer_contact=signed_in(request, rt),
         lang=language(request),
+    )
+    await screen_shop_order(
+        request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
     )
     async with rt.db.transaction() as session:
         sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)

@@ -1,0 +1,158 @@
+"""`kaquan risk …`: risk rules (add, list, test, enable, disable) and the allow/block lists (docs/risk.md).
+
+A running server picks changes up within KAQUAN_RISK_REFRESH_S seconds.
+"""
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kaquan.cli.common import console, run
+from kaquan.risk import FEATURES, lists, rules
+from kaquan.runtime import Runtime
+
+risk_app = typer.Typer(help="Risk control: rules and allow/block lists.", no_args_is_help=True)
+rules_app = typer.Typer(help="Rules scored on every order attempt.", no_args_is_help=True)
+list_app = typer.Typer(help="Allow and block lists (ip, prefix, device, contact, account).", no_args_is_help=True)
+risk_app.add_typer(rules_app, name="rules")
+risk_app.add_typer(list_app, name="list")
+ACTOR = "cli"
+
+
+@rules_app.command("add")
+def add_rule(
+    name: Annotated[str, typer.Argument(help="a unique name, shown in decisions' reasons")],
+    expression: Annotated[str, typer.Argument(help="e.g. 'ip.orders_1m > 5 and sku.high_demand'")],
+    score: Annotated[int, typer.Option(min=-100, max=100, help="added to the score when the rule hits")] = 0,
+    outcome: Annotated[str | None, typer.Option(help="challenge, review or decline, whatever the score")] = None,
+    actions: Annotated[str, typer.Option(help="* or e.g. shop.order,flash.purchase")] = "*",
+    enable: Annotated[
+        bool, typer.Option("--enable", help="switch it on at once (default: off; test it first)")
+    ] = False,
+) -> None:
+    """Save a rule; a malformed expression is refused with the column of the problem."""
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await rules.add(
+                session,
+                name=name,
+                expression=expression,
+                actions=actions,
+                score=score,
+                outcome=outcome,
+                enabled=enable,
+                actor=ACTOR,
+            )
+
+    run(work)
+    console.print(f"rule {name!r} saved, {'on' if enable else 'off'}")
+
+
+@rules_app.command("list")
+def list_rules() -> None:
+    """Every rule, on or off."""
+
+    async def work(rt: Runtime) -> list[dict[str, object]]:
+        async with rt.db.read() as session:
+            return [rules.describe(rule) for rule in await rules.all_rules(session)]
+
+    table = Table("name", "on", "actions", "effect", "expression")
+    for rule in run(work):
+        effect = str(rule["outcome"]) if rule["outcome"] else f"{rule['score']:+d}"
+        table.add_row(
+            str(rule["name"]), "yes" if rule["enabled"] else "no", str(rule["actions"]), effect, str(rule["expression"])
+        )
+    console.print(table)
+
+
+@rules_app.command("test")
+def test_rule(
+    expression: Annotated[str, typer.Argument(help="the expression to backtest")],
+    last: Annotated[int, typer.Option(min=1, max=rules.MAX_BACKTEST, help="recent decisions to read")] = 1000,
+    actions: Annotated[str, typer.Option(help="* or e.g. shop.order")] = "*",
+) -> None:
+    """How many of the last N recorded decisions the expression would have hit."""
+
+    async def work(rt: Runtime) -> rules.Backtest:
+        async with rt.db.read() as session:
+            return await rules.backtest(session, expression, actions=actions, last=last)
+
+    found = run(work)
+    console.print(f"{found.hits} of the last {found.examined} decisions hit ({found.share:.1%})")
+    for outcome, hits in sorted(found.hits_by_outcome.items()):
+        console.print(f"  answered {outcome}: {hits}")
+
+
+def _switch(name: str, enabled: bool) -> None:
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await rules.set_enabled(session, name, enabled, actor=ACTOR)
+
+    run(work)
+    console.print(f"rule {name!r} {'on' if enabled else 'off'}")
+
+
+@rules_app.command("enable")
+def enable_rule(name: str) -> None:
+    """Switch a rule on."""
+    _switch(name, True)
+
+
+@rules_app.command("disable")
+def disable_rule(name: str) -> None:
+    """Switch a rule off."""
+    _switch(name, False)
+
+
+@rules_app.command("features")
+def show_features() -> None:
+    """Every name a rule may use."""
+    table = Table("feature", "meaning")
+    for name, meaning in FEATURES.items():
+        table.add_row(name, meaning)
+    console.print(table)
+
+
+@list_app.command("add")
+def add_entry(
+    kind: Annotated[str, typer.Argument(help="ip, prefix, device, contact or account")],
+    value: Annotated[str, typer.Argument(help="as written, or the digest shown in decisions")],
+    verdict: Annotated[str, typer.Option(help="allow or block")] = "block",
+    note: Annotated[str, typer.Option(help="why (kept with the entry)")] = "",
+) -> None:
+    """Put a subject on the allow or block list."""
+
+    async def work(rt: Runtime) -> str:
+        async with rt.db.transaction() as session:
+            entry = await lists.add(session, kind, value, verdict, note=note, actor=ACTOR)
+        return f"{entry.kind} {entry.value}: {entry.verdict}"
+
+    console.print(run(work))
+
+
+@list_app.command("remove")
+def remove_entry(kind: str, value: str) -> None:
+    """Take a subject off the lists."""
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await lists.remove(session, kind, value, actor=ACTOR)
+
+    run(work)
+    console.print(f"{kind} {value} removed")
+
+
+@list_app.command("show")
+def show_entries() -> None:
+    """Every allow and block entry."""
+
+    async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
+        async with rt.db.read() as session:
+            return [(e.kind, e.value, e.verdict, e.note) for e in await lists.entries(session)]
+
+    table = Table("kind", "value", "verdict", "note")
+    for row in run(work):
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,182 @@
+"""Velocity counters: hits per subject over fixed 1 min / 1 h / 24 h windows, in Redis or in the database.
+
+A window is fixed to the clock (the 1 h window of 10:17 is 10:00–11:00), so one hit is one increment
+per window and one round trip covers every subject of a request: a pipeline of one small script per
+subject in Redis.
+Without Redis the hits are counted in the process and written behind the requests, a second's worth
+in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a hash tag
+(`kaquan:risk:{ip:1.2.3.4}:orders:60:…`), so a subject's windows stay on one Redis Cluster slot.
+"""
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
+from sqlalchemy import Table, delete
+
+from kaquan.kit import clock
+from kaquan.kit.db import Database
+from kaquan.kit.errors import Busy
+from kaquan.risk.features import COUNTED, WINDOWS
+from kaquan.risk.models import RiskCounter
+
+log = logging.getLogger(__name__)
+Counts = dict[tuple[str, str], int]  # (subject key, window name) → hits, this one included
+KEPT_S = 2 * max(WINDOWS.values())
+
+
+def _buckets(now_s: int) -> dict[str, int]:
+    return {window: now_s - now_s % length for window, length in WINDOWS.items()}
+
+
+class VelocityCounters(Protocol):
+    async def hit(self, subjects: Sequence[str]) -> Counts:
+        """Count one hit for each subject key in every window; return each window's hits."""
+        ...
+
+    async def prune(self) -> None:
+        """Forget windows that ended long ago."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is still held in the process."""
+        ...
+
+
+# One subject's windows in one call: INCR each, and give a new key its lifetime. All keys of a call carry
+# the subject's hash tag, so the script is Redis Cluster safe.
+_HIT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+
+
+class RedisCounters:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+    async def hit(self, subjects: Sequence[str]) -> Counts:
+        if not subjects:
+            return {}
+        buckets = _buckets(int(clock.now().timestamp()))
+        lifetimes = [WINDOWS[window] + 60 for window in buckets]
+        try:
+            try:
+                replies = await self._send(subjects, buckets, lifetimes)
+            except NoScriptError:  # a Redis that restarted or never saw the script: load it once, again
+                await self._redis.script_load(_HIT)
+                replies = await self._send(subjects, buckets, lifetimes)
+        except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
+            raise Busy("risk control is busy; try again", retry_after=1) from exc
+        return {
+            (subject, window): int(hits)
+            for subject, counts in zip(subjects, replies, strict=True)
+            for window, hits in zip(buckets, counts, strict=True)
+        }
+
+    async def _send(self, subjects: Sequence[str], buckets: dict[str, int], lifetimes: list[int]) -> list[Any]:
+        """EVALSHA per subject in one pipeline (redis-py's Script in a pipeline would first ask SCRIPT EXISTS,
+        a second round trip every time)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for subject in subjects:
+            keys = [f"kaquan:risk:{{{subject}}}:{COUNTED}:{WINDOWS[w]}:{bucket}" for w, bucket in buckets.items()]
+            pipe.evalsha(self._sha, len(keys), *keys, *lifetimes)
+        return list(await pipe.execute())
+
+    async def prune(self) -> None:
+        """Redis expires the keys itself."""
+
+    async def close(self) -> None:
+        """Every hit is in Redis already."""
+
+
+class DatabaseCounters:
+    """The counters in `risk_counters`, for deployments without Redis, written behind the requests.
+
+    A hit counts in this process at once and reaches the database with the other hits of the same
+    second, in one upsert (`hits = hits + n`) that answers each key's total across every process: so
+    within one process the counts are exact, and another process's hits show up within `flush_s`.
+    The totals are kept for at most `MAX_KNOWN` keys of the current windows; past that the oldest are
+    forgotten, and read as this process's own hits until their next flush (Redis has no such limit).
+    """
+
+    MAX_KNOWN = 100_000
+
+    def __init__(self, db: Database, *, flush_s: float = 1.0) -> None:
+        self._db = db
+        self._flush_s = flush_s
+        self._known: dict[tuple[str, int], int] = {}  # (key, bucket) → total in the database at the last flush
+        self._pending: dict[tuple[str, int], int] = {}  # hits not written yet
+        self._task: asyncio.Task[None] | None = None
+        self._current: frozenset[int] = frozenset()
+
+    async def hit(self, subjects: Sequence[str]) -> Counts:
+        buckets = _buckets(int(clock.now().timestamp()))
+        counts: Counts = {}
+        for subject in subjects:
+            for window, bucket in buckets.items():
+                where = (f"{subject}:{COUNTED}:{window}", bucket)
+                self._pending[where] = self._pending.get(where, 0) + 1
+                counts[(subject, window)] = self._known.get(where, 0) + self._pending[where]
+        if subjects and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._flush_soon())
+        return counts
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._flush_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending hits now and learn every touched key's total."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        rows = [{"key": key, "bucket": bucket, "hits": hits} for (key, bucket), hits in sorted(pending.items())]
+        try:
+            async with self._db.transaction() as session:  # sorted: concurrent flushes lock rows in one order
+                totals = list((await session.execute(self._upsert(), rows)).all())
+        except Exception:  # keep the hits for the next flush rather than lose them
+            for where, hits in pending.items():
+                self._pending[where] = self._pending.get(where, 0) + hits
+            log.exception("could not write %d risk counters", len(pending))
+            return
+        for key, bucket, hits in totals:
+            self._known.pop((key, bucket), None)
+            self._known[(key, bucket)] = int(hits)
+        self._forget_old()
+
+    def _upsert(self) -> Any:
+        """One statement for many rows: SQLAlchemy sends them in a few multi-row batches ("insertmanyvalues")."""
+        table: Table = RiskCounter.__table__  # type: ignore[assignment]
+        stmt = self._db.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key", "bucket"], set_={"hits": table.c.hits + stmt.excluded.hits}
+        )
+        return stmt.returning(table.c.key, table.c.bucket, table.c.hits)
+
+    def _forget_old(self) -> None:
+        current = frozenset(_buckets(int(clock.now().timestamp())).values())
+        if current != self._current:  # a window turned (once a minute): drop the totals of the ended ones
+            self._current = current
+            self._known = {where: hits for where, hits in self._known.items() if where[1] in current}
+        while len(self._known) > self.MAX_KNOWN:
+            del self._known[next(iter(self._known))]
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        await self.flush()
+
+    async def prune(self) -> None:
+        oldest = int(clock.now().timestamp()) - KEPT_S
+        async with self._db.transaction() as session:
+            await session.execute(delete(RiskCounter).where(RiskCounter.bucket < oldest))

@@ -1,0 +1,175 @@
+"""The one decision point: `RiskEngine.decide(context)` → approve, challenge, review or decline.
+
+A decision costs one round trip to count in Redis (none without Redis: `counters.DatabaseCounters`
+writes behind) and nothing else on the way: rules and lists are held in memory and reloaded every
+`KAQUAN_RISK_REFRESH_S` seconds (at once in the process that changed them), and the decision is
+recorded behind the request (`recording.DecisionLog`). Only a request that carries a challenge's
+solution spends one more trip, to mark the solution used.
+
+The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
+thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
+raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
+approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
+carries a valid solution of a hard enough challenge is approved, once.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kaquan.kit import clock
+from kaquan.kit.config import Settings
+from kaquan.kit.db import Database
+from kaquan.risk import lists, rules
+from kaquan.risk.challenges import Challenge, ProofOfWork
+from kaquan.risk.counters import VelocityCounters
+from kaquan.risk.errors import ChallengeRequired, RiskDeclined
+from kaquan.risk.expressions import Value, holds
+from kaquan.risk.features import RiskContext, counter_features, request_features
+from kaquan.risk.recording import DecisionLog
+
+log = logging.getLogger(__name__)
+SEVERITY = {"approve": 0, "challenge": 1, "review": 2, "decline": 3}
+MAX_REASONS = 20
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # approve | challenge | review | decline
+    score: int
+    reasons: tuple[str, ...]
+    challenge: Challenge | None = None
+    features: dict[str, Value] = field(default_factory=dict, repr=False)
+
+    def enforce(self) -> None:
+        """Let an approved request on; refuse the others with the error their client needs."""
+        if self.outcome == "decline":
+            raise RiskDeclined()
+        if self.challenge is not None:
+            failed = next((r for r in self.reasons if r.startswith("challenge_")), None)
+            raise ChallengeRequired(self.challenge.to_dict(), failed=failed)
+
+
+@dataclass
+class _Policy:
+    rules: list[rules.CompiledRule]
+    verdicts: dict[str, str]
+    loaded_at: float
+
+
+class RiskEngine:
+    def __init__(
+        self, db: Database, settings: Settings, counters: VelocityCounters, pow_: ProofOfWork, log_: DecisionLog
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._counters = counters
+        self._pow = pow_
+        self.log = log_
+        self._policy: _Policy | None = None
+        self._loading: asyncio.Lock | None = None
+
+    def invalidate(self) -> None:
+        """Reload rules and lists on the next decision (this process changed them)."""
+        self._policy = None
+
+    async def _current(self) -> _Policy:
+        now = asyncio.get_running_loop().time()
+        policy = self._policy
+        if policy is not None and now - policy.loaded_at < self._settings.risk_refresh_s:
+            return policy
+        self._loading = self._loading or asyncio.Lock()
+        async with self._loading:  # one reload at a time; the others wait for it instead of repeating it
+            if self._policy is not None and self._policy is not policy:
+                return self._policy
+            async with self._db.read() as session:
+                loaded = _Policy(await rules.active(session), await lists.verdicts(session), now)
+            self._policy = loaded
+            return loaded
+
+    def _bits(self, score: int) -> int:
+        settings = self._settings
+        span = max(1, 100 - settings.risk_challenge_at)
+        extra = (settings.risk_pow_max_bits - settings.risk_pow_bits) * max(0, score - settings.risk_challenge_at)
+        return min(settings.risk_pow_max_bits, settings.risk_pow_bits + round(extra / span))
+
+    def _by_score(self, score: int) -> str:
+        settings = self._settings
+        if score >= settings.risk_decline_at:
+            return "decline"
+        if score >= settings.risk_review_at:
+            return "review"
+        if score >= settings.risk_challenge_at:
+            return "challenge"
+        return "approve"
+
+    async def decide(self, context: RiskContext) -> Decision:
+        if not self._settings.risk_enabled:
+            return Decision("approve", 0, ("risk_off",))
+        subjects = context.subjects()
+        counts = await self._counters.hit(list(subjects.values()))
+        kind_of = {key: kind for kind, key in subjects.items()}
+        features = counter_features({(kind_of[key], window): hits for (key, window), hits in counts.items()})
+        sku_hour = counts.get((subjects.get("sku", ""), "1h"), 0)
+        features |= request_features(
+            context, high_demand_per_hour=self._settings.risk_high_demand_per_hour, sku_orders_1h=sku_hour
+        )
+        policy = await self._current()
+        decision = await self._judge(context, subjects, features, policy)
+        self._record(context, subjects, decision)
+        return decision
+
+    async def _judge(
+        self, context: RiskContext, subjects: dict[str, str], features: dict[str, Value], policy: _Policy
+    ) -> Decision:
+        listed = {key: policy.verdicts[key] for key in subjects.values() if key in policy.verdicts}
+        blocked = [key for key, verdict in listed.items() if verdict == "block"]
+        if blocked:
+            return Decision(
+                "decline", 100, tuple(f"list:block:{key.partition(':')[0]}" for key in blocked), None, features
+            )
+        if listed:
+            return Decision(
+                "approve", 0, tuple(f"list:allow:{key.partition(':')[0]}" for key in listed), None, features
+            )
+        score, hard, reasons = 0, "approve", []
+        for rule in policy.rules:
+            if not rule.applies_to(context.action) or not holds(rule.tree, features):
+                continue
+            score += rule.score
+            reasons.append(f"rule:{rule.name}")
+            if rule.outcome is not None and SEVERITY[rule.outcome] > SEVERITY[hard]:
+                hard = rule.outcome
+        score = max(0, min(100, score))
+        by_score = self._by_score(score)
+        outcome = hard if SEVERITY[hard] > SEVERITY[by_score] else by_score
+        if outcome in ("challenge", "review"):
+            bits = self._bits(score)
+            if context.solution:
+                failed = await self._pow.redeem(context.solution, action=context.action, bits=bits)
+                if failed is None:
+                    return Decision("approve", score, (*reasons, "challenge_solved")[:MAX_REASONS], None, features)
+                reasons.append(failed)
+            challenge = self._pow.issue(context.action, bits)
+            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features)
+        return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
+
+    def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> None:
+        subject = next(
+            (subjects[kind] for kind in ("account", "agent", "contact", "device", "ip") if kind in subjects), "-"
+        )
+        row: dict[str, Any] = {
+            "at": clock.now(),
+            "action": context.action[:32],
+            "subject": subject[:80],
+            "outcome": decision.outcome,
+            "score": decision.score,
+            "reasons": [reason[:100] for reason in decision.reasons],
+            "features": decision.features,
+        }
+        self.log.add(row)
+
+    async def close(self) -> None:
+        await self._counters.close()
+        await self.log.flush()

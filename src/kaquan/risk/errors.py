@@ -1,0 +1,53 @@
+"""Risk's refusals, each with its status and machine-readable code."""
+
+from typing import Any
+
+from kaquan.kit.errors import BadInput, DomainError, NotFound
+
+
+class RiskDeclined(DomainError):
+    """The decision point refused the request. The reasons stay in the recorded decision: telling a bot
+    which rule it tripped would teach it to step around it."""
+
+    status = 403
+    code = "risk_declined"
+
+    def __init__(self) -> None:
+        super().__init__("this request was declined by risk control; contact support if you think this is wrong")
+
+
+class ChallengeRequired(DomainError):
+    """The request goes through once the client solves the challenge in the details and sends it again
+    with the solution (the `X-Risk-Solution` header, or the `risk_solution` form field)."""
+
+    status = 403
+    code = "challenge_required"
+
+    def __init__(self, challenge: dict[str, Any], *, failed: str | None = None) -> None:
+        super().__init__("solve the challenge and send the request again with its solution", challenge=challenge)
+        if failed is not None:
+            self.details["previous_solution"] = failed
+
+
+class InvalidRule(BadInput):
+    """A rule expression that does not parse, or names something that is not a feature; `position` is the
+    0-based offset of the offending character, `column` the same counted from 1."""
+
+    code = "invalid_rule"
+
+    def __init__(self, message: str, *, position: int) -> None:
+        super().__init__(f"column {position + 1}: {message}", position=position, column=position + 1)
+
+
+class RuleNotFound(NotFound):
+    code = "risk_rule_not_found"
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(f"no risk rule {rule!r}", rule=rule)
+
+
+class ListEntryNotFound(NotFound):
+    code = "risk_list_entry_not_found"
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"no {kind} entry {value!r} on the risk lists", kind=kind)

@@ -1,0 +1,98 @@
+"""Risk's tables: recorded decisions, velocity counters (without Redis), rules, allow/block lists, used nonces."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kaquan.kit.models import Base, BigId, UTCDateTime
+
+OUTCOMES = ("approve", "challenge", "review", "decline")
+LIST_KINDS = ("ip", "prefix", "device", "contact", "account")
+LIST_VERDICTS = ("allow", "block")
+
+
+class RiskDecision(Base):
+    """One answer of `risk.decide`: what was asked, what it scored and why, and the features it saw
+    (the rows a rule's backtest runs over). Every text column is bounded; subjects are stored as the
+    same keys the counters use (a device or contact as a digest, never the raw token)."""
+
+    __tablename__ = "risk_decisions"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('approve', 'challenge', 'review', 'decline')", name="outcome_known"),
+        CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),
+        Index("ix_risk_decisions_at", "at"),
+        Index("ix_risk_decisions_subject_at", "subject", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(80), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(12), nullable=False)
+    score: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    reasons: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class RiskCounter(Base):
+    """A fixed-window velocity counter: hits of `key` in the window starting at `bucket` (unix seconds)."""
+
+    __tablename__ = "risk_counters"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class RiskRule(Base):
+    """An operator's rule: when `expression` holds for an action in `actions`, add `score` or force `outcome`."""
+
+    __tablename__ = "risk_rules"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint("score BETWEEN -100 AND 100", name="score_range"),
+        CheckConstraint("outcome IS NULL OR outcome IN ('challenge', 'review', 'decline')", name="outcome_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), nullable=False)
+    expression: Mapped[str] = mapped_column(String(500), nullable=False)
+    actions: Mapped[str] = mapped_column(String(200), nullable=False)
+    score: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    outcome: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class RiskListEntry(Base):
+    """An allow or block entry for one subject (`value` is the subject's key: an address, a prefix, a device's
+    or contact's digest, an account)."""
+
+    __tablename__ = "risk_list_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "value"),
+        CheckConstraint("kind IN ('ip', 'prefix', 'device', 'contact', 'account')", name="kind_known"),
+        CheckConstraint("verdict IN ('allow', 'block')", name="verdict_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)
+    value: Mapped[str] = mapped_column(String(120), nullable=False)
+    verdict: Mapped[str] = mapped_column(String(8), nullable=False)
+    note: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class RiskUsedNonce(Base):
+    """A proof-of-work challenge already spent (without Redis): its nonce, kept until the challenge expires."""
+
+    __tablename__ = "risk_used_nonces"
+    __table_args__ = (Index("ix_risk_used_nonces_expires_at", "expires_at"),)
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -1,0 +1,191 @@
+"""The admin API of risk control (docs/risk.md): recorded decisions, rules (add, backtest, switch on and
+off) and the allow/block lists. Reads need `risk.read`, changes `risk.write`; every change is audited and
+takes effect in this process at once, in the others within `KAQUAN_RISK_REFRESH_S`."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from kaquan.identity.permissions import Permission
+from kaquan.risk import FEATURES, SEVERITY, lists, recent, rules
+from kaquan.web.content import JSON_ONLY
+from kaquan.web.deps import Principal, RuntimeDep, require
+
+router = APIRouter(prefix="/admin/api/risk", tags=["risk"], dependencies=JSON_ONLY)
+
+RiskRead = Annotated[Principal, require(Permission.RISK_READ)]
+RiskWrite = Annotated[Principal, require(Permission.RISK_WRITE)]
+Outcome = Literal["approve", "challenge", "review", "decline"]
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    expression: str = Field(min_length=1, max_length=500, examples=["ip.orders_1m > 5 and sku.high_demand"])
+    actions: str = Field(default="*", max_length=200, description="* or a comma-separated list of actions")
+    score: int = Field(default=0, ge=-100, le=100, description="added to the decision's score when the rule hits")
+    outcome: Literal["challenge", "review", "decline"] | None = Field(
+        default=None, description="a hard outcome when the rule hits, whatever the score"
+    )
+    enabled: bool = Field(default=False, description="off by default: backtest it first")
+
+
+class RuleOut(BaseModel):
+    name: str
+    expression: str
+    actions: str
+    score: int
+    outcome: str | None
+    enabled: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BacktestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expression: str = Field(min_length=1, max_length=500)
+    actions: str = Field(default="*", max_length=200)
+    last: int = Field(default=1000, ge=1, le=rules.MAX_BACKTEST, description="how many recent decisions to read")
+
+
+class BacktestOut(BaseModel):
+    examined: int
+    hits: int
+    share: float
+    hits_by_outcome: dict[str, int] = Field(description="what the decisions it hits actually answered")
+    sample: list[int] = Field(description="ids of a few decisions it hits")
+
+
+class ListEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["ip", "prefix", "device", "contact", "account"]
+    value: str = Field(min_length=1, max_length=200, description="as written, or the digest shown in decisions")
+    verdict: Literal["allow", "block"]
+    note: str = Field(default="", max_length=200)
+
+
+class ListEntryOut(BaseModel):
+    kind: str
+    value: str
+    verdict: str
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+class DecisionOut(BaseModel):
+    id: int
+    at: datetime
+    action: str
+    subject: str
+    outcome: str
+    score: int
+    reasons: list[str]
+    features: dict[str, Any]
+
+
+def _rule_out(rule: Any) -> RuleOut:
+    return RuleOut.model_validate(rule, from_attributes=True)
+
+
+class FeatureOut(BaseModel):
+    name: str = Field(examples=["ip.orders_1m"])
+    meaning: str
+
+
+@router.get("/features")
+async def features(admin: RiskRead) -> list[FeatureOut]:
+    """Every name a rule may use, with its meaning."""
+    return [FeatureOut(name=name, meaning=meaning) for name, meaning in FEATURES.items()]
+
+
+@router.get("/decisions")
+async def decisions(
+    rt: RuntimeDep,
+    admin: RiskRead,
+    outcome: Outcome | None = None,
+    subject: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DecisionOut]:
+    """The latest recorded decisions, newest first; by outcome or subject (`ip:203.0.113.7`, `device:<digest>`)."""
+    await rt.risk.log.flush()
+    async with rt.db.read() as session:
+        found = await recent(session, outcome=outcome, subject=subject, limit=limit)
+    return [DecisionOut.model_validate(decision, from_attributes=True) for decision in found]
+
+
+@router.get("/rules")
+async def list_rules(rt: RuntimeDep, admin: RiskRead) -> list[RuleOut]:
+    async with rt.db.read() as session:
+        return [_rule_out(rule) for rule in await rules.all_rules(session)]
+
+
+@router.post("/rules", status_code=201)
+async def add_rule(rt: RuntimeDep, admin: RiskWrite, body: RuleIn) -> RuleOut:
+    """Save a rule; a malformed expression is refused with 400 `invalid_rule` and its position."""
+    async with rt.db.transaction() as session:
+        rule = await rules.add(session, **body.model_dump(), actor=admin.actor)
+    rt.risk.invalidate()
+    return _rule_out(rule)
+
+
+@router.post("/rules/backtest")
+async def backtest(rt: RuntimeDep, admin: RiskRead, body: BacktestIn) -> BacktestOut:
+    """How many of the last `last` recorded decisions the expression would have hit, before switching it on."""
+    await rt.risk.log.flush()
+    async with rt.db.read() as session:
+        found = await rules.backtest(session, body.expression, actions=body.actions, last=body.last)
+    return BacktestOut(
+        examined=found.examined,
+        hits=found.hits,
+        share=found.share,
+        hits_by_outcome=dict(sorted(found.hits_by_outcome.items(), key=lambda item: SEVERITY[item[0]])),
+        sample=found.sample,
+    )
+
+
+async def _switch(rt: RuntimeDep, admin: Principal, name: str, enabled: bool) -> RuleOut:
+    async with rt.db.transaction() as session:
+        rule = await rules.set_enabled(session, name, enabled, actor=admin.actor)
+    rt.risk.invalidate()
+    return _rule_out(rule)
+
+
+@router.post("/rules/{name}/enable")
+async def enable_rule(rt: RuntimeDep, admin: RiskWrite, name: str) -> RuleOut:
+    return await _switch(rt, admin, name, True)
+
+
+@router.post("/rules/{name}/disable")
+async def disable_rule(rt: RuntimeDep, admin: RiskWrite, name: str) -> RuleOut:
+    return await _switch(rt, admin, name, False)
+
+
+@router.get("/lists")
+async def list_entries(rt: RuntimeDep, admin: RiskRead) -> list[ListEntryOut]:
+    async with rt.db.read() as session:
+        return [ListEntryOut.model_validate(e, from_attributes=True) for e in await lists.entries(session)]
+
+
+@router.post("/lists", status_code=201)
+async def add_list_entry(rt: RuntimeDep, admin: RiskWrite, body: ListEntryIn) -> ListEntryOut:
+    async with rt.db.transaction() as session:
+        entry = await lists.add(session, body.kind, body.value, body.verdict, note=body.note, actor=admin.actor)
+    rt.risk.invalidate()
+    return ListEntryOut.model_validate(entry, from_attributes=True)
+
+
+@router.delete("/lists/{kind}/{value:path}", status_code=204)
+async def remove_list_entry(
+    rt: RuntimeDep, admin: RiskWrite, kind: Literal["ip", "prefix", "device", "contact", "account"], value: str
+) -> None:
+    """Remove an entry (`/lists/prefix/10.1.2.0/24`)."""
+    async with rt.db.transaction() as session:
+        await lists.remove(session, kind, value, actor=admin.actor)
+    rt.risk.invalidate()
