@@ -12,8 +12,8 @@ from fastapi import Request
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
 from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
-from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
+from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
 
 LANG_COOKIE: Final = "lang"

@@ -1,7 +1,7 @@
 """catalog: categories as their own list (so one can exist before its first product) and a product's delivery promise
 
 Revision ID: 3b8d41c6e2f7
-Revises: 7e2c90b4a1d8
+Revises: 3b8d1f6e2c47
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b8d41c6e2f7"
-down_revision: str | None = "7e2c90b4a1d8"
+down_revision: str | None = "3b8d1f6e2c47"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

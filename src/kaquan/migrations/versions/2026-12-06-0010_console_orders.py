@@ -1,7 +1,7 @@
 """orders: indexes for the console's order list, and staff notes on orders
 
 Revision ID: 3b9d1c7e5a20
-Revises: 7e2c90b4a1d8
+Revises: 3b8d41c6e2f7
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b9d1c7e5a20"
-down_revision: str | None = "7e2c90b4a1d8"
+down_revision: str | None = "3b8d41c6e2f7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

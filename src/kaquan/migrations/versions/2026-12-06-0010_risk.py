@@ -1,7 +1,7 @@
 """risk: recorded decisions, velocity counters, rules, allow/block lists, spent challenge nonces
 
 Revision ID: 3f9a1c7e5b20
-Revises: 7e2c90b4a1d8
+Revises: 3b9d1c7e5a20
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3f9a1c7e5b20"
-down_revision: str | None = "7e2c90b4a1d8"
+down_revision: str | None = "3b9d1c7e5a20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

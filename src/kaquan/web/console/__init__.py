@@ -20,9 +20,9 @@ from kaquan.web.console import (
     dashboard,
     flash,
     leaks,
-    order_list,
     marketplace_files,
     marketplaces,
+    order_list,
     orders,
     product_editor,
     reconciliation,
@@ -32,8 +32,8 @@ from kaquan.web.console import (
     signin,
     stock,
     stock_import,
-    warehouses,
     users,
+    warehouses,
 )
 from kaquan.web.console.rendering import console_router
 
