@@ -120,7 +120,7 @@ async def test_a_product_and_a_sku_are_created_with_the_forms(rt: Runtime, clien
     page = await console.get("/admin/products")
     assert "Game points" in page.text
     assert 'data-sku="GP-100"' in page.text
-    assert "CNY 9.90" in page.text
+    assert "¥9.90" in page.text
 
 
 async def test_a_bad_sku_form_is_a_clear_error_page(rt: Runtime, client: httpx.AsyncClient) -> None:
@@ -192,7 +192,7 @@ async def test_the_dashboard_shows_stock_per_sku_and_todays_sales(rt: Runtime, c
     assert 'data-sku="DASH-1"' in page.text
     assert '<td class="num available">3</td>' in page.text
     assert 'data-currency="CNY"' in page.text
-    assert "CNY 39.80" in page.text
+    assert "¥39.80" in page.text
 
 
 async def test_a_batch_is_imported_with_the_form_and_bad_lines_are_named(

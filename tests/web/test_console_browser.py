@@ -64,7 +64,7 @@ def test_an_owner_imports_finds_an_order_reveals_its_code_and_sees_the_audit_ent
     sign_in(page, url, "alice")
     page.wait_for_url(f"{url}/admin/")
     expect(page.locator('#stock tr[data-sku="VIDEO-1M"]')).to_be_visible()
-    expect(page.locator('#sales .tile[data-currency="CNY"]')).to_contain_text("CNY 19.90")
+    expect(page.locator('#sales .tile[data-currency="CNY"]')).to_contain_text("¥19.90")
 
     page.locator("#lang-en").click()
     expect(page.locator("h1")).to_have_text("Dashboard")

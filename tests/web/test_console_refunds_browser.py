@@ -68,7 +68,7 @@ def test_support_asks_for_a_partial_refund_and_finance_approves_it(
     support.locator("#refund-submit").click()
     support.wait_for_url(f"{url}/admin/orders/{number}")
     expect(support.locator("#refunds .refund-status")).to_have_text("待审批")
-    expect(support.locator("#refundable")).to_contain_text("CNY 14.90")
+    expect(support.locator("#refundable")).to_contain_text("¥14.90")
     expect(support.locator("#order-status")).to_have_text("delivered")
     shot(support, tmp_path, "console-refund-asked.png")
 
@@ -78,7 +78,7 @@ def test_support_asks_for_a_partial_refund_and_finance_approves_it(
     row = finance.locator("#awaiting tbody tr")
     expect(row).to_have_count(1)
     expect(row).to_contain_text(number)
-    expect(row).to_contain_text("CNY 5.00")
+    expect(row).to_contain_text("¥5.00")
     expect(row).to_contain_text("sam")
     shot(finance, tmp_path, "console-refunds-awaiting.png")
 
