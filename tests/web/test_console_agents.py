@@ -19,5 +19,5 @@ async def test_the_agents_page_shows_each_agents_balance_credit_and_live_keys(
 
     assert page.status_code == 200
     assert 'data-agent="acme"' in page.text
-    assert "¥123.45" in page.text and "¥50.00" in page.text and "¥173.45" in page.text
+    assert "CNY 123.45" in page.text and "CNY 50.00" in page.text and "CNY 173.45" in page.text
     assert 'href="/admin/agents"' in page.text
