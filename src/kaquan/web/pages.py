@@ -1,5 +1,6 @@
 """Jinja2 rendering for the server-rendered pages, and what every shop page knows: language, money, time."""
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -12,14 +13,15 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from kaquan.kit.config import Settings, get_settings
-from kaquan.kit.money import Money, display
+from kaquan.kit.money import display
 from kaquan.web.i18n import LANG_COOKIE
 from kaquan.web.security import secure_cookie
 from kaquan.web.shop_words import HTML_LANG, MESSAGES, chosen_language, shop_translator, with_fallback
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.filters["money"] = lambda minor, currency: Money(int(minor), currency).format()
-templates.env.filters["price"] = lambda minor, currency: display(int(minor), currency)
+templates.env.filters["money"] = lambda minor, currency: display(int(minor), currency)
+templates.env.filters["price"] = templates.env.filters["money"]
+templates.env.filters["readable_json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
 LANG_COOKIE_DAYS = 365
 
 
