@@ -11,8 +11,10 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from tests.support.agents import given_agent
 from tests.support.builders import buy, given_sku_with_codes
 from tests.support.console import HTML, console_sign_in
+from tests.support.flash import given_event
 from tests.support.identity import given_user
 
 from kaquan import demo
@@ -22,7 +24,7 @@ from kaquan.web.i18n import MESSAGES
 from kaquan.web.shop_words import MESSAGES as SHOP_MESSAGES
 
 LANGUAGES = ("zh", "en")
-NOT_PAGES = re.compile(r"\.(csv|xlsx|pdf|json)$|\{fmt\}|/lang/")
+NOT_PAGES = re.compile(r"\.(csv|xlsx|pdf|json)$|\{fmt\}|/lang/|/export$")
 PARAMETER = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
 ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}")
 RAW_VALUE_ZH = re.compile(r"^[a-z][a-z_]{2,}$")
@@ -30,7 +32,7 @@ RAW_VALUE_EN = re.compile(r"^[a-z]+(?:_[a-z]+)+$")
 KEY_PREFIXES = {key.split(".")[0] for words in (*MESSAGES.values(), *SHOP_MESSAGES.values()) for key in words}
 KEY = re.compile(r"^([a-z_]+)\.[a-z0-9_.]+$")
 # The product's name, and the names this walk's world gave its people and places (data, not words to translate).
-ALLOWED_LOWERCASE = {"kaquan", "alice", "test", "demo", "main"}
+ALLOWED_LOWERCASE = {"kaquan", "alice", "test", "demo", "main", "backup"}
 VERBATIM_TAGS = {"script", "style", "code", "kbd", "pre", "samp", "textarea"}
 VERBATIM_CLASSES = {"mono", "code", "secret", "verbatim"}
 READ_ATTRIBUTES = ("placeholder", "title", "aria-label", "alt")
@@ -112,12 +114,20 @@ async def given_a_shop_with_an_order(rt: Runtime) -> World:
     bought = await buy(rt, sku)
     assert bought.ok, bought.error
     await given_user(rt, "alice", "owner")
+    agent = await given_agent(rt, code="walker")
+    flash_sku = await given_sku_with_codes(rt, 2, code="WALK-FLASH")
+    event_id = await given_event(rt, flash_sku, stock=1)
     samples = {
         "number": bought.number,
         "sku": "WALK-1",
         "product_id": str(sku.product_id),
+        "code": agent.code,
+        "event_id": str(event_id),
     }
     return World(samples, (f"kqo_{bought.number}", bought.lookup_secret))
+
+
+ROUTE_SAMPLES = {"/admin/channels/{code}": {"code": "wholesale"}}  # where `code` names a channel, not an agent
 
 
 def console_pages(samples: dict[str, str]) -> list[str]:
@@ -125,9 +135,10 @@ def console_pages(samples: dict[str, str]) -> list[str]:
     for route in console.router.routes:
         if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()) or NOT_PAGES.search(route.path):
             continue
-        missing = [name for name in PARAMETER.findall(route.path) if name not in samples]
+        values = {**samples, **ROUTE_SAMPLES.get(route.path, {})}
+        missing = [name for name in PARAMETER.findall(route.path) if name not in values]
         assert not missing, f"{route.path}: the walk needs a sample value for {missing}"
-        paths.append(PARAMETER.sub(lambda match: samples[match.group(1)], route.path))
+        paths.append(PARAMETER.sub(lambda match: values[match.group(1)], route.path))
     return paths
 
 
