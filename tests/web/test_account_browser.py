@@ -24,7 +24,13 @@ pytestmark = pytest.mark.browser
 WIDTHS = (1280, 390)
 LANGUAGES = ("zh", "en")
 WORDS = {
-    "zh": {"title": "登录查看我的订单", "send": "发送验证码", "sign_in": "登录", "as": "已登录：", "delivered": "已发货"},
+    "zh": {
+        "title": "登录查看我的订单",
+        "send": "发送验证码",
+        "sign_in": "登录",
+        "as": "已登录：",
+        "delivered": "已发货",
+    },
     "en": {
         "title": "Sign in to see your orders",
         "send": "Send code",

@@ -336,3 +336,19 @@ async def test_signing_out_ends_the_session(rt: Runtime, client: httpx.AsyncClie
     assert response.status_code == 303
     assert response.headers["location"].startswith("/admin/login")
     assert (await client.get("/admin/", headers=HTML)).status_code == 303
+
+
+async def test_a_refusal_the_shop_has_words_for_is_said_in_the_consoles_language(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    await given_user(rt, "alice", "owner")
+    console = await console_sign_in(client)
+
+    chinese = await console.get("/admin/skus/NO-SUCH-SKU/batches")
+    client.cookies.set("lang", "en")
+    english = await console.get("/admin/skus/NO-SUCH-SKU/batches")
+
+    assert chinese.status_code == english.status_code == 404
+    assert 'data-code="sku_not_found"' in chinese.text
+    assert "该商品规格不存在。" in chinese.text
+    assert "This option does not exist." in english.text

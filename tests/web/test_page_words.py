@@ -138,7 +138,7 @@ def console_pages(samples: dict[str, str]) -> list[str]:
         values = {**samples, **ROUTE_SAMPLES.get(route.path, {})}
         missing = [name for name in PARAMETER.findall(route.path) if name not in values]
         assert not missing, f"{route.path}: the walk needs a sample value for {missing}"
-        paths.append(PARAMETER.sub(lambda match: values[match.group(1)], route.path))
+        paths.append(PARAMETER.sub(lambda match, known=values: known[match.group(1)], route.path))
     return paths
 
 

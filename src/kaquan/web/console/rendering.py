@@ -15,6 +15,8 @@ from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
 from kaquan.web.deps import Principal
 from kaquan.web.i18n import LANGUAGE_NAMES, language, translator
 from kaquan.web.pages import render
+from kaquan.web.shop_words import MESSAGES as SHOP_MESSAGES
+from kaquan.web.shop_words import shop_translator
 
 LOGIN_PATH = "/admin/login"
 HOME = "/admin/"
@@ -70,9 +72,21 @@ def page(
     )
 
 
+def _worded(lang: str, code: str, details: dict[str, Any]) -> str:
+    """The refusal in the console's language where the shop's words know its code, else ""."""
+    if f"error.{code}" not in SHOP_MESSAGES[lang]:
+        return ""
+    values = {name: value for name, value in details.items() if isinstance(value, int | str)}
+    try:
+        return shop_translator(lang)(f"error.{code}", **({"seconds": 1, "max": ""} | values))
+    except (KeyError, IndexError):  # a sentence wanting a value these details lack: the message alone
+        return ""
+
+
 def error_page(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> Response:
     headers = {"Retry-After": str(details["retry_after"])} if isinstance(details.get("retry_after"), int) else {}
-    context = {"status": status, "code": code, "message": message, "details": details}
+    worded = _worded(language(request), code, details)
+    context = {"status": status, "code": code, "message": message, "worded": worded, "details": details}
     return page(request, None, "error.html", context, status=status, headers=headers)
 
 
