@@ -6,6 +6,7 @@ a page whose path needs a value the walk cannot supply fails here, naming the pa
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from html.parser import HTMLParser
 
 import httpx
@@ -127,6 +128,10 @@ async def given_a_shop_with_an_order(rt: Runtime) -> World:
     return World(samples, (f"kqo_{bought.number}", bought.lookup_secret))
 
 
+def _sample(values: dict[str, str], match: re.Match[str]) -> str:
+    return values[match.group(1)]
+
+
 ROUTE_SAMPLES = {"/admin/channels/{code}": {"code": "wholesale"}}  # where `code` names a channel, not an agent
 
 
@@ -138,7 +143,7 @@ def console_pages(samples: dict[str, str]) -> list[str]:
         values = {**samples, **ROUTE_SAMPLES.get(route.path, {})}
         missing = [name for name in PARAMETER.findall(route.path) if name not in values]
         assert not missing, f"{route.path}: the walk needs a sample value for {missing}"
-        paths.append(PARAMETER.sub(lambda match, known=values: known[match.group(1)], route.path))
+        paths.append(PARAMETER.sub(partial(_sample, values), route.path))
     return paths
 
 
