@@ -34,6 +34,9 @@ LISTINGS = {
     ("reconcile", "mapping", "list"): (),
     ("settlement", "list"): (),
     ("ledger", "entries"): ("deposits:CNY",),
+    ("risk", "rules", "list"): (),
+    ("risk", "rules", "features"): (),
+    ("risk", "list", "show"): (),
 }
 
 

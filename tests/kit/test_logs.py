@@ -20,7 +20,7 @@ def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[s
 
 
 def test_a_json_line_has_time_level_logger_message_request_id_and_extras(captured: Callable[[], list[str]]) -> None:
-    logs.configure(fmt="json")
+    logs.configure(fmt="json", force=True)
     token = logs.REQUEST_ID.set("req-12345678")
     try:
         logging.getLogger("kaquan.test").warning("stock low on %s", "VIDEO-1M", extra={"sku": "VIDEO-1M"})
@@ -37,7 +37,7 @@ def test_a_json_line_has_time_level_logger_message_request_id_and_extras(capture
 
 
 def test_a_line_outside_any_request_says_so_and_an_exception_stays_one_line(captured: Callable[[], list[str]]) -> None:
-    logs.configure(fmt="json")
+    logs.configure(fmt="json", force=True)
     try:
         raise ValueError("boom")
     except ValueError:
@@ -51,7 +51,7 @@ def test_a_line_outside_any_request_says_so_and_an_exception_stays_one_line(capt
 
 
 def test_uvicorns_loggers_share_the_one_handler(captured: Callable[[], list[str]]) -> None:
-    logs.configure(fmt="json")
+    logs.configure(fmt="json", force=True)
     logging.getLogger("uvicorn.error").info("Started server process")
 
     assert json.loads(captured()[-1])["logger"] == "uvicorn.error"
@@ -67,3 +67,12 @@ def test_text_is_chosen_for_a_terminal_and_json_otherwise(monkeypatch: pytest.Mo
     assert logs.chosen_format() == "text"
     monkeypatch.setenv("KAQUAN_LOG_FORMAT", "yaml")  # not a format: the default rule
     assert logs.chosen_format() == "json"
+
+
+def test_logging_that_is_already_set_up_is_left_alone_unless_forced(captured: Callable[[], list[str]]) -> None:
+    logs.configure(fmt="json", force=True)
+    ours = logging.getLogger().handlers[:]
+
+    logs.configure(fmt="text")
+
+    assert logging.getLogger().handlers == ours

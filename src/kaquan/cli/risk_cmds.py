@@ -6,9 +6,9 @@ A running server picks changes up within KAQUAN_RISK_REFRESH_S seconds.
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from kaquan.cli.common import console, run
+from kaquan.cli.output import JsonFlag, emit_json, show, table
 from kaquan.risk import FEATURES, lists, rules
 from kaquan.runtime import Runtime
 
@@ -51,20 +51,24 @@ def add_rule(
 
 
 @rules_app.command("list")
-def list_rules() -> None:
+def list_rules(as_json: JsonFlag = False) -> None:
     """Every rule, on or off."""
 
     async def work(rt: Runtime) -> list[dict[str, object]]:
         async with rt.db.read() as session:
             return [rules.describe(rule) for rule in await rules.all_rules(session)]
 
-    table = Table("name", "on", "actions", "effect", "expression")
-    for rule in run(work):
+    found = run(work)
+    if as_json:
+        emit_json(found)
+        return
+    rendered = table("name", "on", "actions", "effect", "expression")
+    for rule in found:
         effect = str(rule["outcome"]) if rule["outcome"] else f"{rule['score']:+d}"
-        table.add_row(
+        rendered.add_row(
             str(rule["name"]), "yes" if rule["enabled"] else "no", str(rule["actions"]), effect, str(rule["expression"])
         )
-    console.print(table)
+    show(rendered)
 
 
 @rules_app.command("test")
@@ -107,12 +111,15 @@ def disable_rule(name: str) -> None:
 
 
 @rules_app.command("features")
-def show_features() -> None:
+def show_features(as_json: JsonFlag = False) -> None:
     """Every name a rule may use."""
-    table = Table("feature", "meaning")
+    if as_json:
+        emit_json(FEATURES)
+        return
+    rendered = table("feature", "meaning")
     for name, meaning in FEATURES.items():
-        table.add_row(name, meaning)
-    console.print(table)
+        rendered.add_row(name, meaning)
+    show(rendered)
 
 
 @list_app.command("add")
@@ -145,14 +152,18 @@ def remove_entry(kind: str, value: str) -> None:
 
 
 @list_app.command("show")
-def show_entries() -> None:
+def show_entries(as_json: JsonFlag = False) -> None:
     """Every allow and block entry."""
 
     async def work(rt: Runtime) -> list[tuple[str, str, str, str]]:
         async with rt.db.read() as session:
             return [(e.kind, e.value, e.verdict, e.note) for e in await lists.entries(session)]
 
-    table = Table("kind", "value", "verdict", "note")
-    for row in run(work):
-        table.add_row(*row)
-    console.print(table)
+    found = run(work)
+    if as_json:
+        emit_json([dict(zip(("kind", "value", "verdict", "note"), row, strict=True)) for row in found])
+        return
+    rendered = table("kind", "value", "verdict", "note")
+    for row in found:
+        rendered.add_row(*row)
+    show(rendered)

@@ -53,12 +53,18 @@ def chosen_format() -> str:
     return "text" if sys.stderr.isatty() else "json"
 
 
-def configure(level: int = logging.INFO, fmt: str | None = None) -> None:
-    """Route every logger (uvicorn's included) through one stderr handler in the chosen format."""
+def configure(level: int = logging.INFO, fmt: str | None = None, *, force: bool = False) -> None:
+    """Route every logger (uvicorn's included) through one stderr handler in the chosen format.
+
+    Like `logging.basicConfig`, a process whose logging is already set up (a test runner, an embedding
+    application) is left as it is unless `force`.
+    """
+    root = logging.getLogger()
+    if root.handlers and not force:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if (fmt or chosen_format()) == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
