@@ -87,8 +87,9 @@ async def test_rotation_rewraps_everything_and_leaves_every_ciphertext_as_it_was
     named = await rewrap_named_keys(rt.db, ring)
     batches = await rewrap_batch_keys(rt.db, ring)
 
-    # orders.lookup, payments.dev_gateway, inventory's fingerprint key and the buyers' verification key
-    assert (named.rewrapped, batches.rewrapped, batches.current) == (4, 2, 0)
+    # orders.lookup, payments.dev_gateway, inventory's fingerprint key, the buyers' verification key and
+    # risk's challenge-signing key
+    assert (named.rewrapped, batches.rewrapped, batches.current) == (5, 2, 0)
     assert await ciphertexts(rt) == sealed_before
     for wrapped in await wrapped_keys(rt):
         KeyRing(new).unwrap(wrapped)

@@ -1,6 +1,6 @@
 """Products and SKUs in the console: the list, creating them, and the list as a download."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,19 +11,14 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.kit.bounds import Id, Int32
 from kaquan.kit.errors import BadInput
 from kaquan.kit.money import display, parse_amount, supported_currencies
-from kaquan.kit.tables import MEDIA_TYPES, Cell, Format, Table
+from kaquan.kit.tables import Cell, Format, Table
 from kaquan.web.console.access import CatalogRead, CatalogWrite
 from kaquan.web.console.rendering import console_router, form_model, page
 from kaquan.web.deps import RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 
 router = console_router()
-
-DOWNLOAD: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the list as CSV (UTF-8 with BOM) or XLSX", "content": {t: {} for t in MEDIA_TYPES.values()}}
-}
-"""How a download route documents its answer (not the HTML of the console's pages)."""
 
 
 def amount(text: str, currency: str, field: str) -> int:
@@ -44,7 +39,7 @@ async def products(request: Request, rt: RuntimeDep, admin: CatalogRead) -> Resp
     return page(request, admin, "products.html", context)
 
 
-@router.get("/admin/skus/export", response_class=Response, responses=DOWNLOAD)
+@router.get("/admin/skus/export", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def export_skus(request: Request, rt: RuntimeDep, admin: CatalogRead, format: Format = "csv") -> Response:
     """Every SKU with its product: what is sold, at which price, on sale or not."""
     t = translator(language(request))

@@ -18,10 +18,10 @@ from kaquan.kit.errors import BadInput
 from kaquan.kit.money import display
 from kaquan.kit.tables import Format, Table
 from kaquan.web.console.access import ChannelsRead, ChannelsWrite
-from kaquan.web.console.catalog import DOWNLOAD, amount
+from kaquan.web.console.catalog import amount
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 
 router = console_router()
@@ -76,7 +76,7 @@ async def channel_page(request: Request, rt: RuntimeDep, admin: ChannelsRead, co
     return page(request, admin, "channel.html", context)
 
 
-@router.get("/admin/channels/{code}/prices/export", response_class=Response, responses=DOWNLOAD)
+@router.get("/admin/channels/{code}/prices/export", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def export_prices(
     request: Request, rt: RuntimeDep, admin: ChannelsRead, code: str, format: Format = "csv"
 ) -> Response:

@@ -18,10 +18,10 @@ from kaquan.kit.errors import BadInput
 from kaquan.kit.tables import Cell, Format, Table
 from kaquan.web.admin_api import code_source
 from kaquan.web.console.access import StockRead, StockWrite
-from kaquan.web.console.catalog import DOWNLOAD, amount
+from kaquan.web.console.catalog import amount
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
-from kaquan.web.downloads import table_download
+from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
 from kaquan.web.pages import local_time
 
@@ -70,7 +70,7 @@ async def batches(request: Request, rt: RuntimeDep, admin: StockRead, sku: str) 
     return await batches_page(request, rt, admin, sku, outcome={})
 
 
-@router.get("/admin/skus/{sku}/batches/export", response_class=Response, responses=DOWNLOAD)
+@router.get("/admin/skus/{sku}/batches/export", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def export_batches(
     request: Request, rt: RuntimeDep, admin: StockRead, sku: str, format: Format = "csv"
 ) -> Response:
@@ -107,7 +107,7 @@ async def export_batches(
     return table_download(Table(title, header, rows), format, f"batches-{target.code}")
 
 
-@router.get("/admin/skus/{sku}/stock/export", response_class=Response, responses=DOWNLOAD)
+@router.get("/admin/skus/{sku}/stock/export", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def export_stock(
     request: Request, rt: RuntimeDep, admin: StockRead, sku: str, format: Format = "csv"
 ) -> Response:

@@ -48,7 +48,10 @@ def _progress(advance: importing.Advance, size: int) -> dict[str, Any]:
     "/admin/skus/{sku}/imports",
     response_class=Response,
     responses={
-        200: {"description": "the import's progress, then its answer page", "content": {MEDIA_TYPE: {}}},
+        200: {
+            "description": "the import's progress, then its answer page",
+            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
     },
 )
 async def import_with_progress(
