@@ -179,8 +179,9 @@ async def rt(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
     await runtime.risk.close()
     await runtime.agent_orders.close()
     await runtime.flash.close()
-    if runtime.redis is not None:
-        await runtime.redis.aclose()
+    for client in (runtime.redis, runtime.risk_redis):
+        if client is not None:
+            await client.aclose()
 
 
 @pytest.fixture

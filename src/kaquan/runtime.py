@@ -60,6 +60,7 @@ class Runtime:
     buyers: Verification
     risk: RiskEngine
     redis: Redis | None = None
+    risk_redis: Redis | None = None  # risk's counters on a pool of their own: they never wait behind the gate
 
     @property
     def dev_gateway(self) -> DevGateway:
@@ -72,8 +73,9 @@ class Runtime:
         await self.risk.close()
         await self.flash.close()
         await self.agent_orders.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        for client in (self.redis, self.risk_redis):
+            if client is not None:
+                await client.aclose()
         await self.db.dispose()
 
 
@@ -115,8 +117,9 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
-    counters: VelocityCounters = RedisCounters(redis) if redis is not None else DatabaseCounters(db)
-    spent: SpentNonces = RedisSpentNonces(redis) if redis is not None else DatabaseSpentNonces(db)
+    risk_redis = _redis(settings.redis_url) if settings.redis_url else None
+    counters: VelocityCounters = RedisCounters(risk_redis) if risk_redis is not None else DatabaseCounters(db)
+    spent: SpentNonces = RedisSpentNonces(risk_redis) if risk_redis is not None else DatabaseSpentNonces(db)
     risk = RiskEngine(
         db,
         settings,
@@ -149,4 +152,5 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         buyers=buyers,
         risk=risk,
         redis=redis,
+        risk_redis=risk_redis,
     )

@@ -371,8 +371,9 @@ async def nonce_rt(db: Database, settings: Settings, redis_or_none: Redis | None
     assert isinstance(rt.agent_auth._nonces, RedisNonces if redis_or_none is not None else DatabaseNonces)
     yield rt
     await rt.agent_orders.close()
-    if rt.redis is not None:
-        await rt.redis.aclose()
+    for client in (rt.redis, rt.risk_redis):
+        if client is not None:
+            await client.aclose()
 
 
 @pytest.fixture
