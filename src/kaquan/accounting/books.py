@@ -229,11 +229,14 @@ def _check_refunds(books: _Books, payments: dict[str, PaidRecord], refunds: list
         if (debited := -_sales_credited(transfer)) != record.amount_minor or {
             leg.currency for leg in transfer.legs
         } != {cur}:
-            books.say(f"{head}: reversed {_money(debited, cur)} on the ledger, refunded {_money(record.amount_minor, cur)}")
+            books.say(
+                f"{head}: reversed {_money(debited, cur)} on the ledger, refunded {_money(record.amount_minor, cur)}"
+            )
         if payment is not None and record.fee_back_minor is not None and not record.chargeback:
             back = -transfer.moved(chart.fees(payment.gateway, cur))
             if back != record.fee_back_minor:
-                books.say(f"{head}: fee given back {_money(back, cur)}, the refund says {_money(record.fee_back_minor, cur)}")
+                back_says = _money(record.fee_back_minor, cur)
+                books.say(f"{head}: fee given back {_money(back, cur)}, the refund says {back_says}")
     for ref, total in sorted(refunded.items()):
         payment = payments[ref]
         if total > payment.amount_minor:

@@ -113,7 +113,9 @@ async def check(session: AsyncSession) -> LedgerCheck:
         .having(total != 0)
         .order_by(posting.transfer_id, posting.currency)
     )
-    problems += [f"transfer {tid}: its {cur} postings sum to {display(int(s), cur)}, not 0" for tid, cur, s in unbalanced]
+    problems += [
+        f"transfer {tid}: its {cur} postings sum to {display(int(s), cur)}, not 0" for tid, cur, s in unbalanced
+    ]
     empty = await session.execute(
         select(transfer.id).where(~exists().where(posting.transfer_id == transfer.id)).order_by(transfer.id)
     )

@@ -12,8 +12,8 @@ A settlement posting that names no confirmed run is named too.
 """
 
 from collections import defaultdict
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,9 +119,8 @@ async def _check_run(
         if (order.channel, order.source) != (party.order_channel, party.order_source):
             problems.append(f"{name}: order {line.order_no} belongs to {order.channel}/{order.source}, not to it")
         elif (order.total_minor != volume) if line.kind == "order" else (volume > order.total_minor):
-            problems.append(
-                f"{name}: order {line.order_no} totals {shown(order.total_minor)}, its {line.kind} line says {shown(volume)}"
-            )
+            total, says = shown(order.total_minor), shown(volume)
+            problems.append(f"{name}: order {line.order_no} totals {total}, its {line.kind} line says {says}")
 
 
 async def check(session: AsyncSession) -> SettlementCheck:
