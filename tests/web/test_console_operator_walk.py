@@ -26,8 +26,9 @@ from tests.support.identity import PASSWORD, given_user
 from tests.support.server import served
 from tests.web.test_console_catalog_browser import edit_on_the_product_page
 
-from kaquan import accounting, ledger
+from kaquan import accounting, identity, ledger
 from kaquan.catalog import service as catalog
+from kaquan.identity.permissions import Permission
 from kaquan.kit.db import Database
 from kaquan.payments import refunds as payment_refunds
 from kaquan.runtime import Runtime
@@ -56,11 +57,18 @@ WALKS = (Walk(1280, "zh", "VIDEO-3M", "49.90", "VIDEO-12M"), Walk(390, "en", "VI
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[tuple[str, list[str], str]]:
-    """The demo shop with an owner `alice` and two delivered VIDEO-1M orders (one per walk); its worker runs."""
+    """The demo shop with an owner `alice` holding an API token, a support user `sam`, and two delivered VIDEO-1M
+    orders (one per walk); its worker runs."""
     sold: list[str] = []
 
     async def seed(rt: Runtime) -> None:
-        await given_user(rt, "alice", "owner")
+        alice = await given_user(rt, "alice", "owner")
+        await given_user(rt, "sam", "support")
+        async with rt.db.transaction() as session:
+            scopes = [Permission.ORDERS_READ, Permission.FINANCE_READ]
+            await identity.create_token(
+                session, alice.id, "BI", scopes, expires_in_days=90, allowed=frozenset(Permission), actor="test"
+            )
         async with rt.db.read() as session:
             sku = await catalog.get_sku(session, "VIDEO-1M")
         for _ in WALKS:
@@ -139,7 +147,10 @@ def the_walk(browser: Browser, url: str, number: str, walk: Walk, tmp_path: Path
     size, lang = f"{walk.width}", walk.lang
     phone = walk.width < 800
     context = browser.new_context(
-        viewport={"width": walk.width, "height": 844 if phone else 900}, is_mobile=phone, accept_downloads=True
+        viewport={"width": walk.width, "height": 844 if phone else 900},
+        is_mobile=phone,
+        locale="zh-CN" if lang == "zh" else "en-US",
+        accept_downloads=True,
     )
     page = context.new_page()
     sign_in(page, url, lang)
@@ -168,10 +179,14 @@ def the_walk(browser: Browser, url: str, number: str, walk: Walk, tmp_path: Path
         ("/admin/audit", "audit"),
         ("/admin/users", "users"),
         ("/admin/me", "me"),
+        ("/admin/orders?status=lost", "refused"),  # a refusal the console has no sentence for
     ):
         page.goto(url + path)
         fits(page, walk.width)
         shot(page, tmp_path, f"walk-{name}-{size}-{OTHER[lang]}.png")
+        if phone and name in ("users", "me", "audit"):  # every list a phone reads is cards, not a table's head
+            expect(page.locator("main table.cards thead").first).to_be_hidden()
+    expect(page.locator("#error-words .ident")).to_have_text("unknown_order_status")
     context.close()
 
 

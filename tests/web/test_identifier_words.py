@@ -19,8 +19,8 @@ from tests.web.test_page_words import Reader
 import kaquan
 from kaquan.identity.permissions import Permission
 from kaquan.runtime import Runtime
-from kaquan.web.i18n import MESSAGES
-from kaquan.web.i18n_identifiers import AUDIT_ACTIONS, SCOPES
+from kaquan.web.i18n import MESSAGES, translator
+from kaquan.web.i18n_identifiers import AUDIT_ACTIONS, SCOPES, status_note
 from kaquan.web.shop_words import MESSAGES as SHOP_MESSAGES
 
 SOURCES = Path(kaquan.__file__).parent
@@ -138,3 +138,39 @@ async def test_a_refusal_the_console_has_no_sentence_for_is_worded_by_its_status
     assert generic in words.group(1)
     assert '<span class="mono ident">order_not_unpaid</span>' in words.group(1)
     assert MESSAGES[lang]["refusal.code"] in words.group(1)
+
+
+# Notes a service computes: an example of each, as it writes them.
+COMPUTED_NOTES = {
+    ("orders/staff.py", "f'cancelled by {actor}: {why}'"): "cancelled by alice: buyer asked",
+    ("payments/refunds.py", "note"): "refunded through alipay (R-1)",
+}
+PERSONS_NOTES = {("channels/agents/refunds.py", "reason"), ("orders/service.py", "note")}  # a reason as typed
+
+
+def status_notes() -> list[str]:
+    """Every note the sources pass to `lifecycle.move`, literal or an example of a computed one."""
+    found = []
+    for path in SOURCES.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "move"):
+                continue
+            for note in (keyword.value for keyword in node.keywords if keyword.arg == "note"):
+                site = (path.relative_to(SOURCES).as_posix(), ast.unparse(note))
+                if isinstance(note, ast.Constant) and isinstance(note.value, str):
+                    found.append(note.value)
+                elif site not in PERSONS_NOTES:
+                    assert site in COMPUTED_NOTES, f"{site}: a computed note; add an example to COMPUTED_NOTES"
+                    found.append(COMPUTED_NOTES[site])
+    return found
+
+
+def test_every_note_a_service_writes_on_a_status_change_is_worded_in_chinese() -> None:
+    zh = translator("zh")
+    notes = status_notes()
+
+    assert len(notes) >= 5
+    assert {note: status_note(zh, note) == note for note in notes} == dict.fromkeys(notes, False)
+    assert status_note(zh, "refunded through alipay (R-1)") == "经支付宝退款（退款单号 R-1）"
+    assert status_note(translator("en"), "cancelled by alice: buyer asked") == "cancelled by alice: buyer asked"
+    assert status_note(zh, "买家电话要求退款") == "买家电话要求退款"  # a person's own words stay as written

@@ -5,6 +5,9 @@ An identifier stays visible, small and in monospace beside its words, because an
 and an integrator types it; the words are what a person reads first.
 """
 
+import re
+from collections.abc import Callable
+
 # action: (中文, English). Every action a service records is here; tests/web/test_identifier_words.py
 # reads the sources for `audit.record(…)` calls and fails on an action without words.
 AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
@@ -122,6 +125,33 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "other": ("请求未能完成，请稍后再试。", "The request could not be completed; please try again later."),
 }
 
+# What a service writes beside an order's status change (`lifecycle.move(…, note=…)`): a pattern and its words.
+# A note matching none (a person's own reason) is shown as written.
+STATUS_NOTES: tuple[tuple[re.Pattern[str], str, tuple[str, str]], ...] = (
+    (
+        re.compile(r"refunded through (?P<gateway>[\w-]+) \((?P<refund>[^)]+)\)"),
+        "note.refunded_through",
+        ("经{gateway}退款（退款单号 {refund}）", "refunded through {gateway} (refund {refund})"),
+    ),
+    (
+        re.compile(r"paid after its hold lapsed; sold out"),
+        "note.paid_after_hold",
+        ("锁定到期后才付款，已无库存", "paid after its hold lapsed; sold out"),
+    ),
+    (re.compile(r"cancelled by the buyer"), "note.cancelled_by_buyer", ("买家取消", "cancelled by the buyer")),
+    (re.compile(r"not paid in time"), "note.not_paid_in_time", ("未在时限内付款", "not paid in time")),
+    (
+        re.compile(r"out of stock when filled; refunded to the balance"),
+        "note.refunded_to_balance",
+        ("发货时缺货，货款已退回预存款", "out of stock when filled; refunded to the balance"),
+    ),
+    (
+        re.compile(r"cancelled by (?P<actor>[^:]+): (?P<why>.*)", re.S),
+        "note.cancelled_by",
+        ("{actor} 取消：{why}", "cancelled by {actor}: {why}"),
+    ),
+)
+
 _LANGS = {"zh": 0, "en": 1}
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -129,10 +159,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         **{f"audit.action.{action}": words[i] for action, words in AUDIT_ACTIONS.items()},
         **{f"scope.{scope}": words[i] for scope, words in SCOPES.items()},
         **{f"refusal.{status}": words[i] for status, words in REFUSALS.items()},
+        **{key: words[i] for _, key, words in STATUS_NOTES},
         "audit.any_action": ("全部操作", "Any action")[i],
         "audit.action_code": ("操作代码", "Action code")[i],
         "audit.target_short": ("对象", "Target")[i],
         "refusal.code": ("错误代码", "Error code")[i],
+        "refusal.detail": ("详情（系统原文）：", "Details: ")[i],
     }
     for lang, i in _LANGS.items()
 }
@@ -153,6 +185,18 @@ def scope_words(lang: str, scope: str) -> str:
 def listed_scopes(lang: str, scopes: list[str]) -> str:
     """Scopes in words as one cell of a download: `查看订单、查看财务`, `Read orders, Read finance`."""
     return ("、" if lang == "zh" else ", ").join(scope_words(lang, scope) for scope in scopes)
+
+
+def status_note(t: Callable[..., str], note: str) -> str:
+    """A service's note on a status change in the page's words (`t`); a person's own note as written."""
+    for pattern, key, _ in STATUS_NOTES:
+        if found := pattern.fullmatch(note):
+            values = found.groupdict()
+            if "gateway" in values:
+                worded = t(f"gateway.{values['gateway']}")
+                values["gateway"] = values["gateway"] if worded.startswith("gateway.") else worded
+            return t(key, **values)
+    return note
 
 
 def refusal_words(lang: str, status: int) -> str:
