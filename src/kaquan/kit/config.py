@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     risk_high_demand_per_hour: int = Field(
         default=100, ge=1, description="a SKU ordered this often within the hour is high demand (sku.high_demand)"
     )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="where pg_dump and pg_restore live (`kaquan backup`/`restore`); default: the newest"
+        " /usr/lib/postgresql/*/bin, then PATH",
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )
