@@ -87,9 +87,7 @@ def restore(
     )
     manifest = done.manifest
     replaced = "replacing what the database held" if done.replaced else "into an empty database"
-    console.print(
-        f"restored {directory} into {describe(url)}, {replaced}", highlight=False, soft_wrap=True
-    )
+    console.print(f"restored {directory} into {describe(url)}, {replaced}", highlight=False, soft_wrap=True)
     console.print(
         f"  the database is as it was at {manifest.taken_at}: {manifest.orders} orders,"
         f" {sum(manifest.counts.values())} rows in {len(manifest.counts)} tables, every count checked",

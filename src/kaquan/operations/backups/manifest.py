@@ -59,9 +59,7 @@ def read(directory: Path) -> Manifest:
     if data.name != manifest.data_file or not data.is_file():
         raise BadBackup(f"{directory}: the data file {manifest.data_file!r} is missing", path=str(directory))
     if checksum(data) != manifest.sha256:
-        raise BadBackup(
-            f"{data}: its checksum does not match the manifest's; the backup is damaged", path=str(data)
-        )
+        raise BadBackup(f"{data}: its checksum does not match the manifest's; the backup is damaged", path=str(data))
     return manifest
 
 

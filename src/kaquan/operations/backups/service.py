@@ -43,9 +43,7 @@ def _new_directory(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
 
 
-async def backup(
-    url: str, directory: Path, *, progress: Progress, pg_bin_dir: Path | None = None
-) -> Manifest:
+async def backup(url: str, directory: Path, *, progress: Progress, pg_bin_dir: Path | None = None) -> Manifest:
     """Back the database at `url` up into the new directory `directory`; its manifest."""
     db = Database(url)
     try:
