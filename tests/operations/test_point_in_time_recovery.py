@@ -2,8 +2,8 @@
 a base backup, WAL archived as the shop sells, a crash, and a recovery to a chosen moment that brings back
 everything committed before it, nothing after it, and every invariant whole."""
 
+import asyncio
 import base64
-import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ async def test_recovery_to_a_moment_keeps_what_was_sold_before_it_and_nothing_af
         middle = [await buy(rt, sku) for _ in range(3)]  # only in the archived WAL
         await outbox.run_due(db)
         moment = primary.sql("SELECT clock_timestamp()")
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)  # the sales after the moment commit after it
         late = [await buy(rt, sku) for _ in range(3)]
         await outbox.run_due(db)
         closed = primary.sql("SELECT pg_walfile_name(pg_switch_wal())")

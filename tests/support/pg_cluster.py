@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,8 +163,6 @@ def new_cluster(bin_dir: Path) -> Iterator[Cluster]:
         yield cluster
     finally:
         for each in [cluster, *cluster.family]:
-            try:
+            with suppress(RuntimeError):
                 each.stop()
-            except RuntimeError:
-                pass
         shutil.rmtree(root, ignore_errors=True)

@@ -1,9 +1,9 @@
 """`kaquan backup` and `kaquan restore`: the database to a backup directory and back (docs/operations.md)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -19,7 +19,7 @@ from kaquan.operations import backups
 T = TypeVar("T")
 
 
-def _with_progress(label: str, work: Callable[[Callable[[int, int], None]], Awaitable[T]]) -> T:
+def _with_progress(label: str, work: Callable[[Callable[[int, int], None]], Coroutine[Any, Any, T]]) -> T:
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=errors, transient=True) as bar:
         task = bar.add_task(label, total=None)

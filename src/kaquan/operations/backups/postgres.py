@@ -80,7 +80,8 @@ async def run_tool(command: list[str], conn: Connection, progress: Progress, tot
         stderr=asyncio.subprocess.PIPE,
         env=conn.environment(),
     )
-    assert process.stderr is not None
+    if process.stderr is None:
+        raise RuntimeError("the tool's standard error is not a pipe")
     done = 0
     last: list[str] = []
     async for raw in process.stderr:

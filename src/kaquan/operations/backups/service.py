@@ -47,6 +47,10 @@ async def backup(url: str, directory: Path, *, progress: Progress, pg_bin_dir: P
     """Back the database at `url` up into the new directory `directory`; its manifest."""
     db = Database(url)
     try:
+        async with db.engine.connect() as conn:
+            migrated = bool(await contents.row_counts(conn)) and bool(await contents.schema_revision(conn))
+        if not migrated:
+            raise BadBackup("the database was never migrated (`kaquan migrate`): there is nothing to back up")
         if db.is_postgresql:
             pg_dump = postgres.tool("pg_dump", pg_bin_dir)  # before anything is written
             _new_directory(directory)
@@ -95,10 +99,6 @@ async def _backup_sqlite(url: str, directory: Path, progress: Progress) -> Manif
             described = await _describe(conn, "sqlite", data)
     finally:
         await copy.dispose()
-    if not described.schema_revision:
-        data.unlink()
-        directory.rmdir()
-        raise BadBackup("the database was never migrated: there is nothing to back up", url=url)
     return _sealed(described, data, taken_at)
 
 
@@ -112,9 +112,6 @@ async def _backup_postgres(db: Database, url: str, directory: Path, pg_dump: Pat
             taken_at = clock.now().isoformat()
             server = str((await conn.execute(text("SHOW server_version"))).scalar_one())
             described = await _describe(conn, "postgresql", data, server)
-            if not described.schema_revision:
-                directory.rmdir()
-                raise BadBackup("the database was never migrated: there is nothing to back up")
             await postgres.dump(
                 pg_dump,
                 postgres.connection(url),
