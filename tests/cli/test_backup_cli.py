@@ -113,3 +113,11 @@ def test_a_missing_pg_dump_is_named_with_where_it_was_looked_for(kaquan: Kaquan,
     assert result.exit_code == 1
     assert "(backup_tool_missing)" in one_line(result.stderr) and str(nowhere) in one_line(result.stderr)
     assert not (tmp_path / "b").exists()
+
+
+@ON_SQLITE
+def test_a_database_never_migrated_has_nothing_to_back_up(kaquan: Kaquan, tmp_path: Path) -> None:
+    refused = one_line(kaquan.refused("backup", str(tmp_path / "b")))
+
+    assert "(bad_backup)" in refused and "never migrated" in refused
+    assert not (tmp_path / "b").exists()

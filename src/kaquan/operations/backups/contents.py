@@ -3,6 +3,7 @@
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import func, inspect, select, table, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kaquan.kit.crypto import wrapped_key_id
@@ -29,7 +30,10 @@ def holds_data(counts: dict[str, int]) -> bool:
 
 async def schema_revision(conn: AsyncConnection) -> str:
     """The migration revision(s) the database is at, comma-separated; empty when it was never migrated."""
-    rows = (await conn.execute(text("SELECT version_num FROM alembic_version ORDER BY version_num"))).scalars()
+    try:
+        rows = (await conn.execute(text("SELECT version_num FROM alembic_version ORDER BY version_num"))).scalars()
+    except DBAPIError:  # no such table: a bare database
+        return ""
     return ",".join(rows)
 
 

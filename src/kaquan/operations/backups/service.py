@@ -48,7 +48,7 @@ async def backup(url: str, directory: Path, *, progress: Progress, pg_bin_dir: P
     db = Database(url)
     try:
         async with db.engine.connect() as conn:
-            migrated = bool(await contents.row_counts(conn)) and bool(await contents.schema_revision(conn))
+            migrated = bool(await contents.schema_revision(conn))
         if not migrated:
             raise BadBackup("the database was never migrated (`kaquan migrate`): there is nothing to back up")
         if db.is_postgresql:
