@@ -51,7 +51,8 @@ def test_restore_over_a_database_with_data_needs_yes(kaquan: Kaquan, tmp_path: P
 
     refused = one_line(kaquan.refused("restore", str(directory), exit_code=2))
 
-    assert "(database_not_empty)" in refused and "pass --yes" in refused
+    assert "refused: replace the" in refused and "with the backup needs confirmation" in refused
+    assert "pass --yes. Nothing was changed." in refused
 
 
 @ON_SQLITE

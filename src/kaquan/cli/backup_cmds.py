@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from kaquan.cli.common import console, errors, report
-from kaquan.cli.confirm import REFUSED_EXIT, YesFlag
+from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.kit.config import Settings, get_settings
 from kaquan.kit.crypto import KeyRing, decode_master_key, decode_retired_master_keys
 from kaquan.kit.db import describe
@@ -29,10 +29,13 @@ def _with_progress(label: str, work: Callable[[Callable[[int, int], None]], Coro
 
         try:
             return asyncio.run(work(progress))
+        except backups.TargetNotEmpty:
+            bar.stop()
+            raise
         except DomainError as exc:
             bar.stop()
             report(exc)
-            raise SystemExit(REFUSED_EXIT if isinstance(exc, backups.TargetNotEmpty) else 1) from None
+            raise SystemExit(1) from None
 
 
 def backup(
@@ -73,18 +76,26 @@ def restore(
     directory: Annotated[Path, typer.Argument(help="a directory `kaquan backup` wrote")],
     yes: YesFlag = False,
 ) -> None:
-    """Restore a backup into the configured database; replacing a database that holds data needs --yes.
+    """Restore a backup into the configured database; replacing a database that holds data asks first (or --yes).
 
     Stop `kaquan serve` and `kaquan worker` first: a restore rewinds the database to the backup's moment.
     """
     settings = get_settings()
     url = settings.resolved_database_url()
-    done = _with_progress(
-        "restoring",
-        lambda progress: backups.restore(
-            url, directory, replace=yes, progress=progress, pg_bin_dir=settings.pg_bin_dir
-        ),
-    )
+
+    def restoring(replace: bool) -> backups.Restored:
+        return _with_progress(
+            "restoring",
+            lambda progress: backups.restore(
+                url, directory, replace=replace, progress=progress, pg_bin_dir=settings.pg_bin_dir
+            ),
+        )
+
+    try:
+        done = restoring(yes)
+    except backups.TargetNotEmpty as exc:
+        confirmed(f"replace the {exc.details['rows']} rows of {describe(url)} with the backup", yes=False)
+        done = restoring(True)
     manifest = done.manifest
     replaced = "replacing what the database held" if done.replaced else "into an empty database"
     console.print(f"restored {directory} into {describe(url)}, {replaced}", highlight=False, soft_wrap=True)
