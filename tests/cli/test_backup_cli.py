@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.cli import PG_URL, Kaquan, given_stock, one_line
+from sqlalchemy import inspect, text
+from tests.support.cli import PG_URL, Kaquan, given_stock, in_own_loop, one_line
+
+from kaquan.kit.db import Database
 
 # What a backup's manifest says is checked the same way on both databases: these run on SQLite only.
 ON_SQLITE = pytest.mark.parametrize("kaquan", ["sqlite"], indirect=True)
@@ -122,3 +125,31 @@ def test_a_database_never_migrated_has_nothing_to_back_up(kaquan: Kaquan, tmp_pa
 
     assert "(bad_backup)" in refused and "never migrated" in refused
     assert not (tmp_path / "b").exists()
+
+
+def test_a_replacing_restore_leaves_no_table_the_backup_did_not_have(kaquan: Kaquan, tmp_path: Path) -> None:
+    directory = backed_up(kaquan, tmp_path)
+    in_own_loop(lambda: _execute(kaquan.database_url, "CREATE TABLE from_a_newer_kaquan (id integer)"))
+
+    kaquan.ok("restore", str(directory), "--yes")
+
+    assert "from_a_newer_kaquan" not in in_own_loop(lambda: _tables(kaquan.database_url))
+    assert "ledger balanced" in kaquan.ok("ledger", "check")
+
+
+async def _execute(url: str, statement: str) -> None:
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await db.dispose()
+
+
+async def _tables(url: str) -> list[str]:
+    db = Database(url)
+    try:
+        async with db.engine.connect() as conn:
+            return await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await db.dispose()
