@@ -1,5 +1,6 @@
 """`kaquan backup` and `kaquan restore`, driven as an operator drives them: what they say, what they refuse."""
 
+import base64
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from sqlalchemy import inspect, text
 from tests.support.cli import PG_URL, Kaquan, given_stock, in_own_loop, one_line
 
+from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database
 
 # What a backup's manifest says is checked the same way on both databases: these run on SQLite only.
@@ -153,3 +155,18 @@ async def _tables(url: str) -> list[str]:
             return await conn.run_sync(lambda sync: inspect(sync).get_table_names())
     finally:
         await db.dispose()
+
+
+@ON_SQLITE
+def test_a_restore_names_the_master_key_it_needs_when_the_configured_one_is_another(
+    kaquan: Kaquan, tmp_path: Path
+) -> None:
+    directory = backed_up(kaquan, tmp_path)
+    [needed] = json.loads((directory / "manifest.json").read_text())["master_key_ids"]
+    elsewhere = Kaquan(f"sqlite:///{tmp_path / 'elsewhere.db'}", tmp_path / "other-var")
+
+    result = elsewhere("restore", str(directory), env={"KAQUAN_MASTER_KEY": base64.b64encode(new_key()).decode()})
+
+    assert result.exit_code == 0, result.stderr
+    warning = one_line(result.stderr)
+    assert f"cannot open the restored keys; they need the master key with id {needed}" in warning
