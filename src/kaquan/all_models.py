@@ -8,6 +8,7 @@ from kaquan.channels.callbacks import models as _callbacks  # noqa: F401
 from kaquan.flashsale import models as _flashsale  # noqa: F401
 from kaquan.identity import models as _identity  # noqa: F401
 from kaquan.inventory import models as _inventory  # noqa: F401
+from kaquan.kit import alerts as _alerts  # noqa: F401
 from kaquan.kit import keys as _keys  # noqa: F401
 from kaquan.kit import outbox as _outbox  # noqa: F401
 from kaquan.kit.models import Base

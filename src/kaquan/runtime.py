@@ -17,6 +17,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.keys import named_key
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kaquan.notifications import tasks as notification_tasks
+from kaquan.operations import alerts as operator_alerts
 from kaquan.orders import tasks as _order_tasks  # noqa: F401  (registers outbox handlers)
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import registry
@@ -128,6 +129,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         DecisionLog(db, prune=(counters.prune, spent.prune)),
     )
     notification_tasks.install(settings)
+    operator_alerts.install(settings)
     return Runtime(
         settings=settings,
         db=db,

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.cli import Kaquan
 
 ANSWER_TIMEOUT_S = 120
 
@@ -51,3 +52,19 @@ def test_keys_rotate_asks_first_and_only_yes_goes_ahead(tmp_path: Path, answer: 
     else:
         assert "not confirmed; nothing was changed" in done.stderr
         assert not (tmp_path / "kaquan.db").exists()  # it never even opened the database
+
+
+@pytest.mark.parametrize(("answer", "exit_code"), [("n", 2), ("y", 0)])
+def test_restore_over_a_database_with_data_asks_first(tmp_path: Path, answer: str, exit_code: int) -> None:
+    kaquan = Kaquan(f"sqlite:///{tmp_path / 'kaquan.db'}", tmp_path / "var")  # in process: only the restore asks
+    kaquan.ok("product", "create", "--name", "Video", "--kind", "membership")
+    kaquan.ok("backup", str(tmp_path / "backup"))
+
+    done = at_a_terminal(tmp_path, answer, "restore", str(tmp_path / "backup"))
+
+    assert "with the backup?" in done.stderr
+    assert done.returncode == exit_code, done.stderr
+    if answer == "y":
+        assert "replacing what the database held" in done.stdout
+    else:
+        assert "not confirmed; nothing was changed" in done.stderr

@@ -8,7 +8,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from kaquan.cli import admin_cmds, bench, catalog_cmds, stock_cmds
+from kaquan.cli import admin_cmds, backup_cmds, bench, catalog_cmds, stock_cmds
 from kaquan.cli.channel_cmds import channel_app
 from kaquan.cli.common import console, errors, report, run, setup_logging
 from kaquan.cli.custody_cmds import audit_app, keys_app, leaks_app
@@ -54,6 +54,8 @@ app.add_typer(flash_app, name="flash")
 app.add_typer(risk_app, name="risk")
 app.command("import")(stock_cmds.import_codes)
 app.command("stock")(stock_cmds.show_stock)
+app.command("backup")(backup_cmds.backup)
+app.command("restore")(backup_cmds.restore)
 
 
 @app.command()

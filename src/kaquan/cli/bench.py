@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kaquan.bench import agent, flash, importing, pay, reconcile
+from kaquan.bench import agent, backup, flash, importing, pay, reconcile
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.config import get_settings
 from kaquan.runtime import Runtime
@@ -157,6 +157,21 @@ def bench_reconcile(
         table = Table("measure", "value", title=f"reconciliation on {result['db']}")
         for key in ("lines", "payments", "import_s", "match_s", "total_s", "lines_per_s", "as_planted", "peak_rss_mib"):
             table.add_row(key, str(result[key]))
+        console.print(table)
+        return result
+
+    print(json.dumps(run(work), ensure_ascii=False))
+
+
+@bench.command("backup")
+def bench_backup() -> None:
+    """Time `kaquan backup` and `kaquan restore` of the configured database against a bare copy; one JSON line."""
+
+    async def work(rt: Runtime) -> dict[str, object]:
+        result = await backup.run(rt, _progress)
+        table = Table("measure", "value", title=f"backup and restore of {result['db']}")
+        for key, value in result.items():
+            table.add_row(key, str(value))
         console.print(table)
         return result
 

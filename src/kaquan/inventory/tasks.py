@@ -1,4 +1,5 @@
-"""Outbox handlers of the inventory module: a low-stock alert after a refill rule ran."""
+"""Outbox handlers of the inventory module: a low-stock alert after a refill rule ran (logged, and raised to
+the operator's channels once per interval: kit.alerts)."""
 
 import logging
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.refills import LOW_STOCK_TOPIC
-from kaquan.kit import outbox
+from kaquan.kit import alerts, outbox
 from kaquan.kit.db import Database
 
 log = logging.getLogger("kaquan.notifications")
@@ -24,3 +25,6 @@ async def alert_low_stock(db: Database, session: AsyncSession, payload: dict[str
         payload["source_warehouse"],
         payload["rule_id"],
     )
+    kind = "refill" if payload["moved"] else "low_stock"
+    condition = f"sku:{payload['sku_id']}:warehouse:{payload['warehouse']}"
+    await alerts.raise_alert(db, session, kind, condition, payload)

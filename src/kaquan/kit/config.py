@@ -148,6 +148,27 @@ class Settings(BaseSettings):
     risk_high_demand_per_hour: int = Field(
         default=100, ge=1, description="a SKU ordered this often within the hour is high demand (sku.high_demand)"
     )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="where pg_dump and pg_restore live (`kaquan backup`/`restore`); default: the newest"
+        " /usr/lib/postgresql/*/bin, then PATH",
+    )
+    # Operator alerts (operations/alerts.py, docs/operations.md): low stock, refills, disabled callbacks, a
+    # stalled worker, by e-mail (through the SMTP server above) and to a signed webhook.
+    alert_email: str | None = Field(
+        default=None, description="comma-separated addresses operator alerts are mailed to (needs KAQUAN_SMTP_HOST)"
+    )
+    alert_webhook_url: str | None = Field(default=None, description="URL operator alerts are POSTed to as JSON")
+    alert_webhook_secret: str | None = Field(
+        default=None, description="whsec_<base64> key that signs the alerts POSTed to the webhook; unset: no webhook"
+    )
+    alert_webhook_allow_private: bool = Field(
+        default=False, description="allow the alert webhook on a private or loopback address (a bridge on this host)"
+    )
+    alert_language: str = Field(default="zh", pattern="^(zh|en)$", description="the alerts' language: zh or en")
+    alert_interval_minutes: int = Field(
+        default=60, ge=1, description="one alert per condition (a SKU's low stock, say) within this many minutes"
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

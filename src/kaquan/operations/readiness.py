@@ -23,6 +23,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    age_s: int | None = None  # the worker check's: seconds since the last pass, when there was one
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,8 @@ async def _worker(db: Database, max_age: timedelta) -> Check:
     if beat_at is None:
         return Check("worker", False, "no worker has run yet")
     age = clock.now() - beat_at
-    if age > max_age:
-        return Check("worker", False, f"last pass {int(age.total_seconds())} s ago")
-    return Check("worker", True, f"last pass {int(age.total_seconds())} s ago")
+    seconds = int(age.total_seconds())
+    return Check("worker", age <= max_age, f"last pass {seconds} s ago", age_s=seconds)
 
 
 async def _bounded(name: str, probe: Awaitable[Check]) -> Check:

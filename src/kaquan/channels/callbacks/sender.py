@@ -32,7 +32,7 @@ from kaquan.channels.callbacks.errors import CallbackUrlRefused
 from kaquan.channels.callbacks.models import CallbackAttempt, CallbackDelivery, CallbackEndpoint
 from kaquan.channels.callbacks.service import cancel_pending, sealed_for, secret_box
 from kaquan.channels.schemas import rfc3339
-from kaquan.kit import clock
+from kaquan.kit import alerts, clock
 from kaquan.kit.crypto import KeyRing, SecretBox
 from kaquan.kit.db import Database
 
@@ -315,7 +315,7 @@ async def _record(db: Database, job: _Job, outcome: _Outcome) -> None:
             await session.execute(its_endpoint.values(consecutive_failures=0, paused_until=None))
             return
         if outcome.status_code == 410:
-            await _disable(session, job.agent_id, now)
+            await _disable(db, session, job.agent_id, now)
             return
         ours = and_(this, CallbackDelivery.status == "pending", CallbackDelivery.lease_until == job.lease_until)
         delivery = (await session.execute(db.lock(select(CallbackDelivery).where(ours)))).scalar_one_or_none()
@@ -338,7 +338,7 @@ async def _record(db: Database, job: _Job, outcome: _Outcome) -> None:
     log.info("callback delivery %s failed: %s", job.delivery_id, outcome.error or f"HTTP {outcome.status_code}")
 
 
-async def _disable(session: AsyncSession, agent_id: int, now: datetime) -> None:
+async def _disable(db: Database, session: AsyncSession, agent_id: int, now: datetime) -> None:
     # Deliveries before their endpoint, the order every callbacks transaction locks in (no deadlocks).
     cancelled = await cancel_pending(session, agent_id)
     await session.execute(
@@ -349,3 +349,5 @@ async def _disable(session: AsyncSession, agent_id: int, now: datetime) -> None:
     log.warning(
         "agent %s's callback endpoint answered 410 Gone: disabled, %s deliveries cancelled", agent_id, cancelled
     )
+    facts = {"agent_id": agent_id, "cancelled": cancelled}
+    await alerts.raise_alert(db, session, "callback_disabled", f"agent:{agent_id}", facts)
