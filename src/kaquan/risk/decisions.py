@@ -10,12 +10,16 @@ The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
 approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
-carries a valid solution of a hard enough challenge is approved, once.
+carries a valid solution of a hard enough challenge is approved, once (review included, on a path that cannot hold).
+
+A `review` answer on a path that can hold what it places (`RiskContext.can_hold`: shop orders) carries no
+challenge: the caller places the order and holds it with `reviews.hold`, which writes the decision row in
+the caller's transaction (its id is what a verdict labels), so that row is not buffered in the log.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kaquan.kit import clock
@@ -41,6 +45,13 @@ class Decision:
     reasons: tuple[str, ...]
     challenge: Challenge | None = None
     features: dict[str, Value] = field(default_factory=dict, repr=False)
+    # The decision's row, for `reviews.hold` to write with the held order; None when the log records it.
+    row: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def holds(self) -> bool:
+        """The caller must place what was asked and hold it for review (`reviews.hold`)."""
+        return self.row is not None
 
     def enforce(self) -> None:
         """Let an approved request on; refuse the others with the error their client needs."""
@@ -117,8 +128,7 @@ class RiskEngine:
         )
         policy = await self._current()
         decision = await self._judge(context, subjects, features, policy)
-        self._record(context, subjects, decision)
-        return decision
+        return self._record(context, subjects, decision)
 
     async def _judge(
         self, context: RiskContext, subjects: dict[str, str], features: dict[str, Value], policy: _Policy
@@ -144,6 +154,8 @@ class RiskEngine:
         score = max(0, min(100, score))
         by_score = self._by_score(score)
         outcome = hard if SEVERITY[hard] > SEVERITY[by_score] else by_score
+        if outcome == "review" and context.can_hold:
+            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
         if outcome in ("challenge", "review"):
             bits = self._bits(score)
             if context.solution:
@@ -155,7 +167,7 @@ class RiskEngine:
             return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features)
         return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
 
-    def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> None:
+    def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> Decision:
         subject = next(
             (subjects[kind] for kind in ("account", "agent", "contact", "device", "ip") if kind in subjects), "-"
         )
@@ -167,8 +179,13 @@ class RiskEngine:
             "score": decision.score,
             "reasons": [reason[:100] for reason in decision.reasons],
             "features": decision.features,
+            "subjects": subjects,
         }
+        if decision.outcome == "review" and context.can_hold:
+            return replace(decision, row=row)
+        del row["subjects"]
         self.log.add(row)
+        return decision
 
     async def close(self) -> None:
         await self._counters.close()

@@ -16,7 +16,7 @@ from kaquan.risk.expressions import Value
 WINDOWS = {"1m": 60, "1h": 3600, "24h": 86400}
 SUBJECT_KINDS = ("ip", "prefix", "device", "contact", "account", "sku", "agent")
 COUNTED = "orders"  # what the order paths count per subject (`ip.orders_1m`, ...)
-ACTIONS = ("shop.order", "flash.purchase", "agent.order")
+ACTIONS = ("shop.order", "flash.purchase", "agent.order", "redeem", "buyer.sign_in")
 
 
 def digest(value: str) -> str:
@@ -41,7 +41,8 @@ class RiskContext:
 
     `device` is the raw first-party device token (digested here); `unpaid_orders`/`unpaid_units` are the
     holds the caller counted for this client; `submit_ms` is the page's own time from load to submit;
-    `solution` a solved challenge the request carries.
+    `solution` a solved challenge the request carries. `can_hold`: the caller holds what it places for a
+    person's verdict when the answer is `review` (`risk.reviews`); elsewhere review is answered as a challenge.
     """
 
     action: str
@@ -58,6 +59,7 @@ class RiskContext:
     unpaid_units: int | None = None
     submit_ms: int | None = None
     solution: str | None = None
+    can_hold: bool = False
 
     def subjects(self) -> dict[str, str]:
         """kind → key of every subject this request has."""

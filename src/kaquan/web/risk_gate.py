@@ -1,16 +1,17 @@
 """Where the order paths meet the decision point: what each request tells risk, and its answer enforced.
 
-A declined request gets 403 `risk_declined`, a challenged one (and, until a review queue exists, one
-for review) 403 `challenge_required` with a proof-of-work challenge in `details.challenge`; either way
-nothing is placed. The client sends the request again with the solution, in the `X-Risk-Solution`
-header (the shop's form: the `risk_solution` field, filled by /static/risk.js), and it goes through once.
+A declined request gets 403 `risk_declined`, a challenged one 403 `challenge_required` with a
+proof-of-work challenge in `details.challenge`; either way nothing is placed. A shop order for review is
+placed and held for a person's verdict (`payments.review`); elsewhere review is answered as a challenge.
+The client sends the request again with the solution, in the `X-Risk-Solution` header (the shop's form:
+the `risk_solution` field, filled by /static/risk.js), and it goes through once.
 The page's own time from load to submit comes in `X-Page-Ms` (the form's `page_ms` field).
 """
 
 from fastapi import Request
 
 from kaquan.orders import service as orders
-from kaquan.risk import RiskContext
+from kaquan.risk import Decision, RiskContext
 from kaquan.runtime import Runtime
 from kaquan.web.security import client_ip
 
@@ -35,10 +36,11 @@ async def screen_shop_order(
     device_new: bool,
     solution: str | None,
     submit_ms: int | None,
-) -> None:
-    """Decide on a shop order before anything is placed; raise the refusal the client needs."""
+) -> Decision | None:
+    """Decide on a shop order before anything is placed; raise the refusal the client needs. The decision
+    returned goes to `payments.checkout`, which holds the order when it asks for a review."""
     if not rt.settings.risk_enabled:
-        return
+        return None
     async with rt.db.read() as session:
         unpaid_orders, unpaid_units = await orders.unpaid_held(session, rt.order_keys, order)
     decision = await rt.risk.decide(
@@ -55,9 +57,11 @@ async def screen_shop_order(
             unpaid_units=unpaid_units,
             submit_ms=submit_ms,
             solution=solution or None,
+            can_hold=True,
         )
     )
     decision.enforce()
+    return decision
 
 
 async def screen_flash_purchase(

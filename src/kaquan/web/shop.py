@@ -85,11 +85,13 @@ async def buy(
         buyer_contact=signed_in(request, rt),
         lang=language(request),
     )
-    await screen_shop_order(
+    decision = await screen_shop_order(
         request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
     )
     async with rt.db.transaction() as session:
-        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
+        sale = await payments.checkout(
+            rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
+        )
     response = RedirectResponse(f"/orders/{sale.order.number}", status_code=303)
     remember_order(response, request, sale.order.number, sale.lookup_secret)
     if new:
