@@ -10,7 +10,7 @@ from tests.support.builders import GivenSku, pay
 from kaquan.orders import service as orders
 from kaquan.payments import review
 from kaquan.payments import service as payments
-from kaquan.risk import reviews, rules
+from kaquan.risk import RiskContext, reviews, rules
 from kaquan.runtime import Runtime
 
 CONTACT = "held.buyer@example.com"
@@ -64,3 +64,28 @@ async def label_of(rt: Runtime, number: str) -> str | None:
     async with rt.db.read() as session:
         stmt = select(reviews.RiskDecision.label).where(reviews.RiskDecision.id == found.decision_id)
         return (await session.execute(stmt)).scalar_one()
+
+
+async def given_held_order_placed(
+    rt: Runtime, sku: GivenSku, *, contact: str = CONTACT, ip: str = "198.51.100.7", paid: bool = True
+) -> str:
+    """The same held order placed without HTTP (a served app's seed): decided, held by checkout, paid."""
+    request = orders.OrderRequest(
+        sku=sku.id,
+        quantity=2,
+        idempotency_key=secrets.token_hex(8),
+        client_token=secrets.token_hex(16),
+        contact=contact,
+        buyer_ip=ip,
+    )
+    decision = await rt.risk.decide(
+        RiskContext("shop.order", ip=ip, device=request.client_token, contact=contact, quantity=2, can_hold=True)
+    )
+    assert decision.holds, decision
+    async with rt.db.transaction() as session:
+        sale = await payments.checkout(
+            rt.db, session, rt.order_keys, rt.dev_gateway, request, rt.settings, decision=decision
+        )
+    if paid:
+        assert await pay(rt, sale.payment.token) == "held_for_review"
+    return sale.order.number
