@@ -30,7 +30,14 @@ from kaquan.risk.challenges import Challenge, ProofOfWork
 from kaquan.risk.counters import VelocityCounters
 from kaquan.risk.errors import ChallengeRequired, RiskDeclined
 from kaquan.risk.expressions import Value, holds
-from kaquan.risk.features import RiskContext, counter_features, request_features
+from kaquan.risk.features import (
+    COUNTED,
+    COUNTED_BY_ACTION,
+    FAILURES_BY_ACTION,
+    RiskContext,
+    counter_features,
+    request_features,
+)
 from kaquan.risk.recording import DecisionLog
 
 log = logging.getLogger(__name__)
@@ -119,9 +126,14 @@ class RiskEngine:
         if not self._settings.risk_enabled:
             return Decision("approve", 0, ("risk_off",))
         subjects = context.subjects()
-        counts = await self._counters.hit(list(subjects.values()))
+        what = COUNTED_BY_ACTION.get(context.action, COUNTED)
+        counts = await self._counters.hit(list(subjects.values()), what)
         kind_of = {key: kind for kind, key in subjects.items()}
-        features = counter_features({(kind_of[key], window): hits for (key, window), hits in counts.items()})
+        features = counter_features({(kind_of[key], window): hits for (key, window), hits in counts.items()}, what)
+        failures = FAILURES_BY_ACTION.get(context.action)
+        if failures is not None:
+            seen = await self._counters.peek(list(subjects.values()), failures)
+            features |= counter_features({(kind_of[key], window): n for (key, window), n in seen.items()}, failures)
         sku_hour = counts.get((subjects.get("sku", ""), "1h"), 0)
         features |= request_features(
             context, high_demand_per_hour=self._settings.risk_high_demand_per_hour, sku_orders_1h=sku_hour
@@ -129,6 +141,14 @@ class RiskEngine:
         policy = await self._current()
         decision = await self._judge(context, subjects, features, policy)
         return self._record(context, subjects, decision)
+
+    async def failed(self, context: RiskContext) -> None:
+        """Count a failure its caller saw (a wrong voucher code, a wrong one-time code) for the request's
+        subjects; the next decision on that action reads it (`account.redeem_failures_1h`)."""
+        failures = FAILURES_BY_ACTION.get(context.action)
+        if failures is None or not self._settings.risk_enabled:
+            return
+        await self._counters.hit(list(context.subjects().values()), failures)
 
     async def _judge(
         self, context: RiskContext, subjects: dict[str, str], features: dict[str, Value], policy: _Policy

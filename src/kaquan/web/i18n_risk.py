@@ -1,4 +1,5 @@
-"""The console's words for risk review (风控审核), zh-CN and English; merged into `i18n.MESSAGES`."""
+"""The console's words for risk review (风控审核), and the buyer sign-in page's words for risk control's answers,
+zh-CN and English; merged into `i18n.MESSAGES`."""
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
@@ -40,6 +41,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "review.done.approved": "订单 {number} 已通过审核。",
         "review.done.declined": "订单 {number} 已拒绝：未付款的已取消，已付款的已发起退款。",
         "review.done.fraud": "订单 {number} 已标记为欺诈：已拒绝，买家已加入黑名单。",
+        "account.error.risk_declined": "该请求未通过风控检查。如有疑问，请联系客服。",
+        "account.error.challenge_required": "需要先完成一次安全验证：页面会自动完成并重新提交（需开启 JavaScript）。",
+        "account.risk_checking": "正在进行安全验证，请稍候…",
     },
     "en": {
         "nav.risk_review": "Risk review",
@@ -81,5 +85,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "review.done.approved": "Order {number} approved.",
         "review.done.declined": "Order {number} declined: cancelled if unpaid, refund started if paid.",
         "review.done.fraud": "Order {number} marked as fraud: declined, and the buyer is blocked.",
+        "account.error.risk_declined": "This request did not pass our risk checks. Contact support if you think "
+        "this is wrong.",
+        "account.error.challenge_required": "A quick security check first: this page completes it and sends the "
+        "form again by itself (JavaScript must be on).",
+        "account.risk_checking": "Checking this browser, one moment…",
     },
 }

@@ -10,12 +10,15 @@ The page's own time from load to submit comes in `X-Page-Ms` (the form's `page_m
 
 from fastapi import Request
 
+from kaquan import redemption
+from kaquan.buyers.errors import CodeExpired, CodeWrong, TooManyAttempts
 from kaquan.orders import service as orders
 from kaquan.risk import Decision, RiskContext
 from kaquan.runtime import Runtime
 from kaquan.web.security import client_ip
 
 SOLUTION_HEADER = "X-Risk-Solution"
+CLIENT_COOKIE = "kq_client"  # the shop's first-party device token (web.shop sets it)
 PAGE_MS_HEADER = "X-Page-Ms"
 MAX_PAGE_MS = 86_400_000
 
@@ -95,3 +98,57 @@ async def screen_flash_purchase(
         )
     )
     decision.enforce()
+
+
+async def screen_agent_order(request: Request, rt: Runtime, agent: str, *, sku: str | None, quantity: int) -> None:
+    """Decide on an agent's order request (one decision per request: a batch is one attempt of all its units,
+    `sku` its SKU when all its orders ask for one). Review is answered as a challenge: an agent's order is
+    paid from its balance and delivered in the same request, so there is nothing to hold."""
+    decision = await rt.risk.decide(
+        RiskContext(
+            "agent.order",
+            ip=client_ip(request),
+            agent=agent,
+            sku=sku,
+            quantity=quantity,
+            solution=request.headers.get(SOLUTION_HEADER),
+        )
+    )
+    decision.enforce()
+
+
+REDEEM_FAILURES = (*redemption.FAILURES, redemption.RedeemLockedOut)
+"""What counts as a failed redemption for risk: an unknown or malformed code, or an attempt the lockout refused."""
+
+
+def redemption_context(request: Request, *, account: str, device: str | None) -> RiskContext:
+    return RiskContext(
+        "redeem",
+        ip=client_ip(request),
+        device=device,
+        account=account,
+        solution=request.headers.get(SOLUTION_HEADER),
+    )
+
+
+async def screen_redemption(rt: Runtime, context: RiskContext) -> None:
+    """Decide on a redemption or verification attempt; the caller reports a failed one (`RiskEngine.failed`), so
+    that a code-guessing run raises `*.redeem_failures_*` for its next attempts."""
+    (await rt.risk.decide(context)).enforce()
+
+
+SIGN_IN_FAILURES = (CodeWrong, CodeExpired, TooManyAttempts)
+"""What counts as a failed sign-in for risk: a wrong or expired one-time code, or one past its attempts."""
+
+
+def sign_in_context(request: Request, *, contact: str, solution: str | None = None) -> RiskContext:
+    """A buyer asking for a one-time code (sign-in and sign-up are one path), by address, device and contact."""
+    return RiskContext(
+        "buyer.sign_in",
+        ip=client_ip(request),
+        device=request.cookies.get(CLIENT_COOKIE),
+        device_new=CLIENT_COOKIE not in request.cookies,
+        contact=contact.strip().lower() or None,
+        submit_ms=page_ms(request.headers.get(PAGE_MS_HEADER)),
+        solution=solution or request.headers.get(SOLUTION_HEADER),
+    )

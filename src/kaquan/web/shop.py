@@ -17,12 +17,11 @@ from kaquan.web.buyers_api import signed_in
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.i18n import language
 from kaquan.web.pages import render
-from kaquan.web.risk_gate import screen_shop_order
+from kaquan.web.risk_gate import CLIENT_COOKIE, screen_shop_order
 from kaquan.web.security import secure_cookie
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
-CLIENT_COOKIE = "kq_client"
 CLIENT_COOKIE_DAYS = 365
 
 
