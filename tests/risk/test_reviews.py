@@ -14,6 +14,7 @@ from tests.support.http import the_error
 from tests.support.reviews import CONTACT, given_held_order, given_review_rule, label_of, review_of, verdict
 
 from kaquan.kit.errors import BadInput, DomainError, NotFound
+from kaquan.orders import service as orders
 from kaquan.payments import review
 from kaquan.risk import lists, reviews
 from kaquan.runtime import Runtime
@@ -208,3 +209,20 @@ async def test_without_the_order_lock_concurrent_verdicts_both_win(shop: Runtime
     async with shop.db.read() as session:
         entries = (await session.execute(select(func.count()).where(reviews.RiskReview.id > 0))).scalar_one()
     assert entries == 1
+
+
+async def test_a_retry_answered_review_never_holds_the_order_its_first_request_placed(
+    shop: Runtime, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(shop, 5)
+    headers = {"X-Client-Token": "r" * 32, "Idempotency-Key": "same"}
+    first = await client.post("/api/orders", json={"sku": sku.code, "quantity": 2}, headers=headers)
+    await given_review_rule(shop)
+
+    retry = await client.post("/api/orders", json={"sku": sku.code, "quantity": 2}, headers=headers)
+
+    assert retry.status_code == 201 and retry.json()["number"] == first.json()["number"]
+    async with shop.db.read() as session:
+        assert await reviews.open_reviews(session) == []
+        held = await reviews.status_of(session, (await orders.by_number(session, first.json()["number"])).id)
+    assert held is None

@@ -85,7 +85,7 @@ async def checkout(
         policy=HoldPolicy.of(settings),
     )
     if decision is not None and decision.holds:
-        await reviews.hold(session, decision, order_id=placed.order.id)
+        await reviews.hold(session, decision, order_id=placed.order.id, placed=not placed.replayed)
     payment = await latest_for_order(session, placed.order.id) if placed.replayed else None
     if payment is None:
         payment = await start(session, gateway, placed.order)

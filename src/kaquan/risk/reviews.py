@@ -53,16 +53,16 @@ def check_reason(reason: str) -> str:
     return reason
 
 
-async def hold(session: AsyncSession, decision: Decision, *, order_id: int) -> RiskReview | None:
-    """Record a `review` decision and hold the order it placed; None when the order is held already (a retry)."""
+async def hold(session: AsyncSession, decision: Decision, *, order_id: int, placed: bool) -> RiskReview | None:
+    """Record a `review` decision and hold the order it placed. A retry that found its order placed before
+    (`placed` false) only records the decision: an order approved or delivered already is never held after."""
     if decision.row is None:
         raise ValueError("only a decision that holds (Decision.holds) opens a review")
-    held = await session.execute(select(RiskReview.id).where(RiskReview.order_id == order_id))
-    if held.first() is not None:
-        return None
     subjects: dict[str, str] = decision.row["subjects"]
     row = {key: value for key, value in decision.row.items() if key != "subjects"}
     decision_id = (await session.execute(insert(RiskDecision).values(**row).returning(RiskDecision.id))).scalar_one()
+    if not placed:
+        return None
     review = RiskReview(
         order_id=order_id,
         decision_id=decision_id,
