@@ -10,9 +10,9 @@ import httpx
 from sqlalchemy import func, select
 from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import given_sku_with_codes
-from tests.support.console import HTML
+from tests.support.console import HTML, console_sign_in
 from tests.support.http import the_error
-from tests.support.identity import HeadersFor
+from tests.support.identity import HeadersFor, given_user
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan.client.wire import Credentials
@@ -181,3 +181,20 @@ async def test_the_sign_in_page_answers_in_its_own_words_and_carries_a_challenge
     assert solved.status_code == 200 and 'id="code-form"' in solved.text
     declined = await client.post("/account/sign-in", data=form(4), headers=HTML)
     assert declined.status_code == 403 and "该请求未通过风控检查" in declined.text
+
+
+async def test_the_console_counter_is_decided_too_and_shows_a_refusal_as_a_page(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    sku = await given_voucher_sku(rt)
+    [code] = await given_vouchers(rt, sku, 1)
+    await given_user(rt, "alice", "operator")
+    console = await console_sign_in(client)
+    await given_rule(rt, "account.redeem_failures_1h >= 1", outcome="decline")
+
+    missed = await console.post("/admin/redeem", {"code": "NOSUCHCODE01", "action": "verify"})
+    refused = await console.post("/admin/redeem", {"code": code, "action": "redeem", "nonce": secrets.token_hex(8)})
+
+    assert missed.status_code == 404
+    assert refused.status_code == 403 and "text/html" in refused.headers["content-type"]
+    assert [outcome for outcome, _ in await decisions(rt, "redeem")] == ["approve", "decline"]
