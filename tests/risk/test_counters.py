@@ -79,3 +79,18 @@ async def test_redis_out_of_reach_is_an_honest_busy_never_a_500() -> None:
         await RedisCounters(unreachable).hit(["ip:203.0.113.7"])
     assert (refused.value.status, refused.value.retry_after) == (503, 1)
     await unreachable.aclose()
+
+
+async def test_failures_are_counted_when_they_happen_and_read_at_the_next_attempt_without_counting(
+    engine: RiskEngine,
+) -> None:
+    attempt = RiskContext("redeem", ip="198.51.100.4", account="till@example.com")
+    first = await engine.decide(attempt)
+    await engine.failed(attempt)
+    await engine.failed(attempt)
+    second = await engine.decide(attempt)
+    third = await engine.decide(attempt)
+
+    assert first.features["account.redeem_failures_1h"] == 0
+    assert second.features["account.redeem_failures_1h"] == 2 and third.features["ip.redeem_failures_24h"] == 2
+    assert third.features["ip.redeems_1m"] == 3 and "ip.orders_1m" not in third.features
