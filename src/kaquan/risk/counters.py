@@ -144,6 +144,7 @@ class DatabaseCounters:
         self._flush_s = flush_s
         self._known: dict[tuple[str, int], int] = {}  # (key, bucket) → total in the database at the last flush
         self._pending: dict[tuple[str, int], int] = {}  # hits not written yet
+        self._writing: dict[tuple[str, int], int] = {}  # hits a flush is writing now: still counted meanwhile
         self._task: asyncio.Task[None] | None = None
         self._current: frozenset[int] = frozenset()
 
@@ -154,7 +155,7 @@ class DatabaseCounters:
             for window, bucket in buckets.items():
                 where = (f"{subject}:{what}:{window}", bucket)
                 self._pending[where] = self._pending.get(where, 0) + 1
-                counts[(subject, window)] = self._known.get(where, 0) + self._pending[where]
+                counts[(subject, window)] = self._total(where)
         if subjects and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._flush_soon())
         return counts
@@ -166,31 +167,44 @@ class DatabaseCounters:
         for subject in subjects:
             for window, bucket in buckets.items():
                 where = (f"{subject}:{what}:{window}", bucket)
-                counts[(subject, window)] = self._known.get(where, 0) + self._pending.get(where, 0)
+                counts[(subject, window)] = self._total(where)
         return counts
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._flush_s)
         await self.flush()
 
+    def _total(self, where: tuple[str, int]) -> int:
+        return self._known.get(where, 0) + self._writing.get(where, 0) + self._pending.get(where, 0)
+
     async def flush(self) -> None:
         """Write the pending hits now and learn every touched key's total."""
         pending, self._pending = self._pending, {}
         if not pending:
             return
+        for where, hits in pending.items():
+            self._writing[where] = self._writing.get(where, 0) + hits
         rows = [{"key": key, "bucket": bucket, "hits": hits} for (key, bucket), hits in sorted(pending.items())]
         try:
             async with self._db.transaction() as session:  # sorted: concurrent flushes lock rows in one order
                 totals = list((await session.execute(self._upsert(), rows)).all())
         except Exception:  # keep the hits for the next flush rather than lose them
+            self._written(pending)
             for where, hits in pending.items():
                 self._pending[where] = self._pending.get(where, 0) + hits
             log.exception("could not write %d risk counters", len(pending))
             return
+        self._written(pending)
         for key, bucket, hits in totals:
             self._known.pop((key, bucket), None)
             self._known[(key, bucket)] = int(hits)
         self._forget_old()
+
+    def _written(self, pending: dict[tuple[str, int], int]) -> None:
+        for where, hits in pending.items():
+            left = self._writing.pop(where, 0) - hits
+            if left > 0:
+                self._writing[where] = left
 
     def _upsert(self) -> Any:
         """One statement for many rows: SQLAlchemy sends them in a few multi-row batches ("insertmanyvalues")."""
