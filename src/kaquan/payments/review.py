@@ -70,7 +70,14 @@ async def give_verdict(
         after["refund_no"] = refund_no
     if concluded.blocked:
         after["blocked"] = ", ".join(concluded.blocked)
-    await audit.record(session, actor, f"risk.review_{status}", target=f"order:{number}", before=before, after=after)
+    action = (
+        "risk.review_approved"
+        if status == "approved"
+        else "risk.review_fraud"
+        if status == "fraud"
+        else "risk.review_declined"
+    )
+    await audit.record(session, actor, action, target=f"order:{number}", before=before, after=after)
     return VerdictResult(number, status, order.status, refund_no, concluded.blocked, replayed=False)
 
 
