@@ -9,8 +9,8 @@ solution spends one more trip, to mark the solution used.
 The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
-approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
-carries a valid solution of a hard enough challenge is approved, once (review included, on a path that cannot hold).
+approved before any rule runs. A challenged request (or one for review on a path that cannot hold it)
+that carries a valid solution of a hard enough challenge is approved, once.
 
 A `review` answer on a path that can hold what it places (`RiskContext.can_hold`: shop orders) carries no
 challenge: the caller places the order and holds it with `reviews.hold`, which writes the decision row in
