@@ -70,14 +70,18 @@ async def give_verdict(
         after["refund_no"] = refund_no
     if concluded.blocked:
         after["blocked"] = ", ".join(concluded.blocked)
-    action = (
+    await audit.record(
+        session,
+        actor,
         "risk.review_approved"
         if status == "approved"
         else "risk.review_fraud"
         if status == "fraud"
-        else "risk.review_declined"
+        else "risk.review_declined",
+        target=f"order:{number}",
+        before=before,
+        after=after,
     )
-    await audit.record(session, actor, action, target=f"order:{number}", before=before, after=after)
     return VerdictResult(number, status, order.status, refund_no, concluded.blocked, replayed=False)
 
 

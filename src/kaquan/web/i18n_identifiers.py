@@ -143,6 +143,12 @@ STATUS_NOTES: tuple[tuple[re.Pattern[str], str, tuple[str, str]], ...] = (
     ),
     (re.compile(r"cancelled by the buyer"), "note.cancelled_by_buyer", ("买家取消", "cancelled by the buyer")),
     (re.compile(r"not paid in time"), "note.not_paid_in_time", ("未在时限内付款", "not paid in time")),
+    (re.compile(r"declined in risk review"), "note.declined_in_review", ("风控审核拒绝", "declined in risk review")),
+    (
+        re.compile(r"paid after it was declined in risk review"),
+        "note.paid_after_declined",
+        ("风控审核拒绝后才付款，将退款", "paid after it was declined in risk review"),
+    ),
     (
         re.compile(r"out of stock when filled; refunded to the balance"),
         "note.refunded_to_balance",
