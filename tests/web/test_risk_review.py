@@ -5,7 +5,7 @@ import httpx
 import pytest
 from tests.support.aftersale import order_status
 from tests.support.builders import given_sku_with_codes
-from tests.support.console import console_sign_in
+from tests.support.console import HTML, console_sign_in
 from tests.support.http import the_error
 from tests.support.identity import HeadersFor, given_user
 from tests.support.reviews import CONTACT, given_held_order, given_review_rule, review_of
@@ -101,3 +101,16 @@ async def test_the_console_page_shows_held_orders_as_cards_and_a_verdict_lands_b
     assert 'id="verdict-notice"' in after.text and held.number in after.text
     assert f'id="review-{held.number}"' not in after.text
     assert await order_status(rt, held.number) == "paid_unfulfilled"
+
+
+async def test_the_buyer_of_a_held_paid_order_is_told_it_waits_for_a_person(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    sku = await given_sku_with_codes(rt, 4)
+    await given_review_rule(rt)
+    held = await given_held_order(rt, client, sku, paid=True)
+    client.cookies.set(f"kqo_{held.number}", held.lookup_secret)
+
+    page = await client.get(f"/orders/{held.number}", params={"lang": "zh"}, headers=HTML)
+
+    assert page.status_code == 200 and 'id="held-for-review"' in page.text and "需要人工审核" in page.text

@@ -11,6 +11,7 @@ from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
+from kaquan.risk import reviews
 from kaquan.web import risk_gate
 from kaquan.web.account import owner_secret
 from kaquan.web.buyers_api import signed_in
@@ -111,6 +112,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
         order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, buyer(request, "order page"))
         payment = await payments.latest_for_order(session, order.id)
+        held = order.status == "paid" and await reviews.status_of(session, order.id) == "open"
         sku = await catalog.get_sku(session, order.sku_id)
         product = await catalog.get_product(session, sku.product_id)
     return render(
@@ -123,6 +125,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
             "product": product,
             "lookup_secret": offered,
             "pay_url": payments.checkout_url(payment) if payment and order.status == "pending_payment" else None,
+            "held": held,
         },
         headers={"Cache-Control": "no-store"},
     )
