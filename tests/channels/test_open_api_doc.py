@@ -23,6 +23,7 @@ from kaquan.inventory.errors import OutOfStock
 from kaquan.kit.errors import Busy, IdempotencyConflict, RateLimited
 from kaquan.ledger.errors import InsufficientFunds
 from kaquan.orders.errors import InvalidQuantity
+from kaquan.risk import ChallengeRequired, RiskDeclined
 from kaquan.settlement import FORMATS, RunNotFound
 from kaquan.web.app import create_app
 from kaquan.web.content import UnsupportedMediaType
@@ -210,6 +211,8 @@ AGENT_ERRORS = (
     OutOfStock,
     InvalidQuantity,
     RunNotFound,
+    RiskDeclined,
+    ChallengeRequired,
 )
 CONTRACT_ERRORS = {
     *((error.status, error.code) for error in AGENT_ERRORS),

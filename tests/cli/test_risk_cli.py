@@ -33,3 +33,14 @@ def test_an_operator_blocks_and_unblocks_a_prefix(kaquan: Kaquan) -> None:
     kaquan.ok("risk", "list", "remove", "prefix", "10.9.8.0/24")
     assert "risk_list_entry_not_found" in one_line(kaquan.refused("risk", "list", "remove", "prefix", "10.9.8.0/24"))
     assert "bad_input" in one_line(kaquan.refused("risk", "list", "add", "ip", "not-an-ip"))
+
+
+def test_the_review_queue_lists_held_orders_and_refuses_a_verdict_without_yes_or_an_order(kaquan: Kaquan) -> None:
+    kaquan.ok("migrate")
+    assert kaquan.ok("risk", "review", "list", "--json").strip() == "[]"
+    unconfirmed = one_line(kaquan.refused("risk", "review", "decline", "2612060000000001", exit_code=2))
+    unknown = one_line(kaquan.refused("risk", "review", "approve", "2612060000000001", "--yes"))
+    too_long = one_line(kaquan.refused("risk", "review", "fraud", "2612060000000001", "--reason", "x" * 301, "--yes"))
+    assert "needs confirmation" in unconfirmed and "pass --yes" in unconfirmed
+    assert "order_not_found" in unknown
+    assert "bad_input" in too_long and "300" in too_long

@@ -1,5 +1,7 @@
 """Velocity counters count each subject over fixed 1 min / 1 h / 24 h windows, in Redis or the database."""
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -79,3 +81,34 @@ async def test_redis_out_of_reach_is_an_honest_busy_never_a_500() -> None:
         await RedisCounters(unreachable).hit(["ip:203.0.113.7"])
     assert (refused.value.status, refused.value.retry_after) == (503, 1)
     await unreachable.aclose()
+
+
+async def test_failures_are_counted_when_they_happen_and_read_at_the_next_attempt_without_counting(
+    engine: RiskEngine,
+) -> None:
+    attempt = RiskContext("redeem", ip="198.51.100.4", account="till@example.com")
+    first = await engine.decide(attempt)
+    await engine.failed(attempt)
+    await engine.failed(attempt)
+    second = await engine.decide(attempt)
+    third = await engine.decide(attempt)
+
+    assert first.features["account.redeem_failures_1h"] == 0
+    assert second.features["account.redeem_failures_1h"] == 2 and third.features["ip.redeem_failures_24h"] == 2
+    assert third.features["ip.redeems_1m"] == 3 and "ip.orders_1m" not in third.features
+
+
+async def test_hits_being_written_still_count_while_their_flush_is_under_way(db: Database) -> None:
+    windows_far_from_their_ends()
+    counters = DatabaseCounters(db)
+    await counters.hit(["ip:203.0.113.8"])
+    flushing = asyncio.create_task(counters.flush())
+    await asyncio.sleep(0)  # the flush took the pending hits and waits for the database
+
+    during = await counters.hit(["ip:203.0.113.8"])
+    await flushing
+    after = await counters.hit(["ip:203.0.113.8"])
+    await counters.close()
+
+    assert during[("ip:203.0.113.8", "1h")] == 2
+    assert after[("ip:203.0.113.8", "1h")] == 3

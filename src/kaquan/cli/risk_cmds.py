@@ -1,4 +1,5 @@
-"""`kaquan risk …`: risk rules (add, list, test, enable, disable) and the allow/block lists (docs/risk.md).
+"""`kaquan risk …`: risk rules (add, list, test, enable, disable), the allow/block lists and the review
+queue (docs/risk.md).
 
 A running server picks changes up within KAQUAN_RISK_REFRESH_S seconds.
 """
@@ -8,7 +9,10 @@ from typing import Annotated
 import typer
 
 from kaquan.cli.common import console, run
+from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.cli.output import JsonFlag, emit_json, show, table
+from kaquan.kit.money import display
+from kaquan.payments import review
 from kaquan.risk import FEATURES, lists, rules
 from kaquan.runtime import Runtime
 
@@ -16,7 +20,11 @@ risk_app = typer.Typer(help="Risk control: rules and allow/block lists.", no_arg
 rules_app = typer.Typer(help="Rules scored on every order attempt.", no_args_is_help=True)
 list_app = typer.Typer(help="Allow and block lists (ip, prefix, device, contact, account).", no_args_is_help=True)
 risk_app.add_typer(rules_app, name="rules")
+review_app = typer.Typer(
+    help="Orders held for review: list them, approve, decline or mark as fraud.", no_args_is_help=True
+)
 risk_app.add_typer(list_app, name="list")
+risk_app.add_typer(review_app, name="review")
 ACTOR = "cli"
 
 
@@ -167,3 +175,91 @@ def show_entries(as_json: JsonFlag = False) -> None:
     for row in found:
         rendered.add_row(*row)
     show(rendered)
+
+
+@review_app.command("list")
+def list_held(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="how many, oldest first")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Orders held for review, oldest first."""
+
+    async def work(rt: Runtime) -> list[dict[str, object]]:
+        async with rt.db.read() as session:
+            held = await review.queue(session, limit=limit)
+        return [
+            {
+                "number": h.order.number,
+                "order_status": h.order.status,
+                "total": display(h.order.total_minor, h.order.currency),
+                "currency": h.order.currency,
+                "contact": h.order.contact,
+                "score": h.review.score,
+                "reasons": h.review.reasons,
+                "opened_at": h.review.opened_at.isoformat(),
+            }
+            for h in held
+        ]
+
+    found = run(work)
+    if as_json:
+        emit_json(found)
+        return
+    rendered = table("order", "status", "total", "contact", "score", "reasons", "held since")
+    for item in found:
+        rendered.add_row(
+            str(item["number"]),
+            str(item["order_status"]),
+            f"{item['total']} {item['currency']}",
+            str(item["contact"]),
+            str(item["score"]),
+            ", ".join(item["reasons"]),  # type: ignore[arg-type]
+            str(item["opened_at"]),
+        )
+    show(rendered)
+
+
+WHAT_IT_DOES = {
+    "approve": "approve order {number}: it is delivered (now if paid, else when paid)",
+    "decline": "decline order {number}: it is cancelled if unpaid, else refunded in full",
+    "fraud": "mark order {number} as fraud: declined and refunded, its contact, device and IP blocked",
+}
+
+
+def _verdict(number: str, verdict: review.Verdict, reason: str, yes: bool) -> None:
+    confirmed(WHAT_IT_DOES[verdict].format(number=number), yes=yes)
+
+    async def work(rt: Runtime) -> review.VerdictResult:
+        async with rt.db.transaction() as session:
+            return await review.give_verdict(rt.db, session, number, verdict, actor=ACTOR, reason=reason)
+
+    done = run(work)
+    if done.replayed:
+        console.print(f"order {number} was {done.verdict} already; nothing changed")
+        return
+    console.print(f"order {number}: {done.verdict}, now {done.order_status}")
+    if done.refund_no:
+        console.print(f"  refund {done.refund_no} requested")
+    for key in done.blocked:
+        console.print(f"  blocked {key}")
+
+
+Reason = Annotated[str, typer.Option(help="why, kept in the audit trail (at most 300 characters)")]
+
+
+@review_app.command("approve")
+def approve_held(number: str, reason: Reason = "", yes: YesFlag = False) -> None:
+    """Let a held order through: a paid one is delivered now, an unpaid one when it is paid."""
+    _verdict(number, "approve", reason, yes)
+
+
+@review_app.command("decline")
+def decline_held(number: str, reason: Reason = "", yes: YesFlag = False) -> None:
+    """Refuse a held order: cancelled if unpaid, refunded in full if paid."""
+    _verdict(number, "decline", reason, yes)
+
+
+@review_app.command("fraud")
+def fraud_held(number: str, reason: Reason = "", yes: YesFlag = False) -> None:
+    """Decline a held order as fraud: also block its contact, device and IP and label the decision fraud."""
+    _verdict(number, "fraud", reason, yes)

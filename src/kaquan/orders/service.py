@@ -48,6 +48,7 @@ from kaquan.orders.errors import OrderNotFound, SkuNotForSale, check_quantity
 from kaquan.orders.models import ORDER_STATUSES as ORDER_STATUSES
 from kaquan.orders.models import Order as Order
 from kaquan.orders.models import OrderEvent
+from kaquan.risk import reviews
 
 _LOOKUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -103,7 +104,7 @@ class PaymentOutcome:
     """What a confirmed payment did to its order."""
 
     order: Order
-    result: str  # "delivered", "already_settled", "unfulfilled"
+    result: str  # "delivered", "already_settled", "unfulfilled", "held" (for review), "declined" (in review)
 
 
 class OrderKeys:
@@ -275,11 +276,27 @@ async def locked(db: Database, session: AsyncSession, order_id: int) -> Order:
 
 
 async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> PaymentOutcome:
-    """Deliver a paid order exactly once: its held codes, or fresh ones if the hold lapsed, or a refund."""
+    """Deliver a paid order exactly once: its held codes, or fresh ones if the hold lapsed, or a refund.
+
+    An order risk holds for review is paid and waits (`held`) with its codes reserved; one declined in
+    review is not delivered when a late payment arrives (`declined`: the money goes back).
+    """
     order = await locked(db, session, order_id)
     if order.status not in lifecycle.UNPAID:
         return PaymentOutcome(order, "already_settled")
     await lifecycle.move(session, order, "paid")
+    review = await reviews.status_of(session, order.id)
+    if review == "open":
+        return PaymentOutcome(order, "held")
+    if review in ("declined", "fraud"):
+        await allocation.release(session, order.id)
+        await lifecycle.move(session, order, "paid_unfulfilled", note="paid after it was declined in risk review")
+        return PaymentOutcome(order, "declined")
+    return await deliver_paid(db, session, order)
+
+
+async def deliver_paid(db: Database, session: AsyncSession, order: Order) -> PaymentOutcome:
+    """Deliver a locked paid order: its reserved codes, or fresh ones if the hold lapsed; else unfulfilled."""
     held = await allocation.held_units(session, order.id, "reserved")
     if held == order.quantity:
         await allocation.sell_reserved(session, order.id, quantity=order.quantity)
@@ -295,6 +312,21 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
     await lifecycle.move(session, order, "delivered")
     await outbox.enqueue(session, "order.delivered", {"order_id": order.id, "number": order.number})
     return PaymentOutcome(order, "delivered")
+
+
+async def decline_held(db: Database, session: AsyncSession, order: Order) -> str:
+    """Undo a locked order declined in risk review: an unpaid one is cancelled and a paid one gives its codes
+    back and waits for its refund (`paid_unfulfilled`). Returns what became of it: `cancelled`, `to_refund`,
+    or `closed` (it had expired or was cancelled already)."""
+    if order.status == "pending_payment":
+        await allocation.release(session, order.id)
+        await lifecycle.move(session, order, "cancelled", note="declined in risk review")
+        return "cancelled"
+    if order.status == "paid":
+        await allocation.release(session, order.id)
+        await lifecycle.move(session, order, "paid_unfulfilled", note="declined in risk review")
+        return "to_refund"
+    return "closed"
 
 
 async def mark_refunded(db: Database, session: AsyncSession, order_id: int, *, note: str) -> Order:

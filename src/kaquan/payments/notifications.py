@@ -176,6 +176,9 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
         await accounting.book_delivery(db, session, settled.order)
         await _book(db, session, payment, settled.order)
         return "delivered"
+    if settled.result == "held":  # risk holds it for a person's verdict (`payments.review`); the money is booked
+        await _book(db, session, payment, settled.order)
+        return "held_for_review"
     # Paid but not deliverable (sold out after the hold lapsed, expired, or paid twice): the money goes back.
     await _book(db, session, payment, settled.order)
     await refunds.request_by_system(db, session, payment, reason=f"paid but not delivered ({settled.result})")

@@ -27,6 +27,7 @@ from kaquan.payments import registry
 from kaquan.payments.errors import MethodNotOffered, PaymentNotFound, PaymentUnavailable
 from kaquan.payments.gateway import Gateway, PayAction, PaymentRequest
 from kaquan.payments.models import Payment as Payment
+from kaquan.risk import Decision, reviews
 
 
 def require_gateway(gateway: Gateway | None) -> Gateway:
@@ -63,9 +64,13 @@ async def checkout(
     gateway: Gateway | None,
     request: orders.OrderRequest,
     settings: Settings,
+    *,
+    decision: Decision | None = None,
 ) -> Checkout:
     """The shop's sale, for its pages and its API alike: place the order under the shop's hold policy
     and start its payment, or, for a retry by the same client, return the order and payment made before.
+    When risk's `decision` asks for a review, the order is held for it (`risk.reviews`): it may be paid,
+    and is delivered only once a person approves it.
 
     Without a gateway nothing is placed: the shop refuses the order rather than hold codes nobody can pay.
     """
@@ -79,6 +84,8 @@ async def checkout(
         hold_minutes=settings.hold_minutes,
         policy=HoldPolicy.of(settings),
     )
+    if decision is not None and decision.holds:
+        await reviews.hold(session, decision, order_id=placed.order.id, placed=not placed.replayed)
     payment = await latest_for_order(session, placed.order.id) if placed.replayed else None
     if payment is None:
         payment = await start(session, gateway, placed.order)

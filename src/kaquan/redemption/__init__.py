@@ -11,6 +11,7 @@ The public surface is what this module exports; other modules use only that.
 
 from kaquan.redemption.redeeming import (
     FAILURE_LIMIT,
+    FAILURES,
     LOCKOUT_WINDOW_S,
     MAX_CODE_LENGTH,
     OFFLINE_CLOCK_SKEW,
@@ -37,6 +38,7 @@ from kaquan.redemption.redeeming import (
 )
 
 __all__ = [
+    "FAILURES",
     "FAILURE_LIMIT",
     "LOCKOUT_WINDOW_S",
     "MAX_CODE_LENGTH",

@@ -101,7 +101,7 @@ class RedeemLockedOut(RateLimited):
 
 
 # Only these answers count against the caller's attempts.
-_FAILURES = (VoucherNotFound, VoucherCodeInvalid)
+FAILURES = (VoucherNotFound, VoucherCodeInvalid)  # what a code guesser meets: counted by the lockout and risk
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class Lockout:
         failed = False
         try:
             return await work()
-        except _FAILURES:
+        except FAILURES:
             failed = True
             raise
         finally:

@@ -6,7 +6,7 @@ the reasons), recorded in `risk_decisions`. `rules` and `lists` are the operator
 `challenges` the proof-of-work a challenged client solves.
 """
 
-from kaquan.risk import challenges, lists, rules
+from kaquan.risk import challenges, lists, reviews, rules
 from kaquan.risk.challenges import Challenge, DatabaseSpentNonces, ProofOfWork, RedisSpentNonces, SpentNonces, solve
 from kaquan.risk.counters import DatabaseCounters, RedisCounters, VelocityCounters
 from kaquan.risk.decisions import SEVERITY, Decision, RiskEngine
@@ -35,6 +35,7 @@ __all__ = [
     "challenges",
     "lists",
     "recent",
+    "reviews",
     "rules",
     "solve",
 ]

@@ -34,8 +34,14 @@ def _buckets(now_s: int) -> dict[str, int]:
 
 
 class VelocityCounters(Protocol):
-    async def hit(self, subjects: Sequence[str]) -> Counts:
-        """Count one hit for each subject key in every window; return each window's hits."""
+    async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
+        """Count one `what` (orders, redeems, redeem_failures, …) for each subject key in every window; return
+        each window's count."""
+        ...
+
+    async def peek(self, subjects: Sequence[str], what: str) -> Counts:
+        """Each window's count of `what` for each subject, counting nothing (failures are counted as they happen
+        and read at the next attempt)."""
         ...
 
     async def prune(self) -> None:
@@ -59,22 +65,26 @@ return counts
 """
 
 
+def _keys(subject: str, what: str, buckets: dict[str, int]) -> list[str]:
+    return [f"kaquan:risk:{{{subject}}}:{what}:{WINDOWS[window]}:{bucket}" for window, bucket in buckets.items()]
+
+
 class RedisCounters:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
-    async def hit(self, subjects: Sequence[str]) -> Counts:
+    async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         if not subjects:
             return {}
         buckets = _buckets(int(clock.now().timestamp()))
         lifetimes = [WINDOWS[window] + 60 for window in buckets]
         try:
             try:
-                replies = await self._send(subjects, buckets, lifetimes)
+                replies = await self._send(subjects, what, buckets, lifetimes)
             except NoScriptError:  # a Redis that restarted or never saw the script: load it once, again
                 await self._redis.script_load(_HIT)
-                replies = await self._send(subjects, buckets, lifetimes)
+                replies = await self._send(subjects, what, buckets, lifetimes)
         except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
             raise Busy("risk control is busy; try again", retry_after=1) from exc
         return {
@@ -83,14 +93,32 @@ class RedisCounters:
             for window, hits in zip(buckets, counts, strict=True)
         }
 
-    async def _send(self, subjects: Sequence[str], buckets: dict[str, int], lifetimes: list[int]) -> list[Any]:
+    async def _send(
+        self, subjects: Sequence[str], what: str, buckets: dict[str, int], lifetimes: list[int]
+    ) -> list[Any]:
         """EVALSHA per subject in one pipeline (redis-py's Script in a pipeline would first ask SCRIPT EXISTS,
         a second round trip every time)."""
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
-            keys = [f"kaquan:risk:{{{subject}}}:{COUNTED}:{WINDOWS[w]}:{bucket}" for w, bucket in buckets.items()]
-            pipe.evalsha(self._sha, len(keys), *keys, *lifetimes)
+            pipe.evalsha(self._sha, len(buckets), *_keys(subject, what, buckets), *lifetimes)
         return list(await pipe.execute())
+
+    async def peek(self, subjects: Sequence[str], what: str) -> Counts:
+        if not subjects:
+            return {}
+        buckets = _buckets(int(clock.now().timestamp()))
+        pipe = self._redis.pipeline(transaction=False)
+        for subject in subjects:
+            pipe.mget(_keys(subject, what, buckets))  # one subject's keys share a slot
+        try:
+            replies = await pipe.execute()
+        except RedisError as exc:
+            raise Busy("risk control is busy; try again", retry_after=1) from exc
+        return {
+            (subject, window): int(hits or 0)
+            for subject, counts in zip(subjects, replies, strict=True)
+            for window, hits in zip(buckets, counts, strict=True)
+        }
 
     async def prune(self) -> None:
         """Redis expires the keys itself."""
@@ -116,43 +144,67 @@ class DatabaseCounters:
         self._flush_s = flush_s
         self._known: dict[tuple[str, int], int] = {}  # (key, bucket) → total in the database at the last flush
         self._pending: dict[tuple[str, int], int] = {}  # hits not written yet
+        self._writing: dict[tuple[str, int], int] = {}  # hits a flush is writing now: still counted meanwhile
         self._task: asyncio.Task[None] | None = None
         self._current: frozenset[int] = frozenset()
 
-    async def hit(self, subjects: Sequence[str]) -> Counts:
+    async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         buckets = _buckets(int(clock.now().timestamp()))
         counts: Counts = {}
         for subject in subjects:
             for window, bucket in buckets.items():
-                where = (f"{subject}:{COUNTED}:{window}", bucket)
+                where = (f"{subject}:{what}:{window}", bucket)
                 self._pending[where] = self._pending.get(where, 0) + 1
-                counts[(subject, window)] = self._known.get(where, 0) + self._pending[where]
+                counts[(subject, window)] = self._total(where)
         if subjects and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._flush_soon())
+        return counts
+
+    async def peek(self, subjects: Sequence[str], what: str) -> Counts:
+        """What this process knows: its own counts, and the totals it learned at its last write of each key."""
+        buckets = _buckets(int(clock.now().timestamp()))
+        counts: Counts = {}
+        for subject in subjects:
+            for window, bucket in buckets.items():
+                where = (f"{subject}:{what}:{window}", bucket)
+                counts[(subject, window)] = self._total(where)
         return counts
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._flush_s)
         await self.flush()
 
+    def _total(self, where: tuple[str, int]) -> int:
+        return self._known.get(where, 0) + self._writing.get(where, 0) + self._pending.get(where, 0)
+
     async def flush(self) -> None:
         """Write the pending hits now and learn every touched key's total."""
         pending, self._pending = self._pending, {}
         if not pending:
             return
+        for where, hits in pending.items():
+            self._writing[where] = self._writing.get(where, 0) + hits
         rows = [{"key": key, "bucket": bucket, "hits": hits} for (key, bucket), hits in sorted(pending.items())]
         try:
             async with self._db.transaction() as session:  # sorted: concurrent flushes lock rows in one order
                 totals = list((await session.execute(self._upsert(), rows)).all())
         except Exception:  # keep the hits for the next flush rather than lose them
+            self._written(pending)
             for where, hits in pending.items():
                 self._pending[where] = self._pending.get(where, 0) + hits
             log.exception("could not write %d risk counters", len(pending))
             return
+        self._written(pending)
         for key, bucket, hits in totals:
             self._known.pop((key, bucket), None)
             self._known[(key, bucket)] = int(hits)
         self._forget_old()
+
+    def _written(self, pending: dict[tuple[str, int], int]) -> None:
+        for where, hits in pending.items():
+            left = self._writing.pop(where, 0) - hits
+            if left > 0:
+                self._writing[where] = left
 
     def _upsert(self) -> Any:
         """One statement for many rows: SQLAlchemy sends them in a few multi-row batches ("insertmanyvalues")."""

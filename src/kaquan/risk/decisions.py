@@ -9,13 +9,17 @@ solution spends one more trip, to mark the solution used.
 The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
-approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
-carries a valid solution of a hard enough challenge is approved, once.
+approved before any rule runs. A challenged request (or one for review on a path that cannot hold it)
+that carries a valid solution of a hard enough challenge is approved, once.
+
+A `review` answer on a path that can hold what it places (`RiskContext.can_hold`: shop orders) carries no
+challenge: the caller places the order and holds it with `reviews.hold`, which writes the decision row in
+the caller's transaction (its id is what a verdict labels), so that row is not buffered in the log.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kaquan.kit import clock
@@ -26,7 +30,14 @@ from kaquan.risk.challenges import Challenge, ProofOfWork
 from kaquan.risk.counters import VelocityCounters
 from kaquan.risk.errors import ChallengeRequired, RiskDeclined
 from kaquan.risk.expressions import Value, holds
-from kaquan.risk.features import RiskContext, counter_features, request_features
+from kaquan.risk.features import (
+    COUNTED,
+    COUNTED_BY_ACTION,
+    FAILURES_BY_ACTION,
+    RiskContext,
+    counter_features,
+    request_features,
+)
 from kaquan.risk.recording import DecisionLog
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,13 @@ class Decision:
     reasons: tuple[str, ...]
     challenge: Challenge | None = None
     features: dict[str, Value] = field(default_factory=dict, repr=False)
+    # The decision's row, for `reviews.hold` to write with the held order; None when the log records it.
+    row: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def holds(self) -> bool:
+        """The caller must place what was asked and hold it for review (`reviews.hold`)."""
+        return self.row is not None
 
     def enforce(self) -> None:
         """Let an approved request on; refuse the others with the error their client needs."""
@@ -108,17 +126,29 @@ class RiskEngine:
         if not self._settings.risk_enabled:
             return Decision("approve", 0, ("risk_off",))
         subjects = context.subjects()
-        counts = await self._counters.hit(list(subjects.values()))
+        what = COUNTED_BY_ACTION.get(context.action, COUNTED)
+        counts = await self._counters.hit(list(subjects.values()), what)
         kind_of = {key: kind for kind, key in subjects.items()}
-        features = counter_features({(kind_of[key], window): hits for (key, window), hits in counts.items()})
+        features = counter_features({(kind_of[key], window): hits for (key, window), hits in counts.items()}, what)
+        failures = FAILURES_BY_ACTION.get(context.action)
+        if failures is not None:
+            seen = await self._counters.peek(list(subjects.values()), failures)
+            features |= counter_features({(kind_of[key], window): n for (key, window), n in seen.items()}, failures)
         sku_hour = counts.get((subjects.get("sku", ""), "1h"), 0)
         features |= request_features(
             context, high_demand_per_hour=self._settings.risk_high_demand_per_hour, sku_orders_1h=sku_hour
         )
         policy = await self._current()
         decision = await self._judge(context, subjects, features, policy)
-        self._record(context, subjects, decision)
-        return decision
+        return self._record(context, subjects, decision)
+
+    async def failed(self, context: RiskContext) -> None:
+        """Count a failure its caller saw (a wrong voucher code, a wrong one-time code) for the request's
+        subjects; the next decision on that action reads it (`account.redeem_failures_1h`)."""
+        failures = FAILURES_BY_ACTION.get(context.action)
+        if failures is None or not self._settings.risk_enabled:
+            return
+        await self._counters.hit(list(context.subjects().values()), failures)
 
     async def _judge(
         self, context: RiskContext, subjects: dict[str, str], features: dict[str, Value], policy: _Policy
@@ -144,6 +174,8 @@ class RiskEngine:
         score = max(0, min(100, score))
         by_score = self._by_score(score)
         outcome = hard if SEVERITY[hard] > SEVERITY[by_score] else by_score
+        if outcome == "review" and context.can_hold:
+            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
         if outcome in ("challenge", "review"):
             bits = self._bits(score)
             if context.solution:
@@ -155,7 +187,7 @@ class RiskEngine:
             return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features)
         return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
 
-    def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> None:
+    def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> Decision:
         subject = next(
             (subjects[kind] for kind in ("account", "agent", "contact", "device", "ip") if kind in subjects), "-"
         )
@@ -167,8 +199,13 @@ class RiskEngine:
             "score": decision.score,
             "reasons": [reason[:100] for reason in decision.reasons],
             "features": decision.features,
+            "subjects": subjects,
         }
+        if decision.outcome == "review" and context.can_hold:
+            return replace(decision, row=row)
+        del row["subjects"]
         self.log.add(row)
+        return decision
 
     async def close(self) -> None:
         await self._counters.close()

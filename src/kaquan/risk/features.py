@@ -16,7 +16,12 @@ from kaquan.risk.expressions import Value
 WINDOWS = {"1m": 60, "1h": 3600, "24h": 86400}
 SUBJECT_KINDS = ("ip", "prefix", "device", "contact", "account", "sku", "agent")
 COUNTED = "orders"  # what the order paths count per subject (`ip.orders_1m`, ...)
-ACTIONS = ("shop.order", "flash.purchase", "agent.order")
+# What each action counts (`ip.redeems_1m`), and the failures its caller reports (`RiskEngine.failed`), read at
+# the next attempt (`account.redeem_failures_1h`).
+COUNTED_BY_ACTION = {"redeem": "redeems", "buyer.sign_in": "sign_ins"}
+FAILURES_BY_ACTION = {"redeem": "redeem_failures", "buyer.sign_in": "sign_in_failures"}
+PERSON_KINDS = ("ip", "prefix", "device", "contact", "account")
+ACTIONS = ("shop.order", "flash.purchase", "agent.order", "redeem", "buyer.sign_in")
 
 
 def digest(value: str) -> str:
@@ -41,7 +46,8 @@ class RiskContext:
 
     `device` is the raw first-party device token (digested here); `unpaid_orders`/`unpaid_units` are the
     holds the caller counted for this client; `submit_ms` is the page's own time from load to submit;
-    `solution` a solved challenge the request carries.
+    `solution` a solved challenge the request carries. `can_hold`: the caller holds what it places for a
+    person's verdict when the answer is `review` (`risk.reviews`); elsewhere review is answered as a challenge.
     """
 
     action: str
@@ -58,6 +64,7 @@ class RiskContext:
     unpaid_units: int | None = None
     submit_ms: int | None = None
     solution: str | None = None
+    can_hold: bool = False
 
     def subjects(self) -> dict[str, str]:
         """kind → key of every subject this request has."""
@@ -73,9 +80,9 @@ class RiskContext:
         return {kind: f"{kind}:{value[:100]}" for kind, value in found.items() if value}
 
 
-def counter_features(counts: dict[tuple[str, str], int]) -> dict[str, Value]:
+def counter_features(counts: dict[tuple[str, str], int], what: str = COUNTED) -> dict[str, Value]:
     """(subject kind, window) → hits, as the rule names them: `ip.orders_1m`."""
-    return {f"{kind}.{COUNTED}_{window}": hits for (kind, window), hits in counts.items()}
+    return {f"{kind}.{what}_{window}": hits for (kind, window), hits in counts.items()}
 
 
 def request_features(context: RiskContext, *, high_demand_per_hour: int, sku_orders_1h: int) -> dict[str, Value]:
@@ -94,6 +101,17 @@ FEATURES: dict[str, str] = {
     **{
         f"{kind}.{COUNTED}_{window}": f"{COUNTED} attempts of this {kind} in the last {window} (fixed window)"
         for kind in SUBJECT_KINDS
+        for window in WINDOWS
+    },
+    **{
+        f"{kind}.{what}_{window}": f"{meaning} of this {kind} in the last {window} (fixed window)"
+        for what, meaning in (
+            ("redeems", "redemption attempts"),
+            ("redeem_failures", "failed redemptions (unknown, used or locked-out codes)"),
+            ("sign_ins", "one-time sign-in codes asked for"),
+            ("sign_in_failures", "wrong or expired one-time codes"),
+        )
+        for kind in PERSON_KINDS
         for window in WINDOWS
     },
     "request.action": "what is asked: " + ", ".join(repr(a) for a in ACTIONS),

@@ -11,6 +11,8 @@ from kaquan.kit.models import Base, BigId, UTCDateTime
 OUTCOMES = ("approve", "challenge", "review", "decline")
 LIST_KINDS = ("ip", "prefix", "device", "contact", "account")
 LIST_VERDICTS = ("allow", "block")
+LABELS = ("fraud", "legit")
+REVIEW_STATUSES = ("open", "approved", "declined", "fraud")
 
 
 class RiskDecision(Base):
@@ -24,6 +26,7 @@ class RiskDecision(Base):
         CheckConstraint("score BETWEEN 0 AND 100", name="score_range"),
         Index("ix_risk_decisions_at", "at"),
         Index("ix_risk_decisions_subject_at", "subject", "at"),
+        CheckConstraint("label IS NULL OR label IN ('fraud', 'legit')", name="label_known"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -34,6 +37,9 @@ class RiskDecision(Base):
     score: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     reasons: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     features: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # What the decision turned out to be, for training (`risk.reviews`): 'fraud' or 'legit' from a review
+    # verdict; null while nobody knows.
+    label: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class RiskCounter(Base):
@@ -96,3 +102,36 @@ class RiskUsedNonce(Base):
 
     nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class RiskReview(Base):
+    """An order held by a `review` decision until a person's verdict (`risk.reviews`): one per order.
+
+    The subjects are the decision's keys (`ip:…`, `device:<digest>`, …): what the buyer's history is found
+    by and what a fraud verdict puts on the block list. `order_id` is the order's id (orders owns it).
+    """
+
+    __tablename__ = "risk_reviews"
+    __table_args__ = (
+        UniqueConstraint("order_id"),
+        CheckConstraint("status IN ('open', 'approved', 'declined', 'fraud')", name="status_known"),
+        Index("ix_risk_reviews_status_id", "status", "id"),
+        Index("ix_risk_reviews_contact", "contact"),
+        Index("ix_risk_reviews_device", "device"),
+        Index("ix_risk_reviews_ip", "ip"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    decision_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    score: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    reasons: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    ip: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    contact: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    account: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), nullable=False)
+    verdict_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    verdict_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    verdict_reason: Mapped[str] = mapped_column(String(300), nullable=False, default="")

@@ -31,6 +31,7 @@ from kaquan.web.buyers_api import clear_buyer_cookie, set_buyer_cookie, signed_i
 from kaquan.web.deps import RuntimeDep, client_ip
 from kaquan.web.i18n import Translate, translator
 from kaquan.web.pages import local_time, render
+from kaquan.web.risk_gate import SIGN_IN_FAILURES, sign_in_context
 from kaquan.web.security import form_token_matches, new_form_token, set_form_token
 from kaquan.web.shop_words import chosen_language
 
@@ -94,6 +95,7 @@ async def send_code(
     rt: RuntimeDep,
     contact: Annotated[str, Form(max_length=254)],
     form_token: Annotated[str, Form(max_length=64)] = "",
+    risk_solution: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     t = translator(chosen_language(request)[0])
     context: dict[str, Any] = {"step": "contact", "contact": contact, "problem": None}
@@ -101,6 +103,14 @@ async def send_code(
         return _page(
             request, rt, "account_sign_in.html", {**context, "problem": t("account.error.form_expired")}, status=403
         )
+    decision = await rt.risk.decide(sign_in_context(request, contact=contact, solution=risk_solution))
+    if decision.outcome == "decline":
+        return _page(
+            request, rt, "account_sign_in.html", {**context, "problem": t("account.error.risk_declined")}, status=403
+        )
+    if decision.challenge is not None:  # the page solves it (/static/risk.js) and sends the form again, once
+        challenged = {**context, "challenge": decision.challenge, "problem": t("account.error.challenge_required")}
+        return _page(request, rt, "account_sign_in.html", challenged, status=403)
     try:
         async with rt.db.transaction() as session:
             started = await rt.buyers.start(rt.db, session, contact, ip=client_ip(request))
@@ -131,6 +141,8 @@ async def confirm_code(
     try:
         issued = await rt.buyers.confirm(rt.db, contact, code)
     except (InvalidContact, CodeWrong, CodeExpired, TooManyAttempts) as exc:
+        if isinstance(exc, SIGN_IN_FAILURES):
+            await rt.risk.failed(sign_in_context(request, contact=contact))
         step = "code" if isinstance(exc, CodeWrong) else "contact"
         problem = {**context, "step": step, "problem": _problem(t, exc)}
         return _page(request, rt, "account_sign_in.html", problem, status=exc.status)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from kaquan.buyers.schemas import BuyerTokenOut, VerifyConfirm, VerifyStart, VerifyStarted
 from kaquan.runtime import Runtime
 from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.risk_gate import SIGN_IN_FAILURES, sign_in_context
 from kaquan.web.security import secure_cookie
 
 router = APIRouter(prefix="/api/buyers", tags=["buyers"])
@@ -54,6 +55,9 @@ def clear_buyer_cookie(response: Response, request: Request) -> None:
 
 @router.post("/verify/start", status_code=202)
 async def start(request: Request, rt: RuntimeDep, body: VerifyStart) -> VerifyStarted:
+    """Send a one-time code (sign-in and sign-up alike), once risk control lets the request through: 403
+    `risk_declined`, or 403 `challenge_required` (send the solution in `X-Risk-Solution`)."""
+    (await rt.risk.decide(sign_in_context(request, contact=body.contact))).enforce()
     async with rt.db.transaction() as session:
         started = await rt.buyers.start(rt.db, session, body.contact, ip=client_ip(request))
     return VerifyStarted(
@@ -66,6 +70,10 @@ async def start(request: Request, rt: RuntimeDep, body: VerifyStart) -> VerifySt
 
 @router.post("/verify/confirm")
 async def confirm(request: Request, response: Response, rt: RuntimeDep, body: VerifyConfirm) -> BuyerTokenOut:
-    issued = await rt.buyers.confirm(rt.db, body.contact, body.code)
+    try:
+        issued = await rt.buyers.confirm(rt.db, body.contact, body.code)
+    except SIGN_IN_FAILURES:
+        await rt.risk.failed(sign_in_context(request, contact=body.contact))
+        raise
     set_buyer_cookie(response, request, rt, issued.token)
     return BuyerTokenOut(contact=issued.contact, token=issued.token, expires_at=issued.expires_at)

@@ -16,6 +16,7 @@ from kaquan.web.i18n_identifiers import MESSAGES as IDENTIFIER_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
+from kaquan.web.i18n_risk import MESSAGES as RISK_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -533,3 +534,4 @@ _merge(CATALOG_MESSAGES)
 _merge(OPS_MESSAGES)
 _merge(PEOPLE_MESSAGES)
 _merge(IDENTIFIER_MESSAGES)
+_merge(RISK_MESSAGES)

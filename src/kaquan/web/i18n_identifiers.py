@@ -71,6 +71,9 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "refund.retried": ("重试退款", "Refund retried"),
     "risk.list_added": ("加入风控名单", "Added to a risk list"),
     "risk.list_removed": ("移出风控名单", "Removed from a risk list"),
+    "risk.review_approved": ("风控审核通过", "Held order approved in risk review"),
+    "risk.review_declined": ("风控审核拒绝", "Held order declined in risk review"),
+    "risk.review_fraud": ("风控审核标记欺诈", "Held order marked as fraud in risk review"),
     "risk.rule_added": ("新增风控规则", "Risk rule added"),
     "risk.rule_disabled": ("停用风控规则", "Risk rule turned off"),
     "risk.rule_enabled": ("启用风控规则", "Risk rule turned on"),
@@ -140,6 +143,12 @@ STATUS_NOTES: tuple[tuple[re.Pattern[str], str, tuple[str, str]], ...] = (
     ),
     (re.compile(r"cancelled by the buyer"), "note.cancelled_by_buyer", ("买家取消", "cancelled by the buyer")),
     (re.compile(r"not paid in time"), "note.not_paid_in_time", ("未在时限内付款", "not paid in time")),
+    (re.compile(r"declined in risk review"), "note.declined_in_review", ("风控审核拒绝", "declined in risk review")),
+    (
+        re.compile(r"paid after it was declined in risk review"),
+        "note.paid_after_declined",
+        ("风控审核拒绝后才付款，将退款", "paid after it was declined in risk review"),
+    ),
     (
         re.compile(r"out of stock when filled; refunded to the balance"),
         "note.refunded_to_balance",

@@ -22,6 +22,7 @@ from kaquan.orders import service as orders
 from kaquan.settlement.schemas import RunOut, StatementsPage
 from kaquan.web.content import check_json_body
 from kaquan.web.deps import RuntimeDep, client_ip
+from kaquan.web.risk_gate import screen_agent_order
 
 router = APIRouter(prefix="/open/v1", tags=["open api"])
 adapter = Adapter("open_api", "signed open API for downstream agents", router)
@@ -40,7 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "unknown_key, key_revoked, invalid_signature or nonce_reused"
     ),
     402: _error("insufficient_balance"),
-    403: _error("ip_not_allowed, agent_suspended or channel_inactive"),
+    403: _error("ip_not_allowed, agent_suspended, channel_inactive, risk_declined or challenge_required"),
     404: _error("sku_not_available_for_agent, order_not_found or statement_not_found"),
     409: _error("idempotency_conflict or out_of_stock"),
     413: _error("payload_too_large: a body past the shop's cap (details.max_bytes); send fewer orders per request"),
@@ -169,6 +170,7 @@ async def _parsed(model: type[Body], request: Request) -> Body:
 )
 async def place_order(request: Request, response: Response, rt: RuntimeDep, caller: Caller) -> schemas.OrderEnvelope:
     body = await _parsed(OrderIn, request)
+    await screen_agent_order(request, rt, caller.agent.code, sku=body.sku, quantity=body.quantity)
     placed = await rt.agent_orders.place(
         caller.agent,
         ordering.AgentOrderRequest(body.out_order_no, body.sku, body.quantity, body.mode, body.allow_partial),
@@ -192,6 +194,11 @@ async def place_orders(request: Request, rt: RuntimeDep, caller: Caller) -> sche
     numbers = [order.out_order_no for order in body.orders]
     if len(set(numbers)) != len(numbers):
         raise BadInput("each out_order_no may appear once per batch", field="orders")
+    skus = {order.sku for order in body.orders}
+    units = sum(order.quantity for order in body.orders)
+    await screen_agent_order(
+        request, rt, caller.agent.code, sku=next(iter(skus)) if len(skus) == 1 else None, quantity=units
+    )
     placed = await rt.agent_orders.place_many(
         caller.agent,
         [ordering.AgentOrderRequest(o.out_order_no, o.sku, o.quantity, o.mode, o.allow_partial) for o in body.orders],

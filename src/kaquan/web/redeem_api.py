@@ -4,12 +4,16 @@ Both endpoints need the `redeem` permission and share one failed-attempt lockout
 per IP, user and device (`redemption.Lockout`): a user's many tokens share one count. Prefer
 `POST /redemptions/verify`: a code in a query string ends up in access logs and
 browser history, and a voucher code is as good as cash.
+
+Every attempt is decided by risk control first (`web.risk_gate`, action `redeem`): 403 `risk_declined`, or
+403 `challenge_required` (send the solution in `X-Risk-Solution`). A failed attempt (an unknown or malformed
+code) is counted for risk too, so rules can read `account.redeem_failures_1h` and the like.
 """
 
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kaquan import redemption as redeeming
@@ -17,6 +21,7 @@ from kaquan.identity.permissions import Permission
 from kaquan.runtime import Runtime
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
+from kaquan.web.risk_gate import REDEEM_FAILURES, redemption_context, screen_redemption
 
 router = APIRouter(prefix="/admin/api", tags=["admin"], dependencies=JSON_ONLY)
 Redeemer = Annotated[Principal, require(Permission.REDEEM)]
@@ -92,7 +97,7 @@ def _lockout(rt: Runtime) -> redeeming.Lockout:
 
 
 @router.post("/redemptions")
-async def redeem(rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionOut:
+async def redeem(http: Request, rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionOut:
     """Redeem a sold voucher once. The same nonce again returns the same result; any other retry is a 409."""
     request = redeeming.RedeemRequest(
         code=body.code,
@@ -101,16 +106,28 @@ async def redeem(rt: RuntimeDep, admin: Redeemer, body: RedeemIn) -> RedemptionO
         location=body.location,
         redeemed_offline_at=body.redeemed_offline_at,
     )
-    done = await redeeming.attempt_redemption(
-        rt.db, rt.vault, _lockout(rt), request, actor=admin.actor, account=admin.account, ip=admin.ip
-    )
+    context = redemption_context(http, account=admin.account, device=body.device_id)
+    await screen_redemption(rt, context)
+    try:
+        done = await redeeming.attempt_redemption(
+            rt.db, rt.vault, _lockout(rt), request, actor=admin.actor, account=admin.account, ip=admin.ip
+        )
+    except REDEEM_FAILURES:
+        await rt.risk.failed(context)
+        raise
     return RedemptionOut.of(done)
 
 
 @router.post("/redemptions/verify")
-async def verify(rt: RuntimeDep, admin: Redeemer, body: VerifyIn) -> VoucherStateOut:
+async def verify(http: Request, rt: RuntimeDep, admin: Redeemer, body: VerifyIn) -> VoucherStateOut:
     """Say whether a voucher is redeemable, redeemed (when, where), not sold, voided or expired; redeem nothing."""
-    found = await redeeming.attempt_verification(
-        rt.db, rt.vault, _lockout(rt), body.code, account=admin.account, ip=admin.ip, device_id=body.device_id
-    )
+    context = redemption_context(http, account=admin.account, device=body.device_id)
+    await screen_redemption(rt, context)
+    try:
+        found = await redeeming.attempt_verification(
+            rt.db, rt.vault, _lockout(rt), body.code, account=admin.account, ip=admin.ip, device_id=body.device_id
+        )
+    except REDEEM_FAILURES:
+        await rt.risk.failed(context)
+        raise
     return VoucherStateOut.of(found)

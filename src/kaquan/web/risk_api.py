@@ -1,14 +1,15 @@
 """The admin API of risk control (docs/risk.md): recorded decisions, rules (add, backtest, switch on and
-off) and the allow/block lists. Reads need `risk.read`, changes `risk.write`; every change is audited and
-takes effect in this process at once, in the others within `KAQUAN_RISK_REFRESH_S`."""
+off), the allow/block lists and the review queue. Reads need `risk.read`, changes `risk.write`; every
+change is audited and takes effect in this process at once, in the others within `KAQUAN_RISK_REFRESH_S`."""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.identity.permissions import Permission
+from kaquan.payments import review
 from kaquan.risk import FEATURES, SEVERITY, lists, recent, rules
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
@@ -88,6 +89,7 @@ class DecisionOut(BaseModel):
     score: int
     reasons: list[str]
     features: dict[str, Any]
+    label: str | None = Field(description="fraud or legit, from a review verdict; null while unknown")
 
 
 def _rule_out(rule: Any) -> RuleOut:
@@ -189,3 +191,124 @@ async def remove_list_entry(
     async with rt.db.transaction() as session:
         await lists.remove(session, kind, value, actor=admin.actor)
     rt.risk.invalidate()
+
+
+class VerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=300, description="why, for the audit trail")
+
+
+class HeldOrderOut(BaseModel):
+    number: str
+    order_status: str = Field(description="pending_payment: may still be paid; paid: waits for the verdict")
+    sku_id: int
+    quantity: int
+    total_minor: int
+    currency: str
+    contact: str
+    score: int
+    reasons: list[str]
+    opened_at: datetime
+
+
+class EarlierOrderOut(BaseModel):
+    number: str
+    status: str
+    total_minor: int
+    currency: str
+    created_at: datetime
+
+
+class EarlierDecisionOut(BaseModel):
+    id: int
+    at: datetime
+    action: str
+    outcome: str
+    score: int
+    label: str | None
+
+
+class EarlierReviewOut(BaseModel):
+    order_id: int
+    status: str
+    opened_at: datetime
+    verdict_by: str | None
+
+
+class CaseOut(BaseModel):
+    held: HeldOrderOut
+    decision: DecisionOut
+    earlier_orders: list[EarlierOrderOut] = Field(description="orders with the same contact, newest first")
+    refunded_orders: int
+    earlier_decisions: list[EarlierDecisionOut] = Field(description="by the same account, contact, device or IP")
+    earlier_reviews: list[EarlierReviewOut] = Field(description="reviews sharing its contact, device or IP")
+
+
+class VerdictOut(BaseModel):
+    number: str
+    verdict: Literal["approved", "declined", "fraud"]
+    order_status: str
+    refund_no: str | None
+    blocked: list[str] = Field(description="list keys a fraud verdict put on the block list")
+    replayed: bool = Field(description="this verdict was given before; nothing was done again")
+
+
+def held_out(held: review.Held) -> HeldOrderOut:
+    order, found = held.order, held.review
+    return HeldOrderOut(
+        number=order.number,
+        order_status=order.status,
+        sku_id=order.sku_id,
+        quantity=order.quantity,
+        total_minor=order.total_minor,
+        currency=order.currency,
+        contact=order.contact,
+        score=found.score,
+        reasons=found.reasons,
+        opened_at=found.opened_at,
+    )
+
+
+@router.get("/reviews")
+async def review_queue(
+    rt: RuntimeDep, admin: RiskRead, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[HeldOrderOut]:
+    """Orders held for review, oldest first."""
+    async with rt.db.read() as session:
+        return [held_out(held) for held in await review.queue(session, limit=limit)]
+
+
+@router.get("/reviews/{number}")
+async def review_case(rt: RuntimeDep, admin: RiskRead, number: Annotated[str, Path(max_length=32)]) -> CaseOut:
+    """A held order (or one reviewed already) with its decision and its buyer's history."""
+    async with rt.db.read() as session:
+        found = await review.case(session, number)
+    history = found.history
+    return CaseOut(
+        held=held_out(found.held),
+        decision=DecisionOut.model_validate(found.decision, from_attributes=True),
+        earlier_orders=[EarlierOrderOut.model_validate(o, from_attributes=True) for o in history.orders],
+        refunded_orders=history.refunded,
+        earlier_decisions=[EarlierDecisionOut.model_validate(d, from_attributes=True) for d in history.decisions],
+        earlier_reviews=[EarlierReviewOut.model_validate(r, from_attributes=True) for r in history.reviews],
+    )
+
+
+@router.post("/reviews/{number}/{verdict}")
+async def give_verdict(
+    rt: RuntimeDep,
+    admin: RiskWrite,
+    number: Annotated[str, Path(max_length=32)],
+    verdict: review.Verdict,
+    body: VerdictIn | None = None,
+) -> VerdictOut:
+    """approve (delivery proceeds), decline (cancelled if unpaid, else refunded) or fraud (decline, block the
+    buyer's contact, device and IP, label the decision). The first verdict wins: the same one again answers
+    `replayed`, a different one 409 `risk_review_concluded`."""
+    reason = body.reason if body is not None else ""
+    async with rt.db.transaction() as session:
+        done = await review.give_verdict(rt.db, session, number, verdict, actor=admin.actor, reason=reason)
+    if done.blocked:
+        rt.risk.invalidate()
+    return VerdictOut.model_validate(done, from_attributes=True)

@@ -11,18 +11,18 @@ from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
+from kaquan.risk import reviews
 from kaquan.web import risk_gate
 from kaquan.web.account import owner_secret
 from kaquan.web.buyers_api import signed_in
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.i18n import language
 from kaquan.web.pages import render
-from kaquan.web.risk_gate import screen_shop_order
+from kaquan.web.risk_gate import CLIENT_COOKIE, screen_shop_order
 from kaquan.web.security import secure_cookie
 
 router = APIRouter()
 ORDER_COOKIE_PREFIX = "kqo_"
-CLIENT_COOKIE = "kq_client"
 CLIENT_COOKIE_DAYS = 365
 
 
@@ -85,11 +85,13 @@ async def buy(
         buyer_contact=signed_in(request, rt),
         lang=language(request),
     )
-    await screen_shop_order(
+    decision = await screen_shop_order(
         request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
     )
     async with rt.db.transaction() as session:
-        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
+        sale = await payments.checkout(
+            rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
+        )
     response = RedirectResponse(f"/orders/{sale.order.number}", status_code=303)
     remember_order(response, request, sale.order.number, sale.lookup_secret)
     if new:
@@ -110,6 +112,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
         order = await orders.by_number(session, number)
         view = await orders.view(session, rt.vault, order, buyer(request, "order page"))
         payment = await payments.latest_for_order(session, order.id)
+        held = order.status == "paid" and await reviews.status_of(session, order.id) == "open"
         sku = await catalog.get_sku(session, order.sku_id)
         product = await catalog.get_product(session, sku.product_id)
     return render(
@@ -122,6 +125,7 @@ async def order_page(request: Request, rt: RuntimeDep, number: str) -> Response:
             "product": product,
             "lookup_secret": offered,
             "pay_url": payments.checkout_url(payment) if payment and order.status == "pending_payment" else None,
+            "held": held,
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -55,11 +55,13 @@ async def create_order(
         buyer_contact=signed_in(request, rt),
         lang=language(request),
     )
-    await screen_shop_order(
+    decision = await screen_shop_order(
         request, rt, order_request, device_new=False, solution=x_risk_solution, submit_ms=page_ms(x_page_ms)
     )
     async with rt.db.transaction() as session:
-        sale = await payments.checkout(rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings)
+        sale = await payments.checkout(
+            rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
+        )
     pay_url = payments.checkout_url(sale.payment)
     return OrderOut.of(sale.order, lookup_secret=sale.lookup_secret, pay_url=pay_url)
 

@@ -82,6 +82,7 @@ ZH: dict[str, str] = {
     "order.status.pending_payment": "待支付",
     "order.status.processing": "处理中",
     "order.status.paid": "已支付",
+    "order.held_for_review": "付款已收到。这笔订单需要人工审核，通过后卡密会显示在这里；未通过将全额退款。",
     "order.status.delivered": "已发货",
     "order.status.cancelled": "已取消",
     "order.status.expired": "已超时关闭",
@@ -245,6 +246,8 @@ EN: dict[str, str] = {
     "order.status.pending_payment": "Awaiting payment",
     "order.status.processing": "Processing",
     "order.status.paid": "Paid",
+    "order.held_for_review": "Payment received. This order is being checked by a person: once approved its codes "
+    "show here; if not, the payment is refunded in full.",
     "order.status.delivered": "Delivered",
     "order.status.cancelled": "Cancelled",
     "order.status.expired": "Closed (not paid in time)",

@@ -11,6 +11,7 @@ from kaquan.web.console.access import Redeemer
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
 from kaquan.web.pages import local_time
+from kaquan.web.risk_gate import REDEEM_FAILURES, redemption_context, screen_redemption
 
 CONSOLE_DEVICE = "console"
 
@@ -39,15 +40,21 @@ async def redeem(
     """A code travels only in a POST body: in a URL it would reach access logs and browser history."""
     lockout = redeeming.Lockout(rt.limiter)
     device = f"{CONSOLE_DEVICE}:{admin.user.user_id}"
-    if action == "redeem":
-        request_ = redeeming.RedeemRequest(
-            code=code, nonce=nonce or uuid.uuid4().hex, device_id=device, location=location.strip() or "console"
+    context = redemption_context(request, account=admin.account, device=device)
+    await screen_redemption(rt, context)  # a refusal is shown as a console page
+    try:
+        if action == "redeem":
+            request_ = redeeming.RedeemRequest(
+                code=code, nonce=nonce or uuid.uuid4().hex, device_id=device, location=location.strip() or "console"
+            )
+            done = await redeeming.attempt_redemption(
+                rt.db, rt.vault, lockout, request_, actor=admin.actor, account=admin.account, ip=admin.ip
+            )
+            return _redeem_form(request, admin, redeemed=done)
+        found = await redeeming.attempt_verification(
+            rt.db, rt.vault, lockout, code, account=admin.account, ip=admin.ip, device_id=device
         )
-        done = await redeeming.attempt_redemption(
-            rt.db, rt.vault, lockout, request_, actor=admin.actor, account=admin.account, ip=admin.ip
-        )
-        return _redeem_form(request, admin, redeemed=done)
-    found = await redeeming.attempt_verification(
-        rt.db, rt.vault, lockout, code, account=admin.account, ip=admin.ip, device_id=device
-    )
+    except REDEEM_FAILURES:
+        await rt.risk.failed(context)
+        raise
     return _redeem_form(request, admin, state=found)

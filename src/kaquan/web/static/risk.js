@@ -88,6 +88,15 @@
     note.textContent = form.dataset[key] || "";
   }
 
+  // A page the server answered with a challenge (the buyer sign-in form): solve it and send the form again.
+  for (const challenged of document.querySelectorAll("form[data-challenge-token]")) {
+    say(challenged, "checking");
+    solve(challenged.dataset.challengeToken, Number(challenged.dataset.challengeBits)).then((solution) => {
+      field(challenged, "risk_solution").value = solution;
+      challenged.submit();
+    });
+  }
+
   const form = document.getElementById("buy");
   if (!form) return;
   form.addEventListener("submit", async (event) => {
