@@ -1,7 +1,7 @@
 """risk: the review queue (orders held for a person's verdict) and decision labels for training
 
 Revision ID: 5c2e8a1f4d31
-Revises: 3f8a1c2d9e70
+Revises: 5b7e2a9c4d10
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c2e8a1f4d31"
-down_revision: str | None = "3f8a1c2d9e70"
+down_revision: str | None = "5b7e2a9c4d10"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
