@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     risk_high_demand_per_hour: int = Field(
         default=100, ge=1, description="a SKU ordered this often within the hour is high demand (sku.high_demand)"
     )
+    risk_model_weight: int = Field(
+        default=50, ge=0, le=100, description="points the active learned model adds at probability 1 (docs/risk.md)"
+    )
+    risk_retrain_every_s: int = Field(
+        default=604_800, ge=3600, description="the worker trains a new risk model into shadow this often (weekly)"
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

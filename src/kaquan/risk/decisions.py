@@ -6,7 +6,8 @@ writes behind) and nothing else on the way: rules and lists are held in memory a
 recorded behind the request (`recording.DecisionLog`). Only a request that carries a challenge's
 solution spends one more trip, to mark the solution used.
 
-The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
+The score is the sum of the hit rules' scores and the active learned model's points (its probability
+times `KAQUAN_RISK_MODEL_WEIGHT`; `risk.learning`), clamped to 0–100; it maps to an outcome by the
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
 approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
@@ -21,7 +22,7 @@ from typing import Any
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
-from kaquan.risk import lists, rules
+from kaquan.risk import learning, lists, rules
 from kaquan.risk.challenges import Challenge, ProofOfWork
 from kaquan.risk.counters import VelocityCounters
 from kaquan.risk.errors import ChallengeRequired, RiskDeclined
@@ -41,6 +42,8 @@ class Decision:
     reasons: tuple[str, ...]
     challenge: Challenge | None = None
     features: dict[str, Value] = field(default_factory=dict, repr=False)
+    model_score: int | None = None  # the active model's 0–100, when one scored
+    shadow_score: int | None = None  # the shadow model's, recorded only
 
     def enforce(self) -> None:
         """Let an approved request on; refuse the others with the error their client needs."""
@@ -55,6 +58,7 @@ class Decision:
 class _Policy:
     rules: list[rules.CompiledRule]
     verdicts: dict[str, str]
+    models: learning.Serving
     loaded_at: float
 
 
@@ -69,6 +73,12 @@ class RiskEngine:
         self.log = log_
         self._policy: _Policy | None = None
         self._loading: asyncio.Lock | None = None
+        self._pinned: learning.Serving | None = None
+
+    def pin(self, models: learning.Serving) -> None:
+        """Score with these models instead of the stored ones (benchmarks: the stored choice stays untouched)."""
+        self._pinned = models
+        self._policy = None
 
     def invalidate(self) -> None:
         """Reload rules and lists on the next decision (this process changed them)."""
@@ -84,7 +94,12 @@ class RiskEngine:
             if self._policy is not None and self._policy is not policy:
                 return self._policy
             async with self._db.read() as session:
-                loaded = _Policy(await rules.active(session), await lists.verdicts(session), now)
+                loaded = _Policy(
+                    await rules.active(session),
+                    await lists.verdicts(session),
+                    self._pinned or await learning.serving(session, policy.models if policy else learning.NO_MODELS),
+                    now,
+                )
             self._policy = loaded
             return loaded
 
@@ -141,6 +156,18 @@ class RiskEngine:
             reasons.append(f"rule:{rule.name}")
             if rule.outcome is not None and SEVERITY[rule.outcome] > SEVERITY[hard]:
                 hard = rule.outcome
+        models = policy.models
+        model_score = shadow_score = None
+        if models.active is not None:
+            probability = models.active.probability(features)
+            model_score = round(probability * 100)
+            points = round(probability * self._settings.risk_model_weight)
+            score += points
+            reasons.append(f"model:v{models.active.version}:{points:+d}")
+        elif models.fallback:
+            reasons.append("model_fallback")
+        if models.shadow is not None:
+            shadow_score = round(models.shadow.probability(features) * 100)
         score = max(0, min(100, score))
         by_score = self._by_score(score)
         outcome = hard if SEVERITY[hard] > SEVERITY[by_score] else by_score
@@ -149,11 +176,21 @@ class RiskEngine:
             if context.solution:
                 failed = await self._pow.redeem(context.solution, action=context.action, bits=bits)
                 if failed is None:
-                    return Decision("approve", score, (*reasons, "challenge_solved")[:MAX_REASONS], None, features)
+                    return Decision(
+                        "approve",
+                        score,
+                        (*reasons, "challenge_solved")[:MAX_REASONS],
+                        None,
+                        features,
+                        model_score,
+                        shadow_score,
+                    )
                 reasons.append(failed)
             challenge = self._pow.issue(context.action, bits)
-            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features)
-        return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
+            return Decision(
+                outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features, model_score, shadow_score
+            )
+        return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features, model_score, shadow_score)
 
     def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> None:
         subject = next(
@@ -167,6 +204,8 @@ class RiskEngine:
             "score": decision.score,
             "reasons": [reason[:100] for reason in decision.reasons],
             "features": decision.features,
+            "model_score": decision.model_score,
+            "shadow_score": decision.shadow_score,
         }
         self.log.add(row)
 
