@@ -12,13 +12,14 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.risk import Evidence, RiskContext, RiskEngine, learning, lists, rules
 from kaquan.risk.errors import ModelNotFound, ModelNotPromotable, NotEnoughHistory
+from kaquan.risk.expressions import Value
 from kaquan.risk.learning import Example
 from kaquan.risk.models import RiskDecision, RiskModel
 from kaquan.risk.scoring import TreeModel, UnloadableModel
 
 # a request that fits the planted pattern: a fresh device submitting fast from a busy address
-ABUSIVE = {"device.new": True, "page.submit_ms": 400, "ip.orders_1h": 12, "request.action": "shop.order"}
-ORDINARY = {"device.new": False, "page.submit_ms": 20_000, "ip.orders_1h": 1, "request.action": "shop.order"}
+ABUSIVE: dict[str, Value] = {"device.new": True, "page.submit_ms": 400, "ip.orders_1h": 12}
+ORDINARY: dict[str, Value] = {"device.new": False, "page.submit_ms": 20_000, "ip.orders_1h": 1}
 
 
 def history(count: int, *, seed: int = 3) -> list[Example]:
@@ -27,7 +28,7 @@ def history(count: int, *, seed: int = 3) -> list[Example]:
 
 async def given_recorded(db: Database, examples: list[Example]) -> None:
     """The examples as recorded decisions, labelled by a reviewer."""
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "at": example.at,
             "action": "shop.order",
@@ -183,9 +184,7 @@ async def test_a_model_that_cannot_load_leaves_the_rules_to_decide_and_says_so(
     async with db.transaction() as session:
         await learning.promote(session, 1, actor="alice")
         await session.execute(update(RiskModel).values(trees=[["not", "a", "tree"]]))
-        await rules.add(
-            session, name="fast", expression="page.submit_ms < 500", score=45, enabled=True, actor="test"
-        )
+        await rules.add(session, name="fast", expression="page.submit_ms < 500", score=45, enabled=True, actor="test")
     engine.invalidate()
     decision = await engine.decide(RiskContext("shop.order", ip="203.0.113.9", submit_ms=300))
     assert decision.reasons == ("rule:fast", "model_fallback")

@@ -11,7 +11,8 @@ times `KAQUAN_RISK_MODEL_WEIGHT`; `risk.learning`), clamped to 0–100; it maps 
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
 approved before any rule runs. A challenged (or, until a review queue exists, a review) request that
-carries a valid solution of a hard enough challenge is approved, once.
+carries a valid solution of a hard enough challenge, or a person's answer to an image captcha
+(`risk.captcha`, for browsers without JavaScript), is approved, once.
 """
 
 import asyncio
@@ -22,7 +23,8 @@ from typing import Any
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
-from kaquan.risk import learning, lists, rules
+from kaquan.risk import captcha, learning, lists, rules
+from kaquan.risk.captcha import ImageCaptchas
 from kaquan.risk.challenges import Challenge, ProofOfWork
 from kaquan.risk.counters import VelocityCounters
 from kaquan.risk.errors import ChallengeRequired, RiskDeclined
@@ -50,7 +52,7 @@ class Decision:
         if self.outcome == "decline":
             raise RiskDeclined()
         if self.challenge is not None:
-            failed = next((r for r in self.reasons if r.startswith("challenge_")), None)
+            failed = next((r for r in self.reasons if r.startswith(("challenge_", "captcha_"))), None)
             raise ChallengeRequired(self.challenge.to_dict(), failed=failed)
 
 
@@ -74,6 +76,7 @@ class RiskEngine:
         self._policy: _Policy | None = None
         self._loading: asyncio.Lock | None = None
         self._pinned: learning.Serving | None = None
+        self.captchas = ImageCaptchas(pow_, ttl_s=settings.risk_pow_ttl_s)
 
     def pin(self, models: learning.Serving) -> None:
         """Score with these models instead of the stored ones (benchmarks: the stored choice stays untouched)."""
@@ -174,7 +177,7 @@ class RiskEngine:
         if outcome in ("challenge", "review"):
             bits = self._bits(score)
             if context.solution:
-                failed = await self._pow.redeem(context.solution, action=context.action, bits=bits)
+                failed = await self._redeem(context.solution, action=context.action, bits=bits)
                 if failed is None:
                     return Decision(
                         "approve",
@@ -191,6 +194,13 @@ class RiskEngine:
                 outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features, model_score, shadow_score
             )
         return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features, model_score, shadow_score)
+
+    async def _redeem(self, solution: str, *, action: str, bits: int) -> str | None:
+        """A solved proof-of-work, or a person's answer to an image captcha (`<captcha token>:<answer>`)."""
+        if solution.startswith(f"{captcha.VERSION}:"):
+            token, _, answer = solution.rpartition(":")
+            return await self.captchas.redeem(token, answer, action=action)
+        return await self._pow.redeem(solution, action=action, bits=bits)
 
     def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> None:
         subject = next(

@@ -15,6 +15,7 @@ from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
+from kaquan.web.i18n_risk import MESSAGES as RISK_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -531,3 +532,4 @@ _merge(ORDERS_MESSAGES)
 _merge(CATALOG_MESSAGES)
 _merge(OPS_MESSAGES)
 _merge(PEOPLE_MESSAGES)
+_merge(RISK_MESSAGES)
