@@ -28,6 +28,7 @@ from kaquan.web.console import (
     reconciliation,
     redemption,
     refunds,
+    risk_models,
     settlement,
     signin,
     stock,
@@ -61,6 +62,7 @@ for area in (
     marketplaces,
     marketplace_files,
     users,
+    risk_models,
 ):
     router.routes.extend(area.router.routes)
 
