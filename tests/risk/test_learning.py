@@ -5,9 +5,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select, update
+from tests.support.risk_history import given_recorded, history
 
 from kaquan.audit import service as audit
-from kaquan.bench.risk import planted, synthetic_history
+from kaquan.bench.risk import planted
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.risk import Evidence, RiskContext, RiskEngine, learning, lists, rules
@@ -20,29 +21,6 @@ from kaquan.risk.scoring import TreeModel, UnloadableModel
 # a request that fits the planted pattern: a fresh device submitting fast from a busy address
 ABUSIVE: dict[str, Value] = {"device.new": True, "page.submit_ms": 400, "ip.orders_1h": 12}
 ORDINARY: dict[str, Value] = {"device.new": False, "page.submit_ms": 20_000, "ip.orders_1h": 1}
-
-
-def history(count: int, *, seed: int = 3) -> list[Example]:
-    return synthetic_history(count, seed=seed, start=clock.now() - timedelta(days=28))
-
-
-async def given_recorded(db: Database, examples: list[Example]) -> None:
-    """The examples as recorded decisions, labelled by a reviewer."""
-    rows: list[dict[str, object]] = [
-        {
-            "at": example.at,
-            "action": "shop.order",
-            "subject": f"ip:198.51.100.{i % 250}",
-            "outcome": "approve",
-            "score": 0,
-            "reasons": [],
-            "features": example.features,
-            "label": "fraud" if example.fraud else "legit",
-        }
-        for i, example in enumerate(examples)
-    ]
-    async with db.transaction() as session:
-        await session.execute(insert(RiskDecision.__table__), rows)  # type: ignore[arg-type]
 
 
 def test_a_model_finds_the_planted_pattern_in_a_later_period_it_never_saw() -> None:

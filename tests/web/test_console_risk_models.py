@@ -1,30 +1,18 @@
 """The console's risk models page: every model's metrics on its later period and how the active and shadow
 models scored recent decisions, in Chinese and English; roles without risk.read are refused."""
 
-from datetime import timedelta
-
 import httpx
-from sqlalchemy import insert
 from tests.support.console import console_sign_in
 from tests.support.identity import given_user
+from tests.support.risk_history import given_recorded, history
 
-from kaquan.bench.risk import synthetic_history
-from kaquan.kit import clock
 from kaquan.risk import RiskContext, learning
-from kaquan.risk.models import RiskDecision
 from kaquan.runtime import Runtime
 
 
 async def given_models(rt: Runtime) -> None:
     """v1 active, v2 in shadow, and a few decisions both scored."""
-    examples = synthetic_history(1200, seed=4, start=clock.now() - timedelta(days=28))
-    rows = [
-        {"at": e.at, "action": "shop.order", "subject": f"ip:198.51.100.{i % 200}", "outcome": "approve", "score": 0,
-         "reasons": [], "features": e.features, "label": "fraud" if e.fraud else "legit"}
-        for i, e in enumerate(examples)
-    ]  # fmt: skip
-    async with rt.db.transaction() as session:
-        await session.execute(insert(RiskDecision.__table__), rows)  # type: ignore[arg-type]
+    await given_recorded(rt.db, history(1200, seed=4))
     await learning.train(rt.db, [], actor="alice", seed=1)
     async with rt.db.transaction() as session:
         await learning.promote(session, 1, actor="alice")
