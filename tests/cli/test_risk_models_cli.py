@@ -56,7 +56,7 @@ def test_an_operator_trains_a_model_into_shadow_lists_it_and_promotes_it(kaquan:
 
 
 def test_bench_risk_ends_with_one_json_line_with_and_without_the_model(kaquan: Kaquan) -> None:
-    out = kaquan.ok("bench", "risk", "--decisions", "300")
+    out = kaquan.ok("bench", "risk", "--decisions", "300", "--history", "3000")
     measured = json.loads(out.strip().splitlines()[-1])
     assert measured["decisions"] == 300
     assert measured["model_auc_later_period"] > 0.8

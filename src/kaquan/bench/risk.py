@@ -110,9 +110,9 @@ def _figures(prefix: str, timed: tuple[list[int], list[int]]) -> dict[str, float
     }
 
 
-async def run(rt: Runtime, decisions: int, progress: Callable[[str], None]) -> dict[str, object]:
-    progress("training a model on 20,000 synthetic decisions …")
-    fitted = learning.fit(synthetic_history(20_000, seed=7, start=clock.now() - timedelta(days=28)), seed=7)
+async def run(rt: Runtime, decisions: int, progress: Callable[[str], None], *, history: int) -> dict[str, object]:
+    progress(f"training a model on {history} synthetic decisions …")
+    fitted = learning.fit(synthetic_history(history, seed=7, start=clock.now() - timedelta(days=28)), seed=7)
     model = TreeModel(0, fitted.feature_names, fitted.trees)
     rng = random.Random(11)  # noqa: S311  (synthetic traffic, the same every run)
     engine = rt.risk
@@ -127,6 +127,7 @@ async def run(rt: Runtime, decisions: int, progress: Callable[[str], None]) -> d
         "db": describe(rt.db.url),
         "counters": "redis" if rt.risk_redis is not None else "database",
         "decisions": decisions,
+        "history": history,
         "trees": len(fitted.trees),
         "model_auc_later_period": fitted.metrics["auc"],
         **_figures("without_model", without),

@@ -166,6 +166,10 @@ def bench_reconcile(
 @bench.command("risk")
 def bench_risk(
     decisions: Annotated[int, typer.Option(min=100, help="decisions timed with and without the model")] = 20_000,
+    history: Annotated[
+        int, typer.Option(min=1000, help="synthetic labelled decisions the bench's model is trained on")
+    ] = 20_000,
 ) -> None:
-    """One risk decision's cost in process (p50/p99 µs), without and with a learned model scoring it."""
-    print(json.dumps(run(lambda rt: risk.run(rt, decisions, _progress))))
+    """One risk decision's cost in process (p50/p99 µs of its own CPU time, and wall time), without and with a
+    learned model scoring it (active and shadow)."""
+    print(json.dumps(run(lambda rt: risk.run(rt, decisions, _progress, history=history))))
