@@ -13,16 +13,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kaquan.kit.errors import NotFound
+from kaquan.kit.ratelimit import enforce
 from kaquan.risk import ChallengeRequired
 from kaquan.risk.captcha import MAX_TOKEN
 from kaquan.runtime import Runtime
-from kaquan.web.deps import RuntimeDep
+from kaquan.web.deps import RuntimeDep, client_ip
 from kaquan.web.errors import wants_html
 from kaquan.web.i18n import translator
 from kaquan.web.pages import render
 from kaquan.web.shop_words import chosen_language
 
 router = APIRouter()
+PICTURES_PER_MINUTE = 30
 FAILED = {
     "captcha_wrong": "captcha.wrong",
     "challenge_expired": "captcha.expired",
@@ -38,7 +40,13 @@ class CaptchaGone(NotFound):
 
 
 @router.get("/risk/captcha.png", include_in_schema=False)
-async def captcha_image(rt: RuntimeDep, token: Annotated[str, Query(max_length=MAX_TOKEN)]) -> Response:
+async def captcha_image(
+    request: Request, rt: RuntimeDep, token: Annotated[str, Query(max_length=MAX_TOKEN)]
+) -> Response:
+    """Drawing a picture costs a few milliseconds: an address may ask for `PICTURES_PER_MINUTE` a minute."""
+    await enforce(
+        rt.limiter, f"captcha:{client_ip(request)}", limit=PICTURES_PER_MINUTE, window_s=60, what="captcha pictures"
+    )
     picture = rt.risk.captchas.image(token)
     if picture is None:
         raise CaptchaGone()
