@@ -297,6 +297,7 @@ class Serving:
 
 
 NO_MODELS = Serving(None, None, fallback=False)
+_unloadable: set[int] = set()
 
 
 async def serving(session: AsyncSession, current: Serving = NO_MODELS) -> Serving:
@@ -312,8 +313,10 @@ async def serving(session: AsyncSession, current: Serving = NO_MODELS) -> Servin
         for version, names, trees in await session.execute(stmt):
             try:
                 held[version] = TreeModel(version, names, trees)
-            except (UnloadableModel, TypeError, ValueError, KeyError):
-                continue
+            except (UnloadableModel, TypeError, ValueError, KeyError) as exc:
+                if version not in _unloadable:  # said once per process; every decision says `model_fallback`
+                    _unloadable.add(version)
+                    log.warning("risk model v%d cannot be loaded (%s): the rules decide alone", version, exc)
     active = held.get(chosen["active"]) if "active" in chosen else None
     shadow = held.get(chosen["shadow"]) if "shadow" in chosen else None
     return Serving(active, shadow, fallback="active" in chosen and active is None)
