@@ -38,8 +38,8 @@ async def test_a_succeeded_payment_missing_from_the_ledger_is_named_by_its_order
 
     problems = await books(rt.db, [record])
 
-    assert f"order {order.number}: payment pay-1 (CNY 19.90 via alipay) is not on the ledger" in problems
-    assert "CNY sales of channel shop: CNY 0.00 on the ledger, CNY 19.90 by the payments and orders" in problems
+    assert f"order {order.number}: payment pay-1 (¥19.90 via alipay) is not on the ledger" in problems
+    assert "CNY sales of channel shop: ¥0.00 on the ledger, ¥19.90 by the payments and orders" in problems
 
 
 async def test_a_sale_booked_twice_is_named_with_both_bookings(rt: Runtime) -> None:
@@ -66,7 +66,7 @@ async def test_a_reversal_without_a_completed_refund_and_a_refund_never_reversed
 
     assert any(p.startswith("ledger refund refund:R-orphan (transfer ") for p in problems)
     assert any(p.endswith(": no completed refund R-orphan") for p in problems)
-    assert f"refund R-lost of payment pay-1 (order {order.number}): CNY 7.00 not reversed on the ledger" in problems
+    assert f"refund R-lost of payment pay-1 (order {order.number}): ¥7.00 not reversed on the ledger" in problems
 
 
 async def test_a_refund_of_an_unknown_payment_and_more_refunded_than_paid_are_named(rt: Runtime) -> None:
@@ -78,7 +78,7 @@ async def test_a_refund_of_an_unknown_payment_and_more_refunded_than_paid_are_na
 
     problems = await books(rt.db, [sale.record], [*refunds, RefundRecord("R-3", "pay-404", 5, "CNY")])
 
-    assert f"payment pay-1 (order {order.number}): refunded CNY 19.91, more than the CNY 19.90 paid" in problems
+    assert f"payment pay-1 (order {order.number}): refunded ¥19.91, more than the ¥19.90 paid" in problems
     assert "refund R-3: refunds payment pay-404, which is not a succeeded payment" in problems
 
 
@@ -106,7 +106,7 @@ async def test_a_delivered_order_whose_cost_of_goods_is_not_booked_is_named(rt: 
 
     problems = await books(rt.db, [PaidRecord("pay-1", order.number, "alipay", 1990, "CNY", 12)])
 
-    assert problems == [f"order {order.number}: delivered, but its cost of goods (CNY 5.00) is not on the ledger"]
+    assert problems == [f"order {order.number}: delivered, but its cost of goods (¥5.00) is not on the ledger"]
 
 
 async def test_a_payment_booked_for_other_amounts_or_another_gateway_is_named(rt: Runtime) -> None:
@@ -121,4 +121,4 @@ async def test_a_payment_booked_for_other_amounts_or_another_gateway_is_named(rt
     assert f"{head} went through alipay, but is booked to fees:gateway:wechat:CNY, receivable:gateway:wechat:CNY" in (
         problems
     )
-    assert f"{head}: fee booked CNY 0.00, the payment says CNY 0.10" in problems
+    assert f"{head}: fee booked ¥0.00, the payment says ¥0.10" in problems

@@ -105,7 +105,7 @@ async def test_a_delivered_agent_order_whose_cost_event_was_given_up_is_named_by
         )
 
     assert await books(rt.db, []) == [
-        f"order {order.order_no}: delivered, but its cost of goods (CNY 3.00) is not on the ledger"
+        f"order {order.order_no}: delivered, but its cost of goods (¥3.00) is not on the ledger"
     ]
 
 

@@ -473,7 +473,7 @@ async def test_check_passes_a_sound_ledger_and_names_a_corrupted_balance(db: Dat
     assert sound.ok and sound.problems == []
     assert (sound.transfers, sound.postings) == (2, 4)
     assert not corrupted.ok
-    assert corrupted.problems == [f"account agent:42 (id {book.agent}): stored balance 800, its postings say 750"]
+    assert corrupted.problems == [f"account agent:42 (id {book.agent}): stored balance ¥8.00, its postings say ¥7.50"]
 
 
 async def test_check_floors_replays_postings_and_names_an_account_that_ever_went_below_its_floor(db: Database) -> None:
@@ -511,9 +511,9 @@ async def test_check_names_a_transfer_that_does_not_sum_to_zero(db: Database) ->
 
     problems = (await check(db)).problems
 
-    assert f"transfer {top_up.id}: its CNY postings sum to -5, not 0" in problems
-    assert "all CNY postings together sum to -5, not 0" in problems
-    assert f"account shop:sales:CNY (id {book.sales}): stored balance 0, its postings say 5" in problems
+    assert f"transfer {top_up.id}: its CNY postings sum to -¥0.05, not 0" in problems
+    assert "all CNY postings together sum to -¥0.05, not 0" in problems
+    assert f"account shop:sales:CNY (id {book.sales}): stored balance ¥0.00, its postings say ¥0.05" in problems
 
 
 async def test_check_names_a_transfer_without_postings_and_a_posting_in_a_foreign_currency(db: Database) -> None:

@@ -122,7 +122,7 @@ async def test_the_check_names_a_statement_marked_confirmed_whose_commission_was
         await session.execute(update(SettlementRun).where(SettlementRun.id == draft.id).values(status="confirmed"))
 
     named = f"settlement run {draft.id} (agent:A001 2026-11-01..2026-11-30)"
-    expected = f"{named}: settlement:{draft.id}:commission is posted for 0, the statement says 20000"
+    expected = f"{named}: settlement:{draft.id}:commission is posted for ¥0.00, the statement says ¥200.00"
     assert expected in await settlement_problems(rt)
 
 

@@ -63,15 +63,16 @@ async def test_the_audit_trail_downloads_as_filtered(rt: Runtime, client: httpx.
     assert 'href="/admin/audit.xlsx?action=order.note_added"' in trail.text
 
     header, *rows = read_csv(await alice.get("/admin/audit.csv?action=order.note_added"))
-    assert header[1] == "时间（Asia/Shanghai）" and header[2:5] == [
+    assert header[1] == "时间（Asia/Shanghai）" and header[2:6] == [
         "操作人",
         "操作",
+        "操作代码",
         "对象（精确匹配，或以 * 结尾的前缀）",
     ]
-    assert [row[2:5] for row in rows] == [["alice", "order.note_added", f"order:{order.number}"]]
+    assert [row[2:6] for row in rows] == [["alice", "添加订单备注", "order.note_added", f"order:{order.number}"]]
     header_x, *rows_x = read_xlsx(await alice.get(f"/admin/audit.xlsx?target=order:{order.number}"))
     assert header_x == header
-    assert sorted(str(row[3]) for row in rows_x) == ["codes.revealed", "order.note_added"]
+    assert sorted(str(row[4]) for row in rows_x) == ["codes.revealed", "order.note_added"]
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt=rt)), base_url="http://t") as other:
         sam = await signed_in(rt, other, "sam", "support")

@@ -196,7 +196,7 @@ async def test_an_api_token_is_shown_once_works_as_a_bearer_and_is_revoked(
     page = await console.get("/admin/me")
     assert "月度报表" in page.text and token not in page.text and "有效" in page.text
     rows = list(csv.reader(io.StringIO((await console.get("/admin/me/tokens.csv")).content.decode("utf-8-sig"))))
-    assert rows[1][:4] == ["月度报表", rows[1][1], "finance.read", "有效"] and token.startswith(rows[1][1])
+    assert rows[1][:4] == ["月度报表", rows[1][1], "查看财务", "有效"] and token.startswith(rows[1][1])
     assert token not in rows[1]
 
     token_id = re.search(r'data-token="(\d+)"', page.text).group(1)  # type: ignore[union-attr]

@@ -28,8 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan import inventory, ledger
 from kaquan.accounting import chart
 from kaquan.accounting.booking import pending_cost_of_goods
-from kaquan.kit.errors import BadInput
-from kaquan.kit.money import Money
+from kaquan.kit.money import display, supported_currencies
 from kaquan.ledger import PostedTransfer
 from kaquan.orders.paid import PaidOrder, paid_orders
 
@@ -61,10 +60,10 @@ class RefundRecord:
 
 
 def _money(minor: int, currency: str) -> str:
-    try:
-        return Money(minor, currency).format()
-    except BadInput:
+    """`¥5.00`, as the CLI and the console show money; a currency kaquan does not know stays in minor units."""
+    if currency not in supported_currencies():
         return f"{minor} minor units of {currency}"
+    return display(minor, currency)
 
 
 def _sales_credited(transfer: PostedTransfer) -> int:
@@ -230,11 +229,14 @@ def _check_refunds(books: _Books, payments: dict[str, PaidRecord], refunds: list
         if (debited := -_sales_credited(transfer)) != record.amount_minor or {
             leg.currency for leg in transfer.legs
         } != {cur}:
-            books.say(f"{head}: reversed {debited} on the ledger, refunded {_money(record.amount_minor, cur)}")
+            books.say(
+                f"{head}: reversed {_money(debited, cur)} on the ledger, refunded {_money(record.amount_minor, cur)}"
+            )
         if payment is not None and record.fee_back_minor is not None and not record.chargeback:
             back = -transfer.moved(chart.fees(payment.gateway, cur))
             if back != record.fee_back_minor:
-                books.say(f"{head}: fee given back {_money(back, cur)}, the refund says {record.fee_back_minor}")
+                back_says = _money(record.fee_back_minor, cur)
+                books.say(f"{head}: fee given back {_money(back, cur)}, the refund says {back_says}")
     for ref, total in sorted(refunded.items()):
         payment = payments[ref]
         if total > payment.amount_minor:

@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.errors import BadInput
+from kaquan.kit.money import display
 from kaquan.ledger.accounts import ACCOUNTS, sign_of
 from kaquan.ledger.errors import AccountNotFound
 from kaquan.ledger.posting import POSTINGS, TRANSFERS
@@ -112,7 +113,9 @@ async def check(session: AsyncSession) -> LedgerCheck:
         .having(total != 0)
         .order_by(posting.transfer_id, posting.currency)
     )
-    problems += [f"transfer {tid}: its {cur} postings sum to {int(s)}, not 0" for tid, cur, s in unbalanced]
+    problems += [
+        f"transfer {tid}: its {cur} postings sum to {display(int(s), cur)}, not 0" for tid, cur, s in unbalanced
+    ]
     empty = await session.execute(
         select(transfer.id).where(~exists().where(posting.transfer_id == transfer.id)).order_by(transfer.id)
     )
@@ -120,18 +123,19 @@ async def check(session: AsyncSession) -> LedgerCheck:
     overall = await session.execute(
         select(posting.currency, total).group_by(posting.currency).having(total != 0).order_by(posting.currency)
     )
-    problems += [f"all {cur} postings together sum to {int(s)}, not 0" for cur, s in overall]
+    problems += [f"all {cur} postings together sum to {display(int(s), cur)}, not 0" for cur, s in overall]
     sums = select(posting.account_id, total.label("total")).group_by(posting.account_id).subquery()
     stored = await session.execute(
-        select(account.id, account.code, account.normal, account.balance_minor, sums.c.total)
+        select(account.id, account.code, account.currency, account.normal, account.balance_minor, sums.c.total)
         .outerjoin_from(ACCOUNTS, sums, sums.c.account_id == account.id)
         .order_by(account.id)
     )
-    for account_id, code, normal, balance_minor, summed in stored:
+    for account_id, code, currency, normal, balance_minor, summed in stored:
         expected = sign_of(normal) * int(summed or 0)
         if balance_minor != expected:
             problems.append(
-                f"account {code} (id {account_id}): stored balance {balance_minor}, its postings say {expected}"
+                f"account {code} (id {account_id}): stored balance {display(balance_minor, currency)}, "
+                f"its postings say {display(expected, currency)}"
             )
     foreign = await session.execute(
         select(account.code, posting.currency, func.count())

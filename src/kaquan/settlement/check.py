@@ -13,12 +13,14 @@ A settlement posting that names no confirmed run is named too.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import accounting, ledger
 from kaquan.kit.errors import NotFound
+from kaquan.kit.money import display
 from kaquan.orders import service as orders
 from kaquan.settlement.models import SettlementLine, SettlementRun
 from kaquan.settlement.parties import resolve
@@ -66,6 +68,7 @@ async def _check_run(
     session: AsyncSession, run: SettlementRun, confirmed: list[SettlementRun], problems: list[str]
 ) -> None:
     name = f"settlement run {run.id} ({run.counterparty} {run.first_day}..{run.last_day})"
+    shown = partial(display, currency=run.currency)
     figures = figures_of(run.figures)
     lines = list((await session.execute(select(SettlementLine).where(SettlementLine.run_id == run.id))).scalars())
     sums = _line_sums(lines)
@@ -73,9 +76,11 @@ async def _check_run(
     for figure in ("sales", "refunds", "fees", "top_ups", "adjustments", "payouts"):
         expected = sums[figure] - posted_here.get(figure, 0)
         if getattr(figures, figure) != expected:
-            problems.append(f"{name}: {figure} is {getattr(figures, figure)}, its lines say {expected}")
+            problems.append(f"{name}: {figure} is {shown(getattr(figures, figure))}, its lines say {shown(expected)}")
     if figures.opening + sum(getattr(figures, f) for f in FIGURES) != figures.closing:
-        problems.append(f"{name}: opening {figures.opening} plus its movements is not its closing {figures.closing}")
+        problems.append(
+            f"{name}: opening {shown(figures.opening)} plus its movements is not its closing {shown(figures.closing)}"
+        )
     party = await resolve(session, run.counterparty)
     account = await ledger.account_by_code(session, party.balance_account(run.currency))
     own = [r for r in confirmed if r.counterparty_id == run.counterparty_id]
@@ -83,7 +88,9 @@ async def _check_run(
     adopted = {r.payout_reference: r.id for r in own if r.payout_reference}
     on_ledger = 0 if account is None else await settled_balance(session, account.id, run.period_end, ended, adopted)
     if on_ledger != figures.closing:
-        problems.append(f"{name}: closing balance {figures.closing}, the ledger says {on_ledger} at the period end")
+        problems.append(
+            f"{name}: closing balance {shown(figures.closing)}, the ledger says {shown(on_ledger)} at the period end"
+        )
     for kind, amount in (
         ("settlement_commission", figures.commission_posted),
         ("settlement_fee", figures.fee_posted),
@@ -99,7 +106,7 @@ async def _check_run(
             found = (await ledger.posted(session, accounting.PAYOUT_KIND, [reference])).get(reference)
             posted = 0 if found is None else max(leg.debit_minor for leg in found.legs)
         if posted != amount:
-            problems.append(f"{name}: {reference} is posted for {posted}, the statement says {amount}")
+            problems.append(f"{name}: {reference} is posted for {shown(posted)}, the statement says {shown(amount)}")
     for line in lines:
         if line.kind not in ("order", "refund") or line.order_no is None:
             continue
@@ -112,9 +119,8 @@ async def _check_run(
         if (order.channel, order.source) != (party.order_channel, party.order_source):
             problems.append(f"{name}: order {line.order_no} belongs to {order.channel}/{order.source}, not to it")
         elif (order.total_minor != volume) if line.kind == "order" else (volume > order.total_minor):
-            problems.append(
-                f"{name}: order {line.order_no} totals {order.total_minor}, its {line.kind} line says {volume}"
-            )
+            total, says = shown(order.total_minor), shown(volume)
+            problems.append(f"{name}: order {line.order_no} totals {total}, its {line.kind} line says {says}")
 
 
 async def check(session: AsyncSession) -> SettlementCheck:

@@ -12,6 +12,7 @@ from fastapi import Request
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
 from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
+from kaquan.web.i18n_identifiers import MESSAGES as IDENTIFIER_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
@@ -533,3 +534,4 @@ _merge(CATALOG_MESSAGES)
 _merge(OPS_MESSAGES)
 _merge(PEOPLE_MESSAGES)
 _merge(RISK_MESSAGES)
+_merge(IDENTIFIER_MESSAGES)

@@ -5,6 +5,7 @@ hash-chained export for verifying the chain stays `GET /admin/api/audit.csv`.
 """
 
 import json
+from functools import partial
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
 from kaquan.web.downloads import table_download
 from kaquan.web.i18n import language, translator
+from kaquan.web.i18n_identifiers import AUDIT_ACTIONS, action_words
 from kaquan.web.pages import local_time
 
 AUDIT_PAGE = 100
@@ -60,6 +62,8 @@ async def audit_trail(
         "next_page": next_page,
         "export_limit": EXPORT_LIMIT,
         "when": local_time(request),
+        "action_words": partial(action_words, language(request)),
+        "actions": _action_choices(language(request), filters["action"]),
     }
     return page(request, admin, "audit.html", context)
 
@@ -72,14 +76,26 @@ async def audit_export(
     t, zone = translator(language(request)), rt.settings.zone()
     async with rt.db.read() as session:
         rows = await audit.search(session, _where(filters), limit=EXPORT_LIMIT)
+    lang = language(request)
     header = ["#", t("audit.at_in", zone=rt.settings.timezone), t("audit.actor"), t("audit.action")]
-    header += [t("audit.target"), t("audit.before"), t("audit.after"), t("audit.ip")]
+    header += [t("audit.action_code"), t("audit.target"), t("audit.before"), t("audit.after"), t("audit.ip")]
     table = Table(
         t("export.audit"),
         header,
-        [[e.id, local(e.at, zone), e.actor, e.action, e.target, _json(e.before), _json(e.after), e.ip] for e in rows],
+        [[e.id, local(e.at, zone), e.actor, action_words(lang, e.action) or e.action, *_rest(e)] for e in rows],
     )
     return table_download(table, fmt, stem("audit", zone))
+
+
+def _action_choices(lang: str, chosen: str) -> list[tuple[str, str]]:
+    """(action, words) for the filter, in the order of their words; a chosen action not in the catalogue too."""
+    known = sorted(((a, action_words(lang, a) or a) for a in AUDIT_ACTIONS), key=lambda pair: pair[1])
+    return known if not chosen or chosen in AUDIT_ACTIONS else [(chosen, chosen), *known]
+
+
+def _rest(entry: audit.AuditEntry) -> tuple[str, str, str, str, str | None]:
+    """After the action's words: its identifier, the target, the change and the address."""
+    return entry.action, entry.target, _json(entry.before), _json(entry.after), entry.ip
 
 
 def _json(summary: dict[str, object] | None) -> str:

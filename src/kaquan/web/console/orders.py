@@ -4,6 +4,7 @@ Every action is audited and needs its own permission, checked here whatever the 
 the page only hides the buttons an admin cannot use. (The list is `order_list`, after sale `refunds`.)
 """
 
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import Form, Query, Request
@@ -18,6 +19,8 @@ from kaquan.web.console.exports import wording
 from kaquan.web.console.refunds import OrdersSupport, aftersale_view
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import Principal, RuntimeDep
+from kaquan.web.i18n import language, translator
+from kaquan.web.i18n_identifiers import status_note
 from kaquan.web.pages import local_time
 
 router = console_router()
@@ -48,6 +51,7 @@ async def _order_page(
         "zone": rt.settings.timezone,
         "when": local_time(request),
         "word": wording(request),
+        "status_note": partial(status_note, translator(language(request))),
         **after_sale,
     }
     return page(request, admin, "order.html", context)

@@ -5,6 +5,7 @@ password sign-in (`identity_api.own_sign_in`), as in the admin API: a leaked tok
 account. A new token's plaintext and the TOTP secret are answered once, on the page the post returns.
 """
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Form, Request
@@ -21,6 +22,7 @@ from kaquan.web.console.rendering import console_router, form_model, page
 from kaquan.web.deps import Principal, RuntimeDep, require
 from kaquan.web.downloads import DOWNLOAD_RESPONSES, table_download
 from kaquan.web.i18n import language, translator
+from kaquan.web.i18n_identifiers import listed_scopes, scope_words
 from kaquan.web.identity_api import own_sign_in, set_session_cookie
 from kaquan.web.pages import local_time
 from kaquan.web.payments import qr_svg
@@ -43,6 +45,7 @@ async def me_page(request: Request, rt: RuntimeDep, admin: Self, done: str = "")
         "me": admin.user,
         "tokens": tokens,
         "scopes": sorted(admin.permissions),
+        "scope_words": partial(scope_words, language(request)),
         "default_days": DEFAULT_TOKEN_DAYS,
         "when": local_time(request),
         "done": done,
@@ -95,7 +98,8 @@ async def confirm_totp(rt: RuntimeDep, admin: Self, code: Annotated[str, Form(ma
 
 @router.get(f"{ME}/tokens.{{fmt}}", response_class=Response, responses=DOWNLOAD_RESPONSES)
 async def tokens_download(request: Request, rt: RuntimeDep, admin: Self, fmt: Format) -> Response:
-    t = translator(language(request))
+    lang = language(request)
+    t = translator(lang)
     zone = rt.settings.zone()
     async with rt.db.read() as session:
         tokens = await identity.list_tokens(session, admin.user.user_id)
@@ -112,7 +116,7 @@ async def tokens_download(request: Request, rt: RuntimeDep, admin: Self, fmt: Fo
         [
             token.name,
             token.prefix,
-            " ".join(token.scopes),
+            listed_scopes(lang, token.scopes),
             t("token.state.revoked" if token.revoked_at else "token.state.live"),
             token.created_at.astimezone(zone),
             token.expires_at.astimezone(zone),

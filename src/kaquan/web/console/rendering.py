@@ -14,6 +14,7 @@ from kaquan.identity.permissions import Permission
 from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
 from kaquan.web.deps import Principal
 from kaquan.web.i18n import LANGUAGE_NAMES, language, translator
+from kaquan.web.i18n_identifiers import refusal_words
 from kaquan.web.pages import render
 from kaquan.web.shop_words import MESSAGES as SHOP_MESSAGES
 from kaquan.web.shop_words import shop_translator
@@ -85,8 +86,17 @@ def _worded(lang: str, code: str, details: dict[str, Any]) -> str:
 
 def error_page(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> Response:
     headers = {"Retry-After": str(details["retry_after"])} if isinstance(details.get("retry_after"), int) else {}
-    worded = _worded(language(request), code, details)
-    context = {"status": status, "code": code, "message": message, "worded": worded, "details": details}
+    lang = language(request)
+    worded = _worded(lang, code, details)
+    generic = refusal_words(lang, status) if not worded and status not in (401, 403, 404) else ""
+    context = {
+        "status": status,
+        "code": code,
+        "message": message,
+        "worded": worded,
+        "generic": generic,
+        "details": details,
+    }
     return page(request, None, "error.html", context, status=status, headers=headers)
 
 
