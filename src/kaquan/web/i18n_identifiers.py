@@ -71,6 +71,8 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "refund.retried": ("重试退款", "Refund retried"),
     "risk.list_added": ("加入风控名单", "Added to a risk list"),
     "risk.list_removed": ("移出风控名单", "Removed from a risk list"),
+    "risk.model_promoted": ("启用风控模型", "Risk model promoted"),
+    "risk.model_trained": ("训练风控模型（影子运行）", "Risk model trained (in shadow)"),
     "risk.rule_added": ("新增风控规则", "Risk rule added"),
     "risk.rule_disabled": ("停用风控规则", "Risk rule turned off"),
     "risk.rule_enabled": ("启用风控规则", "Risk rule turned on"),
