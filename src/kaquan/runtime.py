@@ -38,6 +38,7 @@ from kaquan.risk import (
     SpentNonces,
     VelocityCounters,
 )
+from kaquan.risk.learning import Retrainer
 
 log = logging.getLogger(__name__)
 REDIS_CONNECTIONS = 64
@@ -60,6 +61,7 @@ class Runtime:
     flash: FlashSale
     buyers: Verification
     risk: RiskEngine
+    retrainer: Retrainer
     redis: Redis | None = None
     risk_redis: Redis | None = None  # risk's counters on a pool of their own: they never wait behind the gate
 
@@ -153,6 +155,7 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         ),
         buyers=buyers,
         risk=risk,
+        retrainer=Retrainer(settings.risk_retrain_every_s),
         redis=redis,
         risk_redis=risk_redis,
     )

@@ -1,5 +1,5 @@
 """The worker loop: outbox events and scheduled jobs (expiring unpaid orders, asking payment providers,
-fetching their daily bills, settlement drafts at each cycle's end)."""
+fetching their daily bills, settlement drafts at each cycle's end, a new risk model into shadow weekly)."""
 
 import asyncio
 import contextlib
@@ -12,12 +12,19 @@ from kaquan.inventory import refills
 from kaquan.kit import outbox
 from kaquan.orders import service as orders
 from kaquan.payments import sweeps as payment_sweeps
+from kaquan.payments.fraud import fraud_evidence
 from kaquan.reconciliation import fetch_due_bills
+from kaquan.risk import Evidence
 from kaquan.runtime import Runtime
 from kaquan.settlement import tasks as settlement_tasks
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
+
+
+async def _fraud_evidence(rt: Runtime) -> list[Evidence]:
+    async with rt.db.read() as session:
+        return await fraud_evidence(session)
 
 
 async def run_once(rt: Runtime) -> int:
@@ -30,7 +37,9 @@ async def run_once(rt: Runtime) -> int:
     # each gateway's bill of every published day of the look-back not fetched yet, imported and matched
     bills = await fetch_due_bills(rt.db, look_back_days=rt.settings.bill_look_back_days)
     drafts = await settlement_tasks.run_due(rt.db)  # statements of periods that have just ended
-    return expired + flash + moved + sent + asked + bills + drafts + await outbox.run_due(rt.db)
+    # a new risk model into shadow every KAQUAN_RISK_RETRAIN_EVERY_S (weekly), from outcomes learned since
+    trained = await rt.retrainer.run_due(rt.db, lambda: _fraud_evidence(rt))
+    return expired + flash + moved + sent + asked + bills + drafts + trained + await outbox.run_due(rt.db)
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, *, idle_s: float = 1.0) -> None:

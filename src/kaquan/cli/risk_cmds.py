@@ -1,10 +1,11 @@
-"""`kaquan risk …`: risk rules (add, list, test, enable, disable), the allow/block lists and the review
-queue (docs/risk.md).
+"""`kaquan risk …`: risk rules (add, list, test, enable, disable), the allow/block lists, the review queue
+and the learned models (train, models, promote) (docs/risk.md).
 
 A running server picks changes up within KAQUAN_RISK_REFRESH_S seconds.
 """
 
-from typing import Annotated
+import getpass
+from typing import Annotated, Any
 
 import typer
 
@@ -13,10 +14,13 @@ from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.cli.output import JsonFlag, emit_json, show, table
 from kaquan.kit.money import display
 from kaquan.payments import review
-from kaquan.risk import FEATURES, lists, rules
+from kaquan.payments.fraud import fraud_evidence
+from kaquan.risk import FEATURES, learning, lists, rules
 from kaquan.runtime import Runtime
 
-risk_app = typer.Typer(help="Risk control: rules and allow/block lists.", no_args_is_help=True)
+risk_app = typer.Typer(
+    help="Risk control: rules, allow/block lists, the review queue and learned models.", no_args_is_help=True
+)
 rules_app = typer.Typer(help="Rules scored on every order attempt.", no_args_is_help=True)
 list_app = typer.Typer(help="Allow and block lists (ip, prefix, device, contact, account).", no_args_is_help=True)
 risk_app.add_typer(rules_app, name="rules")
@@ -263,3 +267,73 @@ def decline_held(number: str, reason: Reason = "", yes: YesFlag = False) -> None
 def fraud_held(number: str, reason: Reason = "", yes: YesFlag = False) -> None:
     """Decline a held order as fraud: also block its contact, device and IP and label the decision fraud."""
     _verdict(number, "fraud", reason, yes)
+
+
+def _metric(metrics: dict[str, Any], name: str) -> str:
+    value = metrics.get(name)
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+@risk_app.command("train")
+def train_model(
+    seed: Annotated[int, typer.Option(help="LightGBM's seed: the same history and seed give the same model")] = 0,
+) -> None:
+    """Train a model on the labelled decision history into shadow; measured on the later 20 %."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        async with rt.db.read() as session:
+            evidence = await fraud_evidence(session)
+        return learning.describe(await learning.train(rt.db, evidence, actor=f"cli:{getpass.getuser()}", seed=seed))
+
+    model = run(work)
+    metrics = model["metrics"]
+    auc, precision = _metric(metrics, "auc"), _metric(metrics, "precision")
+    console.print(
+        f"model v{model['version']} in shadow: AUC {auc}, precision {precision},"
+        f" recall {_metric(metrics, 'recall')} on {metrics['test_rows']} later decisions"
+        f" ({metrics['test_fraud']} fraud) from {metrics['test_from']}",
+        highlight=False,
+    )
+
+
+@risk_app.command("models")
+def list_models(as_json: JsonFlag = False) -> None:
+    """Every model, newest first, with its metrics on its held-out later period."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        async with rt.db.read() as session:
+            return [learning.describe(model) for model in await learning.all_models(session)]
+
+    found = run(work)
+    if as_json:
+        emit_json(found)
+        return
+    rendered = table("version", "status", "trained", "AUC", "precision", "recall", "tested on", "promoted by")
+    for model in found:
+        metrics = model["metrics"]
+        rendered.add_row(
+            str(model["version"]),
+            str(model["status"]),
+            str(model["trained_at"])[:16],
+            _metric(metrics, "auc"),
+            _metric(metrics, "precision"),
+            _metric(metrics, "recall"),
+            f"{metrics.get('test_rows', 0)} ({metrics.get('test_fraud', 0)} fraud)",
+            str(model["promoted_by"] or "-"),
+        )
+    show(rendered)
+
+
+@risk_app.command("promote")
+def promote_model(
+    version: Annotated[int, typer.Argument(help="the model version to make active")], yes: YesFlag = False
+) -> None:
+    """Make a model act on decisions (the active one retires); audited as risk.model_promoted."""
+    confirmed(f"make risk model v{version} act on every decision", yes=yes)
+
+    async def work(rt: Runtime) -> None:
+        async with rt.db.transaction() as session:
+            await learning.promote(session, version, actor=f"cli:{getpass.getuser()}")
+
+    run(work)
+    console.print(f"risk model v{version} is active; servers use it within KAQUAN_RISK_REFRESH_S seconds")

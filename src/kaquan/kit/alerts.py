@@ -59,7 +59,7 @@ def alert_key(kind: str, condition: str, at: datetime, interval: timedelta) -> s
     return f"{kind}:{condition}:{window}"[:200]
 
 
-async def record(db: Database, session: AsyncSession, kind: str, condition: str, facts: dict[str, Any]) -> str | None:
+async def claim(db: Database, session: AsyncSession, kind: str, condition: str, facts: dict[str, Any]) -> str | None:
     """The alert's key when this raise is the first of its condition in this interval, else None."""
     if kind not in KINDS:
         raise ValueError(f"unknown alert kind {kind!r}")
@@ -78,7 +78,7 @@ async def raise_alert(db: Database, session: AsyncSession, kind: str, condition:
     """Alert the operator about `condition` (e.g. "sku:3:wh:main"), once per interval; True when queued."""
     if not _routing.channels:
         return False
-    key = await record(db, session, kind, condition, facts)
+    key = await claim(db, session, kind, condition, facts)
     if key is None:
         return False
     for channel in _routing.channels:

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     alert_interval_minutes: int = Field(
         default=60, ge=1, description="one alert per condition (a SKU's low stock, say) within this many minutes"
     )
+    risk_model_weight: int = Field(
+        default=50, ge=0, le=100, description="points the active learned model adds at probability 1 (docs/risk.md)"
+    )
+    risk_retrain_every_s: int = Field(
+        default=604_800, ge=3600, description="the worker trains a new risk model into shadow this often (weekly)"
+    )
     serve_workers: int = Field(
         default=1, ge=1, description="set by `kaquan serve --workers`: how many processes share the port"
     )

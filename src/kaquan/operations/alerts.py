@@ -149,7 +149,7 @@ async def worker_stale(db: Database, settings: Settings, *, age_s: int, max_age_
         return False
     facts = {"age_s": age_s, "max_age_s": max_age_s}
     async with db.transaction() as session:
-        key = await alerts.record(db, session, "worker_stale", "worker", facts)
+        key = await alerts.claim(db, session, "worker_stale", "worker", facts)
     if key is None:
         return False
     raised_at = clock.now().isoformat()

@@ -3,15 +3,16 @@
 `RiskEngine.decide(RiskContext)` counts the request's subjects, applies the allow/block lists and the
 operators' rules, and answers a `Decision` (approve, challenge, review or decline, a score 0–100 and
 the reasons), recorded in `risk_decisions`. `rules` and `lists` are the operators' services;
-`challenges` the proof-of-work a challenged client solves.
+`challenges` the proof-of-work a challenged client solves; `learning` the model learned from outcomes.
 """
 
-from kaquan.risk import challenges, lists, reviews, rules
+from kaquan.risk import challenges, learning, lists, reviews, rules
 from kaquan.risk.challenges import Challenge, DatabaseSpentNonces, ProofOfWork, RedisSpentNonces, SpentNonces, solve
 from kaquan.risk.counters import DatabaseCounters, RedisCounters, VelocityCounters
 from kaquan.risk.decisions import SEVERITY, Decision, RiskEngine
 from kaquan.risk.errors import ChallengeRequired, InvalidRule, RiskDeclined
 from kaquan.risk.features import FEATURES, RiskContext
+from kaquan.risk.learning import Evidence
 from kaquan.risk.recording import DecisionLog, recent
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DatabaseSpentNonces",
     "Decision",
     "DecisionLog",
+    "Evidence",
     "InvalidRule",
     "ProofOfWork",
     "RedisCounters",
@@ -33,6 +35,7 @@ __all__ = [
     "SpentNonces",
     "VelocityCounters",
     "challenges",
+    "learning",
     "lists",
     "recent",
     "reviews",

@@ -101,14 +101,19 @@ class ProofOfWork:
         self._spent = spent
         self._ttl_s = ttl_s
 
-    def _sign(self, payload: str) -> str:
+    def sign(self, payload: str) -> str:
+        """The challenge's signature (also what `risk.captcha` signs and derives its answers with)."""
         mac = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    async def spend(self, nonce: str, *, until: int) -> bool:
+        """Use a challenge's nonce up; False when it was used before."""
+        return await self._spent.spend(nonce, until=until)
 
     def issue(self, action: str, bits: int) -> Challenge:
         expires = int(clock.now().timestamp()) + self._ttl_s
         payload = f"{VERSION}:{action}:{bits}:{expires}:{secrets.token_urlsafe(12)}"
-        return Challenge(f"{payload}:{self._sign(payload)}", bits, expires)
+        return Challenge(f"{payload}:{self.sign(payload)}", bits, expires)
 
     async def redeem(self, solution: str, *, action: str, bits: int) -> str | None:
         """Accept a solution once: None when it passes, else why not (a reason for the decision record)."""
@@ -119,7 +124,7 @@ class ProofOfWork:
         if len(parts) != 6 or parts[0] != VERSION or not counter.isdigit() or len(counter) > 20:
             return "challenge_malformed"
         _, solved_action, solved_bits, expires, nonce, signature = parts
-        if not hmac.compare_digest(signature, self._sign(token.rpartition(":")[0])):
+        if not hmac.compare_digest(signature, self.sign(token.rpartition(":")[0])):
             return "challenge_forged"
         if solved_action != action:
             return "challenge_other_action"
@@ -129,7 +134,7 @@ class ProofOfWork:
             return "challenge_too_easy"
         if leading_zero_bits(hashlib.sha256(solution.encode()).digest()) < int(solved_bits):
             return "challenge_unsolved"
-        if not await self._spent.spend(nonce, until=int(expires)):
+        if not await self.spend(nonce, until=int(expires)):
             return "challenge_replayed"
         return None
 

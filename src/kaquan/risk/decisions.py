@@ -6,11 +6,13 @@ writes behind) and nothing else on the way: rules and lists are held in memory a
 recorded behind the request (`recording.DecisionLog`). Only a request that carries a challenge's
 solution spends one more trip, to mark the solution used.
 
-The score is the sum of the hit rules' scores, clamped to 0–100; it maps to an outcome by the
+The score is the sum of the hit rules' scores and the active learned model's points (its probability
+times `KAQUAN_RISK_MODEL_WEIGHT`; `risk.learning`), clamped to 0–100; it maps to an outcome by the
 thresholds `KAQUAN_RISK_CHALLENGE_AT` < `..._REVIEW_AT` < `..._DECLINE_AT`. A rule with a hard outcome
 raises the outcome to at least that one. A block-listed subject is declined and an allow-listed one
 approved before any rule runs. A challenged request (or one for review on a path that cannot hold it)
-that carries a valid solution of a hard enough challenge is approved, once.
+that carries a valid solution of a hard enough challenge, or a person's answer to an image captcha
+(`risk.captcha`, for browsers without JavaScript), is approved, once.
 
 A `review` answer on a path that can hold what it places (`RiskContext.can_hold`: shop orders) carries no
 challenge: the caller places the order and holds it with `reviews.hold`, which writes the decision row in
@@ -25,7 +27,8 @@ from typing import Any
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
-from kaquan.risk import lists, rules
+from kaquan.risk import captcha, learning, lists, rules
+from kaquan.risk.captcha import ImageCaptchas
 from kaquan.risk.challenges import Challenge, ProofOfWork
 from kaquan.risk.counters import VelocityCounters
 from kaquan.risk.errors import ChallengeRequired, RiskDeclined
@@ -52,6 +55,8 @@ class Decision:
     reasons: tuple[str, ...]
     challenge: Challenge | None = None
     features: dict[str, Value] = field(default_factory=dict, repr=False)
+    model_score: int | None = None  # the active model's 0–100, when one scored
+    shadow_score: int | None = None  # the shadow model's, recorded only
     # The decision's row, for `reviews.hold` to write with the held order; None when the log records it.
     row: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -65,7 +70,7 @@ class Decision:
         if self.outcome == "decline":
             raise RiskDeclined()
         if self.challenge is not None:
-            failed = next((r for r in self.reasons if r.startswith("challenge_")), None)
+            failed = next((r for r in self.reasons if r.startswith(("challenge_", "captcha_"))), None)
             raise ChallengeRequired(self.challenge.to_dict(), failed=failed)
 
 
@@ -73,6 +78,7 @@ class Decision:
 class _Policy:
     rules: list[rules.CompiledRule]
     verdicts: dict[str, str]
+    models: learning.Serving
     loaded_at: float
 
 
@@ -87,6 +93,13 @@ class RiskEngine:
         self.log = log_
         self._policy: _Policy | None = None
         self._loading: asyncio.Lock | None = None
+        self._pinned: learning.Serving | None = None
+        self.captchas = ImageCaptchas(pow_, ttl_s=settings.risk_pow_ttl_s)
+
+    def pin(self, models: learning.Serving) -> None:
+        """Score with these models instead of the stored ones (benchmarks: the stored choice stays untouched)."""
+        self._pinned = models
+        self._policy = None
 
     def invalidate(self) -> None:
         """Reload rules and lists on the next decision (this process changed them)."""
@@ -102,7 +115,12 @@ class RiskEngine:
             if self._policy is not None and self._policy is not policy:
                 return self._policy
             async with self._db.read() as session:
-                loaded = _Policy(await rules.active(session), await lists.verdicts(session), now)
+                loaded = _Policy(
+                    await rules.active(session),
+                    await lists.verdicts(session),
+                    self._pinned or await learning.serving(session, policy.models if policy else learning.NO_MODELS),
+                    now,
+                )
             self._policy = loaded
             return loaded
 
@@ -171,21 +189,50 @@ class RiskEngine:
             reasons.append(f"rule:{rule.name}")
             if rule.outcome is not None and SEVERITY[rule.outcome] > SEVERITY[hard]:
                 hard = rule.outcome
+        models = policy.models
+        model_score = shadow_score = None
+        if models.active is not None:
+            probability = models.active.probability(features)
+            model_score = round(probability * 100)
+            points = round(probability * self._settings.risk_model_weight)
+            score += points
+            reasons.append(f"model:v{models.active.version}:{points:+d}")
+        elif models.fallback:
+            reasons.append("model_fallback")
+        if models.shadow is not None:
+            shadow_score = round(models.shadow.probability(features) * 100)
         score = max(0, min(100, score))
         by_score = self._by_score(score)
         outcome = hard if SEVERITY[hard] > SEVERITY[by_score] else by_score
         if outcome == "review" and context.can_hold:
-            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
+            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features, model_score, shadow_score)
         if outcome in ("challenge", "review"):
             bits = self._bits(score)
             if context.solution:
-                failed = await self._pow.redeem(context.solution, action=context.action, bits=bits)
+                failed = await self._redeem(context.solution, action=context.action, bits=bits)
                 if failed is None:
-                    return Decision("approve", score, (*reasons, "challenge_solved")[:MAX_REASONS], None, features)
+                    return Decision(
+                        "approve",
+                        score,
+                        (*reasons, "challenge_solved")[:MAX_REASONS],
+                        None,
+                        features,
+                        model_score,
+                        shadow_score,
+                    )
                 reasons.append(failed)
             challenge = self._pow.issue(context.action, bits)
-            return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features)
-        return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features)
+            return Decision(
+                outcome, score, tuple(reasons[:MAX_REASONS]), challenge, features, model_score, shadow_score
+            )
+        return Decision(outcome, score, tuple(reasons[:MAX_REASONS]), None, features, model_score, shadow_score)
+
+    async def _redeem(self, solution: str, *, action: str, bits: int) -> str | None:
+        """A solved proof-of-work, or a person's answer to an image captcha (`<captcha token>:<answer>`)."""
+        if solution.startswith(f"{captcha.VERSION}:"):
+            token, _, answer = solution.rpartition(":")
+            return await self.captchas.redeem(token, answer, action=action)
+        return await self._pow.redeem(solution, action=action, bits=bits)
 
     def _record(self, context: RiskContext, subjects: dict[str, str], decision: Decision) -> Decision:
         subject = next(
@@ -200,6 +247,8 @@ class RiskEngine:
             "reasons": [reason[:100] for reason in decision.reasons],
             "features": decision.features,
             "subjects": subjects,
+            "model_score": decision.model_score,
+            "shadow_score": decision.shadow_score,
         }
         if decision.outcome == "review" and context.can_hold:
             return replace(decision, row=row)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from kaquan.kit.errors import BadInput, DomainError, NotFound
+from kaquan.kit.errors import BadInput, Conflict, DomainError, NotFound
 
 
 class RiskDeclined(DomainError):
@@ -51,3 +51,26 @@ class ListEntryNotFound(NotFound):
 
     def __init__(self, kind: str, value: str) -> None:
         super().__init__(f"no {kind} entry {value!r} on the risk lists", kind=kind)
+
+
+class NotEnoughHistory(Conflict):
+    """Training needs enough labelled decisions, with both frauds and legitimate ones before and after the split."""
+
+    code = "risk_not_enough_history"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(f"cannot train a risk model: {message}", **details)
+
+
+class ModelNotFound(NotFound):
+    code = "risk_model_not_found"
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"no risk model version {version}", version=version)
+
+
+class ModelNotPromotable(Conflict):
+    code = "risk_model_not_promotable"
+
+    def __init__(self, version: int, status: str) -> None:
+        super().__init__(f"risk model version {version} is {status} already", version=version, status=status)

@@ -1,9 +1,10 @@
-"""Risk's tables: recorded decisions, velocity counters (without Redis), rules, allow/block lists, used nonces."""
+"""Risk's tables: recorded decisions, velocity counters (without Redis), rules, allow/block lists, used nonces,
+learned models."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
@@ -40,6 +41,8 @@ class RiskDecision(Base):
     # What the decision turned out to be, for training (`risk.reviews`): 'fraud' or 'legit' from a review
     # verdict; null while nobody knows.
     label: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    model_score: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # the active model's 0–100
+    shadow_score: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # a shadow model's, not acting
 
 
 class RiskCounter(Base):
@@ -135,3 +138,38 @@ class RiskReview(Base):
     verdict_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     verdict_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     verdict_reason: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+
+
+MODEL_STATUSES = ("shadow", "active", "retired")
+
+
+class RiskModel(Base):
+    """A learned model (`risk.learning`): its trees as kaquan's own JSON, what it reads, how it did on a later period.
+
+    A new model starts in `shadow` (scored beside the active one, recorded, not acting); a person promotes
+    it to `active` (at most one: the partial unique index) and the one before becomes `retired`.
+    """
+
+    __tablename__ = "risk_models"
+    __table_args__ = (
+        UniqueConstraint("version"),
+        CheckConstraint("status IN ('shadow', 'active', 'retired')", name="status_known"),
+        Index(
+            "uq_risk_models_one_active",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    trained_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    feature_names: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    trees: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    promoted_by: Mapped[str | None] = mapped_column(String(120), nullable=True)

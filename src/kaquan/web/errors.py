@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 _JSON_PREFIXES = ("/api/", "/admin/api/", "/payments/", "/open/", "/marketplace/")
 
 
-def _wants_html(request: Request) -> bool:
+def wants_html(request: Request) -> bool:
     if request.url.path.startswith(_JSON_PREFIXES):
         return False
     return "text/html" in request.headers.get("accept", "")
@@ -31,7 +31,7 @@ def error_response(request: Request, status: int, code: str, message: str, detai
     retry_after = details.get("retry_after")
     if isinstance(retry_after, int):
         headers["Retry-After"] = str(retry_after)
-    if _wants_html(request):
+    if wants_html(request):
         return render(
             request,
             "error.html",

@@ -17,6 +17,7 @@ from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
 from kaquan.web.i18n_orders import MESSAGES as ORDERS_MESSAGES
 from kaquan.web.i18n_people import MESSAGES as PEOPLE_MESSAGES
 from kaquan.web.i18n_risk import MESSAGES as RISK_MESSAGES
+from kaquan.web.i18n_risk_models import MESSAGES as RISK_MODEL_MESSAGES
 
 LANG_COOKIE: Final = "lang"
 DEFAULT: Final = "zh"
@@ -533,5 +534,6 @@ _merge(ORDERS_MESSAGES)
 _merge(CATALOG_MESSAGES)
 _merge(OPS_MESSAGES)
 _merge(PEOPLE_MESSAGES)
-_merge(IDENTIFIER_MESSAGES)
 _merge(RISK_MESSAGES)
+_merge(IDENTIFIER_MESSAGES)
+_merge(RISK_MODEL_MESSAGES)

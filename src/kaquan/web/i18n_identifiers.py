@@ -74,6 +74,8 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "risk.review_approved": ("风控审核通过", "Held order approved in risk review"),
     "risk.review_declined": ("风控审核拒绝", "Held order declined in risk review"),
     "risk.review_fraud": ("风控审核标记欺诈", "Held order marked as fraud in risk review"),
+    "risk.model_promoted": ("启用风控模型", "Risk model promoted"),
+    "risk.model_trained": ("训练风控模型（影子运行）", "Risk model trained (in shadow)"),
     "risk.rule_added": ("新增风控规则", "Risk rule added"),
     "risk.rule_disabled": ("停用风控规则", "Risk rule turned off"),
     "risk.rule_enabled": ("启用风控规则", "Risk rule turned on"),

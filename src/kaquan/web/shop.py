@@ -11,10 +11,12 @@ from kaquan.kit.bounds import Int64
 from kaquan.orders import service as orders
 from kaquan.orders.errors import OrderNotFound
 from kaquan.payments import service as payments
-from kaquan.risk import reviews
+from kaquan.risk import ChallengeRequired, reviews
+from kaquan.risk.captcha import MAX_ANSWER, MAX_TOKEN
 from kaquan.web import risk_gate
 from kaquan.web.account import owner_secret
 from kaquan.web.buyers_api import signed_in
+from kaquan.web.captcha import captcha_page, wants_captcha
 from kaquan.web.deps import RuntimeDep, buyer, client_ip, lookup_guard, throttle_orders
 from kaquan.web.i18n import language
 from kaquan.web.pages import render
@@ -72,6 +74,8 @@ async def buy(
     contact: Annotated[str, Form(max_length=200)] = "",
     risk_solution: Annotated[str, Form(max_length=300)] = "",
     page_ms: Annotated[str, Form(max_length=12)] = "",
+    captcha_token: Annotated[str, Form(max_length=MAX_TOKEN)] = "",
+    captcha_answer: Annotated[str, Form(max_length=MAX_ANSWER)] = "",
 ) -> Response:
     await throttle_orders(request, rt)
     token, new = client_token(request)
@@ -85,9 +89,17 @@ async def buy(
         buyer_contact=signed_in(request, rt),
         lang=language(request),
     )
-    decision = await screen_shop_order(
-        request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
-    )
+    if captcha_token:  # a person's answer to the captcha page below
+        risk_solution = f"{captcha_token}:{captcha_answer}"
+    try:
+        decision = await screen_shop_order(
+            request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
+        )
+    except ChallengeRequired as refusal:
+        if not wants_captcha(request, refusal):
+            raise
+        form = {"sku": sku, "quantity": str(quantity), "idempotency_key": idempotency_key, "contact": contact}
+        return captcha_page(request, rt, refusal, action="shop.order", fields=form)
     async with rt.db.transaction() as session:
         sale = await payments.checkout(
             rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision

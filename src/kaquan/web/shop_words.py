@@ -162,6 +162,7 @@ ZH: dict[str, str] = {
     "error.rate_limited": "操作过于频繁，请 {seconds} 秒后再试。",
     "error.risk_declined": "该订单未通过风控检查。如有疑问，请联系客服。",
     "error.challenge_required": "需要先完成浏览器安全验证：请开启 JavaScript 后重新提交。",
+    "captcha.noscript": "您的浏览器未开启 JavaScript：下单时如需安全验证，会显示一张图片验证码。",
     "risk.checking": "正在进行安全验证，请稍候…",
     "error.busy": "当前下单人数较多，请稍后再试。",
     "error.payment_unavailable": "暂停支付，暂不能下单。",
@@ -329,6 +330,8 @@ EN: dict[str, str] = {
     "error.rate_limited": "Too many attempts; try again in {seconds} seconds.",
     "error.risk_declined": "This order did not pass our risk checks. Contact support if you think this is wrong.",
     "error.challenge_required": "A browser check is needed first: turn JavaScript on and submit again.",
+    "captcha.noscript": "JavaScript is off in this browser: if the order needs a security check, a picture captcha"
+    " is shown instead.",
     "risk.checking": "Checking this browser, one moment…",
     "error.busy": "Many people are ordering right now; please try again in a moment.",
     "error.payment_unavailable": "Payment is unavailable right now; orders cannot be placed.",

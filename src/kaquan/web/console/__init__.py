@@ -28,6 +28,7 @@ from kaquan.web.console import (
     reconciliation,
     redemption,
     refunds,
+    risk_models,
     risk_review,
     settlement,
     signin,
@@ -63,6 +64,7 @@ for area in (
     marketplaces,
     marketplace_files,
     users,
+    risk_models,
 ):
     router.routes.extend(area.router.routes)
 
