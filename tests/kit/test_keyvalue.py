@@ -57,7 +57,8 @@ def test_a_risk_subjects_windows_share_one_slot(subject: str) -> None:
 
 
 def test_different_events_and_subjects_spread_over_the_cluster() -> None:
-    slots = {slot_of(_gate().keys(event)[0]) for event in range(1, 50)}
+    gate = _gate()
+    slots = {slot_of(gate.keys(event)[0]) for event in range(1, 50)}
     slots |= {slot_of(window_keys(subject, buckets_at(0))[0]) for subject in SUBJECTS}
 
     assert len(slots) > 40

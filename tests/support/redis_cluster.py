@@ -5,20 +5,21 @@ down afterwards; the machine's Redis on 6379 is never touched.
 """
 
 import contextlib
+import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kaquan.bench.harness import free_port
-
 NODES = 3
+BUS_OFFSET = 10_000  # a node also listens on its port + 10000 for the cluster bus
 
 
 @contextlib.contextmanager
 def redis_cluster(directory: Path) -> Iterator[str]:
     """Yield the URL of one node of a fresh cluster whose every slot is served."""
-    ports = [free_port() for _ in range(NODES)]
+    ports = _free_ports(NODES)
     try:
         for port in ports:
             data = directory / f"redis-{port}"
@@ -51,3 +52,22 @@ def _until(ready: Callable[[], bool], timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the Redis Cluster did not come up")
         time.sleep(0.05)
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports that are free together with their bus ports (an ephemeral port + 10000 may pass 65535)."""
+    found: list[int] = []
+    while len(found) < count:
+        port = secrets.choice(range(20_000, 30_000))
+        if port not in found and _free(port) and _free(port + BUS_OFFSET):
+            found.append(port)
+    return found
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
