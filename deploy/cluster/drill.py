@@ -52,6 +52,10 @@ FLASH_STOCK = 100_000
 OK = {200, 201, 202, 409}  # 409: sold out or limit reached, an honest answer
 
 
+def _ok(outcome: str) -> bool:
+    return outcome.isdigit() and int(outcome) in OK
+
+
 @dataclass
 class Answers:
     started: float = field(default_factory=time.monotonic)
@@ -63,9 +67,9 @@ class Answers:
 
     def summary(self, fault_at: float) -> dict[str, Any]:
         """Answers before the fault are the baseline (a loaded machine sheds some load with 503 busy too)."""
-        failed = [at for at, _, outcome in self.seen if not outcome.isdigit() or int(outcome) not in OK]
+        failed = [at for at, _, outcome in self.seen if not _ok(outcome)]
         after = [at for at in failed if at >= fault_at]
-        good = sorted(at for at, _, outcome in self.seen if outcome.isdigit() and int(outcome) in OK and at >= fault_at)
+        good = sorted(at for at, _, outcome in self.seen if _ok(outcome) and at >= fault_at)
         gaps = [b - a for a, b in itertools.pairwise([fault_at, *good])]
         return {
             "answers_before": dict(Counter(f"{k} {o}" for at, k, o in self.seen if at < fault_at)),
@@ -103,10 +107,18 @@ async def _ask(
         await connection.close()  # the next request opens a new connection
         await asyncio.sleep(0.2)
         return
-    answers.record(kind, str(answer.status))
+    answers.record(kind, str(answer.status) if answer.status in OK else f"{answer.status} {_code(answer.body)}")
     if kind == "shop" and answer.status == 201:
         order = json.loads(answer.body)
         answers.paid.append(order["pay_url"].rsplit("/", 1)[1] + " " + order["number"])
+
+
+def _code(body: bytes) -> str:
+    """The error's machine-readable code (HAProxy's own 502/503 pages carry none)."""
+    try:
+        return str(json.loads(body)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "haproxy"
 
 
 async def pay_all(rt: Runtime, topology: Topology, answers: Answers) -> list[str]:

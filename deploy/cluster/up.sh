@@ -130,6 +130,11 @@ say "kaquan worker"
 start_kaquan worker worker
 
 # HAProxy: round robin over the serve processes that answer /readyz 200 ------------------------------------
+# With no process ready (the database restarting), buyers get kaquan's own error shape and a Retry-After.
+printf '%s\r\n' "HTTP/1.1 503 Service Unavailable" "Content-Type: application/json" "Retry-After: 2" \
+  "Cache-Control: no-store" "Connection: close" "" >"$DIR/busy.http"
+printf '%s' '{"error": {"code": "busy", "message": "no kaquan process is ready; try again shortly", "details": {}}}' \
+  >>"$DIR/busy.http"
 cat >"$DIR/haproxy.cfg" <<CFG
 global
     maxconn 4096
@@ -145,6 +150,7 @@ defaults
     # A request whose connection failed never reached kaquan: send it to another process (safe for POSTs).
     retries 3
     option redispatch 1
+    errorfile 503 $DIR/busy.http
 
 frontend shop
     bind 127.0.0.1:$FRONT

@@ -156,11 +156,15 @@ class Topology:
         (self.directory / "run" / f"{name}.pid").write_text(f"{process.pid}\n")
 
     def pg_ctl(self, cluster: str, *args: str) -> None:
-        """`pg_ctl` on `pg-primary` or `pg-replica`, as the postgres OS user."""
-        command = [str(PG_BIN / "pg_ctl"), "-D", str(self.directory / cluster), *args]
+        """`pg_ctl` on `pg-primary` or `pg-replica`, as the postgres OS user, the server logging to its file.
+
+        The output goes nowhere: a server `pg_ctl start` leaves behind would keep a pipe open for ever.
+        """
+        log = self.directory / "log" / f"{cluster}.log"
+        command = [str(PG_BIN / "pg_ctl"), "-D", str(self.directory / cluster), "-l", str(log), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True)  # noqa: S603
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
     def redis_cli(self, port: int, *args: str) -> str:
         done = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)  # noqa: S603,S607
