@@ -80,6 +80,7 @@ class Answers:
             "failures_from_s": round(min(after) - fault_at, 2) if after else None,
             "failures_until_s": round(max(after) - fault_at, 2) if after else None,
             "longest_gap_s": round(max(gaps), 2) if gaps else None,
+            "failed_by_second_after_fault": dict(sorted(Counter(int(at - fault_at) for at in after).items())),
         }
 
 

@@ -160,7 +160,7 @@ backend kaquan
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2 on-marked-down shutdown-sessions
+    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 2
 $servers
 listen stats
     bind 127.0.0.1:$STATS

@@ -216,8 +216,11 @@ class Database:
             except DBAPIError as exc:
                 if is_lock_error(exc):
                     raise Busy("the database is busy; try again shortly") from exc
+                _refuse_unavailable(exc)
                 _refuse_unstorable_text(exc)
                 raise
+            except ConnectionError as exc:
+                raise Unavailable() from exc
 
     @asynccontextmanager
     async def read(self, *, stale_ok: bool = False) -> AsyncIterator[AsyncSession]:
@@ -234,8 +237,11 @@ class Database:
                 async with session.begin():
                     yield session
             except DBAPIError as exc:
+                _refuse_unavailable(exc)
                 _refuse_unstorable_text(exc)
                 raise
+            except ConnectionError as exc:
+                raise Unavailable() from exc
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3) -> T:
         """Run `work` in a write transaction, retrying lock timeouts and deadlocks a few times."""
@@ -464,6 +470,37 @@ def is_lock_error(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError) and "database is locked" in text:
         return True
     return any(marker in text for marker in ("lock timeout", "deadlock detected", "could not obtain lock"))
+
+
+class Unavailable(Busy):
+    """The database server went away or is restarting (a restart, a failover): an honest 'try again' too."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable for a moment; try again shortly", retry_after=2)
+
+
+# What asyncpg and PostgreSQL say when a server shuts down, restarts or drops the connection (the pool then
+# opens a new one, to whichever host accepts writes).
+_CONNECTION_LOST = (
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "terminating connection",
+    "connection was closed",
+    "connection is closed",
+    "connection reset",
+    "connection refused",
+)
+
+
+def is_connection_lost(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return exc.connection_invalidated or any(marker in text for marker in _CONNECTION_LOST)
+
+
+def _refuse_unavailable(exc: DBAPIError) -> None:
+    if is_connection_lost(exc):
+        raise Unavailable() from exc
 
 
 UNSTORABLE_TEXT = "22021"  # PostgreSQL's character_not_in_repertoire: a NUL character in a text value
