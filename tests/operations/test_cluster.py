@@ -37,9 +37,10 @@ from kaquan.orders.checks import check_holdings
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime, start
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("KAQUAN_TEST_CLUSTER") != "1", reason="the multi-machine topology runs with KAQUAN_TEST_CLUSTER=1"
-)
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("KAQUAN_TEST_CLUSTER") != "1", reason="runs with KAQUAN_TEST_CLUSTER=1"),
+    pytest.mark.xdist_group("cluster"),  # one topology, on one xdist worker (`make test` runs --dist loadgroup)
+]
 SCRIPTS = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 UNTHROTTLED = str(10**9)
 DEV_SECRET = secrets.token_urlsafe(24)

@@ -147,8 +147,10 @@ class Topology:
 
     def start(self, name: str) -> None:
         """Start `serve-N` or `worker` again, as up.sh did."""
-        args = ["serve", "--no-worker", "--port", str(self.serve_port(int(name.split("-")[1])))]
-        command = [*shlex.split(kaquan_command()), *(args if name.startswith("serve-") else ["worker"])]
+        args = ["worker"]
+        if name.startswith("serve-"):
+            args = ["serve", "--no-worker", "--port", str(self.serve_port(int(name.removeprefix("serve-"))))]
+        command = [*shlex.split(kaquan_command()), *args]
         with (self.directory / "log" / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(  # noqa: S603 - our own command
                 command, env={**os.environ, **self.environment()}, stdout=log, stderr=log, start_new_session=True
