@@ -146,14 +146,19 @@ async def pay_all(rt: Runtime, topology: Topology, answers: Answers) -> list[str
 
 async def invariants(rt: Runtime, stage: flash_bench.Stage, shop_sku_id: int, numbers: list[str]) -> dict[str, Any]:
     """Read back from the primary once the dust settled: what the drill promises nothing broke."""
-    for _ in range(600):
+    settling = time.monotonic()
+    for _ in range(600):  # every paid order delivered and the outbox (notices, cost of goods, …) worked off
         async with rt.db.read() as session:
             waiting = await session.scalar(
                 select(func.count()).where(Order.number.in_(numbers), Order.status != "delivered")
             )
-        if not waiting:
+            pending_events = await session.scalar(
+                select(func.count()).where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
+            )
+        if not waiting and not pending_events:
             break
         await asyncio.sleep(0.1)
+    settled_s = time.monotonic() - settling
     won = await _won_orders(rt, stage)
     checked = await flash_bench.check(rt, stage, won)
     async with rt.db.read() as session:
@@ -161,9 +166,6 @@ async def invariants(rt: Runtime, stage: flash_bench.Stage, shop_sku_id: int, nu
         (level,) = await stock(session, sku_id=shop_sku_id)
         waited = await session.scalar(
             select(func.max(Order.delivered_at - Order.paid_at)).where(Order.number.in_(numbers))
-        )
-        pending_events = await session.scalar(
-            select(func.count()).where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
         )
     return {
         "flash_sold": checked.sold,
@@ -175,6 +177,7 @@ async def invariants(rt: Runtime, stage: flash_bench.Stage, shop_sku_id: int, nu
         "shop_orders_holding_wrong_units": len(unmatched),
         "shop_stock_adds_up": level.adds_up,
         "outbox_pending": pending_events,
+        "settled_after_load_s": round(settled_s, 2),
     }
 
 

@@ -131,10 +131,10 @@ start_kaquan worker worker
 
 # HAProxy: round robin over the serve processes that answer /readyz 200 ------------------------------------
 # With no process ready (the database restarting), buyers get kaquan's own error shape and a Retry-After.
-printf '%s\r\n' "HTTP/1.1 503 Service Unavailable" "Content-Type: application/json" "Retry-After: 2" \
-  "Cache-Control: no-store" "Connection: close" "" >"$DIR/busy.http"
-printf '%s' '{"error": {"code": "busy", "message": "no kaquan process is ready; try again shortly", "details": {}}}' \
-  >>"$DIR/busy.http"
+busy='{"error": {"code": "busy", "message": "no kaquan process is ready; try again shortly", "details": {}}}'
+printf '%s\r\n' "HTTP/1.1 503 Service Unavailable" "Content-Type: application/json" "Content-Length: ${#busy}" \
+  "Retry-After: 2" "Cache-Control: no-store" "Connection: close" "" >"$DIR/busy.http"
+printf '%s' "$busy" >>"$DIR/busy.http"
 cat >"$DIR/haproxy.cfg" <<CFG
 global
     maxconn 4096
