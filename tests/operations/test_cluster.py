@@ -28,7 +28,7 @@ from tests.support.agents import given_agent, given_price
 from tests.support.builders import given_sku_with_codes
 
 from kaquan.bench import flash as flash_bench
-from kaquan.bench.cluster import PG_BIN, Topology
+from kaquan.bench.cluster import Topology
 from kaquan.bench.harness import HOST, HttpConnection
 from kaquan.client import ApiError, AsyncAgentClient
 from kaquan.inventory.levels import stock
@@ -48,7 +48,7 @@ DEV_SECRET = secrets.token_urlsafe(24)
 
 @pytest.fixture(scope="module")
 def topology() -> Iterator[Topology]:
-    for program in ("haproxy", "redis-server", "redis-cli", str(PG_BIN / "initdb")):
+    for program in ("haproxy", "redis-server", "redis-cli", "/usr/lib/postgresql/15/bin/initdb"):
         if shutil.which(program) is None:
             raise RuntimeError(
                 f"KAQUAN_TEST_CLUSTER=1 but {program} is missing (deploy/cluster/up.sh says what to install)"

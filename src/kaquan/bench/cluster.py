@@ -20,7 +20,6 @@ from pathlib import Path
 
 from kaquan.kit.config import Settings
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REDIS_NODES = 6
 _SPAN = 26  # ports up.sh takes from the first: +0 … +25
 _BUS_OFFSET = 10_000  # a Redis Cluster node also listens on its port + 10000
@@ -90,7 +89,6 @@ class Topology:
             "KAQUAN_CLUSTER_PORT": str(self.base_port),
             "KAQUAN_SERVES": str(self.serves),
             "KAQUAN_BIN": kaquan_command(),
-            "PG_BIN": str(PG_BIN),
             **extra_env,
         }
         done = subprocess.run(  # noqa: S603 - our own scripts
@@ -158,15 +156,8 @@ class Topology:
         (self.directory / "run" / f"{name}.pid").write_text(f"{process.pid}\n")
 
     def pg_ctl(self, cluster: str, *args: str) -> None:
-        """`pg_ctl` on `pg-primary` or `pg-replica`, as the postgres OS user, the server logging to its file.
-
-        The output goes nowhere: a server `pg_ctl start` leaves behind would keep a pipe open for ever.
-        """
-        log = self.directory / "log" / f"{cluster}.log"
-        command = [str(PG_BIN / "pg_ctl"), "-D", str(self.directory / cluster), "-l", str(log), *args]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        """`pg_ctl` on `pg-primary` or `pg-replica` (deploy/cluster/pg_ctl.sh: as the database's OS user)."""
+        self._script("pg_ctl.sh", cluster, *args)
 
     def redis_cli(self, port: int, *args: str) -> str:
         done = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)  # noqa: S603,S607
