@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup  # a group (the cluster topology) stays on one worker
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,8 +3,6 @@
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from kaquan.buyers import tasks as buyer_tasks
 from kaquan.buyers.service import Verification
 from kaquan.channels.agents import AgentOrders, Authenticator, DatabaseNonces, NonceStore, RedisNonces
@@ -15,6 +13,7 @@ from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_create_master_key
 from kaquan.kit.db import Database
 from kaquan.kit.keys import named_key
+from kaquan.kit.keyvalue import RedisClient, connect
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from kaquan.notifications import tasks as notification_tasks
 from kaquan.operations import alerts as operator_alerts
@@ -41,8 +40,6 @@ from kaquan.risk import (
 from kaquan.risk.learning import Retrainer
 
 log = logging.getLogger(__name__)
-REDIS_CONNECTIONS = 64
-REDIS_WAIT_S = 5
 
 
 @dataclass
@@ -62,8 +59,8 @@ class Runtime:
     buyers: Verification
     risk: RiskEngine
     retrainer: Retrainer
-    redis: Redis | None = None
-    risk_redis: Redis | None = None  # risk's counters on a pool of their own: they never wait behind the gate
+    redis: RedisClient | None = None
+    risk_redis: RedisClient | None = None  # risk's counters on a pool of their own: they never wait behind the gate
 
     @property
     def dev_gateway(self) -> DevGateway:
@@ -82,15 +79,14 @@ class Runtime:
         await self.db.dispose()
 
 
-def _redis(url: str) -> Redis:
-    """A client whose callers wait (briefly) for a free connection under load instead of failing at once."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S)
-    return Redis(connection_pool=pool)
-
-
 async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     """Open the database and keys; the schema must be migrated already (`kaquan migrate`)."""
-    db = db or Database(settings.resolved_database_url(), lock_timeout_ms=settings.lock_timeout_ms)
+    db = db or Database(
+        settings.resolved_database_url(),
+        lock_timeout_ms=settings.lock_timeout_ms,
+        read_url=settings.read_database_url,
+        read_max_lag_s=settings.read_max_lag_s,
+    )
     keyring = KeyRing(
         load_or_create_master_key(settings.master_key, settings.var_dir),
         decode_retired_master_keys(settings.retired_master_keys),
@@ -115,12 +111,12 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     gateways: list[Gateway] = [*configured, *(s.gateway for s in simulations), *([dev] if dev is not None else [])]
     registry.configure(gateways, public_url=settings.public_url)
     gateway = gateways[0] if gateways else None
-    redis = _redis(settings.redis_url) if settings.redis_url else None
+    redis = connect(settings.redis_url, cluster=settings.redis_cluster) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
     gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
-    risk_redis = _redis(settings.redis_url) if settings.redis_url else None
+    risk_redis = connect(settings.redis_url, cluster=settings.redis_cluster) if settings.redis_url else None
     counters: VelocityCounters = RedisCounters(risk_redis) if risk_redis is not None else DatabaseCounters(db)
     spent: SpentNonces = RedisSpentNonces(risk_redis) if risk_redis is not None else DatabaseSpentNonces(db)
     risk = RiskEngine(

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast
 
-from redis.asyncio import Redis
+from kaquan.kit.keyvalue import RedisClient
 
 Verdict = Literal["admitted", "sold_out", "limit_reached", "closed", "duplicate", "unloaded"]
 PENDING = "pending"
@@ -327,7 +327,7 @@ return 1
 class RedisGate:
     """The gate in Redis: one Lua script per call, so admissions from every process are serialized per event."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "kaquan:") -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str = "kaquan:") -> None:
         self._redis = redis
         self._prefix = prefix
         self._admit = redis.register_script(_ADMIT)

@@ -18,6 +18,17 @@ class Settings(BaseSettings):
         description="sqlite:///path.db or postgresql://user@host:5432/db; default: var/kaquan.db",
     )
     redis_url: str | None = None
+    redis_cluster: bool = Field(
+        default=False, description="KAQUAN_REDIS_URL names one node of a Redis Cluster: talk to it as a cluster"
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="a streaming replica of the PostgreSQL database, read by dashboards, reports, exports and"
+        " finance listings while it lags at most read_max_lag_s; unset: everything reads the primary",
+    )
+    read_max_lag_s: float = Field(
+        default=5.0, gt=0, description="the most the replica's answers may be behind the primary, in seconds"
+    )
     master_key: str | None = Field(default=None, description="base64 of 32 random bytes")
     retired_master_keys: str | None = Field(
         default=None, description="comma-separated base64 master keys accepted for unwrapping only (key rotation)"

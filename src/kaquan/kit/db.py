@@ -8,10 +8,17 @@ Concurrency model: on PostgreSQL we stay on READ COMMITTED and take row locks
 (`FOR UPDATE`, `SKIP LOCKED` for claims) with a bounded `lock_timeout`; on SQLite
 every write transaction starts with `BEGIN IMMEDIATE`, which takes the database's
 single write lock up front so two writers can never interleave.
+
+Reads that may be a little behind (dashboards, reports, exports, finance listings) ask
+for `read(stale_ok=True)`: with a streaming replica configured they run there while the
+replica is at most `max_lag_s` behind the primary, and on the primary otherwise. Nothing
+that decides a sale reads the replica (pretix's lesson: availability only from the primary).
 """
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -77,10 +84,82 @@ def describe(url: str) -> str:
     return make_url(async_url(url)).render_as_string(hide_password=True)
 
 
-class Database:
-    """One engine plus the dialect-specific statements services need."""
+class Replica:
+    """A PostgreSQL streaming replica, trusted for reads while it is at most `max_lag_s` behind the primary.
 
-    def __init__(self, url: str, *, lock_timeout_ms: int = 2000, pool_size: int = 10) -> None:
+    The lag is measured at most every `max_lag_s / 2` seconds and the replica used only while the last
+    measure was within `max_lag_s / 2`, so a read there is never more than `max_lag_s` behind. One
+    measure: the primary's WAL position first, then the replica's replay position; a replica that has
+    replayed past it is current, else it is as far behind as its last replayed commit is old. A replica
+    that does not answer, stopped streaming or was promoted (no longer in recovery) is not used.
+    """
+
+    def __init__(self, url: str, primary: AsyncEngine, *, max_lag_s: float, pool_size: int = 5) -> None:
+        if not async_url(url).startswith("postgresql"):
+            raise BadDatabaseUrl("the read replica must be PostgreSQL: postgresql://user@host:5432/db")
+        self.engine = create_async_engine(
+            async_url(url), pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": _REPLICA_CONNECT_S}
+        )
+        self.max_lag_s = max_lag_s
+        self._primary = primary
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._checked_at = -math.inf
+        self._fresh = False
+        self._checking = asyncio.Lock()
+
+    async def fresh(self) -> bool:
+        """Whether reads may go to the replica now (measuring again when the last measure is too old)."""
+        if time.monotonic() - self._checked_at < self.max_lag_s / 2:
+            return self._fresh
+        async with self._checking:
+            if time.monotonic() - self._checked_at >= self.max_lag_s / 2:
+                lag = await self.lag_s()
+                self._fresh = lag is not None and lag <= self.max_lag_s / 2
+                self._checked_at = time.monotonic()
+        return self._fresh
+
+    async def lag_s(self) -> float | None:
+        """How far the replica is behind the primary now, in seconds; None when it cannot serve reads."""
+        try:
+            async with asyncio.timeout(_REPLICA_CONNECT_S):
+                async with self._primary.connect() as primary:
+                    position = (await primary.execute(text("SELECT pg_current_wal_lsn()"))).scalar_one()
+                async with self.engine.connect() as replica:
+                    row = (await replica.execute(_REPLICA_LAG, {"position": position})).one()
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            log.warning("read replica unusable, reading the primary: %s", type(exc).__name__)
+            return None
+        recovering, streaming, caught_up, behind_s = row
+        if not recovering or not streaming:
+            log.warning("read replica %s, reading the primary", "promoted" if not recovering else "not streaming")
+            return None
+        return 0.0 if caught_up else (float(behind_s) if behind_s is not None else None)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+_REPLICA_CONNECT_S = 2.0
+_REPLICA_LAG = text(
+    "SELECT pg_is_in_recovery(),"
+    " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),"
+    " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), CAST(:position AS pg_lsn)) >= 0,"
+    " EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
+)
+
+
+class Database:
+    """One engine plus the dialect-specific statements services need, and optionally a read replica."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_timeout_ms: int = 2000,
+        pool_size: int = 10,
+        read_url: str | None = None,
+        read_max_lag_s: float = 5.0,
+    ) -> None:
         self.url = async_url(url)
         self._dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self.protect = True
@@ -89,6 +168,9 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False, autoflush=False
         )
+        if read_url and self._dialect != "postgresql":
+            raise BadDatabaseUrl("a read replica needs a PostgreSQL primary (KAQUAN_DATABASE_URL=postgresql://…)")
+        self.replica = Replica(read_url, self.engine, max_lag_s=read_max_lag_s) if read_url else None
 
     @property
     def is_postgresql(self) -> bool:
@@ -134,19 +216,32 @@ class Database:
             except DBAPIError as exc:
                 if is_lock_error(exc):
                     raise Busy("the database is busy; try again shortly") from exc
+                _refuse_unavailable(exc)
                 _refuse_unstorable_text(exc)
                 raise
+            except ConnectionError as exc:
+                raise Unavailable() from exc
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only transaction; on SQLite it does not take the write lock."""
-        async with self._read_sessions() as session:
+    async def read(self, *, stale_ok: bool = False) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction; on SQLite it does not take the write lock.
+
+        `stale_ok`: the answer may be up to the replica's `max_lag_s` old (a page, a report, an export),
+        so it runs on the read replica when one is configured and fresh enough.
+        """
+        sessions = self._read_sessions
+        if stale_ok and self.replica is not None and await self.replica.fresh():
+            sessions = self.replica.sessions
+        async with sessions() as session:
             try:
                 async with session.begin():
                     yield session
             except DBAPIError as exc:
+                _refuse_unavailable(exc)
                 _refuse_unstorable_text(exc)
                 raise
+            except ConnectionError as exc:
+                raise Unavailable() from exc
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 3) -> T:
         """Run `work` in a write transaction, retrying lock timeouts and deadlocks a few times."""
@@ -161,6 +256,8 @@ class Database:
         raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
+        if self.replica is not None:
+            await self.replica.dispose()
         await self.engine.dispose()
 
     # Dialect-specific statements -------------------------------------------------
@@ -373,6 +470,37 @@ def is_lock_error(exc: DBAPIError) -> bool:
     if isinstance(exc, OperationalError) and "database is locked" in text:
         return True
     return any(marker in text for marker in ("lock timeout", "deadlock detected", "could not obtain lock"))
+
+
+class Unavailable(Busy):
+    """The database server went away or is restarting (a restart, a failover): an honest 'try again' too."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable for a moment; try again shortly", retry_after=2)
+
+
+# What asyncpg and PostgreSQL say when a server shuts down, restarts or drops the connection (the pool then
+# opens a new one, to whichever host accepts writes).
+_CONNECTION_LOST = (
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "terminating connection",
+    "connection was closed",
+    "connection is closed",
+    "connection reset",
+    "connection refused",
+)
+
+
+def is_connection_lost(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return exc.connection_invalidated or any(marker in text for marker in _CONNECTION_LOST)
+
+
+def _refuse_unavailable(exc: DBAPIError) -> None:
+    if is_connection_lost(exc):
+        raise Unavailable() from exc
 
 
 UNSTORABLE_TEXT = "22021"  # PostgreSQL's character_not_in_repertoire: a NUL character in a text value

@@ -5,9 +5,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
-
 from kaquan.kit.errors import RateLimited
+from kaquan.kit.keyvalue import RedisClient
 
 
 class RateLimiter(Protocol):
@@ -60,7 +59,7 @@ return 0
 
 
 class RedisRateLimiter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._script = redis.register_script(_HIT)
         self._undo = redis.register_script(_UNDO)

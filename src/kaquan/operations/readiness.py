@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from alembic.script import ScriptDirectory
-from redis.asyncio import Redis
 from sqlalchemy import text
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
+from kaquan.kit.keyvalue import RedisClient
 from kaquan.kit.migrate import alembic_config
 from kaquan.operations.heartbeat import last_beat
 
@@ -48,7 +48,7 @@ async def _database(db: Database) -> Check:
     return Check("migrations", True, "current")
 
 
-async def _redis(redis: Redis) -> Check:
+async def _redis(redis: RedisClient) -> Check:
     await redis.ping()
     return Check("redis", True, "answers")
 
@@ -72,7 +72,7 @@ async def _bounded(name: str, probe: Awaitable[Check]) -> Check:
         return Check(name, False, f"unreachable ({type(exc).__name__})")
 
 
-async def check_readiness(db: Database, redis: Redis | None, *, worker_max_age: timedelta | None) -> Readiness:
+async def check_readiness(db: Database, redis: RedisClient | None, *, worker_max_age: timedelta | None) -> Readiness:
     """Every check, concurrently; `worker_max_age=None` leaves the worker out (a process told not to wait for one)."""
     probes = [_bounded("database", _database(db))]
     if redis is not None:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Table, delete
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Busy
+from kaquan.kit.keyvalue import RedisClient
 from kaquan.risk.models import RiskUsedNonce
 
 VERSION = "v1"
@@ -37,7 +37,7 @@ class SpentNonces(Protocol):
 
 
 class RedisSpentNonces:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def spend(self, nonce: str, *, until: int) -> bool:

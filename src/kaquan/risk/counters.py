@@ -14,23 +14,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import Table, delete
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Busy
+from kaquan.kit.keyvalue import RedisClient
 from kaquan.risk.features import COUNTED, WINDOWS
 from kaquan.risk.models import RiskCounter
 
 log = logging.getLogger(__name__)
 Counts = dict[tuple[str, str], int]  # (subject key, window name) → hits, this one included
 KEPT_S = 2 * max(WINDOWS.values())
-
-
-def _buckets(now_s: int) -> dict[str, int]:
-    return {window: now_s - now_s % length for window, length in WINDOWS.items()}
 
 
 class VelocityCounters(Protocol):
@@ -65,19 +61,25 @@ return counts
 """
 
 
-def _keys(subject: str, what: str, buckets: dict[str, int]) -> list[str]:
+def window_keys(subject: str, buckets: dict[str, int], what: str = COUNTED) -> list[str]:
+    """The keys one script call counts a subject's windows in: one hash tag, the subject, so one cluster slot."""
     return [f"kaquan:risk:{{{subject}}}:{what}:{WINDOWS[window]}:{bucket}" for window, bucket in buckets.items()]
 
 
+def buckets_at(now_s: int) -> dict[str, int]:
+    """Each window's start at unix time `now_s`."""
+    return {window: now_s - now_s % length for window, length in WINDOWS.items()}
+
+
 class RedisCounters:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         if not subjects:
             return {}
-        buckets = _buckets(int(clock.now().timestamp()))
+        buckets = buckets_at(int(clock.now().timestamp()))
         lifetimes = [WINDOWS[window] + 60 for window in buckets]
         try:
             try:
@@ -100,16 +102,17 @@ class RedisCounters:
         a second round trip every time)."""
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
-            pipe.evalsha(self._sha, len(buckets), *_keys(subject, what, buckets), *lifetimes)
+            keys = window_keys(subject, buckets, what)
+            pipe.evalsha(self._sha, len(keys), *keys, *lifetimes)
         return list(await pipe.execute())
 
     async def peek(self, subjects: Sequence[str], what: str) -> Counts:
         if not subjects:
             return {}
-        buckets = _buckets(int(clock.now().timestamp()))
+        buckets = buckets_at(int(clock.now().timestamp()))
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
-            pipe.mget(_keys(subject, what, buckets))  # one subject's keys share a slot
+            pipe.mget(window_keys(subject, buckets, what))  # one subject's keys share a slot
         try:
             replies = await pipe.execute()
         except RedisError as exc:
@@ -149,7 +152,7 @@ class DatabaseCounters:
         self._current: frozenset[int] = frozenset()
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
-        buckets = _buckets(int(clock.now().timestamp()))
+        buckets = buckets_at(int(clock.now().timestamp()))
         counts: Counts = {}
         for subject in subjects:
             for window, bucket in buckets.items():
@@ -162,7 +165,7 @@ class DatabaseCounters:
 
     async def peek(self, subjects: Sequence[str], what: str) -> Counts:
         """What this process knows: its own counts, and the totals it learned at its last write of each key."""
-        buckets = _buckets(int(clock.now().timestamp()))
+        buckets = buckets_at(int(clock.now().timestamp()))
         counts: Counts = {}
         for subject in subjects:
             for window, bucket in buckets.items():
@@ -216,7 +219,7 @@ class DatabaseCounters:
         return stmt.returning(table.c.key, table.c.bucket, table.c.hits)
 
     def _forget_old(self) -> None:
-        current = frozenset(_buckets(int(clock.now().timestamp())).values())
+        current = frozenset(buckets_at(int(clock.now().timestamp())).values())
         if current != self._current:  # a window turned (once a minute): drop the totals of the ended ones
             self._current = current
             self._known = {where: hits for where, hits in self._known.items() if where[1] in current}

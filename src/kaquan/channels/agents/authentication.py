@@ -14,7 +14,6 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Protocol
 
-from redis.asyncio import Redis
 from sqlalchemy import delete
 
 from kaquan.channels.agents import accounts, code_encryption, request_signing
@@ -32,6 +31,7 @@ from kaquan.kit import clock
 from kaquan.kit.crypto import KeyRing
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Forbidden
+from kaquan.kit.keyvalue import RedisClient
 
 _CACHE_S = 2.0
 
@@ -61,7 +61,7 @@ class NonceStore(Protocol):
 class RedisNonces:
     """Nonces in Redis (`SET NX EX`): one answer across every process."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
 
     async def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:

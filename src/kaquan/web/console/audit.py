@@ -51,7 +51,7 @@ def _where(filters: dict[str, str]) -> audit.AuditFilter:
 async def audit_trail(
     request: Request, rt: RuntimeDep, admin: AuditRead, filters: Filters, before_id: BigRowId | None = None
 ) -> Response:
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         rows = await audit.search(session, _where(filters), before_id=before_id, limit=AUDIT_PAGE)
     chosen = {name: value for name, value in filters.items() if value}
     next_page = urlencode({**chosen, "before_id": rows[-1].id}) if len(rows) == AUDIT_PAGE else None
@@ -74,7 +74,7 @@ async def audit_export(
 ) -> Response:
     """The newest `EXPORT_LIMIT` entries matching the filters, newest first."""
     t, zone = translator(language(request)), rt.settings.zone()
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         rows = await audit.search(session, _where(filters), limit=EXPORT_LIMIT)
     lang = language(request)
     header = ["#", t("audit.at_in", zone=rt.settings.timezone), t("audit.actor"), t("audit.action")]

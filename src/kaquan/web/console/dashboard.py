@@ -21,7 +21,7 @@ async def dashboard(request: Request, rt: RuntimeDep, admin: StockRead) -> Respo
     zone = rt.settings.zone()
     today = clock.now().astimezone(zone).date()
     start, end = datetime.combine(today, time(), zone), datetime.combine(today + timedelta(days=1), time(), zone)
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         skus = {sku.id: sku for sku in await catalog.list_skus(session)}
         levels = per_sku(await stock(session))
         sales = await orders.delivered_between(session, start, end)

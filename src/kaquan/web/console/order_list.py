@@ -103,7 +103,7 @@ async def order_list(
     per_page: Annotated[int, Query(ge=1, le=listing.MAX_PAGE_SIZE)] = listing.PAGE_SIZE,
 ) -> Response:
     zone = rt.settings.zone()
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         where = await _order_filter(session, query, zone)
         found = await listing.recent(session, where, before_id=before_id, limit=per_page)
         skus = {sku.id: sku for sku in await catalog.list_skus(session)}
@@ -172,7 +172,7 @@ async def order_export(
     request: Request, rt: RuntimeDep, admin: OrdersRead, fmt: Literal["csv", "xlsx"], query: Filters
 ) -> Response:
     """The newest `listing.EXPORT_LIMIT` orders matching the filters (the list page says so)."""
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         where = await _order_filter(session, query, rt.settings.zone())
         found = [order async for order in listing.for_export(session, where)]
         skus = {sku.id: sku for sku in await catalog.list_skus(session)}

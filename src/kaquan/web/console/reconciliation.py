@@ -72,7 +72,7 @@ async def _worklist_page(
 ) -> Response:
     where = _filters(query["source"], query["class"], query["state"], query["from"], query["to"])
     lang = language(request)
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         items = await reconciliation.list_differences(
             session,
             source=where.source,

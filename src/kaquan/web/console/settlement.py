@@ -17,7 +17,7 @@ router = console_router()
 @router.get("/admin/settlement")
 async def settlement_page(request: Request, rt: RuntimeDep, admin: FinanceRead) -> Response:
     """The latest statements, newest first, with download links."""
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         runs = await settlement.list_runs(session, limit=200)
     rows = [
         {
@@ -40,7 +40,7 @@ async def statement_download(
     fmt: Annotated[str, Path(pattern="^(csv|xlsx|pdf)$")],
 ) -> Response:
     """One statement as a file."""
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         found = await settlement.statement_file(session, await settlement.get_run(session, run_id), fmt)
     return Response(
         found.content,

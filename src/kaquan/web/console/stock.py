@@ -77,7 +77,7 @@ async def export_batches(
     """The SKU's batches, newest first, times in the merchant's zone."""
     t = translator(language(request))
     zone = rt.settings.zone()
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         target = await catalog.get_sku(session, sku)
         found = await batches_of_sku(session, target.id, limit=EXPORT_LIMIT)
     header = [
@@ -112,7 +112,7 @@ async def export_stock(
     request: Request, rt: RuntimeDep, admin: StockRead, sku: str, format: Format = "csv"
 ) -> Response:
     t = translator(language(request))
-    async with rt.db.read() as session:
+    async with rt.db.read(stale_ok=True) as session:
         target = await catalog.get_sku(session, sku)
         levels = await stock(session, sku_id=target.id)
     header = [
