@@ -51,6 +51,7 @@ from kaquan.kit.db import (
     index_scratch_table,
     refresh_statistics,
     scratch_table,
+    serialize_on,
 )
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
@@ -89,6 +90,7 @@ async def match_period(
     parties.check_matchable(source)
     if last_day < first_day:
         raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    await serialize_on(session, lock_name(source))
     await allow_large_sorts(session, WORK_MEMORY_MB)
     found = await parties.records_of(
         session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
@@ -100,6 +102,14 @@ async def match_period(
     await run.drop()
     await refresh_statistics(session, ITEMS)
     return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
+
+
+def lock_name(source: str) -> str:
+    """What matching a source, and annotating or resolving its items, serialize on.
+
+    A record's item is unique because matching replaces every item of the records it places: two runs at
+    once, or a note added between a run's reading of the kept items and its writing, would leave two."""
+    return f"reconciliation:{source}"
 
 
 async def counts(session: AsyncSession, source: str, first_day: date, last_day: date) -> dict[str, int]:
@@ -203,6 +213,7 @@ class _Run:
         items = ITEMS.c
         kept = exists().where(
             items.source == self.source,
+            items.business_day.between(self.wide_first, self.wide_last),  # a record's item has the record's day
             items.record_kind == found.c.kind,
             items.record_ref == found.c.ref,
             items.state.in_(KEPT_STATES),
@@ -396,8 +407,9 @@ class _Run:
     async def _delete_replaced(self) -> None:
         """Delete the open and auto items of the lines and records this run places again.
 
-        Two statements, each by one of the items' unique keys: an OR of the two made PostgreSQL scan every
-        item of the source, a cost that grows with the history kept rather than with the period."""
+        Two statements: an OR of the two made PostgreSQL scan every item of the source, a cost that grows with
+        the history kept rather than with the period. A line's item is found by its unique key; a record's
+        item has the record's business day, within the days staged, so the day index narrows it down."""
         items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
         replaced = (items.source == self.source, items.state.in_(("open", "auto")))
         lines = select(lc.id).where(or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
@@ -405,7 +417,10 @@ class _Run:
             or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref))
         )
         await self._exec(delete(ITEMS).where(*replaced, items.line_id.in_(lines)))
-        await self._exec(delete(ITEMS).where(*replaced, tuple_(items.record_kind, items.record_ref).in_(records)))
+        staged_days = items.business_day.between(self.wide_first, self.wide_last)
+        await self._exec(
+            delete(ITEMS).where(*replaced, staged_days, tuple_(items.record_kind, items.record_ref).in_(records))
+        )
 
     async def _insert_pairs(self, now: Any) -> None:
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
