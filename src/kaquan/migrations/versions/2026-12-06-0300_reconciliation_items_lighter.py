@@ -17,9 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("reconciliation_items", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("uq_reconciliation_items_source_record_kind_record_ref"), type_="unique"
-        )
+        batch_op.drop_constraint(batch_op.f("uq_reconciliation_items_source_record_kind_record_ref"), type_="unique")
         batch_op.drop_index("ix_reconciliation_items_source_day")
         batch_op.create_index(
             "ix_reconciliation_items_source_day",
