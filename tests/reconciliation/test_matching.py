@@ -124,7 +124,7 @@ async def test_matching_a_day_twice_at_once_leaves_each_line_and_payment_in_one_
 
     both = await asyncio.gather(shop.match(paid.day), shop.match(paid.day))
 
-    assert both == [{"matched": 1, "missing_in_statement": 1, "missing_in_kaquan": 1}] * 2
+    assert list(both) == [{"matched": 1, "missing_in_statement": 1, "missing_in_kaquan": 1}] * 2
     items = await shop.items()
     assert sorted(item.record_ref or "" for item in items) == sorted(["", paid.token, lost.token])
     assert len({item.line_id for item in items if item.line_id is not None}) == 2
