@@ -274,7 +274,8 @@ class _Run:
 
     async def pair(self) -> None:
         """Pair by kaquan's references over everything, then by the provider's ids and by amount over what is
-        left: copied to two small tables once, instead of every pass looking past a million pairs.
+        left: copied to two small tables once, instead of every pass looking past a million pairs. They are
+        kept for the items: what stays unpaired is what they hold less what the later passes paired.
 
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
@@ -290,9 +291,11 @@ class _Run:
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
         await refresh_statistics(self.session, self.pairs)
-        lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
-        records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
-        found = await scratch_table(
+        self.left_lines = lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        self.left_records = records = await self._leftover(
+            self.records, "reconciliation_match_left_records", _record_columns()
+        )
+        self.left_pairs = found = await scratch_table(
             self.session,
             "reconciliation_match_left_pairs",
             Column("line_id", BigInteger, primary_key=True, autoincrement=False),
@@ -306,8 +309,6 @@ class _Run:
             await self._pair_by_amount(found, lines, records)
         names = ["line_id", "record_kind", "record_ref"]
         await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
-        for table in (found, lines, records):
-            await drop_scratch_table(self.session, table)
         await refresh_statistics(self.session, self.pairs)
 
     async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
@@ -473,7 +474,9 @@ class _Run:
         await self._insert_items(chosen.order_by(lc.id), with_line=True, with_record=True)
 
     async def _insert_lone_lines(self, now: Any) -> None:
-        lc = self.lines.c
+        """The lines no pass paired: among the leftovers, those the later passes left alone. Looking for them
+        among all the period's lines took an anti-join of a million lines with a million pairs."""
+        lc = self.left_lines.c
         klass = case(
             (lc.occurrence > 0, "duplicate_line"),
             (lc.kind == "refund", "refund_missing_in_kaquan"),
@@ -492,13 +495,14 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line(self.pairs, self.lines))
+        ).where(lc.in_scope == 1, self._unpaired_line(self.left_pairs, self.left_lines))
         if self.marketplace:  # commissions and payouts are classed on their own (parties)
             chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
 
     async def _insert_lone_records(self, now: Any) -> None:
-        rc = self.records.c
+        """The records no pass paired, found among the leftovers as the lines are."""
+        rc = self.left_records.c
         klass = case(
             (rc.waiting == 1, "timing"),
             (rc.kind == "refund", "refund_missing_in_statement"),
@@ -517,7 +521,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.pairs, self.records))
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.left_pairs, self.left_records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
@@ -543,5 +547,5 @@ class _Run:
         await self._exec(insert(ITEMS).from_select(names, chosen))
 
     async def drop(self) -> None:
-        for table in (self.pairs, self.records, self.lines):
+        for table in (self.left_pairs, self.left_records, self.left_lines, self.pairs, self.records, self.lines):
             await drop_scratch_table(self.session, table)
