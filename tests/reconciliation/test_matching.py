@@ -1,5 +1,6 @@
 """Matching: every statement line and every kaquan payment and refund of a day ends in exactly one class."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -113,6 +114,20 @@ async def test_matching_a_day_twice_gives_the_same_items(shop: WechatShop) -> No
     assert first == again == {"matched": 1, "missing_in_statement": 1}
     assert len(await shop.items()) == 2
     assert lost.token in await items_by_ref(shop)
+
+
+async def test_matching_a_day_twice_at_once_leaves_each_line_and_payment_in_one_item(shop: WechatShop) -> None:
+    # No unique key holds a record to one item: the two runs take turns (a lock per source), the second
+    # replacing what the first wrote.
+    paid, lost = await shop.paid(), await shop.paid()
+    await shop.import_(statement([payment_line(paid), stranger_line(at=utc(paid.day))], day=paid.day))
+
+    both = await asyncio.gather(shop.match(paid.day), shop.match(paid.day))
+
+    assert list(both) == [{"matched": 1, "missing_in_statement": 1, "missing_in_kaquan": 1}] * 2
+    items = await shop.items()
+    assert sorted(item.record_ref or "" for item in items) == sorted(["", paid.token, lost.token])
+    assert len({item.line_id for item in items if item.line_id is not None}) == 2
 
 
 async def test_gateways_marketplace_stores_and_agents_are_matched_over_a_period_that_exists(

@@ -51,6 +51,7 @@ from kaquan.kit.db import (
     index_scratch_table,
     refresh_statistics,
     scratch_table,
+    serialize_on,
 )
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
@@ -89,6 +90,7 @@ async def match_period(
     parties.check_matchable(source)
     if last_day < first_day:
         raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
+    await serialize_on(session, lock_name(source))
     await allow_large_sorts(session, WORK_MEMORY_MB)
     found = await parties.records_of(
         session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
@@ -100,6 +102,14 @@ async def match_period(
     await run.drop()
     await refresh_statistics(session, ITEMS)
     return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
+
+
+def lock_name(source: str) -> str:
+    """What matching a source, and annotating or resolving its items, serialize on.
+
+    A record's item is unique because matching replaces every item of the records it places: two runs at
+    once, or a note added between a run's reading of the kept items and its writing, would leave two."""
+    return f"reconciliation:{source}"
 
 
 async def counts(session: AsyncSession, source: str, first_day: date, last_day: date) -> dict[str, int]:
@@ -203,6 +213,7 @@ class _Run:
         items = ITEMS.c
         kept = exists().where(
             items.source == self.source,
+            items.business_day.between(self.wide_first, self.wide_last),  # a record's item has the record's day
             items.record_kind == found.c.kind,
             items.record_ref == found.c.ref,
             items.state.in_(KEPT_STATES),
@@ -263,7 +274,8 @@ class _Run:
 
     async def pair(self) -> None:
         """Pair by kaquan's references over everything, then by the provider's ids and by amount over what is
-        left: copied to two small tables once, instead of every pass looking past a million pairs.
+        left: copied to two small tables once, instead of every pass looking past a million pairs. They are
+        kept for the items: what stays unpaired is what they hold less what the later passes paired.
 
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
@@ -279,9 +291,11 @@ class _Run:
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
         await refresh_statistics(self.session, self.pairs)
-        lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
-        records = await self._leftover(self.records, "reconciliation_match_left_records", _record_columns())
-        found = await scratch_table(
+        self.left_lines = lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        self.left_records = records = await self._leftover(
+            self.records, "reconciliation_match_left_records", _record_columns()
+        )
+        self.left_pairs = found = await scratch_table(
             self.session,
             "reconciliation_match_left_pairs",
             Column("line_id", BigInteger, primary_key=True, autoincrement=False),
@@ -295,8 +309,6 @@ class _Run:
             await self._pair_by_amount(found, lines, records)
         names = ["line_id", "record_kind", "record_ref"]
         await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
-        for table in (found, lines, records):
-            await drop_scratch_table(self.session, table)
         await refresh_statistics(self.session, self.pairs)
 
     async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
@@ -396,8 +408,9 @@ class _Run:
     async def _delete_replaced(self) -> None:
         """Delete the open and auto items of the lines and records this run places again.
 
-        Two statements, each by one of the items' unique keys: an OR of the two made PostgreSQL scan every
-        item of the source, a cost that grows with the history kept rather than with the period."""
+        Two statements: an OR of the two made PostgreSQL scan every item of the source, a cost that grows with
+        the history kept rather than with the period. A line's item is found by its unique key; a record's
+        item has the record's business day, within the days staged, so the day index narrows it down."""
         items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
         replaced = (items.source == self.source, items.state.in_(("open", "auto")))
         lines = select(lc.id).where(or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
@@ -405,7 +418,10 @@ class _Run:
             or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref))
         )
         await self._exec(delete(ITEMS).where(*replaced, items.line_id.in_(lines)))
-        await self._exec(delete(ITEMS).where(*replaced, tuple_(items.record_kind, items.record_ref).in_(records)))
+        staged_days = items.business_day.between(self.wide_first, self.wide_last)
+        await self._exec(
+            delete(ITEMS).where(*replaced, staged_days, tuple_(items.record_kind, items.record_ref).in_(records))
+        )
 
     async def _insert_pairs(self, now: Any) -> None:
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
@@ -458,7 +474,9 @@ class _Run:
         await self._insert_items(chosen.order_by(lc.id), with_line=True, with_record=True)
 
     async def _insert_lone_lines(self, now: Any) -> None:
-        lc = self.lines.c
+        """The lines no pass paired: among the leftovers, those the later passes left alone. Looking for them
+        among all the period's lines took an anti-join of a million lines with a million pairs."""
+        lc = self.left_lines.c
         klass = case(
             (lc.occurrence > 0, "duplicate_line"),
             (lc.kind == "refund", "refund_missing_in_kaquan"),
@@ -477,13 +495,14 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line(self.pairs, self.lines))
+        ).where(lc.in_scope == 1, self._unpaired_line(self.left_pairs, self.left_lines))
         if self.marketplace:  # commissions and payouts are classed on their own (parties)
             chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
 
     async def _insert_lone_records(self, now: Any) -> None:
-        rc = self.records.c
+        """The records no pass paired, found among the leftovers as the lines are."""
+        rc = self.left_records.c
         klass = case(
             (rc.waiting == 1, "timing"),
             (rc.kind == "refund", "refund_missing_in_statement"),
@@ -502,7 +521,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.pairs, self.records))
+        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.left_pairs, self.left_records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:
@@ -528,5 +547,5 @@ class _Run:
         await self._exec(insert(ITEMS).from_select(names, chosen))
 
     async def drop(self) -> None:
-        for table in (self.pairs, self.records, self.lines):
+        for table in (self.left_pairs, self.left_records, self.left_lines, self.pairs, self.records, self.lines):
             await drop_scratch_table(self.session, table)

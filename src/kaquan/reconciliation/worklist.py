@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan import accounting
 from kaquan.audit import service as audit
 from kaquan.kit import clock
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, serialize_on
 from kaquan.kit.errors import BadInput
 from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import GATEWAY_SOURCES
 from kaquan.reconciliation.errors import AlreadyResolved, DifferenceNotFound, NothingToResolve
-from kaquan.reconciliation.matching import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES
+from kaquan.reconciliation.matching import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES, lock_name
 from kaquan.reconciliation.models import CLASSES, STATES, Difference, StatementLineRow
 
 Resolution = Literal["accept_statement", "write_off", "no_action"]
@@ -150,6 +150,12 @@ async def get_difference(session: AsyncSession, item_id: int) -> DifferenceView:
 async def _locked(
     db: Database | None, session: AsyncSession, item_id: int
 ) -> tuple[Difference, StatementLineRow | None]:
+    if db is not None:
+        # Matching the item's source replaces its open items: wait for a run under way, and hold the next one
+        # off until this change is committed (matching.lock_name).
+        source = (await session.execute(select(Difference.source).where(Difference.id == item_id))).scalar()
+        if source is not None:
+            await serialize_on(session, lock_name(source))
     stmt = select(Difference).where(Difference.id == item_id).execution_options(populate_existing=True)
     found = (await session.execute(db.lock(stmt) if db else stmt)).scalar_one_or_none()
     if found is None:
