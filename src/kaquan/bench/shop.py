@@ -56,6 +56,7 @@ from kaquan.bench.harness import (
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.inventory import importing, stock
+from kaquan.kit.config import Settings
 from kaquan.kit.db import describe
 from kaquan.kit.errors import DomainError
 from kaquan.orders import checks as order_checks
@@ -163,6 +164,15 @@ async def sample_waits(dsn: str, samples: WaitSamples, stop: asyncio.Event) -> N
             await asyncio.sleep(SAMPLE_EVERY_S)
     finally:
         await connection.close()
+
+
+def unavailable(settings: Settings) -> str | None:
+    """Why the benchmark cannot run here (checked before anything is written), or None."""
+    if not settings.resolved_database_url().startswith(("postgresql", "postgres:")):
+        return "kaquan bench shop runs on PostgreSQL: set KAQUAN_DATABASE_URL=postgresql://…"
+    if shutil.which("wrk") is None:
+        return "wrk is not installed: apt-get install wrk (see the README's setup)"
+    return None
 
 
 def wrk_binary() -> str:
@@ -318,9 +328,8 @@ def _plain_dsn(url: str) -> str:
 async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict[str, object]:
     """The storm against a server process, the raw-SQL floor, the checks; returns the JSON line's fields."""
     settings = rt.settings
-    if not rt.db.is_postgresql:
-        raise ShopBenchUnavailable("kaquan bench shop runs on PostgreSQL: set KAQUAN_DATABASE_URL=postgresql://…")
-    wrk_binary()
+    if (reason := unavailable(settings)) is not None:
+        raise ShopBenchUnavailable(reason)
     raise_open_files_limit()
     load_before = os.getloadavg()
     progress(f"setting up {options.codes} codes for the shop and {options.codes} for the baseline …")

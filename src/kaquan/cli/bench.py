@@ -160,6 +160,9 @@ def bench_shop(
     ] = None,
 ) -> None:
     """The shop's sale path (order, signed payment notification, codes shown) under a storm; ends with one JSON line."""
+    if (reason := shop.unavailable(get_settings())) is not None:
+        errors.print(f"error: {reason}")
+        raise SystemExit(2)
     options = shop.Options(codes, buyers, workers, seconds, raw_connections, profile)
 
     async def work(rt: Runtime) -> dict[str, object]:
