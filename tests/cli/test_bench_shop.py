@@ -36,7 +36,6 @@ def test_a_small_storm_delivers_each_code_once_and_reports_one_json_line(kaquan:
     assert result["sold_out_answers"] >= 1  # the buyer after the last code was told so
     assert result["orders_per_s"] > 0 and result["raw_sql_orders_per_s"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"]
-    assert result["max_buyers_under_way"] <= 5
     assert any("ratio_vs_raw_sql" in line for line in shown)  # the human table comes first
 
 
