@@ -20,6 +20,7 @@ from kaquan.accounting.booking import (
     book_delivery,
     book_payment,
     book_refund,
+    book_sale,
     pending_cost_of_goods,
 )
 from kaquan.accounting.books import PaidRecord, RefundRecord, check_books
@@ -45,6 +46,7 @@ __all__ = [
     "book_payment",
     "book_payout",
     "book_refund",
+    "book_sale",
     "check_books",
     "fee_returned",
     "gateway_fee",

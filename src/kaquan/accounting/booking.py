@@ -8,13 +8,15 @@ booking together with the payment, delivery or refund it records.
 
 Hot accounts: every sale of a channel credits one `sales:<channel>:<cur>` row and
 every sale through a gateway debits one receivable row. Transfers go through
-`ledger.post_many_locking_last`: postings are inserted first and each balance
-moves by one UPDATE at the end, so a booking holds those rows only from its
-UPDATE to the caller's commit. Book last in the transaction, right before it
-commits, and concurrent sales wait for each other only for that commit.
+`ledger.post_many_locking_last` with `unfloored_at_commit`: postings are inserted
+first and, on PostgreSQL, the balances of these floorless accounts move during
+the caller's commit (a deferred trigger), so concurrent sales wait for each other
+only for that commit, however long the caller takes to get there. On SQLite each
+balance moves by one UPDATE at the end: book last in the transaction, right
+before it commits.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,9 +57,39 @@ async def book_payment(
     actor: str = ACTOR,
 ) -> None:
     """Money a gateway received for `order`: receivable (net of fee) and fee debited, the channel's sales credited."""
+    planned = _payment_plan(order, gateway, payment_ref, amount_minor, currency, fee_minor)
+    await _post_once(db, session, [planned], actor=actor)
+
+
+async def book_sale(
+    db: Database,
+    session: AsyncSession,
+    *,
+    order: Order,
+    gateway: str,
+    payment_ref: str,
+    amount_minor: int,
+    currency: str,
+    fee_minor: int,
+    actor: str = ACTOR,
+) -> None:
+    """`book_payment` and `book_delivery` of a paid order delivered at once, posted together: each hot account
+    (the channel's sales, the gateway's receivable, cost of goods, inventory) moves by one UPDATE at the end.
+
+    Call it last in the transaction, after everything else is flushed, right before the commit: from
+    these UPDATEs to the commit every other sale of the channel waits (see the module's docstring).
+    """
+    planned = _payment_plan(order, gateway, payment_ref, amount_minor, currency, fee_minor)
+    costs = await inventory.cost_of_orders(session, [order.id])
+    await _post_once(db, session, [planned, *_cost_plans([order], costs)], actor=actor)
+
+
+def _payment_plan(
+    order: Order, gateway: str, payment_ref: str, amount_minor: int, currency: str, fee_minor: int
+) -> _Planned:
     _check_reference("payment_ref", payment_ref)
     _check_amounts(order, currency, amount_minor, fee_minor, "fee_minor")
-    planned = _Planned(
+    return _Planned(
         chart.PAYMENT,
         f"payment:{payment_ref}",
         f"order {order.number} paid via {gateway}",
@@ -67,7 +99,6 @@ async def book_payment(
             (chart.sales(order.channel, currency), currency, -amount_minor),
         ),
     )
-    await _post_once(db, session, [planned], actor=actor)
 
 
 async def book_refund(
@@ -146,7 +177,12 @@ async def book_delivery(db: Database, session: AsyncSession, order: Order, *, ac
 async def book_deliveries(db: Database, session: AsyncSession, orders: Sequence[Order], *, actor: str = ACTOR) -> None:
     """`book_delivery` for many orders at once (a channel's batch of agent or marketplace orders): one posting."""
     costs = await inventory.cost_of_orders(session, [order.id for order in orders])
-    planned = [
+    await _post_once(db, session, _cost_plans(orders, costs), actor=actor)
+
+
+def _cost_plans(orders: Sequence[Order], costs: Mapping[int, Mapping[str, int]]) -> list[_Planned]:
+    """The cost-of-goods transfers of delivered orders, from their codes' costs by order id and currency."""
+    return [
         _Planned(
             chart.COGS,
             f"cogs:{order.number}",
@@ -160,7 +196,6 @@ async def book_deliveries(db: Database, session: AsyncSession, orders: Sequence[
         for order in orders
         if costs.get(order.id)
     ]
-    await _post_once(db, session, planned, actor=actor)
 
 
 async def book_deliveries_later(session: AsyncSession, order_ids: Sequence[int]) -> None:
@@ -221,9 +256,8 @@ async def _post_once(db: Database, session: AsyncSession, planned: Sequence[_Pla
                 )
     if not fresh:
         return
-    # Opened in code order: two first bookings opening the same new accounts wait for each other, never deadlock.
     currencies = {code: currency for plan in fresh for code, currency, _ in plan.legs}
-    ids = {code: await chart.account_id(db, session, code, currencies[code]) for code in sorted(currencies)}
+    ids = await chart.account_ids(db, session, currencies)
     specs = [
         ledger.TransferSpec(
             kind=plan.kind,
@@ -233,4 +267,4 @@ async def _post_once(db: Database, session: AsyncSession, planned: Sequence[_Pla
         )
         for plan in fresh
     ]
-    await ledger.post_many_locking_last(db, session, specs, actor=actor)
+    await ledger.post_many_locking_last(db, session, specs, actor=actor, unfloored_at_commit=True)

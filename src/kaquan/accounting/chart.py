@@ -70,6 +70,15 @@ def normal_of(code: str) -> Literal["debit", "credit"]:
     return "credit" if code.startswith(("sales:", "suspense:")) else "debit"
 
 
+async def account_ids(db: Database, session: AsyncSession, currencies: dict[str, str]) -> dict[str, int]:
+    """The ids of the accounts named (code → currency), in one look-up; those not open yet are opened, in code
+    order (two first bookings opening the same new accounts wait for each other, never deadlock)."""
+    found = await ledger.account_ids_by_code(session, currencies)
+    for code in sorted(set(currencies) - set(found)):
+        found[code] = await account_id(db, session, code, currencies[code])
+    return found
+
+
 async def account_id(db: Database, session: AsyncSession, code: str, currency: str) -> int:
     """The id of the account `code`, opened on first use (a look-up first: opening writes)."""
     found = await ledger.account_by_code(session, code)

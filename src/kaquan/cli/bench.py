@@ -6,12 +6,13 @@ human table, and ends with the benchmark's one JSON line.
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from kaquan.bench import agent, backup, flash, importing, pay, reconcile, risk
+from kaquan.bench import agent, backup, flash, importing, pay, reconcile, risk, shop
 from kaquan.cli.common import console, errors, run
 from kaquan.kit.config import get_settings
 from kaquan.runtime import Runtime
@@ -142,6 +143,51 @@ def _flash_table(result: Mapping[str, object], late_sold_out: int, late_seconds:
     for name, value, target in rows:
         table.add_row(name, str(value), target)
     return table
+
+
+@bench.command("shop")
+def bench_shop(
+    codes: Annotated[int, typer.Option(min=1, help="codes on sale; the storm ends when they are sold")] = 500,
+    buyers: Annotated[int, typer.Option(min=1, help="buyers at once, each on a connection of wrk's")] = 200,
+    workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
+    seconds: Annotated[float, typer.Option(min=1, help="the most the storm may take")] = 120.0,
+    raw_connections: Annotated[int, typer.Option(min=1, help="connections of the raw-SQL baseline")] = 20,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="write py-spy's profile of the server during the storm here (.svg: a flame graph; else raw stacks)"
+        ),
+    ] = None,
+) -> None:
+    """The shop's sale path (order, signed payment notification, codes shown) under a storm; ends with one JSON line."""
+    if (reason := shop.unavailable(get_settings())) is not None:
+        errors.print(f"error: {reason}")
+        raise SystemExit(2)
+    options = shop.Options(codes, buyers, workers, seconds, raw_connections, profile)
+
+    async def work(rt: Runtime) -> dict[str, object]:
+        result = await shop.run(rt, options, _progress)
+        table = Table("measure", "value", "target", title=f"shop storm on {result['db']}")
+        for key, target in (
+            ("workers", ""),
+            ("orders_per_s", ""),
+            ("raw_sql_orders_per_s", ""),
+            ("ratio_vs_raw_sql", "≥ 0.5"),
+            ("p50_ms", ""),
+            ("p99_ms", "≤ 250"),
+            ("oversold", "0"),
+            ("duplicate_codes", "0"),
+            ("all_delivered", "true"),
+            ("errors_5xx", "0"),
+            ("timeouts", "0"),
+            ("max_rss_mb", "≤ 300"),
+            ("db_waits", ""),
+        ):
+            table.add_row(key, str(result[key]), target)
+        console.print(table)
+        return result
+
+    print(json.dumps(run(work)))
 
 
 @bench.command("reconcile")

@@ -263,6 +263,12 @@ class Database:
     # Dialect-specific statements -------------------------------------------------
 
     @property
+    def moves_balances_at_commit(self) -> bool:
+        """Whether a balance move written to `ledger_balance_moves` is applied by the database as the transaction
+        commits (PostgreSQL's deferred trigger); otherwise the caller moves the balance itself."""
+        return self.is_postgresql and self.protect
+
+    @property
     def copy_runs_beside_python(self) -> bool:
         """Whether a bulk copy leaves this process's GIL free (a server stores the rows, not a thread of ours)."""
         return self.is_postgresql

@@ -1,5 +1,6 @@
 """Ledger accounts: opening them, their floors, and their balances (locked or as committed)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -86,6 +87,15 @@ async def open_account(
 async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | None:
     stmt = select(LedgerAccount).where(LedgerAccount.code == code).execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def account_ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
+    """The ids of those of these accounts that are open, by code (one query, however many codes)."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(ACCOUNTS.c.code, ACCOUNTS.c.id).where(ACCOUNTS.c.code.in_(wanted)))
+    return {code: account_id for code, account_id in rows}
 
 
 async def set_floor(db: Database, session: AsyncSession, account_id: int, floor_minor: int | None) -> LedgerAccount:

@@ -59,3 +59,18 @@ class LedgerPosting(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # debit positive, credit negative
     currency: Mapped[str] = mapped_column(String(3))
     at = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LedgerBalanceMove(Base):
+    """A balance move waiting for its transaction's commit (PostgreSQL; `posting.post_many_locking_last`).
+
+    Always empty between transactions: a deferred trigger applies a committing transaction's moves to
+    their accounts, in ascending account id, and deletes them, as the last thing before the commit.
+    """
+
+    __tablename__ = "ledger_balance_moves"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No foreign key: its check would share-lock the hot account rows in every sale (accounts are never deleted).
+    account_id: Mapped[int] = mapped_column(BigId)
+    delta_minor: Mapped[int] = mapped_column(BigInteger)  # in the account's normal sign

@@ -35,11 +35,12 @@ from kaquan.ledger.errors import (
     UnbalancedTransfer,
     UnknownAccount,
 )
-from kaquan.ledger.models import LedgerPosting, LedgerTransfer
+from kaquan.ledger.models import LedgerBalanceMove, LedgerPosting, LedgerTransfer
 
 REVERSAL = "reversal"
 TRANSFERS = cast(Table, LedgerTransfer.__table__)
 POSTINGS = cast(Table, LedgerPosting.__table__)
+MOVES = cast(Table, LedgerBalanceMove.__table__)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,12 @@ async def _insert_transfers(
 
 
 async def post_many_locking_last(
-    db: Database, session: AsyncSession, specs: Sequence[TransferSpec], *, actor: str
+    db: Database,
+    session: AsyncSession,
+    specs: Sequence[TransferSpec],
+    *,
+    actor: str,
+    unfloored_at_commit: bool = False,
 ) -> list[int]:
     """Post many transfers like `post_many`, but lock the accounts only at the very end.
 
@@ -136,6 +142,12 @@ async def post_many_locking_last(
     crossed raises `InsufficientFunds`: nothing was moved for that account, and
     the caller's transaction must roll back (its decisions were made on a
     balance that has been spent since).
+
+    With `unfloored_at_commit`, accounts without a floor (a channel's sales, a gateway's receivable, …)
+    are not even locked until the commit where the database can do that (`db.moves_balances_at_commit`):
+    their moves are written to `ledger_balance_moves` and a deferred trigger applies them while the
+    transaction commits, so a slow caller between its booking and its commit holds no one up. Their
+    balances, read in the same transaction after this call, do not show the move yet.
     """
     if not specs:
         return []
@@ -152,8 +164,18 @@ async def post_many_locking_last(
     at = clock.now()
     ids = await _insert_transfers(session, specs, actor, at)
     await _insert_postings(session, accounts, list(zip(ids, specs, strict=True)), at)
+    at_commit = unfloored_at_commit and db.moves_balances_at_commit
+    later = {
+        account_id: delta
+        for account_id, delta in deltas.items()
+        if delta and at_commit and accounts[account_id].floor_minor is None
+    }
+    if later:
+        await session.execute(
+            insert(MOVES), [{"account_id": account_id, "delta_minor": delta} for account_id, delta in later.items()]
+        )
     for account_id, delta in sorted(deltas.items()):
-        if delta:
+        if delta and account_id not in later:
             await _move_guarded(session, accounts[account_id], delta)
     return ids
 

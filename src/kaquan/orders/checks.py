@@ -48,3 +48,34 @@ async def check_holdings(db: Database, session: AsyncSession, *, source: str) ->
         for row in rows
         if held.get(row.id, 0) != row.quantity
     ]
+
+
+@dataclass(frozen=True)
+class SkuOrders:
+    """What a SKU's orders came to: how many ended in each status, and those holding other than their quantity."""
+
+    by_status: dict[str, int]
+    unmatched: list[Unmatched]
+
+
+async def orders_of_sku(db: Database, session: AsyncSession, sku_id: int) -> SkuOrders:
+    """Every order of a SKU counted by status, and every one awaiting payment or delivered whose held units
+    differ from its quantity (a unit sold twice shows there, as in `check_holdings`)."""
+    rows = (
+        await session.execute(
+            select(Order.id, Order.number, Order.quantity, Order.status)
+            .where(Order.sku_id == sku_id)
+            .order_by(Order.id)
+        )
+    ).all()
+    by_status: dict[str, int] = {}
+    for row in rows:
+        by_status[row.status] = by_status.get(row.status, 0) + 1
+    holding = [row for row in rows if row.status in HOLDING_STATUSES]
+    held = await units_held(db, session, [row.id for row in holding])
+    unmatched = [
+        Unmatched(row.id, row.number, row.quantity, held.get(row.id, 0))
+        for row in holding
+        if held.get(row.id, 0) != row.quantity
+    ]
+    return SkuOrders(by_status, unmatched)

@@ -78,6 +78,7 @@ async def apply(
     ).scalar_one_or_none()
     if payment is None:
         raise PaymentNotFound("the notification names an unknown payment")
+    delivered: Order | None = None
     if note.kind == "refund":
         outcome = await refunds.provider_says(db, session, payment, note)
     else:
@@ -85,7 +86,7 @@ async def apply(
         if note.kind == "closed":
             outcome = _closed(payment)
         else:
-            outcome = await _paid(db, session, gateway, payment, note)
+            outcome, delivered = await _paid(db, session, gateway, payment, note)
     order = await orders.by_id(session, payment.order_id)
     session.add(
         PaymentCallback(
@@ -98,6 +99,20 @@ async def apply(
             body_sha256=digest,
         )
     )
+    if delivered is not None:
+        # Every other write first: the sale's hot ledger rows are locked last, by the statements right
+        # before the commit, so concurrent sales wait for each other only that long (accounting.book_sale).
+        await session.flush()
+        await accounting.book_sale(
+            db,
+            session,
+            order=delivered,
+            gateway=payment.gateway,
+            payment_ref=payment.token,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            fee_minor=payment.fee_minor,
+        )
     return Receipt(outcome, order.number)
 
 
@@ -136,10 +151,13 @@ def _closed(payment: Payment) -> str:
     return "closed"
 
 
-async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: Payment, note: Notification) -> str:
+async def _paid(
+    db: Database, session: AsyncSession, gateway: Gateway, payment: Payment, note: Notification
+) -> tuple[str, Order | None]:
+    """Apply a payment; returns the outcome and, when it delivered its order, that order (its sale not yet booked)."""
     known = await session.execute(select(Payment.id).where(Payment.gateway_txn_id == note.txn_id))
     if note.txn_id is not None and known.first() is not None:
-        return "duplicate"
+        return "duplicate", None
     fee = (
         note.fee_minor
         if note.fee_minor is not None
@@ -165,7 +183,7 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
         await session.flush()
         await _book(db, session, second, await orders.by_id(session, second.order_id))
         await refunds.request_by_system(db, session, second, reason="charged twice for one order")
-        return "second_charge_refunding"
+        return "second_charge_refunding", None
     payment.status = "succeeded"  # from pending, or closed here while the buyer was paying
     payment.gateway_txn_id = note.txn_id
     payment.payer = note.payer
@@ -173,16 +191,14 @@ async def _paid(db: Database, session: AsyncSession, gateway: Gateway, payment: 
     payment.succeeded_at = clock.now()
     settled = await orders.settle_payment(db, session, payment.order_id)
     if settled.result == "delivered":
-        await accounting.book_delivery(db, session, settled.order)
-        await _book(db, session, payment, settled.order)
-        return "delivered"
+        return "delivered", settled.order
     if settled.result == "held":  # risk holds it for a person's verdict (`payments.review`); the money is booked
         await _book(db, session, payment, settled.order)
-        return "held_for_review"
+        return "held_for_review", None
     # Paid but not deliverable (sold out after the hold lapsed, expired, or paid twice): the money goes back.
     await _book(db, session, payment, settled.order)
     await refunds.request_by_system(db, session, payment, reason=f"paid but not delivered ({settled.result})")
-    return f"{settled.result}_refunding"
+    return f"{settled.result}_refunding", None
 
 
 async def _book(db: Database, session: AsyncSession, payment: Payment, order: Order) -> None:
