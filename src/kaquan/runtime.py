@@ -41,6 +41,7 @@ from kaquan.risk import (
 log = logging.getLogger(__name__)
 REDIS_CONNECTIONS = 64
 REDIS_WAIT_S = 5
+FLASH_SIDE_CONNECTIONS = 4  # the changes subscription holds one; sold-out copies take another now and then
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Runtime:
     risk: RiskEngine
     redis: Redis | None = None
     risk_redis: Redis | None = None  # risk's counters on a pool of their own: they never wait behind the gate
+    flash_redis: Redis | None = None  # the flash-sale gate's changes channel and sold-out copies
 
     @property
     def dev_gateway(self) -> DevGateway:
@@ -73,15 +75,15 @@ class Runtime:
         await self.risk.close()
         await self.flash.close()
         await self.agent_orders.close()
-        for client in (self.redis, self.risk_redis):
+        for client in (self.redis, self.risk_redis, self.flash_redis):
             if client is not None:
                 await client.aclose()
         await self.db.dispose()
 
 
-def _redis(url: str) -> Redis:
+def _redis(url: str, *, connections: int = REDIS_CONNECTIONS) -> Redis:
     """A client whose callers wait (briefly) for a free connection under load instead of failing at once."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S)
+    pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=REDIS_WAIT_S)
     return Redis(connection_pool=pool)
 
 
@@ -115,7 +117,9 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     redis = _redis(settings.redis_url) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
-    gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
+    # The gate's changes channel and sold-out copies on a pool of their own: a storm's backlog never delays them.
+    flash_redis = _redis(settings.redis_url, connections=FLASH_SIDE_CONNECTIONS) if settings.redis_url else None
+    gate: Gate = RedisGate(redis, side=flash_redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
     risk_redis = _redis(settings.redis_url) if settings.redis_url else None
     counters: VelocityCounters = RedisCounters(risk_redis) if risk_redis is not None else DatabaseCounters(db)
@@ -153,4 +157,5 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         risk=risk,
         redis=redis,
         risk_redis=risk_redis,
+        flash_redis=flash_redis,
     )

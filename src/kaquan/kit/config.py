@@ -78,11 +78,17 @@ class Settings(BaseSettings):
     flash_queue_max: int = Field(default=10_000, ge=1, description="admitted flash-sale purchases waiting per event")
     flash_batch_max: int = Field(default=256, ge=1, description="flash-sale purchases committed per transaction")
     flash_wait_s: float = Field(
-        default=2.0, ge=0, description="how long a purchase waits for its commit before answering with a ticket"
+        default=0.1,
+        ge=0,
+        description="how long a purchase waits for its commit before answering with a ticket (a storm's winners"
+        " get theirs at once and poll; a quiet sale answers won)",
     )
     flash_reconcile_s: float = Field(default=5.0, gt=0, description="re-derive the gate from the database this often")
     flash_stale_s: int = Field(
         default=60, ge=1, description="an admission not committed after this long was lost (a crash)"
+    )
+    flash_sold_out_s: float = Field(
+        default=2.0, gt=0, description="longest a process answers sold out from its copy of the gate unconfirmed"
     )
     flash_per_ip_per_minute: int = Field(default=600, ge=1, description="flash-sale requests per IP per minute")
     # Buyer contact verification (buyers/): codes go out by e-mail (SMTP), by an SMS webhook, or, when
