@@ -176,6 +176,7 @@ class Options:
     storm_seconds: float  # the longest the storm may take (wrk runs this long whatever happens)
     hammer_seconds: float
     pgbench_clients: int
+    compare_risk: bool = False  # the storm again on an event of its own, against a server with risk control off
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,26 @@ async def _storm(rt: Runtime, stage: Stage, server: ServerProcess, options: Opti
             break
         await asyncio.sleep(COMMIT_POLL_S)
     return Storm(await storm, last_commit - started if sold else 0.0)
+
+
+async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress) -> tuple[Storm, int]:
+    """The same storm on a second event of its own, the server's risk control off; returns it and the units sold."""
+    progress("the storm again, risk control off …")
+    stage = await set_up(rt, options.stock, 0)
+    server = await ServerProcess.start(
+        server_environment(rt.settings, KAQUAN_DEV_GATEWAY="1", KAQUAN_RISK_ENABLED="0"),
+        port=free_port(),
+        log_path=rt.settings.var_dir / "bench-flash-server-risk-off.log",
+        workers=options.workers,
+    )
+    try:
+        await server.wait_ready(f"/api/flash/{stage.event_id}")
+        storm = await _storm(rt, stage, server, options)
+    finally:
+        await server.stop()
+    checked = await check(rt, stage, storm.load.order_numbers)
+    await rt.flash.end_event(stage.event_id, actor="bench")
+    return storm, checked.sold
 
 
 async def _late_buyers(port: int, event_id: int, options: Options) -> wrk.Load:
@@ -304,6 +325,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         peak_rss_mb = server.peak_rss_mb()
     finally:
         await server.stop()
+    risk_off = await _storm_without_risk(rt, options, progress) if options.compare_risk else None
     progress("the bare-ASGI baseline …")
     bare = await _bare_asgi(options, settings.var_dir / "bench-flash-bare.log", stage.event_id)
     progress("the pgbench baselines …")
@@ -319,7 +341,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     orders_per_s = checked.sold / storm.last_commit_s if storm.last_commit_s else 0.0
     sold_out_per_s = late.sold_out / late.seconds if late.seconds else 0.0
     single = baselines.single.tps if baselines else None
-    return {
+    summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "gate": "redis" if settings.redis_url else "memory",
         "workers": options.workers,
@@ -351,3 +373,10 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "errors_4xx": storm.load.errors_4xx + late.errors_4xx,
         "max_rss_mb": round(peak_rss_mb, 1),
     }
+    if risk_off is not None:
+        storm_off, sold_off = risk_off
+        off_per_s = sold_off / storm_off.last_commit_s if storm_off.last_commit_s else 0.0
+        summary["risk_off_orders_per_s"] = round(off_per_s)
+        summary["risk_off_storm_first_answer_p99_ms"] = round(storm_off.load.p99_ms, 1)
+        summary["risk_cost"] = round(1 - orders_per_s / off_per_s, 2) if off_per_s else None
+    return summary

@@ -95,6 +95,9 @@ def bench_flash(
     hammer_seconds: Annotated[float, typer.Option(min=1, help="late buyers keep asking this long")] = 5.0,
     pgbench_clients: Annotated[int, typer.Option(min=1, help="pgbench connections (default: 2 × cores)")] = 2
     * (os.cpu_count() or 1),
+    compare_risk: Annotated[
+        bool, typer.Option("--compare-risk", help="the storm again with risk control off (issue 15's cost)")
+    ] = False,
 ) -> None:
     """A flash-sale storm and late buyers through wrk, the bare-ASGI and pgbench baselines; ends with one JSON line."""
     if workers > 1 and not get_settings().redis_url:
@@ -103,7 +106,9 @@ def bench_flash(
     if shutil.which(wrk.WRK) is None:
         errors.print(f"error: {wrk.MISSING}")
         raise SystemExit(2)
-    options = flash.Options(stock_units, buyers, connections, workers, storm_seconds, hammer_seconds, pgbench_clients)
+    options = flash.Options(
+        stock_units, buyers, connections, workers, storm_seconds, hammer_seconds, pgbench_clients, compare_risk
+    )
 
     async def work(rt: Runtime) -> dict[str, object]:
         measured = await flash.run(rt, options, _progress)
