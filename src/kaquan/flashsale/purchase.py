@@ -71,6 +71,8 @@ class FlashSale:
         gate.on_change(self._board.changed)
         self._watcher: asyncio.Task[None] | None = None
         self._learning: set[asyncio.Task[None]] = set()
+        self._fresh: set[int] = set()  # sold-out events whose copy a task keeps fresh
+        self._sold_out_s = settings.flash_sold_out_s
 
     # The buyer's side ---------------------------------------------------------------------------
 
@@ -217,9 +219,26 @@ class FlashSale:
         """A purchase was told sold out: freeze the event's gate in the background, so the next ones need no gate."""
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self.gate.watch(), name="flash-sale changes")
-        learning = asyncio.create_task(self._board.learn(event_id))
+        if event_id in self._fresh:
+            learning = asyncio.create_task(self._board.learn(event_id))
+        else:
+            self._fresh.add(event_id)
+            learning = asyncio.create_task(self._keep_fresh(event_id))
         self._learning.add(learning)
         learning.add_done_callback(self._learnt)
+
+    async def _keep_fresh(self, event_id: int) -> None:
+        """Copy the sold-out gate, and again every half of its age for as long as it stays sold out.
+
+        So a burst after a quiet spell finds a fresh copy, never a thousand requests on the slow path at once.
+        """
+        try:
+            await self._board.learn(event_id)
+            while self._board.get(event_id) is not None:
+                await asyncio.sleep(self._sold_out_s / 2)
+                await self._board.learn(event_id)
+        finally:
+            self._fresh.discard(event_id)
 
     def _learnt(self, task: "asyncio.Task[None]") -> None:
         self._learning.discard(task)
@@ -371,6 +390,8 @@ class FlashSale:
     async def close(self) -> None:
         """Stop reconciling and listening, and commit what is queued."""
         await self._admissions.close()
+        for task in list(self._learning):
+            task.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
