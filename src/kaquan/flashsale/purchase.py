@@ -167,8 +167,6 @@ class FlashSale:
 
     def knows_sold_out(self, event_id: int) -> bool:
         """Whether this process holds the event's gate frozen at sold out (answers without a round trip)."""
-        if self._board.due(event_id):
-            self._learn(event_id)
         return self._board.get(event_id) is not None
 
     def sold_out_at_once(

@@ -12,8 +12,8 @@ The copy is dropped the moment anything could let a purchase in again: every gat
 such a change (`RedisGate`: a Redis pub/sub message to every process; `MemoryGate`: a call in
 process), and a board that is not listening (its subscription lost) answers nothing. A copy is
 also never older than `flash_sold_out_s`, a bound for a change announced while the subscription
-was being re-established; past half that age it is copied again in the background, so a busy
-event never falls back to the slow path when its copy expires. A copy built while a change was
+was being re-established; while the event stays sold out, `FlashSale` copies it again every half
+of that age, so a burst after a quiet spell never finds the copy expired. A copy built while a change was
 announced is thrown away (`generation`).
 
 The board only ever answers `sold_out`: a `limit_reached` may be a retried purchase whose gate
@@ -101,12 +101,6 @@ class SoldOutBoard:
             del self._entries[event_id]
             return None
         return entry.sold_out
-
-    def due(self, event_id: int) -> bool:
-        """Whether the event's copy is past half its age: time to copy it again, before it expires."""
-        entry = self._entries.get(event_id)
-        stale = entry is not None and self._now() - entry.built_at > self._max_age_s / 2
-        return stale and event_id not in self._building
 
     def changed(self, event_id: int) -> None:
         """The gate of `event_id` (or of every event: `EVERY_EVENT`) may admit again: forget what was known."""

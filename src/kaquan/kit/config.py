@@ -78,10 +78,7 @@ class Settings(BaseSettings):
     flash_queue_max: int = Field(default=10_000, ge=1, description="admitted flash-sale purchases waiting per event")
     flash_batch_max: int = Field(default=256, ge=1, description="flash-sale purchases committed per transaction")
     flash_wait_s: float = Field(
-        default=0.1,
-        ge=0,
-        description="how long a purchase waits for its commit before answering with a ticket (a storm's winners"
-        " get theirs at once and poll; a quiet sale answers won)",
+        default=2.0, ge=0, description="how long a purchase waits for its commit before answering with a ticket"
     )
     flash_reconcile_s: float = Field(default=5.0, gt=0, description="re-derive the gate from the database this often")
     flash_stale_s: int = Field(
