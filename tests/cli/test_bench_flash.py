@@ -51,10 +51,17 @@ def test_a_small_flash_sale_sells_each_code_once_and_reports_one_json_line(kaqua
     assert (result["sold"], result["oversold"], result["duplicate_codes"]) == (20, 0, 0)
     assert result["stock_adds_up"] is True
     assert (result["errors_5xx"], result["errors_4xx"]) == (0, 0)
-    assert result["storm_buyers"] >= 20 and result["won_answers"] + result["queued_answers"] >= 20
+    # wrk stops at --buyers answers: a winner still waiting for its batch then is sold to, never told.
+    assert result["storm_buyers"] >= 20 and 0 < result["won_answers"] <= result["sold"]
     assert result["sold_out_answers_per_s"] > 0 and result["bare_asgi_answers_per_s"] > 0
     assert result["storm_last_order_committed_s"] > 0 and result["orders_per_s"] > 0
-    assert result["pgbench_single_claim_tps"] is None  # SQLite: pgbench has no database to measure
+    if str(result["db"]).startswith("postgresql"):
+        assert result["pgbench_single_claim_tps"] > 0 and result["pgbench_batched_codes_per_s"] > 0
+        assert result["ratio_vs_pgbench"] == pytest.approx(
+            result["orders_per_s"] / result["pgbench_single_claim_tps"], abs=0.01
+        )
+    else:
+        assert result["pgbench_single_claim_tps"] is None  # SQLite: pgbench has no database to measure
     assert result["max_rss_mb"] > 0
     assert any("sold-out answers/s" in line for line in shown)  # the human table comes first
     # The event was ended: what it still held (nothing: it sold out) is back, and the stock adds up.
