@@ -37,6 +37,8 @@ LISTINGS = {
     ("risk", "rules", "list"): (),
     ("risk", "rules", "features"): (),
     ("risk", "list", "show"): (),
+    ("risk", "review", "list"): (),
+    ("risk", "models"): (),
 }
 
 
@@ -53,7 +55,9 @@ def _commands(group: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], A
 
 def test_every_listing_command_takes_json() -> None:
     commands = _commands(typer.main.get_group(app))
-    listings = {path for path in commands if path[-1] in ("list", "transfers", "entries", "differences", "stock")}
+    listings = {
+        path for path in commands if path[-1] in ("list", "transfers", "entries", "differences", "stock", "models")
+    }
 
     assert listings <= set(LISTINGS)
     without = [path for path in LISTINGS if "--json" not in {o for p in commands[path].params for o in p.opts}]

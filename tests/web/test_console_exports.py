@@ -1,13 +1,10 @@
 """Every list of the console's after-sale and audit pages downloads as CSV (UTF-8 BOM) and XLSX, read back here:
 the refunds awaiting approval, the audit trail as filtered, a leak trace."""
 
-import csv
-import io
-
 import httpx
-from openpyxl import load_workbook
 from tests.support.aftersale import given_shop_order
 from tests.support.console import Console, console_sign_in
+from tests.support.downloads import read_csv, read_xlsx
 from tests.support.identity import given_user
 
 from kaquan.runtime import Runtime
@@ -17,20 +14,6 @@ from kaquan.web.app import create_app
 async def signed_in(rt: Runtime, client: httpx.AsyncClient, username: str, role: str) -> Console:
     await given_user(rt, username, role)
     return await console_sign_in(client, username)
-
-
-def read_csv(response: httpx.Response) -> list[list[str]]:
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/csv")
-    assert response.content.startswith(b"\xef\xbb\xbf")
-    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-
-
-def read_xlsx(response: httpx.Response) -> list[list[object]]:
-    assert response.status_code == 200, response.text
-    sheet = load_workbook(io.BytesIO(response.content), read_only=True).active
-    assert sheet is not None
-    return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
 async def test_the_refunds_awaiting_approval_download_as_the_queue_shows_them(rt: Runtime) -> None:

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from tests.support.builders import buy, given_sku_with_codes
 from tests.support.console import Console, console_sign_in
+from tests.support.console_words import Reader
+from tests.support.downloads import read_csv, read_xlsx
 from tests.support.identity import given_user
-from tests.web.test_console_exports import read_csv, read_xlsx
-from tests.web.test_page_words import Reader
 
 import kaquan
 from kaquan.identity.permissions import Permission

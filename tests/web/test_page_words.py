@@ -5,9 +5,8 @@ a page whose path needs a value the walk cannot supply fails here, naming the pa
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from fastapi.routing import APIRoute
 from tests.support.agents import given_agent
 from tests.support.builders import buy, given_sku_with_codes
 from tests.support.console import HTML, console_sign_in
+from tests.support.console_words import Reader
 from tests.support.flash import given_event
 from tests.support.identity import given_user
 
@@ -34,37 +34,6 @@ KEY_PREFIXES = {key.split(".")[0] for words in (*MESSAGES.values(), *SHOP_MESSAG
 KEY = re.compile(r"^([a-z_]+)\.[a-z0-9_.]+$")
 # The product's name, and the names this walk's world gave its people and places (data, not words to translate).
 ALLOWED_LOWERCASE = {"kaquan", "alice", "test", "demo", "main", "backup"}
-VERBATIM_TAGS = {"script", "style", "code", "kbd", "pre", "samp", "textarea"}
-VERBATIM_CLASSES = {"mono", "code", "secret", "verbatim"}
-READ_ATTRIBUTES = ("placeholder", "title", "aria-label", "alt")
-
-
-@dataclass
-class Reader(HTMLParser):
-    """The text a person reads: text nodes and the attributes a screen shows or reads out."""
-
-    texts: list[str] = field(default_factory=list)
-    verbatim: list[bool] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        classes = set((found.get("class") or "").split())
-        inside = bool(self.verbatim and self.verbatim[-1])
-        if tag not in {"br", "img", "input", "meta", "link", "hr", "source", "wbr"}:
-            self.verbatim.append(inside or tag in VERBATIM_TAGS or bool(classes & VERBATIM_CLASSES))
-        if not inside:
-            self.texts.extend(value.strip() for name in READ_ATTRIBUTES if (value := found.get(name)))
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.verbatim and tag not in {"br", "img", "input", "meta", "link", "hr", "source", "wbr"}:
-            self.verbatim.pop()
-
-    def handle_data(self, data: str) -> None:
-        if not (self.verbatim and self.verbatim[-1]) and data.strip():
-            self.texts.append(data.strip())
 
 
 def problems_on(page: str, lang: str) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 from sqlalchemy import CheckConstraint, Date, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
+from kaquan.kit.models import Base, BigId, UTCDateTime, block_range_index, partial_index
 
 LINE_KINDS = ("payment", "refund", "payout", "fee", "adjustment")
 ClassName = Literal[
@@ -117,13 +117,7 @@ class Difference(Base):
         UniqueConstraint("line_id"),  # NULLs are distinct: rows without a line do not collide
         # A block-range index on PostgreSQL: a period's items go in together, and a B-tree kept up row by row
         # over a million matched pairs was most of matching's time (docs/reconciliation.md).
-        Index(
-            "ix_reconciliation_items_source_day",
-            "source",
-            "business_day",
-            postgresql_using="brin",
-            postgresql_with={"autosummarize": "on"},
-        ),
+        block_range_index("ix_reconciliation_items_source_day", "source", "business_day"),
         partial_index("ix_reconciliation_items_worklist", "state", "business_day", where="state <> 'auto'"),
     )
 

@@ -4,10 +4,10 @@ learned models."""
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaquan.kit.models import Base, BigId, UTCDateTime
+from kaquan.kit.models import Base, BigId, UTCDateTime, partial_index
 
 OUTCOMES = ("approve", "challenge", "review", "decline")
 LIST_KINDS = ("ip", "prefix", "device", "contact", "account")
@@ -154,13 +154,7 @@ class RiskModel(Base):
     __table_args__ = (
         UniqueConstraint("version"),
         CheckConstraint("status IN ('shadow', 'active', 'retired')", name="status_known"),
-        Index(
-            "uq_risk_models_one_active",
-            "status",
-            unique=True,
-            postgresql_where=text("status = 'active'"),
-            sqlite_where=text("status = 'active'"),
-        ),
+        partial_index("uq_risk_models_one_active", "status", where="status = 'active'", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
