@@ -287,7 +287,15 @@ async def _post_to(
 async def _record(db: Database, job: _Job, outcome: _Outcome) -> None:
     """Write the attempt and its consequences for the delivery and its endpoint."""
     now = clock.now()
+    this = CallbackDelivery.id == job.delivery_id
     async with db.transaction() as session:
+        if outcome.status_code == 410:
+            # The agent's pending deliveries, in id order, before any other write: two 410s at once for one
+            # agent would otherwise each hold its own delivery and wait for the other's in `_disable`.
+            agents_pending = and_(CallbackDelivery.agent_id == job.agent_id, CallbackDelivery.status == "pending")
+            await session.execute(
+                db.lock(select(CallbackDelivery.id).where(or_(this, agents_pending)).order_by(CallbackDelivery.id))
+            )
         session.add(
             CallbackAttempt(
                 delivery_id=job.delivery_id,
@@ -298,7 +306,6 @@ async def _record(db: Database, job: _Job, outcome: _Outcome) -> None:
                 duration_ms=outcome.duration_ms,
             )
         )
-        this = CallbackDelivery.id == job.delivery_id
         await session.execute(
             update(CallbackDelivery)
             .where(this)
