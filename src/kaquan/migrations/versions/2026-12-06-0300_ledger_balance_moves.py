@@ -1,7 +1,7 @@
 """ledger: balance moves of hot accounts applied at commit (PostgreSQL)
 
 Revision ID: 5b7e2c91d4a3
-Revises: 3f8a1c2d9e70
+Revises: 5c1e7a9b3d24
 Create Date: 2026-12-06
 
 A sale moves the balances of a few accounts every sale shares (the channel's sales, the gateway's
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b7e2c91d4a3"
-down_revision: str | None = "3f8a1c2d9e70"
+down_revision: str | None = "5c1e7a9b3d24"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """reconciliation: items without a unique key over their records, and a block-range day index on PostgreSQL
 
 Revision ID: 5c1e7a9b3d24
-Revises: 3f8a1c2d9e70
+Revises: 5c2e7a9d4b10
 Create Date: 2026-12-06
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "5c1e7a9b3d24"
-down_revision: str | None = "3f8a1c2d9e70"
+down_revision: str | None = "5c2e7a9d4b10"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
