@@ -13,12 +13,11 @@ import json
 
 import httpx
 
-from kaquan.channels.callbacks import CallbackUrlRefused, signing, ssrf
-from kaquan.kit import clock, mail
+from kaquan.channels.callbacks import CallbackUrlRefused, post_signed
+from kaquan.kit import mail
 from kaquan.kit.config import Settings
 from kaquan.notifications.messages import Notice
 
-SEND_TIMEOUT_S = 10.0
 USER_AGENT = "kaquan-notifications/1"
 
 
@@ -56,37 +55,16 @@ async def send_sms(
         raise WebhookNotConfigured("KAQUAN_SMS_WEBHOOK_URL and KAQUAN_SMS_WEBHOOK_SECRET are needed for SMS notices")
     body = json.dumps({"id": key, "to": to, "text": notice.short, "kind": kind, "order": order}).encode()
     try:
-        target = await ssrf.check(url, allow_private=settings.sms_webhook_allow_private)
+        status = await post_signed(
+            url,
+            secret,
+            key,
+            body,
+            allow_private=settings.sms_webhook_allow_private,
+            user_agent=USER_AGENT,
+            transport=transport,
+        )
     except CallbackUrlRefused as exc:
         raise WebhookRefused(exc.reason) from None
-    headers = {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        **signing.signed_headers([secret], key, int(clock.now().timestamp()), body),
-    }
-    async with httpx.AsyncClient(transport=transport, timeout=SEND_TIMEOUT_S) as client:
-        status = await _post(client, target, headers, body)
     if not 200 <= status < 300:
         raise WebhookRefused(f"the SMS webhook answered {status}")
-
-
-async def _post(client: httpx.AsyncClient, target: ssrf.Target, headers: dict[str, str], body: bytes) -> int:
-    """POST to the first checked address that takes the connection; the status code."""
-    *others, last = target.addresses
-    for address in others:
-        try:
-            return await _post_to(client, target.pinned(address), headers, body)
-        except httpx.ConnectError:
-            continue
-    return await _post_to(client, target.pinned(last), headers, body)
-
-
-async def _post_to(client: httpx.AsyncClient, pinned: ssrf.Pinned, headers: dict[str, str], body: bytes) -> int:
-    response = await client.post(
-        pinned.url,
-        content=body,
-        headers={**headers, **pinned.headers},
-        extensions=pinned.extensions,
-        follow_redirects=False,
-    )
-    return response.status_code

@@ -20,14 +20,13 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.channels.callbacks import CallbackUrlRefused, signing, ssrf
+from kaquan.channels.callbacks import CallbackUrlRefused, post_signed
 from kaquan.kit import alerts, clock, mail, outbox
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.operations.alert_messages import AlertText, alert_text
 
 log = logging.getLogger("kaquan.alerts")
-SEND_TIMEOUT_S = 10.0
 USER_AGENT = "kaquan-alerts/1"
 
 _settings: Settings | None = None
@@ -108,35 +107,19 @@ async def _send_webhook(
         ensure_ascii=False,
     ).encode()
     try:
-        target = await ssrf.check(url, allow_private=settings.alert_webhook_allow_private)
+        status = await post_signed(
+            url,
+            secret,
+            payload["key"],
+            body,
+            allow_private=settings.alert_webhook_allow_private,
+            user_agent=USER_AGENT,
+            transport=transport,
+        )
     except CallbackUrlRefused as exc:
         raise AlertWebhookRefused(exc.reason) from None
-    headers = {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        **signing.signed_headers([secret], payload["key"], int(clock.now().timestamp()), body),
-    }
-    async with httpx.AsyncClient(transport=transport, timeout=SEND_TIMEOUT_S) as client:
-        status = await _post(client, target, headers, body)
     if not 200 <= status < 300:
         raise AlertWebhookRefused(f"the alert webhook answered {status}")
-
-
-async def _post(client: httpx.AsyncClient, target: ssrf.Target, headers: dict[str, str], body: bytes) -> int:
-    *others, last = target.addresses
-    for address in others:
-        try:
-            return await _post_to(client, target.pinned(address), headers, body)
-        except httpx.ConnectError:
-            continue
-    return await _post_to(client, target.pinned(last), headers, body)
-
-
-async def _post_to(client: httpx.AsyncClient, pinned: ssrf.Pinned, headers: dict[str, str], body: bytes) -> int:
-    response = await client.post(
-        pinned.url, content=body, headers={**headers, **pinned.headers}, extensions=pinned.extensions
-    )
-    return response.status_code
 
 
 async def worker_stale(db: Database, settings: Settings, *, age_s: int, max_age_s: int) -> bool:

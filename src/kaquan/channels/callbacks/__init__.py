@@ -60,6 +60,7 @@ from kaquan.channels.callbacks.service import (
     replay,
     set_endpoint,
 )
+from kaquan.channels.callbacks.webhook import post_signed
 
 __all__ = [
     "CallbackUrlRefused",
@@ -69,6 +70,7 @@ __all__ = [
     "list_deliveries",
     "notify",
     "notify_many",
+    "post_signed",
     "redacted",
     "remove_endpoint",
     "replay",
