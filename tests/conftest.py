@@ -179,7 +179,7 @@ async def rt(db: Database, settings: Settings) -> AsyncIterator[Runtime]:
     await runtime.risk.close()
     await runtime.agent_orders.close()
     await runtime.flash.close()
-    for client in (runtime.redis, runtime.risk_redis):
+    for client in (runtime.redis, runtime.risk_redis, runtime.flash_redis):
         if client is not None:
             await client.aclose()
 

@@ -40,6 +40,7 @@ from kaquan.risk import (
 from kaquan.risk.learning import Retrainer
 
 log = logging.getLogger(__name__)
+FLASH_SIDE_CONNECTIONS = 4  # the changes subscription holds one; sold-out copies take another now and then
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Runtime:
     retrainer: Retrainer
     redis: RedisClient | None = None
     risk_redis: RedisClient | None = None  # risk's counters on a pool of their own: they never wait behind the gate
+    flash_redis: RedisClient | None = None  # the flash-sale gate's changes channel and sold-out copies
 
     @property
     def dev_gateway(self) -> DevGateway:
@@ -73,7 +75,7 @@ class Runtime:
         await self.risk.close()
         await self.flash.close()
         await self.agent_orders.close()
-        for client in (self.redis, self.risk_redis):
+        for client in (self.redis, self.risk_redis, self.flash_redis):
             if client is not None:
                 await client.aclose()
         await self.db.dispose()
@@ -114,7 +116,13 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
     redis = connect(settings.redis_url, cluster=settings.redis_cluster) if settings.redis_url else None
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     nonces: NonceStore = RedisNonces(redis) if redis is not None else DatabaseNonces(db)
-    gate: Gate = RedisGate(redis) if redis is not None else MemoryGate()
+    # The gate's changes channel and sold-out copies on a pool of their own: a storm's backlog never delays them.
+    flash_redis = (
+        connect(settings.redis_url, cluster=settings.redis_cluster, connections=FLASH_SIDE_CONNECTIONS)
+        if settings.redis_url
+        else None
+    )
+    gate: Gate = RedisGate(redis, side=flash_redis) if redis is not None else MemoryGate()
     buyer_tasks.install(buyer_tasks.CodeSender(buyers))
     risk_redis = connect(settings.redis_url, cluster=settings.redis_cluster) if settings.redis_url else None
     counters: VelocityCounters = RedisCounters(risk_redis) if risk_redis is not None else DatabaseCounters(db)
@@ -154,4 +162,5 @@ async def start(settings: Settings, *, db: Database | None = None) -> Runtime:
         retrainer=Retrainer(settings.risk_retrain_every_s),
         redis=redis,
         risk_redis=risk_redis,
+        flash_redis=flash_redis,
     )

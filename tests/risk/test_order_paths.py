@@ -90,7 +90,7 @@ async def test_the_shop_form_is_challenged_and_passes_with_the_solution_in_its_f
     assert await orders_placed(shop) == 1
 
 
-async def test_a_flash_purchase_is_declined_or_challenged_before_the_gate(
+async def test_a_flash_purchase_the_gate_admits_is_declined_or_challenged_and_its_admission_given_back(
     shop: Runtime, flash: FlashSale, client: httpx.AsyncClient
 ) -> None:
     sku = await given_sku_with_codes(shop, 10)
@@ -108,4 +108,26 @@ async def test_a_flash_purchase_is_declined_or_challenged_before_the_gate(
 
     the_error(declined, 403, "risk_declined")
     assert won.status_code == 200 and won.json()["result"] == "won", won.text
-    assert (await flash.public_event(event_id)).remaining == 2  # only the solved purchase passed the gate
+    assert (await flash.public_event(event_id)).remaining == 2  # only the solved purchase kept its admission
+
+
+async def test_a_sold_out_flash_sale_answers_sold_out_without_a_decision(
+    shop: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    """Risk decides on what could be given away: a purchase the gate refuses needs no decision (issue 15's cost)."""
+    sku = await given_sku_with_codes(shop, 10)
+    event_id = await given_event(shop, sku, stock=1)
+    path = f"/api/flash/{event_id}/purchase"
+    won = await client.post(path, json={"buyer": "ann", "request_id": "r1"}, headers={"X-Device-Token": "a" * 32})
+    assert won.json()["result"] == "won", won.text
+    await given_rule(shop, "request.action == 'flash.purchase'", outcome="decline")
+    await shop.risk.log.flush()
+    async with shop.db.read() as session:
+        decided = len(await recent(session))
+
+    late = await client.post(path, json={"buyer": "bob", "request_id": "r1"}, headers={"X-Device-Token": "b" * 32})
+
+    assert late.json() == {"result": "sold_out"}
+    await shop.risk.log.flush()
+    async with shop.db.read() as session:
+        assert len(await recent(session)) == decided

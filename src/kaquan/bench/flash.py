@@ -1,56 +1,45 @@
-"""`kaquan bench flash`: a flash sale over real HTTP against a real server process, then the hardware baseline.
+"""`kaquan bench flash`: a flash-sale storm and its late buyers over HTTP, against baselines of the same run.
 
-The run sets up a SKU, its codes and a live event through the services, starts
-the server as a subprocess on the same database (and Redis, when
-`KAQUAN_REDIS_URL` is set), and opens one keep-alive connection per virtual
-buyer. Every buyer then asks for one unit under a buyer id of its own (polling
-its ticket when queued); once every buyer has an answer, the same connections
-keep asking as late buyers for a few seconds, which measures how fast sold-out
-answers come. The server is stopped and the database checked: nothing sold
-beyond the allotment, no code held by two orders, stock adding up.
+The run sets up, through the services, a SKU with `--stock` codes and a live event selling all
+of them (limit 1, no buyer verification, the address and device limits lifted: every virtual
+buyer comes from 127.0.0.1), and on PostgreSQL a second SKU (never for sale) for `pgbench`.
+Then, in one run on one database:
 
-The baseline, measured in the same run on the same database: K = 2 × cores
-connections each running one transaction per purchase (claim one code with the
-product's `FOR UPDATE SKIP LOCKED` / `BEGIN IMMEDIATE` claim, insert the order,
-hand the code to it) with no HTTP and no batching. `ratio_vs_raw_sql` above 1
-means the whole HTTP path with group commit places orders faster than that.
+1. **The storm.** `kaquan serve` with `--workers N` as a subprocess (the shipped configuration,
+   its access log off and the per-address throttle raised); `wrk` (one thread, C; see
+   `kaquan.bench.wrk`) opens `--connections` connections and sends `--buyers` purchases, each by
+   a new buyer with a device token of its own, as fast as the server answers. Meanwhile the bench
+   polls the event's purchase rows: `storm_last_order_committed_s` is when the last one committed,
+   from the storm's start; `orders_per_s` = units sold / that. `storm_first_answer_*` is wrk's
+   latency of those requests: a buyer's first answer (won, queued with a ticket, sold out).
+2. **Late buyers.** The same connections keep sending new buyers for `--hammer-seconds` after the
+   sale is over: `sold_out_answers_per_s`, their p99, time-outs.
+3. **Bare ASGI.** The same server (uvicorn, same workers) running `kaquan.bench.bare_asgi` (the
+   same sold-out bytes, nothing else) under the same `wrk` load: `ratio_vs_bare_asgi`.
+4. **pgbench** (PostgreSQL): the product's claim, an order insert and the hand-over in one
+   transaction, one code per transaction and 100 (`kaquan.bench.pgbench`), over 2 × cores
+   connections: `ratio_vs_pgbench` = `orders_per_s / pgbench_single_claim_tps`.
+5. **Checks.** The database read back through the modules that own the tables: nothing sold beyond
+   the allotment (`oversold`), no code held by two orders nor one order number told to two buyers
+   (`duplicate_codes`), the stock adding up during the sale and after the event is ended.
 
-The baseline is the one place the bench writes another module's table itself:
-its orders are bare INSERTs on purpose, the least any purchase must write, with
-none of the order service's rules. The checks afterwards only read, through the
-functions of the modules that own the tables (`orders.checks.check_holdings`,
-`inventory.stock.stock`, the event's counters).
-
-The load generator is the harness's minimal HTTP/1.1 client (`HttpConnection`,
-not httpx: see `kaquan.bench.harness`). The server runs the product's app
-factory under uvicorn with its access log off; the per-IP throttle is raised,
-since every virtual buyer comes from 127.0.0.1.
-
-The event is created without buyer verification and with its per-address and
-per-device limits lifted: every virtual buyer shares one address, and the run
-measures the gate and the commit, not the verification of 1,000 contacts. Each
-virtual buyer sends a device token of its own (`X-Device-Token`), as a client
-without cookies does, so its retries and ticket polls are recognised as its own.
+`max_rss_mb` is the largest peak RSS of any server process; `load_average` the machine's
+1-minute load when the run began (the figures are only as quiet as the machine).
 """
 
 import asyncio
-import json
 import os
 import secrets
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import text
 
+from kaquan.bench import pgbench, wrk
 from kaquan.bench.harness import (
-    HOST,
-    HttpConnection,
     Progress,
-    ProtocolError,
-    Response,
     ServerProcess,
     free_port,
     generated_file,
@@ -63,145 +52,20 @@ from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.flashsale import committer
 from kaquan.flashsale import service as flash_events
 from kaquan.flashsale.schemas import EventCreate
-from kaquan.inventory import allocation, handouts, importing, stock
+from kaquan.inventory import importing, stock
 from kaquan.kit import clock
-from kaquan.kit.db import Database, describe
+from kaquan.kit.db import describe
 from kaquan.orders import checks as order_checks
-from kaquan.orders.models import Order
-from kaquan.orders.service import new_number
 from kaquan.runtime import Runtime
-from kaquan.web.flash_api import DEVICE_HEADER
 
 PRICE_MINOR = 990
-# Pauses when the server gives no Retry-After: before polling a queued purchase's ticket again, before retrying a 5xx.
-POLL_S = 0.25
-RETRY_S = 0.25
 UNCAPPED = 10_000_000  # the highest per-address and per-device limit an event takes
-
-
-# The buyers ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """What one phase of buyers was told, and how long each purchase request took."""
-
-    latencies_ms: list[float] = field(default_factory=list)  # each purchase request (a 202 ends one)
-    answer_ms: list[float] = field(default_factory=list)  # first request to final answer, tickets polled included
-    won: list[str] = field(default_factory=list)  # order numbers
-    last_won_at: float = 0.0
-    sold_out: int = 0
-    limit_reached: int = 0
-    queued: int = 0  # purchases answered 202 (tickets polled)
-    resubmitted: int = 0  # tickets the server no longer knew (a failed batch): the purchase sent again
-    errors_5xx: int = 0
-    broken: int = 0  # connection errors
-    unanswered: int = 0  # still without a final answer at the deadline
-    refused: Counter[str] = field(default_factory=Counter)  # other 4xx, by error code
-
-
-class Buyers:
-    """Virtual buyers of one event: each asks over the connection it is given."""
-
-    def __init__(self, event_id: int) -> None:
-        self.purchase_path = f"/api/flash/{event_id}/purchase"
-
-    async def buy(self, connection: HttpConnection, buyer: str, request_id: str, tally: Tally, deadline: float) -> None:
-        """Ask for one unit and follow the answer to its end: won, sold out, limit reached, or refused.
-
-        As a polite client does: a queued purchase's ticket is polled and a 5xx retried after the
-        Retry-After the server gave; a ticket the server no longer knows (its batch failed) means
-        sending the purchase again. The same request id throughout: never bought twice.
-        """
-        body = json.dumps({"buyer": buyer, "quantity": 1, "request_id": request_id}).encode()
-        device = {DEVICE_HEADER: secrets.token_urlsafe(32)}
-        asked = time.perf_counter()
-        ticket: str | None = None
-        try:
-            while True:
-                started = time.perf_counter()
-                if ticket is None:
-                    answer = await connection.request("POST", self.purchase_path, body, device)
-                    tally.latencies_ms.append((time.perf_counter() - started) * 1000)
-                else:
-                    answer = await connection.request("GET", ticket, headers=device)
-                if answer.status >= 500:
-                    tally.errors_5xx += 1
-                else:
-                    said = json.loads(answer.body)
-                    if answer.status == 404 and ticket is not None and said["error"]["code"] == "ticket_not_found":
-                        tally.resubmitted += 1
-                        ticket = None
-                        continue
-                    if answer.status != 202:
-                        break
-                    if ticket is None:
-                        tally.queued += 1
-                    ticket = f"/api/flash/tickets/{said['ticket']}"
-                if not await _wait(answer, POLL_S if ticket else RETRY_S, deadline):
-                    tally.unanswered += 1
-                    return
-        except (OSError, asyncio.IncompleteReadError, ProtocolError, json.JSONDecodeError):
-            tally.broken += 1
-            return
-        tally.answer_ms.append((time.perf_counter() - asked) * 1000)
-        _record(tally, answer.status, said)
-
-
-async def _wait(answer: Response, default_s: float, deadline: float) -> bool:
-    """Sleep as long as the server asked (or `default_s`); False when that would pass the deadline."""
-    pause = answer.retry_after if answer.retry_after is not None else default_s
-    if time.perf_counter() + pause >= deadline:
-        return False
-    await asyncio.sleep(pause)
-    return True
-
-
-def _record(tally: Tally, status: int, answer: dict[str, Any]) -> None:
-    if status != 200:
-        tally.refused[answer.get("error", {}).get("code", str(status))] += 1
-    elif answer["result"] == "won":
-        tally.won.append(answer["order_no"])
-        tally.last_won_at = time.perf_counter()
-    elif answer["result"] == "sold_out":
-        tally.sold_out += 1
-    else:
-        tally.limit_reached += 1
-
-
-async def storm(buyers: Buyers, connections: list[HttpConnection], tag: str, seconds: float) -> tuple[Tally, float]:
-    """Every buyer asks once, all at once; returns what they were told and when the storm began."""
-    tally = Tally()
-    started = time.perf_counter()
-    deadline = started + seconds
-    await asyncio.gather(
-        *(buyers.buy(conn, f"{tag}-buyer-{n}", "1", tally, deadline) for n, conn in enumerate(connections))
-    )
-    return tally, started
-
-
-async def hammer(buyers: Buyers, connections: list[HttpConnection], tag: str, seconds: float) -> tuple[Tally, float]:
-    """Late buyers keep asking over every connection for `seconds`; returns their answers and the time taken."""
-    tally = Tally()
-    started = time.perf_counter()
-    end = started + seconds
-
-    async def late(slot: int, conn: HttpConnection) -> None:
-        attempt = 0
-        while time.perf_counter() < end:
-            await buyers.buy(conn, f"{tag}-late-{slot}-{attempt}", "1", tally, end + 10)
-            attempt += 1
-
-    await asyncio.gather(*(late(slot, conn) for slot, conn in enumerate(connections)))
-    return tally, time.perf_counter() - started
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile (`share` in 0..1) of `values`; 0 when there are none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+BARE_ASGI_APP = "kaquan.bench.bare_asgi:app"
+COMMIT_POLL_S = 0.02
+SETTLE_S = 1.0  # the storm is over when no purchase committed for this long after the last answer
+SETTLE_MAX_S = 30.0
+PGBENCH_SINGLE_PER_CLIENT = 500
+PGBENCH_BATCHES_PER_CLIENT = 20
 
 
 # The database side ----------------------------------------------------------------------------------
@@ -230,6 +94,9 @@ async def set_up(rt: Runtime, stock_units: int, baseline_units: int) -> Stage:
                 actor="bench",
             )
             units = stock_units if code == tag else baseline_units
+            skus.append(sku)
+            if not units:
+                continue
             await importing.import_file(
                 rt.db,
                 session,
@@ -239,7 +106,6 @@ async def set_up(rt: Runtime, stock_units: int, baseline_units: int) -> Stage:
                 importing.BatchMeta(supplier="bench"),
                 actor="bench",
             )
-            skus.append(sku)
         skus[1].active = False  # baseline stock is never for sale
     starts_at = clock.now()
     async with rt.db.transaction() as session:
@@ -298,124 +164,151 @@ async def check(rt: Runtime, stage: Stage, won_numbers: list[str]) -> Checked:
     )
 
 
-async def raw_sql_claims_per_s(url: str, sku_id: int, claims: int, connections: int) -> float:
-    """One transaction per purchase from `connections` connections: claim a code, insert its order, hand it over."""
-    db = Database(url, pool_size=connections)
-    try:
-        async with db.read() as session:
-            warehouses = await allocation.warehouse_order(session, None)
-        numbers = iter(range(claims))
-        done = 0
-
-        async def buyer() -> None:
-            nonlocal done
-            for n in numbers:
-                async with db.transaction() as session:
-                    claimed = await allocation.claim_codes(db, session, sku_id, 1, warehouses=warehouses)
-                    if not claimed:
-                        return
-                    now = clock.now()
-                    order_id = (
-                        await session.execute(
-                            insert(Order)
-                            .values(
-                                number=new_number(),
-                                channel="bench",
-                                source="raw-sql",
-                                idempotency_key=f"{sku_id}-{n}",  # the SKU is this run's own
-                                request_hash=b"",
-                                sku_id=sku_id,
-                                quantity=1,
-                                unit_price_minor=PRICE_MINOR,
-                                total_minor=PRICE_MINOR,
-                                currency="CNY",
-                                status="pending_payment",
-                                contact="",
-                                created_at=now,
-                                expires_at=now + timedelta(minutes=15),
-                            )
-                            .returning(Order.id)
-                        )
-                    ).scalar_one()
-                    await handouts.hand_out(
-                        session,
-                        [handouts.Handout(order_id, tuple(claimed))],
-                        source="available",
-                        target="reserved",
-                        hold_until=now + timedelta(minutes=15),
-                    )
-                done += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(buyer() for _ in range(connections)))
-        return done / (time.perf_counter() - started)
-    finally:
-        await db.dispose()
-
-
 # The run ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Options:
     stock: int
-    buyers: int
-    seconds: float
+    buyers: int  # the storm's buyers, each sending one purchase
+    connections: int
     workers: int  # more than one needs Redis (a gate the processes share)
+    storm_seconds: float  # the longest the storm may take (wrk runs this long whatever happens)
     hammer_seconds: float
-    raw_claims: int
+    pgbench_clients: int
+    compare_risk: bool = False  # the storm again on an event of its own, against a server with risk control off
 
 
 @dataclass(frozen=True)
-class FlashRun:
-    """What `run` measured: `summary` is the JSON line's fields; the late buyers' sold-out answers and time besides."""
-
-    summary: dict[str, object]
-    late_sold_out: int
-    late_seconds: float
+class Storm:
+    load: wrk.Load
+    last_commit_s: float  # from the storm's start to the last purchase committed
 
 
-async def _open(count: int, port: int) -> list[HttpConnection]:
-    connections = [HttpConnection(HOST, port) for _ in range(count)]
-    for start in range(0, count, 100):  # a burst of connects larger than the listen backlog would be refused
-        await asyncio.gather(*(conn.connect() for conn in connections[start : start + 100]))
-    return connections
+async def _storm(rt: Runtime, stage: Stage, server: ServerProcess, options: Options) -> Storm:
+    """The buyers' storm through wrk while the event's purchase rows are watched until they stop growing."""
+    async with rt.db.read() as session:
+        event = await flash_events.get_event(session, stage.event_id)
+    started = time.perf_counter()
+    storm = asyncio.create_task(
+        wrk.purchases(
+            server.port,
+            f"/api/flash/{stage.event_id}/purchase",
+            prefix=f"s{secrets.token_hex(3)}",
+            connections=options.connections,
+            seconds=options.storm_seconds,
+            stop_after=options.buyers,
+        )
+    )
+    sold, last_commit = 0, started
+    while True:
+        async with rt.db.read() as session:
+            now_sold = (await flash_events.counters(session, event)).sold
+        now = time.perf_counter()
+        if now_sold != sold:
+            sold, last_commit = now_sold, now
+        if storm.done() and (sold >= event.allotted or now - last_commit > SETTLE_S or now - started > SETTLE_MAX_S):
+            break
+        await asyncio.sleep(COMMIT_POLL_S)
+    return Storm(await storm, last_commit - started if sold else 0.0)
 
 
-@dataclass(frozen=True)
-class Sale:
-    bought: Tally  # the buyers of the storm
-    started: float  # when the storm began (perf_counter)
-    late: Tally  # the late buyers
-    late_seconds: float
-    peak_rss_mb: float  # of the largest server process
-
-
-async def _sale(stage: Stage, server: ServerProcess, options: Options, progress: Progress) -> Sale:
-    """The storm, then the late buyers, over one connection per buyer."""
-    buyers = Buyers(stage.event_id)
-    connections = await _open(options.buyers, server.port)
+async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress) -> tuple[Storm, int]:
+    """The same storm on a second event of its own, the server's risk control off; returns it and the units sold."""
+    progress("the storm again, risk control off …")
+    stage = await set_up(rt, options.stock, 0)
+    server = await ServerProcess.start(
+        server_environment(rt.settings, KAQUAN_DEV_GATEWAY="1", KAQUAN_RISK_ENABLED="0"),
+        port=free_port(),
+        log_path=rt.settings.var_dir / "bench-flash-server-risk-off.log",
+        workers=options.workers,
+    )
     try:
-        progress(f"{options.buyers} buyers at once for {options.stock} codes …")
-        bought, started = await storm(buyers, connections, stage.tag, options.seconds)
-        progress(f"late buyers for {options.hammer_seconds:g} s …")
-        late, late_seconds = await hammer(buyers, connections, stage.tag, options.hammer_seconds)
-        # A late buyer may still win a code a storm buyer could not take: it counts towards the sell-out.
-        if late.won:
-            bought.last_won_at = max(bought.last_won_at, late.last_won_at)
-        return Sale(bought, started, late, late_seconds, server.peak_rss_mb())
+        await server.wait_ready(f"/api/flash/{stage.event_id}")
+        storm = await _storm(rt, stage, server, options)
     finally:
-        for conn in connections:
-            await conn.close()
+        await server.stop()
+    checked = await check(rt, stage, storm.load.order_numbers)
+    await rt.flash.end_event(stage.event_id, actor="bench")
+    return storm, checked.sold
 
 
-async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> FlashRun:
-    """The sale against a server process on `rt`'s database, the baseline, the checks; the event is ended after."""
+async def _late_buyers(port: int, event_id: int, options: Options) -> wrk.Load:
+    return await wrk.purchases(
+        port,
+        f"/api/flash/{event_id}/purchase",
+        prefix=f"l{secrets.token_hex(3)}",
+        connections=options.connections,
+        seconds=options.hammer_seconds,
+    )
+
+
+async def _bare_asgi(options: Options, log_path: Path, event_id: int) -> wrk.Load:
+    """The same uvicorn, workers and load against an app that only answers sold out."""
+    server = await ServerProcess.start(
+        dict(os.environ), port=free_port(), log_path=log_path, workers=options.workers, app=BARE_ASGI_APP
+    )
+    try:
+        await server.wait_ready("/")
+        return await _late_buyers(server.port, event_id, options)
+    finally:
+        await server.stop()
+
+
+@dataclass(frozen=True)
+class Baselines:
+    single: pgbench.Claims
+    batched: pgbench.Claims
+
+
+async def _pgbench(rt: Runtime, stage: Stage, options: Options) -> Baselines | None:
+    """Both pgbench baselines on the run's own SKU; None on SQLite."""
+    if not rt.db.is_postgresql:
+        return None
+    found = pgbench.find_pgbench()
+    if found is None:
+        raise RuntimeError(pgbench.MISSING)
+    async with rt.db.read() as session:
+        # The bench reads the code table itself, as pgbench writes it: the warehouse the baseline's codes went to.
+        warehouse = (
+            await session.execute(
+                text("SELECT warehouse_id FROM inventory_codes WHERE sku_id = :sku LIMIT 1"),
+                {"sku": stage.baseline_sku_id},
+            )
+        ).scalar_one()
+    runs = []
+    for batch, transactions in ((1, PGBENCH_SINGLE_PER_CLIENT), (pgbench.BATCH, PGBENCH_BATCHES_PER_CLIENT)):
+        runs.append(
+            await pgbench.claims(
+                found,
+                rt.db.url,
+                sku_id=stage.baseline_sku_id,
+                warehouse_id=warehouse,
+                batch=batch,
+                clients=options.pgbench_clients,
+                transactions=transactions,
+                tag=f"pgb{secrets.token_hex(4)}",
+            )
+        )
+    return Baselines(*runs)
+
+
+def baseline_units(rt: Runtime, options: Options) -> int:
+    """Codes both pgbench runs claim, with a margin, so that neither runs dry (PostgreSQL only)."""
+    if not rt.db.is_postgresql:
+        return 0
+    wanted = options.pgbench_clients * (PGBENCH_SINGLE_PER_CLIENT + PGBENCH_BATCHES_PER_CLIENT * pgbench.BATCH)
+    return wanted + wanted // 10
+
+
+async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict[str, object]:
+    """The storm, the late buyers and the baselines against `rt`'s database; the event is ended after."""
+    wrk.require_wrk()
     settings = rt.settings
+    load_average = os.getloadavg()[0]
     raise_open_files_limit()
-    connections = 2 * (os.cpu_count() or 1)
-    progress(f"setting up {options.stock} codes for the sale and {options.raw_claims} for the baseline …")
-    stage = await set_up(rt, options.stock, options.raw_claims)
+    progress(f"setting up {options.stock} codes for the sale and the baseline's codes …")
+    stage = await set_up(rt, options.stock, baseline_units(rt, options))
     # The bench's own server on loopback, for the bench's run: its flash purchases need a gateway to pay through.
     server = await ServerProcess.start(
         server_environment(settings, KAQUAN_DEV_GATEWAY="1"),
@@ -425,53 +318,65 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> Flas
     )
     try:
         await server.wait_ready(f"/api/flash/{stage.event_id}")
-        sale = await _sale(stage, server, options, progress)
+        progress(f"the storm: {options.buyers} buyers over {options.connections} connections, {options.stock} codes …")
+        storm = await _storm(rt, stage, server, options)
+        progress(f"late buyers for {options.hammer_seconds:g} s …")
+        late = await _late_buyers(server.port, stage.event_id, options)
+        peak_rss_mb = server.peak_rss_mb()
     finally:
         await server.stop()
-    progress(f"the baseline: {options.raw_claims} claims, one transaction each, over {connections} connections …")
-    raw_per_s = await raw_sql_claims_per_s(rt.db.url, stage.baseline_sku_id, options.raw_claims, connections)
-    bought, late = sale.bought, sale.late
-    checked = await check(rt, stage, bought.won + late.won)
+    risk_off = await _storm_without_risk(rt, options, progress) if options.compare_risk else None
+    progress("the bare-ASGI baseline …")
+    bare = await _bare_asgi(options, settings.var_dir / "bench-flash-bare.log", stage.event_id)
+    progress("the pgbench baselines …")
+    baselines = await _pgbench(rt, stage, options)
+    told = storm.load.order_numbers + late.order_numbers
+    checked = await check(rt, stage, told)
     ended = await rt.flash.end_event(stage.event_id, actor="bench")
     async with rt.db.read() as session:
         after_end = await stock(session, sku_id=stage.sku_id)
     # Ending gives back exactly what was not sold, and the stock still adds up.
     adds_up = checked.stock_adds_up and ended.released + checked.sold == ended.allotted
     adds_up = adds_up and all(row.adds_up for row in after_end)
-    won = len(bought.won) + len(late.won)
-    sell_out_s = bought.last_won_at - sale.started if won else 0.0
-    orders_per_s = won / sell_out_s if sell_out_s > 0 else 0.0
-    latencies = bought.latencies_ms + late.latencies_ms
+    orders_per_s = checked.sold / storm.last_commit_s if storm.last_commit_s else 0.0
+    sold_out_per_s = late.sold_out / late.seconds if late.seconds else 0.0
+    single = baselines.single.tps if baselines else None
     summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "gate": "redis" if settings.redis_url else "memory",
         "workers": options.workers,
-        "buyers": options.buyers,
+        "connections": options.connections,
+        "load_average": round(load_average, 2),
         "stock": options.stock,
+        "storm_buyers": storm.load.answers,
         "sold": checked.sold,
         "oversold": max(0, checked.sold - checked.allotted),
         "duplicate_codes": checked.duplicate_codes,
         "stock_adds_up": adds_up,
+        "sold_out_answers_per_s": round(sold_out_per_s),
+        "sold_out_p99_ms": round(late.p99_ms, 1),
+        "bare_asgi_answers_per_s": round(bare.per_s),
+        "bare_asgi_p99_ms": round(bare.p99_ms, 1),
+        "ratio_vs_bare_asgi": round(sold_out_per_s / bare.per_s, 2) if bare.per_s else 0.0,
+        "storm_first_answer_p50_ms": round(storm.load.p50_ms, 1),
+        "storm_first_answer_p99_ms": round(storm.load.p99_ms, 1),
+        "storm_last_order_committed_s": round(storm.last_commit_s, 3),
         "orders_per_s": round(orders_per_s),
-        "sold_out_answers_per_s": round(late.sold_out / sale.late_seconds) if sale.late_seconds else 0,
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "errors_5xx": bought.errors_5xx + late.errors_5xx,
-        "max_rss_mb": round(sale.peak_rss_mb, 1),
-        "raw_sql_claims_per_s": round(raw_per_s),
-        "ratio_vs_raw_sql": round(orders_per_s / raw_per_s, 2) if raw_per_s else 0.0,
-        "raw_sql_connections": connections,
-        "sell_out_s": round(sell_out_s, 3),
-        "storm_p99_ms": round(percentile(bought.latencies_ms, 0.99), 1),
-        "storm_answer_p50_ms": round(percentile(bought.answer_ms, 0.50), 1),
-        "storm_answer_p99_ms": round(percentile(bought.answer_ms, 0.99), 1),
-        "late_p50_ms": round(percentile(late.latencies_ms, 0.50), 1),
-        "late_p99_ms": round(percentile(late.latencies_ms, 0.99), 1),
-        "won_answers": won,
-        "queued_answers": bought.queued + late.queued,
-        "resubmitted": bought.resubmitted + late.resubmitted,
-        "unanswered": bought.unanswered + late.unanswered,
-        "broken_connections": bought.broken + late.broken,
-        "refused": dict(bought.refused + late.refused),
+        "pgbench_single_claim_tps": round(single) if single is not None else None,
+        "pgbench_batched_codes_per_s": round(baselines.batched.codes_per_s) if baselines else None,
+        "ratio_vs_pgbench": round(orders_per_s / single, 2) if single else None,
+        "won_answers": storm.load.won + late.won,
+        "queued_answers": storm.load.queued + late.queued,
+        "timeouts": storm.load.timeouts + late.timeouts,
+        "socket_errors": storm.load.socket_errors + late.socket_errors,
+        "errors_5xx": storm.load.errors_5xx + late.errors_5xx,
+        "errors_4xx": storm.load.errors_4xx + late.errors_4xx,
+        "max_rss_mb": round(peak_rss_mb, 1),
     }
-    return FlashRun(summary, late.sold_out, sale.late_seconds)
+    if risk_off is not None:
+        storm_off, sold_off = risk_off
+        off_per_s = sold_off / storm_off.last_commit_s if storm_off.last_commit_s else 0.0
+        summary["risk_off_orders_per_s"] = round(off_per_s)
+        summary["risk_off_storm_first_answer_p99_ms"] = round(storm_off.load.p99_ms, 1)
+        summary["risk_cost"] = round(1 - orders_per_s / off_per_s, 2) if off_per_s else None
+    return summary

@@ -27,6 +27,7 @@ from typing import IO
 from kaquan.kit.config import Settings
 
 HOST = "127.0.0.1"
+PRODUCT_APP = "kaquan.cli.app:serve_app"
 READY_TIMEOUT_S = 90.0
 # Every virtual buyer comes from 127.0.0.1: the per-IP throttle would otherwise answer 429 after 600 requests.
 UNTHROTTLED = str(10**9)
@@ -192,13 +193,16 @@ class ServerProcess:
     log_path: Path
 
     @classmethod
-    async def start(cls, env: Mapping[str, str], *, port: int, log_path: Path, workers: int = 1) -> "ServerProcess":
+    async def start(
+        cls, env: Mapping[str, str], *, port: int, log_path: Path, workers: int = 1, app: str = PRODUCT_APP
+    ) -> "ServerProcess":
+        """`app`: the product's app factory, or another ASGI app under the same server (a benchmark's baseline)."""
         command = [
             sys.executable,
             "-m",
             "uvicorn",
-            "kaquan.cli.app:serve_app",
-            "--factory",
+            app,
+            *(["--factory"] if app == PRODUCT_APP else []),
             "--host",
             HOST,
             "--port",

@@ -144,6 +144,10 @@ class Admissions:
             self._events[event_id] = info
         return info
 
+    def known(self, event_id: int) -> EventInfo | None:
+        """The event as this process knows it, once it has been opened here (else None)."""
+        return self._events.get(event_id) if event_id in self._active else None
+
     def remember(self, event: Event) -> None:
         self._events[event.id] = EventInfo.of(event)
 

@@ -78,8 +78,12 @@ class CommitQueues:
         except CommitFailed:
             raise
         except Busy:  # the queue refused it: it never reached the database, its admission goes back
-            await self._settle(item.event_id, [_given_back(item)], tokens_cap=None)
+            await self._settle(item.event_id, [given_back(item)], tokens_cap=None)
             raise
+
+    async def give_back(self, item: Admitted) -> None:
+        """An admitted purchase that will not be queued (refused after the gate): its admission goes back."""
+        await self._tell_gate(item.event_id, [given_back(item)], tokens_cap=None)
 
     async def close(self) -> None:
         """Commit what is queued."""
@@ -120,7 +124,7 @@ class CommitQueues:
                 )
         except Exception as exc:
             log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(exc).__name__)
-            await self._settle(event_id, [_given_back(item) for item in items], tokens_cap=None)
+            await self._settle(event_id, [given_back(item) for item in items], tokens_cap=None)
             return [
                 CommitFailed("the flash sale could not record this purchase; nothing was bought, try again")
                 for _ in items
@@ -131,13 +135,16 @@ class CommitQueues:
 
     async def _settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
         self._in_flight[event_id] = max(self._in_flight.get(event_id, 0) - len(settlements), 0)
+        await self._tell_gate(event_id, settlements, tokens_cap=tokens_cap)
+
+    async def _tell_gate(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
         try:
             await self.gate.settle(event_id, settlements, tokens_cap=tokens_cap)
         except (RedisError, OSError) as exc:  # the database has the truth; the next reconcile repairs the gate
             log.warning("flash-sale gate of event %d not settled: %s", event_id, exc)
 
 
-def _given_back(item: Admitted, state: str | None = None) -> Settlement:
+def given_back(item: Admitted, state: str | None = None) -> Settlement:
     return _settled(item, give_back=True, state=state)
 
 
@@ -151,4 +158,4 @@ def _settlement(item: Admitted, result: Committed) -> Settlement:
     if result.outcome == "won":
         return _settled(item, give_back=False, state="won")
     state = {"replayed": "won", "conflict": None}.get(result.outcome, result.outcome)
-    return _given_back(item, state)
+    return given_back(item, state)

@@ -19,15 +19,22 @@ live in one Redis Cluster slot) and `MemoryGate` (one process only: the embedded
 mode without Redis).
 """
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast
 
+from redis.exceptions import RedisError
+
+from kaquan.flashsale.sold_out import EVERY_EVENT, SoldOut
 from kaquan.kit.keyvalue import RedisClient
 
+log = logging.getLogger(__name__)
 Verdict = Literal["admitted", "sold_out", "limit_reached", "closed", "duplicate", "unloaded"]
 PENDING = "pending"
 _NONE: Mapping[str, int] = {}
+RESUBSCRIBE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,22 @@ class Gate(Protocol):
         """`pending`, a final state (`won`, `sold_out`, …), or None when the request is unknown."""
         ...
 
+    async def sold_out(self, event_id: int) -> SoldOut | None:
+        """The event's gate frozen, when it is open with no tokens left (else None)."""
+        ...
+
+    def on_change(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(event_id)` whenever an event's gate may admit again (tokens back, reloaded, closed)."""
+        ...
+
+    def listening(self) -> bool:
+        """Whether every change, from every process, reaches the listeners right now."""
+        ...
+
+    async def watch(self) -> None:
+        """Deliver changes made by other processes to the listeners until cancelled."""
+        ...
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -156,6 +179,11 @@ class MemoryGate:
 
     def __init__(self) -> None:
         self._events: dict[int, _EventState] = {}
+        self._listeners: list[Callable[[int], None]] = []
+
+    def _changed(self, event_id: int) -> None:
+        for listener in self._listeners:
+            listener(event_id)
 
     async def admit(
         self,
@@ -201,6 +229,8 @@ class MemoryGate:
         event = self._events.get(event_id)
         if event is None:
             return
+        if any(item.give_back for item in settlements):
+            self._changed(event_id)
         for item in settlements:
             if item.give_back:
                 event.tokens += item.quantity
@@ -230,9 +260,12 @@ class MemoryGate:
         previous = self._events.get(event_id)
         requests = previous.requests if previous is not None and open else {}
         self._events[event_id] = _EventState(tokens, open, dict(buyers), requests, dict(ips), dict(devices))
+        if tokens > 0 or not open:
+            self._changed(event_id)
 
     async def close(self, event_id: int, *, ttl_s: int) -> None:
         self._events[event_id] = _EventState(0, False)
+        self._changed(event_id)
 
     async def view(self, event_id: int) -> GateView | None:
         event = self._events.get(event_id)
@@ -241,6 +274,21 @@ class MemoryGate:
     async def request_state(self, event_id: int, request: str) -> str | None:
         event = self._events.get(event_id)
         return None if event is None else _public(event.requests.get(request))
+
+    async def sold_out(self, event_id: int) -> SoldOut | None:
+        event = self._events.get(event_id)
+        if event is None or not event.open or event.tokens > 0:
+            return None
+        return SoldOut(frozenset(event.requests), dict(event.buyers), dict(event.ips), dict(event.devices))
+
+    def on_change(self, listener: Callable[[int], None]) -> None:
+        self._listeners.append(listener)
+
+    def listening(self) -> bool:
+        return True  # one process: every change is made here
+
+    async def watch(self) -> None:
+        return
 
 
 # KEYS: state, buyers, requests, ips, devices.
@@ -327,9 +375,15 @@ return 1
 class RedisGate:
     """The gate in Redis: one Lua script per call, so admissions from every process are serialized per event."""
 
-    def __init__(self, redis: RedisClient, *, prefix: str = "kaquan:") -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str = "kaquan:", side: RedisClient | None = None) -> None:
+        """`side`: a client of its own for the changes channel and the sold-out copies, so that neither
+        waits for a connection behind a storm's admissions (default: `redis`)."""
         self._redis = redis
+        self._side = side or redis
         self._prefix = prefix
+        self._channel = f"{prefix}flash:changed"
+        self._listeners: list[Callable[[int], None]] = []
+        self._subscribed = False
         self._admit = redis.register_script(_ADMIT)
         self._settle = redis.register_script(_SETTLE)
         self._load = redis.register_script(_LOAD)
@@ -364,6 +418,8 @@ class RedisGate:
             args += [item.buyer, item.quantity, int(item.give_back), item.request, item.state or ""]
             args += [item.ip, item.device]
         await self._settle(keys=self.keys(event_id), args=args)
+        if any(item.give_back for item in settlements):
+            await self._announce(event_id)
 
     async def load(
         self,
@@ -381,6 +437,8 @@ class RedisGate:
             for holder, count in counts.items():
                 args += [holder, count]
         await self._load(keys=self.keys(event_id), args=args)
+        if tokens > 0 or not open:
+            await self._announce(event_id)
 
     async def close(self, event_id: int, *, ttl_s: int) -> None:
         await self.load(event_id, tokens=0, buyers={}, open=False, ttl_s=ttl_s)
@@ -399,3 +457,56 @@ class RedisGate:
     async def request_state(self, event_id: int, request: str) -> str | None:
         seen = await self._redis.hget(self.keys(event_id)[2], request)
         return _public(_text(seen)) if seen else None
+
+    async def sold_out(self, event_id: int) -> SoldOut | None:
+        state_key, buyers_key, requests_key, ips_key, devices_key = self.keys(event_id)
+        async with self._side.pipeline(transaction=True) as pipe:
+            pipe.hgetall(state_key)
+            pipe.hkeys(requests_key)
+            pipe.hgetall(buyers_key)
+            pipe.hgetall(ips_key)
+            pipe.hgetall(devices_key)
+            raw, requests, buyers, ips, devices = await pipe.execute()
+        state = {_text(k): _text(v) for k, v in raw.items()}
+        if state.get("open") != "1" or int(state.get("tokens", 0)) > 0:
+            return None
+        return SoldOut(frozenset(_text(r) for r in requests), _counts(buyers), _counts(ips), _counts(devices))
+
+    def on_change(self, listener: Callable[[int], None]) -> None:
+        self._listeners.append(listener)
+
+    def listening(self) -> bool:
+        return self._subscribed
+
+    async def _announce(self, event_id: int) -> None:
+        self._changed(event_id)  # this process at once; the others through the channel
+        await self._redis.publish(self._channel, str(event_id))
+
+    def _changed(self, event_id: int) -> None:
+        for listener in self._listeners:
+            listener(event_id)
+
+    async def watch(self) -> None:
+        """Subscribe to the changes channel; while the subscription is lost, nothing is known sold out."""
+        while True:
+            pubsub = self._side.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self._subscribed = True
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message["type"] == "message":
+                        data = _text(message["data"])
+                        if data.isdigit():
+                            self._changed(int(data))
+            except (RedisError, OSError) as exc:
+                log.warning("flash-sale change channel lost: %s", type(exc).__name__)
+            finally:
+                self._subscribed = False
+                self._changed(EVERY_EVENT)
+                await pubsub.aclose()
+            await asyncio.sleep(RESUBSCRIBE_S)
+
+
+def _counts(raw: Mapping[bytes | str, bytes | str]) -> dict[str, int]:
+    return {_text(holder): int(count) for holder, count in raw.items()}

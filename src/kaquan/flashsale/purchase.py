@@ -9,7 +9,10 @@ answer; past that it gets a ticket to poll. A full queue refuses at once
 (503 + Retry-After) and gives the admission back.
 """
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from redis.exceptions import RedisError
@@ -22,22 +25,25 @@ from kaquan.flashsale.batches import CommitQueues
 from kaquan.flashsale.committer import Admitted, Committed
 from kaquan.flashsale.errors import EventEnded, NeedsRedis, TicketNotFound
 from kaquan.flashsale.gate import PENDING, Gate, GateView
-from kaquan.flashsale.keys import is_device_token
+from kaquan.flashsale.keys import buyer_tag, is_device_token
 from kaquan.flashsale.models import Event
 from kaquan.flashsale.reconcile import GateTruth
 from kaquan.flashsale.schemas import EventOut, PublicEventOut
+from kaquan.flashsale.sold_out import SoldOutBoard
 from kaquan.flashsale.tickets import TicketDesk
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing
 from kaquan.kit.db import Database
-from kaquan.kit.errors import BadInput, Busy, IdempotencyConflict
+from kaquan.kit.errors import BadInput, Busy, DomainError, IdempotencyConflict
 from kaquan.orders.service import OrderKeys
 from kaquan.payments import service as payments
 from kaquan.payments.gateway import Gateway
 
 log = logging.getLogger(__name__)
 CLOSED_GATE_TTL_S = 3600
+Screen = Callable[[], Awaitable[None]]
+"""A check run once the gate has admitted a purchase (risk control); raising gives the admission back."""
 
 
 class FlashSale:
@@ -61,6 +67,12 @@ class FlashSale:
         self._queues = CommitQueues(db, settings, gate, gateway=gateway)
         self._admissions = Admissions(db, settings, gate, in_flight=self._queues.in_flight)
         self._tickets = TicketDesk(db, keyring)
+        self._board = SoldOutBoard(gate.sold_out, max_age_s=settings.flash_sold_out_s, listening=gate.listening)
+        gate.on_change(self._board.changed)
+        self._watcher: asyncio.Task[None] | None = None
+        self._learning: set[asyncio.Task[None]] = set()
+        self._fresh: set[int] = set()  # sold-out events whose copy a task keeps fresh
+        self._sold_out_s = settings.flash_sold_out_s
 
     # The buyer's side ---------------------------------------------------------------------------
 
@@ -75,6 +87,7 @@ class FlashSale:
         buyer_ip: str | None = None,
         device: str | None = None,
         verified: str | None = None,
+        screen: Screen | None = None,
     ) -> Answer:
         """Try to buy `quantity` units of the event for `buyer`; retrying with the same `request_id` is safe.
 
@@ -83,7 +96,9 @@ class FlashSale:
         any other device is a purchase of that device's own, never an answer with the first one's order.
         None only for in-process callers. `buyer_ip` and `device` are held to the event's per-address
         and per-device limits. `verified`: the contact a buyer token proves; when given it is the buyer,
-        and an event requiring verified buyers refuses purchases without one.
+        and an event requiring verified buyers refuses purchases without one. `screen`: run once the gate
+        has admitted the purchase, before it is queued (risk control decides only on purchases that
+        could win); when it raises, the admission goes back to the gate and the error propagates.
         """
         if self._refuse:
             raise NeedsRedis()
@@ -93,7 +108,9 @@ class FlashSale:
         if device is not None and not is_device_token(device):
             raise BadInput("a device token is 22 to 128 characters of A-Z, a-z, 0-9, - and _", field="device")
         try:
-            return await self._purchase(event_id, buyer, quantity, request_id, channel, buyer_ip, device, verified)
+            return await self._purchase(
+                event_id, buyer, quantity, request_id, channel, buyer_ip, device, verified, screen
+            )
         except (RedisError, OSError, SQLAlchemyError) as exc:
             log.warning("flash-sale purchase failed: %s", type(exc).__name__)
             raise Busy("the flash sale cannot take purchases right now; try again", retry_after=1) from exc
@@ -108,6 +125,7 @@ class FlashSale:
         buyer_ip: str | None,
         device: str | None,
         verified: str | None,
+        screen: Screen | None,
     ) -> Answer:
         info = await self._admissions.info(event_id)
         who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
@@ -124,6 +142,8 @@ class FlashSale:
         )
         admission = await self._admissions.admit(info, item)
         if admission.verdict == "admitted":
+            if screen is not None:
+                await self._screened(item, screen)
             committed = await self._queues.wait(item)
             if committed is None:
                 return Answer("queued", ticket=await self._tickets.issue(item))
@@ -134,8 +154,94 @@ class FlashSale:
             self._admissions.forget(event_id)
             raise EventEnded(event_id)
         if admission.verdict == "sold_out":
+            self._learn(event_id)
             return Answer("sold_out")
         return await self._limit_reached(item)
+
+    async def _screened(self, item: Admitted, screen: Screen) -> None:
+        try:
+            await screen()
+        except BaseException:
+            await self._queues.give_back(item)
+            raise
+
+    def knows_sold_out(self, event_id: int) -> bool:
+        """Whether this process holds the event's gate frozen at sold out (answers without a round trip)."""
+        return self._board.get(event_id) is not None
+
+    def sold_out_at_once(
+        self,
+        event_id: int,
+        buyer: str,
+        quantity: int,
+        request_id: str,
+        *,
+        channel: str,
+        buyer_ip: str,
+        device: str,
+        verified: str | None,
+    ) -> bool:
+        """Whether `purchase` would answer `sold_out`, known without a round trip (False: not known, ask `purchase`).
+
+        True only when this process holds the event's gate frozen at sold out (`flashsale.sold_out`),
+        the event is live, and the request passes every check `purchase` makes before the gate.
+        """
+        sold_out = self._board.get(event_id)
+        info = self._admissions.known(event_id)
+        if sold_out is None or info is None or self._refuse or self._gateway is None:
+            return False
+        now = clock.now()
+        if info.status != "live" or not info.starts_at <= now < info.ends_at:
+            return False
+        if not request_id or len(request_id) > 128 or not is_device_token(device):
+            return False
+        try:
+            who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
+        except DomainError:
+            return False
+        item = admitted(
+            event_id, who, quantity, request_id, channel=channel, buyer_ip=buyer_ip, device=device, verified=False
+        )
+        return sold_out.refuses(
+            buyer=buyer_tag(who),
+            quantity=quantity,
+            limit=info.per_buyer_limit,
+            request=item.key,
+            ip=item.ip_tag or "",
+            ip_limit=info.per_ip_limit,
+            device=item.device_tag or "",
+            device_limit=info.per_device_limit,
+        )
+
+    def _learn(self, event_id: int) -> None:
+        """A purchase was told sold out: freeze the event's gate in the background, so the next ones need no gate."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self.gate.watch(), name="flash-sale changes")
+        if event_id in self._fresh:
+            learning = asyncio.create_task(self._board.learn(event_id))
+        else:
+            self._fresh.add(event_id)
+            learning = asyncio.create_task(self._keep_fresh(event_id))
+        self._learning.add(learning)
+        learning.add_done_callback(self._learnt)
+
+    async def _keep_fresh(self, event_id: int) -> None:
+        """Copy the sold-out gate, and again every half of its age for as long as it stays sold out.
+
+        So a burst after a quiet spell finds a fresh copy, never a thousand requests on the slow path at once.
+        """
+        try:
+            await self._board.learn(event_id)
+            while self._board.get(event_id) is not None:
+                await asyncio.sleep(self._sold_out_s / 2)
+                await self._board.learn(event_id)
+        finally:
+            self._fresh.discard(event_id)
+
+    def _learnt(self, task: "asyncio.Task[None]") -> None:
+        self._learning.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("flash-sale sold-out copy failed: %s", type(task.exception()).__name__)
 
     async def _limit_reached(self, item: Admitted) -> Answer:
         """The gate says this buyer has had its share; if that share is this very request, answer it as won.
@@ -280,6 +386,12 @@ class FlashSale:
         return len(changed)
 
     async def close(self) -> None:
-        """Stop reconciling and commit what is queued."""
+        """Stop reconciling and listening, and commit what is queued."""
         await self._admissions.close()
+        for task in list(self._learning):
+            task.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._queues.close()

@@ -1,5 +1,7 @@
 """Tickets for purchases still queued: issued and opened under a key every process shares (`flashsale.tickets`)."""
 
+import asyncio
+
 from kaquan.flashsale.committer import Admitted
 from kaquan.flashsale.keys import TicketRef, Tickets, device_tag
 from kaquan.kit.crypto import KeyRing
@@ -14,6 +16,7 @@ class TicketDesk:
         self.db = db
         self._keyring = keyring
         self._tickets: Tickets | None = None
+        self._loading = asyncio.Lock()  # a storm's first tickets load the key once, not once each
 
     async def issue(self, item: Admitted) -> str:
         return (await self._issuer()).issue(item.event_id, item.key, item.device_tag)
@@ -24,6 +27,9 @@ class TicketDesk:
 
     async def _issuer(self) -> Tickets:
         if self._tickets is None:
-            async with self.db.transaction() as session:
-                self._tickets = Tickets(await named_key(self.db, session, self._keyring, "flashsale.tickets"))
+            async with self._loading:
+                if self._tickets is None:
+                    async with self.db.transaction() as session:
+                        key = await named_key(self.db, session, self._keyring, "flashsale.tickets")
+                    self._tickets = Tickets(key)
         return self._tickets

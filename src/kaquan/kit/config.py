@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     flash_stale_s: int = Field(
         default=60, ge=1, description="an admission not committed after this long was lost (a crash)"
     )
+    flash_sold_out_s: float = Field(
+        default=2.0, gt=0, description="longest a process answers sold out from its copy of the gate unconfirmed"
+    )
     flash_per_ip_per_minute: int = Field(default=600, ge=1, description="flash-sale requests per IP per minute")
     # Buyer contact verification (buyers/): codes go out by e-mail (SMTP), by an SMS webhook, or, when
     # `dev_contact_codes` is on, only to the server log (demos; never in production).

@@ -15,15 +15,15 @@ CONNECTIONS = 64
 WAIT_S = 5
 
 
-def connect(url: str, *, cluster: bool) -> RedisClient:
+def connect(url: str, *, cluster: bool, connections: int = CONNECTIONS) -> RedisClient:
     """A client whose callers wait (briefly) for a free connection under load instead of failing at once.
 
     With `cluster`, `url` names any one node (`redis://127.0.0.1:7001/0`); the client learns the others,
     follows slots as they move, and after a failover talks to the promoted replica.
     """
     if cluster:
-        return RedisCluster.from_url(url, max_connections=CONNECTIONS)
-    pool = BlockingConnectionPool.from_url(url, max_connections=CONNECTIONS, timeout=WAIT_S)
+        return RedisCluster.from_url(url, max_connections=connections)
+    pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=WAIT_S)
     return Redis(connection_pool=pool)
 
 

@@ -31,6 +31,7 @@ from kaquan.web import (
     errors,
     flash_admin_api,
     flash_api,
+    flash_fast,
     health,
     identity_api,
     limits,
@@ -120,8 +121,9 @@ def mount_simulators(app: FastAPI, rt: Runtime) -> None:
 
 class KaquanApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
-        # Outermost, so that even the 500 page of Starlette's ServerErrorMiddleware carries the headers.
-        return security.SecurityMiddleware(super().build_middleware_stack())
+        # Outermost, so that even the 500 page of Starlette's ServerErrorMiddleware carries the headers; right
+        # inside it, the sold-out answers of a flash sale, before everything else (web.flash_fast).
+        return security.SecurityMiddleware(flash_fast.FlashFastPath(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:

@@ -12,7 +12,9 @@
   404 `event_not_found`, 409 `event_not_started` / `event_ended` / `idempotency_conflict`,
   429 `rate_limited` (per IP, with Retry-After),
   403 `risk_declined` / `challenge_required` (risk control, `web.risk_gate`: solve the challenge in
-  `details.challenge` and send the purchase again with the solution in `X-Risk-Solution`).
+  `details.challenge` and send the purchase again with the solution in `X-Risk-Solution`); risk
+  decides only on purchases the gate admitted: a sold-out or limit answer gives nothing away.
+Once the event is sold out, `web.flash_fast` answers `sold_out` in front of this router.
 Retrying with the same `request_id` never buys twice.
 
 A purchase is bound to the client's device token: the `kq_device` cookie (set on the first
@@ -114,16 +116,19 @@ async def purchase(request: Request, response: Response, rt: RuntimeDep, event_i
     sent = _device(request)
     device = sent or _new_device(request, response, rt)
     verified = rt.buyers.verified_contact(buyer_token(request))
-    await screen_flash_purchase(
-        request,
-        rt,
-        event_id,
-        buyer=body.buyer,
-        quantity=body.quantity,
-        device=device,
-        device_new=sent is None,
-        verified=verified,
-    )
+
+    async def screen() -> None:
+        await screen_flash_purchase(
+            request,
+            rt,
+            event_id,
+            buyer=body.buyer,
+            quantity=body.quantity,
+            device=device,
+            device_new=sent is None,
+            verified=verified,
+        )
+
     answer = await rt.flash.purchase(
         event_id,
         body.buyer,
@@ -133,6 +138,7 @@ async def purchase(request: Request, response: Response, rt: RuntimeDep, event_i
         buyer_ip=client_ip(request),
         device=device,
         verified=verified,
+        screen=screen,
     )
     return _reply(answer, response)
 

@@ -78,7 +78,7 @@ async def screen_flash_purchase(
     device_new: bool,
     verified: str | None,
 ) -> None:
-    """Decide on a flash-sale purchase before the gate: one counting round trip, nothing else.
+    """Decide on a flash-sale purchase the gate has admitted: one counting round trip, nothing else.
 
     The event stands for the SKU (`sku.orders_*` count the event's purchases), and it is high demand.
     """

@@ -1,0 +1,137 @@
+"""Sold out, known to every process without asking the gate: a frozen copy of a sold-out event's gate.
+
+Once an event's gate has no tokens left, nothing more is admitted until tokens come back (a
+failed batch or a refused purchase gives its admission back, a reconcile reloads the gate, an
+operator ends the event). Until then the gate's answer to a new request is a pure function of
+its counters: a request it has seen before is answered from its state, a buyer, address or
+device at its limit gets `limit_reached`, everyone else `sold_out`. `SoldOut` is that frozen
+copy, and `SoldOutBoard` keeps one per event in each process, so a sold-out answer costs no
+Redis and no database round trip.
+
+The copy is dropped the moment anything could let a purchase in again: every gate announces
+such a change (`RedisGate`: a Redis pub/sub message to every process; `MemoryGate`: a call in
+process), and a board that is not listening (its subscription lost) answers nothing. A copy is
+also never older than `flash_sold_out_s`, a bound for a change announced while the subscription
+was being re-established; while the event stays sold out, `FlashSale` copies it again every half
+of that age, so a burst after a quiet spell never finds the copy expired. A copy built while a change was
+announced is thrown away (`generation`).
+
+The board only ever answers `sold_out`: a `limit_reached` may be a retried purchase whose gate
+lost its request states (the slow path finds its order in the database), and a repeated request
+is answered with what became of it; both go the slow path.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+LISTEN_WAIT_S = 2.0
+LISTEN_POLL_S = 0.01
+EVERY_EVENT = 0
+"""The event id a change names when every event may have changed (a lost subscription)."""
+
+
+@dataclass(frozen=True)
+class SoldOut:
+    """A sold-out event's gate, frozen: the requests it knows and what each buyer, address and device holds."""
+
+    requests: frozenset[str]
+    buyers: Mapping[str, int]
+    ips: Mapping[str, int]
+    devices: Mapping[str, int]
+
+    def refuses(
+        self,
+        *,
+        buyer: str,
+        quantity: int,
+        limit: int,
+        request: str,
+        ip: str,
+        ip_limit: int,
+        device: str,
+        device_limit: int,
+    ) -> bool:
+        """Whether the gate would answer this request `sold_out`, as `Gate.admit` decides it (same order of checks)."""
+        if request in self.requests:
+            return False
+        if self.buyers.get(buyer, 0) + quantity > limit:
+            return False
+        if ip and self.ips.get(ip, 0) + quantity > ip_limit:
+            return False
+        return not (device and self.devices.get(device, 0) + quantity > device_limit)
+
+
+@dataclass
+class _Entry:
+    sold_out: SoldOut
+    built_at: float
+
+
+class SoldOutBoard:
+    """The sold-out events this process knows, each dropped when its gate announces a change.
+
+    `read(event_id)` fetches a copy from the gate (None: not sold out); `listening()` says whether
+    changes reach the board right now. Copies are built in the background, one at a time per event.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[int], Awaitable[SoldOut | None]],
+        *,
+        max_age_s: float,
+        listening: Callable[[], bool],
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._listening = listening
+        self._now = now
+        self._entries: dict[int, _Entry] = {}
+        self._generations: dict[int, int] = {}
+        self._building: set[int] = set()
+
+    def get(self, event_id: int) -> SoldOut | None:
+        """The event's frozen gate, when it is sold out, fresh, and changes are being heard."""
+        entry = self._entries.get(event_id)
+        if entry is None or not self._listening():
+            return None
+        if self._now() - entry.built_at > self._max_age_s:
+            del self._entries[event_id]
+            return None
+        return entry.sold_out
+
+    def changed(self, event_id: int) -> None:
+        """The gate of `event_id` (or of every event: `EVERY_EVENT`) may admit again: forget what was known."""
+        if event_id == EVERY_EVENT:
+            self._entries.clear()
+            for known in self._generations:
+                self._generations[known] += 1
+            return
+        self._entries.pop(event_id, None)
+        self._generations[event_id] = self._generations.get(event_id, 0) + 1
+
+    async def learn(self, event_id: int) -> None:
+        """Copy the event's gate if it is sold out (a purchase was just told so); one copy at a time per event."""
+        if event_id in self._building:
+            return
+        self._building.add(event_id)
+        try:
+            for _ in range(round(LISTEN_WAIT_S / LISTEN_POLL_S)):  # a subscription just started: wait for it
+                if self._listening():
+                    break
+                await asyncio.sleep(LISTEN_POLL_S)
+            else:
+                return
+            generation = self._generations.setdefault(event_id, 0)
+            built_at = self._now()
+            sold_out = await self._read(event_id)
+            if self._generations.get(event_id) != generation:
+                return
+            if sold_out is None:
+                self._entries.pop(event_id, None)
+            else:
+                self._entries[event_id] = _Entry(sold_out, built_at)
+        finally:
+            self._building.discard(event_id)

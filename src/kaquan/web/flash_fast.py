@@ -1,0 +1,181 @@
+"""A sold-out flash sale's purchases answered before FastAPI: no routing, no Pydantic, no Redis, no database.
+
+After an event sells out, nearly every request is a late buyer asking for a unit that is not
+there, and the answer (`200 {"result":"sold_out"}`) is the same for all of them. This pure ASGI
+middleware sits right inside `SecurityMiddleware` (so the answer carries the request id and the
+security headers, and is access-logged like every other) and in front of the rest of the stack.
+What the stack would do for such a request it does itself: it counts the answer in the request
+metrics under the purchase route, and it takes no body larger than `KAQUAN_MAX_BODY_KB` (a larger
+one goes on to the stack, whose body cap answers 413).
+
+It answers only what the purchase route would answer, and only when it knows it without a round
+trip (`FlashSale.sold_out_at_once`: this process holds the event's gate frozen at sold out). Every
+other request goes on to the route, unchanged, its body replayed: a body that is not exactly the
+route's JSON shape, a request without a device token (the route sets the cookie), a repeated
+request (answered with what became of it), a buyer, address or device at its limit, and an address
+past the per-address throttle as this process counts it (the route then counts it against the
+throttle every process shares, and answers 429 past it). Risk control decides only on purchases
+the gate admits, so a sold-out answer needs no decision.
+"""
+
+import re
+import time
+from http.cookies import SimpleCookie
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kaquan.kit.ratelimit import MemoryRateLimiter
+from kaquan.runtime import Runtime
+from kaquan.web.buyers_api import BUYER_COOKIE
+from kaquan.web.content import is_json
+from kaquan.web.flash_api import DEVICE_COOKIE
+from kaquan.web.metrics import LATENCY, REQUESTS
+from kaquan.web.security import client_address
+
+PURCHASE_ROUTE = "/api/flash/{event_id}/purchase"
+_PURCHASE_PATH = re.compile(r"/api/flash/([1-9][0-9]{0,11})/purchase")
+SOLD_OUT = orjson.dumps({"result": "sold_out"})
+_ANSWER_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(SOLD_OUT)).encode())]
+_FIELDS = frozenset({"buyer", "quantity", "request_id"})
+_INT64 = 2**63
+
+
+class FlashFastPath:
+    """Wraps the app's middleware stack, inside `SecurityMiddleware` (`web.app.KaquanApp`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._throttle = MemoryRateLimiter()
+        self._answered_count = REQUESTS.labels("POST", PURCHASE_ROUTE, "200")
+        self._latency = LATENCY.labels("POST", PURCHASE_ROUTE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match = _PURCHASE_PATH.fullmatch(scope["path"])
+        rt: Runtime | None = getattr(scope["app"].state, "runtime", None)
+        declared = _declared_length(scope)
+        if match is None or rt is None or declared is None or declared > rt.settings.max_body_kb * 2**10:
+            await self.app(scope, receive, send)
+            return
+        if not rt.flash.knows_sold_out(int(match[1])):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        body, complete = await _read(receive, rt.settings.max_body_kb * 2**10)
+        if complete and await self._answered(scope, rt, int(match[1]), body):
+            await send({"type": "http.response.start", "status": 200, "headers": _ANSWER_HEADERS})
+            await send({"type": "http.response.body", "body": SOLD_OUT})
+            self._answered_count.inc()
+            self._latency.observe(time.perf_counter() - started)
+            return
+        await self.app(scope, _replay(body, complete, receive), send)
+
+    async def _answered(self, scope: Scope, rt: Runtime, event_id: int, body: bytes) -> bool:
+        headers = _headers(scope)
+        content_type = headers.get(b"content-type")
+        if content_type != "application/json" and not is_json(content_type):
+            return False
+        purchase = _purchase(body)
+        cookies = _cookies(headers.get(b"cookie"))
+        device = headers.get(b"x-device-token") or cookies.get(DEVICE_COOKIE)
+        if purchase is None or not device:
+            return False
+        buyer, quantity, request_id = purchase
+        ip = client_address(scope, rt.settings.trusted_proxy_networks())
+        limit = rt.settings.flash_per_ip_per_minute
+        if await self._throttle.hit(f"flash:{ip}", limit=limit, window_s=60):
+            return False
+        return rt.flash.sold_out_at_once(
+            event_id,
+            buyer,
+            quantity,
+            request_id,
+            channel="shop",
+            buyer_ip=ip,
+            device=device,
+            verified=rt.buyers.verified_contact(_buyer_token(headers.get(b"authorization"), cookies)),
+        )
+
+
+async def _read(receive: Receive, cap: int) -> tuple[bytes, bool]:
+    """The body and True, or what was read once it passed `cap` bytes and False (the stack refuses it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > cap:
+            return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """The body already read, once, then whatever the client sends next (the rest of it, a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": not complete}
+
+    return replay
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The Content-Length a request declares (None: none, or not a number: the stack decides)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    wanted = (b"content-type", b"x-device-token", b"cookie", b"authorization")
+    return {name: value.decode("latin-1") for name, value in scope["headers"] if name in wanted}
+
+
+def _cookies(header: str | None) -> dict[str, str]:
+    if not header:
+        return {}
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except Exception:  # a malformed cookie header: the route reads it its own way
+        return {}
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+def _buyer_token(authorization: str | None, cookies: dict[str, str]) -> str | None:
+    """As `web.buyers_api.buyer_token` reads it: `Authorization: Bearer kqb1…`, else the `kq_buyer` cookie."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip().startswith("kqb1."):
+        return value.strip()
+    return cookies.get(BUYER_COOKIE)
+
+
+def _purchase(body: bytes) -> tuple[str, int, str] | None:
+    """(buyer, quantity, request_id) when the body is exactly the route's JSON shape; anything else is the route's."""
+    try:
+        sent: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(sent, dict) or not _FIELDS.issuperset(sent):
+        return None
+    buyer, quantity, request_id = sent.get("buyer"), sent.get("quantity", 1), sent.get("request_id")
+    if not isinstance(buyer, str) or not 1 <= len(buyer) <= 200:
+        return None
+    if type(quantity) is not int or not -_INT64 <= quantity < _INT64:
+        return None
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128:
+        return None
+    return buyer, quantity, request_id
