@@ -9,7 +9,6 @@ and commit loses nothing: that admission never moved a code.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from kaquan.flashsale.gate import Admission, Gate
 from kaquan.flashsale.keys import buyer_tag, device_tag, ip_tag, normal_buyer, purchase_key
 from kaquan.flashsale.models import Event
 from kaquan.flashsale.reconcile import GateTruth, reconcile
-from kaquan.kit import clock
+from kaquan.kit import clock, tasks
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Busy
@@ -213,10 +212,7 @@ class Admissions:
 
     async def close(self) -> None:
         """Stop reconciling."""
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
+        await tasks.stop(self._reconciler)
 
     def _lock(self, event_id: int) -> asyncio.Lock:
         return self._locks.setdefault(event_id, asyncio.Lock())

@@ -10,7 +10,6 @@ answer; past that it gets a ticket to poll. A full queue refuses at once
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -31,7 +30,7 @@ from kaquan.flashsale.reconcile import GateTruth
 from kaquan.flashsale.schemas import EventOut, PublicEventOut
 from kaquan.flashsale.sold_out import SoldOutBoard
 from kaquan.flashsale.tickets import TicketDesk
-from kaquan.kit import clock
+from kaquan.kit import clock, tasks
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing
 from kaquan.kit.db import Database
@@ -389,9 +388,6 @@ class FlashSale:
         """Stop reconciling and listening, and commit what is queued."""
         await self._admissions.close()
         for task in list(self._learning):
-            task.cancel()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await tasks.stop(task)
+        await tasks.stop(self._watcher)
         await self._queues.close()
