@@ -3,7 +3,7 @@
 # a replication role for the replica, allowed in by password, and synchronous commits (from the real start on,
 # a commit returns once the replica has it on disk, so promoting the replica loses no sale).
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 -v password="$KAQUAN_REPLICATION_PASSWORD" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
+psql -v ON_ERROR_STOP=1 -v password="$REPLICATION_PASSWORD" --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
 CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD :'password';
 ALTER SYSTEM SET synchronous_standby_names = '*';
 SQL
