@@ -212,4 +212,5 @@ async def test_the_audit_download_carries_the_change_in_words_beside_the_raw_jso
     client.cookies.set("lang", "en")
     header_x, *rows_x = read_xlsx(await console.get("/admin/audit.xlsx?action=sku.updated"))
     column_x = header_x.index("Change (in words)")
-    assert "Price: ¥19.90 → ¥17.90" in rows_x[0][column_x] and "Status: On sale → Off sale" in rows_x[0][column_x]
+    words = str(rows_x[0][column_x])
+    assert "Price: ¥19.90 → ¥17.90" in words and "Status: On sale → Off sale" in words

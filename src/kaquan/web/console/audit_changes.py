@@ -137,7 +137,8 @@ def _only_context(field: str, before: Mapping[str, Any], after: Mapping[str, Any
     """The currency is said by the money it goes with, unless it is itself what changed."""
     if field != "currency" or not (_has_money(before) or _has_money(after)):
         return False
-    return before.get("currency", after.get("currency")) == after.get("currency", before.get("currency"))
+    was = _currency(before, _currency(after, DEFAULT_CURRENCY))
+    return was == _currency(after, was)
 
 
 def changes(
