@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     if rt is not None:
         app.state.runtime = rt
         mount_simulators(app, rt)
-    errors.install(app)
+    errors.install(app, pages=console.refusal_page)
     app.add_middleware(limits.BodyLimits)  # refuses oversized and uncredentialed bodies unread
     app.add_middleware(metrics.RequestMetrics)  # outside the body limits: their refusals are counted too
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.

@@ -129,9 +129,12 @@ class Require:
 
     async def __call__(self, request: Request, rt: RuntimeDep, authorization: AuthorizationHeader = None) -> Principal:
         identity = await authenticate(request, rt)
+        principal = Principal(identity.actor, identity.permissions, client_ip(request), identity)
+        # Kept for the console's error pages, which show a refusal inside the signed-in caller's own frame.
+        request.state.principal = principal
         if self.permission not in identity.permissions:
             raise Forbidden(f"this needs the {self.permission} permission", permission=self.permission.value)
-        return Principal(identity.actor, identity.permissions, client_ip(request), identity)
+        return principal
 
 
 def require(permission: Permission) -> Any:

@@ -4,6 +4,7 @@
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,8 @@ from kaquan.web.pages import render
 
 log = logging.getLogger(__name__)
 _JSON_PREFIXES = ("/api/", "/admin/api/", "/payments/", "/open/", "/marketplace/")
+Pages = Callable[[Request, int, str, str, dict[str, Any]], Awaitable[Response | None]]
+"""An area's own error pages (the console's): a page for a refusal on its paths, None to leave it to the shop's."""
 
 
 def wants_html(request: Request) -> bool:
@@ -88,8 +91,12 @@ def _describe_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, pages: Pages | None = None) -> None:
     _describe_errors(app)
+
+    async def answer(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> Response:
+        own = await pages(request, status, code, message, details) if pages is not None else None
+        return own if own is not None else error_response(request, status, code, message, details)
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -97,7 +104,7 @@ def install(app: FastAPI) -> None:
             exc.details["retry_after"] = exc.retry_after
         if exc.status >= 500:
             log.error("%s on %s: %s", exc.code, request.url.path, exc.message)
-        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+        return await answer(request, exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -106,14 +113,15 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
-        return error_response(request, 422, "validation_error", message, {"problems": problems})
+        return await answer(request, 422, "validation_error", message, {"problems": problems})
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-        return error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), {})
+        code = codes.get(exc.status_code, "http_error")
+        return await answer(request, exc.status_code, code, str(exc.detail), {})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
-        return error_response(request, 500, "internal_error", "something went wrong on our side", {})
+        return await answer(request, 500, "internal_error", "something went wrong on our side", {})

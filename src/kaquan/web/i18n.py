@@ -11,6 +11,7 @@ from fastapi import Request
 
 from kaquan.web.i18n_account import ACCOUNT_MESSAGES
 from kaquan.web.i18n_catalog import MESSAGES as CATALOG_MESSAGES
+from kaquan.web.i18n_changes import MESSAGES as CHANGE_MESSAGES
 from kaquan.web.i18n_finance import MESSAGES as FINANCE_MESSAGES
 from kaquan.web.i18n_identifiers import MESSAGES as IDENTIFIER_MESSAGES
 from kaquan.web.i18n_ops import MESSAGES as OPS_MESSAGES
@@ -537,3 +538,4 @@ _merge(PEOPLE_MESSAGES)
 _merge(RISK_MESSAGES)
 _merge(IDENTIFIER_MESSAGES)
 _merge(RISK_MODEL_MESSAGES)
+_merge(CHANGE_MESSAGES)

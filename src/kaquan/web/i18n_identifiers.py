@@ -116,6 +116,11 @@ SCOPES: dict[str, tuple[str, str]] = {
     "users.manage": ("管理用户", "Manage users"),
 }
 
+_CRASH = (
+    "系统出了问题，未能完成此操作。请稍后再试；如仍出错，请把下方的请求编号告诉技术人员。",
+    "Something went wrong on our side. Please try again shortly; if it keeps happening, quote the request ID.",
+)
+
 # A refusal whose code has no sentence of its own: what its status means, in the page's language.
 REFUSALS: dict[str, tuple[str, str]] = {
     "400": ("提交的内容有误，未做任何更改。", "Something in the request is not right; nothing was changed."),
@@ -126,8 +131,30 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "413": ("提交的内容过大。", "What you sent is too large."),
     "422": ("提交的内容有误，请检查后重试。", "Something in the form is not right; check it and try again."),
     "429": ("操作过于频繁，请稍后再试。", "Too many attempts; please try again shortly."),
+    "500": _CRASH,
     "503": ("系统繁忙，请稍后再试。", "The system is busy; please try again shortly."),
     "other": ("请求未能完成，请稍后再试。", "The request could not be completed; please try again later."),
+}
+
+# A refusal the console words itself, where the shop's sentence (written for buyers) would mislead an operator.
+CONSOLE_REFUSALS: dict[str, tuple[str, str]] = {
+    "order_not_found": ("没有这个订单号的订单。", "No order has this number."),
+    "not_found": ("要找的页面不存在，可能是链接有误。", "There is no such page; the link may be wrong."),
+    "forbidden": ("您的角色没有此页面或操作的权限。", "Your role does not allow this page or action."),
+    "csrf_failed": ("页面已过期，请刷新后重试。", "This page has expired; reload it and try again."),
+    "method_not_allowed": ("此地址不接受这种请求。", "This address does not take that kind of request."),
+    "internal_error": _CRASH,
+}
+
+# An error page's heading, by its status; any other status takes "other".
+ERROR_HEADINGS: dict[str, tuple[str, str]] = {
+    "403": ("没有权限", "Not allowed"),
+    "404": ("未找到", "Not found"),
+    "409": ("操作未完成", "Not done"),
+    "422": ("请检查填写的内容", "Please check the form"),
+    "429": ("请稍后再试", "Please wait a moment"),
+    "500": ("系统出错", "Something went wrong"),
+    "other": ("操作未完成", "Not done"),
 }
 
 # What a service writes beside an order's status change (`lifecycle.move(…, note=…)`): a pattern and its words.
@@ -171,6 +198,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         **{f"scope.{scope}": words[i] for scope, words in SCOPES.items()},
         **{f"refusal.{status}": words[i] for status, words in REFUSALS.items()},
         **{key: words[i] for _, key, words in STATUS_NOTES},
+        **{f"refusal.words.{code}": words[i] for code, words in CONSOLE_REFUSALS.items()},
+        **{f"error.heading.{status}": words[i] for status, words in ERROR_HEADINGS.items()},
+        "error.needs_permission": ("需要的权限：", "Needs the permission: ")[i],
+        "error.request_id": ("请求编号", "Request ID")[i],
+        "error.technical": ("技术详情（系统原文，供技术人员排查）", "Technical details (the service's own words)")[i],
+        "error.back_previous": ("返回上一页", "Back to the previous page")[i],
         "audit.any_action": ("全部操作", "Any action")[i],
         "audit.action_code": ("操作代码", "Action code")[i],
         "audit.target_short": ("对象", "Target")[i],
@@ -208,6 +241,12 @@ def status_note(t: Callable[..., str], note: str) -> str:
                 values["gateway"] = values["gateway"] if worded.startswith("gateway.") else worded
             return t(key, **values)
     return note
+
+
+def console_refusal_words(lang: str, code: str) -> str:
+    """The console's own sentence for a refusal code, or "" where it has none."""
+    words = CONSOLE_REFUSALS.get(code)
+    return words[_LANGS.get(lang, 1)] if words else ""
 
 
 def refusal_words(lang: str, status: int) -> str:

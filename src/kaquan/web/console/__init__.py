@@ -37,7 +37,7 @@ from kaquan.web.console import (
     users,
     warehouses,
 )
-from kaquan.web.console.rendering import console_router
+from kaquan.web.console.rendering import console_router, refusal_page
 
 router = console_router()
 for area in (
@@ -68,4 +68,4 @@ for area in (
 ):
     router.routes.extend(area.router.routes)
 
-__all__ = ["router"]
+__all__ = ["refusal_page", "router"]

@@ -1,6 +1,7 @@
 """The audit trail, filtered and paged newest first, and downloadable as CSV or XLSX as filtered.
 
-The download here is what a person reads (times in the shop's zone, changes as JSON); the
+The page says each change in words (`价格：¥19.90 → ¥17.90`, `audit_changes`); the download here is what
+a person reads (times in the shop's zone, the change in words beside its raw JSON, kept for machines); the
 hash-chained export for verifying the chain stays `GET /admin/api/audit.csv`.
 """
 
@@ -16,6 +17,7 @@ from kaquan.audit import service as audit
 from kaquan.kit.bounds import BigRowId
 from kaquan.kit.tables import Table
 from kaquan.web.console.access import AuditRead
+from kaquan.web.console.audit_changes import change_text, changes
 from kaquan.web.console.exports import DOWNLOADS, local, stem
 from kaquan.web.console.rendering import console_router, page
 from kaquan.web.deps import RuntimeDep
@@ -55,15 +57,17 @@ async def audit_trail(
         rows = await audit.search(session, _where(filters), before_id=before_id, limit=AUDIT_PAGE)
     chosen = {name: value for name, value in filters.items() if value}
     next_page = urlencode({**chosen, "before_id": rows[-1].id}) if len(rows) == AUDIT_PAGE else None
+    lang, when = language(request), local_time(request)
     context = {
         "entries": rows,
+        "changes": {e.id: changes(lang, e.action, e.before, e.after, when=when) for e in rows},
         "filters": filters,
         "csv_query": urlencode(chosen),
         "next_page": next_page,
         "export_limit": EXPORT_LIMIT,
-        "when": local_time(request),
-        "action_words": partial(action_words, language(request)),
-        "actions": _action_choices(language(request), filters["action"]),
+        "when": when,
+        "action_words": partial(action_words, lang),
+        "actions": _action_choices(lang, filters["action"]),
     }
     return page(request, admin, "audit.html", context)
 
@@ -76,13 +80,25 @@ async def audit_export(
     t, zone = translator(language(request)), rt.settings.zone()
     async with rt.db.read(stale_ok=True) as session:
         rows = await audit.search(session, _where(filters), limit=EXPORT_LIMIT)
-    lang = language(request)
+    lang, when = language(request), local_time(request)
     header = ["#", t("audit.at_in", zone=rt.settings.timezone), t("audit.actor"), t("audit.action")]
-    header += [t("audit.action_code"), t("audit.target"), t("audit.before"), t("audit.after"), t("audit.ip")]
+    header += [t("audit.action_code"), t("audit.target"), t("audit.before"), t("audit.after")]
+    header += [t("audit.change_words"), t("audit.ip")]
     table = Table(
         t("export.audit"),
         header,
-        [[e.id, local(e.at, zone), e.actor, action_words(lang, e.action) or e.action, *_rest(e)] for e in rows],
+        [
+            [
+                e.id,
+                local(e.at, zone),
+                e.actor,
+                action_words(lang, e.action) or e.action,
+                *_raw(e),
+                change_text(lang, e.action, e.before, e.after, when=when),
+                e.ip,
+            ]
+            for e in rows
+        ],
     )
     return table_download(table, fmt, stem("audit", zone))
 
@@ -93,9 +109,9 @@ def _action_choices(lang: str, chosen: str) -> list[tuple[str, str]]:
     return known if not chosen or chosen in AUDIT_ACTIONS else [(chosen, chosen), *known]
 
 
-def _rest(entry: audit.AuditEntry) -> tuple[str, str, str, str, str | None]:
-    """After the action's words: its identifier, the target, the change and the address."""
-    return entry.action, entry.target, _json(entry.before), _json(entry.after), entry.ip
+def _raw(entry: audit.AuditEntry) -> tuple[str, str, str, str]:
+    """After the action's words: its identifier, the target and the change as stored (JSON)."""
+    return entry.action, entry.target, _json(entry.before), _json(entry.after)
 
 
 def _json(summary: dict[str, object] | None) -> str:

@@ -1,5 +1,11 @@
-"""What every console page shares: the page frame, error pages, and the route class that turns refusals into pages."""
+"""What every console page shares: the page frame, error pages, and the route class that turns refusals into pages.
 
+A refusal a signed-in operator meets is a page inside the console's own frame (the menu, the user, the
+language switch), in the page's language, with the request id to quote; a browser without a session is
+sent to sign in; a script gets the JSON error of every other route.
+"""
+
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -9,18 +15,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from kaquan.identity.permissions import Permission
 from kaquan.kit.errors import BadInput, DomainError, RateLimited, Unauthorized
-from kaquan.web.deps import Principal
+from kaquan.kit.logs import REQUEST_ID
+from kaquan.web.deps import SESSION_COOKIE, Principal, client_ip, session_identity
 from kaquan.web.i18n import LANGUAGE_NAMES, language, translator
-from kaquan.web.i18n_identifiers import refusal_words
+from kaquan.web.i18n_identifiers import console_refusal_words, refusal_words, scope_words
 from kaquan.web.pages import render
 from kaquan.web.shop_words import MESSAGES as SHOP_MESSAGES
 from kaquan.web.shop_words import shop_translator
 
+log = logging.getLogger(__name__)
 LOGIN_PATH = "/admin/login"
 HOME = "/admin/"
+API_PREFIX = "/admin/api/"
+INTERNAL_MESSAGE = "something went wrong on our side"
+HTTP_CODES = {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -74,7 +86,9 @@ def page(
 
 
 def _worded(lang: str, code: str, details: dict[str, Any]) -> str:
-    """The refusal in the console's language where the shop's words know its code, else ""."""
+    """The refusal in the console's language: its own sentence, else the shop's for that code, else ""."""
+    if own := console_refusal_words(lang, code):
+        return own
     if f"error.{code}" not in SHOP_MESSAGES[lang]:
         return ""
     values = {name: value for name, value in details.items() if isinstance(value, int | str)}
@@ -84,11 +98,39 @@ def _worded(lang: str, code: str, details: dict[str, Any]) -> str:
         return ""
 
 
-def error_page(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> Response:
+async def signed_in(request: Request) -> Principal | None:
+    """Who is signed in, for the frame of an error page: the caller the permission check met, else the session's."""
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):
+        return known
+    rt = getattr(request.app.state, "runtime", None)
+    if rt is None or SESSION_COOKIE not in request.cookies:
+        return None
+    try:
+        identity = await session_identity(request, rt)
+    except Exception:  # the failure being reported may be the database's own: the page then goes without the frame
+        log.warning("no session lookup for the error page on %s", request.url.path, exc_info=True)
+        return None
+    return None if identity is None else Principal(identity.actor, identity.permissions, client_ip(request), identity)
+
+
+def _back(request: Request) -> str:
+    """Where "back" goes: the console page the browser came from, else the dashboard."""
+    came_from = request.headers.get("referer", "")
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    if not came_from.startswith(origin + "/admin/"):
+        return HOME
+    path = safe_next(came_from[len(origin) :])
+    return HOME if path == _here(request) or path.startswith(LOGIN_PATH) else path
+
+
+async def error_page(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> Response:
+    """A refusal as a console page, in the signed-in caller's frame when there is one."""
     headers = {"Retry-After": str(details["retry_after"])} if isinstance(details.get("retry_after"), int) else {}
     lang = language(request)
     worded = _worded(lang, code, details)
     generic = refusal_words(lang, status) if not worded and status not in (401, 403, 404) else ""
+    permission = details.get("permission") if code == "forbidden" else None
     context = {
         "status": status,
         "code": code,
@@ -96,8 +138,31 @@ def error_page(request: Request, status: int, code: str, message: str, details: 
         "worded": worded,
         "generic": generic,
         "details": details,
+        "needed": (permission, scope_words(lang, permission)) if isinstance(permission, str) else None,
+        "request_id": REQUEST_ID.get(),
+        "back": _back(request),
     }
-    return page(request, None, "error.html", context, status=status, headers=headers)
+    admin = await signed_in(request) if status != 401 else None
+    return page(request, admin, "error.html", context, status=status, headers=headers)
+
+
+def _to_sign_in(request: Request) -> Response:
+    return RedirectResponse(f"{LOGIN_PATH}?next={quote(_here(request), safe='')}", status_code=303)
+
+
+async def refusal_page(
+    request: Request, status: int, code: str, message: str, details: dict[str, Any]
+) -> Response | None:
+    """A refusal no console route raised (an unknown page under /admin/, a crash) as a console page; None elsewhere.
+
+    Installed as the app's page hook (`errors.install`): the admin API and the shop keep their own answers.
+    """
+    path = request.url.path
+    if not path.startswith("/admin/") or path.startswith(API_PREFIX) or not wants_html(request):
+        return None
+    if request.method == "GET" and status < 500 and await signed_in(request) is None:
+        return _to_sign_in(request)
+    return await error_page(request, status, code, message, details)
 
 
 class ConsoleRoute(APIRoute):
@@ -113,19 +178,29 @@ class ConsoleRoute(APIRoute):
                 if not wants_html(request):
                     raise
                 if request.method == "GET":
-                    return RedirectResponse(f"{LOGIN_PATH}?next={quote(_here(request), safe='')}", status_code=303)
-                return error_page(request, exc.status, exc.code, exc.message, exc.details)
+                    return _to_sign_in(request)
+                return await error_page(request, exc.status, exc.code, exc.message, exc.details)
             except DomainError as exc:
                 if not wants_html(request):
                     raise
                 if isinstance(exc, RateLimited):
                     exc.details["retry_after"] = exc.retry_after
-                return error_page(request, exc.status, exc.code, exc.message, exc.details)
+                return await error_page(request, exc.status, exc.code, exc.message, exc.details)
             except RequestValidationError as exc:
                 if not wants_html(request):
                     raise
                 message = "; ".join(_problem(err) for err in exc.errors())
-                return error_page(request, 422, "validation_error", message, {})
+                return await error_page(request, 422, "validation_error", message, {})
+            except HTTPException as exc:
+                if not wants_html(request):
+                    raise
+                code = HTTP_CODES.get(exc.status_code, "http_error")
+                return await error_page(request, exc.status_code, code, str(exc.detail), {})
+            except Exception as exc:
+                if not wants_html(request):
+                    raise
+                log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+                return await error_page(request, 500, "internal_error", INTERNAL_MESSAGE, {})
 
         return guarded
 

@@ -92,7 +92,7 @@ async def import_with_progress(
         except ImportRejected as rejected:
             return await batches_page(request, rt, admin, sku, outcome=rejected_outcome(rejected), status=400)
         except DomainError as refused:
-            return error_page(request, refused.status, refused.code, refused.message, refused.details)
+            return await error_page(request, refused.status, refused.code, refused.message, refused.details)
         return await batches_page(request, rt, admin, sku, outcome={"imported": asdict(result)})
 
     return StreamingResponse(
