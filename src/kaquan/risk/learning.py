@@ -274,7 +274,13 @@ async def one_model(session: AsyncSession, version: int) -> RiskModel:
     return model
 
 
-async def promote(session: AsyncSession, version: int, *, actor: str) -> RiskModel:
+@dataclass(frozen=True)
+class Promoted:
+    model: RiskModel
+    retired: int | None  # the version that acted before, if any
+
+
+async def promote(session: AsyncSession, version: int, *, actor: str) -> Promoted:
     """Make `version` the acting model (a shadow, or a retired one to roll back to); the active one retires.
     A model whose stored trees do not load is refused (`ModelUnloadable`): it would only make every decision
     fall back to the rules."""
@@ -312,7 +318,7 @@ async def promote(session: AsyncSession, version: int, *, actor: str) -> RiskMod
         before={"active": before.version if before is not None else None},
         after={"active": version},
     )
-    return model
+    return Promoted(model, before.version if before is not None else None)
 
 
 @dataclass(frozen=True)
