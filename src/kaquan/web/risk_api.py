@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import Id
 from kaquan.payments import review
 from kaquan.risk import FEATURES, SEVERITY, learning, lists, recent, rules
 from kaquan.web.content import JSON_ONLY
@@ -391,7 +392,7 @@ async def list_models(rt: RuntimeDep, admin: RiskRead) -> list[ModelOut]:
 
 
 @router.get("/models/{version}")
-async def show_model(rt: RuntimeDep, admin: RiskRead, version: Annotated[int, Path(ge=1)]) -> ModelDetailOut:
+async def show_model(rt: RuntimeDep, admin: RiskRead, version: Annotated[Id, Path()]) -> ModelDetailOut:
     """One model: its metrics, what it reads and its score distributions. 404 `risk_model_not_found`."""
     await rt.risk.log.flush()
     async with rt.db.read() as session:
@@ -409,7 +410,7 @@ async def show_model(rt: RuntimeDep, admin: RiskRead, version: Annotated[int, Pa
 
 
 @router.post("/models/{version}/promote")
-async def promote_model(rt: RuntimeDep, admin: RiskWrite, version: Annotated[int, Path(ge=1)]) -> PromotedOut:
+async def promote_model(rt: RuntimeDep, admin: RiskWrite, version: Annotated[Id, Path()]) -> PromotedOut:
     """Make the model act on decisions; the active one retires (audited `risk.model_promoted`). 404
     `risk_model_not_found`, 409 `risk_model_not_promotable` (active already), 409 `risk_model_unloadable`."""
     async with rt.db.transaction() as session:
