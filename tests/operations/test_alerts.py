@@ -191,6 +191,8 @@ FACTS = {
     "cancelled": 2,
     "age_s": 300,
     "max_age_s": 120,
+    "version": 4,
+    "reason": "a node is neither a leaf nor a split",
 }
 
 

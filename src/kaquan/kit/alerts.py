@@ -20,7 +20,7 @@ from kaquan.kit.db import Database
 from kaquan.kit.models import Base, BigId, UTCDateTime
 
 TOPIC = "operator.alert"
-KINDS = ("low_stock", "refill", "callback_disabled", "worker_stale")
+KINDS = ("low_stock", "refill", "callback_disabled", "worker_stale", "risk_model_fallback")
 
 
 class OperatorAlert(Base):

@@ -40,6 +40,12 @@ _ZH: dict[str, tuple[str, str]] = {
         "后台任务进程（kaquan worker）已有 {age_s} 秒没有完成一轮处理（上限 {max_age_s} 秒）。\n"
         "发货、通知、回调和过期订单都在等待它：请检查 worker 进程及其日志。",
     ),
+    "risk_model_fallback": (
+        "风控模型 v{version} 无法加载，风控暂由规则单独决定",
+        "生效中的风控模型 v{version} 无法加载（{reason}），所有风控决策已回退为仅按规则评分（原因 model_fallback）。\n"
+        "请用 kaquan risk models 查看模型，提升一个可用的模型（kaquan risk promote 版本号 --yes），"
+        "或重新训练（kaquan risk train）。",
+    ),
 }
 
 _EN: dict[str, tuple[str, str]] = {
@@ -63,5 +69,11 @@ _EN: dict[str, tuple[str, str]] = {
         "The worker stopped (no heartbeat for {age_s} s)",
         "The worker (kaquan worker) has not finished a pass for {age_s} seconds (the limit is {max_age_s}).\n"
         "Deliveries, notices, callbacks and order expiry wait for it: check the worker process and its log.",
+    ),
+    "risk_model_fallback": (
+        "Risk model v{version} cannot be loaded: the rules decide alone",
+        "The active risk model v{version} cannot be loaded ({reason}), so every risk decision falls back to the"
+        " rules alone (reason model_fallback).\nSee the models with kaquan risk models, then promote one that"
+        " works (kaquan risk promote VERSION --yes) or train a new one (kaquan risk train).",
     ),
 }

@@ -1,4 +1,6 @@
-"""What payments know about abuse, for risk's learning: refunds and chargebacks a person flagged as fraud.
+"""What payments know about abuse, for risk's learning: chargebacks, and refunds a person flagged as fraud.
+
+Every chargeback a gateway reported (`payment_chargebacks`) names the subjects of its order.
 
 A refund counts when its reason names fraud (`fraud`, Stripe's `fraudulent`, 欺诈, 盗刷) or a chargeback
 (`chargeback`, 拒付): each names the subjects of its order (the address, the contact typed, the verified
@@ -7,11 +9,12 @@ buyer) as the risk decision keyed them, at the order's creation, which is when t
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.orders import service as orders
-from kaquan.payments.models import PaymentRefund
+from kaquan.orders.service import Order
+from kaquan.payments.models import PaymentChargeback, PaymentRefund
 from kaquan.risk import Evidence, RiskContext
 
 FRAUD_WORDS = ("fraud", "欺诈", "盗刷")
@@ -40,8 +43,23 @@ async def fraud_evidence(session: AsyncSession, *, since: datetime | None = None
         if order is None:
             continue
         source = "chargeback" if any(word in why.lower() for word in CHARGEBACK_WORDS) else "refund"
-        subjects = RiskContext(
-            "shop.order", ip=order.buyer_ip, contact=order.contact or None, account=order.buyer_contact
-        ).subjects()
-        found.extend(Evidence(key, order.created_at, source) for kind, key in subjects.items() if kind != "prefix")
+        found.extend(Evidence(key, order.created_at, source) for key in order_subjects(order))
+    disputed = (
+        await session.execute(
+            select(PaymentChargeback.order_id)
+            .where(PaymentChargeback.received_at >= since if since is not None else true())
+            .order_by(PaymentChargeback.id)
+            .limit(MAX_REFUNDS)
+        )
+    ).scalars()
+    for order in (await orders.by_ids(session, list(disputed))).values():
+        found.extend(Evidence(key, order.created_at, "chargeback") for key in order_subjects(order))
     return found
+
+
+def order_subjects(order: Order) -> list[str]:
+    """The subject keys the order's risk decision counted it by, as the decision keyed them (account first)."""
+    subjects = RiskContext(
+        "shop.order", ip=order.buyer_ip, contact=order.contact or None, account=order.buyer_contact
+    ).subjects()
+    return [subjects[kind] for kind in ("account", "contact", "ip") if kind in subjects]

@@ -98,6 +98,24 @@ class Ignored:
 
 
 @dataclass(frozen=True)
+class Chargeback:
+    """A verified statement that the buyer's bank took a payment back (a dispute opened: 拒付).
+
+    `dispute_id` is the provider's id of the dispute (a re-delivery names it again: applied once);
+    `txn_id` is the provider's trade id of the payment it takes back, as a `paid` notification gave
+    it (the dispute does not carry kaquan's payment token); `fee_minor` is the dispute fee the
+    provider charges on top, `reason` the provider's word for why (Stripe: `fraudulent`, …).
+    """
+
+    dispute_id: str
+    txn_id: str
+    amount_minor: int
+    currency: str
+    fee_minor: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class TradeState:
     """The provider's answer to "what happened to this payment?" (the active query after a lost notification)."""
 
@@ -145,10 +163,11 @@ class Gateway(Protocol):
 
     async def create(self, request: PaymentRequest) -> PayAction: ...
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Ignored:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | Ignored:
         """Check the notification's signature and freshness and read it; raise a payments error if it fails.
 
-        A genuine notification kaquan has no use for is `Ignored`, never an error."""
+        A genuine notification kaquan has no use for is `Ignored`, never an error; a provider that reports
+        disputes says so with a `Chargeback`."""
         ...
 
     def acknowledge(self, error_code: str | None) -> Acknowledgement:

@@ -1,6 +1,6 @@
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaquan.kit.models import Base, BigId, UTCDateTime
@@ -102,3 +102,35 @@ class PaymentCallback(Base):
     payment_token: Mapped[str | None] = mapped_column(String(40))
     txn_id: Mapped[str | None] = mapped_column(String(128))
     body_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PaymentChargeback(Base):
+    """A payment the buyer's bank took back (拒付): one per dispute the provider reported.
+
+    `(gateway, dispute_id)` is unique, so a re-delivered dispute event is applied once. `chargeback_no` is
+    kaquan's number for it, the ledger's reference (`chargeback:<no>`). `fee_minor` is the dispute fee the
+    provider charged, `fee_back_minor` the share of the payment's fee it gave back (0: Stripe keeps it).
+    `decision_id` is the risk decision the chargeback labelled fraud, when one was found.
+    """
+
+    __tablename__ = "payment_chargebacks"
+    __table_args__ = (
+        UniqueConstraint("gateway", "dispute_id"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("fee_minor >= 0", name="fee_not_negative"),
+        CheckConstraint("fee_back_minor >= 0", name="fee_back_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chargeback_no: Mapped[str] = mapped_column(String(40), unique=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    dispute_id: Mapped[str] = mapped_column(String(128))
+    payment_id: Mapped[int] = mapped_column(BigId, index=True)
+    order_id: Mapped[int] = mapped_column(BigId, index=True)
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    fee_minor: Mapped[int] = mapped_column(Integer)
+    fee_back_minor: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    decision_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    received_at = mapped_column(UTCDateTime(), nullable=False)

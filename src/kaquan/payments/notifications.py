@@ -21,9 +21,9 @@ from kaquan.kit.db import Database
 from kaquan.kit.errors import DomainError
 from kaquan.orders import service as orders
 from kaquan.orders.service import Order
-from kaquan.payments import refunds
+from kaquan.payments import chargebacks, refunds
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
-from kaquan.payments.gateway import Gateway, Ignored, Notification
+from kaquan.payments.gateway import Chargeback, Gateway, Ignored, Notification
 from kaquan.payments.models import Payment, PaymentCallback
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ _OUTCOME_LENGTH = 64  # payment_callbacks.outcome
 @dataclass(frozen=True)
 class Receipt:
     """What a notification did: "delivered", "duplicate", "closed", "refund_succeeded", "unfulfilled_refunding",
-    "ignored", …; `order_number` is None for an ignored notification (kaquan does not look its trade up)."""
+    "chargeback", "chargeback_duplicate", "ignored", …;
+    `order_number` is None for an ignored notification (kaquan does not look its trade up)."""
 
     outcome: str
     order_number: str | None
@@ -51,6 +52,8 @@ async def receive(db: Database, gateway: Gateway, headers: dict[str, str], body:
         note = gateway.verify(headers, body)
         if isinstance(note, Ignored):
             return await db.run(lambda session: _ignore(session, gateway, note, digest=digest))
+        if isinstance(note, Chargeback):
+            return await db.run(lambda session: _charged_back(db, session, gateway, note, digest=digest))
         return await db.run(lambda session: apply(db, session, gateway, note, digest=digest))
     except DomainError as exc:
         log.warning("payment notification refused by %s: %s", gateway.name, exc.code)
@@ -113,6 +116,25 @@ async def apply(
             currency=payment.currency,
             fee_minor=payment.fee_minor,
         )
+    return Receipt(outcome, order.number)
+
+
+async def _charged_back(
+    db: Database, session: AsyncSession, gateway: Gateway, note: Chargeback, *, digest: bytes
+) -> Receipt:
+    outcome, payment = await chargebacks.apply(db, session, gateway, note)
+    session.add(
+        PaymentCallback(
+            gateway=gateway.name,
+            received_at=clock.now(),
+            accepted=True,
+            outcome=outcome,
+            payment_token=payment.token,
+            txn_id=note.txn_id,
+            body_sha256=digest,
+        )
+    )
+    order = await orders.by_id(session, payment.order_id)
     return Receipt(outcome, order.number)
 
 

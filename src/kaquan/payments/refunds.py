@@ -28,7 +28,7 @@ from kaquan.orders import service as orders
 from kaquan.payments import registry
 from kaquan.payments.errors import RefundNotAllowed, RefundNotFound, RefundTooLarge
 from kaquan.payments.gateway import Notification, RefundRequest, RefundResult
-from kaquan.payments.models import Payment
+from kaquan.payments.models import Payment, PaymentChargeback
 from kaquan.payments.models import PaymentRefund as PaymentRefund
 
 TOPIC = "payments.refund"
@@ -307,7 +307,7 @@ async def _settle(
     refund.status = "succeeded"
     before = payment.refunded_minor
     payment.refunded_minor = before + refund.amount_minor
-    refund.fee_back_minor = _fee_back(payment, before)
+    refund.fee_back_minor = fee_back(payment, before)
     if payment.refunded_minor == payment.amount_minor:
         payment.status, payment.refunded_at = "refunded", clock.now()
     order = await orders.locked(db, session, payment.order_id)
@@ -341,8 +341,9 @@ async def _settle(
     )
 
 
-def _fee_back(payment: Payment, refunded_before: int) -> int:
-    """The share of the provider's fee this refund returns (see `accounting.fee_returned`); 0 if it keeps the fee."""
+def fee_back(payment: Payment, refunded_before: int) -> int:
+    """The share of the provider's fee the money given back since `refunded_before` returns (see
+    `accounting.fee_returned`); 0 if the provider keeps its fee."""
     if payment.fee_minor == 0 or registry.get(payment.gateway).keeps_fee_on_refund:
         return 0
     return accounting.fee_returned(
@@ -385,7 +386,8 @@ async def with_status(session: AsyncSession, status: str, *, limit: int = 100) -
 
 
 async def books_records(session: AsyncSession) -> tuple[list[accounting.PaidRecord], list[accounting.RefundRecord]]:
-    """Every payment a provider confirmed and every refund it completed, as the books compare them."""
+    """Every payment a provider confirmed and every refund it completed or chargeback it reported, as the books
+    compare them."""
     paid_rows = list(
         (
             await session.execute(
@@ -418,5 +420,17 @@ async def books_records(session: AsyncSession) -> tuple[list[accounting.PaidReco
             fee_back_minor=r.fee_back_minor,
         )
         for r in done
+    ]
+    charged_back = (await session.execute(select(PaymentChargeback).order_by(PaymentChargeback.id))).scalars()
+    refunds += [
+        accounting.RefundRecord(
+            c.chargeback_no,
+            tokens.get(c.payment_id, f"id {c.payment_id}"),
+            c.amount_minor,
+            c.currency,
+            chargeback=True,
+            fee_back_minor=c.fee_back_minor,
+        )
+        for c in charged_back
     ]
     return paid, refunds

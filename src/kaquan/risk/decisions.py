@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kaquan.kit import clock
+from kaquan.kit import alerts, clock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.risk import captcha, learning, lists, rules
@@ -94,6 +94,7 @@ class RiskEngine:
         self._policy: _Policy | None = None
         self._loading: asyncio.Lock | None = None
         self._pinned: learning.Serving | None = None
+        self._next_fallback_alert = float("-inf")
         self.captchas = ImageCaptchas(pow_, ttl_s=settings.risk_pow_ttl_s)
 
     def pin(self, models: learning.Serving) -> None:
@@ -122,7 +123,24 @@ class RiskEngine:
                     now,
                 )
             self._policy = loaded
-            return loaded
+        if loaded.models.fallback:
+            await self._alert_fallback(loaded.models)
+        return loaded
+
+    async def _alert_fallback(self, models: learning.Serving) -> None:
+        """Tell the operator that the acting model cannot be loaded (`kit.alerts`, once per interval across the
+        processes; this process tries at most once per interval). Whatever happens here, the decision goes on."""
+        routing = alerts.routing()
+        now = clock.now().timestamp()
+        if not routing.channels or now < self._next_fallback_alert:
+            return
+        self._next_fallback_alert = now + routing.interval.total_seconds()
+        facts = {"version": models.chosen, "reason": models.why}
+        try:
+            async with self._db.transaction() as session:
+                await alerts.raise_alert(self._db, session, "risk_model_fallback", f"model:v{models.chosen}", facts)
+        except Exception as exc:  # an alert that cannot be written must never fail the request deciding
+            log.warning("risk model fallback alert not raised: %s", type(exc).__name__)
 
     def _bits(self, score: int) -> int:
         settings = self._settings

@@ -74,3 +74,13 @@ class ModelNotPromotable(Conflict):
 
     def __init__(self, version: int, status: str) -> None:
         super().__init__(f"risk model version {version} is {status} already", version=version, status=status)
+
+
+class ModelUnloadable(Conflict):
+    """A stored model whose trees kaquan cannot load (corrupt or of another shape): promoting it would only make
+    every decision fall back to the rules."""
+
+    code = "risk_model_unloadable"
+
+    def __init__(self, version: int, why: str) -> None:
+        super().__init__(f"risk model version {version} cannot be loaded: {why}", version=version, why=why)

@@ -30,12 +30,13 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.db import Database, serialize_on
 from kaquan.risk import lists
-from kaquan.risk.errors import ModelNotFound, ModelNotPromotable, NotEnoughHistory
+from kaquan.risk.errors import ModelNotFound, ModelNotPromotable, ModelUnloadable, NotEnoughHistory
 from kaquan.risk.expressions import Value
 from kaquan.risk.features import ACTIONS, FEATURES
 from kaquan.risk.models import RiskDecision, RiskModel
@@ -259,18 +260,51 @@ class Retrainer:
 
 
 async def all_models(session: AsyncSession) -> list[RiskModel]:
-    return list((await session.execute(select(RiskModel).order_by(RiskModel.version.desc()))).scalars())
+    """Every model, newest first, without its trees (a corrupt one is listed too: its trees are never read here)."""
+    stmt = select(RiskModel).options(defer(RiskModel.trees)).order_by(RiskModel.version.desc())
+    return list((await session.execute(stmt)).scalars())
 
 
-async def promote(session: AsyncSession, version: int, *, actor: str) -> RiskModel:
-    """Make `version` the acting model (a shadow, or a retired one to roll back to); the active one retires."""
-    await serialize_on(session, "risk.models")
-    model = (await session.execute(select(RiskModel).where(RiskModel.version == version))).scalar_one_or_none()
+async def one_model(session: AsyncSession, version: int) -> RiskModel:
+    """One model, without its trees; `ModelNotFound` when there is no such version."""
+    stmt = select(RiskModel).options(defer(RiskModel.trees)).where(RiskModel.version == version)
+    model = (await session.execute(stmt)).scalar_one_or_none()
     if model is None:
         raise ModelNotFound(version)
-    if model.status == "active":
-        raise ModelNotPromotable(version, model.status)
-    before = (await session.execute(select(RiskModel).where(RiskModel.status == "active"))).scalar_one_or_none()
+    return model
+
+
+@dataclass(frozen=True)
+class Promoted:
+    model: RiskModel
+    retired: int | None  # the version that acted before, if any
+
+
+async def promote(session: AsyncSession, version: int, *, actor: str) -> Promoted:
+    """Make `version` the acting model (a shadow, or a retired one to roll back to); the active one retires.
+    A model whose stored trees do not load is refused (`ModelUnloadable`): it would only make every decision
+    fall back to the rules."""
+    await serialize_on(session, "risk.models")
+    status = (await session.execute(select(RiskModel.status).where(RiskModel.version == version))).scalar_one_or_none()
+    if status is None:
+        raise ModelNotFound(version)
+    if status == "active":
+        raise ModelNotPromotable(version, status)
+    try:
+        stored = (
+            await session.execute(select(RiskModel.feature_names, RiskModel.trees).where(RiskModel.version == version))
+        ).one()
+        loaded(version, stored.feature_names, stored.trees)
+    except (UnloadableModel, ValueError) as exc:
+        raise ModelUnloadable(
+            version, str(exc) if isinstance(exc, UnloadableModel) else "the stored JSON does not parse"
+        ) from None
+    model = (
+        await session.execute(select(RiskModel).where(RiskModel.version == version).options(defer(RiskModel.trees)))
+    ).scalar_one()
+    before = (
+        await session.execute(select(RiskModel).where(RiskModel.status == "active").options(defer(RiskModel.trees)))
+    ).scalar_one_or_none()
     if before is not None:
         before.status = "retired"
         await session.flush()
@@ -284,16 +318,19 @@ async def promote(session: AsyncSession, version: int, *, actor: str) -> RiskMod
         before={"active": before.version if before is not None else None},
         after={"active": version},
     )
-    return model
+    return Promoted(model, before.version if before is not None else None)
 
 
 @dataclass(frozen=True)
 class Serving:
-    """What the decision point scores with: the active and shadow models, and whether the active one failed."""
+    """What the decision point scores with: the active and shadow models, and whether the active one failed
+    (`fallback`: then `chosen` is the version chosen to act and `why` what is wrong with it)."""
 
     active: TreeModel | None
     shadow: TreeModel | None
     fallback: bool
+    chosen: int | None = None
+    why: str = ""
 
 
 NO_MODELS = Serving(None, None, fallback=False)
@@ -308,18 +345,35 @@ async def serving(session: AsyncSession, current: Serving = NO_MODELS) -> Servin
     )
     held = {model.version: model for model in (current.active, current.shadow) if model is not None}
     wanted = [version for version in chosen.values() if version not in held]
-    if wanted:
-        stmt = select(RiskModel.version, RiskModel.feature_names, RiskModel.trees).where(RiskModel.version.in_(wanted))
-        for version, names, trees in await session.execute(stmt):
-            try:
-                held[version] = TreeModel(version, names, trees)
-            except (UnloadableModel, TypeError, ValueError, KeyError) as exc:
-                if version not in _unloadable:  # said once per process; every decision says `model_fallback`
-                    _unloadable.add(version)
-                    log.warning("risk model v%d cannot be loaded (%s): the rules decide alone", version, exc)
+    why: dict[int, str] = {version: "missing" for version in wanted}
+    for version in wanted:  # at most two: the active and the shadow
+        stmt = select(RiskModel.feature_names, RiskModel.trees).where(RiskModel.version == version)
+        try:
+            row = (await session.execute(stmt)).one_or_none()
+            if row is None:
+                continue
+            held[version] = loaded(version, row.feature_names, row.trees)
+            del why[version]
+        except (UnloadableModel, ValueError) as exc:  # ValueError: a column that is not JSON at all
+            why[version] = (str(exc) if isinstance(exc, UnloadableModel) else "the stored JSON does not parse")[:200]
+            if version not in _unloadable:  # said once per process; every decision says `model_fallback`
+                _unloadable.add(version)
+                log.warning("risk model v%d cannot be loaded (%s): the rules decide alone", version, why[version])
     active = held.get(chosen["active"]) if "active" in chosen else None
     shadow = held.get(chosen["shadow"]) if "shadow" in chosen else None
-    return Serving(active, shadow, fallback="active" in chosen and active is None)
+    if "active" in chosen and active is None:
+        return Serving(None, shadow, fallback=True, chosen=chosen["active"], why=why.get(chosen["active"], "missing"))
+    return Serving(active, shadow, fallback=False)
+
+
+def loaded(version: int, feature_names: Any, trees: Any) -> TreeModel:
+    """A stored model checked node by node; anything not of the shape kaquan writes is `UnloadableModel`."""
+    try:
+        return TreeModel(version, feature_names, trees)
+    except UnloadableModel:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnloadableModel(f"{type(exc).__name__}: {exc}") from None
 
 
 def describe(model: RiskModel) -> dict[str, Any]:

@@ -10,6 +10,7 @@ for fraud, puts the buyer's contact, device and address on the block list.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -181,3 +182,42 @@ async def history(session: AsyncSession, review: RiskReview, *, limit: int = HIS
         select(RiskReview).where(or_(*same), RiskReview.id != review.id).order_by(RiskReview.id.desc()).limit(limit)
     )
     return SubjectHistory(list(decisions.scalars()), list(reviews.scalars()))
+
+
+ORDER_ACTIONS = ("shop.order", "flash.purchase")
+DECIDED_BEFORE = timedelta(minutes=2)  # a decision is made just before its order is placed
+PLACED_SLACK = timedelta(seconds=5)
+
+
+async def label_order_fraud(
+    session: AsyncSession, order_id: int, *, subjects: Sequence[str], placed_at: datetime
+) -> int | None:
+    """Label as fraud the decision that let an order through, on later proof (a chargeback); its id, or None.
+
+    A held order's decision is its review's. Any other order's decision was recorded behind, without the
+    order: it is the latest approved or challenged order decision whose subject is one of the order's
+    (`subjects`: its account, contact and address keys, as the decision keyed them) in the two minutes
+    before the order was placed. A reviewer's earlier `legit` gives way: a chargeback is the stronger proof.
+    """
+    decision_id = (
+        await session.execute(select(RiskReview.decision_id).where(RiskReview.order_id == order_id))
+    ).scalar_one_or_none()
+    if decision_id is None and subjects:
+        decision_id = (
+            await session.execute(
+                select(RiskDecision.id)
+                .where(
+                    RiskDecision.subject.in_(list(subjects)),
+                    RiskDecision.action.in_(ORDER_ACTIONS),
+                    RiskDecision.outcome != "decline",
+                    RiskDecision.at >= placed_at - DECIDED_BEFORE,
+                    RiskDecision.at <= placed_at + PLACED_SLACK,
+                )
+                .order_by(RiskDecision.at.desc(), RiskDecision.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    if decision_id is None:
+        return None
+    await session.execute(update(RiskDecision).where(RiskDecision.id == decision_id).values(label="fraud"))
+    return int(decision_id)

@@ -1,6 +1,7 @@
 """The admin API of risk control (docs/risk.md): recorded decisions, rules (add, backtest, switch on and
-off), the allow/block lists and the review queue. Reads need `risk.read`, changes `risk.write`; every
-change is audited and takes effect in this process at once, in the others within `KAQUAN_RISK_REFRESH_S`."""
+off), the allow/block lists, the review queue and the learned models (list, show, promote). Reads need
+`risk.read`, changes `risk.write`; every change is audited and takes effect in this process at once, in
+the others within `KAQUAN_RISK_REFRESH_S`."""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,8 +10,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kaquan.identity.permissions import Permission
+from kaquan.kit.bounds import Id
 from kaquan.payments import review
-from kaquan.risk import FEATURES, SEVERITY, lists, recent, rules
+from kaquan.risk import FEATURES, SEVERITY, learning, lists, recent, rules
 from kaquan.web.content import JSON_ONLY
 from kaquan.web.deps import Principal, RuntimeDep, require
 
@@ -312,3 +314,107 @@ async def give_verdict(
     if done.blocked:
         rt.risk.invalidate()
     return VerdictOut.model_validate(done, from_attributes=True)
+
+
+class ModelMetricsOut(BaseModel):
+    auc: float | None = Field(description="area under the ROC curve on the held-out later period")
+    precision: float | None = Field(description="of the decisions it flags (probability ≥ threshold), the frauds")
+    recall: float | None = Field(description="of the frauds, the share it flags")
+    threshold: float | None
+    train_rows: int | None
+    test_rows: int | None = Field(description="decisions of the later period it was measured on")
+    test_fraud: int | None
+    test_from: str | None = Field(description="where the later period starts (ISO 8601)")
+    test_until: str | None
+
+
+class ModelOut(BaseModel):
+    version: int = Field(description="the model's id in every path: /admin/api/risk/models/{version}")
+    status: Literal["shadow", "active", "retired"] = Field(
+        description="shadow: scored and recorded, not acting; active: the promoted one, acting; retired"
+    )
+    trained_at: datetime
+    trained_by: str
+    promoted_at: datetime | None
+    promoted_by: str | None
+    metrics: ModelMetricsOut
+
+
+class ScoreBandOut(BaseModel):
+    band: str = Field(examples=["40–49"], description="model score 0–100")
+    count: int
+
+
+class ModelDetailOut(ModelOut):
+    features: list[str] = Field(description="what the model reads, in order")
+    trees: int | None = Field(description="how many trees it has")
+    held_out_scores: list[ScoreBandOut] = Field(
+        description="how it scored its held-out later period when it was trained, in ten bands"
+    )
+    recent_scores: list[ScoreBandOut] | None = Field(
+        description="how it scored the last 5,000 recorded decisions while active or in shadow; null when retired"
+    )
+
+
+class PromotedOut(ModelOut):
+    retired: int | None = Field(description="the version that was active before, now retired")
+
+
+RECENT_SCORES = 5000
+
+
+def _bands(counts: list[int]) -> list[ScoreBandOut]:
+    width = 100 // len(counts)
+    return [
+        ScoreBandOut(band=f"{i * width}–{(i + 1) * width - 1 if i < len(counts) - 1 else 100}", count=count)
+        for i, count in enumerate(counts)
+    ]
+
+
+def _model_out(model: Any) -> dict[str, Any]:
+    metrics = model.metrics if isinstance(model.metrics, dict) else {}
+    return {
+        "version": model.version,
+        "status": model.status,
+        "trained_at": model.trained_at,
+        "trained_by": model.trained_by,
+        "promoted_at": model.promoted_at,
+        "promoted_by": model.promoted_by,
+        "metrics": ModelMetricsOut(**{name: metrics.get(name) for name in ModelMetricsOut.model_fields}),
+    }
+
+
+@router.get("/models")
+async def list_models(rt: RuntimeDep, admin: RiskRead) -> list[ModelOut]:
+    """Every learned model, newest first, with its metrics on the later period it never trained on."""
+    async with rt.db.read() as session:
+        return [ModelOut(**_model_out(model)) for model in await learning.all_models(session)]
+
+
+@router.get("/models/{version}")
+async def show_model(rt: RuntimeDep, admin: RiskRead, version: Annotated[Id, Path()]) -> ModelDetailOut:
+    """One model: its metrics, what it reads and its score distributions. 404 `risk_model_not_found`."""
+    await rt.risk.log.flush()
+    async with rt.db.read() as session:
+        model = await learning.one_model(session, version)
+        scored = await learning.score_distribution(session, last=RECENT_SCORES) if model.status != "retired" else None
+    metrics = model.metrics if isinstance(model.metrics, dict) else {}
+    held_out = metrics.get("histogram")
+    return ModelDetailOut(
+        **_model_out(model),
+        features=[str(name) for name in model.feature_names] if isinstance(model.feature_names, list) else [],
+        trees=metrics.get("trees"),
+        held_out_scores=_bands(held_out) if isinstance(held_out, list) and held_out else [],
+        recent_scores=_bands(scored[model.status]) if scored is not None else None,
+    )
+
+
+@router.post("/models/{version}/promote")
+async def promote_model(rt: RuntimeDep, admin: RiskWrite, version: Annotated[Id, Path()]) -> PromotedOut:
+    """Make the model act on decisions; the active one retires (audited `risk.model_promoted`). 404
+    `risk_model_not_found`, 409 `risk_model_not_promotable` (active already), 409 `risk_model_unloadable`."""
+    async with rt.db.transaction() as session:
+        promoted = await learning.promote(session, version, actor=admin.actor)
+        out = PromotedOut(**_model_out(promoted.model), retired=promoted.retired)
+    rt.risk.invalidate()
+    return out

@@ -28,7 +28,7 @@ from kaquan.payments.errors import (
     NotificationMismatch,
     StaleCallback,
 )
-from kaquan.payments.gateway import Ignored, TradeState
+from kaquan.payments.gateway import Chargeback, Ignored, TradeState
 from kaquan.payments.stripe import protocol
 from kaquan.payments.stripe.gateway import StripeConfig, StripeGateway
 from kaquan.payments.stripe.protocol import CurrencyNotSupported
@@ -373,7 +373,7 @@ async def test_a_correctly_signed_body_kaquan_cannot_read_is_malformed(world: St
         world.gateway.verify(headers, body)
 
 
-@pytest.mark.parametrize("kind", ["customer.created", "payment_intent.succeeded", "charge.dispute.created"])
+@pytest.mark.parametrize("kind", ["customer.created", "payment_intent.succeeded", "charge.dispute.updated"])
 async def test_a_signed_event_of_a_type_kaquan_does_not_read_is_ignored(world: StripeWorld, kind: str) -> None:
     headers, body = signed(event(kind, {"object": kind.split(".")[0], "id": "obj_1"}), at=world.clock.now())
 
@@ -484,3 +484,41 @@ async def test_a_pending_refund_is_processing_until_stripe_says_how_it_ended(wor
     world.simulator.refunds_pending = False
     again = await world.gateway.refund(refund("R-2", 1990, txn_id=txn_id))  # the money came back: refundable again
     assert again.status == "succeeded"
+
+
+def dispute(**fields: object) -> dict[str, object]:
+    found = {
+        "id": "dp_1",
+        "object": "dispute",
+        "amount": 1990,
+        "currency": "usd",
+        "charge": "ch_1",
+        "payment_intent": "pi_1",
+        "reason": "fraudulent",
+        "balance_transactions": [{"id": "txn_1", "fee": 1500}],
+    }
+    return {**found, **fields}
+
+
+async def test_an_opened_dispute_is_a_chargeback_with_its_fee(world: StripeWorld) -> None:
+    headers, body = signed(event("charge.dispute.created", dispute()), at=world.clock.now())
+    assert world.gateway.verify(headers, body) == Chargeback(
+        dispute_id="dp_1", txn_id="pi_1", amount_minor=1990, currency="USD", fee_minor=1500, reason="fraudulent"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"payment_intent": None}, NotificationMismatch),
+        ({"object": "charge"}, MalformedCallback),
+        ({"amount": "19.90"}, MalformedCallback),
+        ({"balance_transactions": [{"fee": -1}]}, MalformedCallback),
+    ],
+)
+async def test_a_dispute_kaquan_cannot_read_is_refused(
+    world: StripeWorld, fields: dict[str, object], error: type[Exception]
+) -> None:
+    headers, body = signed(event("charge.dispute.created", dispute(**fields)), at=world.clock.now())
+    with pytest.raises(error):
+        world.gateway.verify(headers, body)

@@ -34,6 +34,7 @@ from kaquan.payments.errors import (
 )
 from kaquan.payments.gateway import (
     Acknowledgement,
+    Chargeback,
     Ignored,
     Notification,
     PayAction,
@@ -254,7 +255,7 @@ class StripeGateway:
 
     # --- notifications --------------------------------------------------------------------------------------
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Ignored:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | Ignored:
         header = {key.lower(): value for key, value in headers.items()}.get(protocol.SIGNATURE_HEADER, "")
         if not header:
             raise InvalidSignature("the webhook has no Stripe-Signature header")
@@ -427,7 +428,7 @@ def _event(body: bytes) -> dict[str, Any]:
     return event
 
 
-def _notification(kind: str, obj: dict[str, Any]) -> Notification | Ignored:
+def _notification(kind: str, obj: dict[str, Any]) -> Notification | Chargeback | Ignored:
     try:
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             return _session_notification(obj, paid=True)
@@ -440,6 +441,8 @@ def _notification(kind: str, obj: dict[str, Any]) -> Notification | Ignored:
             if not refunds:
                 raise MalformedCallback("charge.refunded without its refunds; subscribe to refund.updated instead")
             return _refund_notification(max(refunds, key=lambda refund: (refund["created"], refund["id"])))
+        if kind == "charge.dispute.created":
+            return _chargeback(obj)
     except (KeyError, TypeError, AttributeError, ValueError):
         raise MalformedCallback("the Stripe event's object lacks what kaquan reads", event_type=kind) from None
     # An endpoint subscribed to more than kaquan reads (or to every event): acknowledged, not retried for days.
@@ -505,4 +508,29 @@ def _refund_notification(refund: dict[str, Any]) -> Notification:
         txn_id=intent if isinstance(intent, str) or intent is None else str(intent["id"]),
         refund_no=refund_no,
         refund_status=_REFUND_STATUS.get(str(refund.get("status")), "processing"),
+    )
+
+
+def _chargeback(dispute: dict[str, Any]) -> Chargeback:
+    """A dispute opened: Stripe has taken the disputed amount and its dispute fee from the balance already
+    (`balance_transactions`, the fee in each one's `fee`)."""
+    if dispute.get("object") != "dispute":
+        raise MalformedCallback("the event's object is not a dispute")
+    dispute_id = dispute["id"]
+    if not isinstance(dispute_id, str) or not dispute_id:
+        raise MalformedCallback("the dispute has no id")
+    intent = dispute.get("payment_intent")
+    if intent is None:
+        raise NotificationMismatch("the dispute names no payment intent kaquan opened", dispute=dispute_id)
+    amount, currency = _money(dispute, "amount")
+    fees = [txn["fee"] for txn in dispute.get("balance_transactions") or []]
+    if any(type(fee) is not int or fee < 0 for fee in fees):
+        raise TypeError("a balance transaction's fee")
+    return Chargeback(
+        dispute_id=dispute_id,
+        txn_id=intent if isinstance(intent, str) else str(intent["id"]),
+        amount_minor=amount,
+        currency=currency,
+        fee_minor=protocol.from_stripe_amount(sum(fees), currency),
+        reason=str(dispute.get("reason") or "")[:64],
     )

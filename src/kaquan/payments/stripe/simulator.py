@@ -103,6 +103,7 @@ class StripeSimulator:
         self.intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.balance: dict[str, dict[str, Any]] = {}
         self._idempotent: dict[str, _Remembered] = {}
         self._sent: list[SentNotification] = []
@@ -176,6 +177,39 @@ class StripeSimulator:
             self.charges[refund["charge"]]["refunded"] = False
             self._balance_txn("refund_failure", refund_id, refund["amount"], refund["currency"], fee=0, description="")
         return await self._post(*self._event("refund.updated", json.loads(json.dumps(refund))))
+
+    async def dispute(
+        self, payment_token: str, *, amount: int | None = None, fee: int = 1500, reason: str = "fraudulent"
+    ) -> SentNotification:
+        """The card holder's bank disputes the token's paid charge: Stripe takes the amount and its dispute fee
+        from the balance and posts `charge.dispute.created`. Returns what the merchant answered."""
+        charge = next(
+            (c for c in reversed(self.charges.values()) if c["metadata"].get("payment_token") == payment_token),
+            None,
+        )
+        if charge is None:
+            raise TradeNotPayable(f"no charge for payment {payment_token!r}")
+        disputed = charge["amount"] - charge["amount_refunded"] if amount is None else amount
+        dispute_id = self._id("dp_")
+        txn = self._balance_txn("adjustment", dispute_id, -disputed, charge["currency"], fee=fee, description="")
+        dispute = {
+            "id": dispute_id,
+            "object": "dispute",
+            "amount": disputed,
+            "currency": charge["currency"],
+            "charge": charge["id"],
+            "payment_intent": charge["payment_intent"],
+            "reason": reason,
+            "status": "needs_response",
+            "is_charge_refundable": False,
+            "balance_transactions": [self.balance[txn]],
+            "metadata": {},
+            "created": self._unix(),
+            "livemode": self.livemode,
+        }
+        charge["disputed"] = True
+        self.disputes[dispute_id] = dispute
+        return await self._post(*self._event("charge.dispute.created", json.loads(json.dumps(dispute))))
 
     async def expire_due(self) -> list[str]:
         """Expire every open session past its `expires_at`, as Stripe's sweeper does, with their webhooks."""
@@ -493,7 +527,7 @@ class StripeSimulator:
         return txn_id
 
     def _source(self, source_id: str) -> dict[str, Any]:
-        return self.charges.get(source_id) or self.refunds[source_id]
+        return self.charges.get(source_id) or self.refunds.get(source_id) or self.disputes[source_id]
 
     def _event(self, kind: str, obj: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event = {

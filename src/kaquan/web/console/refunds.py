@@ -17,7 +17,7 @@ from kaquan.kit.money import Money, display, parse_amount
 from kaquan.kit.tables import Table
 from kaquan.orders import resend
 from kaquan.orders import service as orders
-from kaquan.payments import refunds
+from kaquan.payments import chargebacks, refunds
 from kaquan.payments import service as payments
 from kaquan.payments.refunds import PaymentRefund
 from kaquan.web.console.exports import DOWNLOADS, local, stem
@@ -38,11 +38,13 @@ QUEUE_LIMIT = 200
 
 
 async def aftersale_view(session: AsyncSession, order: orders.Order) -> dict[str, Any]:
-    """What the order page shows of after sale: the order's payments and refunds, and what may still go back."""
+    """What the order page shows of after sale: the order's payments, refunds and chargebacks, and what may still
+    go back."""
     left = await aftersale.refundable(session, order)
     return {
         "payments": await payments.of_order(session, order.id),
         "refunds": await refunds.of_order(session, order.id),
+        "chargebacks": await chargebacks.of_order(session, order.id),
         "refundable": left,
         "refundable_amount": Money(left, order.currency).format().partition(" ")[2],
         "refund_route": aftersale.route_of(order),

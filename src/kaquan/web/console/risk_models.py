@@ -1,5 +1,6 @@
 """Risk models: each learned model's metrics on its held-out later period, and how the active and shadow
-models scored recent decisions (docs/risk.md). Promoting one is a person's act on the CLI (audited)."""
+models scored recent decisions (docs/risk.md). Promoting one is a person's act on the CLI or the
+admin API (audited)."""
 
 from typing import Annotated, Any
 
