@@ -188,7 +188,7 @@ async def place(
         raise BadInput(
             f"a client token of {CLIENT_TOKEN_MIN} to {CLIENT_TOKEN_MAX} characters is required", field="client_token"
         )
-    sku = await catalog.get_sku(session, request.sku)
+    sku = await catalog.sku_for_sale(session, request.sku)
     if not sku.active:
         raise SkuNotForSale(f"SKU {sku.code} is not for sale", sku=sku.code)
     policy_cap = policy.max_units_per_order if policy else max_per_order
@@ -297,11 +297,11 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
 
 async def deliver_paid(db: Database, session: AsyncSession, order: Order) -> PaymentOutcome:
     """Deliver a locked paid order: its reserved codes, or fresh ones if the hold lapsed; else unfulfilled."""
+    sku = await catalog.sku_for_sale(session, order.sku_id)
     held = await allocation.held_units(session, order.id, "reserved")
     if held == order.quantity:
-        await allocation.sell_reserved(session, order.id, quantity=order.quantity)
+        await allocation.sell_reserved(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind)
     else:
-        sku = await catalog.get_sku(session, order.sku_id)
         try:
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
@@ -390,7 +390,8 @@ async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer
     ranges: list[DeliveredRange] = []
     if order.status == "delivered":
         codes = await codes_of_order(session, vault, order.id, viewer)
-        ranges = await ranges_of_order(session, order.id)
+        if (await catalog.sku_for_sale(session, order.sku_id)).stock_kind != "codes":
+            ranges = await ranges_of_order(session, order.id)
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
     return OrderView(order, codes, ranges, list(events.scalars()))
 

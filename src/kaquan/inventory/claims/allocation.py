@@ -32,8 +32,10 @@ from kaquan.inventory.errors import IllegalTransition, OutOfStock
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.kit import clock
 from kaquan.kit.db import Database, share_locked
+from kaquan.kit.shortcache import ShortCache
 
 CLAIM_ATTEMPTS = 5
+WAREHOUSES: ShortCache[tuple[int, ...]] = ShortCache()  # every warehouse by id; cleared when one is created
 _CODE_AVAILABLE = Code.status == literal_column("'available'")
 _RANGE_AVAILABLE = SegmentRange.status == literal_column("'available'")
 _RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
@@ -110,11 +112,31 @@ async def warehouse_order(session: AsyncSession, warehouses: Sequence[int] | Non
     """The warehouses a claim visits, in order: as given (first mention wins), or every warehouse by id."""
     if warehouses is not None:
         return list(dict.fromkeys(warehouses))
-    return list((await session.execute(select(Warehouse.id).order_by(Warehouse.id))).scalars())
+    every = WAREHOUSES.get(session, "all")
+    if every is None:
+        every = tuple((await session.execute(select(Warehouse.id).order_by(Warehouse.id))).scalars())
+        WAREHOUSES.put(session, "all", every)
+    return list(every)
 
 
-async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) -> None:
-    """Turn the order's reserved units into sold ones; they must be exactly `quantity`."""
+async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int, stock_kind: str | None = None) -> None:
+    """Turn the order's reserved units into sold ones; they must be exactly `quantity`.
+
+    Knowing the SKU's `stock_kind` ("codes"), one UPDATE does it: it must move exactly `quantity` codes, or it
+    raises and the caller's transaction rolls back.
+    """
+    if stock_kind == "codes":
+        await lifecycle.transition(
+            session,
+            Code,
+            Code.order_id == order_id,
+            source="reserved",
+            target="sold",
+            expected=quantity,
+            sold_at=clock.now(),
+            hold_until=None,
+        )
+        return
     held = await held_units(session, order_id, "reserved")
     if held != quantity:
         raise IllegalTransition(f"order {order_id} holds {held} unit(s), expected {quantity}", held=held)
@@ -182,15 +204,12 @@ async def _units_of(session: AsyncSession, code_ids: list[int], range_ids: list[
 
 
 async def held_units(session: AsyncSession, order_id: int, status: str) -> int:
-    codes = await session.execute(
-        select(func.count()).select_from(Code).where(Code.order_id == order_id, Code.status == status)
+    """Units the order holds in `status`, codes and serials alike, in one statement."""
+    codes = select(func.count()).select_from(Code).where(Code.order_id == order_id, Code.status == status)
+    serials = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
+        SegmentRange.order_id == order_id, SegmentRange.status == status
     )
-    serials = await session.execute(
-        select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
-            SegmentRange.order_id == order_id, SegmentRange.status == status
-        )
-    )
-    return int(codes.scalar_one()) + int(serials.scalar_one())
+    return int((await session.execute(select(codes.scalar_subquery() + serials.scalar_subquery()))).scalar_one())
 
 
 async def available_units(
