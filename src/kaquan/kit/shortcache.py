@@ -27,7 +27,7 @@ class ShortCache(Generic[T]):
         self._by_db: weakref.WeakKeyDictionary[Any, dict[Hashable, tuple[float, T]]] = weakref.WeakKeyDictionary()
 
     def _entries(self, session: AsyncSession) -> dict[Hashable, tuple[float, T]]:
-        pool = session.get_bind().pool
+        pool = session.get_bind().engine.pool
         entries = self._by_db.get(pool)
         if entries is None:
             entries = self._by_db[pool] = {}
