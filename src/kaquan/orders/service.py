@@ -218,31 +218,27 @@ async def place(
         "created_at": now,
         "expires_at": now + timedelta(minutes=hold_minutes),
     }
-    order_id = await _insert_numbered(db, session, values)
-    if order_id is None:
+    order = await _insert_numbered(db, session, values)
+    if order is None:
         return await _replay(session, keys, values, fingerprint)
     if policy is not None:
-        await holds.check_caps(session, policy, client, quantity=request.quantity, new_order=order_id)
-    order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
+        await holds.check_caps(session, policy, client, quantity=request.quantity, new_order=order.id)
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
     await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
 
 
-async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """Insert the order under a fresh random number; None when its idempotency key is taken (a replay).
+async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> Order | None:
+    """Insert the order under a fresh random number and return it (the row as inserted, one statement);
+    None when its idempotency key is taken (a replay).
 
     A number that is taken already is drawn again (see `batch_placing.place_many`).
     """
-    stmt = (
-        db.insert(Order.__table__)  # type: ignore[arg-type]
-        .on_conflict_do_nothing()
-        .returning(Order.__table__.c.id)
-    )
+    stmt = db.insert(Order).on_conflict_do_nothing().returning(Order)
     for _ in range(NUMBER_DRAWS):
-        order_id: int | None = (await session.execute(stmt.values(**values, number=new_number()))).scalar_one_or_none()
-        if order_id is not None:
-            return order_id
+        order: Order | None = (await session.scalars(stmt.values(**values, number=new_number()))).one_or_none()
+        if order is not None:
+            return order
         taken = await session.execute(select(Order.id).where(*_same_key(values)))
         if taken.first() is not None:
             return None

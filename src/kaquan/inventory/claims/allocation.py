@@ -260,17 +260,21 @@ async def _claim(
 ) -> Claim:
     lifecycle.check("available", target)
     order = await warehouse_order(session, warehouses)
+    taken: list[int] = []  # codes moved by earlier attempts: a later attempt claims only the rest
     for _ in range(CLAIM_ATTEMPTS):
         if sku.stock_kind == "segment":
             claim = await _claim_serials(db, session, sku, quantity, order_id, target, hold_until, order)
         else:
-            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until, order)
+            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until, order, taken)
         if claim is not None:
             return claim
         # Rows we skipped or lost to a concurrent claim may still free up: look at the truth once more.
-        if await available_units(session, sku, warehouses=order) < quantity:
+        if await available_units(session, sku, warehouses=order) < quantity - len(taken):
             break
-    raise OutOfStock(sku.id, wanted=quantity, available=await available_units(session, sku, warehouses=order))
+    # The codes moved so far go back with the caller's transaction, which this refusal rolls back.
+    raise OutOfStock(
+        sku.id, wanted=quantity, available=len(taken) + await available_units(session, sku, warehouses=order)
+    )
 
 
 async def _claim_codes(
@@ -282,28 +286,47 @@ async def _claim_codes(
     target: str,
     hold_until: datetime | None,
     order: list[int],
+    taken: list[int],
 ) -> Claim | None:
-    ids = tuple(await claim_codes(db, session, sku.id, quantity, warehouses=order))
-    if len(ids) < quantity:
-        return None
+    """Claim and move the codes in one statement per warehouse (`claim_and_move_statement`); None while fewer
+    than `quantity` are taken (`taken` keeps those moved, for the next attempt)."""
     sold_at = clock.now() if target == "sold" else None
-    if db.protect:
-        await lifecycle.transition(
-            session,
-            Code,
-            Code.id.in_(ids),
-            source="available",
-            target=target,
-            expected=quantity,
-            order_id=order_id,
-            hold_until=hold_until,
-            sold_at=sold_at,
-        )
-    else:  # test-only: the naive claim every race test must first show to be broken
+    if not db.protect:  # test-only: the naive claim every race test must first show to be broken
+        ids = tuple(await claim_codes(db, session, sku.id, quantity, warehouses=order))
+        if len(ids) < quantity:
+            return None
         await session.execute(
             update(Code).where(Code.id.in_(ids)).values(status=target, order_id=order_id, hold_until=hold_until)
         )
-    return Claim(code_ids=ids)
+        return Claim(code_ids=ids)
+    values = {"status": target, "order_id": order_id, "hold_until": hold_until, "sold_at": sold_at}
+    for warehouse_id in order:
+        if len(taken) >= quantity:
+            break
+        stmt = claim_and_move_statement(db, sku.id, warehouse_id, quantity - len(taken), values)
+        moved = (await session.execute(stmt)).all()
+        # RETURNING keeps no order: put them back in the claim's (lowest expiry first, then id)
+        taken.extend(row.id for row in sorted(moved, key=lambda row: (row.expires_on is None, row.expires_on, row.id)))
+    return Claim(code_ids=tuple(taken)) if len(taken) >= quantity else None
+
+
+def claim_and_move_statement(
+    db: Database, sku_id: int, warehouse_id: int, quantity: int, values: dict[str, Any]
+) -> Any:
+    """Claim (`claim_codes_statement`) and move the claimed codes in one statement, returning (id, expires_on).
+
+    The claim is a materialized CTE, run once: the UPDATE moves exactly the rows it locked, and
+    `status = 'available'` is checked again on each (on PostgreSQL a row locked by nobody else is
+    still available; on SQLite the IMMEDIATE transaction holds every writer off).
+    """
+    picked = claim_codes_statement(db, sku_id, warehouse_id, quantity).cte("picked").prefix_with("MATERIALIZED")
+    return (
+        update(Code)
+        .where(Code.id.in_(select(picked.c.id)), _CODE_AVAILABLE)
+        .values(**values)
+        .returning(Code.id, Code.expires_on)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _claim_serials(
