@@ -239,10 +239,12 @@ async def _post_once(db: Database, session: AsyncSession, planned: Sequence[_Pla
     for plan in planned:
         by_kind.setdefault(plan.kind, []).append(plan)
     fresh: list[_Planned] = []
+    posted = await ledger.posted_by_kind(
+        session, {kind: [plan.reference for plan in plans] for kind, plans in by_kind.items()}
+    )
     for kind, plans in by_kind.items():
-        posted = await ledger.posted(session, kind, [plan.reference for plan in plans])
         for plan in plans:
-            earlier = posted.get(plan.reference)
+            earlier = posted.get((kind, plan.reference))
             if earlier is None:
                 fresh.append(plan)
             elif sorted((leg.account_code, leg.debit_minor) for leg in earlier.legs) != sorted(

@@ -16,6 +16,9 @@ from kaquan.catalog.schemas import ProductCreate, ProductUpdate, SkuCreate, SkuU
 from kaquan.kit import clock
 from kaquan.kit.bounds import INT32_MAX, id_from_text
 from kaquan.kit.money import Money
+from kaquan.kit.shortcache import ShortCache
+
+_for_sale: ShortCache[Sku] = ShortCache()
 
 
 async def create_product(session: AsyncSession, data: ProductCreate, *, actor: str) -> Product:
@@ -83,6 +86,7 @@ async def create_sku(session: AsyncSession, data: SkuCreate, *, actor: str) -> S
 async def update_sku(session: AsyncSession, sku_ref: int | str, data: SkuUpdate, *, actor: str) -> Sku:
     """Change a SKU's price, name, limits, or take it off sale; the audit trail keeps the old and the new values."""
     sku = await get_sku(session, sku_ref)
+    _for_sale.clear()
     changes = {
         field: value
         for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items()
@@ -120,6 +124,21 @@ async def get_sku(session: AsyncSession, sku_ref: int | str) -> Sku:
     if sku is None:
         raise SkuNotFound(sku_ref)
     return sku
+
+
+async def sku_for_sale(session: AsyncSession, sku_ref: int | str) -> Sku:
+    """`get_sku` for the sale path: a detached copy, read at most `kit.shortcache.TTL_S` ago by this process.
+
+    A storm's buyers all read the same SKU; a change through `update_sku` shows at once in this process
+    and within the bound in the others. Read-only: change a SKU through `get_sku`.
+    """
+    cached = _for_sale.get(session, sku_ref)
+    if cached is not None:
+        return cached
+    sku = await get_sku(session, sku_ref)
+    copy = Sku(**{column.key: getattr(sku, column.key) for column in Sku.__table__.columns})
+    _for_sale.put(session, sku_ref, copy)
+    return copy
 
 
 def price_of(sku: Sku) -> Money:

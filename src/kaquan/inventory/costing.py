@@ -8,7 +8,7 @@ is spent for good). Units an order only reserved are not its cost.
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange
@@ -40,10 +40,9 @@ async def cost_of_orders(session: AsyncSession, order_ids: Sequence[int]) -> dic
             .where(SegmentRange.order_id.in_(chunk), SegmentRange.status.in_(HANDED_OUT), Batch.unit_cost_minor > 0)
             .group_by(SegmentRange.order_id, Batch.currency)
         )
-        for stmt in (codes, serials):
-            for order_id, currency, total in await session.execute(stmt):
-                if order_id is not None:
-                    costs[order_id][currency] += int(total)
+        for order_id, currency, total in await session.execute(union_all(codes, serials)):
+            if order_id is not None:
+                costs[order_id][currency] += int(total)
     return {order_id: dict(by_currency) for order_id, by_currency in costs.items()}
 
 

@@ -107,9 +107,8 @@ async def available_units(session: AsyncSession, sku_id: int, *, at_most: int) -
     serials = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
         SegmentRange.sku_id == sku_id, SegmentRange.status == literal_column("'available'")
     )
-    counted = int((await session.execute(select(func.count()).select_from(codes))).scalar_one())
-    counted += int((await session.execute(serials)).scalar_one())
-    return min(counted, at_most)
+    both = select(select(func.count()).select_from(codes).scalar_subquery() + serials.scalar_subquery())
+    return min(int((await session.execute(both)).scalar_one()), at_most)
 
 
 def per_sku(rows: list[Stock]) -> list[Stock]:

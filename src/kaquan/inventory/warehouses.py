@@ -103,6 +103,7 @@ async def create_warehouse(
     )
     if inserted.scalar_one_or_none() is None:
         raise WarehouseExists(f"a warehouse {code!r} exists already", warehouse=code)
+    allocation.WAREHOUSES.clear()
     warehouse = await get_warehouse(session, code)
     await audit.record(
         session,

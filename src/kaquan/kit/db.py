@@ -298,8 +298,8 @@ class Database:
         """Lock the selected rows, waiting for other holders (bounded by lock_timeout)."""
         return stmt.with_for_update() if self.is_postgresql and self.protect else stmt
 
-    def insert(self, table: Table) -> Any:
-        """An INSERT supporting `.on_conflict_do_nothing()` on both dialects."""
+    def insert(self, table: Table | type[Any]) -> Any:
+        """An INSERT supporting `.on_conflict_do_nothing()` on both dialects; of a mapped class, it returns ORM rows."""
         builder = postgresql.insert if self.is_postgresql else sqlite.insert
         return builder(table)
 

@@ -23,7 +23,7 @@ from kaquan.ledger.accounts import (
 )
 from kaquan.ledger.posting import REVERSAL, Leg, TransferSpec, post, post_many, post_many_locking_last, reverse
 from kaquan.ledger.reading import MAX_PAGE, Entry, LedgerCheck, balance_as_of, check, check_floors, entries
-from kaquan.ledger.transfers import PostedLeg, PostedTransfer, posted, posted_of_kinds
+from kaquan.ledger.transfers import PostedLeg, PostedTransfer, posted, posted_by_kind, posted_of_kinds
 
 __all__ = [
     "MAX_PAGE",
@@ -50,6 +50,7 @@ __all__ = [
     "post_many",
     "post_many_locking_last",
     "posted",
+    "posted_by_kind",
     "posted_of_kinds",
     "reverse",
     "set_floor",

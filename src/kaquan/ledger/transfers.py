@@ -1,9 +1,9 @@
 """Reading posted transfers with their legs by account code: for modules that book by reference and check."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.ledger.accounts import ACCOUNTS
@@ -40,6 +40,24 @@ async def posted(session: AsyncSession, kind: str, references: Sequence[str]) ->
         where = (TRANSFERS.c.reference.in_(chunk), TRANSFERS.c.kind == kind)
         for transfer in await _read(session, where):
             found[transfer.reference or ""] = transfer
+    return found
+
+
+async def posted_by_kind(
+    session: AsyncSession, references: Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], PostedTransfer]:
+    """`posted` for several kinds at once (kind → references), in one query while the lists are short;
+    keyed by (kind, reference)."""
+    found: dict[tuple[str, str], PostedTransfer] = {}
+    if sum(map(len, references.values())) > _CHUNK:
+        for kind, refs in references.items():
+            found |= {(kind, ref): transfer for ref, transfer in (await posted(session, kind, refs)).items()}
+        return found
+    wanted = [(TRANSFERS.c.kind == kind) & TRANSFERS.c.reference.in_(list(refs)) for kind, refs in references.items()]
+    if not wanted:
+        return found
+    for transfer in await _read(session, (or_(*wanted),)):
+        found[(transfer.kind, transfer.reference or "")] = transfer
     return found
 
 

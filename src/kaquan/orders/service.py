@@ -188,7 +188,7 @@ async def place(
         raise BadInput(
             f"a client token of {CLIENT_TOKEN_MIN} to {CLIENT_TOKEN_MAX} characters is required", field="client_token"
         )
-    sku = await catalog.get_sku(session, request.sku)
+    sku = await catalog.sku_for_sale(session, request.sku)
     if not sku.active:
         raise SkuNotForSale(f"SKU {sku.code} is not for sale", sku=sku.code)
     policy_cap = policy.max_units_per_order if policy else max_per_order
@@ -218,31 +218,27 @@ async def place(
         "created_at": now,
         "expires_at": now + timedelta(minutes=hold_minutes),
     }
-    order_id = await _insert_numbered(db, session, values)
-    if order_id is None:
+    order = await _insert_numbered(db, session, values)
+    if order is None:
         return await _replay(session, keys, values, fingerprint)
     if policy is not None:
-        await holds.check_caps(session, policy, client, quantity=request.quantity, new_order=order_id)
-    order = (await session.execute(select(Order).where(Order.id == order_id))).scalar_one()
+        await holds.check_caps(session, policy, client, quantity=request.quantity, new_order=order.id)
     session.add(OrderEvent(order_id=order.id, at=now, from_status=None, to_status="pending_payment"))
     await allocation.reserve(db, session, sku, request.quantity, order_id=order.id, hold_until=order.expires_at)
     return Placed(order, keys.lookup_secret(order.number), replayed=False)
 
 
-async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """Insert the order under a fresh random number; None when its idempotency key is taken (a replay).
+async def _insert_numbered(db: Database, session: AsyncSession, values: dict[str, Any]) -> Order | None:
+    """Insert the order under a fresh random number and return it (the row as inserted, one statement);
+    None when its idempotency key is taken (a replay).
 
     A number that is taken already is drawn again (see `batch_placing.place_many`).
     """
-    stmt = (
-        db.insert(Order.__table__)  # type: ignore[arg-type]
-        .on_conflict_do_nothing()
-        .returning(Order.__table__.c.id)
-    )
+    stmt = db.insert(Order).on_conflict_do_nothing().returning(Order)
     for _ in range(NUMBER_DRAWS):
-        order_id: int | None = (await session.execute(stmt.values(**values, number=new_number()))).scalar_one_or_none()
-        if order_id is not None:
-            return order_id
+        order: Order | None = (await session.scalars(stmt.values(**values, number=new_number()))).one_or_none()
+        if order is not None:
+            return order
         taken = await session.execute(select(Order.id).where(*_same_key(values)))
         if taken.first() is not None:
             return None
@@ -297,11 +293,11 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
 
 async def deliver_paid(db: Database, session: AsyncSession, order: Order) -> PaymentOutcome:
     """Deliver a locked paid order: its reserved codes, or fresh ones if the hold lapsed; else unfulfilled."""
+    sku = await catalog.sku_for_sale(session, order.sku_id)
     held = await allocation.held_units(session, order.id, "reserved")
     if held == order.quantity:
-        await allocation.sell_reserved(session, order.id, quantity=order.quantity)
+        await allocation.sell_reserved(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind)
     else:
-        sku = await catalog.get_sku(session, order.sku_id)
         try:
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
@@ -390,7 +386,8 @@ async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer
     ranges: list[DeliveredRange] = []
     if order.status == "delivered":
         codes = await codes_of_order(session, vault, order.id, viewer)
-        ranges = await ranges_of_order(session, order.id)
+        if (await catalog.sku_for_sale(session, order.sku_id)).stock_kind != "codes":
+            ranges = await ranges_of_order(session, order.id)
     events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
     return OrderView(order, codes, ranges, list(events.scalars()))
 

@@ -32,8 +32,10 @@ from kaquan.inventory.errors import IllegalTransition, OutOfStock
 from kaquan.inventory.models import Batch, Code, Segment, SegmentRange, Warehouse
 from kaquan.kit import clock
 from kaquan.kit.db import Database, share_locked
+from kaquan.kit.shortcache import ShortCache
 
 CLAIM_ATTEMPTS = 5
+WAREHOUSES: ShortCache[tuple[int, ...]] = ShortCache()  # every warehouse by id; cleared when one is created
 _CODE_AVAILABLE = Code.status == literal_column("'available'")
 _RANGE_AVAILABLE = SegmentRange.status == literal_column("'available'")
 _RANGE_SIZE = SegmentRange.last_serial - SegmentRange.first_serial + 1
@@ -110,11 +112,31 @@ async def warehouse_order(session: AsyncSession, warehouses: Sequence[int] | Non
     """The warehouses a claim visits, in order: as given (first mention wins), or every warehouse by id."""
     if warehouses is not None:
         return list(dict.fromkeys(warehouses))
-    return list((await session.execute(select(Warehouse.id).order_by(Warehouse.id))).scalars())
+    every = WAREHOUSES.get(session, "all")
+    if every is None:
+        every = tuple((await session.execute(select(Warehouse.id).order_by(Warehouse.id))).scalars())
+        WAREHOUSES.put(session, "all", every)
+    return list(every)
 
 
-async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int) -> None:
-    """Turn the order's reserved units into sold ones; they must be exactly `quantity`."""
+async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int, stock_kind: str | None = None) -> None:
+    """Turn the order's reserved units into sold ones; they must be exactly `quantity`.
+
+    Knowing the SKU's `stock_kind` ("codes"), one UPDATE does it: it must move exactly `quantity` codes, or it
+    raises and the caller's transaction rolls back.
+    """
+    if stock_kind == "codes":
+        await lifecycle.transition(
+            session,
+            Code,
+            Code.order_id == order_id,
+            source="reserved",
+            target="sold",
+            expected=quantity,
+            sold_at=clock.now(),
+            hold_until=None,
+        )
+        return
     held = await held_units(session, order_id, "reserved")
     if held != quantity:
         raise IllegalTransition(f"order {order_id} holds {held} unit(s), expected {quantity}", held=held)
@@ -182,15 +204,12 @@ async def _units_of(session: AsyncSession, code_ids: list[int], range_ids: list[
 
 
 async def held_units(session: AsyncSession, order_id: int, status: str) -> int:
-    codes = await session.execute(
-        select(func.count()).select_from(Code).where(Code.order_id == order_id, Code.status == status)
+    """Units the order holds in `status`, codes and serials alike, in one statement."""
+    codes = select(func.count()).select_from(Code).where(Code.order_id == order_id, Code.status == status)
+    serials = select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
+        SegmentRange.order_id == order_id, SegmentRange.status == status
     )
-    serials = await session.execute(
-        select(func.coalesce(func.sum(_RANGE_SIZE), 0)).where(
-            SegmentRange.order_id == order_id, SegmentRange.status == status
-        )
-    )
-    return int(codes.scalar_one()) + int(serials.scalar_one())
+    return int((await session.execute(select(codes.scalar_subquery() + serials.scalar_subquery()))).scalar_one())
 
 
 async def available_units(
@@ -241,17 +260,21 @@ async def _claim(
 ) -> Claim:
     lifecycle.check("available", target)
     order = await warehouse_order(session, warehouses)
+    taken: list[int] = []  # codes moved by earlier attempts: a later attempt claims only the rest
     for _ in range(CLAIM_ATTEMPTS):
         if sku.stock_kind == "segment":
             claim = await _claim_serials(db, session, sku, quantity, order_id, target, hold_until, order)
         else:
-            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until, order)
+            claim = await _claim_codes(db, session, sku, quantity, order_id, target, hold_until, order, taken)
         if claim is not None:
             return claim
         # Rows we skipped or lost to a concurrent claim may still free up: look at the truth once more.
-        if await available_units(session, sku, warehouses=order) < quantity:
+        if await available_units(session, sku, warehouses=order) < quantity - len(taken):
             break
-    raise OutOfStock(sku.id, wanted=quantity, available=await available_units(session, sku, warehouses=order))
+    # The codes moved so far go back with the caller's transaction, which this refusal rolls back.
+    raise OutOfStock(
+        sku.id, wanted=quantity, available=len(taken) + await available_units(session, sku, warehouses=order)
+    )
 
 
 async def _claim_codes(
@@ -263,28 +286,47 @@ async def _claim_codes(
     target: str,
     hold_until: datetime | None,
     order: list[int],
+    taken: list[int],
 ) -> Claim | None:
-    ids = tuple(await claim_codes(db, session, sku.id, quantity, warehouses=order))
-    if len(ids) < quantity:
-        return None
+    """Claim and move the codes in one statement per warehouse (`claim_and_move_statement`); None while fewer
+    than `quantity` are taken (`taken` keeps those moved, for the next attempt)."""
     sold_at = clock.now() if target == "sold" else None
-    if db.protect:
-        await lifecycle.transition(
-            session,
-            Code,
-            Code.id.in_(ids),
-            source="available",
-            target=target,
-            expected=quantity,
-            order_id=order_id,
-            hold_until=hold_until,
-            sold_at=sold_at,
-        )
-    else:  # test-only: the naive claim every race test must first show to be broken
+    if not db.protect:  # test-only: the naive claim every race test must first show to be broken
+        ids = tuple(await claim_codes(db, session, sku.id, quantity, warehouses=order))
+        if len(ids) < quantity:
+            return None
         await session.execute(
             update(Code).where(Code.id.in_(ids)).values(status=target, order_id=order_id, hold_until=hold_until)
         )
-    return Claim(code_ids=ids)
+        return Claim(code_ids=ids)
+    values = {"status": target, "order_id": order_id, "hold_until": hold_until, "sold_at": sold_at}
+    for warehouse_id in order:
+        if len(taken) >= quantity:
+            break
+        stmt = claim_and_move_statement(db, sku.id, warehouse_id, quantity - len(taken), values)
+        moved = (await session.execute(stmt)).all()
+        # RETURNING keeps no order: put them back in the claim's (lowest expiry first, then id)
+        taken.extend(row.id for row in sorted(moved, key=lambda row: (row.expires_on is None, row.expires_on, row.id)))
+    return Claim(code_ids=tuple(taken)) if len(taken) >= quantity else None
+
+
+def claim_and_move_statement(
+    db: Database, sku_id: int, warehouse_id: int, quantity: int, values: dict[str, Any]
+) -> Any:
+    """Claim (`claim_codes_statement`) and move the claimed codes in one statement, returning (id, expires_on).
+
+    The claim is a materialized CTE, run once: the UPDATE moves exactly the rows it locked, and
+    `status = 'available'` is checked again on each (on PostgreSQL a row locked by nobody else is
+    still available; on SQLite the IMMEDIATE transaction holds every writer off).
+    """
+    picked = claim_codes_statement(db, sku_id, warehouse_id, quantity).cte("picked").prefix_with("MATERIALIZED")
+    return (
+        update(Code)
+        .where(Code.id.in_(select(picked.c.id)), _CODE_AVAILABLE)
+        .values(**values)
+        .returning(Code.id, Code.expires_on)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _claim_serials(

@@ -1,0 +1,107 @@
+"""What one buyer of the shop asks of the database, as a budget that fails when the sale path grows.
+
+The buyer of `kaquan bench shop`: places an order (`POST /api/orders`, screened by risk control), the dev
+gateway sends its signed payment notification (`POST /payments/dev/notify`, the codes are delivered) and
+the buyer looks the order up and sees its code (`POST /api/orders/lookup`). Counted for a buyer after the
+first, as in a storm: the first buyer of a process fills its short-lived catalog cache.
+
+Lowering a figure here is the point of issue 16; raising one needs a reason written in docs/shop.md.
+"""
+
+import secrets
+from typing import Any
+
+import pytest
+from sqlalchemy import literal, select
+from tests.support.builders import GivenSku, given_codes, given_sku, random_codes, stock_of
+from tests.support.http import Caller, some_ip
+from tests.support.statement_count import StatementCount, counting
+
+from kaquan.kit.db import Database, insert_rows
+from kaquan.ledger.models import LedgerBalanceMove
+from kaquan.runtime import Runtime
+
+UNIT_COST_MINOR = 600  # a batch with a cost, so each delivery books its cost of goods as the bench's does
+
+# Per buyer: (statements, transactions), by backend.
+BUDGET = {"sqlite": (36, 5), "postgresql": (33, 5)}
+
+
+def backend(db: Database) -> str:
+    return "postgresql" if db.is_postgresql else "sqlite"
+
+
+async def a_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> str:
+    """One buyer's whole purchase, as the bench's buyer makes it; returns the code it saw."""
+    async with caller_at(some_ip()) as http:
+        placed = await http.post(
+            "/api/orders",
+            json={"sku": sku.code, "quantity": 1},
+            headers={"Idempotency-Key": secrets.token_hex(8), "X-Client-Token": secrets.token_hex(16)},
+        )
+        assert placed.status_code == 201, placed.text
+        order: dict[str, Any] = placed.json()
+        token = str(order["pay_url"]).rsplit("/", 1)[1]
+        headers, body = rt.dev_gateway.notification(
+            token, order["total_minor"], order["currency"], secrets.token_hex(6)
+        )
+        paid = await http.post("/payments/dev/notify", content=body, headers=headers)
+        assert paid.status_code == 200, paid.text
+        seen = await http.post("/api/orders/lookup", json={"number": order["number"], "secret": order["lookup_secret"]})
+        assert seen.status_code == 200, seen.text
+        [code] = seen.json()["codes"]
+        return str(code["secret"])
+
+
+async def counted_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> tuple[str, StatementCount]:
+    with counting(rt.db) as count:
+        code = await a_buyer(rt, caller_at, sku)
+        await rt.risk.log.flush()  # the decision's row, written behind the request, is the buyer's too
+    return code, count
+
+
+async def test_a_buyer_of_the_shop_costs_at_most_its_budget_of_statements_and_transactions(
+    rt: Runtime, caller_at: Caller
+) -> None:
+    sku = await given_sku(rt)
+    codes = random_codes(3)
+    await given_codes(rt, sku, codes, unit_cost_minor=UNIT_COST_MINOR)
+    first = await a_buyer(rt, caller_at, sku)
+    await rt.risk.log.flush()
+
+    second, count = await counted_buyer(rt, caller_at, sku)
+
+    statements, transactions = BUDGET[backend(rt.db)]
+    assert count.statements <= statements and count.transactions <= transactions, count.explain()
+    assert {first, second} <= set(codes) and first != second
+    assert (await stock_of(rt, sku)).sold == 2
+
+
+async def test_the_count_sees_every_statement_and_transaction(rt: Runtime) -> None:
+    with counting(rt.db) as count:
+        async with rt.db.transaction() as session:
+            await session.execute(select_one())
+            await session.execute(select_one())
+        async with rt.db.read() as session:
+            await session.execute(select_one())
+
+    assert (count.statements, count.transactions) == (3, 2), count.explain()
+
+
+async def test_a_copy_counts_as_one_statement(rt: Runtime) -> None:
+    """PostgreSQL's COPY goes to the driver, around SQLAlchemy: the count sees it all the same."""
+    rows = [{"account_id": 1, "delta_minor": 5}, {"account_id": 2, "delta_minor": -5}]
+    with counting(rt.db) as count, pytest.raises(RolledBack):
+        async with rt.db.transaction() as session:
+            await insert_rows(session, LedgerBalanceMove.__table__, rows)  # type: ignore[arg-type]
+            raise RolledBack
+
+    assert (count.statements, count.transactions) == (1, 1), count.explain()
+
+
+class RolledBack(Exception):
+    """Leaves the test's rows unwritten."""
+
+
+def select_one() -> Any:
+    return select(literal(1))
