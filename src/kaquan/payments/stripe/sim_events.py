@@ -1,5 +1,5 @@
 """The Stripe simulator's events, built as Stripe builds them: the event envelope, signed `t=…,v1=…` with the
-endpoint's `whsec_` secret, and the dispute a card's bank opens.
+endpoint's `whsec_` secret, and the dispute objects of a chargeback's life (opened, then won or lost).
 
 Nothing here talks HTTP: `sim_webhooks` posts what is built here.
 """
@@ -10,6 +10,7 @@ from typing import Any
 from kaquan.payments.stripe import protocol
 
 API_VERSION = "2025-09-30.clover"
+DISPUTE_OUTCOMES = ("won", "lost", "warning_closed", "prevented")
 
 
 def signed_event(
@@ -50,3 +51,15 @@ def opened_dispute(
         "created": created,
         "livemode": charge.get("livemode", False),
     }
+
+
+def close_dispute(dispute: dict[str, Any], status: str, reinstatement: dict[str, Any] | None) -> None:
+    """The bank's verdict: `won` gives the money back by a reinstating balance transaction (its `fee` negative:
+    the part of the dispute fee Stripe returns), any other outcome moves nothing."""
+    if status not in DISPUTE_OUTCOMES:
+        raise ValueError(f"a dispute closes as one of {', '.join(DISPUTE_OUTCOMES)}, not {status!r}")
+    if dispute["status"] in DISPUTE_OUTCOMES:
+        raise ValueError(f"dispute {dispute['id']} is closed already ({dispute['status']})")
+    dispute["status"] = status
+    if reinstatement is not None:
+        dispute["balance_transactions"].append(reinstatement)

@@ -9,7 +9,8 @@ Stripe's error shapes. Webhooks go to the one endpoint a merchant registers
 `sim_events`, posted by `sim_webhooks`. A buyer paying is notified at once;
 events that follow a merchant's request (a refund, an expired session) are
 delivered in the background, as Stripe does, so a merchant never waits on its
-own webhook inside its own transaction: `drain()` awaits them.
+own webhook inside its own transaction: `drain()` awaits them. A card's bank
+can dispute a charge (`dispute`) and later rule on it (`close_dispute`).
 """
 
 import hashlib
@@ -194,6 +195,27 @@ class StripeSimulator:
         charge["disputed"] = True
         self.disputes[dispute_id] = dispute
         return await self.webhooks.post(*self._event("charge.dispute.created", dispute))
+
+    def dispute_of(self, payment_token: str) -> str:
+        """The id of the latest dispute of the token's charge."""
+        return next(
+            str(d["id"])
+            for d in reversed(self.disputes.values())
+            if self.charges[d["charge"]]["metadata"].get("payment_token") == payment_token
+        )
+
+    async def close_dispute(self, dispute_id: str, status: str, *, fee_returned: int = 0) -> SentNotification:
+        """The bank rules on a dispute and Stripe posts `charge.dispute.closed`. `won` gives the disputed amount
+        back to the balance with `fee_returned` of the dispute fee; `lost` and the rest move nothing."""
+        dispute = self.disputes[dispute_id]
+        reinstatement = None
+        if status == "won":
+            txn = self._balance_txn(
+                "adjustment", dispute_id, dispute["amount"], dispute["currency"], fee=-fee_returned, description=""
+            )
+            reinstatement = self.balance[txn]
+        sim_events.close_dispute(dispute, status, reinstatement)
+        return await self.webhooks.post(*self._event("charge.dispute.closed", dispute))
 
     async def expire_due(self) -> list[str]:
         """Expire every open session past its `expires_at`, as Stripe's sweeper does, with their webhooks."""
