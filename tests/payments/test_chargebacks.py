@@ -5,90 +5,29 @@ console's order page. A forged, unknown or too large dispute is a 4xx that chang
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from tests.support.builders import given_sku_with_codes
+from sqlalchemy import select
 from tests.support.console import console_sign_in
+from tests.support.disputes import Shop, a_paid_order, books_problems, last_outcome, post_event, state, stripe_shop
 from tests.support.identity import given_user
 
-from kaquan import accounting, ledger
-from kaquan.payments import fraud, refunds, registry
+from kaquan import ledger
+from kaquan.payments import fraud, refunds
 from kaquan.payments import service as payments
-from kaquan.payments.models import Payment, PaymentCallback, PaymentChargeback
-from kaquan.payments.plugins import GatewaySetup, load_plugins
-from kaquan.payments.stripe import protocol
-from kaquan.payments.stripe.simulator import StripeSimulator
+from kaquan.payments.models import PaymentChargeback
 from kaquan.risk import learning
 from kaquan.risk.models import RiskDecision
 from kaquan.runtime import Runtime
-from kaquan.web.app import create_app
-
-PUBLIC_URL = "http://shop.test"
-CONTACT = "buyer@example.com"
-
-
-@dataclass
-class Shop:
-    rt: Runtime
-    client: httpx.AsyncClient
-    stripe: StripeSimulator
 
 
 @pytest.fixture
 async def shop(rt: Runtime, client: httpx.AsyncClient, tmp_path: Path) -> AsyncIterator[Shop]:
-    [plugin] = [plugin for plugin in load_plugins() if plugin.name == "stripe"]
-    setup = GatewaySetup(
-        settings=rt.settings,
-        public_url=PUBLIC_URL,
-        state_dir=tmp_path / "gateways",
-        notify_transport=httpx.ASGITransport(app=create_app(rt=rt)),
-    )
-    simulation = plugin.simulated(setup)
-    registry.configure([simulation.gateway], public_url=PUBLIC_URL)
-    assert isinstance(simulation.provider, StripeSimulator)
-    yield Shop(rt, client, simulation.provider)
-    await simulation.provider.drain()
-    registry.configure([])
-
-
-async def a_paid_order(shop: Shop, *, price_minor: int = 1990) -> tuple[str, str]:
-    """An order placed through the shop's API (so risk decided it), paid by card at Stripe: (number, token)."""
-    sku = await given_sku_with_codes(shop.rt, 3, price_minor=price_minor)
-    placed = await shop.client.post(
-        "/api/orders",
-        json={"sku": sku.code, "quantity": 1, "contact": CONTACT},
-        headers={"X-Client-Token": "c" * 32, "Idempotency-Key": f"k-{sku.id}"},
-    )
-    assert placed.status_code == 201, placed.text
-    number, token = placed.json()["number"], placed.json()["pay_url"].rsplit("/", 1)[1]
-    await payments.choose(shop.rt.db, token, "stripe:checkout", public_url=PUBLIC_URL, payer=payments.Payer())
-    sent = await shop.stripe.pay(token)
-    assert sent is not None and sent.status_code == 200, sent
-    await shop.rt.risk.log.flush()
-    return number, token
-
-
-async def books_problems(rt: Runtime) -> list[str]:
-    """What `kaquan ledger check` names: the ledger's own balance and the books against the payments."""
-    async with rt.db.read() as session:
-        paid, done = await refunds.books_records(session)
-        return (await ledger.check(session)).problems + await accounting.check_books(session, paid, done)
-
-
-async def state(rt: Runtime) -> tuple[int, int, int, list[tuple[Any, ...]], list[str | None]]:
-    """Chargebacks, ledger transfers, accepted callbacks, payments' refunded amounts, decision labels."""
-    async with rt.db.read() as session:
-        chargebacks = await session.scalar(select(func.count()).select_from(PaymentChargeback))
-        transfers = (await ledger.check(session)).transfers
-        accepted = await session.scalar(select(func.count()).where(PaymentCallback.accepted.is_(True)))
-        paid = (await session.execute(select(Payment.refunded_minor, Payment.status).order_by(Payment.id))).all()
-        labels = list((await session.execute(select(RiskDecision.label).order_by(RiskDecision.id))).scalars())
-    return int(chargebacks or 0), transfers, int(accepted or 0), [tuple(row) for row in paid], labels
+    async with stripe_shop(rt, client, tmp_path) as ready:
+        yield ready
 
 
 async def test_a_dispute_reverses_the_sale_with_its_fee_and_labels_the_decision_fraud(shop: Shop) -> None:
@@ -138,9 +77,7 @@ async def test_the_same_dispute_delivered_again_changes_nothing(shop: Shop) -> N
     chargebacks, transfers, accepted, paid, labels = await state(shop.rt)
     assert (chargebacks, transfers, paid, labels) == (before[0], before[1], before[3], before[4])
     assert accepted == before[2] + 1  # recorded as a duplicate, nothing booked
-    async with shop.rt.db.read() as session:
-        last = (await session.execute(select(PaymentCallback).order_by(PaymentCallback.id.desc()))).scalars().first()
-    assert last is not None and last.outcome == "chargeback_duplicate"
+    assert await last_outcome(shop.rt) == "chargeback_duplicate"
     assert await books_problems(shop.rt) == []
 
 
@@ -165,17 +102,6 @@ def dispute_event(intent: str, *, amount: int = 1990) -> dict[str, Any]:
     }
 
 
-async def post(shop: Shop, event: dict[str, Any], *, secret: str | None = None) -> httpx.Response:
-    body = json.dumps(event).encode()
-    stamp = int(shop.stripe.now().timestamp())
-    header = protocol.signature_header([secret or shop.stripe.webhook_secret], body, stamp)
-    return await shop.client.post(
-        "/payments/stripe/notify",
-        content=body,
-        headers={"Stripe-Signature": header, "content-type": "application/json"},
-    )
-
-
 async def test_a_forged_an_unknown_or_a_too_large_dispute_is_a_400_and_changes_nothing(shop: Shop) -> None:
     _, token = await a_paid_order(shop)
     async with shop.rt.db.read() as session:
@@ -183,9 +109,9 @@ async def test_a_forged_an_unknown_or_a_too_large_dispute_is_a_400_and_changes_n
     assert intent is not None
     before = await state(shop.rt)
 
-    forged = await post(shop, dispute_event(intent), secret="whsec_someone_else")
-    unknown = await post(shop, dispute_event("pi_nobody_paid_this"))
-    too_large = await post(shop, dispute_event(intent, amount=1991))
+    forged = await post_event(shop, dispute_event(intent), secret="whsec_someone_else")
+    unknown = await post_event(shop, dispute_event("pi_nobody_paid_this"))
+    too_large = await post_event(shop, dispute_event(intent, amount=1991))
 
     assert (forged.status_code, forged.json()) == (400, {"error": "invalid_signature"})
     assert (unknown.status_code, unknown.json()) == (400, {"error": "payment_not_found"})

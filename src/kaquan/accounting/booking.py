@@ -165,6 +165,35 @@ async def book_chargeback(
     await _post_once(db, session, [planned], actor=actor)
 
 
+async def book_dispute_won(
+    db: Database,
+    session: AsyncSession,
+    *,
+    order: Order,
+    gateway: str,
+    chargeback_no: str,
+    reinstated_minor: int,
+    currency: str,
+    fee_returned_minor: int = 0,
+    actor: str = ACTOR,
+) -> None:
+    """A dispute the merchant won: the chargeback reversed. The gateway gives back the disputed amount and
+    `fee_returned_minor` of its dispute fee (Stripe: what the reinstating balance transaction says)."""
+    _check_reference("chargeback_no", chargeback_no)
+    _check_amounts(order, currency, reinstated_minor, fee_returned_minor, "fee_returned_minor")
+    planned = _Planned(
+        chart.DISPUTE_WON,
+        f"dispute_won:{chargeback_no}",
+        f"order {order.number}: dispute won via {gateway}",
+        (
+            (chart.sales(order.channel, currency), currency, -reinstated_minor),
+            (chart.receivable(gateway, currency), currency, reinstated_minor + fee_returned_minor),
+            (chart.fees(gateway, currency), currency, -fee_returned_minor),
+        ),
+    )
+    await _post_once(db, session, [planned], actor=actor)
+
+
 async def book_delivery(db: Database, session: AsyncSession, order: Order, *, actor: str = ACTOR) -> None:
     """The cost of the codes a delivered order was given: cost of goods debited, inventory credited, at batch cost.
 

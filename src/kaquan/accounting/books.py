@@ -57,6 +57,7 @@ class RefundRecord:
     currency: str
     chargeback: bool = False
     fee_back_minor: int | None = None  # None: not compared
+    reinstated_minor: int = 0  # a chargeback whose dispute was won: what the gateway gave back
 
 
 def _money(minor: int, currency: str) -> str:
@@ -237,6 +238,11 @@ def _check_refunds(books: _Books, payments: dict[str, PaidRecord], refunds: list
             if back != record.fee_back_minor:
                 back_says = _money(record.fee_back_minor, cur)
                 books.say(f"{head}: fee given back {_money(back, cur)}, the refund says {back_says}")
+        if record.reinstated_minor:
+            _check_dispute_won(books, record, head, order.channel if order is not None else "?")
+            seen.add((chart.DISPUTE_WON, no))
+            if payment is not None:
+                refunded[record.payment_ref] -= record.reinstated_minor
     for ref, total in sorted(refunded.items()):
         payment = payments[ref]
         if total > payment.amount_minor:
@@ -244,10 +250,24 @@ def _check_refunds(books: _Books, payments: dict[str, PaidRecord], refunds: list
                 f"payment {ref} (order {payment.order_number}): refunded {_money(total, payment.currency)}, "
                 f"more than the {_money(payment.amount_minor, payment.currency)} paid"
             )
-    for kind, word in ((chart.REFUND, "refund"), (chart.CHARGEBACK, "chargeback")):
+    for kind, word in ((chart.REFUND, "refund"), (chart.CHARGEBACK, "chargeback"), (chart.DISPUTE_WON, "dispute won")):
         for no, transfer in books.of_kind(kind).items():
             if (kind, no) not in seen:
                 books.say(f"ledger {word} {_label(transfer)}: no completed {word} {no}")
+
+
+def _check_dispute_won(books: _Books, record: RefundRecord, head: str, channel: str) -> None:
+    """A won dispute gives the chargeback's money back: the sale is booked again, once."""
+    cur = record.currency
+    books.expected[(cur, channel)] += record.reinstated_minor
+    transfer = books.booked.get((chart.DISPUTE_WON, record.refund_no))
+    if transfer is None:
+        books.say(f"{head}: dispute won, {_money(record.reinstated_minor, cur)} not given back on the ledger")
+    elif (credited := _sales_credited(transfer)) != record.reinstated_minor:
+        books.say(
+            f"{head}: dispute won, {_money(credited, cur)} booked back, "
+            f"the gateway gave back {_money(record.reinstated_minor, cur)}"
+        )
 
 
 def _check_channel_orders(books: _Books, payments: dict[str, PaidRecord]) -> None:

@@ -20,9 +20,11 @@ from kaquan import ledger
 from kaquan.kit.db import Database
 
 PAYMENT, REFUND, CHARGEBACK, COGS = "payment", "payment_refund", "chargeback", "cogs"
+# A dispute the merchant won: the chargeback's money given back (`dispute_won:<chargeback_no>`).
+DISPUTE_WON = "dispute_won"
 # The channels' own kinds (channels.booking): a deposit or marketplace sale, and its refund.
 CHANNEL_SALE, CHANNEL_REFUND = "order", "refund"
-KINDS = (PAYMENT, REFUND, CHARGEBACK, COGS, CHANNEL_SALE, CHANNEL_REFUND)
+KINDS = (PAYMENT, REFUND, CHARGEBACK, DISPUTE_WON, COGS, CHANNEL_SALE, CHANNEL_REFUND)
 # A reconciliation difference settled on the ledger (`adjusting.book_adjustment`); it never touches sales.
 ADJUSTMENT = "reconciliation"
 # A counterparty's payout received at the bank, clearing its receivable (`payouts.book_payout`).
@@ -30,7 +32,7 @@ PAYOUT = "payout"
 # The same payout posted by a confirmed settlement run (`settlement:<run>:payout`, docs/settlement.md):
 # a store's payout is on the ledger under one of the two kinds, never both (`payouts.receive_payout`).
 SETTLEMENT_PAYOUT = "settlement_payout"
-PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", COGS: "cogs:"}
+PREFIX = {PAYMENT: "payment:", REFUND: "refund:", CHARGEBACK: "chargeback:", DISPUTE_WON: "dispute_won:", COGS: "cogs:"}
 PREFIX |= {CHANNEL_SALE: "order:", CHANNEL_REFUND: "refund:"}
 
 

@@ -1,6 +1,7 @@
 """What payments know about abuse, for risk's learning: chargebacks, and refunds a person flagged as fraud.
 
-Every chargeback a gateway reported (`payment_chargebacks`) names the subjects of its order.
+Every chargeback a gateway reported (`payment_chargebacks`) names the subjects of its order, unless its
+dispute was won: the card's bank then ruled the charge genuine.
 
 A refund counts when its reason names fraud (`fraud`, Stripe's `fraudulent`, 欺诈, 盗刷) or a chargeback
 (`chargeback`, 拒付): each names the subjects of its order (the address, the contact typed, the verified
@@ -47,7 +48,10 @@ async def fraud_evidence(session: AsyncSession, *, since: datetime | None = None
     disputed = (
         await session.execute(
             select(PaymentChargeback.order_id)
-            .where(PaymentChargeback.received_at >= since if since is not None else true())
+            .where(
+                PaymentChargeback.received_at >= since if since is not None else true(),
+                PaymentChargeback.status != "won",
+            )
             .order_by(PaymentChargeback.id)
             .limit(MAX_REFUNDS)
         )

@@ -116,6 +116,22 @@ class Chargeback:
 
 
 @dataclass(frozen=True)
+class DisputeClosed:
+    """A verified statement that a dispute ended (Stripe: `charge.dispute.closed`).
+
+    `opened` is the dispute as it was opened, so a close that arrives before its opening applies both, in
+    order. `status` is the provider's outcome: `won` (the bank ruled for the merchant), `lost` (final),
+    `warning_closed` (an inquiry closed without a chargeback) or `prevented`. `reinstated_minor` is the
+    money the provider gave back, `fee_returned_minor` the part of its dispute fee it gave back with it.
+    """
+
+    opened: Chargeback
+    status: str
+    reinstated_minor: int = 0
+    fee_returned_minor: int = 0
+
+
+@dataclass(frozen=True)
 class TradeState:
     """The provider's answer to "what happened to this payment?" (the active query after a lost notification)."""
 
@@ -163,11 +179,11 @@ class Gateway(Protocol):
 
     async def create(self, request: PaymentRequest) -> PayAction: ...
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | Ignored:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | DisputeClosed | Ignored:
         """Check the notification's signature and freshness and read it; raise a payments error if it fails.
 
         A genuine notification kaquan has no use for is `Ignored`, never an error; a provider that reports
-        disputes says so with a `Chargeback`."""
+        disputes says so with a `Chargeback` when one opens and a `DisputeClosed` when it ends."""
         ...
 
     def acknowledge(self, error_code: str | None) -> Acknowledgement:

@@ -7,6 +7,7 @@ from kaquan.kit.models import Base, BigId, UTCDateTime
 
 PAYMENT_STATUSES = ("pending", "succeeded", "closed", "refunded")
 REFUND_STATUSES = ("awaiting_approval", "requested", "processing", "succeeded", "failed", "rejected")
+DISPUTE_STATUSES = ("open", "won", "lost", "warning_closed", "prevented")
 
 
 def _known(column: str, values: tuple[str, ...]) -> str:
@@ -111,6 +112,10 @@ class PaymentChargeback(Base):
     kaquan's number for it, the ledger's reference (`chargeback:<no>`). `fee_minor` is the dispute fee the
     provider charged, `fee_back_minor` the share of the payment's fee it gave back (0: Stripe keeps it).
     `decision_id` is the risk decision the chargeback labelled fraud, when one was found.
+
+    `status` is the dispute's outcome: `open` until the provider closes it, then `won` (the bank ruled for
+    the merchant: `reinstated_minor` came back, with `fee_returned_minor` of the dispute fee), `lost`
+    (final, nothing more moves), `warning_closed` (an inquiry closed without a chargeback) or `prevented`.
     """
 
     __tablename__ = "payment_chargebacks"
@@ -119,6 +124,9 @@ class PaymentChargeback(Base):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("fee_minor >= 0", name="fee_not_negative"),
         CheckConstraint("fee_back_minor >= 0", name="fee_back_not_negative"),
+        CheckConstraint(_known("status", DISPUTE_STATUSES), name="status_known"),
+        CheckConstraint("reinstated_minor >= 0", name="reinstated_not_negative"),
+        CheckConstraint("fee_returned_minor >= 0", name="fee_returned_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -134,3 +142,7 @@ class PaymentChargeback(Base):
     reason: Mapped[str] = mapped_column(String(64))
     decision_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     received_at = mapped_column(UTCDateTime(), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    closed_at = mapped_column(UTCDateTime(), nullable=True)
+    reinstated_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fee_returned_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -23,7 +23,7 @@ from kaquan.orders import service as orders
 from kaquan.orders.service import Order
 from kaquan.payments import chargebacks, refunds
 from kaquan.payments.errors import AmountMismatch, PaymentNotFound
-from kaquan.payments.gateway import Chargeback, Gateway, Ignored, Notification
+from kaquan.payments.gateway import Chargeback, DisputeClosed, Gateway, Ignored, Notification
 from kaquan.payments.models import Payment, PaymentCallback
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ _OUTCOME_LENGTH = 64  # payment_callbacks.outcome
 @dataclass(frozen=True)
 class Receipt:
     """What a notification did: "delivered", "duplicate", "closed", "refund_succeeded", "unfulfilled_refunding",
-    "chargeback", "chargeback_duplicate", "ignored", …;
-    `order_number` is None for an ignored notification (kaquan does not look its trade up)."""
+    "chargeback", "chargeback_duplicate", "dispute_won", "dispute_lost", "dispute_closed_unknown", "ignored", …;
+    `order_number` is None for an ignored notification (kaquan does not look its trade up) and for the close
+    of a dispute about a payment kaquan does not know."""
 
     outcome: str
     order_number: str | None
@@ -54,6 +55,8 @@ async def receive(db: Database, gateway: Gateway, headers: dict[str, str], body:
             return await db.run(lambda session: _ignore(session, gateway, note, digest=digest))
         if isinstance(note, Chargeback):
             return await db.run(lambda session: _charged_back(db, session, gateway, note, digest=digest))
+        if isinstance(note, DisputeClosed):
+            return await db.run(lambda session: _dispute_closed(db, session, gateway, note, digest=digest))
         return await db.run(lambda session: apply(db, session, gateway, note, digest=digest))
     except DomainError as exc:
         log.warning("payment notification refused by %s: %s", gateway.name, exc.code)
@@ -123,17 +126,32 @@ async def _charged_back(
     db: Database, session: AsyncSession, gateway: Gateway, note: Chargeback, *, digest: bytes
 ) -> Receipt:
     outcome, payment = await chargebacks.apply(db, session, gateway, note)
+    return await _disputed(session, gateway, outcome, payment, note.txn_id, digest=digest)
+
+
+async def _dispute_closed(
+    db: Database, session: AsyncSession, gateway: Gateway, note: DisputeClosed, *, digest: bytes
+) -> Receipt:
+    outcome, payment = await chargebacks.close(db, session, gateway, note)
+    return await _disputed(session, gateway, outcome, payment, note.opened.txn_id, digest=digest)
+
+
+async def _disputed(
+    session: AsyncSession, gateway: Gateway, outcome: str, payment: Payment | None, txn_id: str, *, digest: bytes
+) -> Receipt:
     session.add(
         PaymentCallback(
             gateway=gateway.name,
             received_at=clock.now(),
             accepted=True,
             outcome=outcome,
-            payment_token=payment.token,
-            txn_id=note.txn_id,
+            payment_token=payment.token if payment is not None else None,
+            txn_id=txn_id[:128],
             body_sha256=digest,
         )
     )
+    if payment is None:
+        return Receipt(outcome, None)
     order = await orders.by_id(session, payment.order_id)
     return Receipt(outcome, order.number)
 

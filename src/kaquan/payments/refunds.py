@@ -430,6 +430,7 @@ async def books_records(session: AsyncSession) -> tuple[list[accounting.PaidReco
             c.currency,
             chargeback=True,
             fee_back_minor=c.fee_back_minor,
+            reinstated_minor=c.reinstated_minor,
         )
         for c in charged_back
     ]

@@ -221,3 +221,10 @@ async def label_order_fraud(
         return None
     await session.execute(update(RiskDecision).where(RiskDecision.id == decision_id).values(label="fraud"))
     return int(decision_id)
+
+
+async def label_decision_legit(session: AsyncSession, decision_id: int) -> None:
+    """Label a decision legit on later proof that its order was not fraud: a dispute the merchant won (the
+    card's bank ruled the charge genuine, after the evidence). It overrides the chargeback's `fraud`, as the
+    chargeback overrode a reviewer's `legit`: the latest, strongest proof is what the model learns."""
+    await session.execute(update(RiskDecision).where(RiskDecision.id == decision_id).values(label="legit"))

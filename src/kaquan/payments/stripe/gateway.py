@@ -35,6 +35,7 @@ from kaquan.payments.errors import (
 from kaquan.payments.gateway import (
     Acknowledgement,
     Chargeback,
+    DisputeClosed,
     Ignored,
     Notification,
     PayAction,
@@ -56,6 +57,9 @@ METHODS = ("checkout",)
 # A session lives at most 24 hours: a token's session, if any is still open or recent, was created within this.
 _SESSION_LOOKBACK = protocol.SESSION_MAX_LIFETIME + timedelta(hours=1)
 _KNOWN_SESSIONS = 10_000
+# An inquiry (Stripe's `warning_*` statuses) takes no money; a chargeback does (`funds_withdrawn` if one escalates).
+_INQUIRY = ("warning_needs_response", "warning_under_review", "warning_closed")
+_CLOSED = ("won", "lost", "warning_closed", "prevented")
 _REFUND_STATUS: dict[str, RefundStatus] = {
     "pending": "processing",
     "requires_action": "processing",
@@ -255,7 +259,7 @@ class StripeGateway:
 
     # --- notifications --------------------------------------------------------------------------------------
 
-    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | Ignored:
+    def verify(self, headers: dict[str, str], body: bytes) -> Notification | Chargeback | DisputeClosed | Ignored:
         header = {key.lower(): value for key, value in headers.items()}.get(protocol.SIGNATURE_HEADER, "")
         if not header:
             raise InvalidSignature("the webhook has no Stripe-Signature header")
@@ -428,7 +432,7 @@ def _event(body: bytes) -> dict[str, Any]:
     return event
 
 
-def _notification(kind: str, obj: dict[str, Any]) -> Notification | Chargeback | Ignored:
+def _notification(kind: str, obj: dict[str, Any]) -> Notification | Chargeback | DisputeClosed | Ignored:
     try:
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             return _session_notification(obj, paid=True)
@@ -441,8 +445,12 @@ def _notification(kind: str, obj: dict[str, Any]) -> Notification | Chargeback |
             if not refunds:
                 raise MalformedCallback("charge.refunded without its refunds; subscribe to refund.updated instead")
             return _refund_notification(max(refunds, key=lambda refund: (refund["created"], refund["id"])))
-        if kind == "charge.dispute.created":
-            return _chargeback(obj)
+        if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
+            if obj.get("status") in _INQUIRY:
+                return Ignored(f"{kind}:inquiry")
+            return _chargeback(obj, obj.get("balance_transactions") or [])
+        if kind == "charge.dispute.closed":
+            return _dispute_closed(obj)
     except (KeyError, TypeError, AttributeError, ValueError):
         raise MalformedCallback("the Stripe event's object lacks what kaquan reads", event_type=kind) from None
     # An endpoint subscribed to more than kaquan reads (or to every event): acknowledged, not retried for days.
@@ -511,9 +519,9 @@ def _refund_notification(refund: dict[str, Any]) -> Notification:
     )
 
 
-def _chargeback(dispute: dict[str, Any]) -> Chargeback:
+def _chargeback(dispute: dict[str, Any], withdrawn: list[dict[str, Any]]) -> Chargeback:
     """A dispute opened: Stripe has taken the disputed amount and its dispute fee from the balance already
-    (`balance_transactions`, the fee in each one's `fee`)."""
+    (the `withdrawn` balance transactions, the fee in each one's `fee`)."""
     if dispute.get("object") != "dispute":
         raise MalformedCallback("the event's object is not a dispute")
     dispute_id = dispute["id"]
@@ -523,7 +531,7 @@ def _chargeback(dispute: dict[str, Any]) -> Chargeback:
     if intent is None:
         raise NotificationMismatch("the dispute names no payment intent kaquan opened", dispute=dispute_id)
     amount, currency = _money(dispute, "amount")
-    fees = [txn["fee"] for txn in dispute.get("balance_transactions") or []]
+    fees = [txn["fee"] for txn in withdrawn]
     if any(type(fee) is not int or fee < 0 for fee in fees):
         raise TypeError("a balance transaction's fee")
     return Chargeback(
@@ -533,4 +541,27 @@ def _chargeback(dispute: dict[str, Any]) -> Chargeback:
         currency=currency,
         fee_minor=protocol.from_stripe_amount(sum(fees), currency),
         reason=str(dispute.get("reason") or "")[:64],
+    )
+
+
+def _dispute_closed(dispute: dict[str, Any]) -> DisputeClosed:
+    """A dispute ended. Its `balance_transactions` are the withdrawal and, for a won dispute, the
+    reinstatement: a positive amount, and a negative fee for the part of the dispute fee Stripe gave back
+    (Stripe returns its dispute-countered fee with a win and keeps the dispute-received fee)."""
+    status = dispute.get("status")
+    if status not in _CLOSED:
+        raise MalformedCallback("a closed dispute's status is not an outcome", status=status)
+    txns = dispute.get("balance_transactions") or []
+    if any(type(txn["amount"]) is not int or type(txn["fee"]) is not int for txn in txns):
+        raise TypeError("a balance transaction's amount and fee")
+    withdrawn = [txn for txn in txns if txn["amount"] < 0]
+    reinstating = [txn for txn in txns if txn["amount"] > 0]
+    if any(txn["fee"] > 0 for txn in reinstating):
+        raise TypeError("a reinstating balance transaction charges no fee")
+    opened = _chargeback(dispute, withdrawn)
+    return DisputeClosed(
+        opened=opened,
+        status=status,
+        reinstated_minor=protocol.from_stripe_amount(sum(txn["amount"] for txn in reinstating), opened.currency),
+        fee_returned_minor=protocol.from_stripe_amount(-sum(txn["fee"] for txn in reinstating), opened.currency),
     )

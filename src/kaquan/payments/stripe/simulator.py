@@ -5,14 +5,14 @@ keeps sessions, payment intents, charges, refunds and balance transactions in
 memory per instance, honours `Idempotency-Key` (the same key replays the first
 answer; with other parameters it is an `idempotency_error`) and answers with
 Stripe's error shapes. Webhooks go to the one endpoint a merchant registers
-(Stripe has no per-payment notify URL), signed `t=…,v1=…` with the endpoint's
-`whsec_` secret. A buyer paying is notified at once; events that follow a
-merchant's request (a refund, an expired session) are delivered in the
-background, as Stripe does, so a merchant never waits on its own webhook
-inside its own transaction: `drain()` awaits them.
+(Stripe has no per-payment notify URL): events are built and signed by
+`sim_events`, posted by `sim_webhooks`. A buyer paying is notified at once;
+events that follow a merchant's request (a refund, an expired session) are
+delivered in the background, as Stripe does, so a merchant never waits on its
+own webhook inside its own transaction: `drain()` awaits them. A card's bank
+can dispute a charge (`dispute`) and later rule on it (`close_dispute`).
 """
 
-import asyncio
 import hashlib
 import json
 import secrets
@@ -30,30 +30,14 @@ from starlette.types import ASGIApp
 
 from kaquan.kit import clock
 from kaquan.payments.plugins import SentNotification
-from kaquan.payments.stripe import checkout_page, protocol
+from kaquan.payments.stripe import checkout_page, protocol, sim_events
+from kaquan.payments.stripe.sim_api import StripeError, invalid, limit_of, matches, missing, page_of, search_clauses
+from kaquan.payments.stripe.sim_events import API_VERSION as API_VERSION
+from kaquan.payments.stripe.sim_webhooks import WebhookPoster
 
-API_VERSION = "2025-09-30.clover"
 IDEMPOTENCY_KEY_LIFETIME_S = 86_400
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 _Handler = Callable[[Request, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class StripeError(Exception):
-    """A request Stripe refuses, with the HTTP status and body it answers."""
-
-    def __init__(self, status: int, kind: str, message: str, *, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.body = protocol.error_body(kind, message, code=code, param=param)
-
-
-def _invalid(message: str, *, code: str | None = None, param: str | None = None, status: int = 400) -> StripeError:
-    return StripeError(status, "invalid_request_error", message, code=code, param=param)
-
-
-def _missing(kind: str, object_id: str, *, param: str | None = None) -> StripeError:
-    status = 400 if param else 404
-    return _invalid(f"No such {kind}: '{object_id}'", code="resource_missing", param=param, status=status)
 
 
 class TradeNotPayable(Exception):
@@ -90,9 +74,8 @@ class StripeSimulator:
     ) -> None:
         self.secret_key = secret_key
         self.webhook_secret = webhook_secret
-        self.webhook_url = webhook_url
+        self.webhooks = WebhookPoster(webhook_url, notify_transport)
         self.base_url = base_url.rstrip("/")
-        self.notify_transport = notify_transport
         self.now = now
         self.fee_rate_bp = fee_rate_bp
         self.fee_fixed_minor = fee_fixed_minor
@@ -106,8 +89,6 @@ class StripeSimulator:
         self.disputes: dict[str, dict[str, Any]] = {}
         self.balance: dict[str, dict[str, Any]] = {}
         self._idempotent: dict[str, _Remembered] = {}
-        self._sent: list[SentNotification] = []
-        self._deliveries: set[asyncio.Task[SentNotification]] = set()
         self._sequence = 0
         api: list[tuple[str, str, _Handler]] = [
             ("/v1/checkout/sessions", "POST", self._create_session),
@@ -127,6 +108,18 @@ class StripeSimulator:
         ]
         self.app: ASGIApp = Starlette(routes=[*(Route(path, self._api(h), methods=[m]) for path, m, h in api), *pages])
 
+    @property
+    def webhook_url(self) -> str:
+        return self.webhooks.url
+
+    @property
+    def notify_transport(self) -> httpx.AsyncBaseTransport | None:
+        return self.webhooks.transport
+
+    @notify_transport.setter
+    def notify_transport(self, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.webhooks.transport = transport
+
     # --- ProviderSimulator --------------------------------------------------------------------------------
 
     async def pay(self, payment_token: str, *, notify: bool = True) -> SentNotification | None:
@@ -144,10 +137,10 @@ class StripeSimulator:
         return await self._complete(session, notify=notify)
 
     async def resend(self, sent: SentNotification) -> SentNotification:
-        return await self._post(sent.headers, sent.body)
+        return await self.webhooks.post(sent.headers, sent.body)
 
     def sent(self) -> list[SentNotification]:
-        return list(self._sent)
+        return self.webhooks.sent()
 
     def bill(self, day: date) -> bytes:
         """The day's (UTC) balance transactions as Stripe's balance history CSV export."""
@@ -162,8 +155,7 @@ class StripeSimulator:
 
     async def drain(self) -> None:
         """Wait for the webhooks under way (refunds, expiries); what they got back is in `sent()`."""
-        while self._deliveries:
-            await asyncio.gather(*list(self._deliveries))
+        await self.webhooks.drain()
 
     async def settle_refund(self, refund_id: str, *, succeeded: bool = True) -> SentNotification:
         """A pending refund reaches the bank's verdict; a failed one returns the money to the balance."""
@@ -176,7 +168,7 @@ class StripeSimulator:
             self.charges[refund["charge"]]["amount_refunded"] -= refund["amount"]
             self.charges[refund["charge"]]["refunded"] = False
             self._balance_txn("refund_failure", refund_id, refund["amount"], refund["currency"], fee=0, description="")
-        return await self._post(*self._event("refund.updated", json.loads(json.dumps(refund))))
+        return await self.webhooks.post(*self._event("refund.updated", refund))
 
     async def dispute(
         self, payment_token: str, *, amount: int | None = None, fee: int = 1500, reason: str = "fraudulent"
@@ -192,24 +184,38 @@ class StripeSimulator:
         disputed = charge["amount"] - charge["amount_refunded"] if amount is None else amount
         dispute_id = self._id("dp_")
         txn = self._balance_txn("adjustment", dispute_id, -disputed, charge["currency"], fee=fee, description="")
-        dispute = {
-            "id": dispute_id,
-            "object": "dispute",
-            "amount": disputed,
-            "currency": charge["currency"],
-            "charge": charge["id"],
-            "payment_intent": charge["payment_intent"],
-            "reason": reason,
-            "status": "needs_response",
-            "is_charge_refundable": False,
-            "balance_transactions": [self.balance[txn]],
-            "metadata": {},
-            "created": self._unix(),
-            "livemode": self.livemode,
-        }
+        dispute = sim_events.opened_dispute(
+            {**charge, "livemode": self.livemode},
+            dispute_id=dispute_id,
+            amount=disputed,
+            reason=reason,
+            withdrawal=self.balance[txn],
+            created=self._unix(),
+        )
         charge["disputed"] = True
         self.disputes[dispute_id] = dispute
-        return await self._post(*self._event("charge.dispute.created", json.loads(json.dumps(dispute))))
+        return await self.webhooks.post(*self._event("charge.dispute.created", dispute))
+
+    def dispute_of(self, payment_token: str) -> str:
+        """The id of the latest dispute of the token's charge."""
+        return next(
+            str(d["id"])
+            for d in reversed(self.disputes.values())
+            if self.charges[d["charge"]]["metadata"].get("payment_token") == payment_token
+        )
+
+    async def close_dispute(self, dispute_id: str, status: str, *, fee_returned: int = 0) -> SentNotification:
+        """The bank rules on a dispute and Stripe posts `charge.dispute.closed`. `won` gives the disputed amount
+        back to the balance with `fee_returned` of the dispute fee; `lost` and the rest move nothing."""
+        dispute = self.disputes[dispute_id]
+        reinstatement = None
+        if status == "won":
+            txn = self._balance_txn(
+                "adjustment", dispute_id, dispute["amount"], dispute["currency"], fee=-fee_returned, description=""
+            )
+            reinstatement = self.balance[txn]
+        sim_events.close_dispute(dispute, status, reinstatement)
+        return await self.webhooks.post(*self._event("charge.dispute.closed", dispute))
 
     async def expire_due(self) -> list[str]:
         """Expire every open session past its `expires_at`, as Stripe's sweeper does, with their webhooks."""
@@ -259,27 +265,27 @@ class StripeSimulator:
 
     async def _create_session(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("mode") != "payment":
-            raise _invalid("kaquan's simulator only opens payment-mode sessions", param="mode")
+            raise invalid("kaquan's simulator only opens payment-mode sessions", param="mode")
         items = params.get("line_items")
         if not isinstance(items, list) or not items:
-            raise _invalid("line_items is required in payment mode", param="line_items")
+            raise invalid("line_items is required in payment mode", param="line_items")
         currencies, total = set(), 0
         for index, item in enumerate(items):
             price = item.get("price_data") if isinstance(item, dict) else None
             if not isinstance(price, dict) or not str(price.get("unit_amount", "")).isdigit():
-                raise _invalid("each line item needs price_data[unit_amount]", param=f"line_items[{index}][price_data]")
+                raise invalid("each line item needs price_data[unit_amount]", param=f"line_items[{index}][price_data]")
             if not isinstance(price.get("product_data"), dict) or not price["product_data"].get("name"):
-                raise _invalid("price_data needs product_data[name]", param=f"line_items[{index}][price_data]")
+                raise invalid("price_data needs product_data[name]", param=f"line_items[{index}][price_data]")
             currencies.add(str(price.get("currency", "")))
             total += int(price["unit_amount"]) * int(item.get("quantity", "1"))
         if len(currencies) != 1 or not next(iter(currencies)).isalpha():
-            raise _invalid("all line items need one currency", param="line_items")
+            raise invalid("all line items need one currency", param="line_items")
         if not params.get("success_url"):
-            raise _invalid("success_url is required", param="success_url")
+            raise invalid("success_url is required", param="success_url")
         created = self._unix()
         expires_at = int(params.get("expires_at", created + 86_400))
         if not created + 1800 <= expires_at <= created + 86_400:
-            raise _invalid(
+            raise invalid(
                 "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.",
                 param="expires_at",
             )
@@ -327,12 +333,12 @@ class StripeSimulator:
             if params.get("payment_intent") in (None, s["payment_intent"])
             and params.get("status") in (None, s["status"])
         ]
-        return _page(found, params, "/v1/checkout/sessions")
+        return page_of(found, params, "/v1/checkout/sessions")
 
     async def _expire_session(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         session = self._session(request.path_params["id"])
         if session["status"] != "open":
-            raise _invalid(
+            raise invalid(
                 f'Only Checkout Sessions with a status in ["open"] can be expired; this one is {session["status"]}.'
             )
         self._expire(session)
@@ -341,17 +347,17 @@ class StripeSimulator:
     async def _get_intent(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         intent = self.intents.get(request.path_params["id"])
         if intent is None:
-            raise _missing("payment_intent", request.path_params["id"])
+            raise missing("payment_intent", request.path_params["id"])
         return intent
 
     async def _search_intents(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
-        clauses = _search_clauses(str(params.get("query", "")))
+        clauses = search_clauses(str(params.get("query", "")))
         found = [
             intent
             for intent in sorted(self.intents.values(), key=lambda i: (i["created"], i["id"]), reverse=True)
-            if all(_matches(intent, field_name, value) for field_name, value in clauses)
+            if all(matches(intent, field_name, value) for field_name, value in clauses)
         ]
-        limit = _limit(params)
+        limit = limit_of(params)
         return {
             "object": "search_result",
             "url": "/v1/payment_intents/search",
@@ -363,21 +369,21 @@ class StripeSimulator:
     async def _create_refund(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         intent_id = params.get("payment_intent")
         if not intent_id:
-            raise _invalid("You must pass either a charge or a payment_intent", param="payment_intent")
+            raise invalid("You must pass either a charge or a payment_intent", param="payment_intent")
         intent = self.intents.get(intent_id)
         if intent is None:
-            raise _missing("payment_intent", intent_id, param="payment_intent")
+            raise missing("payment_intent", intent_id, param="payment_intent")
         charge = self.charges[intent["latest_charge"]]
         remaining = charge["amount"] - charge["amount_refunded"]
         if remaining == 0:
-            raise _invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+            raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
         raw = params.get("amount", str(remaining))
         if not raw.isdigit() or int(raw) <= 0:
-            raise _invalid("Invalid positive integer", code="parameter_invalid_integer", param="amount")
+            raise invalid("Invalid positive integer", code="parameter_invalid_integer", param="amount")
         amount = int(raw)
         if amount > remaining:
             currency = charge["currency"]
-            raise _invalid(
+            raise invalid(
                 f"Refund amount ({protocol.format_amount(amount, currency)} {currency}) is greater than unrefunded "
                 f"amount on charge ({protocol.format_amount(remaining, currency)} {currency})",
                 code="amount_too_large",
@@ -385,7 +391,7 @@ class StripeSimulator:
             )
         reason = params.get("reason")
         if reason is not None and reason not in _REFUND_REASONS:
-            raise _invalid(f"Invalid reason: must be one of {', '.join(_REFUND_REASONS)}", param="reason")
+            raise invalid(f"Invalid reason: must be one of {', '.join(_REFUND_REASONS)}", param="reason")
         refund_id = self._id("re_")
         txn = self._balance_txn(
             "refund", refund_id, -amount, charge["currency"], fee=0, description="REFUND FOR CHARGE"
@@ -413,12 +419,12 @@ class StripeSimulator:
     async def _get_refund(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         refund = self.refunds.get(request.path_params["id"])
         if refund is None:
-            raise _missing("refund", request.path_params["id"])
+            raise missing("refund", request.path_params["id"])
         return refund
 
     async def _list_refunds(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         found = [r for r in self.refunds.values() if params.get("payment_intent") in (None, r["payment_intent"])]
-        return _page(found, params, "/v1/refunds")
+        return page_of(found, params, "/v1/refunds")
 
     async def _list_balance(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         expand = params.get("expand") or []
@@ -426,7 +432,7 @@ class StripeSimulator:
             {**txn, "source": self._source(txn["source"])} if "data.source" in expand else dict(txn)
             for txn in self.balance.values()
         ]
-        return _page(found, params, "/v1/balance_transactions")
+        return page_of(found, params, "/v1/balance_transactions")
 
     # --- the buyer's Checkout page ----------------------------------------------------------------------
 
@@ -451,7 +457,7 @@ class StripeSimulator:
     def _session(self, session_id: str) -> dict[str, Any]:
         session = self.sessions.get(session_id)
         if session is None:
-            raise _missing("checkout.session", session_id)
+            raise missing("checkout.session", session_id)
         self._open(session)
         return session
 
@@ -505,7 +511,7 @@ class StripeSimulator:
             customer_details={"email": "buyer@example.com", "name": None},
         )
         event = self._event("checkout.session.completed", _public(session))
-        return await self._post(*event) if notify else None
+        return await self.webhooks.post(*event) if notify else None
 
     def _balance_txn(self, kind: str, source: str, amount: int, currency: str, *, fee: int, description: str) -> str:
         txn_id = self._id("txn_")
@@ -530,37 +536,17 @@ class StripeSimulator:
         return self.charges.get(source_id) or self.refunds.get(source_id) or self.disputes[source_id]
 
     def _event(self, kind: str, obj: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-        event = {
-            "id": self._id("evt_"),
-            "object": "event",
-            "api_version": API_VERSION,
-            "created": self._unix(),
-            "livemode": self.livemode,
-            "pending_webhooks": 1,
-            "type": kind,
-            "data": {"object": obj},
-        }
-        body = json.dumps(event, ensure_ascii=False).encode()
-        header = protocol.signature_header([self.webhook_secret], body, self._unix())
-        return {"content-type": "application/json; charset=utf-8", "stripe-signature": header}, body
+        return sim_events.signed_event(
+            kind,
+            obj,
+            event_id=self._id("evt_"),
+            created=self._unix(),
+            livemode=self.livemode,
+            secret=self.webhook_secret,
+        )
 
     def _deliver_later(self, kind: str, obj: dict[str, Any]) -> None:
-        headers, body = self._event(kind, json.loads(json.dumps(obj)))
-        task = asyncio.get_running_loop().create_task(self._post(headers, body))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
-
-    async def _post(self, headers: dict[str, str], body: bytes) -> SentNotification:
-        sent_headers = {**headers, "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
-        async with httpx.AsyncClient(transport=self.notify_transport, timeout=10.0) as client:
-            try:
-                answer = await client.post(self.webhook_url, content=body, headers=sent_headers)
-                status, text = answer.status_code, answer.content
-            except httpx.HTTPError as exc:  # Stripe records the failed delivery and retries later
-                status, text = 0, type(exc).__name__.encode()
-        sent = SentNotification(self.webhook_url, headers, body, status, text)
-        self._sent.append(sent)
-        return sent
+        self.webhooks.post_later(*self._event(kind, obj))
 
     def _unix(self) -> int:
         return int(self.now().timestamp())
@@ -572,58 +558,6 @@ class StripeSimulator:
 
 def _public(session: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in session.items() if key not in ("line_items_names", "payment_intent_data")}
-
-
-def _limit(params: dict[str, Any]) -> int:
-    raw = str(params.get("limit", "10"))
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise _invalid("limit must be an integer between 1 and 100", param="limit")
-    return int(raw)
-
-
-def _page(items: list[dict[str, Any]], params: dict[str, Any], url: str) -> dict[str, Any]:
-    """One page of a Stripe list: newest first, `created` filters, `starting_after` cursor, `has_more`."""
-    created = params.get("created")
-    bounds = created if isinstance(created, dict) else ({"eq": created} if created else {})
-    tests = {
-        "gt": lambda at, bound: at > bound,
-        "gte": lambda at, bound: at >= bound,
-        "lt": lambda at, bound: at < bound,
-        "lte": lambda at, bound: at <= bound,
-        "eq": lambda at, bound: at == bound,
-    }
-    for name, bound in bounds.items():
-        if name not in tests or not str(bound).isdigit():
-            raise _invalid("created takes gt, gte, lt, lte as unix timestamps", param="created")
-        items = [item for item in items if tests[name](item["created"], int(bound))]
-    items = sorted(items, key=lambda item: (item["created"], item["id"]), reverse=True)
-    after = params.get("starting_after")
-    if after is not None:
-        position = next((index for index, item in enumerate(items) if item["id"] == after), None)
-        if position is None:
-            raise _missing("object", str(after), param="starting_after")
-        items = items[position + 1 :]
-    limit = _limit(params)
-    return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
-
-
-def _search_clauses(query: str) -> list[tuple[str, str]]:
-    """The `field:'value'` clauses of a Search API query joined by AND (what the simulator understands)."""
-    clauses = []
-    for clause in query.split(" AND "):
-        name, colon, quoted = clause.strip().partition(":")
-        if not colon or len(quoted) < 2 or quoted[0] != "'" or quoted[-1] != "'":
-            raise _invalid(f"Unsupported search query: {query!r}", param="query")
-        clauses.append((name, quoted[1:-1].replace("\\'", "'").replace("\\\\", "\\")))
-    return clauses
-
-
-def _matches(intent: dict[str, Any], name: str, value: str) -> bool:
-    if name.startswith("metadata['") and name.endswith("']"):
-        return bool(intent["metadata"].get(name[10:-2]) == value)
-    if name in ("status", "currency"):
-        return bool(intent[name] == value)
-    raise _invalid(f"Field {name!r} is not searchable here", param="query")
 
 
 def _json(payload: dict[str, Any], status: int) -> Response:
