@@ -1,4 +1,5 @@
-"""reconciliation: a line and a record that agree are one compact row of reconciliation_matches, not an item
+"""reconciliation: a line and a record that agree are one compact row of reconciliation_matches, not an item;
+the lines' day index is a block-range index on PostgreSQL
 
 Revision ID: 8e2f4a6c1b37
 Revises: 7d4c1e9a2b60
@@ -51,9 +52,21 @@ def upgrade() -> None:
     )
     op.execute(_MOVE)
     op.execute(_MOVED)
+    with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_reconciliation_lines_source_day")
+        batch_op.create_index(
+            "ix_reconciliation_lines_source_day",
+            ["source", "business_day"],
+            unique=False,
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("reconciliation_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_reconciliation_lines_source_day")
+        batch_op.create_index("ix_reconciliation_lines_source_day", ["source", "business_day"], unique=False)
     # A matched pair's figures are its line's (they agree); kaquan's status of the record was not kept: a
     # matched payment or refund is one kaquan saw succeed.
     op.execute(
