@@ -46,7 +46,7 @@ async def test_the_providers_bill_of_a_day_matches_what_kaquan_recorded(shop: We
 
     assert stored.lines_new == 4
     assert await shop.match(day) == {"matched": 4}
-    assert {item.record_ref for item in await shop.items()} == {
+    assert {pair.record_ref for pair in await shop.matched()} == {
         first.token,
         second.token,
         third.token,

@@ -48,14 +48,16 @@ async def test_the_worklist_shows_differences_and_filters_them(shop: WechatShop)
     async with shop.rt.db.read() as session:
         waiting = await reconciliation.list_differences(session, source="wechatpay", first_day=day, last_day=day)
         mismatches = await reconciliation.list_differences(session, classes=("amount_mismatch",))
-        matched = await reconciliation.list_differences(session, states=("auto",))
+        needing_nobody = await reconciliation.list_differences(session, states=("auto",))
+        matched = await reconciliation.list_matched(session, source="wechatpay", first_day=day, last_day=day)
         other_day = await reconciliation.list_differences(session, first_day=day.replace(year=day.year + 1))
         with pytest.raises(BadInput):
             await reconciliation.list_differences(session, classes=("lost",))
 
     assert [item.record_ref for item in waiting] == [short.token]
     assert [(item.expected_minor, item.found_minor) for item in mismatches] == [(2990, 2900)]
-    assert [item.record_ref for item in matched] == [good.token]
+    assert needing_nobody == []  # a matched pair is no item of the worklist: it is kept apart, compact
+    assert [(pair.record_ref, pair.amount_minor, pair.line_no) for pair in matched] == [(good.token, 1990, 2)]
     assert other_day == []
     assert waiting[0].line_no == 3 and waiting[0].line_merchant_ref == short.token
 
@@ -120,16 +122,16 @@ async def test_resolving_another_way_after_a_resolution_is_refused(shop: WechatS
         await resolve(shop, item.id, "shrug")
 
 
-async def test_a_matched_item_has_nothing_to_resolve(shop: WechatShop) -> None:
+async def test_a_matched_pair_is_kept_apart_from_the_worklist_with_nothing_to_resolve(shop: WechatShop) -> None:
     paid = await shop.paid()
     await shop.import_(statement([payment_line(paid)], day=paid.day))
     await shop.match(paid.day)
-    [item] = await shop.items()
 
-    with pytest.raises(reconciliation.NothingToResolve):
-        await resolve(shop, item.id, "no_action")
+    assert await shop.items() == []
+    [pair] = await shop.matched()
+    assert (pair.record_ref, pair.class_, pair.state) == (paid.token, "matched", "auto")
     with pytest.raises(reconciliation.DifferenceNotFound):
-        await resolve(shop, item.id + 1000, "no_action")
+        await resolve(shop, 1000, "no_action")
 
 
 async def test_matching_again_keeps_annotated_and_resolved_items_and_their_notes(shop: WechatShop) -> None:
@@ -149,5 +151,5 @@ async def test_matching_again_keeps_annotated_and_resolved_items_and_their_notes
     after = {item.record_ref: item for item in await shop.items()}
     assert (after[noted.token].state, after[noted.token].note) == ("annotated", "asked WeChat, ticket 7731")
     assert (after[settled.token].state, after[settled.token].resolution) == ("resolved", "no_action")
-    assert after[open_.token].class_ == "matched"
+    assert [pair.record_ref for pair in await shop.matched()] == [open_.token]
     assert await audit_actions(shop) == ["reconciliation.annotated", "reconciliation.resolved"]

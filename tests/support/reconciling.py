@@ -231,8 +231,14 @@ class WechatShop:
         return {name: n for name, n in summary.counts.items() if n}
 
     async def items(self, **filters: object) -> list[reconciliation.DifferenceView]:
+        """Every item of the worklist, in any state."""
         async with self.rt.db.read() as session:
             return await reconciliation.list_differences(session, states=None, limit=10_000, **filters)  # type: ignore[arg-type]
+
+    async def matched(self, **filters: object) -> list[reconciliation.MatchedView]:
+        """The pairs matching found in agreement, kept apart from the worklist."""
+        async with self.rt.db.read() as session:
+            return await reconciliation.list_matched(session, limit=10_000, **filters)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -270,5 +276,9 @@ def utc(day: date, hour: int = 12) -> datetime:
 
 
 async def items_by_ref(shop: WechatShop) -> dict[str, str]:
-    """Each item's class by its record's ref, or its line's identity."""
-    return {(item.record_ref or item.line_identity or "?"): item.class_ for item in await shop.items()}
+    """Each item's class, and each matched pair's, by its record's ref, or its line's identity."""
+    found: list[reconciliation.DifferenceView | reconciliation.MatchedView] = [
+        *await shop.items(),
+        *await shop.matched(),
+    ]
+    return {(item.record_ref or item.line_identity or "?"): item.class_ for item in found}

@@ -4,7 +4,8 @@
 `kaquan.statements`) once each; `matching.match_period` classes every line and
 every kaquan payment and refund of a period, in SQL; `worklist` lists the
 differences and lets finance annotate and resolve them, posting adjustments to
-the ledger through `accounting.book_adjustment`. docs/reconciliation.md.
+the ledger through `accounting.book_adjustment`; `matched` lists the pairs in
+agreement, kept compact. docs/reconciliation.md.
 
 The public surface is what this module exports; other modules use only that.
 """
@@ -27,6 +28,7 @@ from kaquan.reconciliation.export import CLASS_WORDS, RESOLUTION_WORDS, STATE_WO
 from kaquan.reconciliation.imported import StatementView, list_statements
 from kaquan.reconciliation.importing import ImportResult, import_statement
 from kaquan.reconciliation.mappings import MappingView, column_mapping, get_mapping, list_mappings, save_mapping
+from kaquan.reconciliation.matched import MatchedView, list_matched
 from kaquan.reconciliation.matching import MatchSummary, counts, match_period
 from kaquan.reconciliation.models import CLASSES, STATES, ClassName, StateName
 from kaquan.reconciliation.sources import MAX_STATEMENT_BYTES, SOURCE_HELP, checked_source, import_file, open_source
@@ -64,6 +66,7 @@ __all__ = [
     "MappingNotFound",
     "MappingView",
     "MatchSummary",
+    "MatchedView",
     "NothingToResolve",
     "Resolution",
     "ResolutionNotSupported",
@@ -88,6 +91,7 @@ __all__ = [
     "list_differences",
     "list_fetches",
     "list_mappings",
+    "list_matched",
     "list_statements",
     "match_period",
     "money",

@@ -13,9 +13,12 @@ then, over what is left (copied once to two small tables):
    such line of an amount on a day with the k-th unpaired payment of that
    amount on that day, both in time order.
 Every pair, every unpaired line and every unpaired record with a business day
-in the period then becomes one item in exactly one class (docs/reconciliation.md).
-Items finance annotated or resolved are left out of all of this and kept as
-they are; the period's other items are replaced.
+in the period then ends in exactly one class (docs/reconciliation.md): a pair
+that agrees as one compact row of `reconciliation_matches`, anything else as
+one item of the worklist. Each pass notes whether the pair it makes agrees, so
+the million pairs that do are written without being joined again with their
+line and record. Items finance annotated or resolved are left out of all of
+this and kept as they are; the period's other items and matches are replaced.
 """
 
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,7 +61,7 @@ from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod
-from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, STATEMENTS, Difference
+from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, STATEMENTS, Difference
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
 TIMING_WINDOW = timedelta(minutes=10)
@@ -113,6 +117,7 @@ def lock_name(source: str) -> str:
 
 
 async def counts(session: AsyncSession, source: str, first_day: date, last_day: date) -> dict[str, int]:
+    """How many items of each class the days hold, the compact matched pairs counted as `matched`."""
     found = await session.execute(
         select(Difference.class_, func.count())
         .where(Difference.source == source, Difference.business_day.between(first_day, last_day))
@@ -120,7 +125,47 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     )
     by_class = {name: 0 for name in CLASSES}
     by_class.update({name: int(n) for name, n in found.all()})
+    m = MATCHES.c
+    matched = select(func.count()).where(m.source == source, m.business_day.between(first_day, last_day))
+    by_class["matched"] += int((await session.execute(matched)).scalar_one())
     return by_class
+
+
+def _pair_columns(*extra: Column[Any] | Index) -> list[Column[Any] | Index]:
+    """A pair as the passes find it: its line, its record, its day (the record's) and whether the two agree."""
+    return [
+        Column("record_kind", String(16), nullable=False),
+        Column("record_ref", String(128), nullable=False),
+        Column("day", Date, nullable=False),
+        Column("agrees", Integer, nullable=False),
+        *extra,
+    ]
+
+
+def _pair_class(lines: Table, records: Table) -> Any:
+    """The class of a line and a record paired: status first, then amount, then fee; else `matched`."""
+    lc, rc = lines.c, records.c
+    line_status = func.upper(lc.status)
+    payment_class = case(
+        (
+            or_(
+                rc.status.not_in(PAID_HERE),
+                line_status.in_(UNPAID_STATUSES),
+                and_(line_status.in_(REFUNDED_STATUSES), rc.status != "refunded"),
+            ),
+            "status_mismatch",
+        ),
+        (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "amount_mismatch"),
+        (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+        else_="matched",
+    )
+    refund_class = case(
+        (rc.status != "succeeded", "status_mismatch"),
+        (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "refund_amount_mismatch"),
+        (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
+        else_="matched",
+    )
+    return case((rc.kind == "payment", payment_class), else_=refund_class)
 
 
 def _line_columns() -> list[Column[Any]]:
@@ -184,8 +229,7 @@ class _Run:
             self.session,
             "reconciliation_match_pairs",
             Column("line_id", BigInteger, nullable=False),
-            Column("record_kind", String(16), nullable=False),
-            Column("record_ref", String(128), nullable=False),
+            *_pair_columns(),
         )
         await self._stage_lines()
         if self.marketplace:
@@ -299,15 +343,13 @@ class _Run:
             self.session,
             "reconciliation_match_left_pairs",
             Column("line_id", BigInteger, primary_key=True, autoincrement=False),
-            Column("record_kind", String(16), nullable=False),
-            Column("record_ref", String(128), nullable=False),
-            Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref"),
+            *_pair_columns(Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref")),
         )
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="payment")
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="refund")
         if not self.party:
             await self._pair_by_amount(found, lines, records)
-        names = ["line_id", "record_kind", "record_ref"]
+        names = list(self.pairs.c.keys())
         await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
         await refresh_statistics(self.session, self.pairs)
 
@@ -333,7 +375,10 @@ class _Run:
         """Pair lines of `kind` with records of `kind` not in `pairs` yet where the line's `line_ref` is the
         record's `record_ref`: each record with its first such line. kaquan's references are unique (a line
         meets one record at most), so the big passes add plain rows; the provider's ids may not be, so the
-        passes over the leftovers go to a table whose key keeps the first pair of a line."""
+        passes over the leftovers go to a table whose key keeps the first pair of a line.
+
+        A pair agrees when its record met one line only and the two agree: its line is then known without
+        joining again (with several lines, the first is taken and classed later with the differences)."""
         lc, rc = lines.c, records.c
         condition = and_(
             lc.kind == kind,
@@ -342,15 +387,18 @@ class _Run:
             lc[line_ref] != "",
             lc[line_ref] == rc[record_ref],
         )
+        agreeing = func.min(case((_pair_class(lines, records) == "matched", 1), else_=0))
+        agrees = case((and_(func.count() == 1, agreeing == 1), 1), else_=0)
+        day = func.coalesce(func.min(rc.day), func.min(lc.business_day))
         chosen = (
-            select(func.min(lc.id), rc.kind, rc.ref)
+            select(func.min(lc.id), rc.kind, rc.ref, day, agrees)
             .select_from(lines.join(records, condition))
             .where(
                 lc.in_scope + rc.in_scope > 0, self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records)
             )
             .group_by(rc.kind, rc.ref)
         )
-        stmt = self.db.insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen)
+        stmt = self.db.insert(pairs).from_select(["line_id", "record_kind", "record_ref", "day", "agrees"], chosen)
         await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
 
     async def _pair_by_amount(self, pairs: Table, lines_table: Table, records_table: Table) -> None:
@@ -379,7 +427,7 @@ class _Run:
             .subquery()
         )
         chosen = (
-            select(lines.c.id, recs.c.kind, recs.c.ref)
+            select(lines.c.id, recs.c.kind, recs.c.ref, recs.c.day, literal(0))  # classed with the differences
             .select_from(
                 lines.join(
                     recs,
@@ -393,7 +441,7 @@ class _Run:
             )
             .where(lines.c.in_scope + recs.c.in_scope > 0)
         )
-        await self._exec(insert(pairs).from_select(["line_id", "record_kind", "record_ref"], chosen))
+        await self._exec(insert(pairs).from_select(["line_id", "record_kind", "record_ref", "day", "agrees"], chosen))
 
     async def replace_items(self) -> None:
         await self._delete_replaced()
@@ -406,72 +454,76 @@ class _Run:
             await parties.settle_payouts(self.db, self.session, self.source, self.lines, now)
 
     async def _delete_replaced(self) -> None:
-        """Delete the open and auto items of the lines and records this run places again.
+        """Delete the open and auto items, and the matches, of the lines and records this run places again.
 
-        Two statements: an OR of the two made PostgreSQL scan every item of the source, a cost that grows with
-        the history kept rather than with the period. A line's item is found by its unique key; a record's
-        item has the record's business day, within the days staged, so the day index narrows it down."""
-        items, lc, rc, p = ITEMS.c, self.lines.c, self.records.c, self.pairs.c
-        replaced = (items.source == self.source, items.state.in_(("open", "auto")))
+        Two statements a table: an OR of the two made PostgreSQL scan every item of the source, a cost that
+        grows with the history kept rather than with the period. A line's row is found by its key; a record's
+        has the record's business day, within the days staged, so the day index narrows it down."""
+        lc, rc, p = self.lines.c, self.records.c, self.pairs.c
         lines = select(lc.id).where(or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
         records = select(rc.kind, rc.ref).where(
             or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref))
         )
-        await self._exec(delete(ITEMS).where(*replaced, items.line_id.in_(lines)))
-        staged_days = items.business_day.between(self.wide_first, self.wide_last)
-        await self._exec(
-            delete(ITEMS).where(*replaced, staged_days, tuple_(items.record_kind, items.record_ref).in_(records))
-        )
+        items, matches = ITEMS.c, MATCHES.c
+        for table, of_source in (
+            (ITEMS, (items.source == self.source, items.state.in_(("open", "auto")))),
+            (MATCHES, (matches.source == self.source,)),
+        ):
+            t = table.c
+            await self._exec(delete(table).where(*of_source, t.line_id.in_(lines)))
+            staged_days = t.business_day.between(self.wide_first, self.wide_last)
+            await self._exec(
+                delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))
+            )
 
     async def _insert_pairs(self, now: Any) -> None:
+        """The pairs that agree go to the matches as they are; the others are joined with their line and record
+        again and classed: differences become items, the few that agree after all (a record that met several
+        lines, a pair by amount) matches.
+
+        A marketplace store's pairs all stay items: its payouts are checked against kaquan's net of the
+        export's paired orders (`parties.settle_payouts`), which their items carry."""
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
-        line_status = func.upper(lc.status)
-        payment_class = case(
-            (
-                or_(
-                    rc.status.not_in(PAID_HERE),
-                    line_status.in_(UNPAID_STATUSES),
-                    and_(line_status.in_(REFUNDED_STATUSES), rc.status != "refunded"),
-                ),
-                "status_mismatch",
-            ),
-            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "amount_mismatch"),
-            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
-            else_="matched",
+        klass = _pair_class(self.lines, self.records)
+        joined = self.pairs.join(self.lines, lc.id == p.line_id).join(
+            self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
         )
-        refund_class = case(
-            (rc.status != "succeeded", "status_mismatch"),
-            (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "refund_amount_mismatch"),
-            (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
-            else_="matched",
-        )
-        klass = case((rc.kind == "payment", payment_class), else_=refund_class)
-        chosen = select(
-            literal(self.source),
-            func.coalesce(rc.day, lc.business_day),
-            klass,
-            lc.id,
-            rc.kind,
-            rc.ref,
-            rc.currency,
-            rc.amount_minor,
-            lc.amount_minor,
-            rc.fee_minor,
-            lc.fee_minor,
-            rc.status,
-            lc.status,
-            lc.kind,
-            case((klass == "matched", "auto"), else_="open"),
-            literal(""),
-            literal(now, UTCDateTime()),
-        ).select_from(
-            self.pairs.join(self.lines, lc.id == p.line_id).join(
-                self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
+        differing: Any = true()
+        if not self.marketplace:
+            names = ["line_id", "record_kind", "record_ref", "business_day", "source"]
+            pair = (p.line_id, p.record_kind, p.record_ref, p.day, literal(self.source))
+            # In the lines' order: the key then grows at its right edge (in the hash join's order, a million
+            # items took 22 s against 4.6 s to insert on PostgreSQL).
+            agreeing = select(*pair).where(p.agrees == 1).order_by(p.line_id)
+            await self._exec(insert(MATCHES).from_select(names, agreeing))
+            late = select(*pair).select_from(joined).where(p.agrees == 0, klass == "matched")
+            await self._exec(insert(MATCHES).from_select(names, late))
+            differing = and_(p.agrees == 0, klass != "matched")
+        chosen = (
+            select(
+                literal(self.source),
+                p.day,
+                klass,
+                lc.id,
+                rc.kind,
+                rc.ref,
+                rc.currency,
+                rc.amount_minor,
+                lc.amount_minor,
+                rc.fee_minor,
+                lc.fee_minor,
+                rc.status,
+                lc.status,
+                lc.kind,
+                case((klass == "matched", "auto"), else_="open"),
+                literal(""),
+                literal(now, UTCDateTime()),
             )
+            .select_from(joined)
+            .where(differing)
+            .order_by(lc.id)
         )
-        # In the lines' order: the items' indexes then grow at their right edge. In the hash join's order they
-        # take a million random insertions, several times slower (measured: 22 s against 4.6 s on PostgreSQL).
-        await self._insert_items(chosen.order_by(lc.id), with_line=True, with_record=True)
+        await self._insert_items(chosen, with_line=True, with_record=True)
 
     async def _insert_lone_lines(self, now: Any) -> None:
         """The lines no pass paired: among the leftovers, those the later passes left alone. Looking for them

@@ -7,13 +7,16 @@ file whose period overlaps one already stored, adds only what is new; a line
 that repeats inside one file is kept with occurrence 1, 2, … and classed
 `duplicate_line`.
 
-`reconciliation_items` is the worklist: each statement line and each kaquan
-payment or refund in a matched period appears in exactly one row (a matched
-pair in one row together), in exactly one class. A line's row is unique by
-key; a record's is unique because matching a source is serialized (one
-advisory lock per source, shared with annotating and resolving) and replaces
-the items of every record it places: a unique key over the records cost as
-much to keep up as the matching itself.
+Each statement line and each kaquan payment or refund in a matched period
+ends in exactly one class, in exactly one row: a line and a record that agree
+in one compact row of `reconciliation_matches` (line, record, day: nobody
+needs to look at them, and a million of them are most of a day), everything
+else in `reconciliation_items`, finance's worklist (a difference, a pair in
+one row together). A line's row is unique by key; a record's is unique
+because matching a source is serialized (one advisory lock per source, shared
+with annotating and resolving) and replaces the rows of every record it
+places: a unique key over the records cost as much to keep up as the
+matching itself.
 """
 
 from datetime import date, datetime
@@ -79,7 +82,9 @@ class StatementLineRow(Base):
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         CheckConstraint("occurrence >= 0", name="occurrence_not_negative"),
         CheckConstraint(_known("kind", LINE_KINDS), name="kind_known"),
-        Index("ix_reconciliation_lines_source_day", "source", "business_day"),
+        # A file's lines go in together, in the file's (day) order: a block-range index on PostgreSQL costs next
+        # to nothing to keep up, where a B-tree took a write per line (docs/reconciliation.md).
+        block_range_index("ix_reconciliation_lines_source_day", "source", "business_day"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -101,10 +106,11 @@ class StatementLineRow(Base):
 
 
 class Difference(Base):
-    """What matching found for one statement line, one kaquan record, or a pair of them; finance's worklist.
+    """What matching found for one statement line, one kaquan record, or a pair of them that differ; finance's
+    worklist (a pair that agrees is a `MatchedPair`, but for a marketplace store's, kept here for its payouts).
 
-    `state` is `auto` for what needs nobody (matched, a timing difference still
-    waiting for the next day's bill), else `open` until finance annotates
+    `state` is `auto` for what needs nobody (a store's matched pair or commission line, a timing difference
+    still waiting for the next day's bill), else `open` until finance annotates
     (`annotated`) or resolves it (`resolved`). Re-matching a period rewrites
     `auto` and `open` rows and leaves annotated and resolved ones as they are.
     """
@@ -145,10 +151,28 @@ class Difference(Base):
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class MatchedPair(Base):
+    """A statement line and the kaquan record it agrees with (class `matched`, state `auto`), kept compact.
+
+    Amount, currency, fee and status agree by definition, so the line holds every figure; the day is the
+    record's, as a pair's item has it.
+    """
+
+    __tablename__ = "reconciliation_matches"
+    __table_args__ = (block_range_index("ix_reconciliation_matches_source_day", "source", "business_day"),)
+
+    line_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(64))
+    business_day: Mapped[date] = mapped_column(Date)
+    record_kind: Mapped[str] = mapped_column(String(16))  # "payment" or "refund"
+    record_ref: Mapped[str] = mapped_column(String(128))  # payment token or refund number
+
+
 # The tables as Core sees them, for the set-based statements of importing and matching.
 STATEMENTS: Table = StatementImport.__table__  # type: ignore[assignment]
 LINES: Table = StatementLineRow.__table__  # type: ignore[assignment]
 ITEMS: Table = Difference.__table__  # type: ignore[assignment]
+MATCHES: Table = MatchedPair.__table__  # type: ignore[assignment]
 
 
 class SavedMapping(Base):

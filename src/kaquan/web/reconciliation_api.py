@@ -109,7 +109,9 @@ class MatchOut(BaseModel):
     source: str
     first_day: date
     last_day: date
-    counts: dict[str, int] = Field(description="items of each class in the period, after matching")
+    counts: dict[str, int] = Field(
+        description="items of each class in the period, after matching; `matched` counts the matched pairs too"
+    )
     differences: int = Field(description="items that need finance (every class but matched and timing)")
 
 
