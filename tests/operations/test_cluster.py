@@ -29,6 +29,7 @@ from tests.support.agents import given_agent, given_price
 from tests.support.builders import given_sku_with_codes
 
 from kaquan.bench import flash as flash_bench
+from kaquan.bench import shop as shop_bench
 from kaquan.bench.cluster import Topology
 from kaquan.bench.harness import HOST, HttpConnection
 from kaquan.client import ApiError, AsyncAgentClient
@@ -236,3 +237,16 @@ def test_haproxy_sends_traffic_only_to_ready_serve_processes(topology: Topology)
 
     assert [(row[1], row[17]) for row in rows] == [("serve-1", "UP"), ("serve-2", "UP")]
     assert json.loads(httpx.get(front(topology) + "/readyz", timeout=10).text)["status"] == "ready"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+async def test_the_shop_bench_drives_the_topology_through_haproxy(topology: Topology, on_cluster: Runtime) -> None:
+    # `kaquan bench shop --url`: no server of its own; wrk's buyers order, pay and look up through HAProxy.
+    options = shop_bench.Options(codes=8, buyers=4, seconds=30, raw_connections=2, url=front(topology))
+
+    result = await shop_bench.run(on_cluster, options)
+
+    assert (result["delivered"], result["oversold"], result["duplicate_codes"]) == (8, 0, 0)
+    assert result["all_delivered"] is True and result["stock_adds_up"] is True
+    assert (result["url"], result["workers"], result["max_rss_mb"]) == (front(topology), None, None)
+    assert result["errors_5xx"] == 0
