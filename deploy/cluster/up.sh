@@ -145,6 +145,10 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # A saturated process answers its probe late, not never: without this the whole check must finish within
+    # `inter` (1 s), and under load the probes of busy processes time out, HAProxy marks them down and moves
+    # their load onto the rest (with one process: every buyer gets 503). /readyz bounds its own checks to 2 s.
+    timeout check 3s
     option forwardfor
     option http-keep-alive
     # A request whose connection failed never reached kaquan: send it to another process (safe for POSTs).
@@ -160,7 +164,11 @@ backend kaquan
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 2
+    # At most 32 requests in flight per process; the rest wait in HAProxy's queue (up to 10 s, then kaquan's
+    # busy answer), so a saturated process still answers its probe, and a queued request goes to whichever
+    # process frees a slot first.
+    timeout queue 10s
+    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 2 maxconn 32
 $servers
 listen stats
     bind 127.0.0.1:$STATS
