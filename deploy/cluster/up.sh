@@ -146,7 +146,7 @@ defaults
     timeout client 60s
     timeout server 60s
     # A saturated process answers its probe late, not never: without this the whole check must finish within
-    # `inter` (1 s), and under load the probes of busy processes time out, HAProxy marks them down and moves
+    # inter (1 s), and under load the probes of busy processes time out, HAProxy marks them down and moves
     # their load onto the rest (with one process: every buyer gets 503). /readyz bounds its own checks to 2 s.
     timeout check 3s
     option forwardfor
