@@ -1,7 +1,7 @@
 """The flash-sale, agent and shop paths hold their invariants on the multi-machine topology of deploy/cluster/.
 
 One topology for the module, brought up by `deploy/cluster/up.sh` (~30 s): HAProxy in front of two
-`kaquan serve` processes and a `kaquan worker`, a PostgreSQL primary with a streaming replica, a six-node
+`kaquan serve` processes and a `kaquan worker`, a PostgreSQL primary with two streaming replicas, a six-node
 Redis Cluster. Buyers and agents send every request through HAProxy, concurrently; the checks read the
 primary: nothing oversold, no code twice, stock adds up. The read replica is checked for its bound: with
 its replay paused, a stale-ok read moves to the primary within the bound and back once it caught up.
@@ -66,7 +66,7 @@ def topology() -> Iterator[Topology]:
         "KAQUAN_UNPAID_ORDERS_PER_CLIENT": UNTHROTTLED,
         "KAQUAN_UNPAID_UNITS_PER_CLIENT": UNTHROTTLED,
     }
-    up = Topology.up(SCRIPTS, directory, serves=2, extra_settings=settings)
+    up = Topology.up(SCRIPTS, directory, serves=2, replicas=2, extra_settings=settings)
     yield up
     up.down()
 
@@ -229,6 +229,23 @@ async def _until_on_replica(db: Database, timeout_s: float = 10) -> None:
                 return
         await asyncio.sleep(0.1)
     raise AssertionError("stale-ok reads never reached the replica")
+
+
+async def test_both_replicas_stream_and_one_of_them_commits_synchronously(topology: Topology) -> None:
+    primary = Database(f"postgresql://postgres@127.0.0.1:{topology.primary_port}/kaquan")
+    try:
+        async with primary.read() as session:
+            rows = await session.execute(
+                text("SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name")
+            )
+            streaming = [tuple(row) for row in rows]
+    finally:
+        await primary.dispose()
+
+    # With synchronous_standby_names = '*' one replica confirms every commit; the other stands by to take over.
+    assert [(name, state) for name, state, _ in streaming] == [("replica1", "streaming"), ("replica2", "streaming")]
+    assert sorted(sync for *_, sync in streaming) == ["potential", "sync"]
+    assert f"host=127.0.0.1:{topology.replica_ports[1]}" in topology.environment()["KAQUAN_DATABASE_URL"]
 
 
 def test_haproxy_sends_traffic_only_to_ready_serve_processes(topology: Topology) -> None:
