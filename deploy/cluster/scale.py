@@ -9,6 +9,8 @@ demo catalog (`kaquan demo`), and measures through HAProxy, one after the other:
 - the read pages: the home page and a product page, `wrk` (one thread) over `PAGE_CONNECTIONS` connections for
   `PAGE_S` seconds each: answers/s and wrk's p99; meanwhile the CPU time each part of the topology used (serve
   processes, worker, HAProxy, PostgreSQL, Redis, wrk, and everything else on the machine), as cores busy;
+- the flash sale's sold-out answer: an event of one unit, sold, then `wrk` sends new buyers' purchases over
+  `PAGE_CONNECTIONS` connections for `PAGE_S` seconds: answers/s, p99, and the cores each part used;
 - a flash sale: `kaquan bench flash --url` (the storm of new buyers until the units are gone, then late buyers
   answered sold out for `--hammer-seconds`: the sold-out answers/s and their p99);
 - the buying path: `kaquan bench shop --url` (order, the dev gateway's signed payment notification, the lookup
@@ -22,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import secrets
 import subprocess
 import sys
@@ -34,9 +37,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kaquan.bench import flash as flash_bench
+from kaquan.bench import wrk
 from kaquan.bench.cluster import Topology
-from kaquan.bench.harness import HOST, UNTHROTTLED
+from kaquan.bench.harness import HOST, UNTHROTTLED, HttpConnection
 from kaquan.catalog.models import Product
+from kaquan.flashsale import service as flash_events
 from kaquan.runtime import start
 
 PAGE_CONNECTIONS = 32
@@ -102,13 +108,13 @@ def _machine_ticks() -> int:
     return sum(fields) - fields[3] - fields[4]
 
 
-def _by_part(roots: dict[str, list[int]], extra: dict[str, int]) -> dict[str, int]:
+def _by_part(roots: dict[str, list[int]]) -> dict[str, int]:
     processes = _processes()
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in processes.items():
         children.setdefault(parent, []).append(pid)
     ticks = {}
-    for part, starts in {**roots, **{name: [pid] for name, pid in extra.items()}}.items():
+    for part, starts in roots.items():
         todo, total = list(starts), 0
         while todo:
             pid = todo.pop()
@@ -119,15 +125,22 @@ def _by_part(roots: dict[str, list[int]], extra: dict[str, int]) -> dict[str, in
     return ticks
 
 
+def _load_generator_s() -> float:
+    """CPU seconds this script and its children that have ended (wrk, once waited for) used so far."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
 @contextmanager
-def cores_used(topology: Topology, extra: dict[str, int], into: dict[str, float]) -> Iterator[None]:
-    """Fill `into` with the cores each part kept busy on average while the block ran (`other`: the rest of the
-    machine, other work included)."""
+def cores_used(topology: Topology, into: dict[str, float]) -> Iterator[None]:
+    """Fill `into` with the cores each part kept busy on average while the block ran: the topology's parts, `wrk`
+    (this script and the wrk it ran and waited for within the block), and `other`, the rest of the machine."""
     roots = _roots(topology)
-    before, started = _by_part(roots, extra), time.monotonic()
+    before, generator, started = _by_part(roots), _load_generator_s(), time.monotonic()
     yield
-    after, seconds = _by_part(roots, extra), time.monotonic() - started
+    after, seconds = _by_part(roots), time.monotonic() - started
     used = {part: (after[part] - before[part]) / TICK / seconds for part in after}
+    used["wrk"] = (_load_generator_s() - generator) / seconds
     used["other"] = used["machine"] - sum(value for part, value in used.items() if part != "machine")
     into.update({part: round(value, 2) for part, value in used.items()})
 
@@ -145,9 +158,9 @@ def page(topology: Topology, path: str) -> dict[str, Any]:
     command = ["wrk", "-t1", f"-c{PAGE_CONNECTIONS}", f"-d{PAGE_S}s", "--latency"]
     command += [f"http://{HOST}:{topology.front}{path}"]
     cores: dict[str, float] = {}
-    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own command
-    with cores_used(topology, {"wrk": wrk.pid}, cores):
-        out, _ = wrk.communicate()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own command
+    with cores_used(topology, cores):
+        out, _ = process.communicate()
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
@@ -173,6 +186,53 @@ def kaquan(topology: Topology, var_dir: Path, *args: str) -> dict[str, Any]:
     return json.loads(last) if last.startswith("{") else {}
 
 
+async def _sold_out_event(topology: Topology, var_dir: Path) -> int:
+    """A live flash event of one unit, bought through HAProxy: every purchase after is answered sold out."""
+    rt = await start(topology.settings(var_dir))
+    try:
+        stage = await flash_bench.set_up(rt, stock_units=1, baseline_units=0)
+        connection = HttpConnection(HOST, topology.front)
+        body = json.dumps({"buyer": f"{stage.tag}-first", "quantity": 1, "request_id": "1"}).encode()
+        device = {"X-Device-Token": secrets.token_urlsafe(32)}
+        answer = await connection.request("POST", f"/api/flash/{stage.event_id}/purchase", body, device)
+        await connection.close()
+        if answer.status not in (200, 202):
+            raise RuntimeError(f"the event's one unit was not sold: {answer.status} {answer.body[:200]!r}")
+        async with rt.db.read() as session:
+            event = await flash_events.get_event(session, stage.event_id)
+        while True:  # a queued purchase commits with its batch
+            async with rt.db.read() as session:
+                if (await flash_events.counters(session, event)).sold == 1:
+                    return stage.event_id
+            await asyncio.sleep(0.1)
+    finally:
+        await rt.close()
+
+
+def sold_out(topology: Topology, event_id: int) -> dict[str, Any]:
+    """New buyers' purchases of a sold-out event through HAProxy (wrk, `PAGE_CONNECTIONS` connections)."""
+    cores: dict[str, float] = {}
+    with cores_used(topology, cores):
+        load = asyncio.run(
+            wrk.purchases(
+                topology.front,
+                f"/api/flash/{event_id}/purchase",
+                prefix=f"x{secrets.token_hex(3)}",
+                connections=PAGE_CONNECTIONS,
+                seconds=PAGE_S,
+                host=HOST,
+            )
+        )
+    return {
+        "per_s": round(load.sold_out / load.seconds),
+        "p50_ms": round(load.p50_ms, 1),
+        "p99_ms": round(load.p99_ms, 1),
+        "not_sold_out": load.answers - load.sold_out,
+        "timeouts": load.timeouts,
+        "cores": cores,
+    }
+
+
 async def _a_product(topology: Topology, var_dir: Path) -> int:
     rt = await start(topology.settings(var_dir))
     try:
@@ -196,6 +256,7 @@ def measure(serves: int) -> dict[str, Any]:
             result: dict[str, Any] = {"serves": serves, "load_average_before": os.getloadavg()}
             result["home"] = page(topology, "/")
             result["product"] = page(topology, f"/products/{product}")
+            result["sold_out"] = sold_out(topology, asyncio.run(_sold_out_event(topology, var_dir)))
             url = ["--url", f"http://{HOST}:{topology.front}"]
             flash = kaquan(topology, var_dir, "bench", "flash", *FLASH, *url)
             result["flash"] = {
