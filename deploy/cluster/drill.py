@@ -309,6 +309,7 @@ def main() -> None:
         int(os.environ.get("KAQUAN_CLUSTER_PORT", "7400")),
         int(os.environ.get("KAQUAN_SERVES", "2")),
         Path(__file__).parent,
+        int(os.environ.get("KAQUAN_REPLICAS", "1")),
     )
     names = sys.argv[1:] or list(DRILLS)
     for name in names:

@@ -13,9 +13,11 @@
 #
 # Settings (environment):
 #   KAQUAN_CLUSTER_DIR   state, logs, pid files, the env file            default /tmp/kaquan-cluster
-#   KAQUAN_CLUSTER_PORT  first port: +0 HAProxy, +1..N serve, +8 HAProxy stats, +10 primary, +11 replica,
+#   KAQUAN_CLUSTER_PORT  first port: +0 HAProxy, +1..N serve, +8 HAProxy stats, +10 primary, +11.. replicas,
 #                        +20..25 Redis nodes                              default 7400
-#   KAQUAN_SERVES        how many `kaquan serve` processes                default 2
+#   KAQUAN_SERVES        how many `kaquan serve` processes (1-7)          default 2
+#   KAQUAN_REPLICAS      how many PostgreSQL streaming replicas (1-9): `pg-replica` on +11, `pg-replica-2` on
+#                        +12, …; the first serves the stale-ok reads      default 1
 #   KAQUAN_BIN           the kaquan command                               default kaquan
 #   PG_BIN               PostgreSQL's programs                            default /usr/lib/postgresql/15/bin
 #   KAQUAN_CLUSTER_SETTINGS  more KAQUAN_* lines for the env file of every kaquan process
@@ -24,6 +26,7 @@ set -euo pipefail
 DIR=${KAQUAN_CLUSTER_DIR:-/tmp/kaquan-cluster}
 BASE=${KAQUAN_CLUSTER_PORT:-7400}
 SERVES=${KAQUAN_SERVES:-2}
+REPLICAS=${KAQUAN_REPLICAS:-1}
 KAQUAN_BIN=${KAQUAN_BIN:-kaquan}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 FRONT=$BASE STATS=$((BASE + 8)) PRIMARY=$((BASE + 10)) REPLICA=$((BASE + 11)) REDIS_FIRST=$((BASE + 20))
@@ -36,12 +39,22 @@ wait_for() {  # wait_for <seconds> <what> <command...>
   say "gave up waiting for $what"; return 1
 }
 
+replica_name() { if [ "$1" = 1 ]; then echo pg-replica; else echo "pg-replica-$1"; fi; }
+
 command -v haproxy >/dev/null || { say "haproxy is missing: apt-get install -y haproxy"; exit 1; }
+[[ $SERVES =~ ^[1-7]$ ]] || { say "KAQUAN_SERVES must be 1 to 7 (ports +1..+7)"; exit 1; }
+[[ $REPLICAS =~ ^[1-9]$ ]] || { say "KAQUAN_REPLICAS must be 1 to 9 (ports +11..+19)"; exit 1; }
 [ -e "$DIR/env" ] && { say "$DIR holds a running cluster: deploy/cluster/down.sh first"; exit 1; }
-mkdir -p "$DIR/run" "$DIR/log" "$DIR/pg-primary" "$DIR/pg-replica"
+pg_dirs=("$DIR/pg-primary")
+replica_hosts=""
+for n in $(seq 1 "$REPLICAS"); do
+  pg_dirs+=("$DIR/$(replica_name "$n")")
+  replica_hosts+="&host=127.0.0.1:$((PRIMARY + n))"
+done
+mkdir -p "$DIR/run" "$DIR/log" "${pg_dirs[@]}"
 chmod 755 "$DIR"
-chmod 700 "$DIR/pg-primary" "$DIR/pg-replica"
-if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/run" "$DIR/log" "$DIR/pg-primary" "$DIR/pg-replica"; fi
+chmod 700 "${pg_dirs[@]}"
+if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/run" "$DIR/log" "${pg_dirs[@]}"; fi
 
 # PostgreSQL: a primary with a replication role, then a replica cloned from it -----------------------------
 say "PostgreSQL primary on $PRIMARY"
@@ -69,7 +82,7 @@ as_postgres psql -q -h 127.0.0.1 -p "$PRIMARY" -U postgres -c "CREATE ROLE repli
 key_file="$DIR/master.key"
 ( umask 077; python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' >"$key_file" )
 cat >"$DIR/env" <<ENV
-KAQUAN_DATABASE_URL='postgresql://postgres@/kaquan?host=127.0.0.1:$PRIMARY&host=127.0.0.1:$REPLICA&target_session_attrs=read-write'
+KAQUAN_DATABASE_URL='postgresql://postgres@/kaquan?host=127.0.0.1:$PRIMARY$replica_hosts&target_session_attrs=read-write'
 KAQUAN_READ_DATABASE_URL='postgresql://postgres@127.0.0.1:$REPLICA/kaquan'
 KAQUAN_REDIS_URL='redis://127.0.0.1:$REDIS_FIRST/0'
 KAQUAN_REDIS_CLUSTER='1'
@@ -91,14 +104,19 @@ say "kaquan migrate (in the background, while the replica and Redis come up)"
 ( set -a; . "$DIR/env"; KAQUAN_MASTER_KEY=$(cat "$key_file"); export KAQUAN_MASTER_KEY; set +a
   exec $KAQUAN_BIN migrate >"$DIR/log/migrate.log" 2>&1 ) &
 migrating=$!
-say "PostgreSQL replica on $REPLICA (pg_basebackup -R)"
-as_postgres "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY" -U replicator -D "$DIR/pg-replica" -R -X stream \
-  -c fast --no-sync
-echo "port = $REPLICA" >>"$DIR/pg-replica/postgresql.conf"
-as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg-replica" -l "$DIR/log/pg-replica.log" -w start >/dev/null
-wait_for 30 "the replica to stream" sh -c "psql -h 127.0.0.1 -p $PRIMARY -U postgres -Atc \
-  \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\" | grep -qx 1"
-# Synchronous: a commit returns once the replica has it on disk, so promoting the replica loses no sale.
+for n in $(seq 1 "$REPLICAS"); do
+  name=$(replica_name "$n") port=$((PRIMARY + n))
+  say "PostgreSQL replica $name on $port (pg_basebackup -R)"
+  as_postgres "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY" -U replicator -D "$DIR/$name" -R -X stream \
+    -c fast --no-sync
+  # cluster_name is also the name the replica streams under (pg_stat_replication.application_name)
+  printf '%s\n' "port = $port" "cluster_name = 'replica$n'" >>"$DIR/$name/postgresql.conf"
+  as_postgres "$PG_BIN/pg_ctl" -D "$DIR/$name" -l "$DIR/log/$name.log" -w start >/dev/null
+done
+wait_for 30 "the replicas to stream" sh -c "psql -h 127.0.0.1 -p $PRIMARY -U postgres -Atc \
+  \"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'\" | grep -qx $REPLICAS"
+# Synchronous: a commit returns once a replica has it on disk, so promoting that replica loses no sale. With
+# several, '*' makes one of them synchronous (the others stand by to take its place if it is lost).
 # Set on the primary only (after the base backup), so a promoted replica does not wait for a standby it lacks.
 as_postgres psql -q -h 127.0.0.1 -p "$PRIMARY" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = '*'" \
   -c "SELECT pg_reload_conf()" >/dev/null
@@ -145,6 +163,10 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # A saturated process answers its probe late, not never: without this the whole check must finish within
+    # inter (1 s), and under load the probes of busy processes time out, HAProxy marks them down and moves
+    # their load onto the rest (with one process: every buyer gets 503). /readyz bounds its own checks to 2 s.
+    timeout check 3s
     option forwardfor
     option http-keep-alive
     # A request whose connection failed never reached kaquan: send it to another process (safe for POSTs).
@@ -160,7 +182,11 @@ backend kaquan
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 2
+    # At most 32 requests in flight per process; the rest wait in HAProxy's queue (up to 10 s, then kaquan's
+    # busy answer), so a saturated process still answers its probe, and a queued request goes to whichever
+    # process frees a slot first.
+    timeout queue 10s
+    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 2 maxconn 32
 $servers
 listen stats
     bind 127.0.0.1:$STATS

@@ -6,6 +6,9 @@ import shutil
 import pytest
 from tests.support.cli import Kaquan
 
+from kaquan.bench.harness import free_port
+from kaquan.bench.pgbench import libpq_url
+
 KEYS = {
     "sold_out_answers_per_s",
     "bare_asgi_answers_per_s",
@@ -72,3 +75,17 @@ def test_several_workers_without_redis_are_refused(kaquan: Kaquan) -> None:
     refused = kaquan.refused("bench", "flash", "--workers", "2", exit_code=2)
 
     assert "--workers above 1 needs KAQUAN_REDIS_URL" in refused
+
+
+def test_url_takes_no_options_of_the_benchs_own_server(kaquan: Kaquan) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = kaquan.refused("bench", "flash", "--url", nobody, "--compare-risk", exit_code=2)
+    assert "not one at --url" in refused
+    assert "http://host:port" in kaquan.refused("bench", "flash", "--url", "https://example.com", exit_code=2)
+
+
+def test_pgbench_reads_a_url_with_several_hosts_as_libpq_does() -> None:
+    # A primary and its replica, as deploy/cluster/ names them; libpq picks the one that takes writes.
+    url = "postgresql+asyncpg://kaquan:pw@/kaquan?host=db1:5432&host=db2:5433&target_session_attrs=read-write"
+    assert libpq_url(url) == "postgresql://kaquan:pw@db1:5432,db2:5433/kaquan?target_session_attrs=read-write"
+    assert libpq_url("postgresql+asyncpg://kaquan@db1:5432/kaquan") == "postgresql://kaquan@db1:5432/kaquan"

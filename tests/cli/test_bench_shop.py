@@ -5,6 +5,8 @@ import json
 import pytest
 from tests.support.cli import Kaquan
 
+from kaquan.bench.harness import free_port
+
 KEYS = {
     "orders_per_s",
     "raw_sql_orders_per_s",
@@ -44,3 +46,21 @@ def test_on_sqlite_it_is_refused_before_anything_is_written(kaquan: Kaquan) -> N
         pytest.skip("the refusal is SQLite's")
     said = kaquan.refused("bench", "shop", exit_code=2)
     assert "runs on PostgreSQL" in said
+
+
+def test_url_is_checked_before_anything_is_written(kaquan: Kaquan) -> None:
+    if not kaquan.database_url.startswith("postgresql"):
+        pytest.skip("the benchmark runs on PostgreSQL")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert "without a path" in kaquan.refused("bench", "shop", "--url", f"{nobody}/shop", exit_code=2)
+    assert "--profile and --workers" in kaquan.refused("bench", "shop", "--url", nobody, "--workers", "2", exit_code=2)
+    # The server there signs nothing for the bench: the bench must know the dev gateway's secret it runs under.
+    assert "KAQUAN_DEV_GATEWAY_SECRET" in kaquan.refused("bench", "shop", "--url", nobody, exit_code=2)
+
+    kaquan.ok("stock")  # a first start: migrated, the keys made
+    before = kaquan.state()
+    said = kaquan("bench", "shop", "--url", nobody, env={"KAQUAN_DEV_GATEWAY_SECRET": "s" * 32})
+
+    assert said.exit_code == 1 and "Traceback" not in said.output
+    assert f"nothing at {nobody} answers GET /healthz" in said.stderr
+    assert kaquan.state() == before

@@ -1,7 +1,7 @@
 """The flash-sale, agent and shop paths hold their invariants on the multi-machine topology of deploy/cluster/.
 
 One topology for the module, brought up by `deploy/cluster/up.sh` (~30 s): HAProxy in front of two
-`kaquan serve` processes and a `kaquan worker`, a PostgreSQL primary with a streaming replica, a six-node
+`kaquan serve` processes and a `kaquan worker`, a PostgreSQL primary with two streaming replicas, a six-node
 Redis Cluster. Buyers and agents send every request through HAProxy, concurrently; the checks read the
 primary: nothing oversold, no code twice, stock adds up. The read replica is checked for its bound: with
 its replay paused, a stale-ok read moves to the primary within the bound and back once it caught up.
@@ -29,6 +29,7 @@ from tests.support.agents import given_agent, given_price
 from tests.support.builders import given_sku_with_codes
 
 from kaquan.bench import flash as flash_bench
+from kaquan.bench import shop as shop_bench
 from kaquan.bench.cluster import Topology
 from kaquan.bench.harness import HOST, HttpConnection
 from kaquan.client import ApiError, AsyncAgentClient
@@ -65,7 +66,7 @@ def topology() -> Iterator[Topology]:
         "KAQUAN_UNPAID_ORDERS_PER_CLIENT": UNTHROTTLED,
         "KAQUAN_UNPAID_UNITS_PER_CLIENT": UNTHROTTLED,
     }
-    up = Topology.up(SCRIPTS, directory, serves=2, extra_settings=settings)
+    up = Topology.up(SCRIPTS, directory, serves=2, replicas=2, extra_settings=settings)
     yield up
     up.down()
 
@@ -230,9 +231,39 @@ async def _until_on_replica(db: Database, timeout_s: float = 10) -> None:
     raise AssertionError("stale-ok reads never reached the replica")
 
 
+async def test_both_replicas_stream_and_one_of_them_commits_synchronously(topology: Topology) -> None:
+    primary = Database(f"postgresql://postgres@127.0.0.1:{topology.primary_port}/kaquan")
+    try:
+        async with primary.read() as session:
+            rows = await session.execute(
+                text("SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name")
+            )
+            streaming = [tuple(row) for row in rows]
+    finally:
+        await primary.dispose()
+
+    # With synchronous_standby_names = '*' one replica confirms every commit; the other stands by to take over.
+    assert [(name, state) for name, state, _ in streaming] == [("replica1", "streaming"), ("replica2", "streaming")]
+    assert sorted(sync for *_, sync in streaming) == ["potential", "sync"]
+    assert f"host=127.0.0.1:{topology.replica_ports[1]}" in topology.environment()["KAQUAN_DATABASE_URL"]
+
+
 def test_haproxy_sends_traffic_only_to_ready_serve_processes(topology: Topology) -> None:
     stats = httpx.get(f"http://{HOST}:{topology.base_port + 8}/;csv", timeout=10).text
     rows = [line.split(",") for line in stats.splitlines() if line.startswith("kaquan,serve-")]
 
     assert [(row[1], row[17]) for row in rows] == [("serve-1", "UP"), ("serve-2", "UP")]
     assert json.loads(httpx.get(front(topology) + "/readyz", timeout=10).text)["status"] == "ready"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+async def test_the_shop_bench_drives_the_topology_through_haproxy(topology: Topology, on_cluster: Runtime) -> None:
+    # `kaquan bench shop --url`: no server of its own; wrk's buyers order, pay and look up through HAProxy.
+    options = shop_bench.Options(codes=8, buyers=4, seconds=30, raw_connections=2, url=front(topology))
+
+    result = await shop_bench.run(on_cluster, options)
+
+    assert (result["delivered"], result["oversold"], result["duplicate_codes"]) == (8, 0, 0)
+    assert result["all_delivered"] is True and result["stock_adds_up"] is True
+    assert (result["url"], result["workers"], result["max_rss_mb"]) == (front(topology), None, None)
+    assert result["errors_5xx"] == 0

@@ -59,6 +59,7 @@ class Topology:
     base_port: int
     serves: int
     scripts: Path
+    replicas: int = 1
 
     @classmethod
     def up(
@@ -67,10 +68,11 @@ class Topology:
         directory: Path,
         *,
         serves: int = 2,
+        replicas: int = 1,
         base_port: int | None = None,
         extra_settings: Mapping[str, str] | None = None,
     ) -> "Topology":
-        topology = cls(directory, base_port or free_base_port(), serves, scripts)
+        topology = cls(directory, base_port or free_base_port(), serves, scripts, replicas)
         settings = "\n".join(f"{name}='{value}'" for name, value in (extra_settings or {}).items())
         try:
             topology._script("up.sh", KAQUAN_CLUSTER_SETTINGS=settings)
@@ -88,6 +90,7 @@ class Topology:
             "KAQUAN_CLUSTER_DIR": str(self.directory),
             "KAQUAN_CLUSTER_PORT": str(self.base_port),
             "KAQUAN_SERVES": str(self.serves),
+            "KAQUAN_REPLICAS": str(self.replicas),
             "KAQUAN_BIN": kaquan_command(),
             **extra_env,
         }
@@ -113,7 +116,12 @@ class Topology:
 
     @property
     def replica_port(self) -> int:
+        """The first replica's port: the one stale-ok reads go to."""
         return self.base_port + 11
+
+    @property
+    def replica_ports(self) -> list[int]:
+        return [self.base_port + 11 + n for n in range(self.replicas)]
 
     @property
     def redis_ports(self) -> list[int]:

@@ -25,6 +25,12 @@ Then, in one run on one database:
 
 `max_rss_mb` is the largest peak RSS of any server process; `load_average` the machine's
 1-minute load when the run began (the figures are only as quiet as the machine).
+
+With `--url` the bench starts no server: the storm and the late buyers go to the server there (a
+deployment behind its load balancer, deploy/cluster/), which must run on the bench's database and
+Redis with the per-address flash throttle lifted (`KAQUAN_FLASH_PER_IP_PER_MINUTE`: every buyer comes
+from the bench's address). The bare-ASGI baseline (it needs a server of the bench's own) and
+`max_rss_mb` are then left out (null).
 """
 
 import asyncio
@@ -39,8 +45,10 @@ from sqlalchemy import text
 
 from kaquan.bench import pgbench, wrk
 from kaquan.bench.harness import (
+    HOST,
     Progress,
     ServerProcess,
+    Target,
     free_port,
     generated_file,
     quiet,
@@ -55,6 +63,7 @@ from kaquan.flashsale.schemas import EventCreate
 from kaquan.inventory import importing, stock
 from kaquan.kit import clock
 from kaquan.kit.db import describe
+from kaquan.kit.errors import DomainError
 from kaquan.orders import checks as order_checks
 from kaquan.runtime import Runtime
 
@@ -66,6 +75,15 @@ SETTLE_S = 1.0  # the storm is over when no purchase committed for this long aft
 SETTLE_MAX_S = 30.0
 PGBENCH_SINGLE_PER_CLIENT = 500
 PGBENCH_BATCHES_PER_CLIENT = 20
+READY_AT_URL_S = 30.0
+READY_ANSWERS_AT_URL = 4  # in a row: with round robin, each of a few processes behind a balancer has answered
+
+
+class FlashBenchUnavailable(DomainError):
+    """What `kaquan bench flash` was asked cannot run."""
+
+    status = 400
+    code = "bench_unavailable"
 
 
 # The database side ----------------------------------------------------------------------------------
@@ -177,6 +195,7 @@ class Options:
     hammer_seconds: float
     pgbench_clients: int
     compare_risk: bool = False  # the storm again on an event of its own, against a server with risk control off
+    url: str | None = None  # a server the bench does not start (http://host:port), instead of its own
 
 
 @dataclass(frozen=True)
@@ -185,19 +204,20 @@ class Storm:
     last_commit_s: float  # from the storm's start to the last purchase committed
 
 
-async def _storm(rt: Runtime, stage: Stage, server: ServerProcess, options: Options) -> Storm:
+async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options) -> Storm:
     """The buyers' storm through wrk while the event's purchase rows are watched until they stop growing."""
     async with rt.db.read() as session:
         event = await flash_events.get_event(session, stage.event_id)
     started = time.perf_counter()
     storm = asyncio.create_task(
         wrk.purchases(
-            server.port,
+            target.port,
             f"/api/flash/{stage.event_id}/purchase",
             prefix=f"s{secrets.token_hex(3)}",
             connections=options.connections,
             seconds=options.storm_seconds,
             stop_after=options.buyers,
+            host=target.host,
         )
     )
     sold, last_commit = 0, started
@@ -225,7 +245,7 @@ async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress)
     )
     try:
         await server.wait_ready(f"/api/flash/{stage.event_id}")
-        storm = await _storm(rt, stage, server, options)
+        storm = await _storm(rt, stage, Target(HOST, server.port), options)
     finally:
         await server.stop()
     checked = await check(rt, stage, storm.load.order_numbers)
@@ -233,13 +253,14 @@ async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress)
     return storm, checked.sold
 
 
-async def _late_buyers(port: int, event_id: int, options: Options) -> wrk.Load:
+async def _late_buyers(target: Target, event_id: int, options: Options) -> wrk.Load:
     return await wrk.purchases(
-        port,
+        target.port,
         f"/api/flash/{event_id}/purchase",
         prefix=f"l{secrets.token_hex(3)}",
         connections=options.connections,
         seconds=options.hammer_seconds,
+        host=target.host,
     )
 
 
@@ -250,7 +271,7 @@ async def _bare_asgi(options: Options, log_path: Path, event_id: int) -> wrk.Loa
     )
     try:
         await server.wait_ready("/")
-        return await _late_buyers(server.port, event_id, options)
+        return await _late_buyers(Target(HOST, server.port), event_id, options)
     finally:
         await server.stop()
 
@@ -301,33 +322,74 @@ def baseline_units(rt: Runtime, options: Options) -> int:
     return wanted + wanted // 10
 
 
+def unavailable(options: Options) -> str | None:
+    """Why these options cannot run (checked before anything is written), or None."""
+    if options.url is None:
+        return None
+    try:
+        Target.parse(options.url)
+    except ValueError as exc:
+        return str(exc)
+    if options.compare_risk or options.workers != 1:
+        return "--compare-risk and --workers are for the bench's own server, not one at --url"
+    return None
+
+
+async def _wait_for_event(target: Target, event_id: int) -> None:
+    """Until the server at `target` shows the event a few times in a row (each process behind a balancer)."""
+    deadline = time.monotonic() + READY_AT_URL_S
+    answered = 0
+    while answered < READY_ANSWERS_AT_URL:
+        if time.monotonic() > deadline:
+            raise FlashBenchUnavailable(f"{target.url} did not show flash event {event_id} within {READY_AT_URL_S} s")
+        answered = answered + 1 if await target.answers(f"/api/flash/{event_id}") else 0
+        await asyncio.sleep(0.05)
+
+
 async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict[str, object]:
     """The storm, the late buyers and the baselines against `rt`'s database; the event is ended after."""
     wrk.require_wrk()
+    if (reason := unavailable(options)) is not None:
+        raise FlashBenchUnavailable(reason)
+    external = Target.parse(options.url) if options.url is not None else None
+    if external is not None and not await external.answers("/healthz"):
+        raise FlashBenchUnavailable(f"nothing at {external.url} answers GET /healthz with 200")
     settings = rt.settings
     load_average = os.getloadavg()[0]
     raise_open_files_limit()
     progress(f"setting up {options.stock} codes for the sale and the baseline's codes …")
     stage = await set_up(rt, options.stock, baseline_units(rt, options))
-    # The bench's own server on loopback, for the bench's run: its flash purchases need a gateway to pay through.
-    server = await ServerProcess.start(
-        server_environment(settings, KAQUAN_DEV_GATEWAY="1"),
-        port=free_port(),
-        log_path=settings.var_dir / "bench-flash-server.log",
-        workers=options.workers,
-    )
+    server: ServerProcess | None = None
+    if external is None:
+        # The bench's own server on loopback, for the bench's run: its flash purchases need a gateway to pay through.
+        server = await ServerProcess.start(
+            server_environment(settings, KAQUAN_DEV_GATEWAY="1"),
+            port=free_port(),
+            log_path=settings.var_dir / "bench-flash-server.log",
+            workers=options.workers,
+        )
+        target = Target(HOST, server.port)
+    else:
+        target = external
+    peak_rss_mb: float | None = None
     try:
-        await server.wait_ready(f"/api/flash/{stage.event_id}")
+        if server is not None:
+            await server.wait_ready(f"/api/flash/{stage.event_id}")
+        else:
+            await _wait_for_event(target, stage.event_id)
         progress(f"the storm: {options.buyers} buyers over {options.connections} connections, {options.stock} codes …")
-        storm = await _storm(rt, stage, server, options)
+        storm = await _storm(rt, stage, target, options)
         progress(f"late buyers for {options.hammer_seconds:g} s …")
-        late = await _late_buyers(server.port, stage.event_id, options)
-        peak_rss_mb = server.peak_rss_mb()
+        late = await _late_buyers(target, stage.event_id, options)
+        peak_rss_mb = server.peak_rss_mb() if server is not None else None
     finally:
-        await server.stop()
+        if server is not None:
+            await server.stop()
     risk_off = await _storm_without_risk(rt, options, progress) if options.compare_risk else None
-    progress("the bare-ASGI baseline …")
-    bare = await _bare_asgi(options, settings.var_dir / "bench-flash-bare.log", stage.event_id)
+    bare: wrk.Load | None = None
+    if server is not None:
+        progress("the bare-ASGI baseline …")
+        bare = await _bare_asgi(options, settings.var_dir / "bench-flash-bare.log", stage.event_id)
     progress("the pgbench baselines …")
     baselines = await _pgbench(rt, stage, options)
     told = storm.load.order_numbers + late.order_numbers
@@ -344,7 +406,8 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "gate": "redis" if settings.redis_url else "memory",
-        "workers": options.workers,
+        "url": options.url,
+        "workers": options.workers if external is None else None,
         "connections": options.connections,
         "load_average": round(load_average, 2),
         "stock": options.stock,
@@ -355,9 +418,9 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "stock_adds_up": adds_up,
         "sold_out_answers_per_s": round(sold_out_per_s),
         "sold_out_p99_ms": round(late.p99_ms, 1),
-        "bare_asgi_answers_per_s": round(bare.per_s),
-        "bare_asgi_p99_ms": round(bare.p99_ms, 1),
-        "ratio_vs_bare_asgi": round(sold_out_per_s / bare.per_s, 2) if bare.per_s else 0.0,
+        "bare_asgi_answers_per_s": round(bare.per_s) if bare else None,
+        "bare_asgi_p99_ms": round(bare.p99_ms, 1) if bare else None,
+        "ratio_vs_bare_asgi": (round(sold_out_per_s / bare.per_s, 2) if bare.per_s else 0.0) if bare else None,
         "storm_first_answer_p50_ms": round(storm.load.p50_ms, 1),
         "storm_first_answer_p99_ms": round(storm.load.p99_ms, 1),
         "storm_last_order_committed_s": round(storm.last_commit_s, 3),
@@ -371,7 +434,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "socket_errors": storm.load.socket_errors + late.socket_errors,
         "errors_5xx": storm.load.errors_5xx + late.errors_5xx,
         "errors_4xx": storm.load.errors_4xx + late.errors_4xx,
-        "max_rss_mb": round(peak_rss_mb, 1),
+        "max_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb is not None else None,
     }
     if risk_off is not None:
         storm_off, sold_off = risk_off

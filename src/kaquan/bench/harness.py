@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from kaquan.kit.config import Settings
 
@@ -132,6 +133,42 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         name, _, value = line.partition(":")
         fields[name.strip().lower()] = value.strip().lower()
     return int(parts[1]), fields
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server the bench did not start (`--url`): an `http://host:port` address, no path."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str) -> "Target":
+        """`http://host[:port]` (port 80 when none); ValueError with the reason otherwise."""
+        parts = urlsplit(url.strip())
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"--url takes http://host:port (wrk here speaks plain HTTP), not {url!r}")
+        if parts.path not in ("", "/") or parts.query or parts.username:
+            raise ValueError(f"--url names a server, without a path, query or user: {url!r}")
+        try:
+            port = parts.port or 80
+        except ValueError as exc:
+            raise ValueError(f"--url has a bad port: {url!r}") from exc
+        return cls(parts.hostname, port)
+
+    async def answers(self, path: str) -> bool:
+        """Whether GET `path` answers 200 there now."""
+        connection = HttpConnection(self.host, self.port)
+        try:
+            return (await connection.request("GET", path)).status == 200
+        except (OSError, asyncio.IncompleteReadError, ProtocolError):
+            return False
+        finally:
+            await connection.close()
 
 
 def free_port() -> int:

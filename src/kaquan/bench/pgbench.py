@@ -65,8 +65,19 @@ def _version(path: str) -> int:
 
 
 def libpq_url(url: str) -> str:
-    """The database URL as libpq reads it (no SQLAlchemy driver name)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The database URL as libpq reads it (no SQLAlchemy driver name).
+
+    Several hosts, which SQLAlchemy takes as `?host=a:5432&host=b:5432` (a primary and its replica), go
+    into the address as libpq wants them: `postgresql://user@a:5432,b:5432/db`.
+    """
+    parsed = make_url(url).set(drivername="postgresql")
+    hosts = parsed.query.get("host")
+    if isinstance(hosts, tuple) and parsed.host is None:
+        rendered = parsed.difference_update_query(["host"]).render_as_string(hide_password=False)
+        scheme, _, rest = rendered.partition("://")
+        user, at, path = rest.rpartition("@")
+        return f"{scheme}://{user}{at}{','.join(hosts)}{path}"
+    return parsed.render_as_string(hide_password=False)
 
 
 async def claims(

@@ -13,7 +13,10 @@ does: every per-address throttle and hold cap then counts each buyer apart, as i
 
 The server is `kaquan serve` as a user runs it (uvicorn, `--workers N`) on the database and Redis of
 the bench's own settings, with the dev gateway switched on for the bench's own server only, under a
-secret drawn for the run.
+secret drawn for the run. With `--url` the bench starts no server and sends the storm there instead (a
+deployment behind a load balancer, deploy/cluster/): that server must run on the bench's database with
+the dev gateway on under the bench's `KAQUAN_DEV_GATEWAY_SECRET`, and trust the bench's address in
+X-Forwarded-For (directly or through its proxy). Its CPU and memory are then not the bench's to read.
 
 The baseline, in the same run on the same database: the same storm with no HTTP and no kaquan code,
 `buyers` tasks over `raw_connections` asyncpg connections (the most one server process opens), one
@@ -47,12 +50,14 @@ from kaquan.bench.harness import (
     HOST,
     Progress,
     ServerProcess,
+    Target,
     free_port,
     generated_file,
     quiet,
     raise_open_files_limit,
     server_environment,
 )
+from kaquan.bench.pgbench import libpq_url
 from kaquan.catalog import service as catalog
 from kaquan.catalog.schemas import ProductCreate, SkuCreate
 from kaquan.inventory import importing, stock
@@ -84,6 +89,7 @@ class Options:
     seconds: float = 120.0  # the most the storm may take
     raw_connections: int = 20
     profile: Path | None = None  # py-spy's profile of the server during the storm: .svg flame graph, else raw stacks
+    url: str | None = None  # a server the bench does not start (http://host:port), instead of its own
 
 
 @dataclass(frozen=True)
@@ -166,12 +172,24 @@ async def sample_waits(dsn: str, samples: WaitSamples, stop: asyncio.Event) -> N
         await connection.close()
 
 
-def unavailable(settings: Settings) -> str | None:
+def unavailable(settings: Settings, options: Options | None = None) -> str | None:
     """Why the benchmark cannot run here (checked before anything is written), or None."""
     if not settings.resolved_database_url().startswith(("postgresql", "postgres:")):
         return "kaquan bench shop runs on PostgreSQL: set KAQUAN_DATABASE_URL=postgresql://…"
     if shutil.which("wrk") is None:
         return "wrk is not installed: apt-get install wrk (see the README's setup)"
+    if options is not None and options.url is not None:
+        try:
+            Target.parse(options.url)
+        except ValueError as exc:
+            return str(exc)
+        if options.profile is not None or options.workers != 1:
+            return "--profile and --workers are for the bench's own server, not one at --url"
+        if not settings.dev_gateway_secret:
+            return (
+                "--url needs KAQUAN_DEV_GATEWAY_SECRET: the secret of the dev gateway the server at --url runs"
+                " (its payments are signed with it)"
+            )
     return None
 
 
@@ -201,8 +219,13 @@ async def _profile(server: ServerProcess, path: Path) -> asyncio.subprocess.Proc
     )
 
 
-async def storm(stage: Stage, server: ServerProcess, options: Options, secret: str, out: Path) -> dict[str, Any]:
-    """wrk's buyers against the server until the codes are gone; returns what `shop.lua` counted."""
+async def storm(
+    stage: Stage, address: str, server: ServerProcess | None, options: Options, secret: str, out: Path
+) -> dict[str, Any]:
+    """wrk's buyers against the server at `address` until the codes are gone; returns what `shop.lua` counted.
+
+    `server`: the bench's own, whose CPU time is read (and profiled); None for a server at `--url`.
+    """
     script = resources.files("kaquan.bench").joinpath("shop.lua")
     with resources.as_file(script) as lua:
         command = [
@@ -213,7 +236,7 @@ async def storm(stage: Stage, server: ServerProcess, options: Options, secret: s
             f"--timeout={WRK_TIMEOUT_S}s",
             "-s",
             str(lua),
-            f"http://{HOST}:{server.port}",
+            address,
             "--",
             stage.sku_code,
             str(PRICE_MINOR),
@@ -223,11 +246,12 @@ async def storm(stage: Stage, server: ServerProcess, options: Options, secret: s
             str(10 * options.codes),  # buyers refused for other reasons than stock are replaced, up to this
             str(out),
         ]
-        spy = await _profile(server, options.profile) if options.profile else None
-        cpu_before = cpu_seconds(server.pids())
+        spy = await _profile(server, options.profile) if server is not None and options.profile else None
+        pids = server.pids() if server is not None else []
+        cpu_before = cpu_seconds(pids)
         wrk = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         said, _ = await wrk.communicate()
-        cpu_used = cpu_seconds(server.pids()) - cpu_before
+        cpu_used = cpu_seconds(server.pids() if server is not None else []) - cpu_before
         if spy is not None:
             spy.send_signal(2)  # SIGINT: py-spy writes its flame graph and exits
             await spy.wait()
@@ -235,7 +259,7 @@ async def storm(stage: Stage, server: ServerProcess, options: Options, secret: s
     if wrk.returncode != 0 or written is None:
         raise RuntimeError(f"wrk failed ({wrk.returncode}): {said.decode(errors='replace')[-2000:]}")
     result: dict[str, Any] = json.loads(written)
-    result["server_cpu_s"] = cpu_used
+    result["server_cpu_s"] = cpu_used if server is not None else None
     return result
 
 
@@ -321,47 +345,62 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def _plain_dsn(url: str) -> str:
-    return "postgresql://" + url.split("://", 1)[1]
+def cpu_per_order(cpu_s: float | None, delivered: int) -> float | None:
+    """The server's CPU milliseconds per delivered order; None when its CPU was not the bench's to read."""
+    if cpu_s is None:
+        return None
+    return round(1000 * cpu_s / delivered, 1) if delivered else 0.0
 
 
 async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict[str, object]:
     """The storm against a server process, the raw-SQL floor, the checks; returns the JSON line's fields."""
     settings = rt.settings
-    if (reason := unavailable(settings)) is not None:
+    if (reason := unavailable(settings, options)) is not None:
         raise ShopBenchUnavailable(reason)
+    target = Target.parse(options.url) if options.url is not None else None
+    if target is not None and not await target.answers("/healthz"):
+        raise ShopBenchUnavailable(f"nothing at {target.url} answers GET /healthz with 200")
     raise_open_files_limit()
     load_before = os.getloadavg()
     progress(f"setting up {options.codes} codes for the shop and {options.codes} for the baseline …")
     stage = await set_up(rt, options.codes)
-    secret = secrets.token_urlsafe(32)
-    progress("WARNING: the bench's own server takes payments through the DEV GATEWAY (KAQUAN_DEV_GATEWAY=1)")
-    server = await ServerProcess.start(
-        server_environment(
-            settings,
-            KAQUAN_DEV_GATEWAY="1",
-            KAQUAN_DEV_GATEWAY_SECRET=secret,
-            KAQUAN_TRUSTED_PROXIES="127.0.0.1/32",
-        ),
-        port=free_port(),
-        log_path=settings.var_dir / "bench-shop-server.log",
-        workers=options.workers,
-    )
-    dsn = _plain_dsn(settings.resolved_database_url())
+    dsn = libpq_url(settings.resolved_database_url())
     out = settings.var_dir / f"bench-shop-{stage.tag.lower()}.json"
     waits, stop_sampling = WaitSamples(), asyncio.Event()
+    server: ServerProcess | None = None
+    if target is None:
+        secret = secrets.token_urlsafe(32)
+        progress("WARNING: the bench's own server takes payments through the DEV GATEWAY (KAQUAN_DEV_GATEWAY=1)")
+        server = await ServerProcess.start(
+            server_environment(
+                settings,
+                KAQUAN_DEV_GATEWAY="1",
+                KAQUAN_DEV_GATEWAY_SECRET=secret,
+                KAQUAN_TRUSTED_PROXIES="127.0.0.1/32",
+            ),
+            port=free_port(),
+            log_path=settings.var_dir / "bench-shop-server.log",
+            workers=options.workers,
+        )
+        address = f"http://{HOST}:{server.port}"
+    else:
+        secret, address = settings.dev_gateway_secret or "", target.url
+    peak_rss_mb: float | None = None
     try:
-        await server.wait_ready("/healthz")
-        progress(f"{options.buyers} buyers at once for {options.codes} codes ({options.workers} server processes) …")
+        if server is not None:
+            await server.wait_ready("/healthz")
+        where = f"{options.workers} server processes" if server is not None else address
+        progress(f"{options.buyers} buyers at once for {options.codes} codes ({where}) …")
         sampler = asyncio.create_task(sample_waits(dsn, waits, stop_sampling))
         try:
-            bought = await storm(stage, server, options, secret, out)
+            bought = await storm(stage, address, server, options, secret, out)
         finally:
             stop_sampling.set()
             await sampler
-        peak_rss_mb = server.peak_rss_mb()
+        peak_rss_mb = server.peak_rss_mb() if server is not None else None
     finally:
-        await server.stop()
+        if server is not None:
+            await server.stop()
         with contextlib.suppress(OSError):
             out.unlink()
     progress(f"the baseline: the same storm in raw SQL over {options.raw_connections} connections …")
@@ -379,7 +418,8 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     return {
         "db": describe(rt.db.url),
         "redis": bool(settings.redis_url),
-        "workers": options.workers,
+        "url": options.url,
+        "workers": options.workers if target is None else None,
         "buyers": options.buyers,
         "codes": options.codes,
         "orders_per_s": round(orders_per_s),
@@ -392,9 +432,9 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "all_delivered": delivered == placed == bought["delivered"] == sold and bought["undelivered"] == 0,
         "errors_5xx": bought["errors_5xx"],
         "timeouts": bought["slow_requests"] + bought["under_way"],
-        "max_rss_mb": round(peak_rss_mb, 1),
+        "max_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb is not None else None,
         "delivered": delivered,
-        "server_cpu_ms_per_order": round(1000 * bought["server_cpu_s"] / delivered, 1) if delivered else 0.0,
+        "server_cpu_ms_per_order": cpu_per_order(bought["server_cpu_s"], delivered),
         "stock_adds_up": all(level.adds_up for level in levels),
         "sold_out_answers": bought["refused_sold_out"],
         "refused": bought["refusals"],

@@ -19,6 +19,11 @@ from kaquan.cli.common import console, errors, run
 from kaquan.kit.config import get_settings
 from kaquan.runtime import Runtime
 
+URL_HELP = (
+    "send the load to the server at this http://host:port (a deployment behind its load balancer) instead of"
+    " starting one; it must run on this command's database and Redis"
+)
+
 bench = typer.Typer(help="Benchmarks; each ends with one JSON line.", no_args_is_help=True)
 
 
@@ -99,6 +104,7 @@ def bench_flash(
     compare_risk: Annotated[
         bool, typer.Option("--compare-risk", help="the storm again with risk control off (issue 15's cost)")
     ] = False,
+    url: Annotated[str | None, typer.Option(help=URL_HELP + ", its flash throttle per address lifted")] = None,
 ) -> None:
     """A flash-sale storm and late buyers through wrk, the bare-ASGI and pgbench baselines; ends with one JSON line."""
     if workers > 1 and not get_settings().redis_url:
@@ -108,8 +114,11 @@ def bench_flash(
         errors.print(f"error: {wrk.MISSING}")
         raise SystemExit(2)
     options = flash.Options(
-        stock_units, buyers, connections, workers, storm_seconds, hammer_seconds, pgbench_clients, compare_risk
+        stock_units, buyers, connections, workers, storm_seconds, hammer_seconds, pgbench_clients, compare_risk, url
     )
+    if (reason := flash.unavailable(options)) is not None:
+        errors.print(f"error: {reason}")
+        raise SystemExit(2)
 
     async def work(rt: Runtime) -> dict[str, object]:
         measured = await flash.run(rt, options, _progress)
@@ -122,7 +131,11 @@ def bench_flash(
 def _flash_table(result: Mapping[str, object]) -> Table:
     table = Table("measure", "value", "target", title=f"flash sale on {result['db']} ({result['gate']} gate)")
     rows: list[tuple[str, object, str]] = [
-        ("server processes / load average", f"{result['workers']} / {result['load_average']}", ""),
+        (
+            "server processes (or --url) / load average",
+            f"{result['workers'] or result['url']} / {result['load_average']}",
+            "",
+        ),
         ("storm buyers / codes", f"{result['storm_buyers']} / {result['stock']}", ""),
         ("sold (won answers, queued)", f"{result['sold']} ({result['won_answers']}, {result['queued_answers']})", ""),
         ("oversold", result["oversold"], "0"),
@@ -166,12 +179,15 @@ def bench_shop(
             help="write py-spy's profile of the server during the storm here (.svg: a flame graph; else raw stacks)"
         ),
     ] = None,
+    url: Annotated[
+        str | None, typer.Option(help=URL_HELP + " with the dev gateway under KAQUAN_DEV_GATEWAY_SECRET")
+    ] = None,
 ) -> None:
     """The shop's sale path (order, signed payment notification, codes shown) under a storm; ends with one JSON line."""
-    if (reason := shop.unavailable(get_settings())) is not None:
+    options = shop.Options(codes, buyers, workers, seconds, raw_connections, profile, url)
+    if (reason := shop.unavailable(get_settings(), options)) is not None:
         errors.print(f"error: {reason}")
         raise SystemExit(2)
-    options = shop.Options(codes, buyers, workers, seconds, raw_connections, profile)
 
     async def work(rt: Runtime) -> dict[str, object]:
         result = await shop.run(rt, options, _progress)
