@@ -2,7 +2,7 @@
 the lines' day index is a block-range index on PostgreSQL
 
 Revision ID: 8e2f4a6c1b37
-Revises: 7d4c1e9a2b60
+Revises: 3e8a5c0f7b21
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8e2f4a6c1b37"
-down_revision: str | None = "7d4c1e9a2b60"
+down_revision: str | None = "3e8a5c0f7b21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
