@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from kaquan import runtime as runtime_module
 from kaquan import worker
 from kaquan.channels import load_adapters
+from kaquan.kit import heap
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         if own:
             announce_payment(app.state.runtime)
             mount_simulators(app, app.state.runtime)
+            heap.settle()  # a server's own process: everything it keeps is built now
         stop = asyncio.Event()
         background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
         try:
