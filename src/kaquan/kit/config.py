@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
     orders_per_ip_per_hour: int = Field(default=30, ge=1, description="shop order attempts per IP per hour")
     sale_concurrency: int = Field(
-        default=16,
+        default=32,
         ge=1,
         description="sale-path requests (orders, lookups, payment notifications) a server process works on at once;"
         " the others wait their turn in order of arrival (web.admission)",

@@ -6,7 +6,8 @@ waits for its next turn behind the Python of all the others (`kaquan bench shop`
 connections *idle in transaction* on average), the pool runs dry, and requests that wait 30 s for a
 connection fail with 500. Admitted a few at a time, each runs its transaction through without waiting
 on the others, and the rest wait here, before any work is done for them: the same CPU serves them in
-order of arrival instead of all of them a little at a time.
+order of arrival instead of all of them a little at a time. The default (32) is a little more than the
+pool's 20 connections, so that one request's Python overlaps another's round trip to the database.
 
 Only the sale path is queued (`SALE_PATHS`: placing and looking up orders, payment notifications);
 pages, the admin console, exports and the flash sale (which has its own gate) are not.
