@@ -3,8 +3,9 @@
 A server process holds a large heap that lives as long as it does (modules, the app and its routes,
 Pydantic and SQLAlchemy's compiled models, caches). With Python's default collector every full
 collection walks all of it again, and a request allocates enough for a young collection every few
-statements: in `kaquan bench shop`, py-spy (`--native`) found `gc_collect_main` in 29 % of a
-server's samples, a full collection taking 100–300 ms of a loaded machine while every buyer waited.
+statements: py-spy (`--native`) found `gc_collect_main` under a request's statements, and a full
+collection took 100–300 ms of a loaded machine's wall time while every request of the process waited
+(docs/shop.md, *Where the CPU went*).
 
 `settle` is called once, when the process has built everything it keeps: what exists then is moved
 out of the collector's sight (`gc.freeze`: never freed, never walked again), and young collections
