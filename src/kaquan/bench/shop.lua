@@ -153,10 +153,17 @@ local function send(n, step)
   }, format('{"number":"%s","secret":"%s"}', buyer.number, buyer.secret))
 end
 
+-- A connection with nothing to send once no new buyer may start is not needed again: every buyer still
+-- under way has its request in flight on another connection, whose answer queues the buyer's next step
+-- for that connection. So it rests until the run ends; were it woken it would have to send a filler
+-- request (wrk sends something on every connection it wakes), and fillers cost the server more than
+-- the buyers (an hour: longer than any storm; wrk stops at its -d or when the last buyer is done).
+local PARKED_MS = 3600000
+
 function delay()
   if head <= tail or not (sold_out or started_buyers >= most_buyers) then return 0 end
   if under_way == 0 then wrk.thread:stop() end
-  return 1000 -- nothing to send: this connection rests while the buyers under way finish on theirs
+  return PARKED_MS
 end
 
 function request()
@@ -174,7 +181,7 @@ function request()
     first_started = first_started or buyers[started_buyers].started
     return send(started_buyers, 1)
   end
-  fillers = fillers + 1 -- a connection that had to send something while nothing was due
+  fillers = fillers + 1 -- a connection woken for a step another connection took first
   return wrk.format("GET", "/static/style.css")
 end
 

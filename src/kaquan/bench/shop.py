@@ -439,6 +439,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "sold_out_answers": bought["refused_sold_out"],
         "refused": bought["refusals"],
         "max_buyers_under_way": bought["max_under_way"],
+        "filler_requests": bought["fillers"],
         "order_p50_ms": round(percentile(bought["order_ms"], 0.50), 1),
         "order_p99_ms": round(percentile(bought["order_ms"], 0.99), 1),
         "notify_p50_ms": round(percentile(bought["notify_ms"], 0.50), 1),

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         default=20, ge=1, description="units the unpaid shop orders of one client (IP, device or contact) may hold"
     )
     orders_per_ip_per_hour: int = Field(default=30, ge=1, description="shop order attempts per IP per hour")
+    sale_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="sale-path requests (orders, lookups, payment notifications) a server process works on at once;"
+        " the others wait their turn in order of arrival (web.admission)",
+    )
     refund_four_eyes: bool = Field(
         default=False,
         description="every after-sale refund waits for a second person's approval, even one asked by finance",

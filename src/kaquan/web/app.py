@@ -15,12 +15,14 @@ from starlette.types import ASGIApp
 from kaquan import runtime as runtime_module
 from kaquan import worker
 from kaquan.channels import load_adapters
+from kaquan.kit import heap
 from kaquan.kit.config import Settings, get_settings
 from kaquan.runtime import Runtime
 from kaquan.web import (
     account,
     account_api,
     admin_api,
+    admission,
     buyers_api,
     callbacks_api,
     captcha,
@@ -120,10 +122,14 @@ def mount_simulators(app: FastAPI, rt: Runtime) -> None:
 
 
 class KaquanApp(FastAPI):
+    sale_concurrency = Settings.model_fields["sale_concurrency"].default
+
     def build_middleware_stack(self) -> ASGIApp:
         # Outermost, so that even the 500 page of Starlette's ServerErrorMiddleware carries the headers; right
-        # inside it, the sold-out answers of a flash sale, before everything else (web.flash_fast).
-        return security.SecurityMiddleware(flash_fast.FlashFastPath(super().build_middleware_stack()))
+        # inside it, the sold-out answers of a flash sale, before everything else (web.flash_fast); then the
+        # sale path's queue (web.admission), before any work is done for a request.
+        stack = admission.SaleAdmission(super().build_middleware_stack(), self.sale_concurrency)
+        return security.SecurityMiddleware(flash_fast.FlashFastPath(stack))
 
 
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         if own:
             announce_payment(app.state.runtime)
             mount_simulators(app, app.state.runtime)
+            heap.settle()  # a server's own process: everything it keeps is built now
         stop = asyncio.Event()
         background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
         try:
@@ -148,6 +155,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
                 await app.state.runtime.close()
 
     app = KaquanApp(title="kaquan", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.sale_concurrency = (rt.settings if rt is not None else settings or get_settings()).sale_concurrency
     logging.getLogger("uvicorn.access").addFilter(security.UVICORN_FILTER)
     if rt is not None:
         app.state.runtime = rt
