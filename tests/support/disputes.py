@@ -93,3 +93,36 @@ async def post_event(shop: Shop, event: dict[str, Any], *, secret: str | None = 
         content=body,
         headers={"Stripe-Signature": header, "content-type": "application/json"},
     )
+
+
+def dispute_event(
+    kind: str,
+    intent: str,
+    *,
+    amount: int = 1990,
+    status: str = "needs_response",
+    dispute_id: str = "dp_forged",
+    withdrawn: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A Stripe dispute event of `kind` about the payment intent `intent`, built by hand (no simulator behind it);
+    by default the dispute took its amount with a 1,500 fee."""
+    txns = [{"id": "txn_1", "amount": -amount, "fee": 1500}] if withdrawn is None else withdrawn
+    return {
+        "id": f"evt_{kind}",
+        "object": "event",
+        "type": kind,
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": dispute_id,
+                "object": "dispute",
+                "amount": amount,
+                "currency": "cny",
+                "charge": "ch_1",
+                "payment_intent": intent,
+                "reason": "fraudulent",
+                "status": status,
+                "balance_transactions": txns,
+            }
+        },
+    }
