@@ -1,17 +1,13 @@
 """The decision log: every decision becomes a `risk_decisions` row, written behind the request.
 
 The decision path appends to a buffer and returns; one task per process drains the buffer in batches,
-so a burst of a thousand decisions costs a few inserts, not a thousand round trips. The task gathers
-for `GATHER_S` before it writes: without that pause it woke at every decision that waited on I/O
-(Redis counters) and wrote that one row in a transaction of its own, inside the next decision's wait,
-which was most of a decision's cost with Redis (`kaquan bench risk`, docs/risk.md). A decision is
+so a burst of a thousand decisions costs a few inserts, not a thousand round trips. A decision is
 lost only if the process dies within the moment before its batch commits; the buffer is bounded, and
 when the database cannot keep up the oldest unwritten rows are dropped (and counted in the log) rather
 than letting memory grow. The same task prunes old counters and spent nonces every few minutes.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,7 +22,6 @@ log = logging.getLogger(__name__)
 BATCH = 1000
 MAX_PENDING = 50_000
 PRUNE_EVERY_S = 600.0
-GATHER_S = 0.1
 
 
 class DecisionLog:
@@ -36,7 +31,6 @@ class DecisionLog:
         self._task: asyncio.Task[None] | None = None
         self._prune = prune
         self._pruned_at: float | None = None
-        self._hurry = asyncio.Event()  # set by `flush`: write now, without gathering
         self.dropped = 0
 
     def add(self, row: dict[str, Any]) -> None:
@@ -50,9 +44,6 @@ class DecisionLog:
             self._task = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._hurry.wait(), GATHER_S)
-        self._hurry.clear()
         while self._pending:
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             try:
@@ -77,7 +68,6 @@ class DecisionLog:
     async def flush(self) -> None:
         """Wait until every decision made so far is written (tests, shutdown)."""
         while self._task is not None and not self._task.done():
-            self._hurry.set()
             await self._task
 
 
