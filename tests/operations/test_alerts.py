@@ -3,12 +3,13 @@ worker) reaches the operator by e-mail (a real SMTP server) and a signed webhook
 condition per interval, in the operators' language."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
+from tests.support.alerting import alerts_to
 from tests.support.builders import GivenSku, given_codes, given_sku, random_codes
 from tests.support.callback_receiver import Receiver
 from tests.support.callbacks import given_endpoint, notify
@@ -16,7 +17,6 @@ from tests.support.smtp import Mailbox, mailbox
 from tests.support.warehouses import given_warehouse
 
 from kaquan.channels.callbacks import sender
-from kaquan.channels.callbacks.signing import new_secret
 from kaquan.inventory import refills
 from kaquan.kit import alerts, clock, outbox
 from kaquan.kit.config import Settings
@@ -29,27 +29,8 @@ OPERATORS = "ops@shop.test, boss@shop.test"
 
 
 @pytest.fixture
-def smtp() -> Iterator[Mailbox]:
-    with mailbox() as box:
-        yield box
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    receiver = Receiver(secrets={"/alerts": new_secret()})
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
 def settings(settings: Settings, smtp: Mailbox, hook: Receiver) -> Settings:
-    smtp.point(settings)
-    settings.alert_email = OPERATORS
-    settings.alert_webhook_url = hook.url("/alerts")
-    settings.alert_webhook_secret = hook.secrets["/alerts"]
-    settings.alert_webhook_allow_private = True
-    return settings
+    return alerts_to(settings, smtp, hook, operators=OPERATORS)
 
 
 async def given_refill(rt: Runtime, *, in_main: int) -> GivenSku:

@@ -6,13 +6,21 @@ console's order page. A forged, unknown or too large dispute is a 4xx that chang
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 from tests.support.console import console_sign_in
-from tests.support.disputes import Shop, a_paid_order, books_problems, last_outcome, post_event, state, stripe_shop
+from tests.support.disputes import (
+    Shop,
+    a_paid_order,
+    books_problems,
+    dispute_event,
+    last_outcome,
+    post_event,
+    state,
+    stripe_shop,
+)
 from tests.support.identity import given_user
 
 from kaquan import ledger
@@ -81,27 +89,6 @@ async def test_the_same_dispute_delivered_again_changes_nothing(shop: Shop) -> N
     assert await books_problems(shop.rt) == []
 
 
-def dispute_event(intent: str, *, amount: int = 1990) -> dict[str, Any]:
-    return {
-        "id": "evt_dispute_1",
-        "object": "event",
-        "type": "charge.dispute.created",
-        "livemode": False,
-        "data": {
-            "object": {
-                "id": "dp_forged",
-                "object": "dispute",
-                "amount": amount,
-                "currency": "cny",
-                "charge": "ch_1",
-                "payment_intent": intent,
-                "reason": "fraudulent",
-                "balance_transactions": [{"id": "txn_1", "fee": 1500}],
-            }
-        },
-    }
-
-
 async def test_a_forged_an_unknown_or_a_too_large_dispute_is_a_400_and_changes_nothing(shop: Shop) -> None:
     _, token = await a_paid_order(shop)
     async with shop.rt.db.read() as session:
@@ -109,9 +96,9 @@ async def test_a_forged_an_unknown_or_a_too_large_dispute_is_a_400_and_changes_n
     assert intent is not None
     before = await state(shop.rt)
 
-    forged = await post_event(shop, dispute_event(intent), secret="whsec_someone_else")
-    unknown = await post_event(shop, dispute_event("pi_nobody_paid_this"))
-    too_large = await post_event(shop, dispute_event(intent, amount=1991))
+    forged = await post_event(shop, dispute_event("charge.dispute.created", intent), secret="whsec_someone_else")
+    unknown = await post_event(shop, dispute_event("charge.dispute.created", "pi_nobody_paid_this"))
+    too_large = await post_event(shop, dispute_event("charge.dispute.created", intent, amount=1991))
 
     assert (forged.status_code, forged.json()) == (400, {"error": "invalid_signature"})
     assert (unknown.status_code, unknown.json()) == (400, {"error": "payment_not_found"})

@@ -13,7 +13,16 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.support.console import console_sign_in
-from tests.support.disputes import Shop, a_paid_order, books_problems, last_outcome, post_event, state, stripe_shop
+from tests.support.disputes import (
+    Shop,
+    a_paid_order,
+    books_problems,
+    dispute_event,
+    last_outcome,
+    post_event,
+    state,
+    stripe_shop,
+)
 from tests.support.identity import given_user
 
 from kaquan import ledger
@@ -156,25 +165,7 @@ async def test_a_close_that_overtakes_its_opening_applies_both_once(shop: Shop) 
 
 
 def closed_event(intent: str, *, status: str, dispute_id: str = "dp_elsewhere") -> dict[str, Any]:
-    return {
-        "id": "evt_closed_1",
-        "object": "event",
-        "type": "charge.dispute.closed",
-        "livemode": False,
-        "data": {
-            "object": {
-                "id": dispute_id,
-                "object": "dispute",
-                "amount": 1990,
-                "currency": "cny",
-                "charge": "ch_1",
-                "payment_intent": intent,
-                "reason": "general",
-                "status": status,
-                "balance_transactions": [],
-            }
-        },
-    }
+    return dispute_event("charge.dispute.closed", intent, status=status, dispute_id=dispute_id, withdrawn=[])
 
 
 async def test_an_unknown_dispute_or_a_closed_inquiry_is_acknowledged_and_recorded(shop: Shop) -> None:
@@ -201,8 +192,7 @@ async def test_an_inquiry_opening_takes_no_money_and_is_acknowledged(shop: Shop)
     async with shop.rt.db.read() as session:
         intent = (await payments.by_token(session, token)).gateway_txn_id
     assert intent is not None
-    inquiry = closed_event(intent, status="warning_needs_response")
-    inquiry["type"] = "charge.dispute.created"
+    inquiry = dispute_event("charge.dispute.created", intent, status="warning_needs_response", withdrawn=[])
     before = await state(shop.rt)
 
     answer = await post_event(shop, inquiry)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from tests.support.alerting import hook, smtp
 from tests.support.flash import flash, gate
 from tests.support.risk import windows_far_from_their_ends
 
@@ -24,7 +25,7 @@ from kaquan.risk import (
 )
 from kaquan.runtime import Runtime
 
-__all__ = ["flash", "gate"]
+__all__ = ["flash", "gate", "hook", "smtp"]
 
 
 @pytest.fixture

@@ -2,19 +2,18 @@
 of it by e-mail and the signed webhook, once per interval, through the outbox."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from sqlalchemy import delete, text, update
+from tests.support.alerting import alerts_to
 from tests.support.builders import given_sku_with_codes
 from tests.support.callback_receiver import Receiver
 from tests.support.console import console_sign_in
 from tests.support.identity import given_user
 from tests.support.risk_history import given_recorded, history
-from tests.support.smtp import Mailbox, mailbox
+from tests.support.smtp import Mailbox
 
-from kaquan.channels.callbacks.signing import new_secret
 from kaquan.kit import clock, outbox
 from kaquan.kit.config import Settings
 from kaquan.risk import RiskContext, learning, recent
@@ -24,27 +23,8 @@ from kaquan.runtime import Runtime
 
 
 @pytest.fixture
-def smtp() -> Iterator[Mailbox]:
-    with mailbox() as box:
-        yield box
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    receiver = Receiver(secrets={"/alerts": new_secret()})
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
 def settings(settings: Settings, smtp: Mailbox, hook: Receiver) -> Settings:
-    smtp.point(settings)
-    settings.alert_email = "ops@shop.test"
-    settings.alert_webhook_url = hook.url("/alerts")
-    settings.alert_webhook_secret = hook.secrets["/alerts"]
-    settings.alert_webhook_allow_private = True
-    return settings
+    return alerts_to(settings, smtp, hook, operators="ops@shop.test")
 
 
 async def given_active_model(rt: Runtime) -> None:

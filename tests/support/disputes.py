@@ -11,17 +11,16 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 from tests.support.builders import given_sku_with_codes
+from tests.support.reconciling import wechat_shop as gateway_shop
 
 from kaquan import accounting, ledger
-from kaquan.payments import refunds, registry
+from kaquan.payments import refunds
 from kaquan.payments import service as payments
 from kaquan.payments.models import Payment, PaymentCallback, PaymentChargeback
-from kaquan.payments.plugins import GatewaySetup, load_plugins
 from kaquan.payments.stripe import protocol
 from kaquan.payments.stripe.simulator import StripeSimulator
 from kaquan.risk.models import RiskDecision
 from kaquan.runtime import Runtime
-from kaquan.web.app import create_app
 
 PUBLIC_URL = "http://shop.test"
 CONTACT = "buyer@example.com"
@@ -37,21 +36,9 @@ class Shop:
 @asynccontextmanager
 async def stripe_shop(rt: Runtime, client: httpx.AsyncClient, tmp_path: Path) -> AsyncIterator[Shop]:
     """The shop with Stripe (simulated) as its one gateway, its webhooks posted to the app."""
-    [plugin] = [plugin for plugin in load_plugins() if plugin.name == "stripe"]
-    setup = GatewaySetup(
-        settings=rt.settings,
-        public_url=PUBLIC_URL,
-        state_dir=tmp_path / "gateways",
-        notify_transport=httpx.ASGITransport(app=create_app(rt=rt)),
-    )
-    simulation = plugin.simulated(setup)
-    registry.configure([simulation.gateway], public_url=PUBLIC_URL)
-    assert isinstance(simulation.provider, StripeSimulator)
-    try:
-        yield Shop(rt, client, simulation.provider)
-    finally:
-        await simulation.provider.drain()
-        registry.configure([])
+    async with gateway_shop(rt, tmp_path, "stripe") as ready:
+        assert isinstance(ready.simulation.provider, StripeSimulator)
+        yield Shop(rt, client, ready.simulation.provider)
 
 
 async def a_paid_order(shop: Shop, *, price_minor: int = 1990) -> tuple[str, str]:
@@ -106,3 +93,36 @@ async def post_event(shop: Shop, event: dict[str, Any], *, secret: str | None = 
         content=body,
         headers={"Stripe-Signature": header, "content-type": "application/json"},
     )
+
+
+def dispute_event(
+    kind: str,
+    intent: str,
+    *,
+    amount: int = 1990,
+    status: str = "needs_response",
+    dispute_id: str = "dp_forged",
+    withdrawn: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A Stripe dispute event of `kind` about the payment intent `intent`, built by hand (no simulator behind it);
+    by default the dispute took its amount with a 1,500 fee."""
+    txns = [{"id": "txn_1", "amount": -amount, "fee": 1500}] if withdrawn is None else withdrawn
+    return {
+        "id": f"evt_{kind}",
+        "object": "event",
+        "type": kind,
+        "livemode": False,
+        "data": {
+            "object": {
+                "id": dispute_id,
+                "object": "dispute",
+                "amount": amount,
+                "currency": "cny",
+                "charge": "ch_1",
+                "payment_intent": intent,
+                "reason": "fraudulent",
+                "status": status,
+                "balance_transactions": txns,
+            }
+        },
+    }

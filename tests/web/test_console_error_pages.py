@@ -77,35 +77,21 @@ async def test_a_support_user_refused_an_owner_page_sees_it_inside_their_console
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-async def test_an_unknown_order_is_a_not_found_page_in_the_console(
-    rt: Runtime, client: httpx.AsyncClient, lang: str
+@pytest.mark.parametrize(("path", "word"), [("/admin/orders/NO-SUCH-ORDER", "order"), ("/admin/no-such-page", "page")])
+async def test_an_unknown_order_or_address_is_a_not_found_page_inside_the_console(
+    rt: Runtime, client: httpx.AsyncClient, lang: str, path: str, word: str
 ) -> None:
     await given_user(rt, "alice", "owner")
     console = await console_sign_in(client)
     client.cookies.set("lang", lang)
 
-    missing = await console.get("/admin/orders/NO-SUCH-ORDER")
+    missing = await console.get(path)
 
     assert missing.status_code == 404
     assert_in_the_console_frame(missing, "alice", lang)
-    assert WORDS[lang]["order"] in missing.text
+    assert WORDS[lang][word] in missing.text
     assert "lookup secret" not in visible_text(missing)  # the buyer's sentence is not the operator's
     assert "查单密码" not in missing.text
-
-
-@pytest.mark.parametrize("lang", ["zh", "en"])
-async def test_an_address_the_console_does_not_have_is_not_found_inside_it(
-    rt: Runtime, client: httpx.AsyncClient, lang: str
-) -> None:
-    await given_user(rt, "alice", "owner")
-    console = await console_sign_in(client)
-    client.cookies.set("lang", lang)
-
-    missing = await console.get("/admin/no-such-page")
-
-    assert missing.status_code == 404
-    assert_in_the_console_frame(missing, "alice", lang)
-    assert WORDS[lang]["page"] in missing.text
 
 
 async def test_a_form_value_out_of_bounds_is_worded_in_the_console(rt: Runtime, client: httpx.AsyncClient) -> None:

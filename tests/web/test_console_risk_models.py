@@ -4,29 +4,15 @@ models scored recent decisions, in Chinese and English; roles without risk.read 
 import httpx
 from tests.support.console import console_sign_in
 from tests.support.identity import given_user
-from tests.support.risk_history import given_recorded, history
+from tests.support.risk_history import given_two_models
 
-from kaquan.risk import RiskContext, learning
 from kaquan.runtime import Runtime
-
-
-async def given_models(rt: Runtime) -> None:
-    """v1 active, v2 in shadow, and a few decisions both scored."""
-    await given_recorded(rt.db, history(1200, seed=4))
-    await learning.train(rt.db, [], actor="alice", seed=1)
-    async with rt.db.transaction() as session:
-        await learning.promote(session, 1, actor="alice")
-    await learning.train(rt.db, [], actor="worker", seed=2)
-    rt.risk.invalidate()
-    for n in range(6):
-        await rt.risk.decide(RiskContext("shop.order", ip=f"203.0.113.{n}", submit_ms=300 + n * 5000))
-    await rt.risk.log.flush()
 
 
 async def test_an_operator_sees_each_model_and_the_score_distribution_in_either_language(
     rt: Runtime, client: httpx.AsyncClient
 ) -> None:
-    await given_models(rt)
+    await given_two_models(rt)
     await given_user(rt, "olga", "operator")
     console = await console_sign_in(client, "olga")
     page = await console.get("/admin/risk/models")

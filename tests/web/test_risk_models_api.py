@@ -5,24 +5,12 @@ import httpx
 from sqlalchemy import update
 from tests.support.http import the_error
 from tests.support.identity import HeadersFor
-from tests.support.risk_history import given_recorded, history
+from tests.support.risk_history import given_two_models
 
 from kaquan.audit import service as audit
-from kaquan.risk import RiskContext, learning
+from kaquan.risk import RiskContext
 from kaquan.risk.models import RiskModel
 from kaquan.runtime import Runtime
-
-
-async def given_two_models(rt: Runtime) -> None:
-    """v1 active, v2 in shadow, and a few decisions both scored."""
-    await given_recorded(rt.db, history(1200, seed=4))
-    await learning.train(rt.db, [], actor="alice", seed=1)
-    async with rt.db.transaction() as session:
-        await learning.promote(session, 1, actor="alice")
-    await learning.train(rt.db, [], actor="worker", seed=2)
-    rt.risk.invalidate()
-    for n in range(6):
-        await rt.risk.decide(RiskContext("shop.order", ip=f"203.0.113.{n}", submit_ms=300 + n * 5000))
 
 
 async def test_the_models_are_listed_newest_first_with_their_metrics_and_status(

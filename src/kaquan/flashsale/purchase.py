@@ -107,55 +107,39 @@ class FlashSale:
         if device is not None and not is_device_token(device):
             raise BadInput("a device token is 22 to 128 characters of A-Z, a-z, 0-9, - and _", field="device")
         try:
-            return await self._purchase(
-                event_id, buyer, quantity, request_id, channel, buyer_ip, device, verified, screen
+            info = await self._admissions.info(event_id)
+            who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
+            info = await self._admissions.open(info)
+            item = admitted(
+                event_id,
+                who,
+                quantity,
+                request_id,
+                channel=channel,
+                buyer_ip=buyer_ip,
+                device=device,
+                verified=verified is not None,
             )
+            admission = await self._admissions.admit(info, item)
+            if admission.verdict == "admitted":
+                if screen is not None:
+                    await self._screened(item, screen)
+                committed = await self._queues.wait(item)
+                if committed is None:
+                    return Answer("queued", ticket=await self._tickets.issue(item))
+                return self._answer(committed, event_id)
+            if admission.verdict == "duplicate":
+                return await self._repeated(item, admission.state)
+            if admission.verdict == "closed":
+                self._admissions.forget(event_id)
+                raise EventEnded(event_id)
+            if admission.verdict == "sold_out":
+                self._learn(event_id)
+                return Answer("sold_out")
+            return await self._limit_reached(item)
         except (RedisError, OSError, SQLAlchemyError) as exc:
             log.warning("flash-sale purchase failed: %s", type(exc).__name__)
             raise Busy("the flash sale cannot take purchases right now; try again", retry_after=1) from exc
-
-    async def _purchase(
-        self,
-        event_id: int,
-        buyer: str,
-        quantity: int,
-        request_id: str,
-        channel: str,
-        buyer_ip: str | None,
-        device: str | None,
-        verified: str | None,
-        screen: Screen | None,
-    ) -> Answer:
-        info = await self._admissions.info(event_id)
-        who = buyer_of(info, buyer, quantity, channel=channel, verified=verified)
-        info = await self._admissions.open(info)
-        item = admitted(
-            event_id,
-            who,
-            quantity,
-            request_id,
-            channel=channel,
-            buyer_ip=buyer_ip,
-            device=device,
-            verified=verified is not None,
-        )
-        admission = await self._admissions.admit(info, item)
-        if admission.verdict == "admitted":
-            if screen is not None:
-                await self._screened(item, screen)
-            committed = await self._queues.wait(item)
-            if committed is None:
-                return Answer("queued", ticket=await self._tickets.issue(item))
-            return self._answer(committed, event_id)
-        if admission.verdict == "duplicate":
-            return await self._repeated(item, admission.state)
-        if admission.verdict == "closed":
-            self._admissions.forget(event_id)
-            raise EventEnded(event_id)
-        if admission.verdict == "sold_out":
-            self._learn(event_id)
-            return Answer("sold_out")
-        return await self._limit_reached(item)
 
     async def _screened(self, item: Admitted, screen: Screen) -> None:
         try:

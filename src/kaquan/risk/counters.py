@@ -1,8 +1,10 @@
 """Velocity counters: hits per subject over fixed 1 min / 1 h / 24 h windows, in Redis or in the database.
 
 A window is fixed to the clock (the 1 h window of 10:17 is 10:00–11:00), so one hit is one increment
-per window and one round trip covers every subject of a request: a pipeline of one small script per
-subject in Redis.
+per window and one round trip covers every subject of a request: one small script call for all of them
+on one Redis server, a pipeline of one call per subject on a Redis Cluster (a script's keys must share a
+slot there). One call, not one per subject, because the client's own work per command (packing, then
+reading and parsing each reply) was most of a decision's CPU time (`kaquan bench risk`, docs/risk.md).
 Without Redis the hits are counted in the process and written behind the requests, a second's worth
 in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a hash tag
 (`kaquan:risk:{ip:1.2.3.4}:orders:60:…`), so a subject's windows stay on one Redis Cluster slot.
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import Table, delete
 
@@ -59,6 +62,17 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
+# Every subject's windows in one call (one Redis server): ARGV[1] is the number of windows per subject, then
+# each window's lifetime; the keys are the subjects' windows, subject after subject.
+_HIT_ALL = """
+local windows = tonumber(ARGV[1])
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[2 + (i - 1) % windows]) end
+end
+return counts
+"""
 
 
 def window_keys(subject: str, buckets: dict[str, int], what: str = COUNTED) -> list[str]:
@@ -74,7 +88,9 @@ def buckets_at(now_s: int) -> dict[str, int]:
 class RedisCounters:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
-        self._sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._cluster = isinstance(redis, RedisCluster)
+        self._script = _HIT if self._cluster else _HIT_ALL
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         if not subjects:
@@ -85,7 +101,7 @@ class RedisCounters:
             try:
                 replies = await self._send(subjects, what, buckets, lifetimes)
             except NoScriptError:  # a Redis that restarted or never saw the script: load it once, again
-                await self._redis.script_load(_HIT)
+                await self._redis.script_load(self._script)
                 replies = await self._send(subjects, what, buckets, lifetimes)
         except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
             raise Busy("risk control is busy; try again", retry_after=1) from exc
@@ -98,8 +114,13 @@ class RedisCounters:
     async def _send(
         self, subjects: Sequence[str], what: str, buckets: dict[str, int], lifetimes: list[int]
     ) -> list[Any]:
-        """EVALSHA per subject in one pipeline (redis-py's Script in a pipeline would first ask SCRIPT EXISTS,
-        a second round trip every time)."""
+        """One EVALSHA for every subject, or on a cluster one per subject in one pipeline (redis-py's Script in a
+        pipeline would first ask SCRIPT EXISTS, a second round trip every time); each subject's counts."""
+        if not self._cluster:
+            keys = [key for subject in subjects for key in window_keys(subject, buckets, what)]
+            flat = await self._redis.evalsha(self._sha, len(keys), *keys, len(buckets), *lifetimes)
+            width = len(buckets)
+            return [flat[i : i + width] for i in range(0, len(flat), width)]
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
             keys = window_keys(subject, buckets, what)
@@ -110,11 +131,15 @@ class RedisCounters:
         if not subjects:
             return {}
         buckets = buckets_at(int(clock.now().timestamp()))
-        pipe = self._redis.pipeline(transaction=False)
-        for subject in subjects:
-            pipe.mget(window_keys(subject, buckets, what))  # one subject's keys share a slot
         try:
-            replies = await pipe.execute()
+            if self._cluster:
+                pipe = self._redis.pipeline(transaction=False)
+                for subject in subjects:
+                    pipe.mget(window_keys(subject, buckets, what))  # one subject's keys share a slot
+                replies = await pipe.execute()
+            else:
+                flat = await self._redis.mget([key for s in subjects for key in window_keys(s, buckets, what)])
+                replies = [flat[i : i + len(buckets)] for i in range(0, len(flat), len(buckets))]
         except RedisError as exc:
             raise Busy("risk control is busy; try again", retry_after=1) from exc
         return {
