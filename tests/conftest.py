@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _pytest.nodeid import NodeId
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 from redis.asyncio import Redis
@@ -47,6 +48,28 @@ PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 REDIS_URL = worker_redis_url()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 KEPT_ROWS = {"alembic_version", "inventory_warehouses"}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep an `xdist_group` on one worker under `--dist loadgroup` (the cluster topology: one per run).
+
+    pytest-xdist 3.8 marks a grouped test by appending `@group` to `item._nodeid`, which pytest 9 no longer
+    reads (a node's id is `item._id`), so every grouped test was scheduled on its own and each worker brought
+    up a topology of its own. This names the group in the id pytest reads, once, after xdist's hook ran.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        suffix = f"@{'_'.join(groups)}"
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 def _run_in_own_loop(build: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -121,8 +121,9 @@ def test_a_missing_pg_dump_is_named_with_where_it_was_looked_for(kaquan: Kaquan,
     assert not (tmp_path / "b").exists()
 
 
-@ON_SQLITE
-def test_a_database_never_migrated_has_nothing_to_back_up(kaquan: Kaquan, tmp_path: Path) -> None:
+@pytest.mark.parametrize("unmigrated_kaquan", ["sqlite"], indirect=True)
+def test_a_database_never_migrated_has_nothing_to_back_up(unmigrated_kaquan: Kaquan, tmp_path: Path) -> None:
+    kaquan = unmigrated_kaquan
     refused = one_line(kaquan.refused("backup", str(tmp_path / "b")))
 
     assert "(bad_backup)" in refused and "never migrated" in refused

@@ -30,7 +30,8 @@ async def _authenticate(url: str, token: str) -> Identity | None:
 # --- migrate ------------------------------------------------------------------------------------
 
 
-def test_migrate_builds_the_schema_and_can_run_again(kaquan: Kaquan) -> None:
+def test_migrate_builds_the_schema_and_can_run_again(unmigrated_kaquan: Kaquan) -> None:
+    kaquan = unmigrated_kaquan
     assert kaquan.state() == {}
 
     first = kaquan.ok("migrate")

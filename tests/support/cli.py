@@ -1,13 +1,16 @@
 """The `kaquan` command line driven as an operator drives it: the runner, its fixtures, and small helpers.
 
-`kaquan` gives each test an empty, unmigrated database of its own (a fresh SQLite file, and a fresh
-PostgreSQL database next to KAQUAN_TEST_DATABASE_URL when that is set) and a var/ directory of its own.
+`kaquan` gives each test a migrated database of its own (a copy of the migrated SQLite template, and a
+PostgreSQL database made from a migrated template next to KAQUAN_TEST_DATABASE_URL when that is set) and a
+var/ directory of its own; `unmigrated_kaquan` the same on an empty database, for what `migrate` itself does.
+Copying a migrated template takes a fraction of a second where migrating takes seconds, per test and backend.
 The fixtures reach the tests through the conftest.py of the folders that use them.
 """
 
 import asyncio
 import os
 import re
+import shutil
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from kaquan.inventory.levels import Stock, stock
 from kaquan.kit import outbox
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
+from kaquan.kit.migrate import upgrade
 
 T = TypeVar("T")
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
@@ -154,23 +158,68 @@ def postgres_admin() -> Iterator[Callable[[str], None]]:
     yield execute
 
 
-@pytest.fixture(params=BACKENDS)
-def kaquan(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kaquan]:
-    """The CLI on an empty, unmigrated database of this test's own."""
+@pytest.fixture(scope="session")
+def postgres_cli_template() -> Iterator[str]:
+    """The name of a migrated PostgreSQL database of this process's own, the template of every CLI test's."""
+    assert PG_URL is not None
+    plain = make_url(PG_URL)
+    name = f"{plain.database}_cli_template_{os.getpid()}"
+    url = plain.set(database=name).render_as_string(hide_password=False)
+
+    async def admin(statement: str) -> None:
+        server = Database(PG_URL)
+        try:
+            async with server.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(statement))
+        finally:
+            await server.dispose()
+
+    async def create() -> None:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(f'CREATE DATABASE "{name}"')
+        db = Database(url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()  # a template copies only while no one is connected to it
+
+    in_own_loop(create)
+    yield name
+    in_own_loop(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _own_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[Kaquan]:
     if request.param == "sqlite":
-        yield Kaquan(f"sqlite:///{tmp_path / 'kaquan.db'}", tmp_path / "var")
+        path = tmp_path / "kaquan.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield Kaquan(f"sqlite:///{path}", tmp_path / "var")
         return
     assert PG_URL is not None
     execute: Callable[[str], None] = request.getfixturevalue("postgres_admin")
+    template = f' TEMPLATE "{request.getfixturevalue("postgres_cli_template")}"' if migrated else ""
     # Our own database next to the shared test one: other test runs use that one.
     plain = make_url(PG_URL)
     name = f"{plain.database}_cli_{os.getpid()}"
     execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    execute(f'CREATE DATABASE "{name}"')
+    execute(f'CREATE DATABASE "{name}"{template}')
     try:
         yield Kaquan(plain.set(database=name).render_as_string(hide_password=False), tmp_path / "var")
     finally:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def kaquan(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kaquan]:
+    """The CLI on a migrated database of this test's own (as after `kaquan migrate`)."""
+    yield from _own_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def unmigrated_kaquan(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kaquan]:
+    """The CLI on an empty, unmigrated database of this test's own."""
+    yield from _own_database(request, tmp_path, migrated=False)
 
 
 def one_line(text: str) -> str:
