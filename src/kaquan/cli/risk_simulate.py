@@ -47,8 +47,10 @@ def simulate(
     a model, then measure a held-out run (seed B): per attack kind the share stopped, and the share of honest
     buyers challenged. It promotes the model it trains: run it on a staging database, not the shop's."""
     if held_out_seed is not None and held_out_seed == seed:
-        console.print("--held-out-seed must differ from --seed: the held-out run is measured on traffic not trained on")
-        raise typer.Exit(2)
+        raise typer.BadParameter(
+            "must differ from --seed: the held-out run is measured on traffic not trained on",
+            param_hint="--held-out-seed",
+        )
     options = simulator.Options(seed=seed, held_out_seed=held_out_seed, honest=honest, attackers=attackers, train=model)
 
     async def work(rt: Runtime) -> dict[str, Any]:
