@@ -173,6 +173,12 @@ async def _send(port: int, requests: Sequence[Request]) -> Sent:
     return Sent(dict(answers), time.perf_counter() - started)
 
 
+def _risk_settings() -> dict[str, str]:
+    """The risk settings of this environment (`KAQUAN_RISK_*`: thresholds, the model's weight), for the server:
+    trying another threshold is one variable away."""
+    return {name: value for name, value in os.environ.items() if name.startswith("KAQUAN_RISK_")}
+
+
 async def _last_decision_id(rt: Runtime) -> int:
     async with rt.db.read() as session:
         return int((await session.execute(select(func.coalesce(func.max(RiskDecision.id), 0)))).scalar_one())
@@ -200,6 +206,7 @@ async def _run(rt: Runtime, seed: int, options: Options, progress: Progress) -> 
             KAQUAN_TRUSTED_PROXIES="127.0.0.1/32",
             KAQUAN_DEV_GATEWAY="1",  # orders need a gateway to be placed; nobody pays in a simulation
             KAQUAN_DEV_GATEWAY_SECRET=secrets.token_urlsafe(32),
+            **_risk_settings(),
         ),
         port=free_port(),
         log_path=rt.settings.var_dir / "risk-simulate-server.log",
@@ -214,14 +221,15 @@ async def _run(rt: Runtime, seed: int, options: Options, progress: Progress) -> 
     return planned, sent, before
 
 
-async def _recorded(rt: Runtime, after: int) -> list[tuple[int, str, str]]:
+async def _recorded(rt: Runtime, after: int) -> list[tuple[str, str, int]]:
+    """The subject, outcome and score of every decision recorded since `after`."""
     async with rt.db.read() as session:
         stmt = (
-            select(RiskDecision.id, RiskDecision.subject, RiskDecision.outcome)
+            select(RiskDecision.subject, RiskDecision.outcome, RiskDecision.score)
             .where(RiskDecision.id > after)
             .order_by(RiskDecision.id)
         )
-        return [(row.id, row.subject, row.outcome) for row in await session.execute(stmt)]
+        return [(row.subject, row.outcome, row.score) for row in await session.execute(stmt)]
 
 
 def _kinds_by_subject(planned: traffic.Plan) -> dict[str, str]:
@@ -256,20 +264,28 @@ def _refused_otherwise(answer: str) -> bool:
     return status.startswith("4") and status != "404" and code not in ("risk_declined", "challenge_required")
 
 
+def _median(values: list[int]) -> int | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def measure(planned: traffic.Plan, sent: Sent, rows: list[tuple[int, str, str]]) -> dict[str, Any]:
-    """Per kind: what was sent, how risk answered (from the recorded decisions), what else refused it."""
+def measure(planned: traffic.Plan, sent: Sent, rows: list[tuple[str, str, int]]) -> dict[str, Any]:
+    """Per kind: what was sent, how risk answered (from the recorded decisions), what else refused it, and the
+    scores of the approved ones (how far below the challenge line what got through was)."""
     kinds = _kinds_by_subject(planned)
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     by_subject: dict[str, Counter[str]] = defaultdict(Counter)
-    for _, subject, outcome in rows:
+    approved_scores: dict[str, list[int]] = defaultdict(list)
+    for subject, outcome, score in rows:
         kind = kinds.get(subject)
         if kind is not None:
             outcomes[kind][outcome] += 1
             by_subject[subject][outcome] += 1
+            if outcome == "approve":
+                approved_scores[kind].append(score)
     report: dict[str, Any] = {}
     for kind in ("honest", *ATTACK_KINDS):
         answers = sent.answers.get(kind, Counter())
@@ -289,6 +305,8 @@ def measure(planned: traffic.Plan, sent: Sent, rows: list[tuple[int, str, str]])
             "answers": dict(sorted(answers.items())),
             "stopped_by_risk_share": _share(by_risk, requests),
             "stopped_share": _share(min(requests, by_risk + refused), requests),
+            "approved_score_p50": _median(approved_scores[kind]),
+            "approved_score_max": max(approved_scores[kind], default=None),
         }
     honest_subjects = [subject for subject, kind in kinds.items() if kind == "honest"]
     bothered = sum(1 for subject in honest_subjects if any(by_subject[subject][outcome] for outcome in STOPPED_BY_RISK))
@@ -358,6 +376,8 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
             "honest_challenged_max": GOAL_HONEST_CHALLENGED,
             "met": stopped_share >= GOAL_STOPPED and honest_share <= GOAL_HONEST_CHALLENGED,
         },
+        "challenge_at": rt.settings.risk_challenge_at,
+        "model_weight": rt.settings.risk_model_weight,
         "errors_5xx": held_sent.errors_5xx,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "load_avg_before": [round(x, 2) for x in load_before],

@@ -15,7 +15,7 @@ one or two units, the time from page load to submit of a person (seconds to minu
 - `code_guessing`: random codes against voucher verification, with a clerk's token from a few devices;
 - `card_testing`: many tiny orders (the cheapest SKU, one unit) from one device, a fresh contact each.
 
-Coupon farming is not simulated: kaquan has no coupons (`NOT_SIMULATED`).
+Coupon farming is not simulated: kaquan has no coupons; nor are honest redemptions (`NOT_SIMULATED`).
 """
 
 import json
@@ -26,7 +26,11 @@ from dataclasses import dataclass, field
 from kaquan.risk.features import digest
 
 ATTACK_KINDS = ("scalper", "denial", "code_guessing", "card_testing")
-NOT_SIMULATED = {"coupon_farming": "kaquan has no coupons: there is nothing to farm"}
+NOT_SIMULATED = {
+    "coupon_farming": "kaquan has no coupons: there is nothing to farm",
+    "honest_redemptions": "no clerk redeems honestly in a run: every redemption is a guess, so a model may learn "
+    "the action alone and the code_guessing figure is an upper bound",
+}
 HOT_SHARE_HONEST = 0.15  # honest buyers want the hot SKU too
 RETURNING_SHARE = 0.3
 
