@@ -7,7 +7,7 @@ The flow (docs/risk.md, "Measuring it: the simulator"):
    production and records the decisions; the simulator then labels the recorded rows by what it knows it
    sent (`fraud` for an attacker's, `legit` for an honest buyer's), the way a reviewer's verdict would.
 2. `risk.learning.train` on that history, and the new model promoted to act (unless `--no-model`: then the
-   operator's rules decide alone). This changes the acting model of the database it runs on: run the
+   rules and whatever model already acts decide). This changes the acting model of the database it runs on: run the
    simulator on a staging copy, never on the shop's own database.
 3. A held-out run with seed B, a fresh catalogue and fresh buyers, against a fresh server process; what
    the server recorded for each request's subject says how it was answered.
@@ -336,7 +336,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     planned, sent, after = await _run(rt, options.seed, options, progress)
     labelled = await label_rows(rt, planned, after)
     model: dict[str, Any] | None = None
-    skipped: str | None = "--no-model: the rules decide alone"
+    skipped: str | None = "--no-model: nothing trained; the rules and any model already acting decide"
     if options.train:
         progress(f"training a model on {labelled['fraud'] + labelled['legit']} labelled decisions …")
         model, skipped = await _train(rt, options.seed)
