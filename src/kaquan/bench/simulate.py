@@ -48,6 +48,7 @@ from kaquan.identity import tokens, users
 from kaquan.identity.permissions import Permission
 from kaquan.inventory import importing
 from kaquan.kit.db import describe
+from kaquan.payments.fraud import fraud_evidence
 from kaquan.risk import learning
 from kaquan.risk.errors import NotEnoughHistory
 from kaquan.risk.models import RiskDecision
@@ -316,8 +317,10 @@ def measure(planned: traffic.Plan, sent: Sent, rows: list[tuple[str, str, int]])
 
 
 async def _train(rt: Runtime, seed: int) -> tuple[dict[str, Any] | None, str | None]:
+    async with rt.db.read() as session:
+        evidence = await fraud_evidence(session)  # as `kaquan risk train` does; the simulator's labels are verdicts
     try:
-        model = await learning.train(rt.db, [], actor="simulate", seed=seed)
+        model = await learning.train(rt.db, evidence, actor="simulate", seed=seed)
     except NotEnoughHistory as exc:
         return None, str(exc)
     async with rt.db.transaction() as session:
