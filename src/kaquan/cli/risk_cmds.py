@@ -12,6 +12,7 @@ import typer
 from kaquan.cli.common import console, run
 from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.cli.output import JsonFlag, emit_json, show, table
+from kaquan.cli.risk_simulate import simulate
 from kaquan.kit.money import display
 from kaquan.payments import review
 from kaquan.payments.fraud import fraud_evidence
@@ -337,3 +338,6 @@ def promote_model(
 
     run(work)
     console.print(f"risk model v{version} is active; servers use it within KAQUAN_RISK_REFRESH_S seconds")
+
+
+risk_app.command("simulate")(simulate)
