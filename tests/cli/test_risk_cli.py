@@ -1,6 +1,10 @@
 """`kaquan risk …`, driven as an operator drives it: rules added off, tested, switched on; lists kept."""
 
-from tests.support.cli import Kaquan, one_line
+from tests.support.cli import Kaquan, in_own_loop, one_line
+
+from kaquan.kit import clock
+from kaquan.kit.db import Database
+from kaquan.risk.models import RiskDecision
 
 
 def test_an_operator_adds_tests_and_switches_a_rule(kaquan: Kaquan) -> None:
@@ -44,3 +48,38 @@ def test_the_review_queue_lists_held_orders_and_refuses_a_verdict_without_yes_or
     assert "needs confirmation" in unconfirmed and "pass --yes" in unconfirmed
     assert "order_not_found" in unknown
     assert "bad_input" in too_long and "300" in too_long
+
+
+def given_approved_orders(kaquan: Kaquan, quantities: list[int]) -> None:
+    """Shop orders risk control approved this week, as the decision log records them."""
+
+    async def record() -> None:
+        db = Database(kaquan.database_url)
+        try:
+            async with db.transaction() as session:
+                session.add_all(
+                    RiskDecision(
+                        at=clock.now(),
+                        action="shop.order",
+                        subject=f"ip:198.51.100.{host}",
+                        outcome="approve",
+                        score=0,
+                        reasons=[],
+                        features={"order.quantity": quantity},
+                    )
+                    for host, quantity in enumerate(quantities)
+                )
+        finally:
+            await db.dispose()
+
+    in_own_loop(record)
+
+
+def test_a_declining_rule_that_would_decline_honest_buyers_goes_on_only_with_yes(kaquan: Kaquan) -> None:
+    kaquan.ok("migrate")
+    given_approved_orders(kaquan, [1, 1, 1, 6])
+    kaquan.ok("risk", "rules", "add", "big", "order.quantity > 5", "--outcome", "decline")
+    refused = one_line(kaquan.refused("risk", "rules", "enable", "big"))
+    assert "risk_rule_needs_confirmation" in refused and "1 of the last week's 4 approved decisions" in refused
+    kaquan.ok("risk", "rules", "enable", "big", "--yes")
+    assert "yes" in one_line(kaquan.ok("risk", "rules", "list"))

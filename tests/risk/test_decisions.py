@@ -10,10 +10,18 @@ from kaquan.risk.models import RiskDecision
 SHOP = RiskContext("shop.order", ip="203.0.113.7", device="tok-" + "a" * 30, contact="13800000000", sku="HOT-1")
 
 
-async def given_rule(db: Database, engine: RiskEngine, expression: str, *, score: int = 0, **effect: str) -> None:
+async def given_rule(
+    db: Database, engine: RiskEngine, expression: str, *, score: int = 0, outcome: str | None = None
+) -> None:
     async with db.transaction() as session:
         await rules.add(
-            session, name=expression[:80], expression=expression, score=score, enabled=True, actor="test", **effect
+            session,
+            name=expression[:80],
+            expression=expression,
+            score=score,
+            outcome=outcome,
+            enabled=True,
+            actor="test",
         )
     engine.invalidate()
 

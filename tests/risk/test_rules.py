@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from kaquan.audit.models import AuditEntry
 from kaquan.kit.db import Database
 from kaquan.kit.errors import BadInput, Conflict
-from kaquan.risk import InvalidRule, RiskContext, RiskEngine, lists, rules
+from kaquan.risk import InvalidRule, RiskContext, RiskEngine, RuleNeedsConfirmation, lists, rules
 from kaquan.risk.models import RiskListEntry, RiskRule
 
 
@@ -81,3 +81,68 @@ async def test_a_backtest_counts_the_recorded_decisions_a_rule_would_have_hit(db
     with pytest.raises(InvalidRule):
         async with db.read() as session:
             await rules.backtest(session, "ip.orders_1m >= ")
+
+
+GUARD = rules.HonestGuard(decline_at=90, limit_bp=100)  # more than 1 % of last week's approved decisions
+
+
+async def given_approved_orders(engine: RiskEngine, quantities: list[int]) -> None:
+    for host, quantity in enumerate(quantities):
+        await engine.decide(RiskContext("shop.order", ip=f"198.51.100.{host}", quantity=quantity))
+    await engine.log.flush()
+
+
+async def test_a_declining_rule_that_hits_too_many_honest_buyers_goes_on_only_when_confirmed(
+    db: Database, engine: RiskEngine
+) -> None:
+    await given_approved_orders(engine, [1] * 98 + [9, 9])  # the rule would decline 2 of 100: over 1 %
+    async with db.transaction() as session:
+        await rules.add(session, name="bulk", expression="order.quantity > 5", outcome="decline", actor="alice")
+    with pytest.raises(RuleNeedsConfirmation) as refused:
+        async with db.transaction() as session:
+            await rules.set_enabled(session, "bulk", True, actor="alice", guard=GUARD)
+    assert refused.value.status == 409
+    assert refused.value.details == {"rule": "bulk", "hits": 2, "examined": 100, "limit_bp": 100}
+    with pytest.raises(RuleNeedsConfirmation):
+        async with db.transaction() as session:
+            await rules.add(
+                session, name="bulk2", expression="order.quantity > 5", score=95, enabled=True, actor="a", guard=GUARD
+            )
+    async with db.read() as session:
+        assert [(rule.name, rule.enabled) for rule in await rules.all_rules(session)] == [("bulk", False)]
+
+    async with db.transaction() as session:
+        confirmed = rules.HonestGuard(decline_at=90, limit_bp=100, confirmed=True)
+        await rules.set_enabled(session, "bulk", True, actor="alice", guard=confirmed)
+    async with db.read() as session:
+        assert (await rules.get(session, "bulk")).enabled
+
+
+async def test_a_rule_within_the_share_or_one_that_does_not_decline_goes_on_without_confirmation(
+    db: Database, engine: RiskEngine
+) -> None:
+    await given_approved_orders(engine, [1] * 199 + [9])  # 1 of 200 is 0.5 %: within 1 %
+    async with db.transaction() as session:
+        await rules.add(
+            session,
+            name="rare",
+            expression="order.quantity > 5",
+            outcome="decline",
+            enabled=True,
+            actor="a",
+            guard=GUARD,
+        )
+        await rules.add(
+            session,
+            name="wide",
+            expression="order.quantity >= 1",
+            outcome="challenge",
+            enabled=True,
+            actor="a",
+            guard=GUARD,
+        )
+        await rules.add(
+            session, name="nudge", expression="order.quantity >= 1", score=30, enabled=True, actor="a", guard=GUARD
+        )
+    async with db.read() as session:
+        assert [rule.enabled for rule in await rules.all_rules(session)] == [True, True, True]

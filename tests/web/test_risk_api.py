@@ -88,3 +88,24 @@ async def test_support_reads_risk_but_changes_nothing(client: httpx.AsyncClient,
     assert (await client.get("/admin/api/risk/rules", headers=support)).status_code == 200
     refused = await client.post("/admin/api/risk/rules", json=RULE, headers=support)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_a_declining_rule_that_would_decline_last_weeks_approved_buyers_needs_confirmation(
+    rt: Runtime, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    windows_far_from_their_ends()
+    for host in range(10):
+        await rt.risk.decide(RiskContext("shop.order", ip=f"198.51.100.{host}", quantity=host))
+    declining = {"name": "big", "expression": "order.quantity >= 5", "outcome": "decline"}
+
+    refused = await client.post("/admin/api/risk/rules", json=declining | {"enabled": True}, headers=admin_headers)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "risk_rule_needs_confirmation"
+    assert refused.json()["error"]["details"] == {"rule": "big", "hits": 5, "examined": 10, "limit_bp": 100}
+    assert (await client.get("/admin/api/risk/rules", headers=admin_headers)).json() == []
+
+    assert (await client.post("/admin/api/risk/rules", json=declining, headers=admin_headers)).status_code == 201
+    again = await client.post("/admin/api/risk/rules/big/enable", headers=admin_headers)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "risk_rule_needs_confirmation")
+    confirmed = await client.post("/admin/api/risk/rules/big/enable?confirm=true", headers=admin_headers)
+    assert confirmed.status_code == 200 and confirmed.json()["enabled"] is True

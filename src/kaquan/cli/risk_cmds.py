@@ -43,6 +43,7 @@ def add_rule(
     enable: Annotated[
         bool, typer.Option("--enable", help="switch it on at once (default: off; test it first)")
     ] = False,
+    yes: YesFlag = False,
 ) -> None:
     """Save a rule; a malformed expression is refused with the column of the problem."""
 
@@ -57,6 +58,7 @@ def add_rule(
                 outcome=outcome,
                 enabled=enable,
                 actor=ACTOR,
+                guard=_guard(rt, yes),
             )
 
     run(work)
@@ -102,19 +104,25 @@ def test_rule(
         console.print(f"  answered {outcome}: {hits}")
 
 
-def _switch(name: str, enabled: bool) -> None:
+def _guard(rt: Runtime, confirmed: bool) -> rules.HonestGuard:
+    """--yes confirms a declining rule that would have declined too many of the last week's approved decisions."""
+    settings = rt.settings
+    return rules.HonestGuard(settings.risk_decline_at, settings.risk_rule_honest_decline_bp, confirmed=confirmed)
+
+
+def _switch(name: str, enabled: bool, *, yes: bool = False) -> None:
     async def work(rt: Runtime) -> None:
         async with rt.db.transaction() as session:
-            await rules.set_enabled(session, name, enabled, actor=ACTOR)
+            await rules.set_enabled(session, name, enabled, actor=ACTOR, guard=_guard(rt, yes))
 
     run(work)
     console.print(f"rule {name!r} {'on' if enabled else 'off'}")
 
 
 @rules_app.command("enable")
-def enable_rule(name: str) -> None:
-    """Switch a rule on."""
-    _switch(name, True)
+def enable_rule(name: str, yes: YesFlag = False) -> None:
+    """Switch a rule on; a declining rule that would have declined too many honest buyers last week needs --yes."""
+    _switch(name, True, yes=yes)
 
 
 @rules_app.command("disable")

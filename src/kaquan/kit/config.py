@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     risk_challenge_at: int = Field(default=40, ge=1, le=100, description="a score from here on is challenged")
     risk_review_at: int = Field(default=70, ge=1, le=100, description="a score from here on is held for review")
     risk_decline_at: int = Field(default=90, ge=1, le=100, description="a score from here on is declined")
+    risk_rule_honest_decline_bp: int = Field(
+        default=100,
+        ge=0,
+        le=10_000,
+        description="switching on a declining rule that hits more than this share (basis points) of the last week's"
+        " approved decisions needs confirmation",
+    )
     risk_pow_bits: int = Field(default=16, ge=1, le=32, description="proof-of-work difficulty at the challenge line")
     risk_pow_max_bits: int = Field(default=22, ge=1, le=32, description="proof-of-work difficulty at score 100")
     risk_pow_ttl_s: int = Field(default=300, ge=10, description="how long a challenge may be solved and used")

@@ -10,7 +10,7 @@ from kaquan.risk import challenges, learning, lists, reviews, rules
 from kaquan.risk.challenges import Challenge, DatabaseSpentNonces, ProofOfWork, RedisSpentNonces, SpentNonces, solve
 from kaquan.risk.counters import DatabaseCounters, RedisCounters, VelocityCounters
 from kaquan.risk.decisions import SEVERITY, Decision, RiskEngine
-from kaquan.risk.errors import ChallengeRequired, InvalidRule, RiskDeclined
+from kaquan.risk.errors import ChallengeRequired, InvalidRule, RiskDeclined, RuleNeedsConfirmation
 from kaquan.risk.features import FEATURES, RiskContext
 from kaquan.risk.learning import Evidence
 from kaquan.risk.recording import DecisionLog, recent
@@ -32,6 +32,7 @@ __all__ = [
     "RiskContext",
     "RiskDeclined",
     "RiskEngine",
+    "RuleNeedsConfirmation",
     "SpentNonces",
     "VelocityCounters",
     "challenges",

@@ -39,6 +39,23 @@ class InvalidRule(BadInput):
         super().__init__(f"column {position + 1}: {message}", position=position, column=position + 1)
 
 
+class RuleNeedsConfirmation(Conflict):
+    """Switching the rule on would decline more of the last week's honest decisions than the merchant allows
+    (`KAQUAN_RISK_RULE_HONEST_DECLINE_BP`); it goes on only when asked again with confirmation."""
+
+    code = "risk_rule_needs_confirmation"
+
+    def __init__(self, rule: str, *, hits: int, examined: int, limit_bp: int) -> None:
+        super().__init__(
+            f"rule {rule!r} would have declined {hits} of the last week's {examined} approved decisions,"
+            f" over the {limit_bp / 100:g} % allowed; switch it on with confirmation to go ahead",
+            rule=rule,
+            hits=hits,
+            examined=examined,
+            limit_bp=limit_bp,
+        )
+
+
 class RuleNotFound(NotFound):
     code = "risk_rule_not_found"
 

@@ -4,11 +4,14 @@ A rule is an expression over the features (`ip.orders_1m > 5 and sku.high_demand
 applies to (`*` or a comma-separated list), and its effect: a score added to the decision's (negative
 to vouch for something), or a hard outcome (challenge, review, decline) whatever the score.
 Every change is audited. `backtest` runs an expression over the features recorded with recent
-decisions, so an operator sees how much it would have hit before switching it on.
+decisions, so an operator sees how much it would have hit before switching it on; and a rule that
+declines is switched on only with confirmation when it would have declined more than the merchant's
+share (`HonestGuard`) of the last week's approved decisions.
 """
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,13 +21,28 @@ from kaquan.audit import service as audit
 from kaquan.kit import clock
 from kaquan.kit.errors import BadInput, Conflict
 from kaquan.risk import expressions
-from kaquan.risk.errors import RuleNotFound
+from kaquan.risk.errors import RuleNeedsConfirmation, RuleNotFound
 from kaquan.risk.features import ACTIONS, FEATURES
 from kaquan.risk.models import RiskDecision, RiskRule
 
 RULE_OUTCOMES = ("challenge", "review", "decline")
 MAX_BACKTEST = 100_000
 SAMPLE = 20
+HONEST_LOOK_BACK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class HonestGuard:
+    """When switching a rule on needs confirmation: the rule declines (its outcome, or a score at the decline
+    line on its own) and would have hit more than `limit_bp` basis points of the approved decisions of the
+    last week that nobody labelled fraud. The admin API and the CLI pass one; test set-ups pass none."""
+
+    decline_at: int
+    limit_bp: int
+    confirmed: bool = False
+
+    def declines(self, rule: RiskRule) -> bool:
+        return rule.outcome == "decline" or (rule.outcome is None and rule.score >= self.decline_at)
 
 
 @dataclass(frozen=True)
@@ -90,8 +108,10 @@ async def add(
     outcome: str | None = None,
     enabled: bool = False,
     actor: str,
+    guard: HonestGuard | None = None,
 ) -> RiskRule:
-    """Save a new rule (off unless `enabled`); nothing is saved if any part is wrong."""
+    """Save a new rule (off unless `enabled`); nothing is saved if any part is wrong, or if it would go on
+    declining too many honest buyers unconfirmed (`guard`)."""
     name = name.strip()
     if not 1 <= len(name) <= 80:
         raise BadInput("a rule's name is 1 to 80 characters", field="name")
@@ -110,6 +130,8 @@ async def add(
         created_at=now,
         updated_at=now,
     )
+    if enabled and guard is not None:
+        await _check_honest_declines(session, rule, guard)
     try:
         async with session.begin_nested():
             session.add(rule)
@@ -127,8 +149,12 @@ async def get(session: AsyncSession, name: str) -> RiskRule:
     return rule
 
 
-async def set_enabled(session: AsyncSession, name: str, enabled: bool, *, actor: str) -> RiskRule:
+async def set_enabled(
+    session: AsyncSession, name: str, enabled: bool, *, actor: str, guard: HonestGuard | None = None
+) -> RiskRule:
     rule = await get(session, name)
+    if enabled and not rule.enabled and guard is not None:
+        await _check_honest_declines(session, rule, guard)
     before = describe(rule)
     rule.enabled = enabled
     rule.updated_at = clock.now()
@@ -180,3 +206,24 @@ async def backtest(session: AsyncSession, expression: str, *, actions: str = "*"
             if len(sample) < SAMPLE:
                 sample.append(decision_id)
     return Backtest(examined, sum(outcomes.values()), dict(outcomes), sample)
+
+
+async def _check_honest_declines(session: AsyncSession, rule: RiskRule, guard: HonestGuard) -> None:
+    """RuleNeedsConfirmation (409) when the guard asks for confirmation and was not given it."""
+    if guard.confirmed or not guard.declines(rule):
+        return
+    tree = compile_expression(rule.expression)
+    wanted = parse_actions(rule.actions)
+    stmt = select(RiskDecision.features).where(
+        RiskDecision.at >= clock.now() - HONEST_LOOK_BACK,
+        RiskDecision.outcome == "approve",
+        (RiskDecision.label.is_(None)) | (RiskDecision.label != "fraud"),
+    )
+    if wanted is not None:
+        stmt = stmt.where(RiskDecision.action.in_(sorted(wanted)))
+    examined = hits = 0
+    for (features,) in (await session.execute(stmt.order_by(RiskDecision.id.desc()).limit(MAX_BACKTEST))).all():
+        examined += 1
+        hits += expressions.holds(tree, features)
+    if hits * 10_000 > guard.limit_bp * examined:
+        raise RuleNeedsConfirmation(rule.name, hits=hits, examined=examined, limit_bp=guard.limit_bp)

@@ -34,6 +34,11 @@ class RuleIn(BaseModel):
         default=None, description="a hard outcome when the rule hits, whatever the score"
     )
     enabled: bool = Field(default=False, description="off by default: backtest it first")
+    confirm: bool = Field(
+        default=False,
+        description="switch a declining rule on although it would have declined more than the allowed share of"
+        " the last week's approved decisions (otherwise 409 `risk_rule_needs_confirmation`)",
+    )
 
 
 class RuleOut(BaseModel):
@@ -133,8 +138,10 @@ async def list_rules(rt: RuntimeDep, admin: RiskRead) -> list[RuleOut]:
 @router.post("/rules", status_code=201)
 async def add_rule(rt: RuntimeDep, admin: RiskWrite, body: RuleIn) -> RuleOut:
     """Save a rule; a malformed expression is refused with 400 `invalid_rule` and its position."""
+    await rt.risk.log.flush()
     async with rt.db.transaction() as session:
-        rule = await rules.add(session, **body.model_dump(), actor=admin.actor)
+        fields = body.model_dump(exclude={"confirm"})
+        rule = await rules.add(session, **fields, actor=admin.actor, guard=_guard(rt, body.confirm))
     rt.risk.invalidate()
     return _rule_out(rule)
 
@@ -154,16 +161,25 @@ async def backtest(rt: RuntimeDep, admin: RiskRead, body: BacktestIn) -> Backtes
     )
 
 
-async def _switch(rt: RuntimeDep, admin: Principal, name: str, enabled: bool) -> RuleOut:
+def _guard(rt: RuntimeDep, confirmed: bool) -> rules.HonestGuard:
+    settings = rt.settings
+    return rules.HonestGuard(settings.risk_decline_at, settings.risk_rule_honest_decline_bp, confirmed=confirmed)
+
+
+async def _switch(rt: RuntimeDep, admin: Principal, name: str, enabled: bool, *, confirm: bool = False) -> RuleOut:
+    if enabled:
+        await rt.risk.log.flush()
     async with rt.db.transaction() as session:
-        rule = await rules.set_enabled(session, name, enabled, actor=admin.actor)
+        rule = await rules.set_enabled(session, name, enabled, actor=admin.actor, guard=_guard(rt, confirm))
     rt.risk.invalidate()
     return _rule_out(rule)
 
 
 @router.post("/rules/{name}/enable")
-async def enable_rule(rt: RuntimeDep, admin: RiskWrite, name: str) -> RuleOut:
-    return await _switch(rt, admin, name, True)
+async def enable_rule(rt: RuntimeDep, admin: RiskWrite, name: str, confirm: bool = False) -> RuleOut:
+    """Switch a rule on; a declining rule that would have declined more than the allowed share of the last
+    week's approved decisions is refused with 409 `risk_rule_needs_confirmation` unless `confirm=true`."""
+    return await _switch(rt, admin, name, True, confirm=confirm)
 
 
 @router.post("/rules/{name}/disable")
