@@ -23,7 +23,8 @@ async def given_user(rt: Runtime, username: str = "alice", role: str = "owner", 
 
 
 async def row_counts(rt: Runtime) -> dict[str, int]:
-    """Rows per table across the whole schema."""
+    """Rows per table across the whole schema, once the rows risk control writes behind the requests are in."""
+    await rt.risk.flush()
     async with rt.db.read() as session:
         return {
             table.name: int((await session.execute(select(func.count()).select_from(table))).scalar_one())

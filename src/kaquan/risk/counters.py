@@ -47,6 +47,10 @@ class VelocityCounters(Protocol):
         """Forget windows that ended long ago."""
         ...
 
+    async def flush(self) -> None:
+        """Write now what is held in the process, for a reader of the counters' table."""
+        ...
+
     async def close(self) -> None:
         """Write what is still held in the process."""
         ...
@@ -150,6 +154,9 @@ class RedisCounters:
 
     async def prune(self) -> None:
         """Redis expires the keys itself."""
+
+    async def flush(self) -> None:
+        """Every hit is in Redis already."""
 
     async def close(self) -> None:
         """Every hit is in Redis already."""

@@ -274,6 +274,12 @@ class RiskEngine:
         self.log.add(row)
         return decision
 
+    async def flush(self) -> None:
+        """Write now what waits behind the requests (counter hits held in the process, decisions not yet logged),
+        for a caller that reads those tables next."""
+        await self._counters.flush()
+        await self.log.flush()
+
     async def close(self) -> None:
         await self._counters.close()
         await self.log.flush()
