@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import httpx
 
 from kaquan import ledger
-from kaquan.bench.harness import HOST, Progress, ServerProcess, free_port, generated_file, quiet, server_environment
+from kaquan.bench.goods import stocked_sku
+from kaquan.bench.harness import HOST, Progress, ServerProcess, free_port, quiet, server_environment
 from kaquan.catalog import service as catalog
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.catalog.schemas import ProductCreate
 from kaquan.channels import agents
 from kaquan.channels import pricing as channels
 from kaquan.client import ApiError, AsyncAgentClient, NewOrder, Order
-from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
@@ -52,13 +52,8 @@ async def _setup(
     tag = f"BENCH-AGENT-{int(time.time())}-{secrets.token_hex(2)}".upper()
     async with rt.db.transaction() as session:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
-        sku = await catalog.create_sku(
-            session,
-            SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=PRICE_MINOR, price_minor=PRICE_MINOR),
-            actor="bench",
-        )
-        await importing.import_file(
-            rt.db, session, rt.vault, sku, generated_file(codes), importing.BatchMeta(supplier="bench"), actor="bench"
+        await stocked_sku(
+            rt, session, product_id=product.id, code=tag, price_minor=PRICE_MINOR, codes=codes, actor="bench"
         )
         await channels.set_price(rt.db, session, "api", tag, PRICE_MINOR, actor="bench")
         keys = []

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from kaquan import ledger
-from kaquan.bench.harness import generated_file
+from kaquan.bench.goods import stocked_sku
 from kaquan.catalog import service as catalog
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.catalog.schemas import ProductCreate
 from kaquan.channels import agents
 from kaquan.channels import pricing as channels
-from kaquan.inventory import importing
 from kaquan.orders import checks as order_checks
 from kaquan.runtime import Runtime
 
@@ -54,13 +53,8 @@ async def set_up(rt: Runtime, *, codes: int, busy_agents: int) -> Stage:
     tag = f"AGENT-WRK-{int(time.time())}-{secrets.token_hex(2)}".upper()
     async with rt.db.transaction() as session:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
-        sku = await catalog.create_sku(
-            session,
-            SkuCreate(product_id=product.id, code=tag, name=tag, face_value_minor=PRICE_MINOR, price_minor=PRICE_MINOR),
-            actor="bench",
-        )
-        await importing.import_file(
-            rt.db, session, rt.vault, sku, generated_file(codes), importing.BatchMeta(supplier="bench"), actor="bench"
+        sku = await stocked_sku(
+            rt, session, product_id=product.id, code=tag, price_minor=PRICE_MINOR, codes=codes, actor="bench"
         )
         await channels.set_price(rt.db, session, "api", tag, PRICE_MINOR, actor="bench")
         keys, account_ids = [], []

@@ -46,21 +46,21 @@ from typing import Any
 
 import asyncpg
 
+from kaquan.bench.goods import stocked_sku
 from kaquan.bench.harness import (
     HOST,
     Progress,
     ServerProcess,
     Target,
     free_port,
-    generated_file,
     quiet,
     raise_open_files_limit,
     server_environment,
 )
 from kaquan.bench.pgbench import libpq_url
 from kaquan.catalog import service as catalog
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
-from kaquan.inventory import importing, stock
+from kaquan.catalog.schemas import ProductCreate
+from kaquan.inventory import stock
 from kaquan.kit.config import Settings
 from kaquan.kit.db import describe
 from kaquan.kit.errors import DomainError
@@ -107,26 +107,15 @@ async def set_up(rt: Runtime, codes: int) -> Stage:
     async with rt.db.transaction() as session:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="bench")
         for code in (tag, f"{tag}-RAW"):
-            sku = await catalog.create_sku(
+            sku = await stocked_sku(
+                rt,
                 session,
-                SkuCreate(
-                    product_id=product.id,
-                    code=code,
-                    name=code,
-                    face_value_minor=PRICE_MINOR,
-                    price_minor=PRICE_MINOR,
-                    currency=CURRENCY,
-                ),
+                product_id=product.id,
+                code=code,
+                price_minor=PRICE_MINOR,
+                codes=codes,
                 actor="bench",
-            )
-            await importing.import_file(
-                rt.db,
-                session,
-                rt.vault,
-                sku,
-                generated_file(codes),
-                importing.BatchMeta(supplier="bench", unit_cost_minor=UNIT_COST_MINOR),
-                actor="bench",
+                unit_cost_minor=UNIT_COST_MINOR,
             )
             ids.append(sku.id)
             if code != tag:

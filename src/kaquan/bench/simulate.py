@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from kaquan.bench import traffic
+from kaquan.bench.goods import stocked_sku
 from kaquan.bench.harness import (
     HOST,
     HttpConnection,
@@ -37,16 +38,14 @@ from kaquan.bench.harness import (
     ProtocolError,
     ServerProcess,
     free_port,
-    generated_file,
     quiet,
     server_environment,
 )
 from kaquan.bench.traffic import ATTACK_KINDS, Request, Sku, Skus
 from kaquan.catalog import service as catalog
-from kaquan.catalog.schemas import ProductCreate, SkuCreate
+from kaquan.catalog.schemas import ProductCreate
 from kaquan.identity import tokens, users
 from kaquan.identity.permissions import Permission
-from kaquan.inventory import importing
 from kaquan.kit.db import describe
 from kaquan.payments.fraud import fraud_evidence
 from kaquan.risk import learning
@@ -56,7 +55,6 @@ from kaquan.runtime import Runtime
 
 GOAL_STOPPED = 0.95
 GOAL_HONEST_CHALLENGED = 0.01
-CURRENCY = "CNY"
 CONCURRENCY = 8
 STOPPED_BY_RISK = ("decline", "challenge", "review")
 
@@ -95,26 +93,15 @@ async def _stage(rt: Runtime, tag: str, codes: int) -> Skus:
         product = await catalog.create_product(session, ProductCreate(name=tag, kind="voucher"), actor="simulate")
         for name, price in prices.items():
             code = f"{tag}-{name}"
-            sku = await catalog.create_sku(
+            await stocked_sku(
+                rt,
                 session,
-                SkuCreate(
-                    product_id=product.id,
-                    code=code,
-                    name=code,
-                    face_value_minor=price,
-                    price_minor=price,
-                    currency=CURRENCY,
-                ),
+                product_id=product.id,
+                code=code,
+                price_minor=price,
+                codes=codes,
                 actor="simulate",
-            )
-            await importing.import_file(
-                rt.db,
-                session,
-                rt.vault,
-                sku,
-                generated_file(codes),
-                importing.BatchMeta(supplier="simulate", unit_cost_minor=price // 2),
-                actor="simulate",
+                unit_cost_minor=price // 2,
             )
             made[name] = Sku(code, price)
     return Skus(made["HOT"], (made["A"], made["B"], made["C"]), made["CHEAP"])
