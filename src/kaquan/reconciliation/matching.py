@@ -28,10 +28,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    Date,
     Index,
-    Integer,
-    String,
     Table,
     and_,
     case,
@@ -62,6 +59,7 @@ from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, STATEMENTS, Difference
+from kaquan.reconciliation.scratch_tables import line_columns, pair_columns, record_columns
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
 TIMING_WINDOW = timedelta(minutes=10)
@@ -131,17 +129,6 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     return by_class
 
 
-def _pair_columns(*extra: Column[Any] | Index) -> list[Column[Any] | Index]:
-    """A pair as the passes find it: its line, its record, its day (the record's) and whether the two agree."""
-    return [
-        Column("record_kind", String(16), nullable=False),
-        Column("record_ref", String(128), nullable=False),
-        Column("day", Date, nullable=False),
-        Column("agrees", Integer, nullable=False),
-        *extra,
-    ]
-
-
 def _pair_class(lines: Table, records: Table) -> Any:
     """The class of a line and a record paired: status first, then amount, then fee; else `matched`."""
     lc, rc = lines.c, records.c
@@ -168,41 +155,6 @@ def _pair_class(lines: Table, records: Table) -> Any:
     return case((rc.kind == "payment", payment_class), else_=refund_class)
 
 
-def _line_columns() -> list[Column[Any]]:
-    return [
-        Column("id", BigInteger, nullable=False),
-        Column("kind", String(16), nullable=False),
-        Column("occurrence", Integer, nullable=False),
-        Column("business_day", Date, nullable=False),
-        Column("occurred_at", UTCDateTime(), nullable=False),
-        Column("amount_minor", BigInteger, nullable=False),
-        Column("fee_minor", BigInteger, nullable=False),
-        Column("currency", String(3), nullable=False),
-        Column("merchant_ref", String(128), nullable=False),
-        Column("counterparty_ref", String(128), nullable=False),
-        Column("refund_ref", String(128), nullable=False),
-        Column("status", String(32), nullable=False),
-        Column("in_scope", Integer, nullable=False),
-    ]
-
-
-def _record_columns() -> list[Column[Any]]:
-    return [
-        Column("kind", String(16), nullable=False),
-        Column("ref", String(128), nullable=False),
-        Column("txn_id", String(128)),
-        Column("amount_minor", BigInteger, nullable=False),
-        Column("fee_minor", BigInteger, nullable=False),
-        Column("currency", String(3), nullable=False),
-        Column("status", String(20), nullable=False),
-        Column("at", UTCDateTime(), nullable=False),
-        Column("day", Date),
-        Column("counts", Integer, nullable=False),
-        Column("in_scope", Integer, nullable=False),
-        Column("waiting", Integer, nullable=False),
-    ]
-
-
 class _Run:
     def __init__(
         self, db: Database, session: AsyncSession, source: str, first_day: date, last_day: date, found: Any
@@ -223,13 +175,13 @@ class _Run:
         kept = select(items.id).where(items.source == self.source, items.state.in_(KEPT_STATES)).limit(1)
         # Most periods have nothing kept: then no line or record is looked up among the items at all.
         self.any_kept = (await self.session.execute(kept)).first() is not None
-        self.lines = await scratch_table(self.session, "reconciliation_match_lines", *_line_columns())
-        self.records = await scratch_table(self.session, "reconciliation_match_records", *_record_columns())
+        self.lines = await scratch_table(self.session, "reconciliation_match_lines", *line_columns())
+        self.records = await scratch_table(self.session, "reconciliation_match_records", *record_columns())
         self.pairs = await scratch_table(
             self.session,
             "reconciliation_match_pairs",
             Column("line_id", BigInteger, nullable=False),
-            *_pair_columns(),
+            *pair_columns(),
         )
         await self._stage_lines()
         if self.marketplace:
@@ -335,15 +287,15 @@ class _Run:
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
         await refresh_statistics(self.session, self.pairs)
-        self.left_lines = lines = await self._leftover(self.lines, "reconciliation_match_left_lines", _line_columns())
+        self.left_lines = lines = await self._leftover(self.lines, "reconciliation_match_left_lines", line_columns())
         self.left_records = records = await self._leftover(
-            self.records, "reconciliation_match_left_records", _record_columns()
+            self.records, "reconciliation_match_left_records", record_columns()
         )
         self.left_pairs = found = await scratch_table(
             self.session,
             "reconciliation_match_left_pairs",
             Column("line_id", BigInteger, primary_key=True, autoincrement=False),
-            *_pair_columns(Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref")),
+            *pair_columns(Index("ix_reconciliation_match_left_pairs_record", "record_kind", "record_ref")),
         )
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="payment")
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="refund")
