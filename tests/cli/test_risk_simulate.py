@@ -22,7 +22,7 @@ ROW = {
 
 
 def test_the_smallest_run_sends_every_attack_and_reports_what_the_server_decided(kaquan: Kaquan) -> None:
-    out = kaquan.ok("risk", "simulate", "--honest", "2", "--attackers", "1", "--seed", "5")
+    out = kaquan.ok("risk", "simulate", "--honest", "2", "--attackers", "1", "--seed", "5", "--yes")
 
     *shown, last = out.strip().splitlines()
     result = json.loads(last)
@@ -50,3 +50,9 @@ def test_the_smallest_run_sends_every_attack_and_reports_what_the_server_decided
 def test_the_held_out_seed_must_differ(kaquan: Kaquan) -> None:
     said = kaquan.refused("risk", "simulate", "--seed", "3", "--held-out-seed", "3", exit_code=2)
     assert "must differ" in said
+
+
+def test_it_asks_before_writing_to_the_database_and_promoting_a_model(kaquan: Kaquan) -> None:
+    kaquan.ok("migrate")
+    said = kaquan.refused("risk", "simulate", "--honest", "2", "--attackers", "1", exit_code=2)
+    assert "needs confirmation" in said and "risk model" in said

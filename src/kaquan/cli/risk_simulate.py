@@ -9,6 +9,7 @@ from rich.table import Table
 
 from kaquan.bench import simulate as simulator
 from kaquan.cli.common import console, run
+from kaquan.cli.confirm import YesFlag, confirmed
 from kaquan.runtime import Runtime
 
 
@@ -42,6 +43,7 @@ def simulate(
     model: Annotated[
         bool, typer.Option("--model/--no-model", help="train and promote a model on the training run")
     ] = True,
+    yes: YesFlag = False,
 ) -> None:
     """Send honest buyers and attacks to a server of its own (seed A), label what it recorded, train and promote
     a model, then measure a held-out run (seed B): per attack kind the share stopped, and the share of honest
@@ -51,6 +53,11 @@ def simulate(
             "must differ from --seed: the held-out run is measured on traffic not trained on",
             param_hint="--held-out-seed",
         )
+    confirmed(
+        "add simulated SKUs, stock and a clerk to this database"
+        + (" and make the risk model trained on them act on every decision" if model else ""),
+        yes=yes,
+    )
     options = simulator.Options(seed=seed, held_out_seed=held_out_seed, honest=honest, attackers=attackers, train=model)
 
     async def work(rt: Runtime) -> dict[str, Any]:
