@@ -148,6 +148,11 @@ _REPLICA_LAG = text(
 )
 
 
+# A session's memory for its temporary (scratch) tables, taken only as they grow. PostgreSQL's 8 MB default
+# sends a million-row scratch table to files, and a random read of it (an index scan) to the kernel.
+TEMP_BUFFERS = "256MB"
+
+
 class Database:
     """One engine plus the dialect-specific statements services need, and optionally a read replica."""
 
@@ -188,7 +193,7 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                connect_args={"server_settings": {"lock_timeout": str(lock_timeout_ms)}},
+                connect_args={"server_settings": {"lock_timeout": str(lock_timeout_ms), "temp_buffers": TEMP_BUFFERS}},
             )
         path = make_url(self.url).database
         if path and path != ":memory:":
@@ -452,6 +457,23 @@ async def refresh_statistics(session: AsyncSession, table: Table) -> None:
     empty and picks nested loops. Both dialects take `ANALYZE <table>`.
     """
     await session.execute(text(f"ANALYZE {table.name}"))
+    await summarize_block_ranges(session, table)
+
+
+async def summarize_block_ranges(session: AsyncSession, table: Table) -> None:
+    """Have `table`'s block-range (BRIN) indexes describe the rows just written (PostgreSQL; else nothing).
+
+    A block range nobody summarized yet matches every search of the index: autovacuum summarizes new
+    ranges some time later, and until then a probe for one day of a table that just took a million rows
+    reads all of them (0.6 s a probe on this project's reference machine).
+    """
+    if not _is_postgresql(session):
+        return
+    for index in sorted(table.indexes, key=lambda index: str(index.name)):
+        if index.dialect_options["postgresql"]["using"] == "brin":
+            await session.execute(
+                text("SELECT brin_summarize_new_values(CAST(:name AS regclass))"), {"name": index.name}
+            )
 
 
 async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:

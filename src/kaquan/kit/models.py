@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, MetaData, text
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -17,6 +17,15 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big ids are plain integers there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def byte_ordered(length: int) -> String:
+    """A string compared byte by byte on PostgreSQL (`COLLATE "C"`), for identities and references.
+
+    Nobody reads them in a language's order, and a B-tree over a million of them builds and grows about
+    twice as fast without the locale's comparisons (docs/reconciliation.md). SQLite compares bytes anyway.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:

@@ -53,6 +53,7 @@ from kaquan.kit.db import (
     refresh_statistics,
     scratch_table,
     serialize_on,
+    summarize_block_ranges,
 )
 from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import parties
@@ -103,6 +104,7 @@ async def match_period(
     await run.replace_items()
     await run.drop()
     await refresh_statistics(session, ITEMS)
+    await summarize_block_ranges(session, MATCHES)
     return MatchSummary(source, first_day, last_day, await counts(session, source, first_day, last_day))
 
 
@@ -409,9 +411,12 @@ class _Run:
         """Delete the open and auto items, and the matches, of the lines and records this run places again.
 
         Two statements a table: an OR of the two made PostgreSQL scan every item of the source, a cost that
-        grows with the history kept rather than with the period. A line's row is found by its key; a record's
-        has the record's business day, within the days staged, so the day index narrows it down."""
+        grows with the history kept rather than with the period. A line's row is found by its key, within the
+        range of the staged lines' ids (else PostgreSQL read every match of the source, to delete none of a
+        fresh import's); a record's has the record's business day, within the days staged, so the day index
+        narrows it down."""
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
+        lowest, highest = (await self.session.execute(select(func.min(lc.id), func.max(lc.id)))).one()
         lines = select(lc.id).where(or_(lc.in_scope == 1, exists().where(p.line_id == lc.id)))
         records = select(rc.kind, rc.ref).where(
             or_(rc.in_scope == 1, exists().where(p.record_kind == rc.kind, p.record_ref == rc.ref))
@@ -422,7 +427,10 @@ class _Run:
             (MATCHES, (matches.source == self.source,)),
         ):
             t = table.c
-            await self._exec(delete(table).where(*of_source, t.line_id.in_(lines)))
+            if lowest is not None:
+                await self._exec(
+                    delete(table).where(*of_source, t.line_id.between(lowest, highest), t.line_id.in_(lines))
+                )
             staged_days = t.business_day.between(self.wide_first, self.wide_last)
             await self._exec(
                 delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))

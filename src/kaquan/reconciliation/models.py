@@ -25,7 +25,7 @@ from typing import Literal, get_args
 from sqlalchemy import CheckConstraint, Date, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaquan.kit.models import Base, BigId, UTCDateTime, block_range_index, partial_index
+from kaquan.kit.models import Base, BigId, UTCDateTime, block_range_index, byte_ordered, partial_index
 
 LINE_KINDS = ("payment", "refund", "payout", "fee", "adjustment")
 ClassName = Literal[
@@ -89,8 +89,8 @@ class StatementLineRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     statement_id: Mapped[int] = mapped_column(BigId)  # not indexed: a million-line import maintains few indexes
-    source: Mapped[str] = mapped_column(String(64))
-    identity: Mapped[str] = mapped_column(String(160))
+    source: Mapped[str] = mapped_column(byte_ordered(64))  # the unique key's columns: see `byte_ordered`
+    identity: Mapped[str] = mapped_column(byte_ordered(160))
     occurrence: Mapped[int] = mapped_column(Integer)
     line_no: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
