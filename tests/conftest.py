@@ -36,6 +36,7 @@ from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database, async_url
 from kaquan.kit.migrate import upgrade
+from kaquan.kit.tasks import stop_tasks_left_running
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 
@@ -179,8 +180,10 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         shutil.copyfile(template, path)
         database = Database(f"sqlite:///{path}", pool_size=20)
     clock.reset()
+    running_before = asyncio.all_tasks()
     yield database
     clock.reset()
+    await stop_tasks_left_running(running_before)
     await database.dispose()
 
 

@@ -11,12 +11,21 @@ from kaquan.kit import logs
 
 @pytest.fixture
 def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[str]]]:
-    """The lines written to stderr by the handler a test configures; the logging setup is put back after."""
+    """The lines written to stderr by the handler a test configures; the logging setup is put back after.
+
+    uvicorn's loggers start at no level of their own, as in a fresh process (a test that ran a server
+    in this one left `uvicorn.error` at WARNING)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    uvicorns = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    levels = [logger.level for logger in uvicorns]
+    for logger in uvicorns:
+        logger.setLevel(logging.NOTSET)
     yield lambda: capsys.readouterr().err.splitlines()
     root.handlers[:] = handlers
     root.setLevel(level)
+    for logger, was in zip(uvicorns, levels, strict=True):
+        logger.setLevel(was)
 
 
 def test_a_json_line_has_time_level_logger_message_request_id_and_extras(captured: Callable[[], list[str]]) -> None:

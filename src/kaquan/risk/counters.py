@@ -11,6 +11,7 @@ in one multi-row upsert (`DatabaseCounters`). Redis keys carry the subject as a 
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -181,6 +182,7 @@ class DatabaseCounters:
         self._pending: dict[tuple[str, int], int] = {}  # hits not written yet
         self._writing: dict[tuple[str, int], int] = {}  # hits a flush is writing now: still counted meanwhile
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._current: frozenset[int] = frozenset()
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
@@ -206,7 +208,8 @@ class DatabaseCounters:
         return counts
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._flush_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), self._flush_s)
         await self.flush()
 
     def _total(self, where: tuple[str, int]) -> int:
@@ -259,8 +262,11 @@ class DatabaseCounters:
             del self._known[next(iter(self._known))]
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        """Write every hit now: a flush waiting for its second goes at once and is waited for (a flush cut
+        short by a cancel would lose the hits it was writing)."""
+        self._closing.set()
+        if self._task is not None:
+            await self._task
         await self.flush()
 
     async def prune(self) -> None:
