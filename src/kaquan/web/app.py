@@ -1,15 +1,17 @@
 """The ASGI application: storefront, shop API, admin API and console, payment endpoints."""
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from kaquan import runtime as runtime_module
@@ -121,6 +123,24 @@ def mount_simulators(app: FastAPI, rt: Runtime) -> None:
         app.mount(simulation.mount_path, simulation.provider.app)
 
 
+@functools.cache
+def built_routes() -> tuple[tuple[BaseRoute, ...], tuple[BaseRoute, ...]]:
+    """The channel adapters' routes and the modules' (`ROUTERS`), built once a process.
+
+    FastAPI works out every parameter's validator as a route is included, about a second for kaquan's
+    routes; they hold nothing of the app that includes them (an endpoint finds the runtime through its
+    request), so every app this process builds shares them: a server builds one, the test suite one a test.
+    """
+
+    def routes_of(routers: Iterable[APIRouter]) -> tuple[BaseRoute, ...]:
+        combined = APIRouter()
+        for router in routers:
+            combined.include_router(router)
+        return tuple(combined.routes)
+
+    return routes_of(adapter.router for adapter in load_adapters()), routes_of(ROUTERS)
+
+
 class KaquanApp(FastAPI):
     sale_concurrency = Settings.model_fields["sale_concurrency"].default
 
@@ -164,13 +184,12 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
     app.add_middleware(limits.BodyLimits)  # refuses oversized and uncredentialed bodies unread
     app.add_middleware(metrics.RequestMetrics)  # outside the body limits: their refusals are counted too
     # Channel adapters first: routes are matched in order, and agents' machines send the most requests.
-    for adapter in load_adapters():
-        app.include_router(adapter.router)
+    channel_routes, module_routes = built_routes()
+    app.router.routes.extend(channel_routes)
     open_api.publish_callbacks(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     app.mount("/docs/assets", StaticFiles(directory=str(SWAGGER_UI_ASSETS)), name="docs-assets")
-    for router in ROUTERS:
-        app.include_router(router)
+    app.router.routes.extend(module_routes)
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs(request: Request) -> HTMLResponse:
