@@ -68,7 +68,7 @@ class FlashFastPath:
         if match is None or rt is None or declared is None or declared > rt.settings.max_body_kb * 2**10:
             await self.app(scope, receive, send)
             return
-        if not rt.flash.knows_sold_out(int(match[1])):
+        if not await rt.flash.sold_out_known(int(match[1])):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
