@@ -64,21 +64,27 @@ class FlashFastPath:
             return
         match = _PURCHASE_PATH.fullmatch(scope["path"])
         rt: Runtime | None = getattr(scope["app"].state, "runtime", None)
-        declared = _declared_length(scope)
-        if match is None or rt is None or declared is None or declared > rt.settings.max_body_kb * 2**10:
+        if match is None or rt is None:
             await self.app(scope, receive, send)
             return
-        if not await rt.flash.sold_out_known(int(match[1])):
+        headers = _headers(scope)
+        declared = headers.get(b"content-length", "")  # none, or not a number: the stack decides
+        cap = rt.settings.max_body_kb * 2**10
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
+            await self.app(scope, receive, send)
+            return
+        event_id = int(match[1])
+        if not rt.flash.knows_sold_out(event_id) and not await rt.flash.sold_out_known(event_id):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await _read(receive, rt.settings.max_body_kb * 2**10)
+        body, complete = await _read(receive, cap)
         networks = rt.settings.trusted_proxy_networks()
         ip = client_address(scope, networks)
-        if complete and await self._answered(scope, rt, int(match[1]), body, ip):
+        if complete and self._answered(headers, rt, event_id, body, ip):
             request_id = request_id_of(scope)
-            headers = [*_SECURED[arrived_over_tls(scope, networks)], (b"x-request-id", request_id.encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            answer_headers = [*_SECURED[arrived_over_tls(scope, networks)], (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": answer_headers})
             await send({"type": "http.response.body", "body": SOLD_OUT})
             self._answered_count.inc()
             self._latency.observe(time.perf_counter() - started)
@@ -92,8 +98,7 @@ class FlashFastPath:
             return
         await self.app(scope, _replay(body, complete, receive), send)
 
-    async def _answered(self, scope: Scope, rt: Runtime, event_id: int, body: bytes, ip: str) -> bool:
-        headers = _headers(scope)
+    def _answered(self, headers: dict[bytes, str], rt: Runtime, event_id: int, body: bytes, ip: str) -> bool:
         content_type = headers.get(b"content-type")
         if content_type != "application/json" and not is_json(content_type):
             return False
@@ -104,7 +109,7 @@ class FlashFastPath:
             return False
         buyer, quantity, request_id = purchase
         limit = rt.settings.flash_per_ip_per_minute
-        if await self._throttle.hit(f"flash:{ip}", limit=limit, window_s=60):
+        if self._throttle.hit_now(f"flash:{ip}", limit=limit, window_s=60):
             return False
         return rt.flash.sold_out_at_once(
             event_id,
@@ -148,16 +153,8 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _declared_length(scope: Scope) -> int | None:
-    """The Content-Length a request declares (None: none, or not a number: the stack decides)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
 def _headers(scope: Scope) -> dict[bytes, str]:
-    wanted = (b"content-type", b"x-device-token", b"cookie", b"authorization")
+    wanted = (b"content-length", b"content-type", b"x-device-token", b"cookie", b"authorization")
     return {name: value.decode("latin-1") for name, value in scope["headers"] if name in wanted}
 
 
