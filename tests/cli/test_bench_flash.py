@@ -19,6 +19,8 @@ KEYS = {
     "pgbench_single_claim_tps",
     "ratio_vs_pgbench",
     "timeouts",
+    "sold_out_timeouts",
+    "bare_asgi_timeouts",
     "errors_5xx",
     "oversold",
     "duplicate_codes",

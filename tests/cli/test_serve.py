@@ -1,5 +1,6 @@
 """`kaquan serve` hands uvicorn no trust of its own in forwarded headers, and `kaquan demo` says how to pay."""
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -7,7 +8,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from tests.support.cli import Kaquan
+
+from kaquan.cli import app as cli_app
 
 
 def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(
@@ -21,6 +25,17 @@ def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(
     [options] = started
     assert options["proxy_headers"] is False
     assert options["access_log"] is False
+
+
+def test_the_processes_of_serve_workers_leave_access_logging_to_kaquan(monkeypatch: pytest.MonkeyPatch) -> None:
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(uvicorn_access, "propagate", True)  # as kit.logs.configure leaves it
+    monkeypatch.setattr(uvicorn_access, "handlers", [])
+    monkeypatch.setattr(cli_app, "create_app", lambda **options: FastAPI())
+
+    cli_app.serve_app()
+
+    assert not uvicorn_access.hasHandlers()  # uvicorn then writes no line of its own, nor builds one
 
 
 def test_demo_says_the_dev_gateway_must_be_switched_on_to_pay(kaquan: Kaquan) -> None:

@@ -127,6 +127,50 @@ async def test_a_board_that_is_not_listening_or_too_old_knows_nothing() -> None:
     assert board.get(1) is None
 
 
+async def test_a_request_that_finds_the_copy_aged_out_while_the_next_is_read_waits_for_it() -> None:
+    now = [0.0]
+    first, second = SoldOut(frozenset(), {}, {}, {}), SoldOut(frozenset({"r"}), {}, {}, {})
+    copies = [first, second, None]
+    reading = asyncio.Event()
+    release = asyncio.Event()
+
+    async def read(event_id: int) -> SoldOut | None:
+        copy = copies.pop(0)
+        if copy is second:
+            reading.set()
+            await release.wait()
+        return copy
+
+    board = SoldOutBoard(read, max_age_s=2, listening=lambda: True, now=lambda: now[0])
+    await board.learn(1)
+    now[0] = 1.0
+    refreshing = asyncio.create_task(board.learn(1))
+    await reading.wait()
+    now[0] = 2.5  # the first copy aged out while the second is on its way
+    assert board.get(1) is None
+    waiting = asyncio.create_task(board.current(1))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()
+    assert await waiting is second
+    await refreshing
+
+    await board.learn(1)  # the gate is no longer sold out: nobody waits for anything
+    assert await board.current(1) is None
+
+
+async def test_a_request_waits_for_a_copy_no_longer_than_the_copies_age_bound() -> None:
+    async def read(event_id: int) -> SoldOut:
+        await asyncio.Event().wait()  # a read that never comes back
+        raise AssertionError("unreachable")
+
+    board = SoldOutBoard(read, max_age_s=0.05, listening=lambda: True)
+    learning = asyncio.create_task(board.learn(1))
+    await asyncio.sleep(0)
+    assert await board.current(1) is None
+    learning.cancel()
+
+
 def _knows(flash: FlashSale, event_id: int, buyer: str, device: str) -> bool:
     return flash.sold_out_at_once(
         event_id, buyer, 1, "r", channel="shop", buyer_ip="127.0.0.1", device=device, verified=None

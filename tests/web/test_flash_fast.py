@@ -2,6 +2,7 @@
 everything the route answers differently still reaches it."""
 
 import asyncio
+import logging
 import secrets
 
 import httpx
@@ -12,6 +13,7 @@ from tests.support.http import the_error
 
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.runtime import Runtime
+from kaquan.web.app import KaquanApp, create_app
 from kaquan.web.metrics import REGISTRY
 
 ROUTE = "/api/flash/{event_id}/purchase"
@@ -107,3 +109,68 @@ async def test_a_unit_coming_back_ends_the_sold_out_answers_at_once(
         f"/api/flash/{event_id}/purchase", json=purchase("fay"), headers={"X-Device-Token": a_device()}
     )
     the_error(ended, 409, "event_ended")
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "kaquan.access"]
+
+
+async def test_sold_out_answers_are_access_logged_as_one_summary_line(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    event_id, _, _ = await sold_out_event(rt, flash, client)
+    app = create_app(rt=rt)
+    assert isinstance(app, KaquanApp)
+    path = f"/api/flash/{event_id}/purchase"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test") as http:
+        with caplog.at_level(logging.INFO, logger="kaquan.access"):
+            answers = [
+                await http.post(path, json=purchase(f"late-{n}"), headers={"X-Device-Token": a_device()})
+                for n in range(3)
+            ]
+            unrelated = await http.get("/healthz")
+            assert [line.getMessage() for line in access_lines(caplog)] == [f'127.0.0.1 "GET /healthz" {200}']
+            app.flush_access_summary()  # as the server does once a second, and when it stops
+
+    assert [answer.json() for answer in answers] == [{"result": "sold_out"}] * 3
+    assert len({answer.headers["x-request-id"] for answer in answers}) == 3  # every answer still carries its id
+    assert unrelated.status_code == 200
+    summary = access_lines(caplog)[-1]
+    assert summary.getMessage().startswith(f'127.0.0.1 "POST {path}" 200 sold_out x3 in ')
+    assert (summary.__dict__["answers"], summary.__dict__["addresses"]) == (3, 1)
+
+
+async def test_sold_out_answers_can_be_access_logged_one_line_each(
+    rt: Runtime,
+    flash: FlashSale,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event_id, _, _ = await sold_out_event(rt, flash, client)
+    monkeypatch.setattr(rt.settings, "access_log_sold_out", "each")
+    path = f"/api/flash/{event_id}/purchase"
+
+    with caplog.at_level(logging.INFO, logger="kaquan.access"):
+        answers = [
+            await client.post(path, json=purchase(f"late-{n}"), headers={"X-Device-Token": a_device()})
+            for n in range(2)
+        ]
+
+    assert [answer.json() for answer in answers] == [{"result": "sold_out"}] * 2
+    assert [line.getMessage() for line in access_lines(caplog)] == [f'127.0.0.1 "POST {path}" {200}'] * 2
+
+
+async def test_a_sold_out_answer_over_tls_carries_hsts(
+    rt: Runtime, flash: FlashSale, client: httpx.AsyncClient
+) -> None:
+    event_id, _, _ = await sold_out_event(rt, flash, client)
+    app = create_app(rt=rt)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://shop.test") as https:
+        late = await https.post(
+            f"/api/flash/{event_id}/purchase", json=purchase("gus"), headers={"X-Device-Token": a_device()}
+        )
+
+    assert late.json() == {"result": "sold_out"}
+    assert late.headers["strict-transport-security"].startswith("max-age=")
+    assert late.headers["x-content-type-options"] == "nosniff"

@@ -15,7 +15,11 @@ Then, in one run on one database:
 2. **Late buyers.** The same connections keep sending new buyers for `--hammer-seconds` after the
    sale is over: `sold_out_answers_per_s`, their p99, time-outs.
 3. **Bare ASGI.** The same server (uvicorn, same workers) running `kaquan.bench.bare_asgi` (the
-   same sold-out bytes, nothing else) under the same `wrk` load: `ratio_vs_bare_asgi`.
+   same sold-out bytes, nothing else) under the same `wrk` load: `ratio_vs_bare_asgi`. The late
+   buyers and the baseline take turns, `ALTERNATIONS` rounds of a share of `--hammer-seconds` each,
+   both servers up, so that a burst of other work on a shared machine falls on both alike (one
+   phase after the other, a minute apart, once read 1.01× for a baseline's bad minute). Their
+   p99 is the worst round's.
 4. **pgbench** (PostgreSQL): the product's claim, an order insert and the hand-over in one
    transaction, one code per transaction and 100 (`kaquan.bench.pgbench`), over 2 × cores
    connections: `ratio_vs_pgbench` = `orders_per_s / pgbench_single_claim_tps`.
@@ -77,6 +81,7 @@ PGBENCH_SINGLE_PER_CLIENT = 500
 PGBENCH_BATCHES_PER_CLIENT = 20
 READY_AT_URL_S = 30.0
 READY_ANSWERS_AT_URL = 4  # in a row: with round robin, each of a few processes behind a balancer has answered
+ALTERNATIONS = 3  # rounds of late buyers, then the bare-ASGI baseline, in turn
 
 
 class FlashBenchUnavailable(DomainError):
@@ -253,27 +258,41 @@ async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress)
     return storm, checked.sold
 
 
-async def _late_buyers(target: Target, event_id: int, options: Options) -> wrk.Load:
+async def _late_buyers(target: Target, event_id: int, options: Options, seconds: float | None = None) -> wrk.Load:
     return await wrk.purchases(
         target.port,
         f"/api/flash/{event_id}/purchase",
         prefix=f"l{secrets.token_hex(3)}",
         connections=options.connections,
-        seconds=options.hammer_seconds,
+        seconds=options.hammer_seconds if seconds is None else seconds,
         host=target.host,
     )
 
 
-async def _bare_asgi(options: Options, log_path: Path, event_id: int) -> wrk.Load:
-    """The same uvicorn, workers and load against an app that only answers sold out."""
+async def _start_bare_asgi(options: Options, log_path: Path) -> ServerProcess:
+    """The same uvicorn and workers running an app that only answers sold out."""
     server = await ServerProcess.start(
         dict(os.environ), port=free_port(), log_path=log_path, workers=options.workers, app=BARE_ASGI_APP
     )
     try:
         await server.wait_ready("/")
-        return await _late_buyers(Target(HOST, server.port), event_id, options)
-    finally:
+    except BaseException:
         await server.stop()
+        raise
+    return server
+
+
+async def _late_buyers_and_bare(
+    target: Target, bare: Target, event_id: int, options: Options
+) -> tuple[wrk.Load, wrk.Load]:
+    """The late buyers and the bare-ASGI baseline under the same load, in turns (`ALTERNATIONS` rounds)."""
+    share = max(1.0, options.hammer_seconds / ALTERNATIONS)
+    late: list[wrk.Load] = []
+    baseline: list[wrk.Load] = []
+    for _ in range(ALTERNATIONS):
+        late.append(await _late_buyers(target, event_id, options, share))
+        baseline.append(await _late_buyers(bare, event_id, options, share))
+    return wrk.together(late), wrk.together(baseline)
 
 
 @dataclass(frozen=True)
@@ -372,24 +391,28 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     else:
         target = external
     peak_rss_mb: float | None = None
+    bare_server: ServerProcess | None = None
+    bare: wrk.Load | None = None
     try:
         if server is not None:
+            bare_server = await _start_bare_asgi(options, settings.var_dir / "bench-flash-bare.log")
             await server.wait_ready(f"/api/flash/{stage.event_id}")
         else:
             await _wait_for_event(target, stage.event_id)
         progress(f"the storm: {options.buyers} buyers over {options.connections} connections, {options.stock} codes …")
         storm = await _storm(rt, stage, target, options)
-        progress(f"late buyers for {options.hammer_seconds:g} s …")
-        late = await _late_buyers(target, stage.event_id, options)
+        if bare_server is not None:
+            progress(f"late buyers and the bare-ASGI baseline in turns, {options.hammer_seconds:g} s each …")
+            late, bare = await _late_buyers_and_bare(target, Target(HOST, bare_server.port), stage.event_id, options)
+        else:
+            progress(f"late buyers for {options.hammer_seconds:g} s …")
+            late = await _late_buyers(target, stage.event_id, options)
         peak_rss_mb = server.peak_rss_mb() if server is not None else None
     finally:
-        if server is not None:
-            await server.stop()
+        for process in (server, bare_server):
+            if process is not None:
+                await process.stop()
     risk_off = await _storm_without_risk(rt, options, progress) if options.compare_risk else None
-    bare: wrk.Load | None = None
-    if server is not None:
-        progress("the bare-ASGI baseline …")
-        bare = await _bare_asgi(options, settings.var_dir / "bench-flash-bare.log", stage.event_id)
     progress("the pgbench baselines …")
     baselines = await _pgbench(rt, stage, options)
     told = storm.load.order_numbers + late.order_numbers
@@ -418,8 +441,10 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "stock_adds_up": adds_up,
         "sold_out_answers_per_s": round(sold_out_per_s),
         "sold_out_p99_ms": round(late.p99_ms, 1),
+        "sold_out_timeouts": late.timeouts,
         "bare_asgi_answers_per_s": round(bare.per_s) if bare else None,
         "bare_asgi_p99_ms": round(bare.p99_ms, 1) if bare else None,
+        "bare_asgi_timeouts": bare.timeouts if bare else None,
         "ratio_vs_bare_asgi": (round(sold_out_per_s / bare.per_s, 2) if bare.per_s else 0.0) if bare else None,
         "storm_first_answer_p50_ms": round(storm.load.p50_ms, 1),
         "storm_first_answer_p99_ms": round(storm.load.p99_ms, 1),

@@ -247,6 +247,7 @@ class ServerProcess:
             "--workers",
             str(workers),
             "--no-access-log",
+            "--no-proxy-headers",  # as `kaquan serve`: kaquan derives the client address itself (web.security)
             "--log-level",
             "warning",
         ]

@@ -111,6 +111,27 @@ class Load:
         return self.answers / self.seconds if self.seconds else 0.0
 
 
+def together(loads: list[Load]) -> Load:
+    """Several runs as one: counts and seconds added; p50 the runs' median of medians, p99 and max the worst."""
+    return Load(
+        seconds=sum(load.seconds for load in loads),
+        answers=sum(load.answers for load in loads),
+        won=sum(load.won for load in loads),
+        sold_out=sum(load.sold_out for load in loads),
+        limit_reached=sum(load.limit_reached for load in loads),
+        queued=sum(load.queued for load in loads),
+        errors_4xx=sum(load.errors_4xx for load in loads),
+        errors_5xx=sum(load.errors_5xx for load in loads),
+        other=sum(load.other for load in loads),
+        timeouts=sum(load.timeouts for load in loads),
+        socket_errors=sum(load.socket_errors for load in loads),
+        p50_ms=sorted(load.p50_ms for load in loads)[len(loads) // 2],
+        p99_ms=max(load.p99_ms for load in loads),
+        max_ms=max(load.max_ms for load in loads),
+        order_numbers=[number for load in loads for number in load.order_numbers],
+    )
+
+
 def _told(scratch: Path) -> list[str]:
     """The order numbers the script wrote down, from every thread's file."""
     return [number for file in scratch.glob("orders.*") for number in file.read_text().split()]

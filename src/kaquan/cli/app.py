@@ -1,6 +1,7 @@
 """The `kaquan` command."""
 
 import asyncio
+import logging
 import os
 from typing import Annotated, Any
 
@@ -161,6 +162,12 @@ _UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_co
 def serve_app() -> FastAPI:
     """The app each process of `kaquan serve --workers N` builds (uvicorn imports it by name)."""
     setup_logging()
+    # uvicorn switched its access log off before this process set up logging, which routes uvicorn's loggers
+    # to the root handler again: without this every request was logged twice, and uvicorn built its own
+    # line's arguments for each answer even where its level dropped the line (bench flash's servers).
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
     return create_app(run_worker=os.environ.get(_SERVE_OUTBOX_WORKER) == "1")
 
 

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="longest a process answers sold out from its copy of the gate unconfirmed"
     )
     flash_per_ip_per_minute: int = Field(default=600, ge=1, description="flash-sale requests per IP per minute")
+    access_log_sold_out: str = Field(
+        default="summary",
+        pattern="^(summary|each)$",
+        description="access log of a sold-out flash sale's answers: one line a second (summary) or one each",
+    )
     # Buyer contact verification (buyers/): codes go out by e-mail (SMTP), by an SMS webhook, or, when
     # `dev_contact_codes` is on, only to the server log (demos; never in production).
     smtp_host: str | None = Field(default=None, description="SMTP server for buyer codes; unset: no e-mail")

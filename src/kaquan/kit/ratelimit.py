@@ -29,6 +29,10 @@ class MemoryRateLimiter:
         self._windows: dict[str, tuple[float, int]] = {}  # key → (window end, hits)
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int:
+        return self.hit_now(key, limit=limit, window_s=window_s)
+
+    def hit_now(self, key: str, *, limit: int, window_s: int) -> int:
+        """`hit` without the await, for a caller on a hot path (it never waits for anything)."""
         now = self._now()
         ends, count = self._windows.get(key, (now + window_s, 0))
         if ends <= now:

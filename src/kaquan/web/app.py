@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kaquan import runtime as runtime_module
 from kaquan import worker
@@ -143,13 +143,25 @@ def built_routes() -> tuple[tuple[BaseRoute, ...], tuple[BaseRoute, ...]]:
 
 class KaquanApp(FastAPI):
     sale_concurrency = Settings.model_fields["sale_concurrency"].default
+    _front: flash_fast.FlashFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # In front of FastAPI's own __call__ (its telemetry check) and Starlette's, so that a sold-out answer of
+        # a flash sale costs none of it (web.flash_fast); then SecurityMiddleware, outside everything else, so
+        # that even the 500 page of Starlette's ServerErrorMiddleware carries the headers.
+        if self._front is None:
+            self._front = flash_fast.FlashFastPath(security.SecurityMiddleware(super().__call__))
+        scope["app"] = self
+        await self._front(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
-        # Outermost, so that even the 500 page of Starlette's ServerErrorMiddleware carries the headers; right
-        # inside it, the sold-out answers of a flash sale, before everything else (web.flash_fast); then the
-        # sale path's queue (web.admission), before any work is done for a request.
-        stack = admission.SaleAdmission(super().build_middleware_stack(), self.sale_concurrency)
-        return security.SecurityMiddleware(flash_fast.FlashFastPath(stack))
+        # The sale path's queue (web.admission) first, before any work is done for a request.
+        return admission.SaleAdmission(super().build_middleware_stack(), self.sale_concurrency)
+
+    def flush_access_summary(self) -> None:
+        """Log the sold-out answers counted but not yet logged (the server is stopping)."""
+        if self._front is not None:
+            self._front.summary.flush()
 
 
 def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, run_worker: bool = False) -> FastAPI:
@@ -168,6 +180,8 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         try:
             yield
         finally:
+            if isinstance(app, KaquanApp):
+                app.flush_access_summary()
             stop.set()
             if background is not None:
                 await background

@@ -2,15 +2,16 @@
 
 After an event sells out, nearly every request is a late buyer asking for a unit that is not
 there, and the answer (`200 {"result":"sold_out"}`) is the same for all of them. This pure ASGI
-middleware sits right inside `SecurityMiddleware` (so the answer carries the request id and the
-security headers, and is access-logged like every other) and in front of the rest of the stack.
-What the stack would do for such a request it does itself: it counts the answer in the request
-metrics under the purchase route, and it takes no body larger than `KAQUAN_MAX_BODY_KB` (a larger
-one goes on to the stack, whose body cap answers 413).
+middleware is the outermost layer of the app (`web.app.KaquanApp`), in front of
+`SecurityMiddleware` and the whole FastAPI stack. What those would do for such a request it does
+itself: the answer carries the request id and the security headers (`web.security`), it is
+access-logged (by default as one summary line a second, `web.access_summary`), it is counted in
+the request metrics under the purchase route, and no body larger than `KAQUAN_MAX_BODY_KB` is taken
+(a larger one goes on to the stack, whose body cap answers 413).
 
 It answers only what the purchase route would answer, and only when it knows it without a round
 trip (`FlashSale.sold_out_at_once`: this process holds the event's gate frozen at sold out). Every
-other request goes on to the route, unchanged, its body replayed: a body that is not exactly the
+other request goes on to the stack, unchanged, its body replayed: a body that is not exactly the
 route's JSON shape, a request without a device token (the route sets the cookie), a repeated
 request (answered with what became of it), a buyer, address or device at its limit, and an address
 past the per-address throttle as this process counts it (the route then counts it against the
@@ -18,6 +19,7 @@ throttle every process shares, and answers 429 past it). Risk control decides on
 the gate admits, so a sold-out answer needs no decision.
 """
 
+import logging
 import re
 import time
 from http.cookies import SimpleCookie
@@ -26,27 +28,32 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kaquan.kit.logs import REQUEST_ID
 from kaquan.kit.ratelimit import MemoryRateLimiter
 from kaquan.runtime import Runtime
+from kaquan.web.access_summary import SoldOutSummary
 from kaquan.web.buyers_api import BUYER_COOKIE
 from kaquan.web.content import is_json
 from kaquan.web.flash_api import DEVICE_COOKIE
 from kaquan.web.metrics import LATENCY, REQUESTS
-from kaquan.web.security import client_address
+from kaquan.web.security import access_log, arrived_over_tls, client_address, log_access, request_id_of, secured_headers
 
 PURCHASE_ROUTE = "/api/flash/{event_id}/purchase"
 _PURCHASE_PATH = re.compile(r"/api/flash/([1-9][0-9]{0,11})/purchase")
 SOLD_OUT = orjson.dumps({"result": "sold_out"})
 _ANSWER_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(SOLD_OUT)).encode())]
+# The answer's headers but its request id, built once: over plain HTTP, and over TLS (with HSTS).
+_SECURED = {tls: secured_headers(_ANSWER_HEADERS, tls=tls) for tls in (False, True)}
 _FIELDS = frozenset({"buyer", "quantity", "request_id"})
 _INT64 = 2**63
 
 
 class FlashFastPath:
-    """Wraps the app's middleware stack, inside `SecurityMiddleware` (`web.app.KaquanApp`)."""
+    """The outermost layer of the app (`web.app.KaquanApp`), in front of `SecurityMiddleware`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.summary = SoldOutSummary()
         self._throttle = MemoryRateLimiter()
         self._answered_count = REQUESTS.labels("POST", PURCHASE_ROUTE, "200")
         self._latency = LATENCY.labels("POST", PURCHASE_ROUTE)
@@ -57,25 +64,41 @@ class FlashFastPath:
             return
         match = _PURCHASE_PATH.fullmatch(scope["path"])
         rt: Runtime | None = getattr(scope["app"].state, "runtime", None)
-        declared = _declared_length(scope)
-        if match is None or rt is None or declared is None or declared > rt.settings.max_body_kb * 2**10:
+        if match is None or rt is None:
             await self.app(scope, receive, send)
             return
-        if not rt.flash.knows_sold_out(int(match[1])):
+        headers = _headers(scope)
+        declared = headers.get(b"content-length", "")  # none, or not a number: the stack decides
+        cap = rt.settings.max_body_kb * 2**10
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
+            await self.app(scope, receive, send)
+            return
+        event_id = int(match[1])
+        if not rt.flash.knows_sold_out(event_id) and not await rt.flash.sold_out_known(event_id):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await _read(receive, rt.settings.max_body_kb * 2**10)
-        if complete and await self._answered(scope, rt, int(match[1]), body):
-            await send({"type": "http.response.start", "status": 200, "headers": _ANSWER_HEADERS})
+        body, complete = await _read(receive, cap)
+        networks = rt.settings.trusted_proxy_networks()
+        ip = client_address(scope, networks)
+        if complete and self._answered(headers, rt, event_id, body, ip):
+            request_id = request_id_of(scope)
+            answer_headers = [*_SECURED[arrived_over_tls(scope, networks)], (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": answer_headers})
             await send({"type": "http.response.body", "body": SOLD_OUT})
             self._answered_count.inc()
             self._latency.observe(time.perf_counter() - started)
+            if not access_log.isEnabledFor(logging.INFO):
+                return
+            if rt.settings.access_log_sold_out == "each":
+                REQUEST_ID.set(request_id)
+                log_access(scope, networks, 200)
+            else:
+                self.summary.add(scope["path"], ip)
             return
         await self.app(scope, _replay(body, complete, receive), send)
 
-    async def _answered(self, scope: Scope, rt: Runtime, event_id: int, body: bytes) -> bool:
-        headers = _headers(scope)
+    def _answered(self, headers: dict[bytes, str], rt: Runtime, event_id: int, body: bytes, ip: str) -> bool:
         content_type = headers.get(b"content-type")
         if content_type != "application/json" and not is_json(content_type):
             return False
@@ -85,9 +108,8 @@ class FlashFastPath:
         if purchase is None or not device:
             return False
         buyer, quantity, request_id = purchase
-        ip = client_address(scope, rt.settings.trusted_proxy_networks())
         limit = rt.settings.flash_per_ip_per_minute
-        if await self._throttle.hit(f"flash:{ip}", limit=limit, window_s=60):
+        if self._throttle.hit_now(f"flash:{ip}", limit=limit, window_s=60):
             return False
         return rt.flash.sold_out_at_once(
             event_id,
@@ -131,16 +153,8 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _declared_length(scope: Scope) -> int | None:
-    """The Content-Length a request declares (None: none, or not a number: the stack decides)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
 def _headers(scope: Scope) -> dict[bytes, str]:
-    wanted = (b"content-type", b"x-device-token", b"cookie", b"authorization")
+    wanted = (b"content-length", b"content-type", b"x-device-token", b"cookie", b"authorization")
     return {name: value.decode("latin-1") for name, value in scope["headers"] if name in wanted}
 
 
