@@ -27,6 +27,19 @@ def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(
     assert options["access_log"] is False
 
 
+def test_serve_workers_give_each_process_time_to_import_kaquan_before_it_must_answer(
+    kaquan: Kaquan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+
+    kaquan.ok("serve", "--port", "8123", "--workers", "2")
+
+    [options] = started
+    assert options["workers"] == 2
+    assert options["timeout_worker_healthcheck"] == cli_app.WORKER_START_S >= 30
+
+
 def test_the_processes_of_serve_workers_leave_access_logging_to_kaquan(monkeypatch: pytest.MonkeyPatch) -> None:
     uvicorn_access = logging.getLogger("uvicorn.access")
     monkeypatch.setattr(uvicorn_access, "propagate", True)  # as kit.logs.configure leaves it

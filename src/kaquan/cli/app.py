@@ -145,6 +145,7 @@ def serve(
         "kaquan.cli.app:serve_app",
         factory=True,
         workers=workers,
+        timeout_worker_healthcheck=WORKER_START_S,
         host=host,
         port=port,
         log_level="info",
@@ -153,6 +154,10 @@ def serve(
 
 
 _SERVE_OUTBOX_WORKER = "KAQUAN_SERVE_OUTBOX_WORKER"
+# How long uvicorn's supervisor waits for a worker process to answer its ping. A new process imports all of
+# kaquan before it can answer: on a busy machine longer than uvicorn's 5 s, and the supervisor then killed
+# and restarted the workers, over and over, without one ever serving.
+WORKER_START_S = 60
 # kaquan logs each request itself (kaquan.access, secrets redacted, the client as KAQUAN_TRUSTED_PROXIES
 # derives it); uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
 # uvicorn keeps its hands off logging (log_config None): every line goes through kit.logs' one format.
