@@ -24,7 +24,7 @@ from kaquan.runtime import Runtime
 UNIT_COST_MINOR = 600  # a batch with a cost, so each delivery books its cost of goods as the bench's does
 
 # Per buyer: (statements, transactions), by backend.
-BUDGET = {"sqlite": (36, 5), "postgresql": (33, 5)}
+BUDGET = {"sqlite": (36, 4), "postgresql": (32, 4)}
 
 
 def backend(db: Database) -> str:

@@ -449,6 +449,18 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
+async def serialize_on_all(session: AsyncSession, names: Sequence[str]) -> None:
+    """`serialize_on` each of `names`, in the order given, in one round trip.
+
+    PostgreSQL evaluates a SELECT's list left to right, so the locks are taken in that order: callers
+    that always pass their names sorted can never deadlock on each other.
+    """
+    if not names or not _is_postgresql(session):
+        return
+    locks = ", ".join(f"pg_advisory_xact_lock(hashtext(:name{i}))" for i in range(len(names)))
+    await session.execute(text(f"SELECT {locks}"), {f"name{i}": name for i, name in enumerate(names)})
+
+
 async def refresh_statistics(session: AsyncSession, table: Table) -> None:
     """Have the planner sample `table` again now, inside the transaction (after a bulk load of many rows).
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.inventory import available_units
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
-from kaquan.kit.db import Database, serialize_on
+from kaquan.kit.db import Database, serialize_on_all
 from kaquan.orders.errors import TooManyUnpaidOrders
 from kaquan.orders.models import Order
 
@@ -63,22 +63,22 @@ class Client:
     device: str
     contact: str
 
+    def known(self) -> list[tuple[str, str]]:
+        """(kind, value) of each identity known."""
+        every = [("ip", self.ip or ""), ("device", self.device), ("contact", self.contact)]
+        return [(kind, value) for kind, value in every if value]
+
     def identities(self) -> list[tuple[str, str, ColumnElement[bool]]]:
         """(kind, value, the condition matching its orders) of each identity known."""
-        every = [
-            ("ip", self.ip or "", Order.buyer_ip == self.ip),
-            ("device", self.device, Order.source == self.device),
-            ("contact", self.contact, Order.contact == self.contact),
-        ]
-        return [(kind, value, condition) for kind, value, condition in every if value]
+        column = {"ip": Order.buyer_ip, "device": Order.source, "contact": Order.contact}
+        return [(kind, value, column[kind] == value) for kind, value in self.known()]
 
 
 async def serialize_client(db: Database, session: AsyncSession, client: Client) -> None:
     """Let one order at a time of this client count and insert (all in one order of names: no deadlock)."""
     if not db.protect:  # a test's control experiment: show the race without it
         return
-    for name in sorted(f"unpaid:{client.channel}:{kind}:{value}" for kind, value, _ in client.identities()):
-        await serialize_on(session, name)
+    await serialize_on_all(session, sorted(f"unpaid:{client.channel}:{kind}:{value}" for kind, value in client.known()))
 
 
 async def check_caps(
