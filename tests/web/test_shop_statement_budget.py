@@ -3,7 +3,8 @@
 The buyer of `kaquan bench shop`: places an order (`POST /api/orders`, screened by risk control), the dev
 gateway sends its signed payment notification (`POST /payments/dev/notify`, the codes are delivered) and
 the buyer looks the order up and sees its code (`POST /api/orders/lookup`). Counted for a buyer after the
-first, as in a storm: the first buyer of a process fills its short-lived catalog cache.
+first two, as in a storm: the first buyer of a process fills its short-lived catalog cache and opens the
+sale's ledger accounts, the second sees them committed and keeps their ids.
 
 Lowering a figure here is the point of issue 16; raising one needs a reason written in docs/shop.md.
 """
@@ -24,7 +25,7 @@ from kaquan.runtime import Runtime
 UNIT_COST_MINOR = 600  # a batch with a cost, so each delivery books its cost of goods as the bench's does
 
 # Per buyer: (statements, transactions), by backend.
-BUDGET = {"sqlite": (36, 4), "postgresql": (32, 4)}
+BUDGET = {"sqlite": (34, 5), "postgresql": (30, 4)}
 
 
 def backend(db: Database) -> str:
@@ -64,17 +65,17 @@ async def test_a_buyer_of_the_shop_costs_at_most_its_budget_of_statements_and_tr
     rt: Runtime, caller_at: Caller
 ) -> None:
     sku = await given_sku(rt)
-    codes = random_codes(3)
+    codes = random_codes(4)
     await given_codes(rt, sku, codes, unit_cost_minor=UNIT_COST_MINOR)
-    first = await a_buyer(rt, caller_at, sku)
+    earlier = [await a_buyer(rt, caller_at, sku) for _ in range(2)]
     await rt.risk.log.flush()
 
-    second, count = await counted_buyer(rt, caller_at, sku)
+    third, count = await counted_buyer(rt, caller_at, sku)
 
     statements, transactions = BUDGET[backend(rt.db)]
     assert count.statements <= statements and count.transactions <= transactions, count.explain()
-    assert {first, second} <= set(codes) and first != second
-    assert (await stock_of(rt, sku)).sold == 2
+    assert {*earlier, third} <= set(codes) and len({*earlier, third}) == 3
+    assert (await stock_of(rt, sku)).sold == 3
 
 
 async def test_the_count_sees_every_statement_and_transaction(rt: Runtime) -> None:
@@ -86,6 +87,15 @@ async def test_the_count_sees_every_statement_and_transaction(rt: Runtime) -> No
             await session.execute(select_one())
 
     assert (count.statements, count.transactions) == (3, 2), count.explain()
+
+
+async def test_a_single_statement_read_is_a_transaction_on_sqlite_only(rt: Runtime) -> None:
+    """PostgreSQL runs it in autocommit: the statement is sent without a BEGIN before it or a COMMIT after."""
+    with counting(rt.db) as count:
+        async with rt.db.read(single_statement=True) as session:
+            await session.execute(select_one())
+
+    assert (count.statements, count.transactions) == (1, 0 if rt.db.is_postgresql else 1), count.explain()
 
 
 async def test_a_copy_counts_as_one_statement(rt: Runtime) -> None:

@@ -173,6 +173,16 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False, autoflush=False
         )
+        # PostgreSQL: statements sent as they come, each committing on its own (no BEGIN, no COMMIT).
+        self._statement_sessions = (
+            async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_READONLY: True}),
+                expire_on_commit=False,
+                autoflush=False,
+            )
+            if self._dialect == "postgresql"
+            else self._read_sessions
+        )
         if read_url and self._dialect != "postgresql":
             raise BadDatabaseUrl("a read replica needs a PostgreSQL primary (KAQUAN_DATABASE_URL=postgresql://…)")
         self.replica = Replica(read_url, self.engine, max_lag_s=read_max_lag_s) if read_url else None
@@ -228,13 +238,18 @@ class Database:
                 raise Unavailable() from exc
 
     @asynccontextmanager
-    async def read(self, *, stale_ok: bool = False) -> AsyncIterator[AsyncSession]:
+    async def read(self, *, stale_ok: bool = False, single_statement: bool = False) -> AsyncIterator[AsyncSession]:
         """A read-only transaction; on SQLite it does not take the write lock.
 
         `stale_ok`: the answer may be up to the replica's `max_lag_s` old (a page, a report, an export),
         so it runs on the read replica when one is configured and fresh enough.
+
+        `single_statement`: the block reads with one statement (or statements that need not see one
+        snapshot), so on PostgreSQL it needs no transaction: no BEGIN and COMMIT round trips around it.
+        Under READ COMMITTED a statement sees its own snapshot either way; what such a block must not do
+        is rely on anything scoped to a transaction (SET LOCAL, advisory xact locks, row locks, cursors).
         """
-        sessions = self._read_sessions
+        sessions = self._statement_sessions if single_statement else self._read_sessions
         if stale_ok and self.replica is not None and await self.replica.fresh():
             sessions = self.replica.sessions
         async with sessions() as session:

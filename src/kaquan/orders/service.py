@@ -294,10 +294,7 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
 async def deliver_paid(db: Database, session: AsyncSession, order: Order) -> PaymentOutcome:
     """Deliver a locked paid order: its reserved codes, or fresh ones if the hold lapsed; else unfulfilled."""
     sku = await catalog.sku_for_sale(session, order.sku_id)
-    held = await allocation.held_units(session, order.id, "reserved")
-    if held == order.quantity:
-        await allocation.sell_reserved(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind)
-    else:
+    if not await allocation.sell_held(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind):
         try:
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)

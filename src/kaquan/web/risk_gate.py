@@ -9,7 +9,6 @@ The page's own time from load to submit comes in `X-Page-Ms` (the form's `page_m
 """
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan import redemption
 from kaquan.buyers.errors import CodeExpired, CodeWrong, TooManyAttempts
@@ -35,7 +34,6 @@ def page_ms(value: str | None) -> int | None:
 async def screen_shop_order(
     request: Request,
     rt: Runtime,
-    session: AsyncSession,
     order: orders.OrderRequest,
     *,
     device_new: bool,
@@ -43,14 +41,11 @@ async def screen_shop_order(
     submit_ms: int | None,
 ) -> Decision | None:
     """Decide on a shop order before anything is placed; raise the refusal the client needs. The decision
-    returned goes to `payments.checkout`, which holds the order when it asks for a review.
-
-    `session` is the order's own transaction, begun before the decision: the client's unpaid holds are
-    read in it (no transaction of their own), and a refusal rolls it back with nothing written.
-    """
+    returned goes to `payments.checkout`, which holds the order when it asks for a review."""
     if not rt.settings.risk_enabled:
         return None
-    unpaid_orders, unpaid_units = await orders.unpaid_held(session, rt.order_keys, order)
+    async with rt.db.read(single_statement=True) as session:  # a feature, not a guard: no BEGIN/COMMIT for it
+        unpaid_orders, unpaid_units = await orders.unpaid_held(session, rt.order_keys, order)
     decision = await rt.risk.decide(
         RiskContext(
             "shop.order",

@@ -92,24 +92,18 @@ async def buy(
     if captcha_token:  # a person's answer to the captcha page below
         risk_solution = f"{captcha_token}:{captcha_answer}"
     try:
-        async with rt.db.transaction() as session:
-            decision = await screen_shop_order(
-                request,
-                rt,
-                session,
-                order_request,
-                device_new=new,
-                solution=risk_solution,
-                submit_ms=risk_gate.page_ms(page_ms),
-            )
-            sale = await payments.checkout(
-                rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
-            )
-    except ChallengeRequired as refusal:  # only the screen challenges: nothing was placed
+        decision = await screen_shop_order(
+            request, rt, order_request, device_new=new, solution=risk_solution, submit_ms=risk_gate.page_ms(page_ms)
+        )
+    except ChallengeRequired as refusal:
         if not wants_captcha(request, refusal):
             raise
         form = {"sku": sku, "quantity": str(quantity), "idempotency_key": idempotency_key, "contact": contact}
         return captcha_page(request, rt, refusal, action="shop.order", fields=form)
+    async with rt.db.transaction() as session:
+        sale = await payments.checkout(
+            rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
+        )
     response = RedirectResponse(f"/orders/{sale.order.number}", status_code=303)
     remember_order(response, request, sale.order.number, sale.lookup_secret)
     if new:

@@ -55,16 +55,10 @@ async def create_order(
         buyer_contact=signed_in(request, rt),
         lang=language(request),
     )
+    decision = await screen_shop_order(
+        request, rt, order_request, device_new=False, solution=x_risk_solution, submit_ms=page_ms(x_page_ms)
+    )
     async with rt.db.transaction() as session:
-        decision = await screen_shop_order(
-            request,
-            rt,
-            session,
-            order_request,
-            device_new=False,
-            solution=x_risk_solution,
-            submit_ms=page_ms(x_page_ms),
-        )
         sale = await payments.checkout(
             rt.db, session, rt.order_keys, rt.gateway, order_request, rt.settings, decision=decision
         )
