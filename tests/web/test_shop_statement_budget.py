@@ -10,6 +10,7 @@ Lowering a figure here is the point of issue 16; raising one needs a reason writ
 """
 
 import secrets
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,14 +19,17 @@ from tests.support.builders import GivenSku, given_codes, given_sku, random_code
 from tests.support.http import Caller, some_ip
 from tests.support.statement_count import StatementCount, counting
 
+from kaquan.kit import shortcache
 from kaquan.kit.db import Database, insert_rows
 from kaquan.ledger.models import LedgerBalanceMove
 from kaquan.runtime import Runtime
 
 UNIT_COST_MINOR = 600  # a batch with a cost, so each delivery books its cost of goods as the bench's does
 
-# Per buyer: (statements, transactions), by backend.
-BUDGET = {"sqlite": (34, 5), "postgresql": (30, 4)}
+# Per buyer: (statements, transactions), by backend; each counts the risk counters' write (one statement in a
+# transaction of its own: the tests' risk control counts in the database, and in a storm that once-a-second
+# write is shared by every buyer of the second).
+BUDGET = {"sqlite": (34, 6), "postgresql": (30, 5)}
 
 
 def backend(db: Database) -> str:
@@ -57,18 +61,23 @@ async def a_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> str:
 async def counted_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> tuple[str, StatementCount]:
     with counting(rt.db) as count:
         code = await a_buyer(rt, caller_at, sku)
-        await rt.risk.log.flush()  # the decision's row, written behind the request, is the buyer's too
+        # The decision's row and, without Redis, the risk counters' hits, written behind the request (by a
+        # timer, once a second), are the buyer's too: written here, so that the count never hangs on the timer.
+        await rt.risk.flush()
     return code, count
 
 
 async def test_a_buyer_of_the_shop_costs_at_most_its_budget_of_statements_and_transactions(
-    rt: Runtime, caller_at: Caller
+    rt: Runtime, caller_at: Caller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The catalog's 2-second cache holds for the whole test, as it does between buyers of a storm, however
+    # slowly a busy machine runs the test's three buyers.
+    monkeypatch.setattr(shortcache, "time", SimpleNamespace(monotonic=lambda: 0.0))
     sku = await given_sku(rt)
     codes = random_codes(4)
     await given_codes(rt, sku, codes, unit_cost_minor=UNIT_COST_MINOR)
     earlier = [await a_buyer(rt, caller_at, sku) for _ in range(2)]
-    await rt.risk.log.flush()
+    await rt.risk.flush()
 
     third, count = await counted_buyer(rt, caller_at, sku)
 

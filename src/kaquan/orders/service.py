@@ -374,10 +374,13 @@ class OrderView:
     events: list[OrderEvent]
 
 
-async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer) -> OrderView:
+async def view(
+    session: AsyncSession, vault: Vault, order: Order, viewer: Viewer, *, with_events: bool = True
+) -> OrderView:
     """The order with its delivered codes opened, for its buyer (callers check the lookup secret: `LookupGuard`).
 
-    Needs a write transaction: opening codes records the reveal.
+    Needs a write transaction: opening codes records the reveal. `with_events=False` leaves the order's
+    status changes unread (`events` empty), for an answer that does not show them.
     """
     codes: list[DeliveredCode] = []
     ranges: list[DeliveredRange] = []
@@ -385,8 +388,8 @@ async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer
         codes = await codes_of_order(session, vault, order.id, viewer)
         if (await catalog.sku_for_sale(session, order.sku_id)).stock_kind != "codes":
             ranges = await ranges_of_order(session, order.id)
-    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
-    return OrderView(order, codes, ranges, list(events.scalars()))
+    events = await events_of(session, order.id) if with_events else []
+    return OrderView(order, codes, ranges, events)
 
 
 MAX_SEARCH_RESULTS = 50
