@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from tests.support.ledger import Book, balances, check, given_book, order_spec, post, rows, top_up_spec
+from tests.support.statement_count import counting
 
 from kaquan import ledger
 from kaquan.kit import clock
@@ -573,3 +574,41 @@ async def test_posting_with_the_locks_taken_last_refuses_a_batch_the_floor_canno
     assert refused.value.details["balance_minor"] == 500
     assert await balances(db, book.agent, book.sales) == (500, 0)
     assert await rows(db) == (1, 2)
+
+
+# --- account ids kept once committed ------------------------------------------------------------------
+
+
+async def test_an_accounts_id_seen_committed_is_looked_up_once(db: Database) -> None:
+    async with db.transaction() as session:
+        opened = await ledger.open_account(db, session, "sales:kept:CNY", currency="CNY", normal="credit")
+    async with db.transaction() as session:
+        assert await ledger.account_ids_by_code(session, ["sales:kept:CNY"]) == {"sales:kept:CNY": opened.id}
+
+    with counting(db) as count:
+        async with db.transaction() as session:
+            assert await ledger.account_ids_by_code(session, ["sales:kept:CNY"]) == {"sales:kept:CNY": opened.id}
+
+    assert count.statements == 0, count.explain()
+
+
+class OpenedThenRolledBack(Exception):
+    """Undoes the transaction that opened the account."""
+
+
+async def test_an_account_opened_by_a_transaction_that_rolled_back_is_not_remembered(db: Database) -> None:
+    with pytest.raises(OpenedThenRolledBack):
+        async with db.transaction() as session:
+            await ledger.open_account(db, session, "sales:undone:CNY", currency="CNY", normal="credit")
+            assert set(await ledger.account_ids_by_code(session, ["sales:undone:CNY"])) == {"sales:undone:CNY"}
+            raise OpenedThenRolledBack
+
+    async with db.transaction() as session:
+        assert await ledger.account_ids_by_code(session, ["sales:undone:CNY"]) == {}
+        other = await ledger.open_account(db, session, "sales:other:CNY", currency="CNY", normal="credit")
+        again = await ledger.open_account(db, session, "sales:undone:CNY", currency="CNY", normal="credit")
+    async with db.transaction() as session:
+        assert await ledger.account_ids_by_code(session, ["sales:undone:CNY", "sales:other:CNY"]) == {
+            "sales:undone:CNY": again.id,
+            "sales:other:CNY": other.id,
+        }

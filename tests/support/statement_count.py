@@ -7,7 +7,8 @@ events) for as long as the block runs; `count.statements` and `count.transaction
 Two things are counted as the database sees them rather than as SQLAlchemy sends them: SQLite's
 `BEGIN IMMEDIATE`, which kit.db sends as a statement, is the transaction's start (PostgreSQL's BEGIN is
 not a statement either), and a COPY (kit.db's `insert_rows` on PostgreSQL), which goes to the driver
-directly, is one statement.
+directly, is one statement. A PostgreSQL read without a transaction (`read(single_statement=True)`, run
+in autocommit: no BEGIN or COMMIT goes to the database) is no transaction.
 """
 
 from collections.abc import Iterator
@@ -55,6 +56,8 @@ def counting(db: Database) -> Iterator[StatementCount]:
         return await copy(connection, table_name, **options)
 
     def on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # a read without a transaction (`Database.read(single_statement=True)`): no BEGIN is sent
         count.transactions += 1
         count.log.append("-- BEGIN")
 

@@ -3,12 +3,14 @@
 The buyer of `kaquan bench shop`: places an order (`POST /api/orders`, screened by risk control), the dev
 gateway sends its signed payment notification (`POST /payments/dev/notify`, the codes are delivered) and
 the buyer looks the order up and sees its code (`POST /api/orders/lookup`). Counted for a buyer after the
-first, as in a storm: the first buyer of a process fills its short-lived catalog cache.
+first two, as in a storm: the first buyer of a process fills its short-lived catalog cache and opens the
+sale's ledger accounts, the second sees them committed and keeps their ids.
 
 Lowering a figure here is the point of issue 16; raising one needs a reason written in docs/shop.md.
 """
 
 import secrets
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,14 +19,17 @@ from tests.support.builders import GivenSku, given_codes, given_sku, random_code
 from tests.support.http import Caller, some_ip
 from tests.support.statement_count import StatementCount, counting
 
+from kaquan.kit import shortcache
 from kaquan.kit.db import Database, insert_rows
 from kaquan.ledger.models import LedgerBalanceMove
 from kaquan.runtime import Runtime
 
 UNIT_COST_MINOR = 600  # a batch with a cost, so each delivery books its cost of goods as the bench's does
 
-# Per buyer: (statements, transactions), by backend.
-BUDGET = {"sqlite": (36, 5), "postgresql": (33, 5)}
+# Per buyer: (statements, transactions), by backend; each counts the risk counters' write (one statement in a
+# transaction of its own: the tests' risk control counts in the database, and in a storm that once-a-second
+# write is shared by every buyer of the second).
+BUDGET = {"sqlite": (34, 6), "postgresql": (30, 5)}
 
 
 def backend(db: Database) -> str:
@@ -56,25 +61,30 @@ async def a_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> str:
 async def counted_buyer(rt: Runtime, caller_at: Caller, sku: GivenSku) -> tuple[str, StatementCount]:
     with counting(rt.db) as count:
         code = await a_buyer(rt, caller_at, sku)
-        await rt.risk.log.flush()  # the decision's row, written behind the request, is the buyer's too
+        # The decision's row and, without Redis, the risk counters' hits, written behind the request (by a
+        # timer, once a second), are the buyer's too: written here, so that the count never hangs on the timer.
+        await rt.risk.flush()
     return code, count
 
 
 async def test_a_buyer_of_the_shop_costs_at_most_its_budget_of_statements_and_transactions(
-    rt: Runtime, caller_at: Caller
+    rt: Runtime, caller_at: Caller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The catalog's 2-second cache holds for the whole test, as it does between buyers of a storm, however
+    # slowly a busy machine runs the test's three buyers.
+    monkeypatch.setattr(shortcache, "time", SimpleNamespace(monotonic=lambda: 0.0))
     sku = await given_sku(rt)
-    codes = random_codes(3)
+    codes = random_codes(4)
     await given_codes(rt, sku, codes, unit_cost_minor=UNIT_COST_MINOR)
-    first = await a_buyer(rt, caller_at, sku)
-    await rt.risk.log.flush()
+    earlier = [await a_buyer(rt, caller_at, sku) for _ in range(2)]
+    await rt.risk.flush()
 
-    second, count = await counted_buyer(rt, caller_at, sku)
+    third, count = await counted_buyer(rt, caller_at, sku)
 
     statements, transactions = BUDGET[backend(rt.db)]
     assert count.statements <= statements and count.transactions <= transactions, count.explain()
-    assert {first, second} <= set(codes) and first != second
-    assert (await stock_of(rt, sku)).sold == 2
+    assert {*earlier, third} <= set(codes) and len({*earlier, third}) == 3
+    assert (await stock_of(rt, sku)).sold == 3
 
 
 async def test_the_count_sees_every_statement_and_transaction(rt: Runtime) -> None:
@@ -86,6 +96,15 @@ async def test_the_count_sees_every_statement_and_transaction(rt: Runtime) -> No
             await session.execute(select_one())
 
     assert (count.statements, count.transactions) == (3, 2), count.explain()
+
+
+async def test_a_single_statement_read_is_a_transaction_on_sqlite_only(rt: Runtime) -> None:
+    """PostgreSQL runs it in autocommit: the statement is sent without a BEGIN before it or a COMMIT after."""
+    with counting(rt.db) as count:
+        async with rt.db.read(single_statement=True) as session:
+            await session.execute(select_one())
+
+    assert (count.statements, count.transactions) == (1, 0 if rt.db.is_postgresql else 1), count.explain()
 
 
 async def test_a_copy_counts_as_one_statement(rt: Runtime) -> None:

@@ -173,6 +173,16 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False, autoflush=False
         )
+        # PostgreSQL: statements sent as they come, each committing on its own (no BEGIN, no COMMIT).
+        self._statement_sessions = (
+            async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT", **{_READONLY: True}),
+                expire_on_commit=False,
+                autoflush=False,
+            )
+            if self._dialect == "postgresql"
+            else self._read_sessions
+        )
         if read_url and self._dialect != "postgresql":
             raise BadDatabaseUrl("a read replica needs a PostgreSQL primary (KAQUAN_DATABASE_URL=postgresql://…)")
         self.replica = Replica(read_url, self.engine, max_lag_s=read_max_lag_s) if read_url else None
@@ -228,13 +238,18 @@ class Database:
                 raise Unavailable() from exc
 
     @asynccontextmanager
-    async def read(self, *, stale_ok: bool = False) -> AsyncIterator[AsyncSession]:
+    async def read(self, *, stale_ok: bool = False, single_statement: bool = False) -> AsyncIterator[AsyncSession]:
         """A read-only transaction; on SQLite it does not take the write lock.
 
         `stale_ok`: the answer may be up to the replica's `max_lag_s` old (a page, a report, an export),
         so it runs on the read replica when one is configured and fresh enough.
+
+        `single_statement`: the block reads with one statement (or statements that need not see one
+        snapshot), so on PostgreSQL it needs no transaction: no BEGIN and COMMIT round trips around it.
+        Under READ COMMITTED a statement sees its own snapshot either way; what such a block must not do
+        is rely on anything scoped to a transaction (SET LOCAL, advisory xact locks, row locks, cursors).
         """
-        sessions = self._read_sessions
+        sessions = self._statement_sessions if single_statement else self._read_sessions
         if stale_ok and self.replica is not None and await self.replica.fresh():
             sessions = self.replica.sessions
         async with sessions() as session:
@@ -447,6 +462,18 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
     """
     if _is_postgresql(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+async def serialize_on_all(session: AsyncSession, names: Sequence[str]) -> None:
+    """`serialize_on` each of `names`, in the order given, in one round trip.
+
+    PostgreSQL evaluates a SELECT's list left to right, so the locks are taken in that order: callers
+    that always pass their names sorted can never deadlock on each other.
+    """
+    if not names or not _is_postgresql(session):
+        return
+    locks = ", ".join(f"pg_advisory_xact_lock(hashtext(:name{i}))" for i in range(len(names)))
+    await session.execute(text(f"SELECT {locks}"), {f"name{i}": name for i, name in enumerate(names)})
 
 
 async def refresh_statistics(session: AsyncSession, table: Table) -> None:

@@ -1,5 +1,6 @@
 """Ledger accounts: opening them, their floors, and their balances (locked or as committed)."""
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -10,11 +11,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.money import supported_currencies
+from kaquan.kit.shortcache import ShortCache
 from kaquan.ledger.errors import AccountConflict, AccountNotFound, FloorAboveBalance, InvalidAccount
 from kaquan.ledger.models import LedgerAccount as LedgerAccount
 
 Normal = Literal["debit", "credit"]
 ACCOUNTS = cast(Table, LedgerAccount.__table__)
+
+# An account's code and id never change and an account is never deleted (postings refer to it), so an id
+# once seen committed holds for the life of the process (kept per database, like every ShortCache).
+_COMMITTED_IDS: ShortCache[int] = ShortCache(ttl_s=math.inf)
+_OPENED_HERE = "ledger.opened_codes"  # session.info: codes this transaction opened (or tried to)
+
+
+def _opened_here(session: AsyncSession) -> set[str]:
+    opened: set[str] = session.info.setdefault(_OPENED_HERE, set())
+    return opened
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ async def open_account(
         raise InvalidAccount(f"normal must be 'debit' or 'credit', not {normal!r}", normal=normal)
     if floor_minor is not None and (type(floor_minor) is not int or floor_minor > 0):
         raise InvalidAccount("a new account starts at 0, so its floor must be an integer of 0 or below", code=code)
+    _opened_here(session).add(code)  # not committed until this transaction is: its id is not cached from here
     await session.execute(
         db.insert(ACCOUNTS)
         .values(
@@ -90,12 +103,29 @@ async def account_by_code(session: AsyncSession, code: str) -> LedgerAccount | N
 
 
 async def account_ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
-    """The ids of those of these accounts that are open, by code (one query, however many codes)."""
-    wanted = sorted(set(codes))
-    if not wanted:
-        return {}
-    rows = await session.execute(select(ACCOUNTS.c.code, ACCOUNTS.c.id).where(ACCOUNTS.c.code.in_(wanted)))
-    return {code: account_id for code, account_id in rows}
+    """The ids of those of these accounts that are open, by code (at most one query, however many codes).
+
+    Ids seen committed are kept for the process (`_COMMITTED_IDS`): a sale's hot accounts are looked up
+    once, not for every sale. An account this transaction opened is looked up, never kept: were the
+    transaction rolled back, its id would name nothing, or on SQLite another account later.
+    """
+    found: dict[str, int] = {}
+    missing: list[str] = []
+    for code in sorted(set(codes)):
+        known = _COMMITTED_IDS.get(session, code)
+        if known is None:
+            missing.append(code)
+        else:
+            found[code] = known
+    if not missing:
+        return found
+    opened = _opened_here(session)
+    rows = await session.execute(select(ACCOUNTS.c.code, ACCOUNTS.c.id).where(ACCOUNTS.c.code.in_(missing)))
+    for code, account_id in rows:
+        found[code] = account_id
+        if code not in opened:
+            _COMMITTED_IDS.put(session, code, account_id)
+    return found
 
 
 async def set_floor(db: Database, session: AsyncSession, account_id: int, floor_minor: int | None) -> LedgerAccount:

@@ -14,18 +14,20 @@ The per-client count and the insert that follows it are serialized per client
 few orders and all pass.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.inventory import available_units
 from kaquan.kit import clock
 from kaquan.kit.config import Settings
-from kaquan.kit.db import Database, serialize_on
+from kaquan.kit.db import Database, serialize_on_all
 from kaquan.orders.errors import TooManyUnpaidOrders
 from kaquan.orders.models import Order
 
@@ -63,22 +65,68 @@ class Client:
     device: str
     contact: str
 
-    def identities(self) -> list[tuple[str, str, ColumnElement[bool]]]:
-        """(kind, value, the condition matching its orders) of each identity known."""
-        every = [
-            ("ip", self.ip or "", Order.buyer_ip == self.ip),
-            ("device", self.device, Order.source == self.device),
-            ("contact", self.contact, Order.contact == self.contact),
+    def known(self) -> list[tuple[str, str]]:
+        """(kind, value) of each identity known."""
+        every = [("ip", self.ip or ""), ("device", self.device), ("contact", self.contact)]
+        return [(kind, value) for kind, value in every if value]
+
+    def parameters(self, **more: object) -> dict[str, object]:
+        """The values of the statements below: the channel and each identity known, by kind."""
+        return {"channel": self.channel, **dict(self.known()), **more}
+
+
+# The statements of the hold rules are built once for each set of identities a client may show (at most
+# seven), with the values bound at execution: building SQLAlchemy expressions for every order cost more CPU
+# than sending them.
+_IDENTITY_COLUMNS = {"ip": Order.buyer_ip, "device": Order.source, "contact": Order.contact}
+
+
+def _matching(kind: str) -> ColumnElement[bool]:
+    """The condition matching the orders of the identity `kind`, its value bound as the parameter `kind`."""
+    return _IDENTITY_COLUMNS[kind] == bindparam(kind)
+
+
+def _kinds(client: Client) -> tuple[str, ...]:
+    return tuple(kind for kind, _ in client.known())
+
+
+@functools.cache
+def _caps_statement(kinds: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
+    columns = []
+    for kind in kinds:
+        condition = _matching(kind)
+        columns += [
+            func.count(case((condition, 1))),
+            func.coalesce(func.sum(case((condition, Order.quantity))), 0),
+            func.min(case((condition, Order.expires_at))),
         ]
-        return [(kind, value, condition) for kind, value, condition in every if value]
+    return select(*columns).where(
+        _UNPAID,
+        Order.channel == bindparam("channel"),
+        Order.expires_at > bindparam("now"),
+        Order.id != bindparam("new_order"),
+        or_(*(_matching(kind) for kind in kinds)),
+    )
+
+
+@functools.cache
+def _held_statement(kinds: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
+    return select(func.count(), func.coalesce(func.sum(Order.quantity), 0)).where(
+        _UNPAID,
+        Order.channel == bindparam("channel"),
+        Order.expires_at > bindparam("now"),
+        or_(*(_matching(kind) for kind in kinds)),
+    )
+
+
+_UNITS_HELD_UNPAID = select(func.coalesce(func.sum(Order.quantity), 0)).where(_UNPAID, Order.sku_id == bindparam("sku"))
 
 
 async def serialize_client(db: Database, session: AsyncSession, client: Client) -> None:
     """Let one order at a time of this client count and insert (all in one order of names: no deadlock)."""
     if not db.protect:  # a test's control experiment: show the race without it
         return
-    for name in sorted(f"unpaid:{client.channel}:{kind}:{value}" for kind, value, _ in client.identities()):
-        await serialize_on(session, name)
+    await serialize_on_all(session, sorted(f"unpaid:{client.channel}:{kind}:{value}" for kind, value in client.known()))
 
 
 async def check_caps(
@@ -88,26 +136,12 @@ async def check_caps(
 
     Orders past their expiry no longer count, even before the worker sweeps them.
     """
-    conditions = [condition for _, _, condition in client.identities()]
-    if not conditions:
+    kinds = _kinds(client)
+    if not kinds:
         return
     now = clock.now()
-    columns = []
-    for condition in conditions:
-        columns += [
-            func.count(case((condition, 1))),
-            func.coalesce(func.sum(case((condition, Order.quantity))), 0),
-            func.min(case((condition, Order.expires_at))),
-        ]
-    stmt = select(*columns).where(
-        _UNPAID,
-        Order.channel == client.channel,
-        Order.expires_at > now,
-        Order.id != new_order,
-        or_(*conditions),
-    )
-    row = (await session.execute(stmt)).one()
-    for index in range(len(conditions)):
+    row = (await session.execute(_caps_statement(kinds), client.parameters(now=now, new_order=new_order))).one()
+    for index in range(len(kinds)):
         orders, units, soonest = int(row[3 * index]), int(row[3 * index + 1]), row[3 * index + 2]
         if orders + 1 > policy.orders_per_client:
             raise TooManyUnpaidOrders("orders", policy.orders_per_client, _seconds_until(soonest, now))
@@ -117,13 +151,10 @@ async def check_caps(
 
 async def held_by(session: AsyncSession, client: Client) -> tuple[int, int]:
     """Unpaid orders, and their units, that any identity of the client holds now (a risk feature)."""
-    conditions = [condition for _, _, condition in client.identities()]
-    if not conditions:
+    kinds = _kinds(client)
+    if not kinds:
         return 0, 0
-    stmt = select(func.count(), func.coalesce(func.sum(Order.quantity), 0)).where(
-        _UNPAID, Order.channel == client.channel, Order.expires_at > clock.now(), or_(*conditions)
-    )
-    orders, units = (await session.execute(stmt)).one()
+    orders, units = (await session.execute(_held_statement(kinds), client.parameters(now=clock.now()))).one()
     return int(orders), int(units)
 
 
@@ -153,5 +184,4 @@ async def hold_minutes(
 
 async def units_held_unpaid(session: AsyncSession, sku_id: int) -> int:
     """Units of a SKU that unpaid orders of every channel hold (including lapsed ones not yet swept)."""
-    stmt = select(func.coalesce(func.sum(Order.quantity), 0)).where(_UNPAID, Order.sku_id == sku_id)
-    return int((await session.execute(stmt)).scalar_one())
+    return int((await session.execute(_UNITS_HELD_UNPAID, {"sku": sku_id})).scalar_one())

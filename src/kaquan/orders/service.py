@@ -294,10 +294,7 @@ async def settle_payment(db: Database, session: AsyncSession, order_id: int) -> 
 async def deliver_paid(db: Database, session: AsyncSession, order: Order) -> PaymentOutcome:
     """Deliver a locked paid order: its reserved codes, or fresh ones if the hold lapsed; else unfulfilled."""
     sku = await catalog.sku_for_sale(session, order.sku_id)
-    held = await allocation.held_units(session, order.id, "reserved")
-    if held == order.quantity:
-        await allocation.sell_reserved(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind)
-    else:
+    if not await allocation.sell_held(session, order.id, quantity=order.quantity, stock_kind=sku.stock_kind):
         try:
             async with session.begin_nested():
                 await allocation.sell_now(db, session, sku, order.quantity, order_id=order.id)
@@ -377,10 +374,13 @@ class OrderView:
     events: list[OrderEvent]
 
 
-async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer) -> OrderView:
+async def view(
+    session: AsyncSession, vault: Vault, order: Order, viewer: Viewer, *, with_events: bool = True
+) -> OrderView:
     """The order with its delivered codes opened, for its buyer (callers check the lookup secret: `LookupGuard`).
 
-    Needs a write transaction: opening codes records the reveal.
+    Needs a write transaction: opening codes records the reveal. `with_events=False` leaves the order's
+    status changes unread (`events` empty), for an answer that does not show them.
     """
     codes: list[DeliveredCode] = []
     ranges: list[DeliveredRange] = []
@@ -388,8 +388,8 @@ async def view(session: AsyncSession, vault: Vault, order: Order, viewer: Viewer
         codes = await codes_of_order(session, vault, order.id, viewer)
         if (await catalog.sku_for_sale(session, order.sku_id)).stock_kind != "codes":
             ranges = await ranges_of_order(session, order.id)
-    events = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id))
-    return OrderView(order, codes, ranges, list(events.scalars()))
+    events = await events_of(session, order.id) if with_events else []
+    return OrderView(order, codes, ranges, events)
 
 
 MAX_SEARCH_RESULTS = 50

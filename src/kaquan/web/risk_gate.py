@@ -44,7 +44,7 @@ async def screen_shop_order(
     returned goes to `payments.checkout`, which holds the order when it asks for a review."""
     if not rt.settings.risk_enabled:
         return None
-    async with rt.db.read() as session:
+    async with rt.db.read(single_statement=True) as session:  # a feature, not a guard: no BEGIN/COMMIT for it
         unpaid_orders, unpaid_units = await orders.unpaid_held(session, rt.order_keys, order)
     decision = await rt.risk.decide(
         RiskContext(

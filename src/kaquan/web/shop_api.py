@@ -72,5 +72,5 @@ async def lookup_order(request: Request, rt: RuntimeDep, body: LookupRequest) ->
     await lookup_guard(rt).verify(number, body.secret, client=client_ip(request))
     async with rt.db.transaction() as session:
         order = await orders.by_number(session, number)
-        view = await orders.view(session, rt.vault, order, buyer(request, "order lookup API"))
+        view = await orders.view(session, rt.vault, order, buyer(request, "order lookup API"), with_events=False)
     return OrderOut.of(order, view=view)

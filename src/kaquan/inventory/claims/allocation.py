@@ -143,6 +143,27 @@ async def sell_reserved(session: AsyncSession, order_id: int, *, quantity: int, 
     await _move_held(session, order_id, source="reserved", target="sold", sold_at=clock.now(), hold_until=None)
 
 
+async def sell_held(session: AsyncSession, order_id: int, *, quantity: int, stock_kind: str) -> bool:
+    """Sell the units a paid order holds, if it still holds them: True when its `quantity` reserved units are
+    sold now, False when it holds none (its hold lapsed and they went back to stock); holding some but not
+    all raises `IllegalTransition` (the caller's transaction rolls back).
+
+    A code SKU's order is checked and sold by one UPDATE (the rows it moved are the units it held).
+    """
+    if stock_kind != "codes":
+        held = await held_units(session, order_id, "reserved")
+        if held == 0:
+            return False
+        await sell_reserved(session, order_id, quantity=quantity)
+        return True
+    moved = await lifecycle.transition(
+        session, Code, Code.order_id == order_id, source="reserved", target="sold", sold_at=clock.now(), hold_until=None
+    )
+    if moved not in (0, quantity):
+        raise IllegalTransition(f"order {order_id} held {moved} unit(s), expected {quantity}", held=moved)
+    return moved == quantity
+
+
 async def release(session: AsyncSession, order_id: int) -> int:
     """Return an unpaid order's reserved units to stock; returns how many units came back.
 
