@@ -32,6 +32,9 @@ def test_serve_workers_give_each_process_time_to_import_kaquan_before_it_must_an
 ) -> None:
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    # serve hands these to its processes through the environment: set here, they are put back after the test
+    monkeypatch.setenv("KAQUAN_SERVE_WORKERS", "1")
+    monkeypatch.setenv("KAQUAN_SERVE_OUTBOX_WORKER", "1")
 
     kaquan.ok("serve", "--port", "8123", "--workers", "2")
 
