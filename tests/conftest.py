@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from tests.support.identity import PASSWORD, HeadersFor
 from tests.support.redis import worker_redis_url
+from tests.support.tasks import stop_tasks_left_running
 
 from kaquan import identity
 from kaquan import runtime as runtime_module
@@ -36,7 +37,6 @@ from kaquan.kit.config import Settings
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database, async_url
 from kaquan.kit.migrate import upgrade
-from kaquan.kit.tasks import stop_tasks_left_running
 from kaquan.runtime import Runtime
 from kaquan.web.app import create_app
 

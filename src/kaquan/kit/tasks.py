@@ -23,14 +23,3 @@ async def stop(task: asyncio.Task[object] | None) -> None:
     if not task.cancelled():
         with contextlib.suppress(Exception):
             task.result()
-
-
-async def stop_tasks_left_running(running_before: set[asyncio.Task[object]]) -> None:
-    """Stop every task of this loop that was not running before, as `stop` does (tests, after their runtime).
-
-    Closing a loop cancels its tasks once and waits for all of them: a task that swallowed that one
-    request (see above) held the closing loop forever.
-    """
-    current = asyncio.current_task()
-    for task in asyncio.all_tasks() - running_before - {current}:
-        await stop(task)
