@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
-from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation.days import business_day, day_of
 from kaquan.reconciliation.errors import StatementWrongAccount
 from kaquan.reconciliation.models import LINES, STATEMENTS, StatementImport
+from kaquan.reconciliation.scratch_tables import line_figures
 from kaquan.statements import Statement, StatementLine
 
 BATCH = 50_000
@@ -169,15 +169,7 @@ async def _stage(
         "reconciliation_staged_lines",
         Column("line_no", Integer, nullable=False),
         Column("identity", String(160), nullable=False),
-        Column("kind", String(16), nullable=False),
-        Column("occurred_at", UTCDateTime(), nullable=False),
-        Column("amount_minor", BigInteger, nullable=False),
-        Column("fee_minor", BigInteger, nullable=False),
-        Column("currency", String(3), nullable=False),
-        Column("merchant_ref", String(128), nullable=False),
-        Column("counterparty_ref", String(128), nullable=False),
-        Column("refund_ref", String(128), nullable=False),
-        Column("status", String(32), nullable=False),
+        *line_figures(),
         Column("description", Text, nullable=False),
     )
     source = statement.header.source

@@ -1,4 +1,5 @@
-"""The shapes of matching's scratch tables: the period's lines and records as copied, and the pairs found."""
+"""The shapes of the scratch tables: a file's lines as read, and matching's copies of a period's lines and records and
+the pairs it finds."""
 
 from typing import Any
 
@@ -18,12 +19,10 @@ def pair_columns(*extra: Column[Any] | Index) -> list[Column[Any] | Index]:
     ]
 
 
-def line_columns() -> list[Column[Any]]:
+def line_figures() -> list[Column[Any]]:
+    """What a statement line says, in the reader's order (`StatementLine`): staged at import, matched after."""
     return [
-        Column("id", BigInteger, nullable=False),
         Column("kind", String(16), nullable=False),
-        Column("occurrence", Integer, nullable=False),
-        Column("business_day", Date, nullable=False),
         Column("occurred_at", UTCDateTime(), nullable=False),
         Column("amount_minor", BigInteger, nullable=False),
         Column("fee_minor", BigInteger, nullable=False),
@@ -32,6 +31,15 @@ def line_columns() -> list[Column[Any]]:
         Column("counterparty_ref", String(128), nullable=False),
         Column("refund_ref", String(128), nullable=False),
         Column("status", String(32), nullable=False),
+    ]
+
+
+def line_columns() -> list[Column[Any]]:
+    return [
+        Column("id", BigInteger, nullable=False),
+        Column("occurrence", Integer, nullable=False),
+        Column("business_day", Date, nullable=False),
+        *line_figures(),
         Column("in_scope", Integer, nullable=False),
     ]
 
