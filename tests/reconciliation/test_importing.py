@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from tests.support.reconciling import WechatShop, statement, stranger_line, utc, wechat_shop
+from tests.support.reconciling import MemoryStatement, WechatShop, statement, stranger_line, utc, wechat_shop
 
 from kaquan import reconciliation
 from kaquan.kit import clock
-from kaquan.reconciliation import importing
+from kaquan.reconciliation import copying, importing
 from kaquan.reconciliation.models import LINES
 from kaquan.runtime import Runtime
 from kaquan.statements import StatementLine, StatementRejected
@@ -19,8 +19,17 @@ from kaquan.statements import StatementLine, StatementRejected
 DAY = clock.now().date() - timedelta(days=3)
 
 
+@pytest.fixture(params=["rereadable", "read_once"])
+async def shop(rt: Runtime, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[WechatShop]:
+    """Every rule holds whether the file can be read again (lines copied straight in, the staging table only
+    when something is stored already) or only once (every line through the staging table)."""
+    async with wechat_shop(rt, tmp_path) as shop:
+        shop.rereadable = request.param == "rereadable"
+        yield shop
+
+
 @pytest.fixture
-async def shop(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
+async def rereadable(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
     async with wechat_shop(rt, tmp_path) as shop:
         yield shop
 
@@ -135,6 +144,7 @@ async def test_the_reader_runs_at_most_one_batch_ahead_of_storing(
     shop: WechatShop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importing, "BATCH", 10)
+
     bill = statement([stranger_line(at=utc(DAY)) for _ in range(35)], day=DAY)
     read: list[int] = []
     batches = bill.batches
@@ -147,6 +157,9 @@ async def test_the_reader_runs_at_most_one_batch_ahead_of_storing(
     monkeypatch.setattr(bill, "batches", counted)
     stored: list[tuple[int, int]] = []
 
+    async def reopen() -> MemoryStatement:
+        return bill
+
     async with shop.rt.db.transaction() as session:
         await reconciliation.import_statement(
             shop.rt.db,
@@ -156,9 +169,72 @@ async def test_the_reader_runs_at_most_one_batch_ahead_of_storing(
             filename="bill.csv",
             actor="finance",
             on_batch=lambda n: stored.append((n, len(read))),
+            reopen=reopen if shop.rereadable else None,
         )
 
     assert [n for n, _ in stored] == [10, 10, 10, 5]
     # when a batch is stored, the reader has read it and at most the next one: memory holds two batches at most
     assert all(already <= batch + 1 for batch, (_, already) in enumerate(stored, start=1))
     assert await stored_lines(shop) == 35
+
+
+async def test_a_file_nothing_of_which_is_stored_is_read_once(rereadable: WechatShop) -> None:
+    line = stranger_line(at=utc(DAY))
+
+    result = await rereadable.import_(statement([line, stranger_line(at=utc(DAY)), line], day=DAY))
+
+    assert (result.lines_new, result.lines_repeated, rereadable.reopened) == (3, 1, 0)
+
+
+async def test_a_file_something_of_which_is_stored_is_read_again_and_only_the_new_lines_stored(
+    rereadable: WechatShop,
+) -> None:
+    known = stranger_line(at=utc(DAY))
+    await rereadable.import_(statement([known], day=DAY))
+
+    result = await rereadable.import_(statement([stranger_line(at=utc(DAY)), known], day=DAY))
+
+    assert (result.lines_read, result.lines_new, result.lines_known, rereadable.reopened) == (2, 1, 1, 1)
+    assert await stored_lines(rereadable) == 2
+
+
+async def test_identities_that_share_a_hash_are_numbered_exactly(
+    rereadable: WechatShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every identity then looks like a repeat of the first: all lines but it are held back and counted in SQL.
+    monkeypatch.setattr(copying, "hash", lambda _: 0, raising=False)
+    a, b, c = (stranger_line(at=utc(DAY)) for _ in range(3))
+
+    result = await rereadable.import_(statement([a, b, a, c, a, b], day=DAY))
+
+    assert (result.lines_new, result.lines_repeated, rereadable.reopened) == (6, 3, 0)
+    async with rereadable.rt.db.read() as session:
+        stored = await session.execute(select(LINES.c.identity, LINES.c.occurrence).order_by(LINES.c.line_no))
+    assert [(identity, n) for identity, n in stored.all()] == [
+        (a.identity, 0), (b.identity, 0), (a.identity, 1), (c.identity, 0), (a.identity, 2), (b.identity, 1)
+    ]  # fmt: skip
+
+
+async def test_a_held_back_line_an_earlier_file_stored_sends_the_file_through_staging(
+    rereadable: WechatShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(copying, "hash", lambda _: 0, raising=False)
+    known = stranger_line(at=utc(DAY))
+    await rereadable.import_(statement([known], day=DAY))
+
+    result = await rereadable.import_(statement([stranger_line(at=utc(DAY)), known], day=DAY))
+
+    assert (result.lines_new, result.lines_known, result.lines_repeated, rereadable.reopened) == (1, 1, 0, 1)
+    assert await stored_lines(rereadable) == 2
+
+
+async def test_a_file_repeating_more_lines_than_are_held_back_is_numbered_through_staging(
+    rereadable: WechatShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(copying, "HELD_BACK_AT_MOST", 1)
+    line = stranger_line(at=utc(DAY))
+
+    result = await rereadable.import_(statement([line, line, line, stranger_line(at=utc(DAY))], day=DAY))
+
+    assert (result.lines_new, result.lines_repeated, rereadable.reopened) == (4, 2, 1)
+    assert await rereadable.match(DAY) == {"missing_in_kaquan": 2, "duplicate_line": 2}

@@ -146,6 +146,8 @@ class WechatShop:
     rt: Runtime
     simulation: Simulation
     sold: list[Paid] = field(default_factory=list)
+    rereadable: bool = True  # imports pass `reopen`, as `reconciliation.import_file` does
+    reopened: int = 0  # how often the last import read its file a second time
 
     async def paid(self, price_minor: int = 1990) -> Paid:
         """An order placed, paid by the buyer at the simulator, and delivered."""
@@ -212,6 +214,14 @@ class WechatShop:
             return (await ledger.check(session)).problems + await accounting.check_books(session, paid, done)
 
     async def import_(self, memory: MemoryStatement, *, expected: str | None = MCHID) -> reconciliation.ImportResult:
+        """Import as `reconciliation.import_file` does (the file can be read again), or without `rereadable`
+        as a caller holding a stream it can read only once (every line through the staging table)."""
+        self.reopened = 0
+
+        async def reopen() -> MemoryStatement:
+            self.reopened += 1
+            return memory
+
         async with self.rt.db.transaction() as session:
             return await reconciliation.import_statement(
                 self.rt.db,
@@ -221,6 +231,7 @@ class WechatShop:
                 filename="bill.csv",
                 actor="finance",
                 expected_account=expected,
+                reopen=reopen if self.rereadable else None,
             )
 
     async def match(self, first: date, last: date | None = None) -> dict[str, int]:

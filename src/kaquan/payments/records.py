@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, Integer, Select, String, Table, func, insert, literal, select, union_all
+from sqlalchemy import Column, Integer, Select, String, Table, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.db import Database, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.kit.models import UTCDateTime
-from kaquan.payments.models import Payment, PaymentRefund
+from kaquan.payments.models import PAID_AT, REFUNDED_AT, Payment, PaymentRefund
 
 _PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
 _REFUNDS: Table = PaymentRefund.__table__  # type: ignore[assignment]
@@ -45,7 +45,7 @@ def reconcilable(gateway: str | None, since: datetime, until: datetime) -> Selec
     (payments: pending, succeeded, closed, refunded; refunds: awaiting_approval …
     succeeded, failed); `at`, when it succeeded (else when it was created).
     """
-    paid_at = func.coalesce(Payment.succeeded_at, Payment.created_at)
+    paid_at = PAID_AT
     payments = select(
         literal("payment").label("kind"),
         Payment.token.label("ref"),
@@ -59,7 +59,7 @@ def reconcilable(gateway: str | None, since: datetime, until: datetime) -> Selec
     ).where(paid_at >= since, paid_at < until)
     if gateway is not None:
         payments = payments.where(Payment.gateway == gateway)
-    refunded_at = func.coalesce(PaymentRefund.finished_at, PaymentRefund.created_at)
+    refunded_at = REFUNDED_AT
     refunds = (
         select(
             literal("refund").label("kind"),

@@ -1,17 +1,25 @@
 """Storing a statement's lines once each, inside the caller's transaction.
 
-The lines stream from the reader in batches and are copied (COPY on
-PostgreSQL) into a scratch table; the lines whose identity repeats within the
-file are numbered, and one INSERT … SELECT stores the lines not stored yet: a
-plain INSERT when nothing of the file's days is stored, else (or when the
-`(source, identity, occurrence)` unique key refuses a line) one that skips on
-that key what an overlapping file brought before. The same file twice (same source and SHA-256) stores
-nothing and says so. A reader that rejects the file raises out of here and the
-caller's transaction rolls back: nothing of the file remains.
+A file that can be read again (`reopen`: every file `reconciliation.import_file`
+imports) is first copied straight into the lines table (`copying`): the common
+case, a day nobody imported before, writes each line once. Should the lines
+table's unique key find a line stored already, that copy is undone and the file
+read again through the staging path below.
+
+The staging path: the lines stream from the reader in batches and are copied
+(COPY on PostgreSQL) into a scratch table; the lines whose identity repeats
+within the file are numbered, and one INSERT … SELECT stores the lines not
+stored yet: a plain INSERT when nothing of the file's days is stored, else (or
+when the `(source, identity, occurrence)` unique key refuses a line) one that
+skips on that key what an overlapping file brought before.
+
+The same file twice (same source and SHA-256) stores nothing and says so. A
+reader that rejects the file raises out of here and the caller's transaction
+rolls back: nothing of the file remains.
 """
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -37,10 +45,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import Database, allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
+from kaquan.kit.db import (
+    Database,
+    DuplicateRow,
+    allow_large_sorts,
+    drop_scratch_table,
+    refresh_statistics,
+    scratch_table,
+)
+from kaquan.reconciliation.copying import Copied, TooManyRepeats, copy_lines
 from kaquan.reconciliation.days import business_day, day_of
 from kaquan.reconciliation.errors import StatementWrongAccount
 from kaquan.reconciliation.models import LINES, STATEMENTS, StatementImport
+from kaquan.reconciliation.reading_ahead import made_ahead
 from kaquan.reconciliation.scratch_tables import line_figures
 from kaquan.statements import Statement, StatementLine
 
@@ -97,11 +114,15 @@ async def import_statement(
     actor: str,
     expected_account: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    reopen: Callable[[], Awaitable[Statement]] | None = None,
 ) -> ImportResult:
     """Store `statement`'s lines; `sha256` is the hex digest of the file's bytes, `on_batch(lines)` reports progress.
 
     `expected_account` is the merchant id / app id the gateway is configured
     with: a file that names another account is refused (`statement_wrong_account`).
+    `reopen` reads the file again from its start: with it the lines are first
+    copied straight into the lines table (`copying`), and only a file something
+    of which is stored already is read a second time, through the staging table.
     """
     header = statement.header
     if expected_account and header.account and header.account != expected_account:
@@ -139,12 +160,13 @@ async def import_statement(
         return _result(earlier.scalar_one(), again=True)
 
     await allow_large_sorts(session, WORK_MEMORY_MB)
-    staged, read, (first, last) = await _stage(db, session, statement, on_batch)
-    repeats = await _number_repeats(session, staged)
-    new = await _store(db, session, staged, repeats, statement_id, header.source, first, last) if read else 0
-    repeated = (await session.execute(select(func.count()).where(repeats.c.occurrence > 0))).scalar_one()
-    await drop_scratch_table(session, repeats)
-    await drop_scratch_table(session, staged)
+    copied = await _copied(db, session, statement, statement_id, on_batch) if reopen is not None else None
+    if copied is not None:
+        read, new, repeated = copied.read, copied.read, copied.repeated
+    else:
+        if reopen is not None:
+            statement = await reopen()
+        read, new, repeated = await _store_staged(db, session, statement, statement_id, on_batch)
     if new >= REFRESH_AFTER:
         await refresh_statistics(session, LINES)
     await session.execute(
@@ -158,6 +180,39 @@ async def import_statement(
         )
     ).scalar_one()
     return _result(row, again=False)
+
+
+async def _copied(
+    db: Database,
+    session: AsyncSession,
+    statement: Statement,
+    statement_id: int,
+    on_batch: Callable[[int], None] | None,
+) -> Copied | None:
+    """The lines copied straight into the lines table, or None (and nothing stored) if some were there already."""
+    try:
+        async with session.begin_nested():
+            return await copy_lines(db, session, statement, statement_id, BATCH, on_batch)
+    except (DuplicateRow, TooManyRepeats):
+        return None
+
+
+async def _store_staged(
+    db: Database,
+    session: AsyncSession,
+    statement: Statement,
+    statement_id: int,
+    on_batch: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """Store the lines through a staging table, skipping those stored before; (read, new, repeated)."""
+    staged, read, (first, last) = await _stage(db, session, statement, on_batch)
+    repeats = await _number_repeats(session, staged)
+    source = statement.header.source
+    new = await _store(db, session, staged, repeats, statement_id, source, first, last) if read else 0
+    repeated = (await session.execute(select(func.count()).where(repeats.c.occurrence > 0))).scalar_one()
+    await drop_scratch_table(session, repeats)
+    await drop_scratch_table(session, staged)
+    return read, new, int(repeated)
 
 
 async def _stage(
@@ -180,14 +235,8 @@ async def _stage(
     def next_batch() -> list[StatementLine] | None:
         return next(batches, None)
 
-    # PostgreSQL stores a batch while a thread reads the next (polars parses without the GIL). SQLite stores
-    # rows on a thread that needs the GIL between rows: reading beside it would starve it.
-    overlap = db.copy_runs_beside_python
-    upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
-    try:
-        while (batch := await upcoming) is not None:
-            if overlap:
-                upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
+    async with aclosing(made_ahead(db, next_batch)) as ready:
+        async for batch in ready:
             if batch:
                 low, high = min(map(moment, batch)), max(map(moment, batch))
                 earliest = low if earliest is None or low < earliest else earliest
@@ -198,13 +247,6 @@ async def _stage(
                 read += len(batch)
                 if on_batch is not None:
                     on_batch(len(batch))
-            if not overlap:
-                upcoming = asyncio.ensure_future(asyncio.to_thread(next_batch))
-    finally:
-        if not upcoming.done():
-            await asyncio.wait([upcoming])
-        if not upcoming.cancelled():
-            upcoming.exception()  # retrieved: a second failure (a rejected file) must not be logged as unhandled
     if earliest is None or latest is None:
         return staged, 0, (date.min, date.min)
     return staged, read, (business_day(source, earliest), business_day(source, latest))

@@ -68,6 +68,11 @@ async def import_file(
     """
     digest = stream_sha256(stream, max_bytes=MAX_STATEMENT_BYTES)
     statement, expected = await open_source(session, source, stream, account=account)
+
+    async def reopen() -> Statement:
+        stream.seek(0)
+        return (await open_source(session, source, stream, account=account))[0]
+
     return await import_statement(
         db,
         session,
@@ -77,4 +82,5 @@ async def import_file(
         actor=actor,
         expected_account=expected,
         on_batch=on_batch,
+        reopen=reopen,
     )
