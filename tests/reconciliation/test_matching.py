@@ -91,6 +91,21 @@ async def test_each_kind_of_difference_lands_in_its_own_class(shop: WechatShop) 
     assert (mismatch.expected_minor, mismatch.found_minor) == (short.amount_minor, short.amount_minor - 1)
 
 
+async def test_of_two_lines_giving_one_payments_reference_the_first_matches_and_the_other_is_kaquans_to_explain(
+    shop: WechatShop,
+) -> None:
+    paid, other = await shop.paid(1990), await shop.paid(2990)
+    first = payment_line(paid)
+    second = payment_line(paid, identity="pay:4200000000999", counterparty_ref="4200000000999")
+    await shop.import_(statement([payment_line(other), first, second], day=paid.day))
+
+    assert await shop.match(paid.day) == {"matched": 2, "missing_in_kaquan": 1}
+    assert {pair.line_identity for pair in await shop.matched()} == {payment_line(other).identity, first.identity}
+    [unexplained] = await shop.items()
+    assert unexplained.line_kind == "payment"
+    assert unexplained.found_minor == paid.amount_minor
+
+
 async def test_a_line_without_a_reference_matches_by_amount_on_its_day(shop: WechatShop) -> None:
     paid = await shop.paid(2990)
     await shop.import_(statement([payment_line(paid, merchant_ref="", counterparty_ref="")], day=paid.day))

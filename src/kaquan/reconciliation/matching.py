@@ -29,6 +29,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
+    String,
     Table,
     and_,
     case,
@@ -277,7 +278,9 @@ class _Run:
 
         A store's or agent's refund line names the order it gives back by the order's key; their lines are
         never paired by amount (each names its order: pairing two strangers of one amount would hide both)."""
-        await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment")
+        await self._pair_by_reference(
+            self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="payment", first_of_kind=True
+        )
         # Indexed once filled by the big pass (one sort), before anything looks a line or a record up in it.
         # PostgreSQL looks the records up by hash joins only: there an index on them cost 2 s and served no plan.
         await index_scratch_table(self.session, self.pairs, "ix_reconciliation_match_pairs_line", "line_id")
@@ -285,7 +288,9 @@ class _Run:
             await index_scratch_table(
                 self.session, self.pairs, "ix_reconciliation_match_pairs_record", "record_kind", "record_ref"
             )
-        await self._pair_by_reference(self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund")
+        await self._pair_by_reference(
+            self.pairs, self.lines, self.records, "refund_ref", "ref", kind="refund", first_of_kind=True
+        )
         if self.party:
             await self._pair_by_reference(self.pairs, self.lines, self.records, "merchant_ref", "ref", kind="refund")
         await refresh_statistics(self.session, self.pairs)
@@ -324,7 +329,15 @@ class _Run:
         return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
     async def _pair_by_reference(
-        self, pairs: Table, lines: Table, records: Table, line_ref: str, record_ref: str, *, kind: str
+        self,
+        pairs: Table,
+        lines: Table,
+        records: Table,
+        line_ref: str,
+        record_ref: str,
+        *,
+        kind: str,
+        first_of_kind: bool = False,
     ) -> None:
         """Pair lines of `kind` with records of `kind` not in `pairs` yet where the line's `line_ref` is the
         record's `record_ref`: each record with its first such line. kaquan's references are unique (a line
@@ -332,7 +345,11 @@ class _Run:
         passes over the leftovers go to a table whose key keeps the first pair of a line.
 
         A pair agrees when its record met one line only and the two agree: its line is then known without
-        joining again (with several lines, the first is taken and classed later with the differences)."""
+        joining again (with several lines, the first is taken and classed later with the differences).
+
+        The first big pass of a kind (`first_of_kind`) finds no line or record of its kind paired yet, so it
+        looks none up among the pairs. Nearly every reference there is on one line only: those lines are
+        paired without grouping (one row per line), and only the lines that share a reference are grouped."""
         lc, rc = lines.c, records.c
         condition = and_(
             lc.kind == kind,
@@ -341,19 +358,55 @@ class _Run:
             lc[line_ref] != "",
             lc[line_ref] == rc[record_ref],
         )
+        in_scope = lc.in_scope + rc.in_scope > 0
+        names = ["line_id", "record_kind", "record_ref", "day", "agrees"]
+        if not first_of_kind:
+            unpaired = (self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records))
+            stmt = self.db.insert(pairs).from_select(
+                names, self._first_lines(lines, records, condition, in_scope, *unpaired)
+            )
+            await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
+            return
+        shared = await self._shared_references(lines, line_ref, kind)
+        agrees = case((_pair_class(lines, records) == "matched", 1), else_=0)
+        alone = (
+            select(lc.id, rc.kind, rc.ref, func.coalesce(rc.day, lc.business_day), agrees)
+            .select_from(lines.join(records, condition))
+            .where(in_scope, lc[line_ref].not_in(select(shared.c.ref)))
+        )
+        await self._exec(insert(pairs).from_select(names, alone))
+        together = self._first_lines(lines, records, condition, in_scope, lc[line_ref].in_(select(shared.c.ref)))
+        await self._exec(insert(pairs).from_select(names, together))
+        await drop_scratch_table(self.session, shared)
+
+    @staticmethod
+    def _first_lines(lines: Table, records: Table, condition: Any, *eligible: Any) -> Any:
+        """Each record with its first line where `condition` joins them: it agrees if it met that line only."""
+        lc, rc = lines.c, records.c
         agreeing = func.min(case((_pair_class(lines, records) == "matched", 1), else_=0))
         agrees = case((and_(func.count() == 1, agreeing == 1), 1), else_=0)
         day = func.coalesce(func.min(rc.day), func.min(lc.business_day))
-        chosen = (
+        return (
             select(func.min(lc.id), rc.kind, rc.ref, day, agrees)
             .select_from(lines.join(records, condition))
-            .where(
-                lc.in_scope + rc.in_scope > 0, self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records)
-            )
+            .where(*eligible)
             .group_by(rc.kind, rc.ref)
         )
-        stmt = self.db.insert(pairs).from_select(["line_id", "record_kind", "record_ref", "day", "agrees"], chosen)
-        await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
+
+    async def _shared_references(self, lines: Table, line_ref: str, kind: str) -> Table:
+        """The references (`line_ref`) more than one line of `kind` gives, in a scratch table of their own."""
+        shared = await scratch_table(
+            self.session, "reconciliation_match_shared_refs", Column("ref", String(128), nullable=False)
+        )
+        lc = lines.c
+        given = (
+            select(lc[line_ref])
+            .where(lc.kind == kind, lc.occurrence == 0, lc[line_ref] != "")
+            .group_by(lc[line_ref])
+            .having(func.count() > 1)
+        )
+        await self._exec(insert(shared).from_select(["ref"], given))
+        return shared
 
     async def _pair_by_amount(self, pairs: Table, lines_table: Table, records_table: Table) -> None:
         lc, rc = lines_table.c, records_table.c
