@@ -485,9 +485,11 @@ class _Run:
                     delete(table).where(*of_source, t.line_id.between(lowest, highest), t.line_id.in_(lines))
                 )
             staged_days = t.business_day.between(self.wide_first, self.wide_last)
-            await self._exec(
-                delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))
-            )
+            # A new day has no rows yet: one probe of the day index spares hashing every staged record.
+            if (await self.session.execute(select(exists().where(*of_source, staged_days)))).scalar_one():
+                await self._exec(
+                    delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))
+                )
 
     async def _insert_pairs(self, now: Any) -> None:
         """The pairs that agree go to the matches as they are; the others are joined with their line and record
