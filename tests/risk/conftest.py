@@ -29,13 +29,14 @@ __all__ = ["flash", "gate", "hook", "smtp"]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        var_dir=tmp_path / "var",
-        master_key=base64.b64encode(new_key()).decode(),
-        dev_gateway=True,
-        risk_pow_bits=8,
-        risk_pow_max_bits=12,
+def settings(suite_settings: Settings, tmp_path: Path) -> Settings:
+    return suite_settings.model_copy(
+        update={
+            "var_dir": tmp_path / "var",
+            "master_key": base64.b64encode(new_key()).decode(),
+            "risk_pow_bits": 8,
+            "risk_pow_max_bits": 12,
+        }
     )
 
 

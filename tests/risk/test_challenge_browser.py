@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
-from tests.support.server import browser, chromium_path, served
+from tests.support.server import browser, chromium, chromium_path, served
 
 from kaquan.risk import rules
 from kaquan.runtime import Runtime
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "chromium_path"]
+__all__ = ["browser", "chromium", "chromium_path"]
 
 
 async def challenge_every_shop_order(rt: Runtime) -> None:

@@ -1,17 +1,22 @@
 """A real kaquan server for browser tests, and the chromium that drives it.
 
-The server is uvicorn in a thread on a free local port, over a fresh, migrated SQLite
-file seeded with the demo catalog (plus whatever a test's `extra` seeding adds).
+The server is uvicorn in a thread on a free local port, over a fresh, migrated SQLite file (a copy
+of one migrated once per test process) seeded with the demo catalog (plus whatever a test's `extra` seeding adds).
 Without chromium the browser tests skip, unless KAQUAN_REQUIRE_BROWSER=1 makes that a failure.
 """
 
 import asyncio
+import atexit
 import base64
 import os
+import shutil
 import socket
+import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,32 @@ CHROMIUM_ARGS = [
 Seed = Callable[[Runtime], Awaitable[None]]
 
 
+def _in_own_loop(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on a thread and loop of its own: the module's chromium (Playwright's sync API) keeps a loop
+    running on this thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, work()).result()
+
+
+@cache
+def _migrated_template() -> Path:
+    """A migrated SQLite file, made once per test process: every served database starts as a copy of it
+    (migrating takes a second or two, per server)."""
+    folder = Path(tempfile.mkdtemp(prefix="kaquan-served-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "template.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite:///{path}")
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    _in_own_loop(migrate)
+    return path
+
+
 @contextmanager
 def served(tmp_path: Path, extra: Seed | None = None, *, run_worker: bool = False, **overrides: Any) -> Iterator[str]:
     """A real kaquan server over a fresh database holding the demo catalog; yields its base URL.
@@ -55,9 +86,10 @@ def served(tmp_path: Path, extra: Seed | None = None, *, run_worker: bool = Fals
         **overrides,
     )
 
+    shutil.copyfile(_migrated_template(), tmp_path / "kaquan.db")
+
     async def prepare() -> None:
         db = Database(settings.resolved_database_url())
-        await upgrade(db)
         rt = await runtime_module.start(settings, db=db)
         try:
             assert await demo.seed(rt)
@@ -66,7 +98,7 @@ def served(tmp_path: Path, extra: Seed | None = None, *, run_worker: bool = Fals
         finally:
             await rt.close()
 
-    asyncio.run(prepare())
+    _in_own_loop(prepare)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -97,11 +129,21 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture
-def browser(chromium_path: Path) -> Iterator[Browser]:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One chromium for a test module's browser tests: starting Playwright and chromium takes a second or so."""
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def browser(chromium_path: Path, chromium: Browser) -> Iterator[Browser]:
+    """The module's chromium with nothing open: what a test opens (its contexts, and their pages) is closed after it."""
+    assert chromium.contexts == []
+    yield chromium
+    for context in chromium.contexts:
+        context.close()

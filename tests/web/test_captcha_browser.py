@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from tests.support.server import browser, chromium_path, served
+from tests.support.server import browser, chromium, chromium_path, served
 
 from kaquan.kit import clock
 from kaquan.risk import rules
@@ -15,7 +15,7 @@ from kaquan.risk.captcha import ImageCaptchas
 from kaquan.runtime import Runtime
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser", "chromium_path"]
+__all__ = ["browser", "chromium", "chromium_path"]
 READER: list[ImageCaptchas] = []  # the server's captchas (same key): the test reads the picture through it
 
 

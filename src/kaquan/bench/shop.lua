@@ -17,7 +17,10 @@ local kq = dofile(here .. "kq_hmac.lua") -- SHA-256 and HMAC, shared with agent.
 ffi.cdef([[
 typedef struct { long tv_sec; long tv_nsec; } kq_timespec;
 int clock_gettime(int clock_id, kq_timespec *tp);
+int getpid(void);
+int tgkill(int tgid, int tid, int sig);
 ]])
+local SIGINT = 2
 
 local format = string.format
 
@@ -96,13 +99,30 @@ end
 -- the buyers (an hour: longer than any storm; wrk stops at its -d or when the last buyer is done).
 local PARKED_MS = 3600000
 
+-- Stopping the thread is not enough to end the run: wrk's main thread sleeps out -d before it collects the
+-- threads, unless SIGINT (wrk's own "stop now", as at a terminal) wakes it. So the last buyer's end sends it.
+local function end_the_run()
+  wrk.thread:stop()
+  local pid = ffi.C.getpid()
+  ffi.C.tgkill(pid, pid, SIGINT) -- to the main thread (its id is the process's), which wrk's handler stops
+end
+
 function delay()
   if head <= tail or not (sold_out or started_buyers >= most_buyers) then return 0 end
-  if under_way == 0 then wrk.thread:stop() end
+  if under_way == 0 then end_the_run() end
   return PARKED_MS
 end
 
+-- Before the run wrk calls request() once on this thread's state to check the script (wrk.c: thread 0's
+-- script_verify_request) and never sends what it returns. Were that call to start a buyer, the buyer would
+-- never be answered, stay under way, and keep the thread from stopping until wrk's -d.
+local checked = false
+
 function request()
+  if not checked then
+    checked = true
+    return wrk.format("GET", "/static/style.css")
+  end
   if head <= tail then
     local item = queue[head]
     queue[head] = nil
