@@ -57,7 +57,7 @@ from kaquan.kit.db import (
     summarize_block_ranges,
 )
 from kaquan.kit.models import UTCDateTime
-from kaquan.reconciliation import parties
+from kaquan.reconciliation import pairing, parties
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, STATEMENTS, Difference
@@ -65,12 +65,8 @@ from kaquan.reconciliation.scratch_tables import line_columns, pair_columns, rec
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
 TIMING_WINDOW = timedelta(minutes=10)
-# Statuses a statement prints for a payment that did not go through, or went back.
-UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
-REFUNDED_STATUSES = ("REFUND", "REFUNDED", "已退款", "全额退款")
 KEPT_STATES = ("annotated", "resolved")
 WORK_MEMORY_MB = 128  # a million lines sort and hash in memory
-PAID_HERE = ("succeeded", "refunded")
 
 
 @dataclass(frozen=True)
@@ -130,32 +126,6 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     matched = select(func.count()).where(m.source == source, m.business_day.between(first_day, last_day))
     by_class["matched"] += int((await session.execute(matched)).scalar_one())
     return by_class
-
-
-def _pair_class(lines: Table, records: Table) -> Any:
-    """The class of a line and a record paired: status first, then amount, then fee; else `matched`."""
-    lc, rc = lines.c, records.c
-    line_status = func.upper(lc.status)
-    payment_class = case(
-        (
-            or_(
-                rc.status.not_in(PAID_HERE),
-                line_status.in_(UNPAID_STATUSES),
-                and_(line_status.in_(REFUNDED_STATUSES), rc.status != "refunded"),
-            ),
-            "status_mismatch",
-        ),
-        (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "amount_mismatch"),
-        (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
-        else_="matched",
-    )
-    refund_class = case(
-        (rc.status != "succeeded", "status_mismatch"),
-        (or_(lc.amount_minor != rc.amount_minor, lc.currency != rc.currency), "refund_amount_mismatch"),
-        (lc.fee_minor != rc.fee_minor, "fee_mismatch"),
-        else_="matched",
-    )
-    return case((rc.kind == "payment", payment_class), else_=refund_class)
 
 
 class _Run:
@@ -218,7 +188,7 @@ class _Run:
             items.state.in_(KEPT_STATES),
         )
         counted = case(
-            (and_(found.c.kind == "payment", found.c.status.in_(PAID_HERE)), 1),
+            (and_(found.c.kind == "payment", found.c.status.in_(pairing.PAID_HERE)), 1),
             (and_(found.c.kind == "refund", found.c.status == "succeeded"), 1),
             else_=0,
         )
@@ -307,7 +277,7 @@ class _Run:
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="payment")
         await self._pair_by_reference(found, lines, records, "counterparty_ref", "txn_id", kind="refund")
         if not self.party:
-            await self._pair_by_amount(found, lines, records)
+            await self._exec(insert(found).from_select(pairing.PAIR_NAMES, pairing.by_amount(found, lines, records)))
         names = list(self.pairs.c.keys())
         await self._exec(insert(self.pairs).from_select(names, select(*(found.c[n] for n in names))))
         await refresh_statistics(self.session, self.pairs)
@@ -315,18 +285,9 @@ class _Run:
     async def _leftover(self, table: Table, name: str, columns: list[Column[Any]]) -> Table:
         left = await scratch_table(self.session, name, *columns)
         is_lines = "occurrence" in table.c
-        unpaired = self._unpaired_line(self.pairs, table) if is_lines else self._unpaired_record(self.pairs, table)
+        unpaired = pairing.unpaired_line(self.pairs, table) if is_lines else pairing.unpaired_record(self.pairs, table)
         await self._exec(insert(left).from_select(list(table.c.keys()), select(table).where(unpaired)))
         return left
-
-    @staticmethod
-    def _unpaired_line(pairs: Table, lines: Table) -> Any:
-        return ~exists().where(pairs.c.line_id == lines.c.id)
-
-    @staticmethod
-    def _unpaired_record(pairs: Table, records: Table) -> Any:
-        p, r = pairs.c, records.c
-        return ~exists().where(p.record_kind == r.kind, p.record_ref == r.ref)
 
     async def _pair_by_reference(
         self,
@@ -351,104 +312,30 @@ class _Run:
         looks none up among the pairs. Nearly every reference there is on one line only: those lines are
         paired without grouping (one row per line), and only the lines that share a reference are grouped."""
         lc, rc = lines.c, records.c
-        condition = and_(
-            lc.kind == kind,
-            lc.occurrence == 0,
-            rc.kind == kind,
-            lc[line_ref] != "",
-            lc[line_ref] == rc[record_ref],
-        )
+        condition = pairing.by_reference(lines, records, line_ref, record_ref, kind)
         in_scope = lc.in_scope + rc.in_scope > 0
-        names = ["line_id", "record_kind", "record_ref", "day", "agrees"]
+        names = pairing.PAIR_NAMES
         if not first_of_kind:
-            unpaired = (self._unpaired_line(pairs, lines), self._unpaired_record(pairs, records))
+            unpaired = (pairing.unpaired_line(pairs, lines), pairing.unpaired_record(pairs, records))
             stmt = self.db.insert(pairs).from_select(
-                names, self._first_lines(lines, records, condition, in_scope, *unpaired)
+                names, pairing.first_lines(lines, records, condition, in_scope, *unpaired)
             )
             await self._exec(stmt if pairs is self.pairs else stmt.on_conflict_do_nothing())
             return
         shared = await self._shared_references(lines, line_ref, kind)
-        agrees = case((_pair_class(lines, records) == "matched", 1), else_=0)
-        alone = (
-            select(lc.id, rc.kind, rc.ref, func.coalesce(rc.day, lc.business_day), agrees)
-            .select_from(lines.join(records, condition))
-            .where(in_scope, lc[line_ref].not_in(select(shared.c.ref)))
-        )
+        alone = pairing.row_per_line(lines, records, condition, in_scope, lc[line_ref].not_in(select(shared.c.ref)))
         await self._exec(insert(pairs).from_select(names, alone))
-        together = self._first_lines(lines, records, condition, in_scope, lc[line_ref].in_(select(shared.c.ref)))
+        together = pairing.first_lines(lines, records, condition, in_scope, lc[line_ref].in_(select(shared.c.ref)))
         await self._exec(insert(pairs).from_select(names, together))
         await drop_scratch_table(self.session, shared)
-
-    @staticmethod
-    def _first_lines(lines: Table, records: Table, condition: Any, *eligible: Any) -> Any:
-        """Each record with its first line where `condition` joins them: it agrees if it met that line only."""
-        lc, rc = lines.c, records.c
-        agreeing = func.min(case((_pair_class(lines, records) == "matched", 1), else_=0))
-        agrees = case((and_(func.count() == 1, agreeing == 1), 1), else_=0)
-        day = func.coalesce(func.min(rc.day), func.min(lc.business_day))
-        return (
-            select(func.min(lc.id), rc.kind, rc.ref, day, agrees)
-            .select_from(lines.join(records, condition))
-            .where(*eligible)
-            .group_by(rc.kind, rc.ref)
-        )
 
     async def _shared_references(self, lines: Table, line_ref: str, kind: str) -> Table:
         """The references (`line_ref`) more than one line of `kind` gives, in a scratch table of their own."""
         shared = await scratch_table(
             self.session, "reconciliation_match_shared_refs", Column("ref", String(128), nullable=False)
         )
-        lc = lines.c
-        given = (
-            select(lc[line_ref])
-            .where(lc.kind == kind, lc.occurrence == 0, lc[line_ref] != "")
-            .group_by(lc[line_ref])
-            .having(func.count() > 1)
-        )
-        await self._exec(insert(shared).from_select(["ref"], given))
+        await self._exec(insert(shared).from_select(["ref"], pairing.shared_references(lines, line_ref, kind)))
         return shared
-
-    async def _pair_by_amount(self, pairs: Table, lines_table: Table, records_table: Table) -> None:
-        lc, rc = lines_table.c, records_table.c
-        by = (lc.amount_minor, lc.currency, lc.business_day)
-        lines = (
-            select(
-                lc.id,
-                *by,
-                lc.in_scope,
-                func.row_number().over(partition_by=by, order_by=(lc.occurred_at, lc.id)).label("rank"),
-            )
-            .where(lc.kind == "payment", lc.occurrence == 0, self._unpaired_line(pairs, lines_table))
-            .subquery()
-        )
-        rby = (rc.amount_minor, rc.currency, rc.day)
-        recs = (
-            select(
-                rc.kind,
-                rc.ref,
-                *rby,
-                rc.in_scope,
-                func.row_number().over(partition_by=rby, order_by=(rc.at, rc.ref)).label("rank"),
-            )
-            .where(rc.kind == "payment", rc.counts == 1, self._unpaired_record(pairs, records_table))
-            .subquery()
-        )
-        chosen = (
-            select(lines.c.id, recs.c.kind, recs.c.ref, recs.c.day, literal(0))  # classed with the differences
-            .select_from(
-                lines.join(
-                    recs,
-                    and_(
-                        lines.c.amount_minor == recs.c.amount_minor,
-                        lines.c.currency == recs.c.currency,
-                        lines.c.business_day == recs.c.day,
-                        lines.c.rank == recs.c.rank,
-                    ),
-                )
-            )
-            .where(lines.c.in_scope + recs.c.in_scope > 0)
-        )
-        await self._exec(insert(pairs).from_select(["line_id", "record_kind", "record_ref", "day", "agrees"], chosen))
 
     async def replace_items(self) -> None:
         await self._delete_replaced()
@@ -499,7 +386,7 @@ class _Run:
         A marketplace store's pairs all stay items: its payouts are checked against kaquan's net of the
         export's paired orders (`parties.settle_payouts`), which their items carry."""
         lc, rc, p = self.lines.c, self.records.c, self.pairs.c
-        klass = _pair_class(self.lines, self.records)
+        klass = pairing.pair_class(self.lines, self.records)
         joined = self.pairs.join(self.lines, lc.id == p.line_id).join(
             self.records, and_(rc.kind == p.record_kind, rc.ref == p.record_ref)
         )
@@ -562,7 +449,7 @@ class _Run:
             literal("open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(lc.in_scope == 1, self._unpaired_line(self.left_pairs, self.left_lines))
+        ).where(lc.in_scope == 1, pairing.unpaired_line(self.left_pairs, self.left_lines))
         if self.marketplace:  # commissions and payouts are classed on their own (parties)
             chosen = chosen.where(lc.kind.not_in(("fee", "payout")))
         await self._insert_items(chosen, with_line=True, with_record=False)
@@ -588,7 +475,7 @@ class _Run:
             case((rc.waiting == 1, "auto"), else_="open"),
             literal(""),
             literal(now, UTCDateTime()),
-        ).where(rc.in_scope == 1, rc.counts == 1, self._unpaired_record(self.left_pairs, self.left_records))
+        ).where(rc.in_scope == 1, rc.counts == 1, pairing.unpaired_record(self.left_pairs, self.left_records))
         await self._insert_items(chosen, with_line=False, with_record=True)
 
     async def _insert_items(self, chosen: Any, *, with_line: bool, with_record: bool) -> None:

@@ -26,8 +26,9 @@ from kaquan.kit.errors import BadInput
 from kaquan.reconciliation import parties
 from kaquan.reconciliation.days import GATEWAY_SOURCES
 from kaquan.reconciliation.errors import AlreadyResolved, DifferenceNotFound, NothingToResolve
-from kaquan.reconciliation.matching import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES, lock_name
+from kaquan.reconciliation.matching import lock_name
 from kaquan.reconciliation.models import CLASSES, STATES, Difference, StatementLineRow
+from kaquan.reconciliation.pairing import PAID_HERE, REFUNDED_STATUSES, UNPAID_STATUSES
 
 Resolution = Literal["accept_statement", "write_off", "no_action"]
 RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
