@@ -10,10 +10,8 @@ import itertools
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from tests.support.identity import PASSWORD, HeadersFor
+from tests.support.loops import in_own_loop
 from tests.support.redis import worker_redis_url
 from tests.support.tasks import stop_tasks_left_running
 
@@ -73,12 +72,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item._id = NodeId.parse(item.nodeid + suffix)
 
 
-def _run_in_own_loop(build: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Session setup runs while a test's event loop is already running: give it a thread and a loop of its own."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, build()).result()
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file; each test gets a fresh copy of it."""
@@ -89,7 +82,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         await upgrade(db)
         await db.dispose()
 
-    _run_in_own_loop(build)
+    in_own_loop(build)
     return path
 
 
@@ -127,9 +120,9 @@ def postgres_migrated() -> Iterator[str]:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
 
-    _run_in_own_loop(create)
+    in_own_loop(create)
     yield url
-    _run_in_own_loop(drop)
+    in_own_loop(drop)
 
 
 _EMPTIED = itertools.count(1)

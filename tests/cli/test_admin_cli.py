@@ -3,7 +3,8 @@
 import re
 
 from sqlalchemy import select
-from tests.support.cli import Kaquan, in_own_loop
+from tests.support.cli import Kaquan
+from tests.support.loops import in_own_loop
 from typer.testing import Result
 
 from kaquan import identity

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import update
 from tests.support.builders import random_codes
-from tests.support.cli import Kaquan, code_file, given_catalog, in_own_loop
+from tests.support.cli import Kaquan, code_file, given_catalog
+from tests.support.loops import in_own_loop
 
 from kaquan.audit.models import AuditEntry
 from kaquan.kit.db import Database

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
-from tests.support.cli import PG_URL, Kaquan, given_stock, in_own_loop, one_line
+from tests.support.cli import PG_URL, Kaquan, given_stock, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan.kit.crypto import new_key
 from kaquan.kit.db import Database

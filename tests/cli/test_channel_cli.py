@@ -8,7 +8,8 @@ import json
 import re
 
 import pytest
-from tests.support.cli import Kaquan, given_catalog, in_own_loop, one_line
+from tests.support.cli import Kaquan, given_catalog, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan.audit import service as audit
 from kaquan.kit.db import Database

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from tests.support.builders import random_codes
-from tests.support.cli import Kaquan, code_file, given_catalog, in_own_loop, one_line
+from tests.support.cli import Kaquan, code_file, given_catalog, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan.identity import Identity, authenticate_token
 from kaquan.inventory.levels import Stock

@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 from sqlalchemy import update
-from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.cli import Kaquan, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan import ledger
 from kaquan.kit import clock

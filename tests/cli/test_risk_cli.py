@@ -1,6 +1,7 @@
 """`kaquan risk …`, driven as an operator drives it: rules added off, tested, switched on; lists kept."""
 
-from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.cli import Kaquan, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan.kit import clock
 from kaquan.kit.db import Database

@@ -3,7 +3,8 @@ trained into shadow with its later-period metrics, listed, promoted by a person 
 
 import json
 
-from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.cli import Kaquan, one_line
+from tests.support.loops import in_own_loop
 from tests.support.risk_history import given_recorded, history
 
 from kaquan.audit import service as audit

@@ -4,7 +4,8 @@ import stat
 from pathlib import Path
 
 from sqlalchemy import func, select
-from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.cli import Kaquan, one_line
+from tests.support.loops import in_own_loop
 
 from kaquan import runtime as runtime_module
 from kaquan.inventory.models import Code

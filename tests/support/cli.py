@@ -7,12 +7,10 @@ Copying a migrated template takes a fraction of a second where migrating takes s
 The fixtures reach the tests through the conftest.py of the folders that use them.
 """
 
-import asyncio
 import os
 import re
 import shutil
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +21,7 @@ import typer.testing
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from tests.support.builders import random_codes
+from tests.support.loops import in_own_loop
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
@@ -46,12 +45,6 @@ _UNSET = (
     "KAQUAN_DEV_GATEWAY_SECRET",
     "KAQUAN_TRUSTED_PROXIES",
 )
-
-
-def in_own_loop(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion in a thread with its own event loop, whatever loop the caller has."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, work()).result()
 
 
 @dataclass

@@ -5,7 +5,6 @@ of one migrated once per test process) seeded with the demo catalog (plus whatev
 Without chromium the browser tests skip, unless KAQUAN_REQUIRE_BROWSER=1 makes that a failure.
 """
 
-import asyncio
 import atexit
 import base64
 import os
@@ -13,8 +12,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, sync_playwright
+from tests.support.loops import in_own_loop
 
 from kaquan import demo
 from kaquan import runtime as runtime_module
@@ -45,13 +44,6 @@ CHROMIUM_ARGS = [
 Seed = Callable[[Runtime], Awaitable[None]]
 
 
-def _in_own_loop(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a coroutine on a thread and loop of its own: the module's chromium (Playwright's sync API) keeps a loop
-    running on this thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, work()).result()
-
-
 @cache
 def _migrated_template() -> Path:
     """A migrated SQLite file, made once per test process: every served database starts as a copy of it
@@ -67,7 +59,7 @@ def _migrated_template() -> Path:
         finally:
             await db.dispose()
 
-    _in_own_loop(migrate)
+    in_own_loop(migrate)  # the module's chromium (Playwright's sync API) runs a loop here
     return path
 
 
@@ -98,7 +90,7 @@ def served(tmp_path: Path, extra: Seed | None = None, *, run_worker: bool = Fals
         finally:
             await rt.close()
 
-    _in_own_loop(prepare)
+    in_own_loop(prepare)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]

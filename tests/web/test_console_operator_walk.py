@@ -21,9 +21,9 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page, expect
 from tests.support.builders import GivenSku, buy
-from tests.support.cli import in_own_loop
 from tests.support.console_browser import edit_on_the_product_page
 from tests.support.identity import PASSWORD, given_user
+from tests.support.loops import in_own_loop
 from tests.support.server import served
 
 from kaquan import accounting, identity, ledger

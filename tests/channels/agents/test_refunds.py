@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.agents import GivenAgent, agent_client, given_agent, given_price
 from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
-from tests.support.cli import Kaquan, in_own_loop, one_line
+from tests.support.cli import Kaquan, one_line
 from tests.support.identity import HeadersFor
+from tests.support.loops import in_own_loop
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan import ledger, redemption
