@@ -323,6 +323,22 @@ class Database:
         builder = postgresql.insert if self.is_postgresql else sqlite.insert
         return builder(table)
 
+    async def stream_rows(self, session: AsyncSession, stmt: Any, batch: int) -> AsyncIterator[Sequence[Any]]:
+        """The rows of `stmt` inside the session's transaction, `batch` at a time, as the driver gives them.
+
+        On PostgreSQL through asyncpg's own cursor: a million rows made into SQLAlchemy result rows cost
+        seconds of Python. The statement's parameters are passed as they are (no type's bind processing)."""
+        if not self.is_postgresql:
+            result = await session.stream(stmt, execution_options={"yield_per": batch})
+            async for rows in result.partitions():
+                yield rows
+            return
+        compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        cursor = await (await _driver_of(session)).cursor(str(compiled), *params)
+        while rows := await cursor.fetch(batch):
+            yield rows
+
     async def copy_rows(
         self, session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None:
@@ -512,6 +528,17 @@ async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:
     """
     if _is_postgresql(session):
         await session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
+
+
+async def without_compiling(session: AsyncSession) -> None:
+    """Have PostgreSQL run this transaction's queries without compiling their expressions (`jit`).
+
+    It compiles a query it expects to be costly, a million-row join: streaming such a join (a full join of a
+    day's lines with its payments, with a CASE per row) took 3.5 s with it and 2.4 s without on this
+    project's reference machine. `SET LOCAL` ends with the transaction; SQLite compiles nothing.
+    """
+    if _is_postgresql(session):
+        await session.execute(text("SET LOCAL jit = off"))
 
 
 def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:

@@ -55,12 +55,13 @@ from kaquan.kit.db import (
     scratch_table,
     serialize_on,
     summarize_block_ranges,
+    without_compiling,
 )
 from kaquan.kit.models import UTCDateTime
-from kaquan.reconciliation import pairing, parties
+from kaquan.reconciliation import pairing, parties, plain_matches
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod
-from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, STATEMENTS, Difference
+from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, RUNS, STATEMENTS, Difference
 from kaquan.reconciliation.scratch_tables import line_columns, pair_columns, record_columns
 
 # A payment this close to midnight may be in the next day's bill: not missing while that day is not in.
@@ -92,6 +93,7 @@ async def match_period(
         raise BadPeriod("the period ends before it starts", first_day=str(first_day), last_day=str(last_day))
     await serialize_on(session, lock_name(source))
     await allow_large_sorts(session, WORK_MEMORY_MB)
+    await without_compiling(session)
     found = await parties.records_of(
         session, source, day_start(source, first_day - timedelta(1)), day_start(source, last_day + timedelta(2))
     )
@@ -122,9 +124,13 @@ async def counts(session: AsyncSession, source: str, first_day: date, last_day: 
     )
     by_class = {name: 0 for name in CLASSES}
     by_class.update({name: int(n) for name, n in found.all()})
-    m = MATCHES.c
+    m, r = MATCHES.c, RUNS.c
     matched = select(func.count()).where(m.source == source, m.business_day.between(first_day, last_day))
+    in_runs = select(func.coalesce(func.sum(r.lines), 0)).where(
+        r.source == source, r.business_day.between(first_day, last_day)
+    )
     by_class["matched"] += int((await session.execute(matched)).scalar_one())
+    by_class["matched"] += int((await session.execute(in_runs)).scalar_one())
     return by_class
 
 
@@ -134,6 +140,7 @@ class _Run:
     ) -> None:
         self.db, self.session, self.source, self.found = db, session, source, found
         self.party, self.marketplace = parties.is_party(source), parties.is_marketplace(source)
+        self.plain: plain_matches.Split | None = None  # a gateway's: its plain matches, found before staging
         self.first, self.last = first_day, last_day
         self.wide_first, self.wide_last = first_day - timedelta(days=1), last_day + timedelta(days=1)
         # [scope_start, scope_end]: the instants of the period's days (BETWEEN is inclusive: end minus a microsecond)
@@ -156,6 +163,8 @@ class _Run:
             Column("line_id", BigInteger, nullable=False),
             *pair_columns(),
         )
+        if not self.party:
+            await self._split_off_plain_matches()
         await self._stage_lines()
         if self.marketplace:
             await parties.fold_commissions(self.session, self.lines)
@@ -165,28 +174,75 @@ class _Run:
         for table in (self.lines, self.records):
             await refresh_statistics(self.session, table)
 
+    def _kept_line(self) -> Any:
+        """A line of the lines table finance annotated or resolved: matching leaves it (and its item) alone."""
+        items = ITEMS.c
+        return exists().where(items.line_id == LINES.c.id, items.state.in_(KEPT_STATES))
+
+    def _kept_record(self, kind: Any, ref: Any) -> Any:
+        """A record (`kind`, `ref`) finance annotated or resolved the item of."""
+        items = ITEMS.c
+        return exists().where(
+            items.source == self.source,
+            items.business_day.between(self.wide_first, self.wide_last),  # a record's item has the record's day
+            items.record_kind == kind,
+            items.record_ref == ref,
+            items.state.in_(KEPT_STATES),
+        )
+
+    async def _split_off_plain_matches(self) -> None:
+        """Find the plain matches of a gateway's period at once (`plain_matches`); stage only the rest."""
+        found = self.found.subquery()
+        day = day_of(self.source, found.c.at, self.wide_first, self.wide_last)
+        payments = (
+            select(
+                found.c.kind,
+                found.c.ref,
+                found.c.amount_minor,
+                found.c.fee_minor,
+                found.c.currency,
+                found.c.status,
+                day.label("day"),
+            )
+            .where(found.c.kind == "payment")
+            .subquery("window_payments")
+        )
+        scope = plain_matches.Scope(self.source, self.wide_first, self.wide_last, self.first, self.last)
+        self.plain = plain = await plain_matches.split(
+            self.db,
+            self.session,
+            scope,
+            payments,
+            kept_line=self._kept_line() if self.any_kept else None,
+            kept_payment=self._kept_record(payments.c.kind, payments.c.ref) if self.any_kept else None,
+        )
+        self.line_ids = await scratch_table(
+            self.session, "reconciliation_match_line_ids", Column("id", BigInteger, primary_key=True)
+        )
+        self.payment_refs = await scratch_table(
+            self.session, "reconciliation_match_payment_refs", Column("ref", String(128), primary_key=True)
+        )
+        await self.db.copy_rows(self.session, self.line_ids, ["id"], [(n,) for n in plain.lines_to_stage])
+        await self.db.copy_rows(self.session, self.payment_refs, ["ref"], [(r,) for r in plain.payments_to_stage])
+        for table in (self.line_ids, self.payment_refs):
+            await refresh_statistics(self.session, table)
+
     async def _stage_lines(self) -> None:
-        stored, items = LINES.c, ITEMS.c
-        kept = exists().where(items.line_id == stored.id, items.state.in_(KEPT_STATES))
+        stored = LINES.c
         in_scope = case((stored.business_day.between(self.first, self.last), 1), else_=0)
         names = [c.name for c in self.lines.c if c.name != "in_scope"]
         chosen = select(*(stored[name] for name in names), in_scope).where(
             stored.source == self.source, stored.business_day.between(self.wide_first, self.wide_last)
         )
+        if self.plain is not None:
+            chosen = chosen.where(stored.id.in_(select(self.line_ids.c.id)))
         if self.any_kept:
-            chosen = chosen.where(~kept)
+            chosen = chosen.where(~self._kept_line())
         await self._exec(insert(self.lines).from_select([*names, "in_scope"], chosen))
 
     async def _stage_records(self) -> None:
         found = self.found.subquery()
-        items = ITEMS.c
-        kept = exists().where(
-            items.source == self.source,
-            items.business_day.between(self.wide_first, self.wide_last),  # a record's item has the record's day
-            items.record_kind == found.c.kind,
-            items.record_ref == found.c.ref,
-            items.state.in_(KEPT_STATES),
-        )
+        kept = self._kept_record(found.c.kind, found.c.ref)
         counted = case(
             (and_(found.c.kind == "payment", found.c.status.in_(pairing.PAID_HERE)), 1),
             (and_(found.c.kind == "refund", found.c.status == "succeeded"), 1),
@@ -216,6 +272,8 @@ class _Run:
             in_scope,
             waiting,
         )
+        if self.plain is not None:
+            chosen = chosen.where(or_(found.c.kind != "payment", found.c.ref.in_(select(self.payment_refs.c.ref))))
         if self.any_kept:
             chosen = chosen.where(~kept)
         names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
@@ -339,6 +397,8 @@ class _Run:
 
     async def replace_items(self) -> None:
         await self._delete_replaced()
+        if self.plain is not None:
+            await self._replace_runs(self.plain.runs)
         now = clock.now()
         await self._insert_pairs(now)
         await self._insert_lone_lines(now)
@@ -377,6 +437,56 @@ class _Run:
                 await self._exec(
                     delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))
                 )
+
+    async def _replace_runs(self, runs: list[plain_matches.Run]) -> None:
+        """Store the period's plain matches as runs, in place of every row its days held.
+
+        Whatever was of the period's days (runs, open and auto items, matches) is about a line or a record this
+        run places again: a gateway's pair has its record's day, a lone line or record its own. A line of a run
+        may still have a row of another day from an earlier run (it paired with a record of that day then): one
+        probe of the runs' id range finds out."""
+        r, items, matches = RUNS.c, ITEMS.c, MATCHES.c
+        of_period = (r.source == self.source, r.business_day.between(self.first, self.last))
+        await self._exec(delete(RUNS).where(*of_period))
+        await self._exec(
+            delete(ITEMS).where(
+                items.source == self.source,
+                items.state.in_(("open", "auto")),
+                items.business_day.between(self.first, self.last),
+            )
+        )
+        await self._exec(
+            delete(MATCHES).where(matches.source == self.source, matches.business_day.between(self.first, self.last))
+        )
+        if not runs:
+            return
+        await self.db.copy_rows(
+            self.session, RUNS, ["source", *plain_matches.Run._fields], [(self.source, *run) for run in runs]
+        )
+        stored = LINES.c
+        in_runs = (
+            select(stored.id)
+            .select_from(
+                LINES.join(
+                    RUNS,
+                    and_(
+                        stored.source == r.source,
+                        stored.business_day == r.business_day,
+                        stored.id.between(r.first_line_id, r.last_line_id),
+                    ),
+                )
+            )
+            .where(*of_period)
+        )
+        lowest, highest = min(run.first_line_id for run in runs), max(run.last_line_id for run in runs)
+        for table, of_source in (
+            (ITEMS, (items.source == self.source, items.state.in_(("open", "auto")))),
+            (MATCHES, (matches.source == self.source,)),
+        ):
+            t = table.c
+            elsewhere = (*of_source, t.line_id.between(lowest, highest), ~t.business_day.between(self.first, self.last))
+            if (await self.session.execute(select(exists().where(*elsewhere)))).scalar_one():
+                await self._exec(delete(table).where(*elsewhere, t.line_id.in_(in_runs)))
 
     async def _insert_pairs(self, now: Any) -> None:
         """The pairs that agree go to the matches as they are; the others are joined with their line and record
@@ -503,3 +613,6 @@ class _Run:
     async def drop(self) -> None:
         for table in (self.left_pairs, self.left_records, self.left_lines, self.pairs, self.records, self.lines):
             await drop_scratch_table(self.session, table)
+        if self.plain is not None:
+            for table in (self.payment_refs, self.line_ids):
+                await drop_scratch_table(self.session, table)

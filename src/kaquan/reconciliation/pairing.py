@@ -7,7 +7,7 @@ pairs as (line_id, record_kind, record_ref, day, agrees).
 
 from typing import Any
 
-from sqlalchemy import Table, and_, case, exists, func, literal, or_, select
+from sqlalchemy import FromClause, Table, and_, case, exists, func, literal, or_, select
 
 # Statuses a statement prints for a payment that did not go through, or went back.
 UNPAID_STATUSES = ("CLOSED", "REVOKED", "NOTPAY", "PAYERROR", "USERPAYING", "FAILED", "已关闭", "未支付", "支付失败")
@@ -16,7 +16,7 @@ PAID_HERE = ("succeeded", "refunded")
 PAIR_NAMES = ["line_id", "record_kind", "record_ref", "day", "agrees"]
 
 
-def pair_class(lines: Table, records: Table) -> Any:
+def pair_class(lines: FromClause, records: FromClause) -> Any:
     """The class of a line and a record paired: status first, then amount, then fee; else `matched`."""
     lc, rc = lines.c, records.c
     line_status = func.upper(lc.status)
@@ -40,6 +40,20 @@ def pair_class(lines: Table, records: Table) -> Any:
         else_="matched",
     )
     return case((rc.kind == "payment", payment_class), else_=refund_class)
+
+
+def surely_matched(lines: FromClause, records: FromClause) -> Any:
+    """A payment line and payment that `pair_class` classes `matched`, by a test cheaper to run over a million
+    pairs (one `upper`, no CASE): the figures agree, the payment succeeded and the line's status says neither
+    unpaid nor refunded. A refunded payment the line shows refunded is `matched` too, but not surely so here."""
+    lc, rc = lines.c, records.c
+    return and_(
+        lc.amount_minor == rc.amount_minor,
+        lc.fee_minor == rc.fee_minor,
+        lc.currency == rc.currency,
+        rc.status == "succeeded",
+        func.upper(lc.status).not_in(UNPAID_STATUSES + REFUNDED_STATUSES),
+    )
 
 
 def unpaired_line(pairs: Table, lines: Table) -> Any:
