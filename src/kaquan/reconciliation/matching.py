@@ -58,7 +58,7 @@ from kaquan.kit.db import (
     without_compiling,
 )
 from kaquan.kit.models import UTCDateTime
-from kaquan.reconciliation import pairing, parties, plain_matches
+from kaquan.reconciliation import pairing, parties, plain_matches, runs
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod
 from kaquan.reconciliation.models import CLASSES, ITEMS, LINES, MATCHES, RUNS, STATEMENTS, Difference
@@ -398,7 +398,7 @@ class _Run:
     async def replace_items(self) -> None:
         await self._delete_replaced()
         if self.plain is not None:
-            await self._replace_runs(self.plain.runs)
+            await runs.replace(self.db, self.session, self.source, self.first, self.last, self.plain.runs)
         now = clock.now()
         await self._insert_pairs(now)
         await self._insert_lone_lines(now)
@@ -437,56 +437,6 @@ class _Run:
                 await self._exec(
                     delete(table).where(*of_source, staged_days, tuple_(t.record_kind, t.record_ref).in_(records))
                 )
-
-    async def _replace_runs(self, runs: list[plain_matches.Run]) -> None:
-        """Store the period's plain matches as runs, in place of every row its days held.
-
-        Whatever was of the period's days (runs, open and auto items, matches) is about a line or a record this
-        run places again: a gateway's pair has its record's day, a lone line or record its own. A line of a run
-        may still have a row of another day from an earlier run (it paired with a record of that day then): one
-        probe of the runs' id range finds out."""
-        r, items, matches = RUNS.c, ITEMS.c, MATCHES.c
-        of_period = (r.source == self.source, r.business_day.between(self.first, self.last))
-        await self._exec(delete(RUNS).where(*of_period))
-        await self._exec(
-            delete(ITEMS).where(
-                items.source == self.source,
-                items.state.in_(("open", "auto")),
-                items.business_day.between(self.first, self.last),
-            )
-        )
-        await self._exec(
-            delete(MATCHES).where(matches.source == self.source, matches.business_day.between(self.first, self.last))
-        )
-        if not runs:
-            return
-        await self.db.copy_rows(
-            self.session, RUNS, ["source", *plain_matches.Run._fields], [(self.source, *run) for run in runs]
-        )
-        stored = LINES.c
-        in_runs = (
-            select(stored.id)
-            .select_from(
-                LINES.join(
-                    RUNS,
-                    and_(
-                        stored.source == r.source,
-                        stored.business_day == r.business_day,
-                        stored.id.between(r.first_line_id, r.last_line_id),
-                    ),
-                )
-            )
-            .where(*of_period)
-        )
-        lowest, highest = min(run.first_line_id for run in runs), max(run.last_line_id for run in runs)
-        for table, of_source in (
-            (ITEMS, (items.source == self.source, items.state.in_(("open", "auto")))),
-            (MATCHES, (matches.source == self.source,)),
-        ):
-            t = table.c
-            elsewhere = (*of_source, t.line_id.between(lowest, highest), ~t.business_day.between(self.first, self.last))
-            if (await self.session.execute(select(exists().where(*elsewhere)))).scalar_one():
-                await self._exec(delete(table).where(*elsewhere, t.line_id.in_(in_runs)))
 
     async def _insert_pairs(self, now: Any) -> None:
         """The pairs that agree go to the matches as they are; the others are joined with their line and record
