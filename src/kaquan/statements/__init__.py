@@ -8,13 +8,21 @@ nothing of kaquan but `kit`. `reconciliation` stores and matches what it reads.
 The public surface is what this module exports; other modules use only that.
 """
 
-from kaquan.statements.lines import LineKind, Statement, StatementHeader, StatementLine, StatementRejected
+from kaquan.statements.lines import (
+    ColumnarStatement,
+    LineKind,
+    Statement,
+    StatementHeader,
+    StatementLine,
+    StatementRejected,
+)
 from kaquan.statements.mapping import ColumnMapping, MappingInvalid
 from kaquan.statements.opening import STATEMENT_KINDS, open_statement
 
 __all__ = [
     "STATEMENT_KINDS",
     "ColumnMapping",
+    "ColumnarStatement",
     "LineKind",
     "MappingInvalid",
     "Statement",
