@@ -285,17 +285,34 @@ class Database:
         ISO strings on SQLite, bytes as bytes.
         """
         driver = await _driver_of(session)
-        try:
+        with _duplicates_refused(table):
             if self.is_postgresql:
                 await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
                 return
             placeholders = ", ".join("?" for _ in columns)
             sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
             await driver.executemany(sql, rows)
-        except Exception as exc:
-            if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
-                raise DuplicateRow(table.name) from exc
-            raise
+
+    @property
+    def copies_csv(self) -> bool:
+        """Whether `copy_csv` can store rows written as CSV (PostgreSQL's COPY … FROM STDIN (FORMAT csv))."""
+        return self.is_postgresql
+
+    async def copy_csv(
+        self, session: AsyncSession, table: Table, columns: Sequence[str], data: bytes, *, texts: Sequence[str]
+    ) -> None:
+        """Bulk-insert rows written as UTF-8 CSV (no header, `"` quotes) inside the session's transaction.
+
+        The server parses the rows, so no Python object is made per row or value (the rows can be written by
+        polars, in Rust). In `texts`, the text columns, an empty field is an empty string, never NULL.
+        Only where `copies_csv`; a unique constraint refusing a row raises `DuplicateRow`, as `copy_rows` does.
+        """
+        driver = await _driver_of(session)
+        with _duplicates_refused(table):
+            # a memoryview: asyncpg would take bytes for a file's path
+            await driver.copy_to_table(
+                table.name, source=memoryview(data), columns=list(columns), format="csv", force_not_null=list(texts)
+            )
 
     def chunk_size(self) -> int:
         """How many bind parameters one IN (...) list may safely hold."""
@@ -319,6 +336,17 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     await driver.copy_records_to_table(
         table.name, records=[tuple(row[column] for column in columns) for row in rows], columns=columns
     )
+
+
+@contextmanager
+def _duplicates_refused(table: Table) -> Iterator[None]:
+    """A unique violation in a bulk copy, from either driver, as `DuplicateRow`."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
+            raise DuplicateRow(table.name) from exc
+        raise
 
 
 async def _driver_of(session: AsyncSession) -> Any:

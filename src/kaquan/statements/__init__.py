@@ -8,6 +8,7 @@ nothing of kaquan but `kit`. `reconciliation` stores and matches what it reads.
 The public surface is what this module exports; other modules use only that.
 """
 
+from kaquan.statements.frames import LINE_SCHEMA, lines_of
 from kaquan.statements.lines import (
     ColumnarStatement,
     LineKind,
@@ -20,6 +21,7 @@ from kaquan.statements.mapping import ColumnMapping, MappingInvalid
 from kaquan.statements.opening import STATEMENT_KINDS, open_statement
 
 __all__ = [
+    "LINE_SCHEMA",
     "STATEMENT_KINDS",
     "ColumnMapping",
     "ColumnarStatement",
@@ -29,5 +31,6 @@ __all__ = [
     "StatementHeader",
     "StatementLine",
     "StatementRejected",
+    "lines_of",
     "open_statement",
 ]
