@@ -7,7 +7,7 @@ behind, when a line is stored already.
 
 import io
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
@@ -17,6 +17,7 @@ from tests.support.statements import MERCHANT, read_all, wechat_bill, wechat_pay
 
 from kaquan import reconciliation
 from kaquan.kit.db import Database
+from kaquan.payments.alipay.bill import BillLine, write_bill
 from kaquan.reconciliation import copying, importing
 from kaquan.reconciliation.days import business_day
 from kaquan.reconciliation.models import LINES
@@ -25,6 +26,7 @@ from kaquan.statements import open_statement
 
 # What CSV quotes or COPY might misread, in a reference kaquan gets back from the provider
 AWKWARD = ["a,b", 'say "hi"', "two\nlines", "back\\slash", "\\.", "\\N", "京东E卡", " x "]
+ALIPAY_ACCOUNT = "20881234567890120156"
 STORED = (*copying.COLUMNS[: copying.COLUMNS.index("business_day")], "business_day", "occurrence")
 
 
@@ -62,10 +64,12 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "BATCH", 3)
 
 
-async def imported(rt: Runtime, data: bytes) -> reconciliation.ImportResult:
+async def imported(
+    rt: Runtime, data: bytes, source: str = "wechatpay", account: str = MERCHANT
+) -> reconciliation.ImportResult:
     async with rt.db.transaction() as session:
         return await reconciliation.import_file(
-            rt.db, session, "wechatpay", io.BytesIO(data), filename="bill.csv", actor="finance", account=MERCHANT
+            rt.db, session, source, io.BytesIO(data), filename="bill.csv", actor="finance", account=account
         )
 
 
@@ -75,11 +79,11 @@ async def stored(rt: Runtime) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in rows.all()]
 
 
-def as_read(data: bytes, occurrences: dict[int, int] | None = None) -> list[tuple[Any, ...]]:
+def as_read(data: bytes, occurrences: dict[int, int] | None = None, source: str = "wechatpay") -> list[tuple[Any, ...]]:
     """The bill's lines as the reader reads them, with the day and occurrence the lines table gives them."""
     return [
-        (*line[: len(STORED) - 2], business_day("wechatpay", line.occurred_at), occurrence)
-        for line in read_all(open_statement("wechatpay", io.BytesIO(data)))
+        (*line[: len(STORED) - 2], business_day(source, line.occurred_at), occurrence)
+        for line in read_all(open_statement(source, io.BytesIO(data)))
         for occurrence in [(occurrences or {}).get(line.line_no, 0)]
     ]
 
@@ -104,6 +108,23 @@ async def test_every_field_is_stored_as_read_awkward_texts_and_days_included(rt:
     assert {row[STORED.index("merchant_ref")] for row in await stored(rt)} >= set(AWKWARD)
     assert {row[STORED.index("business_day")] for row in await stored(rt)} == {date(2026, 12, 5), date(2026, 12, 6)}
     assert len(copies.csv) == (len(range(0, len(rows), 3)) if rt.db.copies_csv else 0)  # a copy a batch of three
+    assert not copies.staged
+
+
+async def test_an_alipay_detail_is_stored_as_read_too(rt: Runtime, copies: Copies) -> None:
+    at = datetime(2026, 12, 5, 15, 59, 59, tzinfo=UTC)  # 23:59:59 in Beijing
+    lines = [
+        BillLine(f"20261205220014{n:014d}", f"pt,{n}", "交易", 'a "b", c', at, at, "a***@x.com", 990, 990, "", -6)
+        for n in range(4)
+    ]
+    lines.append(BillLine(lines[0].trade_no, "pt,0", "退款", "d\\e", at, at, "a***@x.com", 990, -500, "rf_1", 3))
+    data = write_bill(ALIPAY_ACCOUNT, date(2026, 12, 5), lines, exported_at=at)
+
+    result = await imported(rt, data, "alipay", ALIPAY_ACCOUNT)
+
+    assert (result.lines_new, result.lines_repeated) == (5, 0)
+    assert await stored(rt) == as_read(data, source="alipay")
+    assert len(copies.csv) == (2 if rt.db.copies_csv else 0)
     assert not copies.staged
 
 
