@@ -177,3 +177,17 @@ async def test_a_bill_with_a_line_stored_already_is_stored_through_staging_witho
     assert copies.staged
     if rt.db.copies_csv:
         assert copies.csv.count("reconciliation_lines") == 1 + 3  # the first bill, then three frames of the second
+
+
+async def test_a_bill_repeating_more_lines_than_are_held_back_is_numbered_through_staging(
+    rt: Runtime, copies: Copies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(copying, "HELD_BACK_AT_MOST", 1)
+    a, b = wechat_payment(1), wechat_payment(2)
+    data = wechat_bill([a, b, a, a])
+
+    result = await imported(rt, data)
+
+    assert (result.lines_new, result.lines_repeated) == (4, 2)
+    assert await stored(rt) == as_read(data, {4: 1, 5: 2})
+    assert copies.staged
