@@ -1,12 +1,14 @@
 """Database URLs in the forms users write, and the schema the migrations build."""
 
+import polars as pl
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, text
+from sqlalchemy import Column, Integer, Table, Text, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.all_models import metadata
-from kaquan.kit.db import BadDatabaseUrl, Database, async_url, describe
+from kaquan.kit.db import BadDatabaseUrl, Database, DuplicateRow, async_url, describe, scratch_table
 from kaquan.kit.migrate import downgrade, upgrade
 
 
@@ -71,3 +73,58 @@ async def test_the_migrations_are_reversible(db: Database) -> None:
     async with db.engine.connect() as conn:
         diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     assert diff == []
+
+
+# What CSV quotes or a COPY might misread: separators, quotes, line breaks, backslashes, the end-of-data mark,
+# NULL's spellings, text outside ASCII, the empty string and spaces around a word.
+AWKWARD = ["a,b", 'say "hi"', "two\nlines", "cr\r\nlf", "back\\slash", "\\.", "\\N", "NULL", "京东E卡 100元", "", " x "]
+
+
+async def numbered_texts(session: AsyncSession) -> Table:
+    return await scratch_table(
+        session, "csv_copied", Column("n", Integer, primary_key=True), Column("t", Text, nullable=False)
+    )
+
+
+def csv_of(texts: list[str], first: int = 0) -> bytes:
+    frame = pl.DataFrame({"n": range(first, first + len(texts)), "t": texts})
+    return frame.write_csv(include_header=False).encode()
+
+
+async def test_texts_round_trip_exactly_through_a_copy_of_csv(db: Database) -> None:
+    if not db.copies_csv:
+        pytest.skip("COPY of CSV is PostgreSQL's")
+    async with db.transaction() as session:
+        table = await numbered_texts(session)
+
+        await db.copy_csv(session, table, ["n", "t"], csv_of(AWKWARD), texts=["t"])
+
+        stored = (await session.execute(select(table.c.t).order_by(table.c.n))).scalars().all()
+    assert stored == AWKWARD
+
+
+async def test_an_empty_unquoted_field_of_a_text_column_is_an_empty_text_not_null(db: Database) -> None:
+    if not db.copies_csv:
+        pytest.skip("COPY of CSV is PostgreSQL's")
+    async with db.transaction() as session:
+        table = await numbered_texts(session)
+
+        await db.copy_csv(session, table, ["n", "t"], b'1,\n2,""\n', texts=["t"])
+
+        stored = (await session.execute(select(table.c.t).order_by(table.c.n))).scalars().all()
+    assert stored == ["", ""]
+
+
+async def test_a_copy_of_csv_refused_by_a_unique_key_is_a_duplicate_row(db: Database) -> None:
+    if not db.copies_csv:
+        pytest.skip("COPY of CSV is PostgreSQL's")
+    async with db.transaction() as session:
+        table = await numbered_texts(session)
+        await db.copy_csv(session, table, ["n", "t"], csv_of(["first"]), texts=["t"])
+
+        with pytest.raises(DuplicateRow):
+            async with session.begin_nested():
+                await db.copy_csv(session, table, ["n", "t"], csv_of(["second", "again"]), texts=["t"])
+
+        stored = (await session.execute(select(table.c.t))).scalars().all()
+    assert stored == ["first"]

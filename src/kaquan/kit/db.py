@@ -17,8 +17,6 @@ that decides a sale reads the replica (pretix's lesson: availability only from t
 
 import asyncio
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -50,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from kaquan.kit.errors import BadInput, Busy
+from kaquan.kit.replica import Replica
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,70 +81,6 @@ def async_url(url: str) -> str:
 def describe(url: str) -> str:
     """The URL without its password, for logs and benchmark output."""
     return make_url(async_url(url)).render_as_string(hide_password=True)
-
-
-class Replica:
-    """A PostgreSQL streaming replica, trusted for reads while it is at most `max_lag_s` behind the primary.
-
-    The lag is measured at most every `max_lag_s / 2` seconds and the replica used only while the last
-    measure was within `max_lag_s / 2`, so a read there is never more than `max_lag_s` behind. One
-    measure: the primary's WAL position first, then the replica's replay position; a replica that has
-    replayed past it is current, else it is as far behind as its last replayed commit is old. A replica
-    that does not answer, stopped streaming or was promoted (no longer in recovery) is not used.
-    """
-
-    def __init__(self, url: str, primary: AsyncEngine, *, max_lag_s: float, pool_size: int = 5) -> None:
-        if not async_url(url).startswith("postgresql"):
-            raise BadDatabaseUrl("the read replica must be PostgreSQL: postgresql://user@host:5432/db")
-        self.engine = create_async_engine(
-            async_url(url), pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": _REPLICA_CONNECT_S}
-        )
-        self.max_lag_s = max_lag_s
-        self._primary = primary
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._checked_at = -math.inf
-        self._fresh = False
-        self._checking = asyncio.Lock()
-
-    async def fresh(self) -> bool:
-        """Whether reads may go to the replica now (measuring again when the last measure is too old)."""
-        if time.monotonic() - self._checked_at < self.max_lag_s / 2:
-            return self._fresh
-        async with self._checking:
-            if time.monotonic() - self._checked_at >= self.max_lag_s / 2:
-                lag = await self.lag_s()
-                self._fresh = lag is not None and lag <= self.max_lag_s / 2
-                self._checked_at = time.monotonic()
-        return self._fresh
-
-    async def lag_s(self) -> float | None:
-        """How far the replica is behind the primary now, in seconds; None when it cannot serve reads."""
-        try:
-            async with asyncio.timeout(_REPLICA_CONNECT_S):
-                async with self._primary.connect() as primary:
-                    position = (await primary.execute(text("SELECT pg_current_wal_lsn()"))).scalar_one()
-                async with self.engine.connect() as replica:
-                    row = (await replica.execute(_REPLICA_LAG, {"position": position})).one()
-        except (OSError, TimeoutError, DBAPIError) as exc:
-            log.warning("read replica unusable, reading the primary: %s", type(exc).__name__)
-            return None
-        recovering, streaming, caught_up, behind_s = row
-        if not recovering or not streaming:
-            log.warning("read replica %s, reading the primary", "promoted" if not recovering else "not streaming")
-            return None
-        return 0.0 if caught_up else (float(behind_s) if behind_s is not None else None)
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
-
-
-_REPLICA_CONNECT_S = 2.0
-_REPLICA_LAG = text(
-    "SELECT pg_is_in_recovery(),"
-    " EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),"
-    " pg_wal_lsn_diff(pg_last_wal_replay_lsn(), CAST(:position AS pg_lsn)) >= 0,"
-    " EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())"
-)
 
 
 # A session's memory for its temporary (scratch) tables, taken only as they grow. PostgreSQL's 8 MB default
@@ -185,7 +120,9 @@ class Database:
         )
         if read_url and self._dialect != "postgresql":
             raise BadDatabaseUrl("a read replica needs a PostgreSQL primary (KAQUAN_DATABASE_URL=postgresql://…)")
-        self.replica = Replica(read_url, self.engine, max_lag_s=read_max_lag_s) if read_url else None
+        if read_url and not async_url(read_url).startswith("postgresql"):
+            raise BadDatabaseUrl("the read replica must be PostgreSQL: postgresql://user@host:5432/db")
+        self.replica = Replica(async_url(read_url), self.engine, max_lag_s=read_max_lag_s) if read_url else None
 
     @property
     def is_postgresql(self) -> bool:
@@ -348,17 +285,34 @@ class Database:
         ISO strings on SQLite, bytes as bytes.
         """
         driver = await _driver_of(session)
-        try:
+        with _duplicates_refused(table):
             if self.is_postgresql:
                 await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
                 return
             placeholders = ", ".join("?" for _ in columns)
             sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
             await driver.executemany(sql, rows)
-        except Exception as exc:
-            if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
-                raise DuplicateRow(table.name) from exc
-            raise
+
+    @property
+    def copies_csv(self) -> bool:
+        """Whether `copy_csv` can store rows written as CSV (PostgreSQL's COPY … FROM STDIN (FORMAT csv))."""
+        return self.is_postgresql
+
+    async def copy_csv(
+        self, session: AsyncSession, table: Table, columns: Sequence[str], data: bytes, *, texts: Sequence[str]
+    ) -> None:
+        """Bulk-insert rows written as UTF-8 CSV (no header, `"` quotes) inside the session's transaction.
+
+        The server parses the rows, so no Python object is made per row or value (the rows can be written by
+        polars, in Rust). In `texts`, the text columns, an empty field is an empty string, never NULL.
+        Only where `copies_csv`; a unique constraint refusing a row raises `DuplicateRow`, as `copy_rows` does.
+        """
+        driver = await _driver_of(session)
+        with _duplicates_refused(table):
+            # a memoryview: asyncpg would take bytes for a file's path
+            await driver.copy_to_table(
+                table.name, source=memoryview(data), columns=list(columns), format="csv", force_not_null=list(texts)
+            )
 
     def chunk_size(self) -> int:
         """How many bind parameters one IN (...) list may safely hold."""
@@ -382,6 +336,17 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     await driver.copy_records_to_table(
         table.name, records=[tuple(row[column] for column in columns) for row in rows], columns=columns
     )
+
+
+@contextmanager
+def _duplicates_refused(table: Table) -> Iterator[None]:
+    """A unique violation in a bulk copy, from either driver, as `DuplicateRow`."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
+            raise DuplicateRow(table.name) from exc
+        raise
 
 
 async def _driver_of(session: AsyncSession) -> Any:

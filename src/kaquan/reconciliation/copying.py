@@ -15,22 +15,33 @@ texts); a line whose hash it saw before may be a repeat (or, rarely, another
 identity with the same hash). Such lines are held back, and once the rest is
 copied their occurrences are counted exactly: 0 for an identity this file did
 not copy yet, else one more than the last.
+
+On PostgreSQL a big format's lines never become Python objects: the reader's
+polars frames (`ColumnarStatement.frames`) get their day and the statement's
+columns added and are written as CSV by polars, which the server parses
+(`Database.copy_csv`). Only the lines held back become `StatementLine`s. A
+million-line bill otherwise costs seconds of Python under the GIL: a tuple per
+line made by the reader, a row per line made here, and asyncpg encoding each.
 """
 
-from collections.abc import Callable, Sequence
+import io
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import polars as pl
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.db import Database
-from kaquan.reconciliation.days import zone_of
+from kaquan.reconciliation.days import days_of, zone_of
 from kaquan.reconciliation.models import LINES
 from kaquan.reconciliation.reading_ahead import made_ahead
-from kaquan.statements import Statement, StatementLine
+from kaquan.statements import LINE_SCHEMA, ColumnarStatement, Statement, StatementLine, lines_of
+
+T = TypeVar("T")
 
 # The lines table's columns in the order a copied row holds them: the reader's fields but its description.
 COLUMNS = (
@@ -41,6 +52,9 @@ COLUMNS = (
     "source",
 )
 _KEPT = len(COLUMNS) - 4
+# The text columns: an empty CSV field there is an empty text, not NULL.
+_TEXTS = (*(name for name in COLUMNS[:_KEPT] if LINE_SCHEMA[name] == pl.String), "source")
+_CSV_TIME = "%Y-%m-%d %H:%M:%S%.f%:z"  # UTC with its offset, which PostgreSQL reads into timestamptz
 HELD_BACK_AT_MOST = 100_000  # a file repeating more lines than this goes the staging path (it numbers in SQL)
 _LOOKUP_CHUNK = 1_000
 
@@ -111,6 +125,46 @@ class _Rows:
         self._first_tail = (self._day, 0, self._statement_id, self._source)
 
 
+def marks_of(identities: pl.Series) -> pl.Series:
+    """A 64-bit hash of each identity: what the frames' copy remembers of the identities it copied."""
+    return identities.hash()
+
+
+class _CsvRows:
+    """Frames of lines as CSV rows of the lines table, written by polars; the lines that may repeat are held back."""
+
+    def __init__(self, made: _Rows, source: str, statement_id: int) -> None:
+        self._made = made
+        self._seen: set[int] = set()
+        self._tail = (
+            days_of(source, pl.col("occurred_at")).alias("business_day"),
+            pl.lit(0, pl.Int32).alias("occurrence"),
+            pl.lit(statement_id, pl.Int64).alias("statement_id"),
+            pl.lit(source, pl.String).alias("source"),
+        )
+
+    def of(self, frame: pl.DataFrame) -> bytes:
+        """The frame's rows but those held back, as CSV in `COLUMNS`' order (occurrence 0, as `_Rows.of`)."""
+        marks = marks_of(frame["identity"])
+        listed = marks.to_list()
+        may_repeat = ~marks.is_first_distinct()
+        if not self._seen.isdisjoint(listed):
+            seen_before = pl.Series(list(self._seen.intersection(listed)), dtype=marks.dtype)
+            may_repeat = may_repeat | marks.is_in(seen_before.implode())
+        self._seen.update(listed)
+        if may_repeat.any():
+            held_back = self._made.held_back
+            held_back.extend(lines_of(frame.filter(may_repeat)))
+            if len(held_back) > HELD_BACK_AT_MOST:
+                raise TooManyRepeats
+            frame = frame.filter(~may_repeat)
+        written = io.BytesIO()  # bytes as polars writes them: a text result would be decoded and encoded again
+        frame.select(*COLUMNS[:_KEPT], *self._tail).write_csv(
+            written, include_header=False, datetime_format=_CSV_TIME, date_format="%Y-%m-%d"
+        )
+        return written.getvalue()
+
+
 async def copy_lines(
     db: Database,
     session: AsyncSession,
@@ -122,22 +176,49 @@ async def copy_lines(
     """Copy `statement`'s lines into the lines table; raises `DuplicateRow` if one is stored already."""
     source = statement.header.source
     made = _Rows(db, source, statement_id)
-    batches = statement.batches(batch_size)
+    if db.copies_csv and isinstance(statement, ColumnarStatement):
+        written = _CsvRows(made, source, statement_id)
+        frames = statement.frames(batch_size)
 
-    def next_rows() -> tuple[int, list[tuple[Any, ...]]] | None:
-        batch = next(batches, None)
-        return None if batch is None else (len(batch), made.of(batch))
+        def next_csv() -> tuple[int, bytes] | None:
+            frame = next(frames, None)
+            return None if frame is None else (frame.height, written.of(frame))
 
+        async def copy_csv(data: bytes) -> None:
+            await db.copy_csv(session, LINES, COLUMNS, data, texts=_TEXTS)
+
+        read = await _copied_ahead(db, next_csv, copy_csv, on_batch)
+    else:
+        batches = statement.batches(batch_size)
+
+        def next_rows() -> tuple[int, list[tuple[Any, ...]]] | None:
+            batch = next(batches, None)
+            return None if batch is None else (len(batch), made.of(batch))
+
+        async def copy_rows(rows: list[tuple[Any, ...]]) -> None:
+            await db.copy_rows(session, LINES, COLUMNS, rows)
+
+        read = await _copied_ahead(db, next_rows, copy_rows, on_batch)
+    repeated = await _copy_held_back(db, session, made, source, statement_id)
+    return Copied(read, repeated)
+
+
+async def _copied_ahead(
+    db: Database,
+    make: Callable[[], tuple[int, T] | None],
+    copy: Callable[[T], Awaitable[None]],
+    on_batch: Callable[[int], None] | None,
+) -> int:
+    """Copy what `make()` returns (lines read, their rows) while it makes the next; returns the lines read."""
     read = 0
-    async with aclosing(made_ahead(db, next_rows)) as ready:
+    async with aclosing(made_ahead(db, make)) as ready:
         async for count, rows in ready:
             if rows:
-                await db.copy_rows(session, LINES, COLUMNS, rows)
+                await copy(rows)
             read += count
             if on_batch is not None:
                 on_batch(count)
-    repeated = await _copy_held_back(db, session, made, source, statement_id)
-    return Copied(read, repeated)
+    return read
 
 
 async def _copy_held_back(db: Database, session: AsyncSession, made: _Rows, source: str, statement_id: int) -> int:

@@ -7,6 +7,7 @@ Beijing time too.
 
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
+import polars as pl
 from sqlalchemy import ColumnElement, Date, case, literal
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -20,6 +21,14 @@ def zone_of(source: str) -> tzinfo:
 
 def business_day(source: str, moment: datetime) -> date:
     return moment.astimezone(zone_of(source)).date()
+
+
+def days_of(source: str, moments: pl.Expr) -> pl.Expr:
+    """polars: the business days of UTC datetimes (every source's zone is one fixed offset, no daylight saving)."""
+    offset = zone_of(source).utcoffset(None)
+    if offset is None:
+        raise ValueError(f"{source}'s time zone has no fixed offset")
+    return (moments.dt.replace_time_zone(None) + offset).dt.date()
 
 
 def day_start(source: str, day: date) -> datetime:

@@ -8,18 +8,29 @@ nothing of kaquan but `kit`. `reconciliation` stores and matches what it reads.
 The public surface is what this module exports; other modules use only that.
 """
 
-from kaquan.statements.lines import LineKind, Statement, StatementHeader, StatementLine, StatementRejected
+from kaquan.statements.frames import LINE_SCHEMA, lines_of
+from kaquan.statements.lines import (
+    ColumnarStatement,
+    LineKind,
+    Statement,
+    StatementHeader,
+    StatementLine,
+    StatementRejected,
+)
 from kaquan.statements.mapping import ColumnMapping, MappingInvalid
 from kaquan.statements.opening import STATEMENT_KINDS, open_statement
 
 __all__ = [
+    "LINE_SCHEMA",
     "STATEMENT_KINDS",
     "ColumnMapping",
+    "ColumnarStatement",
     "LineKind",
     "MappingInvalid",
     "Statement",
     "StatementHeader",
     "StatementLine",
     "StatementRejected",
+    "lines_of",
     "open_statement",
 ]

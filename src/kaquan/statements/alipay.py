@@ -19,8 +19,8 @@ from typing import IO, Final
 
 import polars as pl
 
-from kaquan.statements import columnar
-from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
+from kaquan.statements import columnar, frames
+from kaquan.statements.columnar import Chunk, Table, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import LineKind, StatementHeader, StatementLine, StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, is_zip, seekable, yuan
 
@@ -37,8 +37,6 @@ REQUIRED: Final = (
     "退款批次号/请求号",
 )
 _KINDS: Final[dict[str, LineKind]] = {"交易": "payment", "退款": "refund"}
-_KIND: Final = ("payment", "refund")  # by "is a refund"
-_STATUS: Final = ("交易", "退款")
 _AMOUNTS: Final = ("订单金额（元）", "商家实收（元）", "服务费（元）")
 BEIJING_OFFSET: Final = timedelta(hours=8)
 _ACCOUNT = re.compile(r"#账号[：:]\s*\[([^\]]*)\]")
@@ -80,22 +78,18 @@ class AlipayDetail:
         self._read = False
 
     def batches(self, size: int = 50_000) -> Iterator[list[StatementLine]]:
+        return map(frames.lines_of, self.frames(size))
+
+    def frames(self, size: int = 50_000) -> Iterator[pl.DataFrame]:
+        """The lines as frames of `frames.LINE_SCHEMA`, `size` at a time (the form `batches` converts)."""
         if self._read:
             raise RuntimeError("a statement is read once")
         self._read = True
         sums = {"交易": [0, 0, 0], "退款": [0, 0, 0]}  # rows, 商家实收, 服务费
-        times = TimeColumn(BEIJING_OFFSET)
-        pending: list[StatementLine] = []
-        for chunk in self._table:
-            pending.extend(self._lines(chunk, sums, times))
-            while len(pending) >= size:
-                yield pending[:size]
-                del pending[:size]
-        self._check_totals(sums)
-        for start in range(0, len(pending), size):
-            yield pending[start : start + size]
+        chunks = (self._frame(chunk, sums) for chunk in self._table)
+        return frames.sized(chunks, size, lambda: self._check_totals(sums))
 
-    def _lines(self, chunk: Chunk, sums: dict[str, list[int]], times: TimeColumn) -> list[StatementLine]:
+    def _frame(self, chunk: Chunk, sums: dict[str, list[int]]) -> pl.DataFrame:
         cells = chunk.frame.select(chunk.frame[name].str.strip_chars().fill_null("") for name in self._used)
         business = cells["业务类型"]
         refund = business == "退款"
@@ -118,34 +112,32 @@ class AlipayDetail:
             figures[1] += int(received.filter(rows).sum())
             figures[2] += int(fee.filter(rows).sum())
         trade = cells["支付宝交易号"]
-        count = cells.height
+        columns: dict[str, pl.Series | str] = {
+            "line_no": chunk.lines,
+            "occurred_at": frames.utc_times(done, BEIJING_OFFSET),
+            "fee_minor": fee.abs(),
+            "currency": "CNY",
+            "merchant_ref": cells["商户订单号"],
+            "counterparty_ref": trade,
+            "description": cells["商品名称"] if "商品名称" in cells.columns else "",
+        }
         if refund.any():
-            identity = pl.select(
-                pl.when(refund).then(pl.lit("refund:") + trade + ":" + refund_no).otherwise(pl.lit("pay:") + trade)
-            ).to_series()
-            gross = pl.select(pl.when(refund).then(-received).otherwise(order)).to_series()
-            is_refund = refund.to_list()
-            kind = list(map(_KIND.__getitem__, is_refund))
-            status = list(map(_STATUS.__getitem__, is_refund))
-            refund_ref = pl.select(pl.when(refund).then(refund_no).otherwise(pl.lit(""))).to_series().to_list()
+            columns |= pl.select(
+                identity=pl.when(refund).then("refund:" + trade + ":" + refund_no).otherwise("pay:" + trade),
+                amount_minor=pl.when(refund).then(-received).otherwise(order).abs(),
+                kind=pl.when(refund).then(pl.lit("refund")).otherwise(pl.lit("payment")),
+                status=pl.when(refund).then(pl.lit("退款")).otherwise(pl.lit("交易")),
+                refund_ref=pl.when(refund).then(refund_no).otherwise(pl.lit("")),
+            ).to_dict()
         else:
-            identity, gross = "pay:" + trade, order
-            kind, status, refund_ref = ["payment"] * count, ["交易"] * count, [""] * count
-        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
-        return columnar.statement_lines(
-            chunk.lines.to_list(),
-            identity.to_list(),
-            kind,
-            times(done),
-            gross.abs().to_list(),
-            fee.abs().to_list(),
-            ["CNY"] * count,
-            cells["商户订单号"].to_list(),
-            trade.to_list(),
-            refund_ref,
-            status,
-            subject,
-        )
+            columns |= {
+                "identity": "pay:" + trade,
+                "amount_minor": order.abs(),
+                "kind": "payment",
+                "status": "交易",
+                "refund_ref": "",
+            }
+        return frames.line_frame(cells.height, columns)
 
     def _check_totals(self, sums: dict[str, list[int]]) -> None:
         """`#交易合计：N笔，商家实收：X元，商家实收退款：Y元，服务费：F元，服务费退款：G元` and `#退款合计：M笔`."""

@@ -8,17 +8,14 @@ physical line and the column, exactly as a row-by-row reader would.
 """
 
 import csv
-import gc
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from typing import IO, Final
 
 import polars as pl
 
-from kaquan.statements.lines import StatementLine, StatementRejected
+from kaquan.statements.lines import StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder
 
 CHUNK_BYTES: Final = 8 << 20
@@ -254,50 +251,3 @@ def time_check(column: str, values: pl.Series, *, where: pl.Series | None = None
 def fen(values: pl.Series) -> pl.Series:
     """Checked yuan texts ("12.34", "-0.5", "3") as Int64 fen, exactly (decimal, never float)."""
     return (values.cast(pl.Decimal(20, 2)) * 100).cast(pl.Int64).alias(values.name)
-
-
-def repeated_texts(values: pl.Series) -> list[str]:
-    """A text column of few distinct values (product names, currencies) as Python strings shared between rows."""
-    distinct = values.unique().sort()
-    if len(distinct) * 8 > len(values):
-        return values.to_list()
-    names = distinct.to_list()
-    return list(map(names.__getitem__, distinct.search_sorted(values).to_list()))
-
-
-def statement_lines(*columns: Iterable[object]) -> list[StatementLine]:
-    """StatementLines from their fields column by column, at C speed.
-
-    `tuple.__new__` skips the named tuple's Python-level `__new__`, and the
-    cyclic garbage collector is paused while the chunk's tuples are built:
-    tuples of strings, ints and datetimes hold no cycles, and a collection
-    every 700 new tuples would otherwise cost more than building them.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return list(map(tuple.__new__, repeat(StatementLine), zip(*columns, strict=True)))
-    finally:
-        if paused:
-            gc.enable()
-
-
-class TimeColumn:
-    """Checked local "YYYY-MM-DD HH:MM:SS" texts to aware UTC datetimes.
-
-    A bill is in time order and a day holds at most 86,400 distinct seconds,
-    each written by many rows in a run: each run's text is parsed once (by
-    polars) and made one Python datetime that every row of the run shares.
-    """
-
-    def __init__(self, offset: timedelta) -> None:
-        self._offset = offset
-
-    def __call__(self, values: pl.Series) -> list[datetime]:
-        runs = values.rle().struct.unnest()
-        naive = (runs["value"].str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S") - self._offset).to_list()
-        moments: list[datetime] = []
-        extend = moments.extend
-        for moment, length in zip(naive, runs["len"].to_list(), strict=True):
-            extend([moment.replace(tzinfo=UTC)] * length)
-        return moments

@@ -11,7 +11,9 @@ rejected at its last line leaves nothing behind.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
+
+import polars as pl
 
 from kaquan.kit.errors import DomainError
 
@@ -62,6 +64,19 @@ class Statement(Protocol):
 
     def batches(self, size: int = 50_000) -> Iterator[list[StatementLine]]:
         """The lines in file order, `size` at a time; raises `StatementRejected` where the file is wrong."""
+        ...
+
+
+@runtime_checkable
+class ColumnarStatement(Statement, Protocol):
+    """A statement that can also hand out its lines as polars frames (the big formats, read by polars).
+
+    `frames` and `batches` are one reading path: a batch is a frame made
+    `StatementLine`s (`statements.frames.lines_of`), checked and rejected alike.
+    """
+
+    def frames(self, size: int = 50_000) -> Iterator[pl.DataFrame]:
+        """The lines in file order as frames of `statements.frames.LINE_SCHEMA`, `size` at a time."""
         ...
 
 

@@ -13,14 +13,12 @@ chunks by polars and checked column by column (see `columnar`).
 import csv
 from collections.abc import Iterator
 from datetime import timedelta
-from itertools import repeat
-from operator import add
 from typing import IO, Final
 
 import polars as pl
 
-from kaquan.statements import columnar
-from kaquan.statements.columnar import Chunk, Table, TimeColumn, amount_check, fen, first_failure, time_check
+from kaquan.statements import columnar, frames
+from kaquan.statements.columnar import Chunk, Table, amount_check, fen, first_failure, time_check
 from kaquan.statements.lines import StatementHeader, StatementLine, StatementRejected
 from kaquan.statements.reading import MAX_LINE_BYTES, BlockDecoder, Columns, amount, ungzipped, yuan
 
@@ -41,9 +39,6 @@ SUMMED: Final = {
 # A revoked (撤销) micropay moved no money: the summary counts it, but it is no line.
 STATES: Final = ("SUCCESS", "REFUND", "REVOKED")
 _BEIJING_OFFSET: Final = timedelta(hours=8)
-_KIND: Final = ("payment", "refund")  # by "is a refund"
-_STATUS: Final = ("SUCCESS", "REFUND")
-_PREFIX: Final = ("pay:", "refund:")
 _TWINS: Final = {"订单金额": "应结订单金额", "申请退款金额": "退款金额"}
 _OPTIONAL: Final = ("货币种类", "商品名称", "退款成功时间", *REFUND_COLUMNS, *SUMMED.values())
 
@@ -76,24 +71,23 @@ class WeChatPayBill:
         self._read = False
 
     def batches(self, size: int = 50_000) -> Iterator[list[StatementLine]]:
+        return map(frames.lines_of, self.frames(size))
+
+    def frames(self, size: int = 50_000) -> Iterator[pl.DataFrame]:
+        """The lines as frames of `frames.LINE_SCHEMA`, `size` at a time (the form `batches` converts)."""
         if self._read:
             raise RuntimeError("a statement is read once")
         self._read = True
         sums = _Sums([name for name in SUMMED.values() if name in self._columns])
-        times = TimeColumn(_BEIJING_OFFSET)
-        pending: list[StatementLine] = []
+        return frames.sized(self._frames(sums), size, lambda: _check_summary(self._table, sums))
+
+    def _frames(self, sums: "_Sums") -> Iterator[pl.DataFrame]:
         chunk = self._first
         while chunk is not None:
-            pending.extend(self._lines(chunk, sums, times))
-            while len(pending) >= size:
-                yield pending[:size]
-                del pending[:size]
+            yield self._frame(chunk, sums)
             chunk = next(self._chunks, None)
-        _check_summary(self._table, sums)
-        for start in range(0, len(pending), size):
-            yield pending[start : start + size]
 
-    def _lines(self, chunk: Chunk, sums: "_Sums", times: TimeColumn) -> list[StatementLine]:
+    def _frame(self, chunk: Chunk, sums: "_Sums") -> pl.DataFrame:
         raw = chunk.frame
         amount_names = list(dict.fromkeys(("应结订单金额", "手续费", *sums.columns)))
         # a column that is all zeros (often 充值券退款金额, 申请退款金额) needs neither its backticks cut nor parsing
@@ -150,54 +144,47 @@ class WeChatPayBill:
                 refund.filter(moved),
                 line_nos.filter(moved),
             )
-        count = cells.height
-        txn = cells["微信订单号"]
+        columns: dict[str, pl.Series | str] = {
+            "line_no": line_nos,
+            "currency": cells["货币种类"].replace("", "CNY") if "货币种类" in cells.columns else "CNY",
+            "merchant_ref": cells["商户订单号"],
+            "description": cells["商品名称"] if "商品名称" in cells.columns else "",
+        }
         if has_refunds:
             is_refund = pl.col("交易状态") == "REFUND"
-            refund_id = pl.col("微信退款单号")
-            when_at = pl.col("交易时间")
+            at = pl.col("交易时间")
             if refunded_at is not None:
-                when_at = pl.when(is_refund & (pl.col("退款成功时间") != "")).then("退款成功时间").otherwise(when_at)
-            text = cells.select(
-                at=when_at,
-                counterparty_ref=pl.when(is_refund).then(refund_id).otherwise("微信订单号"),
+                at = pl.when(is_refund & (pl.col("退款成功时间") != "")).then("退款成功时间").otherwise(at)
+            texts = cells.select(
+                identity=pl.when(is_refund)
+                .then(pl.lit("refund:") + pl.col("微信退款单号"))
+                .otherwise(pl.lit("pay:") + pl.col("微信订单号")),
+                kind=pl.when(is_refund).then(pl.lit("refund")).otherwise(pl.lit("payment")),
+                counterparty_ref=pl.when(is_refund).then("微信退款单号").otherwise("微信订单号"),
                 refund_ref=pl.when(is_refund).then("商户退款单号").otherwise(pl.lit("")),
+                status=pl.when(is_refund).then(pl.lit("REFUND")).otherwise(pl.lit("SUCCESS")),
+                local_time=at,
             )
-            counterparty_ref, refund_ref = text["counterparty_ref"].to_list(), text["refund_ref"].to_list()
-            at = text["at"]
             money = pl.select(
-                pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]).alias("amount"),
-                pl.when(refund).then(amounts["手续费"].abs()).otherwise(amounts["手续费"]).alias("fee"),
+                amount_minor=pl.when(refund).then(amounts["退款金额"]).otherwise(amounts["应结订单金额"]),
+                fee_minor=pl.when(refund).then(amounts["手续费"].abs()).otherwise(amounts["手续费"]),
             )
-            is_refund_list = refund.to_list()
-            kind = list(map(_KIND.__getitem__, is_refund_list))
-            status = list(map(_STATUS.__getitem__, is_refund_list))
-            identity = list(map(add, map(_PREFIX.__getitem__, is_refund_list), counterparty_ref))
+            columns |= texts.drop("local_time").to_dict() | money.to_dict()
+            local_time = texts["local_time"]
         else:
-            at = cells["交易时间"]
-            counterparty_ref = txn.to_list()
-            identity = list(map(add, repeat("pay:"), counterparty_ref))
-            refund_ref = [""] * count
-            money = amounts.select("应结订单金额", "手续费")
-            kind, status = ["payment"] * count, ["SUCCESS"] * count
-        currency = ["CNY"] * count
-        if "货币种类" in cells.columns:
-            currency = columnar.repeated_texts(cells["货币种类"].replace("", "CNY"))
-        subject = columnar.repeated_texts(cells["商品名称"]) if "商品名称" in cells.columns else [""] * count
-        return columnar.statement_lines(
-            line_nos.to_list(),
-            identity,
-            kind,
-            times(at),
-            money.to_series(0).to_list(),
-            money.to_series(1).to_list(),
-            currency,
-            cells["商户订单号"].to_list(),
-            counterparty_ref,
-            refund_ref,
-            status,
-            subject,
-        )
+            txn = cells["微信订单号"]
+            columns |= {
+                "identity": "pay:" + txn,
+                "kind": "payment",
+                "counterparty_ref": txn,
+                "refund_ref": "",
+                "status": "SUCCESS",
+                "amount_minor": amounts["应结订单金额"],
+                "fee_minor": amounts["手续费"],
+            }
+            local_time = cells["交易时间"]
+        columns["occurred_at"] = frames.utc_times(local_time, _BEIJING_OFFSET)
+        return frames.line_frame(cells.height, columns)
 
 
 def _all_equal(values: pl.Series, ticked: str) -> bool:
