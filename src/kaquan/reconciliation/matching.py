@@ -194,19 +194,27 @@ class _Run:
         """Find the plain matches of a gateway's period at once (`plain_matches`); stage only the rest."""
         found = self.found.subquery()
         day = day_of(self.source, found.c.at, self.wide_first, self.wide_last)
-        payments = (
-            select(
-                found.c.kind,
-                found.c.ref,
-                found.c.amount_minor,
-                found.c.fee_minor,
-                found.c.currency,
-                found.c.status,
-                day.label("day"),
+        chosen = select(
+            found.c.kind,
+            found.c.ref,
+            found.c.amount_minor,
+            found.c.fee_minor,
+            found.c.currency,
+            found.c.status,
+            day.label("day"),
+        ).where(found.c.kind == "payment")
+        if self.any_kept:
+            chosen = chosen.where(~self._kept_record(found.c.kind, found.c.ref))
+        payments: Any = chosen.subquery("window_payments")
+        self.window_payments: Table | None = None
+        if not self.db.joins_by_hashing:  # SQLite joins by looking up an index: the payments get one
+            self.window_payments = payments = await scratch_table(
+                self.session,
+                "reconciliation_match_window_payments",
+                *(c for c in record_columns() if c.name in chosen.selected_columns),
             )
-            .where(found.c.kind == "payment")
-            .subquery("window_payments")
-        )
+            await self._exec(insert(payments).from_select(list(chosen.selected_columns.keys()), chosen))
+            await index_scratch_table(self.session, payments, "ix_reconciliation_match_window_payments_ref", "ref")
         scope = plain_matches.Scope(self.source, self.wide_first, self.wide_last, self.first, self.last)
         self.plain = plain = await plain_matches.split(
             self.db,
@@ -214,7 +222,6 @@ class _Run:
             scope,
             payments,
             kept_line=self._kept_line() if self.any_kept else None,
-            kept_payment=self._kept_record(payments.c.kind, payments.c.ref) if self.any_kept else None,
         )
         self.line_ids = await scratch_table(
             self.session, "reconciliation_match_line_ids", Column("id", BigInteger, primary_key=True)
@@ -566,3 +573,5 @@ class _Run:
         if self.plain is not None:
             for table in (self.payment_refs, self.line_ids):
                 await drop_scratch_table(self.session, table)
+            if self.window_payments is not None:
+                await drop_scratch_table(self.session, self.window_payments)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, Select, and_, case, literal, null, select
+from sqlalchemy import Date, FromClause, Select, and_, case, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit.db import Database
@@ -71,11 +71,12 @@ class Scope:
 
 
 async def split(
-    db: Database, session: AsyncSession, scope: Scope, payments: Any, *, kept_line: Any = None, kept_payment: Any = None
+    db: Database, session: AsyncSession, scope: Scope, payments: FromClause, *, kept_line: Any = None
 ) -> Split:
-    """Divide the window's lines and `payments` (kaquan's payment records of the window: kind, ref, figures,
-    status, day). `kept_line` and `kept_payment` are conditions on LINES and on `payments` for what finance
-    annotated or resolved: such a line only breaks runs, and neither is staged.
+    """Divide the window's lines and `payments` (kaquan's payments of the window but those whose items finance
+    annotated or resolved: kind, ref, figures, status, day; a table indexed on `ref` where the database
+    joins by index). `kept_line` is a condition on LINES for a line finance annotated or resolved: it only
+    breaks runs, and it is not staged.
 
     A million rows pass through the loop below: each line of the period is kept as one int (its id, its day's
     place in the period, whether it is plain), sorted once the stream ends."""
@@ -86,7 +87,7 @@ async def split(
     again: set[str] = set()  # references met on a second line (or a colliding hash)
     keep, stage_line, stage_payment = of_period.append, found.lines_to_stage.append, found.payments_to_stage.add
     remember = seen.add
-    stream = db.stream_rows(session, _stream(scope, period, payments, kept_line, kept_payment), _PARTITION)
+    stream = db.stream_rows(session, _stream(scope, period, payments, kept_line), _PARTITION)
     async for rows in stream:
         for line_id, what, ref in rows:
             if line_id is None:
@@ -114,7 +115,7 @@ async def split(
     return found
 
 
-def _stream(scope: Scope, period: list[date], payments: Any, kept_line: Any, kept_payment: Any) -> Select[Any]:
+def _stream(scope: Scope, period: list[date], payments: FromClause, kept_line: Any) -> Select[Any]:
     """Every line of the window once (a candidate joined with the payment it names, if any), and every payment
     no line names. Columns: line id (NULL for such a payment), `what` (the line's day's place in the period,
     or past it for a day either side, times 4, plus what the line is: `_NOT_PLAIN`, `_PLAIN`, `_OTHER`,
@@ -140,17 +141,13 @@ def _stream(scope: Scope, period: list[date], payments: Any, kept_line: Any, kep
         .where(stored.source == scope.source, stored.business_day.between(scope.wide_first, scope.wide_last))
         .subquery("window_lines")
     )
-    named = select(payments).where(payments.c.kind == "payment")
-    if kept_payment is not None:
-        named = named.where(~kept_payment)
-    records = named.subquery("window_payments_named")
-    lc, rc = lines.c, records.c
-    plain = and_(rc.ref.is_not(None), rc.day == lc.business_day, pairing.surely_matched(lines, records))
+    lc, rc = lines.c, payments.c
+    plain = and_(rc.ref.is_not(None), rc.day == lc.business_day, pairing.surely_matched(lines, payments))
     return select(
         lc.id,
         _slot(lc.business_day, period) * 4 + case((plain, _PLAIN), else_=lc.what),
         rc.ref,
-    ).select_from(lines.join(records, lc.key == rc.ref, full=True))
+    ).select_from(lines.join(payments, lc.key == rc.ref, full=True))
 
 
 def _slot(day: Any, period: list[date]) -> Any:
