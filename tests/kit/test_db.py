@@ -128,3 +128,26 @@ async def test_a_copy_of_csv_refused_by_a_unique_key_is_a_duplicate_row(db: Data
 
         stored = (await session.execute(select(table.c.t))).scalars().all()
     assert stored == ["first"]
+
+
+async def test_a_query_read_as_a_frame_keeps_every_text_exactly_and_nulls_as_nulls(db: Database) -> None:
+    async with db.transaction() as session:
+        table = await scratch_table(
+            session, "frame_read", Column("n", Integer, primary_key=True), Column("t", Text, nullable=True)
+        )
+        await session.execute(table.insert(), [{"n": n, "t": t} for n, t in enumerate([*AWKWARD, None])])
+        wanted = select(table.c.n, table.c.t).where(table.c.n >= 1).order_by(table.c.n)
+
+        frame = await db.frame_of(session, wanted, {"n": pl.Int64, "t": pl.String})
+
+    assert frame["n"].to_list() == list(range(1, len(AWKWARD) + 1))
+    assert frame["t"].to_list() == [*AWKWARD[1:], None]
+
+
+async def test_a_query_with_no_rows_reads_as_an_empty_frame(db: Database) -> None:
+    async with db.transaction() as session:
+        table = await numbered_texts(session)
+
+        frame = await db.frame_of(session, select(table.c.n, table.c.t), {"n": pl.Int64, "t": pl.String})
+
+    assert (frame.height, frame.schema) == (0, pl.Schema({"n": pl.Int64, "t": pl.String}))

@@ -42,6 +42,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -279,12 +280,16 @@ class _Run:
             in_scope,
             waiting,
         )
-        if self.plain is not None:
-            chosen = chosen.where(or_(found.c.kind != "payment", found.c.ref.in_(select(self.payment_refs.c.ref))))
         if self.any_kept:
             chosen = chosen.where(~kept)
+        staged: Any = chosen
+        if self.plain is not None:  # every refund, and the payments that are not plain (each found by its key)
+            staged = union_all(
+                chosen.where(found.c.kind != "payment"),
+                chosen.where(found.c.kind == "payment", found.c.ref.in_(select(self.payment_refs.c.ref))),
+            )
         names = ["kind", "ref", "txn_id", "amount_minor", "fee_minor", "currency", "status", "at", "day", "counts"]
-        await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], chosen))
+        await self._exec(insert(self.records).from_select([*names, "in_scope", "waiting"], staged))
 
     async def _covered_days(self) -> set[date]:
         """The days some imported statement of the source covers (by its period, or by a line on that day)."""
