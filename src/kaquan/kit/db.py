@@ -16,6 +16,7 @@ that decides a sale reads the replica (pretix's lesson: availability only from t
 """
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -276,14 +277,15 @@ class Database:
             return pl.concat(frames) if frames else pl.DataFrame(schema=dict(schema))
         compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
         params = [compiled.params[name] for name in compiled.positiontup or ()]
-        parts: list[bytes] = []
+        written = io.BytesIO()
 
         async def keep(data: bytes) -> None:
-            parts.append(data)
+            written.write(data)
 
         driver = await _driver_of(session)
         await driver.copy_from_query(str(compiled), *params, output=keep, format="csv")
-        return pl.read_csv(b"".join(parts), has_header=False, schema=dict(schema))
+        written.seek(0)
+        return pl.read_csv(written, has_header=False, schema=dict(schema))
 
     async def copy_rows(
         self, session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
