@@ -11,6 +11,7 @@ from tests.support.reconciling import WechatShop, payment_line, statement, wecha
 
 from kaquan import reconciliation
 from kaquan.kit.migrate import downgrade, upgrade
+from kaquan.reconciliation import plain_matches
 from kaquan.reconciliation.models import MatchedRun
 from kaquan.runtime import Runtime
 
@@ -128,3 +129,17 @@ async def test_downgrading_the_schema_puts_each_line_of_a_run_back_as_a_compact_
         await upgrade(db)
 
     assert kept == [("payment", paid.token) for paid in sold]
+
+
+async def test_a_window_of_more_lines_than_the_split_holds_is_matched_by_the_passes_alone(
+    shop: WechatShop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sold = [await shop.paid(price) for price in (1000, 2000, 3000)]
+    lines = [payment_line(paid) for paid in sold]
+    lines[1] = payment_line(sold[1], amount_minor=1999)
+    await shop.import_(statement(lines, day=sold[0].day))
+    monkeypatch.setattr(plain_matches, "LINES_AT_MOST", 2)
+
+    assert await shop.match(sold[0].day) == {"matched": 2, "amount_mismatch": 1}
+    assert await runs(shop) == []
+    assert [pair.record_ref for pair in await shop.matched()] == [sold[0].token, sold[2].token]

@@ -164,6 +164,7 @@ class _Run:
             Column("line_id", BigInteger, nullable=False),
             *pair_columns(),
         )
+        self.window_payments: Table | None = None
         if not self.party:
             await self._split_off_plain_matches()
         await self._stage_lines()
@@ -207,7 +208,6 @@ class _Run:
         if self.any_kept:
             chosen = chosen.where(~self._kept_record(found.c.kind, found.c.ref))
         payments: Any = chosen.subquery("window_payments")
-        self.window_payments: Table | None = None
         if not self.db.joins_by_hashing:  # SQLite joins by looking up an index: the payments get one
             self.window_payments = payments = await scratch_table(
                 self.session,
@@ -224,6 +224,8 @@ class _Run:
             payments,
             kept_line=self._kept_line() if self.any_kept else None,
         )
+        if plain is None:  # too many lines to hold: the passes take them all
+            return
         self.line_ids = await scratch_table(
             self.session, "reconciliation_match_line_ids", Column("id", BigInteger, primary_key=True)
         )
@@ -578,5 +580,5 @@ class _Run:
         if self.plain is not None:
             for table in (self.payment_refs, self.line_ids):
                 await drop_scratch_table(self.session, table)
-            if self.window_payments is not None:
-                await drop_scratch_table(self.session, self.window_payments)
+        if self.window_payments is not None:
+            await drop_scratch_table(self.session, self.window_payments)

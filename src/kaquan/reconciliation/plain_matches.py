@@ -32,6 +32,9 @@ from kaquan.reconciliation.days import days
 from kaquan.reconciliation.models import LINES
 
 _NOT_PLAIN, _PLAIN, _OTHER, _KEPT = 0, 1, 2, 3  # what the query says of a line
+# The frame peaks near 300 MB a million lines: a window holding more (a month matched at once) is left to
+# `matching`'s passes, which work in the database and spill to disk.
+LINES_AT_MOST = 4_000_000
 _SCHEMA = {"line_id": pl.Int64, "what": pl.Int64, "ref": pl.String}
 
 
@@ -66,13 +69,17 @@ class Scope:
 
 async def split(
     db: Database, session: AsyncSession, scope: Scope, payments: FromClause, *, kept_line: Any = None
-) -> Split:
+) -> Split | None:
     """Divide the window's lines and `payments` (kaquan's payments of the window but those whose items finance
     annotated or resolved: kind, ref, figures, status, day; a table indexed on `ref` where the database
     joins by index). `kept_line` is a condition on LINES for a line finance annotated or resolved: it only
-    breaks runs, and it is not staged."""
+    breaks runs, and it is not staged. None if the join holds more than `LINES_AT_MOST` rows (it is read
+    no further)."""
     period = days(scope.first, scope.last)
-    rows = await db.frame_of(session, _stream(scope, period, payments, kept_line), _SCHEMA)
+    query = _stream(scope, period, payments, kept_line).limit(LINES_AT_MOST + 1)
+    rows = await db.frame_of(session, query, _SCHEMA)
+    if rows.height > LINES_AT_MOST:
+        return None
     line_id, ref = pl.col("line_id"), pl.col("ref")
     joined = line_id.is_not_null() & ref.is_not_null()
     # A payment is in the join once, or once per line naming it: a reference repeated is a payment two lines
