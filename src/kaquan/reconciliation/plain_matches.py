@@ -18,7 +18,7 @@ object each) and divided column-wise:
   by finance only break runs) is what `matching` stages for its passes.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -45,17 +45,13 @@ class Run(NamedTuple):
     lines: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Split:
     """A period's lines and payments divided: runs of plain matches, and the rest to stage."""
 
-    runs: list[Run] = field(default_factory=list)
-    lines_to_stage: list[int] = field(default_factory=list)  # line ids
-    payments_to_stage: list[str] = field(default_factory=list)  # payment references
-
-    @property
-    def plain(self) -> int:
-        return sum(run.lines for run in self.runs)
+    runs: list[Run]
+    lines_to_stage: list[int]  # line ids
+    payments_to_stage: list[str]  # payment references
 
 
 @dataclass(frozen=True)
