@@ -6,6 +6,7 @@ KAQUAN_TEST_REDIS_URL is set) the Redis gate.
 
 import asyncio
 import secrets
+import threading
 from collections import Counter
 
 import pytest
@@ -197,11 +198,11 @@ async def test_a_full_queue_sheds_load_at_once_and_gives_the_admission_back(
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=10, limit=1)
     flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
-    release = asyncio.Event()
+    release = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
     real_commit = flash_committer.commit_batch
 
     async def slow_commit(*args: object, **kwargs: object) -> object:
-        await release.wait()
+        await asyncio.to_thread(release.wait)
         return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(flash_committer, "commit_batch", slow_commit)
@@ -251,11 +252,11 @@ async def test_a_crash_between_admission_and_commit_loses_no_stock_and_sells_not
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=4, limit=1)
     doomed = new_flash(rt, gate, flash_wait_s=0.01)
-    resume = asyncio.Event()
+    resume = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
     real_commit = flash_committer.commit_batch
 
     async def never_commits(*args: object, **kwargs: object) -> object:
-        await resume.wait()  # the process dies here, before its transaction
+        await asyncio.to_thread(resume.wait)  # the process dies here, before its transaction
         return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(flash_committer, "commit_batch", never_commits)
@@ -659,3 +660,22 @@ async def test_a_ticket_opens_only_for_the_device_it_was_issued_to(rt: Runtime, 
                 await flash.ticket(ticket, device=stranger)
     finally:
         await flash.close()
+
+
+async def test_on_postgresql_a_batch_commits_on_a_loop_of_its_own_not_behind_the_servers_answers(
+    rt: Runtime, flash: FlashSale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 5)
+    event_id = await given_event(rt, sku, stock=2)
+    real_commit = flash_committer.commit_batch
+    committed_on: list[str] = []
+
+    async def watched(*args: object, **kwargs: object) -> object:
+        committed_on.append(threading.current_thread().name)
+        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flash_committer, "commit_batch", watched)
+    tried = await attempt(flash, event_id, "ann")
+
+    assert tried.result == "won"
+    assert committed_on == ["flash-sale commits" if rt.db.is_postgresql else threading.current_thread().name]

@@ -213,6 +213,39 @@ async def test_a_sold_out_event_is_answered_at_once_until_a_unit_comes_back(
     assert not flash.knows_sold_out(event_id)
 
 
+async def test_requests_still_on_the_slow_path_once_the_copy_is_held_read_the_gate_no_more(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a storm hundreds of requests are past the fast path when the copy arrives; each read it again."""
+    reads: list[int] = []
+    read_gate = gate.sold_out
+
+    async def counted(event_id: int) -> SoldOut | None:
+        reads.append(event_id)
+        return await read_gate(event_id)
+
+    monkeypatch.setattr(gate, "sold_out", counted)
+    flash = new_flash(rt, gate, flash_sold_out_s=60.0)  # no renewal during the test
+    try:
+        sku = await given_sku_with_codes(rt, 3)
+        event_id = await given_event(rt, sku, stock=1)
+        assert (await flash.purchase(event_id, "ann", 1, "r1", buyer_ip="127.0.0.1", device=a_device())).result == "won"
+        assert (await flash.purchase(event_id, "bob", 1, "r", buyer_ip="127.0.0.1", device=a_device())).result == (
+            "sold_out"
+        )
+        await until(lambda: flash.knows_sold_out(event_id))
+        held = len(reads)
+
+        for buyer in ("cat", "dan", "eve"):  # the slow path, as requests already past the fast path take it
+            answer = await flash.purchase(event_id, buyer, 1, "r", buyer_ip="127.0.0.1", device=a_device())
+            assert answer.result == "sold_out"
+        await asyncio.sleep(0.05)
+
+        assert held == 1 and len(reads) == held
+    finally:
+        await flash.close()
+
+
 async def test_every_process_hears_that_a_unit_came_back(rt: Runtime, redis_or_none: Redis | None) -> None:
     """Two processes on one Redis gate: one gives a unit back, the other stops answering sold out at once."""
     if redis_or_none is None:

@@ -7,6 +7,7 @@ or queued with a ticket; a full queue is a 503 with Retry-After; bad input is a
 
 import asyncio
 import secrets
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -123,11 +124,11 @@ async def test_a_full_queue_is_a_503_with_retry_after_never_a_hang(
     rt.flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=5, per_device_limit=5)  # three buyers share one test client
-    release = asyncio.Event()
+    release = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
     real_commit = flash_committer.commit_batch
 
     async def stuck(*args: object, **kwargs: object) -> object:
-        await release.wait()
+        await asyncio.to_thread(release.wait)
         return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(flash_committer, "commit_batch", stuck)

@@ -8,6 +8,11 @@ ticket). A full queue refuses at once and the admission goes back to the gate.
 After each batch the gate learns what the database decided: a won purchase keeps
 its tokens, every other outcome gives them back, and the tokens are capped at the
 units the event still holds. A failed batch gives every admission back.
+
+On PostgreSQL the batches commit on an event loop and connections of their own
+(`kit.loop_thread`): on the server's loop each of a batch's round trips waited
+behind every answer a storm had ready, and the batches that would answer the
+winners took seconds.
 """
 
 import asyncio
@@ -24,10 +29,12 @@ from kaquan.kit.batching import GroupCommitter
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Busy
+from kaquan.kit.loop_thread import LoopThread
 from kaquan.payments import service as payments
 from kaquan.payments.gateway import Gateway
 
 log = logging.getLogger(__name__)
+COMMIT_CONNECTIONS = 2  # the commit loop's pool: batches of one event commit one after the other
 
 
 class CommitFailed(Busy):
@@ -46,6 +53,8 @@ class CommitQueues:
         self._in_flight: dict[int, int] = {}
         self._waiting: set[asyncio.Task[Committed]] = set()
         self._queued: set[str] = set()  # purchase keys waiting in this process's queues
+        self._commit_db = db.twin(pool_size=COMMIT_CONNECTIONS) if db.is_postgresql else db
+        self._commit_loop = LoopThread("flash-sale commits") if db.is_postgresql else None
 
     def in_flight(self, event_id: int) -> bool:
         """Whether purchases of the event are admitted here and not yet settled with the gate."""
@@ -86,9 +95,12 @@ class CommitQueues:
         await self._tell_gate(item.event_id, [given_back(item)], tokens_cap=None)
 
     async def close(self) -> None:
-        """Commit what is queued."""
+        """Commit what is queued, then close the commit loop's connections and stop it."""
         for batcher in self._committers.values():
             await batcher.close()
+        if self._commit_loop is not None:
+            await self._commit_loop.run_if_started(self._commit_db.dispose)
+            self._commit_loop.stop()
 
     def _waited(self, task: "asyncio.Task[Committed]") -> None:
         self._waiting.discard(task)
@@ -111,17 +123,23 @@ class CommitQueues:
             self._committers[event_id] = batcher
         return batcher
 
+    async def _commit(self, event_id: int, items: list[Admitted]) -> committer.BatchResult:
+        async with self._commit_db.transaction() as session:
+            return await committer.commit_batch(
+                self._commit_db,
+                session,
+                payments.require_gateway(self._gateway),
+                event_id,
+                items,
+                hold_minutes=self._settings.hold_minutes,
+            )
+
     async def _commit_batch(self, event_id: int, items: list[Admitted]) -> list[Committed | Exception]:
         try:
-            async with self.db.transaction() as session:
-                batch = await committer.commit_batch(
-                    self.db,
-                    session,
-                    payments.require_gateway(self._gateway),
-                    event_id,
-                    items,
-                    hold_minutes=self._settings.hold_minutes,
-                )
+            if self._commit_loop is None:
+                batch = await self._commit(event_id, items)
+            else:
+                batch = await self._commit_loop.run(lambda: self._commit(event_id, items))
         except Exception as exc:
             log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(exc).__name__)
             await self._settle(event_id, [given_back(item) for item in items], tokens_cap=None)

@@ -205,6 +205,8 @@ class FlashSale:
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self.gate.watch(), name="flash-sale changes")
         if event_id in self._fresh:
+            if self._board.get(event_id) is not None:
+                return  # held and kept fresh: requests that were on the slow path before the copy came need no new read
             learning = asyncio.create_task(self._board.learn(event_id))
         else:
             self._fresh.add(event_id)

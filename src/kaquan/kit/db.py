@@ -105,6 +105,7 @@ class Database:
         self.url = async_url(url)
         self._dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         self.protect = True
+        self._lock_timeout_ms = lock_timeout_ms
         self.engine = self._create_engine(lock_timeout_ms, pool_size)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._read_sessions = async_sessionmaker(
@@ -125,6 +126,10 @@ class Database:
         if read_url and not async_url(read_url).startswith("postgresql"):
             raise BadDatabaseUrl("the read replica must be PostgreSQL: postgresql://user@host:5432/db")
         self.replica = Replica(async_url(read_url), self.engine, max_lag_s=read_max_lag_s) if read_url else None
+
+    def twin(self, *, pool_size: int) -> "Database":
+        """The same database through an engine of its own, for another event loop (connections belong to one)."""
+        return Database(self.url, lock_timeout_ms=self._lock_timeout_ms, pool_size=pool_size)
 
     @property
     def is_postgresql(self) -> bool:
