@@ -151,3 +151,22 @@ async def test_a_query_with_no_rows_reads_as_an_empty_frame(db: Database) -> Non
         frame = await db.frame_of(session, select(table.c.n, table.c.t), {"n": pl.Int64, "t": pl.String})
 
     assert (frame.height, frame.schema) == (0, pl.Schema({"n": pl.Int64, "t": pl.String}))
+
+
+async def test_a_twin_for_another_loop_reaches_the_same_postgresql_database_through_its_own_engine(
+    db: Database,
+) -> None:
+    twin = db.twin(pool_size=1)
+    if not db.is_postgresql:
+        assert twin is None  # SQLite's writers take turns; an in-memory database is one connection's alone
+        return
+    assert twin is not None
+    try:
+        async with db.read() as session:
+            here = (await session.execute(text("SELECT current_database()"))).scalar_one()
+        async with twin.read() as session:
+            there = (await session.execute(text("SELECT current_database()"))).scalar_one()
+        assert there == here
+        assert twin.engine is not db.engine
+    finally:
+        await twin.dispose()

@@ -53,8 +53,9 @@ class CommitQueues:
         self._in_flight: dict[int, int] = {}
         self._waiting: set[asyncio.Task[Committed]] = set()
         self._queued: set[str] = set()  # purchase keys waiting in this process's queues
-        self._commit_db = db.twin(pool_size=COMMIT_CONNECTIONS) if db.is_postgresql else db
-        self._commit_loop = LoopThread("flash-sale commits") if db.is_postgresql else None
+        twin = db.twin(pool_size=COMMIT_CONNECTIONS)
+        self._commit_db = twin or db
+        self._commit_loop = LoopThread("flash-sale commits") if twin is not None else None
 
     def in_flight(self, event_id: int) -> bool:
         """Whether purchases of the event are admitted here and not yet settled with the gate."""

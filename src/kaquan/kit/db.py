@@ -127,8 +127,13 @@ class Database:
             raise BadDatabaseUrl("the read replica must be PostgreSQL: postgresql://user@host:5432/db")
         self.replica = Replica(async_url(read_url), self.engine, max_lag_s=read_max_lag_s) if read_url else None
 
-    def twin(self, *, pool_size: int) -> "Database":
-        """The same database through an engine of its own, for another event loop (connections belong to one)."""
+    def twin(self, *, pool_size: int) -> "Database | None":
+        """The same database through an engine of its own, for another event loop (connections belong to one).
+
+        None on SQLite: its writers take turns anyway, and an in-memory database is one connection's alone.
+        """
+        if self._dialect != "postgresql":
+            return None
         return Database(self.url, lock_timeout_ms=self._lock_timeout_ms, pool_size=pool_size)
 
     @property
