@@ -13,7 +13,16 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import given_sku_with_codes, order_view, pay, stock_of
-from tests.support.flash import a_device, attempt, emptied, given_event, held_by_event, new_flash, settled
+from tests.support.flash import (
+    a_device,
+    attempt,
+    emptied,
+    given_event,
+    held_by_event,
+    hold_commits,
+    new_flash,
+    settled,
+)
 
 from kaquan.flashsale import committer as flash_committer
 from kaquan.flashsale import service
@@ -198,14 +207,7 @@ async def test_a_full_queue_sheds_load_at_once_and_gives_the_admission_back(
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=10, limit=1)
     flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
-    release = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
-    real_commit = flash_committer.commit_batch
-
-    async def slow_commit(*args: object, **kwargs: object) -> object:
-        await asyncio.to_thread(release.wait)
-        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(flash_committer, "commit_batch", slow_commit)
+    release = hold_commits(monkeypatch)
     try:
         first = await attempt(flash, event_id, "ann")  # its batch is committing (stuck)
         second = await attempt(flash, event_id, "bob")  # waits in the queue
@@ -252,14 +254,8 @@ async def test_a_crash_between_admission_and_commit_loses_no_stock_and_sells_not
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=4, limit=1)
     doomed = new_flash(rt, gate, flash_wait_s=0.01)
-    resume = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
     real_commit = flash_committer.commit_batch
-
-    async def never_commits(*args: object, **kwargs: object) -> object:
-        await asyncio.to_thread(resume.wait)  # the process dies here, before its transaction
-        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(flash_committer, "commit_batch", never_commits)
+    resume = hold_commits(monkeypatch)  # the process dies here, before its transaction
     lost = [await attempt(doomed, event_id, f"buyer-{n}", request_id=f"r{n}") for n in range(4)]
     assert [t.result for t in lost] == ["queued"] * 4
     assert (await attempt(doomed, event_id, "late")).result == "sold_out"

@@ -8,8 +8,9 @@ from sqlalchemy import Column, Integer, Table, Text, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.all_models import metadata
-from kaquan.kit.db import BadDatabaseUrl, Database, DuplicateRow, async_url, describe, scratch_table
+from kaquan.kit.db import BadDatabaseUrl, Database, DuplicateRow, async_url, describe
 from kaquan.kit.migrate import downgrade, upgrade
+from kaquan.kit.set_work import scratch_table
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ FlashSale on that gate) reach the tests through the conftest.py of the folders t
 import asyncio
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku
 
-from kaquan.flashsale import service
+from kaquan.flashsale import committer, service
 from kaquan.flashsale.answers import Answer
 from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
 from kaquan.flashsale.models import holder_of
@@ -181,3 +182,19 @@ async def held_by_event(rt: Runtime, event_id: int) -> int:
     async with rt.db.read() as session:
         stmt = select(func.count()).select_from(Code).where(Code.order_id == holder_of(event_id))
         return int((await session.execute(stmt)).scalar_one())
+
+
+def hold_commits(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold every flash-sale batch before its transaction until the returned event is set.
+
+    A thread's event, not asyncio's: on PostgreSQL the batch commits on a loop and thread of its own.
+    """
+    release = threading.Event()
+    real_commit = committer.commit_batch
+
+    async def held(*args: object, **kwargs: object) -> object:
+        await asyncio.to_thread(release.wait)
+        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(committer, "commit_batch", held)
+    return release

@@ -7,7 +7,6 @@ or queued with a ticket; a full queue is a 503 with Retry-After; bad input is a
 
 import asyncio
 import secrets
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -17,13 +16,12 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from tests.support.builders import given_sku_with_codes, stock_of
 from tests.support.buyers import verified_token
-from tests.support.flash import given_event, new_flash
+from tests.support.flash import given_event, hold_commits, new_flash
 from tests.support.http import the_error
 from tests.support.identity import HeadersFor
 from tests.support.paying import dev_pay_link
 
 from kaquan.audit.models import AuditEntry
-from kaquan.flashsale import committer as flash_committer
 from kaquan.flashsale.gate import Gate, RedisGate
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.kit import clock
@@ -124,14 +122,7 @@ async def test_a_full_queue_is_a_503_with_retry_after_never_a_hang(
     rt.flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=5, per_device_limit=5)  # three buyers share one test client
-    release = threading.Event()  # the batch may commit on a loop and thread of its own (PostgreSQL)
-    real_commit = flash_committer.commit_batch
-
-    async def stuck(*args: object, **kwargs: object) -> object:
-        await asyncio.to_thread(release.wait)
-        return await real_commit(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(flash_committer, "commit_batch", stuck)
+    release = hold_commits(monkeypatch)
     try:
         first, second = await buy(client, event_id, "ann"), await buy(client, event_id, "bob")
         shed = await buy(client, event_id, "cat")

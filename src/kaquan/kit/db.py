@@ -1,6 +1,7 @@
 """Database access: URL forms, engines, transactions, and everything that differs by dialect.
 
-This is the only module that knows SQLite from PostgreSQL. Services ask it for a
+This module and `kit.set_work` (scratch tables and the settings of big set work)
+are the only ones that know SQLite from PostgreSQL. Services ask them for a
 locking SELECT, an insert that ignores conflicts or a bulk copy; they never test
 the dialect themselves.
 
@@ -28,10 +29,7 @@ import polars as pl
 from sqlalchemy import (
     ARRAY,
     BigInteger,
-    Column,
     ColumnElement,
-    Index,
-    MetaData,
     Select,
     Table,
     bindparam,
@@ -349,7 +347,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     """
     if not rows:
         return
-    if not _is_postgresql(session):
+    if not is_postgresql_session(session):
         await session.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
@@ -379,44 +377,7 @@ async def _driver_of(session: AsyncSession) -> Any:
     return driver
 
 
-async def scratch_table(session: AsyncSession, name: str, *columns: Column[Any] | Index) -> Table:
-    """A table for set work too big to hold in Python, private to the session's transaction; drop it when done.
-
-    PostgreSQL: a temporary table, dropped at commit at the latest, spilling to disk
-    past `temp_buffers`. SQLite: temporary tables live in memory here
-    (`temp_store=MEMORY`), so this is a plain table in the database file, which only
-    this transaction sees (it holds the write lock) and a rollback removes.
-    """
-    table = Table(
-        name,
-        MetaData(),
-        *columns,
-        prefixes=["TEMPORARY"] if _is_postgresql(session) else [],
-        postgresql_on_commit="DROP",
-    )
-    connection = await session.connection()
-    await connection.run_sync(table.create)
-    return table
-
-
-async def index_scratch_table(session: AsyncSession, table: Table, name: str, *columns: str) -> None:
-    """Index a filled scratch table: one sort, instead of a million index insertions while it fills.
-
-    PostgreSQL keeps temporary tables in the session's own small buffer pool
-    (`temp_buffers`, 8 MB by default): an index kept up row by row over a
-    million random keys thrashes it, while building it afterwards writes it once.
-    """
-    index = Index(name, *(table.c[column] for column in columns))
-    connection = await session.connection()
-    await connection.run_sync(index.create)
-
-
-async def drop_scratch_table(session: AsyncSession, table: Table) -> None:
-    connection = await session.connection()
-    await connection.run_sync(table.drop)
-
-
-def _is_postgresql(session: AsyncSession) -> bool:
+def is_postgresql_session(session: AsyncSession) -> bool:
     """Whether the session runs on PostgreSQL (else SQLite)."""
     return session.get_bind().dialect.name == "postgresql"
 
@@ -440,7 +401,7 @@ async def bulk_update_by_id(
     """
     ids = list(new_values)
     key = table.c.id
-    if _is_postgresql(session):
+    if is_postgresql_session(session):
         pairs = select(
             func.unnest(bindparam("ids", ids, type_=ARRAY(BigInteger))).label("id"),
             func.unnest(bindparam("new_values", [new_values[i] for i in ids], type_=ARRAY(BigInteger))).label("value"),
@@ -462,7 +423,7 @@ async def serialize_on(session: AsyncSession, name: str) -> None:
     PostgreSQL: a transaction-scoped advisory lock on `name`, released at commit or
     rollback; SQLite writers are serialized by BEGIN IMMEDIATE already.
     """
-    if _is_postgresql(session):
+    if is_postgresql_session(session):
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
@@ -472,64 +433,15 @@ async def serialize_on_all(session: AsyncSession, names: Sequence[str]) -> None:
     PostgreSQL evaluates a SELECT's list left to right, so the locks are taken in that order: callers
     that always pass their names sorted can never deadlock on each other.
     """
-    if not names or not _is_postgresql(session):
+    if not names or not is_postgresql_session(session):
         return
     locks = ", ".join(f"pg_advisory_xact_lock(hashtext(:name{i}))" for i in range(len(names)))
     await session.execute(text(f"SELECT {locks}"), {f"name{i}": name for i, name in enumerate(names)})
 
 
-async def refresh_statistics(session: AsyncSession, table: Table) -> None:
-    """Have the planner sample `table` again now, inside the transaction (after a bulk load of many rows).
-
-    PostgreSQL's autovacuum analyzes a table some time after it grew; until then
-    a query planned right after a million-row COPY believes the table is nearly
-    empty and picks nested loops. Both dialects take `ANALYZE <table>`.
-    """
-    await session.execute(text(f"ANALYZE {table.name}"))
-    await summarize_block_ranges(session, table)
-
-
-async def summarize_block_ranges(session: AsyncSession, table: Table) -> None:
-    """Have `table`'s block-range (BRIN) indexes describe the rows just written (PostgreSQL; else nothing).
-
-    A block range nobody summarized yet matches every search of the index: autovacuum summarizes new
-    ranges some time later, and until then a probe for one day of a table that just took a million rows
-    reads all of them (0.6 s a probe on this project's reference machine).
-    """
-    if not _is_postgresql(session):
-        return
-    for index in sorted(table.indexes, key=lambda index: str(index.name)):
-        if index.dialect_options["postgresql"]["using"] == "brin":
-            await session.execute(
-                text("SELECT brin_summarize_new_values(CAST(:name AS regclass))"), {"name": index.name}
-            )
-
-
-async def allow_large_sorts(session: AsyncSession, megabytes: int) -> None:
-    """Let this transaction's sorts and hashes use up to `megabytes` each before they spill to disk.
-
-    For set work over a million rows (window functions, hash joins): PostgreSQL's
-    default `work_mem` (4 MB) turns them into external merges. `SET LOCAL` ends
-    with the transaction. SQLite has no such limit to raise.
-    """
-    if _is_postgresql(session):
-        await session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
-
-
-async def without_compiling(session: AsyncSession) -> None:
-    """Have PostgreSQL run this transaction's queries without compiling their expressions (`jit`).
-
-    It compiles a query it expects to be costly, a million-row join: streaming such a join (a full join of a
-    day's lines with its payments, with a CASE per row) took 3.5 s with it and 2.4 s without on this
-    project's reference machine. `SET LOCAL` ends with the transaction; SQLite compiles nothing.
-    """
-    if _is_postgresql(session):
-        await session.execute(text("SET LOCAL jit = off"))
-
-
 def share_locked(session: AsyncSession, stmt: AnySelect) -> AnySelect:
     """Lock the selected rows against writers but not against other sharers (`FOR SHARE` on PostgreSQL)."""
-    return stmt.with_for_update(read=True) if _is_postgresql(session) else stmt
+    return stmt.with_for_update(read=True) if is_postgresql_session(session) else stmt
 
 
 def is_lock_error(exc: DBAPIError) -> bool:

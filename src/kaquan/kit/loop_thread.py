@@ -52,15 +52,13 @@ class LoopThread:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                ready = threading.Event()
 
                 def serve() -> None:
                     asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
                     loop.run_forever()
 
+                # Work handed over before the loop runs waits in its queue: no need to wait for the thread here.
                 self._thread = threading.Thread(target=serve, name=self._name, daemon=True)
                 self._thread.start()
-                ready.wait()
                 self._loop = loop
             return self._loop

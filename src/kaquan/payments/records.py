@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import Column, Integer, Select, String, Table, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kaquan.kit.db import Database, drop_scratch_table, refresh_statistics, scratch_table
+from kaquan.kit.db import Database
 from kaquan.kit.models import UTCDateTime
+from kaquan.kit.set_work import drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.payments.models import PAID_AT, REFUNDED_AT, Payment, PaymentRefund
 
 _PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]

@@ -45,14 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import (
-    Database,
-    DuplicateRow,
-    allow_large_sorts,
-    drop_scratch_table,
-    refresh_statistics,
-    scratch_table,
-)
+from kaquan.kit.db import Database, DuplicateRow
+from kaquan.kit.set_work import allow_large_sorts, drop_scratch_table, refresh_statistics, scratch_table
 from kaquan.reconciliation.copying import Copied, TooManyRepeats, copy_lines
 from kaquan.reconciliation.days import business_day, day_of
 from kaquan.reconciliation.errors import StatementWrongAccount

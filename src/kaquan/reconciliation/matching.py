@@ -47,18 +47,17 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kaquan.kit import clock
-from kaquan.kit.db import (
-    Database,
+from kaquan.kit.db import Database, serialize_on
+from kaquan.kit.models import UTCDateTime
+from kaquan.kit.set_work import (
     allow_large_sorts,
     drop_scratch_table,
     index_scratch_table,
     refresh_statistics,
     scratch_table,
-    serialize_on,
     summarize_block_ranges,
     without_compiling,
 )
-from kaquan.kit.models import UTCDateTime
 from kaquan.reconciliation import pairing, parties, plain_matches, runs
 from kaquan.reconciliation.days import day_of, day_start, days, zone_of
 from kaquan.reconciliation.errors import BadPeriod

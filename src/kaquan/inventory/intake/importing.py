@@ -50,7 +50,8 @@ from kaquan.inventory.intake.parsing import (
 )
 from kaquan.inventory.models import Batch, Code
 from kaquan.inventory.vault import Vault
-from kaquan.kit.db import Database, DuplicateRow, drop_scratch_table, scratch_table
+from kaquan.kit.db import Database, DuplicateRow
+from kaquan.kit.set_work import drop_scratch_table, scratch_table
 
 COPY_CHUNK = 50_000
 _CODE_COLUMNS = (
