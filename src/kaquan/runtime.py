@@ -3,15 +3,20 @@
 import logging
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from kaquan.buyers import tasks as buyer_tasks
 from kaquan.buyers.service import Verification
 from kaquan.channels.agents import AgentOrders, Authenticator, DatabaseNonces, NonceStore, RedisNonces
 from kaquan.flashsale.gate import Gate, MemoryGate, RedisGate
 from kaquan.flashsale.purchase import FlashSale
 from kaquan.inventory import Vault, open_vault
+from kaquan.kit import keyvalue
 from kaquan.kit.config import Settings
 from kaquan.kit.crypto import KeyRing, decode_retired_master_keys, load_or_create_master_key
 from kaquan.kit.db import Database
+from kaquan.kit.errors import DomainError
 from kaquan.kit.keys import named_key
 from kaquan.kit.keyvalue import RedisClient, connect
 from kaquan.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -70,6 +75,23 @@ class Runtime:
         if self.dev is None:
             raise DevGatewayDisabled()
         return self.dev
+
+    async def warm(self) -> None:
+        """Open connections a burst would otherwise wait for (a server process, at start-up); failures only warn.
+
+        The first thousand requests of a flash sale's storm each waited for a Redis handshake of their own
+        (the gate's pool, risk's), and its first batch for the commit loop's database connections.
+        """
+        for client in (self.redis, self.risk_redis):
+            if client is not None:
+                try:
+                    await keyvalue.warm(client)
+                except (RedisError, OSError) as exc:
+                    log.warning("redis connections not opened ahead: %s", exc)
+        try:
+            await self.flash.warm()
+        except (SQLAlchemyError, OSError, DomainError) as exc:
+            log.warning("flash-sale commit connections not opened ahead: %s", type(exc).__name__)
 
     async def close(self) -> None:
         await self.risk.close()

@@ -675,3 +675,26 @@ async def test_on_postgresql_a_batch_commits_on_a_loop_of_its_own_not_behind_the
 
     assert tried.result == "won"
     assert committed_on == ["flash-sale commits" if rt.db.is_postgresql else threading.current_thread().name]
+
+
+def commit_threads() -> int:
+    return sum(thread.name == "flash-sale commits" for thread in threading.enumerate())
+
+
+async def test_a_process_gets_ready_for_a_coming_event_before_its_storm(rt: Runtime, flash: FlashSale) -> None:
+    before = commit_threads()  # other tests' sales, if any are still closing
+    await flash.warm()
+    idle = commit_threads()
+    sku = await given_sku_with_codes(rt, 5)
+    event_id = await given_event(rt, sku, stock=2, starts_in_s=600)
+
+    await flash.warm()
+    coming = commit_threads()
+    shown = await flash.public_event(event_id)
+    await flash.warm()
+
+    assert idle == before  # nothing to come: no thread, no connections
+    assert shown.status == "scheduled"
+    # On PostgreSQL the commit loop and its connections are up before the first purchase; SQLite has none.
+    assert coming == before + (1 if rt.db.is_postgresql else 0)
+    assert commit_threads() == coming  # warming again, or a buyer looking at the event, starts nothing more

@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Column, Integer, Table, Text, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from kaquan.all_models import metadata
 from kaquan.kit.db import BadDatabaseUrl, Database, DuplicateRow, async_url, describe
@@ -171,3 +172,12 @@ async def test_a_twin_for_another_loop_reaches_the_same_postgresql_database_thro
         assert twin.engine is not db.engine
     finally:
         await twin.dispose()
+
+
+async def test_warming_opens_pool_connections_ahead_of_the_first_burst(db: Database) -> None:
+    await db.warm(3)
+
+    pool = db.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 0  # all back in the pool, each opened once
+    assert pool.checkedin() >= 3

@@ -11,9 +11,11 @@ last run each part against a three-node cluster started for the test (when Redis
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, ResponseError
 from tests.support.redis_cluster import redis_cluster
@@ -21,7 +23,7 @@ from tests.support.redis_cluster import redis_cluster
 from kaquan.channels.agents import RedisNonces
 from kaquan.flashsale.gate import RedisGate, Settlement
 from kaquan.kit.config import Settings
-from kaquan.kit.keyvalue import connect, slot_of
+from kaquan.kit.keyvalue import connect, slot_of, warm
 from kaquan.kit.ratelimit import RedisRateLimiter
 from kaquan.risk import RedisCounters, RedisSpentNonces
 from kaquan.risk.counters import buckets_at, window_keys
@@ -147,3 +149,21 @@ async def test_the_cluster_refuses_a_script_whose_keys_span_slots(cluster_url: s
             await client.eval("return 1", len(untagged), *untagged)
     finally:
         await client.aclose()
+
+
+@needs_redis
+async def test_warming_a_client_opens_its_pool_ahead_of_the_first_burst() -> None:
+    name = f"kq-warm-{uuid.uuid4().hex[:8]}"
+    client = Redis(
+        connection_pool=BlockingConnectionPool.from_url(os.environ["KAQUAN_TEST_REDIS_URL"], max_connections=6)
+    )
+    client.connection_pool.connection_kwargs["client_name"] = name  # every connection it opens names itself
+    probe = connect(os.environ["KAQUAN_TEST_REDIS_URL"], cluster=False, connections=1)
+    try:
+        await warm(client, 6)
+        opened = [c for c in await probe.client_list() if c["name"] == name]
+    finally:
+        await client.aclose()
+        await probe.aclose()
+
+    assert len(opened) == 6

@@ -1,7 +1,8 @@
 """The per-event queues of admitted purchases: one transaction per batch, then the gate learns what was decided.
 
-An admitted purchase waits in its event's `GroupCommitter`, which commits
-everything queued so far in one transaction (`committer.commit_batch`). The buyer
+An admitted purchase waits in its event's `CommitPipeline`, which commits
+everything queued so far in one transaction (`committer.commit_batch`), and the
+next batch as soon as that one has committed. The buyer
 waits up to `flash_wait_s`; past that the purchase stays queued (the buyer gets a
 ticket). A full queue refuses at once and the admission goes back to the gate.
 
@@ -12,7 +13,7 @@ units the event still holds. A failed batch gives every admission back.
 On PostgreSQL the batches commit on an event loop and connections of their own
 (`kit.loop_thread`): on the server's loop each of a batch's round trips waited
 behind every answer a storm had ready, and the batches that would answer the
-winners took seconds.
+winners took seconds. `warm` opens that loop's connections before the storm.
 """
 
 import asyncio
@@ -25,7 +26,8 @@ from kaquan.flashsale import committer
 from kaquan.flashsale.committer import Admitted, Committed
 from kaquan.flashsale.gate import Gate, Settlement
 from kaquan.flashsale.keys import buyer_tag
-from kaquan.kit.batching import GroupCommitter
+from kaquan.kit import tasks
+from kaquan.kit.commit_pipeline import CommitPipeline
 from kaquan.kit.config import Settings
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Busy
@@ -49,13 +51,14 @@ class CommitQueues:
         self.gate = gate
         self._settings = settings
         self._gateway = gateway
-        self._committers: dict[int, GroupCommitter[Admitted, Committed]] = {}
+        self._committers: dict[int, CommitPipeline[Admitted, committer.BatchResult, Committed]] = {}
         self._in_flight: dict[int, int] = {}
         self._waiting: set[asyncio.Task[Committed]] = set()
         self._queued: set[str] = set()  # purchase keys waiting in this process's queues
         twin = db.twin(pool_size=COMMIT_CONNECTIONS)
         self._commit_db = twin or db
         self._commit_loop = LoopThread("flash-sale commits") if twin is not None else None
+        self._warming: asyncio.Task[None] | None = None
 
     def in_flight(self, event_id: int) -> bool:
         """Whether purchases of the event are admitted here and not yet settled with the gate."""
@@ -91,6 +94,21 @@ class CommitQueues:
             await self._settle(item.event_id, [given_back(item)], tokens_cap=None)
             raise
 
+    async def warm(self) -> None:
+        """Start the commit loop and open its connections now, not at the first batch of a storm (PostgreSQL).
+
+        A cold first batch connected and prepared its statements while the storm's first winners waited:
+        0.26 s for 7 purchases, against 0.2 s for 256 on warm connections (a trace, 2026-12-07).
+        """
+        if self._commit_loop is None:
+            return
+        warming = self._warming
+        if warming is None or (warming.done() and (warming.cancelled() or warming.exception() is not None)):
+            warming = self._warming = asyncio.create_task(
+                self._commit_loop.run(lambda: self._commit_db.warm(COMMIT_CONNECTIONS))
+            )
+        await asyncio.shield(warming)
+
     async def give_back(self, item: Admitted) -> None:
         """An admitted purchase that will not be queued (refused after the gate): its admission goes back."""
         await self._tell_gate(item.event_id, [given_back(item)], tokens_cap=None)
@@ -99,6 +117,7 @@ class CommitQueues:
         """Commit what is queued, then close the commit loop's connections and stop it."""
         for batcher in self._committers.values():
             await batcher.close()
+        await tasks.stop(self._warming)
         if self._commit_loop is not None:
             await self._commit_loop.run_if_started(self._commit_db.dispose)
             self._commit_loop.stop()
@@ -108,15 +127,22 @@ class CommitQueues:
         if not task.cancelled():
             task.exception()  # retrieved here: the buyer may have stopped waiting long ago
 
-    def _committer(self, event_id: int) -> GroupCommitter[Admitted, Committed]:
+    def _committer(self, event_id: int) -> CommitPipeline[Admitted, committer.BatchResult, Committed]:
         batcher = self._committers.get(event_id)
         if batcher is None:
 
-            async def process(items: list[Admitted]) -> list[Committed | Exception]:
-                return await self._commit_batch(event_id, items)
+            async def commit(items: list[Admitted]) -> committer.BatchResult:
+                return await self._commit(event_id, items)
 
-            batcher = GroupCommitter(
-                process,
+            async def finish(
+                items: list[Admitted], outcome: committer.BatchResult | Exception
+            ) -> list[Committed | Exception]:
+                return await self._finish(event_id, items, outcome)
+
+            batcher = CommitPipeline(
+                commit,
+                finish,
+                runs_on=self._commit_loop,
                 max_batch=self._settings.flash_batch_max,
                 max_queue=self._settings.flash_queue_max,
                 name=f"flash-sale {event_id}",
@@ -135,22 +161,20 @@ class CommitQueues:
                 hold_minutes=self._settings.hold_minutes,
             )
 
-    async def _commit_batch(self, event_id: int, items: list[Admitted]) -> list[Committed | Exception]:
-        try:
-            if self._commit_loop is None:
-                batch = await self._commit(event_id, items)
-            else:
-                batch = await self._commit_loop.run(lambda: self._commit(event_id, items))
-        except Exception as exc:
-            log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(exc).__name__)
+    async def _finish(
+        self, event_id: int, items: list[Admitted], outcome: committer.BatchResult | Exception
+    ) -> list[Committed | Exception]:
+        """Tell the gate what the database decided, then answer each purchase."""
+        if isinstance(outcome, Exception):
+            log.warning("flash-sale batch of %d for event %d failed: %s", len(items), event_id, type(outcome).__name__)
             await self._settle(event_id, [given_back(item) for item in items], tokens_cap=None)
             return [
                 CommitFailed("the flash sale could not record this purchase; nothing was bought, try again")
                 for _ in items
             ]
-        settlements = [_settlement(item, result) for item, result in zip(items, batch.results, strict=True)]
-        await self._settle(event_id, settlements, tokens_cap=batch.held_left)
-        return list(batch.results)
+        settlements = [_settlement(item, result) for item, result in zip(items, outcome.results, strict=True)]
+        await self._settle(event_id, settlements, tokens_cap=outcome.held_left)
+        return list(outcome.results)
 
     async def _settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
         self._in_flight[event_id] = max(self._in_flight.get(event_id, 0) - len(settlements), 0)

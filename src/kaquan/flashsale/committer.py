@@ -23,7 +23,7 @@ from kaquan.flashsale import service
 from kaquan.flashsale.models import Event, Purchase
 from kaquan.inventory import allocation
 from kaquan.kit import clock
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, insert_rows
 from kaquan.orders import batch_placing
 from kaquan.orders import service as orders
 from kaquan.payments import service as payments
@@ -92,9 +92,14 @@ async def commit_batch(
         return BatchResult([Committed("closed")] * len(items), None)
     answers: dict[int, Committed] = {}
     known = await service.purchases_by_key(session, event_id, {item.key for item in items})
-    won = await service.units_by_buyer(session, event_id, {item.buyer for item in items})
-    by_ip = await service.units_by_ip(session, event_id, {item.ip_tag for item in items if item.ip_tag})
-    by_device = await service.units_by_device(session, event_id, {i.device_tag for i in items if i.device_tag})
+    so_far = await service.units_won(
+        session,
+        event_id,
+        buyers={item.buyer for item in items},
+        ips={item.ip_tag for item in items if item.ip_tag},
+        devices={item.device_tag for item in items if item.device_tag},
+    )
+    won, by_ip, by_device = so_far.by_buyer, so_far.by_ip, so_far.by_device
     first_of: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     fresh: list[int] = []
@@ -165,11 +170,14 @@ async def _place(
             status="pending_payment",
             hold_minutes=hold_minutes,
             from_holder=event.holder_id,
+            # The purchase rows answered the retries already. An order under a key no purchase row knows
+            # (rows edited by hand) meets the insert's conflict instead, and is answered as a conflict below.
+            known={},
         )
-        winners: list[tuple[int, Admitted, int, str]] = []
+        winners: list[tuple[int, Admitted, batch_placing.BulkPlaced]] = []
         for (index, item), answer in zip(group, placed, strict=True):
-            if answer.outcome == "placed" and answer.order_id is not None and answer.number is not None:
-                winners.append((index, item, answer.order_id, answer.number))
+            if answer.outcome == "placed":
+                winners.append((index, item, answer))
             elif answer.outcome == "out_of_stock":
                 answers[index] = Committed("sold_out")
             else:  # the orders know this key but no purchase row does (rows edited by hand): never sell twice
@@ -182,34 +190,42 @@ async def _record(
     session: AsyncSession,
     gateway: Gateway,
     event: Event,
-    winners: list[tuple[int, Admitted, int, str]],
+    winners: list[tuple[int, Admitted, batch_placing.BulkPlaced]],
     now: datetime,
 ) -> dict[int, Committed]:
-    """The purchase rows and the payments the buyers pay through, for the whole batch in a few statements."""
+    """The purchase rows and the payments the buyers pay through, for the whole batch in two statements."""
     if not winners:
         return {}
-    session.add_all(
-        Purchase(
-            event_id=event.id,
-            key=item.key,
-            buyer=item.buyer,
-            quantity=item.quantity,
-            order_id=order_id,
-            order_number=number,
-            ip_tag=item.ip_tag,
-            device_tag=item.device_tag,
-            created_at=now,
-        )
-        for _, item, order_id, number in winners
+    won: list[tuple[int, Admitted, int, str, datetime | None]] = []
+    for index, item, placed in winners:
+        if placed.order_id is None or placed.number is None:
+            raise RuntimeError("a placed order without its id and number")
+        won.append((index, item, placed.order_id, placed.number, placed.expires_at))
+    await insert_rows(
+        session,
+        Purchase.__table__,  # type: ignore[arg-type]
+        [
+            {
+                "event_id": event.id,
+                "key": item.key,
+                "buyer": item.buyer,
+                "quantity": item.quantity,
+                "order_id": order_id,
+                "order_number": number,
+                "ip_tag": item.ip_tag,
+                "device_tag": item.device_tag,
+                "created_at": now,
+            }
+            for _, item, order_id, number, _ in won
+        ],
     )
-    loaded = await orders.by_ids(session, [order_id for _, _, order_id, _ in winners])
-    placed = [loaded[order_id] for _, _, order_id, _ in winners]
-    started = await payments.start_many(session, gateway, placed)
+    dues = [
+        payments.Due(order_id, event.price_minor * item.quantity, event.currency) for _, item, order_id, _, _ in won
+    ]
+    tokens = await payments.start_many(session, gateway, dues)
     return {
-        index: Committed(
-            "won", order.id, order.number, order.quantity, order.total_minor, order.currency, order.expires_at, p.token
-        )
-        for (index, *_), order, p in zip(winners, placed, started, strict=True)
+        index: Committed("won", order_id, number, item.quantity, due.amount_minor, due.currency, expires_at, token)
+        for (index, item, order_id, number, expires_at), due, token in zip(won, dues, tokens, strict=True)
     }
 
 

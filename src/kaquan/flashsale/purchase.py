@@ -72,6 +72,7 @@ class FlashSale:
         self._learning: set[asyncio.Task[None]] = set()
         self._fresh: set[int] = set()  # sold-out events whose copy a task keeps fresh
         self._sold_out_s = settings.flash_sold_out_s
+        self._warming: asyncio.Task[None] | None = None
 
     # The buyer's side ---------------------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class FlashSale:
                 verified=verified is not None,
             )
             admission = await self._admissions.admit(info, item)
+
             if admission.verdict == "admitted":
                 if screen is not None:
                     await self._screened(item, screen)
@@ -295,8 +297,18 @@ class FlashSale:
             return settled
         raise TicketNotFound()
 
+    async def warm(self) -> None:
+        """Get this process ready for a storm while it is quiet: at start-up, when an event is still to come or live."""
+        async with self.db.read(single_statement=True) as session:
+            coming = await service.unfinished(session)
+        if coming:
+            await self._queues.warm()
+
     async def public_event(self, event_id: int) -> PublicEventOut:
-        """The event as a buyer sees it, with the units left according to the gate (for display only)."""
+        """The event as a buyer sees it, with the units left according to the gate (for display only).
+
+        Buyers open the event before it starts: a process that shows one still to come gets ready for its storm.
+        """
         info = await self._admissions.info(event_id)
         now = clock.now()
         status: Literal["scheduled", "live", "ended"] = "scheduled"
@@ -304,6 +316,8 @@ class FlashSale:
             status = "ended"
         elif now >= info.starts_at:
             status = "live"
+        if status != "ended":
+            self._warm_in_background()
         view = await self.gate_view(event_id) if status == "live" else None
         return PublicEventOut(
             id=info.id,
@@ -318,6 +332,16 @@ class FlashSale:
             status=status,
             remaining=view.tokens if view is not None else None,
         )
+
+    def _warm_in_background(self) -> None:
+        if self._warming is None:
+            self._warming = asyncio.create_task(self._queues.warm(), name="flash-sale warm-up")
+            self._warming.add_done_callback(self._warmed)
+
+    def _warmed(self, task: "asyncio.Task[None]") -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("flash-sale commit connections not opened ahead: %s", type(task.exception()).__name__)
+            self._warming = None  # the next look at a coming event tries again
 
     def _answer(self, committed: Committed, event_id: int) -> Answer:
         return answer_of_committed(committed, event_id, order_keys=self._order_keys, gateway=self._gateway)
@@ -383,4 +407,5 @@ class FlashSale:
         for task in list(self._learning):
             await tasks.stop(task)
         await tasks.stop(self._watcher)
+        await tasks.stop(self._warming)
         await self._queues.close()

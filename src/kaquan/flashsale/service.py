@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -250,6 +250,38 @@ async def units_by_ip(session: AsyncSession, event_id: int, tags: set[str] | Non
 async def units_by_device(session: AsyncSession, event_id: int, tags: set[str] | None = None) -> dict[str, int]:
     """Units won in the event per device tag (keys.device_tag)."""
     return await _units_by(session, Purchase.device_tag, event_id, tags)
+
+
+@dataclass(frozen=True)
+class UnitsWon:
+    """Units won so far in an event by some buyers, address tags and device tags (absent: none)."""
+
+    by_buyer: dict[str, int]
+    by_ip: dict[str, int]
+    by_device: dict[str, int]
+
+
+async def units_won(
+    session: AsyncSession, event_id: int, *, buyers: set[str], ips: set[str], devices: set[str]
+) -> UnitsWon:
+    """`units_by_buyer`, `units_by_ip` and `units_by_device` of just these holders, in one round trip."""
+    parts = [
+        select(literal(kind).label("kind"), column.label("holder"), func.sum(Purchase.quantity).label("units"))
+        .where(Purchase.event_id == event_id, column.in_(values))
+        .group_by(column)
+        for kind, column, values in (
+            ("buyer", Purchase.buyer, buyers),
+            ("ip", Purchase.ip_tag, ips),
+            ("device", Purchase.device_tag, devices),
+        )
+        if values
+    ]
+    found: dict[str, dict[str, int]] = {"buyer": {}, "ip": {}, "device": {}}
+    if parts:
+        for kind, holder, units in await session.execute(union_all(*parts)):
+            if holder is not None:
+                found[kind][holder] = int(units)
+    return UnitsWon(found["buyer"], found["ip"], found["device"])
 
 
 async def _units_by(

@@ -222,6 +222,15 @@ class Database:
                 await asyncio.sleep(0.02 * attempt)
         raise AssertionError("unreachable")
 
+    async def warm(self, connections: int) -> None:
+        """Open `connections` of the pool now, so that the first burst of work does not wait for them."""
+
+        async def touch() -> None:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        await asyncio.gather(*(touch() for _ in range(connections)))
+
     async def dispose(self) -> None:
         if self.replica is not None:
             await self.replica.dispose()

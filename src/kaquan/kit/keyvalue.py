@@ -6,6 +6,8 @@ single-key commands need nothing. `slot_of` is Redis Cluster's own slot function
 a test can prove each multi-key operation's keys land on one slot without a cluster.
 """
 
+import asyncio
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -25,6 +27,22 @@ def connect(url: str, *, cluster: bool, connections: int = CONNECTIONS) -> Redis
         return RedisCluster.from_url(url, max_connections=connections)
     pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=WAIT_S)
     return Redis(connection_pool=pool)
+
+
+async def warm(client: RedisClient, connections: int = CONNECTIONS) -> None:
+    """Open up to `connections` of the client's pool now, so that a burst does not pay for the handshakes.
+
+    Each new connection costs its own round trips (HELLO, CLIENT SETINFO) on the loop that asked for it:
+    at the start of a flash sale's storm, the first thousand requests paid for them while they queued.
+    A cluster client learns its nodes instead.
+    """
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        return
+    pool = client.connection_pool
+    opened = await asyncio.gather(*(pool.get_connection() for _ in range(connections)))  # type: ignore[no-untyped-call]
+    for connection in opened:
+        await pool.release(connection)
 
 
 def slot_of(key: str) -> int:

@@ -11,7 +11,7 @@ is not created. Keys already used answer "replayed" (same request) or
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -54,6 +54,7 @@ class BulkPlaced:
     status: str | None = None
     quantity: int = 0
     code_ids: tuple[int, ...] = ()
+    expires_at: datetime | None = None  # a placed order's: an unpaid one's hold ends then
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ async def _insert(
     if not fills:
         return {}
     now = clock.now()
+    expires_at = now + timedelta(minutes=hold_minutes)
     rows = {
         fill.order.idempotency_key: {
             "channel": channel,
@@ -221,7 +223,7 @@ async def _insert(
             "buyer_ip": fill.order.buyer_ip,
             "buyer_contact": fill.order.buyer_contact,
             "created_at": now,
-            "expires_at": now + timedelta(minutes=hold_minutes),
+            "expires_at": expires_at,
             "paid_at": None if status == "pending_payment" else now,
             "delivered_at": now if status == "delivered" else None,
         }
@@ -236,7 +238,14 @@ async def _insert(
             continue  # a concurrent batch took this key first: answered as a replay below
         order_id, number = found
         placed[fill.index] = BulkPlaced(
-            fill.order.idempotency_key, "placed", order_id, number, status, fill.quantity, fill.code_ids
+            fill.order.idempotency_key,
+            "placed",
+            order_id,
+            number,
+            status,
+            fill.quantity,
+            fill.code_ids,
+            expires_at,
         )
         events.append({"order_id": order_id, "at": now, "from_status": None, "to_status": status, "note": ""})
     if events:

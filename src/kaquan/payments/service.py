@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kaquan.catalog import service as catalog
 from kaquan.kit import clock, outbox
 from kaquan.kit.config import Settings
-from kaquan.kit.db import Database
+from kaquan.kit.db import Database, insert_rows
 from kaquan.kit.errors import Conflict
 from kaquan.orders import service as orders
 from kaquan.orders.holds import HoldPolicy
@@ -94,28 +95,41 @@ async def checkout(
 
 async def start(session: AsyncSession, gateway: Gateway, order: Order) -> Payment:
     """A new pending payment for an unpaid order (one per checkout attempt)."""
-    [payment] = await start_many(session, gateway, [order])
+    payment = Payment(**_pending(gateway, Due(order.id, order.total_minor, order.currency), clock.now()))
+    session.add(payment)
+    await session.flush()
     return payment
 
 
-async def start_many(session: AsyncSession, gateway: Gateway, unpaid: Sequence[Order]) -> list[Payment]:
-    """`start` for many orders at once (a flash-sale batch): one flush inserts them all."""
+@dataclass(frozen=True)
+class Due:
+    """What one unpaid order owes: a flash-sale batch knows it without loading the order."""
+
+    order_id: int
+    amount_minor: int
+    currency: str
+
+
+def _pending(gateway: Gateway, due: Due, at: datetime) -> dict[str, Any]:
+    return {
+        "token": secrets.token_urlsafe(18),
+        "order_id": due.order_id,
+        "gateway": gateway.name,
+        "amount_minor": due.amount_minor,
+        "currency": due.currency,
+        "status": "pending",
+        "fee_minor": 0,
+        "refunded_minor": 0,
+        "created_at": at,
+    }
+
+
+async def start_many(session: AsyncSession, gateway: Gateway, dues: Sequence[Due]) -> list[str]:
+    """`start` for many orders at once (a flash-sale batch), in one statement; returns their pay tokens in order."""
     at = clock.now()
-    started = [
-        Payment(
-            token=secrets.token_urlsafe(18),
-            order_id=order.id,
-            gateway=gateway.name,
-            amount_minor=order.total_minor,
-            currency=order.currency,
-            status="pending",
-            created_at=at,
-        )
-        for order in unpaid
-    ]
-    session.add_all(started)
-    await session.flush()
-    return started
+    rows = [_pending(gateway, due, at) for due in dues]
+    await insert_rows(session, Payment.__table__, rows)  # type: ignore[arg-type]
+    return [row["token"] for row in rows]
 
 
 async def latest_for_order(session: AsyncSession, order_id: int) -> Payment | None:

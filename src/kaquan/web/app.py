@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None, *, rt: Runtime | None = None, r
         if own:
             announce_payment(app.state.runtime)
             mount_simulators(app, app.state.runtime)
+            await app.state.runtime.warm()
             heap.settle()  # a server's own process: everything it keeps is built now
         stop = asyncio.Event()
         background = asyncio.create_task(worker.run_forever(app.state.runtime, stop)) if run_worker else None
