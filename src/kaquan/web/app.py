@@ -34,6 +34,7 @@ from kaquan.web import (
     custody_api,
     errors,
     flash_admin_api,
+    flash_admission,
     flash_api,
     flash_fast,
     health,
@@ -148,9 +149,11 @@ class KaquanApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # In front of FastAPI's own __call__ (its telemetry check) and Starlette's, so that a sold-out answer of
         # a flash sale costs none of it (web.flash_fast); then SecurityMiddleware, outside everything else, so
-        # that even the 500 page of Starlette's ServerErrorMiddleware carries the headers.
+        # that even the 500 page of Starlette's ServerErrorMiddleware carries the headers; inside it, a live flash
+        # sale's purchases taken without FastAPI's stack (web.flash_admission).
         if self._front is None:
-            self._front = flash_fast.FlashFastPath(security.SecurityMiddleware(super().__call__))
+            inner = flash_admission.FlashAdmissionPath(super().__call__)
+            self._front = flash_fast.FlashFastPath(security.SecurityMiddleware(inner))
         scope["app"] = self
         await self._front(scope, receive, send)
 

@@ -83,11 +83,10 @@ async def _throttle(request: Request, rt: Runtime) -> None:
         raise Busy("the flash sale is busy; try again", retry_after=1) from exc
 
 
-def _reply(answer: Answer, response: Response) -> PurchaseOut:
-    if answer.result == "queued":
-        response.status_code = 202
-        response.headers["Retry-After"] = str(QUEUED_RETRY_AFTER_S)
-    return PurchaseOut(
+def reply_of(answer: Answer) -> tuple[int, PurchaseOut, dict[str, str]]:
+    """The status, body and extra headers a purchase's or a ticket's answer is sent with."""
+    headers = {"Retry-After": str(QUEUED_RETRY_AFTER_S)} if answer.result == "queued" else {}
+    body = PurchaseOut(
         result=answer.result,
         ticket=answer.ticket,
         order_no=answer.order_no,
@@ -97,6 +96,46 @@ def _reply(answer: Answer, response: Response) -> PurchaseOut:
         total_minor=answer.total_minor,
         currency=answer.currency,
         pay_before=answer.pay_before,
+    )
+    return (202 if answer.result == "queued" else 200), body, headers
+
+
+def _reply(answer: Answer, response: Response) -> PurchaseOut:
+    status, body, headers = reply_of(answer)
+    response.status_code = status
+    response.headers.update(headers)
+    return body
+
+
+async def buy(
+    request: Request, rt: Runtime, event_id: int, purchase: PurchaseIn, *, device: str, device_new: bool
+) -> Answer:
+    """What the purchase route does once it knows the client's device token (`web.flash_admission` calls it too)."""
+    await _throttle(request, rt)
+    verified = rt.buyers.verified_contact(buyer_token(request))
+
+    async def screen() -> None:
+        await screen_flash_purchase(
+            request,
+            rt,
+            event_id,
+            buyer=purchase.buyer,
+            quantity=purchase.quantity,
+            device=device,
+            device_new=device_new,
+            verified=verified,
+        )
+
+    return await rt.flash.purchase(
+        event_id,
+        purchase.buyer,
+        purchase.quantity,
+        purchase.request_id,
+        channel="shop",
+        buyer_ip=client_ip(request),
+        device=device,
+        verified=verified,
+        screen=screen,
     )
 
 
@@ -112,35 +151,9 @@ async def event(request: Request, rt: RuntimeDep, event_id: Id) -> PublicEventOu
     responses={202: {"model": PurchaseOut, "description": "queued: poll the ticket"}},
 )
 async def purchase(request: Request, response: Response, rt: RuntimeDep, event_id: Id, body: PurchaseIn) -> PurchaseOut:
-    await _throttle(request, rt)
     sent = _device(request)
     device = sent or _new_device(request, response, rt)
-    verified = rt.buyers.verified_contact(buyer_token(request))
-
-    async def screen() -> None:
-        await screen_flash_purchase(
-            request,
-            rt,
-            event_id,
-            buyer=body.buyer,
-            quantity=body.quantity,
-            device=device,
-            device_new=sent is None,
-            verified=verified,
-        )
-
-    answer = await rt.flash.purchase(
-        event_id,
-        body.buyer,
-        body.quantity,
-        body.request_id,
-        channel="shop",
-        buyer_ip=client_ip(request),
-        device=device,
-        verified=verified,
-        screen=screen,
-    )
-    return _reply(answer, response)
+    return _reply(await buy(request, rt, event_id, body, device=device, device_new=sent is None), response)
 
 
 @router.get(

@@ -20,32 +20,35 @@ the gate admits, so a sold-out answer needs no decision.
 """
 
 import logging
-import re
 import time
-from http.cookies import SimpleCookie
-from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kaquan.kit.logs import REQUEST_ID
 from kaquan.kit.ratelimit import MemoryRateLimiter
 from kaquan.runtime import Runtime
 from kaquan.web.access_summary import SoldOutSummary
-from kaquan.web.buyers_api import BUYER_COOKIE
 from kaquan.web.content import is_json
 from kaquan.web.flash_api import DEVICE_COOKIE
+from kaquan.web.flash_requests import (
+    PURCHASE_ROUTE,
+    buyer_token_of,
+    cookies_of,
+    declared_size_fits,
+    purchase_event,
+    purchase_of,
+    read_body,
+    replayed,
+    request_headers,
+)
 from kaquan.web.metrics import LATENCY, REQUESTS
 from kaquan.web.security import access_log, arrived_over_tls, client_address, log_access, request_id_of, secured_headers
 
-PURCHASE_ROUTE = "/api/flash/{event_id}/purchase"
-_PURCHASE_PATH = re.compile(r"/api/flash/([1-9][0-9]{0,11})/purchase")
 SOLD_OUT = orjson.dumps({"result": "sold_out"})
 _ANSWER_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(SOLD_OUT)).encode())]
 # The answer's headers but its request id, built once: over plain HTTP, and over TLS (with HSTS).
 _SECURED = {tls: secured_headers(_ANSWER_HEADERS, tls=tls) for tls in (False, True)}
-_FIELDS = frozenset({"buyer", "quantity", "request_id"})
-_INT64 = 2**63
 
 
 class FlashFastPath:
@@ -59,26 +62,21 @@ class FlashFastPath:
         self._latency = LATENCY.labels("POST", PURCHASE_ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        event_id = purchase_event(scope)
+        rt: Runtime | None = getattr(scope["app"].state, "runtime", None) if event_id is not None else None
+        if event_id is None or rt is None:
             await self.app(scope, receive, send)
             return
-        match = _PURCHASE_PATH.fullmatch(scope["path"])
-        rt: Runtime | None = getattr(scope["app"].state, "runtime", None)
-        if match is None or rt is None:
-            await self.app(scope, receive, send)
-            return
-        headers = _headers(scope)
-        declared = headers.get(b"content-length", "")  # none, or not a number: the stack decides
+        headers = request_headers(scope)
         cap = rt.settings.max_body_kb * 2**10
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
+        if not declared_size_fits(headers, cap):
             await self.app(scope, receive, send)
             return
-        event_id = int(match[1])
         if not rt.flash.knows_sold_out(event_id) and not await rt.flash.sold_out_known(event_id):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await _read(receive, cap)
+        body, complete = await read_body(receive, cap)
         networks = rt.settings.trusted_proxy_networks()
         ip = client_address(scope, networks)
         if complete and self._answered(headers, rt, event_id, body, ip):
@@ -96,14 +94,14 @@ class FlashFastPath:
             else:
                 self.summary.add(scope["path"], ip)
             return
-        await self.app(scope, _replay(body, complete, receive), send)
+        await self.app(scope, replayed(body, complete, receive), send)
 
     def _answered(self, headers: dict[bytes, str], rt: Runtime, event_id: int, body: bytes, ip: str) -> bool:
         content_type = headers.get(b"content-type")
         if content_type != "application/json" and not is_json(content_type):
             return False
-        purchase = _purchase(body)
-        cookies = _cookies(headers.get(b"cookie"))
+        purchase = purchase_of(body)
+        cookies = cookies_of(headers.get(b"cookie"))
         device = headers.get(b"x-device-token") or cookies.get(DEVICE_COOKIE)
         if purchase is None or not device:
             return False
@@ -119,77 +117,5 @@ class FlashFastPath:
             channel="shop",
             buyer_ip=ip,
             device=device,
-            verified=rt.buyers.verified_contact(_buyer_token(headers.get(b"authorization"), cookies)),
+            verified=rt.buyers.verified_contact(buyer_token_of(headers.get(b"authorization"), cookies)),
         )
-
-
-async def _read(receive: Receive, cap: int) -> tuple[bytes, bool]:
-    """The body and True, or what was read once it passed `cap` bytes and False (the stack refuses it)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > cap:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-
-
-def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
-    """The body already read, once, then whatever the client sends next (the rest of it, a disconnect)."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": not complete}
-
-    return replay
-
-
-def _headers(scope: Scope) -> dict[bytes, str]:
-    wanted = (b"content-length", b"content-type", b"x-device-token", b"cookie", b"authorization")
-    return {name: value.decode("latin-1") for name, value in scope["headers"] if name in wanted}
-
-
-def _cookies(header: str | None) -> dict[str, str]:
-    if not header:
-        return {}
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except Exception:  # a malformed cookie header: the route reads it its own way
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
-
-
-def _buyer_token(authorization: str | None, cookies: dict[str, str]) -> str | None:
-    """As `web.buyers_api.buyer_token` reads it: `Authorization: Bearer kqb1…`, else the `kq_buyer` cookie."""
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip().startswith("kqb1."):
-        return value.strip()
-    return cookies.get(BUYER_COOKIE)
-
-
-def _purchase(body: bytes) -> tuple[str, int, str] | None:
-    """(buyer, quantity, request_id) when the body is exactly the route's JSON shape; anything else is the route's."""
-    try:
-        sent: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(sent, dict) or not _FIELDS.issuperset(sent):
-        return None
-    buyer, quantity, request_id = sent.get("buyer"), sent.get("quantity", 1), sent.get("request_id")
-    if not isinstance(buyer, str) or not 1 <= len(buyer) <= 200:
-        return None
-    if type(quantity) is not int or not -_INT64 <= quantity < _INT64:
-        return None
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128:
-        return None
-    return buyer, quantity, request_id
