@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.reconciling import Paid, WechatShop, wechat_shop
+from tests.support.reconciling import Paid, WechatShop, seconds_until_beijing, wechat_shop
 
 from kaquan import reconciliation
+from kaquan.kit import clock
 from kaquan.kit.errors import NotFound
 from kaquan.reconciliation.days import BEIJING
 from kaquan.runtime import Runtime
@@ -53,6 +54,9 @@ def local(at: datetime) -> str:
 
 @pytest.fixture
 async def shop(rt: Runtime, tmp_path: Path) -> AsyncIterator[WechatShop]:
+    # Midday in Beijing: a payment made in the last minutes before midnight is a timing difference (test_timing),
+    # and the tests here, run then, saw one where they expect a payment missing from the statement.
+    clock.travel(seconds_until_beijing(12))
     async with wechat_shop(rt, tmp_path) as shop:
         yield shop
 
