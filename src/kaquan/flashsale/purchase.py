@@ -122,7 +122,6 @@ class FlashSale:
                 verified=verified is not None,
             )
             admission = await self._admissions.admit(info, item)
-
             if admission.verdict == "admitted":
                 if screen is not None:
                     await self._screened(item, screen)
