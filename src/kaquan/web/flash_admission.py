@@ -28,10 +28,9 @@ from kaquan.kit.errors import Busy, DomainError, RateLimited
 from kaquan.runtime import Runtime
 from kaquan.web.content import is_json
 from kaquan.web.errors import error_response
-from kaquan.web.flash_api import DEVICE_COOKIE, buy, reply_of
+from kaquan.web.flash_api import buy, device_of, reply_of
 from kaquan.web.flash_requests import (
     PURCHASE_ROUTE,
-    cookies_of,
     declared_size_fits,
     purchase_event,
     purchase_of,
@@ -66,8 +65,8 @@ class FlashAdmissionPath:
         started = time.perf_counter()
         body, complete = await read_body(receive, cap)
         purchase = purchase_of(body) if complete else None
-        device = headers.get(b"x-device-token") or cookies_of(headers.get(b"cookie")).get(DEVICE_COOKIE)
         request = Request(scope, replayed(body, complete, receive))
+        device = device_of(request)  # read as the route reads it
         if purchase is None or not device:
             await self.app(scope, request.receive, send)
             return

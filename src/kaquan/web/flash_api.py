@@ -51,7 +51,7 @@ DEVICE_HEADER = "X-Device-Token"
 DEVICE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 
-def _device(request: Request) -> str | None:
+def device_of(request: Request) -> str | None:
     """The device token the client sent: the header (clients without cookies) first, else the cookie."""
     return request.headers.get(DEVICE_HEADER) or request.cookies.get(DEVICE_COOKIE)
 
@@ -151,7 +151,7 @@ async def event(request: Request, rt: RuntimeDep, event_id: Id) -> PublicEventOu
     responses={202: {"model": PurchaseOut, "description": "queued: poll the ticket"}},
 )
 async def purchase(request: Request, response: Response, rt: RuntimeDep, event_id: Id, body: PurchaseIn) -> PurchaseOut:
-    sent = _device(request)
+    sent = device_of(request)
     device = sent or _new_device(request, response, rt)
     return _reply(await buy(request, rt, event_id, body, device=device, device_new=sent is None), response)
 
@@ -163,7 +163,7 @@ async def purchase(request: Request, response: Response, rt: RuntimeDep, event_i
 )
 async def ticket(request: Request, response: Response, rt: RuntimeDep, ticket: str) -> PurchaseOut:
     await _throttle(request, rt)
-    device = _device(request)
+    device = device_of(request)
     if device is None:
         raise TicketNotFound()
     return _reply(await rt.flash.ticket(ticket, device=device), response)
