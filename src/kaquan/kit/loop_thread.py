@@ -51,7 +51,9 @@ class LoopThread:
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = _new_loop()
+                # asyncio's own loop, not uvloop: a uvloop loop whose leftovers were collected on another thread
+                # crashed a test process (segmentation fault while garbage-collecting, CI 2026-12-07).
+                loop = asyncio.new_event_loop()
 
                 def serve() -> None:
                     asyncio.set_event_loop(loop)
@@ -62,16 +64,3 @@ class LoopThread:
                 self._thread.start()
                 self._loop = loop
             return self._loop
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop, as the server's own loop runs on (uvicorn's standard extras install it); else asyncio's loop.
-
-    On asyncio's pure-Python selector loop a batch's socket writes and reads cost the committing thread
-    a third of its time under a storm (py-spy, 2026-12-07).
-    """
-    try:
-        import uvloop
-    except ImportError:  # not on every platform
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
