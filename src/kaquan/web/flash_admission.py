@@ -26,17 +26,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kaquan.flashsale.schemas import PurchaseIn
 from kaquan.kit.errors import Busy, DomainError, RateLimited
 from kaquan.runtime import Runtime
-from kaquan.web.content import is_json
 from kaquan.web.errors import error_response
 from kaquan.web.flash_api import buy, device_of, reply_of
 from kaquan.web.flash_requests import (
     PURCHASE_ROUTE,
-    declared_size_fits,
-    purchase_event,
     purchase_of,
+    purchase_request,
     read_body,
     replayed,
-    request_headers,
 )
 from kaquan.web.metrics import LATENCY, REQUESTS
 
@@ -51,19 +48,12 @@ class FlashAdmissionPath:
         self._latency = LATENCY.labels("POST", PURCHASE_ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        event_id = purchase_event(scope)
-        rt: Runtime | None = getattr(scope["app"].state, "runtime", None) if event_id is not None else None
-        if event_id is None or rt is None:
-            await self.app(scope, receive, send)
-            return
-        headers = request_headers(scope)
-        cap = rt.settings.max_body_kb * 2**10
-        content_type = headers.get(b"content-type")
-        if not declared_size_fits(headers, cap) or (content_type != "application/json" and not is_json(content_type)):
+        target = purchase_request(scope)
+        if target is None or not target.sends_json:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await read_body(receive, cap)
+        body, complete = await read_body(receive, target.cap)
         purchase = purchase_of(body) if complete else None
         request = Request(scope, replayed(body, complete, receive))
         device = device_of(request)  # read as the route reads it
@@ -73,8 +63,8 @@ class FlashAdmissionPath:
         buyer, quantity, request_id = purchase
         response = await _answer(
             request,
-            rt,
-            event_id,
+            target.rt,
+            target.event_id,
             PurchaseIn.model_construct(buyer=buyer, quantity=quantity, request_id=request_id),
             device=device,
         )

@@ -29,18 +29,15 @@ from kaquan.kit.logs import REQUEST_ID
 from kaquan.kit.ratelimit import MemoryRateLimiter
 from kaquan.runtime import Runtime
 from kaquan.web.access_summary import SoldOutSummary
-from kaquan.web.content import is_json
 from kaquan.web.flash_api import DEVICE_COOKIE
 from kaquan.web.flash_requests import (
     PURCHASE_ROUTE,
     buyer_token_of,
     cookies_of,
-    declared_size_fits,
-    purchase_event,
     purchase_of,
+    purchase_request,
     read_body,
     replayed,
-    request_headers,
 )
 from kaquan.web.metrics import LATENCY, REQUESTS
 from kaquan.web.security import access_log, arrived_over_tls, client_address, log_access, request_id_of, secured_headers
@@ -62,24 +59,19 @@ class FlashFastPath:
         self._latency = LATENCY.labels("POST", PURCHASE_ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        event_id = purchase_event(scope)
-        rt: Runtime | None = getattr(scope["app"].state, "runtime", None) if event_id is not None else None
-        if event_id is None or rt is None:
+        purchase = purchase_request(scope)
+        if purchase is None:
             await self.app(scope, receive, send)
             return
-        headers = request_headers(scope)
-        cap = rt.settings.max_body_kb * 2**10
-        if not declared_size_fits(headers, cap):
-            await self.app(scope, receive, send)
-            return
+        rt, event_id, headers = purchase.rt, purchase.event_id, purchase.headers
         if not rt.flash.knows_sold_out(event_id) and not await rt.flash.sold_out_known(event_id):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        body, complete = await read_body(receive, cap)
+        body, complete = await read_body(receive, purchase.cap)
         networks = rt.settings.trusted_proxy_networks()
         ip = client_address(scope, networks)
-        if complete and self._answered(headers, rt, event_id, body, ip):
+        if complete and purchase.sends_json and self._answered(headers, rt, event_id, body, ip):
             request_id = request_id_of(scope)
             answer_headers = [*_SECURED[arrived_over_tls(scope, networks)], (b"x-request-id", request_id.encode())]
             await send({"type": "http.response.start", "status": 200, "headers": answer_headers})
@@ -97,9 +89,6 @@ class FlashFastPath:
         await self.app(scope, replayed(body, complete, receive), send)
 
     def _answered(self, headers: dict[bytes, str], rt: Runtime, event_id: int, body: bytes, ip: str) -> bool:
-        content_type = headers.get(b"content-type")
-        if content_type != "application/json" and not is_json(content_type):
-            return False
         purchase = purchase_of(body)
         cookies = cookies_of(headers.get(b"cookie"))
         device = headers.get(b"x-device-token") or cookies.get(DEVICE_COOKIE)

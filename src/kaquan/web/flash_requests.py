@@ -6,13 +6,16 @@ anything else on to the route with the body replayed, so that the route answers 
 """
 
 import re
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 
 import orjson
 from starlette.types import Message, Receive, Scope
 
+from kaquan.runtime import Runtime
 from kaquan.web.buyers_api import BUYER_COOKIE
+from kaquan.web.content import is_json
 
 PURCHASE_ROUTE = "/api/flash/{event_id}/purchase"
 _PURCHASE_PATH = re.compile(r"/api/flash/([1-9][0-9]{0,11})/purchase")
@@ -21,18 +24,35 @@ _INT64 = 2**63
 _WANTED = (b"content-length", b"content-type", b"x-device-token", b"cookie", b"authorization")
 
 
-def purchase_event(scope: Scope) -> int | None:
-    """The event of a `POST /api/flash/{event_id}/purchase`; None for any other request."""
+@dataclass(frozen=True)
+class PurchaseRequest:
+    """A `POST /api/flash/{event_id}/purchase` whose declared size fits the body cap, and the runtime serving it."""
+
+    event_id: int
+    rt: Runtime
+    headers: dict[bytes, str]  # the few the two layers read (`request_headers`)
+    cap: int  # the body cap, bytes
+
+    @property
+    def sends_json(self) -> bool:
+        content_type = self.headers.get(b"content-type")
+        return content_type == "application/json" or is_json(content_type)
+
+
+def purchase_request(scope: Scope) -> PurchaseRequest | None:
+    """The purchase a layer may take; None for anything else (another request, no Content-Length within the cap)."""
     if scope["type"] != "http" or scope["method"] != "POST":
         return None
     match = _PURCHASE_PATH.fullmatch(scope["path"])
-    return int(match[1]) if match is not None else None
-
-
-def declared_size_fits(headers: dict[bytes, str], cap: int) -> bool:
-    """A Content-Length that is a number within `cap` (none, or anything else: the route's body cap decides)."""
-    declared = headers.get(b"content-length", "")
-    return declared.isascii() and declared.isdigit() and int(declared) <= cap
+    rt: Runtime | None = getattr(scope["app"].state, "runtime", None) if match is not None else None
+    if match is None or rt is None:
+        return None
+    headers = request_headers(scope)
+    cap = rt.settings.max_body_kb * 2**10
+    declared = headers.get(b"content-length", "")  # none, or not a number: the route's body cap decides
+    if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
+        return None
+    return PurchaseRequest(int(match[1]), rt, headers, cap)
 
 
 async def read_body(receive: Receive, cap: int) -> tuple[bytes, bool]:
