@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from kaquan.flashsale.sold_out import EVERY_EVENT, SoldOut
 from kaquan.kit.keyvalue import RedisClient
+from kaquan.kit.redis_scripts import PipelinedScript
 
 log = logging.getLogger(__name__)
 Verdict = Literal["admitted", "sold_out", "limit_reached", "closed", "duplicate", "unloaded"]
@@ -384,7 +385,7 @@ class RedisGate:
         self._channel = f"{prefix}flash:changed"
         self._listeners: list[Callable[[int], None]] = []
         self._subscribed = False
-        self._admit = redis.register_script(_ADMIT)
+        self._admit = PipelinedScript(redis, _ADMIT)  # a storm's admissions: many at once
         self._settle = redis.register_script(_SETTLE)
         self._load = redis.register_script(_LOAD)
 
@@ -409,7 +410,7 @@ class RedisGate:
         device_limit: int = 0,
     ) -> Admission:
         args: list[str | int] = [buyer, quantity, limit, request, now_ms, stale_ms, ip, ip_limit, device, device_limit]
-        verdict, seen = await self._admit(keys=self.keys(event_id), args=args)
+        verdict, seen = await self._admit(self.keys(event_id), args)
         return Admission(cast(Verdict, _text(verdict)), _public(_text(seen)) if seen else None)
 
     async def settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from kaquan.kit.errors import RateLimited
 from kaquan.kit.keyvalue import RedisClient
+from kaquan.kit.redis_scripts import PipelinedScript
 
 
 class RateLimiter(Protocol):
@@ -65,11 +66,11 @@ return 0
 class RedisRateLimiter:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
-        self._script = redis.register_script(_HIT)
+        self._hit = PipelinedScript(redis, _HIT)
         self._undo = redis.register_script(_UNDO)
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int:
-        wait = int(await self._script(keys=[f"kaquan:rl:{key}"], args=[window_s, limit]))
+        wait = int(await self._hit([f"kaquan:rl:{key}"], [window_s, limit]))
         return max(wait, 1) if wait else 0
 
     async def undo(self, key: str, *, window_s: int) -> None:

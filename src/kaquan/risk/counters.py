@@ -25,6 +25,7 @@ from kaquan.kit import clock
 from kaquan.kit.db import Database
 from kaquan.kit.errors import Busy
 from kaquan.kit.keyvalue import RedisClient
+from kaquan.kit.redis_scripts import PipelinedScript
 from kaquan.risk.features import COUNTED, WINDOWS
 from kaquan.risk.models import RiskCounter
 
@@ -94,8 +95,8 @@ class RedisCounters:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._cluster = isinstance(redis, RedisCluster)
-        self._script = _HIT if self._cluster else _HIT_ALL
-        self._sha = hashlib.sha1(self._script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._hit_all = PipelinedScript(redis, _HIT_ALL)
+        self._hit_one = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         if not subjects:
@@ -103,11 +104,7 @@ class RedisCounters:
         buckets = buckets_at(int(clock.now().timestamp()))
         lifetimes = [WINDOWS[window] + 60 for window in buckets]
         try:
-            try:
-                replies = await self._send(subjects, what, buckets, lifetimes)
-            except NoScriptError:  # a Redis that restarted or never saw the script: load it once, again
-                await self._redis.script_load(self._script)
-                replies = await self._send(subjects, what, buckets, lifetimes)
+            replies = await self._send(subjects, what, buckets, lifetimes)
         except RedisError as exc:  # a burst past the connection pool, or Redis away: shed load, never a 500
             raise Busy("risk control is busy; try again", retry_after=1) from exc
         return {
@@ -119,17 +116,28 @@ class RedisCounters:
     async def _send(
         self, subjects: Sequence[str], what: str, buckets: dict[str, int], lifetimes: list[int]
     ) -> list[Any]:
-        """One EVALSHA for every subject, or on a cluster one per subject in one pipeline (redis-py's Script in a
-        pipeline would first ask SCRIPT EXISTS, a second round trip every time); each subject's counts."""
+        """One script call for every subject, sent with other requests' calls (`kit.redis_scripts`), or on a
+        cluster one call per subject in one pipeline; each subject's counts."""
         if not self._cluster:
             keys = [key for subject in subjects for key in window_keys(subject, buckets, what)]
-            flat = await self._redis.evalsha(self._sha, len(keys), *keys, len(buckets), *lifetimes)
+            flat = await self._hit_all(keys, [len(buckets), *lifetimes])
             width = len(buckets)
             return [flat[i : i + width] for i in range(0, len(flat), width)]
+        try:
+            return await self._send_each(subjects, what, buckets, lifetimes)
+        except NoScriptError:  # a Redis that restarted or never saw the script: load it once, again
+            await self._redis.script_load(_HIT)
+            return await self._send_each(subjects, what, buckets, lifetimes)
+
+    async def _send_each(
+        self, subjects: Sequence[str], what: str, buckets: dict[str, int], lifetimes: list[int]
+    ) -> list[Any]:
+        """One EVALSHA per subject in one pipeline (redis-py's Script in a pipeline would first ask SCRIPT EXISTS,
+        a second round trip every time)."""
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
             keys = window_keys(subject, buckets, what)
-            pipe.evalsha(self._sha, len(keys), *keys, *lifetimes)
+            pipe.evalsha(self._hit_one, len(keys), *keys, *lifetimes)
         return list(await pipe.execute())
 
     async def peek(self, subjects: Sequence[str], what: str) -> Counts:

@@ -1,0 +1,131 @@
+"""A script's concurrent calls go to Redis together, one pipeline per batch, and each caller gets its own answer."""
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from kaquan.kit.redis_scripts import PipelinedScript
+
+pytestmark = pytest.mark.skipif(not os.environ.get("KAQUAN_TEST_REDIS_URL"), reason="needs Redis")
+
+COUNT = """
+local n = redis.call('INCR', KEYS[1])
+if ARGV[1] == 'refuse' then return redis.error_reply('refused on purpose') end
+return n
+"""
+
+
+class CountingPipelines(Redis):
+    """A real client that counts the pipelines it is asked for: one pipeline is one round trip."""
+
+    pipelines = 0
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        self.pipelines += 1
+        return super().pipeline(*args, **kwargs)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[CountingPipelines]:
+    client = CountingPipelines(connection_pool=ConnectionPool.from_url(os.environ["KAQUAN_TEST_REDIS_URL"]))
+    await client.delete("kaquan:test:scripts")
+    await client.script_load(COUNT)  # known to Redis, as after a script's first call
+    yield client
+    await client.delete("kaquan:test:scripts")
+    await client.aclose()
+
+
+async def test_calls_made_at_once_go_to_redis_in_one_pipeline_and_each_gets_its_own_answer(
+    redis: CountingPipelines,
+) -> None:
+    script = PipelinedScript(redis, COUNT)
+
+    answers = await asyncio.gather(*(script(["kaquan:test:scripts"], ["count"]) for _ in range(200)))
+
+    assert sorted(answers) == list(range(1, 201))
+    assert redis.pipelines == 1
+
+
+async def test_a_call_alone_is_answered(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT)
+
+    assert await script(["kaquan:test:scripts"], ["count"]) == 1
+    assert await script(["kaquan:test:scripts"], ["count"]) == 2
+
+
+async def test_a_batch_holds_at_most_batch_max_calls(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT, batch_max=100)
+
+    answers = await asyncio.gather(*(script(["kaquan:test:scripts"], ["count"]) for _ in range(250)))
+
+    assert sorted(answers) == list(range(1, 251))
+    assert redis.pipelines == 3
+
+
+async def test_a_calls_error_reaches_that_caller_alone(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT)
+
+    answers = await asyncio.gather(
+        script(["kaquan:test:scripts"], ["count"]),
+        script(["kaquan:test:scripts"], ["refuse"]),
+        script(["kaquan:test:scripts"], ["count"]),
+        return_exceptions=True,
+    )
+
+    assert answers[0] == 1 and answers[2] == 3
+    assert isinstance(answers[1], ResponseError) and "refused on purpose" in str(answers[1])
+
+
+async def test_a_redis_that_forgot_the_script_gets_it_again_and_every_call_is_answered(
+    redis: CountingPipelines,
+) -> None:
+    script = PipelinedScript(redis, COUNT)
+    await script(["kaquan:test:scripts"], ["count"])
+    await redis.script_flush()
+
+    answers = await asyncio.gather(*(script(["kaquan:test:scripts"], ["count"]) for _ in range(20)))
+
+    assert sorted(answers) == list(range(2, 22))
+    assert await redis.script_exists(script.sha) == [True]
+
+
+async def test_a_cancelled_caller_leaves_the_others_answered(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT)
+    calls = [asyncio.ensure_future(script(["kaquan:test:scripts"], ["count"])) for _ in range(10)]
+    await asyncio.sleep(0)
+    calls[3].cancel()
+
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert isinstance(answers[3], asyncio.CancelledError)
+    counted = [answer for answer in answers if isinstance(answer, int)]
+    assert len(counted) == 9 and len(set(counted)) == 9
+
+
+async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Redis(host="127.0.0.1", port=port)
+    script = PipelinedScript(client, COUNT)
+
+    answers = await asyncio.gather(*(script(["k"], ["count"]) for _ in range(3)), return_exceptions=True)
+
+    assert all(isinstance(answer, RedisConnectionError) for answer in answers)
+    await client.aclose()
+
+
+async def test_calls_queued_behind_a_full_wire_go_out_once_a_batch_returns(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT, batch_max=5, in_flight_max=1)
+
+    answers = await asyncio.gather(*(script(["kaquan:test:scripts"], ["count"]) for _ in range(23)))
+
+    assert sorted(answers) == list(range(1, 24))
+    assert redis.pipelines == 5
