@@ -1,8 +1,14 @@
 """One log format: a JSON object per line carrying the request id, or a readable line in a terminal."""
 
+import io
 import json
 import logging
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -21,7 +27,13 @@ def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[s
     levels = [logger.level for logger in uvicorns]
     for logger in uvicorns:
         logger.setLevel(logging.NOTSET)
-    yield lambda: capsys.readouterr().err.splitlines()
+
+    def lines() -> list[str]:
+        for handler in root.handlers:
+            handler.flush()
+        return capsys.readouterr().err.splitlines()
+
+    yield lines
     root.handlers[:] = handlers
     root.setLevel(level)
     for logger, was in zip(uvicorns, levels, strict=True):
@@ -85,3 +97,69 @@ def test_logging_that_is_already_set_up_is_left_alone_unless_forced(captured: Ca
     logs.configure(fmt="text")
 
     assert logging.getLogger().handlers == ours
+
+
+def _handler(stream: io.StringIO, **kwargs: Any) -> logging.Logger:
+    handler = logs.BatchingStreamHandler(stream, **kwargs)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"kaquan.test.batching.{id(stream)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+def test_info_lines_are_written_together_shortly_after_the_first() -> None:
+    stream = io.StringIO()
+    logger = _handler(stream, interval_s=0.05)
+
+    for number in range(3):
+        logger.info("request %d", number)
+    held = stream.getvalue()
+    deadline = time.monotonic() + 5
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert held == ""
+    assert stream.getvalue() == "INFO request 0\nINFO request 1\nINFO request 2\n"
+
+
+def test_a_warning_is_written_at_once_after_the_lines_held_before_it() -> None:
+    stream = io.StringIO()
+    logger = _handler(stream, interval_s=60)
+
+    logger.info("first")
+    logger.error("the database is away")
+
+    assert stream.getvalue() == "INFO first\nERROR the database is away\n"
+
+
+def test_a_full_batch_is_written_without_waiting() -> None:
+    stream = io.StringIO()
+    logger = _handler(stream, interval_s=60, max_lines=4)
+
+    for number in range(5):
+        logger.info("line %d", number)
+
+    assert stream.getvalue().splitlines() == [f"INFO line {number}" for number in range(4)]
+
+
+def test_a_process_that_stops_writes_the_lines_it_held() -> None:
+    program = (
+        "import logging; from kaquan.kit import logs; logs.configure(fmt='json');"
+        " logging.getLogger('kaquan.test').info('held until the end')"
+    )
+
+    finished = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert json.loads(finished.stderr.splitlines()[-1])["message"] == "held until the end"
+
+
+def test_a_value_json_cannot_hold_natively_is_written_as_text(captured: Callable[[], list[str]]) -> None:
+    logs.configure(fmt="json", force=True)
+    logging.getLogger("kaquan.test").warning("odd extras", extra={"big": 2**70, "at": Decimal("1.5"), "名": "卡券"})
+
+    entry = json.loads(captured()[-1])
+    assert entry["big"] == 2**70 and entry["at"] == "1.5" and entry["名"] == "卡券"

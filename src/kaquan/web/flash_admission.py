@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kaquan.flashsale.schemas import PurchaseIn
@@ -88,4 +88,4 @@ async def _answer(request: Request, rt: Runtime, event_id: int, purchase: Purcha
         log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
         return error_response(request, 500, "internal_error", "something went wrong on our side", {})
     status, out, headers = reply_of(answer)
-    return JSONResponse(out.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers)
+    return Response(out.model_dump_json(exclude_none=True), status, headers, media_type="application/json")
