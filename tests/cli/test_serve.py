@@ -25,6 +25,7 @@ def test_serve_leaves_forwarded_headers_and_access_logging_to_kaquan(
     [options] = started
     assert options["proxy_headers"] is False
     assert options["access_log"] is False
+    assert options["server_header"] is False  # no `Server: uvicorn` for a prober
 
 
 def test_serve_workers_give_each_process_time_to_import_kaquan_before_it_must_answer(

@@ -248,6 +248,7 @@ class ServerProcess:
             str(workers),
             "--no-access-log",
             "--no-proxy-headers",  # as `kaquan serve`: kaquan derives the client address itself (web.security)
+            "--no-server-header",  # as `kaquan serve`
             "--log-level",
             "warning",
         ]

@@ -161,7 +161,8 @@ WORKER_START_S = 60
 # kaquan logs each request itself (kaquan.access, secrets redacted, the client as KAQUAN_TRUSTED_PROXIES
 # derives it); uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
 # uvicorn keeps its hands off logging (log_config None): every line goes through kit.logs' one format.
-_UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None}
+# No `Server: uvicorn` header: it tells a prober what to attack, and uvicorn checks every header of every answer.
+_UVICORN: dict[str, Any] = {"proxy_headers": False, "access_log": False, "log_config": None, "server_header": False}
 
 
 def serve_app() -> FastAPI:
