@@ -64,6 +64,44 @@ async def test_the_frozen_gate_refuses_exactly_what_the_gate_answers_sold_out(ga
         assert refused == (await admit(gate, 7, buyer, request, ip=ip, device=device) == "sold_out"), buyer
 
 
+async def test_an_unchanged_gate_confirms_the_copy_held_and_a_changed_one_is_copied_anew(gate: Gate) -> None:
+    await gate.load(11, tokens=1, buyers={}, open=True, ttl_s=60)
+    assert await admit(gate, 11, "ann", "r-ann") == "admitted"
+    first = await gate.sold_out(11)
+    assert first is not None
+
+    assert await gate.sold_out(11, first) is first  # nothing changed: the copy stands, the gate is not read again
+    assert await admit(gate, 11, "bob", "r-bob", device="dev-b") == "sold_out"  # a refusal changes nothing
+    assert await gate.sold_out(11, first) is first
+
+    await gate.settle(11, [Settlement("ann", 1, "r-ann", give_back=False, state=None)], tokens_cap=0)
+    second = await gate.sold_out(11, first)  # the request was forgotten: a new copy, without it
+    assert second is not None and second is not first
+    assert "r-ann" in first.requests and "r-ann" not in second.requests
+
+    await gate.load(11, tokens=0, buyers={"ann": 1}, open=True, ttl_s=60)  # reloaded: a new stamp
+    third = await gate.sold_out(11, second)
+    assert third is not None and third is not second and third.stamp != second.stamp
+
+    await gate.settle(11, [Settlement("ann", 1, "r-x", give_back=True, state=None)], tokens_cap=None)
+    assert await gate.sold_out(11, third) is None  # a unit came back: not sold out
+
+
+async def test_a_redis_gate_loaded_before_gates_kept_stamps_is_always_copied_anew(gate: Gate) -> None:
+    if not isinstance(gate, RedisGate):
+        pytest.skip("the in-process gate never outlives the code that stamps it")
+    await gate.load(12, tokens=0, buyers={"ann": 1}, open=True, ttl_s=60)
+    client = redis_client()
+    await client.hdel(gate.keys(12)[0], "stamp")  # as an older release left it
+    first = await gate.sold_out(12)
+    assert first is not None and first.stamp is None
+
+    again = await gate.sold_out(12, first)
+
+    assert again is not None and again is not first
+    await client.aclose()
+
+
 async def test_a_closed_or_unloaded_event_is_never_known_sold_out(gate: Gate) -> None:
     assert await gate.sold_out(8) is None
     await gate.load(8, tokens=0, buyers={}, open=False, ttl_s=60)
@@ -89,7 +127,7 @@ async def test_a_copy_read_while_a_change_is_announced_is_thrown_away() -> None:
     reading = asyncio.Event()
     release = asyncio.Event()
 
-    async def read(event_id: int) -> SoldOut:
+    async def read(event_id: int, held: SoldOut | None) -> SoldOut:
         reading.set()
         await release.wait()
         return frozen
@@ -112,7 +150,7 @@ async def test_a_board_that_is_not_listening_or_too_old_knows_nothing() -> None:
     listening = [True]
     frozen = SoldOut(frozenset(), {}, {}, {})
 
-    async def read(event_id: int) -> SoldOut:
+    async def read(event_id: int, held: SoldOut | None) -> SoldOut:
         return frozen
 
     board = SoldOutBoard(read, max_age_s=2, listening=lambda: listening[0], now=lambda: now[0])
@@ -134,7 +172,7 @@ async def test_a_request_that_finds_the_copy_aged_out_while_the_next_is_read_wai
     reading = asyncio.Event()
     release = asyncio.Event()
 
-    async def read(event_id: int) -> SoldOut | None:
+    async def read(event_id: int, held: SoldOut | None) -> SoldOut | None:
         copy = copies.pop(0)
         if copy is second:
             reading.set()
@@ -160,7 +198,7 @@ async def test_a_request_that_finds_the_copy_aged_out_while_the_next_is_read_wai
 
 
 async def test_a_request_waits_for_a_copy_no_longer_than_the_copies_age_bound() -> None:
-    async def read(event_id: int) -> SoldOut:
+    async def read(event_id: int, held: SoldOut | None) -> SoldOut:
         await asyncio.Event().wait()  # a read that never comes back
         raise AssertionError("unreachable")
 
@@ -220,9 +258,9 @@ async def test_requests_still_on_the_slow_path_once_the_copy_is_held_read_the_ga
     reads: list[int] = []
     read_gate = gate.sold_out
 
-    async def counted(event_id: int) -> SoldOut | None:
+    async def counted(event_id: int, held: SoldOut | None = None) -> SoldOut | None:
         reads.append(event_id)
-        return await read_gate(event_id)
+        return await read_gate(event_id, held)
 
     monkeypatch.setattr(gate, "sold_out", counted)
     flash = new_flash(rt, gate, flash_sold_out_s=60.0)  # no renewal during the test

@@ -20,7 +20,9 @@ mode without Redis).
 """
 
 import asyncio
+import itertools
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast
@@ -36,6 +38,7 @@ Verdict = Literal["admitted", "sold_out", "limit_reached", "closed", "duplicate"
 PENDING = "pending"
 _NONE: Mapping[str, int] = {}
 RESUBSCRIBE_S = 0.5
+_STAMP_BITS = 52  # exact in a Lua number, and HINCRBY counts on from it
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,11 @@ class Gate(Protocol):
         """`pending`, a final state (`won`, `sold_out`, …), or None when the request is unknown."""
         ...
 
-    async def sold_out(self, event_id: int) -> SoldOut | None:
-        """The event's gate frozen, when it is open with no tokens left (else None)."""
+    async def sold_out(self, event_id: int, held: SoldOut | None = None) -> SoldOut | None:
+        """The event's gate frozen, when it is open with no tokens left (else None).
+
+        `held`: a copy made earlier; returned as it is when the gate has not changed since (its stamp).
+        """
         ...
 
     def on_change(self, listener: Callable[[int], None]) -> None:
@@ -173,6 +179,7 @@ class _EventState:
     requests: dict[str, str] = field(default_factory=dict)
     ips: dict[str, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
+    stamp: int = 0  # changed with every change of the counters or the requests known
 
 
 class MemoryGate:
@@ -181,6 +188,7 @@ class MemoryGate:
     def __init__(self) -> None:
         self._events: dict[int, _EventState] = {}
         self._listeners: list[Callable[[int], None]] = []
+        self._stamps = itertools.count(1)
 
     def _changed(self, event_id: int) -> None:
         for listener in self._listeners:
@@ -224,12 +232,14 @@ class MemoryGate:
         if device:
             event.devices[device] = event.devices.get(device, 0) + quantity
         event.requests[request] = f"{PENDING}:{now_ms}"
+        event.stamp = next(self._stamps)
         return Admission("admitted")
 
     async def settle(self, event_id: int, settlements: Sequence[Settlement], *, tokens_cap: int | None) -> None:
         event = self._events.get(event_id)
         if event is None:
             return
+        event.stamp = next(self._stamps)
         if any(item.give_back for item in settlements):
             self._changed(event_id)
         for item in settlements:
@@ -260,12 +270,14 @@ class MemoryGate:
     ) -> None:
         previous = self._events.get(event_id)
         requests = previous.requests if previous is not None and open else {}
-        self._events[event_id] = _EventState(tokens, open, dict(buyers), requests, dict(ips), dict(devices))
+        self._events[event_id] = _EventState(
+            tokens, open, dict(buyers), requests, dict(ips), dict(devices), stamp=next(self._stamps)
+        )
         if tokens > 0 or not open:
             self._changed(event_id)
 
     async def close(self, event_id: int, *, ttl_s: int) -> None:
-        self._events[event_id] = _EventState(0, False)
+        self._events[event_id] = _EventState(0, False, stamp=next(self._stamps))
         self._changed(event_id)
 
     async def view(self, event_id: int) -> GateView | None:
@@ -276,11 +288,19 @@ class MemoryGate:
         event = self._events.get(event_id)
         return None if event is None else _public(event.requests.get(request))
 
-    async def sold_out(self, event_id: int) -> SoldOut | None:
+    async def sold_out(self, event_id: int, held: SoldOut | None = None) -> SoldOut | None:
         event = self._events.get(event_id)
         if event is None or not event.open or event.tokens > 0:
             return None
-        return SoldOut(frozenset(event.requests), dict(event.buyers), dict(event.ips), dict(event.devices))
+        if held is not None and held.stamp == event.stamp:
+            return held
+        requests, buyers, ips, devices = (
+            frozenset(event.requests),
+            dict(event.buyers),
+            dict(event.ips),
+            dict(event.devices),
+        )
+        return SoldOut(requests, buyers, ips, devices, stamp=event.stamp)
 
     def on_change(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
@@ -321,6 +341,7 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], quantity)
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], quantity) end
 if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[5], ARGV[9], quantity) end
 redis.call('HSET', KEYS[3], ARGV[4], 'pending:' .. ARGV[5])
+redis.call('HINCRBY', KEYS[1], 'stamp', 1)
 -- Counters born here (an event loaded with none) expire with the event's state, never live forever.
 local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 then for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ttl) end end
@@ -331,6 +352,7 @@ return {'admitted', ''}
 # Nothing happens when the event's state is gone (Redis restarted): the next admit reloads it from the database.
 _SETTLE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'stamp', 1)
 local function take_back(key, holder, quantity)
   if holder ~= '' and redis.call('HINCRBY', key, holder, -quantity) <= 0 then redis.call('HDEL', key, holder) end
 end
@@ -356,12 +378,14 @@ return 1
 """
 
 # ARGV: tokens, open 0/1, ttl seconds, then how many (holder, count) pairs of buyers, ips and devices follow,
-# then the pairs themselves in that order. A closed event forgets its requests.
+# a new stamp, then the pairs themselves in that order. A closed event forgets its requests.
+# The stamp is drawn at random, not counted on: a Redis that restarted empty must not count up to a stamp
+# a process still holds a copy under.
 _LOAD = """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
 if ARGV[2] ~= '1' then redis.call('DEL', KEYS[3]) end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'open', ARGV[2])
-local at = 7
+redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'open', ARGV[2], 'stamp', ARGV[7])
+local at = 8
 for section, key in ipairs({KEYS[2], KEYS[4], KEYS[5]}) do
   for _ = 1, tonumber(ARGV[3 + section]) do
     redis.call('HSET', key, ARGV[at], ARGV[at + 1])
@@ -434,6 +458,7 @@ class RedisGate:
         devices: Mapping[str, int] = _NONE,
     ) -> None:
         args: list[str | int] = [tokens, int(open), max(ttl_s, 1), len(buyers), len(ips), len(devices)]
+        args.append(secrets.randbits(_STAMP_BITS))
         for counts in (buyers, ips, devices):
             for holder, count in counts.items():
                 args += [holder, count]
@@ -459,8 +484,17 @@ class RedisGate:
         seen = await self._redis.hget(self.keys(event_id)[2], request)
         return _public(_text(seen)) if seen else None
 
-    async def sold_out(self, event_id: int) -> SoldOut | None:
+    async def sold_out(self, event_id: int, held: SoldOut | None = None) -> SoldOut | None:
         state_key, buyers_key, requests_key, ips_key, devices_key = self.keys(event_id)
+        if held is not None and held.stamp is not None:
+            opened, tokens, now_stamped = (
+                _text(v) if v is not None else None
+                for v in await self._side.hmget(state_key, ["open", "tokens", "stamp"])
+            )
+            if opened != "1" or int(tokens or 0) > 0:
+                return None
+            if now_stamped is not None and int(now_stamped) == held.stamp:
+                return held
         async with self._side.pipeline(transaction=True) as pipe:
             pipe.hgetall(state_key)
             pipe.hkeys(requests_key)
@@ -471,7 +505,8 @@ class RedisGate:
         state = {_text(k): _text(v) for k, v in raw.items()}
         if state.get("open") != "1" or int(state.get("tokens", 0)) > 0:
             return None
-        return SoldOut(frozenset(_text(r) for r in requests), _counts(buyers), _counts(ips), _counts(devices))
+        stamp = int(state["stamp"]) if "stamp" in state else None  # none: loaded before gates kept stamps
+        return SoldOut(frozenset(_text(r) for r in requests), _counts(buyers), _counts(ips), _counts(devices), stamp)
 
     def on_change(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
