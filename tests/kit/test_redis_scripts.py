@@ -1,6 +1,7 @@
 """A script's concurrent calls go to Redis together, one pipeline per batch, and each caller gets its own answer."""
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -22,21 +23,34 @@ return n
 """
 
 
+class CountingPool(ConnectionPool):
+    """A real pool that counts the connections taken from it: a batch takes one, for one round trip."""
+
+    taken = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.taken += 1
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
 class CountingPipelines(Redis):
-    """A real client that counts the pipelines it is asked for: one pipeline is one round trip."""
+    """A real client whose pool counts the round trips of its batches."""
 
-    pipelines = 0
+    def __init__(self, pool: CountingPool) -> None:
+        super().__init__(connection_pool=pool)
+        self.counting = pool
 
-    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
-        self.pipelines += 1
-        return super().pipeline(*args, **kwargs)
+    @property
+    def pipelines(self) -> int:
+        return self.counting.taken
 
 
 @pytest.fixture
 async def redis() -> AsyncIterator[CountingPipelines]:
-    client = CountingPipelines(connection_pool=ConnectionPool.from_url(os.environ["KAQUAN_TEST_REDIS_URL"]))
+    client = CountingPipelines(CountingPool.from_url(os.environ["KAQUAN_TEST_REDIS_URL"]))
     await client.delete("kaquan:test:scripts")
     await client.script_load(COUNT)  # known to Redis, as after a script's first call
+    client.counting.taken = 0
     yield client
     await client.delete("kaquan:test:scripts")
     await client.aclose()
@@ -129,3 +143,17 @@ async def test_calls_queued_behind_a_full_wire_go_out_once_a_batch_returns(redis
 
     assert sorted(answers) == list(range(1, 24))
     assert redis.pipelines == 5
+
+
+async def test_after_redis_drops_the_connection_the_next_batch_gets_a_new_one(redis: CountingPipelines) -> None:
+    script = PipelinedScript(redis, COUNT)
+    assert await script(["kaquan:test:scripts"], ["count"]) == 1
+    ours = await redis.client_id()  # the pool's one connection, the batch's
+    admin = Redis.from_url(os.environ["KAQUAN_TEST_REDIS_URL"])
+    assert await admin.client_kill_filter(_id=str(ours)) == 1  # as a Redis restart does to its clients
+    await admin.aclose()
+
+    with contextlib.suppress(RedisConnectionError):  # the batch on the dropped connection may fail, as a call would
+        await script(["kaquan:test:scripts"], ["count"])
+
+    assert await script(["kaquan:test:scripts"], ["count"]) in (2, 3)
