@@ -134,8 +134,9 @@ class PipelinedScript:
         """The batch written at once and its replies read in turn, on one connection of the pool.
 
         Packed by hiredis in one call per script call (it comes with `redis[hiredis]`): redis-py's pipeline
-        encodes every argument in Python first, 6 % of the server loop in a storm (py-spy, 2026-12-07). A lost
-        connection fails the batch without a retry: a batch that reached Redis must not run twice.
+        encodes every argument in Python first, 6 % of the server loop in a storm (py-spy, 2026-12-07). A connection
+        Redis dropped while it sat in the pool is replaced as it is taken (the pool checks it); one lost while a
+        batch is on it fails the batch without a retry, as its calls may have run.
         """
         packed = b"".join(
             hiredis.pack_command(("EVALSHA", self.sha, len(call.keys), *call.keys, *call.args))  # type: ignore[arg-type] # the stub types a 1-tuple
