@@ -15,6 +15,7 @@ KEYS = {
     "ratio_vs_bare_asgi",
     "storm_first_answer_p99_ms",
     "storm_last_order_committed_s",
+    "storm_server_cpu_ms_per_order",
     "orders_per_s",
     "pgbench_single_claim_tps",
     "ratio_vs_pgbench",
@@ -60,6 +61,7 @@ def test_a_small_flash_sale_sells_each_code_once_and_reports_one_json_line(kaqua
     assert result["storm_buyers"] >= 20 and 0 < result["won_answers"] <= result["sold"]
     assert result["sold_out_answers_per_s"] > 0 and result["bare_asgi_answers_per_s"] > 0
     assert result["storm_last_order_committed_s"] > 0 and result["orders_per_s"] > 0
+    assert result["storm_server_cpu_ms_per_order"] > 0  # the bench's own server: its CPU is read from /proc
     if str(result["db"]).startswith("postgresql"):
         assert result["pgbench_single_claim_tps"] > 0 and result["pgbench_batched_codes_per_s"] > 0
         assert result["ratio_vs_pgbench"] == pytest.approx(

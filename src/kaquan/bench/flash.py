@@ -27,14 +27,17 @@ Then, in one run on one database:
    the allotment (`oversold`), no code held by two orders nor one order number told to two buyers
    (`duplicate_codes`), the stock adding up during the sale and after the event is ended.
 
-`max_rss_mb` is the largest peak RSS of any server process; `load_average` the machine's
+`storm_server_cpu_ms_per_order` is the CPU time (user + system) of every server process from the storm's
+start to its last commit, per unit sold: the buyers' answers, sold-out ones included, and the commits. It
+moves far less with a busy machine than the storm's times do. `max_rss_mb` is the largest peak RSS of any
+server process; `load_average` the machine's
 1-minute load when the run began (the figures are only as quiet as the machine).
 
 With `--url` the bench starts no server: the storm and the late buyers go to the server there (a
 deployment behind its load balancer, deploy/cluster/), which must run on the bench's database and
 Redis with the per-address flash throttle lifted (`KAQUAN_FLASH_PER_IP_PER_MINUTE`: every buyer comes
-from the bench's address). The bare-ASGI baseline (it needs a server of the bench's own) and
-`max_rss_mb` are then left out (null).
+from the bench's address). The bare-ASGI baseline (it needs a server of the bench's own),
+`storm_server_cpu_ms_per_order` and `max_rss_mb` are then left out (null).
 """
 
 import asyncio
@@ -53,6 +56,7 @@ from kaquan.bench.harness import (
     Progress,
     ServerProcess,
     Target,
+    cpu_seconds,
     free_port,
     generated_file,
     quiet,
@@ -207,12 +211,15 @@ class Options:
 class Storm:
     load: wrk.Load
     last_commit_s: float  # from the storm's start to the last purchase committed
+    server_cpu_s: float | None  # the server's CPU time over that span (None: a server the bench did not start)
 
 
-async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options) -> Storm:
+async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options, server: ServerProcess | None) -> Storm:
     """The buyers' storm through wrk while the event's purchase rows are watched until they stop growing."""
     async with rt.db.read() as session:
         event = await flash_events.get_event(session, stage.event_id)
+    pids = server.pids() if server is not None else []
+    cpu_at_start = cpu_at_last_commit = cpu_seconds(pids)
     started = time.perf_counter()
     storm = asyncio.create_task(
         wrk.purchases(
@@ -231,11 +238,12 @@ async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options) ->
             now_sold = (await flash_events.counters(session, event)).sold
         now = time.perf_counter()
         if now_sold != sold:
-            sold, last_commit = now_sold, now
+            sold, last_commit, cpu_at_last_commit = now_sold, now, cpu_seconds(pids)
         if storm.done() and (sold >= event.allotted or now - last_commit > SETTLE_S or now - started > SETTLE_MAX_S):
             break
         await asyncio.sleep(COMMIT_POLL_S)
-    return Storm(await storm, last_commit - started if sold else 0.0)
+    server_cpu_s = cpu_at_last_commit - cpu_at_start if server is not None else None
+    return Storm(await storm, last_commit - started if sold else 0.0, server_cpu_s)
 
 
 async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress) -> tuple[Storm, int]:
@@ -250,7 +258,7 @@ async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress)
     )
     try:
         await server.wait_ready(f"/api/flash/{stage.event_id}")
-        storm = await _storm(rt, stage, Target(HOST, server.port), options)
+        storm = await _storm(rt, stage, Target(HOST, server.port), options, server)
     finally:
         await server.stop()
     checked = await check(rt, stage, storm.load.order_numbers)
@@ -354,6 +362,11 @@ def unavailable(options: Options) -> str | None:
     return None
 
 
+def cpu_per_order(storm: Storm, sold: int) -> float | None:
+    """The server's CPU over the storm per unit sold, in ms (None: not measured, or nothing sold)."""
+    return round(1000 * storm.server_cpu_s / sold, 2) if storm.server_cpu_s is not None and sold else None
+
+
 async def _wait_for_event(target: Target, event_id: int) -> None:
     """Until the server at `target` shows the event a few times in a row (each process behind a balancer)."""
     deadline = time.monotonic() + READY_AT_URL_S
@@ -400,7 +413,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         else:
             await _wait_for_event(target, stage.event_id)
         progress(f"the storm: {options.buyers} buyers over {options.connections} connections, {options.stock} codes …")
-        storm = await _storm(rt, stage, target, options)
+        storm = await _storm(rt, stage, target, options, server)
         if bare_server is not None:
             progress(f"late buyers and the bare-ASGI baseline in turns, {options.hammer_seconds:g} s each …")
             late, bare = await _late_buyers_and_bare(target, Target(HOST, bare_server.port), stage.event_id, options)
@@ -450,6 +463,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "storm_first_answer_p99_ms": round(storm.load.p99_ms, 1),
         "storm_last_order_committed_s": round(storm.last_commit_s, 3),
         "orders_per_s": round(orders_per_s),
+        "storm_server_cpu_ms_per_order": cpu_per_order(storm, checked.sold),
         "pgbench_single_claim_tps": round(single) if single is not None else None,
         "pgbench_batched_codes_per_s": round(baselines.batched.codes_per_s) if baselines else None,
         "ratio_vs_pgbench": round(orders_per_s / single, 2) if single else None,

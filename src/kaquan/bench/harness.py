@@ -319,6 +319,16 @@ class ServerProcess:
             return "(no server log)"
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far: what a request costs, whatever else runs."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a server on the same database, keys and Redis as `settings`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("KAQUAN_")}

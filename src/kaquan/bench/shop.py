@@ -52,6 +52,7 @@ from kaquan.bench.harness import (
     Progress,
     ServerProcess,
     Target,
+    cpu_seconds,
     free_port,
     quiet,
     raise_open_files_limit,
@@ -258,16 +259,6 @@ def _read_result(path: Path) -> str | None:
         return path.read_text()
     except FileNotFoundError:
         return None
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) the processes have used so far: what a request costs, whatever else runs."""
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # The raw-SQL floor -----------------------------------------------------------------------------------------
