@@ -302,6 +302,21 @@ async def test_the_access_log_shows_no_pay_token_ticket_secret_or_searched_conta
     assert lines[0].startswith("127.0.0.1 ")
 
 
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/pay/dev/SECRET-TOKEN", "/pay/dev/***"),
+        ("/pay/stripe/SECRET-TOKEN/return", "/pay/stripe/***/return"),
+        ("/api/flash/tickets/7.abc.def", "/api/flash/tickets/***"),
+        ("/api/flash/7/purchase", "/api/flash/7/purchase"),
+        ("/payments/dev/notify", "/payments/dev/notify"),
+        ("/shop/pay/dev/x", "/shop/pay/dev/x"),
+    ],
+)
+def test_the_access_log_hides_exactly_the_secret_path_segments(path: str, shown: str) -> None:
+    assert security.redacted_target(path, "") == shown
+
+
 def test_uvicorns_own_access_log_is_redacted_too() -> None:
     record = logging.LogRecord(
         "uvicorn.access",

@@ -43,7 +43,11 @@ _HSTS_VALUE = HSTS.encode()
 access_log = logging.getLogger("kaquan.access")
 REDACTED = "***"
 # Path segments that are bearer secrets: a payment's pay token, a flash-sale ticket (it answers with a lookup secret).
-_SECRET_SEGMENTS = (re.compile(r"^(/pay/[^/]+/)[^/]+"), re.compile(r"^(/api/flash/tickets/)[^/]+"))
+# Each behind the prefix every such path starts with, so that most paths are not searched at all.
+_SECRET_SEGMENTS = (
+    ("/pay/", re.compile(r"^(/pay/[^/]+/)[^/]+")),
+    ("/api/flash/tickets/", re.compile(r"^(/api/flash/tickets/)[^/]+")),
+)
 # Query parameters that never carry a secret or personal data; every other value is logged as ***.
 _PLAIN_PARAMETERS = frozenset({"limit", "before_id", "sku", "warehouse", "tier", "action", "layout"})
 
@@ -130,8 +134,9 @@ def form_token_matches(request: Request, offered: str, *, cookie: str) -> bool:
 
 def redacted_target(path: str, query: str) -> str:
     """The path and query as an access log may show them: no tokens, no secrets, no searched contacts."""
-    for pattern in _SECRET_SEGMENTS:
-        path = pattern.sub(rf"\g<1>{REDACTED}", path)
+    for prefix, pattern in _SECRET_SEGMENTS:
+        if path.startswith(prefix):
+            path = pattern.sub(rf"\g<1>{REDACTED}", path)
     if not query:
         return path
     shown = [
