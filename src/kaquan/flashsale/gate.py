@@ -294,13 +294,7 @@ class MemoryGate:
             return None
         if held is not None and held.stamp == event.stamp:
             return held
-        requests, buyers, ips, devices = (
-            frozenset(event.requests),
-            dict(event.buyers),
-            dict(event.ips),
-            dict(event.devices),
-        )
-        return SoldOut(requests, buyers, ips, devices, stamp=event.stamp)
+        return SoldOut(frozenset(event.requests), dict(event.buyers), dict(event.ips), dict(event.devices), event.stamp)
 
     def on_change(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)

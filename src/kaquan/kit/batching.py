@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from kaquan.kit.errors import Busy
+from kaquan.kit.futures import answer_all
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,4 @@ class GroupCommitter(Generic[T, R]):
         except Exception as exc:
             log.warning("%s: a batch of %d failed: %s", self._name, len(batch), type(exc).__name__)
             results = [exc] * len(batch)
-        for waiting, result in zip(batch, results, strict=True):
-            if waiting.future.done():
-                continue
-            if isinstance(result, Exception):
-                waiting.future.set_exception(result)
-            else:
-                waiting.future.set_result(result)
+        answer_all([waiting.future for waiting in batch], results)

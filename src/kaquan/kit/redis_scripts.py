@@ -26,6 +26,7 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
+from kaquan.kit.futures import answer_all
 from kaquan.kit.keyvalue import RedisClient
 
 Arg = str | int | bytes
@@ -89,28 +90,20 @@ class PipelinedScript:
             task.add_done_callback(lane.sending.discard)
 
     async def _send(self, loop: asyncio.AbstractEventLoop, lane: _Lane, batch: list[_Call]) -> None:
+        replies: list[Any]
         try:
             replies = await self._replies(batch)
         except Exception as exc:  # the batch as a whole failed (a lost connection): each of its callers hears it
-            for call in batch:
-                if not call.answer.done():
-                    call.answer.set_exception(exc)
+            replies = [exc] * len(batch)
         except BaseException:  # the loop is shutting down
             for call in batch:
                 call.answer.cancel()
             raise
-        else:
-            for call, reply in zip(batch, replies, strict=True):
-                if call.answer.done():
-                    continue
-                if isinstance(reply, Exception):
-                    call.answer.set_exception(reply)
-                else:
-                    call.answer.set_result(reply)
         finally:
             lane.in_flight -= 1
             if lane.queue:
                 self._schedule(loop, lane)
+        answer_all([call.answer for call in batch], replies)
 
     async def _replies(self, batch: list[_Call]) -> list[Any]:
         replies = await self._pipeline(batch)

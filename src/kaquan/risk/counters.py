@@ -96,7 +96,7 @@ class RedisCounters:
         self._redis = redis
         self._cluster = isinstance(redis, RedisCluster)
         self._hit_all = PipelinedScript(redis, _HIT_ALL)
-        self._hit_one = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._hit_one_sha = hashlib.sha1(_HIT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
     async def hit(self, subjects: Sequence[str], what: str = COUNTED) -> Counts:
         if not subjects:
@@ -137,7 +137,7 @@ class RedisCounters:
         pipe = self._redis.pipeline(transaction=False)
         for subject in subjects:
             keys = window_keys(subject, buckets, what)
-            pipe.evalsha(self._hit_one, len(keys), *keys, *lifetimes)
+            pipe.evalsha(self._hit_one_sha, len(keys), *keys, *lifetimes)
         return list(await pipe.execute())
 
     async def peek(self, subjects: Sequence[str], what: str) -> Counts:
