@@ -6,7 +6,6 @@ The test schema is built by the migrations, never by `create_all`.
 
 import asyncio
 import base64
-import itertools
 import os
 import secrets
 import shutil
@@ -21,6 +20,7 @@ from argon2.profiles import CHEAPEST
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from tests.support.emptying import empty_postgres
 from tests.support.identity import PASSWORD, HeadersFor
 from tests.support.loops import in_own_loop
 from tests.support.redis import worker_redis_url
@@ -28,7 +28,6 @@ from tests.support.tasks import stop_tasks_left_running
 
 from kaquan import identity
 from kaquan import runtime as runtime_module
-from kaquan.all_models import metadata
 from kaquan.identity import credentials
 from kaquan.identity.permissions import ROLES, Permission
 from kaquan.kit import clock
@@ -47,7 +46,6 @@ for _fixed_size in ("COLUMNS", "LINES"):
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
 REDIS_URL = worker_redis_url()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-KEPT_ROWS = {"alembic_version", "inventory_warehouses"}
 
 
 @pytest.hookimpl(trylast=True)
@@ -125,48 +123,12 @@ def postgres_migrated() -> Iterator[str]:
     in_own_loop(drop)
 
 
-_EMPTIED = itertools.count(1)
-TRUNCATE_EVERY = 50
-_ID_SEQUENCES: dict[str, list[str]] = {}  # by database URL: the schema does not change during a run
-
-
-async def _empty_postgres(db: Database) -> None:
-    """Empty every table and restart its ids, as a fresh database would have them.
-
-    DELETE takes milliseconds where TRUNCATE of every table takes ~0.2 s (new files
-    for each table), a few minutes over the suite. DELETE leaves dead rows behind,
-    and this server may run without autovacuum, so every 50th emptying truncates.
-    """
-    tables = [t.name for t in metadata.sorted_tables if t.name not in KEPT_ROWS]
-    async with db.engine.connect() as conn:
-        if next(_EMPTIED) % TRUNCATE_EVERY == 0:
-            statements = [f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"]
-        else:
-            if db.url not in _ID_SEQUENCES:
-                found = await conn.execute(
-                    text(
-                        "SELECT pg_get_serial_sequence(table_name, column_name) FROM information_schema.columns"
-                        " WHERE table_schema = 'public' AND table_name = ANY(CAST(:tables AS text[]))"
-                    ),
-                    {"tables": tables},
-                )
-                _ID_SEQUENCES[db.url] = [sequence for sequence in found.scalars() if sequence]
-            restarts = [f"setval('{sequence}', 1, false)" for sequence in _ID_SEQUENCES[db.url]]
-            # The names come from our own metadata and the server's catalogue, never from input.
-            deletes = [f"DELETE FROM {name}" for name in reversed(tables)]  # noqa: S608
-            statements = [*deletes, f"SELECT {', '.join(restarts)}"]
-        statements.append("DELETE FROM inventory_warehouses WHERE code <> 'main'")
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        await driver.execute(f"BEGIN; {'; '.join(statements)}; COMMIT")
-
-
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_migrated")
         database = Database(url, pool_size=20)
-        await _empty_postgres(database)
+        await empty_postgres(database)
     else:
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "kaquan.db"

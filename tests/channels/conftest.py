@@ -1,5 +1,5 @@
 """The CLI fixture `kaquan` (defined in tests/support/cli.py), for the channel tests that drive the command line."""
 
-from tests.support.cli import kaquan, postgres_admin, postgres_cli_template, unmigrated_kaquan
+from tests.support.cli import kaquan, postgres_admin, unmigrated_kaquan
 
-__all__ = ["kaquan", "postgres_admin", "postgres_cli_template", "unmigrated_kaquan"]
+__all__ = ["kaquan", "postgres_admin", "unmigrated_kaquan"]

@@ -1,5 +1,5 @@
 """CLI fixtures: `kaquan`, the command on a database of each test's own (defined in tests/support/cli.py)."""
 
-from tests.support.cli import kaquan, postgres_admin, postgres_cli_template, unmigrated_kaquan
+from tests.support.cli import kaquan, postgres_admin, unmigrated_kaquan
 
-__all__ = ["kaquan", "postgres_admin", "postgres_cli_template", "unmigrated_kaquan"]
+__all__ = ["kaquan", "postgres_admin", "unmigrated_kaquan"]

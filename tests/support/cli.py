@@ -1,9 +1,9 @@
 """The `kaquan` command line driven as an operator drives it: the runner, its fixtures, and small helpers.
 
-`kaquan` gives each test a migrated database of its own (a copy of the migrated SQLite template, and a
-PostgreSQL database made from a migrated template next to KAQUAN_TEST_DATABASE_URL when that is set) and a
-var/ directory of its own; `unmigrated_kaquan` the same on an empty database, for what `migrate` itself does.
-Copying a migrated template takes a fraction of a second where migrating takes seconds, per test and backend.
+`kaquan` gives each test a migrated database of its own (a copy of the migrated SQLite template, and the
+run's migrated PostgreSQL database emptied, when KAQUAN_TEST_DATABASE_URL is set) and a var/ directory of
+its own; `unmigrated_kaquan` the same on an empty database (a new one on PostgreSQL), for what `migrate`
+itself does. Copying or emptying takes a fraction of a second where migrating takes seconds, per test and backend.
 The fixtures reach the tests through the conftest.py of the folders that use them.
 """
 
@@ -21,6 +21,7 @@ import typer.testing
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from tests.support.builders import random_codes
+from tests.support.emptying import empty_postgres, migrate_anew, schema_kept
 from tests.support.loops import in_own_loop
 from typer.main import get_command
 from typer.testing import CliRunner, Result
@@ -31,7 +32,6 @@ from kaquan.inventory.levels import Stock, stock
 from kaquan.kit import outbox
 from kaquan.kit.config import get_settings
 from kaquan.kit.db import Database
-from kaquan.kit.migrate import upgrade
 
 T = TypeVar("T")
 PG_URL = os.environ.get("KAQUAN_TEST_DATABASE_URL")
@@ -164,37 +164,6 @@ def postgres_admin() -> Iterator[Callable[[str], None]]:
     yield execute
 
 
-@pytest.fixture(scope="session")
-def postgres_cli_template() -> Iterator[str]:
-    """The name of a migrated PostgreSQL database of this process's own, the template of every CLI test's."""
-    assert PG_URL is not None
-    plain = make_url(PG_URL)
-    name = f"{plain.database}_cli_template_{os.getpid()}"
-    url = plain.set(database=name).render_as_string(hide_password=False)
-
-    async def admin(statement: str) -> None:
-        server = Database(PG_URL)
-        try:
-            async with server.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text(statement))
-        finally:
-            await server.dispose()
-
-    async def create() -> None:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin(f'CREATE DATABASE "{name}"')
-        db = Database(url)
-        try:
-            await upgrade(db)
-        finally:
-            await db.dispose()  # a template copies only while no one is connected to it
-
-    in_own_loop(create)
-    yield name
-    in_own_loop(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def _own_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[Kaquan]:
     if request.param == "sqlite":
         path = tmp_path / "kaquan.db"
@@ -203,17 +172,43 @@ def _own_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: b
         yield Kaquan(f"sqlite:///{path}", tmp_path / "var")
         return
     assert PG_URL is not None
+    if migrated:  # the run's migrated database, emptied (tests/support/emptying.py)
+        url = make_url(request.getfixturevalue("postgres_migrated")).set(drivername="postgresql")
+        plain_url = url.render_as_string(hide_password=False)
+        in_own_loop(lambda: _emptied(plain_url))
+        try:
+            yield Kaquan(plain_url, tmp_path / "var")
+        finally:
+            in_own_loop(lambda: _schema_kept(plain_url))
+        return
     execute: Callable[[str], None] = request.getfixturevalue("postgres_admin")
-    template = f' TEMPLATE "{request.getfixturevalue("postgres_cli_template")}"' if migrated else ""
     # Our own database next to the shared test one: other test runs use that one.
     plain = make_url(PG_URL)
     name = f"{plain.database}_cli_{os.getpid()}"
     execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    execute(f'CREATE DATABASE "{name}"{template}')
+    execute(f'CREATE DATABASE "{name}"')
     try:
         yield Kaquan(plain.set(database=name).render_as_string(hide_password=False), tmp_path / "var")
     finally:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _emptied(url: str) -> None:
+    db = Database(url)
+    try:
+        await empty_postgres(db)
+    finally:
+        await db.dispose()
+
+
+async def _schema_kept(url: str) -> None:
+    """A test that restored a backup or added a table leaves the schema changed: the next test gets it migrated."""
+    db = Database(url)
+    try:
+        if not await schema_kept(db):
+            await migrate_anew(db)
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
