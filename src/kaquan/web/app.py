@@ -37,6 +37,7 @@ from kaquan.web import (
     flash_admission,
     flash_api,
     flash_fast,
+    head,
     health,
     identity_api,
     limits,
@@ -150,9 +151,9 @@ class KaquanApp(FastAPI):
         # In front of FastAPI's own __call__ (its telemetry check) and Starlette's, so that a sold-out answer of
         # a flash sale costs none of it (web.flash_fast); then SecurityMiddleware, outside everything else, so
         # that even the 500 page of Starlette's ServerErrorMiddleware carries the headers; inside it, a live flash
-        # sale's purchases taken without FastAPI's stack (web.flash_admission).
+        # sale's purchases taken without FastAPI's stack (web.flash_admission), and HEAD taken as GET (web.head).
         if self._front is None:
-            inner = flash_admission.FlashAdmissionPath(super().__call__)
+            inner = flash_admission.FlashAdmissionPath(head.HeadAsGet(super().__call__))
             self._front = flash_fast.FlashFastPath(security.SecurityMiddleware(inner))
         scope["app"] = self
         await self._front(scope, receive, send)

@@ -119,7 +119,9 @@ def install(app: FastAPI, pages: Pages | None = None) -> None:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
         code = codes.get(exc.status_code, "http_error")
-        return await answer(request, exc.status_code, code, str(exc.detail), {})
+        response = await answer(request, exc.status_code, code, str(exc.detail), {})
+        response.headers.update(exc.headers or {})  # a 405's Allow, as RFC 9110 requires
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
