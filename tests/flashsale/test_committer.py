@@ -5,7 +5,9 @@ lock, so batches of one event from any number of processes commit one at a time.
 """
 
 import asyncio
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from tests.support.builders import given_sku_with_codes, stock_of
 from tests.support.flash import given_event, held_by_event
@@ -104,13 +106,26 @@ async def test_concurrent_batches_hold_the_per_buyer_limit(rt: Runtime) -> None:
     assert await _units_won_by_bot(rt, event_id) == 1
 
 
-async def test_without_the_event_lock_the_limit_race_is_real(rt: Runtime) -> None:
-    """The control experiment: with row locks and IMMEDIATE transactions off, the limit check races."""
+async def test_without_the_event_lock_the_limit_race_is_real(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control experiment: with row locks and IMMEDIATE transactions off, the limit check races.
+
+    Every batch reads the buyer's units won before any batch goes on to write (a barrier after the read),
+    so the race is certain: left to the scheduler, the 12 batches once ran one after the other in CI.
+    """
     sku = await given_sku_with_codes(rt, 30)
     event_id = await given_event(rt, sku, stock=30, limit=1)
+    attempts = 12
+    all_read = asyncio.Barrier(attempts)
+    units_won = service.units_won
 
+    async def read_then_wait_for_the_others(*args: Any, **kwargs: Any) -> service.UnitsWon:
+        so_far = await units_won(*args, **kwargs)
+        await all_read.wait()
+        return so_far
+
+    monkeypatch.setattr(service, "units_won", read_then_wait_for_the_others)
     with rt.db.unprotected():
-        outcomes = await _race_one_buyer(rt, event_id, 12)
+        outcomes = await _race_one_buyer(rt, event_id, attempts)
 
     over_the_limit = await _units_won_by_bot(rt, event_id) > 1
     lost_to_errors = any(o not in ("won", "limit_reached") for o in outcomes)
