@@ -10,7 +10,7 @@ The fixtures reach the tests through the conftest.py of the folders that use the
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,7 +21,7 @@ import typer.testing
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from tests.support.builders import random_codes
-from tests.support.emptying import empty_postgres, migrate_anew, schema_kept
+from tests.support.emptying import empty_postgres, migrated_anew_if_changed
 from tests.support.loops import in_own_loop
 from typer.main import get_command
 from typer.testing import CliRunner, Result
@@ -89,14 +89,14 @@ class Kaquan:
 
     def state(self) -> dict[str, Any]:
         """Row counts of every table and the stock levels: what a refused command must not change."""
-        return in_own_loop(lambda: _state(self.database_url))
+        return in_own_loop(lambda: _on(self.database_url, _state))
 
     def stock(self) -> list[Stock]:
-        return in_own_loop(lambda: _stock(self.database_url))
+        return in_own_loop(lambda: _on(self.database_url, _stock))
 
     def outbox_pass(self) -> int:
         """What one pass of `kaquan worker` does with the outbox: the due events run; how many ran."""
-        return in_own_loop(lambda: _outbox_pass(self.database_url))
+        return in_own_loop(lambda: _on(self.database_url, outbox.run_due))
 
 
 @cache
@@ -107,39 +107,32 @@ def _command() -> Any:
     return get_command(app)
 
 
-async def _state(url: str) -> dict[str, Any]:
+async def _on(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """`work` on a `Database` of `url` opened for it and disposed after (a command's database, seen by the test)."""
     db = Database(url)
     try:
-        async with db.read() as session:
-            if "alembic_version" not in await session.run_sync(
-                lambda s: s.connection().dialect.get_table_names(s.connection())
-            ):
-                return {}
-            counts: dict[str, Any] = {
-                table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
-                for table in metadata.sorted_tables
-            }
-            counts["stock"] = await stock(session)
-            return counts
+        return await work(db)
     finally:
         await db.dispose()
 
 
-async def _outbox_pass(url: str) -> int:
-    db = Database(url)
-    try:
-        return await outbox.run_due(db)
-    finally:
-        await db.dispose()
+async def _state(db: Database) -> dict[str, Any]:
+    async with db.read() as session:
+        if "alembic_version" not in await session.run_sync(
+            lambda s: s.connection().dialect.get_table_names(s.connection())
+        ):
+            return {}
+        counts: dict[str, Any] = {
+            table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
+            for table in metadata.sorted_tables
+        }
+        counts["stock"] = await stock(session)
+        return counts
 
 
-async def _stock(url: str) -> list[Stock]:
-    db = Database(url)
-    try:
-        async with db.read() as session:
-            return await stock(session)
-    finally:
-        await db.dispose()
+async def _stock(db: Database) -> list[Stock]:
+    async with db.read() as session:
+        return await stock(session)
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +168,11 @@ def _own_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: b
     if migrated:  # the run's migrated database, emptied (tests/support/emptying.py)
         url = make_url(request.getfixturevalue("postgres_migrated")).set(drivername="postgresql")
         plain_url = url.render_as_string(hide_password=False)
-        in_own_loop(lambda: _emptied(plain_url))
+        in_own_loop(lambda: _on(plain_url, empty_postgres))
         try:
             yield Kaquan(plain_url, tmp_path / "var")
         finally:
-            in_own_loop(lambda: _schema_kept(plain_url))
+            in_own_loop(lambda: _on(plain_url, migrated_anew_if_changed))
         return
     execute: Callable[[str], None] = request.getfixturevalue("postgres_admin")
     # Our own database next to the shared test one: other test runs use that one.
@@ -191,24 +184,6 @@ def _own_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: b
         yield Kaquan(plain.set(database=name).render_as_string(hide_password=False), tmp_path / "var")
     finally:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _emptied(url: str) -> None:
-    db = Database(url)
-    try:
-        await empty_postgres(db)
-    finally:
-        await db.dispose()
-
-
-async def _schema_kept(url: str) -> None:
-    """A test that restored a backup or added a table leaves the schema changed: the next test gets it migrated."""
-    db = Database(url)
-    try:
-        if not await schema_kept(db):
-            await migrate_anew(db)
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -2,7 +2,7 @@
 
 Emptying takes ~20 ms; copying a migrated template (`CREATE DATABASE … TEMPLATE`) and dropping it took
 ~0.6 s a test on a busy 2-core machine, minutes over the CLI tests. A test that changed the schema itself
-(a restore, a table of a newer kaquan) is found afterwards by `schema_kept`, and the schema is built anew.
+(a restore, a table of a newer kaquan) is found afterwards by `migrated_anew_if_changed`, which builds it anew.
 """
 
 import itertools
@@ -17,7 +17,7 @@ from kaquan.kit.migrate import upgrade
 KEPT_ROWS = {"alembic_version", "inventory_warehouses"}
 TRUNCATE_EVERY = 50
 _EMPTIED = itertools.count(1)
-_ID_SEQUENCES: dict[str, list[str]] = {}  # by database URL: the schema does not change during a run
+_ID_SEQUENCES: dict[str, list[str]] = {}  # by database URL, until a test changes its schema
 
 
 async def empty_postgres(db: Database) -> None:
@@ -51,21 +51,20 @@ async def empty_postgres(db: Database) -> None:
         await driver.execute(f"BEGIN; {'; '.join(statements)}; COMMIT")
 
 
-async def schema_kept(db: Database) -> bool:
-    """Whether the database still holds exactly the migrated tables, and its sequences the ones emptying restarts."""
+async def migrated_anew_if_changed(db: Database) -> None:
+    """After a test that may have changed the schema (a restore, a table of a newer kaquan): if the database no
+    longer holds exactly the migrated tables and the sequences emptying restarts, drop the public schema and
+    migrate it again."""
     async with db.engine.connect() as conn:
         found = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
         tables = set(found.scalars())
         found = await conn.execute(text("SELECT schemaname || '.' || sequencename FROM pg_sequences"))
         sequences = set(found.scalars())
     known = _ID_SEQUENCES.get(db.url)
-    return tables == {t.name for t in metadata.sorted_tables} | {"alembic_version"} and (
+    if tables == {t.name for t in metadata.sorted_tables} | {"alembic_version"} and (
         known is None or set(known) <= sequences
-    )
-
-
-async def migrate_anew(db: Database) -> None:
-    """Drop everything in the public schema and migrate it again (after a test changed the schema)."""
+    ):
+        return
     async with db.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("DROP SCHEMA public CASCADE"))
