@@ -43,6 +43,7 @@ from the bench's address). The bare-ASGI baseline (it needs a server of the benc
 import asyncio
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,7 +51,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from kaquan.bench import pgbench, wrk
+from kaquan.bench import pgbench, tickets, wrk
 from kaquan.bench.harness import (
     HOST,
     Progress,
@@ -212,10 +213,38 @@ class Storm:
     load: wrk.Load
     last_commit_s: float  # from the storm's start to the last purchase committed
     server_cpu_s: float | None  # the server's CPU time over that span (None: a server the bench did not start)
+    polls: tickets.Polls  # the ticket holders' polls, until every ticket was answered
+
+    @property
+    def order_numbers(self) -> list[str]:
+        """Every order number a buyer was told: in the first answer, or by polling the ticket."""
+        return self.load.order_numbers + self.polls.order_numbers
 
 
 async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options, server: ServerProcess | None) -> Storm:
-    """The buyers' storm through wrk while the event's purchase rows are watched until they stop growing."""
+    """The buyers' storm through wrk while the event's purchase rows are watched until they stop growing.
+
+    The storm's ticket holders (`bench.tickets`) poll their tickets meanwhile, as a buyer's client would.
+    """
+    with tempfile.TemporaryDirectory(prefix="kaquan-tickets-") as scratch:
+        holders = tickets.TicketHolders(target.host, target.port, Path(scratch) / "tickets")
+        holders.start()
+        try:
+            load, last_commit_s, server_cpu_s = await _storm_watched(rt, stage, target, options, server, holders)
+        finally:
+            polls = await holders.finish(within_s=SETTLE_MAX_S)
+    return Storm(load, last_commit_s, server_cpu_s, polls)
+
+
+async def _storm_watched(
+    rt: Runtime,
+    stage: Stage,
+    target: Target,
+    options: Options,
+    server: ServerProcess | None,
+    holders: tickets.TicketHolders,
+) -> tuple[wrk.Load, float, float | None]:
+    """wrk's load, the seconds from the storm's start to the last purchase committed, and the server's CPU over them."""
     async with rt.db.read() as session:
         event = await flash_events.get_event(session, stage.event_id)
     pids = server.pids() if server is not None else []
@@ -230,6 +259,7 @@ async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options, se
             seconds=options.storm_seconds,
             stop_after=options.buyers,
             host=target.host,
+            tickets=holders.tickets_path,
         )
     )
     sold, last_commit = 0, started
@@ -243,7 +273,7 @@ async def _storm(rt: Runtime, stage: Stage, target: Target, options: Options, se
             break
         await asyncio.sleep(COMMIT_POLL_S)
     server_cpu_s = cpu_at_last_commit - cpu_at_start if server is not None else None
-    return Storm(await storm, last_commit - started if sold else 0.0, server_cpu_s)
+    return await storm, last_commit - started if sold else 0.0, server_cpu_s
 
 
 async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress) -> tuple[Storm, int]:
@@ -261,7 +291,7 @@ async def _storm_without_risk(rt: Runtime, options: Options, progress: Progress)
         storm = await _storm(rt, stage, Target(HOST, server.port), options, server)
     finally:
         await server.stop()
-    checked = await check(rt, stage, storm.load.order_numbers)
+    checked = await check(rt, stage, storm.order_numbers)
     await rt.flash.end_event(stage.event_id, actor="bench")
     return storm, checked.sold
 
@@ -428,7 +458,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     risk_off = await _storm_without_risk(rt, options, progress) if options.compare_risk else None
     progress("the pgbench baselines …")
     baselines = await _pgbench(rt, stage, options)
-    told = storm.load.order_numbers + late.order_numbers
+    told = storm.order_numbers + late.order_numbers
     checked = await check(rt, stage, told)
     ended = await rt.flash.end_event(stage.event_id, actor="bench")
     async with rt.db.read() as session:
@@ -439,6 +469,8 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
     orders_per_s = checked.sold / storm.last_commit_s if storm.last_commit_s else 0.0
     sold_out_per_s = late.sold_out / late.seconds if late.seconds else 0.0
     single = baselines.single.tps if baselines else None
+    polls = storm.polls
+    poll_p99 = polls.percentile_ms(0.99)
     summary: dict[str, object] = {
         "db": describe(rt.db.url),
         "gate": "redis" if settings.redis_url else "memory",
@@ -469,10 +501,15 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "ratio_vs_pgbench": round(orders_per_s / single, 2) if single else None,
         "won_answers": storm.load.won + late.won,
         "queued_answers": storm.load.queued + late.queued,
+        "tickets_polled": polls.tickets,
+        "ticket_polls": polls.polls,
+        "ticket_poll_p99_ms": round(poll_p99, 1) if poll_p99 is not None else None,
+        "won_by_ticket": polls.answers["won"],
+        "tickets_unanswered": polls.unanswered,
         "timeouts": storm.load.timeouts + late.timeouts,
-        "socket_errors": storm.load.socket_errors + late.socket_errors,
-        "errors_5xx": storm.load.errors_5xx + late.errors_5xx,
-        "errors_4xx": storm.load.errors_4xx + late.errors_4xx,
+        "socket_errors": storm.load.socket_errors + late.socket_errors + polls.errors,
+        "errors_5xx": storm.load.errors_5xx + late.errors_5xx + polls.with_status(5),
+        "errors_4xx": storm.load.errors_4xx + late.errors_4xx + polls.with_status(4),
         "max_rss_mb": round(peak_rss_mb, 1) if peak_rss_mb is not None else None,
     }
     if risk_off is not None:

@@ -6,6 +6,11 @@ thousands. Its Lua script (below) makes each request a purchase by a buyer of it
 device token of its own, counts the answers by status and result, writes the order numbers it
 is told to a file (to check no order number is told twice), and stops after a given number of
 answers. `done` prints one line `WRK {json}` that `run` reads back.
+
+Given a tickets file, the script also writes down every ticket it is given (a 202), with the device
+token and the answer's Retry-After, for `bench.tickets` to poll as the buyer's client would. The
+answer does not say which request it answers, so each request then sends its device token as its
+`X-Request-ID` too, which the server echoes.
 """
 
 import asyncio
@@ -20,7 +25,8 @@ MISSING = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), then run
 TIMEOUT_S = 2  # wrk's own default: a request unanswered this long counts as a time-out
 
 PURCHASES_LUA = r"""
--- args: purchase path, buyer prefix, answers after which to stop (0: run for the duration), orders file ('' none)
+-- args: purchase path, buyer prefix, answers after which to stop (0: run for the duration), orders file ('' none),
+-- tickets file ('' none)
 local threads = {}
 local counted = {"answers", "won", "sold_out", "limit_reached", "queued", "s4xx", "s5xx", "other"}
 
@@ -30,10 +36,11 @@ function setup(thread)
 end
 
 function init(args)
-  path, prefix, stop_after, orders_path = args[1], args[2], tonumber(args[3]), args[4]
+  path, prefix, stop_after, orders_path, tickets_path = args[1], args[2], tonumber(args[3]), args[4], args[5]
   sent = 0
   for _, name in ipairs(counted) do _G[name] = 0 end
   if orders_path ~= "" then orders = io.open(orders_path .. "." .. id, "w") end
+  if tickets_path ~= "" then tickets = io.open(tickets_path .. "." .. id, "w") end
 end
 
 function request()
@@ -41,13 +48,24 @@ function request()
   local buyer = string.format("%s-%d-%d", prefix, id, sent)
   local body = '{"buyer":"' .. buyer .. '","quantity":1,"request_id":"1"}'
   local device = string.format("%s%03d%016d", prefix, id, sent)
-  return wrk.format("POST", path, {["Content-Type"] = "application/json", ["X-Device-Token"] = device}, body)
+  local headers = {["Content-Type"] = "application/json", ["X-Device-Token"] = device}
+  if tickets then headers["X-Request-ID"] = device end
+  return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)
   answers = answers + 1
   if status >= 500 then s5xx = s5xx + 1
-  elseif status == 202 then queued = queued + 1
+  elseif status == 202 then
+    queued = queued + 1
+    if tickets then
+      local ticket = string.match(body, '"ticket":"([^"]+)"')
+      local device = headers["x-request-id"] or headers["X-Request-ID"]
+      if ticket and device then
+        tickets:write(ticket, " ", device, " ", headers["retry-after"] or headers["Retry-After"] or "1", "\n")
+        tickets:flush()
+      end
+    end
   elseif status ~= 200 then s4xx = s4xx + 1
   elseif string.find(body, '"result":"won"', 1, true) then
     won = won + 1
@@ -154,8 +172,12 @@ async def purchases(
     seconds: float,
     stop_after: int = 0,
     host: str = "127.0.0.1",
+    tickets: Path | None = None,
 ) -> Load:
-    """Purchases by new buyers over `connections` connections for `seconds` (or until `stop_after` answers)."""
+    """Purchases by new buyers over `connections` connections for `seconds` (or until `stop_after` answers).
+
+    `tickets`: where the script writes the tickets it is given (`<tickets>.<thread>`, for `bench.tickets`).
+    """
     wrk = require_wrk()
     with tempfile.TemporaryDirectory(prefix="kaquan-wrk-") as scratch:
         script = Path(scratch) / "purchases.lua"
@@ -179,6 +201,7 @@ async def purchases(
             prefix,
             str(stop_after),
             str(orders),
+            str(tickets) if tickets is not None else "",
         ]
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
