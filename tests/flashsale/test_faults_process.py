@@ -66,6 +66,7 @@ BUYERS = 2 * STOCK
 BOT = "bot-7"
 BOT_REQUESTS = 40
 DEADLINE_S = 25.0
+RESEND_AFTER_S = 3.0  # a ticket queued this long may name an admission lost in a crash: the purchase is sent again
 # Short enough that a test sees the gate catch up and a lost admission come back within seconds; small
 # batches, so the sale takes many commits and a fault can land between two of them.
 SERVER_SETTINGS = {"KAQUAN_FLASH_RECONCILE_S": "0.3", "KAQUAN_FLASH_STALE_S": "2", "KAQUAN_FLASH_BATCH_MAX": "5"}
@@ -278,8 +279,8 @@ class Storm:
                     await asyncio.sleep(0.1)
                 elif status == 202:
                     if not polling:
-                        ticket, resend_at = answer["ticket"], time.monotonic() + 1.0
-                    await asyncio.sleep(0.05)
+                        ticket, resend_at = answer["ticket"], time.monotonic() + RESEND_AFTER_S
+                    await asyncio.sleep(response.retry_after or 1.0)  # polled when the answer says, as clients do
                 elif status == 404 and polling and answer["error"]["code"] == "ticket_not_found":
                     ticket = None  # the gate lost the request: submitting again is safe
                 elif status == 200:

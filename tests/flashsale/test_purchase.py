@@ -226,6 +226,53 @@ async def test_a_full_queue_sheds_load_at_once_and_gives_the_admission_back(
         await flash.close()
 
 
+async def test_in_a_storm_a_winner_is_answered_with_its_ticket_at_once_and_gets_the_order_through_it(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `flash_wait_queue_max` of the event's purchases already queued here, the next does not wait."""
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    flash = new_flash(rt, gate, flash_wait_queue_max=2, flash_wait_s=60)
+    release = hold_commits(monkeypatch)
+    try:
+        waiting = [asyncio.create_task(attempt(flash, event_id, name)) for name in ("ann", "bob")]
+        async with asyncio.timeout(10):
+            while flash.queued(event_id) < 2:
+                await asyncio.sleep(0.01)
+
+        third = await attempt(flash, event_id, "cat")  # answered while the first two still wait for their batch
+
+        assert third.result == "queued" and not any(task.done() for task in waiting)
+        release.set()
+        assert [(await task).result for task in waiting] == ["won", "won"]  # a quiet sale's winners waited
+        won = await settled(flash, third.answer)
+        assert won.result == "won" and won.order_no is not None
+        assert len(await won_orders(rt)) == 3
+    finally:
+        release.set()
+        await flash.close()
+
+
+async def test_a_purchase_refused_by_a_full_queue_in_a_storm_is_told_busy_not_given_a_ticket(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    flash = new_flash(rt, gate, flash_wait_queue_max=0, flash_queue_max=1)
+    release = hold_commits(monkeypatch)
+    try:
+        first = await attempt(flash, event_id, "ann")  # its batch is committing (stuck)
+        second = await attempt(flash, event_id, "bob")  # waits in the queue
+        third = await attempt(flash, event_id, "cat")  # the queue is full
+
+        assert (first.result, second.result, third.result) == ("queued", "queued", "error:busy")
+        view = await gate.view(event_id)
+        assert view is not None and (view.tokens, view.buyers) == (8, 2)  # cat's admission went back
+    finally:
+        release.set()
+        await flash.close()
+
+
 async def test_a_failed_commit_buys_nothing_and_the_retry_gets_in(
     rt: Runtime, flash: FlashSale, monkeypatch: pytest.MonkeyPatch
 ) -> None:

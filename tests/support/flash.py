@@ -29,8 +29,8 @@ from kaquan.kit import clock
 from kaquan.kit.errors import DomainError
 from kaquan.runtime import Runtime
 
-# Tests wait for every answer (no timing in assertions) and reconcile only when they say so.
-TEST_SETTINGS: dict[str, Any] = {"flash_wait_s": 60.0, "flash_reconcile_s": 3600.0}
+# Tests wait for every answer, in a storm too (no timing in assertions), and reconcile only when they say so.
+TEST_SETTINGS: dict[str, Any] = {"flash_wait_s": 60.0, "flash_wait_queue_max": 1_000_000, "flash_reconcile_s": 3600.0}
 
 
 def redis_client() -> Redis:

@@ -3,8 +3,8 @@
 An admitted purchase waits in its event's `CommitPipeline`, which commits
 everything queued so far in one transaction (`committer.commit_batch`), and the
 next batch as soon as that one has committed. The buyer
-waits up to `flash_wait_s`; past that the purchase stays queued (the buyer gets a
-ticket). A full queue refuses at once and the admission goes back to the gate.
+waits up to `flash_wait_s` (in a storm not at all); past that the purchase stays queued
+(the buyer gets a ticket). A full queue refuses at once and the admission goes back to the gate.
 
 After each batch the gate learns what the database decided: a won purchase keeps
 its tokens, every other outcome gives them back, and the tokens are capped at the
@@ -53,7 +53,6 @@ class CommitQueues:
         self._gateway = gateway
         self._committers: dict[int, CommitPipeline[Admitted, committer.BatchResult, Committed]] = {}
         self._in_flight: dict[int, int] = {}
-        self._waiting: set[asyncio.Task[Committed]] = set()
         self._queued: set[str] = set()  # purchase keys waiting in this process's queues
         twin = db.twin(pool_size=COMMIT_CONNECTIONS)
         self._commit_db = twin or db
@@ -75,24 +74,29 @@ class CommitQueues:
     async def wait(self, item: Admitted) -> Committed | None:
         """Queue an admitted purchase and wait up to `flash_wait_s` for its batch (None: still queued).
 
+        In a storm (`flash_wait_queue_max` or more of the event's purchases already waiting in this process)
+        it does not wait: the buyer is answered with a ticket at once. A storm's batches take up to a second
+        on a busy loop, and winners waiting for them made the slowest first answers of a storm (p99 1.1–1.9 s,
+        docs/flash-sale.md); a quiet sale still answers the winner with the order.
+
         A full queue raises `Busy` and gives the admission back; a failed batch raises `CommitFailed`.
         """
-        self._in_flight[item.event_id] = self._in_flight.get(item.event_id, 0) + 1
-        waiting = asyncio.create_task(self._committer(item.event_id).submit(item))
-        # The task outlives a buyer who stops waiting; its outcome is recorded for the ticket.
-        self._waiting.add(waiting)
-        self._queued.add(item.key)
-        waiting.add_done_callback(self._waited)
-        waiting.add_done_callback(lambda _task: self._queued.discard(item.key))
+        queued_before = self.waiting(item.event_id)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiting), timeout=self._settings.flash_wait_s)
+            answer = self._committer(item.event_id).enqueue(item)
+        except Busy:  # the queue refused it: it never reached the database, its admission goes back
+            await self._tell_gate(item.event_id, [given_back(item)], tokens_cap=None)
+            raise
+        self._in_flight[item.event_id] = queued_before + 1
+        # The answer outlives a buyer who stops waiting; the ticket finds it in the database and the gate.
+        self._queued.add(item.key)
+        answer.add_done_callback(lambda done: self._answered(item.key, done))
+        if queued_before >= self._settings.flash_wait_queue_max:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), timeout=self._settings.flash_wait_s)
         except TimeoutError:
             return None
-        except CommitFailed:
-            raise
-        except Busy:  # the queue refused it: it never reached the database, its admission goes back
-            await self._settle(item.event_id, [given_back(item)], tokens_cap=None)
-            raise
 
     async def warm(self) -> None:
         """Start the commit loop and open its connections now, not at the first batch of a storm (PostgreSQL).
@@ -122,10 +126,10 @@ class CommitQueues:
             await self._commit_loop.run_if_started(self._commit_db.dispose)
             self._commit_loop.stop()
 
-    def _waited(self, task: "asyncio.Task[Committed]") -> None:
-        self._waiting.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved here: the buyer may have stopped waiting long ago
+    def _answered(self, key: str, answer: "asyncio.Future[Committed]") -> None:
+        self._queued.discard(key)
+        if not answer.cancelled():
+            answer.exception()  # retrieved here: the buyer may have stopped waiting long ago
 
     def _committer(self, event_id: int) -> CommitPipeline[Admitted, committer.BatchResult, Committed]:
         batcher = self._committers.get(event_id)

@@ -5,7 +5,7 @@ together: `admission` (the event as this process knows it, the gate, reconciling
 it with the database), `batches` (the per-event queues whose batches commit the
 winners and settle the gate), `tickets` (for purchases still queued) and
 `answers` (what the buyer is told). The buyer waits up to `flash_wait_s` for the
-answer; past that it gets a ticket to poll. A full queue refuses at once
+answer (in a storm not at all: `batches`); past that it gets a ticket to poll. A full queue refuses at once
 (503 + Retry-After) and gives the admission back.
 """
 

@@ -70,6 +70,13 @@ class CommitPipeline(Generic[T, B, R]):
         return len(self._queue)
 
     async def submit(self, item: T) -> R:
+        return await asyncio.shield(self.enqueue(item))
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue `item` for a batch and return the future of its answer; `Busy` at once when full or closing.
+
+        For a caller that may stop waiting before the answer (the future is shared: never cancel it).
+        """
         if self._closing:
             raise Busy(f"{self._name} is shutting down", retry_after=1)
         if len(self._queue) >= self._max_queue:
@@ -82,7 +89,7 @@ class CommitPipeline(Generic[T, B, R]):
         if start:
             work = self._run(home) if self._runs_on is None else self._runs_on.run(lambda: self._run(home))
             self._runner = asyncio.create_task(work, name=f"commit-pipeline:{self._name}")
-        return await asyncio.shield(waiting.future)
+        return waiting.future
 
     async def close(self) -> None:
         """Commit and answer what is queued; refuse new items."""

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     flash_wait_s: float = Field(
         default=2.0, ge=0, description="how long a purchase waits for its commit before answering with a ticket"
     )
+    flash_wait_queue_max: int = Field(
+        default=16,
+        ge=0,
+        description="a storm: with this many of the event's purchases already queued in the process, a purchase "
+        "is answered with a ticket at once instead of waiting for its commit",
+    )
     flash_reconcile_s: float = Field(default=5.0, gt=0, description="re-derive the gate from the database this often")
     flash_stale_s: int = Field(
         default=60, ge=1, description="an admission not committed after this long was lost (a crash)"

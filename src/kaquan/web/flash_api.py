@@ -5,8 +5,9 @@
   "pay_before"}`: the codes are reserved for the order until `pay_before`; pay at `pay_url`
   (the normal payment path), then see the codes with the order number and lookup secret;
 - 200 `{"result": "sold_out"}` or `{"result": "limit_reached"}`, answered by the gate at once;
-- 202 `{"result": "queued", "ticket"}` when the commit takes longer than a short wait:
-  poll `GET /api/flash/tickets/{ticket}` (same answers; 202 while queued);
+- 202 `{"result": "queued", "ticket"}` when the commit takes longer than a short wait, or at once
+  when many purchases are queued (a storm): poll `GET /api/flash/tickets/{ticket}` after the
+  answer's Retry-After (same answers; 202 while queued);
 - 503 `busy` with Retry-After when the queue is full or the sale cannot take purchases;
 - 400 `invalid_quantity` / `bad_input`, 422 `validation_error`, 403 `channel_not_allowed`,
   404 `event_not_found`, 409 `event_not_started` / `event_ended` / `idempotency_conflict`,
