@@ -22,6 +22,7 @@ from tests.support.flash import (
     hold_commits,
     new_flash,
     settled,
+    until_queued,
 )
 
 from kaquan.flashsale import committer as flash_committer
@@ -236,9 +237,7 @@ async def test_in_a_storm_a_winner_is_answered_with_its_ticket_at_once_and_gets_
     release = hold_commits(monkeypatch)
     try:
         waiting = [asyncio.create_task(attempt(flash, event_id, name)) for name in ("ann", "bob")]
-        async with asyncio.timeout(10):
-            while flash.queued(event_id) < 2:
-                await asyncio.sleep(0.01)
+        await until_queued(flash, event_id, 2)
 
         third = await attempt(flash, event_id, "cat")  # answered while the first two still wait for their batch
 

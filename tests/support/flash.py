@@ -178,6 +178,15 @@ async def settled(flash: FlashSale, answer: Answer | None) -> Answer:
     raise AssertionError("the purchase stayed queued")
 
 
+async def until_queued(flash: FlashSale, event_id: int, purchases: int) -> None:
+    """Wait until `purchases` of the event wait in `flash`'s queue (their answers not yet given)."""
+    for _ in range(1000):
+        if flash.queued(event_id) >= purchases:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{flash.queued(event_id)} purchases queued, not {purchases}")
+
+
 async def held_by_event(rt: Runtime, event_id: int) -> int:
     async with rt.db.read() as session:
         stmt = select(func.count()).select_from(Code).where(Code.order_id == holder_of(event_id))
