@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from tests.support.agents import GivenAgent, given_agent, given_price
 from tests.support.builders import GivenSku, buy, given_sku, given_sku_with_codes, stock_of
+from tests.support.races import each_reads_before_any_writes
 
 from kaquan.audit import service as audit
 from kaquan.catalog import service as catalog
@@ -382,15 +383,25 @@ async def _take_within_quota(rt: Runtime, sku: GivenSku, n: int) -> str:
     return "ok"
 
 
-async def _race_for_the_quota(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> tuple[GivenSku, list[str]]:
-    """8 orders at once each ask for 2 units of a SKU whose API quota leaves room for 10.
-
-    The orders are accepted for later filling, so they take no codes when placed and the quota is
-    the only thing they race for; each dawdles after reading the channel's usage, so the reads overlap.
-    """
+async def _given_a_sku_under_quota(rt: Runtime) -> GivenSku:
     sku = await given_sku_with_codes(rt, STOCK)
     await given_price(rt, sku.code, 100)
     await set_quota(rt, sku, SHARE_BP)
+    return sku
+
+
+async def _racers(rt: Runtime, sku: GivenSku) -> list[str]:
+    """8 orders at once each ask for 2 units of a SKU whose API quota leaves room for 10.
+
+    The orders are accepted for later filling, so they take no codes when placed and the quota is
+    the only thing they race for.
+    """
+    return await asyncio.gather(*(_take_within_quota(rt, sku, n) for n in range(RACERS)))
+
+
+async def _race_for_the_quota(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> tuple[GivenSku, list[str]]:
+    """The racers, each dawdling after it read the channel's usage, so that unlocked reads would overlap."""
+    sku = await _given_a_sku_under_quota(rt)
     read_taken = orders_service.units_taken
 
     async def dawdling(session: AsyncSession, *, channel: str, sku_id: int) -> int:
@@ -399,7 +410,7 @@ async def _race_for_the_quota(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> t
         return taken
 
     monkeypatch.setattr(orders_service, "units_taken", dawdling)
-    outcomes = await asyncio.gather(*(_take_within_quota(rt, sku, n) for n in range(RACERS)))
+    outcomes = await _racers(rt, sku)
     monkeypatch.undo()
     return sku, outcomes
 
@@ -413,20 +424,21 @@ async def test_concurrent_orders_cannot_take_a_channel_past_its_quota(
     assert await api_units(rt, sku) == STOCK * SHARE_BP // 10_000
 
 
-async def test_without_the_quota_row_lock_concurrent_orders_overshoot_the_quota(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_without_the_quota_row_lock_concurrent_orders_overshoot_the_quota(rt: Runtime) -> None:
     """The control experiment for the test above: with `db.unprotected()` every order reads the
     channel's usage before any other has committed, and together they take more than its share.
 
-    PostgreSQL only: SQLite serializes writers on its one write lock (without BEGIN IMMEDIATE the racers
-    fail with "database is locked" instead), so there is no overshoot to show there.
+    The race is certain: each order, once it has read the usage, waits until all 8 have read it before
+    it places anything (a rendezvous of the 8 right after `units_taken`). PostgreSQL only: SQLite
+    serializes writers on its one write lock (without BEGIN IMMEDIATE the racers fail with "database is
+    locked" instead), so there is no overshoot to show there.
     """
     if not rt.db.is_postgresql:
         pytest.skip("SQLite serializes writers: there is no overshoot to show")
+    sku = await _given_a_sku_under_quota(rt)
 
-    with rt.db.unprotected():
-        sku, outcomes = await _race_for_the_quota(rt, monkeypatch)
+    with rt.db.unprotected(), each_reads_before_any_writes(orders_service, "units_taken", contenders=RACERS):
+        outcomes = await _racers(rt, sku)
 
     assert outcomes.count("ok") > 5
     assert await api_units(rt, sku) > STOCK * SHARE_BP // 10_000

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from tests.support.races import Rendezvous, meeting
 
 from kaquan.kit import clock, outbox
 from kaquan.kit.db import Database
@@ -22,6 +23,7 @@ class Script:
 
     failures: int = 0
     pause_s: float = 0.0
+    rendezvous: Rendezvous | None = None  # met first thing: right after the runner's claim, before it writes
     calls: list[int] = field(default_factory=list)
     topic: str = field(default_factory=lambda: f"test.{secrets.token_hex(6)}")
 
@@ -29,6 +31,8 @@ class Script:
         outbox.handler(self.topic)(self.run)
 
     async def run(self, db: Database, session: AsyncSession, payload: dict[str, Any]) -> None:
+        if self.rendezvous is not None:
+            await self.rendezvous.wait()
         self.calls.append(payload["n"])
         # An effect in the handler's transaction: it must vanish when the handler fails.
         await outbox.enqueue(session, f"{self.topic}.effect", {"n": payload["n"]})
@@ -156,14 +160,22 @@ async def test_two_concurrent_runners_handle_each_event_once(db: Database) -> No
 
 
 async def test_without_the_protection_two_runners_do_handle_events_twice(db: Database) -> None:
-    """The control experiment: with row locks and IMMEDIATE transactions off, both runners take the same event."""
-    script = Script(pause_s=0.01)
-    await enqueue(db, script.topic, EVENTS)
+    """The control experiment: with row locks and IMMEDIATE transactions off, both runners take the same event.
 
-    with db.unprotected():
-        await asyncio.gather(outbox.run_due(db), outbox.run_due(db))
+    The race is certain: each runner's handler first waits for the other's (a rendezvous of the two, met
+    once for every event). The handler runs right after the claim's read, and nothing of its transaction
+    is written before it returns, so both runners have claimed each event before either marks it done.
+    Left to the scheduler (a pause in the handler), the runners could take the events one after the other.
+    PostgreSQL then marks each event done twice; on SQLite the second runner's write fails (its read
+    snapshot is stale) after its handler ran, and the event stays done once.
+    """
+    with meeting(2) as both_claimed:
+        script = Script(rendezvous=both_claimed)
+        await enqueue(db, script.topic, EVENTS)
+        with db.unprotected():
+            await asyncio.gather(outbox.run_due(db), outbox.run_due(db))
 
-    assert len(script.calls) > len(set(script.calls)), "the unprotected runners should have raced"
+    assert sorted(script.calls) == sorted([*range(EVENTS)] * 2), "both runners should have handled every event"
 
 
 async def test_a_runner_that_finds_the_database_busy_leaves_the_events_due_and_carries_on(

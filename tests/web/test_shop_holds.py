@@ -18,9 +18,11 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from tests.support.builders import GivenSku, given_codes, given_segment_sku, given_sku, random_codes, stock_of
 from tests.support.http import Caller, some_ip
+from tests.support.races import each_reads_before_any_writes
 
 from kaquan.kit import clock
 from kaquan.kit.ratelimit import RedisRateLimiter
+from kaquan.orders import holds
 from kaquan.orders.models import Order
 from kaquan.runtime import Runtime
 
@@ -169,12 +171,23 @@ async def test_simultaneous_orders_from_one_address_hold_no_more_than_the_cap(rt
 
 
 async def test_without_the_protection_simultaneous_orders_pass_the_cap(rt: Runtime, caller_at: Caller) -> None:
-    """The control experiment: with per-client serialization switched off, the count-then-insert races."""
+    """The control experiment: with per-client serialization switched off, the count-then-insert races.
+
+    The race is certain: no order goes on from the read that decides until all 20 have made it (a
+    rendezvous). On PostgreSQL that read is the count of the client's unpaid orders (`check_caps`): all
+    count none committed, and all pass the cap. On SQLite the order's INSERT, which comes before the count,
+    takes the one write lock, so a rendezvous after the count would wait for ever on its holder; there the
+    orders meet right after `hold_minutes`, the last of their reads before the INSERT (it always reads the
+    database, so each transaction has its snapshot by then): all then hold a snapshot older than the first
+    writer's commit, and all of them but that writer, at most, fail with "database is locked".
+    """
     sku = await sku_with_codes(rt, 40, max_per_order=5)
+    racers = 20
+    deciding_read = "check_caps" if rt.db.is_postgresql else "hold_minutes"
 
     async with caller_at(some_ip()) as bot:
-        with rt.db.unprotected():
-            answers = await asyncio.gather(*(attempt(bot, sku, 1) for _ in range(20)), return_exceptions=True)
+        with rt.db.unprotected(), each_reads_before_any_writes(holds, deciding_read, contenders=racers):
+            answers = await asyncio.gather(*(attempt(bot, sku, 1) for _ in range(racers)), return_exceptions=True)
 
     over_the_cap = await unpaid_orders(rt) > 3  # (the unprotected claims may even share codes: count orders)
     lost_to_errors = any(isinstance(a, BaseException) or a.status_code >= 500 for a in answers)

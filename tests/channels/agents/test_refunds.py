@@ -19,6 +19,7 @@ from tests.support.builders import GivenSku, given_sku_with_codes, stock_of
 from tests.support.cli import Kaquan, one_line
 from tests.support.identity import HeadersFor
 from tests.support.loops import in_own_loop
+from tests.support.races import each_reads_before_any_writes
 from tests.support.vouchers import given_voucher_sku, given_vouchers
 
 from kaquan import ledger, redemption
@@ -376,19 +377,20 @@ async def test_two_refunds_of_one_order_at_once_credit_it_once(rt: Runtime, monk
         assert (await ledger.check(session)).ok
 
 
-async def test_without_the_order_lock_both_refunds_decide_on_a_delivered_order(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_without_the_order_lock_both_refunds_decide_on_a_delivered_order(rt: Runtime) -> None:
     """The control experiment for the test above: with `db.unprotected()` both refunds read the order as
     delivered; the second one then fails (on the codes that are no longer sold) instead of answering
-    "refunded already". PostgreSQL only: SQLite serializes writers on its one write lock (without BEGIN
-    IMMEDIATE the second fails with "database is locked"), so there is no overlap to show there.
+    "refunded already". The race is certain: each refund, once it has read the order, waits for the other
+    to have read it too before it writes anything (a rendezvous of the two right after `orders.locked`).
+    PostgreSQL only: SQLite serializes writers on its one write lock (without BEGIN IMMEDIATE the second
+    fails with "database is locked"), so there is no overlap to show there.
     """
     if not rt.db.is_postgresql:
         pytest.skip("SQLite serializes writers: there is no overlap to show")
+    sold = await given_delivered_order(rt)
 
-    with rt.db.unprotected():
-        sold, outcomes = await _race_two_refunds(rt, monkeypatch)
+    with rt.db.unprotected(), each_reads_before_any_writes(orders_service, "locked", contenders=2):
+        outcomes = await asyncio.gather(refund(rt, sold.agent), refund(rt, sold.agent), return_exceptions=True)
 
     assert [type(o) for o in outcomes if isinstance(o, BaseException)] == [IllegalTransition], outcomes
     assert await balance(rt, sold.agent) == DEPOSIT

@@ -25,6 +25,7 @@ from tests.support.callbacks import (
     notify,
     work,
 )
+from tests.support.races import each_reads_before_any_writes
 
 from kaquan.audit.models import AuditEntry
 from kaquan.channels.callbacks import sender
@@ -246,20 +247,22 @@ async def test_two_workers_at_once_never_send_one_delivery_twice(
     assert {d.status for d in await deliveries(db)} == {"delivered"}
 
 
-@pytest.mark.usefixtures("slow_claims")
 async def test_without_the_protection_two_workers_do_send_deliveries_twice(
     db: Database, keyring: KeyRing, http: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """The control experiment: with row locks and IMMEDIATE transactions off, both workers claim the same rows.
 
-    PostgreSQL then sends them twice; SQLite refuses the second lease (its read
-    snapshot is stale), so that worker fails instead.
+    The race is certain: each worker's claim, once read, waits for the other's before its transaction
+    leases anything (a rendezvous of the two right after `_due`), so both read the same due rows. Left
+    to the scheduler (a pause after the claim), one worker could lease them before the other looked.
+    PostgreSQL then sends them twice; SQLite refuses the second lease (its read snapshot is stale), so
+    that worker fails instead.
     """
     await receiver.start()
     await given_endpoint(db, keyring, receiver, 11)
     await notify(db, 11, count=10)
 
-    with db.unprotected():
+    with db.unprotected(), each_reads_before_any_writes(sender, "_due", contenders=2):
         tried = await two_workers(db, keyring, http)
 
     sent = Counter(request.event_id for request in receiver.requests)
