@@ -252,6 +252,32 @@ async def test_in_a_storm_a_winner_is_answered_with_its_ticket_at_once_and_gets_
         await flash.close()
 
 
+async def test_a_ticket_polled_where_its_purchase_committed_is_answered_without_the_database(
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sku = await given_sku_with_codes(rt, 10)
+    event_id = await given_event(rt, sku, stock=10, limit=1)
+    flash = new_flash(rt, gate, flash_wait_queue_max=0)  # every winner gets its ticket at once
+    elsewhere = new_flash(rt, gate)  # another process on the same gate and database
+    try:
+        queued = (await attempt(flash, event_id, "ann")).answer
+        assert queued is not None and queued.result == "queued" and queued.ticket is not None
+        await until_queued(flash, event_id, 0)
+        from_the_database = await elsewhere.ticket(queued.ticket)
+
+        async def no_database(*args: object, **kwargs: object) -> object:
+            raise AssertionError("the database was read")
+
+        monkeypatch.setattr(service, "purchases_by_key", no_database)
+        here = await flash.ticket(queued.ticket)
+
+        assert here.result == "won" and here.order_no is not None
+        assert here == from_the_database
+    finally:
+        await flash.close()
+        await elsewhere.close()
+
+
 async def test_a_purchase_refused_by_a_full_queue_in_a_storm_is_told_busy_not_given_a_ticket(
     rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -179,9 +179,9 @@ async def settled(flash: FlashSale, answer: Answer | None) -> Answer:
 
 
 async def until_queued(flash: FlashSale, event_id: int, purchases: int) -> None:
-    """Wait until `purchases` of the event wait in `flash`'s queue (their answers not yet given)."""
+    """Wait until exactly `purchases` of the event wait in `flash`'s queue (their answers not yet given)."""
     for _ in range(1000):
-        if flash.queued(event_id) >= purchases:
+        if flash.queued(event_id) == purchases:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{flash.queued(event_id)} purchases queued, not {purchases}")

@@ -18,6 +18,8 @@ winners took seconds. `warm` opens that loop's connections before the storm.
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
@@ -37,6 +39,8 @@ from kaquan.payments.gateway import Gateway
 
 log = logging.getLogger(__name__)
 COMMIT_CONNECTIONS = 2  # the commit loop's pool: batches of one event commit one after the other
+COMMITTED_KEPT_S = 60.0  # a won purchase's answer is kept this long for its ticket …
+COMMITTED_KEPT_MAX = 20_000  # … and for at most this many purchases, the oldest dropped first
 
 
 class CommitFailed(Busy):
@@ -54,6 +58,8 @@ class CommitQueues:
         self._committers: dict[int, CommitPipeline[Admitted, committer.BatchResult, Committed]] = {}
         self._in_flight: dict[int, int] = {}
         self._queued: set[str] = set()  # purchase keys waiting in this process's queues
+        # Purchases this process committed lately, for their tickets: (event, key) -> (when, what was decided).
+        self._committed: OrderedDict[tuple[int, str], tuple[float, Committed]] = OrderedDict()
         twin = db.twin(pool_size=COMMIT_CONNECTIONS)
         self._commit_db = twin or db
         self._commit_loop = LoopThread("flash-sale commits") if twin is not None else None
@@ -70,6 +76,17 @@ class CommitQueues:
     def is_queued(self, key: str) -> bool:
         """Whether the purchase `key` still waits in one of this process's queues."""
         return key in self._queued
+
+    def committed(self, event_id: int, key: str) -> Committed | None:
+        """What a batch of this process decided for the purchase, if lately (None: ask the gate and the database).
+
+        A storm's winners get tickets and poll them a second later: most polls that reach the process that
+        committed the purchase are answered from here, without the three statements of the database's answer.
+        """
+        found = self._committed.get((event_id, key))
+        if found is None or time.monotonic() - found[0] > COMMITTED_KEPT_S:
+            return None
+        return found[1]
 
     async def wait(self, item: Admitted) -> Committed | None:
         """Queue an admitted purchase and wait up to `flash_wait_s` for its batch (None: still queued).
@@ -90,7 +107,7 @@ class CommitQueues:
         self._in_flight[item.event_id] = queued_before + 1
         # The answer outlives a buyer who stops waiting; the ticket finds it in the database and the gate.
         self._queued.add(item.key)
-        answer.add_done_callback(lambda done: self._answered(item.key, done))
+        answer.add_done_callback(lambda done: self._answered(item, done))
         if queued_before >= self._settings.flash_wait_queue_max:
             return None
         try:
@@ -126,10 +143,15 @@ class CommitQueues:
             await self._commit_loop.run_if_started(self._commit_db.dispose)
             self._commit_loop.stop()
 
-    def _answered(self, key: str, answer: "asyncio.Future[Committed]") -> None:
-        self._queued.discard(key)
-        if not answer.cancelled():
-            answer.exception()  # retrieved here: the buyer may have stopped waiting long ago
+    def _answered(self, item: Admitted, answer: "asyncio.Future[Committed]") -> None:
+        self._queued.discard(item.key)
+        if answer.cancelled() or answer.exception() is not None:  # retrieved: the buyer may have stopped waiting
+            return
+        committed = answer.result()
+        if committed.outcome == "won":
+            self._committed[(item.event_id, item.key)] = (time.monotonic(), committed)
+            if len(self._committed) > COMMITTED_KEPT_MAX:
+                self._committed.popitem(last=False)
 
     def _committer(self, event_id: int) -> CommitPipeline[Admitted, committer.BatchResult, Committed]:
         batcher = self._committers.get(event_id)

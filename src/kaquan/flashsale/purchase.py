@@ -277,6 +277,9 @@ class FlashSale:
             ref = await self._tickets.open(ticket, device)
             if ref is None:
                 raise TicketNotFound()
+            committed = self._queues.committed(ref.event_id, ref.key)
+            if committed is not None:  # committed here lately: final, and known without a round trip
+                return self._answer(committed, ref.event_id)
             # The gate first: a request it still calls pending may commit before the database is read, never after.
             state = await self.gate.request_state(ref.event_id, ref.key)
             if state == PENDING and self._queues.is_queued(ref.key):
