@@ -505,6 +505,7 @@ async def run(rt: Runtime, options: Options, progress: Progress = quiet) -> dict
         "ticket_polls": polls.polls,
         "ticket_poll_p99_ms": round(poll_p99, 1) if poll_p99 is not None else None,
         "won_by_ticket": polls.answers["won"],
+        "ticket_answers": dict(polls.answers),
         "tickets_unanswered": polls.unanswered,
         "timeouts": storm.load.timeouts + late.timeouts,
         "socket_errors": storm.load.socket_errors + late.socket_errors + polls.errors,
