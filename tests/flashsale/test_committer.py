@@ -5,12 +5,11 @@ lock, so batches of one event from any number of processes commit one at a time.
 """
 
 import asyncio
-from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from tests.support.builders import given_sku_with_codes, stock_of
 from tests.support.flash import given_event, held_by_event
+from tests.support.races import each_reads_before_any_writes
 
 from kaquan.flashsale import service
 from kaquan.flashsale.committer import Admitted, BatchResult, commit_batch
@@ -106,7 +105,7 @@ async def test_concurrent_batches_hold_the_per_buyer_limit(rt: Runtime) -> None:
     assert await _units_won_by_bot(rt, event_id) == 1
 
 
-async def test_without_the_event_lock_the_limit_race_is_real(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_the_event_lock_the_limit_race_is_real(rt: Runtime) -> None:
     """The control experiment: with row locks and IMMEDIATE transactions off, the limit check races.
 
     Every batch reads the buyer's units won before any batch goes on to write (a barrier after the read),
@@ -115,16 +114,8 @@ async def test_without_the_event_lock_the_limit_race_is_real(rt: Runtime, monkey
     sku = await given_sku_with_codes(rt, 30)
     event_id = await given_event(rt, sku, stock=30, limit=1)
     attempts = 12
-    all_read = asyncio.Barrier(attempts)
-    units_won = service.units_won
 
-    async def read_then_wait_for_the_others(*args: Any, **kwargs: Any) -> service.UnitsWon:
-        so_far = await units_won(*args, **kwargs)
-        await all_read.wait()
-        return so_far
-
-    monkeypatch.setattr(service, "units_won", read_then_wait_for_the_others)
-    with rt.db.unprotected():
+    with rt.db.unprotected(), each_reads_before_any_writes(service, "units_won", attempts):
         outcomes = await _race_one_buyer(rt, event_id, attempts)
 
     over_the_limit = await _units_won_by_bot(rt, event_id) > 1
