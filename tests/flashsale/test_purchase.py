@@ -202,12 +202,17 @@ async def test_the_database_holds_the_limit_even_if_the_gate_forgot_the_buyer(
     assert view == GateView(tokens=9, open=True, buyers=0)
 
 
+@pytest.mark.parametrize(
+    "waiting",
+    [{"flash_wait_s": 0.01}, {"flash_wait_queue_max": 0}],
+    ids=["after-a-short-wait", "in-a-storm-never-a-ticket"],
+)
 async def test_a_full_queue_sheds_load_at_once_and_gives_the_admission_back(
-    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch, waiting: dict[str, float]
 ) -> None:
     sku = await given_sku_with_codes(rt, 10)
     event_id = await given_event(rt, sku, stock=10, limit=1)
-    flash = new_flash(rt, gate, flash_queue_max=1, flash_wait_s=0.01)
+    flash = new_flash(rt, gate, flash_queue_max=1, **waiting)
     release = hold_commits(monkeypatch)
     try:
         first = await attempt(flash, event_id, "ann")  # its batch is committing (stuck)
@@ -276,26 +281,6 @@ async def test_a_ticket_polled_where_its_purchase_committed_is_answered_without_
     finally:
         await flash.close()
         await elsewhere.close()
-
-
-async def test_a_purchase_refused_by_a_full_queue_in_a_storm_is_told_busy_not_given_a_ticket(
-    rt: Runtime, gate: Gate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sku = await given_sku_with_codes(rt, 10)
-    event_id = await given_event(rt, sku, stock=10, limit=1)
-    flash = new_flash(rt, gate, flash_wait_queue_max=0, flash_queue_max=1)
-    release = hold_commits(monkeypatch)
-    try:
-        first = await attempt(flash, event_id, "ann")  # its batch is committing (stuck)
-        second = await attempt(flash, event_id, "bob")  # waits in the queue
-        third = await attempt(flash, event_id, "cat")  # the queue is full
-
-        assert (first.result, second.result, third.result) == ("queued", "queued", "error:busy")
-        view = await gate.view(event_id)
-        assert view is not None and (view.tokens, view.buyers) == (8, 2)  # cat's admission went back
-    finally:
-        release.set()
-        await flash.close()
 
 
 async def test_a_failed_commit_buys_nothing_and_the_retry_gets_in(

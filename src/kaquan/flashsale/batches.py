@@ -105,7 +105,7 @@ class CommitQueues:
             await self._tell_gate(item.event_id, [given_back(item)], tokens_cap=None)
             raise
         self._in_flight[item.event_id] = queued_before + 1
-        # The answer outlives a buyer who stops waiting; the ticket finds it in the database and the gate.
+        # The answer outlives a buyer who stops waiting; the ticket finds it here, in the gate or in the database.
         self._queued.add(item.key)
         answer.add_done_callback(lambda done: self._answered(item, done))
         if queued_before >= self._settings.flash_wait_queue_max:
